@@ -1,0 +1,24 @@
+/* A growable byte buffer, always NUL-terminated. Allocation failure aborts:
+ * the program cannot do anything useful without memory. */
+#ifndef MXPC_BUF_H
+#define MXPC_BUF_H
+
+#include <stddef.h>
+
+struct mxpc_buf {
+    char *data;
+    size_t len;
+    size_t cap;
+};
+
+#define MXPC_BUF_INIT {NULL, 0, 0}
+
+void mxpc_buf_append(struct mxpc_buf *b, const void *data, size_t len);
+void mxpc_buf_puts(struct mxpc_buf *b, const char *s);
+void mxpc_buf_putc(struct mxpc_buf *b, char c);
+void mxpc_buf_printf(struct mxpc_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Hands the data over to the caller (who frees it) and resets the buffer. */
+char *mxpc_buf_take(struct mxpc_buf *b);
+void mxpc_buf_free(struct mxpc_buf *b);
+
+#endif

@@ -1,0 +1,53 @@
+/* Error objects shared by every module.
+ *
+ * Convention (docs/architecture.md): misuse of an API raises a Lua error
+ * (luaL_argerror/luaL_error); a failure of the outside world (file, network,
+ * server) returns `nil, err` where err is an error object: a table with
+ * metatable "mxpc.error" and fields `code` (short machine word), `message`
+ * (one line for a person) and optionally `hint` (what to do). */
+#ifndef MXPC_ERROR_H
+#define MXPC_ERROR_H
+
+#include <lua.h>
+
+#define MXPC_ERROR_META "mxpc.error"
+
+/* Exit codes of the program, also used by the error codes that map to them. */
+enum mxpc_exit {
+    MXPC_EXIT_OK = 0,
+    MXPC_EXIT_FAILURE = 1,
+    MXPC_EXIT_USAGE = 2,
+    MXPC_EXIT_SIGINT = 130,
+    MXPC_EXIT_SIGTERM = 143,
+};
+
+/* Pushes a new error object. `hint` may be NULL. */
+void mxpc_error_push(lua_State *L, const char *code, const char *hint, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Pushes nil and an error object; returns 2 (for `return mxpc_error_fail(...)`). */
+int mxpc_error_fail(lua_State *L, const char *code, const char *hint, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Raises an error object; does not return. */
+int mxpc_error_raise(lua_State *L, const char *code, const char *hint, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Like mxpc_error_fail with code "io" and the text of errno appended. */
+int mxpc_error_fail_errno(lua_State *L, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Turns the value at `idx` into an error object in place if it is not one
+ * (a string becomes {code="error", message=string}). */
+void mxpc_error_normalize(lua_State *L, int idx);
+
+/* Reads field `name` (a string) of the error object at idx, or NULL. The
+ * pointer stays valid while the object is on the stack. */
+const char *mxpc_error_field(lua_State *L, int idx, const char *name);
+
+/* The exit code an error object maps to (usage -> 2, interrupted -> 130/143). */
+int mxpc_error_exit_code(lua_State *L, int idx);
+
+int luaopen_mxpc_error(lua_State *L);
+
+#endif

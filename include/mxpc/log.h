@@ -1,0 +1,60 @@
+/* Logging to stderr with levels, text or JSON-lines format, and redaction of
+ * registered secrets. Every message that reaches a person goes through here
+ * (or through mxpc_redact) so that no secret is ever printed. */
+#ifndef MXPC_LOG_H
+#define MXPC_LOG_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include <lua.h>
+
+#include "mxpc/buf.h"
+
+enum mxpc_log_level {
+    MXPC_LOG_ERROR = 0,
+    MXPC_LOG_WARN,
+    MXPC_LOG_INFO,
+    MXPC_LOG_DEBUG,
+    MXPC_LOG_TRACE,
+};
+
+enum mxpc_log_format { MXPC_LOG_TEXT = 0, MXPC_LOG_JSON };
+
+struct mxpc_log_field {
+    const char *key;
+    const char *value;
+};
+
+void mxpc_log_set_level(enum mxpc_log_level level);
+enum mxpc_log_level mxpc_log_get_level(void);
+void mxpc_log_set_format(enum mxpc_log_format format);
+enum mxpc_log_format mxpc_log_get_format(void);
+/* Where lines go; stderr unless changed (tests). */
+void mxpc_log_set_stream(FILE *stream);
+
+/* Name <-> level; returns -1 for an unknown name. */
+int mxpc_log_level_from_name(const char *name);
+const char *mxpc_log_level_name(enum mxpc_log_level level);
+
+void mxpc_log(enum mxpc_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void mxpc_log_fields(enum mxpc_log_level level, const char *msg, const struct mxpc_log_field *fields,
+                     size_t nfields);
+
+/* Registers a secret value: from now on it is replaced by "***" wherever it
+ * would be printed. Empty strings are ignored; copies are kept. */
+void mxpc_redact_add(const char *secret);
+/* Forgets all registered secrets (tests). */
+void mxpc_redact_clear(void);
+/* Returns a newly allocated copy of `text` with every registered secret and
+ * every credential-looking pattern (password=..., user:pass@ in URLs,
+ * Authorization headers, presigned-URL signatures) masked. Never NULL
+ * unless out of memory. */
+char *mxpc_redact(const char *text);
+
+/* Appends `s` to `out` as a JSON string literal (with quotes). */
+void mxpc_json_quote(struct mxpc_buf *out, const char *s);
+
+int luaopen_mxpc_log(lua_State *L);
+
+#endif

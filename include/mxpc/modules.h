@@ -1,0 +1,17 @@
+/* Every C module, registered in package.preload by mxpc_runtime_new. Adding a
+ * module = one C file with its luaopen_ function, one line here and one line
+ * in the registry table in runtime.c. */
+#ifndef MXPC_MODULES_H
+#define MXPC_MODULES_H
+
+#include <lua.h>
+
+int luaopen_mxpc_error(lua_State *L);
+int luaopen_mxpc_log(lua_State *L);
+int luaopen_mxpc_fs(lua_State *L);
+int luaopen_mxpc_runtime(lua_State *L);
+
+/* Pushes a table of linked library versions (versions.c). */
+int mxpc_push_library_versions(lua_State *L);
+
+#endif

@@ -1,0 +1,300 @@
+-- The command line: parses argv, sets up logging and runs the command.
+-- Called from C as require("mxpc.main").run(argv); returns the exit code.
+-- Errors raised here or in a workflow reach C, which prints one line
+-- ("error: ...") and exits 1; usage errors are printed here and exit 2.
+local args = require "mxpc.args"
+local errors = require "mxpc.error"
+local log = require "mxpc.log"
+local runtime = require "mxpc.runtime"
+local scripts = require "mxpc.scripts"
+
+local PROGRAM = runtime.program
+
+local main = {}
+
+local global_options = {
+  { short = "v", long = "verbose", count = true, help = "more output (-vv: trace)" },
+  { short = "q", long = "quiet", count = true, help = "less output (-qq: errors only)" },
+  { long = "log-format", value = "FORMAT", help = "text (default) or json (JSON lines on stderr)",
+    check = function(v) return v == "text" or v == "json", "expected text or json" end },
+  { long = "debug", help = "show the Lua traceback of an error" },
+  { long = "scripts", value = "DIR", help = "load Lua scripts from DIR first (see 'scripts export')" },
+  { short = "h", long = "help", help = "show this help" },
+}
+
+local env_options = {
+  { short = "n", long = "namespace", value = "NAMESPACE", required = true,
+    help = "Kubernetes namespace of the environment", check = args.check_label },
+  { short = "e", long = "environment", value = "ENVIRONMENT", required = true,
+    help = "the environment's internal name (its MendixApp)", check = args.check_subdomain },
+}
+
+local function with_globals(spec)
+  local all = {}
+  for _, o in ipairs(spec) do all[#all + 1] = o end
+  for _, o in ipairs(global_options) do all[#all + 1] = o end
+  return all
+end
+
+local function workflow(name)
+  return function(opts)
+    local chunk = scripts.load(name)
+    return chunk(opts)
+  end
+end
+
+local commands = {}
+local order = {}
+local function command(def)
+  def.spec = with_globals(def.options or {})
+  commands[def.name] = def
+  order[#order + 1] = def.name
+end
+
+command {
+  name = "backup",
+  summary = "back up an environment's database and files into a backup archive",
+  usage = "backup -n NAMESPACE -e ENVIRONMENT -f FILE [options]",
+  description = "Writes a Mendix Cloud compatible archive (.tar.gz) with the environment's\n" ..
+      "PostgreSQL database and the files its System.FileDocument rows reference.",
+  options = {
+    env_options[1], env_options[2],
+    { short = "f", long = "file", value = "FILE", required = true, help = "the archive to write (.tar.gz)" },
+    { long = "force", help = "replace FILE if it exists" },
+  },
+  run = workflow("backup"),
+}
+
+command {
+  name = "restore",
+  summary = "restore a backup archive into an environment",
+  usage = "restore -n NAMESPACE -e ENVIRONMENT -f FILE [options]",
+  description = "Restores a Mendix Cloud backup archive (or a database-only .backup file)\n" ..
+      "into the environment's database and file storage.",
+  options = {
+    env_options[1], env_options[2],
+    { short = "f", long = "file", value = "FILE", required = true, help = "the archive to restore" },
+  },
+  run = workflow("restore"),
+}
+
+command {
+  name = "run",
+  summary = "run a Lua script with every module available",
+  usage = "run SCRIPT [ARGS...]",
+  description = "Runs SCRIPT like the 'lua' interpreter would, with the global 'arg'\n" ..
+      "holding ARGS, and every mxpc.* module and cjson available to require.",
+  stop_at_positional = true,
+  positional = "SCRIPT [ARGS...]",
+  run = function(opts, positional, argv)
+    local script = positional[1]
+    if not script then args.usage_error("missing SCRIPT") end
+    local chunk, err = loadfile(script)
+    if not chunk then errors.raise("script", "cannot load " .. err) end
+    local a = { [0] = script, [-1] = argv[0] }
+    for i = 2, #positional do a[i - 1] = positional[i] end
+    _G.arg = a
+    local result = chunk(table.unpack(a, 1, #positional - 1))
+    if math.type(result) == "integer" then return result end
+    return 0
+  end,
+}
+
+command {
+  name = "repl",
+  summary = "explore an environment interactively (not implemented yet)",
+  usage = "repl [options]",
+  description = "An interactive Lua prompt with every module loaded.",
+  run = function()
+    errors.raise("not_implemented", "the repl is not implemented yet",
+      "use 'mxpc-data-migration run SCRIPT' meanwhile")
+  end,
+}
+
+command {
+  name = "scripts",
+  summary = "export the stock Lua scripts for editing, or list where they load from",
+  usage = "scripts export DIR [--force] | scripts list",
+  description = "'scripts export DIR' writes the stock workflows and modules to DIR; edit\n" ..
+      "them and run with --scripts DIR (or MXPC_SCRIPTS=DIR) to use your copies.\n" ..
+      "'scripts list' shows where each stock file is loaded from.",
+  options = { { long = "force", help = "replace existing files when exporting" } },
+  positional = "ACTION [DIR]",
+  run = function(opts, positional)
+    local action = positional[1]
+    if action == "export" then
+      local dir = positional[2]
+      if not dir then args.usage_error("missing DIR for 'scripts export'") end
+      if #positional > 2 then args.usage_error("unexpected argument %q", positional[3]) end
+      local written = scripts.export(dir, opts.force)
+      log.info("exported stock scripts", { dir = dir, files = #written })
+      io.stdout:write(("exported %d files to %s\n"):format(#written, dir))
+      return 0
+    elseif action == "list" then
+      if #positional > 1 then args.usage_error("unexpected argument %q", positional[2]) end
+      for _, f in ipairs(scripts.list()) do
+        io.stdout:write(("%-32s %s\n"):format(f.file, f.from))
+      end
+      return 0
+    elseif action == nil then
+      args.usage_error("missing ACTION (export or list)")
+    else
+      args.usage_error("unknown action %q (expected export or list)", action)
+    end
+  end,
+}
+
+command {
+  name = "version",
+  summary = "print the version and the library versions",
+  usage = "version",
+  run = function()
+    io.stdout:write(PROGRAM, " ", runtime.version, "\n")
+    local libs = runtime.libraries()
+    for _, k in ipairs { "lua", "libpq", "libcurl", "libarchive", "openssl", "zlib" } do
+      io.stdout:write(("  %-10s %s\n"):format(k, libs[k]))
+    end
+    return 0
+  end,
+}
+
+command {
+  name = "help",
+  summary = "show help for a command",
+  usage = "help [COMMAND]",
+  positional = "[COMMAND]",
+  run = function(_, positional)
+    local name = positional[1]
+    if not name then
+      io.stdout:write(main.help())
+      return 0
+    end
+    local def = commands[name]
+    if not def then args.usage_error("unknown command %q", name) end
+    io.stdout:write(main.command_help(def))
+    return 0
+  end,
+}
+
+function main.help()
+  local out = {
+    PROGRAM .. " " .. runtime.version .. " - back up and restore Mendix for Private Cloud environments",
+    "",
+    "usage: " .. PROGRAM .. " COMMAND [options]",
+    "",
+    "commands:",
+  }
+  for _, name in ipairs(order) do
+    out[#out + 1] = ("  %-9s %s"):format(name, commands[name].summary)
+  end
+  out[#out + 1] = ""
+  out[#out + 1] = "global options:"
+  out[#out + 1] = args.help(global_options)
+  out[#out + 1] = ""
+  out[#out + 1] = "Run '" .. PROGRAM .. " COMMAND --help' for a command's options."
+  return table.concat(out, "\n") .. "\n"
+end
+
+function main.command_help(def)
+  local out = { "usage: " .. PROGRAM .. " " .. def.usage, "" }
+  if def.description then
+    out[#out + 1] = def.description
+    out[#out + 1] = ""
+  end
+  if def.options and #def.options > 0 then
+    out[#out + 1] = "options:"
+    out[#out + 1] = args.help(def.options)
+    out[#out + 1] = ""
+  end
+  out[#out + 1] = "global options:"
+  out[#out + 1] = args.help(global_options)
+  return table.concat(out, "\n") .. "\n"
+end
+
+local function print_usage_error(err, def)
+  io.stderr:write("error: ", log.redact(err.message), "\n")
+  if def then
+    io.stderr:write("usage: ", PROGRAM, " ", def.usage, "\n")
+    io.stderr:write("Try '", PROGRAM, " ", def.name, " --help' for more information.\n")
+  else
+    io.stderr:write("usage: ", PROGRAM, " COMMAND [options]\n")
+    io.stderr:write("Try '", PROGRAM, " --help' for more information.\n")
+  end
+  return 2
+end
+
+-- Keeps the traceback of where an error was raised, since it is re-raised
+-- after the usage check below.
+local function keep_traceback(e)
+  e = errors.normalize(e)
+  if not e.traceback then e.traceback = debug.traceback(e.message, 2) end
+  return e
+end
+
+local function apply_logging(opts)
+  local level = 2 + (opts.verbose or 0) - (opts.quiet or 0) -- 2 = info
+  local names = { [0] = "error", "warn", "info", "debug", "trace" }
+  log.set_level(names[math.max(0, math.min(4, level))])
+  if opts.log_format then log.set_format(opts.log_format) end
+end
+
+function main.run(argv)
+  -- global options may come before the command
+  local i = 1
+  local pre = {}
+  while argv[i] and argv[i]:sub(1, 1) == "-" do
+    pre[#pre + 1] = argv[i]
+    if argv[i] == "--log-format" or argv[i] == "--scripts" then
+      i = i + 1
+      pre[#pre + 1] = argv[i]
+    end
+    i = i + 1
+  end
+  local ok, popts = pcall(args.parse, global_options, pre, 1)
+  if not ok then
+    if errors.is(popts, "usage") then return print_usage_error(popts) end
+    error(popts, 0)
+  end
+  apply_logging(popts)
+
+  local name = argv[i]
+  if name == nil then
+    if popts.help then
+      io.stdout:write(main.help())
+      return 0
+    end
+    return print_usage_error({ message = "missing COMMAND" })
+  end
+  local def = commands[name]
+  if not def then return print_usage_error({ message = ("unknown command %q"):format(name) }) end
+
+  local parsed, positional
+  ok, parsed, positional = pcall(function()
+    local o, p = args.parse(def.spec, argv, i + 1, def.stop_at_positional)
+    for k, v in pairs(popts) do
+      if o[k] == nil then o[k] = v end
+    end
+    if o.help then return o, p end
+    if not def.positional and #p > 0 then args.usage_error("unexpected argument %q", p[1]) end
+    return o, p
+  end)
+  if not ok then
+    if errors.is(parsed, "usage") then return print_usage_error(parsed, def) end
+    error(parsed, 0)
+  end
+  if parsed.help then
+    io.stdout:write(main.command_help(def))
+    return 0
+  end
+  apply_logging(parsed)
+
+  local result
+  ok, result = xpcall(def.run, keep_traceback, parsed, positional, argv)
+  if not ok then
+    if errors.is(result, "usage") then return print_usage_error(result, def) end
+    error(result, 0)
+  end
+  return result or 0
+end
+
+return main

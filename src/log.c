@@ -1,0 +1,262 @@
+/* Logging core and redaction. See include/mxpc/log.h. */
+#include "mxpc/log.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+
+static enum mxpc_log_level current_level = MXPC_LOG_INFO;
+static enum mxpc_log_format current_format = MXPC_LOG_TEXT;
+static FILE *log_stream;
+
+static const char *const level_names[] = {"error", "warn", "info", "debug", "trace"};
+
+void mxpc_log_set_level(enum mxpc_log_level level) { current_level = level; }
+enum mxpc_log_level mxpc_log_get_level(void) { return current_level; }
+void mxpc_log_set_format(enum mxpc_log_format format) { current_format = format; }
+enum mxpc_log_format mxpc_log_get_format(void) { return current_format; }
+void mxpc_log_set_stream(FILE *stream) { log_stream = stream; }
+
+int mxpc_log_level_from_name(const char *name)
+{
+    for (int i = 0; i <= MXPC_LOG_TRACE; i++)
+        if (strcmp(name, level_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+const char *mxpc_log_level_name(enum mxpc_log_level level)
+{
+    return level <= MXPC_LOG_TRACE ? level_names[level] : "?";
+}
+
+/* --- redaction ------------------------------------------------------------ */
+
+static char **secrets;
+static size_t nsecrets;
+
+void mxpc_redact_add(const char *secret)
+{
+    if (!secret || !*secret)
+        return;
+    for (size_t i = 0; i < nsecrets; i++)
+        if (strcmp(secrets[i], secret) == 0)
+            return;
+    char **grown = realloc(secrets, (nsecrets + 1) * sizeof *secrets);
+    char *copy = strdup(secret);
+    if (!grown || !copy) {
+        fputs("error: out of memory\n", stderr);
+        abort();
+    }
+    secrets = grown;
+    secrets[nsecrets++] = copy;
+}
+
+void mxpc_redact_clear(void)
+{
+    for (size_t i = 0; i < nsecrets; i++)
+        free(secrets[i]);
+    free(secrets);
+    secrets = NULL;
+    nsecrets = 0;
+}
+
+#define MASK "***"
+
+/* Length of the value that starts at p: up to white space, quote, '&' or ','. */
+static size_t value_len(const char *p)
+{
+    size_t n = 0;
+    while (p[n] && !isspace((unsigned char)p[n]) && !strchr("\"'&,;", p[n]))
+        n++;
+    return n;
+}
+
+static int starts_with_ci(const char *p, const char *prefix)
+{
+    return strncasecmp(p, prefix, strlen(prefix)) == 0;
+}
+
+/* Keys whose value is a credential, as in "password=...", "X-Amz-Signature=..." */
+static const char *const secret_keys[] = {
+    "password=",        "password:",       "passwd=",         "x-amz-signature=", "x-amz-security-token=",
+    "x-amz-credential=", "secret_access_key=", "secretaccesskey=", "token=",           NULL,
+};
+
+/* Masks credential patterns in place of the source text, appending to out. */
+static void mask_patterns(struct mxpc_buf *out, const char *s)
+{
+    const char *p = s;
+    while (*p) {
+        int matched = 0;
+        for (const char *const *k = secret_keys; *k; k++) {
+            /* only at a word start, so "mypassword=" still matches but "xpassword" does not matter */
+            if (starts_with_ci(p, *k)) {
+                size_t klen = strlen(*k);
+                mxpc_buf_append(out, p, klen);
+                p += klen;
+                size_t vlen = value_len(p);
+                if (vlen) {
+                    mxpc_buf_puts(out, MASK);
+                    p += vlen;
+                }
+                matched = 1;
+                break;
+            }
+        }
+        if (matched)
+            continue;
+        if (starts_with_ci(p, "authorization:")) {
+            /* the whole header value up to the end of the line */
+            mxpc_buf_append(out, p, 14);
+            p += 14;
+            while (*p == ' ')
+                mxpc_buf_putc(out, *p++);
+            mxpc_buf_puts(out, MASK);
+            while (*p && *p != '\n' && *p != '\r')
+                p++;
+            continue;
+        }
+        if (p[0] == ':' && p[1] == '/' && p[2] == '/') {
+            /* scheme://user:password@host -> scheme://user:***@host */
+            const char *auth = p + 3;
+            size_t n = strcspn(auth, "/@ \t\n\"'");
+            if (auth[n] == '@') {
+                const char *colon = memchr(auth, ':', n);
+                if (colon) {
+                    mxpc_buf_append(out, p, (size_t)(colon + 1 - p));
+                    mxpc_buf_puts(out, MASK);
+                    p = auth + n;
+                    continue;
+                }
+            }
+        }
+        mxpc_buf_putc(out, *p++);
+    }
+}
+
+char *mxpc_redact(const char *text)
+{
+    if (!text)
+        text = "";
+    struct mxpc_buf a = MXPC_BUF_INIT;
+    /* registered secrets first, longest first so a secret containing another
+     * is masked whole */
+    const char *src = text;
+    struct mxpc_buf tmp = MXPC_BUF_INIT;
+    mxpc_buf_puts(&tmp, src);
+    for (;;) {
+        const char *best = NULL;
+        size_t bestlen = 0;
+        for (size_t i = 0; i < nsecrets; i++) {
+            size_t n = strlen(secrets[i]);
+            const char *hit = strstr(tmp.data, secrets[i]);
+            if (hit && (!best || hit < best || (hit == best && n > bestlen))) {
+                best = hit;
+                bestlen = n;
+            }
+        }
+        if (!best)
+            break;
+        struct mxpc_buf next = MXPC_BUF_INIT;
+        mxpc_buf_append(&next, tmp.data, (size_t)(best - tmp.data));
+        mxpc_buf_puts(&next, MASK);
+        mxpc_buf_puts(&next, best + bestlen);
+        mxpc_buf_free(&tmp);
+        tmp = next;
+    }
+    mask_patterns(&a, tmp.data);
+    mxpc_buf_free(&tmp);
+    return mxpc_buf_take(&a);
+}
+
+/* --- output --------------------------------------------------------------- */
+
+void mxpc_json_quote(struct mxpc_buf *out, const char *s)
+{
+    mxpc_buf_putc(out, '"');
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        switch (*p) {
+        case '"': mxpc_buf_puts(out, "\\\""); break;
+        case '\\': mxpc_buf_puts(out, "\\\\"); break;
+        case '\n': mxpc_buf_puts(out, "\\n"); break;
+        case '\r': mxpc_buf_puts(out, "\\r"); break;
+        case '\t': mxpc_buf_puts(out, "\\t"); break;
+        default:
+            if (*p < 0x20)
+                mxpc_buf_printf(out, "\\u%04x", *p);
+            else
+                mxpc_buf_putc(out, (char)*p);
+        }
+    }
+    mxpc_buf_putc(out, '"');
+}
+
+/* Text values with spaces or quotes are quoted so a line stays parseable. */
+static void text_value(struct mxpc_buf *out, const char *v)
+{
+    if (*v && !strpbrk(v, " \t\n\"="))
+        mxpc_buf_puts(out, v);
+    else
+        mxpc_json_quote(out, v);
+}
+
+void mxpc_log_fields(enum mxpc_log_level level, const char *msg, const struct mxpc_log_field *fields,
+                     size_t nfields)
+{
+    if (level > current_level)
+        return;
+    FILE *stream = log_stream ? log_stream : stderr;
+    struct mxpc_buf line = MXPC_BUF_INIT;
+    /* redact each part before quoting, so a secret with quotes or
+     * backslashes is still recognised */
+    char *safe_msg = mxpc_redact(msg);
+    if (current_format == MXPC_LOG_JSON) {
+        struct timeval tv;
+        gettimeofday(&tv, NULL);
+        struct tm tm;
+        gmtime_r(&tv.tv_sec, &tm);
+        char ts[40];
+        strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
+        mxpc_buf_printf(&line, "{\"time\":\"%s.%03ldZ\",\"level\":\"%s\",\"msg\":", ts,
+                        (long)(tv.tv_usec / 1000), mxpc_log_level_name(level));
+        mxpc_json_quote(&line, safe_msg);
+    } else {
+        mxpc_buf_printf(&line, "%s: %s", mxpc_log_level_name(level), safe_msg);
+    }
+    free(safe_msg);
+    for (size_t i = 0; i < nfields; i++) {
+        char *value = mxpc_redact(fields[i].value ? fields[i].value : "");
+        if (current_format == MXPC_LOG_JSON) {
+            mxpc_buf_putc(&line, ',');
+            mxpc_json_quote(&line, fields[i].key);
+            mxpc_buf_putc(&line, ':');
+            mxpc_json_quote(&line, value);
+        } else {
+            mxpc_buf_printf(&line, " %s=", fields[i].key);
+            text_value(&line, value);
+        }
+        free(value);
+    }
+    if (current_format == MXPC_LOG_JSON)
+        mxpc_buf_putc(&line, '}');
+    mxpc_buf_putc(&line, '\n');
+    fputs(line.data, stream);
+    fflush(stream);
+    mxpc_buf_free(&line);
+}
+
+void mxpc_log(enum mxpc_log_level level, const char *fmt, ...)
+{
+    if (level > current_level)
+        return;
+    char msg[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    mxpc_log_fields(level, msg, NULL, 0);
+}

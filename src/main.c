@@ -1,0 +1,122 @@
+/* Entry point: start the Lua runtime and hand the command line to the Lua
+ * main module (lua/mxpc/main.lua), which parses it and runs the command.
+ * C only picks out what must be known before any Lua runs: --scripts (where
+ * Lua files come from) and --debug (print tracebacks). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "mxpc/error.h"
+#include "mxpc/log.h"
+#include "mxpc/runtime.h"
+
+struct early_options {
+    const char *scripts_dir;
+    int debug;
+};
+
+/* Scans argv for --scripts/--debug up to "--" or the script of `run` (whose
+ * own arguments are not ours). Full validation happens in Lua. */
+static void scan_early_options(int argc, char **argv, struct early_options *o)
+{
+    const char *env = getenv("MXPC_SCRIPTS");
+    if (env && *env)
+        o->scripts_dir = env;
+    const char *command = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--") == 0)
+            break;
+        if (strcmp(a, "--debug") == 0) {
+            o->debug = 1;
+        } else if (strcmp(a, "--scripts") == 0 && i + 1 < argc) {
+            o->scripts_dir = argv[++i];
+        } else if (strncmp(a, "--scripts=", 10) == 0) {
+            o->scripts_dir = a + 10;
+        } else if (strcmp(a, "--log-format") == 0) {
+            i++; /* skip its value */
+        } else if (a[0] != '-') {
+            if (!command)
+                command = a;
+            else if (strcmp(command, "run") == 0)
+                break; /* the script: what follows belongs to it */
+        }
+    }
+}
+
+/* Prints the error object on top of the stack as one line (plus a hint, and
+ * the traceback with --debug), redacted, and returns the exit code. */
+static int report_error(lua_State *L, int debug)
+{
+    int code = mxpc_error_exit_code(L, -1);
+    const char *msg = mxpc_error_field(L, -1, "message");
+    const char *hint = mxpc_error_field(L, -1, "hint");
+    const char *tb = mxpc_error_field(L, -1, "traceback");
+    if (mxpc_log_get_format() == MXPC_LOG_JSON) {
+        struct mxpc_log_field fields[2];
+        size_t n = 0;
+        if (hint)
+            fields[n++] = (struct mxpc_log_field){"hint", hint};
+        if (debug && tb)
+            fields[n++] = (struct mxpc_log_field){"traceback", tb};
+        mxpc_log_fields(MXPC_LOG_ERROR, msg ? msg : "unknown error", fields, n);
+        return code;
+    }
+    char *line = mxpc_redact(msg ? msg : "unknown error");
+    fprintf(stderr, "error: %s\n", line);
+    free(line);
+    if (hint) {
+        char *h = mxpc_redact(hint);
+        fprintf(stderr, "hint: %s\n", h);
+        free(h);
+    }
+    if (debug && tb) {
+        char *t = mxpc_redact(tb);
+        fprintf(stderr, "%s\n", t);
+        free(t);
+    }
+    return code;
+}
+
+int main(int argc, char **argv)
+{
+    struct early_options early = {0};
+    scan_early_options(argc, argv, &early);
+
+    struct mxpc_runtime_options opts = {.scripts_dir = early.scripts_dir, .data_dir = getenv("MXPC_DATADIR")};
+    lua_State *L = mxpc_runtime_new(&opts);
+    if (!L) {
+        fputs("error: cannot create the Lua state (out of memory)\n", stderr);
+        return MXPC_EXIT_FAILURE;
+    }
+    mxpc_runtime_install_signal_handlers(L);
+
+    /* main = require("mxpc.main"); return main.run(argv) */
+    lua_getglobal(L, "require");
+    lua_pushstring(L, "mxpc.main");
+    int status = mxpc_runtime_pcall(L, 1, 1);
+    int exit_code = MXPC_EXIT_OK;
+    if (status == LUA_OK) {
+        lua_getfield(L, -1, "run");
+        lua_createtable(L, argc, 0);
+        for (int i = 0; i < argc; i++) {
+            lua_pushstring(L, argv[i]);
+            lua_rawseti(L, -2, i);
+        }
+        status = mxpc_runtime_pcall(L, 1, 1);
+    }
+    if (status != LUA_OK) {
+        exit_code = report_error(L, early.debug);
+    } else if (lua_isinteger(L, -1)) {
+        exit_code = (int)lua_tointeger(L, -1);
+    }
+    /* closing the state runs every pending __gc: partial outputs are removed */
+    lua_close(L);
+    int signo = mxpc_interrupted();
+    if (signo && exit_code == MXPC_EXIT_OK)
+        exit_code = 128 + signo;
+    return exit_code;
+}

@@ -1,0 +1,281 @@
+/* The Lua runtime: see include/mxpc/runtime.h. */
+#include "mxpc/runtime.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lua-cjson.h>
+#include <lualib.h>
+
+#include "mxpc/buf.h"
+#include "mxpc/error.h"
+#include "mxpc/modules.h"
+#include "mxpc/version.h"
+
+static const luaL_Reg c_modules[] = {
+    {"mxpc.error", luaopen_mxpc_error},
+    {"mxpc.log", luaopen_mxpc_log},
+    {"mxpc.fs", luaopen_mxpc_fs},
+    {"mxpc.runtime", luaopen_mxpc_runtime},
+    {"cjson", luaopen_cjson},
+    {NULL, NULL},
+};
+
+/* Registry keys for the directories chosen at start. */
+#define REG_SCRIPTS_DIR "mxpc.scripts_dir"
+#define REG_DATA_DIR "mxpc.data_dir"
+
+const struct mxpc_embedded_file *mxpc_embedded_find(const char *path)
+{
+    for (size_t i = 0; i < mxpc_embedded_count; i++)
+        if (strcmp(mxpc_embedded_files[i].path, path) == 0)
+            return &mxpc_embedded_files[i];
+    return NULL;
+}
+
+/* package.searchers entry: modules compiled into the binary, tried last. */
+static int embedded_searcher(lua_State *L)
+{
+    const char *name = luaL_checkstring(L, 1);
+    const char *const patterns[] = {"lua/%s.lua", "lua/%s/init.lua"};
+    struct mxpc_buf tried = MXPC_BUF_INIT;
+    for (size_t i = 0; i < sizeof patterns / sizeof *patterns; i++) {
+        const char *rel = luaL_gsub(L, name, ".", "/");
+        lua_pushfstring(L, patterns[i], rel);
+        const char *path = lua_tostring(L, -1);
+        const struct mxpc_embedded_file *f = mxpc_embedded_find(path);
+        if (f) {
+            mxpc_buf_free(&tried);
+            lua_pushfstring(L, "=[embedded] %s", path);
+            if (luaL_loadbuffer(L, f->data, f->size, lua_tostring(L, -1)) != LUA_OK)
+                return luaL_error(L, "error loading embedded module '%s':\n\t%s", name, lua_tostring(L, -1));
+            lua_pushfstring(L, "[embedded] %s", path);
+            return 2;
+        }
+        mxpc_buf_printf(&tried, "\n\tno embedded file '%s'", path);
+        lua_pop(L, 2);
+    }
+    lua_pushstring(L, tried.data ? tried.data : "");
+    mxpc_buf_free(&tried);
+    return 1;
+}
+
+/* package.path: scripts dir, then $LUA_PATH (";;" = installed dir + Lua's
+ * default), else installed dir + Lua's default. The embedded copy comes last
+ * through embedded_searcher. */
+static void set_package_path(lua_State *L, const char *scripts_dir, const char *data_dir)
+{
+    struct mxpc_buf def = MXPC_BUF_INIT;
+    if (data_dir && *data_dir)
+        mxpc_buf_printf(&def, "%s/lua/?.lua;%s/lua/?/init.lua;", data_dir, data_dir);
+    mxpc_buf_puts(&def, LUA_PATH_DEFAULT);
+
+    struct mxpc_buf path = MXPC_BUF_INIT;
+    if (scripts_dir && *scripts_dir)
+        mxpc_buf_printf(&path, "%s/lua/?.lua;%s/lua/?/init.lua;", scripts_dir, scripts_dir);
+    const char *env = getenv("LUA_PATH_5_4");
+    if (!env)
+        env = getenv("LUA_PATH");
+    if (env) {
+        /* replace every ";;" with ";<default>;" as lua.c does */
+        const char *p = env;
+        const char *hit;
+        while ((hit = strstr(p, ";;")) != NULL) {
+            mxpc_buf_append(&path, p, (size_t)(hit - p));
+            mxpc_buf_printf(&path, ";%s;", def.data);
+            p = hit + 2;
+        }
+        mxpc_buf_puts(&path, p);
+    } else {
+        mxpc_buf_puts(&path, def.data);
+    }
+    lua_getglobal(L, "package");
+    lua_pushstring(L, path.data);
+    lua_setfield(L, -2, "path");
+    lua_pop(L, 1);
+    mxpc_buf_free(&def);
+    mxpc_buf_free(&path);
+}
+
+lua_State *mxpc_runtime_new(const struct mxpc_runtime_options *opts)
+{
+    lua_State *L = luaL_newstate();
+    if (!L)
+        return NULL;
+    luaL_openlibs(L);
+
+    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+    for (const luaL_Reg *m = c_modules; m->name; m++) {
+        lua_pushcfunction(L, m->func);
+        lua_setfield(L, -2, m->name);
+    }
+    lua_pop(L, 1);
+
+    const char *scripts_dir = opts && opts->scripts_dir ? opts->scripts_dir : NULL;
+    const char *data_dir = opts && opts->data_dir ? opts->data_dir : MXPC_DATADIR;
+    lua_pushstring(L, scripts_dir ? scripts_dir : "");
+    lua_setfield(L, LUA_REGISTRYINDEX, REG_SCRIPTS_DIR);
+    lua_pushstring(L, data_dir);
+    lua_setfield(L, LUA_REGISTRYINDEX, REG_DATA_DIR);
+    set_package_path(L, scripts_dir, data_dir);
+
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "searchers");
+    lua_pushcfunction(L, embedded_searcher);
+    lua_rawseti(L, -2, (lua_Integer)luaL_len(L, -2) + 1);
+    lua_pop(L, 2);
+    return L;
+}
+
+/* Message handler: turn any error into an error object with a traceback. */
+static int traceback_handler(lua_State *L)
+{
+    mxpc_error_normalize(L, 1);
+    if (mxpc_error_field(L, 1, "traceback"))
+        return 1; /* already recorded where it was first raised */
+    const char *msg = mxpc_error_field(L, 1, "message");
+    luaL_traceback(L, L, msg, 1);
+    lua_setfield(L, 1, "traceback");
+    return 1;
+}
+
+int mxpc_runtime_pcall(lua_State *L, int nargs, int nresults)
+{
+    int base = lua_gettop(L) - nargs;
+    lua_pushcfunction(L, traceback_handler);
+    lua_insert(L, base);
+    int status = lua_pcall(L, nargs, nresults, base);
+    lua_remove(L, base);
+    return status;
+}
+
+/* --- interruption --------------------------------------------------------- */
+
+static volatile sig_atomic_t pending_signal;
+static lua_State *signal_state;
+
+int mxpc_interrupted(void) { return pending_signal; }
+void mxpc_interrupt_reset(void) { pending_signal = 0; }
+
+static void push_interrupt_error(lua_State *L, int signo)
+{
+    mxpc_error_push(L, "interrupted", NULL, "interrupted by %s", signo == SIGTERM ? "SIGTERM" : "SIGINT");
+    lua_pushstring(L, signo == SIGTERM ? "SIGTERM" : "SIGINT");
+    lua_setfield(L, -2, "signal");
+}
+
+void mxpc_check_interrupt(lua_State *L)
+{
+    int signo = pending_signal;
+    if (signo) {
+        push_interrupt_error(L, signo);
+        lua_error(L);
+    }
+}
+
+static void interrupt_hook(lua_State *L, lua_Debug *ar)
+{
+    (void)ar;
+    lua_sethook(L, NULL, 0, 0);
+    mxpc_check_interrupt(L);
+}
+
+void mxpc_interrupt_raise(int signo)
+{
+    pending_signal = signo;
+    /* lua_sethook is safe to call from a signal handler (see lua.c) */
+    if (signal_state)
+        lua_sethook(signal_state, interrupt_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+}
+
+static void on_signal(int signo)
+{
+    /* a second signal while cleaning up ends the process at once */
+    signal(signo, SIG_DFL);
+    mxpc_interrupt_raise(signo);
+}
+
+void mxpc_runtime_install_signal_handlers(lua_State *L)
+{
+    signal_state = L;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+/* --- Lua module mxpc.runtime ---------------------------------------------- */
+
+/* runtime.embedded() -> array of paths; runtime.embedded(path) -> source or nil */
+static int l_embedded(lua_State *L)
+{
+    if (lua_isnoneornil(L, 1)) {
+        lua_createtable(L, (int)mxpc_embedded_count, 0);
+        for (size_t i = 0; i < mxpc_embedded_count; i++) {
+            lua_pushstring(L, mxpc_embedded_files[i].path);
+            lua_rawseti(L, -2, (lua_Integer)i + 1);
+        }
+        return 1;
+    }
+    const struct mxpc_embedded_file *f = mxpc_embedded_find(luaL_checkstring(L, 1));
+    if (!f)
+        return 0;
+    lua_pushlstring(L, f->data, f->size);
+    return 1;
+}
+
+static int l_scripts_dir(lua_State *L)
+{
+    lua_getfield(L, LUA_REGISTRYINDEX, REG_SCRIPTS_DIR);
+    if (lua_tostring(L, -1)[0] == '\0')
+        lua_pushnil(L);
+    return 1;
+}
+
+static int l_data_dir(lua_State *L)
+{
+    lua_getfield(L, LUA_REGISTRYINDEX, REG_DATA_DIR);
+    if (lua_tostring(L, -1)[0] == '\0')
+        lua_pushnil(L);
+    return 1;
+}
+
+/* runtime.check_interrupt(): raises the interruption error if a signal came */
+static int l_check_interrupt(lua_State *L)
+{
+    mxpc_check_interrupt(L);
+    return 0;
+}
+
+static int l_interrupted(lua_State *L)
+{
+    int signo = mxpc_interrupted();
+    if (!signo)
+        lua_pushboolean(L, 0);
+    else
+        lua_pushstring(L, signo == SIGTERM ? "SIGTERM" : "SIGINT");
+    return 1;
+}
+
+int luaopen_mxpc_runtime(lua_State *L)
+{
+    static const luaL_Reg fns[] = {
+        {"embedded", l_embedded},
+        {"scripts_dir", l_scripts_dir},
+        {"data_dir", l_data_dir},
+        {"check_interrupt", l_check_interrupt},
+        {"interrupted", l_interrupted},
+        {"libraries", mxpc_push_library_versions},
+        {NULL, NULL},
+    };
+    luaL_newlib(L, fns);
+    lua_pushstring(L, MXPC_VERSION);
+    lua_setfield(L, -2, "version");
+    lua_pushstring(L, "mxpc-data-migration");
+    lua_setfield(L, -2, "program");
+    return 1;
+}
