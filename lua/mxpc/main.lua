@@ -90,7 +90,7 @@ command {
     local script = positional[1]
     if not script then args.usage_error("missing SCRIPT") end
     local chunk, err = loadfile(script)
-    if not chunk then errors.raise("script", "cannot load " .. err) end
+    if not chunk then errors.raise("script", err) end
     local a = { [0] = script, [-1] = argv[0] }
     for i = 2, #positional do a[i - 1] = positional[i] end
     _G.arg = a

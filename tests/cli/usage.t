@@ -1,0 +1,90 @@
+# Bad command lines exit 2 with one error line, the usage and a pointer to --help.
+$
+? 2
+! error: missing COMMAND
+! usage: mxpc-data-migration COMMAND [options]
+! Try 'mxpc-data-migration --help' for more information.
+
+$ frobnicate
+? 2
+! error: unknown command "frobnicate"
+! usage: mxpc-data-migration COMMAND [options]
+! Try 'mxpc-data-migration --help' for more information.
+
+$ backup -n mendix -e demo-app
+? 2
+! error: missing required option -f/--file FILE
+! usage: mxpc-data-migration backup -n NAMESPACE -e ENVIRONMENT -f FILE [options]
+! Try 'mxpc-data-migration backup --help' for more information.
+
+$ backup -e demo-app -f x.tar.gz
+? 2
+!~ ^error: missing required option -n/--namespace NAMESPACE$
+
+$ restore -n mendix -f x.tar.gz
+? 2
+!~ ^error: missing required option -e/--environment ENVIRONMENT$
+
+$ backup -n Mendix -e demo-app -f x.tar.gz
+? 2
+!~ ^error: invalid -n/--namespace "Mendix": use lowercase letters
+
+$ backup -n mendix -e demo_app -f x.tar.gz
+? 2
+!~ ^error: invalid -e/--environment "demo_app"
+
+$ backup -n mendix -e demo-app -f
+? 2
+!~ ^error: option -f/--file needs a value \(FILE\)$
+
+$ backup -n mendix -e demo-app -f x --bogus
+? 2
+!~ ^error: unknown option --bogus$
+
+$ backup -n mendix -e demo-app -f x -z
+? 2
+!~ ^error: unknown option -z$
+
+$ backup -n mendix -n other -e demo-app -f x
+? 2
+!~ ^error: option -n/--namespace given more than once$
+
+$ backup -n mendix -e demo-app -f x extra
+? 2
+!~ ^error: unexpected argument "extra"$
+
+$ --log-format xml version
+? 2
+!~ ^error: invalid --log-format "xml": expected text or json$
+
+$ run
+? 2
+! error: missing SCRIPT
+! usage: mxpc-data-migration run SCRIPT [ARGS...]
+! Try 'mxpc-data-migration run --help' for more information.
+
+$ scripts
+? 2
+!~ ^error: missing ACTION \(export or list\)$
+
+$ scripts explode
+? 2
+!~ ^error: unknown action "explode"
+
+$ scripts export
+? 2
+!~ ^error: missing DIR for 'scripts export'$
+
+$ help nosuch
+? 2
+!~ ^error: unknown command "nosuch"$
+
+# Valid command lines that reach the workflows (not implemented yet) exit 1.
+$ backup -n mendix -e demo-app -f x.tar.gz
+? 1
+! error: backup of mendix/demo-app is not implemented yet
+! hint: this version only parses and validates the command line
+
+$ restore --namespace=mendix --environment demo-copy --file x.tar.gz
+? 1
+!~ ^error: restore into mendix/demo-copy is not implemented yet$
