@@ -86,13 +86,17 @@ command {
       "holding ARGS, and every mxpc.* module and cjson available to require.",
   stop_at_positional = true,
   positional = "SCRIPT [ARGS...]",
-  run = function(opts, positional, argv)
+  run = function(opts, positional, argv, command_index)
     local script = positional[1]
     if not script then args.usage_error("missing SCRIPT") end
     local chunk, err = loadfile(script)
     if not chunk then errors.raise("script", err) end
-    local a = { [0] = script, [-1] = argv[0] }
-    for i = 2, #positional do a[i - 1] = positional[i] end
+    -- as lua does: arg[0] is the script, arguments after it are 1..n and
+    -- everything before it (the program, options, "run") is negative
+    local k = command_index + 1
+    while argv[k] ~= script do k = k + 1 end
+    local a = {}
+    for j = 0, #argv do a[j - k] = argv[j] end
     _G.arg = a
     local result = chunk(table.unpack(a, 1, #positional - 1))
     if math.type(result) == "integer" then return result end
@@ -289,7 +293,7 @@ function main.run(argv)
   apply_logging(parsed)
 
   local result
-  ok, result = xpcall(def.run, keep_traceback, parsed, positional, argv)
+  ok, result = xpcall(def.run, keep_traceback, parsed, positional, argv, i)
   if not ok then
     if errors.is(result, "usage") then return print_usage_error(result, def) end
     error(result, 0)

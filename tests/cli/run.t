@@ -50,3 +50,15 @@ $ run syntax.lua
 % printf 'for _, m in ipairs{"mxpc.error","mxpc.log","mxpc.fs","mxpc.runtime","mxpc.args","mxpc.scripts","cjson"} do io.write(m, "=", type(require(m)), " ") end print()\n' > {tmp}/mods.lua
 $ run mods.lua
 > mxpc.error=table mxpc.log=table mxpc.fs=table mxpc.runtime=table mxpc.args=table mxpc.scripts=table cjson=table 
+
+# arg holds what came before the script at negative indices, as in lua.
+% printf 'print(arg[-4] == nil, arg[-3]:match("mxpc%%-data%%-migration$") ~= nil, arg[-2], arg[-1], arg[0], arg[1])\n' > {tmp}/neg.lua
+$ -v run neg.lua x
+> true	true	-v	run	neg.lua	x
+
+# Global options work before and after the command.
+$ -q run seven.lua
+? 7
+
+$ run --debug seven.lua
+? 7

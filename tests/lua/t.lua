@@ -82,7 +82,11 @@ function t.sh(cmd)
 end
 
 -- The program under test (the binary running this file).
-function t.program() return arg[-1] end
+function t.program()
+  local i = -1
+  while arg[i - 1] ~= nil do i = i - 1 end
+  return arg[i]
+end
 
 function t.run()
   local passed, failed = 0, 0
