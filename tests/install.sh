@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# `cmake --install` puts the binary and the stock Lua files in place, and the
+# installed binary loads its scripts from the installed files.
+set -euo pipefail
+build=$1
+prefix=$(mktemp -d)
+trap 'rm -rf "$prefix"' EXIT
+fail() { echo "FAIL: $*"; echo "0 passed, 1 failed"; exit 1; }
+
+cmake --install "$build" --prefix "$prefix" >/dev/null
+bin=$prefix/bin/mxpc-data-migration
+data=$prefix/share/mxpc-data-migration
+[ -x "$bin" ] || fail "no installed binary"
+for f in lua/mxpc/main.lua scripts/backup.lua scripts/restore.lua; do
+  [ -f "$data/$f" ] || fail "not installed: $f"
+done
+# the installed binary was built for another prefix, so point it at this one
+list=$(MXPC_SCRIPTS= MXPC_DATADIR="$data" "$bin" scripts list)
+echo "$list" | grep -q "^scripts/backup.lua  *$data/scripts/backup.lua$" || fail "backup.lua not loaded from $data: $list"
+echo "$list" | grep -q "^lua/mxpc/main.lua  *$data/lua/mxpc/main.lua$" || fail "main.lua not loaded from $data"
+echo "1 passed, 0 failed"

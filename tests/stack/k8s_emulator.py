@@ -1,0 +1,1516 @@
+#!/usr/bin/env python3
+"""A small Kubernetes API server stand-in for the mxpc test stack.
+
+It serves, over HTTPS, the part of the Kubernetes API that a Mendix for Private
+Cloud tool touches: namespaces, secrets, pods and the privatecloud.mendix.com
+MendixApp / StorageInstance custom resources. Requests are authenticated (bearer
+token or client certificate), authorised against a small RBAC table, and errors
+come back as real `Status` objects. State lives in one JSON file. A background
+loop plays the Mendix operator: pods follow a MendixApp's spec.replicas after a
+short delay.
+
+    k8s_emulator.py init DIR --port P --tls-dir TLS   write auth.json and kubeconfigs, print env
+    k8s_emulator.py serve DIR                         run the server (state in DIR/state.json)
+
+Only the Python standard library is used.
+"""
+
+import argparse
+import base64
+import collections
+import copy
+import datetime
+import hashlib
+import http.server
+import json
+import os
+import random
+import re
+import secrets
+import shlex
+import ssl
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from urllib.parse import parse_qs, urlsplit
+
+SERVER_VERSION = {"major": "1", "minor": "32", "gitVersion": "v1.32.0",
+                  "gitCommit": "0000000000000000000000000000000000000000",
+                  "gitTreeState": "clean", "buildDate": "2024-12-11T00:00:00Z",
+                  "goVersion": "go1.23.3", "compiler": "gc", "platform": "linux/amd64"}
+MENDIX_GROUP = "privatecloud.mendix.com"
+APP_LABEL = MENDIX_GROUP + "/app"
+VERBS = ["create", "delete", "get", "list", "patch", "update", "watch"]
+DISCOVERY_V2 = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+
+
+# --------------------------------------------------------------------------
+# Resource types
+# --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ResourceType:
+    group: str
+    version: str
+    plural: str
+    singular: str
+    kind: str
+    namespaced: bool = True
+    short_names: tuple = ()
+    status_subresource: bool = False   # CRDs with a status subresource ignore status on main writes
+
+    @property
+    def api_version(self):
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def qualified(self):
+        """How the API server names the resource in messages: plural[.group]."""
+        return f"{self.plural}.{self.group}" if self.group else self.plural
+
+    @property
+    def is_custom(self):
+        return self.group == MENDIX_GROUP
+
+
+NAMESPACES = ResourceType("", "v1", "namespaces", "namespace", "Namespace", False, ("ns",))
+SECRETS = ResourceType("", "v1", "secrets", "secret", "Secret")
+PODS = ResourceType("", "v1", "pods", "pod", "Pod", True, ("po",))
+MENDIXAPPS = ResourceType(MENDIX_GROUP, "v1alpha1", "mendixapps", "mendixapp", "MendixApp",
+                          True, (), True)
+STORAGEINSTANCES = ResourceType(MENDIX_GROUP, "v1alpha1", "storageinstances", "storageinstance",
+                                "StorageInstance", True, (), True)
+RESOURCES = [NAMESPACES, SECRETS, PODS, MENDIXAPPS, STORAGEINSTANCES]
+BY_KIND = {(rt.api_version, rt.kind): rt for rt in RESOURCES}
+
+
+def resource_for(group, version, plural):
+    for rt in RESOURCES:
+        if (rt.group, rt.version, rt.plural) == (group, version, plural):
+            return rt
+    return None
+
+
+# --------------------------------------------------------------------------
+# Errors as Status objects
+# --------------------------------------------------------------------------
+
+REASONS = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound",
+           405: "MethodNotAllowed", 406: "NotAcceptable", 409: "Conflict", 410: "Expired",
+           415: "UnsupportedMediaType", 422: "Invalid", 500: "InternalError"}
+
+
+class ApiError(Exception):
+    def __init__(self, code, message, reason=None, details=None):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.reason = reason or REASONS.get(code, "Unknown")
+        self.details = details
+
+    def status(self):
+        body = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                "message": self.message, "reason": self.reason}
+        if self.details is not None:
+            body["details"] = self.details
+        body["code"] = self.code
+        return body
+
+
+def details_for(rt, name):
+    d = {}
+    if name:
+        d["name"] = name
+    if rt.group:
+        d["group"] = rt.group
+    d["kind"] = rt.plural
+    return d
+
+
+def not_found(rt, name):
+    return ApiError(404, f'{rt.qualified} "{name}" not found', details=details_for(rt, name))
+
+
+def path_not_found():
+    return ApiError(404, "the server could not find the requested resource", details={})
+
+
+def already_exists(rt, name):
+    return ApiError(409, f'{rt.qualified} "{name}" already exists', "AlreadyExists",
+                    details_for(rt, name))
+
+
+def conflict(rt, name):
+    return ApiError(409, f'Operation cannot be fulfilled on {rt.qualified} "{name}": the object '
+                         "has been modified; please apply your changes to the latest version "
+                         "and try again", details=details_for(rt, name))
+
+
+def invalid(rt, name, field, value, why):
+    message = f'{rt.kind}{"." + rt.group if rt.group else ""} "{name}" is invalid: ' \
+              f"{field}: Invalid value: {json.dumps(value)}: {why}"
+    d = details_for(rt, name)
+    d["kind"] = rt.kind
+    d["causes"] = [{"reason": "FieldValueInvalid", "message": f"Invalid value: "
+                    f"{json.dumps(value)}: {why}", "field": field}]
+    return ApiError(422, message, details=d)
+
+
+def forbidden(user, verb, rt, subresource, namespace, name):
+    subject = f'{rt.qualified} "{name}"' if name else rt.qualified
+    resource = rt.plural + (f"/{subresource}" if subresource else "")
+    where = f'in the namespace "{namespace}"' if namespace else "at the cluster scope"
+    return ApiError(403, f'{subject} is forbidden: User "{user.name}" cannot {verb} resource '
+                         f'"{resource}" in API group "{rt.group}" {where}',
+                    details=details_for(rt, name))
+
+
+# --------------------------------------------------------------------------
+# Selectors
+# --------------------------------------------------------------------------
+
+_KEY = r"(?:[A-Za-z0-9](?:[-A-Za-z0-9_.]*[A-Za-z0-9])?/)?[A-Za-z0-9](?:[-A-Za-z0-9_.]*[A-Za-z0-9])?"
+_VALUE = r"(?:[A-Za-z0-9](?:[-A-Za-z0-9_.]*[A-Za-z0-9])?)?"
+_EQ_RE = re.compile(rf"^({_KEY})\s*(==|=|!=)\s*({_VALUE})$")
+_SET_RE = re.compile(rf"^({_KEY})\s+(in|notin)\s*\(([^()]*)\)$")
+_EXISTS_RE = re.compile(rf"^(!?)\s*({_KEY})$")
+
+
+def _split_requirements(text):
+    """Split on commas that are not inside a `( ... )` value set."""
+    parts, depth, current = [], 0, ""
+    for ch in text:
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        if ch == "," and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += ch
+    parts.append(current)
+    return [p.strip() for p in parts if p.strip()]
+
+
+def parse_label_selector(text):
+    """Return a predicate over a labels dict; raises ApiError(400) like the API server."""
+    reqs = []
+    for req in _split_requirements(text or ""):
+        m = _EQ_RE.match(req)
+        if m:
+            key, op, value = m.groups()
+            reqs.append((key, "!=" if op == "!=" else "=", {value}))
+            continue
+        m = _SET_RE.match(req)
+        if m:
+            key, op, values = m.groups()
+            vals = {v.strip() for v in values.split(",")}
+            if not all(re.fullmatch(_VALUE, v) for v in vals):
+                raise ApiError(400, f"unable to parse requirement: values in {req!r} are invalid")
+            reqs.append((key, op, vals))
+            continue
+        m = _EXISTS_RE.match(req)
+        if m:
+            neg, key = m.groups()
+            reqs.append((key, "!exists" if neg else "exists", None))
+            continue
+        raise ApiError(400, f"unable to parse requirement: {req!r} is not a valid label selector")
+
+    def matches(labels):
+        for key, op, vals in reqs:
+            present = key in labels
+            if op == "exists" and not present:
+                return False
+            if op == "!exists" and present:
+                return False
+            if op in ("=", "in") and (not present or labels[key] not in vals):
+                return False
+            # `!=` and `notin` also select objects that lack the label, as in Kubernetes.
+            if op in ("!=", "notin") and present and labels[key] in vals:
+                return False
+        return True
+    return matches
+
+
+FIELD_GETTERS = {
+    "metadata.name": lambda o: o["metadata"].get("name", ""),
+    "metadata.namespace": lambda o: o["metadata"].get("namespace", ""),
+}
+EXTRA_FIELDS = {
+    "pods": {"status.phase": lambda o: o.get("status", {}).get("phase", ""),
+             "spec.nodeName": lambda o: o.get("spec", {}).get("nodeName", "")},
+    "secrets": {"type": lambda o: o.get("type", "")},
+    "namespaces": {"status.phase": lambda o: o.get("status", {}).get("phase", "")},
+}
+
+
+def parse_field_selector(rt, text):
+    getters = dict(FIELD_GETTERS, **EXTRA_FIELDS.get(rt.plural, {}))
+    reqs = []
+    for req in _split_requirements(text or ""):
+        m = re.match(r"^([A-Za-z.]+)\s*(==|=|!=)\s*(.*)$", req)
+        if not m:
+            raise ApiError(400, f"invalid selector: {req!r}; can't understand {req!r}")
+        field, op, value = m.groups()
+        if field not in getters:
+            raise ApiError(400, f'"{field}" is not a known field selector: only '
+                                f'"{", ".join(sorted(getters))}"')
+        reqs.append((getters[field], op == "!=", value))
+    return lambda obj: all((g(obj) == v) != neg for g, neg, v in reqs)
+
+
+# --------------------------------------------------------------------------
+# Patches
+# --------------------------------------------------------------------------
+
+class PatchError(Exception):
+    pass
+
+
+def merge_patch(target, patch):
+    """RFC 7386 JSON merge patch."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+def _pointer(path):
+    if path == "":
+        return []
+    if not path.startswith("/"):
+        raise PatchError(f"invalid JSON pointer {path!r}")
+    return [t.replace("~1", "/").replace("~0", "~") for t in path[1:].split("/")]
+
+
+def _index(container, token, for_add=False):
+    if token == "-" and for_add:
+        return len(container)
+    if not re.fullmatch(r"0|[1-9][0-9]*", token):
+        raise PatchError(f"invalid array index {token!r}")
+    i = int(token)
+    if i > len(container) or (i == len(container) and not for_add):
+        raise PatchError(f"array index {i} out of bounds")
+    return i
+
+
+def _parent(doc, tokens, path):
+    node = doc
+    for token in tokens[:-1]:
+        if isinstance(node, dict) and token in node:
+            node = node[token]
+        elif isinstance(node, list):
+            node = node[_index(node, token)]
+        else:
+            raise PatchError(f"doc is missing path: {path!r}")
+    return node
+
+
+def _get(doc, path):
+    tokens = _pointer(path)
+    if not tokens:
+        return doc
+    parent, last = _parent(doc, tokens, path), tokens[-1]
+    if isinstance(parent, dict) and last in parent:
+        return parent[last]
+    if isinstance(parent, list):
+        return parent[_index(parent, last)]
+    raise PatchError(f"doc is missing path: {path!r}")
+
+
+def _add(doc, path, value):
+    tokens = _pointer(path)
+    if not tokens:
+        return value
+    parent, last = _parent(doc, tokens, path), tokens[-1]
+    if isinstance(parent, dict):
+        parent[last] = value
+    elif isinstance(parent, list):
+        parent.insert(_index(parent, last, for_add=True), value)
+    else:
+        raise PatchError(f"doc is missing path: {path!r}")
+    return doc
+
+
+def _remove(doc, path):
+    tokens = _pointer(path)
+    if not tokens:
+        raise PatchError("cannot remove the whole document")
+    parent, last = _parent(doc, tokens, path), tokens[-1]
+    if isinstance(parent, dict) and last in parent:
+        del parent[last]
+    elif isinstance(parent, list):
+        del parent[_index(parent, last)]
+    else:
+        raise PatchError(f"doc is missing path: {path!r}: missing value")
+    return doc
+
+
+def json_equal(a, b):
+    """JSON equality: unlike Python's ==, true is not 1."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(json_equal(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(json_equal(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+def json_patch(doc, ops):
+    """RFC 6902 JSON patch; malformed operations raise ValueError, failing ones PatchError."""
+    if not isinstance(ops, list):
+        raise ValueError("json patch must be a JSON array of operations")
+    doc = copy.deepcopy(doc)
+    for op in ops:
+        if not isinstance(op, dict) or "op" not in op or "path" not in op:
+            raise ValueError(f"invalid json patch operation: {json.dumps(op)}")
+        kind, path = op["op"], op["path"]
+        if kind in ("add", "replace", "test") and "value" not in op:
+            raise ValueError(f'json patch operation "{kind}" needs a value')
+        if kind in ("move", "copy") and "from" not in op:
+            raise ValueError(f'json patch operation "{kind}" needs "from"')
+        if kind == "add":
+            doc = _add(doc, path, copy.deepcopy(op["value"]))
+        elif kind == "remove":
+            doc = _remove(doc, path)
+        elif kind == "replace":
+            _get(doc, path)   # must exist
+            doc = _add(_remove(doc, path), path, copy.deepcopy(op["value"])) if path else \
+                copy.deepcopy(op["value"])
+        elif kind == "move":
+            value = _get(doc, op["from"])
+            doc = _add(_remove(doc, op["from"]), path, value)
+        elif kind == "copy":
+            doc = _add(doc, path, copy.deepcopy(_get(doc, op["from"])))
+        elif kind == "test":
+            if not json_equal(_get(doc, path), op["value"]):
+                raise PatchError(f"testing value {path} failed: test failed")
+        else:
+            raise ValueError(f"unexpected kind of json patch operation: {kind!r}")
+    return doc
+
+
+# --------------------------------------------------------------------------
+# Object store
+# --------------------------------------------------------------------------
+
+def now_rfc3339(t=None):
+    return datetime.datetime.fromtimestamp(t if t is not None else time.time(),
+                                           datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_rfc3339(text):
+    return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(
+        tzinfo=datetime.timezone.utc).timestamp()
+
+
+NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+LABEL_NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")   # namespaces: DNS-1123 label
+
+
+class Store:
+    """All objects, one lock, and an event log for watches.
+
+    Every mutation bumps the global resourceVersion, appends a watch event and
+    rewrites the state file atomically, so a restart of the emulator keeps its data.
+    """
+
+    def __init__(self, path):
+        self.path = path
+        self.cond = threading.Condition()
+        self.objects = {}                  # (plural, namespace, name) -> object
+        self.rv = 0
+        self.events = collections.deque(maxlen=2000)   # (rv, type, rt, object)
+        if os.path.exists(path):
+            with open(path) as f:
+                state = json.load(f)
+            self.rv = state["resourceVersion"]
+            for obj in state["objects"]:
+                rt = BY_KIND[(obj["apiVersion"], obj["kind"])]
+                self.objects[self.key(rt, obj["metadata"].get("namespace"),
+                                      obj["metadata"]["name"])] = obj
+        self.log_start = self.rv   # the event log covers every change after this version
+
+    @staticmethod
+    def key(rt, namespace, name):
+        return (rt.plural, namespace if rt.namespaced else None, name)
+
+    def save(self):
+        state = {"resourceVersion": self.rv,
+                 "objects": [self.objects[k] for k in sorted(self.objects, key=lambda k:
+                                                               (k[0], k[1] or "", k[2]))]}
+        tmp = self.path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(state, f, indent=1, sort_keys=True)
+        os.replace(tmp, self.path)
+
+    def get(self, rt, namespace, name):
+        return self.objects.get(self.key(rt, namespace, name))
+
+    def items(self, rt, namespace=None):
+        found = [o for (plural, ns, _), o in self.objects.items()
+                 if plural == rt.plural and (namespace is None or ns == namespace)]
+        return sorted(found, key=lambda o: (o["metadata"].get("namespace", ""),
+                                            o["metadata"]["name"]))
+
+    def _record(self, kind, rt, obj):
+        if len(self.events) == self.events.maxlen:
+            self.log_start = self.events[0][0]
+        self.events.append((self.rv, kind, rt, copy.deepcopy(obj)))
+        self.cond.notify_all()
+
+    def put(self, rt, obj, created=False):
+        """Store obj under a new resourceVersion (the caller holds the lock)."""
+        self.rv += 1
+        obj["metadata"]["resourceVersion"] = str(self.rv)
+        meta = obj["metadata"]
+        self.objects[self.key(rt, meta.get("namespace"), meta["name"])] = obj
+        self._record("ADDED" if created else "MODIFIED", rt, obj)
+        self.save()
+        return obj
+
+    def remove(self, rt, obj):
+        meta = obj["metadata"]
+        del self.objects[self.key(rt, meta.get("namespace"), meta["name"])]
+        self.rv += 1
+        obj = copy.deepcopy(obj)
+        obj["metadata"]["resourceVersion"] = str(self.rv)
+        self._record("DELETED", rt, obj)
+        self.save()
+        return obj
+
+
+# --------------------------------------------------------------------------
+# Authentication and authorisation
+# --------------------------------------------------------------------------
+
+@dataclass
+class User:
+    name: str
+    groups: tuple
+
+
+ANONYMOUS_PATHS = {"/healthz", "/readyz", "/livez", "/version"}
+
+
+class Auth:
+    """Tokens and RBAC rules from auth.json, re-read when the file changes so tests can
+    adjust the rules of a running server."""
+
+    def __init__(self, path):
+        self.path = path
+        self.mtime = None
+        self.tokens = {}
+        self.rules = []
+        self.lock = threading.Lock()
+        self.reload()
+
+    def reload(self):
+        with self.lock:
+            mtime = os.stat(self.path).st_mtime_ns
+            if mtime == self.mtime:
+                return
+            with open(self.path) as f:
+                conf = json.load(f)
+            self.tokens = {u["token"]: User(u["name"], tuple(u.get("groups", [])))
+                           for u in conf["users"] if u.get("token")}
+            self.rules = conf["rules"]
+            self.mtime = mtime
+
+    def authenticate(self, peercert, authorization, path):
+        """Client certificate first, then bearer token, as the API server's union
+        authenticator does. Returns a User, None for anonymous health checks, or raises 401."""
+        self.reload()
+        if peercert:
+            cn, orgs = None, []
+            for rdn in peercert.get("subject", ()):
+                for key, value in rdn:
+                    if key == "commonName":
+                        cn = value
+                    elif key == "organizationName":
+                        orgs.append(value)
+            if cn:
+                return User(cn, tuple(orgs) + ("system:authenticated",))
+        if authorization:
+            scheme, _, token = authorization.partition(" ")
+            user = self.tokens.get(token.strip()) if scheme.lower() == "bearer" else None
+            if user:
+                return User(user.name, user.groups + ("system:authenticated",))
+            raise ApiError(401, "Unauthorized")
+        if path in ANONYMOUS_PATHS:
+            return None
+        raise ApiError(401, "Unauthorized")
+
+    def allowed(self, user, verb, rt, subresource, namespace):
+        subjects = {"user:" + user.name} | {"group:" + g for g in user.groups}
+        resource = rt.plural + (f"/{subresource}" if subresource else "")
+        for rule in self.rules:
+            if not subjects & set(rule["subjects"]):
+                continue
+            namespaces = rule.get("namespaces", ["*"])
+            if "*" not in namespaces and (namespace is None or namespace not in namespaces):
+                continue
+            if not {"*", rt.group} & set(rule.get("apiGroups", ["*"])):
+                continue
+            if not {"*", resource} & set(rule["resources"]):
+                continue
+            if {"*", verb} & set(rule["verbs"]):
+                return True
+        return False
+
+
+# --------------------------------------------------------------------------
+# Tables (what `kubectl get` prints)
+# --------------------------------------------------------------------------
+
+def human_age(created):
+    """Like k8s.io/apimachinery/pkg/util/duration.HumanDuration."""
+    s = int(time.time() - parse_rfc3339(created))
+    if s < 0:
+        return "<invalid>"
+    if s < 120:
+        return f"{s}s"
+    m = s // 60
+    if m < 10:
+        return f"{m}m{s % 60}s" if s % 60 else f"{m}m"
+    if m < 180:
+        return f"{m}m"
+    h = m // 60
+    if h < 8:
+        return f"{h}h{m % 60}m" if m % 60 else f"{h}h"
+    if h < 48:
+        return f"{h}h"
+    d = h // 24
+    if d < 8:
+        return f"{d}d{h % 24}h" if h % 24 else f"{d}d"
+    return f"{d}d" if d < 365 * 2 else f"{d // 365}y"
+
+
+def _col(name, kind="string", fmt="", priority=0, description=""):
+    return {"name": name, "type": kind, "format": fmt, "description": description,
+            "priority": priority}
+
+
+def _pod_status(pod):
+    if pod["metadata"].get("deletionTimestamp"):
+        return "Terminating"
+    return pod.get("status", {}).get("phase", "Pending")
+
+
+def _pod_ready(pod):
+    statuses = pod.get("status", {}).get("containerStatuses", [])
+    total = len(pod.get("spec", {}).get("containers", [])) or len(statuses)
+    return f"{sum(1 for c in statuses if c.get('ready'))}/{total}"
+
+
+# Per resource: column definitions and a function (object, age) -> row cells, like the
+# API server's built-in printers; custom resources without printer columns get Name, Age.
+TABLE_COLUMNS = {
+    "namespaces": ([_col("Name", fmt="name"), _col("Status"), _col("Age")],
+                   lambda o, age: [o["metadata"]["name"],
+                                   o.get("status", {}).get("phase", "Active"), age]),
+    "secrets": ([_col("Name", fmt="name"), _col("Type"), _col("Data", "integer"), _col("Age")],
+                lambda o, age: [o["metadata"]["name"], o.get("type", "Opaque"),
+                                len(o.get("data", {})), age]),
+    "pods": ([_col("Name", fmt="name"), _col("Ready"), _col("Status"), _col("Restarts"),
+              _col("Age"), _col("IP", priority=1), _col("Node", priority=1)],
+             lambda o, age: [o["metadata"]["name"], _pod_ready(o), _pod_status(o),
+                             str(sum(c.get("restartCount", 0) for c in
+                                     o.get("status", {}).get("containerStatuses", []))),
+                             age, o.get("status", {}).get("podIP", "<none>"),
+                             o.get("spec", {}).get("nodeName", "<none>")]),
+}
+DEFAULT_COLUMNS = ([_col("Name", fmt="name"), _col("Age")],
+                   lambda o, age: [o["metadata"]["name"], age])
+
+
+def to_table(rt, objects, include_object, rv):
+    columns, cells = TABLE_COLUMNS.get(rt.plural, DEFAULT_COLUMNS)
+    rows = []
+    for obj in objects:
+        row = {"cells": cells(obj, human_age(obj["metadata"]["creationTimestamp"]))}
+        if include_object == "Object":
+            row["object"] = obj
+        elif include_object != "None":
+            row["object"] = {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
+                             "metadata": obj["metadata"]}
+        rows.append(row)
+    return {"kind": "Table", "apiVersion": "meta.k8s.io/v1",
+            "metadata": {"resourceVersion": str(rv)}, "columnDefinitions": columns,
+            "rows": rows}
+
+
+# --------------------------------------------------------------------------
+# Discovery documents
+# --------------------------------------------------------------------------
+
+def api_resource_list(group, version):
+    resources = []
+    for rt in RESOURCES:
+        if (rt.group, rt.version) != (group, version):
+            continue
+        entry = {"name": rt.plural, "singularName": rt.singular, "namespaced": rt.namespaced,
+                 "kind": rt.kind, "verbs": list(VERBS)}
+        if rt.short_names:
+            entry["shortNames"] = list(rt.short_names)
+        resources.append(entry)
+        if rt.status_subresource:
+            resources.append({"name": rt.plural + "/status", "singularName": "",
+                              "namespaced": rt.namespaced, "kind": rt.kind,
+                              "verbs": ["get", "patch", "update"]})
+    return {"kind": "APIResourceList", "apiVersion": "v1",
+            "groupVersion": f"{group}/{version}" if group else version, "resources": resources}
+
+
+def discovery_v2(core):
+    """Aggregated discovery (apidiscovery.k8s.io/v2) for /api (core) or /apis."""
+    groups = {}
+    for rt in RESOURCES:
+        if (rt.group == "") != core:
+            continue
+        entry = {"resource": rt.plural,
+                 "responseKind": {"group": rt.group, "version": rt.version, "kind": rt.kind},
+                 "scope": "Namespaced" if rt.namespaced else "Cluster",
+                 "singularResource": rt.singular, "verbs": list(VERBS)}
+        if rt.short_names:
+            entry["shortNames"] = list(rt.short_names)
+        if rt.status_subresource:
+            entry["subresources"] = [{"subresource": "status", "responseKind": entry[
+                "responseKind"], "verbs": ["get", "patch", "update"]}]
+        groups.setdefault((rt.group, rt.version), []).append(entry)
+    items = [{"metadata": {"name": group} if group else {"creationTimestamp": None},
+              "versions": [{"version": version, "resources": res, "freshness": "Current"}]}
+             for (group, version), res in groups.items()]
+    return {"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2",
+            "metadata": {}, "items": items}
+
+
+def api_group(group):
+    versions = sorted({rt.version for rt in RESOURCES if rt.group == group})
+    gvs = [{"groupVersion": f"{group}/{v}", "version": v} for v in versions]
+    return {"kind": "APIGroup", "apiVersion": "v1", "name": group, "versions": gvs,
+            "preferredVersion": gvs[0]}
+
+
+def wants(accept, as_kind, version=None):
+    """True when one of the Accept media ranges asks for `as=<as_kind>` (and version)."""
+    for media in (accept or "").split(","):
+        params = dict(p.strip().split("=", 1) for p in media.split(";")[1:] if "=" in p)
+        if params.get("as") == as_kind and (version is None or params.get("v") == version):
+            return True
+    return False
+
+
+# --------------------------------------------------------------------------
+# The API: requests in, (code, body, content type) out
+# --------------------------------------------------------------------------
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    query: dict
+    headers: dict
+    body: bytes
+    user: User
+
+
+def _query(req, key, default=None):
+    return req.query.get(key, [default])[0]
+
+
+class Api:
+    def __init__(self, store, auth, address, grace):
+        self.store = store
+        self.auth = auth
+        self.address = address
+        self.grace = grace   # seconds a deleted pod stays Terminating
+
+    # ---- routing -----------------------------------------------------------
+
+    def handle(self, req):
+        """Returns (code, body, content_type) or a generator for watch streams."""
+        parts = [p for p in req.path.split("/") if p]
+        if req.path in ("/healthz", "/readyz", "/livez"):
+            return 200, b"ok", "text/plain; charset=utf-8"
+        if req.path == "/version":
+            return 200, SERVER_VERSION, "application/json"
+        if parts[:1] in (["api"], ["apis"]) and req.method == "GET":
+            doc = self.discovery(parts, req.headers.get("accept", ""))
+            if doc is not None:
+                return doc
+        target = self.resolve(parts)
+        if target is None:
+            raise path_not_found()
+        return self.resource_request(req, *target)
+
+    def discovery(self, parts, accept):
+        if parts == ["api"]:
+            if wants(accept, "APIGroupDiscoveryList", "v2"):
+                return 200, discovery_v2(core=True), DISCOVERY_V2
+            return 200, {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs":
+                         [{"clientCIDR": "0.0.0.0/0", "serverAddress": self.address}]}, \
+                "application/json"
+        if parts == ["apis"]:
+            if wants(accept, "APIGroupDiscoveryList", "v2"):
+                return 200, discovery_v2(core=False), DISCOVERY_V2
+            return 200, {"kind": "APIGroupList", "apiVersion": "v1",
+                         "groups": [api_group(MENDIX_GROUP)]}, "application/json"
+        if parts == ["api", "v1"]:
+            return 200, api_resource_list("", "v1"), "application/json"
+        if parts == ["apis", MENDIX_GROUP]:
+            return 200, api_group(MENDIX_GROUP), "application/json"
+        if len(parts) == 3 and parts[0] == "apis" and \
+                any((rt.group, rt.version) == (parts[1], parts[2]) for rt in RESOURCES):
+            return 200, api_resource_list(parts[1], parts[2]), "application/json"
+        return None
+
+    @staticmethod
+    def resolve(parts):
+        """URL path -> (rt, namespace, name, subresource) or None."""
+        if parts[:2] == ["api", "v1"]:
+            group, version, rest = "", "v1", parts[2:]
+        elif len(parts) >= 3 and parts[0] == "apis":
+            group, version, rest = parts[1], parts[2], parts[3:]
+        else:
+            return None
+        namespace = None
+        if len(rest) >= 3 and rest[0] == "namespaces":
+            namespace, rest = rest[1], rest[2:]
+        if not rest or len(rest) > 3:
+            return None
+        rt = resource_for(group, version, rest[0])
+        if rt is None or (namespace is not None and not rt.namespaced):
+            return None
+        name = rest[1] if len(rest) > 1 else None
+        subresource = rest[2] if len(rest) > 2 else None
+        if subresource and not (subresource == "status" and rt.status_subresource):
+            return None
+        if not rt.namespaced and namespace is None and name is None and len(rest) > 1:
+            return None
+        return rt, namespace, name, subresource
+
+    def verb(self, req, name):
+        if req.method == "GET":
+            if name:
+                return "get"
+            return "watch" if _query(req, "watch") in ("true", "1") else "list"
+        if req.method == "POST" and not name:
+            return "create"
+        if name:
+            return {"PUT": "update", "PATCH": "patch", "DELETE": "delete"}.get(req.method)
+        return None
+
+    def resource_request(self, req, rt, namespace, name, subresource):
+        verb = self.verb(req, name)
+        if verb is None:
+            raise ApiError(405, "the server does not allow this method on the requested resource")
+        if not self.auth.allowed(req.user, verb, rt, subresource, namespace):
+            raise forbidden(req.user, verb, rt, subresource, namespace, name)
+        dry_run = _query(req, "dryRun") == "All"
+        with self.store.cond:
+            if verb == "watch":
+                pass   # streamed outside the lock below
+            elif verb == "get":
+                return self.reply(req, rt, [self.must_get(rt, namespace, name)], single=True)
+            elif verb == "list":
+                return self.list(req, rt, namespace)
+            elif verb == "create":
+                return 201, self.create(rt, namespace, self.body(req), dry_run), \
+                    "application/json"
+            elif verb == "update":
+                return 200, self.update(rt, namespace, name, subresource, self.body(req),
+                                        dry_run), "application/json"
+            elif verb == "patch":
+                return 200, self.patch(req, rt, namespace, name, subresource, dry_run), \
+                    "application/json"
+            elif verb == "delete":
+                return 200, self.delete(req, rt, namespace, name, dry_run), "application/json"
+        return self.watch(req, rt, namespace)
+
+    @staticmethod
+    def body(req):
+        try:
+            obj = json.loads(req.body or b"null")
+        except ValueError as e:
+            raise ApiError(400, f"error decoding request body as JSON: {e}")
+        if not isinstance(obj, (dict, list)):
+            raise ApiError(400, "the request body must be a JSON object")
+        return obj
+
+    # ---- reads -------------------------------------------------------------
+
+    def must_get(self, rt, namespace, name):
+        obj = self.store.get(rt, namespace, name)
+        if obj is None:
+            raise not_found(rt, name)
+        return obj
+
+    def reply(self, req, rt, objects, single=False, list_meta=None):
+        """Full object(s), or a meta.k8s.io/v1 Table when the client asks for one."""
+        if wants(req.headers.get("accept"), "Table"):
+            table = to_table(rt, objects, _query(req, "includeObject", "Metadata"), self.store.rv)
+            if list_meta:
+                table["metadata"].update(list_meta)
+            return 200, table, "application/json"
+        if single:
+            return 200, objects[0], "application/json"
+        items = objects
+        if not rt.is_custom:   # typed core lists carry no kind/apiVersion per item
+            items = [{k: v for k, v in o.items() if k not in ("kind", "apiVersion")}
+                     for o in objects]
+        meta = {"resourceVersion": str(self.store.rv)}
+        meta.update(list_meta or {})
+        return 200, {"kind": rt.kind + "List", "apiVersion": rt.api_version, "metadata": meta,
+                     "items": items}, "application/json"
+
+    def selected(self, req, rt, namespace):
+        labels = parse_label_selector(_query(req, "labelSelector", ""))
+        fields = parse_field_selector(rt, _query(req, "fieldSelector", ""))
+        return [o for o in self.store.items(rt, namespace)
+                if labels(o["metadata"].get("labels", {})) and fields(o)]
+
+    def list(self, req, rt, namespace):
+        objects = self.selected(req, rt, namespace)
+        # Paging: `continue` is the opaque position after the last item returned.
+        start = 0
+        token = _query(req, "continue")
+        if token:
+            try:
+                start = int(base64.urlsafe_b64decode(token.encode()).decode())
+            except ValueError:
+                raise ApiError(400, "continue key is not valid")
+        limit = int(_query(req, "limit", "0") or 0)
+        page = objects[start:start + limit] if limit > 0 else objects[start:]
+        meta = {}
+        if limit > 0 and start + limit < len(objects):
+            meta["continue"] = base64.urlsafe_b64encode(str(start + limit).encode()).decode()
+            meta["remainingItemCount"] = len(objects) - start - limit
+        return self.reply(req, rt, page, list_meta=meta)
+
+    def watch(self, req, rt, namespace):
+        """A chunked stream of watch events. Starts after `resourceVersion` when given
+        (410 Gone if that is older than the event log), else with ADDED for every match."""
+        labels = parse_label_selector(_query(req, "labelSelector", ""))
+        fields = parse_field_selector(rt, _query(req, "fieldSelector", ""))
+        timeout = float(_query(req, "timeoutSeconds", "1800"))
+        since = _query(req, "resourceVersion", "")
+        with self.store.cond:
+            if since and since != "0":
+                if not since.isdigit() or int(since) < self.store.log_start:
+                    raise ApiError(410, f"too old resource version: {since} "
+                                        f"({self.store.rv})", "Expired")
+                cursor = int(since)
+                initial = []
+            else:
+                cursor = self.store.rv
+                initial = [("ADDED", o) for o in self.store.items(rt, namespace)]
+
+        def match(obj):
+            return (namespace is None or obj["metadata"].get("namespace") == namespace) and \
+                labels(obj["metadata"].get("labels", {})) and fields(obj)
+
+        def stream():
+            nonlocal cursor
+            for kind, obj in initial:
+                if match(obj):
+                    yield {"type": kind, "object": obj}
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                with self.store.cond:
+                    self.store.cond.wait(timeout=min(1.0, max(0.0, deadline - time.monotonic())))
+                    fresh = [e for e in self.store.events if e[0] > cursor]
+                for rv, kind, ert, obj in fresh:
+                    cursor = rv
+                    if ert == rt and match(obj):
+                        yield {"type": kind, "object": obj}
+        return 200, stream(), "application/json"
+
+    # ---- writes ------------------------------------------------------------
+
+    def check_kind(self, rt, obj):
+        if not isinstance(obj, dict):
+            raise ApiError(400, "the request body must be a JSON object")
+        if "kind" not in obj or "apiVersion" not in obj:
+            raise ApiError(400, "Object 'Kind' is missing in the request body")
+        if (obj["apiVersion"], obj["kind"]) != (rt.api_version, rt.kind):
+            raise ApiError(400, f"the API version in the data ({obj['apiVersion']}) and kind "
+                                f"({obj['kind']}) do not match the expected "
+                                f"{rt.api_version}, Kind={rt.kind}")
+
+    def validate(self, rt, obj):
+        """The few checks the real API server (or the CRD schema) would make."""
+        name = obj["metadata"]["name"]
+        pattern = LABEL_NAME_RE if rt is NAMESPACES else NAME_RE
+        if len(name) > 253 or not pattern.match(name):
+            raise invalid(rt, name, "metadata.name", name,
+                          "a lowercase RFC 1123 name must consist of lower case alphanumeric "
+                          "characters, '-' or '.', and must start and end with an alphanumeric "
+                          "character")
+        if rt is SECRETS:
+            for key, value in obj.get("data", {}).items():
+                try:
+                    base64.b64decode(value, validate=True)
+                except (ValueError, TypeError):
+                    raise ApiError(400, f"illegal base64 data in data.{key}")
+        if rt is MENDIXAPPS and "replicas" in obj.get("spec", {}):
+            replicas = obj["spec"]["replicas"]
+            if isinstance(replicas, bool) or not isinstance(replicas, int):
+                raise invalid(rt, name, "spec.replicas", replicas,
+                              "spec.replicas in body must be of type integer")
+            if replicas < 0:
+                raise invalid(rt, name, "spec.replicas", replicas,
+                              "spec.replicas in body should be greater than or equal to 0")
+
+    @staticmethod
+    def normalise(rt, obj):
+        """Defaults the API server fills in on every write."""
+        if rt is SECRETS:
+            obj.setdefault("type", "Opaque")
+            string_data = obj.pop("stringData", None) or {}
+            if string_data:
+                obj.setdefault("data", {})
+                for k, v in string_data.items():
+                    obj["data"][k] = base64.b64encode(v.encode()).decode()
+        elif rt is NAMESPACES:
+            obj.setdefault("spec", {"finalizers": ["kubernetes"]})
+            obj["status"] = {"phase": "Active"}
+            obj["metadata"].setdefault("labels", {})["kubernetes.io/metadata.name"] = \
+                obj["metadata"]["name"]
+        elif rt is PODS:
+            obj.setdefault("status", {"phase": "Pending"})
+
+    def create(self, rt, namespace, obj, dry_run=False):
+        self.check_kind(rt, obj)
+        obj = copy.deepcopy(obj)
+        meta = obj.setdefault("metadata", {})
+        if rt.namespaced:
+            if namespace is None:
+                raise ApiError(405, "the server does not allow this method on the requested "
+                                    "resource")
+            if meta.get("namespace", namespace) != namespace:
+                raise ApiError(400, "the namespace of the provided object does not match the "
+                                    "namespace sent on the request")
+            if self.store.get(NAMESPACES, None, namespace) is None:
+                raise not_found(NAMESPACES, namespace)
+            meta["namespace"] = namespace
+        if not meta.get("name"):
+            if not meta.get("generateName"):
+                raise invalid(rt, "", "metadata.name", "", "name or generateName is required")
+            meta["name"] = meta["generateName"] + random_suffix()
+        if self.store.get(rt, namespace, meta["name"]) is not None:
+            raise already_exists(rt, meta["name"])
+        if rt.status_subresource:
+            obj.pop("status", None)   # only the /status subresource sets status
+        self.normalise(rt, obj)
+        self.validate(rt, obj)
+        for k in ("resourceVersion", "deletionTimestamp"):
+            meta.pop(k, None)
+        meta["uid"] = str(uuid.uuid4())
+        meta["creationTimestamp"] = now_rfc3339()
+        if rt.is_custom:
+            meta["generation"] = 1
+        if dry_run:
+            return obj
+        return self.store.put(rt, obj, created=True)
+
+    def apply_write(self, rt, old, new, subresource, dry_run):
+        """Shared tail of update and patch: identity fields, optimistic concurrency,
+        status subresource rules, validation, store."""
+        self.check_kind(rt, new)
+        meta = new.setdefault("metadata", {})
+        name = old["metadata"]["name"]
+        if meta.get("name", name) != name:
+            raise ApiError(400, f'the name of the object ({meta.get("name")}) does not match '
+                                f"the name on the URL ({name})")
+        if meta.get("resourceVersion") not in (None, old["metadata"]["resourceVersion"]):
+            raise conflict(rt, name)
+        if rt.status_subresource:
+            if subresource == "status":
+                new = dict(copy.deepcopy(old), status=new.get("status"))
+                if new["status"] is None:
+                    del new["status"]
+                meta = new["metadata"]
+            elif "status" in old:
+                new["status"] = copy.deepcopy(old["status"])
+            else:
+                new.pop("status", None)
+        for k in ("name", "namespace", "uid", "creationTimestamp", "deletionTimestamp",
+                  "generation"):
+            if k in old["metadata"]:
+                meta[k] = old["metadata"][k]
+            else:
+                meta.pop(k, None)
+        if rt.is_custom and new.get("spec") != old.get("spec"):
+            meta["generation"] = old["metadata"].get("generation", 1) + 1
+        self.normalise(rt, new)
+        self.validate(rt, new)
+        if dry_run or new == old:
+            return new if dry_run else old
+        return self.store.put(rt, new)
+
+    def update(self, rt, namespace, name, subresource, obj, dry_run):
+        old = self.must_get(rt, namespace, name)
+        return self.apply_write(rt, old, copy.deepcopy(obj), subresource, dry_run)
+
+    def patch(self, req, rt, namespace, name, subresource, dry_run):
+        ctype = req.headers.get("content-type", "").split(";")[0].strip()
+        body = self.body(req)
+        old = self.must_get(rt, namespace, name)
+        if ctype == "application/merge-patch+json" or (
+                ctype == "application/strategic-merge-patch+json" and not rt.is_custom):
+            # Strategic merge on built-in types is served as a plain merge patch:
+            # equal for maps, approximate for lists (they are replaced, not merged by key).
+            if not isinstance(body, dict):
+                raise ApiError(400, "a merge patch must be a JSON object")
+            new = merge_patch(old, body)
+        elif ctype == "application/json-patch+json":
+            try:
+                new = json_patch(old, body)
+            except ValueError as e:
+                raise ApiError(400, str(e))
+            except PatchError as e:
+                raise ApiError(422, str(e))
+        elif ctype == "application/strategic-merge-patch+json":
+            raise ApiError(415, "the body of the request was in an unknown format - accepted "
+                                "media types include: application/json-patch+json, "
+                                "application/merge-patch+json, application/apply-patch+yaml")
+        else:
+            raise ApiError(415, f"the body of the request was in an unknown format - accepted "
+                                f"media types include: application/json-patch+json, "
+                                f"application/merge-patch+json"
+                                f"{'' if rt.is_custom else ', application/strategic-merge-patch+json'}")
+        return self.apply_write(rt, old, new, subresource, dry_run)
+
+    def delete(self, req, rt, namespace, name, dry_run):
+        obj = self.must_get(rt, namespace, name)
+        options = self.body(req) if req.body.strip() else {}
+        grace = options.get("gracePeriodSeconds") if isinstance(options, dict) else None
+        if _query(req, "gracePeriodSeconds") is not None:
+            grace = int(_query(req, "gracePeriodSeconds"))
+        if dry_run:
+            return obj
+        if rt is PODS and (grace is None or grace > 0):
+            # Pods terminate gracefully: they show as Terminating until the operator
+            # loop removes them.
+            if obj["metadata"].get("deletionTimestamp"):
+                return obj
+            obj = copy.deepcopy(obj)
+            wait = self.grace if grace is None else min(grace, self.grace)
+            obj["metadata"]["deletionTimestamp"] = now_rfc3339(time.time() + wait)
+            obj["metadata"]["deletionGracePeriodSeconds"] = int(wait)
+            obj["metadata"].setdefault("annotations", {})["mxpc-stack/remove-at"] = \
+                repr(time.time() + wait)
+            return self.store.put(rt, obj)
+        if rt is NAMESPACES:
+            for other in (SECRETS, PODS, MENDIXAPPS, STORAGEINSTANCES):
+                for child in self.store.items(other, name):
+                    self.store.remove(other, child)
+        return self.store.remove(rt, obj)
+
+
+def random_suffix(n=5):
+    # The alphabet Kubernetes uses for generated names (no vowels, no look-alikes).
+    return "".join(random.choice("bcdfghjklmnpqrstvwxz2456789") for _ in range(n))
+
+
+# --------------------------------------------------------------------------
+# The operator: pods follow MendixApp spec.replicas
+# --------------------------------------------------------------------------
+
+class Operator(threading.Thread):
+    """Reconciles every MendixApp's pods, after `delay` seconds, the way a Deployment
+    managed by the Mendix operator would: new pods appear Running, surplus pods go
+    Terminating for `delay` seconds and then disappear. Pods whose MendixApp is gone
+    are garbage-collected at once (ownerReferences)."""
+
+    def __init__(self, store, delay):
+        super().__init__(daemon=True)
+        self.store = store
+        self.delay = delay
+        self.pending = {}   # app uid -> (desired replicas, time to act)
+
+    def run(self):
+        while True:
+            time.sleep(0.05)
+            try:
+                with self.store.cond:
+                    self.reconcile(time.time())
+            except Exception as e:   # keep the loop alive; the access log shows requests
+                print(f"operator: {e!r}", file=sys.stderr, flush=True)
+
+    def reconcile(self, now):
+        apps = {a["metadata"]["uid"]: a for a in self.store.items(MENDIXAPPS)}
+        for pod in self.store.items(PODS):
+            meta = pod["metadata"]
+            owners = [o["uid"] for o in meta.get("ownerReferences", [])
+                      if o.get("kind") == "MendixApp"]
+            if owners and owners[0] not in apps:
+                self.store.remove(PODS, pod)
+            elif meta.get("deletionTimestamp"):
+                remove_at = meta.get("annotations", {}).get("mxpc-stack/remove-at")
+                due = float(remove_at) if remove_at else parse_rfc3339(meta["deletionTimestamp"])
+                if now >= due:
+                    self.store.remove(PODS, pod)
+        for uid, app in apps.items():
+            self.reconcile_app(app, now)
+        for uid in list(self.pending):
+            if uid not in apps:
+                del self.pending[uid]
+
+    def reconcile_app(self, app, now):
+        uid = app["metadata"]["uid"]
+        desired = app.get("spec", {}).get("replicas", 1)
+        pods = [p for p in self.store.items(PODS, app["metadata"]["namespace"])
+                if any(o.get("uid") == uid for o in p["metadata"].get("ownerReferences", []))
+                and not p["metadata"].get("deletionTimestamp")]
+        if len(pods) == desired:
+            self.pending.pop(uid, None)
+            return
+        want, due = self.pending.get(uid, (None, 0))
+        if want != desired:
+            self.pending[uid] = (desired, now + self.delay)
+            return
+        if now < due:
+            return
+        del self.pending[uid]
+        for _ in range(desired - len(pods)):
+            self.store.put(PODS, self.new_pod(app, now), created=True)
+        # Scale down newest first, as a ReplicaSet does among equally ready pods.
+        surplus = sorted(pods, key=lambda p: p["metadata"]["creationTimestamp"],
+                         reverse=True)[:max(0, len(pods) - desired)]
+        for pod in surplus:
+            pod = copy.deepcopy(pod)
+            pod["metadata"]["deletionTimestamp"] = now_rfc3339(now + self.delay)
+            pod["metadata"]["deletionGracePeriodSeconds"] = max(1, int(self.delay))
+            pod["metadata"].setdefault("annotations", {})["mxpc-stack/remove-at"] = \
+                repr(now + self.delay)
+            self.store.put(PODS, pod)
+
+    def new_pod(self, app, now):
+        meta = app["metadata"]
+        name = meta["name"]
+        template_hash = hashlib.sha256(meta["uid"].encode()).hexdigest()[:10]
+        created = now_rfc3339(now)
+        return {
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {
+                "name": f"{name}-master-{template_hash}-{random_suffix()}",
+                "namespace": meta["namespace"],
+                "uid": str(uuid.uuid4()),
+                "creationTimestamp": created,
+                "labels": {APP_LABEL: name, "pod-template-hash": template_hash},
+                "ownerReferences": [{"apiVersion": f"{MENDIX_GROUP}/v1alpha1",
+                                     "kind": "MendixApp", "name": name, "uid": meta["uid"],
+                                     "controller": True, "blockOwnerDeletion": True}],
+            },
+            "spec": {"containers": [{"name": "mendix", "image": f"mendix/{name}:latest"}],
+                     "nodeName": "mxpc-stack-node"},
+            "status": {"phase": "Running", "podIP": "10.244.0." + str(random.randint(2, 254)),
+                       "startTime": created,
+                       "conditions": [{"type": "Ready", "status": "True"}],
+                       "containerStatuses": [{"name": "mendix", "ready": True,
+                                              "restartCount": 0, "started": True}]},
+        }
+
+
+# --------------------------------------------------------------------------
+# HTTP(S) server
+# --------------------------------------------------------------------------
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "mxpc-stack-k8s"
+    sys_version = ""
+
+    def do_GET(self):
+        self.serve("GET")
+
+    def do_POST(self):
+        self.serve("POST")
+
+    def do_PUT(self):
+        self.serve("PUT")
+
+    def do_PATCH(self):
+        self.serve("PATCH")
+
+    def do_DELETE(self):
+        self.serve("DELETE")
+
+    def read_body(self):
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            data = b""
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    self.rfile.readline()
+                    return data
+                data += self.rfile.read(size)
+                self.rfile.readline()
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+    def serve(self, method):
+        started = time.monotonic()
+        url = urlsplit(self.path)
+        user = None
+        try:
+            body = self.read_body()
+            user = self.server.auth.authenticate(self.connection.getpeercert(),
+                                                 self.headers.get("Authorization"), url.path)
+            req = Request(method, url.path, parse_qs(url.query),
+                          {k.lower(): v for k, v in self.headers.items()}, body, user)
+            code, payload, ctype = self.server.api.handle(req)
+        except ApiError as e:
+            code, payload, ctype = e.code, e.status(), "application/json"
+        except Exception as e:   # a bug here must still answer with a Status
+            code, payload, ctype = 500, ApiError(500, f"internal error: {e!r}").status(), \
+                "application/json"
+        if hasattr(payload, "__next__"):
+            self.send_stream(code, payload, ctype)
+        else:
+            self.send_body(code, payload, ctype)
+        self.server.log(f"{user.name if user else '-'} {method} {self.path} {code} "
+                        f"{(time.monotonic() - started) * 1000:.1f}ms")
+
+    def send_body(self, code, payload, ctype):
+        data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Cache-Control", "no-cache, private")
+        self.end_headers()
+        self.wfile.write(data)
+
+    def send_stream(self, code, events, ctype):
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        try:
+            for event in events:
+                data = json.dumps(event).encode() + b"\n"
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+                self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+        except OSError:
+            pass
+        self.close_connection = True
+
+    def log_message(self, fmt, *args):
+        pass   # requests are logged by serve()
+
+
+class TLSServer(http.server.ThreadingHTTPServer):
+    """Does the TLS handshake in the connection's own thread, so a client that connects
+    and sends nothing cannot stall the accept loop."""
+    daemon_threads = True
+
+    def __init__(self, address, context, api, auth, log_path):
+        self.context = context
+        self.api = api
+        self.auth = auth
+        self.log_file = open(log_path, "a", buffering=1)
+        self.log_lock = threading.Lock()
+        super().__init__(address, Handler)
+
+    def finish_request(self, request, client_address):
+        request.settimeout(30)
+        try:
+            tls = self.context.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError) as e:
+            self.log(f"- TLS handshake from {client_address[0]} failed: {e}")
+            return
+        try:
+            tls.settimeout(300)
+            self.RequestHandlerClass(tls, client_address, self)
+        except OSError:
+            pass
+        finally:
+            tls.close()
+
+    def log(self, line):
+        with self.log_lock:
+            self.log_file.write(f"{now_rfc3339()} {line}\n")
+
+
+def serve(state_dir):
+    with open(os.path.join(state_dir, "server.json")) as f:
+        conf = json.load(f)
+    store = Store(os.path.join(state_dir, "state.json"))
+    auth = Auth(os.path.join(state_dir, "auth.json"))
+    address = f"127.0.0.1:{conf['port']}"
+    api = Api(store, auth, address, conf["operator_delay"])
+    with store.cond:
+        for ns in ("default", "kube-system"):   # every cluster has these
+            if store.get(NAMESPACES, None, ns) is None:
+                api.create(NAMESPACES, None, {"apiVersion": "v1", "kind": "Namespace",
+                                              "metadata": {"name": ns}})
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(conf["cert"], conf["key"])
+    context.load_verify_locations(conf["client_ca"])
+    context.verify_mode = ssl.CERT_OPTIONAL   # client certificates are one way to log in
+    Operator(store, conf["operator_delay"]).start()
+    server = TLSServer(("127.0.0.1", conf["port"]), context, api, auth,
+                       os.path.join(state_dir, "access.log"))
+    server.log(f"- listening on https://{address}")
+    server.serve_forever()
+
+
+# --------------------------------------------------------------------------
+# init: users, RBAC, kubeconfigs
+# --------------------------------------------------------------------------
+
+NAMESPACE = "mendix"
+# The restricted user has exactly the seed's role (see the product page's jump pod);
+# the "scale" user may also stop and start apps, the "nobody" user may do nothing.
+RESTRICTED_RULES = [
+    {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]},
+    {"apiGroups": [MENDIX_GROUP], "resources": ["mendixapps", "storageinstances"],
+     "verbs": ["get"]},
+]
+SCALE_RULES = RESTRICTED_RULES + [
+    {"apiGroups": [MENDIX_GROUP], "resources": ["mendixapps"], "verbs": ["patch"]},
+    {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
+]
+
+
+def default_auth(tls_dir):
+    def token():
+        return secrets.token_hex(24)
+    users = [
+        {"name": "mxpc-admin", "groups": ["system:masters"], "token": token(),
+         "cert": os.path.join(tls_dir, "k8s-admin.crt"),
+         "key": os.path.join(tls_dir, "k8s-admin.key")},
+        {"name": "mendix-backup-restore", "groups": [], "token": token(),
+         "cert": os.path.join(tls_dir, "k8s-restricted.crt"),
+         "key": os.path.join(tls_dir, "k8s-restricted.key")},
+        {"name": "mendix-backup-restore-scale", "groups": [], "token": token()},
+        {"name": "nobody", "groups": [], "token": token()},
+    ]
+    rules = [{"subjects": ["group:system:masters"], "namespaces": ["*"], "apiGroups": ["*"],
+              "resources": ["*"], "verbs": ["*"]}]
+    rules += [dict(r, subjects=["user:mendix-backup-restore"], namespaces=[NAMESPACE])
+              for r in RESTRICTED_RULES]
+    rules += [dict(r, subjects=["user:mendix-backup-restore-scale"], namespaces=[NAMESPACE])
+              for r in SCALE_RULES]
+    return {"users": users, "rules": rules}
+
+
+def b64file(path):
+    with open(path, "rb") as f:
+        return base64.b64encode(f.read()).decode()
+
+
+def kubeconfig(server, ca, entries, current):
+    """Kubeconfig YAML in the block style kubectl and kind write. entries: (context, user)."""
+    lines = ["apiVersion: v1", "kind: Config", "clusters:", "- cluster:",
+             f"    certificate-authority-data: {b64file(ca)}", f"    server: {server}",
+             "  name: mxpc-stack", "contexts:"]
+    for context, user in entries:
+        lines += ["- context:", "    cluster: mxpc-stack", f"    namespace: {NAMESPACE}",
+                  f"    user: {user['name']}{'-cert' if context.endswith('-cert') else ''}",
+                  f"  name: {context}"]
+    lines += [f"current-context: {current}", "preferences: {}", "users:"]
+    for context, user in entries:
+        if context.endswith("-cert"):
+            lines += [f"- name: {user['name']}-cert", "  user:",
+                      f"    client-certificate-data: {b64file(user['cert'])}",
+                      f"    client-key-data: {b64file(user['key'])}"]
+        else:
+            lines += [f"- name: {user['name']}", "  user:", f"    token: {user['token']}"]
+    return "\n".join(lines) + "\n"
+
+
+def write_private(path, text):
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+
+
+def init(state_dir, port, tls_dir, operator_delay):
+    os.makedirs(state_dir, exist_ok=True)
+    server = f"https://127.0.0.1:{port}"
+    ca = os.path.join(tls_dir, "k8s-ca.crt")
+    conf = {"port": port, "cert": os.path.join(tls_dir, "k8s-server.crt"),
+            "key": os.path.join(tls_dir, "k8s-server.key"), "client_ca": ca,
+            "operator_delay": operator_delay}
+    write_private(os.path.join(state_dir, "server.json"), json.dumps(conf, indent=1))
+    auth = default_auth(tls_dir)
+    write_private(os.path.join(state_dir, "auth.json"), json.dumps(auth, indent=1))
+    admin, restricted, scale, nobody = auth["users"]
+    all_contexts = [("mxpc-admin", admin), ("mxpc-admin-cert", admin),
+                    ("mendix-backup-restore", restricted),
+                    ("mendix-backup-restore-cert", restricted),
+                    ("mendix-backup-restore-scale", scale), ("nobody", nobody)]
+    files = {
+        "kubeconfig": (all_contexts, "mxpc-admin"),
+        "kubeconfig-admin-cert": ([("mxpc-admin-cert", admin)], "mxpc-admin-cert"),
+        "kubeconfig-restricted": ([("mendix-backup-restore", restricted)],
+                                  "mendix-backup-restore"),
+        "kubeconfig-scale": ([("mendix-backup-restore-scale", scale)],
+                             "mendix-backup-restore-scale"),
+        "kubeconfig-nobody": ([("nobody", nobody)], "nobody"),
+    }
+    for name, (entries, current) in files.items():
+        write_private(os.path.join(state_dir, name), kubeconfig(server, ca, entries, current))
+    # What a pod's service account mount looks like, for in-cluster configuration.
+    sa = os.path.join(state_dir, "serviceaccount")
+    os.makedirs(sa, exist_ok=True)
+    write_private(os.path.join(sa, "token"), restricted["token"])
+    write_private(os.path.join(sa, "namespace"), NAMESPACE)
+    with open(ca) as src:
+        write_private(os.path.join(sa, "ca.crt"), src.read())
+
+    env = {
+        "MXPC_K8S_URL": server, "MXPC_K8S_CA": ca, "MXPC_K8S_NAMESPACE": NAMESPACE,
+        "MXPC_KUBECONFIG": os.path.join(state_dir, "kubeconfig"),
+        "MXPC_KUBECONFIG_ADMIN_CERT": os.path.join(state_dir, "kubeconfig-admin-cert"),
+        "MXPC_KUBECONFIG_RESTRICTED": os.path.join(state_dir, "kubeconfig-restricted"),
+        "MXPC_KUBECONFIG_SCALE": os.path.join(state_dir, "kubeconfig-scale"),
+        "MXPC_KUBECONFIG_NOBODY": os.path.join(state_dir, "kubeconfig-nobody"),
+        "MXPC_K8S_ADMIN_TOKEN": admin["token"],
+        "MXPC_K8S_ADMIN_CERT": admin["cert"], "MXPC_K8S_ADMIN_KEY": admin["key"],
+        "MXPC_K8S_RESTRICTED_TOKEN": restricted["token"],
+        "MXPC_K8S_RESTRICTED_CERT": restricted["cert"],
+        "MXPC_K8S_RESTRICTED_KEY": restricted["key"],
+        "MXPC_K8S_SCALE_TOKEN": scale["token"],
+        "MXPC_K8S_NOBODY_TOKEN": nobody["token"],
+        "MXPC_K8S_SA_DIR": sa,
+        "MXPC_K8S_AUTH_FILE": os.path.join(state_dir, "auth.json"),
+        "MXPC_K8S_STATE_FILE": os.path.join(state_dir, "state.json"),
+    }
+    for key, value in env.items():
+        print(f"export {key}={shlex.quote(value)}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_init = sub.add_parser("init", help="write auth.json, kubeconfigs; print env lines")
+    p_init.add_argument("dir")
+    p_init.add_argument("--port", type=int, required=True)
+    p_init.add_argument("--tls-dir", required=True)
+    p_init.add_argument("--operator-delay", type=float, default=1.0,
+                        help="seconds before pods follow a replicas change (default 1)")
+    p_serve = sub.add_parser("serve", help="run the API server")
+    p_serve.add_argument("dir")
+    args = parser.parse_args()
+    if args.command == "init":
+        init(os.path.abspath(args.dir), args.port, os.path.abspath(args.tls_dir),
+             args.operator_delay)
+    else:
+        serve(os.path.abspath(args.dir))
+
+
+if __name__ == "__main__":
+    main()
