@@ -32,6 +32,7 @@ import ssl
 import sys
 import threading
 import time
+import traceback
 import uuid
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
@@ -60,6 +61,7 @@ class ResourceType:
     namespaced: bool = True
     short_names: tuple = ()
     status_subresource: bool = False   # CRDs with a status subresource ignore status on main writes
+    review: bool = False   # create-only, answered from the request and never stored
 
     @property
     def api_version(self):
@@ -74,6 +76,10 @@ class ResourceType:
     def is_custom(self):
         return self.group == MENDIX_GROUP
 
+    @property
+    def verbs(self):
+        return ["create"] if self.review else list(VERBS)
+
 
 NAMESPACES = ResourceType("", "v1", "namespaces", "namespace", "Namespace", False, ("ns",))
 SECRETS = ResourceType("", "v1", "secrets", "secret", "Secret")
@@ -82,7 +88,14 @@ MENDIXAPPS = ResourceType(MENDIX_GROUP, "v1alpha1", "mendixapps", "mendixapp", "
                           True, (), True)
 STORAGEINSTANCES = ResourceType(MENDIX_GROUP, "v1alpha1", "storageinstances", "storageinstance",
                                 "StorageInstance", True, (), True)
-RESOURCES = [NAMESPACES, SECRETS, PODS, MENDIXAPPS, STORAGEINSTANCES]
+# What `kubectl auth whoami` and `kubectl auth can-i` ask.
+SELFSUBJECTREVIEWS = ResourceType("authentication.k8s.io", "v1", "selfsubjectreviews", "",
+                                  "SelfSubjectReview", False, review=True)
+SELFSUBJECTACCESSREVIEWS = ResourceType("authorization.k8s.io", "v1",
+                                        "selfsubjectaccessreviews", "",
+                                        "SelfSubjectAccessReview", False, review=True)
+RESOURCES = [NAMESPACES, SECRETS, PODS, MENDIXAPPS, STORAGEINSTANCES, SELFSUBJECTREVIEWS,
+             SELFSUBJECTACCESSREVIEWS]
 BY_KIND = {(rt.api_version, rt.kind): rt for rt in RESOURCES}
 
 
@@ -400,6 +413,126 @@ def json_patch(doc, ops):
 
 
 # --------------------------------------------------------------------------
+# Protobuf request bodies
+# --------------------------------------------------------------------------
+# kubectl's typed clients (`kubectl create namespace`, `kubectl create secret generic`,
+# `kubectl auth can-i`/`whoami`) send built-in objects as protobuf and do not retry with
+# JSON. This decodes just the fields such commands set; anything else gets 415.
+
+PROTOBUF = "application/vnd.kubernetes.protobuf"
+STRATEGIC = "application/strategic-merge-patch+json"
+# What a real server lists for custom resources (minus strategic) and built-in ones.
+PATCH_TYPES = ["application/json-patch+json", "application/merge-patch+json",
+               "application/apply-patch+yaml", STRATEGIC]
+
+
+def _proto_fields(data):
+    """Yield (field number, value) of a protobuf message; value is int or bytes."""
+    i = 0
+
+    def varint():
+        nonlocal i
+        shift = result = 0
+        while True:
+            b = data[i]
+            i += 1
+            result |= (b & 0x7F) << shift
+            if b < 0x80:
+                return result
+            shift += 7
+    while i < len(data):
+        key = varint()
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            yield number, varint()
+        elif wire == 2:
+            n = varint()
+            yield number, data[i:i + n]
+            i += n
+        elif wire == 1:
+            i += 8
+        elif wire == 5:
+            i += 4
+        else:
+            raise ValueError(f"unsupported protobuf wire type {wire}")
+
+
+def _proto_map(entries):
+    out = {}
+    for entry in entries:
+        f = dict(_proto_fields(entry))
+        out[f.get(1, b"").decode()] = f.get(2, b"")
+    return out
+
+
+def _proto_object_meta(data):
+    meta, labels, annotations = {}, [], []
+    for number, value in _proto_fields(data):
+        if number in (1, 2, 3) and value:   # proto2 writes empty strings too
+            meta[("name", "generateName", "namespace")[number - 1]] = value.decode()
+        elif number == 11:
+            labels.append(value)
+        elif number == 12:
+            annotations.append(value)
+    if labels:
+        meta["labels"] = {k: v.decode() for k, v in _proto_map(labels).items()}
+    if annotations:
+        meta["annotations"] = {k: v.decode() for k, v in _proto_map(annotations).items()}
+    return meta
+
+
+def decode_protobuf(body):
+    """k8s protobuf envelope ("k8s\\0" + runtime.Unknown) -> JSON-style object."""
+    if body[:4] != b"k8s\x00":
+        raise ValueError("missing protobuf magic")
+    unknown = dict(_proto_fields(body[4:]))
+    type_meta = dict(_proto_fields(unknown.get(1, b"")))
+    api_version, kind = type_meta.get(1, b"").decode(), type_meta.get(2, b"").decode()
+    obj = {"apiVersion": api_version, "kind": kind}
+    fields = list(_proto_fields(unknown.get(2, b"")))
+    if (api_version, kind) == ("v1", "Namespace"):
+        for number, value in fields:
+            if number == 1:
+                obj["metadata"] = _proto_object_meta(value)
+    elif (api_version, kind) == ("v1", "Secret"):
+        data, string_data = [], []
+        for number, value in fields:
+            if number == 1:
+                obj["metadata"] = _proto_object_meta(value)
+            elif number == 2:
+                data.append(value)
+            elif number == 3:
+                obj["type"] = value.decode()
+            elif number == 4:
+                string_data.append(value)
+        if data:
+            obj["data"] = {k: base64.b64encode(v).decode() for k, v in _proto_map(data).items()}
+        if string_data:
+            obj["stringData"] = {k: v.decode() for k, v in _proto_map(string_data).items()}
+    elif kind in ("SelfSubjectReview", "SelfSubjectAccessReview"):
+        for number, value in fields:
+            if number == 2 and kind == "SelfSubjectAccessReview":
+                obj["spec"] = _proto_access_review_spec(value)
+    else:
+        raise LookupError(f"{api_version}/{kind}")
+    return obj
+
+
+def _proto_access_review_spec(data):
+    """SelfSubjectAccessReviewSpec: resourceAttributes (1) or nonResourceAttributes (2)."""
+    spec = {}
+    for number, value in _proto_fields(data):
+        if number == 1:
+            names = ("namespace", "verb", "group", "version", "resource", "subresource", "name")
+            spec["resourceAttributes"] = {names[n - 1]: v.decode()
+                                          for n, v in _proto_fields(value) if n <= len(names)}
+        elif number == 2:
+            spec["nonResourceAttributes"] = {("path", "verb")[n - 1]: v.decode()
+                                             for n, v in _proto_fields(value) if n <= 2}
+    return spec
+
+
+# --------------------------------------------------------------------------
 # Object store
 # --------------------------------------------------------------------------
 
@@ -439,6 +572,7 @@ class Store:
                 self.objects[self.key(rt, obj["metadata"].get("namespace"),
                                       obj["metadata"]["name"])] = obj
         self.log_start = self.rv   # the event log covers every change after this version
+        self.remove_at = {}        # pod uid -> when a Terminating pod goes (sub-second)
 
     @staticmethod
     def key(rt, namespace, name):
@@ -478,7 +612,17 @@ class Store:
         self.save()
         return obj
 
+    def mark_terminating(self, pod, seconds, now):
+        """Graceful deletion: set deletionTimestamp (the time the pod will be gone, as in
+        Kubernetes); the operator loop removes it then."""
+        pod = copy.deepcopy(pod)
+        pod["metadata"]["deletionTimestamp"] = now_rfc3339(now + seconds)
+        pod["metadata"]["deletionGracePeriodSeconds"] = int(seconds)
+        self.remove_at[pod["metadata"]["uid"]] = now + seconds
+        return self.put(PODS, pod)
+
     def remove(self, rt, obj):
+        self.remove_at.pop(obj["metadata"].get("uid"), None)
         meta = obj["metadata"]
         del self.objects[self.key(rt, meta.get("namespace"), meta["name"])]
         self.rv += 1
@@ -550,16 +694,16 @@ class Auth:
             return None
         raise ApiError(401, "Unauthorized")
 
-    def allowed(self, user, verb, rt, subresource, namespace):
+    def allowed(self, user, verb, group, resource, namespace):
+        """resource is "plural" or "plural/subresource"; namespace None = cluster scope."""
         subjects = {"user:" + user.name} | {"group:" + g for g in user.groups}
-        resource = rt.plural + (f"/{subresource}" if subresource else "")
         for rule in self.rules:
             if not subjects & set(rule["subjects"]):
                 continue
             namespaces = rule.get("namespaces", ["*"])
             if "*" not in namespaces and (namespace is None or namespace not in namespaces):
                 continue
-            if not {"*", rt.group} & set(rule.get("apiGroups", ["*"])):
+            if not {"*", group} & set(rule.get("apiGroups", ["*"])):
                 continue
             if not {"*", resource} & set(rule["resources"]):
                 continue
@@ -659,7 +803,7 @@ def api_resource_list(group, version):
         if (rt.group, rt.version) != (group, version):
             continue
         entry = {"name": rt.plural, "singularName": rt.singular, "namespaced": rt.namespaced,
-                 "kind": rt.kind, "verbs": list(VERBS)}
+                 "kind": rt.kind, "verbs": rt.verbs}
         if rt.short_names:
             entry["shortNames"] = list(rt.short_names)
         resources.append(entry)
@@ -680,7 +824,7 @@ def discovery_v2(core):
         entry = {"resource": rt.plural,
                  "responseKind": {"group": rt.group, "version": rt.version, "kind": rt.kind},
                  "scope": "Namespaced" if rt.namespaced else "Cluster",
-                 "singularResource": rt.singular, "verbs": list(VERBS)}
+                 "singularResource": rt.singular, "verbs": rt.verbs}
         if rt.short_names:
             entry["shortNames"] = list(rt.short_names)
         if rt.status_subresource:
@@ -694,11 +838,58 @@ def discovery_v2(core):
             "metadata": {}, "items": items}
 
 
+def groups():
+    return sorted({rt.group for rt in RESOURCES if rt.group})
+
+
 def api_group(group):
     versions = sorted({rt.version for rt in RESOURCES if rt.group == group})
     gvs = [{"groupVersion": f"{group}/{v}", "version": v} for v in versions]
     return {"kind": "APIGroup", "apiVersion": "v1", "name": group, "versions": gvs,
             "preferredVersion": gvs[0]}
+
+
+# OpenAPI v3: only what kubectl reads before it writes. Without it kubectl cannot tell
+# whether the server validates fields itself (`fieldValidation`, `dryRun`), and
+# `kubectl create -f` fails with "failed to download openapi". Paths and operations are
+# real; schemas are left out (so `kubectl explain` has nothing to show).
+
+def _openapi_gv_path(group, version):
+    return f"api/{version}" if group == "" else f"apis/{group}/{version}"
+
+
+def openapi_v3_root():
+    gvs = sorted({(rt.group, rt.version) for rt in RESOURCES})
+    return {"paths": {_openapi_gv_path(g, v): {"serverRelativeURL":
+                      f"/openapi/v3/{_openapi_gv_path(g, v)}?hash=mxpc-stack-1"}
+                      for g, v in gvs}}
+
+
+def openapi_v3_doc(group, version):
+    write_params = [{"name": n, "in": "query", "schema": {"type": "string"}}
+                    for n in ("dryRun", "fieldManager", "fieldValidation")]
+    paths = {}
+    for rt in RESOURCES:
+        if (rt.group, rt.version) != (group, version):
+            continue
+        gvk = {"group": rt.group, "version": rt.version, "kind": rt.kind}
+        base = "/" + _openapi_gv_path(group, version)
+        scope = f"{base}/namespaces/{{namespace}}/{rt.plural}" if rt.namespaced else \
+            f"{base}/{rt.plural}"
+
+        def op(verb, params=()):
+            return {"operationId": f"{verb}{rt.kind}", "parameters": list(params),
+                    "responses": {"200": {"description": "OK"}},
+                    "x-kubernetes-action": verb, "x-kubernetes-group-version-kind": gvk}
+        paths[scope] = {"get": op("list"), "post": op("post", write_params)}
+        paths[scope + "/{name}"] = {"get": op("get"), "put": op("put", write_params),
+                                    "patch": op("patch", write_params),
+                                    "delete": op("delete", write_params[:1])}
+    return {"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": "v1.32.0"},
+            "paths": paths, "components": {}}
+
+
+OPENAPI_V2_PROTOBUF = "application/octet-stream"   # what the API server answers for it
 
 
 def wants(accept, as_kind, version=None):
@@ -728,6 +919,13 @@ def _query(req, key, default=None):
     return req.query.get(key, [default])[0]
 
 
+def _number(req, key, default, kind=int):
+    try:
+        return kind(_query(req, key, default) or default)
+    except ValueError:
+        raise ApiError(400, f"{key}: invalid value {_query(req, key)!r}")
+
+
 class Api:
     def __init__(self, store, auth, address, grace):
         self.store = store
@@ -744,8 +942,10 @@ class Api:
             return 200, b"ok", "text/plain; charset=utf-8"
         if req.path == "/version":
             return 200, SERVER_VERSION, "application/json"
-        if parts[:1] in (["api"], ["apis"]) and req.method == "GET":
-            doc = self.discovery(parts, req.headers.get("accept", ""))
+        if req.method == "GET" and parts[:1] in (["api"], ["apis"], ["openapi"]):
+            accept = req.headers.get("accept", "")
+            doc = self.openapi(parts, accept) if parts[0] == "openapi" else \
+                self.discovery(parts, accept)
             if doc is not None:
                 return doc
         target = self.resolve(parts)
@@ -764,14 +964,38 @@ class Api:
             if wants(accept, "APIGroupDiscoveryList", "v2"):
                 return 200, discovery_v2(core=False), DISCOVERY_V2
             return 200, {"kind": "APIGroupList", "apiVersion": "v1",
-                         "groups": [api_group(MENDIX_GROUP)]}, "application/json"
+                         "groups": [api_group(g) for g in groups()]}, "application/json"
         if parts == ["api", "v1"]:
             return 200, api_resource_list("", "v1"), "application/json"
-        if parts == ["apis", MENDIX_GROUP]:
-            return 200, api_group(MENDIX_GROUP), "application/json"
+        if len(parts) == 2 and parts[0] == "apis" and parts[1] in groups():
+            return 200, api_group(parts[1]), "application/json"
         if len(parts) == 3 and parts[0] == "apis" and \
                 any((rt.group, rt.version) == (parts[1], parts[2]) for rt in RESOURCES):
             return 200, api_resource_list(parts[1], parts[2]), "application/json"
+        return None
+
+    @staticmethod
+    def openapi(parts, accept):
+        if parts == ["openapi", "v2"]:
+            # Older kubectl (Debian's 1.20) validates manifests against OpenAPI v2, asking
+            # for protobuf. An empty document holds no schemas, and kubectl skips
+            # validation for kinds it has no schema for.
+            if "protobuf" in accept:
+                return 200, b"", OPENAPI_V2_PROTOBUF
+            return 200, {"swagger": "2.0", "info": {"title": "Kubernetes",
+                                                    "version": SERVER_VERSION["gitVersion"]},
+                         "paths": {}, "definitions": {}}, "application/json"
+        if parts == ["openapi", "v3"]:
+            return 200, openapi_v3_root(), "application/json"
+        gv = parts[2:]   # /openapi/v3/api/v1 or /openapi/v3/apis/GROUP/VERSION
+        if parts[:2] == ["openapi", "v3"] and gv[:1] == ["api"] and len(gv) == 2:
+            group, version = "", gv[1]
+        elif parts[:2] == ["openapi", "v3"] and gv[:1] == ["apis"] and len(gv) == 3:
+            group, version = gv[1], gv[2]
+        else:
+            return None
+        if any((rt.group, rt.version) == (group, version) for rt in RESOURCES):
+            return 200, openapi_v3_doc(group, version), "application/json"
         return None
 
     @staticmethod
@@ -795,8 +1019,8 @@ class Api:
         subresource = rest[2] if len(rest) > 2 else None
         if subresource and not (subresource == "status" and rt.status_subresource):
             return None
-        if not rt.namespaced and namespace is None and name is None and len(rest) > 1:
-            return None
+        if rt.namespaced and namespace is None and name is not None:
+            return None   # a namespaced object needs its namespace in the path
         return rt, namespace, name, subresource
 
     def verb(self, req, name):
@@ -814,28 +1038,70 @@ class Api:
         verb = self.verb(req, name)
         if verb is None:
             raise ApiError(405, "the server does not allow this method on the requested resource")
-        if not self.auth.allowed(req.user, verb, rt, subresource, namespace):
+        if rt.review:
+            if verb != "create":
+                raise ApiError(405, "the server does not allow this method on the requested "
+                                    "resource")
+            return 201, self.review(rt, req), "application/json"
+        resource = rt.plural + (f"/{subresource}" if subresource else "")
+        if not self.auth.allowed(req.user, verb, rt.group, resource, namespace):
             raise forbidden(req.user, verb, rt, subresource, namespace, name)
+        if verb == "watch":
+            return self.watch(req, rt, namespace)   # streams; takes the lock per event
         dry_run = _query(req, "dryRun") == "All"
         with self.store.cond:
-            if verb == "watch":
-                pass   # streamed outside the lock below
-            elif verb == "get":
+            if verb == "get":
                 return self.reply(req, rt, [self.must_get(rt, namespace, name)], single=True)
             elif verb == "list":
                 return self.list(req, rt, namespace)
             elif verb == "create":
-                return 201, self.create(rt, namespace, self.body(req), dry_run), \
+                return 201, self.create(rt, namespace, self.json_body(req), dry_run), \
                     "application/json"
             elif verb == "update":
-                return 200, self.update(rt, namespace, name, subresource, self.body(req),
+                return 200, self.update(rt, namespace, name, subresource, self.json_body(req),
                                         dry_run), "application/json"
             elif verb == "patch":
                 return 200, self.patch(req, rt, namespace, name, subresource, dry_run), \
                     "application/json"
-            elif verb == "delete":
+            else:
                 return 200, self.delete(req, rt, namespace, name, dry_run), "application/json"
-        return self.watch(req, rt, namespace)
+
+    def json_body(self, req):
+        """Create and update bodies: JSON, or protobuf for the types decode_protobuf knows."""
+        ctype = req.headers.get("content-type", "application/json").split(";")[0].strip()
+        if ctype == PROTOBUF:
+            try:
+                return decode_protobuf(req.body)
+            except (ValueError, IndexError, LookupError, UnicodeDecodeError):
+                pass
+        elif ctype == "application/json":
+            return self.body(req)
+        raise ApiError(415, "the body of the request was in an unknown format - accepted "
+                            "media types include: application/json")
+
+    def review(self, rt, req):
+        """Self reviews are open to every authenticated user, as in Kubernetes."""
+        obj = self.json_body(req)
+        user = req.user
+        if rt is SELFSUBJECTREVIEWS:
+            status = {"userInfo": {"username": user.name, "groups": list(user.groups)}}
+        else:
+            spec = obj.get("spec", {})
+            attrs = spec.get("resourceAttributes")
+            if attrs:
+                resource = attrs.get("resource", "") + \
+                    (f"/{attrs['subresource']}" if attrs.get("subresource") else "")
+                allowed = self.auth.allowed(user, attrs.get("verb", ""), attrs.get("group", ""),
+                                            resource, attrs.get("namespace") or None)
+            else:   # non-resource URLs: discovery and health for everyone, the rest for admins
+                path = spec.get("nonResourceAttributes", {}).get("path", "")
+                allowed = path.startswith(("/api", "/apis", "/version", "/openapi", "/healthz",
+                                           "/readyz", "/livez")) or \
+                    self.auth.allowed(user, "*", "*", "*", None)
+            status = {"allowed": allowed}
+        return {"kind": rt.kind, "apiVersion": rt.api_version,
+                "metadata": {"creationTimestamp": None}, "spec": obj.get("spec", {}),
+                "status": status}
 
     @staticmethod
     def body(req):
@@ -889,7 +1155,7 @@ class Api:
                 start = int(base64.urlsafe_b64decode(token.encode()).decode())
             except ValueError:
                 raise ApiError(400, "continue key is not valid")
-        limit = int(_query(req, "limit", "0") or 0)
+        limit = _number(req, "limit", 0)
         page = objects[start:start + limit] if limit > 0 else objects[start:]
         meta = {}
         if limit > 0 and start + limit < len(objects):
@@ -902,7 +1168,7 @@ class Api:
         (410 Gone if that is older than the event log), else with ADDED for every match."""
         labels = parse_label_selector(_query(req, "labelSelector", ""))
         fields = parse_field_selector(rt, _query(req, "fieldSelector", ""))
-        timeout = float(_query(req, "timeoutSeconds", "1800"))
+        timeout = _number(req, "timeoutSeconds", 1800, float)
         since = _query(req, "resourceVersion", "")
         with self.store.cond:
             if since and since != "0":
@@ -919,20 +1185,33 @@ class Api:
             return (namespace is None or obj["metadata"].get("namespace") == namespace) and \
                 labels(obj["metadata"].get("labels", {})) and fields(obj)
 
+        as_table = wants(req.headers.get("accept"), "Table")
+        include = _query(req, "includeObject", "Metadata")
+
+        def event(kind, obj):
+            # `kubectl get -w` asks for Table events: one row per event.
+            if as_table:
+                obj = to_table(rt, [obj], include, obj["metadata"]["resourceVersion"])
+            return {"type": kind, "object": obj}
+
         def stream():
             nonlocal cursor
             for kind, obj in initial:
                 if match(obj):
-                    yield {"type": kind, "object": obj}
+                    yield event(kind, obj)
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
                 with self.store.cond:
                     self.store.cond.wait(timeout=min(1.0, max(0.0, deadline - time.monotonic())))
+                    if cursor < self.store.log_start:   # fell behind the event log
+                        yield {"type": "ERROR", "object": ApiError(
+                            410, f"too old resource version: {cursor}", "Expired").status()}
+                        return
                     fresh = [e for e in self.store.events if e[0] > cursor]
                 for rv, kind, ert, obj in fresh:
                     cursor = rv
                     if ert == rt and match(obj):
-                        yield {"type": kind, "object": obj}
+                        yield event(kind, obj)
         return 200, stream(), "application/json"
 
     # ---- writes ------------------------------------------------------------
@@ -975,7 +1254,8 @@ class Api:
     def normalise(rt, obj):
         """Defaults the API server fills in on every write."""
         if rt is SECRETS:
-            obj.setdefault("type", "Opaque")
+            if not obj.get("type"):
+                obj["type"] = "Opaque"
             string_data = obj.pop("stringData", None) or {}
             if string_data:
                 obj.setdefault("data", {})
@@ -1054,8 +1334,10 @@ class Api:
             meta["generation"] = old["metadata"].get("generation", 1) + 1
         self.normalise(rt, new)
         self.validate(rt, new)
-        if dry_run or new == old:
-            return new if dry_run else old
+        if dry_run:
+            return new
+        if new == old:
+            return old   # a write that changes nothing keeps its resourceVersion
         return self.store.put(rt, new)
 
     def update(self, rt, namespace, name, subresource, obj, dry_run):
@@ -1064,31 +1346,29 @@ class Api:
 
     def patch(self, req, rt, namespace, name, subresource, dry_run):
         ctype = req.headers.get("content-type", "").split(";")[0].strip()
+        if ctype not in PATCH_TYPES or (ctype == STRATEGIC and rt.is_custom):
+            accepted = [t for t in PATCH_TYPES if t != STRATEGIC or not rt.is_custom]
+            raise ApiError(415, "the body of the request was in an unknown format - accepted "
+                                f"media types include: {', '.join(accepted)}")
+        if ctype == "application/apply-patch+yaml":
+            raise ApiError(415, "server-side apply (application/apply-patch+yaml) is not "
+                                "supported by this emulator; use a merge or JSON patch")
         body = self.body(req)
         old = self.must_get(rt, namespace, name)
         if ctype == "application/merge-patch+json" or (
-                ctype == "application/strategic-merge-patch+json" and not rt.is_custom):
+                ctype == STRATEGIC and not rt.is_custom):
             # Strategic merge on built-in types is served as a plain merge patch:
             # equal for maps, approximate for lists (they are replaced, not merged by key).
             if not isinstance(body, dict):
                 raise ApiError(400, "a merge patch must be a JSON object")
             new = merge_patch(old, body)
-        elif ctype == "application/json-patch+json":
+        else:
             try:
                 new = json_patch(old, body)
             except ValueError as e:
                 raise ApiError(400, str(e))
             except PatchError as e:
                 raise ApiError(422, str(e))
-        elif ctype == "application/strategic-merge-patch+json":
-            raise ApiError(415, "the body of the request was in an unknown format - accepted "
-                                "media types include: application/json-patch+json, "
-                                "application/merge-patch+json, application/apply-patch+yaml")
-        else:
-            raise ApiError(415, f"the body of the request was in an unknown format - accepted "
-                                f"media types include: application/json-patch+json, "
-                                f"application/merge-patch+json"
-                                f"{'' if rt.is_custom else ', application/strategic-merge-patch+json'}")
         return self.apply_write(rt, old, new, subresource, dry_run)
 
     def delete(self, req, rt, namespace, name, dry_run):
@@ -1096,21 +1376,14 @@ class Api:
         options = self.body(req) if req.body.strip() else {}
         grace = options.get("gracePeriodSeconds") if isinstance(options, dict) else None
         if _query(req, "gracePeriodSeconds") is not None:
-            grace = int(_query(req, "gracePeriodSeconds"))
+            grace = _number(req, "gracePeriodSeconds", 0)
         if dry_run:
             return obj
         if rt is PODS and (grace is None or grace > 0):
-            # Pods terminate gracefully: they show as Terminating until the operator
-            # loop removes them.
             if obj["metadata"].get("deletionTimestamp"):
-                return obj
-            obj = copy.deepcopy(obj)
+                return obj   # already terminating
             wait = self.grace if grace is None else min(grace, self.grace)
-            obj["metadata"]["deletionTimestamp"] = now_rfc3339(time.time() + wait)
-            obj["metadata"]["deletionGracePeriodSeconds"] = int(wait)
-            obj["metadata"].setdefault("annotations", {})["mxpc-stack/remove-at"] = \
-                repr(time.time() + wait)
-            return self.store.put(rt, obj)
+            return self.store.mark_terminating(obj, wait, time.time())
         if rt is NAMESPACES:
             for other in (SECRETS, PODS, MENDIXAPPS, STORAGEINSTANCES):
                 for child in self.store.items(other, name):
@@ -1157,8 +1430,8 @@ class Operator(threading.Thread):
             if owners and owners[0] not in apps:
                 self.store.remove(PODS, pod)
             elif meta.get("deletionTimestamp"):
-                remove_at = meta.get("annotations", {}).get("mxpc-stack/remove-at")
-                due = float(remove_at) if remove_at else parse_rfc3339(meta["deletionTimestamp"])
+                due = self.store.remove_at.get(meta["uid"]) or \
+                    parse_rfc3339(meta["deletionTimestamp"])   # after a restart
                 if now >= due:
                     self.store.remove(PODS, pod)
         for uid, app in apps.items():
@@ -1189,12 +1462,7 @@ class Operator(threading.Thread):
         surplus = sorted(pods, key=lambda p: p["metadata"]["creationTimestamp"],
                          reverse=True)[:max(0, len(pods) - desired)]
         for pod in surplus:
-            pod = copy.deepcopy(pod)
-            pod["metadata"]["deletionTimestamp"] = now_rfc3339(now + self.delay)
-            pod["metadata"]["deletionGracePeriodSeconds"] = max(1, int(self.delay))
-            pod["metadata"].setdefault("annotations", {})["mxpc-stack/remove-at"] = \
-                repr(now + self.delay)
-            self.store.put(PODS, pod)
+            self.store.mark_terminating(pod, self.delay, now)
 
     def new_pod(self, app, now):
         meta = app["metadata"]
@@ -1273,6 +1541,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         except ApiError as e:
             code, payload, ctype = e.code, e.status(), "application/json"
         except Exception as e:   # a bug here must still answer with a Status
+            traceback.print_exc()
             code, payload, ctype = 500, ApiError(500, f"internal error: {e!r}").status(), \
                 "application/json"
         if hasattr(payload, "__next__"):
@@ -1314,6 +1583,7 @@ class TLSServer(http.server.ThreadingHTTPServer):
     """Does the TLS handshake in the connection's own thread, so a client that connects
     and sends nothing cannot stall the accept loop."""
     daemon_threads = True
+    request_queue_size = 128   # kubectl opens several connections at once
 
     def __init__(self, address, context, api, auth, log_path):
         self.context = context

@@ -2,7 +2,9 @@
 # Knows the stack's directory layout, its default ports and how to find and stop
 # the daemons it started.
 
-STACK_HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# Builtins only up to the preflight checks, so that a bare PATH still gets a clear message.
+STACK_HERE=${BASH_SOURCE[0]%/*}
+case $STACK_HERE in /*) ;; *) STACK_HERE=$PWD/$STACK_HERE ;; esac
 
 # The marker file tells `down` that a directory really is a stack before it deletes it.
 STACK_MARKER=.mxpc-stack
@@ -49,15 +51,48 @@ pid_is_ours() {
   tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$dir"
 }
 
-# Any live process left in the process group (a zombie counts as gone).
+# Any live process left in the process group (a zombie counts as gone). Reads /proc
+# directly: `ps` is not on every minimal system.
 group_alive() {
-  local pgid=$1 pid
-  for pid in $(ps -e -o pid= -o pgid= | awk -v g="$pgid" '$2 == g {print $1}'); do
-    grep -q "^State:.*Z" "/proc/$pid/status" 2>/dev/null || return 0
+  local pgid=$1 f stat
+  for f in /proc/[0-9]*/stat; do
+    read -r stat 2>/dev/null <"$f" || continue
+    stat=${stat##*) }   # after "pid (comm) ": state ppid pgrp ...
+    set -- $stat
+    [ "$3" = "$pgid" ] && [ "$1" != Z ] && return 0
   done
   return 1
 }
 
 port_in_use() {
   (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# Signal each recorded daemon that is still ours, wait until its whole process group
+# is gone, escalate to SIGKILL after a while. Returns non-zero if something survived.
+# PostgreSQL gets SIGQUIT (immediate shutdown: it stops its children itself), Ceph
+# SIGKILL (in-memory store, nothing to flush), the emulator SIGTERM.
+stack_stop() {
+  local dir=$1 d pid sig i left=() p
+  local n=${#STACK_DAEMONS[@]}
+  for ((i = n - 1; i >= 0; i--)); do
+    d=${STACK_DAEMONS[i]}
+    pid=$(read_pid "$dir" "$d") || continue
+    pid_is_ours "$dir" "$pid" || continue
+    case $d in
+      pg-*) sig=QUIT ;;
+      ceph-*|radosgw) sig=KILL ;;
+      *) sig=TERM ;;
+    esac
+    kill -s "$sig" "$pid" 2>/dev/null || true
+    left+=("$pid")
+  done
+  for ((i = 0; i < 100 && ${#left[@]} > 0; i++)); do
+    [ "$i" = 60 ] && for p in "${left[@]}"; do kill -KILL -- "-$p" 2>/dev/null || true; done
+    local still=()
+    for p in "${left[@]}"; do group_alive "$p" && still+=("$p"); done
+    left=("${still[@]+"${still[@]}"}")
+    [ ${#left[@]} = 0 ] || sleep 0.05
+  done
+  [ ${#left[@]} = 0 ] || { echo "stack: still running: ${left[*]}" >&2; return 1; }
 }

@@ -1,0 +1,329 @@
+"""Helpers shared by the stack's seed tool and its Python tests (standard library only):
+reading env.sh, a Kubernetes API client, an S3 client with AWS Signature V4, psql,
+and the tests' pass/fail bookkeeping."""
+
+import base64
+import datetime
+import hashlib
+import hmac
+import http.client
+import json
+import os
+import shlex
+import ssl
+import subprocess
+import sys
+import threading
+import xml.etree.ElementTree as ET
+from urllib.parse import quote, urlsplit
+
+
+# --------------------------------------------------------------------------
+# env.sh
+# --------------------------------------------------------------------------
+
+def default_env_file():
+    if os.environ.get("MXPC_STACK_ENV"):
+        return os.environ["MXPC_STACK_ENV"]
+    return os.path.join(os.environ.get("MXPC_STACK_DIR", "/tmp/mxpc-stack"), "env.sh")
+
+
+def load_env(path):
+    """Parse the `export NAME=value` lines that `up` writes (values shell-quoted)."""
+    env = {}
+    with open(path) as f:
+        for line in f:
+            words = shlex.split(line, comments=True)
+            if len(words) == 2 and words[0] == "export" and "=" in words[1]:
+                name, value = words[1].split("=", 1)
+                env[name] = value
+    return env
+
+
+# --------------------------------------------------------------------------
+# Kubernetes API
+# --------------------------------------------------------------------------
+
+class K8sError(Exception):
+    def __init__(self, code, status):
+        super().__init__(f"{code}: {status.get('message', status)}")
+        self.code = code
+        self.status = status
+
+
+class K8s:
+    """A small Kubernetes API client: JSON in and out, one keep-alive connection."""
+
+    def __init__(self, url, ca_file, token=None, cert=None, key=None):
+        parts = urlsplit(url)
+        self.host, self.port = parts.hostname, parts.port or 443
+        self.context = ssl.create_default_context(cafile=ca_file)
+        if cert:
+            self.context.load_cert_chain(cert, key)
+        self.token = token
+        self.conn = None
+
+    def request(self, method, path, body=None, content_type="application/json",
+                accept="application/json"):
+        """Returns (status code, decoded JSON body or text)."""
+        headers = {"Accept": accept}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        data = None
+        if body is not None:
+            data = body if isinstance(body, bytes) else json.dumps(body).encode()
+            headers["Content-Type"] = content_type
+        for attempt in (1, 2):   # one retry when a kept-alive connection was closed
+            if self.conn is None:
+                self.conn = http.client.HTTPSConnection(self.host, self.port,
+                                                        context=self.context, timeout=30)
+            try:
+                self.conn.request(method, path, data, headers)
+                resp = self.conn.getresponse()
+                raw = resp.read()
+                break
+            except (http.client.HTTPException, ConnectionError):
+                self.conn.close()
+                self.conn = None
+                if attempt == 2:
+                    raise
+        try:
+            return resp.status, json.loads(raw)
+        except ValueError:
+            return resp.status, raw.decode(errors="replace")
+
+    def call(self, method, path, body=None, content_type="application/json", ok=(200, 201)):
+        """Like request() but raises K8sError unless the status code is in ok."""
+        code, obj = self.request(method, path, body, content_type)
+        if code not in ok:
+            raise K8sError(code, obj if isinstance(obj, dict) else {"message": obj})
+        return obj
+
+
+def core_path(namespace, plural, name=""):
+    return f"/api/v1/namespaces/{namespace}/{plural}" + (f"/{name}" if name else "")
+
+
+def mendix_path(namespace, plural, name="", sub=""):
+    path = f"/apis/privatecloud.mendix.com/v1alpha1/namespaces/{namespace}/{plural}"
+    return path + (f"/{name}" if name else "") + (f"/{sub}" if sub else "")
+
+
+# --------------------------------------------------------------------------
+# S3 with AWS Signature Version 4
+# --------------------------------------------------------------------------
+
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+
+
+def _uri_encode(text, keep_slash):
+    return quote(text, safe="-_.~/" if keep_slash else "-_.~")
+
+
+def sigv4_headers(method, host, path, query, headers, payload_sha256, access_key, secret_key,
+                  region, now=None, service="s3"):
+    """Headers to add for a SigV4-signed request (Authorization, x-amz-date,
+    x-amz-content-sha256, Host). path is unencoded; query a list of (name, value)."""
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    amz_date = now.strftime("%Y%m%dT%H%M%SZ")
+    date = amz_date[:8]
+    signed = {k.lower(): " ".join(str(v).split()) for k, v in headers.items()}
+    signed.update({"host": host, "x-amz-date": amz_date, "x-amz-content-sha256": payload_sha256})
+    names = sorted(signed)
+    canonical_query = "&".join(f"{_uri_encode(k, False)}={_uri_encode(v, False)}"
+                               for k, v in sorted(query))
+    canonical = "\n".join([method, _uri_encode(path, True), canonical_query,
+                           "".join(f"{n}:{signed[n]}\n" for n in names), ";".join(names),
+                           payload_sha256])
+    scope = f"{date}/{region}/{service}/aws4_request"
+    to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope,
+                         hashlib.sha256(canonical.encode()).hexdigest()])
+    key = ("AWS4" + secret_key).encode()
+    for part in (date, region, service, "aws4_request"):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+    return {"Host": host, "x-amz-date": amz_date, "x-amz-content-sha256": payload_sha256,
+            "Authorization": f"AWS4-HMAC-SHA256 Credential={access_key}/{scope}, "
+                             f"SignedHeaders={';'.join(names)}, Signature={signature}"}
+
+
+class S3Error(Exception):
+    def __init__(self, status, body):
+        code = ""
+        try:
+            code = ET.fromstring(body).findtext("Code") or ""
+        except ET.ParseError:
+            pass
+        super().__init__(f"S3 {status} {code}".strip())
+        self.status = status
+        self.code = code
+
+
+class S3:
+    """Path-style S3 client (endpoint without bucket). Thread-safe: one keep-alive
+    connection per thread. For https the CA comes from ca_file, else from OpenSSL's
+    defaults, which honour SSL_CERT_FILE and SSL_CERT_DIR."""
+
+    def __init__(self, endpoint, access_key, secret_key, region="us-east-1", ca_file=None):
+        parts = urlsplit(endpoint)
+        self.https = parts.scheme == "https"
+        self.host = parts.netloc
+        self.hostname, self.port = parts.hostname, parts.port
+        self.access_key, self.secret_key, self.region = access_key, secret_key, region
+        self.context = ssl.create_default_context(cafile=ca_file) if self.https else None
+        self.local = threading.local()
+        self.clock_skew = datetime.timedelta(0)   # tests sign with a wrong clock
+
+    def _conn(self):
+        if getattr(self.local, "conn", None) is None:
+            if self.https:
+                self.local.conn = http.client.HTTPSConnection(self.hostname, self.port,
+                                                              context=self.context, timeout=60)
+            else:
+                self.local.conn = http.client.HTTPConnection(self.hostname, self.port,
+                                                             timeout=60)
+        return self.local.conn
+
+    def request(self, method, bucket, key="", query=(), body=b"", headers=None,
+                payload_sha256=None):
+        """Returns (status, body bytes, response headers); raises S3Error for >= 300.
+        payload_sha256 overrides the body's hash (only tests want that)."""
+        path = f"/{bucket}" + (f"/{key}" if key else "")
+        headers = dict(headers or {})
+        headers.update(sigv4_headers(method, self.host, path, list(query), headers,
+                                     payload_sha256 or hashlib.sha256(body).hexdigest(),
+                                     self.access_key, self.secret_key, self.region,
+                                     datetime.datetime.now(datetime.timezone.utc) +
+                                     self.clock_skew))
+        url = _uri_encode(path, True)
+        if query:
+            url += "?" + "&".join(f"{_uri_encode(k, False)}={_uri_encode(v, False)}"
+                                  if v != "" else _uri_encode(k, False) for k, v in query)
+        for attempt in (1, 2):   # one retry when a kept-alive connection was closed
+            conn = self._conn()
+            try:
+                conn.request(method, url, body, headers)
+                resp = conn.getresponse()
+                data = resp.read()
+                break
+            except (http.client.HTTPException, ConnectionError):
+                conn.close()
+                self.local.conn = None
+                if attempt == 2:
+                    raise
+        if resp.status >= 300:
+            raise S3Error(resp.status, data)
+        return resp.status, data, dict(resp.getheaders())
+
+    def put(self, bucket, key, data):
+        self.request("PUT", bucket, key, body=data)
+
+    def get(self, bucket, key):
+        return self.request("GET", bucket, key)[1]
+
+    def head(self, bucket, key):
+        return self.request("HEAD", bucket, key)[2]
+
+    def create_bucket(self, bucket):
+        self.request("PUT", bucket)
+
+    def delete_bucket(self, bucket):
+        self.request("DELETE", bucket)
+
+    def list_buckets(self):
+        _, data, _ = self.request("GET", "")
+        ns = {"s": "http://s3.amazonaws.com/doc/2006-03-01/"}
+        return [b.findtext("s:Name", namespaces=ns)
+                for b in ET.fromstring(data).iter(f"{{{ns['s']}}}Bucket")]
+
+    def list(self, bucket, prefix=""):
+        """All objects under prefix: {key: size}. Follows continuation tokens."""
+        ns = "{http://s3.amazonaws.com/doc/2006-03-01/}"
+        out, token = {}, None
+        while True:
+            query = [("list-type", "2"), ("prefix", prefix)]
+            if token:
+                query.append(("continuation-token", token))
+            _, data, _ = self.request("GET", bucket, query=query)
+            root = ET.fromstring(data)
+            for item in root.iter(ns + "Contents"):
+                out[item.findtext(ns + "Key")] = int(item.findtext(ns + "Size"))
+            token = root.findtext(ns + "NextContinuationToken")
+            if root.findtext(ns + "IsTruncated") != "true" or not token:
+                return out
+
+    def delete_many(self, bucket, keys):
+        """Multi-object delete, 1000 keys per request."""
+        keys = list(keys)
+        for i in range(0, len(keys), 1000):
+            root = ET.Element("Delete")
+            ET.SubElement(root, "Quiet").text = "true"
+            for key in keys[i:i + 1000]:
+                ET.SubElement(ET.SubElement(root, "Object"), "Key").text = key
+            body = ET.tostring(root)
+            md5 = base64.b64encode(hashlib.md5(body).digest()).decode()
+            self.request("POST", bucket, query=[("delete", "")], body=body,
+                         headers={"Content-MD5": md5, "Content-Type": "application/xml"})
+
+
+# --------------------------------------------------------------------------
+# PostgreSQL through psql
+# --------------------------------------------------------------------------
+
+def psql_bin(env):
+    candidate = os.path.join(env.get("MXPC_PG_BINDIR", ""), "psql")
+    return candidate if os.access(candidate, os.X_OK) else "psql"
+
+
+def conninfo(**params):
+    return " ".join(f"{k}='{str(v)}'" for k, v in params.items() if v is not None)
+
+
+def psql(env, info, sql, password, check=True, extra_env=None):
+    """Run SQL through psql (stdin, stop at the first error); returns the
+    CompletedProcess with unaligned, tuples-only output."""
+    penv = dict(os.environ, PGPASSWORD=password, PGCONNECT_TIMEOUT="10")
+    penv.update(extra_env or {})
+    proc = subprocess.run([psql_bin(env), "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1",
+                           "-d", info], input=sql, text=True, capture_output=True, env=penv)
+    if check and proc.returncode != 0:
+        raise RuntimeError(f"psql failed ({info.split('password')[0]}): {proc.stderr.strip()}")
+    return proc
+
+
+# --------------------------------------------------------------------------
+# Test bookkeeping: "ok - ..." / "FAIL - ..." lines and the closing "N passed, M failed"
+# --------------------------------------------------------------------------
+
+class Checks:
+    def __init__(self):
+        self.passed = 0
+        self.failed = 0
+
+    def check(self, description, condition, detail=""):
+        if condition:
+            self.passed += 1
+            print(f"ok - {description}", flush=True)
+        else:
+            self.failed += 1
+            print(f"FAIL - {description}" + (f": {detail}" if detail else ""), flush=True)
+        return condition
+
+    def finish(self):
+        print(f"{self.passed} passed, {self.failed} failed", flush=True)
+        sys.exit(1 if self.failed or not self.passed else 0)
+
+    def abort(self, message):
+        """A precondition failed (no env, server down): a failure, never a skip."""
+        self.check(message, False)
+        self.finish()
+
+
+def stack_env_or_fail(checks):
+    """The env named by MXPC_STACK_ENV; fails the test when it is unset or missing."""
+    path = os.environ.get("MXPC_STACK_ENV")
+    if not path:
+        checks.abort("MXPC_STACK_ENV is set (path of the stack's env.sh)")
+    if not os.path.exists(path):
+        checks.abort(f"MXPC_STACK_ENV={path} exists")
+    return load_env(path)
