@@ -17,6 +17,7 @@ static const luaL_Reg c_modules[] = {
     {"mxpc.error", luaopen_mxpc_error},
     {"mxpc.log", luaopen_mxpc_log},
     {"mxpc.fs", luaopen_mxpc_fs},
+    {"mxpc.archive", luaopen_mxpc_archive},
     {"mxpc.runtime", luaopen_mxpc_runtime},
     {"cjson", luaopen_cjson},
     {NULL, NULL},

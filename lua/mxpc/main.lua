@@ -78,6 +78,32 @@ command {
   run = workflow("restore"),
 }
 
+local function archive_command(name, summary, description)
+  command {
+    name = name,
+    summary = summary,
+    usage = name .. " FILE [--json]",
+    description = description,
+    options = { { long = "json", help = "print the result as one JSON object on stdout" } },
+    positional = "FILE",
+    run = function(opts, positional)
+      if not positional[1] then args.usage_error("missing FILE") end
+      if #positional > 1 then args.usage_error("unexpected argument %q", positional[2]) end
+      return require("mxpc.backup_archive").command(name, opts, positional[1])
+    end,
+  }
+end
+
+archive_command("inspect", "show what a backup archive holds (no cluster needed)",
+  "Reads a backup archive (.tar.gz) or a database-only .backup file and shows its\n" ..
+  "metadata, entry counts, sizes, the dump's archive version and the pg_dump that\n" ..
+  "made it, and whether Mendix Cloud can restore it. Exits 1 if it is malformed.")
+
+archive_command("verify", "check that a backup archive would restore (no cluster needed)",
+  "Reads every byte of a backup archive or database-only .backup file, checks its\n" ..
+  "structure and layout, and runs 'pg_restore -l' on the dump. Exits 0 only when\n" ..
+  "the archive would restore; writes nothing anywhere.")
+
 command {
   name = "run",
   summary = "run a Lua script with every module available",
