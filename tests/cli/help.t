@@ -41,3 +41,9 @@ $ version
 >~ ^mxpc-data-migration \d+\.\d+\.\d+$
 >~ ^  lua        Lua 5\.4
 >~ ^  libpq      15
+
+$ inspect --help
+>~ ^usage: mxpc-data-migration inspect FILE \[--json\]$
+
+$ verify --help
+>~ ^usage: mxpc-data-migration verify FILE \[--json\]$
