@@ -81,6 +81,24 @@ function t.sh(cmd)
   return out, code
 end
 
+-- The local stack's settings (tests/stack/up writes env.sh; ctest gets its
+-- path in MXPC_STACK_ENV). Fails, never skips, when there is no stack.
+function t.stack_env()
+  local path = os.getenv("MXPC_STACK_ENV")
+  if not path or path == "" then
+    error("MXPC_STACK_ENV is not set: start the stack (tests/stack/up) and point MXPC_STACK_ENV at its env.sh", 2)
+  end
+  local f, err = io.open(path)
+  if not f then error("cannot read the stack's env.sh: " .. err, 2) end
+  local env = {}
+  for line in f:lines() do
+    local k, v = line:match("^export ([%w_]+)=(.*)$")
+    if k then env[k] = v:gsub("^'(.*)'$", "%1") end
+  end
+  f:close()
+  return env
+end
+
 -- The program under test (the binary running this file).
 function t.program()
   local i = -1
