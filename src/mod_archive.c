@@ -17,9 +17,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -33,6 +31,7 @@
 #include "mxpc/buf.h"
 #include "mxpc/error.h"
 #include "mxpc/modules.h"
+#include "mxpc/process.h"
 #include "mxpc/runtime.h"
 
 #define WRITER_META "mxpc.archive.writer"
@@ -44,7 +43,6 @@
 #define FILE_CHUNK (256 * 1024)
 #define STDERR_MAX (16 * 1024)
 
-extern char **environ;
 
 /* What a Lua callback (sink or source) left behind when it failed. */
 struct callback_failure {
@@ -768,132 +766,6 @@ static int re_tostring(lua_State *L)
 
 /* --- e:pipe_to(argv): stream an entry into a command ---------------------- */
 
-struct child {
-    pid_t pid;
-    int in, err; /* our ends: the child's stdin and stderr */
-    struct mxpc_buf errtext;
-    int errtext_cut;
-};
-
-/* Returns 0 or an errno value. */
-static int spawn_child(struct child *c, char *const argv[])
-{
-    int pin[2], perr[2];
-    if (pipe2(pin, O_CLOEXEC) != 0)
-        return errno;
-    if (pipe2(perr, O_CLOEXEC) != 0) {
-        int e = errno;
-        close(pin[0]), close(pin[1]);
-        return e;
-    }
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, pin[0], 0);
-    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, perr[1], 2);
-    posix_spawnattr_t at;
-    posix_spawnattr_init(&at);
-    sigset_t def;
-    sigemptyset(&def);
-    sigaddset(&def, SIGPIPE); /* we ignore it; the child should not */
-    posix_spawnattr_setsigdefault(&at, &def);
-    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGDEF);
-    int rc = posix_spawnp(&c->pid, argv[0], &fa, &at, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&at);
-    close(pin[0]);
-    close(perr[1]);
-    if (rc != 0) {
-        close(pin[1]), close(perr[0]);
-        return rc;
-    }
-    c->in = pin[1];
-    c->err = perr[0];
-    fcntl(c->in, F_SETFL, O_NONBLOCK);
-    return 0;
-}
-
-/* Reads what the child wrote to stderr, keeping the first STDERR_MAX bytes. */
-static void drain_stderr(struct child *c)
-{
-    char buf[4096];
-    ssize_t n = read(c->err, buf, sizeof buf);
-    if (n <= 0) {
-        if (n == 0 || errno != EINTR) {
-            close(c->err);
-            c->err = -1;
-        }
-        return;
-    }
-    size_t keep = c->errtext.len < STDERR_MAX ? STDERR_MAX - c->errtext.len : 0;
-    if ((size_t)n > keep)
-        c->errtext_cut = 1;
-    mxpc_buf_append(&c->errtext, buf, (size_t)n < keep ? (size_t)n : keep);
-}
-
-/* Writes data to the child's stdin while reading its stderr, so that neither
- * side can block the other. A child that stops reading is not an error here:
- * the caller judges by the exit status. */
-static int feed_child(struct child *c, const char *data, size_t len)
-{
-    while (len > 0 && c->in >= 0) {
-        if (mxpc_interrupted())
-            return -1;
-        struct pollfd p[2] = {{c->in, POLLOUT, 0}, {c->err, POLLIN, 0}};
-        if (poll(p, c->err >= 0 ? 2 : 1, 1000) < 0)
-            continue;
-        if (c->err >= 0 && (p[1].revents & (POLLIN | POLLHUP)))
-            drain_stderr(c);
-        if (p[0].revents & (POLLERR | POLLHUP)) {
-            close(c->in);
-            c->in = -1;
-        } else if (p[0].revents & POLLOUT) {
-            ssize_t n = write(c->in, data, len);
-            if (n > 0) {
-                data += n;
-                len -= (size_t)n;
-            } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
-                close(c->in); /* EPIPE: the child is done reading */
-                c->in = -1;
-            }
-        }
-    }
-    return 0;
-}
-
-static int wait_child(struct child *c, int *status)
-{
-    if (c->in >= 0)
-        close(c->in);
-    c->in = -1;
-    while (c->err >= 0) {
-        if (mxpc_interrupted())
-            return -1;
-        struct pollfd p = {c->err, POLLIN, 0};
-        if (poll(&p, 1, 1000) > 0)
-            drain_stderr(c);
-    }
-    while (waitpid(c->pid, status, 0) < 0)
-        if (errno != EINTR)
-            return -1;
-    c->pid = 0;
-    return 0;
-}
-
-static void kill_child(struct child *c)
-{
-    if (c->in >= 0)
-        close(c->in);
-    if (c->err >= 0)
-        close(c->err);
-    if (c->pid > 0) {
-        kill(c->pid, SIGTERM);
-        while (waitpid(c->pid, NULL, 0) < 0 && errno == EINTR) {
-        }
-    }
-    mxpc_buf_free(&c->errtext);
-}
-
 /* e:pipe_to({cmd, args...} [, {head = n}]) -> {status = exit code | nil,
  * signal = n | nil, stderr = text, head = the first n bytes}, or nil, err if
  * the command cannot be started. The whole entry is read (and so checked)
@@ -917,8 +789,10 @@ static int re_pipe_to(lua_State *L)
     lua_Integer head_max = opt_field(L, 3, "head", LUA_TNUMBER) ? luaL_checkinteger(L, -1) : 0;
     luaL_argcheck(L, head_max >= 0 && head_max <= 1024 * 1024, 3, "head must be between 0 and 1 MiB");
     struct mxpc_buf head = MXPC_BUF_INIT;
-    struct child c = {0, -1, -1, MXPC_BUF_INIT, 0};
-    int e = spawn_child(&c, (char *const *)argv);
+    struct mxpc_process_options po = {.argv = argv, .in = MXPC_PROCESS_PIPE, .out = MXPC_PROCESS_NULL,
+                                      .stderr_max = STDERR_MAX};
+    struct mxpc_process *child;
+    int e = mxpc_process_spawn(&child, &po);
     if (e != 0)
         return mxpc_error_fail(L, e == ENOENT ? "not_found" : "io", NULL, "cannot run %s: %s", argv[0], strerror(e));
     char *buf = malloc(CHUNK);
@@ -929,16 +803,16 @@ static int re_pipe_to(lua_State *L)
             mxpc_buf_append(&head, buf, (size_t)n < head_max - head.len ? (size_t)n : head_max - head.len);
         if (n < 0)
             rc = (int)n;
-        else if (feed_child(&c, buf, (size_t)n) != 0)
-            rc = MXPC_ARCHIVE_EINTERRUPTED;
+        else if (n > 0 && mxpc_process_write(child, buf, (size_t)n) < 0)
+            rc = MXPC_ARCHIVE_EINTERRUPTED; /* a child that stops reading is judged by its status */
     }
     free(buf);
     int status = 0;
-    if (rc == 0 && wait_child(&c, &status) != 0)
+    if (rc == 0 && mxpc_process_wait(child, &status) != 0)
         rc = MXPC_ARCHIVE_EINTERRUPTED;
     if (rc != 0) {
         mxpc_buf_free(&head);
-        kill_child(&c);
+        mxpc_process_free(child);
         if (rc == MXPC_ARCHIVE_EINTERRUPTED)
             mxpc_check_interrupt(L);
         if (!buf)
@@ -953,11 +827,11 @@ static int re_pipe_to(lua_State *L)
         lua_pushinteger(L, WTERMSIG(status));
         lua_setfield(L, -2, "signal");
     }
-    if (c.errtext_cut)
-        mxpc_buf_puts(&c.errtext, "\n[...]");
-    lua_pushlstring(L, c.errtext.data ? c.errtext.data : "", c.errtext.len);
+    int cut;
+    const char *errtext = mxpc_process_stderr(child, &cut);
+    lua_pushfstring(L, "%s%s", errtext, cut ? "\n[...]" : "");
     lua_setfield(L, -2, "stderr");
-    mxpc_buf_free(&c.errtext);
+    mxpc_process_free(child);
     lua_pushlstring(L, head.data ? head.data : "", head.len);
     lua_setfield(L, -2, "head");
     mxpc_buf_free(&head);

@@ -18,6 +18,7 @@ static const luaL_Reg c_modules[] = {
     {"mxpc.log", luaopen_mxpc_log},
     {"mxpc.fs", luaopen_mxpc_fs},
     {"mxpc.archive", luaopen_mxpc_archive},
+    {"mxpc.process", luaopen_mxpc_process},
     {"mxpc.runtime", luaopen_mxpc_runtime},
     {"cjson", luaopen_cjson},
     {NULL, NULL},

@@ -1,0 +1,114 @@
+local t = require "t"
+local process = require "mxpc.process"
+local errors = require "mxpc.error"
+local fs = require "mxpc.fs"
+
+local function read_all(p)
+  local parts = {}
+  for chunk in function() return p:read() end do parts[#parts + 1] = chunk end
+  return table.concat(parts)
+end
+
+t.test("stdout pipe and exit status", function()
+  local p <close> = assert(process.spawn({ "sh", "-c", "printf hello; echo oops >&2; exit 3" }, { stdout = "pipe" }))
+  t.eq(read_all(p), "hello")
+  local r = assert(p:wait())
+  t.eq(r.status, 3)
+  t.eq(r.stderr, "oops\n")
+end)
+
+t.test("stdin pipe streams through a filter", function()
+  local p <close> = assert(process.spawn({ "sha256sum" }, { stdin = "pipe", stdout = "pipe" }))
+  local chunk = ("\0"):rep(65536)
+  for _ = 1, 64 do assert(p:write(chunk)) end -- 4 MiB: more than any pipe buffer
+  p:close_stdin()
+  local out = read_all(p)
+  local expected = t.sh("head -c 4194304 /dev/zero | sha256sum")
+  t.eq(out, expected)
+  t.eq(p:wait().status, 0)
+end)
+
+t.test("environment additions reach the child, not its command line", function()
+  local p <close> = assert(process.spawn({ "sh", "-c", 'printf "%s" "$MXPC_TEST_SECRET"; cat /proc/$$/cmdline' },
+    { env = { MXPC_TEST_SECRET = "s3cr3t" }, stdout = "pipe" }))
+  local out = read_all(p)
+  t.eq(out:sub(1, 6), "s3cr3t")
+  t.ok(not out:sub(7):find("s3cr3t", 1, true), "not on the command line")
+  t.eq(p:wait().status, 0)
+end)
+
+t.test("stdout to a file (mode 0600) and stdin from a file", function()
+  local dir = t.tmpdir()
+  local p <close> = assert(process.spawn({ "printf", "data" }, { stdout = { file = dir .. "/out" } }))
+  t.eq(p:wait().status, 0)
+  t.eq(fs.read(dir .. "/out"), "data")
+  t.eq(fs.stat(dir .. "/out").mode, 384)
+  local q <close> = assert(process.spawn({ "tr", "a-z", "A-Z" }, { stdin = { file = dir .. "/out" }, stdout = "pipe" }))
+  t.eq(read_all(q), "DATA")
+  q:wait()
+end)
+
+t.test("a child that stops reading is not a write error", function()
+  local p <close> = assert(process.spawn({ "head", "-c", "10" }, { stdin = "pipe" }))
+  local chunk = ("x"):rep(65536)
+  local stopped = false
+  for _ = 1, 100 do
+    local ok = p:write(chunk)
+    if ok == false then stopped = true break end
+  end
+  t.ok(stopped, "write reports that the child stopped reading")
+  t.eq(p:wait().status, 0)
+end)
+
+t.test("stderr is kept up to a bound", function()
+  local p <close> = assert(process.spawn({ "sh", "-c", "head -c 100000 /dev/zero | tr '\\0' e >&2" }, { stderr_max = 1000 }))
+  local r = p:wait()
+  t.eq(#r.stderr, 1000 + #"\n[...]")
+end)
+
+t.test("a missing command is not_found with a hint; misuse raises", function()
+  local p, err = process.spawn({ "mxpc-no-such-command" })
+  t.eq(p, nil)
+  t.ok(errors.is(err, "not_found"))
+  t.contains(err.message, "cannot run mxpc-no-such-command")
+  t.contains(err.hint, "PATH")
+  t.raises(function() process.spawn({}) end, "the command is empty")
+  t.raises(function() process.spawn({ "true" }, { stdout = "tty" }) end, "must be \"pipe\"")
+  local _, ferr = process.spawn({ "cat" }, { stdin = { file = "/nonexistent/x" } })
+  t.eq(ferr.code, "io")
+end)
+
+t.test("closing kills a running child; a closed handle raises", function()
+  local p = assert(process.spawn({ "sleep", "30" }))
+  local pid = p:pid()
+  t.contains(tostring(p), "process (sleep, pid")
+  p:close()
+  t.eq(tostring(p), "process (sleep, closed)")
+  local _, code = t.sh("kill -0 " .. pid)
+  t.ok(code ~= 0, "child is gone")
+  t.raises(function() p:wait() end, "closed process")
+  p:close()
+end)
+
+t.test("SIGINT while waiting for a child: exit 130, child killed", function()
+  local dir = t.tmpdir()
+  local f = assert(io.open(dir .. "/w.lua", "w"))
+  f:write(([[
+    local process = require "mxpc.process"
+    local p <close> = assert(process.spawn({"sh", "-c", "echo $$ > %s/child; exec sleep 30"}))
+    io.open("%s/ready", "w"):close()
+    p:wait()
+  ]]):format(dir, dir))
+  f:close()
+  local out = t.sh(([[
+    %s run %s/w.lua 2>%s/err & pid=$!
+    for i in $(seq 1 200); do [ -s %s/child ] && [ -e %s/ready ] && break; sleep 0.05; done
+    kill -INT $pid; wait $pid; echo "exit=$?"
+    kill -0 $(cat %s/child) 2>/dev/null && echo alive || echo dead
+  ]]):format(t.program(), dir, dir, dir, dir, dir))
+  t.contains(out, "exit=130")
+  t.contains(out, "dead")
+  t.eq(fs.read(dir .. "/err"), "error: interrupted by SIGINT\n")
+end)
+
+return t.run()
