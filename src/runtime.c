@@ -19,6 +19,7 @@ static const luaL_Reg c_modules[] = {
     {"mxpc.fs", luaopen_mxpc_fs},
     {"mxpc.archive", luaopen_mxpc_archive},
     {"mxpc.process", luaopen_mxpc_process},
+    {"mxpc.pg", luaopen_mxpc_pg},
     {"mxpc.runtime", luaopen_mxpc_runtime},
     {"cjson", luaopen_cjson},
     {NULL, NULL},

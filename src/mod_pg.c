@@ -1,0 +1,433 @@
+/* Lua module mxpc.pg: PostgreSQL connections on libpq.
+ *
+ *   local db <close> = assert(pg.connect{host = "db", port = 5432, dbname = "app",
+ *       user = "app", password = pw, sslmode = "verify-full"})
+ *   local rows = assert(db:query("select id, name from t where id = $1", 42))
+ *
+ * Connection parameters are passed as keywords (PQconnectStartParams), never
+ * as a connection string, and the password is registered for redaction.
+ * Connecting and queries run asynchronously and poll mxpc_interrupted(), so
+ * Ctrl-C cancels a running query (PQcancel) instead of waiting for it. Query
+ * parameters are sent separately from the SQL text ($1, $2, ...). */
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <lauxlib.h>
+#include <libpq-fe.h>
+
+#include "mxpc/error.h"
+#include "mxpc/log.h"
+#include "mxpc/modules.h"
+#include "mxpc/runtime.h"
+
+#define CONN_META "mxpc.pg.connection"
+#define POLL_MS 200
+#define MAX_PARAMS 32
+
+/* type OIDs (pg_type.dat) converted to Lua numbers and booleans */
+#define BOOLOID 16
+#define INT8OID 20
+#define INT2OID 21
+#define INT4OID 23
+#define OIDOID 26
+#define FLOAT4OID 700
+#define FLOAT8OID 701
+
+struct lconn {
+    PGconn *conn;
+    char label[256]; /* user@host:port/dbname, for messages */
+};
+
+static struct lconn *check_conn(lua_State *L)
+{
+    return luaL_checkudata(L, 1, CONN_META);
+}
+
+static PGconn *live_conn(lua_State *L)
+{
+    struct lconn *c = check_conn(L);
+    if (!c->conn)
+        luaL_error(L, "attempt to use a closed connection");
+    return c->conn;
+}
+
+/* libpq messages end with a newline and may span lines: one line for a person. */
+static void one_line(char *s)
+{
+    size_t n = strlen(s);
+    while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == ' '))
+        s[--n] = '\0';
+    for (char *p = s; *p; p++)
+        if (*p == '\n')
+            *p = ' ';
+}
+
+/* A hint for the usual ways a connection fails. */
+static const char *connect_hint(const char *msg, const char *sslmode)
+{
+    if (strstr(msg, "certificate verify failed") || strstr(msg, "root certificate file"))
+        return "the server's certificate is not trusted: set PGSSLROOTCERT to the CA certificate (PEM) that "
+               "signed it";
+    if (strstr(msg, "does not match host name") || strstr(msg, "server certificate for"))
+        return "the server's certificate is for another host name: connect by the name in the certificate";
+    if (strstr(msg, "server does not support SSL"))
+        return "the server does not offer TLS, but the storage plan requires it (strict TLS)";
+    if (strstr(msg, "password authentication failed") || strstr(msg, "no password supplied"))
+        return "the database credentials were refused: check the environment's database secret";
+    if (strstr(msg, "no pg_hba.conf entry"))
+        return sslmode && strcmp(sslmode, "disable") == 0
+                   ? "the server refuses this client; it may require TLS"
+                   : "the server refuses connections from this host or user (pg_hba.conf)";
+    if (strstr(msg, "Connection refused") || strstr(msg, "timeout expired") || strstr(msg, "could not translate host"))
+        return "check that the database host is reachable from here (from outside the cluster it often is "
+               "not: run in a jump pod)";
+    return NULL;
+}
+
+/* Waits for the socket while polling for interruption. Returns 0, or -1 when interrupted. */
+static int wait_socket(PGconn *conn, int for_write, time_t deadline)
+{
+    for (;;) {
+        if (mxpc_interrupted())
+            return -1;
+        struct pollfd p = {PQsocket(conn), (short)(for_write ? POLLOUT : POLLIN), 0};
+        int r = poll(&p, 1, POLL_MS);
+        if (r > 0 || (r < 0 && errno != EINTR))
+            return 0;
+        if (deadline && time(NULL) >= deadline)
+            return 0; /* let libpq notice and report the timeout */
+    }
+}
+
+/* Reads option `key` of the table at 1 as a string (numbers converted), kept
+ * alive in the table of converted values at index 2. */
+static const char *opt_string(lua_State *L, const char *key)
+{
+    lua_getfield(L, 2, key);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_getfield(L, 1, key);
+        int t = lua_type(L, -1);
+        if (t == LUA_TNUMBER) {
+            luaL_tolstring(L, -1, NULL);
+            lua_remove(L, -2);
+        } else if (t != LUA_TSTRING && t != LUA_TNIL) {
+            luaL_error(L, "connection parameter '%s' must be a string", key);
+        }
+        lua_pushvalue(L, -1);
+        lua_setfield(L, 2, key);
+    }
+    const char *v = lua_tostring(L, -1);
+    lua_pop(L, 1); /* still referenced by the table at index 2 */
+    return v;
+}
+
+/* pg.connect{host, port, dbname, user, password, sslmode, sslrootcert,
+ * connect_timeout, application_name} -> connection, or nil, err */
+static int l_connect(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    lua_newtable(L); /* 2: the values as strings */
+    static const char *const names[] = {"host",        "port",   "dbname",          "user",
+                                        "password",    "sslmode", "sslrootcert",    "connect_timeout",
+                                        "application_name", NULL};
+    const char *keys[16], *values[16];
+    int n = 0;
+    for (int i = 0; names[i]; i++) {
+        const char *v = opt_string(L, names[i]);
+        if (v) {
+            keys[n] = names[i];
+            values[n++] = v;
+        }
+    }
+    const char *host = opt_string(L, "host"), *port = opt_string(L, "port");
+    const char *dbname = opt_string(L, "dbname"), *user = opt_string(L, "user");
+    const char *password = opt_string(L, "password"), *sslmode = opt_string(L, "sslmode");
+    if (!opt_string(L, "connect_timeout")) {
+        keys[n] = "connect_timeout";
+        values[n++] = "15";
+    }
+    if (!opt_string(L, "application_name")) {
+        keys[n] = "application_name";
+        values[n++] = "mxpc-data-migration";
+    }
+    keys[n] = values[n] = NULL;
+    mxpc_redact_add(password);
+
+    struct lconn *c = lua_newuserdatauv(L, sizeof *c, 0);
+    c->conn = NULL;
+    snprintf(c->label, sizeof c->label, "%s@%s:%s/%s", user ? user : "?", host ? host : "localhost",
+             port ? port : "5432", dbname ? dbname : "?");
+    luaL_setmetatable(L, CONN_META);
+
+    c->conn = PQconnectStartParams(keys, values, 0);
+    if (!c->conn)
+        return luaL_error(L, "out of memory");
+    time_t deadline = time(NULL) + 120; /* libpq's connect_timeout is per address; bound the whole */
+    PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+    while (PQstatus(c->conn) != CONNECTION_BAD && st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED) {
+        if (wait_socket(c->conn, st == PGRES_POLLING_WRITING, deadline) != 0) {
+            PQfinish(c->conn);
+            c->conn = NULL;
+            mxpc_check_interrupt(L);
+        }
+        if (time(NULL) >= deadline)
+            break;
+        st = PQconnectPoll(c->conn);
+    }
+    if (PQstatus(c->conn) != CONNECTION_OK) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", PQerrorMessage(c->conn));
+        one_line(msg);
+        PQfinish(c->conn);
+        c->conn = NULL;
+        return mxpc_error_fail(L, "connect", connect_hint(msg, sslmode), "cannot connect to PostgreSQL %s: %s",
+                               c->label, msg[0] ? msg : "timed out");
+    }
+    return 1;
+}
+
+/* Pushes one value converted by its type; NULL becomes nil. */
+static void push_value(lua_State *L, const PGresult *res, int row, int col)
+{
+    if (PQgetisnull(res, row, col)) {
+        lua_pushnil(L);
+        return;
+    }
+    const char *v = PQgetvalue(res, row, col);
+    switch (PQftype(res, col)) {
+    case BOOLOID: lua_pushboolean(L, v[0] == 't'); break;
+    case INT2OID:
+    case INT4OID:
+    case INT8OID:
+    case OIDOID:
+        if (!lua_stringtonumber(L, v))
+            lua_pushstring(L, v);
+        break;
+    case FLOAT4OID:
+    case FLOAT8OID:
+        if (!lua_stringtonumber(L, v))
+            lua_pushstring(L, v);
+        break;
+    default: lua_pushlstring(L, v, (size_t)PQgetlength(res, row, col));
+    }
+}
+
+/* Sends the query, waits for its result (cancelling it on interruption) and
+ * returns the last result, or NULL with the connection's error. */
+static PGresult *run_query(lua_State *L, PGconn *conn, const char *sql, int nparams, const char *const *params)
+{
+    int sent = nparams >= 0 ? PQsendQueryParams(conn, sql, nparams, NULL, params, NULL, NULL, 0)
+                            : PQsendQuery(conn, sql);
+    if (!sent)
+        return NULL;
+    PGresult *last = NULL;
+    for (;;) {
+        while (PQisBusy(conn)) {
+            if (wait_socket(conn, 0, 0) != 0) {
+                PGcancel *cancel = PQgetCancel(conn);
+                char buf[256];
+                if (cancel) {
+                    PQcancel(cancel, buf, sizeof buf);
+                    PQfreeCancel(cancel);
+                }
+                PGresult *r;
+                while ((r = PQgetResult(conn)) != NULL)
+                    PQclear(r);
+                PQclear(last);
+                mxpc_check_interrupt(L);
+            }
+            if (!PQconsumeInput(conn)) {
+                PQclear(last);
+                return NULL;
+            }
+        }
+        PGresult *r = PQgetResult(conn);
+        if (!r)
+            break;
+        /* keep the first error, else the last result */
+        if (last && PQresultStatus(last) == PGRES_FATAL_ERROR)
+            PQclear(r);
+        else {
+            PQclear(last);
+            last = r;
+        }
+    }
+    return last;
+}
+
+static int fail_result(lua_State *L, struct lconn *c, PGresult *res)
+{
+    char msg[1024];
+    const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    snprintf(msg, sizeof msg, "%s", primary ? primary : PQerrorMessage(c->conn));
+    one_line(msg);
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    char sqlstate[8];
+    snprintf(sqlstate, sizeof sqlstate, "%s", state ? state : "");
+    PQclear(res);
+    if (PQstatus(c->conn) == CONNECTION_BAD)
+        mxpc_error_fail(L, "connect", NULL, "lost the connection to PostgreSQL %s: %s", c->label, msg);
+    else
+        mxpc_error_fail(L, "sql", NULL, "PostgreSQL %s: %s%s%s%s", c->label, msg, sqlstate[0] ? " (SQLSTATE " : "",
+                        sqlstate, sqlstate[0] ? ")" : "");
+    if (sqlstate[0]) {
+        lua_pushstring(L, sqlstate);
+        lua_setfield(L, -2, "sqlstate");
+    }
+    return 2;
+}
+
+/* db:query(sql, ...) -> rows (array of {column = value}; rows.columns =
+ * names in order), or nil, err. Parameters: strings, numbers, booleans, nil. */
+static int c_query(lua_State *L)
+{
+    struct lconn *c = check_conn(L);
+    PGconn *conn = live_conn(L);
+    const char *sql = luaL_checkstring(L, 2);
+    int nparams = lua_gettop(L) - 2;
+    luaL_argcheck(L, nparams <= MAX_PARAMS, MAX_PARAMS + 3, "too many query parameters");
+    const char *params[MAX_PARAMS];
+    for (int i = 0; i < nparams; i++) {
+        int idx = i + 3;
+        if (lua_isnil(L, idx))
+            params[i] = NULL;
+        else if (lua_isboolean(L, idx))
+            params[i] = lua_toboolean(L, idx) ? "true" : "false";
+        else if (lua_type(L, idx) == LUA_TSTRING || lua_type(L, idx) == LUA_TNUMBER)
+            params[i] = lua_tostring(L, idx); /* numbers are converted in place, and stay on the stack */
+        else
+            return luaL_argerror(L, idx, "query parameters must be strings, numbers, booleans or nil");
+    }
+    PGresult *res = run_query(L, conn, sql, nparams, params);
+    ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+    if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK)
+        return fail_result(L, c, res);
+    int nrows = PQntuples(res), ncols = PQnfields(res);
+    lua_createtable(L, nrows, 1);
+    lua_createtable(L, ncols, 0);
+    for (int j = 0; j < ncols; j++) {
+        lua_pushstring(L, PQfname(res, j));
+        lua_rawseti(L, -2, j + 1);
+    }
+    lua_setfield(L, -2, "columns");
+    for (int i = 0; i < nrows; i++) {
+        lua_createtable(L, 0, ncols);
+        for (int j = 0; j < ncols; j++) {
+            push_value(L, res, i, j);
+            lua_setfield(L, -2, PQfname(res, j));
+        }
+        lua_rawseti(L, -2, i + 1);
+    }
+    const char *affected = PQcmdTuples(res);
+    if (affected && *affected) {
+        lua_pushinteger(L, strtoll(affected, NULL, 10));
+        lua_setfield(L, -2, "affected");
+    }
+    PQclear(res);
+    return 1;
+}
+
+/* db:exec(sql) -> true, or nil, err. Runs one or more statements, no parameters. */
+static int c_exec(lua_State *L)
+{
+    struct lconn *c = check_conn(L);
+    PGconn *conn = live_conn(L);
+    PGresult *res = run_query(L, conn, luaL_checkstring(L, 2), -1, NULL);
+    ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+    if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK && st != PGRES_EMPTY_QUERY)
+        return fail_result(L, c, res);
+    PQclear(res);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* db:info() -> {host, port, dbname, user, server_version (integer),
+ * ssl = {protocol, cipher} or false} */
+static int c_info(lua_State *L)
+{
+    PGconn *conn = live_conn(L);
+    lua_createtable(L, 0, 6);
+    lua_pushstring(L, PQhost(conn));
+    lua_setfield(L, -2, "host");
+    lua_pushstring(L, PQport(conn));
+    lua_setfield(L, -2, "port");
+    lua_pushstring(L, PQdb(conn));
+    lua_setfield(L, -2, "dbname");
+    lua_pushstring(L, PQuser(conn));
+    lua_setfield(L, -2, "user");
+    lua_pushinteger(L, PQserverVersion(conn));
+    lua_setfield(L, -2, "server_version");
+    if (PQsslInUse(conn)) {
+        lua_createtable(L, 0, 2);
+        lua_pushstring(L, PQsslAttribute(conn, "protocol"));
+        lua_setfield(L, -2, "protocol");
+        lua_pushstring(L, PQsslAttribute(conn, "cipher"));
+        lua_setfield(L, -2, "cipher");
+    } else {
+        lua_pushboolean(L, 0);
+    }
+    lua_setfield(L, -2, "ssl");
+    return 1;
+}
+
+/* close, __close, __gc: idempotent */
+static int c_close(lua_State *L)
+{
+    struct lconn *c = check_conn(L);
+    if (c->conn)
+        PQfinish(c->conn);
+    c->conn = NULL;
+    return 0;
+}
+
+static int c_tostring(lua_State *L)
+{
+    struct lconn *c = check_conn(L);
+    if (!c->conn)
+        lua_pushfstring(L, "pg.connection (%s, closed)", c->label);
+    else
+        lua_pushfstring(L, "pg.connection (%s, %s)", c->label,
+                        PQsslInUse(c->conn) ? PQsslAttribute(c->conn, "protocol") : "no TLS");
+    return 1;
+}
+
+/* pg.quote_ident(name) -> "name" with quotes doubled */
+static int l_quote_ident(lua_State *L)
+{
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    luaL_addchar(&b, '"');
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '"')
+            luaL_addchar(&b, '"');
+        luaL_addchar(&b, s[i]);
+    }
+    luaL_addchar(&b, '"');
+    luaL_pushresult(&b);
+    return 1;
+}
+
+int luaopen_mxpc_pg(lua_State *L)
+{
+    static const luaL_Reg methods[] = {
+        {"query", c_query}, {"exec", c_exec}, {"info", c_info}, {"close", c_close}, {NULL, NULL},
+    };
+    static const luaL_Reg meta[] = {
+        {"__gc", c_close}, {"__close", c_close}, {"__tostring", c_tostring}, {NULL, NULL},
+    };
+    static const luaL_Reg fns[] = {{"connect", l_connect}, {"quote_ident", l_quote_ident}, {NULL, NULL}};
+    luaL_newmetatable(L, CONN_META);
+    luaL_setfuncs(L, meta, 0);
+    luaL_newlib(L, methods);
+    lua_setfield(L, -2, "__index");
+    lua_pop(L, 1);
+    luaL_newlib(L, fns);
+    return 1;
+}
