@@ -20,6 +20,7 @@ static const luaL_Reg c_modules[] = {
     {"mxpc.archive", luaopen_mxpc_archive},
     {"mxpc.process", luaopen_mxpc_process},
     {"mxpc.pg", luaopen_mxpc_pg},
+    {"mxpc.console", luaopen_mxpc_console},
     {"mxpc.runtime", luaopen_mxpc_runtime},
     {"cjson", luaopen_cjson},
     {NULL, NULL},
@@ -247,6 +248,15 @@ static int l_data_dir(lua_State *L)
     return 1;
 }
 
+/* runtime.clear_interrupt(): forget a handled signal and catch the next one
+ * again (the REPL goes back to its prompt after Ctrl-C) */
+static int l_clear_interrupt(lua_State *L)
+{
+    mxpc_interrupt_reset();
+    mxpc_runtime_install_signal_handlers(signal_state ? signal_state : L);
+    return 0;
+}
+
 /* runtime.check_interrupt(): raises the interruption error if a signal came */
 static int l_check_interrupt(lua_State *L)
 {
@@ -271,6 +281,7 @@ int luaopen_mxpc_runtime(lua_State *L)
         {"scripts_dir", l_scripts_dir},
         {"data_dir", l_data_dir},
         {"check_interrupt", l_check_interrupt},
+        {"clear_interrupt", l_clear_interrupt},
         {"interrupted", l_interrupted},
         {"libraries", mxpc_push_library_versions},
         {NULL, NULL},

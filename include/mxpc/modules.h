@@ -12,6 +12,7 @@ int luaopen_mxpc_fs(lua_State *L);
 int luaopen_mxpc_archive(lua_State *L);
 int luaopen_mxpc_process(lua_State *L);
 int luaopen_mxpc_pg(lua_State *L);
+int luaopen_mxpc_console(lua_State *L);
 int luaopen_mxpc_runtime(lua_State *L);
 
 /* Pushes a table of linked library versions (versions.c). */

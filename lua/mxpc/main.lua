@@ -132,12 +132,14 @@ command {
 
 command {
   name = "repl",
-  summary = "explore an environment interactively (not implemented yet)",
+  summary = "explore an environment interactively (Lua with every module loaded)",
   usage = "repl [options]",
-  description = "An interactive Lua prompt with every module loaded.",
-  run = function()
-    errors.raise("not_implemented", "the repl is not implemented yet",
-      "use 'mxpc-data-migration run SCRIPT' meanwhile")
+  description = "An interactive Lua prompt with every module loaded under its short name\n" ..
+      "(k8s, pg, s3, archive, ...). A line is an expression or a statement; an\n" ..
+      "unfinished one continues on the next line. Ctrl-C stops the running code,\n" ..
+      "Ctrl-D leaves. Without a terminal it reads the lines from stdin.",
+  run = function(opts)
+    return require("mxpc.repl").run { debug = opts.debug }
   end,
 }
 

@@ -5,6 +5,7 @@ Format of a .t file (cases separated by blank lines, '#' starts a comment):
     % shell command        setup, run with bash before the next '$' (must succeed)
     $ ARGS...              run the program with ARGS (shell-like quoting);
                            leading NAME=VALUE words set environment variables
+    < FILE                 stdin of the command (default: none)
     ? CODE                 expected exit code (default 0)
     > text                 stdout, exact: if any '>' line is given, stdout must
                            be exactly these lines
@@ -34,7 +35,7 @@ def parse(path):
                 continue
             if cur is None:
                 cur = {"line": lineno, "setup": [], "args": None, "code": 0,
-                       "out": [], "err": [], "out_re": [], "err_re": [], "out_not": [], "err_not": []}
+                       "out": [], "err": [], "out_re": [], "err_re": [], "out_not": [], "err_not": [], "stdin": None}
                 cases.append(cur)
             tag, _, rest = line.partition(" ")
             if tag == "%":
@@ -43,6 +44,8 @@ def parse(path):
                 cur["args"] = rest
             elif tag == "?":
                 cur["code"] = int(rest)
+            elif tag == "<":
+                cur["stdin"] = rest
             elif tag == ">":
                 cur["out"].append(rest)
             elif tag == "!":
@@ -77,8 +80,13 @@ def run_case(binary, case, subst):
     while words and re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", words[0]):
         k, _, v = words.pop(0).partition("=")
         env[k] = v
-    r = subprocess.run([binary] + words, capture_output=True, text=True, env=env,
-                       cwd=subst["tmp"], stdin=subprocess.DEVNULL, timeout=120)
+    stdin = open(os.path.join(subst["tmp"], expand(case["stdin"])), "rb") if case["stdin"] else subprocess.DEVNULL
+    try:
+        r = subprocess.run([binary] + words, capture_output=True, text=True, env=env,
+                           cwd=subst["tmp"], stdin=stdin, timeout=120)
+    finally:
+        if case["stdin"]:
+            stdin.close()
     problems = []
     if r.returncode != case["code"]:
         problems.append(f"exit code {r.returncode}, expected {case['code']}")

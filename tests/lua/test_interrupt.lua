@@ -54,4 +54,18 @@ t.test("a pure Lua loop is interrupted too", function()
   t.eq(err, "error: interrupted by SIGINT\n")
 end)
 
+t.test("Ctrl-C in the repl stops the running chunk, not the prompt", function()
+  local dir = t.tmpdir()
+  local out = t.sh(([[
+    ( echo 'io.open("%s/ready", "w"):close() while true do end'
+      for i in $(seq 1 200); do [ -e %s/interrupted ] && break; sleep 0.05; done
+      echo '"still here"' ) | %s repl > %s/out 2>&1 & pid=$!
+    for i in $(seq 1 200); do [ -e %s/ready ] && break; sleep 0.05; done
+    sleep 0.2; kill -INT $pid; touch %s/interrupted
+    wait $pid; echo "exit=$?"
+  ]]):format(dir, dir, t.program(), dir, dir, dir))
+  t.contains(out, "exit=0")
+  t.eq(fs.read(dir .. "/out"), 'error: interrupted by SIGINT\n"still here"\n')
+end)
+
 return t.run()

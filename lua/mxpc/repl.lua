@@ -1,0 +1,132 @@
+-- The interactive prompt: explore an environment with every module loaded.
+-- A line is first tried as an expression ("return <line>"), then as a
+-- statement; an unfinished chunk continues on the next line (">> "). Every
+-- chunk runs in a protected call; an error prints one line (the traceback with
+-- --debug) and Ctrl-C stops the running chunk, not the prompt. Results are
+-- printed through the redaction, so a secret the session learned never shows.
+local console = require "mxpc.console"
+local errors = require "mxpc.error"
+local log = require "mxpc.log"
+local runtime = require "mxpc.runtime"
+
+local repl = {}
+
+-- Modules ready to use at the prompt, by short name (those this build has).
+local MODULES = { archive = "archive", backup_archive = "backup_archive", errors = "error", fs = "fs", k8s = "k8s",
+  log = "log", pg = "pg", process = "process", runtime = "runtime", s3 = "s3" }
+
+local function show(v, depth, seen)
+  depth, seen = depth or 0, seen or {}
+  local t = type(v)
+  if t == "string" then return string.format("%q", v) end
+  if t ~= "table" or getmetatable(v) then return tostring(v) end
+  if seen[v] then return "{...}" end
+  if depth >= 3 then return "{...}" end
+  seen[v] = true
+  local keys = {}
+  for k in pairs(v) do keys[#keys + 1] = k end
+  table.sort(keys, function(a, b)
+    if type(a) == type(b) and (type(a) == "number" or type(a) == "string") then return a < b end
+    return type(a) < type(b)
+  end)
+  local parts, n = {}, #v
+  for i = 1, n do parts[#parts + 1] = show(v[i], depth + 1, seen) end
+  for _, k in ipairs(keys) do
+    if not (math.type(k) == "integer" and k >= 1 and k <= n) then
+      local name = (type(k) == "string" and k:match("^[%a_][%w_]*$")) and k or ("[" .. show(k, depth + 1, seen) .. "]")
+      parts[#parts + 1] = name .. " = " .. show(v[k], depth + 1, seen)
+    end
+    if #parts > 50 then
+      parts[#parts + 1] = "..."
+      break
+    end
+  end
+  seen[v] = nil
+  return "{" .. table.concat(parts, ", ") .. "}"
+end
+repl.show = show
+
+local function out(s) io.stdout:write(log.redact(s), "\n") io.stdout:flush() end
+
+-- Compiles a chunk: expression first, then statement. Returns the function,
+-- or nil, message, incomplete (true when more lines could finish it).
+local function compile(src, env)
+  local fn = load("return " .. src, "=stdin", "t", env)
+  if fn then return fn end
+  local err
+  fn, err = load(src, "=stdin", "t", env)
+  if fn then return fn end
+  return nil, err, err:find("<eof>$") ~= nil
+end
+
+local function traceback(e)
+  e = errors.normalize(e)
+  if not e.traceback then e.traceback = debug.traceback(e.message, 2) end
+  return e
+end
+
+function repl.run(opts)
+  opts = opts or {}
+  local interactive = console.interactive()
+  local env = setmetatable({}, { __index = _G })
+  local loaded = {}
+  for name, module in pairs(MODULES) do
+    local ok, m = pcall(require, "mxpc." .. module)
+    if ok then
+      env[name] = m
+      loaded[#loaded + 1] = name
+    end
+  end
+  table.sort(loaded)
+  env.show = function(v) out(show(v)) end
+  local history = os.getenv("HOME") and (os.getenv("HOME") .. "/.mxpc-data-migration_history")
+  if interactive then
+    if history then console.load_history(history) end
+    out(("%s %s: Lua %s with %s loaded; Ctrl-D to leave"):format(runtime.program, runtime.version,
+      _VERSION:match("%d.*"), table.concat(loaded, ", ")))
+  end
+
+  local buffer
+  while true do
+    local ok, line = pcall(console.readline, interactive and (buffer and ">> " or "> ") or "")
+    if not ok then
+      -- Ctrl-C at the prompt: drop the unfinished chunk
+      runtime.clear_interrupt()
+      buffer = nil
+      if interactive then io.stdout:write("\n") end
+    elseif line == nil then
+      break
+    else
+      buffer = buffer and (buffer .. "\n" .. line) or line
+      local fn, err, incomplete = compile(buffer, env)
+      if fn then
+        console.add_history(buffer)
+        buffer = nil
+        local results = table.pack(xpcall(fn, traceback))
+        if results[1] then
+          if results.n > 1 then
+            local shown = {}
+            for i = 2, results.n do shown[#shown + 1] = show(results[i]) end
+            out(table.concat(shown, "\t"))
+          end
+        else
+          local e = results[2]
+          if errors.is(e, "interrupted") then runtime.clear_interrupt() end
+          out("error: " .. e.message)
+          if e.hint then out("hint: " .. e.hint) end
+          if opts.debug and e.traceback then out(e.traceback) end
+        end
+      elseif not incomplete then
+        console.add_history(buffer)
+        buffer = nil
+        out("error: " .. err)
+      end
+    end
+  end
+  if buffer then out("error: unfinished chunk at the end of input") end
+  if interactive and history then console.save_history(history) end
+  if interactive then io.stdout:write("\n") end
+  return 0
+end
+
+return repl

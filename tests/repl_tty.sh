@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The REPL on a real terminal (tmux): line editing through libedit, a
+# continued chunk, Ctrl-C stopping running code and clearing a half-typed
+# line, Ctrl-D leaving, and the history file written.
+set -euo pipefail
+bin=$1
+home=$(mktemp -d)
+sock=$home/tmux.sock
+tm() { tmux -S "$sock" "$@"; }
+trap 'tm kill-server 2>/dev/null || true; rm -rf "$home"' EXIT
+fail() { echo "FAIL: $*"; echo "--- screen:"; tm capture-pane -t r -p || true; echo "0 passed, 1 failed"; exit 1; }
+type_line() { tm send-keys -t r -l "$1"; tm send-keys -t r Enter; }
+screen_has() { # wait up to 5 s for a line matching the regex
+  for _ in $(seq 1 100); do tm capture-pane -t r -p -J | grep -qE "$1" && return 0; sleep 0.05; done
+  return 1
+}
+
+tm new-session -d -s r -x 200 -y 40 "HOME=$home MXPC_SCRIPTS= $bin repl; echo exited=\$?; sleep 5"
+screen_has "Ctrl-D to leave" || fail "no banner"
+type_line 'for i = 1, 2 do'
+screen_has '^>> $' || fail "no continuation prompt"
+type_line 'print(i * 10)'
+type_line 'end'
+screen_has '^20$' || fail "loop did not run"
+type_line 'while true do end'
+sleep 0.3
+tm send-keys -t r C-c
+screen_has '^\^?C?error: interrupted by SIGINT$' || fail "Ctrl-C did not stop the loop"
+tm send-keys -t r -l 'half typed'
+tm send-keys -t r C-c
+type_line '"after"'
+screen_has '^"after"$' || fail "prompt did not come back after Ctrl-C"
+tm send-keys -t r C-d
+screen_has '^exited=0$' || fail "Ctrl-D did not leave with exit 0"
+grep -q 'while.*true.*do.*end' "$home/.mxpc-data-migration_history" || fail "history not written"
+echo "1 passed, 0 failed"
