@@ -1,0 +1,246 @@
+-- Finds an environment's database and file storage settings through the
+-- Kubernetes API, the way the Mendix operator lays them out (docs/environment.md):
+--   MendixApp <env>  ->  StorageInstances <env>-database, <env>-file
+--   StorageInstance  ->  its credentials Secret (status/spec secretName, else
+--                        a Secret with the StorageInstance's own name)
+--   Secret           ->  key per value (database-host, ...), or a `config`
+--                        key holding the runtime settings as JSON
+-- Everything that is inferred rather than documented is decided here, in one
+-- small function each, so it can be corrected in one place.
+local cjson = require "cjson"
+local errors = require "mxpc.error"
+local log = require "mxpc.log"
+
+local M = {}
+
+local function fail(code, message, hint)
+  return nil, errors.new { code = code, message = message, hint = hint }
+end
+
+-- --- where the credentials Secret is named ------------------------------------
+
+-- The Secret's name: a string field named like "secretName" in status, then in
+-- spec (searched one level deep), else the StorageInstance's own name.
+function M.secret_name(si)
+  local function search(t)
+    if type(t) ~= "table" then return nil end
+    for _, k in ipairs { "secretName", "secret", "credentialsSecretName", "credentialsSecret" } do
+      if type(t[k]) == "string" and t[k] ~= "" then return t[k] end
+    end
+    for k, v in pairs(t) do
+      if type(k) == "string" and k:lower():find("secret") and type(v) == "string" and v ~= "" then return v end
+    end
+    for _, v in pairs(t) do
+      if type(v) == "table" and type(v.secretName) == "string" then return v.secretName end
+      if type(v) == "table" and type(v.name) == "string" and v.kind == "Secret" then return v.name end
+    end
+  end
+  return search(si.status) or search(si.spec) or si.metadata.name
+end
+
+-- --- the two Secret layouts -------------------------------------------------------
+
+-- Runtime setting names (config layout) -> key-per-value names.
+local CONFIG_KEYS = {
+  DatabaseType = "database-type",
+  DatabaseJdbcUrl = "database-jdbc-url",
+  DatabaseHost = "database-host",
+  DatabaseName = "database-name",
+  DatabaseUserName = "database-username",
+  DatabasePassword = "database-password",
+  ["com.mendix.core.StorageService"] = "storage-service-name",
+  ["com.mendix.storage.s3.EndPoint"] = "storage-endpoint",
+  ["com.mendix.storage.s3.BucketName"] = "storage-bucket-name",
+  ["com.mendix.storage.s3.AccessKeyId"] = "storage-access-key-id",
+  ["com.mendix.storage.s3.SecretAccessKey"] = "storage-secret-access-key",
+  ["com.mendix.storage.s3.ResourceNamePrefix"] = "storage-resource-name-prefix",
+  ["com.mendix.storage.s3.Region"] = "storage-region",
+  ["com.mendix.storage.s3.UseCACertificates"] = "storage-use-ca-certificates",
+}
+
+-- Decoded Secret data (either layout) -> one flat table in key-per-value names,
+-- plus the layout's name. `where` names the Secret in messages.
+function M.flatten_secret(data, where)
+  if data.config == nil then return data, "keys" end
+  local ok, config = pcall(cjson.decode, data.config)
+  if not ok or type(config) ~= "table" then
+    return fail("environment", where .. ": key 'config' is not a JSON object")
+  end
+  local flat = {}
+  for k, v in pairs(data) do if k ~= "config" then flat[k] = v end end
+  for k, v in pairs(config) do
+    local name = CONFIG_KEYS[k]
+    if name and v ~= cjson.null then flat[name] = tostring(v) end
+  end
+  return flat, "config"
+end
+
+-- --- database -----------------------------------------------------------------------
+
+-- "host:port", "[v6]:port", "host" -> host, port
+function M.parse_host(s)
+  local h, p = s:match("^%[([^%]]+)%]:?(%d*)$")
+  if not h then h, p = s:match("^([^:]+):?(%d*)$") end
+  if not h then h, p = s, "" end -- a bare IPv6 address
+  return h, p ~= "" and tonumber(p) or nil
+end
+
+-- jdbc:postgresql://host:port/db?k=v&... -> {host, port, dbname, params}
+function M.parse_jdbc(url)
+  local rest = url:match("^jdbc:postgresql://(.*)$")
+  if not rest then return nil end
+  local hostport, dbname, query = rest:match("^([^/]*)/([^?]*)%??(.*)$")
+  if not hostport then hostport, dbname, query = rest, nil, "" end
+  local host, port = M.parse_host(hostport)
+  local params = {}
+  for k, v in query:gmatch("([^&=]+)=([^&]*)") do params[k:lower()] = v end
+  return { host = host, port = port, dbname = dbname ~= "" and dbname or nil, params = params }
+end
+
+-- The libpq sslmode for the storage plan's TLS rule, read from the JDBC URL:
+-- strict TLS (verify-full/verify-ca) verifies the server; otherwise try TLS
+-- without verifying and fall back to plaintext (prefer).
+function M.sslmode(jdbc)
+  local params = jdbc and jdbc.params or {}
+  local mode = params.sslmode
+  if mode == "verify-full" or mode == "verify-ca" or mode == "require" then return mode end
+  if not mode and (params.ssl == "true" and params.sslfactory == nil) then return "require" end
+  return "prefer"
+end
+
+function M.database_settings(values, where)
+  local dbtype = values["database-type"] or "PostgreSQL"
+  if dbtype:lower() ~= "postgresql" then
+    return fail("unsupported", ("%s: the database is %s; only PostgreSQL is supported"):format(where, dbtype),
+      "to move data from or to another database type, convert it through an intermediate environment with a " ..
+      "PostgreSQL database (the Mendix runtime's SourceDatabase settings)")
+  end
+  local jdbc = values["database-jdbc-url"] and M.parse_jdbc(values["database-jdbc-url"])
+  local host, port
+  if values["database-host"] then host, port = M.parse_host(values["database-host"]) end
+  host = host or (jdbc and jdbc.host)
+  port = port or (jdbc and jdbc.port) or 5432
+  local dbname = values["database-name"] or (jdbc and jdbc.dbname)
+  local user = values["database-username"]
+  for _, required in ipairs { { "database-host", host }, { "database-name", dbname }, { "database-username", user } } do
+    local what, v = required[1], required[2]
+    if not v or v == "" then
+      return fail("environment", ("%s: no %s"):format(where, what),
+        "the Secret is not in a layout this tool knows; see docs/environment.md")
+    end
+  end
+  local password = values["database-password"]
+  log.secret(password)
+  return {
+    type = "PostgreSQL", host = host, port = port, dbname = dbname, user = user, password = password,
+    iam = password == nil or password == "", sslmode = M.sslmode(jdbc),
+  }
+end
+
+-- --- file storage ----------------------------------------------------------------------
+
+-- Where the files are: endpoint (without a bucket), bucket, key prefix.
+--  * AWS virtual-host endpoint https://<bucket>.s3.<region>.amazonaws.com, or
+--    an endpoint with a path https://host/<bucket>: the bucket is in the
+--    endpoint and bucket-name is a directory: key = <bucket-name>/<uuid>.
+--  * otherwise (MinIO plans): bucket = bucket-name, key = <prefix><uuid>.
+function M.storage_location(values)
+  local endpoint = values["storage-endpoint"]
+  local name = values["storage-bucket-name"]
+  local region = values["storage-region"]
+  local prefix = values["storage-resource-name-prefix"] or ""
+  if not endpoint or endpoint == "" then
+    region = region or "us-east-1"
+    return { endpoint = "https://s3." .. region .. ".amazonaws.com", bucket = name, prefix = prefix, region = region }
+  end
+  local scheme, host, path = endpoint:match("^(https?)://([^/]+)(.*)$")
+  if not scheme then return nil end
+  path = path:gsub("^/+", ""):gsub("/+$", "")
+  local vbucket, vregion = host:match("^(.+)%.s3[.-]([%w-]+)%.amazonaws%.com$")
+  if vbucket and vregion ~= "external-1" then
+    return { endpoint = scheme .. "://s3." .. vregion .. ".amazonaws.com", bucket = vbucket,
+      prefix = (path ~= "" and path .. "/" or "") .. name .. "/", region = region or vregion, virtual_host = true }
+  end
+  if path ~= "" then
+    local bucket, rest = path:match("^([^/]+)/?(.*)$")
+    return { endpoint = scheme .. "://" .. host, bucket = bucket,
+      prefix = (rest ~= "" and rest .. "/" or "") .. name .. "/", region = region }
+  end
+  return { endpoint = scheme .. "://" .. host, bucket = name, prefix = prefix, region = region }
+end
+
+-- The object key of a file.
+function M.object_key(storage, uuid) return storage.prefix .. uuid end
+
+function M.storage_settings(values, where)
+  local service = values["storage-service-name"] or "com.mendix.storage.s3"
+  if service ~= "com.mendix.storage.s3" then
+    return fail("unsupported", ("%s: the file storage is %s; only S3 and MinIO are supported"):format(where, service))
+  end
+  if not values["storage-bucket-name"] or values["storage-bucket-name"] == "" then
+    return fail("environment", where .. ": no storage-bucket-name",
+      "the Secret is not in a layout this tool knows; see docs/environment.md")
+  end
+  local loc = M.storage_location(values)
+  if not loc then
+    return fail("environment", ("%s: storage-endpoint %q is not an http(s) URL"):format(where, values["storage-endpoint"]))
+  end
+  local secret = values["storage-secret-access-key"]
+  log.secret(secret)
+  loc.service = "s3"
+  loc.access_key = values["storage-access-key-id"]
+  loc.secret_key = secret
+  loc.irsa = loc.access_key == nil or loc.access_key == ""
+  loc.https = loc.endpoint:sub(1, 6) == "https:"
+  return loc
+end
+
+-- --- the whole environment --------------------------------------------------------------
+
+local function get(client, resource, name, ns, what)
+  local obj, err = client:get(resource, name, ns)
+  if obj then return obj end
+  if errors.is(err, "not_found") then
+    err = errors.new { code = "not_found", message = ("%s %q not found in namespace %q"):format(what, name, ns),
+      hint = err.hint }
+  end
+  return nil, err
+end
+
+-- Resolves namespace/name into {namespace, name, replicas, database = {...},
+-- storage = {...}}. Credentials are registered for redaction. `decode` turns
+-- a Secret object into its decoded data (k8s.secret_data).
+function M.resolve(client, ns, name, decode)
+  local app, err = get(client, "mendixapps", name, ns, "environment (MendixApp)")
+  if not app then
+    if errors.is(err, "not_found") then
+      err.hint = "check the environment's internal name and namespace: kubectl -n " .. ns .. " get mendixapps"
+    end
+    return nil, err
+  end
+  local env = { namespace = ns, name = name, replicas = (app.spec or {}).replicas }
+  for _, part in ipairs { "database", "file" } do
+    local si_name = name .. "-" .. part
+    local si, serr = get(client, "storageinstances", si_name, ns, "StorageInstance")
+    if not si then return nil, serr end
+    local secret_name = M.secret_name(si)
+    local secret, cerr = get(client, "secrets", secret_name, ns, "credentials Secret")
+    if not secret then return nil, cerr end
+    local where = ("Secret %s/%s"):format(ns, secret_name)
+    local values, layout = M.flatten_secret(decode(secret), where)
+    if not values then return nil, layout end
+    local settings, perr
+    if part == "database" then
+      settings, perr = M.database_settings(values, where)
+    else
+      settings, perr = M.storage_settings(values, where)
+    end
+    if not settings then return nil, perr end
+    settings.secret = secret_name
+    settings.layout = layout
+    env[part == "database" and "database" or "storage"] = settings
+  end
+  return env
+end
+
+return M

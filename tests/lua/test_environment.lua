@@ -1,0 +1,142 @@
+-- Resolving an environment's settings from the operator's resources: the pure
+-- decisions, with Kubernetes objects made here (the stack test drives the real
+-- API through mxpc.k8s).
+local t = require "t"
+local environment = require "mxpc.environment"
+local errors = require "mxpc.error"
+local cjson = require "cjson"
+
+t.test("secret name: status, then spec, then the StorageInstance's name", function()
+  t.eq(environment.secret_name { metadata = { name = "a-database" }, status = { secretName = "s1" } }, "s1")
+  t.eq(environment.secret_name { metadata = { name = "a-database" }, spec = { credentialsSecret = "s2" }, status = {} }, "s2")
+  t.eq(environment.secret_name { metadata = { name = "a-database" }, spec = { plan = "x" }, status = { state = "Ready" } },
+    "a-database")
+end)
+
+t.test("hosts: name, IPv4, IPv6 in brackets, no port", function()
+  t.same({ environment.parse_host("db.example.com:5433") }, { "db.example.com", 5433 })
+  t.same({ environment.parse_host("10.0.0.1") }, { "10.0.0.1" })
+  t.same({ environment.parse_host("[fd00::1]:5432") }, { "fd00::1", 5432 })
+  t.same({ environment.parse_host("[fd00::1]") }, { "fd00::1" })
+end)
+
+t.test("JDBC URL and the TLS rule it carries", function()
+  local j = environment.parse_jdbc("jdbc:postgresql://db:5432/app?sslmode=verify-full&foo=1")
+  t.same(j, { host = "db", port = 5432, dbname = "app", params = { sslmode = "verify-full", foo = "1" } })
+  t.eq(environment.sslmode(j), "verify-full")
+  t.eq(environment.sslmode(environment.parse_jdbc("jdbc:postgresql://db/app?sslmode=prefer")), "prefer")
+  t.eq(environment.sslmode(environment.parse_jdbc("jdbc:postgresql://db/app")), "prefer")
+  t.eq(environment.sslmode(environment.parse_jdbc("jdbc:postgresql://db/app?sslmode=disable")), "prefer")
+  t.eq(environment.sslmode(environment.parse_jdbc("jdbc:postgresql://[::1]:6000/app?sslmode=require")), "require")
+  t.eq(environment.parse_jdbc("jdbc:postgresql://[::1]:6000/app").host, "::1")
+  t.eq(environment.parse_jdbc("jdbc:sqlserver://x"), nil)
+end)
+
+t.test("the config layout is mapped onto the key-per-value names", function()
+  local flat, layout = environment.flatten_secret({ config = cjson.encode {
+    DatabaseHost = "db:5432", DatabaseName = "app", DatabaseUserName = "u", DatabasePassword = "p",
+    ["com.mendix.storage.s3.BucketName"] = "b", ["com.mendix.storage.s3.Unknown"] = "x" } }, "S")
+  t.eq(layout, "config")
+  t.same(flat, { ["database-host"] = "db:5432", ["database-name"] = "app", ["database-username"] = "u",
+    ["database-password"] = "p", ["storage-bucket-name"] = "b" })
+  local none, err = environment.flatten_secret({ config = "{not json" }, "Secret ns/s")
+  t.eq(none, nil)
+  t.eq(err.message, "Secret ns/s: key 'config' is not a JSON object")
+end)
+
+t.test("database settings; other database types are refused with a way out", function()
+  local db = assert(environment.database_settings({ ["database-type"] = "PostgreSQL",
+    ["database-jdbc-url"] = "jdbc:postgresql://ignored:1/x?sslmode=verify-full", ["database-host"] = "db:6432",
+    ["database-name"] = "app", ["database-username"] = "u", ["database-password"] = "pw-123456" }, "S"))
+  t.same(db, { type = "PostgreSQL", host = "db", port = 6432, dbname = "app", user = "u", password = "pw-123456",
+    iam = false, sslmode = "verify-full" })
+  t.eq(require("mxpc.log").redact("pw-123456"), "***", "password registered as a secret")
+  local iam = assert(environment.database_settings({ ["database-jdbc-url"] = "jdbc:postgresql://h:5432/d",
+    ["database-username"] = "u" }, "S"))
+  t.eq(iam.iam, true)
+  t.eq(iam.host, "h")
+  local none, err = environment.database_settings({ ["database-type"] = "SQLSERVER" }, "Secret ns/x")
+  t.eq(none, nil)
+  t.ok(errors.is(err, "unsupported"))
+  t.contains(err.message, "only PostgreSQL is supported")
+  t.contains(err.hint, "PostgreSQL")
+  local _, merr = environment.database_settings({ ["database-name"] = "d", ["database-username"] = "u" }, "Secret ns/x")
+  t.eq(merr.message, "Secret ns/x: no database-host")
+end)
+
+t.test("where files live: bucket in the endpoint, virtual host, MinIO, AWS default", function()
+  local function loc(v) return environment.storage_location(v) end
+  local path = loc { ["storage-endpoint"] = "http://127.0.0.1:9000/shared", ["storage-bucket-name"] = "env1" }
+  t.same(path, { endpoint = "http://127.0.0.1:9000", bucket = "shared", prefix = "env1/" })
+  t.eq(environment.object_key(path, "u-1"), "env1/u-1")
+  local vhost = loc { ["storage-endpoint"] = "https://my-bucket.s3.eu-west-1.amazonaws.com", ["storage-bucket-name"] = "env2" }
+  t.same(vhost, { endpoint = "https://s3.eu-west-1.amazonaws.com", bucket = "my-bucket", prefix = "env2/",
+    region = "eu-west-1", virtual_host = true })
+  local minio = loc { ["storage-endpoint"] = "https://minio.local:9000/", ["storage-bucket-name"] = "env3",
+    ["storage-resource-name-prefix"] = "p-" }
+  t.same(minio, { endpoint = "https://minio.local:9000", bucket = "env3", prefix = "p-" })
+  local aws = loc { ["storage-bucket-name"] = "b", ["storage-region"] = "eu-central-1" }
+  t.same(aws, { endpoint = "https://s3.eu-central-1.amazonaws.com", bucket = "b", prefix = "", region = "eu-central-1" })
+  t.eq(loc { ["storage-endpoint"] = "ftp://x", ["storage-bucket-name"] = "b" }, nil)
+end)
+
+t.test("storage settings: S3 only, keys or IRSA, TLS from the scheme", function()
+  local s = assert(environment.storage_settings({ ["storage-endpoint"] = "https://minio:9000",
+    ["storage-bucket-name"] = "b", ["storage-access-key-id"] = "AK", ["storage-secret-access-key"] = "sk-abcdef" }, "S"))
+  t.eq(s.https, true)
+  t.eq(s.irsa, false)
+  t.eq(require("mxpc.log").redact("sk-abcdef"), "***")
+  local irsa = assert(environment.storage_settings({ ["storage-bucket-name"] = "b" }, "S"))
+  t.eq(irsa.irsa, true)
+  local _, err = environment.storage_settings({ ["storage-service-name"] = "com.mendix.storage.azure" }, "Secret ns/f")
+  t.ok(errors.is(err, "unsupported"))
+  t.contains(err.message, "only S3 and MinIO are supported")
+end)
+
+-- A stand-in for mxpc.k8s's client: objects by resource and name.
+local function fake_client(objects)
+  return {
+    get = function(_, resource, name, ns)
+      local obj = (objects[resource] or {})[name]
+      if obj then return obj end
+      return nil, errors.new { code = "not_found", message = resource .. " " .. name .. " not found", hint = "h" }
+    end,
+  }
+end
+
+local function identity(secret) return secret.data end
+
+t.test("resolve: MendixApp -> StorageInstances -> Secrets, both layouts", function()
+  local client = fake_client {
+    mendixapps = { app = { metadata = { name = "app" }, spec = { replicas = 2 } } },
+    storageinstances = {
+      ["app-database"] = { metadata = { name = "app-database" }, status = { secretName = "app-db-creds" } },
+      ["app-file"] = { metadata = { name = "app-file" }, status = {} },
+    },
+    secrets = {
+      ["app-db-creds"] = { data = { ["database-host"] = "db:5432", ["database-name"] = "app",
+        ["database-username"] = "u", ["database-password"] = "p4ssw0rd" } },
+      ["app-file"] = { data = { config = cjson.encode { ["com.mendix.storage.s3.EndPoint"] = "http://s3:7480",
+        ["com.mendix.storage.s3.BucketName"] = "files" } } },
+    },
+  }
+  local env = assert(environment.resolve(client, "ns", "app", identity))
+  t.eq(env.replicas, 2)
+  t.eq(env.database.host, "db")
+  t.eq(env.database.secret, "app-db-creds")
+  t.eq(env.database.layout, "keys")
+  t.eq(env.storage.bucket, "files")
+  t.eq(env.storage.secret, "app-file")
+  t.eq(env.storage.layout, "config")
+end)
+
+t.test("resolve: what is missing is named", function()
+  local _, err = environment.resolve(fake_client {}, "ns", "nope", identity)
+  t.ok(errors.is(err, "not_found"))
+  t.eq(err.message, 'environment (MendixApp) "nope" not found in namespace "ns"')
+  t.contains(err.hint, "kubectl -n ns get mendixapps")
+  local _, err2 = environment.resolve(fake_client { mendixapps = { app = { spec = {} } } }, "ns", "app", identity)
+  t.eq(err2.message, 'StorageInstance "app-database" not found in namespace "ns"')
+end)
+
+return t.run()
