@@ -4,6 +4,10 @@
  *       {env = {PGPASSWORD = pw}, stdout = {file = "/tmp/x/db.backup"}}))
  *   local r = p:wait()    -- {status = 0, stderr = "..."}
  *
+ *   -- a pipeline: b reads what a writes
+ *   local a = process.spawn({"pg_restore", "-f", "-", dump}, {stdout = "pipe"})
+ *   local b = process.spawn({"psql", "-f", "-"}, {stdin = a})
+ *
  * Environment values are passed to the child only, never on its command line.
  * A handle that is closed or collected while the child runs kills it. */
 #include <errno.h>
@@ -41,7 +45,8 @@ static struct mxpc_process *live_process(lua_State *L)
     return lp->p;
 }
 
-/* Reads an stdin/stdout option: "null" (default), "pipe" or {file = path}.
+/* Reads an stdin/stdout option: "null" (default), "pipe", {file = path}, or
+ * (stdin only) another process spawned with stdout = "pipe".
  * Returns the mode, or -1 with errno set and the path pushed when the file
  * cannot be opened. */
 static int stream_option(lua_State *L, int opts, const char *key, int *fd, int for_output)
@@ -57,6 +62,13 @@ static int stream_option(lua_State *L, int opts, const char *key, int *fd, int f
             mode = MXPC_PROCESS_PIPE;
         else if (strcmp(v, "null") != 0)
             luaL_error(L, "option '%s' must be \"pipe\", \"null\" or {file = path}", key);
+    } else if (!for_output && luaL_testudata(L, -1, PROCESS_META)) {
+        /* a pipeline: this child reads what another one writes */
+        struct lprocess *from = lua_touserdata(L, -1);
+        *fd = from->p ? mxpc_process_take_stdout(from->p) : -1;
+        if (*fd < 0)
+            luaL_error(L, "option 'stdin': that process has no stdout pipe to read (spawn it with stdout = \"pipe\")");
+        mode = MXPC_PROCESS_FD;
     } else if (lua_istable(L, -1)) {
         lua_getfield(L, -1, "file");
         const char *path = lua_tostring(L, -1);

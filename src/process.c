@@ -254,6 +254,13 @@ int mxpc_process_wait(struct mxpc_process *p, int *status)
     return 0;
 }
 
+int mxpc_process_take_stdout(struct mxpc_process *p)
+{
+    int fd = p->out;
+    p->out = -1;
+    return fd;
+}
+
 const char *mxpc_process_stderr(const struct mxpc_process *p, int *cut)
 {
     if (cut)

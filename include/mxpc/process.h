@@ -48,6 +48,10 @@ ssize_t mxpc_process_read(struct mxpc_process *p, void *buf, size_t cap);
  * wait status in *status, MXPC_PROCESS_EINTERRUPTED, or -1 with errno. */
 int mxpc_process_wait(struct mxpc_process *p, int *status);
 
+/* Hands our end of the child's stdout pipe to the caller (to become another
+ * child's stdin, for a pipeline); returns -1 if there is none. */
+int mxpc_process_take_stdout(struct mxpc_process *p);
+
 /* What the child wrote to stderr so far (NUL-terminated), whether it was cut. */
 const char *mxpc_process_stderr(const struct mxpc_process *p, int *cut);
 pid_t mxpc_process_pid(const struct mxpc_process *p);
