@@ -229,6 +229,26 @@ static int l_remove(lua_State *L)
     return 1;
 }
 
+/* fs.mkdtemp(prefix) -> a new directory "<prefix>XXXXXX" with mode 0700 */
+static int l_mkdtemp(lua_State *L)
+{
+    size_t len;
+    const char *prefix = luaL_checklstring(L, 1, &len);
+    char *tmpl = malloc(len + 7);
+    if (!tmpl)
+        return luaL_error(L, "out of memory");
+    memcpy(tmpl, prefix, len);
+    memcpy(tmpl + len, "XXXXXX", 7);
+    if (!mkdtemp(tmpl)) {
+        int e = errno;
+        free(tmpl);
+        return fail_errno(L, e, "cannot create a directory at", prefix);
+    }
+    lua_pushstring(L, tmpl);
+    free(tmpl);
+    return 1;
+}
+
 static int cmp_names(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
@@ -282,7 +302,7 @@ int luaopen_mxpc_fs(lua_State *L)
     };
     static const luaL_Reg fns[] = {
         {"atomic_writer", l_atomic_writer}, {"stat", l_stat}, {"read", l_read}, {"mkdirs", l_mkdirs},
-        {"remove", l_remove},  {"dir", l_dir},  {NULL, NULL},
+        {"remove", l_remove},  {"dir", l_dir},  {"mkdtemp", l_mkdtemp}, {NULL, NULL},
     };
     luaL_newmetatable(L, WRITER_META);
     luaL_setfuncs(L, meta, 0);

@@ -78,4 +78,14 @@ t.test("stat, mkdirs, read and remove report failures as error objects", functio
   t.eq(merr.code, "not_found")
 end)
 
+t.test("mkdtemp makes a private directory", function()
+  local dir = t.tmpdir()
+  local d = assert(fs.mkdtemp(dir .. "/.work-"))
+  t.ok(d:match("/%.work%-......$"), d)
+  t.eq(fs.stat(d).type, "directory")
+  t.eq(fs.stat(d).mode, 448) -- 0700
+  local _, err = fs.mkdtemp(dir .. "/no/such/x-")
+  t.eq(err.code, "not_found")
+end)
+
 return t.run()
