@@ -1,9 +1,69 @@
--- The backup workflow: environment -> Mendix Cloud backup archive.
--- Called with the parsed options: { namespace =, environment =, file =, force = }.
+-- The backup workflow: an environment's database and files -> a Mendix Cloud
+-- backup archive. Called with the parsed options:
+--   { namespace =, environment =, file =, force =, kubeconfig =, context = }
+-- Edit a copy (mxpc-data-migration scripts export DIR) to filter files or add
+-- steps; run it with --scripts DIR.
+local backup_archive = require "mxpc.backup_archive"
 local errors = require "mxpc.error"
+local fs = require "mxpc.fs"
+local log = require "mxpc.log"
+local wf = require "mxpc.workflow"
 
 local opts = ...
+local started = os.time()
 
-errors.raise("not_implemented",
-  ("backup of %s/%s is not implemented yet"):format(opts.namespace, opts.environment),
-  "this version only parses and validates the command line")
+-- 1. Find the environment and check that its database and storage answer.
+local env = assert(wf.resolve(opts))
+local db <close> = assert(wf.connect_database(env))
+local store <close> = assert(wf.connect_storage(env))
+
+-- 2. Which files are in use (FileDocument rows with contents).
+local files = assert(wf.list_files(db))
+local facts = wf.database_facts(db)
+
+-- 3. Dump the database into a private working directory beside the output.
+local work <close> = assert(wf.workdir(opts.file))
+local dump = work.path .. "/db.backup"
+local dump_size = assert(wf.dump_database(env, dump))
+
+-- 4. Look up each file's size; a file that is gone is reported, not fatal
+--    (an app may delete temporary files while the backup runs).
+local present, missing, files_size = {}, {}, 0
+for _, uuid in ipairs(files) do
+  local key = wf.object_key(env, uuid)
+  local head, err = store:head(env.storage.bucket, key)
+  if head then
+    present[#present + 1] = { uuid = uuid, key = key, size = head.size }
+    files_size = files_size + head.size
+  elseif errors.is(err, "not_found") then
+    missing[#missing + 1] = uuid
+    log.warn("file not found in storage, skipped", { uuid = uuid, key = key })
+  else
+    error(err, 0)
+  end
+end
+
+-- 5. Write the archive: .metadata, the dump, then the files streamed from S3.
+local out <close> = assert(backup_archive.writer(opts.file, { force = opts.force }))
+assert(out:add_metadata {
+  duration = os.time() - started, dumpSize = dump_size, modelVersion = facts.model_version,
+  databaseSize = facts.size, filesSize = files_size,
+})
+assert(out:add_dump(dump))
+local progress = wf.progress("copying files", #present)
+for _, f in ipairs(present) do
+  local entry = assert(out:begin_file(f.uuid, f.size))
+  assert(store:get(env.storage.bucket, f.key, function(chunk) return entry:write(chunk) end,
+    { expected_size = f.size }))
+  assert(entry:finish())
+  progress.step(f.size)
+end
+assert(out:commit())
+
+-- 6. Say what was done.
+log.info("backup written", { file = opts.file, files = #present, missing = #missing,
+  bytes = fs.stat(opts.file).size, seconds = os.time() - started })
+io.stdout:write(("backup of %s/%s written to %s: database %d bytes, %d files (%d bytes)%s\n"):format(
+  env.namespace, env.name, opts.file, dump_size, #present, files_size,
+  #missing > 0 and (", %d missing files skipped"):format(#missing) or ""))
+return 0

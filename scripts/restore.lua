@@ -1,9 +1,63 @@
--- The restore workflow: backup archive -> environment.
--- Called with the parsed options: { namespace =, environment =, file = }.
+-- The restore workflow: a Mendix Cloud backup archive (or a database-only
+-- .backup file) -> an environment's database and files. Called with:
+--   { namespace =, environment =, file =, stop_app =, kubeconfig =, context = }
+-- Nothing is written anywhere before the whole archive has been checked, the
+-- files are uploaded before the database is touched, and the database is
+-- emptied and restored in one transaction: a failure leaves it as it was.
+local backup_archive = require "mxpc.backup_archive"
 local errors = require "mxpc.error"
+local fs = require "mxpc.fs"
+local log = require "mxpc.log"
+local wf = require "mxpc.workflow"
 
 local opts = ...
+local started = os.time()
 
-errors.raise("not_implemented",
-  ("restore into %s/%s is not implemented yet"):format(opts.namespace, opts.environment),
-  "this version only parses and validates the command line")
+-- 1. Check the whole archive first: structure, layout, and pg_restore -l.
+if not fs.stat(opts.file) then errors.raise("not_found", ("backup file %s does not exist"):format(opts.file)) end
+log.info("checking the archive", { file = opts.file })
+local summary = assert(backup_archive.validate(opts.file, { check_dump = true }))
+for _, w in ipairs(summary.warnings or {}) do log.warn(w) end
+log.info("archive is good", { files = summary.files or 0, dump_bytes = summary.dump and summary.dump.size })
+
+-- 2. Find the environment; it must be stopped (or stopped for us).
+local env = assert(wf.resolve(opts))
+local app <close> = assert(wf.ensure_stopped(env, opts.stop_app))
+
+-- 3. Check that the database and the storage answer before changing anything.
+local db <close> = assert(wf.connect_database(env))
+local store <close> = assert(wf.connect_storage(env))
+
+-- 4. Read the archive again: keep the dump in a private working directory,
+--    upload each file to where the environment keeps it.
+local work <close> = assert(wf.workdir(opts.file))
+local dump = work.path .. "/db.backup"
+local uploaded, bytes = 0, 0
+if summary.kind == "dump" then
+  dump = opts.file
+else
+  local progress = wf.progress("uploading files", summary.files or 0)
+  local r <close> = assert(wf.archive.reader(opts.file))
+  for entry in r:entries() do
+    local place = backup_archive.classify(entry.name, entry.type)
+    if place and place.kind == "dump" then
+      local f <close> = assert(io.open(dump, "wb"))
+      for chunk in entry:chunks() do assert(f:write(chunk)) end
+      assert(f:close())
+    elseif place and place.kind == "file" then
+      local key = wf.object_key(env, place.uuid)
+      assert(store:put(env.storage.bucket, key, function() return entry:read(1024 * 1024) end, entry.size))
+      uploaded, bytes = uploaded + 1, bytes + entry.size
+      progress.step(entry.size)
+    end
+  end
+end
+
+-- 5. Replace the database's contents in one transaction.
+db:close() -- the restore runs in its own session
+assert(wf.restore_database(env, dump))
+
+log.info("restore finished", { files = uploaded, bytes = bytes, seconds = os.time() - started })
+io.stdout:write(("restored %s into %s/%s: database, %d files (%d bytes)\n"):format(
+  opts.file, env.namespace, env.name, uploaded, bytes))
+return 0

@@ -21,6 +21,8 @@ static const luaL_Reg c_modules[] = {
     {"mxpc.process", luaopen_mxpc_process},
     {"mxpc.pg", luaopen_mxpc_pg},
     {"mxpc.console", luaopen_mxpc_console},
+    {"mxpc.k8s", luaopen_mxpc_k8s},
+    {"mxpc.s3", luaopen_mxpc_s3},
     {"mxpc.runtime", luaopen_mxpc_runtime},
     {"cjson", luaopen_cjson},
     {NULL, NULL},

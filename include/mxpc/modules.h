@@ -13,6 +13,8 @@ int luaopen_mxpc_archive(lua_State *L);
 int luaopen_mxpc_process(lua_State *L);
 int luaopen_mxpc_pg(lua_State *L);
 int luaopen_mxpc_console(lua_State *L);
+int luaopen_mxpc_k8s(lua_State *L);
+int luaopen_mxpc_s3(lua_State *L);
 int luaopen_mxpc_runtime(lua_State *L);
 
 /* Pushes a table of linked library versions (versions.c). */

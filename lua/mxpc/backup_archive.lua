@@ -511,6 +511,16 @@ function Writer:add_file(uuid, src, size)
   return add(self.w, name, src, size)
 end
 
+-- Begins the entry of a file whose bytes follow through entry:write(chunk),
+-- then entry:finish() (which checks that exactly `size` bytes came).
+function Writer:begin_file(uuid, size)
+  expect(self, "files", "a file")
+  local name = M.file_path(uuid)
+  if self.uuids[uuid] then error("file " .. uuid .. " added twice", 2) end
+  self.uuids[uuid] = true
+  return self.w:begin(name, size)
+end
+
 function Writer:commit()
   expect(self, "files", "the end of the archive")
   local ok, err = self.w:commit()

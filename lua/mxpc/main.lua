@@ -27,6 +27,8 @@ local env_options = {
     help = "Kubernetes namespace of the environment", check = args.check_label },
   { short = "e", long = "environment", value = "ENVIRONMENT", required = true,
     help = "the environment's internal name (its MendixApp)", check = args.check_subdomain },
+  { long = "kubeconfig", value = "FILE", help = "kubeconfig to use (default: $KUBECONFIG, ~/.kube/config, in-cluster)" },
+  { long = "context", value = "NAME", help = "kubeconfig context to use (default: the current one)" },
 }
 
 local function with_globals(spec)
@@ -61,6 +63,7 @@ command {
     env_options[1], env_options[2],
     { short = "f", long = "file", value = "FILE", required = true, help = "the archive to write (.tar.gz)" },
     { long = "force", help = "replace FILE if it exists" },
+    env_options[3], env_options[4],
   },
   run = workflow("backup"),
 }
@@ -74,6 +77,8 @@ command {
   options = {
     env_options[1], env_options[2],
     { short = "f", long = "file", value = "FILE", required = true, help = "the archive to restore" },
+    { long = "stop-app", help = "scale the app to 0 for the restore and back afterwards (needs patch on mendixapps)" },
+    env_options[3], env_options[4],
   },
   run = workflow("restore"),
 }

@@ -79,12 +79,16 @@ $ help nosuch
 ? 2
 !~ ^error: unknown command "nosuch"$
 
-# Valid command lines that reach the workflows (not implemented yet) exit 1.
-$ backup -n mendix -e demo-app -f x.tar.gz
+# Valid command lines that fail in the outside world exit 1 with one line and a hint,
+# and leave nothing behind.
+$ KUBECONFIG=/nonexistent/kubeconfig backup -n mendix -e demo-app -f x.tar.gz
 ? 1
-! error: backup of mendix/demo-app is not implemented yet
-! hint: this version only parses and validates the command line
+!~ ^error: no Kubernetes configuration found: KUBECONFIG=/nonexistent/kubeconfig names no existing file
+!~ ^hint: pass a kubeconfig file
+
+# (nothing was written, not even a temporary file)
+% test -z "$(ls -A {tmp})"
 
 $ restore --namespace=mendix --environment demo-copy --file x.tar.gz
 ? 1
-!~ ^error: restore into mendix/demo-copy is not implemented yet$
+!~ ^error: backup file x.tar.gz does not exist$

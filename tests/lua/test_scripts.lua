@@ -38,9 +38,9 @@ t.test("an edited exported workflow overrides the embedded one", function()
   local out2 = t.sh("MXPC_SCRIPTS=" .. dir .. " " .. prog .. " backup -n ns -e env -f x.tar.gz")
   t.eq(out2, "edited backup for ns/env\n")
   -- and without it the embedded one runs
-  local out3, code3 = t.sh("MXPC_SCRIPTS= " .. prog .. " backup -n ns -e env -f x.tar.gz")
+  local out3, code3 = t.sh("MXPC_SCRIPTS= KUBECONFIG=/nonexistent " .. prog .. " backup -n ns -e env -f x.tar.gz")
   t.eq(code3, 1)
-  t.contains(out3, "not implemented yet")
+  t.contains(out3, "no Kubernetes configuration found")
 end)
 
 t.test("an edited library module overrides the embedded one", function()

@@ -1,0 +1,271 @@
+-- The Lua half of mxpc.k8s: resource names and their API paths, JSON, and
+-- error objects that name the resource and say which permission is missing.
+-- mod_k8s.c loads it and calls install(module, client_methods).
+local cjson = require "cjson"
+local errors = require "mxpc.error"
+local log = require "mxpc.log"
+
+local api = {}
+
+local MENDIX = "privatecloud.mendix.com"
+
+-- The resources the tool touches, as kubectl names them.
+api.resources = {
+  secrets = { group = "", version = "v1", kind = "Secret", singular = "secret", namespaced = true },
+  pods = { group = "", version = "v1", kind = "Pod", singular = "pod", short = "po", namespaced = true },
+  namespaces = { group = "", version = "v1", kind = "Namespace", singular = "namespace", short = "ns" },
+  mendixapps = { group = MENDIX, version = "v1alpha1", kind = "MendixApp", singular = "mendixapp", namespaced = true },
+  storageinstances = {
+    group = MENDIX, version = "v1alpha1", kind = "StorageInstance", singular = "storageinstance", namespaced = true,
+  },
+}
+
+local by_name = {}
+for plural, r in pairs(api.resources) do
+  r.plural = plural
+  r.display = r.group == "" and plural or (plural .. "." .. r.group) -- as in the server's messages
+  for _, n in ipairs { plural, r.singular, r.kind:lower(), r.short } do
+    by_name[n] = r
+    if r.group ~= "" then by_name[n .. "." .. r.group] = r end
+  end
+end
+
+-- The resource table entry for a name kubectl would accept (mendixapps,
+-- mendixapp, MendixApp, mendixapps.privatecloud.mendix.com, po, ...).
+function api.resource(name)
+  local r = type(name) == "string" and by_name[name:lower()]
+  if not r then
+    local known = {}
+    for plural in pairs(api.resources) do known[#known + 1] = plural end
+    table.sort(known)
+    error(("unknown Kubernetes resource %q (known: %s)"):format(tostring(name), table.concat(known, ", ")), 3)
+  end
+  return r
+end
+
+local function escape(s)
+  return (tostring(s):gsub("[^%w%-%._~]", function(c) return ("%%%02X"):format(c:byte()) end))
+end
+
+-- /api/v1/namespaces/NS/secrets/NAME, /apis/GROUP/VERSION/namespaces/NS/PLURAL[/NAME]
+function api.path(r, namespace, name)
+  local p = r.group == "" and ("/api/" .. r.version) or ("/apis/" .. r.group .. "/" .. r.version)
+  if r.namespaced then p = p .. "/namespaces/" .. escape(namespace) end
+  p = p .. "/" .. r.plural
+  if name then p = p .. "/" .. escape(name) end
+  return p
+end
+
+local function query(params)
+  local keys, parts = {}, {}
+  for k in pairs(params) do keys[#keys + 1] = k end
+  table.sort(keys)
+  for _, k in ipairs(keys) do parts[#parts + 1] = escape(k) .. "=" .. escape(params[k]) end
+  return #parts > 0 and ("?" .. table.concat(parts, "&")) or ""
+end
+
+-- What a request is about, for messages: `mendixapps.privatecloud.mendix.com
+-- "demo-app" in namespace "mendix"`.
+local function describe(r, name, namespace)
+  local s = r.display
+  if name then s = s .. (' "%s"'):format(name) end
+  if r.namespaced then s = s .. (' in namespace "%s"'):format(namespace) end
+  return s
+end
+
+local VERBS = { GET = "get", PATCH = "patch", POST = "create", PUT = "update", DELETE = "delete" }
+
+local function rbac_hint(info, target)
+  local who = info.in_cluster and "the pod's service account"
+    or ('the user of context "%s"'):format(info.context or "?")
+  if not target.resource then
+    return ("%s lacks the permission for %s %s; ask a cluster administrator for an RBAC Role that allows it"):format(
+      who, target.method, target.path)
+  end
+  local r = target.resource
+  local scope = r.namespaced and ('a Role in namespace "%s"'):format(target.namespace) or "a ClusterRole"
+  return ('%s needs %s with the rule {apiGroups: ["%s"], resources: ["%s"], verbs: ["%s"]}, bound to it by a '
+    .. "RoleBinding (see docs/k8s.md for the whole Role)"):format(who, scope, r.group, r.plural, target.verb)
+end
+
+local function http_error(client, target, status, body)
+  local ok, decoded = pcall(cjson.decode, body)
+  local st = ok and type(decoded) == "table" and decoded.kind == "Status" and decoded or {}
+  local server_msg = type(st.message) == "string" and st.message or (body ~= "" and body:sub(1, 200)) or "no details"
+  local reason = type(st.reason) == "string" and (" " .. st.reason) or ""
+  local code = status == 401 and "unauthorized" or status == 403 and "forbidden" or status == 404 and "not_found"
+    or status == 409 and "conflict" or status == 422 and "invalid" or "k8s"
+  local what = target.resource and describe(target.resource, target.name, target.namespace)
+    or (target.method .. " " .. target.path)
+  local info = client:info()
+  local message, hint
+  if code == "not_found" and target.resource and target.name and type(st.details) == "table" then
+    message = ("%s not found (HTTP 404)"):format(what)
+    hint = target.resource.namespaced and ('check the name and the namespace ("%s")'):format(target.namespace) or nil
+  else
+    message = ("cannot %s %s: %s (HTTP %d%s)"):format(target.verb or target.method, what, server_msg, status, reason)
+    if code == "not_found" then
+      hint = target.resource and target.resource.group == MENDIX
+        and "the cluster does not know this resource: is the Mendix Operator installed?" or nil
+    elseif code == "forbidden" then
+      hint = rbac_hint(info, target)
+    elseif code == "unauthorized" then
+      hint = ("the credentials of %s were rejected: the token or client certificate is invalid or has expired; "
+        .. "get fresh credentials (log in again, or refresh the kubeconfig)"):format(
+          info.in_cluster and info.source or ('context "%s" (%s)'):format(info.context, info.source))
+    elseif code == "conflict" then
+      hint = "the object changed since it was read; read it again and retry"
+    elseif code == "invalid" then
+      hint = "the server rejected the change; the message says which field"
+    end
+  end
+  return nil, errors.new { code = code, message = message, hint = hint, status = status, reason = st.reason }
+end
+
+-- cjson decodes every number as a float; Kubernetes numbers (replicas,
+-- generation, ports) are integers, so make them Lua integers again.
+local function integers(v)
+  for k, x in pairs(v) do
+    if type(x) == "table" then
+      integers(x)
+    elseif math.type(x) == "float" and math.tointeger(x) then
+      v[k] = math.tointeger(x)
+    end
+  end
+  return v
+end
+
+-- One request; target = {method, path, verb, resource, name, namespace}.
+local function call(client, target, body, content_type)
+  if type(body) == "table" then body = cjson.encode(body) end
+  local status, text, ctype = client:_http(target.method, target.path, body, content_type)
+  if not status then
+    local err = text
+    if target.resource then
+      err.message = ("cannot %s %s: %s"):format(target.verb, describe(target.resource, target.name, target.namespace),
+        err.message)
+    end
+    return nil, err
+  end
+  if status >= 400 then return http_error(client, target, status, text) end
+  if not ctype:find("json", 1, true) then return text, status end
+  local ok, decoded = pcall(cjson.decode, text)
+  if not ok then
+    return nil, errors.new { code = "k8s", message = ("%s %s: the server sent invalid JSON: %s"):format(
+      target.method, target.path, tostring(decoded)) }
+  end
+  return type(decoded) == "table" and integers(decoded) or decoded, status
+end
+
+local CONTENT_TYPES = {
+  merge = "application/merge-patch+json",
+  json = "application/json-patch+json",
+}
+
+local function install(M, methods)
+  -- client:request(method, path [, body [, {content_type=}]]) -> decoded JSON (or text), status | nil, err
+  function methods:request(method, path, body, opts)
+    assert(type(method) == "string", "method must be a string")
+    method = method:upper()
+    local ctype = opts and opts.content_type
+    if not ctype and method == "PATCH" then ctype = CONTENT_TYPES.merge end
+    return call(self, { method = method, path = path, verb = VERBS[method] }, body, ctype)
+  end
+
+  -- client:get(resource, name [, namespace]) -> object | nil, err
+  function methods:get(resource, name, namespace)
+    local r = api.resource(resource)
+    assert(type(name) == "string" and name ~= "", "name must be a non-empty string")
+    local ns = namespace or self:namespace()
+    return call(self, { method = "GET", path = api.path(r, ns, name), verb = "get", resource = r, name = name,
+      namespace = ns })
+  end
+
+  -- client:list(resource [, {namespace=, labelSelector=, fieldSelector=, limit=}]) -> list (all pages) | nil, err
+  function methods:list(resource, opts)
+    local r = api.resource(resource)
+    opts = opts or {}
+    local ns = opts.namespace or self:namespace()
+    local params = { labelSelector = opts.labelSelector, fieldSelector = opts.fieldSelector, limit = opts.limit }
+    local result
+    repeat
+      local target = { method = "GET", path = api.path(r, ns) .. query(params), verb = "list", resource = r,
+        namespace = ns }
+      local page, err = call(self, target)
+      if not page then return nil, err end
+      if result then
+        table.move(page.items or {}, 1, #(page.items or {}), #result.items + 1, result.items)
+      else
+        result = page
+        result.items = result.items or {}
+      end
+      local cont = type(page.metadata) == "table" and page.metadata.continue
+      params.continue = type(cont) == "string" and cont ~= "" and cont or nil
+    until not params.continue
+    if type(result.metadata) == "table" then result.metadata.continue = nil end
+    return result
+  end
+
+  -- client:patch(resource, name, patch [, {type="merge"|"json", namespace=}]) -> object | nil, err
+  function methods:patch(resource, name, patch, opts)
+    local r = api.resource(resource)
+    assert(type(name) == "string" and name ~= "", "name must be a non-empty string")
+    assert(type(patch) == "table" or type(patch) == "string", "patch must be a table or JSON text")
+    opts = opts or {}
+    local ctype = CONTENT_TYPES[opts.type or "merge"]
+    if not ctype then error(("unknown patch type %q (merge or json)"):format(tostring(opts.type)), 2) end
+    local ns = opts.namespace or self:namespace()
+    return call(self, { method = "PATCH", path = api.path(r, ns, name), verb = "patch", resource = r, name = name,
+      namespace = ns }, patch, ctype)
+  end
+
+  -- k8s.secret_data(secret) -> {key = decoded value}. Values under names that
+  -- say they are credentials (password, secret, token, private key, ...) are
+  -- registered for redaction, with their base64 form and the credential fields
+  -- of a JSON `config` value. Host names, database and bucket names are not:
+  -- messages must be able to say where something failed.
+  local function is_credential(name)
+    name = name:lower()
+    if name:find("pass") or name:find("secret") or name:find("token") or name:find("private")
+        or name:find("credential") or name == "config" then
+      return true
+    end
+    return name:find("key") ~= nil and not name:find("id") and not name:find("name")
+  end
+  local function register(v)
+    if v ~= "true" and v ~= "false" then log.secret(v) end
+  end
+  function M.secret_data(secret)
+    assert(type(secret) == "table", "secret must be a Secret object")
+    local out = {}
+    for k, v in pairs(type(secret.data) == "table" and secret.data or {}) do
+      local value = type(v) == "string" and M._base64_decode(v)
+      if not value then
+        return nil, errors.new { code = "invalid", message = ("key %q of Secret %q is not base64"):format(
+          k, tostring(secret.metadata and secret.metadata.name)) }
+      end
+      out[k] = value
+    end
+    for k, v in pairs(type(secret.stringData) == "table" and secret.stringData or {}) do out[k] = v end
+    for k, v in pairs(out) do
+      if is_credential(k) then
+        register(v)
+        register(type(secret.data) == "table" and secret.data[k] or nil)
+      end
+      local ok, doc = pcall(cjson.decode, v)
+      if ok and type(doc) == "table" then
+        for name, field in pairs(doc) do
+          if type(field) == "string" and type(name) == "string" and is_credential(name) then register(field) end
+        end
+      end
+    end
+    return out
+  end
+
+  M.resources = api.resources
+  M.resource = api.resource
+  M.path = api.path
+end
+
+api.install = install
+return api

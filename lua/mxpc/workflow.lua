@@ -1,0 +1,284 @@
+-- The steps the backup and restore workflows (scripts/) are made of. Each step
+-- does one thing a person would name, logs what it did, and returns nil, err
+-- (an error object naming what and where) when the outside world fails.
+local archive = require "mxpc.archive"
+local backup_archive = require "mxpc.backup_archive"
+local environment = require "mxpc.environment"
+local errors = require "mxpc.error"
+local fs = require "mxpc.fs"
+local log = require "mxpc.log"
+local process = require "mxpc.process"
+local runtime = require "mxpc.runtime"
+
+local M = {}
+
+-- --- Kubernetes ----------------------------------------------------------------
+
+-- Connects to the cluster (kubeconfig, or the pod's service account) and
+-- resolves the environment's settings.
+function M.resolve(opts)
+  local k8s = require "mxpc.k8s"
+  local client, err = k8s.connect { kubeconfig = opts.kubeconfig, context = opts.context }
+  if not client then return nil, err end
+  log.info("resolving environment", { namespace = opts.namespace, environment = opts.environment,
+    cluster = tostring(client) })
+  local env, rerr = environment.resolve(client, opts.namespace, opts.environment, k8s.secret_data)
+  if not env then return nil, rerr end
+  env.client = client
+  log.info("environment found", { replicas = env.replicas, database = ("%s:%s/%s"):format(env.database.host,
+    env.database.port, env.database.dbname), sslmode = env.database.sslmode,
+    files = env.storage.endpoint .. "/" .. env.storage.bucket .. "/" .. env.storage.prefix })
+  if env.database.iam then
+    return nil, errors.new { code = "unsupported",
+      message = ("the database of %s/%s uses IAM authentication, which this version does not support yet"):format(
+        env.namespace, env.name) }
+  end
+  return env
+end
+
+-- Pods of the environment that still run.
+function M.running_pods(env)
+  local pods, err = env.client:list("pods", { namespace = env.namespace,
+    labelSelector = "privatecloud.mendix.com/app=" .. env.name })
+  if not pods then return nil, err end
+  return #(pods.items or {})
+end
+
+-- Makes sure the app does not run during a restore. With `stop`, scales it to
+-- 0 and waits for its pods to go; the returned guard scales it back when
+-- closed (also after a failure). Without `stop`, a running app is an error.
+function M.ensure_stopped(env, stop, timeout)
+  local replicas = env.replicas or 0
+  local pods, perr = M.running_pods(env)
+  if not pods and not errors.is(perr, "forbidden") then return nil, perr end
+  if replicas == 0 and (pods or 0) == 0 then return setmetatable({}, { __close = function() end }) end
+  if not stop then
+    return nil, errors.new { code = "running",
+      message = ("environment %s/%s is running (%d replicas%s); restoring into a running app can break it"):format(
+        env.namespace, env.name, replicas, pods and (", %d pods"):format(pods) or ""),
+      hint = ("stop it first (kubectl -n %s patch mendixapp %s --type merge -p '{\"spec\":{\"replicas\":0}}'), " ..
+        "or use --stop-app to stop it for the restore and start it again afterwards"):format(env.namespace, env.name) }
+  end
+  log.info("stopping the app", { replicas = replicas })
+  local ok, err = env.client:patch("mendixapps", env.name, { spec = { replicas = 0 } }, { namespace = env.namespace })
+  if not ok then return nil, err end
+  local guard = setmetatable({}, { __close = function()
+    -- this runs while an error or Ctrl-C unwinds too: the app must come back,
+    -- so a pending interruption must not stop this request
+    runtime.clear_interrupt()
+    log.info("starting the app again", { replicas = replicas })
+    local back, berr = env.client:patch("mendixapps", env.name, { spec = { replicas = replicas } },
+      { namespace = env.namespace })
+    if not back then log.error("could not start the app again: " .. tostring(berr)) end
+  end })
+  local deadline = os.time() + (timeout or 300)
+  while true do
+    local n, lerr = M.running_pods(env)
+    if not n then
+      getmetatable(guard).__close()
+      return nil, lerr
+    end
+    if n == 0 then break end
+    if os.time() >= deadline then
+      getmetatable(guard).__close()
+      return nil, errors.new { code = "timeout", message = ("%d pods of %s/%s still run after %d seconds"):format(
+        n, env.namespace, env.name, timeout or 300) }
+    end
+    os.execute("sleep 1")
+  end
+  log.info("app stopped")
+  return guard
+end
+
+-- --- PostgreSQL -------------------------------------------------------------------
+
+local function pg_params(db)
+  return { host = db.host, port = db.port, dbname = db.dbname, user = db.user, password = db.password,
+    sslmode = db.sslmode }
+end
+
+function M.connect_database(env)
+  local pg = require "mxpc.pg"
+  local conn, err = pg.connect(pg_params(env.database))
+  if not conn then return nil, err end
+  local info = conn:info()
+  log.info("connected to the database", { server = info.server_version, tls = info.ssl and info.ssl.protocol or "no" })
+  return conn
+end
+
+-- The environment variables pg_dump, pg_restore and psql take the connection
+-- from: the password never appears on a command line.
+local function pg_env(db)
+  local env = { PGHOST = db.host, PGPORT = tostring(db.port), PGDATABASE = db.dbname, PGUSER = db.user,
+    PGSSLMODE = db.sslmode, PGAPPNAME = "mxpc-data-migration", PGCONNECT_TIMEOUT = "15",
+    PGOPTIONS = "-c client_min_messages=warning" }
+  if db.password then env.PGPASSWORD = db.password end
+  return env
+end
+
+-- The PostgreSQL client program `name` (MXPC_PG_BINDIR first, then PATH).
+local function pg_program(name)
+  local dir = os.getenv("MXPC_PG_BINDIR")
+  if dir and dir ~= "" then return dir .. "/" .. name end
+  return name
+end
+
+local FILES_TABLE, UUID_COLUMN = "system$filedocument", "__uuid__"
+
+-- The files the environment uses: FileDocument rows with contents and a UUID.
+function M.list_files(conn)
+  local cols, err = conn:query(
+    "select column_name from information_schema.columns where table_schema = 'public' and table_name = $1",
+    FILES_TABLE)
+  if not cols then return nil, err end
+  local have = {}
+  for _, r in ipairs(cols) do have[r.column_name] = true end
+  if not next(have) then
+    log.warn("no " .. FILES_TABLE .. " table: the environment has no files")
+    return {}
+  end
+  for _, c in ipairs { UUID_COLUMN, "hascontents" } do
+    if not have[c] then
+      return nil, errors.new { code = "schema",
+        message = ("table public.%s has no column %s"):format(FILES_TABLE, c),
+        hint = "this is not a Mendix database this tool knows; see docs/environment.md" }
+    end
+  end
+  local rows, qerr = conn:query(("select %s as uuid from public.%s where hascontents and %s is not null order by 1")
+    :format(UUID_COLUMN, '"' .. FILES_TABLE .. '"', UUID_COLUMN))
+  if not rows then return nil, qerr end
+  local files, skipped = {}, 0
+  for _, r in ipairs(rows) do
+    if backup_archive.is_uuid(r.uuid) then files[#files + 1] = r.uuid else skipped = skipped + 1 end
+  end
+  if skipped > 0 then log.warn("FileDocument rows with an invalid UUID skipped", { rows = skipped }) end
+  log.info("files in use", { files = #files })
+  return files
+end
+
+-- Size and model version for the archive's .metadata.
+function M.database_facts(conn)
+  local size = assert(conn:query("select pg_database_size(current_database()) as n"))[1].n
+  local version = "unknown"
+  local t = conn:query("select to_regclass('public.\"mendixsystem$version\"') is not null as present")
+  if t and t[1].present then
+    local cols = conn:query("select column_name from information_schema.columns where table_schema = 'public' " ..
+      "and table_name = 'mendixsystem$version' and column_name = 'modelversion'")
+    if cols and #cols == 1 then
+      local v = conn:query('select modelversion from public."mendixsystem$version" limit 1')
+      if v and v[1] and v[1].modelversion then version = v[1].modelversion end
+    end
+  end
+  return { size = size, model_version = version }
+end
+
+-- pg_dump -O -x -Fc into `path`; returns its size.
+function M.dump_database(env, path)
+  log.info("dumping the database", { program = "pg_dump" })
+  local p, err = process.spawn({ pg_program("pg_dump"), "-O", "-x", "-Fc", "--no-password", "-f", path },
+    { env = pg_env(env.database) })
+  if not p then return nil, err end
+  local r = p:wait()
+  p:close()
+  if r.status ~= 0 then
+    return nil, errors.new { code = "pg_dump", message = "pg_dump failed: " .. (r.stderr ~= "" and r.stderr:gsub("%s+$", "")
+      or ("exit status " .. tostring(r.status or r.signal))),
+      hint = r.stderr:find("server version mismatch") and "install a pg_dump at least as new as the server" or nil }
+  end
+  local size = fs.stat(path).size
+  log.info("database dumped", { bytes = size })
+  return size
+end
+
+-- Empties schema public and restores the dump, all in one transaction: a
+-- failure leaves the database as it was.
+local EMPTY_PUBLIC = [[
+DO $$DECLARE r record; BEGIN
+  FOR r IN SELECT c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+           WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
+             AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype IN ('a', 'i', 'e'))
+  LOOP
+    EXECUTE format('DROP %s IF EXISTS public.%I CASCADE',
+      CASE r.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'S' THEN 'SEQUENCE'
+                     WHEN 'f' THEN 'FOREIGN TABLE' ELSE 'TABLE' END, r.relname);
+  END LOOP;
+END$$;]]
+
+function M.restore_database(env, dump_path)
+  log.info("restoring the database in one transaction", { database = env.database.dbname })
+  local restore, err = process.spawn({ pg_program("pg_restore"), "-O", "-x", "-f", "-", dump_path },
+    { stdout = "pipe" })
+  if not restore then return nil, err end
+  local psql, perr = process.spawn({ pg_program("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction",
+    "--no-password", "-c", EMPTY_PUBLIC, "-f", "-" }, { stdin = restore, env = pg_env(env.database) })
+  if not psql then
+    restore:close()
+    return nil, perr
+  end
+  local rp, rr = psql:wait(), restore:wait()
+  psql:close()
+  restore:close()
+  if rr.status ~= 0 then
+    return nil, errors.new { code = "pg_restore", message = "pg_restore failed: " .. rr.stderr:gsub("%s+$", ""),
+      hint = "the database was left as it was" }
+  end
+  if rp.status ~= 0 or rp.stderr:find("ERROR") then
+    return nil, errors.new { code = "restore", message = "restoring the database failed: " .. rp.stderr:gsub("%s+$", ""),
+      hint = "the restore ran in one transaction, so the database was left as it was" }
+  end
+  log.info("database restored")
+  return true
+end
+
+-- --- S3 ------------------------------------------------------------------------------
+
+function M.object_key(env, uuid) return environment.object_key(env.storage, uuid) end
+
+function M.connect_storage(env)
+  local s3 = require "mxpc.s3"
+  local st = env.storage
+  local client, err = s3.client { endpoint = st.endpoint, region = st.region or "us-east-1",
+    access_key = st.access_key, secret_key = st.secret_key, path_style = not st.virtual_host,
+    ca_file = os.getenv("SSL_CERT_FILE"), ca_dir = os.getenv("SSL_CERT_DIR") }
+  if not client then return nil, err end
+  return client
+end
+
+-- --- progress --------------------------------------------------------------------------
+
+-- Logs progress of a long loop at most every `every` seconds, and at the end.
+function M.progress(what, total)
+  local started, last = os.time(), os.time()
+  local done, bytes = 0, 0
+  local p = {}
+  function p.step(n)
+    done, bytes = done + 1, bytes + (n or 0)
+    local now = os.time()
+    if now - last >= 2 or done == total then
+      last = now
+      log.info(what, { done = ("%d/%d"):format(done, total), bytes = bytes, seconds = now - started })
+    end
+  end
+  function p.totals() return done, bytes end
+  return p
+end
+
+-- --- a private working directory ---------------------------------------------------------
+
+-- A directory beside `near` (so large temporary files land on the same disk
+-- as the output), removed with everything in it when closed.
+function M.workdir(near)
+  local parent = near:match("^(.*)/[^/]*$") or "."
+  if parent == "" then parent = "/" end
+  local dir, err = fs.mkdtemp(parent .. "/.mxpc-work-")
+  if not dir then return nil, err end
+  return setmetatable({ path = dir }, {
+    __close = function(self)
+      for _, name in ipairs(fs.dir(self.path) or {}) do fs.remove(self.path .. "/" .. name) end
+      fs.remove(self.path)
+    end,
+  })
+end
+
+M.archive = archive
+return M

@@ -1,0 +1,308 @@
+/* HTTPS requests to the Kubernetes API with libcurl. See include/mxpc/k8s.h.
+ *
+ * Inline certificates and keys go to libcurl as blobs, never to files. A
+ * request stops when mxpc_interrupted() reports a signal. */
+#include "mxpc/k8s.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+
+#include "mxpc/log.h"
+#include "mxpc/runtime.h"
+#include "mxpc/version.h"
+
+#define DEFAULT_CONNECT_TIMEOUT_MS 10000L
+#define DEFAULT_TIMEOUT_MS 60000L
+
+struct mxpc_k8s_client {
+    struct mxpc_k8s_config cfg;
+    struct mxpc_k8s_client_options opts;
+    CURL *curl;
+    char *base;                  /* URL prefix: the server, or its tls-server-name form */
+    struct curl_slist *connect_to; /* tls-server-name: connect to the real host */
+    int global;                    /* curl_global_init succeeded */
+};
+
+const char *mxpc_k8s_status_code(long status)
+{
+    switch (status) {
+    case 401: return "unauthorized";
+    case 403: return "forbidden";
+    case 404: return "not_found";
+    case 409: return "conflict";
+    case 422: return "invalid";
+    default: return "k8s";
+    }
+}
+
+const struct mxpc_k8s_config *mxpc_k8s_client_config(const struct mxpc_k8s_client *c) { return &c->cfg; }
+
+/* With tls-server-name the URL names that host (so TLS checks and sends it)
+ * while CURLOPT_CONNECT_TO sends the connection to the server's address. */
+static int setup_server_name(struct mxpc_k8s_client *c, struct mxpc_k8s_error *err)
+{
+    if (!c->cfg.tls_server_name) {
+        c->base = strdup(c->cfg.server);
+        return c->base ? 0 : -1;
+    }
+    CURLU *u = curl_url();
+    char *host = NULL, *port = NULL, *url = NULL;
+    int rc = -1;
+    if (u && curl_url_set(u, CURLUPART_URL, c->cfg.server, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK &&
+        curl_url_set(u, CURLUPART_HOST, c->cfg.tls_server_name, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_URL, &url, 0) == CURLUE_OK) {
+        struct mxpc_buf b = MXPC_BUF_INIT;
+        mxpc_buf_printf(&b, "%s:%s:%s:%s", c->cfg.tls_server_name, port, host, port);
+        c->connect_to = curl_slist_append(NULL, b.data);
+        mxpc_buf_free(&b);
+        size_t len = strlen(url);
+        while (len > 0 && url[len - 1] == '/')
+            len--;
+        c->base = strndup(url, len);
+        rc = c->base && c->connect_to ? 0 : -1;
+    } else {
+        mxpc_k8s_set_error(err, "config", NULL, "cannot use tls-server-name \"%s\" with server %s",
+                           c->cfg.tls_server_name, c->cfg.server);
+    }
+    curl_free(host);
+    curl_free(port);
+    curl_free(url);
+    curl_url_cleanup(u);
+    return rc;
+}
+
+struct mxpc_k8s_client *mxpc_k8s_client_new(struct mxpc_k8s_config *cfg, const struct mxpc_k8s_client_options *opts,
+                                            struct mxpc_k8s_error *err)
+{
+    memset(err, 0, sizeof *err);
+    struct mxpc_k8s_client *c = calloc(1, sizeof *c);
+    if (!c) {
+        mxpc_k8s_config_free(cfg);
+        mxpc_k8s_set_error(err, "k8s", NULL, "out of memory");
+        return NULL;
+    }
+    c->cfg = *cfg;
+    memset(cfg, 0, sizeof *cfg);
+    if (opts)
+        c->opts = *opts;
+    if (c->opts.connect_timeout_ms <= 0)
+        c->opts.connect_timeout_ms = DEFAULT_CONNECT_TIMEOUT_MS;
+    if (c->opts.timeout_ms == 0)
+        c->opts.timeout_ms = DEFAULT_TIMEOUT_MS;
+    /* paired with curl_global_cleanup in mxpc_k8s_client_free: libcurl counts
+     * them, so other modules' clients may come and go meanwhile */
+    c->global = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
+    c->curl = c->global ? curl_easy_init() : NULL;
+    if (!c->curl || setup_server_name(c, err) != 0) {
+        if (!err->code[0])
+            mxpc_k8s_set_error(err, "k8s", NULL, "cannot set up the HTTP client");
+        mxpc_k8s_client_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+void mxpc_k8s_client_free(struct mxpc_k8s_client *c)
+{
+    if (!c)
+        return;
+    if (c->curl)
+        curl_easy_cleanup(c->curl);
+    if (c->global)
+        curl_global_cleanup();
+    curl_slist_free_all(c->connect_to);
+    free(c->base);
+    mxpc_k8s_config_free(&c->cfg);
+    free(c);
+}
+
+/* Bound service-account tokens rotate: read the file again before each
+ * request; keep the last token read if the file is briefly unreadable. */
+static void refresh_token(struct mxpc_k8s_client *c)
+{
+    if (!c->cfg.token_file)
+        return;
+    char *token = mxpc_k8s_read_trimmed(c->cfg.token_file);
+    if (!token || !*token || (c->cfg.token && strcmp(token, c->cfg.token) == 0)) {
+        free(token);
+        return;
+    }
+    mxpc_redact_add(token);
+    mxpc_log(MXPC_LOG_DEBUG, "k8s: token file %s changed, using the new token", c->cfg.token_file);
+    free(c->cfg.token);
+    c->cfg.token = token;
+}
+
+static size_t on_body(char *data, size_t size, size_t n, void *userdata)
+{
+    mxpc_buf_append(userdata, data, size * n);
+    return size * n;
+}
+
+static int on_progress(void *userdata, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
+{
+    (void)userdata, (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+    return mxpc_interrupted() ? 1 : 0;
+}
+
+#define SET(opt, val)                                                                                                  \
+    do {                                                                                                               \
+        if (curl_easy_setopt(h, opt, val) != CURLE_OK)                                                                \
+            ok = 0;                                                                                                    \
+    } while (0)
+
+static int set_blob(CURL *h, CURLoption opt, const struct mxpc_k8s_blob *b)
+{
+    struct curl_blob blob = {.data = b->data, .len = b->len, .flags = CURL_BLOB_COPY};
+    return curl_easy_setopt(h, opt, &blob) == CURLE_OK;
+}
+
+/* TLS and credentials; returns 0 if libcurl refused an option. */
+static int set_tls_and_auth(struct mxpc_k8s_client *c, struct curl_slist **headers)
+{
+    CURL *h = c->curl;
+    const struct mxpc_k8s_config *cfg = &c->cfg;
+    int ok = 1;
+    if (cfg->ca_data.data)
+        ok &= set_blob(h, CURLOPT_CAINFO_BLOB, &cfg->ca_data);
+    else if (cfg->ca_file)
+        SET(CURLOPT_CAINFO, cfg->ca_file);
+    if (cfg->insecure) {
+        SET(CURLOPT_SSL_VERIFYPEER, 0L);
+        SET(CURLOPT_SSL_VERIFYHOST, 0L);
+    }
+    if (cfg->cert_data.data)
+        ok &= set_blob(h, CURLOPT_SSLCERT_BLOB, &cfg->cert_data);
+    else if (cfg->cert_file)
+        SET(CURLOPT_SSLCERT, cfg->cert_file);
+    if (cfg->key_data.data)
+        ok &= set_blob(h, CURLOPT_SSLKEY_BLOB, &cfg->key_data);
+    else if (cfg->key_file)
+        SET(CURLOPT_SSLKEY, cfg->key_file);
+    if (cfg->cert_data.data || cfg->cert_file) {
+        SET(CURLOPT_SSLCERTTYPE, "PEM");
+        SET(CURLOPT_SSLKEYTYPE, "PEM");
+    }
+    if (cfg->token) {
+        struct mxpc_buf b = MXPC_BUF_INIT;
+        mxpc_buf_printf(&b, "Authorization: Bearer %s", cfg->token);
+        *headers = curl_slist_append(*headers, b.data);
+        memset(b.data, 0, b.len);
+        mxpc_buf_free(&b);
+    } else if (cfg->username && cfg->password) {
+        SET(CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+        SET(CURLOPT_USERNAME, cfg->username);
+        SET(CURLOPT_PASSWORD, cfg->password);
+    }
+    if (c->connect_to)
+        SET(CURLOPT_CONNECT_TO, c->connect_to);
+    return ok;
+}
+
+static void transfer_error(struct mxpc_k8s_client *c, CURLcode rc, const char *errbuf, struct mxpc_k8s_error *err)
+{
+    const struct mxpc_k8s_config *cfg = &c->cfg;
+    const char *detail = errbuf[0] ? errbuf : curl_easy_strerror(rc);
+    char where[600];
+    if (cfg->context)
+        snprintf(where, sizeof where, "%s (context %s)", cfg->server, cfg->context);
+    else
+        snprintf(where, sizeof where, "%s (%s)", cfg->server, cfg->source ? cfg->source : "in-cluster");
+    double connect_time = 0;
+    curl_easy_getinfo(c->curl, CURLINFO_CONNECT_TIME, &connect_time);
+    const char *hint = "check the server address in the kubeconfig and that the API server is reachable from here";
+    switch (rc) {
+    case CURLE_ABORTED_BY_CALLBACK:
+        mxpc_k8s_set_error(err, "interrupted", NULL, "request to %s interrupted", where);
+        return;
+    case CURLE_OPERATION_TIMEDOUT:
+        if (connect_time > 0) {
+            mxpc_k8s_set_error(err, "timeout", "the server is slow or overloaded; try again or raise timeout=",
+                               "the Kubernetes API at %s did not answer in time: %s", where, detail);
+            return;
+        }
+        break;
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_CONNECT_ERROR:
+        hint = "check the cluster's certificate-authority(-data) in the kubeconfig: it must be the CA that signed the "
+               "API server's certificate (and the client certificate and key, if used)";
+        break;
+    case CURLE_SSL_CERTPROBLEM:
+        hint = "check the user's client-certificate and client-key in the kubeconfig";
+        break;
+    default:
+        break;
+    }
+    mxpc_k8s_set_error(err, "connect", hint, "cannot talk to the Kubernetes API at %s: %s", where, detail);
+}
+
+int mxpc_k8s_request(struct mxpc_k8s_client *c, const char *method, const char *path, const char *content_type,
+                     const char *body, size_t body_len, struct mxpc_k8s_response *resp, struct mxpc_k8s_error *err)
+{
+    memset(resp, 0, sizeof *resp);
+    memset(err, 0, sizeof *err);
+    refresh_token(c);
+    CURL *h = c->curl;
+    curl_easy_reset(h); /* keeps the open connections */
+    struct mxpc_buf url = MXPC_BUF_INIT;
+    mxpc_buf_printf(&url, "%s%s", c->base, path);
+    struct curl_slist *headers = curl_slist_append(NULL, "Accept: application/json");
+    char ctype[160];
+    if (body) {
+        snprintf(ctype, sizeof ctype, "Content-Type: %s", content_type ? content_type : "application/json");
+        headers = curl_slist_append(headers, ctype);
+    }
+    char errbuf[CURL_ERROR_SIZE] = "";
+    int ok = 1;
+    SET(CURLOPT_URL, url.data);
+    SET(CURLOPT_PROTOCOLS_STR, "https,http");
+    SET(CURLOPT_NOSIGNAL, 1L);
+    SET(CURLOPT_ERRORBUFFER, errbuf);
+    SET(CURLOPT_USERAGENT, "mxpc-data-migration/" MXPC_VERSION);
+    SET(CURLOPT_CONNECTTIMEOUT_MS, c->opts.connect_timeout_ms);
+    if (c->opts.timeout_ms > 0)
+        SET(CURLOPT_TIMEOUT_MS, c->opts.timeout_ms);
+    SET(CURLOPT_NOPROGRESS, 0L);
+    SET(CURLOPT_XFERINFOFUNCTION, on_progress);
+    SET(CURLOPT_WRITEFUNCTION, on_body);
+    SET(CURLOPT_WRITEDATA, &resp->body);
+    if (strcmp(method, "GET") == 0) {
+        SET(CURLOPT_HTTPGET, 1L);
+    } else {
+        SET(CURLOPT_CUSTOMREQUEST, method);
+        if (body) {
+            SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+            SET(CURLOPT_POSTFIELDS, body);
+        }
+    }
+    ok &= set_tls_and_auth(c, &headers);
+    SET(CURLOPT_HTTPHEADER, headers);
+    CURLcode rc = ok ? curl_easy_perform(h) : CURLE_BAD_FUNCTION_ARGUMENT;
+    int result = 0;
+    if (rc != CURLE_OK) {
+        transfer_error(c, rc, errbuf, err);
+        mxpc_log(MXPC_LOG_DEBUG, "k8s: %s %s: %s", method, path, err->message);
+        mxpc_buf_free(&resp->body);
+        result = -1;
+    } else {
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
+        char *ct = NULL;
+        if (curl_easy_getinfo(h, CURLINFO_CONTENT_TYPE, &ct) == CURLE_OK && ct)
+            snprintf(resp->content_type, sizeof resp->content_type, "%s", ct);
+        mxpc_buf_append(&resp->body, "", 0);
+        mxpc_log(MXPC_LOG_DEBUG, "k8s: %s %s: HTTP %ld, %zu bytes", method, path, resp->status, resp->body.len);
+    }
+    /* the Authorization header is in the list: wipe it before freeing */
+    for (struct curl_slist *s = headers; s; s = s->next)
+        memset(s->data, 0, strlen(s->data));
+    curl_slist_free_all(headers);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
+    mxpc_buf_free(&url);
+    return result;
+}

@@ -1,0 +1,682 @@
+/* Lua module mxpc.s3: S3 clients (s3_client.c) as userdata handles, and the
+ * SigV4 signer (sigv4.c) for tests and other services.
+ *
+ *   local c <close> = assert(s3.client{endpoint = "http://127.0.0.1:57480", access_key = ..., secret_key = ...})
+ *   assert(c:put("bucket", "key", "data"))
+ *   print(assert(c:get_string("bucket", "key")))
+ *
+ * See docs/s3.md. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <lauxlib.h>
+
+#include "mxpc/atomic_file.h"
+#include "mxpc/buf.h"
+#include "mxpc/error.h"
+#include "mxpc/log.h"
+#include "mxpc/modules.h"
+#include "mxpc/runtime.h"
+#include "mxpc/s3.h"
+#include "mxpc/sigv4.h"
+
+#define CLIENT_META "mxpc.s3.client"
+#define FILE_CHUNK (256 * 1024)
+
+struct client {
+    struct mxpc_s3 *s3;
+};
+
+static struct client *check_client(lua_State *L)
+{
+    struct client *c = luaL_checkudata(L, 1, CLIENT_META);
+    if (!c->s3)
+        luaL_error(L, "attempt to use a closed S3 client");
+    return c;
+}
+
+/* Pushes nil and the error object (with `status` and `s3_code` when the
+ * server answered); raises on interruption. */
+static int push_s3_error(lua_State *L, const struct mxpc_s3_error *e)
+{
+    if (strcmp(e->code, "interrupted") == 0) {
+        mxpc_check_interrupt(L);
+        return mxpc_error_raise(L, "interrupted", NULL, "%s", e->message);
+    }
+    if (strcmp(e->code, "usage") == 0)
+        return luaL_error(L, "%s", e->message);
+    lua_pushnil(L);
+    mxpc_error_push(L, e->code, e->hint[0] ? e->hint : NULL, "%s", e->message);
+    if (e->http_status) {
+        lua_pushinteger(L, e->http_status);
+        lua_setfield(L, -2, "status");
+    }
+    if (e->s3_code[0]) {
+        lua_pushstring(L, e->s3_code);
+        lua_setfield(L, -2, "s3_code");
+    }
+    return 2;
+}
+
+/* Options: a field of the table at `idx`, or nil. */
+static const char *opt_string(lua_State *L, int idx, const char *name)
+{
+    lua_getfield(L, idx, name);
+    const char *s = lua_isnil(L, -1) ? NULL : lua_tostring(L, -1);
+    if (!s && !lua_isnil(L, -1))
+        luaL_error(L, "option '%s' must be a string", name);
+    lua_pop(L, 1); /* the table keeps the string alive */
+    return s;
+}
+
+static lua_Integer opt_integer(lua_State *L, int idx, const char *name, lua_Integer def)
+{
+    lua_getfield(L, idx, name);
+    lua_Integer v = def;
+    if (!lua_isnil(L, -1)) {
+        int ok;
+        v = lua_tointegerx(L, -1, &ok);
+        if (!ok)
+            luaL_error(L, "option '%s' must be an integer", name);
+    }
+    lua_pop(L, 1);
+    return v;
+}
+
+/* nil -> def, else the truth of the value */
+static int opt_bool(lua_State *L, int idx, const char *name, int def)
+{
+    lua_getfield(L, idx, name);
+    int v = lua_isnil(L, -1) ? def : lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    return v;
+}
+
+/* The options table (argument 1, nil = {}) is left alone on the stack.
+ * Returns 0 with `out` filled, or the count of nil, err pushed. */
+static int resolve_credentials(lua_State *L, struct mxpc_aws_credentials *out)
+{
+    if (lua_isnoneornil(L, 1))
+        lua_newtable(L);
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    const int opts = 1;
+    struct mxpc_aws_credentials given = {
+        .access_key = (char *)opt_string(L, opts, "access_key"),
+        .secret_key = (char *)opt_string(L, opts, "secret_key"),
+        .session_token = (char *)opt_string(L, opts, "session_token"),
+    };
+    mxpc_redact_add(given.secret_key);
+    mxpc_redact_add(given.session_token);
+    char err[512];
+    if (mxpc_aws_credentials_resolve(&given, opt_string(L, opts, "profile"), out, err, sizeof err) != 0)
+        return mxpc_error_fail(L, "credentials",
+                               "give access_key and secret_key, set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
+                               "or configure a profile in ~/.aws/credentials",
+                               "%s", err);
+    return 0;
+}
+
+/* s3.client{endpoint=, region=, access_key=, secret_key=, session_token=,
+ * profile=, path_style=, ca_file=, ca_dir=, part_size=, multipart_threshold=,
+ * retries=, unsigned_payload=, max_send_speed=} */
+static int l_client(lua_State *L)
+{
+    struct mxpc_aws_credentials creds;
+    int n = resolve_credentials(L, &creds);
+    if (n)
+        return n;
+    struct mxpc_s3_config cfg = {
+        .endpoint = opt_string(L, 1, "endpoint"),
+        .region = opt_string(L, 1, "region"),
+        .credentials = &creds,
+        .ca_file = opt_string(L, 1, "ca_file"),
+        .ca_dir = opt_string(L, 1, "ca_dir"),
+        .part_size = opt_integer(L, 1, "part_size", 0),
+        .multipart_threshold = opt_integer(L, 1, "multipart_threshold", 0),
+        .max_retries = (int)opt_integer(L, 1, "retries", -1),
+        .max_send_speed = opt_integer(L, 1, "max_send_speed", 0),
+    };
+    lua_getfield(L, 1, "path_style");
+    cfg.path_style = lua_isnil(L, -1) ? -1 : lua_toboolean(L, -1);
+    lua_getfield(L, 1, "unsigned_payload");
+    cfg.unsigned_payload = lua_isnil(L, -1) ? -1 : lua_toboolean(L, -1);
+    lua_pop(L, 2);
+
+    struct client *c = lua_newuserdatauv(L, sizeof *c, 0);
+    c->s3 = NULL;
+    luaL_setmetatable(L, CLIENT_META);
+    struct mxpc_s3_error e;
+    c->s3 = mxpc_s3_new(&cfg, &e);
+    mxpc_aws_credentials_clear(&creds);
+    if (!c->s3)
+        return push_s3_error(L, &e);
+    return 1;
+}
+
+static int c_close(lua_State *L)
+{
+    struct client *c = luaL_checkudata(L, 1, CLIENT_META);
+    mxpc_s3_free(c->s3);
+    c->s3 = NULL;
+    return 0;
+}
+
+static int c_tostring(lua_State *L)
+{
+    struct client *c = luaL_checkudata(L, 1, CLIENT_META);
+    if (!c->s3)
+        lua_pushliteral(L, "s3.client (closed)");
+    else
+        lua_pushfstring(L, "s3.client (%s, access key %s)", mxpc_s3_endpoint(c->s3), mxpc_s3_access_key(c->s3));
+    return 1;
+}
+
+/* The bucket may be nil or "" when the endpoint names it. */
+static const char *opt_bucket(lua_State *L, int idx)
+{
+    return luaL_optstring(L, idx, "");
+}
+
+static int push_object(lua_State *L, const struct mxpc_s3_object *o)
+{
+    lua_createtable(L, 0, 2);
+    lua_pushinteger(L, o->size);
+    lua_setfield(L, -2, "size");
+    lua_pushstring(L, o->etag);
+    lua_setfield(L, -2, "etag");
+    return 1;
+}
+
+/* c:head(bucket, key) -> {size=, etag=} | nil, err */
+static int c_head(lua_State *L)
+{
+    struct client *c = check_client(L);
+    const char *bucket = opt_bucket(L, 2), *key = luaL_checkstring(L, 3);
+    struct mxpc_s3_object o;
+    struct mxpc_s3_error e;
+    if (mxpc_s3_head(c->s3, bucket, key, &o, &e) != 0)
+        return push_s3_error(L, &e);
+    return push_object(L, &o);
+}
+
+/* --- Lua callbacks ---------------------------------------------------------- */
+
+/* A Lua function used as a sink or source. An error it raises is kept and
+ * raised again once the C call has cleaned up. */
+struct lua_cb {
+    lua_State *L;
+    int fn; /* stack index */
+    int raised_ref;
+    /* source: the chunk being handed out */
+    int chunk_ref;
+    const char *chunk;
+    size_t chunk_len, chunk_off;
+};
+
+static int cb_call(struct lua_cb *cb, int nargs, char *err, size_t errlen)
+{
+    lua_State *L = cb->L;
+    if (lua_pcall(L, nargs, 2, 0) != LUA_OK) {
+        mxpc_error_normalize(L, -1);
+        const char *msg = mxpc_error_field(L, -1, "message");
+        snprintf(err, errlen, "%s", msg ? msg : "error in a callback");
+        cb->raised_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+        return -1;
+    }
+    if (lua_isnil(L, -2) && !lua_isnil(L, -1)) { /* nil, err */
+        mxpc_error_normalize(L, -1);
+        const char *msg = mxpc_error_field(L, -1, "message");
+        snprintf(err, errlen, "%s", msg ? msg : "failed");
+        lua_pop(L, 2);
+        return -1;
+    }
+    return 0;
+}
+
+static int lua_sink(void *ud, const void *data, size_t len, char *err, size_t errlen)
+{
+    struct lua_cb *cb = ud;
+    lua_pushvalue(cb->L, cb->fn);
+    lua_pushlstring(cb->L, data, len);
+    if (cb_call(cb, 1, err, errlen) != 0)
+        return -1;
+    if (lua_type(cb->L, -2) == LUA_TBOOLEAN && !lua_toboolean(cb->L, -2)) {
+        snprintf(err, errlen, "the sink returned false");
+        lua_pop(cb->L, 2);
+        return -1;
+    }
+    lua_pop(cb->L, 2);
+    return 0;
+}
+
+static ssize_t lua_source(void *ud, void *buf, size_t cap, char *err, size_t errlen)
+{
+    struct lua_cb *cb = ud;
+    lua_State *L = cb->L;
+    while (cb->chunk_off >= cb->chunk_len) {
+        luaL_unref(L, LUA_REGISTRYINDEX, cb->chunk_ref);
+        cb->chunk_ref = LUA_NOREF;
+        cb->chunk = NULL;
+        cb->chunk_len = cb->chunk_off = 0;
+        lua_pushvalue(L, cb->fn);
+        if (cb_call(cb, 0, err, errlen) != 0)
+            return -1;
+        if (lua_isnil(L, -2)) {
+            lua_pop(L, 2);
+            return 0;
+        }
+        if (lua_type(L, -2) != LUA_TSTRING) {
+            snprintf(err, errlen, "the source returned a %s instead of a string", luaL_typename(L, -2));
+            lua_pop(L, 2);
+            return -1;
+        }
+        lua_pop(L, 1);
+        cb->chunk = lua_tolstring(L, -1, &cb->chunk_len);
+        cb->chunk_ref = luaL_ref(L, LUA_REGISTRYINDEX); /* keeps the string alive */
+    }
+    size_t n = cb->chunk_len - cb->chunk_off;
+    if (n > cap)
+        n = cap;
+    memcpy(buf, cb->chunk + cb->chunk_off, n);
+    cb->chunk_off += n;
+    return (ssize_t)n;
+}
+
+/* After the C call: raises what a callback raised, else pushes the error. */
+static int cb_finish(struct lua_cb *cb, int rc, const struct mxpc_s3_error *e)
+{
+    lua_State *L = cb->L;
+    luaL_unref(L, LUA_REGISTRYINDEX, cb->chunk_ref);
+    cb->chunk_ref = LUA_NOREF;
+    if (cb->raised_ref != LUA_NOREF) {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, cb->raised_ref);
+        luaL_unref(L, LUA_REGISTRYINDEX, cb->raised_ref);
+        cb->raised_ref = LUA_NOREF;
+        return lua_error(L);
+    }
+    return rc == 0 ? 0 : push_s3_error(L, e);
+}
+
+static int buf_sink(void *ud, const void *data, size_t len, char *err, size_t errlen)
+{
+    (void)err, (void)errlen;
+    mxpc_buf_append(ud, data, len);
+    return 0;
+}
+
+static int file_sink(void *ud, const void *data, size_t len, char *err, size_t errlen)
+{
+    return mxpc_atomic_write(ud, data, len, err, errlen);
+}
+
+/* c:get(bucket, key, sink [, {expected_size=, force=}]) -> bytes | nil, err
+ * sink: function(chunk) or a file path (written atomically). */
+static int c_get(lua_State *L)
+{
+    struct client *c = check_client(L);
+    const char *bucket = opt_bucket(L, 2), *key = luaL_checkstring(L, 3);
+    int is_fn = lua_isfunction(L, 4);
+    const char *path = is_fn ? NULL : luaL_checkstring(L, 4);
+    lua_Integer expected = -1;
+    int force = 0;
+    if (!lua_isnoneornil(L, 5)) {
+        luaL_checktype(L, 5, LUA_TTABLE);
+        expected = opt_integer(L, 5, "expected_size", -1);
+        force = opt_bool(L, 5, "force", 0);
+    }
+    struct mxpc_s3_error e;
+    int64_t bytes = 0;
+    int rc;
+    if (is_fn) {
+        struct lua_cb cb = {L, 4, LUA_NOREF, LUA_NOREF, NULL, 0, 0};
+        rc = mxpc_s3_get(c->s3, bucket, key, expected, lua_sink, &cb, &bytes, &e);
+        int n = cb_finish(&cb, rc, &e);
+        if (n)
+            return n;
+    } else {
+        char err[512];
+        struct mxpc_atomic_file *f = mxpc_atomic_open(path, force, 0600, err, sizeof err);
+        if (!f)
+            return mxpc_error_fail(L, errno == EEXIST ? "exists" : "io",
+                                   errno == EEXIST ? "choose another file name, or use force to replace it" : NULL,
+                                   "%s", err);
+        rc = mxpc_s3_get(c->s3, bucket, key, expected, file_sink, f, &bytes, &e);
+        if (rc == 0 && mxpc_atomic_commit(f, err, sizeof err) != 0) {
+            mxpc_atomic_free(f);
+            return mxpc_error_fail(L, "io", NULL, "%s", err);
+        }
+        mxpc_atomic_free(f);
+        if (rc != 0)
+            return push_s3_error(L, &e);
+    }
+    lua_pushinteger(L, bytes);
+    return 1;
+}
+
+/* c:get_string(bucket, key) -> string | nil, err */
+static int c_get_string(lua_State *L)
+{
+    struct client *c = check_client(L);
+    const char *bucket = opt_bucket(L, 2), *key = luaL_checkstring(L, 3);
+    struct mxpc_buf b = MXPC_BUF_INIT;
+    struct mxpc_s3_error e;
+    int rc = mxpc_s3_get(c->s3, bucket, key, -1, buf_sink, &b, NULL, &e);
+    if (rc == 0)
+        lua_pushlstring(L, b.data ? b.data : "", b.len);
+    mxpc_buf_free(&b);
+    return rc == 0 ? 1 : push_s3_error(L, &e);
+}
+
+struct mem_source {
+    const char *data;
+    size_t len, off;
+};
+
+static ssize_t mem_source(void *ud, void *buf, size_t cap, char *err, size_t errlen)
+{
+    (void)err, (void)errlen;
+    struct mem_source *m = ud;
+    size_t n = m->len - m->off < cap ? m->len - m->off : cap;
+    memcpy(buf, m->data + m->off, n);
+    m->off += n;
+    return (ssize_t)n;
+}
+
+static ssize_t fd_source(void *ud, void *buf, size_t cap, char *err, size_t errlen)
+{
+    int fd = *(int *)ud;
+    for (;;) {
+        ssize_t n = read(fd, buf, cap);
+        if (n >= 0)
+            return n;
+        if (errno == EINTR && !mxpc_interrupted())
+            continue;
+        snprintf(err, errlen, "read: %s", strerror(errno));
+        return -1;
+    }
+}
+
+/* c:put(bucket, key, source [, size]) -> {size=, etag=} | nil, err
+ * source: a string (the data), {path = FILE}, or a function returning chunks
+ * and nil at the end (size required). */
+static int c_put(lua_State *L)
+{
+    struct client *c = check_client(L);
+    const char *bucket = opt_bucket(L, 2), *key = luaL_checkstring(L, 3);
+    struct mxpc_s3_object o = {0, ""};
+    struct mxpc_s3_error e;
+    int rc;
+    if (lua_type(L, 4) == LUA_TSTRING) {
+        struct mem_source m = {NULL, 0, 0};
+        m.data = lua_tolstring(L, 4, &m.len);
+        lua_Integer size = luaL_optinteger(L, 5, (lua_Integer)m.len);
+        luaL_argcheck(L, size == (lua_Integer)m.len, 5, "size differs from the string's length");
+        rc = mxpc_s3_put(c->s3, bucket, key, (int64_t)m.len, mem_source, &m, &o, &e);
+    } else if (lua_istable(L, 4)) {
+        const char *path = opt_string(L, 4, "path");
+        luaL_argcheck(L, path != NULL, 4, "expected {path = FILE}");
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        struct stat st;
+        if (fd < 0 || fstat(fd, &st) != 0) {
+            int err = errno;
+            if (fd >= 0)
+                close(fd);
+            return mxpc_error_fail(L, err == ENOENT ? "not_found" : "io", NULL, "cannot open %s: %s", path,
+                                   strerror(err));
+        }
+        lua_Integer size = luaL_optinteger(L, 5, (lua_Integer)st.st_size);
+        rc = mxpc_s3_put(c->s3, bucket, key, size, fd_source, &fd, &o, &e);
+        close(fd);
+    } else {
+        luaL_checktype(L, 4, LUA_TFUNCTION);
+        lua_Integer size = luaL_checkinteger(L, 5);
+        luaL_argcheck(L, size >= 0, 5, "size must not be negative");
+        struct lua_cb cb = {L, 4, LUA_NOREF, LUA_NOREF, NULL, 0, 0};
+        rc = mxpc_s3_put(c->s3, bucket, key, size, lua_source, &cb, &o, &e);
+        int n = cb_finish(&cb, rc, &e);
+        if (n)
+            return n;
+    }
+    if (rc != 0)
+        return push_s3_error(L, &e);
+    return push_object(L, &o);
+}
+
+static int result_true(lua_State *L, int rc, const struct mxpc_s3_error *e)
+{
+    if (rc != 0)
+        return push_s3_error(L, e);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* c:delete(bucket, key) -> true | nil, err */
+static int c_delete(lua_State *L)
+{
+    struct client *c = check_client(L);
+    struct mxpc_s3_error e;
+    return result_true(L, mxpc_s3_delete(c->s3, opt_bucket(L, 2), luaL_checkstring(L, 3), &e), &e);
+}
+
+static int c_create_bucket(lua_State *L)
+{
+    struct client *c = check_client(L);
+    struct mxpc_s3_error e;
+    return result_true(L, mxpc_s3_create_bucket(c->s3, luaL_checkstring(L, 2), &e), &e);
+}
+
+static int c_delete_bucket(lua_State *L)
+{
+    struct client *c = check_client(L);
+    struct mxpc_s3_error e;
+    return result_true(L, mxpc_s3_delete_bucket(c->s3, luaL_checkstring(L, 2), &e), &e);
+}
+
+static void add_upload(void *ud, const char *key, const char *upload_id)
+{
+    lua_State *L = ud;
+    lua_createtable(L, 0, 2);
+    lua_pushstring(L, key);
+    lua_setfield(L, -2, "key");
+    lua_pushstring(L, upload_id);
+    lua_setfield(L, -2, "upload_id");
+    lua_rawseti(L, -2, (lua_Integer)luaL_len(L, -2) + 1);
+}
+
+/* c:list_multipart_uploads(bucket) -> {{key=, upload_id=}, ...} | nil, err */
+static int c_list_multipart_uploads(lua_State *L)
+{
+    struct client *c = check_client(L);
+    const char *bucket = opt_bucket(L, 2);
+    lua_newtable(L);
+    struct mxpc_s3_error e;
+    if (mxpc_s3_list_multipart_uploads(c->s3, bucket, add_upload, L, &e) != 0)
+        return push_s3_error(L, &e);
+    return 1;
+}
+
+static int c_abort_multipart(lua_State *L)
+{
+    struct client *c = check_client(L);
+    struct mxpc_s3_error e;
+    return result_true(L,
+                       mxpc_s3_abort_multipart(c->s3, opt_bucket(L, 2), luaL_checkstring(L, 3),
+                                               luaL_checkstring(L, 4), &e),
+                       &e);
+}
+
+/* c:presign(method, bucket, key [, expires = 3600]) -> url */
+static int c_presign(lua_State *L)
+{
+    struct client *c = check_client(L);
+    const char *method = luaL_checkstring(L, 2);
+    const char *bucket = opt_bucket(L, 3), *key = luaL_checkstring(L, 4);
+    lua_Integer expires = luaL_optinteger(L, 5, 3600);
+    luaL_argcheck(L, expires >= 1 && expires <= 604800, 5, "expires must be 1..604800 seconds");
+    struct mxpc_s3_error e;
+    char *url = mxpc_s3_presign(c->s3, method, bucket, key, (long)expires, &e);
+    if (!url)
+        return push_s3_error(L, &e);
+    lua_pushstring(L, url);
+    free(url);
+    return 1;
+}
+
+/* --- plain functions -------------------------------------------------------- */
+
+/* s3.sign{method=, path=, query=, headers={{name, value}, ...} or {name=value},
+ * payload_hash=, access_key=, secret_key=, session_token=, region=, service=,
+ * time=, normalize=, content_sha256=, token_unsigned=, expires=}
+ * -> {canonical_request=, string_to_sign=, signature=, authorization=,
+ *     amz_date=, query= (when expires is given: presigned)} */
+static int l_sign(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    struct mxpc_sigv4_signer s = {
+        .access_key = opt_string(L, 1, "access_key"),
+        .secret_key = opt_string(L, 1, "secret_key"),
+        .session_token = opt_string(L, 1, "session_token"),
+        .region = opt_string(L, 1, "region"),
+        .service = opt_string(L, 1, "service"),
+        .time = (time_t)opt_integer(L, 1, "time", (lua_Integer)time(NULL)),
+        .flags = (opt_bool(L, 1, "normalize", 0) ? MXPC_SIGV4_NORMALIZE_PATH : 0u) |
+                 (opt_bool(L, 1, "content_sha256", 0) ? MXPC_SIGV4_CONTENT_SHA256 : 0u) |
+                 (opt_bool(L, 1, "token_unsigned", 0) ? MXPC_SIGV4_TOKEN_UNSIGNED : 0u),
+    };
+    mxpc_redact_add(s.secret_key);
+    mxpc_redact_add(s.session_token);
+    struct mxpc_sigv4_request req = {
+        .method = opt_string(L, 1, "method"),
+        .path = opt_string(L, 1, "path"),
+        .query = opt_string(L, 1, "query"),
+        .payload_hash = opt_string(L, 1, "payload_hash"),
+    };
+    /* headers: the table stays at index 2 while signing, keeping the strings */
+    lua_getfield(L, 1, "headers");
+    size_t n = lua_istable(L, 2) ? (size_t)luaL_len(L, 2) : 0;
+    size_t count = n;
+    if (lua_istable(L, 2)) {
+        lua_pushnil(L);
+        while (lua_next(L, 2)) {
+            count += lua_type(L, -2) == LUA_TSTRING;
+            lua_pop(L, 1);
+        }
+    }
+    struct mxpc_sigv4_header *h = lua_newuserdatauv(L, (count ? count : 1) * sizeof *h, 0); /* index 3 */
+    size_t nh = 0;
+    for (size_t i = 1; i <= n; i++) {
+        lua_rawgeti(L, 2, (lua_Integer)i);
+        luaL_argcheck(L, lua_istable(L, -1), 1, "headers[i] must be {name, value}");
+        lua_rawgeti(L, -1, 1);
+        lua_rawgeti(L, -2, 2);
+        h[nh].name = luaL_checkstring(L, -2);
+        h[nh].value = luaL_checkstring(L, -1);
+        lua_pop(L, 3); /* the strings stay alive in the headers table */
+        nh++;
+    }
+    if (count > n) {
+        lua_pushnil(L);
+        while (lua_next(L, 2)) {
+            if (lua_type(L, -2) == LUA_TSTRING) {
+                h[nh].name = lua_tostring(L, -2);
+                h[nh].value = luaL_checkstring(L, -1);
+                nh++;
+            }
+            lua_pop(L, 1);
+        }
+    }
+    req.headers = h;
+    req.nheaders = nh;
+    lua_Integer expires = opt_integer(L, 1, "expires", 0);
+    struct mxpc_sigv4_result r = MXPC_SIGV4_RESULT_INIT;
+    int rc = expires ? mxpc_sigv4_presign(&s, &req, (long)expires, &r) : mxpc_sigv4_sign(&s, &req, &r);
+    if (rc != 0) {
+        mxpc_sigv4_result_free(&r);
+        return luaL_error(L, "cannot sign: method, path, access_key, secret_key, region and service are required, "
+                             "expires 1..604800");
+    }
+    lua_createtable(L, 0, 6);
+    lua_pushstring(L, r.canonical_request.data);
+    lua_setfield(L, -2, "canonical_request");
+    lua_pushstring(L, r.string_to_sign.data);
+    lua_setfield(L, -2, "string_to_sign");
+    lua_pushstring(L, r.signature);
+    lua_setfield(L, -2, "signature");
+    lua_pushstring(L, r.amz_date);
+    lua_setfield(L, -2, "amz_date");
+    if (expires) {
+        lua_pushstring(L, r.query.data);
+        lua_setfield(L, -2, "query");
+    } else {
+        lua_pushstring(L, r.authorization.data);
+        lua_setfield(L, -2, "authorization");
+    }
+    mxpc_sigv4_result_free(&r);
+    return 1;
+}
+
+/* s3.credentials{access_key=, secret_key=, session_token=, profile=}
+ * -> {access_key=, source=, session_token=bool} | nil, err: where the chain
+ * finds credentials (never the secret). */
+static int l_credentials(lua_State *L)
+{
+    struct mxpc_aws_credentials creds;
+    int n = resolve_credentials(L, &creds);
+    if (n)
+        return n;
+    lua_createtable(L, 0, 3);
+    lua_pushstring(L, creds.access_key);
+    lua_setfield(L, -2, "access_key");
+    lua_pushstring(L, creds.source);
+    lua_setfield(L, -2, "source");
+    lua_pushboolean(L, creds.session_token != NULL);
+    lua_setfield(L, -2, "session_token");
+    mxpc_aws_credentials_clear(&creds);
+    return 1;
+}
+
+int luaopen_mxpc_s3(lua_State *L)
+{
+    static const luaL_Reg methods[] = {
+        {"head", c_head},
+        {"get", c_get},
+        {"get_string", c_get_string},
+        {"put", c_put},
+        {"delete", c_delete},
+        {"create_bucket", c_create_bucket},
+        {"delete_bucket", c_delete_bucket},
+        {"list_multipart_uploads", c_list_multipart_uploads},
+        {"abort_multipart", c_abort_multipart},
+        {"presign", c_presign},
+        {"close", c_close},
+        {NULL, NULL},
+    };
+    static const luaL_Reg meta[] = {
+        {"__gc", c_close},
+        {"__close", c_close},
+        {"__tostring", c_tostring},
+        {NULL, NULL},
+    };
+    luaL_newmetatable(L, CLIENT_META);
+    luaL_setfuncs(L, meta, 0);
+    luaL_newlib(L, methods);
+    lua_setfield(L, -2, "__index");
+    lua_pop(L, 1);
+
+    static const luaL_Reg functions[] = {
+        {"client", l_client},
+        {"sign", l_sign},
+        {"credentials", l_credentials},
+        {NULL, NULL},
+    };
+    luaL_newlib(L, functions);
+    return 1;
+}

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# End to end on the local stack: back up demo-app, restore it into demo-copy,
+# and prove the copy holds the same tables, sequences and files; plus the ways
+# it must refuse or fail without damage. Needs MXPC_STACK_ENV; reseeds the
+# namespace before and after.
+set -uo pipefail
+bin=$1
+src=$(cd "$(dirname "$0")/../.." && pwd)
+[ -n "${MXPC_STACK_ENV:-}" ] || { echo "FAIL: MXPC_STACK_ENV is not set (start tests/stack/up)"; echo "0 passed, 1 failed"; exit 1; }
+# shellcheck disable=SC1090
+. "$MXPC_STACK_ENV"
+export KUBECONFIG=$MXPC_KUBECONFIG PGSSLROOTCERT=$MXPC_PG_CA MXPC_SCRIPTS= MXPC_DATADIR=
+seed_json=$MXPC_STACK_DIR/seed.json
+work=$(mktemp -d)
+trap 'rm -rf "$work"; "$src/tests/stack/seed" --env-file "$MXPC_STACK_ENV" >/dev/null' EXIT
+passed=0 failed=0
+ok() { passed=$((passed + 1)); echo "ok   $1"; }
+bad() { failed=$((failed + 1)); echo "FAIL $1"; [ -f "$work/err" ] && sed 's/^/  /' "$work/err" | tail -5; }
+# run NAME EXPECTED_EXIT ARGS...: runs the program, stdout to $work/out, stderr to $work/err
+run() {
+  local name=$1 want=$2
+  shift 2
+  "$bin" "$@" >"$work/out" 2>"$work/err"
+  local got=$?
+  if [ "$got" = "$want" ]; then ok "$name"; else bad "$name (exit $got, expected $want)"; fi
+}
+expect_err() { if grep -qE "$2" "$work/err"; then ok "$1"; else bad "$1: stderr has no /$2/"; fi; }
+proof() { "$bin" run "$src/tests/e2e/proof.lua" "$seed_json" demo-app demo-copy >"$work/proof" 2>&1; }
+replicas() { kubectl -n mendix get mendixapp demo-copy -o jsonpath='{.spec.replicas}'; }
+
+"$src/tests/stack/seed" --env-file "$MXPC_STACK_ENV" >"$work/seed.log" 2>&1 || { echo "FAIL: seeding"; tail -20 "$work/seed.log"; echo "0 passed, 1 failed"; exit 1; }
+
+if proof; then bad "the proof tells a fresh demo-copy from demo-app"; else ok "the proof tells a fresh demo-copy from demo-app"; fi
+
+run "backup demo-app" 0 backup -n mendix -e demo-app -f "$work/demo.tar.gz"
+grep -q "20 files" "$work/out" && ok "backup reports its 20 files" || bad "backup reports its 20 files"
+run "the archive verifies" 0 verify "$work/demo.tar.gz"
+[ "$(stat -c %a "$work/demo.tar.gz")" = 600 ] && ok "archive mode 0600" || bad "archive mode 0600"
+ls -A "$work" | grep -q '^\.' && bad "no temporary files left beside the archive" || ok "no temporary files left beside the archive"
+
+run "backup refuses to overwrite" 1 backup -n mendix -e demo-app -f "$work/demo.tar.gz"
+expect_err "... and says how to replace it" "already exists"
+run "backup --force replaces" 0 backup -n mendix -e demo-app -f "$work/demo.tar.gz" --force
+
+run "restore refuses a running app" 1 restore -n mendix -e demo-copy -f "$work/demo.tar.gz"
+expect_err "... and names --stop-app" "stop-app"
+if proof; then bad "nothing changed after the refusal"; else ok "nothing changed after the refusal"; fi
+
+# a damaged archive is refused before anything is written
+head -c 100000 "$work/demo.tar.gz" > "$work/cut.tar.gz"
+run "restore refuses a truncated archive" 1 restore -n mendix -e demo-copy -f "$work/cut.tar.gz" --stop-app
+expect_err "... naming the problem" "truncated"
+[ "$(replicas)" = 1 ] && ok "... without stopping the app" || bad "... without stopping the app"
+
+# a restore that fails inside the database (here: an event trigger refuses
+# the first CREATE TABLE, after the old tables were dropped) leaves it as it was
+sql() { PGOPTIONS="-c client_min_messages=warning" PGPASSWORD=$MXPC_PG_SUPERPASS psql -Atq -h 127.0.0.1 -p "$MXPC_PG_PLAIN_PORT" -U "$MXPC_PG_SUPERUSER" -d demo_copy -c "$1"; }
+sql "create schema blocker; create function blocker.refuse() returns event_trigger language plpgsql as
+  \$\$ begin if tg_tag = 'CREATE TABLE' then raise exception 'refused by a test trigger'; end if; end \$\$;
+  create event trigger refuse_restore on ddl_command_end execute function blocker.refuse();" >/dev/null
+before=$(sql 'select count(*) from "myfirstmodule$order"')
+run "a failing database restore exits 1" 1 restore -n mendix -e demo-copy -f "$work/demo.tar.gz" --stop-app
+expect_err "... names the cause" "refused by a test trigger"
+expect_err "... and says the database was left as it was" "left as it was"
+after=$(sql 'select count(*) from "myfirstmodule$order"')
+[ "$before" = "$after" ] && [ "$before" != 100 ] && ok "... and it was ($after orders)" || bad "database unchanged ($before -> $after)"
+[ "$(replicas)" = 1 ] && ok "... and the app was started again" || bad "app started again after the failure"
+sql "drop event trigger refuse_restore; drop schema blocker cascade" >/dev/null
+
+run "restore --stop-app into demo-copy" 0 restore -n mendix -e demo-copy -f "$work/demo.tar.gz" --stop-app
+[ "$(replicas)" = 1 ] && ok "the app runs again afterwards" || bad "the app runs again afterwards"
+if proof; then ok "demo-copy holds demo-app's tables, sequences and files"; else bad "proof"; cat "$work/proof"; fi
+
+# no credential ever printed, at any log level
+"$bin" -vv backup -n mendix -e demo-app -f "$work/v.tar.gz" >"$work/out" 2>"$work/err"
+secrets=$(python3 -c "
+import json; d = json.load(open('$seed_json'))
+print('\n'.join(e['database']['password'] for e in d['environments'].values()))")
+leaked=0
+for s in $secrets "$MXPC_S3_SECRET_KEY"; do grep -qF "$s" "$work/out" "$work/err" && leaked=1; done
+[ $leaked = 0 ] && ok "no password or secret key in the output" || bad "a secret was printed"
+
+# a file that disappeared is reported, the backup still completes
+key=$(python3 -c "import json; d = json.load(open('$seed_json')); print(d['environments']['demo-app']['files'][0]['key'])")
+"$bin" run /dev/stdin <<LUA >/dev/null 2>&1
+local s3 = require "mxpc.s3"
+local c = assert(s3.client{endpoint = os.getenv("MXPC_S3_ENDPOINT"), access_key = os.getenv("MXPC_S3_ACCESS_KEY"),
+  secret_key = os.getenv("MXPC_S3_SECRET_KEY"), region = "us-east-1", path_style = true})
+assert(c:delete("mendix-shared", "$key"))
+LUA
+run "backup with a missing file completes" 0 backup -n mendix -e demo-app -f "$work/missing.tar.gz"
+expect_err "... and warns about it" "file not found in storage, skipped"
+grep -q "19 files" "$work/out" && grep -q "1 missing" "$work/out" && ok "... and counts it" || bad "missing file counted"
+
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]

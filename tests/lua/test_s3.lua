@@ -1,0 +1,450 @@
+-- mxpc.s3 against the local stack's Ceph RADOS Gateway (strict SigV4), over
+-- http and https. Every test works in its own bucket, created here and
+-- deleted at the end. Needs MXPC_STACK_ENV (fails without it).
+local t = require "t"
+local s3 = require "mxpc.s3"
+local errors = require "mxpc.error"
+
+local env = t.stack_env()
+local MiB = 1024 * 1024
+local dir = t.tmpdir()
+local program = t.program()
+
+local function opts(extra)
+  local o = {
+    endpoint = env.MXPC_S3_ENDPOINT,
+    region = env.MXPC_S3_REGION,
+    access_key = env.MXPC_S3_ACCESS_KEY,
+    secret_key = env.MXPC_S3_SECRET_KEY,
+  }
+  for k, v in pairs(extra or {}) do o[k] = v end
+  return o
+end
+
+local client = assert(s3.client(opts()))
+math.randomseed(os.time(), tonumber(tostring({}):match("0x(%x+)"), 16) or 0)
+local bucket = ("mxpc-s3-test-%d-%06d"):format(os.time(), math.random(0, 999999))
+assert(client:create_bucket(bucket))
+
+local function sha256(path)
+  local out = t.sh("sha256sum '" .. path .. "'")
+  return out:match("^(%x+)")
+end
+
+local function write_file(path, data)
+  local f = assert(io.open(path, "wb"))
+  f:write(data)
+  f:close()
+end
+
+local function read_file(path)
+  local f = assert(io.open(path, "rb"))
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+-- random bytes in a file
+local function random_file(name, size)
+  local path = dir .. "/" .. name
+  local _, code = t.sh(("head -c %d /dev/urandom > '%s'"):format(size, path))
+  t.eq(code, 0)
+  return path
+end
+
+local function quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+
+-- Runs the program on a script (a string) with environment assignments
+-- (`VAR=value` words, `-u VAR` to unset); returns exit code, stdout, stderr.
+local script_n = 0
+local function run_script(source, env_words, args)
+  script_n = script_n + 1
+  local script = ("%s/script%d.lua"):format(dir, script_n)
+  write_file(script, source)
+  local out, err = script .. ".out", script .. ".err"
+  local cmd = ("env %s %s %s run %s > %s 2> %s; echo $?"):format(env_words or "", quote(program), args or "",
+    quote(script), quote(out), quote(err))
+  local rc = t.sh(cmd)
+  return tonumber(rc:match("(%d+)%s*$")), read_file(out), read_file(err)
+end
+
+-- The settings as Lua source, for scripts run in a child process.
+local function child_prelude()
+  return ([[
+local s3 = require "mxpc.s3"
+local E = { endpoint = %q, https = %q, region = %q, access_key = %q, secret_key = %q, ca = %q, bucket = %q }
+]]):format(env.MXPC_S3_ENDPOINT, env.MXPC_S3_HTTPS_ENDPOINT, env.MXPC_S3_REGION, env.MXPC_S3_ACCESS_KEY,
+    env.MXPC_S3_SECRET_KEY, env.MXPC_S3_CA, bucket)
+end
+
+local function uploads_of(key)
+  local list = assert(client:list_multipart_uploads(bucket))
+  local n = 0
+  for _, u in ipairs(list) do
+    if u.key == key then n = n + 1 end
+  end
+  return n
+end
+
+t.test("put/get/head/delete round trip: 0 B, 1 B, 1 MiB, byte for byte", function()
+  for _, size in ipairs({ 0, 1, MiB }) do
+    local key = ("round/%d.bin"):format(size)
+    local src = random_file("rt-" .. size, size)
+    local put = assert(client:put(bucket, key, { path = src }))
+    t.eq(put.size, size)
+    t.ok(#put.etag > 0, "etag of a put")
+    local head = assert(client:head(bucket, key))
+    t.eq(head.size, size, "head size")
+    t.eq(head.etag, put.etag)
+    local dst = dir .. "/rt-" .. size .. ".out"
+    t.eq(assert(client:get(bucket, key, dst)), size)
+    t.eq(sha256(dst), sha256(src), "sha256 after the round trip of " .. size .. " bytes")
+    t.eq(client:get_string(bucket, key), read_file(src))
+    t.eq(client:delete(bucket, key), true)
+    local none, err = client:head(bucket, key)
+    t.eq(none, nil)
+    t.eq(err.code, "not_found")
+  end
+end)
+
+t.test("multipart: 40 MiB + 123 B in 5 MiB parts, from a file and from a function", function()
+  local c <close> = assert(s3.client(opts({ part_size = 5 * MiB })))
+  local size = 40 * MiB + 123
+  local src = random_file("mp", size)
+  local put = assert(c:put(bucket, "mp/file.bin", { path = src }))
+  t.eq(put.size, size)
+  t.ok(put.etag:find("-9", 1, true), "a multipart ETag names 9 parts: " .. put.etag)
+  t.eq(assert(c:head(bucket, "mp/file.bin")).size, size)
+  local dst = dir .. "/mp.out"
+  t.eq(assert(c:get(bucket, "mp/file.bin", dst)), size)
+  t.eq(sha256(dst), sha256(src), "multipart object is byte-identical")
+
+  -- from a function with odd chunk sizes
+  local f = assert(io.open(src, "rb"))
+  local sizes, i = { 1, 4097, 3 * MiB + 5, 65536 }, 0
+  local put2 = assert(c:put(bucket, "mp/fn.bin", function()
+    i = i + 1
+    return f:read(sizes[i % #sizes + 1])
+  end, size))
+  f:close()
+  t.eq(put2.size, size)
+  local dst2 = dir .. "/mp2.out"
+  assert(c:get(bucket, "mp/fn.bin", dst2))
+  t.eq(sha256(dst2), sha256(src))
+  t.eq(uploads_of("mp/file.bin") + uploads_of("mp/fn.bin"), 0, "no unfinished uploads left")
+  assert(c:delete(bucket, "mp/file.bin"))
+  assert(c:delete(bucket, "mp/fn.bin"))
+end)
+
+t.test("get streams into a function sink in several chunks", function()
+  local src = random_file("stream", 3 * MiB + 7)
+  assert(client:put(bucket, "stream.bin", { path = src }))
+  local chunks = {}
+  local n = assert(client:get(bucket, "stream.bin", function(chunk) chunks[#chunks + 1] = chunk end))
+  t.eq(n, 3 * MiB + 7)
+  t.ok(#chunks > 1, "more than one chunk")
+  t.ok(table.concat(chunks) == read_file(src), "the chunks make up the object")
+  -- the expected size is checked before any byte reaches the sink
+  local called = false
+  local none, err = client:get(bucket, "stream.bin", function() called = true end, { expected_size = 5 })
+  t.eq(none, nil)
+  t.eq(err.code, "size")
+  t.contains(err.message, "expected 5")
+  t.eq(called, false)
+  -- an error raised by the sink comes out as it was
+  local raised = t.raises(function()
+    client:get(bucket, "stream.bin", function() error("sink is full") end)
+  end, "sink is full")
+  t.ok(raised)
+  -- a file target is not replaced without force
+  local target = dir .. "/exists.bin"
+  write_file(target, "old")
+  local no, exists = client:get(bucket, "stream.bin", target)
+  t.eq(no, nil)
+  t.eq(exists.code, "exists")
+  t.eq(read_file(target), "old")
+  t.eq(assert(client:get(bucket, "stream.bin", target, { force = true })), 3 * MiB + 7)
+  assert(client:delete(bucket, "stream.bin"))
+end)
+
+t.test("a source with the wrong size fails, and a failed multipart upload is aborted", function()
+  local c <close> = assert(s3.client(opts({ part_size = 5 * MiB })))
+  local short = { "abc" }
+  local none, err = c:put(bucket, "short.bin", function() return table.remove(short) end, 10)
+  t.eq(none, nil)
+  t.eq(err.code, "size")
+  t.contains(err.message, "ended after 3 of 10 bytes")
+  none, err = c:put(bucket, "long.bin", function() return "x" end, 2)
+  t.eq(err.code, "size")
+  t.contains(err.message, "more than the 2 bytes")
+  -- multipart: the source ends in the third part
+  local chunk, sent = ("m"):rep(MiB), 0
+  none, err = c:put(bucket, "mp/short.bin", function()
+    if sent >= 12 * MiB then return nil end
+    sent = sent + MiB
+    return chunk
+  end, 20 * MiB)
+  t.eq(none, nil)
+  t.eq(err.code, "size")
+  t.eq(uploads_of("mp/short.bin"), 0, "the upload was aborted")
+  t.eq((c:head(bucket, "mp/short.bin")), nil, "no object was created")
+  -- a source raising an error: raised again after the abort
+  t.raises(function()
+    c:put(bucket, "mp/raise.bin", function() error("source broke") end, 20 * MiB)
+  end, "source broke")
+  t.eq(uploads_of("mp/raise.bin"), 0, "the upload was aborted")
+end)
+
+t.test("errors: missing key and bucket name them; wrong secret; unknown access key", function()
+  local none, err = client:get_string(bucket, "no/such key")
+  t.eq(none, nil)
+  t.ok(errors.is(err))
+  t.eq(err.code, "not_found")
+  t.contains(err.message, bucket)
+  t.contains(err.message, "no/such key")
+  t.eq(err.s3_code, "NoSuchKey")
+  t.eq(err.status, 404)
+
+  none, err = client:get_string(bucket .. "-missing", "k")
+  t.eq(err.code, "not_found")
+  t.contains(err.message, "no such bucket: " .. bucket .. "-missing")
+
+  local wrong <close> = assert(s3.client(opts({ secret_key = "not-the-secret-0123456789" })))
+  none, err = wrong:get_string(bucket, "k")
+  t.eq(none, nil)
+  t.eq(err.code, "signature")
+  t.eq(err.s3_code, "SignatureDoesNotMatch")
+  t.contains(err.hint, "secret key")
+  t.contains(err.message, bucket .. "/k")
+  t.ok(not tostring(err):find("not-the-secret", 1, true), "the secret is not in the message")
+  none, err = wrong:put(bucket, "k", "data")
+  t.eq(err.code, "signature")
+
+  local unknown <close> = assert(s3.client(opts({ access_key = "NOSUCHACCESSKEY12345" })))
+  none, err = unknown:get_string(bucket, "k")
+  t.eq(err.code, "forbidden")
+  t.eq(err.s3_code, "InvalidAccessKeyId")
+  t.contains(err.message, "NOSUCHACCESSKEY12345")
+end)
+
+t.test("tostring shows the endpoint and access key, never the secret; closed handles raise", function()
+  local c = assert(s3.client(opts()))
+  local s = tostring(c)
+  t.contains(s, env.MXPC_S3_ENDPOINT)
+  t.contains(s, env.MXPC_S3_ACCESS_KEY)
+  t.ok(not s:find(env.MXPC_S3_SECRET_KEY, 1, true))
+  c:close()
+  c:close() -- idempotent
+  t.eq(tostring(c), "s3.client (closed)")
+  t.raises(function() c:head(bucket, "k") end, "closed S3 client")
+  do
+    local scoped <close> = assert(s3.client(opts()))
+    t.ok(scoped:put(bucket, "scoped", "x"))
+  end
+  assert(client:delete(bucket, "scoped"))
+  t.raises(function() s3.client(opts({ endpoint = "ftp://127.0.0.1" })) end, "not an http(s) URL")
+  t.raises(function() s3.client(opts({ part_size = MiB })) end, "outside 5 MiB")
+end)
+
+t.test("https: ca_file, SSL_CERT_FILE, SSL_CERT_DIR work; no CA is a connect error with a hint", function()
+  local c <close> = assert(s3.client(opts({ endpoint = env.MXPC_S3_HTTPS_ENDPOINT, ca_file = env.MXPC_S3_CA })))
+  assert(c:put(bucket, "tls.txt", "over tls"))
+  t.eq(c:get_string(bucket, "tls.txt"), "over tls")
+  local cd <close> = assert(s3.client(opts({ endpoint = env.MXPC_S3_HTTPS_ENDPOINT, ca_dir = env.MXPC_S3_CA_DIR })))
+  t.eq(cd:get_string(bucket, "tls.txt"), "over tls")
+
+  local script = child_prelude() .. [[
+local c = assert(s3.client{endpoint = E.https, region = E.region, access_key = E.access_key, secret_key = E.secret_key})
+local s, err = c:get_string(E.bucket, "tls.txt")
+if s then print("got " .. s) else print("code " .. err.code); print("hint " .. tostring(err.hint)); print("msg " .. err.message) end
+]]
+  local rc, out = run_script(script, "-u SSL_CERT_DIR SSL_CERT_FILE=" .. quote(env.MXPC_S3_CA))
+  t.eq(rc, 0)
+  t.eq(out, "got over tls\n", "with SSL_CERT_FILE")
+  rc, out = run_script(script, "-u SSL_CERT_FILE SSL_CERT_DIR=" .. quote(env.MXPC_S3_CA_DIR))
+  t.eq(out, "got over tls\n", "with SSL_CERT_DIR")
+  rc, out = run_script(script, "-u SSL_CERT_FILE -u SSL_CERT_DIR")
+  t.contains(out, "code connect\n", "without a CA")
+  t.contains(out, "SSL_CERT_FILE")
+  t.contains(out, "certificate")
+  assert(client:delete(bucket, "tls.txt"))
+end)
+
+t.test("presigned GET works with plain curl, over http and https", function()
+  assert(client:put(bucket, "pre/signed file.txt", "presigned content"))
+  local url = assert(client:presign("GET", bucket, "pre/signed file.txt", 300))
+  t.contains(url, env.MXPC_S3_ENDPOINT .. "/" .. bucket .. "/pre/signed%20file.txt?X-Amz-Algorithm=AWS4-HMAC-SHA256")
+  t.contains(url, "&X-Amz-Expires=300&X-Amz-SignedHeaders=host&X-Amz-Signature=")
+  local out, code = t.sh("curl -sS --fail " .. quote(url))
+  t.eq(code, 0)
+  t.eq(out, "presigned content")
+  -- a tampered signature is refused
+  local bad = url:gsub("X%-Amz%-Signature=(%x)", function(c) return "X-Amz-Signature=" .. (c == "0" and "1" or "0") end)
+  local _, bad_code = t.sh("curl -sS --fail -o /dev/null " .. quote(bad))
+  t.ok(bad_code ~= 0, "tampered URL refused")
+  -- https
+  local c <close> = assert(s3.client(opts({ endpoint = env.MXPC_S3_HTTPS_ENDPOINT, ca_file = env.MXPC_S3_CA })))
+  local surl = assert(c:presign("GET", bucket, "pre/signed file.txt", 60))
+  out, code = t.sh("curl -sS --fail --cacert " .. quote(env.MXPC_S3_CA) .. " " .. quote(surl))
+  t.eq(code, 0)
+  t.eq(out, "presigned content")
+  -- a presigned PUT
+  local purl = assert(client:presign("PUT", bucket, "pre/put.txt", 60))
+  write_file(dir .. "/upload.txt", "uploaded")
+  _, code = t.sh("curl -sS --fail -T " .. quote(dir .. "/upload.txt") .. " " .. quote(purl))
+  t.eq(code, 0)
+  t.eq(client:get_string(bucket, "pre/put.txt"), "uploaded")
+  assert(client:delete(bucket, "pre/signed file.txt"))
+  assert(client:delete(bucket, "pre/put.txt"))
+end)
+
+t.test("addressing: path style, virtual host, and an endpoint that names the bucket", function()
+  local vh <close> = assert(s3.client(opts({ endpoint = "https://s3.eu-west-1.amazonaws.com", region = "eu-west-1" })))
+  local url = assert(vh:presign("GET", "bkt", "a/b", 60))
+  t.contains(url, "https://bkt.s3.eu-west-1.amazonaws.com/a/b?")
+  t.contains(url, "%2Feu-west-1%2Fs3%2Faws4_request")
+  local ps <close> = assert(s3.client(opts({ endpoint = "https://s3.eu-west-1.amazonaws.com", path_style = true })))
+  t.contains(assert(ps:presign("GET", "bkt", "a/b", 60)), "https://s3.eu-west-1.amazonaws.com/bkt/a/b?")
+  local o = opts({ region = "eu-central-1" })
+  o.endpoint = nil -- AWS, from the region
+  local def <close> = assert(s3.client(o))
+  t.contains(assert(def:presign("GET", "bkt", "k", 60)), "https://bkt.s3.eu-central-1.amazonaws.com/k?")
+  -- the endpoint names the bucket: calls pass no bucket
+  local eb <close> = assert(s3.client(opts({ endpoint = env.MXPC_S3_ENDPOINT .. "/" .. bucket .. "/" })))
+  assert(eb:put(nil, "in-endpoint.txt", "via endpoint path"))
+  t.eq(client:get_string(bucket, "in-endpoint.txt"), "via endpoint path")
+  t.eq(eb:head(nil, "in-endpoint.txt").size, 17)
+  assert(eb:delete(nil, "in-endpoint.txt"))
+end)
+
+t.test("payload signing over http: signed SHA-256 by default, UNSIGNED-PAYLOAD accepted too", function()
+  local u <close> = assert(s3.client(opts({ unsigned_payload = true })))
+  assert(u:put(bucket, "unsigned.txt", "unsigned body"))
+  t.eq(client:get_string(bucket, "unsigned.txt"), "unsigned body")
+  assert(client:delete(bucket, "unsigned.txt"))
+  -- the signature covers the body hash: RGW recomputes it (an -vv trace shows it)
+  local rc, _, err = run_script(child_prelude() .. [[
+local c = assert(s3.client{endpoint = E.endpoint, region = E.region, access_key = E.access_key, secret_key = E.secret_key})
+assert(c:put(E.bucket, "signed.txt", "hello"))
+assert(c:delete(E.bucket, "signed.txt"))
+]], "", "-vv")
+  t.eq(rc, 0)
+  t.contains(err, "x-amz-content-sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824")
+end)
+
+t.test("credentials: environment, shared file with profile, and none", function()
+  local script = child_prelude() .. [[
+local info, err = s3.credentials{}
+if not info then print("error " .. err.code .. ": " .. err.message) return 0 end
+print("source " .. info.source)
+local c = assert(s3.client{endpoint = E.endpoint, region = E.region})
+assert(c:put(E.bucket, "cred.txt", "x"))
+print("ok " .. tostring(c))
+assert(c:delete(E.bucket, "cred.txt"))
+]]
+  local clean = "-u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_SESSION_TOKEN -u AWS_PROFILE " ..
+      "-u AWS_SHARED_CREDENTIALS_FILE -u AWS_WEB_IDENTITY_TOKEN_FILE HOME=" .. quote(dir)
+  local rc, out = run_script(script, clean .. " AWS_ACCESS_KEY_ID=" .. env.MXPC_S3_ACCESS_KEY ..
+    " AWS_SECRET_ACCESS_KEY=" .. env.MXPC_S3_SECRET_KEY)
+  t.eq(rc, 0)
+  t.contains(out, "source environment\n")
+  t.contains(out, "ok s3.client (" .. env.MXPC_S3_ENDPOINT .. ", access key " .. env.MXPC_S3_ACCESS_KEY .. ")")
+
+  local creds = dir .. "/credentials"
+  write_file(creds, ("[default]\naws_access_key_id = WRONG\naws_secret_access_key = wrong\n\n" ..
+    "[stack]\naws_access_key_id = %s\naws_secret_access_key = %s\n"):format(env.MXPC_S3_ACCESS_KEY,
+      env.MXPC_S3_SECRET_KEY))
+  rc, out = run_script(script, clean .. " AWS_SHARED_CREDENTIALS_FILE=" .. quote(creds) .. " AWS_PROFILE=stack")
+  t.eq(rc, 0)
+  t.contains(out, "source shared file (profile stack)\n")
+  t.contains(out, "ok s3.client")
+
+  rc, out = run_script(script, clean .. " AWS_SHARED_CREDENTIALS_FILE=" .. quote(creds) .. " AWS_PROFILE=nope")
+  t.contains(out, "error credentials: ")
+  t.contains(out, "profile 'nope' does not exist")
+
+  rc, out = run_script(script, clean)
+  t.contains(out, "error credentials: no AWS credentials")
+end)
+
+t.test("no secret in -vv logs or errors, even for a wrong secret", function()
+  local rc, out, err = run_script(child_prelude() .. [[
+local c = assert(s3.client{endpoint = E.endpoint, region = E.region, access_key = E.access_key, secret_key = E.secret_key})
+assert(c:put(E.bucket, "log.txt", "logged"))
+print(tostring(c))
+print(c:presign("GET", E.bucket, "log.txt", 60) ~= nil)
+local w = assert(s3.client{endpoint = E.endpoint, access_key = E.access_key, secret_key = "wrong-secret-value-42"})
+local _, e = w:get_string(E.bucket, "log.txt")
+print(tostring(e), e.hint)
+assert(c:delete(E.bucket, "log.txt"))
+error(("failing on purpose with %s and %s"):format(E.secret_key, "wrong-secret-value-42"))
+]], "", "-vv")
+  t.eq(rc, 1)
+  t.contains(err, "s3 PUT " .. env.MXPC_S3_ENDPOINT, "the requests were logged")
+  t.contains(err, "canonical request")
+  t.contains(err, "failing on purpose with *** and ***")
+  for _, text in ipairs({ out, err }) do
+    t.ok(not text:find(env.MXPC_S3_SECRET_KEY, 1, true), "the secret key appears")
+    t.ok(not text:find("wrong-secret-value-42", 1, true), "the wrong secret appears")
+  end
+end)
+
+t.test("SIGINT during a multipart upload: exit 130 and the upload is aborted", function()
+  local big = random_file("interrupt", 100 * MiB)
+  local key = "interrupt/big.bin"
+  local script = dir .. "/interrupt.lua"
+  write_file(script, child_prelude() .. ([[
+local c = assert(s3.client{endpoint = E.endpoint, region = E.region, access_key = E.access_key,
+  secret_key = E.secret_key, part_size = 5 * 1024 * 1024, max_send_speed = 20 * 1024 * 1024})
+assert(c:put(E.bucket, %q, { path = %q }))
+print("finished")
+]]):format(key, big))
+  local pidfile, rcfile = dir .. "/interrupt.pid", dir .. "/interrupt.rc"
+  t.sh(("(%s run %s > %s.out 2> %s.err & echo $! > %s; wait $!; echo $? > %s) > /dev/null 2>&1 &"):format(
+    quote(program), quote(script), quote(script), quote(script), quote(pidfile), quote(rcfile)))
+  -- wait until the upload has begun (RGW lists it), then interrupt
+  local started = false
+  for _ = 1, 200 do
+    if uploads_of(key) > 0 then
+      started = true
+      break
+    end
+    os.execute("sleep 0.05")
+  end
+  t.ok(started, "the multipart upload appeared")
+  local pid = read_file(pidfile):match("%d+")
+  t.ok(pid, "the child's pid")
+  os.execute("sleep 0.3")
+  os.execute("kill -INT " .. pid)
+  local rc
+  for _ = 1, 300 do
+    local f = io.open(rcfile)
+    if f then
+      rc = f:read("n")
+      f:close()
+      if rc then break end
+    end
+    os.execute("sleep 0.05")
+  end
+  t.eq(rc, 130, "exit code after SIGINT")
+  t.ok(not read_file(script .. ".out"):find("finished"), "the upload did not finish")
+  t.contains(read_file(script .. ".err"), "interrupted")
+  t.eq(uploads_of(key), 0, "the multipart upload was aborted")
+  t.eq((client:head(bucket, key)), nil, "no object")
+end)
+
+local result = t.run()
+-- remove the bucket; a failed test may have left its objects behind
+for _, key in ipairs({ "round/0.bin", "round/1.bin", "round/1048576.bin", "mp/file.bin", "mp/fn.bin", "stream.bin",
+  "short.bin", "long.bin", "mp/short.bin", "mp/raise.bin", "k", "scoped", "tls.txt", "pre/signed file.txt",
+  "pre/put.txt", "in-endpoint.txt", "unsigned.txt", "signed.txt", "cred.txt", "log.txt", "interrupt/big.bin" }) do
+  client:delete(bucket, key)
+end
+for _, u in ipairs(client:list_multipart_uploads(bucket) or {}) do client:abort_multipart(bucket, u.key, u.upload_id) end
+local ok, err = client:delete_bucket(bucket)
+if not ok then
+  io.stderr:write("could not delete the test bucket ", bucket, ": ", tostring(err), "\n")
+  result = 1
+end
+client:close()
+return result
