@@ -528,7 +528,7 @@ static int parse_exec_output(const struct mxpc_buf *out, struct mxpc_k8s_config 
     yaml_document_t doc;
     yaml_parser_initialize(&parser);
     yaml_parser_set_input_string(&parser, (const unsigned char *)(out->data ? out->data : ""), out->len);
-    char label[1200];
+    char label[1536]; /* "the output of " + what (at most 1400 bytes) */
     snprintf(label, sizeof label, "the output of %s", what);
     int rc = load_yaml(&parser, &doc, label, err);
     yaml_parser_delete(&parser);
