@@ -187,6 +187,17 @@ function M.dump_database(env, path)
   end
   local size = fs.stat(path).size
   log.info("database dumped", { bytes = size })
+  -- Mendix Cloud restores dumps up to archive version 1.14 (pg_dump 12-15)
+  local f = io.open(path, "rb")
+  local header = backup_archive.parse_dump_header(f and f:read(4096) or "")
+  if f then f:close() end
+  if header then
+    local verdict = backup_archive.compatibility { kind = "dump", dump = header }
+    for _, reason in ipairs(verdict.reasons or {}) do
+      log.warn(reason .. ": the archive restores with this tool but not in Mendix Cloud",
+        { hint = "use a pg_dump of version 15 or older (MXPC_PG_BINDIR) for Mendix Cloud" })
+    end
+  end
   return size
 end
 

@@ -71,6 +71,20 @@ run "restore --stop-app into demo-copy" 0 restore -n mendix -e demo-copy -f "$wo
 [ "$(replicas)" = 1 ] && ok "the app runs again afterwards" || bad "the app runs again afterwards"
 if proof; then ok "demo-copy holds demo-app's tables, sequences and files"; else bad "proof"; cat "$work/proof"; fi
 
+# archives as Mendix Cloud and older versions make them: built with GNU tar,
+# flat tree/ (v4), and a bare database-only dump
+mkdir "$work/x" && tar -xzf "$work/demo.tar.gz" -C "$work/x"
+(cd "$work/x" && mkdir flat && for f in tree/*/*/*; do mv "$f" flat/; done && rm -r tree && mv flat tree \
+  && tar -czf "$work/flat.tar.gz" .metadata db tree)
+"$src/tests/stack/seed" --env-file "$MXPC_STACK_ENV" >/dev/null
+run "restore an archive with a flat tree/, made by GNU tar" 0 restore -n mendix -e demo-copy -f "$work/flat.tar.gz" --stop-app
+if proof; then ok "... and demo-copy holds demo-app's data"; else bad "proof after the flat archive"; cat "$work/proof"; fi
+"$src/tests/stack/seed" --env-file "$MXPC_STACK_ENV" >/dev/null
+cp "$work/x/db/db.backup" "$work/database-only.backup"
+run "restore a database-only .backup" 0 restore -n mendix -e demo-copy -f "$work/database-only.backup" --stop-app
+grep -q "0 files" "$work/out" && ok "... which restores no files" || bad "... which restores no files"
+[ "$(sql 'select count(*) from "myfirstmodule$order"')" = 100 ] && ok "... but the database" || bad "... but the database"
+
 # no credential ever printed, at any log level
 "$bin" -vv backup -n mendix -e demo-app -f "$work/v.tar.gz" >"$work/out" 2>"$work/err"
 secrets=$(python3 -c "
