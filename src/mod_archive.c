@@ -819,18 +819,7 @@ static int re_pipe_to(lua_State *L)
             return luaL_error(L, "out of memory");
         return reader_rc(L, lr, rc);
     }
-    lua_createtable(L, 0, 4);
-    if (WIFEXITED(status)) {
-        lua_pushinteger(L, WEXITSTATUS(status));
-        lua_setfield(L, -2, "status");
-    } else if (WIFSIGNALED(status)) {
-        lua_pushinteger(L, WTERMSIG(status));
-        lua_setfield(L, -2, "signal");
-    }
-    int cut;
-    const char *errtext = mxpc_process_stderr(child, &cut);
-    lua_pushfstring(L, "%s%s", errtext, cut ? "\n[...]" : "");
-    lua_setfield(L, -2, "stderr");
+    mxpc_process_push_result(L, child, status);
     mxpc_process_free(child);
     lua_pushlstring(L, head.data ? head.data : "", head.len);
     lua_setfield(L, -2, "head");

@@ -172,6 +172,22 @@ static int l_spawn(lua_State *L)
     return 1;
 }
 
+void mxpc_process_push_result(lua_State *L, const struct mxpc_process *p, int status)
+{
+    lua_createtable(L, 0, 3);
+    if (WIFEXITED(status)) {
+        lua_pushinteger(L, WEXITSTATUS(status));
+        lua_setfield(L, -2, "status");
+    } else if (WIFSIGNALED(status)) {
+        lua_pushinteger(L, WTERMSIG(status));
+        lua_setfield(L, -2, "signal");
+    }
+    int cut;
+    const char *text = mxpc_process_stderr(p, &cut);
+    lua_pushfstring(L, "%s%s", text, cut ? "\n[...]" : "");
+    lua_setfield(L, -2, "stderr");
+}
+
 static void raise_if_interrupted(lua_State *L, long rc)
 {
     if (rc == MXPC_PROCESS_EINTERRUPTED)
@@ -235,18 +251,7 @@ static int p_wait(lua_State *L)
     raise_if_interrupted(L, rc);
     if (rc < 0)
         return mxpc_error_fail_errno(L, errno, "cannot wait for %s", lp->name);
-    lua_createtable(L, 0, 3);
-    if (WIFEXITED(status)) {
-        lua_pushinteger(L, WEXITSTATUS(status));
-        lua_setfield(L, -2, "status");
-    } else if (WIFSIGNALED(status)) {
-        lua_pushinteger(L, WTERMSIG(status));
-        lua_setfield(L, -2, "signal");
-    }
-    int cut;
-    const char *text = mxpc_process_stderr(p, &cut);
-    lua_pushfstring(L, "%s%s", text, cut ? "\n[...]" : "");
-    lua_setfield(L, -2, "stderr");
+    mxpc_process_push_result(L, p, status);
     return 1;
 }
 

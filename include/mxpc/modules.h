@@ -17,6 +17,11 @@ int luaopen_mxpc_k8s(lua_State *L);
 int luaopen_mxpc_s3(lua_State *L);
 int luaopen_mxpc_runtime(lua_State *L);
 
+/* Pushes {status = exit code | signal = n, stderr = text} for a child that
+ * was waited for (mod_process.c). */
+struct mxpc_process;
+void mxpc_process_push_result(lua_State *L, const struct mxpc_process *p, int status);
+
 /* Pushes a table of linked library versions (versions.c). */
 int mxpc_push_library_versions(lua_State *L);
 
