@@ -12,7 +12,9 @@ local wf = require "mxpc.workflow"
 local opts = ...
 local started = os.time()
 
--- 1. Find the environment and check that its database and storage answer.
+-- 1. Check that the archive can be written, find the environment, and check
+--    that its database and storage answer, before any long work.
+assert(wf.check_output(opts.file, opts.force))
 local env = assert(wf.resolve(opts))
 local db <close> = assert(wf.connect_database(env))
 local store <close> = assert(wf.connect_storage(env))

@@ -274,6 +274,30 @@ function M.progress(what, total)
   return p
 end
 
+-- --- the output file --------------------------------------------------------------------
+
+-- Checks, before any work is done, that `path` can be written: its directory
+-- exists, and it is not a directory nor (without force) an existing file.
+function M.check_output(path, force)
+  local dir = path:match("^(.*)/[^/]*$") or "."
+  if dir == "" then dir = "/" end
+  local dst = fs.stat(dir)
+  if not dst or dst.type ~= "directory" then
+    return nil, errors.new { code = "not_found", message = ("cannot write %s: the directory %s does not exist"):format(
+      path, dir), hint = "create it first, or choose another place for the backup" }
+  end
+  local st = fs.stat(path)
+  if st and st.type == "directory" then
+    return nil, errors.new { code = "exists", message = ("cannot write %s: it is a directory"):format(path),
+      hint = "give the archive's file name, e.g. " .. path:gsub("/$", "") .. "/backup.tar.gz" }
+  end
+  if st and not force then
+    return nil, errors.new { code = "exists", message = path .. " already exists",
+      hint = "choose another file name, or use --force to replace it" }
+  end
+  return true
+end
+
 -- --- a private working directory ---------------------------------------------------------
 
 -- A directory beside `near` (so large temporary files land on the same disk

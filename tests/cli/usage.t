@@ -89,6 +89,23 @@ $ KUBECONFIG=/nonexistent/kubeconfig backup -n mendix -e demo-app -f x.tar.gz
 # (nothing was written, not even a temporary file)
 % test -z "$(ls -A {tmp})"
 
+$ KUBECONFIG=/nonexistent/kubeconfig backup -n mendix -e demo-app -f no/such/dir/x.tar.gz
+? 1
+! error: cannot write no/such/dir/x.tar.gz: the directory no/such/dir does not exist
+! hint: create it first, or choose another place for the backup
+
+% mkdir -p {tmp}/out
+$ KUBECONFIG=/nonexistent/kubeconfig backup -n mendix -e demo-app -f out
+? 1
+! error: cannot write out: it is a directory
+! hint: give the archive's file name, e.g. out/backup.tar.gz
+
+% touch {tmp}/exists.tar.gz
+$ KUBECONFIG=/nonexistent/kubeconfig backup -n mendix -e demo-app -f exists.tar.gz
+? 1
+! error: exists.tar.gz already exists
+! hint: choose another file name, or use --force to replace it
+
 $ restore --namespace=mendix --environment demo-copy --file x.tar.gz
 ? 1
 !~ ^error: backup file x.tar.gz does not exist$
