@@ -26,7 +26,8 @@ static const char *code_of(int e)
     case ENOENT: return "not_found";
     case EEXIST: return "exists";
     case EACCES:
-    case EPERM: return "permission";
+    case EPERM:
+    case EROFS: return "permission";
     default: return "io";
     }
 }

@@ -301,11 +301,17 @@ end
 -- --- a private working directory ---------------------------------------------------------
 
 -- A directory beside `near` (so large temporary files land on the same disk
--- as the output), removed with everything in it when closed.
+-- as the output; $TMPDIR if that place is read-only), removed with everything
+-- in it when closed.
 function M.workdir(near)
   local parent = near:match("^(.*)/[^/]*$") or "."
   if parent == "" then parent = "/" end
   local dir, err = fs.mkdtemp(parent .. "/.mxpc-work-")
+  if not dir and errors.is(err, "permission") then
+    -- a read-only place (a mounted backup volume): use the temporary directory
+    local tmp = os.getenv("TMPDIR")
+    dir, err = fs.mkdtemp(((tmp and tmp ~= "") and tmp or "/tmp") .. "/mxpc-work-")
+  end
   if not dir then return nil, err end
   return setmetatable({ path = dir }, {
     __close = function(self)
