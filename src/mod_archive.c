@@ -850,16 +850,6 @@ static int l_name_problem(lua_State *L)
     return 1;
 }
 
-static void new_class(lua_State *L, const char *meta, const luaL_Reg *methods, const luaL_Reg *metamethods)
-{
-    luaL_newmetatable(L, meta);
-    luaL_setfuncs(L, metamethods, 0);
-    lua_newtable(L);
-    luaL_setfuncs(L, methods, 0);
-    lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
-}
-
 int luaopen_mxpc_archive(lua_State *L)
 {
     static const luaL_Reg writer_methods[] = {
@@ -886,9 +876,9 @@ int luaopen_mxpc_archive(lua_State *L)
         {"read", re_read}, {"chunks", re_chunks}, {"skip", re_skip}, {"pipe_to", re_pipe_to},
         {"close", re_close}, {NULL, NULL},
     };
-    new_class(L, WRITER_META, writer_methods, writer_meta);
-    new_class(L, WENTRY_META, wentry_methods, wentry_meta);
-    new_class(L, READER_META, reader_methods, reader_meta);
+    mxpc_lua_class(L, WRITER_META, writer_methods, writer_meta);
+    mxpc_lua_class(L, WENTRY_META, wentry_methods, wentry_meta);
+    mxpc_lua_class(L, READER_META, reader_methods, reader_meta);
 
     /* entries expose fields (name, size, type, mtime) besides methods */
     luaL_newmetatable(L, RENTRY_META);

@@ -305,11 +305,7 @@ int luaopen_mxpc_fs(lua_State *L)
         {"atomic_writer", l_atomic_writer}, {"stat", l_stat}, {"read", l_read}, {"mkdirs", l_mkdirs},
         {"remove", l_remove},  {"dir", l_dir},  {"mkdtemp", l_mkdtemp}, {NULL, NULL},
     };
-    luaL_newmetatable(L, WRITER_META);
-    luaL_setfuncs(L, meta, 0);
-    luaL_newlib(L, methods);
-    lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
+    mxpc_lua_class(L, WRITER_META, methods, meta);
     luaL_newlib(L, fns);
     return 1;
 }

@@ -423,11 +423,7 @@ int luaopen_mxpc_pg(lua_State *L)
         {"__gc", c_close}, {"__close", c_close}, {"__tostring", c_tostring}, {NULL, NULL},
     };
     static const luaL_Reg fns[] = {{"connect", l_connect}, {"quote_ident", l_quote_ident}, {NULL, NULL}};
-    luaL_newmetatable(L, CONN_META);
-    luaL_setfuncs(L, meta, 0);
-    luaL_newlib(L, methods);
-    lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
+    mxpc_lua_class(L, CONN_META, methods, meta);
     luaL_newlib(L, fns);
     return 1;
 }

@@ -292,11 +292,7 @@ int luaopen_mxpc_process(lua_State *L)
         {"__gc", p_close}, {"__close", p_close}, {"__tostring", p_tostring}, {NULL, NULL},
     };
     static const luaL_Reg fns[] = {{"spawn", l_spawn}, {NULL, NULL}};
-    luaL_newmetatable(L, PROCESS_META);
-    luaL_setfuncs(L, meta, 0);
-    luaL_newlib(L, methods);
-    lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
+    mxpc_lua_class(L, PROCESS_META, methods, meta);
     luaL_newlib(L, fns);
     return 1;
 }

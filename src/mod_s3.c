@@ -665,11 +665,7 @@ int luaopen_mxpc_s3(lua_State *L)
         {"__tostring", c_tostring},
         {NULL, NULL},
     };
-    luaL_newmetatable(L, CLIENT_META);
-    luaL_setfuncs(L, meta, 0);
-    luaL_newlib(L, methods);
-    lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
+    mxpc_lua_class(L, CLIENT_META, methods, meta);
 
     static const luaL_Reg functions[] = {
         {"client", l_client},

@@ -22,6 +22,12 @@ int luaopen_mxpc_runtime(lua_State *L);
 struct mxpc_process;
 void mxpc_process_push_result(lua_State *L, const struct mxpc_process *p, int status);
 
+/* Registers the metatable `name` of a userdata handle: the metamethods, and
+ * the methods as __index (lua_class.c). */
+struct luaL_Reg;
+void mxpc_lua_class(lua_State *L, const char *name, const struct luaL_Reg *methods,
+                    const struct luaL_Reg *metamethods);
+
 /* Pushes a table of linked library versions (versions.c). */
 int mxpc_push_library_versions(lua_State *L);
 
