@@ -181,8 +181,9 @@ function M.dump_database(env, path)
   local r = p:wait()
   p:close()
   if r.status ~= 0 then
-    return nil, errors.new { code = "pg_dump", message = "pg_dump failed: " .. (r.stderr ~= "" and r.stderr:gsub("%s+$", "")
-      or ("exit status " .. tostring(r.status or r.signal))),
+    local text = r.stderr:gsub("%s+$", "")
+    return nil, errors.new { code = "pg_dump",
+      message = "pg_dump failed: " .. (text ~= "" and text or ("exit status " .. tostring(r.status or r.signal))),
       hint = r.stderr:find("server version mismatch") and "install a pg_dump at least as new as the server" or nil }
   end
   local size = fs.stat(path).size
@@ -217,22 +218,37 @@ END$$;]]
 
 function M.restore_database(env, dump_path)
   log.info("restoring the database in one transaction", { database = env.database.dbname })
+  -- pg_restore writes SQL, psql runs it in one transaction. We pass the SQL
+  -- along ourselves rather than piping one into the other: if pg_restore fails
+  -- halfway, psql must not see a clean end of input (it would commit what it
+  -- got), so it is killed instead, and the transaction rolls back.
   local restore, err = process.spawn({ pg_program("pg_restore"), "-O", "-x", "-f", "-", dump_path },
     { stdout = "pipe" })
   if not restore then return nil, err end
   local psql, perr = process.spawn({ pg_program("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction",
-    "--no-password", "-c", EMPTY_PUBLIC, "-f", "-" }, { stdin = restore, env = pg_env(env.database) })
+    "--no-password", "-c", EMPTY_PUBLIC, "-f", "-" }, { stdin = "pipe", env = pg_env(env.database) })
   if not psql then
     restore:close()
     return nil, perr
   end
-  local rp, rr = psql:wait(), restore:wait()
-  psql:close()
+  local psql_open = true
+  while true do
+    local chunk = restore:read()
+    if not chunk then break end
+    if psql_open and psql:write(chunk) == false then psql_open = false end -- psql stopped: it failed
+  end
+  local rr = restore:wait()
   restore:close()
   if rr.status ~= 0 then
-    return nil, errors.new { code = "pg_restore", message = "pg_restore failed: " .. rr.stderr:gsub("%s+$", ""),
+    psql:close() -- kills it before its input ends: nothing is committed
+    local text = rr.stderr:gsub("%s+$", "")
+    return nil, errors.new { code = "pg_restore",
+      message = "pg_restore failed: " .. (text ~= "" and text or ("exit status " .. tostring(rr.status or rr.signal))),
       hint = "the database was left as it was" }
   end
+  psql:close_stdin()
+  local rp = psql:wait()
+  psql:close()
   if rp.status ~= 0 or rp.stderr:find("ERROR") then
     return nil, errors.new { code = "restore", message = "restoring the database failed: " .. rp.stderr:gsub("%s+$", ""),
       hint = "the restore ran in one transaction, so the database was left as it was" }

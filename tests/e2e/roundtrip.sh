@@ -67,6 +67,20 @@ after=$(sql 'select count(*) from "myfirstmodule$order"')
 [ "$(replicas)" = 1 ] && ok "... and the app was started again" || bad "app started again after the failure"
 sql "drop event trigger refuse_restore; drop schema blocker cascade" >/dev/null
 
+# pg_restore dying halfway: psql must not commit the part it got
+mkdir "$work/bin"
+real=$(command -v pg_restore)
+# (it stops before the third CREATE TABLE: what it wrote is complete SQL)
+printf '#!/bin/sh\n%s "$@" | awk '"'"'/^CREATE TABLE/ { n++ } n < 3'"'"'\necho "pg_restore: error: simulated failure" >&2\nexit 1\n' "$real" > "$work/bin/pg_restore"
+chmod +x "$work/bin/pg_restore"
+ln -s "$(command -v psql)" "$work/bin/psql"
+before=$(sql 'select count(*) from "myfirstmodule$order"')
+MXPC_PG_BINDIR=$work/bin run "a pg_restore that dies halfway fails the restore" 1 \
+  restore -n mendix -e demo-copy -f "$work/demo.tar.gz" --stop-app
+expect_err "... with pg_restore's message" "simulated failure"
+[ "$(sql 'select count(*) from "myfirstmodule$order"')" = "$before" ] && [ "$(sql "select count(*) from pg_tables where schemaname = 'public'")" = 8 ] \
+  && ok "... and nothing of it was committed" || bad "partial restore committed"
+
 run "restore --stop-app into demo-copy" 0 restore -n mendix -e demo-copy -f "$work/demo.tar.gz" --stop-app
 [ "$(replicas)" = 1 ] && ok "the app runs again afterwards" || bad "the app runs again afterwards"
 if proof; then ok "demo-copy holds demo-app's tables, sequences and files"; else bad "proof"; cat "$work/proof"; fi
