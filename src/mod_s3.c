@@ -1,7 +1,7 @@
 /* Lua module mxpc.s3: S3 clients (s3_client.c) as userdata handles, and the
  * SigV4 signer (sigv4.c) for tests and other services.
  *
- *   local c <close> = assert(s3.client{endpoint = "http://127.0.0.1:57480", access_key = ..., secret_key = ...})
+ *   local c <close> = assert(s3.client{endpoint = "http://127.0.0.1:27480", access_key = ..., secret_key = ...})
  *   assert(c:put("bucket", "key", "data"))
  *   print(assert(c:get_string("bucket", "key")))
  *

@@ -19,15 +19,17 @@ stack_dir() {
   printf '%s\n' "${d%/}"
 }
 
-# Ports, each overridable from the environment.
+# Ports, each overridable from the environment. The defaults lie below the
+# kernel's ephemeral range (32768-60999), so an outgoing connection can never
+# be holding one of them when a server starts.
 stack_ports() {
-  PG_TLS_PORT=${MXPC_PG_TLS_PORT:-55432}
-  PG_PLAIN_PORT=${MXPC_PG_PLAIN_PORT:-55433}
-  PG_WRONGHOST_PORT=${MXPC_PG_WRONGHOST_PORT:-55434}
-  S3_PORT=${MXPC_S3_PORT:-57480}
-  S3_HTTPS_PORT=${MXPC_S3_HTTPS_PORT:-57443}
-  CEPH_MON_PORT=${MXPC_CEPH_MON_PORT:-53300}
-  K8S_PORT=${MXPC_K8S_PORT:-56443}
+  PG_TLS_PORT=${MXPC_PG_TLS_PORT:-25432}
+  PG_PLAIN_PORT=${MXPC_PG_PLAIN_PORT:-25433}
+  PG_WRONGHOST_PORT=${MXPC_PG_WRONGHOST_PORT:-25434}
+  S3_PORT=${MXPC_S3_PORT:-27480}
+  S3_HTTPS_PORT=${MXPC_S3_HTTPS_PORT:-27443}
+  CEPH_MON_PORT=${MXPC_CEPH_MON_PORT:-23300}
+  K8S_PORT=${MXPC_K8S_PORT:-26443}
 }
 
 die() { printf 'stack: %s\n' "$*" >&2; exit 1; }
