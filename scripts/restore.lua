@@ -4,6 +4,7 @@
 -- Nothing is written anywhere before the whole archive has been checked, the
 -- files are uploaded before the database is touched, and the database is
 -- emptied and restored in one transaction: a failure leaves it as it was.
+local archive = require "mxpc.archive"
 local backup_archive = require "mxpc.backup_archive"
 local errors = require "mxpc.error"
 local fs = require "mxpc.fs"
@@ -37,7 +38,7 @@ if summary.kind == "dump" then
   dump = opts.file
 else
   local progress = wf.progress("uploading files", summary.files or 0)
-  local r <close> = assert(wf.archive.reader(opts.file))
+  local r <close> = assert(archive.reader(opts.file))
   for entry in r:entries() do
     local place = backup_archive.classify(entry.name, entry.type)
     if place and place.kind == "dump" then

@@ -1,7 +1,6 @@
 -- The steps the backup and restore workflows (scripts/) are made of. Each step
 -- does one thing a person would name, logs what it did, and returns nil, err
 -- (an error object naming what and where) when the outside world fails.
-local archive = require "mxpc.archive"
 local backup_archive = require "mxpc.backup_archive"
 local environment = require "mxpc.environment"
 local errors = require "mxpc.error"
@@ -337,5 +336,4 @@ function M.workdir(near)
   })
 end
 
-M.archive = archive
 return M
