@@ -1,6 +1,6 @@
 -- The backup workflow: an environment's database and files -> a Mendix Cloud
 -- backup archive. Called with the parsed options:
---   { namespace =, environment =, file =, force =, kubeconfig =, context = }
+--   { namespace =, environment =, file =, force =, database_only =, kubeconfig =, context = }
 -- Edit a copy (mxpc-data-migration scripts export DIR) to filter files or add
 -- steps; run it with --scripts DIR.
 local backup_archive = require "mxpc.backup_archive"
@@ -17,6 +17,18 @@ local started = os.time()
 assert(wf.check_output(opts.file, opts.force))
 local env = assert(wf.resolve(opts))
 local db <close> = assert(wf.connect_database(env))
+
+-- --database-only: the bare custom-format dump Mendix Cloud calls a
+-- database-only backup, written under a temporary name and then renamed.
+if opts.database_only then
+  local work <close> = assert(wf.workdir(opts.file))
+  local dump_size = assert(wf.dump_database(env, work.path .. "/db.backup"))
+  assert(os.rename(work.path .. "/db.backup", opts.file))
+  io.stdout:write(("database-only backup of %s/%s written to %s: %d bytes\n"):format(
+    env.namespace, env.name, opts.file, dump_size))
+  return 0
+end
+
 local store <close> = assert(wf.connect_storage(env))
 
 -- 2. Which files are in use (FileDocument rows with contents).

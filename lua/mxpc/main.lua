@@ -63,6 +63,7 @@ command {
     env_options[1], env_options[2],
     { short = "f", long = "file", value = "FILE", required = true, help = "the archive to write (.tar.gz)" },
     { long = "force", help = "replace FILE if it exists" },
+    { long = "database-only", help = "write only the database, as a bare pg_dump -Fc file (.backup)" },
     env_options[3], env_options[4],
   },
   run = workflow("backup"),
@@ -78,9 +79,16 @@ command {
     env_options[1], env_options[2],
     { short = "f", long = "file", value = "FILE", required = true, help = "the archive to restore" },
     { long = "stop-app", help = "scale the app to 0 for the restore and back afterwards (needs patch on mendixapps)" },
+    { long = "database-only", help = "restore only the database, leave the files as they are" },
+    { long = "files-only", help = "restore only the files, leave the database as it is" },
     env_options[3], env_options[4],
   },
-  run = workflow("restore"),
+  run = function(opts)
+    if opts.database_only and opts.files_only then
+      args.usage_error("--database-only and --files-only exclude each other")
+    end
+    return workflow("restore")(opts)
+  end,
 }
 
 local function archive_command(name, summary, description)

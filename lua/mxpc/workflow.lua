@@ -174,8 +174,9 @@ end
 -- pg_dump -O -x -Fc into `path`; returns its size.
 function M.dump_database(env, path)
   log.info("dumping the database", { program = "pg_dump" })
-  local p, err = process.spawn({ pg_program("pg_dump"), "-O", "-x", "-Fc", "--no-password", "-f", path },
-    { env = pg_env(env.database) })
+  -- stdout to a file we create: mode 0600 from the start
+  local p, err = process.spawn({ pg_program("pg_dump"), "-O", "-x", "-Fc", "--no-password" },
+    { env = pg_env(env.database), stdout = { file = path } })
   if not p then return nil, err end
   local r = p:wait()
   p:close()

@@ -106,6 +106,12 @@ $ KUBECONFIG=/nonexistent/kubeconfig backup -n mendix -e demo-app -f exists.tar.
 ! error: exists.tar.gz already exists
 ! hint: choose another file name, or use --force to replace it
 
+$ restore -n mendix -e demo-copy -f x.tar.gz --database-only --files-only
+? 2
+! error: --database-only and --files-only exclude each other
+! usage: mxpc-data-migration restore -n NAMESPACE -e ENVIRONMENT -f FILE [options]
+! Try 'mxpc-data-migration restore --help' for more information.
+
 $ restore --namespace=mendix --environment demo-copy --file x.tar.gz
 ? 1
 !~ ^error: backup file x.tar.gz does not exist$

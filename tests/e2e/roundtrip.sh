@@ -99,6 +99,20 @@ run "restore a database-only .backup" 0 restore -n mendix -e demo-copy -f "$work
 grep -q "0 files" "$work/out" && ok "... which restores no files" || bad "... which restores no files"
 [ "$(sql 'select count(*) from "myfirstmodule$order"')" = 100 ] && ok "... but the database" || bad "... but the database"
 
+# one part at a time: the database only, then the files only
+"$src/tests/stack/seed" --env-file "$MXPC_STACK_ENV" >/dev/null
+run "backup --database-only writes a bare dump" 0 backup -n mendix -e demo-app -f "$work/db-only.backup" --database-only
+[ "$(head -c 5 "$work/db-only.backup")" = PGDMP ] && [ "$(stat -c %a "$work/db-only.backup")" = 600 ] \
+  && ok "... starting with PGDMP, mode 0600" || bad "... starting with PGDMP, mode 0600"
+run "restore --database-only from a full archive" 0 restore -n mendix -e demo-copy -f "$work/demo.tar.gz" --stop-app --database-only
+grep -q "database, 0 files" "$work/out" && ok "... restores no files" || bad "... restores no files"
+if proof; then bad "the files are not there yet"; else grep -q "^files: 0 of 20" "$work/proof" && ok "the files are not there yet" || bad "the files are not there yet"; fi
+run "restore --files-only" 0 restore -n mendix -e demo-copy -f "$work/demo.tar.gz" --stop-app --files-only
+grep -q "demo-copy: 20 files" "$work/out" && ok "... restores the 20 files and not the database" || bad "... restores the files only"
+if proof; then ok "both parts restored separately make the whole"; else bad "both parts"; cat "$work/proof"; fi
+run "restore --files-only of a database-only backup is refused" 2 restore -n mendix -e demo-copy -f "$work/db-only.backup" --files-only
+expect_err "... saying why" "no files to restore"
+
 # no credential ever printed, at any log level
 "$bin" -vv backup -n mendix -e demo-app -f "$work/v.tar.gz" >"$work/out" 2>"$work/err"
 secrets=$(python3 -c "
