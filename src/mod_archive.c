@@ -30,6 +30,7 @@
 #include "mxpc/archive.h"
 #include "mxpc/buf.h"
 #include "mxpc/error.h"
+#include "mxpc/lua_callback.h"
 #include "mxpc/modules.h"
 #include "mxpc/process.h"
 #include "mxpc/runtime.h"
@@ -44,49 +45,6 @@
 #define STDERR_MAX (16 * 1024)
 
 
-/* What a Lua callback (sink or source) left behind when it failed. */
-struct callback_failure {
-    int raised_ref; /* registry ref of the error it raised, or LUA_NOREF */
-    char code[64];  /* code of the error object it returned */
-};
-
-static void failure_reset(lua_State *L, struct callback_failure *f)
-{
-    luaL_unref(L, LUA_REGISTRYINDEX, f->raised_ref);
-    f->raised_ref = LUA_NOREF;
-    f->code[0] = '\0';
-}
-
-/* Calls a callback (pushed, then its `nargs` arguments) expecting `value,
- * err`. Returns 0 leaving the two results, or -1 leaving nothing, with the
- * message in err and the failure recorded. Failure is an error raised, `nil,
- * err` returned, or `false`. */
-static int call_callback(lua_State *L, int nargs, struct callback_failure *f, char *err, size_t errlen)
-{
-    if (lua_pcall(L, nargs, 2, 0) != LUA_OK) {
-        mxpc_error_normalize(L, -1);
-        const char *msg = mxpc_error_field(L, -1, "message");
-        snprintf(err, errlen, "%s", msg ? msg : "error in a callback");
-        luaL_unref(L, LUA_REGISTRYINDEX, f->raised_ref);
-        f->raised_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-        return -1;
-    }
-    if (lua_type(L, -2) == LUA_TBOOLEAN && !lua_toboolean(L, -2) && lua_isnil(L, -1)) {
-        lua_pop(L, 1);
-        lua_pushstring(L, "failed");
-    }
-    if (!lua_toboolean(L, -2) && !lua_isnil(L, -1)) {
-        mxpc_error_normalize(L, -1);
-        const char *msg = mxpc_error_field(L, -1, "message");
-        const char *code = mxpc_error_field(L, -1, "code");
-        snprintf(err, errlen, "%s", msg ? msg : "failed");
-        snprintf(f->code, sizeof f->code, "%s", code ? code : "io");
-        lua_pop(L, 2);
-        return -1;
-    }
-    return 0;
-}
-
 static const char *status_code(int rc)
 {
     switch (rc) {
@@ -99,13 +57,10 @@ static const char *status_code(int rc)
 
 /* Turns a failed C call into the Lua convention: re-raises what a callback
  * raised, raises on interruption and misuse, else pushes nil, err. */
-static int push_failure(lua_State *L, struct callback_failure *f, int rc, const char *msg)
+static int push_failure(lua_State *L, struct mxpc_callback_failure *f, int rc, const char *msg)
 {
-    if (f && f->raised_ref != LUA_NOREF) {
-        lua_rawgeti(L, LUA_REGISTRYINDEX, f->raised_ref);
-        failure_reset(L, f);
-        return lua_error(L);
-    }
+    if (f)
+        mxpc_callback_reraise(L, f);
     if (rc == MXPC_ARCHIVE_EINTERRUPTED) {
         mxpc_check_interrupt(L);
         return mxpc_error_raise(L, "interrupted", NULL, "%s", msg);
@@ -140,7 +95,7 @@ struct lwriter {
     struct mxpc_archive_writer *w;
     lua_State *L; /* of the current call, for the sink */
     int sink_ref;
-    struct callback_failure failure;
+    struct mxpc_callback_failure failure;
     time_t mtime;
     lua_Integer entry_seq; /* which begin() the open entry came from */
 };
@@ -156,7 +111,7 @@ static int lua_sink(void *ud, const void *data, size_t len, char *err, size_t er
     lua_State *L = lw->L;
     lua_rawgeti(L, LUA_REGISTRYINDEX, lw->sink_ref);
     lua_pushlstring(L, data, len);
-    if (call_callback(L, 1, &lw->failure, err, errlen) != 0)
+    if (mxpc_callback_call(L, 1, &lw->failure, err, errlen) != 0)
         return -1;
     lua_pop(L, 2);
     return 0;
@@ -186,7 +141,7 @@ static int w_close(lua_State *L)
     lw->w = NULL;
     luaL_unref(L, LUA_REGISTRYINDEX, lw->sink_ref);
     lw->sink_ref = LUA_NOREF;
-    failure_reset(L, &lw->failure);
+    mxpc_callback_failure_reset(L, &lw->failure);
     return 0;
 }
 
@@ -309,7 +264,7 @@ static int w_add_stream(lua_State *L)
     while (!n) {
         lua_pushvalue(L, 4);
         char err[512];
-        if (call_callback(L, 0, &lw->failure, err, sizeof err) != 0) {
+        if (mxpc_callback_call(L, 0, &lw->failure, err, sizeof err) != 0) {
             mxpc_archive_writer_abort(lw->w);
             if (lw->failure.raised_ref != LUA_NOREF)
                 return push_failure(L, &lw->failure, MXPC_ARCHIVE_EIO, err);
@@ -480,7 +435,7 @@ struct lreader {
     int source_ref;
     int chunk_ref; /* the source's chunk not yet handed over */
     size_t chunk_off;
-    struct callback_failure failure;
+    struct mxpc_callback_failure failure;
     lua_Integer seq; /* number of the current entry */
 };
 
@@ -494,7 +449,7 @@ static ssize_t lua_source(void *ud, void *buf, size_t cap, char *err, size_t err
     lua_State *L = lr->L;
     while (lr->chunk_ref == LUA_NOREF) {
         lua_rawgeti(L, LUA_REGISTRYINDEX, lr->source_ref);
-        if (call_callback(L, 0, &lr->failure, err, errlen) != 0)
+        if (mxpc_callback_call(L, 0, &lr->failure, err, errlen) != 0)
             return -1;
         if (lua_isnil(L, -2)) {
             lua_pop(L, 2);
@@ -550,7 +505,7 @@ static int r_close(lua_State *L)
     luaL_unref(L, LUA_REGISTRYINDEX, lr->source_ref);
     luaL_unref(L, LUA_REGISTRYINDEX, lr->chunk_ref);
     lr->source_ref = lr->chunk_ref = LUA_NOREF;
-    failure_reset(L, &lr->failure);
+    mxpc_callback_failure_reset(L, &lr->failure);
     return 0;
 }
 

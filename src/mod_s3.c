@@ -21,6 +21,7 @@
 #include "mxpc/buf.h"
 #include "mxpc/error.h"
 #include "mxpc/log.h"
+#include "mxpc/lua_callback.h"
 #include "mxpc/modules.h"
 #include "mxpc/runtime.h"
 #include "mxpc/s3.h"
@@ -208,50 +209,25 @@ static int c_head(lua_State *L)
 
 /* --- Lua callbacks ---------------------------------------------------------- */
 
-/* A Lua function used as a sink or source. An error it raises is kept and
- * raised again once the C call has cleaned up. */
+/* A Lua function (at stack index fn) used as a sink or source, on the shared
+ * callback mechanism (lua_callback.h). */
 struct lua_cb {
     lua_State *L;
     int fn; /* stack index */
-    int raised_ref;
+    struct mxpc_callback_failure failure;
     /* source: the chunk being handed out */
     int chunk_ref;
     const char *chunk;
     size_t chunk_len, chunk_off;
 };
 
-static int cb_call(struct lua_cb *cb, int nargs, char *err, size_t errlen)
-{
-    lua_State *L = cb->L;
-    if (lua_pcall(L, nargs, 2, 0) != LUA_OK) {
-        mxpc_error_normalize(L, -1);
-        const char *msg = mxpc_error_field(L, -1, "message");
-        snprintf(err, errlen, "%s", msg ? msg : "error in a callback");
-        cb->raised_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-        return -1;
-    }
-    if (lua_isnil(L, -2) && !lua_isnil(L, -1)) { /* nil, err */
-        mxpc_error_normalize(L, -1);
-        const char *msg = mxpc_error_field(L, -1, "message");
-        snprintf(err, errlen, "%s", msg ? msg : "failed");
-        lua_pop(L, 2);
-        return -1;
-    }
-    return 0;
-}
-
 static int lua_sink(void *ud, const void *data, size_t len, char *err, size_t errlen)
 {
     struct lua_cb *cb = ud;
     lua_pushvalue(cb->L, cb->fn);
     lua_pushlstring(cb->L, data, len);
-    if (cb_call(cb, 1, err, errlen) != 0)
+    if (mxpc_callback_call(cb->L, 1, &cb->failure, err, errlen) != 0)
         return -1;
-    if (lua_type(cb->L, -2) == LUA_TBOOLEAN && !lua_toboolean(cb->L, -2)) {
-        snprintf(err, errlen, "the sink returned false");
-        lua_pop(cb->L, 2);
-        return -1;
-    }
     lua_pop(cb->L, 2);
     return 0;
 }
@@ -266,7 +242,7 @@ static ssize_t lua_source(void *ud, void *buf, size_t cap, char *err, size_t err
         cb->chunk = NULL;
         cb->chunk_len = cb->chunk_off = 0;
         lua_pushvalue(L, cb->fn);
-        if (cb_call(cb, 0, err, errlen) != 0)
+        if (mxpc_callback_call(L, 0, &cb->failure, err, errlen) != 0)
             return -1;
         if (lua_isnil(L, -2)) {
             lua_pop(L, 2);
@@ -295,12 +271,7 @@ static int cb_finish(struct lua_cb *cb, int rc, const struct mxpc_s3_error *e)
     lua_State *L = cb->L;
     luaL_unref(L, LUA_REGISTRYINDEX, cb->chunk_ref);
     cb->chunk_ref = LUA_NOREF;
-    if (cb->raised_ref != LUA_NOREF) {
-        lua_rawgeti(L, LUA_REGISTRYINDEX, cb->raised_ref);
-        luaL_unref(L, LUA_REGISTRYINDEX, cb->raised_ref);
-        cb->raised_ref = LUA_NOREF;
-        return lua_error(L);
-    }
+    mxpc_callback_reraise(L, &cb->failure);
     return rc == 0 ? 0 : push_s3_error(L, e);
 }
 
@@ -335,7 +306,7 @@ static int c_get(lua_State *L)
     int64_t bytes = 0;
     int rc;
     if (is_fn) {
-        struct lua_cb cb = {L, 4, LUA_NOREF, LUA_NOREF, NULL, 0, 0};
+        struct lua_cb cb = {L, 4, MXPC_CALLBACK_FAILURE_INIT, LUA_NOREF, NULL, 0, 0};
         rc = mxpc_s3_get(c->s3, bucket, key, expected, lua_sink, &cb, &bytes, &e);
         int n = cb_finish(&cb, rc, &e);
         if (n)
@@ -438,7 +409,7 @@ static int c_put(lua_State *L)
         luaL_checktype(L, 4, LUA_TFUNCTION);
         lua_Integer size = luaL_checkinteger(L, 5);
         luaL_argcheck(L, size >= 0, 5, "size must not be negative");
-        struct lua_cb cb = {L, 4, LUA_NOREF, LUA_NOREF, NULL, 0, 0};
+        struct lua_cb cb = {L, 4, MXPC_CALLBACK_FAILURE_INIT, LUA_NOREF, NULL, 0, 0};
         rc = mxpc_s3_put(c->s3, bucket, key, size, lua_source, &cb, &o, &e);
         int n = cb_finish(&cb, rc, &e);
         if (n)
