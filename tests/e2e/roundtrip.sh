@@ -113,6 +113,15 @@ if proof; then ok "both parts restored separately make the whole"; else bad "bot
 run "restore --files-only of a database-only backup is refused" 2 restore -n mendix -e demo-copy -f "$work/db-only.backup" --files-only
 expect_err "... saying why" "no files to restore"
 
+# with exactly the seed's RBAC (get on secrets, mendixapps, storageinstances)
+run "backup with only the seed's permissions" 0 backup -n mendix -e demo-app -f "$work/rbac.tar.gz" \
+  --kubeconfig "$MXPC_KUBECONFIG_RESTRICTED"
+run "restore --stop-app without patch permission is refused" 1 restore -n mendix -e demo-copy -f "$work/rbac.tar.gz" \
+  --stop-app --kubeconfig "$MXPC_KUBECONFIG_RESTRICTED"
+expect_err "... naming the rule to add" 'resources: \["mendixapps"\], verbs: \["patch"\]'
+run "restore --stop-app with patch on mendixapps and list on pods" 0 restore -n mendix -e demo-copy \
+  -f "$work/rbac.tar.gz" --stop-app --kubeconfig "$MXPC_KUBECONFIG_SCALE"
+
 # no credential ever printed, at any log level
 "$bin" -vv backup -n mendix -e demo-app -f "$work/v.tar.gz" >"$work/out" 2>"$work/err"
 secrets=$(python3 -c "
