@@ -259,6 +259,8 @@ end
 
 -- --- S3 ------------------------------------------------------------------------------
 
+local function nonempty(s) return s ~= "" and s or nil end
+
 function M.object_key(env, uuid) return environment.object_key(env.storage, uuid) end
 
 function M.connect_storage(env)
@@ -266,8 +268,12 @@ function M.connect_storage(env)
   local st = env.storage
   local client, err = s3.client { endpoint = st.endpoint, region = st.region or "us-east-1",
     access_key = st.access_key, secret_key = st.secret_key, path_style = not st.virtual_host,
-    ca_file = os.getenv("SSL_CERT_FILE"), ca_dir = os.getenv("SSL_CERT_DIR") }
+    ca_file = nonempty(os.getenv("SSL_CERT_FILE")), ca_dir = nonempty(os.getenv("SSL_CERT_DIR")) }
   if not client then return nil, err end
+  -- one cheap request proves the address, TLS and the signature before any
+  -- long work; without ListBucket a missing key may answer 403, which is fine
+  local _, perr = client:head(st.bucket, st.prefix .. ".mxpc-probe")
+  if perr and not errors.is(perr, "not_found") and not errors.is(perr, "forbidden") then return nil, perr end
   return client
 end
 

@@ -113,6 +113,14 @@ if proof; then ok "both parts restored separately make the whole"; else bad "bot
 run "restore --files-only of a database-only backup is refused" 2 restore -n mendix -e demo-copy -f "$work/db-only.backup" --files-only
 expect_err "... saying why" "no files to restore"
 
+# demo-https keeps its files behind https with the stack's own CA
+SSL_CERT_FILE= SSL_CERT_DIR= run "backup over https without the CA fails" 1 backup -n mendix -e demo-https -f "$work/https.tar.gz"
+expect_err "... pointing at SSL_CERT_FILE" "SSL_CERT_FILE"
+grep -q "dumping the database" "$work/err" && bad "... before the database dump" || ok "... before the database dump"
+SSL_CERT_FILE=$MXPC_S3_CA run "backup over https with SSL_CERT_FILE" 0 backup -n mendix -e demo-https -f "$work/https.tar.gz"
+SSL_CERT_DIR=$MXPC_S3_CA_DIR run "backup over https with SSL_CERT_DIR" 0 backup -n mendix -e demo-https -f "$work/https.tar.gz" --force
+grep -q "2 files" "$work/out" && ok "... with its 2 files" || bad "... with its 2 files"
+
 # with exactly the seed's RBAC (get on secrets, mendixapps, storageinstances)
 run "backup with only the seed's permissions" 0 backup -n mendix -e demo-app -f "$work/rbac.tar.gz" \
   --kubeconfig "$MXPC_KUBECONFIG_RESTRICTED"
