@@ -64,6 +64,13 @@ function t.contains(s, sub, what)
   end
 end
 
+-- Writes text to a new file at path.
+function t.write(path, text)
+  local f = assert(io.open(path, "w"))
+  f:write(text)
+  f:close()
+end
+
 -- A fresh temporary directory, removed after the run.
 function t.tmpdir()
   local p = io.popen("mktemp -d")

@@ -5,12 +5,6 @@ local fs = require "mxpc.fs"
 
 local prog = t.program()
 
-local function write(path, text)
-  local f = assert(io.open(path, "w"))
-  f:write(text)
-  f:close()
-end
-
 -- Starts the script, waits until it wrote its ready marker, sends the signal,
 -- and returns stderr and the exit code.
 local function interrupt(dir, script, signal)
@@ -27,7 +21,7 @@ for _, case in ipairs { { "INT", 130, "SIGINT" }, { "TERM", 143, "SIGTERM" } } d
   local signal, code, name = case[1], case[2], case[3]
   t.test("SIG" .. signal .. " during a write removes the partial file", function()
     local dir = t.tmpdir()
-    write(dir .. "/busy.lua", ([[
+    t.write(dir .. "/busy.lua", ([[
       local fs = require "mxpc.fs"
       local w <close> = assert(fs.atomic_writer("%s/out.bin"))
       local chunk = ("x"):rep(4096)
@@ -48,7 +42,7 @@ end
 
 t.test("a pure Lua loop is interrupted too", function()
   local dir = t.tmpdir()
-  write(dir .. "/loop.lua", ('io.open("%s/ready", "w"):close() while true do end'):format(dir))
+  t.write(dir .. "/loop.lua", ('io.open("%s/ready", "w"):close() while true do end'):format(dir))
   local err, exit = interrupt(dir, dir .. "/loop.lua", "INT")
   t.eq(exit, 130)
   t.eq(err, "error: interrupted by SIGINT\n")

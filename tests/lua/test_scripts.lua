@@ -4,12 +4,6 @@ local fs = require "mxpc.fs"
 
 local prog = t.program()
 
-local function write(path, text)
-  local f = assert(io.open(path, "w"))
-  f:write(text)
-  f:close()
-end
-
 t.test("export writes every stock file and refuses to overwrite", function()
   local dir = t.tmpdir()
   local out, code = t.sh(prog .. " scripts export " .. dir)
@@ -26,7 +20,7 @@ end)
 t.test("an edited exported workflow overrides the embedded one", function()
   local dir = t.tmpdir()
   t.sh(prog .. " scripts export " .. dir)
-  write(dir .. "/scripts/backup.lua", [[
+  t.write(dir .. "/scripts/backup.lua", [[
     local opts = ...
     io.stdout:write("edited backup for ", opts.namespace, "/", opts.environment, "\n")
     return 0
@@ -47,7 +41,7 @@ t.test("an edited library module overrides the embedded one", function()
   local dir = t.tmpdir()
   t.sh(prog .. " scripts export " .. dir)
   local main = assert(fs.read(dir .. "/lua/mxpc/main.lua"))
-  write(dir .. "/lua/mxpc/main.lua", (main:gsub("back up and restore Mendix", "EDITED")))
+  t.write(dir .. "/lua/mxpc/main.lua", (main:gsub("back up and restore Mendix", "EDITED")))
   local out = t.sh(prog .. " --scripts=" .. dir .. " --help")
   t.contains(out, "EDITED")
   local list = t.sh(prog .. " --scripts " .. dir .. " scripts list")
@@ -57,15 +51,15 @@ end)
 t.test("installed files come before the embedded copy", function()
   local dir = t.tmpdir()
   fs.mkdirs(dir .. "/scripts")
-  write(dir .. "/scripts/restore.lua", "io.stdout:write('installed restore\\n') return 0")
+  t.write(dir .. "/scripts/restore.lua", "io.stdout:write('installed restore\\n') return 0")
   local out = t.sh("MXPC_DATADIR=" .. dir .. " " .. prog .. " restore -n ns -e env -f x")
   t.eq(out, "installed restore\n")
 end)
 
 t.test("LUA_PATH with ;; keeps the stock modules reachable", function()
   local dir = t.tmpdir()
-  write(dir .. "/mymod.lua", "return { answer = 42 }")
-  write(dir .. "/s.lua", [[
+  t.write(dir .. "/mymod.lua", "return { answer = 42 }")
+  t.write(dir .. "/s.lua", [[
     local m = require "mymod"
     local args = require "mxpc.args"
     io.stdout:write(m.answer, " ", type(args.parse), "\n")
