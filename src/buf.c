@@ -1,5 +1,6 @@
 #include "mxpc/buf.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +48,25 @@ void mxpc_buf_printf(struct mxpc_buf *b, const char *fmt, ...)
     vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
     va_end(ap);
     b->len += (size_t)n;
+}
+
+int mxpc_buf_read_file(struct mxpc_buf *b, const char *path)
+{
+    FILE *fp = fopen(path, "rb");
+    if (!fp)
+        return -1;
+    char chunk[8192];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, fp)) > 0)
+        mxpc_buf_append(b, chunk, n);
+    int bad = ferror(fp);
+    fclose(fp);
+    if (bad) {
+        errno = EIO;
+        return -1;
+    }
+    mxpc_buf_append(b, "", 0); /* NUL-terminated even when empty */
+    return 0;
 }
 
 char *mxpc_buf_take(struct mxpc_buf *b)

@@ -62,22 +62,13 @@ static void blob_free(struct mxpc_k8s_blob *b)
 
 char *mxpc_k8s_read_trimmed(const char *path)
 {
-    FILE *fp = fopen(path, "rb");
-    if (!fp)
-        return NULL;
     struct mxpc_buf b = MXPC_BUF_INIT;
-    char chunk[4096];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, fp)) > 0)
-        mxpc_buf_append(&b, chunk, n);
-    int bad = ferror(fp);
-    fclose(fp);
-    if (bad) {
+    if (mxpc_buf_read_file(&b, path) != 0) {
+        int e = errno;
         mxpc_buf_free(&b);
-        errno = EIO;
+        errno = e;
         return NULL;
     }
-    mxpc_buf_append(&b, "", 0);
     while (b.len > 0 && isspace((unsigned char)b.data[b.len - 1]))
         b.data[--b.len] = '\0';
     size_t skip = 0;

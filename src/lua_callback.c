@@ -38,6 +38,24 @@ int mxpc_callback_call(lua_State *L, int nargs, struct mxpc_callback_failure *f,
     return 0;
 }
 
+int mxpc_callback_source_chunk(lua_State *L, struct mxpc_callback_failure *f, char *err, size_t errlen)
+{
+    if (mxpc_callback_call(L, 0, f, err, errlen) != 0)
+        return -1;
+    if (lua_isnil(L, -2)) {
+        lua_pop(L, 2);
+        return 0;
+    }
+    if (lua_type(L, -2) != LUA_TSTRING) {
+        snprintf(err, errlen, "the source returned a %s instead of a string", luaL_typename(L, -2));
+        snprintf(f->code, sizeof f->code, "io");
+        lua_pop(L, 2);
+        return -1;
+    }
+    lua_pop(L, 1);
+    return 1;
+}
+
 void mxpc_callback_reraise(lua_State *L, struct mxpc_callback_failure *f)
 {
     if (f->raised_ref == LUA_NOREF)

@@ -449,19 +449,9 @@ static ssize_t lua_source(void *ud, void *buf, size_t cap, char *err, size_t err
     lua_State *L = lr->L;
     while (lr->chunk_ref == LUA_NOREF) {
         lua_rawgeti(L, LUA_REGISTRYINDEX, lr->source_ref);
-        if (mxpc_callback_call(L, 0, &lr->failure, err, errlen) != 0)
-            return -1;
-        if (lua_isnil(L, -2)) {
-            lua_pop(L, 2);
-            return 0;
-        }
-        if (lua_type(L, -2) != LUA_TSTRING) {
-            snprintf(err, errlen, "the source returned a %s instead of a string", luaL_typename(L, -2));
-            snprintf(lr->failure.code, sizeof lr->failure.code, "io");
-            lua_pop(L, 2);
-            return -1;
-        }
-        lua_pop(L, 1);
+        int got = mxpc_callback_source_chunk(L, &lr->failure, err, errlen);
+        if (got <= 0)
+            return got;
         if (lua_rawlen(L, -1) == 0) {
             lua_pop(L, 1);
             continue;

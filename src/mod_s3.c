@@ -242,18 +242,9 @@ static ssize_t lua_source(void *ud, void *buf, size_t cap, char *err, size_t err
         cb->chunk = NULL;
         cb->chunk_len = cb->chunk_off = 0;
         lua_pushvalue(L, cb->fn);
-        if (mxpc_callback_call(L, 0, &cb->failure, err, errlen) != 0)
-            return -1;
-        if (lua_isnil(L, -2)) {
-            lua_pop(L, 2);
-            return 0;
-        }
-        if (lua_type(L, -2) != LUA_TSTRING) {
-            snprintf(err, errlen, "the source returned a %s instead of a string", luaL_typename(L, -2));
-            lua_pop(L, 2);
-            return -1;
-        }
-        lua_pop(L, 1);
+        int got = mxpc_callback_source_chunk(L, &cb->failure, err, errlen);
+        if (got <= 0)
+            return got;
         cb->chunk = lua_tolstring(L, -1, &cb->chunk_len);
         cb->chunk_ref = luaL_ref(L, LUA_REGISTRYINDEX); /* keeps the string alive */
     }

@@ -17,6 +17,8 @@ void mxpc_buf_append(struct mxpc_buf *b, const void *data, size_t len);
 void mxpc_buf_puts(struct mxpc_buf *b, const char *s);
 void mxpc_buf_putc(struct mxpc_buf *b, char c);
 void mxpc_buf_printf(struct mxpc_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Appends the whole file at path. Returns 0, or -1 with errno set. */
+int mxpc_buf_read_file(struct mxpc_buf *b, const char *path);
 /* Hands the data over to the caller (who frees it) and resets the buffer. */
 char *mxpc_buf_take(struct mxpc_buf *b);
 void mxpc_buf_free(struct mxpc_buf *b);

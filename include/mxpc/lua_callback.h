@@ -26,6 +26,11 @@ void mxpc_callback_failure_reset(lua_State *L, struct mxpc_callback_failure *f);
  * in err and the failure recorded in f. */
 int mxpc_callback_call(lua_State *L, int nargs, struct mxpc_callback_failure *f, char *err, size_t errlen);
 
+/* Calls the source function on top of the stack for its next chunk: 1 leaves
+ * the chunk (a string, possibly empty) on the stack, 0 means the end (the
+ * source returned nil; nothing left), -1 a failure (message in err). */
+int mxpc_callback_source_chunk(lua_State *L, struct mxpc_callback_failure *f, char *err, size_t errlen);
+
 /* If a callback raised an error, raises it again (does not return). */
 void mxpc_callback_reraise(lua_State *L, struct mxpc_callback_failure *f);
 

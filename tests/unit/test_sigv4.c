@@ -28,16 +28,11 @@ static char *slurp(const char *dir, const char *name)
 {
     char path[1024];
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
     struct mxpc_buf b = MXPC_BUF_INIT;
-    char chunk[4096];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        mxpc_buf_append(&b, chunk, n);
-    fclose(f);
-    mxpc_buf_puts(&b, "");
+    if (mxpc_buf_read_file(&b, path) != 0) {
+        mxpc_buf_free(&b);
+        return NULL;
+    }
     return mxpc_buf_take(&b);
 }
 
