@@ -218,7 +218,7 @@ static void work_is_linear_in_the_text(void **state)
         text[i] = 'b'; /* almost-matches of long_a everywhere */
     memset(long_a, 'a', m);
     long_a[m] = '\0';
-    memcpy(long_ab, long_a, m);
+    memcpy(long_ab, long_a, m + 1);
     long_ab[m - 1] = 'b';
     for (size_t i = 0; i < m; i++)
         period[i] = i % 2 ? 'b' : 'a';
