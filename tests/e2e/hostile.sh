@@ -120,5 +120,23 @@ database_secret "?sslmode=verify-ca"
 backup "verify-ca reaches the server (the control)" 1
 check "... and its log shows the probe" 'probe_seen'
 
+# --- values from outside never reach the terminal raw ------------------------------
+raw_controls() { LC_ALL=C grep -c $'[\x01-\x08\x0b-\x1f\x7f]' "$1"; }
+database_secret "?sslmode=verify-full" $'\e[31mevil\e[0m.invalid:5432'
+backup "an escape sequence in database-host: the backup fails" 1
+check "... with no raw escape sequence on the terminal" '[ "$(raw_controls "$work/err")" = 0 ]'
+expect_err "... but the value escaped" 'evil\\x1b\[0m\.invalid'
+"$bin" --log-format json backup -n "$ns" -e hostile -f "$work/b.tar.gz" --force >"$work/out" 2>"$work/err"
+check "... and with --log-format json, every line is JSON" \
+  'python3 -c "import json, sys; [json.loads(l) for l in open(sys.argv[1], encoding=\"utf-8\")]" "$work/err"'
+
+database_secret "?sslmode=verify-full"
+files_secret $'ftp://x\r\ninfo: backup written to /tmp/x'
+backup "CR LF in storage-endpoint: the backup fails" 1
+check "... without a forged second line" '! grep -q "^info: backup written" "$work/err"'
+check "... and without a raw CR" '[ "$(raw_controls "$work/err")" = 0 ]'
+expect_err "... naming the value, escaped" 'ftp://x\\r\\ninfo: backup written'
+files_secret
+
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -279,6 +279,57 @@ static void text_log_respects_level(void **state)
     free(buf);
 }
 
+static void assert_escapes(const char *in, const char *expected)
+{
+    char *out = mxpc_escape_string(in);
+    assert_string_equal(out, expected);
+    free(out);
+}
+
+static void escaping_shows_what_a_terminal_would_act_on(void **state)
+{
+    (void)state;
+    assert_escapes("plain text: ü, 日本, ✓", "plain text: ü, 日本, ✓");
+    assert_escapes("\x1b[31mred\x1b[0m", "\\x1b[31mred\\x1b[0m");
+    assert_escapes("a\r\nerror: forged\tx\x7f\x01", "a\\r\\nerror: forged\\tx\\x7f\\x01");
+    /* not UTF-8: a stray byte, a cut sequence, an overlong form, a surrogate, beyond U+10FFFF */
+    assert_escapes("\xff|\xe6\x97|\xc0\x80|\xed\xa0\x80|\xf4\x90\x80\x80",
+                   "\\xff|\\xe6\\x97|\\xc0\\x80|\\xed\\xa0\\x80|\\xf4\\x90\\x80\\x80");
+    /* C1 CSI, right-to-left override, zero-width space, line separator, BOM */
+    assert_escapes("\xc2\x9b" "2J \xe2\x80\xae" "abc \xe2\x80\x8b \xe2\x80\xa8 \xef\xbb\xbf",
+                   "\\u{9b}2J \\u{202e}abc \\u{200b} \\u{2028} \\u{feff}");
+    assert_escapes("", "");
+    struct mxpc_buf b = MXPC_BUF_INIT;
+    mxpc_escape(&b, "a\0b", 3); /* a NUL inside a Lua string */
+    assert_string_equal(b.data, "a\\x00b");
+    mxpc_buf_free(&b);
+}
+
+static void json_quote_is_valid_json_for_any_bytes(void **state)
+{
+    (void)state;
+    struct mxpc_buf b = MXPC_BUF_INIT;
+    mxpc_json_quote(&b, "\"q\" \\ \x1b[1m \r\n \xff \xc2\x9b \xe2\x80\xae ü");
+    assert_string_equal(b.data, "\"\\\"q\\\" \\\\ \\u001b[1m \\r\\n \\\\xff \\u009b \\u202e ü\"");
+    mxpc_buf_free(&b);
+}
+
+static void text_log_lines_are_one_line_each(void **state)
+{
+    (void)state;
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&buf, &len);
+    mxpc_log_set_stream(mem);
+    struct mxpc_log_field f[] = {{"endpoint", "http://x\r\ninfo: forged"}, {"host", "\x1b[31mdb\xff"}};
+    mxpc_log_fields(MXPC_LOG_WARN, "cannot reach \x1b]0;title\x07", f, 2);
+    mxpc_log_set_stream(NULL);
+    fclose(mem);
+    assert_string_equal(buf, "warn: cannot reach \\x1b]0;title\\x07 endpoint=\"http://x\\r\\ninfo: forged\" "
+                             "host=\\x1b[31mdb\\xff\n");
+    free(buf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -292,6 +343,9 @@ int main(void)
         cmocka_unit_test_teardown(overlapping_secrets_are_masked_as_one, teardown),
         cmocka_unit_test_teardown(fuzz_random_secrets_and_texts, teardown),
         cmocka_unit_test_teardown(work_is_linear_in_the_text, teardown),
+        cmocka_unit_test(escaping_shows_what_a_terminal_would_act_on),
+        cmocka_unit_test(json_quote_is_valid_json_for_any_bytes),
+        cmocka_unit_test(text_log_lines_are_one_line_each),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
