@@ -15,9 +15,31 @@ local repl = {}
 local MODULES = { archive = "archive", backup_archive = "backup_archive", errors = "error", fs = "fs", k8s = "k8s",
   log = "log", pg = "pg", process = "process", runtime = "runtime", s3 = "s3" }
 
+-- A Secret object (kind Secret, or an item of a SecretList, which has no
+-- kind but a `type` and `data`) is shown with its keys and without its
+-- values: they are credentials, and base64 hides nothing (k8s.secret_data
+-- decodes them, with the credentials registered for redaction).
+local function is_secret(v)
+  return v.kind == "Secret" or (v.kind == nil and type(v.metadata) == "table" and type(v.type) == "string"
+    and (type(v.data) == "table" or type(v.stringData) == "table"))
+end
+
+local function without_values(secret)
+  local copy = {}
+  for k, x in pairs(secret) do copy[k] = x end
+  for _, field in ipairs { "data", "stringData" } do
+    if type(secret[field]) == "table" then
+      copy[field] = {}
+      for k in pairs(secret[field]) do copy[field][k] = "***" end
+    end
+  end
+  return copy
+end
+
 local function show(v, depth, seen)
   depth, seen = depth or 0, seen or {}
   local t = type(v)
+  if t == "table" and not getmetatable(v) and is_secret(v) then v = without_values(v) end
   -- redacted before quoting (a secret with a quote in it is still found);
   -- controls and bytes that are not UTF-8 are escaped when printed (out)
   if t == "string" then return '"' .. log.redact(v):gsub('[\\"]', "\\%0") .. '"' end
