@@ -279,14 +279,21 @@ static enum char_kind classify_char(const unsigned char *p, size_t n, size_t *le
     return CH_PLAIN;
 }
 
-void mxpc_escape(struct mxpc_buf *out, const char *s, size_t n)
+/* The escaping, for text (json = 0) or inside a JSON string literal (json = 1,
+ * where quotes and backslashes are escaped too and a byte that is not UTF-8,
+ * which JSON cannot carry, becomes the text \xNN as in text output). */
+static void escape_into(struct mxpc_buf *out, const char *s, size_t n, int json)
 {
     const unsigned char *p = (const unsigned char *)s, *end = p + n;
     while (p < end) {
         size_t len;
         uint32_t cp;
         switch (classify_char(p, (size_t)(end - p), &len, &cp)) {
-        case CH_PLAIN: mxpc_buf_append(out, p, len); break;
+        case CH_PLAIN:
+            if (json && (*p == '"' || *p == '\\'))
+                mxpc_buf_putc(out, '\\');
+            mxpc_buf_append(out, p, len);
+            break;
         case CH_CONTROL:
             if (*p == '\n')
                 mxpc_buf_puts(out, "\\n");
@@ -295,14 +302,16 @@ void mxpc_escape(struct mxpc_buf *out, const char *s, size_t n)
             else if (*p == '\t')
                 mxpc_buf_puts(out, "\\t");
             else
-                mxpc_buf_printf(out, "\\x%02x", *p);
+                mxpc_buf_printf(out, json ? "\\u%04x" : "\\x%02x", *p);
             break;
-        case CH_INVALID: mxpc_buf_printf(out, "\\x%02x", *p); break;
-        case CH_HIDDEN: mxpc_buf_printf(out, "\\u{%x}", (unsigned)cp); break;
+        case CH_INVALID: mxpc_buf_printf(out, json ? "\\\\x%02x" : "\\x%02x", *p); break;
+        case CH_HIDDEN: mxpc_buf_printf(out, json ? "\\u%04x" : "\\u{%x}", (unsigned)cp); break;
         }
         p += len;
     }
 }
+
+void mxpc_escape(struct mxpc_buf *out, const char *s, size_t n) { escape_into(out, s, n, 0); }
 
 char *mxpc_escape_string(const char *s)
 {
@@ -315,33 +324,7 @@ char *mxpc_escape_string(const char *s)
 void mxpc_json_quote(struct mxpc_buf *out, const char *s)
 {
     mxpc_buf_putc(out, '"');
-    const unsigned char *p = (const unsigned char *)s, *end = p + strlen(s);
-    while (p < end) {
-        size_t len;
-        uint32_t cp;
-        switch (classify_char(p, (size_t)(end - p), &len, &cp)) {
-        case CH_PLAIN:
-            if (*p == '"' || *p == '\\')
-                mxpc_buf_putc(out, '\\');
-            mxpc_buf_append(out, p, len);
-            break;
-        case CH_CONTROL:
-            if (*p == '\n')
-                mxpc_buf_puts(out, "\\n");
-            else if (*p == '\r')
-                mxpc_buf_puts(out, "\\r");
-            else if (*p == '\t')
-                mxpc_buf_puts(out, "\\t");
-            else
-                mxpc_buf_printf(out, "\\u%04x", *p);
-            break;
-        /* JSON cannot carry a byte that is not UTF-8: it is written as the
-         * text \xNN, as in text output */
-        case CH_INVALID: mxpc_buf_printf(out, "\\\\x%02x", *p); break;
-        case CH_HIDDEN: mxpc_buf_printf(out, "\\u%04x", (unsigned)cp); break;
-        }
-        p += len;
-    }
+    escape_into(out, s, strlen(s), 1);
     mxpc_buf_putc(out, '"');
 }
 

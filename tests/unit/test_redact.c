@@ -20,11 +20,31 @@ static int teardown(void **state)
     return 0;
 }
 
-static void assert_redacts(const char *in, const char *expected)
+/* fn(in) == expected, for mxpc_redact and mxpc_escape_string */
+static void assert_maps(char *(*fn)(const char *), const char *in, const char *expected)
 {
-    char *out = mxpc_redact(in);
+    char *out = fn(in);
     assert_string_equal(out, expected);
     free(out);
+}
+#define assert_redacts(in, expected) assert_maps(mxpc_redact, in, expected)
+#define assert_escapes(in, expected) assert_maps(mxpc_escape_string, in, expected)
+
+/* Log lines written between capture_start and capture_end (which returns
+ * them; the caller frees them). */
+static FILE *capture_mem;
+static char *capture_buf;
+static size_t capture_len;
+static void capture_start(void)
+{
+    capture_mem = open_memstream(&capture_buf, &capture_len);
+    mxpc_log_set_stream(capture_mem);
+}
+static char *capture_end(void)
+{
+    mxpc_log_set_stream(NULL);
+    fclose(capture_mem);
+    return capture_buf;
 }
 
 static void registered_secret_is_masked_everywhere(void **state)
@@ -245,17 +265,13 @@ static void work_is_linear_in_the_text(void **state)
 static void json_log_line_redacts_fields_and_escapes(void **state)
 {
     (void)state;
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *mem = open_memstream(&buf, &len);
-    mxpc_log_set_stream(mem);
+    capture_start();
     mxpc_log_set_format(MXPC_LOG_JSON);
     mxpc_redact_add("pa\"ss");
     struct mxpc_log_field f[] = {{"user", "app"}, {"detail", "pw is pa\"ss"}};
     mxpc_log_fields(MXPC_LOG_INFO, "connect \"db\"", f, 2);
-    mxpc_log_set_stream(NULL);
     mxpc_log_set_format(MXPC_LOG_TEXT);
-    fclose(mem);
+    char *buf = capture_end();
     assert_non_null(strstr(buf, "\"level\":\"info\",\"msg\":\"connect \\\"db\\\"\""));
     assert_non_null(strstr(buf, "\"user\":\"app\",\"detail\":\"pw is ***\"}"));
     assert_null(strstr(buf, "pa\\\"ss"));
@@ -265,25 +281,14 @@ static void json_log_line_redacts_fields_and_escapes(void **state)
 static void text_log_respects_level(void **state)
 {
     (void)state;
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *mem = open_memstream(&buf, &len);
-    mxpc_log_set_stream(mem);
+    capture_start();
     mxpc_log_set_level(MXPC_LOG_WARN);
     mxpc_log(MXPC_LOG_INFO, "hidden %d", 1);
     mxpc_log(MXPC_LOG_WARN, "shown %d", 2);
     mxpc_log_set_level(MXPC_LOG_INFO);
-    mxpc_log_set_stream(NULL);
-    fclose(mem);
+    char *buf = capture_end();
     assert_string_equal(buf, "warn: shown 2\n");
     free(buf);
-}
-
-static void assert_escapes(const char *in, const char *expected)
-{
-    char *out = mxpc_escape_string(in);
-    assert_string_equal(out, expected);
-    free(out);
 }
 
 static void escaping_shows_what_a_terminal_would_act_on(void **state)
@@ -317,14 +322,10 @@ static void json_quote_is_valid_json_for_any_bytes(void **state)
 static void text_log_lines_are_one_line_each(void **state)
 {
     (void)state;
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *mem = open_memstream(&buf, &len);
-    mxpc_log_set_stream(mem);
+    capture_start();
     struct mxpc_log_field f[] = {{"endpoint", "http://x\r\ninfo: forged"}, {"host", "\x1b[31mdb\xff"}};
     mxpc_log_fields(MXPC_LOG_WARN, "cannot reach \x1b]0;title\x07", f, 2);
-    mxpc_log_set_stream(NULL);
-    fclose(mem);
+    char *buf = capture_end();
     assert_string_equal(buf, "warn: cannot reach \\x1b]0;title\\x07 endpoint=\"http://x\\r\\ninfo: forged\" "
                              "host=\\x1b[31mdb\\xff\n");
     free(buf);
