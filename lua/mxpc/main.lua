@@ -29,6 +29,8 @@ local env_options = {
     help = "the environment's internal name (its MendixApp)", check = args.check_subdomain },
   { long = "kubeconfig", value = "FILE", help = "kubeconfig to use (default: $KUBECONFIG, ~/.kube/config, in-cluster)" },
   { long = "context", value = "NAME", help = "kubeconfig context to use (default: the current one)" },
+  { long = "db-iam", help = "log in to the database with RDS IAM tokens (AWS credentials) even if the Secret " ..
+    "has a password" },
 }
 
 local function with_globals(spec)

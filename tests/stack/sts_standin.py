@@ -162,7 +162,8 @@ class Sts:
                                          "sub": claims.get("sub")}
             write_json(self.sessions_path, self.sessions)
         self.log(f"AssumeRoleWithWebIdentity role={role_arn} session={session} "
-                 f"sub={claims.get('sub')} key={access_key} duration={duration}")
+                 f"sub={claims.get('sub')} token_iat={claims.get('iat')} key={access_key} "
+                 f"duration={duration}")
         return f"""<AssumeRoleWithWebIdentityResponse xmlns="{NS}">
   <AssumeRoleWithWebIdentityResult>
     <SubjectFromWebIdentityToken>{escape(claims.get('sub', ''))}</SubjectFromWebIdentityToken>
