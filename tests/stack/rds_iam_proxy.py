@@ -24,7 +24,6 @@ DIR/users.json (written by the seed) maps database users to their real passwords
 Only the Python standard library is used.
 """
 
-import argparse
 import base64
 import datetime
 import hashlib
@@ -35,9 +34,14 @@ import secrets
 import socket
 import ssl
 import struct
+import sys
 import threading
 import time
 from urllib.parse import quote, unquote
+
+sys.dont_write_bytecode = True   # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import stacklib  # noqa: E402
 
 SSL_REQUEST, GSS_REQUEST, CANCEL_REQUEST, PROTOCOL_3 = 80877103, 80877104, 80877102, 196608
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
@@ -300,17 +304,10 @@ class Proxy:
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("serve")
-    p.add_argument("dir")
-    p.add_argument("--port", type=int, required=True)
-    p.add_argument("--upstream-port", type=int, required=True)
-    p.add_argument("--cert", required=True)
-    p.add_argument("--key", required=True)
-    p.add_argument("--sts-dir", required=True)
-    p.add_argument("--region", default="us-east-1")
-    opts = parser.parse_args()
+    opts = stacklib.daemon_options(
+        __doc__, ("--upstream-port", {"type": int, "required": True}),
+        ("--cert", {"required": True}), ("--key", {"required": True}),
+        ("--sts-dir", {"required": True}), ("--region", {"default": "us-east-1"}))
     os.makedirs(opts.dir, exist_ok=True)
     if not os.path.exists(os.path.join(opts.dir, "users.json")):
         with open(os.path.join(opts.dir, "users.json"), "w") as f:

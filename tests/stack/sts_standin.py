@@ -18,7 +18,6 @@ stand-in, which verifies token signatures with their secrets).
 Only the Python standard library (and oidc.py beside it) is used.
 """
 
-import argparse
 import datetime
 import http.server
 import json
@@ -33,7 +32,10 @@ import urllib.request
 from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
 
-import oidc
+sys.dont_write_bytecode = True   # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import oidc  # noqa: E402
+import stacklib  # noqa: E402
 
 NS = "https://sts.amazonaws.com/doc/2011-06-15/"
 
@@ -244,13 +246,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("serve")
-    p.add_argument("dir")
-    p.add_argument("--port", type=int, required=True)
-    p.add_argument("--ceph-conf", required=True)
-    args = parser.parse_args()
+    args = stacklib.daemon_options(__doc__, ("--ceph-conf", {"required": True}))
     directory = os.path.abspath(args.dir)
     if not os.path.exists(os.path.join(directory, "roles.json")):
         write_json(os.path.join(directory, "roles.json"), {"providers": {}, "roles": {}})

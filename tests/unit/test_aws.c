@@ -38,36 +38,30 @@ static void sts_request_body(void **state)
     mxpc_buf_free(&b);
 }
 
+static void expect_endpoint(const char *want)
+{
+    char *e = mxpc_sts_endpoint();
+    assert_string_equal(e, want);
+    free(e);
+}
+
 static void sts_endpoint(void **state)
 {
     (void)state;
-    unsetenv("AWS_ENDPOINT_URL_STS");
-    unsetenv("AWS_ENDPOINT_URL");
-    unsetenv("AWS_REGION");
-    unsetenv("AWS_DEFAULT_REGION");
-    char *e = mxpc_sts_endpoint();
-    assert_string_equal(e, "https://sts.amazonaws.com");
-    free(e);
+    static const char *const vars[] = {"AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION"};
+    for (size_t i = 0; i < 4; i++)
+        unsetenv(vars[i]);
+    expect_endpoint("https://sts.amazonaws.com");
     setenv("AWS_DEFAULT_REGION", "eu-west-1", 1);
-    e = mxpc_sts_endpoint();
-    assert_string_equal(e, "https://sts.eu-west-1.amazonaws.com");
-    free(e);
+    expect_endpoint("https://sts.eu-west-1.amazonaws.com");
     setenv("AWS_REGION", "eu-central-1", 1);
-    e = mxpc_sts_endpoint();
-    assert_string_equal(e, "https://sts.eu-central-1.amazonaws.com"); /* regional by default */
-    free(e);
+    expect_endpoint("https://sts.eu-central-1.amazonaws.com"); /* regional by default */
     setenv("AWS_ENDPOINT_URL", "http://all.example", 1);
-    e = mxpc_sts_endpoint();
-    assert_string_equal(e, "http://all.example");
-    free(e);
+    expect_endpoint("http://all.example");
     setenv("AWS_ENDPOINT_URL_STS", "http://sts.example:8080", 1);
-    e = mxpc_sts_endpoint();
-    assert_string_equal(e, "http://sts.example:8080");
-    free(e);
-    unsetenv("AWS_ENDPOINT_URL_STS");
-    unsetenv("AWS_ENDPOINT_URL");
-    unsetenv("AWS_REGION");
-    unsetenv("AWS_DEFAULT_REGION");
+    expect_endpoint("http://sts.example:8080");
+    for (size_t i = 0; i < 4; i++)
+        unsetenv(vars[i]);
 }
 
 /* The example answer of the STS API reference. */
