@@ -12,6 +12,7 @@
 
 #include "mxpc/log.h"
 #include "mxpc/runtime.h"
+#include "mxpc/ca_bundle.h"
 #include "mxpc/version.h"
 
 #define DEFAULT_CONNECT_TIMEOUT_MS 10000L
@@ -172,6 +173,8 @@ static int set_tls_and_auth(struct mxpc_k8s_client *c, struct curl_slist **heade
         ok &= set_blob(h, CURLOPT_CAINFO_BLOB, &cfg->ca_data);
     else if (cfg->ca_file)
         SET(CURLOPT_CAINFO, cfg->ca_file);
+    else if (mxpc_system_ca_file())
+        SET(CURLOPT_CAINFO, mxpc_system_ca_file());
     if (cfg->insecure) {
         SET(CURLOPT_SSL_VERIFYPEER, 0L);
         SET(CURLOPT_SSL_VERIFYHOST, 0L);

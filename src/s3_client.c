@@ -21,6 +21,7 @@
 #include "mxpc/buf.h"
 #include "mxpc/log.h"
 #include "mxpc/runtime.h"
+#include "mxpc/ca_bundle.h"
 #include "mxpc/s3.h"
 #include "mxpc/sigv4.h"
 
@@ -706,6 +707,8 @@ struct mxpc_s3 *mxpc_s3_new(const struct mxpc_s3_config *cfg, struct mxpc_s3_err
     s3->unsigned_payload = cfg->unsigned_payload >= 0 ? cfg->unsigned_payload : https;
     s3->ca_file = env_or(cfg->ca_file, "SSL_CERT_FILE");
     s3->ca_dir = env_or(cfg->ca_dir, "SSL_CERT_DIR");
+    if (!s3->ca_file && !s3->ca_dir && mxpc_system_ca_file())
+        s3->ca_file = xstrdup(mxpc_system_ca_file());
     s3->part_size = part;
     s3->threshold = threshold;
     s3->max_retries = cfg->max_retries >= 0 ? cfg->max_retries : 4;
