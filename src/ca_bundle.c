@@ -2,6 +2,8 @@
 #include <stddef.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
+
 #include "mxpc/ca_bundle.h"
 
 static const char *const ca_files[] = {
@@ -21,4 +23,14 @@ const char *mxpc_system_ca_file(void)
             return *f;
     }
     return NULL;
+}
+
+void mxpc_ca_apply(void *curl, const char *file, const char *dir)
+{
+    if (!file && !dir)
+        file = mxpc_system_ca_file();
+    if (file)
+        curl_easy_setopt(curl, CURLOPT_CAINFO, file);
+    if (dir)
+        curl_easy_setopt(curl, CURLOPT_CAPATH, dir);
 }

@@ -415,10 +415,7 @@ static CURLcode perform_once(struct mxpc_s3 *s3, struct request *r, const char *
     curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
     curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
     curl_easy_setopt(c, CURLOPT_XFERINFODATA, r);
-    if (s3->ca_file)
-        curl_easy_setopt(c, CURLOPT_CAINFO, s3->ca_file);
-    if (s3->ca_dir)
-        curl_easy_setopt(c, CURLOPT_CAPATH, s3->ca_dir);
+    mxpc_ca_apply(c, s3->ca_file, s3->ca_dir);
     if (s3->max_send_speed > 0)
         curl_easy_setopt(c, CURLOPT_MAX_SEND_SPEED_LARGE, (curl_off_t)s3->max_send_speed);
     if (strcmp(r->method, "HEAD") == 0) {
@@ -735,8 +732,6 @@ struct mxpc_s3 *mxpc_s3_new(const struct mxpc_s3_config *cfg, struct mxpc_s3_err
     s3->unsigned_payload = cfg->unsigned_payload >= 0 ? cfg->unsigned_payload : https;
     s3->ca_file = env_or(cfg->ca_file, "SSL_CERT_FILE");
     s3->ca_dir = env_or(cfg->ca_dir, "SSL_CERT_DIR");
-    if (!s3->ca_file && !s3->ca_dir && mxpc_system_ca_file())
-        s3->ca_file = xstrdup(mxpc_system_ca_file());
     s3->part_size = part;
     s3->threshold = threshold;
     s3->max_retries = cfg->max_retries >= 0 ? cfg->max_retries : 4;
