@@ -37,6 +37,8 @@ local environment = {
   { "SSL_CERT_FILE", "CA bundle for S3/MinIO over https (default: the system's bundle)" },
   { "SSL_CERT_DIR", "directory of CA certificates for S3/MinIO over https" },
   { "PGSSLROOTCERT", "CA certificate for a database with strict TLS (verify-ca, verify-full)" },
+  { "AWS_*", "AWS credentials for IRSA environments, as the AWS CLI reads them (AWS_ACCESS_KEY_ID," ..
+    " AWS_PROFILE, AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN, AWS_CONTAINER_CREDENTIALS_FULL_URI, AWS_REGION, ...)" },
   { "PGSSLMODE", "as --db-sslmode MODE: stronger database TLS than the environment asks for, never weaker" },
   { "MXPC_SCRIPTS", "as --scripts DIR" },
   { "MXPC_DATADIR", "where the installed stock Lua files are (lua/, scripts/)" },
