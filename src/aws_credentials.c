@@ -157,13 +157,20 @@ static int from_container(struct mxpc_aws_credentials *out, const char *profile,
     return cached(MXPC_AWS_CONTAINER, mxpc_aws_container_fetch, out, err, errlen);
 }
 
+static int from_imds(struct mxpc_aws_credentials *out, const char *profile, char *err, size_t errlen)
+{
+    (void)profile;
+    return cached(MXPC_AWS_IMDS, mxpc_aws_imds_fetch, out, err, errlen);
+}
+
 int mxpc_aws_credentials_refresh(struct mxpc_aws_credentials *c, char *err, size_t errlen)
 {
     if (c->kind == MXPC_AWS_STATIC || !expiring(c, time(NULL)))
         return 0;
+    static const fetch_fn fetch[] = {NULL, mxpc_aws_web_identity_fetch, mxpc_aws_container_fetch,
+                                     mxpc_aws_imds_fetch};
     struct mxpc_aws_credentials fresh;
-    int rc = c->kind == MXPC_AWS_WEB_IDENTITY ? cached(c->kind, mxpc_aws_web_identity_fetch, &fresh, err, errlen)
-                                               : cached(c->kind, mxpc_aws_container_fetch, &fresh, err, errlen);
+    int rc = cached(c->kind, fetch[c->kind], &fresh, err, errlen);
     if (rc != 1)
         return -1;
     mxpc_aws_credentials_clear(c);
@@ -270,7 +277,7 @@ int mxpc_aws_credentials_resolve(const struct mxpc_aws_credentials *explicit_cre
         rc = 1;
     }
     static const mxpc_aws_credentials_provider_fn chain[] = {from_environment, from_web_identity, from_container,
-                                                            from_shared_file};
+                                                            from_shared_file, from_imds};
     for (size_t i = 0; rc == 0 && i < sizeof chain / sizeof chain[0]; i++)
         rc = chain[i](out, profile, err, errlen);
     if (rc < 0) {
@@ -280,7 +287,8 @@ int mxpc_aws_credentials_resolve(const struct mxpc_aws_credentials *explicit_cre
     if (rc == 0) {
         snprintf(err, errlen, "no AWS credentials: none given, none in AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
                               "no web identity (AWS_WEB_IDENTITY_TOKEN_FILE), no container credentials "
-                              "(AWS_CONTAINER_CREDENTIALS_FULL_URI), none in the shared credentials file");
+                              "(AWS_CONTAINER_CREDENTIALS_FULL_URI), none in the shared credentials file, no instance "
+                              "profile (IMDSv2)");
         return -1;
     }
     mxpc_redact_add(out->secret_key);

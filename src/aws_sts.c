@@ -346,7 +346,7 @@ static int on_progress(void *ud, curl_off_t a, curl_off_t b, curl_off_t c, curl_
 }
 
 int mxpc_aws_http(const char *method, const char *url, const char *const *headers, const char *body,
-                  struct mxpc_buf *response, long *status, char *err, size_t errlen)
+                  unsigned flags, struct mxpc_buf *response, long *status, char *err, size_t errlen)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     CURL *c = curl_easy_init();
@@ -362,7 +362,8 @@ int mxpc_aws_http(const char *method, const char *url, const char *const *header
     char curl_err[CURL_ERROR_SIZE];
     CURLcode code = CURLE_OK;
     int rc = -1;
-    for (int attempt = 0; attempt < 3; attempt++) {
+    int quick = (flags & MXPC_AWS_HTTP_QUICK) != 0;
+    for (int attempt = 0; attempt < (quick ? 1 : 3); attempt++) {
         if (attempt) {
             struct timespec ts = {0, 300 * 1000000L * attempt};
             nanosleep(&ts, NULL);
@@ -381,8 +382,8 @@ int mxpc_aws_http(const char *method, const char *url, const char *const *header
         curl_easy_setopt(c, CURLOPT_USERAGENT, "mxpc-data-migration");
         curl_easy_setopt(c, CURLOPT_ERRORBUFFER, curl_err);
         curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
-        curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
+        curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, quick ? 1L : 10L);
+        curl_easy_setopt(c, CURLOPT_TIMEOUT, quick ? 3L : 60L);
         curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
         curl_easy_setopt(c, CURLOPT_WRITEDATA, &h);
         curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
@@ -495,7 +496,7 @@ int mxpc_aws_web_identity_fetch(struct mxpc_aws_credentials *out, char *err, siz
              endpoint, role, file, session);
     char herr[512];
     time_t asked = time(NULL);
-    if (mxpc_aws_http("POST", endpoint, headers, body.data, &response, &status, herr, sizeof herr) != 0) {
+    if (mxpc_aws_http("POST", endpoint, headers, body.data, 0, &response, &status, herr, sizeof herr) != 0) {
         snprintf(err, errlen, "web identity: cannot reach STS: %s\ncheck AWS_REGION, or AWS_ENDPOINT_URL_STS",
                  herr);
         goto out;
@@ -576,7 +577,7 @@ int mxpc_aws_container_fetch(struct mxpc_aws_credentials *out, char *err, size_t
     char herr[512];
     mxpc_log(MXPC_LOG_DEBUG, "AWS credentials: container credentials at %s", url.data);
     time_t asked = time(NULL);
-    if (mxpc_aws_http("GET", url.data, headers, NULL, &response, &status, herr, sizeof herr) != 0) {
+    if (mxpc_aws_http("GET", url.data, headers, NULL, 0, &response, &status, herr, sizeof herr) != 0) {
         snprintf(err, errlen, "container credentials: %s\ncheck AWS_CONTAINER_CREDENTIALS_FULL_URI "
                               "(EKS Pod Identity: is the eks-pod-identity-agent running on the node?)", herr);
         goto out;
@@ -604,6 +605,66 @@ out:
         memset(header.data, 0, header.len);
     mxpc_buf_free(&header);
     mxpc_buf_free(&response);
+    return rc;
+}
+
+/* --- EC2 instance metadata (IMDSv2) ------------------------------------------------ */
+
+int mxpc_aws_imds_fetch(struct mxpc_aws_credentials *out, char *err, size_t errlen)
+{
+    const char *off = env("AWS_EC2_METADATA_DISABLED");
+    if (off && strcasecmp(off, "true") == 0)
+        return 0;
+    const char *base = env("AWS_EC2_METADATA_SERVICE_ENDPOINT");
+    if (!base)
+        base = "http://169.254.169.254";
+    size_t blen = strlen(base);
+    while (blen > 0 && base[blen - 1] == '/')
+        blen--;
+    struct mxpc_buf url = MXPC_BUF_INIT, token = MXPC_BUF_INIT, header = MXPC_BUF_INIT, role = MXPC_BUF_INIT;
+    long status = 0;
+    char herr[512];
+    int rc = 0;
+    mxpc_buf_printf(&url, "%.*s/latest/api/token", (int)blen, base);
+    const char *ttl[] = {"X-aws-ec2-metadata-token-ttl-seconds: 21600", NULL};
+    if (mxpc_aws_http("PUT", url.data, ttl, "", MXPC_AWS_HTTP_QUICK, &token, &status, herr, sizeof herr) != 0 ||
+        status != 200 || !token.len) {
+        mxpc_log(MXPC_LOG_DEBUG, "AWS credentials: no instance metadata service at %.*s (%s)", (int)blen, base,
+                 status ? "no session token" : herr);
+        goto out;
+    }
+    mxpc_redact_add(token.data);
+    mxpc_buf_printf(&header, "X-aws-ec2-metadata-token: %s", token.data);
+    const char *auth[] = {header.data, NULL};
+    url.len = 0;
+    mxpc_buf_printf(&url, "%.*s/latest/meta-data/iam/security-credentials/", (int)blen, base);
+    if (mxpc_aws_http("GET", url.data, auth, NULL, MXPC_AWS_HTTP_QUICK, &role, &status, herr, sizeof herr) != 0 ||
+        status != 200 || !role.len) {
+        mxpc_log(MXPC_LOG_DEBUG, "AWS credentials: the instance has no IAM role (%s)", status ? "HTTP" : herr);
+        goto out;
+    }
+    role.data[strcspn(role.data, "\r\n")] = '\0';
+    struct mxpc_buf creds = MXPC_BUF_INIT;
+    mxpc_buf_puts(&url, role.data);
+    time_t asked = time(NULL);
+    rc = -1;
+    char perr[384];
+    if (mxpc_aws_http("GET", url.data, auth, NULL, MXPC_AWS_HTTP_QUICK, &creds, &status, herr, sizeof herr) != 0)
+        snprintf(err, errlen, "instance metadata credentials of role %s: %s", role.data, herr);
+    else if (status != 200 || mxpc_aws_parse_container_json(creds.data, out, perr, sizeof perr) != 0)
+        snprintf(err, errlen, "instance metadata credentials of role %s: %s", role.data,
+                 status != 200 ? "no answer" : perr);
+    else {
+        out->fetched = asked;
+        snprintf(out->source, sizeof out->source, "instance profile (role %s, IMDSv2)", role.data);
+        rc = 1;
+    }
+    mxpc_buf_free(&creds);
+out:
+    mxpc_buf_free(&url);
+    mxpc_buf_free(&token);
+    mxpc_buf_free(&header);
+    mxpc_buf_free(&role);
     return rc;
 }
 

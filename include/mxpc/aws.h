@@ -62,13 +62,20 @@ int mxpc_aws_parse_container_json(const char *json, struct mxpc_aws_credentials 
  * failed: err holds "message\nhint" (the hint part may be missing). */
 int mxpc_aws_web_identity_fetch(struct mxpc_aws_credentials *out, char *err, size_t errlen);
 int mxpc_aws_container_fetch(struct mxpc_aws_credentials *out, char *err, size_t errlen);
+/* The EC2 instance metadata service, IMDSv2 (a session token first), at
+ * AWS_EC2_METADATA_SERVICE_ENDPOINT or http://169.254.169.254; off with
+ * AWS_EC2_METADATA_DISABLED=true. No answer, or no role attached: 0 (quickly:
+ * one attempt, 1 s to connect). */
+int mxpc_aws_imds_fetch(struct mxpc_aws_credentials *out, char *err, size_t errlen);
 
 /* One HTTP exchange for the providers: `headers` NULL-terminated "Name: value"
  * lines, `body` NULL for none. CA from SSL_CERT_FILE / SSL_CERT_DIR. Retries
- * connection failures and 5xx twice. Returns 0 with the status and the body
- * (up to 1 MiB), or -1 with a message. */
+ * connection failures and 5xx twice, unless MXPC_AWS_HTTP_QUICK (one attempt,
+ * 1 s to connect, 3 s in all). Returns 0 with the status and the body (up to
+ * 1 MiB), or -1 with a message. */
+#define MXPC_AWS_HTTP_QUICK 1
 int mxpc_aws_http(const char *method, const char *url, const char *const *headers, const char *body,
-                  struct mxpc_buf *response, long *status, char *err, size_t errlen);
+                  unsigned flags, struct mxpc_buf *response, long *status, char *err, size_t errlen);
 
 /* --- RDS IAM ------------------------------------------------------------------ */
 

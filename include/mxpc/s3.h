@@ -35,6 +35,7 @@ enum mxpc_aws_source {
     MXPC_AWS_STATIC = 0,       /* explicit, environment, shared file: never expire */
     MXPC_AWS_WEB_IDENTITY = 1, /* STS AssumeRoleWithWebIdentity */
     MXPC_AWS_CONTAINER = 2,    /* the container credentials endpoint */
+    MXPC_AWS_IMDS = 3,         /* the EC2 instance metadata service */
 };
 
 struct mxpc_aws_credentials {
@@ -61,7 +62,8 @@ typedef int (*mxpc_aws_credentials_provider_fn)(struct mxpc_aws_credentials *out
  * STS AssumeRoleWithWebIdentity); container credentials
  * (AWS_CONTAINER_CREDENTIALS_FULL_URI / _RELATIVE_URI); the shared
  * credentials file (AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials,
- * section `profile` or AWS_PROFILE or "default"). Temporary credentials are
+ * section `profile` or AWS_PROFILE or "default"); the EC2 instance metadata service
+ * (IMDSv2). Temporary credentials are
  * cached for the whole process and fetched again shortly before they expire.
  * Registers the secret key and the session token for redaction. Returns 0, or
  * -1 with "message" or "message\nhint" in err. */

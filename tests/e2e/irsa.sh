@@ -6,7 +6,7 @@
 # Covers: backup and restore with the proof; credentials that expire mid-run (and a
 # token file the "kubelet" rotates) are fetched again; a wrong role, a wrong audience,
 # an expired token, and a role without permissions fail with errors that say what to
-# check; EKS Pod Identity (container credentials) works too. Needs MXPC_STACK_ENV; reseeds the namespace before and after.
+# check; EKS Pod Identity (container credentials) and IMDSv2 work too. Needs MXPC_STACK_ENV; reseeds the namespace before and after.
 set -uo pipefail
 bin=$1
 src=$(cd "$(dirname "$0")/../.." && pwd)
@@ -35,7 +35,8 @@ check() { if eval "$2"; then ok "$1"; else bad "$1"; fi; }
 # Nothing static: no AWS keys in the environment, no shared credentials file, the
 # restricted Kubernetes user; only what EKS puts into an IRSA pod.
 unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_PROFILE AWS_SHARED_CREDENTIALS_FILE \
-  AWS_CONTAINER_CREDENTIALS_FULL_URI AWS_CONTAINER_CREDENTIALS_RELATIVE_URI AWS_ENDPOINT_URL
+  AWS_CONTAINER_CREDENTIALS_FULL_URI AWS_CONTAINER_CREDENTIALS_RELATIVE_URI AWS_ENDPOINT_URL \
+  AWS_EC2_METADATA_SERVICE_ENDPOINT AWS_EC2_METADATA_DISABLED
 export HOME=$work KUBECONFIG=$MXPC_KUBECONFIG_RESTRICTED MXPC_SCRIPTS= MXPC_DATADIR=
 export AWS_ROLE_ARN=$MXPC_IRSA_ROLE_ARN AWS_WEB_IDENTITY_TOKEN_FILE=$work/token AWS_REGION=us-east-1
 export AWS_ENDPOINT_URL_STS=$MXPC_STS_ENDPOINT PGSSLROOTCERT=$MXPC_PG_CA
@@ -187,6 +188,18 @@ token >"$work/pod-token"   # audience sts.amazonaws.com: the agent refuses it
 run "a pod identity token for another audience fails" 1 backup -n mendix -e demo-irsa -f "$work/no.tar.gz"
 expect_err "... naming the agent and its answer" "container credentials from http://127.0.0.1:[0-9]+/v1/credentials: HTTP 400.*Incorrect token audience"
 unset AWS_CONTAINER_CREDENTIALS_FULL_URI AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE
+export AWS_ROLE_ARN=$MXPC_IRSA_ROLE_ARN AWS_WEB_IDENTITY_TOKEN_FILE=$work/token
+
+# ---- the EC2 instance metadata service (IMDSv2), last in the chain ---------------------------
+unset AWS_ROLE_ARN AWS_WEB_IDENTITY_TOKEN_FILE
+export AWS_EC2_METADATA_SERVICE_ENDPOINT=$MXPC_STS_ENDPOINT
+run "backup demo-irsa with the instance profile (IMDSv2)" 0 -v backup -n mendix -e demo-irsa -f "$work/imds.tar.gz"
+expect_err "... the credentials come from the instance metadata, named in -v" \
+  "AWS credentials obtained from instance profile \(role mxpc-irsa, IMDSv2\)"
+AWS_EC2_METADATA_DISABLED=true run "AWS_EC2_METADATA_DISABLED=true turns it off" 1 \
+  backup -n mendix -e demo-irsa -f "$work/no.tar.gz"
+expect_err "... and then nothing is found" "no AWS credentials: .*no instance profile \(IMDSv2\)"
+unset AWS_EC2_METADATA_SERVICE_ENDPOINT
 export AWS_ROLE_ARN=$MXPC_IRSA_ROLE_ARN AWS_WEB_IDENTITY_TOKEN_FILE=$work/token
 
 check "no secret in any message" '! grep -qE "X-Amz-Signature=[0-9a-f]|mxpc-sts-" "$work/err"'

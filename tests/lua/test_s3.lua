@@ -343,7 +343,8 @@ print("ok " .. tostring(c))
 assert(c:delete(E.bucket, "cred.txt"))
 ]]
   local clean = "-u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_SESSION_TOKEN -u AWS_PROFILE " ..
-      "-u AWS_SHARED_CREDENTIALS_FILE -u AWS_WEB_IDENTITY_TOKEN_FILE HOME=" .. quote(dir)
+      "-u AWS_SHARED_CREDENTIALS_FILE -u AWS_WEB_IDENTITY_TOKEN_FILE AWS_EC2_METADATA_DISABLED=true HOME=" ..
+      quote(dir)
   local rc, out = run_script(script, clean .. " AWS_ACCESS_KEY_ID=" .. env.MXPC_S3_ACCESS_KEY ..
     " AWS_SECRET_ACCESS_KEY=" .. env.MXPC_S3_SECRET_KEY)
   t.eq(rc, 0)
@@ -376,7 +377,7 @@ print("source " .. info.source)
   local clean = "-u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_SESSION_TOKEN -u AWS_PROFILE " ..
       "-u AWS_SHARED_CREDENTIALS_FILE -u AWS_WEB_IDENTITY_TOKEN_FILE -u AWS_ROLE_ARN " ..
       "-u AWS_CONTAINER_CREDENTIALS_FULL_URI -u AWS_CONTAINER_CREDENTIALS_RELATIVE_URI " ..
-      "-u AWS_ENDPOINT_URL_STS -u AWS_ENDPOINT_URL HOME=" .. quote(dir)
+      "-u AWS_ENDPOINT_URL_STS -u AWS_ENDPOINT_URL AWS_EC2_METADATA_DISABLED=true HOME=" .. quote(dir)
   local keys = " AWS_ACCESS_KEY_ID=" .. env.MXPC_S3_ACCESS_KEY .. " AWS_SECRET_ACCESS_KEY=" .. env.MXPC_S3_SECRET_KEY
   -- environment keys come before a web identity (which is not even read)
   local _, out = run_script(script, clean .. keys .. " AWS_WEB_IDENTITY_TOKEN_FILE=/nonexistent AWS_ROLE_ARN=r")

@@ -16,7 +16,10 @@ stand-in, which verifies token signatures with their secrets).
 It also plays the EKS Pod Identity agent: GET /v1/credentials with the pod's service
 account token (audience pods.eks.amazonaws.com) in Authorization answers with the
 credentials of the role associated to the service account (roles.json "pod_identity":
-subject -> role ARN), as AWS_CONTAINER_CREDENTIALS_FULL_URI expects.
+subject -> role ARN), as AWS_CONTAINER_CREDENTIALS_FULL_URI expects. And the EC2
+instance metadata service, IMDSv2 only (PUT /latest/api/token, then
+/latest/meta-data/iam/security-credentials/[ROLE] with the session token), for the role
+roles.json names as "instance_profile", as AWS_EC2_METADATA_SERVICE_ENDPOINT expects.
 
     sts_standin.py serve DIR --port P --ceph-conf CONF
 
@@ -272,24 +275,55 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def answer(self, status, data, ctype="application/json"):
+        data = data if isinstance(data, bytes) else json.dumps(data).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_PUT(self):
+        """IMDSv2: a session token for the instance metadata."""
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if self.path != "/latest/api/token" or \
+                not self.headers.get("X-aws-ec2-metadata-token-ttl-seconds"):
+            return self.answer(400, b"", "text/plain")
+        token = secrets.token_urlsafe(32)
+        self.server.imds_tokens.add(token)
+        self.answer(200, token.encode(), "text/plain")
+
     def do_GET(self):
-        if self.path != "/v1/credentials":
-            self.send_response(404)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return
         sts = self.server.sts
+        prefix = "/latest/meta-data/iam/security-credentials/"
+        if self.path.startswith(prefix):
+            # IMDSv2 only: without the session token, 401 (as with HttpTokens=required)
+            if self.headers.get("X-aws-ec2-metadata-token") not in self.server.imds_tokens:
+                return self.answer(401, b"", "text/plain")
+            role_arn = sts.config().get("instance_profile")
+            name = role_arn.split("/")[-1] if role_arn else None
+            if not name:
+                return self.answer(404, b"", "text/plain")
+            if self.path == prefix:
+                return self.answer(200, name.encode(), "text/plain")
+            if self.path != prefix + name:
+                return self.answer(404, b"", "text/plain")
+            role = sts.config()["roles"][role_arn]
+            access_key, secret_key, session_token, expires = sts.issue(
+                "InstanceProfile", role_arn, role, "i-0123456789abcdef0", {},
+                int(role.get("duration", 3600)))
+            return self.answer(200, {"Code": "Success", "Type": "AWS-HMAC",
+                                     "LastUpdated": iso(time.time()), "AccessKeyId": access_key,
+                                     "SecretAccessKey": secret_key, "Token": session_token,
+                                     "Expiration": iso(expires)})
+        if self.path != "/v1/credentials":
+            return self.answer(404, b"", "text/plain")
         try:
             status, doc = 200, sts.pod_identity(self.headers.get("Authorization"))
         except StsError as e:
             status, doc = e.status, {"code": e.code, "message": e.message}
             sts.log(f"pod identity refused {e.code}: {e.message}")
-        data = json.dumps(doc).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        self.answer(status, doc)
 
     def log_message(self, fmt, *args):
         pass
@@ -305,6 +339,7 @@ def main():
     server = http.server.ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
     server.daemon_threads = True
     server.sts = sts
+    server.imds_tokens = set()
     sts.log(f"listening on http://127.0.0.1:{args.port}")
     sys.stdout.flush()
     server.serve_forever()
