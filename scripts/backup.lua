@@ -7,13 +7,16 @@ local backup_archive = require "mxpc.backup_archive"
 local errors = require "mxpc.error"
 local fs = require "mxpc.fs"
 local log = require "mxpc.log"
+local pg_programs = require "mxpc.pg_programs"
 local wf = require "mxpc.workflow"
 
 local opts = ...
 local started = os.time()
 
--- 1. Check that the archive can be written, find the environment, and check
---    that its database and storage answer, before any long work.
+-- 1. Check that pg_dump is there and the archive can be written, find the
+--    environment, and check that its database and storage answer, before any
+--    long work.
+assert(pg_programs.find("pg_dump"))
 assert(wf.check_output(opts.file, opts.force))
 local env = assert(wf.resolve(opts))
 local db <close> = assert(wf.connect_database(env))

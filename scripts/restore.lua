@@ -10,13 +10,16 @@ local backup_archive = require "mxpc.backup_archive"
 local errors = require "mxpc.error"
 local fs = require "mxpc.fs"
 local log = require "mxpc.log"
+local pg_programs = require "mxpc.pg_programs"
 local wf = require "mxpc.workflow"
 
 local opts = ...
 local started = os.time()
 
--- 1. Check the whole archive first: structure, layout, and pg_restore -l.
+-- 1. Check the whole archive first: structure, layout, and pg_restore -l
+--    (the PostgreSQL programs must be there before anything is changed).
 if not fs.stat(opts.file) then errors.raise("not_found", ("backup file %s does not exist"):format(opts.file)) end
+assert(pg_programs.find_all(opts.files_only and { "pg_restore" } or { "pg_restore", "psql" }))
 log.info("checking the archive", { file = opts.file })
 local summary = assert(backup_archive.validate(opts.file, { check_dump = true }))
 for _, w in ipairs(summary.warnings or {}) do log.warn(w) end

@@ -6,6 +6,7 @@ local environment = require "mxpc.environment"
 local errors = require "mxpc.error"
 local fs = require "mxpc.fs"
 local log = require "mxpc.log"
+local pg_programs = require "mxpc.pg_programs"
 local process = require "mxpc.process"
 local runtime = require "mxpc.runtime"
 
@@ -83,7 +84,7 @@ function M.ensure_stopped(env, stop, timeout)
       return nil, errors.new { code = "timeout", message = ("%d pods of %s/%s still run after %d seconds"):format(
         n, env.namespace, env.name, timeout or 300) }
     end
-    os.execute("sleep 1")
+    runtime.sleep(1)
   end
   log.info("app stopped")
   return guard
@@ -115,11 +116,12 @@ local function pg_env(db)
   return env
 end
 
--- The PostgreSQL client program `name` (MXPC_PG_BINDIR first, then PATH).
-local function pg_program(name)
-  local dir = os.getenv("MXPC_PG_BINDIR")
-  if dir and dir ~= "" then return dir .. "/" .. name end
-  return name
+-- Why a child failed, for a message: "pg_dump failed (exit status 1): <its
+-- stderr>", "psql was killed by signal 9 (SIGKILL)".
+local function child_failure(name, r)
+  local text = r.stderr:gsub("%s+$", "")
+  return (r.signal and (name .. " was " .. r.reason) or (name .. " failed (" .. r.reason .. ")"))
+    .. (text ~= "" and (": " .. text) or "")
 end
 
 local FILES_TABLE, UUID_COLUMN = "system$filedocument", "__uuid__"
@@ -173,17 +175,17 @@ end
 
 -- pg_dump -O -x -Fc into `path`; returns its size.
 function M.dump_database(env, path)
-  log.info("dumping the database", { program = "pg_dump" })
+  local pg_dump, perr = pg_programs.find("pg_dump")
+  if not pg_dump then return nil, perr end
+  log.info("dumping the database", { program = pg_dump })
   -- stdout to a file we create: mode 0600 from the start
-  local p, err = process.spawn({ pg_program("pg_dump"), "-O", "-x", "-Fc", "--no-password" },
+  local p, err = process.spawn({ pg_dump, "-O", "-x", "-Fc", "--no-password" },
     { env = pg_env(env.database), stdout = { file = path } })
   if not p then return nil, err end
   local r = p:wait()
   p:close()
   if r.status ~= 0 then
-    local text = r.stderr:gsub("%s+$", "")
-    return nil, errors.new { code = "pg_dump",
-      message = "pg_dump failed: " .. (text ~= "" and text or ("exit status " .. tostring(r.status or r.signal))),
+    return nil, errors.new { code = "pg_dump", message = child_failure("pg_dump", r),
       hint = r.stderr:find("server version mismatch") and "install a pg_dump at least as new as the server" or nil }
   end
   local size = fs.stat(path).size
@@ -217,15 +219,17 @@ DO $$DECLARE r record; BEGIN
 END$$;]]
 
 function M.restore_database(env, dump_path)
+  local bin, berr = pg_programs.find_all { "pg_restore", "psql" }
+  if not bin then return nil, berr end
   log.info("restoring the database in one transaction", { database = env.database.dbname })
   -- pg_restore writes SQL, psql runs it in one transaction. We pass the SQL
   -- along ourselves rather than piping one into the other: if pg_restore fails
   -- halfway, psql must not see a clean end of input (it would commit what it
   -- got), so it is killed instead, and the transaction rolls back.
-  local restore, err = process.spawn({ pg_program("pg_restore"), "-O", "-x", "-f", "-", dump_path },
+  local restore, err = process.spawn({ bin.pg_restore, "-O", "-x", "-f", "-", dump_path },
     { stdout = "pipe" })
   if not restore then return nil, err end
-  local psql, perr = process.spawn({ pg_program("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction",
+  local psql, perr = process.spawn({ bin.psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction",
     "--no-password", "-c", EMPTY_PUBLIC, "-f", "-" }, { stdin = "pipe", env = pg_env(env.database) })
   if not psql then
     restore:close()
@@ -241,16 +245,14 @@ function M.restore_database(env, dump_path)
   restore:close()
   if rr.status ~= 0 then
     psql:close() -- kills it before its input ends: nothing is committed
-    local text = rr.stderr:gsub("%s+$", "")
-    return nil, errors.new { code = "pg_restore",
-      message = "pg_restore failed: " .. (text ~= "" and text or ("exit status " .. tostring(rr.status or rr.signal))),
+    return nil, errors.new { code = "pg_restore", message = child_failure("pg_restore", rr),
       hint = "the database was left as it was" }
   end
   psql:close_stdin()
   local rp = psql:wait()
   psql:close()
   if rp.status ~= 0 or rp.stderr:find("ERROR") then
-    return nil, errors.new { code = "restore", message = "restoring the database failed: " .. rp.stderr:gsub("%s+$", ""),
+    return nil, errors.new { code = "restore", message = "restoring the database failed: " .. child_failure("psql", rp),
       hint = "the restore ran in one transaction, so the database was left as it was" }
   end
   log.info("database restored")

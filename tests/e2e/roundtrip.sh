@@ -81,8 +81,22 @@ expect_err "... with pg_restore's message" "simulated failure"
 [ "$(sql 'select count(*) from "myfirstmodule$order"')" = "$before" ] && [ "$(sql "select count(*) from pg_tables where schemaname = 'public'")" = 8 ] \
   && ok "... and nothing of it was committed" || bad "partial restore committed"
 
+# a missing psql (or pg_dump) is found before anything is stopped, uploaded or written
+mkdir "$work/nopsql"
+ln -s "$(command -v pg_restore)" "$work/nopsql/pg_restore"
+MXPC_PG_BINDIR=$work/nopsql run "restore without psql is refused" 1 \
+  restore -n mendix -e demo-copy -f "$work/demo.tar.gz" --stop-app
+expect_err "... naming psql and where it was looked for" "psql not found in MXPC_PG_BINDIR \($work/nopsql\)"
+expect_err "... with a hint" "postgresql-client"
+grep -qE "stopping the app|uploading|checking the archive" "$work/err" && bad "... before any change" || ok "... before any change"
+[ "$(replicas)" = 1 ] && ok "... the app still runs" || bad "... the app still runs"
+MXPC_PG_BINDIR=$work/nopsql run "backup without pg_dump is refused" 1 backup -n mendix -e demo-app -f "$work/nodump.tar.gz"
+expect_err "... naming pg_dump" "pg_dump not found in MXPC_PG_BINDIR"
+grep -q "resolving" "$work/err" && bad "... before any work" || ok "... before any work"
+
 run "restore --stop-app into demo-copy" 0 restore -n mendix -e demo-copy -f "$work/demo.tar.gz" --stop-app
 [ "$(replicas)" = 1 ] && ok "the app runs again afterwards" || bad "the app runs again afterwards"
+
 if proof; then ok "demo-copy holds demo-app's tables, sequences and files"; else bad "proof"; cat "$work/proof"; fi
 
 # archives as Mendix Cloud and older versions make them: built with GNU tar,
