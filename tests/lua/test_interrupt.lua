@@ -98,40 +98,32 @@ t.test("runtime.sleep sleeps; monotonic measures it", function()
   t.raises(function() runtime.sleep(-1) end, "between 0 and 86400")
 end)
 
-t.test("defer_interrupts: a signal is recorded, and raised when deferring ends", function()
-  local dir = t.tmpdir()
-  t.write(dir .. "/defer.lua", ([[
-    local runtime = require "mxpc.runtime"
-    runtime.defer_interrupts(true)
-    io.open("%s/ready", "w"):close()
-    while not runtime.interrupted() do runtime.sleep(0.01) end
-    runtime.sleep(0.1) -- not interrupted either
-    print("noticed " .. runtime.interrupted())
-    runtime.defer_interrupts(false)
-    print("not reached")
-  ]]):format(dir))
-  local err, exit, out = interrupt(dir, dir .. "/defer.lua", "TERM")
-  t.eq(exit, 143)
-  t.eq(out, "noticed SIGTERM\n")
-  t.eq(err, "error: interrupted by SIGTERM\n")
-end)
-
-t.test("defer_interrupts: a deferred signal that is cleared ends the run normally", function()
-  local dir = t.tmpdir()
-  t.write(dir .. "/late.lua", ([[
-    local runtime = require "mxpc.runtime"
-    runtime.defer_interrupts(true)
-    io.open("%s/ready", "w"):close()
-    while not runtime.interrupted() do runtime.sleep(0.01) end
-    runtime.clear_interrupt()
-    print("done anyway")
-    return 0
-  ]]):format(dir))
-  local err, exit, out = interrupt(dir, dir .. "/late.lua", "INT")
-  t.eq(exit, 0)
-  t.eq(out, "done anyway\n")
-  t.eq(err, "")
-end)
+-- While signals are deferred, one is recorded (runtime.interrupted()) and
+-- interrupts nothing, not even a sleep; then `ending` decides.
+for _, case in ipairs {
+  { "a signal is recorded, and raised when deferring ends", "TERM",
+    'runtime.defer_interrupts(false) print("not reached")', 143, "error: interrupted by SIGTERM\n" },
+  { "a deferred signal that is cleared ends the run normally", "INT",
+    'runtime.clear_interrupt() print("done anyway") return 0', 0, "" },
+} do
+  local name, signal, ending, code, stderr = table.unpack(case)
+  t.test("defer_interrupts: " .. name, function()
+    local dir = t.tmpdir()
+    t.write(dir .. "/defer.lua", ([[
+      local runtime = require "mxpc.runtime"
+      runtime.defer_interrupts(true)
+      io.open("%s/ready", "w"):close()
+      while not runtime.interrupted() do runtime.sleep(0.01) end
+      runtime.sleep(0.1)
+      print("noticed " .. runtime.interrupted())
+      %s
+    ]]):format(dir, ending))
+    local err, exit, out = interrupt(dir, dir .. "/defer.lua", signal)
+    t.eq(exit, code)
+    t.eq(out, "noticed SIG" .. signal .. "\n" .. (code == 0 and "done anyway\n" or ""))
+    t.eq(err, stderr)
+  end)
+end
 
 t.test("Ctrl-C in the repl stops the running chunk, not the prompt", function()
   local dir = t.tmpdir()
