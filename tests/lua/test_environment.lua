@@ -23,13 +23,81 @@ end)
 t.test("JDBC URL and the TLS rule it carries", function()
   local j = environment.parse_jdbc("jdbc:postgresql://db:5432/app?sslmode=verify-full&foo=1")
   t.same(j, { host = "db", port = 5432, dbname = "app", params = { sslmode = "verify-full", foo = "1" } })
-  t.eq(environment.sslmode(j), "verify-full")
-  t.eq(environment.sslmode(environment.parse_jdbc("jdbc:postgresql://db/app?sslmode=prefer")), "prefer")
-  t.eq(environment.sslmode(environment.parse_jdbc("jdbc:postgresql://db/app")), "prefer")
-  t.eq(environment.sslmode(environment.parse_jdbc("jdbc:postgresql://db/app?sslmode=disable")), "prefer")
-  t.eq(environment.sslmode(environment.parse_jdbc("jdbc:postgresql://[::1]:6000/app?sslmode=require")), "require")
+  t.eq(environment.jdbc_sslmode(j), "verify-full")
   t.eq(environment.parse_jdbc("jdbc:postgresql://[::1]:6000/app").host, "::1")
   t.eq(environment.parse_jdbc("jdbc:sqlserver://x"), nil)
+end)
+
+-- what pgjdbc (the Mendix runtime's driver) makes of a URL, and what the tool
+-- connects with: never weaker
+local function modes(query)
+  local asked, why = environment.jdbc_sslmode(environment.parse_jdbc("jdbc:postgresql://db/app" .. query))
+  if not asked then return nil, why end
+  return asked, environment.sslmode(asked)
+end
+
+t.test("sslmode: known modes in any case are kept, weak ones become prefer", function()
+  t.same({ modes("?sslmode=verify-full") }, { "verify-full", "verify-full" })
+  t.same({ modes("?sslmode=VERIFY-FULL") }, { "verify-full", "verify-full" })
+  t.same({ modes("?SSLMode=Verify-CA") }, { "verify-ca", "verify-ca" })
+  t.same({ modes("?sslmode=Require&ssl=false") }, { "require", "require" })
+  t.same({ modes("?sslmode=verify%2Dfull") }, { "verify-full", "verify-full" })
+  t.same({ modes("?sslmode=prefer") }, { "prefer", "prefer" })
+  t.same({ modes("") }, { "prefer", "prefer" })
+  t.same({ modes("?sslmode=disable") }, { "disable", "prefer" })
+  t.same({ modes("?sslmode=allow") }, { "allow", "prefer" })
+end)
+
+t.test("sslmode: ssl=true without sslmode is verify-full, as in pgjdbc", function()
+  t.same({ modes("?ssl=true") }, { "verify-full", "verify-full" })
+  t.same({ modes("?ssl=TRUE&foo=1") }, { "verify-full", "verify-full" })
+  t.same({ modes("?ssl") }, { "verify-full", "verify-full" })
+  t.same({ modes("?ssl=") }, { "verify-full", "verify-full" })
+  t.same({ modes("?ssl=false") }, { "prefer", "prefer" })
+  t.same({ modes("?ssl=true&sslfactory=org.postgresql.ssl.NonValidatingFactory") }, { "require", "require" })
+  t.same({ modes("?ssl=true&sslmode=verify-ca") }, { "verify-ca", "verify-ca" })
+end)
+
+t.test("sslmode: an unknown value is an error, never a weaker mode", function()
+  t.same({ modes("?sslmode=verify_full") }, { nil, 'sslmode "verify_full" is not a PostgreSQL sslmode' })
+  t.same({ modes("?sslmode=") }, { nil, 'sslmode "" is not a PostgreSQL sslmode' })
+  t.same({ modes("?ssl=yes") }, { nil, "ssl=yes is neither true nor false" })
+  local none, err = environment.database_settings({ ["database-jdbc-url"] = "jdbc:postgresql://h/d?sslmode=strict",
+    ["database-username"] = "u", ["database-password"] = "p" }, "Secret ns/x")
+  t.eq(none, nil)
+  t.ok(errors.is(err, "environment"))
+  t.eq(err.message, 'Secret ns/x: database-jdbc-url: sslmode "strict" is not a PostgreSQL sslmode')
+  t.contains(err.hint, "verify-full")
+end)
+
+t.test("--db-sslmode and PGSSLMODE raise the mode, never lower it", function()
+  local function db(query)
+    return assert(environment.database_settings({ ["database-jdbc-url"] = "jdbc:postgresql://h/d" .. query,
+      ["database-username"] = "u", ["database-password"] = "p" }, "S"))
+  end
+  local d = db("?sslmode=prefer")
+  t.ok(environment.request_sslmode(d, "VERIFY-full", "--db-sslmode"))
+  t.eq(d.sslmode, "verify-full")
+  d = db("?sslmode=disable")
+  t.ok(environment.request_sslmode(d, "disable", "PGSSLMODE"))
+  t.eq(d.sslmode, "disable", "the environment itself asks for no TLS")
+  d = db("")
+  t.ok(environment.request_sslmode(d, nil, "--db-sslmode"))
+  t.ok(environment.request_sslmode(d, "", "PGSSLMODE"))
+  t.eq(d.sslmode, "prefer")
+  d = db("?ssl=true")
+  local none, err = environment.request_sslmode(d, "require", "--db-sslmode")
+  t.eq(none, nil)
+  t.ok(errors.is(err, "usage"))
+  t.eq(err.message, "--db-sslmode require would lower the TLS mode verify-full that the environment's database asks for")
+  t.eq(d.sslmode, "verify-full", "unchanged")
+  none, err = environment.request_sslmode(d, "verify-ca", "PGSSLMODE")
+  t.eq(none, nil)
+  t.contains(err.message, "PGSSLMODE verify-ca would lower")
+  none, err = environment.request_sslmode(d, "full", "PGSSLMODE")
+  t.eq(none, nil)
+  t.ok(errors.is(err, "usage"))
+  t.eq(err.message, 'PGSSLMODE "full" is not a PostgreSQL sslmode')
 end)
 
 t.test("the config layout is mapped onto the key-per-value names", function()
@@ -49,7 +117,7 @@ t.test("database settings; other database types are refused with a way out", fun
     ["database-jdbc-url"] = "jdbc:postgresql://ignored:1/x?sslmode=verify-full", ["database-host"] = "db:6432",
     ["database-name"] = "app", ["database-username"] = "u", ["database-password"] = "pw-123456" }, "S"))
   t.same(db, { type = "PostgreSQL", host = "db", port = 6432, dbname = "app", user = "u", password = "pw-123456",
-    iam = false, sslmode = "verify-full" })
+    iam = false, sslmode = "verify-full", sslmode_asked = "verify-full" })
   t.eq(require("mxpc.log").redact("pw-123456"), "***", "password registered as a secret")
   local iam = assert(environment.database_settings({ ["database-jdbc-url"] = "jdbc:postgresql://h:5432/d",
     ["database-username"] = "u" }, "S"))
@@ -62,6 +130,34 @@ t.test("database settings; other database types are refused with a way out", fun
   t.contains(err.hint, "PostgreSQL")
   local _, merr = environment.database_settings({ ["database-name"] = "d", ["database-username"] = "u" }, "Secret ns/x")
   t.eq(merr.message, "Secret ns/x: no database-host")
+end)
+
+t.test("RDS IAM authentication is detected tolerantly", function()
+  local base = { ["database-jdbc-url"] = "jdbc:postgresql://h:5432/d", ["database-username"] = "u",
+    ["database-password"] = "pw" }
+  local function with(extra)
+    local v = {}
+    for k, x in pairs(base) do v[k] = x end
+    for k, x in pairs(extra) do v[k] = x end
+    return v
+  end
+  local function iam(values, si) return (environment.database_iam(values, environment.parse_jdbc(
+    values["database-jdbc-url"]), si)) end
+  t.eq(iam(base), false, "a password and no marker: password login")
+  t.eq(iam(with { ["database-password"] = "" }), true, "an empty password")
+  t.eq(iam(with { ["database-iam"] = "true" }), true, "database-iam: true")
+  t.eq(iam(with { ["database-use-iam"] = "yes" }), true)
+  t.eq(iam(with { ["database-iam"] = "false" }), false, "database-iam: false")
+  t.eq(iam(with { ["database-auth"] = "IAM" }), true, "an auth key naming IAM")
+  t.eq(iam(with { ["database-authentication-type"] = "irsa" }), true)
+  t.eq(iam(with { ["database-jdbc-url"] = "jdbc:postgresql://h:5432/d?wrapperPlugins=iam" }), true,
+    "the AWS JDBC wrapper's IAM plugin")
+  t.eq(iam(base, { spec = { authentication = "iam" } }), true, "StorageInstance spec")
+  t.eq(iam(base, { status = { irsa = true } }), true, "StorageInstance status")
+  t.eq(iam(base, { spec = { type = "database", plan = "postgres" } }), false, "a plain StorageInstance")
+  local _, why = environment.database_iam(with { ["database-iam"] = "true" }, nil, nil)
+  t.eq(why, "an IAM marker in the Secret")
+  t.eq(environment.rds_region("mydb.abc123.eu-west-1.rds.amazonaws.com"), "eu-west-1")
 end)
 
 t.test("where files live: bucket in the endpoint, virtual host, MinIO, AWS default", function()
