@@ -298,7 +298,7 @@ local function pg_restore_failed(src, what, result, cmd)
   local detail = first_line(result.stderr or "")
   return nil, errors.new {
     code = "dump_invalid",
-    message = ("%s: %s: %s -l cannot read the dump (%s)%s"):format(src, what, cmd, result.reason,
+    message = ("%s: %s: %s -l cannot read the dump (%s)%s"):format(src, what, cmd:match("[^/]*$"), result.reason,
       detail ~= "" and (": " .. detail) or ""),
     hint = "the dump is damaged, or was made by a newer pg_dump than this pg_restore reads",
   }
