@@ -1,5 +1,6 @@
 /* The Lua runtime: see include/mxpc/runtime.h. */
 #include "mxpc/runtime.h"
+#include "mxpc/ca_bundle.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -350,6 +351,18 @@ static int l_monotonic(lua_State *L)
     return 1;
 }
 
+/* runtime.system_ca_file(): the system's CA bundle the TLS clients fall back
+ * to, or nil (include/mxpc/ca_bundle.h) */
+static int l_system_ca_file(lua_State *L)
+{
+    const char *f = mxpc_system_ca_file();
+    if (f)
+        lua_pushstring(L, f);
+    else
+        lua_pushnil(L);
+    return 1;
+}
+
 int luaopen_mxpc_runtime(lua_State *L)
 {
     static const luaL_Reg fns[] = {
@@ -363,6 +376,7 @@ int luaopen_mxpc_runtime(lua_State *L)
         {"sleep", l_sleep},
         {"monotonic", l_monotonic},
         {"libraries", mxpc_push_library_versions},
+        {"system_ca_file", l_system_ca_file},
         {NULL, NULL},
     };
     luaL_newlib(L, fns);
