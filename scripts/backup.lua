@@ -7,13 +7,17 @@ local backup_archive = require "mxpc.backup_archive"
 local errors = require "mxpc.error"
 local fs = require "mxpc.fs"
 local log = require "mxpc.log"
+local pg_programs = require "mxpc.pg_programs"
+local runtime = require "mxpc.runtime"
 local wf = require "mxpc.workflow"
 
 local opts = ...
 local started = os.time()
 
--- 1. Check that the archive can be written, find the environment, and check
---    that its database and storage answer, before any long work.
+-- 1. Check that pg_dump is there and the archive can be written, find the
+--    environment, and check that its database and storage answer, before any
+--    long work.
+assert(pg_programs.find("pg_dump"))
 assert(wf.check_output(opts.file, opts.force))
 local env = assert(wf.resolve(opts))
 local db <close> = assert(wf.connect_database(env))
@@ -23,7 +27,9 @@ local db <close> = assert(wf.connect_database(env))
 if opts.database_only then
   local work <close> = assert(wf.workdir(opts.file))
   local dump_size = assert(wf.dump_database(env, work.path .. "/db.backup"))
+  runtime.defer_interrupts(true) -- from the rename on, a signal comes too late
   assert(os.rename(work.path .. "/db.backup", opts.file))
+  wf.too_late("the backup was written")
   io.stdout:write(("database-only backup of %s/%s written to %s: %d bytes\n"):format(
     env.namespace, env.name, opts.file, dump_size))
   return 0
@@ -72,9 +78,11 @@ for _, f in ipairs(present) do
   assert(entry:finish())
   progress.step(f.size)
 end
+runtime.defer_interrupts(true) -- from the commit on, a signal comes too late
 assert(out:commit())
 
 -- 6. Say what was done.
+wf.too_late("the backup was written")
 log.info("backup written", { file = opts.file, files = #present, missing = #missing,
   bytes = fs.stat(opts.file).size, seconds = os.time() - started })
 io.stdout:write(("backup of %s/%s written to %s: database %d bytes, %d files (%d bytes)%s\n"):format(

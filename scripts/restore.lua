@@ -5,18 +5,24 @@
 -- Nothing is written anywhere before the whole archive has been checked, the
 -- files are uploaded before the database is touched, and the database is
 -- emptied and restored in one transaction: a failure leaves it as it was.
+-- A signal (Ctrl-C, SIGTERM) before the commit ends the run with 130/143 and
+-- the database as it was; once psql has its whole input it comes too late,
+-- and the run finishes (docs/workflows.md).
 local archive = require "mxpc.archive"
 local backup_archive = require "mxpc.backup_archive"
 local errors = require "mxpc.error"
 local fs = require "mxpc.fs"
 local log = require "mxpc.log"
+local pg_programs = require "mxpc.pg_programs"
 local wf = require "mxpc.workflow"
 
 local opts = ...
 local started = os.time()
 
--- 1. Check the whole archive first: structure, layout, and pg_restore -l.
+-- 1. Check the whole archive first: structure, layout, and pg_restore -l
+--    (the PostgreSQL programs must be there before anything is changed).
 if not fs.stat(opts.file) then errors.raise("not_found", ("backup file %s does not exist"):format(opts.file)) end
+assert(pg_programs.find_all(opts.files_only and { "pg_restore" } or { "pg_restore", "psql" }))
 log.info("checking the archive", { file = opts.file })
 local summary = assert(backup_archive.validate(opts.file, { check_dump = true }))
 for _, w in ipairs(summary.warnings or {}) do log.warn(w) end
@@ -27,7 +33,8 @@ end
 
 -- 2. Find the environment; it must be stopped (or stopped for us).
 local env = assert(wf.resolve(opts))
-local app <close> = assert(wf.ensure_stopped(env, opts.stop_app))
+local app <close> = wf.app_control(env) -- starts the app again when closed, if it was stopped
+assert(app:ensure_stopped(opts.stop_app))
 
 -- 3. Check that the database and the storage answer before changing anything.
 local with_db, with_files = not opts.files_only, not opts.database_only and summary.kind ~= "dump"
@@ -65,6 +72,12 @@ if with_db then
   assert(wf.restore_database(env, dump))
 end
 
+-- 6. Start the app again if it was stopped for the restore (retried while the
+--    Kubernetes API is down; if that fails, the error says how to do it).
+assert(app:start_again())
+
+-- 7. Say what was done.
+wf.too_late("the database restore had committed")
 log.info("restore finished", { files = uploaded, bytes = bytes, seconds = os.time() - started })
 io.stdout:write(("restored %s into %s/%s: %s%d files (%d bytes)\n"):format(
   opts.file, env.namespace, env.name, with_db and "database, " or "", uploaded, bytes))

@@ -2,7 +2,7 @@
  *
  *   local p <close> = assert(process.spawn({"pg_dump", "-Fc", "db"},
  *       {env = {PGPASSWORD = pw}, stdout = {file = "/tmp/x/db.backup"}}))
- *   local r = p:wait()    -- {status = 0, stderr = "..."}
+ *   local r = p:wait()    -- {status = 0, stderr = "...", reason = "exit status 0"}
  *
  *   -- a pipeline: b reads what a writes
  *   local a = process.spawn({"pg_restore", "-f", "-", dump}, {stdout = "pipe"})
@@ -10,8 +10,10 @@
  *
  * Environment values are passed to the child only, never on its command line.
  * A handle that is closed or collected while the child runs kills it. */
+#define _GNU_SOURCE /* sigabbrev_np */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -172,16 +174,28 @@ static int l_spawn(lua_State *L)
     return 1;
 }
 
+/* {status = exit code | nil, signal = n | nil, stderr = text, reason = "exit
+ * status 1" | "killed by signal 9 (SIGKILL)"} */
 void mxpc_process_push_result(lua_State *L, const struct mxpc_process *p, int status)
 {
-    lua_createtable(L, 0, 3);
+    lua_createtable(L, 0, 4);
     if (WIFEXITED(status)) {
         lua_pushinteger(L, WEXITSTATUS(status));
         lua_setfield(L, -2, "status");
+        lua_pushfstring(L, "exit status %d", WEXITSTATUS(status));
     } else if (WIFSIGNALED(status)) {
-        lua_pushinteger(L, WTERMSIG(status));
+        int sig = WTERMSIG(status);
+        lua_pushinteger(L, sig);
         lua_setfield(L, -2, "signal");
+        const char *abbrev = sigabbrev_np(sig);
+        if (abbrev)
+            lua_pushfstring(L, "killed by signal %d (SIG%s)", sig, abbrev);
+        else
+            lua_pushfstring(L, "killed by signal %d", sig);
+    } else {
+        lua_pushfstring(L, "wait status %d", status);
     }
+    lua_setfield(L, -2, "reason");
     int cut;
     const char *text = mxpc_process_stderr(p, &cut);
     lua_pushfstring(L, "%s%s", text, cut ? "\n[...]" : "");
@@ -241,7 +255,7 @@ static int p_read(lua_State *L)
     return 1;
 }
 
-/* p:wait() -> {status = exit code | nil, signal = n | nil, stderr = text} */
+/* p:wait() -> {status = exit code | nil, signal = n | nil, stderr = text, reason = how it ended} */
 static int p_wait(lua_State *L)
 {
     struct lprocess *lp = check_process(L);

@@ -14,6 +14,8 @@ local cjson = require "cjson"
 local errors = require "mxpc.error"
 local fs = require "mxpc.fs"
 local log = require "mxpc.log"
+local pg_programs = require "mxpc.pg_programs"
+local process = require "mxpc.process"
 
 local M = {}
 
@@ -294,8 +296,6 @@ local function read_head(e, n)
   return table.concat(parts)
 end
 
-local function shell_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
-
 -- The line of pg_restore's stderr that says what is wrong.
 local function first_line(text) return text:match("[^\n]*error:[^\n]*") or text:match("[^\n]+") or "" end
 
@@ -309,11 +309,10 @@ local function dump_info(head)
 end
 
 local function pg_restore_failed(src, what, result, cmd)
-  local how = result.status and ("exit status " .. result.status) or ("signal " .. tostring(result.signal))
   local detail = first_line(result.stderr or "")
   return nil, errors.new {
     code = "dump_invalid",
-    message = ("%s: %s: %s -l cannot read the dump (%s)%s"):format(src, what, cmd, how,
+    message = ("%s: %s: %s -l cannot read the dump (%s)%s"):format(src, what, cmd:match("[^/]*$"), result.reason,
       detail ~= "" and (": " .. detail) or ""),
     hint = "the dump is damaged, or was made by a newer pg_dump than this pg_restore reads",
   }
@@ -323,7 +322,7 @@ end
 -- returns the summary or nil, err.
 local function validate_reader(r, opts)
   local src = r:info().name
-  local pg_restore = opts.pg_restore or "pg_restore"
+  local pg_restore = opts.pg_restore
   local s = { kind = "archive", file = src, entries = 0, directories = 0, files = 0, files_bytes = 0, warnings = {} }
   local seen, uuids, forms = {}, {}, {}
   while true do
@@ -415,18 +414,11 @@ local function validate_dump_file(path, opts)
   if not h then return invalid("%s: %s", path, herr) end
   h.size = fs.stat(path).size
   if opts.check_dump then
-    local cmd = opts.pg_restore or "pg_restore"
-    -- stderr into the pipe, the listing itself to /dev/null
-    local p = io.popen(("%s -l %s 2>&1 >/dev/null"):format(shell_quote(cmd), shell_quote(path)), "r")
-    local text = p:read("a")
-    local _, how, code = p:close()
-    if how == "exit" and code == 127 then
-      return nil, errors.new { code = "not_found", message = ("cannot run %s: %s"):format(cmd, first_line(text)) }
-    end
-    if code ~= 0 then
-      return pg_restore_failed(path, "database-only backup",
-        { status = how == "exit" and code or nil, signal = how == "signal" and code or nil, stderr = text }, cmd)
-    end
+    -- the listing itself goes to /dev/null
+    local p <close>, err = process.spawn({ opts.pg_restore, "-l", path })
+    if not p then return nil, err end
+    local result = p:wait()
+    if result.status ~= 0 then return pg_restore_failed(path, "database-only backup", result, opts.pg_restore) end
   end
   return { kind = "dump", file = path, entries = 0, files = 0, files_bytes = 0, dump = h, warnings = {},
     compressed_bytes = h.size }
@@ -435,10 +427,16 @@ end
 -- The validation pass: reads the whole archive (a path, or an open
 -- mxpc.archive reader) and checks its structure, layout, metadata and dump
 -- header; with opts.check_dump it also streams the dump through
--- `pg_restore -l` (opts.pg_restore: the command). Writes nothing anywhere.
+-- `pg_restore -l` (opts.pg_restore: the command; by default the one
+-- mxpc.pg_programs finds). Writes nothing anywhere.
 -- Returns a summary (see docs/archive.md) or nil, err.
 function M.validate(src, opts)
   opts = opts or {}
+  if opts.check_dump and not opts.pg_restore then
+    local path, perr = pg_programs.find("pg_restore")
+    if not path then return nil, perr end
+    opts = setmetatable({ pg_restore = path }, { __index = opts })
+  end
   local summary, err
   if type(src) == "string" then
     local kind, derr = M.detect(src)

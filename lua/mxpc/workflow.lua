@@ -6,6 +6,7 @@ local environment = require "mxpc.environment"
 local errors = require "mxpc.error"
 local fs = require "mxpc.fs"
 local log = require "mxpc.log"
+local pg_programs = require "mxpc.pg_programs"
 local process = require "mxpc.process"
 local runtime = require "mxpc.runtime"
 
@@ -48,50 +49,145 @@ function M.running_pods(env)
   return #(pods.items or {})
 end
 
--- Makes sure the app does not run during a restore. With `stop`, scales it to
--- 0 and waits for its pods to go; the returned guard scales it back when
--- closed (also after a failure). Without `stop`, a running app is an error.
-function M.ensure_stopped(env, stop, timeout)
-  local replicas = env.replicas or 0
+-- The command that sets the app's replicas by hand.
+local function scale_command(env, replicas)
+  return ("kubectl -n %s patch mendixapp %s --type merge -p '{\"spec\":{\"replicas\":%d}}'"):format(
+    env.namespace, env.name, replicas)
+end
+
+-- How long starting the app again is retried while the Kubernetes API is down
+-- or answers 5xx/429, in seconds.
+M.START_RETRY_SECONDS = 30
+
+local RETRY_STATUS = { [408] = true, [409] = true, [429] = true }
+
+-- Sets the app's replicas back, retrying with backoff (0.5 s doubling up to
+-- 5 s) for M.START_RETRY_SECONDS; true or nil, err.
+local function scale_back(env, replicas)
+  local deadline = runtime.monotonic() + M.START_RETRY_SECONDS
+  local delay = 0.5
+  while true do
+    local ok, err = env.client:patch("mendixapps", env.name, { spec = { replicas = replicas } },
+      { namespace = env.namespace })
+    if ok then return true end
+    local left = deadline - runtime.monotonic()
+    if (err.status and err.status < 500 and not RETRY_STATUS[err.status]) or left <= 0 then return nil, err end
+    log.warn("could not start the app again, retrying", { error = err.message, seconds = math.min(delay, left) })
+    runtime.sleep(math.min(delay, left))
+    delay = math.min(delay * 2, 5)
+  end
+end
+
+-- The app of an environment during a restore: stops it if asked, and starts
+-- it again when closed (also while an error or a signal unwinds) or when
+-- asked to. Create it into a to-be-closed variable before stopping:
+--   local app <close> = wf.app_control(env)
+--   assert(app:ensure_stopped(opts.stop_app))
+local App = {}
+App.__index = App
+
+function M.app_control(env)
+  return setmetatable({ env = env, replicas = env.replicas or 0, stopped = false }, App)
+end
+
+-- Makes sure the app does not run. With `stop`, scales it to 0 and waits for
+-- its pods to go (at most `timeout` seconds, default 300); without, a running
+-- app is an error. true or nil, err; after a failure or a signal the app is
+-- started again before this returns.
+function App:ensure_stopped(stop, timeout)
+  local env, replicas = self.env, self.replicas
   local pods, perr = M.running_pods(env)
   if not pods and not errors.is(perr, "forbidden") then return nil, perr end
-  if replicas == 0 and (pods or 0) == 0 then return setmetatable({}, { __close = function() end }) end
+  if replicas == 0 and (pods or 0) == 0 then return true end
   if not stop then
     return nil, errors.new { code = "running",
       message = ("environment %s/%s is running (%d replicas%s); restoring into a running app can break it"):format(
         env.namespace, env.name, replicas, pods and (", %d pods"):format(pods) or ""),
-      hint = ("stop it first (kubectl -n %s patch mendixapp %s --type merge -p '{\"spec\":{\"replicas\":0}}'), " ..
-        "or use --stop-app to stop it for the restore and start it again afterwards"):format(env.namespace, env.name) }
+      hint = ("stop it first (%s), or use --stop-app to stop it for the restore and start it again afterwards"):format(
+        scale_command(env, 0)) }
   end
   log.info("stopping the app", { replicas = replicas })
-  local ok, err = env.client:patch("mendixapps", env.name, { spec = { replicas = 0 } }, { namespace = env.namespace })
-  if not ok then return nil, err end
-  local guard = setmetatable({}, { __close = function()
-    -- this runs while an error or Ctrl-C unwinds too: the app must come back,
-    -- so a pending interruption must not stop this request
-    runtime.clear_interrupt()
-    log.info("starting the app again", { replicas = replicas })
-    local back, berr = env.client:patch("mendixapps", env.name, { spec = { replicas = replicas } },
-      { namespace = env.namespace })
-    if not back then log.error("could not start the app again: " .. tostring(berr)) end
-  end })
-  local deadline = os.time() + (timeout or 300)
-  while true do
-    local n, lerr = M.running_pods(env)
-    if not n then
-      getmetatable(guard).__close()
-      return nil, lerr
+  local function stop_and_wait()
+    self.stopped = true -- from the request on, even if it is interrupted
+    local ok, err = env.client:patch("mendixapps", env.name, { spec = { replicas = 0 } }, { namespace = env.namespace })
+    if not ok then
+      if err.status then self.stopped = false end -- the server refused: nothing changed
+      return nil, err
     end
-    if n == 0 then break end
-    if os.time() >= deadline then
-      getmetatable(guard).__close()
-      return nil, errors.new { code = "timeout", message = ("%d pods of %s/%s still run after %d seconds"):format(
-        n, env.namespace, env.name, timeout or 300) }
+    local deadline = os.time() + (timeout or 300)
+    while true do
+      local n, lerr = M.running_pods(env)
+      if not n then return nil, lerr end
+      if n == 0 then return true end
+      if os.time() >= deadline then
+        return nil, errors.new { code = "timeout", message = ("%d pods of %s/%s still run after %d seconds"):format(
+          n, env.namespace, env.name, timeout or 300) }
+      end
+      runtime.sleep(1)
     end
-    os.execute("sleep 1")
+  end
+  local ran, ok, err = pcall(stop_and_wait)
+  if not ran or not ok then
+    self:__close(not ran and ok or nil)
+    if not ran then error(ok, 0) end
+    return nil, err
   end
   log.info("app stopped")
-  return guard
+  return true
+end
+
+local function start(self)
+  if self.result == nil then
+    if not self.stopped then
+      self.result = true
+    else
+      local was = runtime.defer_interrupts(true)
+      log.info("starting the app again", { replicas = self.replicas })
+      local ok, err = scale_back(self.env, self.replicas)
+      if ok then
+        self.result = true
+      else
+        self.result = false
+        self.err = errors.new { code = "app_stopped",
+          message = ("starting the app again failed, %s/%s is left stopped: %s"):format(self.env.namespace,
+            self.env.name, err.message),
+          hint = "start it when the Kubernetes API answers again: " .. scale_command(self.env, self.replicas) }
+      end
+      runtime.defer_interrupts(was)
+    end
+  end
+  if self.result then return true end
+  return nil, self.err
+end
+
+-- Starts the app again if it was stopped (once; later calls return the first
+-- result): true, or nil, err (code app_stopped) naming the command that
+-- starts it by hand. Signals are deferred meanwhile: the first one does not
+-- stop it, and is raised afterwards unless signals were deferred already.
+function App:start_again()
+  local ok, err = start(self)
+  if not ok then self.reported = true end -- the caller reports it
+  return ok, err
+end
+
+function App:__close(err)
+  -- while an error or a signal unwinds the app must still come back, so a
+  -- pending interruption must not stop this request
+  if err ~= nil then runtime.clear_interrupt() end
+  local ok, serr = start(self)
+  if not ok and not self.reported then
+    self.reported = true
+    log.error(serr.message .. "; " .. serr.hint)
+  end
+end
+
+-- The same in one call, for scripts written before app_control: returns the
+-- app (to close) or nil, err.
+function M.ensure_stopped(env, stop, timeout)
+  local app = M.app_control(env)
+  local ok, err = app:ensure_stopped(stop, timeout)
+  if not ok then return nil, err end
+  return app
 end
 
 -- --- PostgreSQL -------------------------------------------------------------------
@@ -170,11 +266,12 @@ local function pg_env(db)
   return env
 end
 
--- The PostgreSQL client program `name` (MXPC_PG_BINDIR first, then PATH).
-local function pg_program(name)
-  local dir = os.getenv("MXPC_PG_BINDIR")
-  if dir and dir ~= "" then return dir .. "/" .. name end
-  return name
+-- Why a child failed, for a message: "pg_dump failed (exit status 1): <its
+-- stderr>", "psql was killed by signal 9 (SIGKILL)".
+local function child_failure(name, r)
+  local text = r.stderr:gsub("%s+$", "")
+  return (r.signal and (name .. " was " .. r.reason) or (name .. " failed (" .. r.reason .. ")"))
+    .. (text ~= "" and (": " .. text) or "")
 end
 
 local FILES_TABLE, UUID_COLUMN = "system$filedocument", "__uuid__"
@@ -228,19 +325,19 @@ end
 
 -- pg_dump -O -x -Fc into `path`; returns its size.
 function M.dump_database(env, path)
-  log.info("dumping the database", { program = "pg_dump" })
+  local pg_dump, perr = pg_programs.find("pg_dump")
+  if not pg_dump then return nil, perr end
+  log.info("dumping the database", { program = pg_dump })
   -- stdout to a file we create: mode 0600 from the start
   local penv, eerr = pg_env(env.database)
   if not penv then return nil, eerr end
-  local p, err = process.spawn({ pg_program("pg_dump"), "-O", "-x", "-Fc", "--no-password" },
+  local p, err = process.spawn({ pg_dump, "-O", "-x", "-Fc", "--no-password" },
     { env = penv, stdout = { file = path } })
   if not p then return nil, err end
   local r = p:wait()
   p:close()
   if r.status ~= 0 then
-    local text = r.stderr:gsub("%s+$", "")
-    return nil, errors.new { code = "pg_dump",
-      message = "pg_dump failed: " .. (text ~= "" and text or ("exit status " .. tostring(r.status or r.signal))),
+    return nil, errors.new { code = "pg_dump", message = child_failure("pg_dump", r),
       hint = r.stderr:find("server version mismatch") and "install a pg_dump at least as new as the server" or nil }
   end
   local size = fs.stat(path).size
@@ -273,13 +370,21 @@ DO $$DECLARE r record; BEGIN
   END LOOP;
 END$$;]]
 
+-- Once psql has read all of its input, PostgreSQL alone decides between
+-- commit and rollback, and a signal cannot change that any more: from then on
+-- signals are deferred (runtime.defer_interrupts). If the restore failed, a
+-- signal that came meanwhile is raised; after a commit they stay deferred, so
+-- the run can finish (start the app, report success) and say the interruption
+-- came too late.
 function M.restore_database(env, dump_path)
+  local bin, berr = pg_programs.find_all { "pg_restore", "psql" }
+  if not bin then return nil, berr end
   log.info("restoring the database in one transaction", { database = env.database.dbname })
   -- pg_restore writes SQL, psql runs it in one transaction. We pass the SQL
   -- along ourselves rather than piping one into the other: if pg_restore fails
   -- halfway, psql must not see a clean end of input (it would commit what it
   -- got), so it is killed instead, and the transaction rolls back.
-  local restore, err = process.spawn({ pg_program("pg_restore"), "-O", "-x", "-f", "-", dump_path },
+  local restore, err = process.spawn({ bin.pg_restore, "-O", "-x", "-f", "-", dump_path },
     { stdout = "pipe" })
   if not restore then return nil, err end
   local penv, eerr = pg_env(env.database)
@@ -287,7 +392,7 @@ function M.restore_database(env, dump_path)
     restore:close()
     return nil, eerr
   end
-  local psql, perr = process.spawn({ pg_program("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction",
+  local psql, perr = process.spawn({ bin.psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction",
     "--no-password", "-c", EMPTY_PUBLIC, "-f", "-" }, { stdin = "pipe", env = penv })
   if not psql then
     restore:close()
@@ -303,16 +408,16 @@ function M.restore_database(env, dump_path)
   restore:close()
   if rr.status ~= 0 then
     psql:close() -- kills it before its input ends: nothing is committed
-    local text = rr.stderr:gsub("%s+$", "")
-    return nil, errors.new { code = "pg_restore",
-      message = "pg_restore failed: " .. (text ~= "" and text or ("exit status " .. tostring(rr.status or rr.signal))),
+    return nil, errors.new { code = "pg_restore", message = child_failure("pg_restore", rr),
       hint = "the database was left as it was" }
   end
+  local was = runtime.defer_interrupts(true) -- a signal before this line still rolls back
   psql:close_stdin()
   local rp = psql:wait()
   psql:close()
   if rp.status ~= 0 or rp.stderr:find("ERROR") then
-    return nil, errors.new { code = "restore", message = "restoring the database failed: " .. rp.stderr:gsub("%s+$", ""),
+    runtime.defer_interrupts(was) -- raises a signal that came meanwhile: the database is as it was
+    return nil, errors.new { code = "restore", message = "restoring the database failed: " .. child_failure("psql", rp),
       hint = "the restore ran in one transaction, so the database was left as it was" }
   end
   log.info("database restored")
@@ -337,6 +442,18 @@ function M.connect_storage(env)
   local _, perr = client:head(st.bucket, st.prefix .. ".mxpc-probe")
   if perr and not errors.is(perr, "not_found") and not errors.is(perr, "forbidden") then return nil, perr end
   return client
+end
+
+-- --- signals ------------------------------------------------------------------------
+
+-- After a point of no return (signals deferred there): warns if a signal came
+-- and forgets it, so the run ends as what it is, complete.
+function M.too_late(what)
+  local late = runtime.interrupted()
+  if late then
+    log.warn(("interrupted by %s after %s: too late to stop, the run completes"):format(late, what))
+    runtime.clear_interrupt()
+  end
 end
 
 -- --- progress --------------------------------------------------------------------------

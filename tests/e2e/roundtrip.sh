@@ -12,7 +12,7 @@ src=$(cd "$(dirname "$0")/../.." && pwd)
 export KUBECONFIG=$MXPC_KUBECONFIG PGSSLROOTCERT=$MXPC_PG_CA MXPC_SCRIPTS= MXPC_DATADIR=
 seed_json=$MXPC_STACK_DIR/seed.json
 work=$(mktemp -d)
-trap 'rm -rf "$work"; "$src/tests/stack/seed" --env-file "$MXPC_STACK_ENV" >/dev/null' EXIT
+trap 'rm -rf "$work"; [ -n "${MXPC_K8S_FAULT_FILE:-}" ] && printf "{\"seconds\": 0}\n" >"$MXPC_K8S_FAULT_FILE"; "$src/tests/stack/seed" --env-file "$MXPC_STACK_ENV" >/dev/null' EXIT
 passed=0 failed=0
 ok() { passed=$((passed + 1)); echo "ok   $1"; }
 bad() { failed=$((failed + 1)); echo "FAIL $1"; [ -f "$work/err" ] && sed 's/^/  /' "$work/err" | tail -5; }
@@ -81,8 +81,52 @@ expect_err "... with pg_restore's message" "simulated failure"
 [ "$(sql 'select count(*) from "myfirstmodule$order"')" = "$before" ] && [ "$(sql "select count(*) from pg_tables where schemaname = 'public'")" = 8 ] \
   && ok "... and nothing of it was committed" || bad "partial restore committed"
 
+# a missing psql (or pg_dump) is found before anything is stopped, uploaded or written
+mkdir "$work/nopsql"
+ln -s "$(command -v pg_restore)" "$work/nopsql/pg_restore"
+MXPC_PG_BINDIR=$work/nopsql run "restore without psql is refused" 1 \
+  restore -n mendix -e demo-copy -f "$work/demo.tar.gz" --stop-app
+expect_err "... naming psql and where it was looked for" "psql not found in MXPC_PG_BINDIR \($work/nopsql\)"
+expect_err "... with a hint" "postgresql-client"
+grep -qE "stopping the app|uploading|checking the archive" "$work/err" && bad "... before any change" || ok "... before any change"
+[ "$(replicas)" = 1 ] && ok "... the app still runs" || bad "... the app still runs"
+MXPC_PG_BINDIR=$work/nopsql run "backup without pg_dump is refused" 1 backup -n mendix -e demo-app -f "$work/nodump.tar.gz"
+expect_err "... naming pg_dump" "pg_dump not found in MXPC_PG_BINDIR"
+grep -q "resolving" "$work/err" && bad "... before any work" || ok "... before any work"
+
 run "restore --stop-app into demo-copy" 0 restore -n mendix -e demo-copy -f "$work/demo.tar.gz" --stop-app
 [ "$(replicas)" = 1 ] && ok "the app runs again afterwards" || bad "the app runs again afterwards"
+
+# the Kubernetes API down when the app is to start again: a short outage is
+# waited out; after a long one the app is left stopped, and the error says so
+# and how to start it (the emulator's outage starts with that PATCH)
+[ -n "${MXPC_K8S_FAULT_FILE:-}" ] || bad "env.sh names MXPC_K8S_FAULT_FILE (restart the stack)"
+outage() { printf '{"mode": "%s", "seconds": %s, "match": "PATCH .*/mendixapps/demo-copy .*\\"replicas\\": ?[1-9]"}\n' \
+  "$1" "$2" >"$MXPC_K8S_FAULT_FILE"; }
+for mode in 503 drop; do
+  outage $mode 2
+  run "an API outage ($mode) of 2 s when starting the app again is waited out" 0 \
+    restore -n mendix -e demo-copy -f "$work/demo.tar.gz" --stop-app
+  [ ! -e "$MXPC_K8S_FAULT_FILE" ] && ok "... (the outage happened)" || bad "... (the outage happened)"
+  expect_err "... retrying" "could not start the app again.*retrying"
+  grep -q "^restored " "$work/out" && ok "... success line" || bad "... success line"
+  [ "$(replicas)" = 1 ] && ok "... and the app runs" || bad "... and the app runs"
+done
+outage 503 60
+t0=$SECONDS
+run "an API outage of a minute: exit 1" 1 restore -n mendix -e demo-copy -f "$work/demo.tar.gz" --stop-app
+took=$((SECONDS - t0))
+[ $took -ge 25 ] && [ $took -le 50 ] && ok "... after retrying about 30 s ($took s)" || bad "... after retrying about 30 s ($took s)"
+[ ! -s "$work/out" ] && ok "... no success line" || bad "... no success line"
+expect_err "... saying the app is left stopped" "error: .*demo-copy is left stopped"
+expect_err "... with the command to start it" \
+  "hint: .*kubectl -n mendix patch mendixapp demo-copy --type merge -p '\{\"spec\":\{\"replicas\":1\}\}'"
+grep -c "left stopped" "$work/err" | grep -qx 1 && ok "... once" || bad "... once"
+printf '{"seconds": 0}\n' >"$MXPC_K8S_FAULT_FILE" # the API answers again
+[ "$(replicas)" = 0 ] && ok "... and it is stopped" || bad "... and it is stopped"
+start=$(sed -n "s/^hint: .*\(kubectl -n mendix patch [^;]*'\).*/\1/p" "$work/err")
+eval "$start" >/dev/null && [ "$(replicas)" = 1 ] && ok "... the command in the hint starts it" || bad "the hint's command: $start"
+rm -f "$MXPC_K8S_FAULT_FILE"
 if proof; then ok "demo-copy holds demo-app's tables, sequences and files"; else bad "proof"; cat "$work/proof"; fi
 
 # archives as Mendix Cloud and older versions make them: built with GNU tar,

@@ -122,4 +122,43 @@ t.test("SIGINT while waiting for a child: exit 130, child killed", function()
   t.eq(fs.read(dir .. "/err"), "error: interrupted by SIGINT\n")
 end)
 
+t.test("how a child ended: exit status, or killed by a signal with its name", function()
+  local p <close> = assert(process.spawn({ "sh", "-c", "exit 3" }))
+  local r = p:wait()
+  t.eq(r.status, 3)
+  t.eq(r.reason, "exit status 3")
+  local q <close> = assert(process.spawn({ "sh", "-c", "echo dying >&2; kill -9 $$" }))
+  local k = q:wait()
+  t.eq(k.status, nil)
+  t.eq(k.signal, 9)
+  t.eq(k.reason, "killed by signal 9 (SIGKILL)")
+  t.eq(k.stderr, "dying\n")
+  local z <close> = assert(process.spawn({ "true" }))
+  t.eq(z:wait().reason, "exit status 0")
+end)
+
+t.test("stock Lua starts children only through mxpc.process (no shell)", function()
+  local src = assert(os.getenv("MXPC_SOURCE_DIR"), "MXPC_SOURCE_DIR is not set")
+  local found, files = {}, 0
+  local function scan(dir)
+    for _, name in ipairs(assert(fs.dir(dir))) do
+      local path = dir .. "/" .. name
+      if fs.stat(path).type == "directory" then
+        scan(path)
+      elseif name:match("%.lua$") then
+        files = files + 1
+        local n = 0
+        for line in io.lines(path) do
+          n = n + 1
+          if line:find("os%.execute") or line:find("io%.popen") then found[#found + 1] = path:sub(#src + 2) .. ":" .. n end
+        end
+      end
+    end
+  end
+  scan(src .. "/lua")
+  scan(src .. "/scripts")
+  t.ok(files >= 10, "the stock files were found")
+  t.same(found, {}, "os.execute / io.popen")
+end)
+
 return t.run()

@@ -120,7 +120,8 @@ def resource_for(group, version, plural):
 
 REASONS = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound",
            405: "MethodNotAllowed", 406: "NotAcceptable", 409: "Conflict", 410: "Expired",
-           415: "UnsupportedMediaType", 422: "Invalid", 500: "InternalError"}
+           415: "UnsupportedMediaType", 422: "Invalid", 500: "InternalError",
+           503: "ServiceUnavailable"}
 
 
 class ApiError(Exception):
@@ -1505,6 +1506,45 @@ class Operator(threading.Thread):
 
 
 # --------------------------------------------------------------------------
+# Outages, for tests
+# --------------------------------------------------------------------------
+
+class Faults:
+    """Test-only outages, armed by writing a JSON file (DIR/fault.json, named by
+    MXPC_K8S_FAULT_FILE in env.sh):
+
+        {"mode": "503" | "drop", "seconds": N, "match": REGEX}
+
+    The outage starts with the first request whose "METHOD PATH BODY" matches
+    REGEX (at once without "match"); the file is then removed, so it fires once.
+    For N seconds every request is answered 503 ServiceUnavailable ("503") or has
+    its connection closed without an answer ("drop"). A new file replaces the
+    outage under way ("seconds": 0 ends it)."""
+
+    def __init__(self, path):
+        self.path = path
+        self.lock = threading.Lock()
+        self.until = 0.0
+        self.mode = None
+
+    def check(self, method, path, body):
+        """The outage mode for this request, or None."""
+        with self.lock:
+            now = time.monotonic()
+            try:
+                with open(self.path) as f:
+                    spec = json.load(f)
+            except (OSError, ValueError):
+                spec = None
+            text = f"{method} {path} {body.decode('utf-8', 'replace')}"
+            if spec is not None and (not spec.get("match") or re.search(spec["match"], text)):
+                os.remove(self.path)
+                self.mode = str(spec.get("mode", "503"))
+                self.until = now + float(spec.get("seconds", 1))
+            return self.mode if now < self.until else None
+
+
+# --------------------------------------------------------------------------
 # HTTP(S) server
 # --------------------------------------------------------------------------
 
@@ -1546,6 +1586,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
         user = None
         try:
             body = self.read_body()
+            fault = self.server.faults.check(method, self.path, body)
+            if fault == "drop":
+                self.close_connection = True
+                self.server.log(f"- {method} {self.path} dropped (test outage)")
+                return
+            if fault:
+                raise ApiError(503, "the server is currently unable to handle the request (test outage)",
+                               "ServiceUnavailable")
             user = self.server.auth.authenticate(self.connection.getpeercert(),
                                                  self.headers.get("Authorization"), url.path)
             req = Request(method, url.path, parse_qs(url.query),
@@ -1604,6 +1652,7 @@ class TLSServer(http.server.ThreadingHTTPServer):
         self.auth = auth
         self.log_file = open(log_path, "a", buffering=1)
         self.log_lock = threading.Lock()
+        self.faults = Faults(os.path.join(os.path.dirname(log_path), "fault.json"))
         super().__init__(address, Handler)
 
     def finish_request(self, request, client_address):
@@ -1795,6 +1844,7 @@ def init(state_dir, port, tls_dir, operator_delay):
         "MXPC_K8S_SA_DIR": sa,
         "MXPC_K8S_AUTH_FILE": os.path.join(state_dir, "auth.json"),
         "MXPC_K8S_STATE_FILE": os.path.join(state_dir, "state.json"),
+        "MXPC_K8S_FAULT_FILE": os.path.join(state_dir, "fault.json"),
     }
     for key, value in env.items():
         print(f"export {key}={shlex.quote(value)}")
