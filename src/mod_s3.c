@@ -51,8 +51,8 @@ static int push_s3_error(lua_State *L, const struct mxpc_s3_error *e)
         mxpc_check_interrupt(L);
         return mxpc_error_raise(L, "interrupted", NULL, "%s", e->message);
     }
-    if (strcmp(e->code, "usage") == 0)
-        return luaL_error(L, "%s", e->message);
+    if (strcmp(e->code, "usage") == 0) /* misuse: raised, with the hint */
+        return mxpc_error_raise(L, "error", e->hint[0] ? e->hint : NULL, "%s", e->message);
     lua_pushnil(L);
     mxpc_error_push(L, e->code, e->hint[0] ? e->hint : NULL, "%s", e->message);
     if (e->http_status) {

@@ -675,7 +675,15 @@ struct mxpc_s3 *mxpc_s3_new(const struct mxpc_s3_config *cfg, struct mxpc_s3_err
         return NULL;
     }
     size_t alen = strcspn(rest, "/?#");
-    if (alen == 0 || rest[alen] == '?' || rest[alen] == '#' || memchr(rest, '@', alen)) {
+    if (memchr(rest, '@', alen)) {
+        set_error(e, "usage",
+                  "write it as https://host[:port][/path]: the credentials are the access key and the secret key",
+                  "S3 endpoint %s holds a user name and password", ep.data);
+        mxpc_buf_free(&ep);
+        free(region);
+        return NULL;
+    }
+    if (alen == 0 || rest[alen] == '?' || rest[alen] == '#') {
         set_error(e, "usage", "write it as https://host[:port][/path]", "S3 endpoint %s is not usable",
                   ep.data);
         mxpc_buf_free(&ep);
