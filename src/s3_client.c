@@ -313,16 +313,15 @@ static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_
 static struct curl_slist *add_header(struct curl_slist *list, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* Any length: a session token is signed, and a cut one would not match. */
 static struct curl_slist *add_header(struct curl_slist *list, const char *fmt, ...)
 {
     struct mxpc_buf b = MXPC_BUF_INIT;
     va_list ap;
     va_start(ap, fmt);
-    char line[2048];
-    vsnprintf(line, sizeof line, fmt, ap);
+    mxpc_buf_vprintf(&b, fmt, ap);
     va_end(ap);
-    mxpc_buf_puts(&b, line);
-    struct curl_slist *l = curl_slist_append(list, b.data);
+    struct curl_slist *l = curl_slist_append(list, b.data ? b.data : "");
     mxpc_buf_free(&b);
     if (!l)
         abort();
