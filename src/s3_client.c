@@ -497,7 +497,11 @@ static void http_error(struct mxpc_s3 *s3, struct request *r, struct mxpc_s3_err
     e->http_status = r->status;
     snprintf(e->s3_code, sizeof e->s3_code, "%s", x.code);
     const char *detail = x.message[0] ? x.message : x.code;
-    if (strcmp(x.code, "NoSuchBucket") == 0)
+    if (r->status == 412 && r->range_from > 0)
+        set_error(e, "changed", "run it again: the object was replaced while it was read",
+                  "%s changed during the download (resuming at byte %lld, its ETag is no longer %s)", what,
+                  (long long)r->range_from, r->if_match ? r->if_match : "the same");
+    else if (strcmp(x.code, "NoSuchBucket") == 0)
         set_error(e, "not_found", NULL, "no such bucket: %s (%s)", r->bucket && *r->bucket ? r->bucket : "(endpoint)",
                   s3->endpoint);
     else if (strcmp(x.code, "NoSuchUpload") == 0)
@@ -552,8 +556,8 @@ static int execute(struct mxpc_s3 *s3, struct request *r, int unsigned_ok, struc
         if (r->range_from > 0 && !r->if_match && if_match[0])
             r->if_match = if_match; /* resume the same object, not a replacement */
         code = perform_once(s3, r, payload_hash, curl_err);
-        if (r->sink && r->delivered == 0 && r->etag[0])
-            snprintf(if_match, sizeof if_match, "%s", r->etag);
+        if (r->sink && r->range_from == 0 && r->etag[0])
+            snprintf(if_match, sizeof if_match, "%s", r->etag); /* the object a resume must come from */
         if (code == CURLE_OK && r->status < 500 && r->status != 429)
             break;
         int retry = r->idempotent && attempt < s3->max_retries && !r->sink_failed && !r->size_mismatch &&
