@@ -33,11 +33,13 @@ which S3 clients handle by opening a new connection for the next request.
 import argparse
 import json
 import os
-import signal
 import socket
 import sys
 import threading
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "bench"))
+from latency_proxy import parse_target, serve_forever  # noqa: E402  (the same listener)
 
 PIECE = 64 * 1024
 HEAD_MAX = 64 * 1024
@@ -238,13 +240,6 @@ def serve(client, target, rules, log):
         log_once()
 
 
-def parse_target(text):
-    host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit():
-        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
-    return host, int(port)
-
-
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--target", type=parse_target, required=True, help="HOST:PORT of the S3 server")
@@ -252,23 +247,8 @@ def main():
     p.add_argument("--log", required=True, help="file the requests are logged to (JSON lines)")
     p.add_argument("--port", type=int, default=0, help="port to listen on (default: any free one)")
     opts = p.parse_args()
-    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
     rules, log = Rules(opts.rules), Log(opts.log)
-    listener = socket.socket()
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        listener.bind(("127.0.0.1", opts.port))
-    except OSError as e:
-        sys.exit(f"s3_fault_proxy: cannot listen on 127.0.0.1:{opts.port}: {e}")
-    listener.listen(128)
-    print(f"listening on 127.0.0.1:{listener.getsockname()[1]}", flush=True)
-    try:
-        while True:
-            client, _ = listener.accept()
-            threading.Thread(target=serve, args=(client, opts.target, rules, log), daemon=True).start()
-    except KeyboardInterrupt:
-        pass
-
+    serve_forever("s3_fault_proxy", opts.port, lambda client: serve(client, opts.target, rules, log))
 
 if __name__ == "__main__":
     main()
