@@ -18,6 +18,7 @@
 #include <lauxlib.h>
 
 #include "mxpc/atomic_file.h"
+#include "mxpc/aws.h"
 #include "mxpc/buf.h"
 #include "mxpc/error.h"
 #include "mxpc/log.h"
@@ -89,16 +90,24 @@ static int opt_bool(lua_State *L, int idx, const char *name, int def)
     return v;
 }
 
-/* The options table (argument 1, nil = {}) stays at index 1, and the table
- * keeping its strings alive (lua_args.h) is pushed at index 2.
- * Returns 0 with `out` filled, or the count of nil, err pushed. */
-static int resolve_credentials(lua_State *L, struct mxpc_aws_credentials *out)
+/* The options table (argument 1, nil = {}) alone at index 1, and the table
+ * keeping its strings alive (lua_args.h) pushed at index 2, returned. */
+static int options_and_keep(lua_State *L)
 {
-    if (lua_isnoneornil(L, 1))
+    if (lua_isnoneornil(L, 1)) {
+        lua_settop(L, 0);
         lua_newtable(L);
+    }
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
-    const int opts = 1, keep = mxpc_args_keep(L);
+    return mxpc_args_keep(L);
+}
+
+/* The credentials of the options table at 1 (strings kept in `keep`).
+ * Returns 0 with `out` filled, or the count of nil, err pushed. */
+static int resolve_credentials(lua_State *L, int keep, struct mxpc_aws_credentials *out)
+{
+    const int opts = 1;
     struct mxpc_aws_credentials given = {
         .access_key = (char *)mxpc_args_opt_string(L, opts, "access_key", keep),
         .secret_key = (char *)mxpc_args_opt_string(L, opts, "secret_key", keep),
@@ -106,13 +115,20 @@ static int resolve_credentials(lua_State *L, struct mxpc_aws_credentials *out)
     };
     mxpc_redact_add(given.secret_key);
     mxpc_redact_add(given.session_token);
-    char err[512];
+    char err[1536];
     if (mxpc_aws_credentials_resolve(&given, mxpc_args_opt_string(L, opts, "profile", keep), out, err, sizeof err) !=
-        0)
+        0) {
+        /* the chain's errors are "message" or "message\nhint" */
+        char *nl = strchr(err, '\n');
+        if (nl)
+            *nl++ = '\0';
         return mxpc_error_fail(L, "credentials",
-                               "give access_key and secret_key, set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
-                               "or configure a profile in ~/.aws/credentials",
+                               nl ? nl
+                                  : "give access_key and secret_key, set AWS_ACCESS_KEY_ID and "
+                                    "AWS_SECRET_ACCESS_KEY, run where a web identity (IRSA) or container "
+                                    "credentials are set up, or configure a profile in ~/.aws/credentials",
                                "%s", err);
+    }
     return 0;
 }
 
@@ -121,11 +137,11 @@ static int resolve_credentials(lua_State *L, struct mxpc_aws_credentials *out)
  * retries=, unsigned_payload=, max_send_speed=} */
 static int l_client(lua_State *L)
 {
+    const int keep = options_and_keep(L);
     struct mxpc_aws_credentials creds;
-    int n = resolve_credentials(L, &creds);
+    int n = resolve_credentials(L, keep, &creds);
     if (n)
         return n;
-    const int keep = 2; /* from resolve_credentials */
     struct mxpc_s3_config cfg = {
         .endpoint = mxpc_args_opt_string(L, 1, "endpoint", keep),
         .region = mxpc_args_opt_string(L, 1, "region", keep),
@@ -588,19 +604,71 @@ static int l_sign(lua_State *L)
  * finds credentials (never the secret). */
 static int l_credentials(lua_State *L)
 {
+    const int keep = options_and_keep(L);
     struct mxpc_aws_credentials creds;
-    int n = resolve_credentials(L, &creds);
+    int n = resolve_credentials(L, keep, &creds);
     if (n)
         return n;
-    lua_createtable(L, 0, 3);
+    lua_createtable(L, 0, 5);
     lua_pushstring(L, creds.access_key);
     lua_setfield(L, -2, "access_key");
     lua_pushstring(L, creds.source);
     lua_setfield(L, -2, "source");
     lua_pushboolean(L, creds.session_token != NULL);
     lua_setfield(L, -2, "session_token");
+    if (creds.role_arn[0]) {
+        lua_pushstring(L, creds.role_arn);
+        lua_setfield(L, -2, "role");
+    }
+    if (creds.expiration) {
+        lua_pushinteger(L, (lua_Integer)creds.expiration);
+        lua_setfield(L, -2, "expiration");
+    }
     mxpc_aws_credentials_clear(&creds);
     return 1;
+}
+
+/* s3.rds_token{host=, port=, user=, region=, time=, access_key=, secret_key=,
+ * session_token=, profile=} -> token, {source=, role=} | nil, err: an RDS IAM
+ * authentication token (valid 15 minutes) signed with the chain's
+ * credentials. The token is registered as a secret. */
+static int l_rds_token(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    const int keep = options_and_keep(L);
+    const char *host = mxpc_args_opt_string(L, 1, "host", keep), *user = mxpc_args_opt_string(L, 1, "user", keep);
+    luaL_argcheck(L, host && *host, 1, "host is required");
+    luaL_argcheck(L, user && *user, 1, "user is required");
+    lua_Integer port = opt_integer(L, 1, "port", 5432);
+    luaL_argcheck(L, port > 0 && port < 65536, 1, "port must be 1..65535");
+    lua_Integer when = opt_integer(L, 1, "time", 0);
+    char region[64];
+    const char *r = mxpc_args_opt_string(L, 1, "region", keep);
+    if (!r || !*r)
+        r = getenv("AWS_REGION");
+    if (!r || !*r)
+        r = getenv("AWS_DEFAULT_REGION");
+    snprintf(region, sizeof region, "%s", r && *r ? r : "us-east-1");
+    struct mxpc_aws_credentials creds;
+    int n = resolve_credentials(L, keep, &creds);
+    if (n)
+        return n;
+    char *token = mxpc_rds_auth_token(&creds, host, (int)port, user, region, when ? (time_t)when : time(NULL));
+    if (!token) {
+        mxpc_aws_credentials_clear(&creds);
+        return mxpc_error_fail(L, "credentials", NULL, "cannot sign an RDS IAM token for %s@%s:%d", user, host,
+                               (int)port);
+    }
+    mxpc_redact_add(token);
+    lua_pushstring(L, token);
+    free(token);
+    lua_createtable(L, 0, 2);
+    lua_pushstring(L, creds.source);
+    lua_setfield(L, -2, "source");
+    lua_pushstring(L, creds.role_arn);
+    lua_setfield(L, -2, "role");
+    mxpc_aws_credentials_clear(&creds);
+    return 2;
 }
 
 int luaopen_mxpc_s3(lua_State *L)
@@ -631,6 +699,7 @@ int luaopen_mxpc_s3(lua_State *L)
         {"client", l_client},
         {"sign", l_sign},
         {"credentials", l_credentials},
+        {"rds_token", l_rds_token},
         {NULL, NULL},
     };
     luaL_newlib(L, functions);

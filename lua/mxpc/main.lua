@@ -74,6 +74,8 @@ local env_options = {
       return require("mxpc.environment").sslmode_name(v) ~= nil,
         "expected disable, allow, prefer, require, verify-ca or verify-full"
     end },
+  { long = "db-iam", help = "log in to the database with RDS IAM tokens (AWS credentials) even if the Secret " ..
+    "has a password" },
 }
 
 local function with_globals(spec)
@@ -356,7 +358,7 @@ function main.command_help(def)
 end
 
 local function print_usage_error(err, def)
-  io.stderr:write("error: ", log.redact(err.message), "\n")
+  io.stderr:write("error: ", log.escape(log.redact(err.message)), "\n")
   if def then
     io.stderr:write("usage: ", PROGRAM, " ", def.usage, "\n")
     io.stderr:write("Try '", PROGRAM, " ", def.name, " --help' for more information.\n")
