@@ -81,6 +81,13 @@ t.test("s3.client: numbers as options", function()
   t.ok(err, "an endpoint 5 is refused")
 end)
 
+t.test("s3.rds_token: numbers as options", function()
+  local token = assert(s3.rds_token { host = 10203, user = 40506, port = 5432, region = 7, access_key = 1111111,
+    secret_key = 2222222, time = 1440938160 })
+  t.contains(token, "10203:5432/?Action=connect&DBUser=40506&")
+  t.contains(token, "%2F7%2Frds-db%2Faws4_request")
+end)
+
 t.test("k8s.connect: numbers as options", function()
   local kubeconfig = source_dir .. "/tests/k8s/fixtures/kubeconfig.yaml"
   local c, err = k8s.connect { kubeconfig = kubeconfig, namespace = 31337 }
