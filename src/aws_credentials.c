@@ -212,10 +212,11 @@ static int from_shared_file(struct mxpc_aws_credentials *out, const char *profil
         }
         return 0;
     }
-    char line[4096];
+    char *line = NULL; /* any length: session tokens run to kilobytes */
+    size_t cap = 0;
     int in_section = 0, found = 0;
     char *ak = NULL, *sk = NULL, *token = NULL;
-    while (fgets(line, sizeof line, f)) {
+    while (getline(&line, &cap, f) >= 0) {
         char *l = trim(line);
         if (*l == '#' || *l == ';' || !*l)
             continue;
@@ -242,7 +243,9 @@ static int from_shared_file(struct mxpc_aws_credentials *out, const char *profil
         }
     }
     fclose(f);
-    memset(line, 0, sizeof line);
+    if (line)
+        explicit_bzero(line, cap);
+    free(line);
     int rc = 0;
     if (found && ak && sk) {
         char source[64];

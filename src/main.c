@@ -58,13 +58,16 @@ static void print_line(const char *prefix, const char *text)
 }
 
 /* Prints the error object on top of the stack as one line (plus a hint, and
- * the traceback with --debug), redacted, and returns the exit code. */
+ * the traceback with --debug), redacted, and returns the exit code. Lua
+ * source positions in front of the message are shown only with --debug. */
 static int report_error(lua_State *L, int debug)
 {
     int code = mxpc_error_exit_code(L, -1);
-    const char *msg = mxpc_error_field(L, -1, "message");
     const char *hint = mxpc_error_field(L, -1, "hint");
     const char *tb = mxpc_error_field(L, -1, "traceback");
+    const char *msg = mxpc_error_field(L, -1, "message");
+    if (!debug) /* where in the Lua code: only with --debug */
+        msg = mxpc_error_skip_positions(msg, tb);
     if (mxpc_log_get_format() == MXPC_LOG_JSON) {
         struct mxpc_log_field fields[2];
         size_t n = 0;

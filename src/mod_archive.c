@@ -30,6 +30,7 @@
 #include "mxpc/archive.h"
 #include "mxpc/buf.h"
 #include "mxpc/error.h"
+#include "mxpc/lua_args.h"
 #include "mxpc/lua_callback.h"
 #include "mxpc/modules.h"
 #include "mxpc/process.h"
@@ -154,7 +155,7 @@ static int l_writer(lua_State *L)
                                                                  : MXPC_ARCHIVE_LEVEL_DEFAULT;
     luaL_argcheck(L, level >= 0 && level <= 9, 2, "level must be between 0 and 9");
     lua_Integer mtime = opt_field(L, 2, "mtime", LUA_TNUMBER) ? luaL_checkinteger(L, -1) : (lua_Integer)time(NULL);
-    const char *name = opt_field(L, 2, "name", LUA_TSTRING) ? lua_tostring(L, -1) : NULL;
+    const char *name = mxpc_args_opt_string(L, 2, "name", mxpc_args_keep(L));
 
     struct lwriter *lw = lua_newuserdatauv(L, sizeof *lw, 0);
     memset(lw, 0, sizeof *lw);
@@ -504,7 +505,7 @@ static int l_reader(lua_State *L)
 {
     int is_source = lua_isfunction(L, 1);
     const char *path = is_source ? NULL : luaL_checkstring(L, 1);
-    const char *name = opt_field(L, 2, "name", LUA_TSTRING) ? lua_tostring(L, -1) : NULL;
+    const char *name = mxpc_args_opt_string(L, 2, "name", mxpc_args_keep(L));
     struct lreader *lr = lua_newuserdatauv(L, sizeof *lr, 0);
     memset(lr, 0, sizeof *lr);
     lr->source_ref = lr->chunk_ref = LUA_NOREF;
@@ -721,16 +722,10 @@ static int re_pipe_to(lua_State *L)
     struct lreader *lr = entry_reader(L);
     luaL_checktype(L, 2, LUA_TTABLE);
     lua_settop(L, 3);
-    int argc = (int)luaL_len(L, 2);
+    int keep = mxpc_args_keep(L);
+    size_t argc;
+    const char **argv = mxpc_args_string_array(L, 2, keep, &argc, "command words must be strings");
     luaL_argcheck(L, argc >= 1, 2, "the command is empty");
-    const char **argv = lua_newuserdatauv(L, sizeof *argv * (size_t)(argc + 1), 0);
-    for (int i = 1; i <= argc; i++) {
-        lua_rawgeti(L, 2, i);
-        argv[i - 1] = lua_tostring(L, -1);
-        luaL_argcheck(L, argv[i - 1] != NULL, 2, "command words must be strings");
-        lua_pop(L, 1); /* still referenced by the table */
-    }
-    argv[argc] = NULL;
     lua_Integer head_max = opt_field(L, 3, "head", LUA_TNUMBER) ? luaL_checkinteger(L, -1) : 0;
     luaL_argcheck(L, head_max >= 0 && head_max <= 1024 * 1024, 3, "head must be between 0 and 1 MiB");
     struct mxpc_buf head = MXPC_BUF_INIT;

@@ -22,6 +22,7 @@
 #include <lauxlib.h>
 
 #include "mxpc/error.h"
+#include "mxpc/lua_args.h"
 #include "mxpc/modules.h"
 #include "mxpc/process.h"
 #include "mxpc/runtime.h"
@@ -49,9 +50,10 @@ static struct mxpc_process *live_process(lua_State *L)
 
 /* Reads an stdin/stdout option: "null" (default), "pipe", {file = path}, or
  * (stdin only) another process spawned with stdout = "pipe".
- * Returns the mode, or -1 with errno set and the path pushed when the file
- * cannot be opened. */
-static int stream_option(lua_State *L, int opts, const char *key, int *fd, int for_output)
+ * Returns the mode, or -1 with errno set and *path set when the file cannot
+ * be opened. */
+static int stream_option(lua_State *L, int opts, int keep, const char *key, int *fd, int for_output,
+                         const char **path)
 {
     *fd = -1;
     if (lua_isnoneornil(L, opts))
@@ -72,20 +74,17 @@ static int stream_option(lua_State *L, int opts, const char *key, int *fd, int f
             luaL_error(L, "option 'stdin': that process has no stdout pipe to read (spawn it with stdout = \"pipe\")");
         mode = MXPC_PROCESS_FD;
     } else if (lua_istable(L, -1)) {
-        lua_getfield(L, -1, "file");
-        const char *path = lua_tostring(L, -1);
-        if (!path)
+        *path = mxpc_args_opt_string(L, -1, "file", keep);
+        if (!*path)
             luaL_error(L, "option '%s' must be \"pipe\", \"null\" or {file = path}", key);
-        *fd = for_output ? open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)
-                         : open(path, O_RDONLY | O_CLOEXEC);
+        *fd = for_output ? open(*path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)
+                         : open(*path, O_RDONLY | O_CLOEXEC);
         if (*fd < 0) {
             int e = errno;
-            lua_pop(L, 2);
+            lua_pop(L, 1);
             errno = e;
-            lua_pushstring(L, path);
             return -1;
         }
-        lua_pop(L, 1);
         mode = MXPC_PROCESS_FD;
     } else if (!lua_isnil(L, -1)) {
         luaL_error(L, "option '%s' must be \"pipe\", \"null\" or {file = path}", key);
@@ -101,54 +100,46 @@ static int l_spawn(lua_State *L)
     if (!lua_isnoneornil(L, 2))
         luaL_checktype(L, 2, LUA_TTABLE);
     lua_settop(L, 2);
-    int argc = (int)luaL_len(L, 1);
+    int keep = mxpc_args_keep(L); /* 3 */
+    size_t argc;
+    const char **argv = mxpc_args_string_array(L, 1, keep, &argc, "command words must be strings");
     luaL_argcheck(L, argc >= 1, 1, "the command is empty");
-    const char **argv = lua_newuserdatauv(L, sizeof *argv * (size_t)(argc + 1), 0); /* 3 */
-    for (int i = 1; i <= argc; i++) {
-        lua_rawgeti(L, 1, i);
-        argv[i - 1] = lua_tostring(L, -1);
-        luaL_argcheck(L, argv[i - 1] != NULL, 1, "command words must be strings");
-        lua_pop(L, 1); /* still referenced by the table */
-    }
-    argv[argc] = NULL;
 
-    /* env: "NAME=value" strings kept alive in a table at index 4 */
+    /* env: "NAME=value" strings in a list at index 4 */
     lua_newtable(L);
-    int nenv = 0;
     if (!lua_isnil(L, 2)) {
         lua_getfield(L, 2, "env");
         if (!lua_isnil(L, -1)) {
             luaL_argcheck(L, lua_istable(L, -1), 2, "env must be a table of NAME = value");
+            lua_Integer nenv = 0;
             lua_pushnil(L);
             while (lua_next(L, -2)) {
-                const char *k = lua_tostring(L, -2), *v = lua_tostring(L, -1);
-                if (lua_type(L, -2) != LUA_TSTRING || !v || !*k || strchr(k, '='))
+                int t = lua_type(L, -1);
+                const char *k = lua_tostring(L, -2);
+                if (lua_type(L, -2) != LUA_TSTRING || (t != LUA_TSTRING && t != LUA_TNUMBER) || !*k ||
+                    strchr(k, '='))
                     luaL_error(L, "env must map names to strings");
-                lua_pushfstring(L, "%s=%s", k, v);
+                lua_pushfstring(L, "%s=%s", k, mxpc_args_string(L, -1, keep, NULL, "an env value"));
                 lua_rawseti(L, 4, ++nenv);
                 lua_pop(L, 1);
             }
         }
         lua_pop(L, 1);
     }
-    const char **env = lua_newuserdatauv(L, sizeof *env * (size_t)(nenv + 1), 0);
-    for (int i = 1; i <= nenv; i++) {
-        lua_rawgeti(L, 4, i);
-        env[i - 1] = lua_tostring(L, -1);
-        lua_pop(L, 1);
-    }
-    env[nenv] = NULL;
+    size_t nenv;
+    const char **env = mxpc_args_string_array(L, 4, keep, &nenv, "env");
 
     struct mxpc_process_options o = {.argv = argv, .env_add = env};
-    int in = stream_option(L, 2, "stdin", &o.in_fd, 0);
+    const char *path = NULL;
+    int in = stream_option(L, 2, keep, "stdin", &o.in_fd, 0, &path);
     if (in < 0)
-        return mxpc_error_fail_errno(L, errno, "cannot open %s", lua_tostring(L, -1));
-    int out = stream_option(L, 2, "stdout", &o.out_fd, 1);
+        return mxpc_error_fail_errno(L, errno, "cannot open %s", path);
+    int out = stream_option(L, 2, keep, "stdout", &o.out_fd, 1, &path);
     if (out < 0) {
         int e = errno;
         if (o.in_fd >= 0)
             close(o.in_fd);
-        return mxpc_error_fail_errno(L, e, "cannot open %s", lua_tostring(L, -1));
+        return mxpc_error_fail_errno(L, e, "cannot open %s", path);
     }
     o.in = (enum mxpc_process_stream)in;
     o.out = (enum mxpc_process_stream)out;

@@ -22,6 +22,7 @@
 #include "mxpc/buf.h"
 #include "mxpc/error.h"
 #include "mxpc/log.h"
+#include "mxpc/lua_args.h"
 #include "mxpc/lua_callback.h"
 #include "mxpc/modules.h"
 #include "mxpc/runtime.h"
@@ -51,8 +52,8 @@ static int push_s3_error(lua_State *L, const struct mxpc_s3_error *e)
         mxpc_check_interrupt(L);
         return mxpc_error_raise(L, "interrupted", NULL, "%s", e->message);
     }
-    if (strcmp(e->code, "usage") == 0)
-        return luaL_error(L, "%s", e->message);
+    if (strcmp(e->code, "usage") == 0) /* misuse: raised, with the hint */
+        return mxpc_error_raise(L, "error", e->hint[0] ? e->hint : NULL, "%s", e->message);
     lua_pushnil(L);
     mxpc_error_push(L, e->code, e->hint[0] ? e->hint : NULL, "%s", e->message);
     if (e->http_status) {
@@ -64,17 +65,6 @@ static int push_s3_error(lua_State *L, const struct mxpc_s3_error *e)
         lua_setfield(L, -2, "s3_code");
     }
     return 2;
-}
-
-/* Options: a field of the table at `idx`, or nil. */
-static const char *opt_string(lua_State *L, int idx, const char *name)
-{
-    lua_getfield(L, idx, name);
-    const char *s = lua_isnil(L, -1) ? NULL : lua_tostring(L, -1);
-    if (!s && !lua_isnil(L, -1))
-        luaL_error(L, "option '%s' must be a string", name);
-    lua_pop(L, 1); /* the table keeps the string alive */
-    return s;
 }
 
 static lua_Integer opt_integer(lua_State *L, int idx, const char *name, lua_Integer def)
@@ -100,24 +90,34 @@ static int opt_bool(lua_State *L, int idx, const char *name, int def)
     return v;
 }
 
-/* The options table (argument 1, nil = {}) is left alone on the stack.
- * Returns 0 with `out` filled, or the count of nil, err pushed. */
-static int resolve_credentials(lua_State *L, struct mxpc_aws_credentials *out)
+/* The options table (argument 1, nil = {}) alone at index 1, and the table
+ * keeping its strings alive (lua_args.h) pushed at index 2, returned. */
+static int options_and_keep(lua_State *L)
 {
-    if (lua_isnoneornil(L, 1))
+    if (lua_isnoneornil(L, 1)) {
+        lua_settop(L, 0);
         lua_newtable(L);
+    }
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
+    return mxpc_args_keep(L);
+}
+
+/* The credentials of the options table at 1 (strings kept in `keep`).
+ * Returns 0 with `out` filled, or the count of nil, err pushed. */
+static int resolve_credentials(lua_State *L, int keep, struct mxpc_aws_credentials *out)
+{
     const int opts = 1;
     struct mxpc_aws_credentials given = {
-        .access_key = (char *)opt_string(L, opts, "access_key"),
-        .secret_key = (char *)opt_string(L, opts, "secret_key"),
-        .session_token = (char *)opt_string(L, opts, "session_token"),
+        .access_key = (char *)mxpc_args_opt_string(L, opts, "access_key", keep),
+        .secret_key = (char *)mxpc_args_opt_string(L, opts, "secret_key", keep),
+        .session_token = (char *)mxpc_args_opt_string(L, opts, "session_token", keep),
     };
     mxpc_redact_add(given.secret_key);
     mxpc_redact_add(given.session_token);
     char err[1536];
-    if (mxpc_aws_credentials_resolve(&given, opt_string(L, opts, "profile"), out, err, sizeof err) != 0) {
+    if (mxpc_aws_credentials_resolve(&given, mxpc_args_opt_string(L, opts, "profile", keep), out, err, sizeof err) !=
+        0) {
         /* the chain's errors are "message" or "message\nhint" */
         char *nl = strchr(err, '\n');
         if (nl)
@@ -137,16 +137,17 @@ static int resolve_credentials(lua_State *L, struct mxpc_aws_credentials *out)
  * retries=, unsigned_payload=, max_send_speed=} */
 static int l_client(lua_State *L)
 {
+    const int keep = options_and_keep(L);
     struct mxpc_aws_credentials creds;
-    int n = resolve_credentials(L, &creds);
+    int n = resolve_credentials(L, keep, &creds);
     if (n)
         return n;
     struct mxpc_s3_config cfg = {
-        .endpoint = opt_string(L, 1, "endpoint"),
-        .region = opt_string(L, 1, "region"),
+        .endpoint = mxpc_args_opt_string(L, 1, "endpoint", keep),
+        .region = mxpc_args_opt_string(L, 1, "region", keep),
         .credentials = &creds,
-        .ca_file = opt_string(L, 1, "ca_file"),
-        .ca_dir = opt_string(L, 1, "ca_dir"),
+        .ca_file = mxpc_args_opt_string(L, 1, "ca_file", keep),
+        .ca_dir = mxpc_args_opt_string(L, 1, "ca_dir", keep),
         .part_size = opt_integer(L, 1, "part_size", 0),
         .multipart_threshold = opt_integer(L, 1, "multipart_threshold", 0),
         .max_retries = (int)opt_integer(L, 1, "retries", -1),
@@ -390,7 +391,8 @@ static int c_put(lua_State *L)
         luaL_argcheck(L, size == (lua_Integer)m.len, 5, "size differs from the string's length");
         rc = mxpc_s3_put(c->s3, bucket, key, (int64_t)m.len, mem_source, &m, &o, &e);
     } else if (lua_istable(L, 4)) {
-        const char *path = opt_string(L, 4, "path");
+        lua_settop(L, 5);
+        const char *path = mxpc_args_opt_string(L, 4, "path", mxpc_args_keep(L));
         luaL_argcheck(L, path != NULL, 4, "expected {path = FILE}");
         int fd = open(path, O_RDONLY | O_CLOEXEC);
         struct stat st;
@@ -510,12 +512,13 @@ static int l_sign(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
+    const int keep = mxpc_args_keep(L); /* 2 */
     struct mxpc_sigv4_signer s = {
-        .access_key = opt_string(L, 1, "access_key"),
-        .secret_key = opt_string(L, 1, "secret_key"),
-        .session_token = opt_string(L, 1, "session_token"),
-        .region = opt_string(L, 1, "region"),
-        .service = opt_string(L, 1, "service"),
+        .access_key = mxpc_args_opt_string(L, 1, "access_key", keep),
+        .secret_key = mxpc_args_opt_string(L, 1, "secret_key", keep),
+        .session_token = mxpc_args_opt_string(L, 1, "session_token", keep),
+        .region = mxpc_args_opt_string(L, 1, "region", keep),
+        .service = mxpc_args_opt_string(L, 1, "service", keep),
         .time = (time_t)opt_integer(L, 1, "time", (lua_Integer)time(NULL)),
         .flags = (opt_bool(L, 1, "normalize", 0) ? MXPC_SIGV4_NORMALIZE_PATH : 0u) |
                  (opt_bool(L, 1, "content_sha256", 0) ? MXPC_SIGV4_CONTENT_SHA256 : 0u) |
@@ -524,40 +527,43 @@ static int l_sign(lua_State *L)
     mxpc_redact_add(s.secret_key);
     mxpc_redact_add(s.session_token);
     struct mxpc_sigv4_request req = {
-        .method = opt_string(L, 1, "method"),
-        .path = opt_string(L, 1, "path"),
-        .query = opt_string(L, 1, "query"),
-        .payload_hash = opt_string(L, 1, "payload_hash"),
+        .method = mxpc_args_opt_string(L, 1, "method", keep),
+        .path = mxpc_args_opt_string(L, 1, "path", keep),
+        .query = mxpc_args_opt_string(L, 1, "query", keep),
+        .payload_hash = mxpc_args_opt_string(L, 1, "payload_hash", keep),
     };
-    /* headers: the table stays at index 2 while signing, keeping the strings */
-    lua_getfield(L, 1, "headers");
-    size_t n = lua_istable(L, 2) ? (size_t)luaL_len(L, 2) : 0;
+    /* headers: {{name, value}, ...} and name = value */
+    lua_getfield(L, 1, "headers"); /* 3 */
+    const int headers = 3;
+    size_t n = lua_istable(L, headers) ? (size_t)luaL_len(L, headers) : 0;
     size_t count = n;
-    if (lua_istable(L, 2)) {
+    if (lua_istable(L, headers)) {
         lua_pushnil(L);
-        while (lua_next(L, 2)) {
+        while (lua_next(L, headers)) {
             count += lua_type(L, -2) == LUA_TSTRING;
             lua_pop(L, 1);
         }
     }
-    struct mxpc_sigv4_header *h = lua_newuserdatauv(L, (count ? count : 1) * sizeof *h, 0); /* index 3 */
+    struct mxpc_sigv4_header *h = lua_newuserdatauv(L, (count ? count : 1) * sizeof *h, 0); /* 4 */
     size_t nh = 0;
     for (size_t i = 1; i <= n; i++) {
-        lua_rawgeti(L, 2, (lua_Integer)i);
+        lua_rawgeti(L, headers, (lua_Integer)i);
         luaL_argcheck(L, lua_istable(L, -1), 1, "headers[i] must be {name, value}");
         lua_rawgeti(L, -1, 1);
         lua_rawgeti(L, -2, 2);
-        h[nh].name = luaL_checkstring(L, -2);
-        h[nh].value = luaL_checkstring(L, -1);
-        lua_pop(L, 3); /* the strings stay alive in the headers table */
+        h[nh].name = mxpc_args_string(L, -2, keep, NULL, "a header name");
+        h[nh].value = mxpc_args_string(L, -1, keep, NULL, "a header value");
+        luaL_argcheck(L, h[nh].name && h[nh].value, 1, "headers[i] must be {name, value}");
+        lua_pop(L, 3);
         nh++;
     }
     if (count > n) {
         lua_pushnil(L);
-        while (lua_next(L, 2)) {
+        while (lua_next(L, headers)) {
             if (lua_type(L, -2) == LUA_TSTRING) {
                 h[nh].name = lua_tostring(L, -2);
-                h[nh].value = luaL_checkstring(L, -1);
+                h[nh].value = mxpc_args_string(L, -1, keep, NULL, "a header value");
+                luaL_argcheck(L, h[nh].value != NULL, 1, "headers[i] must be {name, value}");
                 nh++;
             }
             lua_pop(L, 1);
@@ -598,8 +604,9 @@ static int l_sign(lua_State *L)
  * finds credentials (never the secret). */
 static int l_credentials(lua_State *L)
 {
+    const int keep = options_and_keep(L);
     struct mxpc_aws_credentials creds;
-    int n = resolve_credentials(L, &creds);
+    int n = resolve_credentials(L, keep, &creds);
     if (n)
         return n;
     lua_createtable(L, 0, 5);
@@ -628,21 +635,22 @@ static int l_credentials(lua_State *L)
 static int l_rds_token(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
-    const char *host = opt_string(L, 1, "host"), *user = opt_string(L, 1, "user");
+    const int keep = options_and_keep(L);
+    const char *host = mxpc_args_opt_string(L, 1, "host", keep), *user = mxpc_args_opt_string(L, 1, "user", keep);
     luaL_argcheck(L, host && *host, 1, "host is required");
     luaL_argcheck(L, user && *user, 1, "user is required");
     lua_Integer port = opt_integer(L, 1, "port", 5432);
     luaL_argcheck(L, port > 0 && port < 65536, 1, "port must be 1..65535");
     lua_Integer when = opt_integer(L, 1, "time", 0);
     char region[64];
-    const char *r = opt_string(L, 1, "region");
+    const char *r = mxpc_args_opt_string(L, 1, "region", keep);
     if (!r || !*r)
         r = getenv("AWS_REGION");
     if (!r || !*r)
         r = getenv("AWS_DEFAULT_REGION");
     snprintf(region, sizeof region, "%s", r && *r ? r : "us-east-1");
     struct mxpc_aws_credentials creds;
-    int n = resolve_credentials(L, &creds);
+    int n = resolve_credentials(L, keep, &creds);
     if (n)
         return n;
     char *token = mxpc_rds_auth_token(&creds, host, (int)port, user, region, when ? (time_t)when : time(NULL));

@@ -314,16 +314,15 @@ static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_
 static struct curl_slist *add_header(struct curl_slist *list, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* Any length: a session token is signed, and a cut one would not match. */
 static struct curl_slist *add_header(struct curl_slist *list, const char *fmt, ...)
 {
     struct mxpc_buf b = MXPC_BUF_INIT;
     va_list ap;
     va_start(ap, fmt);
-    char line[2048];
-    vsnprintf(line, sizeof line, fmt, ap);
+    mxpc_buf_vprintf(&b, fmt, ap);
     va_end(ap);
-    mxpc_buf_puts(&b, line);
-    struct curl_slist *l = curl_slist_append(list, b.data);
+    struct curl_slist *l = curl_slist_append(list, b.data ? b.data : "");
     mxpc_buf_free(&b);
     if (!l)
         abort();
@@ -516,7 +515,11 @@ static void http_error(struct mxpc_s3 *s3, struct request *r, struct mxpc_s3_err
     e->http_status = r->status;
     snprintf(e->s3_code, sizeof e->s3_code, "%s", x.code);
     const char *detail = x.message[0] ? x.message : x.code;
-    if (strcmp(x.code, "NoSuchBucket") == 0)
+    if (r->status == 412 && r->range_from > 0)
+        set_error(e, "changed", "run it again: the object was replaced while it was read",
+                  "%s changed during the download (resuming at byte %lld, its ETag is no longer %s)", what,
+                  (long long)r->range_from, r->if_match ? r->if_match : "the same");
+    else if (strcmp(x.code, "NoSuchBucket") == 0)
         set_error(e, "not_found", NULL, "no such bucket: %s (%s)", r->bucket && *r->bucket ? r->bucket : "(endpoint)",
                   s3->endpoint);
     else if (strcmp(x.code, "NoSuchUpload") == 0)
@@ -576,8 +579,8 @@ static int execute(struct mxpc_s3 *s3, struct request *r, int unsigned_ok, struc
         if (r->range_from > 0 && !r->if_match && if_match[0])
             r->if_match = if_match; /* resume the same object, not a replacement */
         code = perform_once(s3, r, payload_hash, curl_err);
-        if (r->sink && r->delivered == 0 && r->etag[0])
-            snprintf(if_match, sizeof if_match, "%s", r->etag);
+        if (r->sink && r->range_from == 0 && r->etag[0])
+            snprintf(if_match, sizeof if_match, "%s", r->etag); /* the object a resume must come from */
         if (code == CURLE_OK && r->status < 500 && r->status != 429)
             break;
         int retry = r->idempotent && attempt < s3->max_retries && !r->sink_failed && !r->size_mismatch &&
@@ -701,7 +704,15 @@ struct mxpc_s3 *mxpc_s3_new(const struct mxpc_s3_config *cfg, struct mxpc_s3_err
         return NULL;
     }
     size_t alen = strcspn(rest, "/?#");
-    if (alen == 0 || rest[alen] == '?' || rest[alen] == '#' || memchr(rest, '@', alen)) {
+    if (memchr(rest, '@', alen)) {
+        set_error(e, "usage",
+                  "write it as https://host[:port][/path]: the credentials are the access key and the secret key",
+                  "S3 endpoint %s holds a user name and password", ep.data);
+        mxpc_buf_free(&ep);
+        free(region);
+        return NULL;
+    }
+    if (alen == 0 || rest[alen] == '?' || rest[alen] == '#') {
         set_error(e, "usage", "write it as https://host[:port][/path]", "S3 endpoint %s is not usable",
                   ep.data);
         mxpc_buf_free(&ep);

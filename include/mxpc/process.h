@@ -19,6 +19,7 @@ enum mxpc_process_stream {
 
 enum {
     MXPC_PROCESS_EINTERRUPTED = -2,
+    MXPC_PROCESS_ETIMEDOUT = -3, /* past the time set by mxpc_process_set_timeout */
 };
 
 struct mxpc_process_options {
@@ -57,7 +58,12 @@ const char *mxpc_process_stderr(const struct mxpc_process *p, int *cut);
 pid_t mxpc_process_pid(const struct mxpc_process *p);
 int mxpc_process_running(const struct mxpc_process *p);
 
-/* Sends SIGTERM to a running child and reaps it. Idempotent. */
+/* From now on, read, write and wait give up with MXPC_PROCESS_ETIMEDOUT once
+ * `ms` milliseconds have passed (the child still runs: free or kill it). */
+void mxpc_process_set_timeout(struct mxpc_process *p, long ms);
+
+/* Sends SIGTERM to a running child (SIGKILL if it is still there 2 s later)
+ * and reaps it. Idempotent. */
 void mxpc_process_kill(struct mxpc_process *p);
 /* Kills a running child, closes everything, frees. NULL is fine. */
 void mxpc_process_free(struct mxpc_process *p);

@@ -337,7 +337,15 @@ function M.resolve(client, ns, name, decode)
     if not si then return nil, serr end
     local secret_name = M.secret_name(si)
     local secret, cerr = get(client, "secrets", secret_name, ns, "credentials Secret")
-    if not secret then return nil, cerr end
+    if not secret then
+      if errors.is(cerr, "not_found") then
+        cerr.hint = ("check that it exists: kubectl -n %s get secret %s. If the environment keeps its %s "
+          .. "credentials in a CSI secret store (Secrets Store CSI Driver, SecretProviderClass), they are not "
+          .. "in a Kubernetes Secret: that is not supported; see docs/environment.md"):format(ns, secret_name,
+          part == "database" and "database" or "file storage")
+      end
+      return nil, cerr
+    end
     local where = ("Secret %s/%s"):format(ns, secret_name)
     local values, layout = M.flatten_secret(decode(secret), where)
     if not values then return nil, layout end

@@ -4,6 +4,7 @@
 -- ("error: ...") and exits 1; usage errors are printed here and exit 2.
 local args = require "mxpc.args"
 local errors = require "mxpc.error"
+local fs = require "mxpc.fs"
 local log = require "mxpc.log"
 local runtime = require "mxpc.runtime"
 local scripts = require "mxpc.scripts"
@@ -391,7 +392,30 @@ local function apply_logging(opts)
   if opts.log_format then log.set_format(opts.log_format) end
 end
 
+-- The scripts directory (--scripts DIR or MXPC_SCRIPTS, taken by C before any
+-- Lua runs) must be a directory: a typo would otherwise run the stock scripts.
+local function scripts_dir_problem(argv)
+  local dir = runtime.scripts_dir()
+  if not dir or dir == "" then return nil end
+  local st, err = fs.stat(dir .. "/.") -- follows a link to a directory
+  if st then return nil end
+  local given = "MXPC_SCRIPTS=" .. dir
+  for _, a in ipairs(argv) do
+    if a == "--" then break end
+    if a == "--scripts" or a:sub(1, 10) == "--scripts=" then
+      given = "--scripts " .. dir
+      break
+    end
+  end
+  local why = errors.is(err, "permission") and tostring(err)
+      or fs.stat(dir) and "not a directory"
+      or "no such directory"
+  return { message = ("%s: %s"):format(given, why) }
+end
+
 function main.run(argv)
+  local bad_scripts = scripts_dir_problem(argv)
+  if bad_scripts then return print_usage_error(bad_scripts) end
   -- global options may come before the command
   local i = 1
   local pre = {}

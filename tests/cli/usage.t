@@ -79,6 +79,7 @@ $ help nosuch
 ? 2
 !~ ^error: unknown command "nosuch"$
 
+
 # Valid command lines that fail in the outside world exit 1 with one line and a hint,
 # and leave nothing behind.
 $ KUBECONFIG=/nonexistent/kubeconfig backup -n mendix -e demo-app -f x.tar.gz
@@ -115,3 +116,29 @@ $ restore -n mendix -e demo-copy -f x.tar.gz --database-only --files-only
 $ restore --namespace=mendix --environment demo-copy --file x.tar.gz
 ? 1
 !~ ^error: backup file x.tar.gz does not exist$
+
+# A scripts directory that is not there is an error, not silently ignored.
+$ --scripts /nonexistent/mxpc-scripts version
+? 2
+! error: --scripts /nonexistent/mxpc-scripts: no such directory
+! usage: mxpc-data-migration COMMAND [options]
+! Try 'mxpc-data-migration --help' for more information.
+
+$ backup --scripts=/nonexistent/mxpc-scripts -n mendix -e demo-app -f x.tar.gz
+? 2
+!~ ^error: --scripts /nonexistent/mxpc-scripts: no such directory$
+
+% touch {tmp}/plain-file
+$ scripts list --scripts plain-file
+? 2
+!~ ^error: --scripts plain-file: not a directory$
+
+$ MXPC_SCRIPTS=/nonexistent/mxpc-scripts scripts list
+? 2
+! error: MXPC_SCRIPTS=/nonexistent/mxpc-scripts: no such directory
+! usage: mxpc-data-migration COMMAND [options]
+! Try 'mxpc-data-migration --help' for more information.
+
+% mkdir -p {tmp}/myscripts
+$ --scripts myscripts version
+>~ ^mxpc-data-migration 

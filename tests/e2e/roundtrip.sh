@@ -195,5 +195,18 @@ run "backup with a missing file completes" 0 backup -n mendix -e demo-app -f "$w
 expect_err "... and warns about it" "file not found in storage, skipped"
 grep -q "19 files" "$work/out" && grep -q "1 missing" "$work/out" && ok "... and counts it" || bad "missing file counted"
 
+# an S3 endpoint holding user:password@ is refused with one line and a hint, no Lua
+# source position (only --debug shows where), no password
+hostport=${MXPC_S3_ENDPOINT#http://}
+endpoint=$(printf 'http://someone:hunter22@%s/mendix-shared' "$hostport" | base64 -w0)
+kubectl -n mendix patch secret demo-app-file-credentials -p "{\"data\":{\"storage-endpoint\":\"$endpoint\"}}" >/dev/null
+run "an endpoint with user:password@ is refused" 1 backup -n mendix -e demo-app -f "$work/userinfo.tar.gz"
+expect_err "... saying why" "^error: S3 endpoint http://someone:\*\*\*@$hostport holds a user name and password$"
+expect_err "... with a hint" "^hint: write it as https://host"
+grep -qE "\.lua:[0-9]+:|hunter22" "$work/err" && bad "... no source position, no password" || ok "... no source position, no password"
+[ -e "$work/userinfo.tar.gz" ] && bad "... and no archive" || ok "... and no archive"
+run "--debug shows where" 1 --debug backup -n mendix -e demo-app -f "$work/userinfo.tar.gz"
+expect_err "... in a traceback" "workflow\.lua:[0-9]+: in"
+
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
