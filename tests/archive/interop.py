@@ -60,12 +60,17 @@ def main():
 
     with tempfile.TemporaryDirectory() as tmp:
         # --- 1. our writer, read by others ---------------------------------------
-        paths = []
-        for u, data in contents.items():
-            p = os.path.join(tmp, u)
-            with open(p, "wb") as f:
-                f.write(data)
-            paths.append(f"{u}={p}")
+        def write_files(files):
+            """Writes each file under tmp; returns write_sample.lua's UUID=PATH arguments."""
+            args = []
+            for u, data in files.items():
+                p = os.path.join(tmp, u)
+                with open(p, "wb") as f:
+                    f.write(data)
+                args.append(f"{u}={p}")
+            return args
+
+        paths = write_files(contents)
         ours = os.path.join(tmp, "ours.tar.gz")
         r = run(program, "run", os.path.join(here, "write_sample.lua"), ours, dump_path, *paths)
         check(r.returncode == 0, f"our writer wrote an archive ({r.stderr.strip()})")
@@ -103,12 +108,7 @@ def main():
         mixed["4d5e6f70-0000-4000-8000-000000000001"] = words * 40000           # 2 MB of text
         mixed["4d5e6f70-0000-4000-8000-000000000002"] = os.urandom(3 << 20)     # 3 MiB random
         mixed["4d5e6f70-0000-4000-8000-000000000003"] = words * 3000 + os.urandom(500000) + words * 3000
-        mpaths = []
-        for u, data in mixed.items():
-            p = os.path.join(tmp, u)
-            with open(p, "wb") as f:
-                f.write(data)
-            mpaths.append(f"{u}={p}")
+        mpaths = write_files(mixed)
         outs = {}
         for threads in (1, 4):
             outs[threads] = os.path.join(tmp, f"mixed{threads}.tar.gz")

@@ -82,13 +82,18 @@ static unsigned char *gunzip(const struct mxpc_buf *gz, size_t expect)
     return out;
 }
 
+static void expect_gunzip(const struct mxpc_buf *gz, const unsigned char *data, size_t len)
+{
+    unsigned char *back = gunzip(gz, len);
+    assert_memory_equal(back, data, len);
+    free(back);
+}
+
 static void roundtrip(const unsigned char *data, size_t len, int level, int threads, size_t block, size_t piece)
 {
     struct mxpc_buf gz = MXPC_BUF_INIT;
     pgz_compress(&gz, data, len, level, threads, block, piece, NULL, NULL);
-    unsigned char *back = gunzip(&gz, len);
-    assert_memory_equal(back, data, len);
-    free(back);
+    expect_gunzip(&gz, data, len);
     mxpc_buf_free(&gz);
 }
 
@@ -125,9 +130,7 @@ static void test_dictionary_spans_blocks(void **state)
     pgz_compress(&gz, data, len, 6, 2, chunk, len, &blocks, &stored);
     assert_int_equal(blocks, 64 + 1); /* and the empty last one */
     assert_true(gz.len < len / 10);   /* about one chunk, not 64 */
-    unsigned char *back = gunzip(&gz, len);
-    assert_memory_equal(back, data, len);
-    free(back);
+    expect_gunzip(&gz, data, len);
     mxpc_buf_free(&gz);
     free(data);
 }
@@ -218,9 +221,7 @@ static void test_incompressible_blocks_are_stored(void **state)
     random_bytes(data + len / 2, len / 2);
     pgz_compress(&gz, data, len, 6, 2, 0, 5000, &blocks, &stored);
     assert_int_equal(stored, 4);
-    unsigned char *back = gunzip(&gz, len);
-    assert_memory_equal(back, data, len);
-    free(back);
+    expect_gunzip(&gz, data, len);
     mxpc_buf_free(&gz);
     free(data);
 }
