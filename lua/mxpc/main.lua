@@ -73,6 +73,8 @@ local env_options = {
       return require("mxpc.environment").sslmode_name(v) ~= nil,
         "expected disable, allow, prefer, require, verify-ca or verify-full"
     end },
+  { long = "db-iam", help = "log in to the database with RDS IAM tokens (AWS credentials) even if the Secret " ..
+    "has a password" },
 }
 
 local function with_globals(spec)
