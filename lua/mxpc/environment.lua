@@ -126,7 +126,7 @@ function M.jdbc_sslmode(jdbc)
   local params = jdbc and jdbc.params or {}
   if params.sslmode then
     local mode = M.sslmode_name(params.sslmode)
-    if not mode then return nil, ("sslmode %q is not a PostgreSQL sslmode"):format(params.sslmode) end
+    if not mode then return nil, ('sslmode "%s" is not a PostgreSQL sslmode'):format(params.sslmode) end
     return mode
   end
   local ssl = params.ssl and params.ssl:lower()
@@ -151,7 +151,7 @@ function M.request_sslmode(db, requested, source)
   if requested == nil or requested == "" then return true end
   local mode = M.sslmode_name(requested)
   if not mode then
-    return fail("usage", ("%s %q is not a PostgreSQL sslmode"):format(source, requested), sslmode_hint(source))
+    return fail("usage", ('%s "%s" is not a PostgreSQL sslmode'):format(source, requested), sslmode_hint(source))
   end
   if SSL_RANK[mode] < SSL_RANK[db.sslmode_asked] then
     return fail("usage", ("%s %s would lower the TLS mode %s that the environment's database asks for"):format(
@@ -295,7 +295,7 @@ function M.storage_settings(values, where)
   end
   local loc = M.storage_location(values)
   if not loc then
-    return fail("environment", ("%s: storage-endpoint %q is not an http(s) URL"):format(where, values["storage-endpoint"]))
+    return fail("environment", ('%s: storage-endpoint "%s" is not an http(s) URL'):format(where, values["storage-endpoint"]))
   end
   local secret = values["storage-secret-access-key"]
   log.secret(secret)

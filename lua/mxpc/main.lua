@@ -371,7 +371,7 @@ function main.command_help(def)
 end
 
 local function print_usage_error(err, def)
-  io.stderr:write("error: ", log.redact(err.message), "\n")
+  io.stderr:write("error: ", log.escape(log.redact(err.message)), "\n")
   if def then
     io.stderr:write("usage: ", PROGRAM, " ", def.usage, "\n")
     io.stderr:write("Try '", PROGRAM, " ", def.name, " --help' for more information.\n")

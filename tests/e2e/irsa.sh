@@ -6,7 +6,7 @@
 # Covers: backup and restore with the proof; credentials that expire mid-run (and a
 # token file the "kubelet" rotates) are fetched again; a wrong role, a wrong audience,
 # an expired token, and a role without permissions fail with errors that say what to
-# check. Needs MXPC_STACK_ENV; reseeds the namespace before and after.
+# check; EKS Pod Identity (container credentials) works too. Needs MXPC_STACK_ENV; reseeds the namespace before and after.
 set -uo pipefail
 bin=$1
 src=$(cd "$(dirname "$0")/../.." && pwd)
@@ -162,6 +162,20 @@ AWS_ROLE_ARN=$MXPC_IRSA_ROLE_NOTHING_ARN run "a role without the bucket's permis
   backup -n mendix -e demo-irsa -f "$work/no.tar.gz"
 expect_err "... naming the role and the missing action" "access denied: (GET|HEAD) s3://demo-irsa-files/[0-9a-f-]+.*the role needs s3:GetObject there \(credentials from web identity \(role $MXPC_IRSA_ROLE_NOTHING_ARN\)\)"
 check "... and writes no archive" '[ ! -e "$work/no.tar.gz" ]'
+# ---- EKS Pod Identity: the container credentials endpoint ---------------------------------
+unset AWS_ROLE_ARN AWS_WEB_IDENTITY_TOKEN_FILE
+export AWS_CONTAINER_CREDENTIALS_FULL_URI=$MXPC_STS_ENDPOINT/v1/credentials
+export AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE=$work/pod-token
+token --aud pods.eks.amazonaws.com >"$work/pod-token"
+run "backup demo-irsa with EKS Pod Identity" 0 -v backup -n mendix -e demo-irsa -f "$work/pod.tar.gz"
+expect_err "... the credentials come from the agent, named in -v" \
+  "AWS credentials obtained from container credentials \(http://127.0.0.1:[0-9]+/v1/credentials\)"
+token >"$work/pod-token"   # audience sts.amazonaws.com: the agent refuses it
+run "a pod identity token for another audience fails" 1 backup -n mendix -e demo-irsa -f "$work/no.tar.gz"
+expect_err "... naming the agent and its answer" "container credentials from http://127.0.0.1:[0-9]+/v1/credentials: HTTP 400.*Incorrect token audience"
+unset AWS_CONTAINER_CREDENTIALS_FULL_URI AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE
+export AWS_ROLE_ARN=$MXPC_IRSA_ROLE_ARN AWS_WEB_IDENTITY_TOKEN_FILE=$work/token
+
 check "no secret in any message" '! grep -qE "X-Amz-Signature=[0-9a-f]|mxpc-sts-" "$work/err"'
 
 echo "$passed passed, $failed failed"

@@ -13,6 +13,11 @@ Roles and sessions live in DIR (roles.json: read again when it changes, so tests
 change a role's duration or trust; sessions.json: the live credentials, for the RDS IAM
 stand-in, which verifies token signatures with their secrets).
 
+It also plays the EKS Pod Identity agent: GET /v1/credentials with the pod's service
+account token (audience pods.eks.amazonaws.com) in Authorization answers with the
+credentials of the role associated to the service account (roles.json "pod_identity":
+subject -> role ARN), as AWS_CONTAINER_CREDENTIALS_FULL_URI expects.
+
     sts_standin.py serve DIR --port P --ceph-conf CONF
 
 Only the Python standard library (and oidc.py beside it) is used.
@@ -122,26 +127,7 @@ class Sts:
         if not 2 <= len(session) <= 64:
             raise StsError(400, "ValidationError", "RoleSessionName must have 2 to 64 characters")
         conf = self.config()
-        # Which issuer: the token says; it must be a registered OIDC provider.
-        try:
-            unverified = json.loads(oidc.b64u_decode(token.split(".")[1]))
-        except (ValueError, IndexError):
-            raise StsError(400, "InvalidIdentityToken", "The web identity token is not a JWT")
-        issuer = unverified.get("iss")
-        provider = conf["providers"].get(issuer)
-        if provider is None:
-            raise StsError(400, "InvalidIdentityToken",
-                           f"No OpenIDConnect provider found in your account for {issuer}")
-        try:
-            claims = oidc.verify(token, self.keyset(issuer, provider["ca"]))
-        except ValueError as e:
-            code = "ExpiredTokenException" if "expired" in str(e) else "InvalidIdentityToken"
-            raise StsError(400, code, f"The web identity token is not valid: {e}")
-        aud = claims.get("aud")
-        auds = aud if isinstance(aud, list) else [aud]
-        if not set(auds) & set(provider["audiences"]):
-            raise StsError(400, "InvalidIdentityToken",
-                           f"Incorrect token audience {','.join(map(str, auds))}")
+        claims, auds, issuer = self.verify(conf, token, None)
         role = conf["roles"].get(role_arn)
         trust = (role or {}).get("trust", {})
         if (role is None or trust.get("iss") != issuer or trust.get("aud") not in auds or
@@ -151,21 +137,8 @@ class Sts:
         duration = int(role.get("duration", 3600))
         if form.get("DurationSeconds"):
             duration = min(duration, int(form["DurationSeconds"][0]))
-        access_key = "ASIA" + secrets.token_hex(8).upper()
-        secret_key = secrets.token_urlsafe(30)
-        session_token = "mxpc-sts-" + secrets.token_urlsafe(48)
-        expires = int(time.time()) + duration
-        self.radosgw_admin("key", "create", f"--uid={role['uid']}", "--key-type=s3",
-                           f"--access-key={access_key}", f"--secret-key={secret_key}")
-        with self.lock:
-            self.sessions[access_key] = {"secret": secret_key, "token": session_token,
-                                         "expiration": expires, "role": role_arn,
-                                         "uid": role["uid"], "session": session,
-                                         "sub": claims.get("sub")}
-            write_json(self.sessions_path, self.sessions)
-        self.log(f"AssumeRoleWithWebIdentity role={role_arn} session={session} "
-                 f"sub={claims.get('sub')} token_iat={claims.get('iat')} key={access_key} "
-                 f"duration={duration}")
+        access_key, secret_key, session_token, expires = self.issue(
+            "AssumeRoleWithWebIdentity", role_arn, role, session, claims, duration)
         return f"""<AssumeRoleWithWebIdentityResponse xmlns="{NS}">
   <AssumeRoleWithWebIdentityResult>
     <SubjectFromWebIdentityToken>{escape(claims.get('sub', ''))}</SubjectFromWebIdentityToken>
@@ -185,6 +158,69 @@ class Sts:
   <ResponseMetadata><RequestId>{secrets.token_hex(16)}</RequestId></ResponseMetadata>
 </AssumeRoleWithWebIdentityResponse>
 """
+
+    def verify(self, conf, token, audiences):
+        """The verified claims, audiences and issuer of a service account token;
+        `audiences` None = the provider's."""
+        # Which issuer: the token says; it must be a registered OIDC provider.
+        try:
+            unverified = json.loads(oidc.b64u_decode(token.split(".")[1]))
+        except (ValueError, IndexError):
+            raise StsError(400, "InvalidIdentityToken", "The web identity token is not a JWT")
+        issuer = unverified.get("iss")
+        provider = conf["providers"].get(issuer)
+        if provider is None:
+            raise StsError(400, "InvalidIdentityToken",
+                           f"No OpenIDConnect provider found in your account for {issuer}")
+        try:
+            claims = oidc.verify(token, self.keyset(issuer, provider["ca"]))
+        except ValueError as e:
+            code = "ExpiredTokenException" if "expired" in str(e) else "InvalidIdentityToken"
+            raise StsError(400, code, f"The web identity token is not valid: {e}")
+        aud = claims.get("aud")
+        auds = aud if isinstance(aud, list) else [aud]
+        if not set(auds) & set(audiences or provider["audiences"]):
+            raise StsError(400, "InvalidIdentityToken",
+                           f"Incorrect token audience {','.join(map(str, auds))}")
+        return claims, auds, issuer
+
+    def issue(self, what, role_arn, role, session, claims, duration):
+        """Real RGW keys for the role's user, valid `duration` seconds."""
+        access_key = "ASIA" + secrets.token_hex(8).upper()
+        secret_key = secrets.token_urlsafe(30)
+        session_token = "mxpc-sts-" + secrets.token_urlsafe(48)
+        expires = int(time.time()) + duration
+        self.radosgw_admin("key", "create", f"--uid={role['uid']}", "--key-type=s3",
+                           f"--access-key={access_key}", f"--secret-key={secret_key}")
+        with self.lock:
+            self.sessions[access_key] = {"secret": secret_key, "token": session_token,
+                                         "expiration": expires, "role": role_arn,
+                                         "uid": role["uid"], "session": session,
+                                         "sub": claims.get("sub")}
+            write_json(self.sessions_path, self.sessions)
+        self.log(f"{what} role={role_arn} session={session} "
+                 f"sub={claims.get('sub')} token_iat={claims.get('iat')} key={access_key} "
+                 f"duration={duration}")
+        return access_key, secret_key, session_token, expires
+
+    def pod_identity(self, authorization):
+        """The EKS Pod Identity agent: the pod's service account token (audience
+        pods.eks.amazonaws.com) in Authorization -> the associated role's credentials."""
+        if not authorization:
+            raise StsError(400, "InvalidParameterException", "Authorization header is missing")
+        conf = self.config()
+        claims, _, _ = self.verify(conf, authorization.strip(), ["pods.eks.amazonaws.com"])
+        role_arn = conf.get("pod_identity", {}).get(claims.get("sub"))
+        role = conf["roles"].get(role_arn)
+        if role is None:
+            raise StsError(403, "AccessDeniedException",
+                           f"no pod identity association for {claims.get('sub')}")
+        access_key, secret_key, session_token, expires = self.issue(
+            "PodIdentity", role_arn, role, "eks-pod-identity", claims,
+            int(role.get("duration", 3600)))
+        return {"AccessKeyId": access_key, "SecretAccessKey": secret_key,
+                "Token": session_token, "AccountId": role_arn.split(":")[4],
+                "Expiration": iso(expires)}
 
     def reap(self):
         """Removes expired credentials from RGW, so they really stop working."""
@@ -237,9 +273,23 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def do_GET(self):
-        self.send_response(405)
-        self.send_header("Content-Length", "0")
+        if self.path != "/v1/credentials":
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        sts = self.server.sts
+        try:
+            status, doc = 200, sts.pod_identity(self.headers.get("Authorization"))
+        except StsError as e:
+            status, doc = e.status, {"code": e.code, "message": e.message}
+            sts.log(f"pod identity refused {e.code}: {e.message}")
+        data = json.dumps(doc).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
         self.end_headers()
+        self.wfile.write(data)
 
     def log_message(self, fmt, *args):
         pass
