@@ -12,6 +12,7 @@
 #include <expat.h>
 
 #include "mxpc/aws.h"
+#include "mxpc/ca_bundle.h"
 #include "mxpc/log.h"
 #include "mxpc/runtime.h"
 #include "mxpc/sigv4.h"
@@ -386,10 +387,7 @@ int mxpc_aws_http(const char *method, const char *url, const char *const *header
         curl_easy_setopt(c, CURLOPT_WRITEDATA, &h);
         curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
         curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
-        if (env("SSL_CERT_FILE"))
-            curl_easy_setopt(c, CURLOPT_CAINFO, env("SSL_CERT_FILE"));
-        if (env("SSL_CERT_DIR"))
-            curl_easy_setopt(c, CURLOPT_CAPATH, env("SSL_CERT_DIR"));
+        mxpc_ca_apply(c, env("SSL_CERT_FILE"), env("SSL_CERT_DIR"));
         if (body) {
             curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
             curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));

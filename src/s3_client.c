@@ -21,6 +21,7 @@
 #include "mxpc/buf.h"
 #include "mxpc/log.h"
 #include "mxpc/runtime.h"
+#include "mxpc/ca_bundle.h"
 #include "mxpc/s3.h"
 #include "mxpc/sigv4.h"
 
@@ -414,10 +415,7 @@ static CURLcode perform_once(struct mxpc_s3 *s3, struct request *r, const char *
     curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
     curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
     curl_easy_setopt(c, CURLOPT_XFERINFODATA, r);
-    if (s3->ca_file)
-        curl_easy_setopt(c, CURLOPT_CAINFO, s3->ca_file);
-    if (s3->ca_dir)
-        curl_easy_setopt(c, CURLOPT_CAPATH, s3->ca_dir);
+    mxpc_ca_apply(c, s3->ca_file, s3->ca_dir);
     if (s3->max_send_speed > 0)
         curl_easy_setopt(c, CURLOPT_MAX_SEND_SPEED_LARGE, (curl_off_t)s3->max_send_speed);
     if (strcmp(r->method, "HEAD") == 0) {

@@ -94,7 +94,7 @@ struct mxpc_s3_config {
     const char *region;   /* NULL = AWS_REGION, AWS_DEFAULT_REGION, "us-east-1" */
     const struct mxpc_aws_credentials *credentials; /* copied */
     int path_style;       /* 1 path style, 0 virtual host, -1 = path style unless the endpoint is AWS */
-    const char *ca_file;  /* NULL = $SSL_CERT_FILE (if set) */
+    const char *ca_file;  /* NULL = $SSL_CERT_FILE (if set); neither = the system's (ca_bundle.h) */
     const char *ca_dir;   /* NULL = $SSL_CERT_DIR (if set) */
     int64_t part_size;    /* 0 = 16 MiB; MXPC_S3_MIN_PART_SIZE..MXPC_S3_MAX_PART_SIZE */
     int64_t multipart_threshold; /* objects larger than this use multipart; 0 = part_size */

@@ -258,6 +258,12 @@ local function print_version()
   for _, k in ipairs { "lua", "libpq", "libcurl", "libarchive", "openssl", "zlib" } do
     io.stdout:write(("  %-10s %s\n"):format(k, libs[k]))
   end
+  -- the CA certificates https to S3 trusts unless told otherwise
+  local function nonempty(name) local v = os.getenv(name); return v ~= "" and v or nil end
+  local ca = nonempty("SSL_CERT_FILE") and ("SSL_CERT_FILE=" .. nonempty("SSL_CERT_FILE"))
+    or nonempty("SSL_CERT_DIR") and ("SSL_CERT_DIR=" .. nonempty("SSL_CERT_DIR"))
+    or runtime.system_ca_file() or "none found (set SSL_CERT_FILE)"
+  io.stdout:write(("  %-10s %s\n"):format("CA bundle", ca))
   return 0
 end
 
