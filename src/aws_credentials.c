@@ -73,6 +73,11 @@ static int from_environment(struct mxpc_aws_credentials *out, const char *profil
 
 static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct mxpc_aws_credentials cache;
+/* After a failed refresh of credentials that are still valid: no new attempt
+ * before this time (the cached ones are used meanwhile). */
+static time_t cache_retry_after;
+#define RETRY_SECONDS 15
+#define STILL_VALID_SECONDS 2
 
 long mxpc_aws_credentials_margin(const struct mxpc_aws_credentials *c)
 {
@@ -96,8 +101,12 @@ static int cached(enum mxpc_aws_source kind, fetch_fn fetch, struct mxpc_aws_cre
 {
     pthread_mutex_lock(&cache_lock);
     int rc = 1;
-    if (cache.kind != kind || !cache.access_key || expiring(&cache, time(NULL))) {
-        int had = cache.kind == kind && cache.access_key;
+    time_t now = time(NULL);
+    int had = cache.kind == kind && cache.access_key;
+    /* credentials that expire soon but are still good are an advisory refresh:
+     * if it fails they are used until shortly before their end */
+    int usable = had && now + STILL_VALID_SECONDS < cache.expiration;
+    if (!had || (expiring(&cache, now) && !(usable && now < cache_retry_after))) {
         struct mxpc_aws_credentials fresh;
         memset(&fresh, 0, sizeof fresh);
         rc = fetch(&fresh, err, errlen);
@@ -112,8 +121,15 @@ static int cached(enum mxpc_aws_source kind, fetch_fn fetch, struct mxpc_aws_cre
                      fresh.expiration ? (long long)(fresh.expiration - time(NULL)) : -1LL);
             mxpc_aws_credentials_clear(&cache);
             cache = fresh;
+            cache_retry_after = 0;
         } else {
             mxpc_aws_credentials_clear(&fresh);
+            if (usable) {
+                mxpc_log(MXPC_LOG_WARN, "could not renew the AWS credentials from %s; using them for their last %lld s: %.*s",
+                         cache.source, (long long)(cache.expiration - now), (int)strcspn(err, "\n"), err);
+                cache_retry_after = now + RETRY_SECONDS;
+                rc = 1;
+            }
         }
     }
     if (rc == 1)

@@ -279,18 +279,22 @@ static enum char_kind classify_char(const unsigned char *p, size_t n, size_t *le
     return CH_PLAIN;
 }
 
-/* The escaping, for text (json = 0) or inside a JSON string literal (json = 1,
- * where quotes and backslashes are escaped too and a byte that is not UTF-8,
- * which JSON cannot carry, becomes the text \xNN as in text output). */
-static void escape_into(struct mxpc_buf *out, const char *s, size_t n, int json)
+/* The escaping: for text (ESC_TEXT), inside double quotes (ESC_QUOTED: quotes
+ * and backslashes are escaped too), or inside a JSON string literal
+ * (ESC_JSON: quoted, with JSON's \uNNNN forms, and a byte that is not UTF-8,
+ * which JSON cannot carry, as the text \xNN as in text output). */
+enum escape_mode { ESC_TEXT, ESC_QUOTED, ESC_JSON };
+
+static void escape_into(struct mxpc_buf *out, const char *s, size_t n, enum escape_mode mode)
 {
+    int json = mode == ESC_JSON;
     const unsigned char *p = (const unsigned char *)s, *end = p + n;
     while (p < end) {
         size_t len;
         uint32_t cp;
         switch (classify_char(p, (size_t)(end - p), &len, &cp)) {
         case CH_PLAIN:
-            if (json && (*p == '"' || *p == '\\'))
+            if (mode != ESC_TEXT && (*p == '"' || *p == '\\'))
                 mxpc_buf_putc(out, '\\');
             mxpc_buf_append(out, p, len);
             break;
@@ -311,7 +315,14 @@ static void escape_into(struct mxpc_buf *out, const char *s, size_t n, int json)
     }
 }
 
-void mxpc_escape(struct mxpc_buf *out, const char *s, size_t n) { escape_into(out, s, n, 0); }
+void mxpc_escape(struct mxpc_buf *out, const char *s, size_t n) { escape_into(out, s, n, ESC_TEXT); }
+
+void mxpc_escape_quoted(struct mxpc_buf *out, const char *s, size_t n)
+{
+    mxpc_buf_putc(out, '"');
+    escape_into(out, s, n, ESC_QUOTED);
+    mxpc_buf_putc(out, '"');
+}
 
 char *mxpc_escape_string(const char *s)
 {
@@ -324,7 +335,7 @@ char *mxpc_escape_string(const char *s)
 void mxpc_json_quote(struct mxpc_buf *out, const char *s)
 {
     mxpc_buf_putc(out, '"');
-    escape_into(out, s, strlen(s), 1);
+    escape_into(out, s, strlen(s), ESC_JSON);
     mxpc_buf_putc(out, '"');
 }
 

@@ -51,9 +51,9 @@ enum mxpc_archive_entry_type { MXPC_ARCHIVE_FILE, MXPC_ARCHIVE_DIRECTORY };
  * accepted (directories). */
 const char *mxpc_archive_name_problem(const char *name);
 
-/* Appends `s` in double quotes with control, non-ASCII, quote and backslash
- * bytes escaped (\xNN), cut after 200 bytes: safe to print whatever an
- * untrusted archive contains. */
+/* Appends `s` in double quotes, escaped as every outside value is
+ * (mxpc_escape_quoted), cut after 200 bytes ("..." follows): safe to print
+ * whatever an untrusted archive contains. */
 void mxpc_archive_quote(struct mxpc_buf *out, const char *s);
 
 /* --- writer ---------------------------------------------------------------- */

@@ -65,6 +65,9 @@ size_t mxpc_redact_work(void);
 void mxpc_escape(struct mxpc_buf *out, const char *s, size_t n);
 /* The same as a new string (never NULL). */
 char *mxpc_escape_string(const char *s);
+/* The same in double quotes, with quotes and backslashes escaped too
+ * ("a\"b\\c\x1b"): a name inside a message. */
+void mxpc_escape_quoted(struct mxpc_buf *out, const char *s, size_t n);
 
 /* Appends `s` to `out` as a JSON string literal (with quotes): always valid
  * JSON, with controls and hidden code points as \uNNNN and bytes that are not

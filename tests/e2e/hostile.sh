@@ -25,6 +25,7 @@ check() { if eval "$2"; then ok "$1"; else bad "$1"; fi; }
 run() {
   local name=$1 want=$2
   shift 2
+  log_mark=$(stat -c %s "$pglog" 2>/dev/null || echo 0)
   "$bin" "$@" >"$work/out" 2>"$work/err"
   local got=$?
   if [ "$got" = "$want" ]; then ok "$name"; else bad "$name (exit $got, expected $want)"; fi
@@ -75,7 +76,8 @@ database_secret() {
 }
 files_secret
 pglog=$MXPC_STACK_DIR/log/pg-wronghost.log
-probe_seen() { grep -q "$probe" "$pglog"; }
+# (in what the server logged during the last run)
+probe_seen() { tail -c +$((log_mark + 1)) "$pglog" | grep -q "$probe"; }
 backup() {
   local name=$1 want=$2
   shift 2
@@ -108,11 +110,12 @@ check "... before any credentials reached the server" '! probe_seen'
 database_secret "?sslmode=verify-full"
 backup "--db-sslmode require below the environment's verify-full is a usage error" 2 --db-sslmode require
 expect_err "... saying it would lower the mode" "--db-sslmode require would lower the TLS mode verify-full"
+check "... before connecting" '! probe_seen'
 PGSSLMODE=disable backup "PGSSLMODE=disable below verify-full is refused" 2
 expect_err "... naming PGSSLMODE" "PGSSLMODE disable would lower"
+check "... before connecting" '! probe_seen'
 backup "--db-sslmode with an unknown mode is a usage error" 2 --db-sslmode strict
 expect_err "... listing the modes" "expected disable, allow, prefer, require, verify-ca or verify-full"
-check "nothing was sent in any of these" '! probe_seen'
 
 # the control: verify-ca checks the CA only, so this server is reached and
 # turns the unknown role away (the probe shows up in its log)
@@ -137,6 +140,43 @@ check "... without a forged second line" '! grep -q "^info: backup written" "$wo
 check "... and without a raw CR" '[ "$(raw_controls "$work/err")" = 0 ]'
 expect_err "... naming the value, escaped" 'ftp://x\\r\\ninfo: backup written'
 files_secret
+
+# error bodies from the Kubernetes API and from S3 quote what they were asked
+# for: a name with an escape sequence and a line break comes back escaped
+cat >"$work/bodies.lua" <<'LUA'
+local which, ns = ...
+if which == "k8s" then
+  local c = assert(require("mxpc.k8s").connect {})
+  assert(c:get("secrets", "x\27[31m\r\nerror: forged", ns))
+else
+  local c = assert(require("mxpc.s3").client { endpoint = os.getenv("MXPC_S3_ENDPOINT"), region = "us-east-1",
+    access_key = os.getenv("MXPC_S3_ACCESS_KEY"), secret_key = os.getenv("MXPC_S3_SECRET_KEY"), path_style = true })
+  local ok, err = c:create_bucket(ns)
+  assert(ok or err.code == "exists", err)
+  local _, gerr = c:get_string(ns, "x\27[31m\r\nerror: forged")
+  c:delete_bucket(ns)
+  error(gerr, 0)
+end
+LUA
+for which in k8s s3; do
+  run "a $which error body naming a hostile object" 1 run "$work/bodies.lua" "$which" "$ns"
+  check "... shows it escaped, on one line" '[ "$(raw_controls "$work/err")" = 0 ] && ! grep -q "^error: forged" "$work/err"'
+  expect_err "... naming it" 'x\\x1b\[31m\\r\\nerror: forged'
+done
+
+# restore: the same rules for --db-sslmode and PGSSLMODE, before anything is touched
+mkdir -p "$work/a/db" && cp "$src/tests/archive/fixtures/sample.backup" "$work/a/db/db.backup"
+printf '{"duration":"0","dumpSize":"2387","modelVersion":"1.0.0.40","databaseSize":"1","filesSize":"0"}' >"$work/a/.metadata"
+tar -czf "$work/a.tar.gz" -C "$work/a" .metadata db
+database_secret "?ssl=true"
+run "restore --db-sslmode prefer below ssl=true is a usage error" 2 restore -n "$ns" -e hostile -f "$work/a.tar.gz" \
+  --db-sslmode prefer
+expect_err "... saying it would lower verify-full" "--db-sslmode prefer would lower the TLS mode verify-full"
+database_secret "?sslmode=require"
+PGSSLMODE=verify-full run "restore with PGSSLMODE=verify-full against the wrong host fails" 1 \
+  restore -n "$ns" -e hostile -f "$work/a.tar.gz" --database-only
+expect_err "... on the host name" 'does not match host name'
+check "... before any credentials reached the server" '! probe_seen'
 
 # --- the REPL never shows a secret, decoded or in base64 ---------------------------------
 database_secret "?sslmode=verify-full"

@@ -137,6 +137,19 @@ cp "$work/roles.json.orig" "$roles"
 printf '#!/bin/sh\nexec "%s/pg_dump" "$@"\n' "$real_bindir" >"$work/bin/pg_dump"
 cp "$MXPC_IRSA_TOKEN_FILE" "$work/token"
 
+# ---- STS refuses while the credentials are in their refresh margin ----------------------
+# (20-second sessions, renewed 5 s before their end): they serve until their end, with a
+# warning, and then the refusal is the error
+set_role "$MXPC_IRSA_ROLE_ARN" duration 20
+"$bin" run "$src/tests/e2e/irsa_advisory.lua" "$roles" "$MXPC_IRSA_ROLE_ARN" demo-irsa-files "$key" \
+  >"$work/out" 2>"$work/err"
+check "credentials in their margin serve on when STS refuses" 'grep -q "^in the margin: served, same key: true" "$work/out"'
+expect_err "... with a warning naming the source and STS's answer" \
+  "warn: could not renew the AWS credentials from web identity \(role $MXPC_IRSA_ROLE_ARN\); using them for their last [0-9]+ s: STS refused AssumeRoleWithWebIdentity"
+check "... and past their end the refusal is the error" \
+  'grep -q "^after the end: credentials: .*cannot renew the AWS credentials: STS refused AssumeRoleWithWebIdentity for role $MXPC_IRSA_ROLE_ARN (AccessDenied" "$work/out"'
+cp "$work/roles.json.orig" "$roles"
+
 # ---- refusals that say what to check --------------------------------------------------------
 AWS_ROLE_ARN=arn:aws:iam::000000000000:role/not-trusted run "a role that does not trust the token fails" 1 \
   backup -n mendix -e demo-irsa -f "$work/no.tar.gz"
