@@ -1,6 +1,7 @@
 -- The backup workflow: an environment's database and files -> a Mendix Cloud
 -- backup archive. Called with the parsed options:
---   { namespace =, environment =, file =, force =, database_only =, kubeconfig =, context = }
+--   { namespace =, environment =, file =, force =, database_only =, compression_level =,
+--     kubeconfig =, context = }
 -- Edit a copy (mxpc-data-migration scripts export DIR) to filter files or add
 -- steps; run it with --scripts DIR.
 local backup_archive = require "mxpc.backup_archive"
@@ -64,7 +65,7 @@ for _, uuid in ipairs(files) do
 end
 
 -- 5. Write the archive: .metadata, the dump, then the files streamed from S3.
-local out <close> = assert(backup_archive.writer(opts.file, { force = opts.force }))
+local out <close> = assert(backup_archive.writer(opts.file, { force = opts.force, level = opts.compression_level }))
 assert(out:add_metadata {
   duration = os.time() - started, dumpSize = dump_size, modelVersion = facts.model_version,
   databaseSize = facts.size, filesSize = files_size,

@@ -33,6 +33,7 @@
 #include "mxpc/lua_args.h"
 #include "mxpc/lua_callback.h"
 #include "mxpc/modules.h"
+#include "mxpc/pgz.h"
 #include "mxpc/process.h"
 #include "mxpc/runtime.h"
 
@@ -154,6 +155,8 @@ static int l_writer(lua_State *L)
     lua_Integer level = opt_field(L, 2, "level", LUA_TNUMBER) ? luaL_checkinteger(L, -1)
                                                                  : MXPC_ARCHIVE_LEVEL_DEFAULT;
     luaL_argcheck(L, level >= 0 && level <= 9, 2, "level must be between 0 and 9");
+    lua_Integer threads = opt_field(L, 2, "threads", LUA_TNUMBER) ? luaL_checkinteger(L, -1) : 0;
+    luaL_argcheck(L, threads >= 0 && threads <= MXPC_PGZ_MAX_THREADS, 2, "threads must be between 0 and 16");
     lua_Integer mtime = opt_field(L, 2, "mtime", LUA_TNUMBER) ? luaL_checkinteger(L, -1) : (lua_Integer)time(NULL);
     const char *name = mxpc_args_opt_string(L, 2, "name", mxpc_args_keep(L));
 
@@ -175,6 +178,7 @@ static int l_writer(lua_State *L)
     }
     if (!lw->w)
         return push_failure(L, &lw->failure, status, err);
+    mxpc_archive_writer_set_threads(lw->w, (int)threads);
     return 1;
 }
 
@@ -346,6 +350,15 @@ static int w_stats(lua_State *L)
     uint64_t entries, in, out;
     mxpc_archive_writer_stats(lw->w, &entries, &in, &out);
     push_counts(L, entries, in, out);
+    uint64_t blocks, stored;
+    int threads;
+    mxpc_archive_writer_compression_stats(lw->w, &blocks, &stored, &threads);
+    lua_pushinteger(L, (lua_Integer)blocks);
+    lua_setfield(L, -2, "blocks");
+    lua_pushinteger(L, (lua_Integer)stored);
+    lua_setfield(L, -2, "stored_blocks");
+    lua_pushinteger(L, threads);
+    lua_setfield(L, -2, "threads");
     return 1;
 }
 

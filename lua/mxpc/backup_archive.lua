@@ -472,7 +472,8 @@ Writer.__name = "backup_archive.writer"
 
 function M.writer(path, opts)
   opts = opts or {}
-  local w, err = archive.writer(path, { force = opts.force, level = opts.level, mtime = opts.mtime })
+  local w, err = archive.writer(path, { force = opts.force, level = opts.level, threads = opts.threads,
+    mtime = opts.mtime })
   if not w then return nil, err end
   return setmetatable({ w = w, path = path, stage = "metadata", uuids = {} }, Writer)
 end
@@ -541,6 +542,9 @@ function Writer:commit()
 end
 
 function Writer:abort() self.w:abort() end
+
+-- Entries, bytes in and out, compressed and stored blocks, threads (archive writer's stats).
+function Writer:stats() return self.w:stats() end
 
 -- --- inspect and verify ------------------------------------------------------------
 

@@ -113,9 +113,23 @@ command {
     { short = "f", long = "file", value = "FILE", required = true, help = "the archive to write (.tar.gz)" },
     { long = "force", help = "replace FILE if it exists" },
     { long = "database-only", help = "write only the database, as a bare pg_dump -Fc file (.backup)" },
+    { long = "compression-level", value = "N",
+      help = "gzip level of the archive, 0 (none) to 9 (smallest; default 6); data that is already compressed is stored" },
     env_options[3], env_options[4], env_options[5],
   },
-  run = workflow("backup"),
+  run = function(opts)
+    if opts.compression_level then
+      local n = tonumber(opts.compression_level)
+      if math.type(n) ~= "integer" or n < 0 or n > 9 then
+        args.usage_error("--compression-level must be a whole number from 0 to 9, got %q", opts.compression_level)
+      end
+      if opts.database_only then
+        args.usage_error("--compression-level applies to the archive; a database-only backup is pg_dump's own file")
+      end
+      opts.compression_level = n
+    end
+    return workflow("backup")(opts)
+  end,
 }
 
 command {

@@ -45,6 +45,22 @@ $ backup -n mendix -e demo-app -f x -z
 ? 2
 !~ ^error: unknown option -z$
 
+$ backup -n mendix -e demo-app -f x --compression-level 10
+? 2
+!~ ^error: --compression-level must be a whole number from 0 to 9, got "10"$
+
+$ backup -n mendix -e demo-app -f x --compression-level fast
+? 2
+!~ ^error: --compression-level must be a whole number from 0 to 9, got "fast"$
+
+$ backup -n mendix -e demo-app -f x --compression-level 1.5
+? 2
+!~ ^error: --compression-level must be a whole number from 0 to 9, got "1.5"$
+
+$ backup -n mendix -e demo-app -f x --database-only --compression-level 1
+? 2
+!~ ^error: --compression-level applies to the archive; a database-only backup is pg_dump's own file$
+
 $ backup -n mendix -n other -e demo-app -f x
 ? 2
 !~ ^error: option -n/--namespace given more than once$
