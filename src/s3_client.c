@@ -6,7 +6,10 @@
  *
  * Request bodies (a PUT object, an upload part, the XML of a multipart
  * completion) are always in memory, bounded by the part size. */
+#define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +22,7 @@
 #include <openssl/crypto.h>
 
 #include "mxpc/buf.h"
+#include "mxpc/http.h"
 #include "mxpc/log.h"
 #include "mxpc/runtime.h"
 #include "mxpc/s3.h"
@@ -28,7 +32,8 @@
 #define RESPONSE_MAX (4 * 1024 * 1024)
 
 struct mxpc_s3 {
-    CURL *curl;
+    struct mxpc_http *http;
+    struct request *waiting; /* requests waiting for a retry */
     char *endpoint;  /* as given, for messages */
     char *scheme;    /* "http" or "https" */
     char *authority; /* host[:port] */
@@ -194,6 +199,22 @@ struct request {
     int sink_failed;
     int size_mismatch;
 
+    /* the engine */
+    CURL *easy;
+    struct curl_slist *headers;
+    struct mxpc_buf url;
+    char curl_err[CURL_ERROR_SIZE];
+    char payload_hash[65];
+    char if_match_buf[128];
+    int state, attempt, rc;
+    long long retry_at;
+    struct timespec t0;
+    struct request *next_wait;
+    struct mxpc_s3_error err;
+    void (*on_done)(struct mxpc_s3 *s3, struct request *r);
+    void *owner;
+    size_t index;
+
     /* per attempt */
     size_t body_sent;
     int64_t range_from; /* a resumed download: bytes asked to start at */
@@ -234,7 +255,7 @@ static size_t on_write(char *data, size_t size, size_t n, void *ud)
     struct request *r = ud;
     size_t len = size * n;
     long status = 0;
-    curl_easy_getinfo(r->s3->curl, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
     if (!is_2xx(status) || !r->sink) {
         size_t cap = is_2xx(status) ? RESPONSE_MAX : ERROR_BODY_MAX;
         if (r->response.len + len > cap)
@@ -245,7 +266,7 @@ static size_t on_write(char *data, size_t size, size_t n, void *ud)
     if (!r->checked) {
         r->checked = 1;
         curl_off_t cl = -1;
-        curl_easy_getinfo(r->s3->curl, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
+        curl_easy_getinfo(r->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
         if (r->range_from > 0 && status != 206) {
             snprintf(r->sink_error, sizeof r->sink_error, "the server ignored the Range of a resumed download");
             r->sink_failed = 1;
@@ -344,12 +365,41 @@ static struct mxpc_sigv4_signer signer_now(const struct mxpc_s3 *s3, unsigned fl
     return signer;
 }
 
-/* One attempt: sign, send, receive. Returns the curl result. */
-static CURLcode perform_once(struct mxpc_s3 *s3, struct request *r, const char *payload_hash, char *curl_err)
+/* --- the request engine ------------------------------------------------------
+ *
+ * A request goes through attempts: each is signed afresh and added to the
+ * client's transport as one transfer; when it ends, attempt_end decides to
+ * retry (after a backoff, without blocking the other transfers) or to finish
+ * the request (state DONE, rc and err filled, on_done called). pump() moves
+ * every request of the client along; execute() runs one request to its end. */
+
+enum { REQ_IDLE, REQ_RUNNING, REQ_WAITING, REQ_DONE };
+
+static long long now_ms(void)
 {
-    struct mxpc_buf host = MXPC_BUF_INIT, path = MXPC_BUF_INIT, url = MXPC_BUF_INIT;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void attempt_end(struct mxpc_s3 *s3, struct request *r, CURLcode code);
+
+/* Starts one attempt: sign, set the options, add the transfer. */
+static void attempt_start(struct mxpc_s3 *s3, struct request *r)
+{
+    r->curl_err[0] = '\0';
+    r->body_sent = 0;
+    r->checked = 0;
+    r->response.len = 0;
+    r->range_from = r->sink ? r->delivered : 0;
+    if (r->range_from > 0 && !r->if_match && r->if_match_buf[0])
+        r->if_match = r->if_match_buf; /* resume the same object, not a replacement */
+    r->state = REQ_RUNNING;
+
+    struct mxpc_buf host = MXPC_BUF_INIT, path = MXPC_BUF_INIT;
     build_target(s3, r->bucket, r->key, &host, &path);
-    mxpc_buf_printf(&url, "%s://%s%s%s%s", s3->scheme, host.data, path.data, r->query ? "?" : "",
+    r->url.len = 0;
+    mxpc_buf_printf(&r->url, "%s://%s%s%s%s", s3->scheme, host.data, path.data, r->query ? "?" : "",
                     r->query ? r->query : "");
 
     char range[64] = "";
@@ -363,94 +413,99 @@ static CURLcode perform_once(struct mxpc_s3 *s3, struct request *r, const char *
     if (r->if_match)
         signed_headers[nsigned++] = (struct mxpc_sigv4_header){"if-match", r->if_match};
     struct mxpc_sigv4_signer signer = signer_now(s3, MXPC_SIGV4_CONTENT_SHA256);
-    struct mxpc_sigv4_request sreq = {r->method, path.data, r->query, signed_headers, nsigned, payload_hash};
+    struct mxpc_sigv4_request sreq = {r->method, path.data, r->query, signed_headers, nsigned, r->payload_hash};
     struct mxpc_sigv4_result sig = MXPC_SIGV4_RESULT_INIT;
-    CURLcode code = CURLE_OK;
-    struct curl_slist *headers = NULL;
+    CURLcode fail = CURLE_OK;
     if (mxpc_sigv4_sign(&signer, &sreq, &sig) != 0) {
-        snprintf(curl_err, CURL_ERROR_SIZE, "cannot sign the request");
-        code = CURLE_BAD_FUNCTION_ARGUMENT;
+        snprintf(r->curl_err, sizeof r->curl_err, "cannot sign the request");
+        fail = CURLE_BAD_FUNCTION_ARGUMENT;
         goto out;
     }
     if (mxpc_log_get_level() >= MXPC_LOG_TRACE)
         mxpc_log(MXPC_LOG_TRACE, "s3 canonical request:\n%s\nstring to sign:\n%s", sig.canonical_request.data,
                  sig.string_to_sign.data);
 
-    headers = add_header(headers, "Host: %s", host.data);
-    headers = add_header(headers, "x-amz-date: %s", sig.amz_date);
-    headers = add_header(headers, "x-amz-content-sha256: %s", payload_hash);
+    curl_slist_free_all(r->headers);
+    r->headers = NULL;
+    r->headers = add_header(r->headers, "Host: %s", host.data);
+    r->headers = add_header(r->headers, "x-amz-date: %s", sig.amz_date);
+    r->headers = add_header(r->headers, "x-amz-content-sha256: %s", r->payload_hash);
     if (s3->creds.session_token)
-        headers = add_header(headers, "x-amz-security-token: %s", s3->creds.session_token);
-    headers = add_header(headers, "Authorization: %s", sig.authorization.data);
+        r->headers = add_header(r->headers, "x-amz-security-token: %s", s3->creds.session_token);
+    r->headers = add_header(r->headers, "Authorization: %s", sig.authorization.data);
     if (range[0])
-        headers = add_header(headers, "Range: %s", range);
+        r->headers = add_header(r->headers, "Range: %s", range);
     if (r->if_match)
-        headers = add_header(headers, "If-Match: %s", r->if_match);
-    headers = add_header(headers, "Content-Type: %s", r->content_type ? r->content_type : "");
+        r->headers = add_header(r->headers, "If-Match: %s", r->if_match);
+    r->headers = add_header(r->headers, "Content-Type: %s", r->content_type ? r->content_type : "");
 
-    CURL *c = s3->curl;
-    curl_easy_reset(c);
-    curl_easy_setopt(c, CURLOPT_URL, url.data);
-    curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L); /* keys may contain "//" or "/./" */
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(c, CURLOPT_USERAGENT, "mxpc-data-migration");
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, curl_err);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 30L);
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L); /* a stalled transfer fails after two minutes */
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 120L);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_write);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
-    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
-    curl_easy_setopt(c, CURLOPT_XFERINFODATA, r);
+    if (!r->easy)
+        r->easy = mxpc_http_easy(s3->http);
+    else
+        curl_easy_reset(r->easy);
+    CURL *c = r->easy;
+    if (!c) {
+        snprintf(r->curl_err, sizeof r->curl_err, "cannot create a libcurl handle");
+        fail = CURLE_FAILED_INIT;
+        goto out;
+    }
+    int ok = 1;
+    MXPC_HTTP_SET(ok, c, CURLOPT_PRIVATE, (void *)r);
+    MXPC_HTTP_SET(ok, c, CURLOPT_URL, r->url.data);
+    MXPC_HTTP_SET(ok, c, CURLOPT_PATH_AS_IS, 1L); /* keys may contain "//" or "/./" */
+    MXPC_HTTP_SET(ok, c, CURLOPT_HTTPHEADER, r->headers);
+    MXPC_HTTP_SET(ok, c, CURLOPT_USERAGENT, "mxpc-data-migration");
+    MXPC_HTTP_SET(ok, c, CURLOPT_ERRORBUFFER, r->curl_err);
+    MXPC_HTTP_SET(ok, c, CURLOPT_NOSIGNAL, 1L);
+    MXPC_HTTP_SET(ok, c, CURLOPT_CONNECTTIMEOUT, 30L);
+    MXPC_HTTP_SET(ok, c, CURLOPT_LOW_SPEED_LIMIT, 1L); /* a stalled transfer fails after two minutes */
+    MXPC_HTTP_SET(ok, c, CURLOPT_LOW_SPEED_TIME, 120L);
+    MXPC_HTTP_SET(ok, c, CURLOPT_WRITEFUNCTION, on_write);
+    MXPC_HTTP_SET(ok, c, CURLOPT_WRITEDATA, (void *)r);
+    MXPC_HTTP_SET(ok, c, CURLOPT_HEADERFUNCTION, on_header);
+    MXPC_HTTP_SET(ok, c, CURLOPT_HEADERDATA, (void *)r);
+    MXPC_HTTP_SET(ok, c, CURLOPT_NOPROGRESS, 0L);
+    MXPC_HTTP_SET(ok, c, CURLOPT_XFERINFOFUNCTION, on_progress);
+    MXPC_HTTP_SET(ok, c, CURLOPT_XFERINFODATA, (void *)r);
     if (s3->ca_file)
-        curl_easy_setopt(c, CURLOPT_CAINFO, s3->ca_file);
+        MXPC_HTTP_SET(ok, c, CURLOPT_CAINFO, s3->ca_file);
     if (s3->ca_dir)
-        curl_easy_setopt(c, CURLOPT_CAPATH, s3->ca_dir);
+        MXPC_HTTP_SET(ok, c, CURLOPT_CAPATH, s3->ca_dir);
     if (s3->max_send_speed > 0)
-        curl_easy_setopt(c, CURLOPT_MAX_SEND_SPEED_LARGE, (curl_off_t)s3->max_send_speed);
+        MXPC_HTTP_SET(ok, c, CURLOPT_MAX_SEND_SPEED_LARGE, (curl_off_t)s3->max_send_speed);
     if (strcmp(r->method, "HEAD") == 0) {
-        curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+        MXPC_HTTP_SET(ok, c, CURLOPT_NOBODY, 1L);
     } else if (strcmp(r->method, "PUT") == 0 || strcmp(r->method, "POST") == 0) {
         if (strcmp(r->method, "PUT") == 0) {
-            curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
-            curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, (curl_off_t)r->body_len);
+            MXPC_HTTP_SET(ok, c, CURLOPT_UPLOAD, 1L);
+            MXPC_HTTP_SET(ok, c, CURLOPT_INFILESIZE_LARGE, (curl_off_t)r->body_len);
         } else {
-            curl_easy_setopt(c, CURLOPT_POST, 1L);
-            curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
+            MXPC_HTTP_SET(ok, c, CURLOPT_POST, 1L);
+            MXPC_HTTP_SET(ok, c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
         }
-        curl_easy_setopt(c, CURLOPT_READFUNCTION, on_read);
-        curl_easy_setopt(c, CURLOPT_READDATA, r);
-        curl_easy_setopt(c, CURLOPT_SEEKFUNCTION, on_seek);
-        curl_easy_setopt(c, CURLOPT_SEEKDATA, r);
+        MXPC_HTTP_SET(ok, c, CURLOPT_READFUNCTION, on_read);
+        MXPC_HTTP_SET(ok, c, CURLOPT_READDATA, (void *)r);
+        MXPC_HTTP_SET(ok, c, CURLOPT_SEEKFUNCTION, on_seek);
+        MXPC_HTTP_SET(ok, c, CURLOPT_SEEKDATA, (void *)r);
     } else if (strcmp(r->method, "GET") != 0) {
-        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, r->method);
+        MXPC_HTTP_SET(ok, c, CURLOPT_CUSTOMREQUEST, r->method);
     }
-
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    code = curl_easy_perform(c);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    r->status = 0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
-    curl_off_t cl = -1;
-    curl_easy_getinfo(c, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
-    if (!r->size_mismatch)
-        r->content_length = cl;
-    double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
-    mxpc_log(MXPC_LOG_DEBUG, "s3 %s %s://%s%s%s%s -> %ld (%.0f ms)%s%s", r->method, s3->scheme, host.data,
-             path.data, r->query ? "?" : "", r->query ? r->query : "", r->status, ms, code ? ": " : "",
-             code ? (curl_err[0] ? curl_err : curl_easy_strerror(code)) : "");
+    if (!ok) {
+        snprintf(r->curl_err, sizeof r->curl_err, "libcurl refused an option of the request");
+        fail = CURLE_BAD_FUNCTION_ARGUMENT;
+        goto out;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &r->t0);
+    if (mxpc_http_add(s3->http, c) != 0) {
+        snprintf(r->curl_err, sizeof r->curl_err, "cannot start the transfer");
+        fail = CURLE_FAILED_INIT;
+    }
 out:
-    curl_slist_free_all(headers);
     mxpc_sigv4_result_free(&sig);
     mxpc_buf_free(&host);
     mxpc_buf_free(&path);
-    mxpc_buf_free(&url);
-    return code;
+    if (fail != CURLE_OK)
+        attempt_end(s3, r, fail);
 }
 
 static int transient(CURLcode code)
@@ -472,19 +527,6 @@ static int tls_problem(CURLcode code)
 {
     return code == CURLE_PEER_FAILED_VERIFICATION || code == CURLE_SSL_CACERT_BADFILE ||
            code == CURLE_SSL_CONNECT_ERROR || code == CURLE_SSL_CERTPROBLEM || code == CURLE_SSL_ISSUER_ERROR;
-}
-
-/* Sleeps ms milliseconds unless interrupted; returns -1 if interrupted. */
-static int backoff(struct mxpc_s3 *s3, int attempt)
-{
-    long ms = 200L << (attempt < 5 ? attempt : 5);
-    for (long slept = 0; slept < ms; slept += 50) {
-        if (mxpc_interrupted() && !s3->ignore_interrupt)
-            return -1;
-        struct timespec ts = {0, 50 * 1000000L};
-        nanosleep(&ts, NULL);
-    }
-    return 0;
 }
 
 /* Turns a response >= 300 into an error. */
@@ -529,86 +571,179 @@ static void http_error(struct mxpc_s3 *s3, struct request *r, struct mxpc_s3_err
                   detail != x.code ? detail : "");
 }
 
+/* The request is over: rc and err from the last attempt's result. */
+static void finish(struct mxpc_s3 *s3, struct request *r, CURLcode code)
+{
+    struct mxpc_s3_error *e = &r->err;
+    clear_error(e);
+    r->rc = -1;
+    r->state = REQ_DONE;
+    if (r->if_match == r->if_match_buf)
+        r->if_match = NULL;
+    char what[1024];
+    object_name(what, sizeof what, r->bucket, r->key);
+    if (code == CURLE_ABORTED_BY_CALLBACK)
+        set_error(e, "interrupted", NULL, "interrupted: S3 %s %s", r->method, what);
+    else if (r->sink_failed)
+        set_error(e, "io", NULL, "%s: %s", what, r->sink_error);
+    else if (r->size_mismatch)
+        set_error(e, "size", NULL, "%s has %lld bytes, expected %lld", what, (long long)r->content_length,
+                  (long long)r->expected_size);
+    else if (code != CURLE_OK && tls_problem(code))
+        set_error(e, "connect",
+                  "the server's certificate could not be verified: give its CA with ca_file/ca_dir, "
+                  "or set SSL_CERT_FILE or SSL_CERT_DIR",
+                  "TLS to %s failed (%s): %s", s3->endpoint, what,
+                  r->curl_err[0] ? r->curl_err : curl_easy_strerror(code));
+    else if (code != CURLE_OK)
+        set_error(e, "connect", "check the endpoint and that the server is reachable", "S3 %s %s at %s: %s",
+                  r->method, what, s3->endpoint, r->curl_err[0] ? r->curl_err : curl_easy_strerror(code));
+    else if (r->status >= 300)
+        http_error(s3, r, e);
+    else
+        r->rc = 0;
+    if (r->on_done)
+        r->on_done(s3, r);
+}
+
+/* Backoff before attempt n+1: 200 ms doubling, at most 6.4 s. */
+static long backoff_ms(int attempt)
+{
+    return 200L << (attempt < 5 ? attempt : 5);
+}
+
+static void attempt_end(struct mxpc_s3 *s3, struct request *r, CURLcode code)
+{
+    CURL *c = r->easy;
+    r->status = 0;
+    if (c && code != CURLE_BAD_FUNCTION_ARGUMENT && code != CURLE_FAILED_INIT) {
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+        curl_off_t cl = -1;
+        curl_easy_getinfo(c, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
+        if (!r->size_mismatch)
+            r->content_length = cl;
+        struct timespec t1;
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        double ms = (double)(t1.tv_sec - r->t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - r->t0.tv_nsec) / 1e6;
+        mxpc_log(MXPC_LOG_DEBUG, "s3 %s %s -> %ld (%.0f ms)%s%s", r->method, r->url.data ? r->url.data : "",
+                 r->status, ms, code ? ": " : "", code ? (r->curl_err[0] ? r->curl_err : curl_easy_strerror(code)) : "");
+    }
+    curl_slist_free_all(r->headers);
+    r->headers = NULL;
+    if (r->sink && r->delivered == 0 && r->etag[0])
+        snprintf(r->if_match_buf, sizeof r->if_match_buf, "%s", r->etag);
+    if (code == CURLE_OK && r->status < 500 && r->status != 429) {
+        finish(s3, r, code);
+        return;
+    }
+    int retry = r->idempotent && r->attempt < s3->max_retries && !r->sink_failed && !r->size_mismatch &&
+                code != CURLE_ABORTED_BY_CALLBACK && (code == CURLE_OK || transient(code));
+    if (!retry) {
+        finish(s3, r, code);
+        return;
+    }
+    mxpc_log(MXPC_LOG_WARN, "s3 %s %s/%s: %s; retrying (%d of %d)", r->method, r->bucket ? r->bucket : "",
+             r->key ? r->key : "",
+             code ? (r->curl_err[0] ? r->curl_err : curl_easy_strerror(code))
+                  : (r->status == 429 ? "HTTP 429" : "HTTP 5xx"),
+             r->attempt + 1, s3->max_retries);
+    r->retry_at = now_ms() + backoff_ms(r->attempt);
+    r->attempt++;
+    r->state = REQ_WAITING;
+    r->next_wait = s3->waiting;
+    s3->waiting = r;
+}
+
+/* Starts a request (it runs as the client is pumped). */
+static void request_begin(struct mxpc_s3 *s3, struct request *r, int unsigned_ok)
+{
+    if (!r->body)
+        snprintf(r->payload_hash, sizeof r->payload_hash, "%s", MXPC_SIGV4_EMPTY_SHA256);
+    else if (unsigned_ok && s3->unsigned_payload)
+        snprintf(r->payload_hash, sizeof r->payload_hash, "%s", MXPC_SIGV4_UNSIGNED_PAYLOAD);
+    else
+        mxpc_sigv4_sha256_hex(r->body, r->body_len, r->payload_hash);
+    r->s3 = s3;
+    r->attempt = 0;
+    attempt_start(s3, r);
+}
+
+static void unwait(struct mxpc_s3 *s3, struct request *r)
+{
+    for (struct request **p = &s3->waiting; *p; p = &(*p)->next_wait) {
+        if (*p == r) {
+            *p = r->next_wait;
+            return;
+        }
+    }
+}
+
+/* Moves every request of the client along, waiting up to timeout_ms. */
+static void pump(struct mxpc_s3 *s3, int timeout_ms)
+{
+    long long now = now_ms();
+    int stop = mxpc_interrupted() && !s3->ignore_interrupt;
+    for (struct request *r = s3->waiting, *next; r; r = next) {
+        next = r->next_wait;
+        if (stop || r->retry_at <= now) {
+            unwait(s3, r);
+            if (stop)
+                finish(s3, r, CURLE_ABORTED_BY_CALLBACK);
+            else
+                attempt_start(s3, r);
+        } else if (r->retry_at - now < timeout_ms) {
+            timeout_ms = (int)(r->retry_at - now);
+        }
+    }
+    if (mxpc_http_step(s3->http, timeout_ms) != 0)
+        mxpc_log(MXPC_LOG_DEBUG, "s3: the transport failed to move on; trying again");
+    CURLcode code;
+    CURL *c;
+    while ((c = mxpc_http_done(s3->http, &code))) {
+        struct request *r = NULL;
+        curl_easy_getinfo(c, CURLINFO_PRIVATE, (char **)&r);
+        if (r)
+            attempt_end(s3, r, code);
+    }
+}
+
+/* Stops a request that has not finished (its rc is -1, its error `code`). */
+static void request_cancel(struct mxpc_s3 *s3, struct request *r, const char *code)
+{
+    if (r->state == REQ_RUNNING)
+        mxpc_http_release(s3->http, r->easy), r->easy = NULL;
+    else if (r->state == REQ_WAITING)
+        unwait(s3, r);
+    if (r->state == REQ_RUNNING || r->state == REQ_WAITING) {
+        char what[1024];
+        object_name(what, sizeof what, r->bucket, r->key);
+        set_error(&r->err, code, NULL, "S3 %s %s: stopped", r->method, what);
+        r->rc = -1;
+        r->state = REQ_DONE;
+    }
+}
+
 /* Runs a request with retries; 0 on a 2xx answer, else -1 with e filled. */
 static int execute(struct mxpc_s3 *s3, struct request *r, int unsigned_ok, struct mxpc_s3_error *e)
 {
-    char payload_hash[65];
-    if (!r->body)
-        snprintf(payload_hash, sizeof payload_hash, "%s", MXPC_SIGV4_EMPTY_SHA256);
-    else if (unsigned_ok && s3->unsigned_payload)
-        snprintf(payload_hash, sizeof payload_hash, "%s", MXPC_SIGV4_UNSIGNED_PAYLOAD);
-    else
-        mxpc_sigv4_sha256_hex(r->body, r->body_len, payload_hash);
-
-    r->s3 = s3;
-    char curl_err[CURL_ERROR_SIZE];
-    CURLcode code;
-    char if_match[sizeof r->etag] = "";
-    for (int attempt = 0;; attempt++) {
-        curl_err[0] = '\0';
-        r->body_sent = 0;
-        r->checked = 0;
-        r->response.len = 0;
-        r->range_from = r->sink ? r->delivered : 0;
-        if (r->range_from > 0 && !r->if_match && if_match[0])
-            r->if_match = if_match; /* resume the same object, not a replacement */
-        code = perform_once(s3, r, payload_hash, curl_err);
-        if (r->sink && r->delivered == 0 && r->etag[0])
-            snprintf(if_match, sizeof if_match, "%s", r->etag);
-        if (code == CURLE_OK && r->status < 500 && r->status != 429)
-            break;
-        int retry = r->idempotent && attempt < s3->max_retries && !r->sink_failed && !r->size_mismatch &&
-                    code != CURLE_ABORTED_BY_CALLBACK && (code == CURLE_OK || transient(code));
-        if (!retry)
-            break;
-        mxpc_log(MXPC_LOG_WARN, "s3 %s %s/%s: %s; retrying (%d of %d)", r->method, r->bucket ? r->bucket : "",
-                 r->key ? r->key : "",
-                 code ? (curl_err[0] ? curl_err : curl_easy_strerror(code)) : (r->status == 429 ? "HTTP 429" : "HTTP 5xx"),
-                 attempt + 1, s3->max_retries);
-        if (backoff(s3, attempt) != 0) {
-            code = CURLE_ABORTED_BY_CALLBACK;
-            break;
-        }
-    }
-    if (r->if_match == if_match)
-        r->if_match = NULL;
-
-    char what[1024];
-    object_name(what, sizeof what, r->bucket, r->key);
-    if (code == CURLE_ABORTED_BY_CALLBACK) {
-        set_error(e, "interrupted", NULL, "interrupted: S3 %s %s", r->method, what);
-        return -1;
-    }
-    if (r->sink_failed) {
-        set_error(e, "io", NULL, "%s: %s", what, r->sink_error);
-        return -1;
-    }
-    if (r->size_mismatch) {
-        set_error(e, "size", NULL, "%s has %lld bytes, expected %lld", what, (long long)r->content_length,
-                  (long long)r->expected_size);
-        return -1;
-    }
-    if (code != CURLE_OK) {
-        const char *msg = curl_err[0] ? curl_err : curl_easy_strerror(code);
-        if (tls_problem(code))
-            set_error(e, "connect",
-                      "the server's certificate could not be verified: give its CA with ca_file/ca_dir, "
-                      "or set SSL_CERT_FILE or SSL_CERT_DIR",
-                      "TLS to %s failed (%s): %s", s3->endpoint, what, msg);
-        else
-            set_error(e, "connect", "check the endpoint and that the server is reachable", "S3 %s %s at %s: %s",
-                      r->method, what, s3->endpoint, msg);
-        return -1;
-    }
-    if (r->status >= 300) {
-        http_error(s3, r, e);
-        return -1;
-    }
-    return 0;
+    request_begin(s3, r, unsigned_ok);
+    while (r->state != REQ_DONE)
+        pump(s3, 100);
+    memcpy(e, &r->err, sizeof *e);
+    return r->rc;
 }
 
 static void request_free(struct request *r)
 {
+    if (r->s3) {
+        if (r->state == REQ_RUNNING || r->state == REQ_WAITING)
+            request_cancel(r->s3, r, "interrupted");
+        mxpc_http_release(r->s3->http, r->easy);
+    }
+    r->easy = NULL;
+    curl_slist_free_all(r->headers);
+    r->headers = NULL;
+    mxpc_buf_free(&r->url);
     mxpc_buf_free(&r->response);
 }
 
@@ -686,10 +821,14 @@ struct mxpc_s3 *mxpc_s3_new(const struct mxpc_s3_config *cfg, struct mxpc_s3_err
     struct mxpc_s3 *s3 = calloc(1, sizeof *s3);
     if (!s3)
         abort();
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    s3->curl = curl_easy_init();
-    if (!s3->curl)
-        abort();
+    s3->http = mxpc_http_new();
+    if (!s3->http) {
+        free(s3);
+        set_error(e, "connect", NULL, "cannot initialise libcurl");
+        mxpc_buf_free(&ep);
+        free(region);
+        return NULL;
+    }
     s3->endpoint = xstrdup(ep.data);
     s3->scheme = xstrdup(https ? "https" : "http");
     s3->authority = strndup(rest, alen);
@@ -723,8 +862,7 @@ void mxpc_s3_free(struct mxpc_s3 *s3)
 {
     if (!s3)
         return;
-    curl_easy_cleanup(s3->curl);
-    curl_global_cleanup();
+    mxpc_http_free(s3->http);
     free(s3->endpoint);
     free(s3->scheme);
     free(s3->authority);
@@ -1122,3 +1260,4 @@ char *mxpc_s3_presign(struct mxpc_s3 *s3, const char *method, const char *bucket
     mxpc_buf_free(&url);
     return result;
 }
+
