@@ -22,6 +22,21 @@ local global_options = {
   { short = "h", long = "help", help = "show this help" },
 }
 
+-- How many S3 requests run at once, and how much memory objects in transit may take.
+local function check_count(max)
+  return function(v)
+    local n = tonumber(v)
+    if not n or math.type(n) ~= "integer" or n < 1 or n > max then return nil, ("a whole number 1..%d"):format(max) end
+    return true
+  end
+end
+local transfer_options = {
+  { long = "concurrency", value = "N", check = check_count(256),
+    help = "S3 requests in flight at once (default 16)" },
+  { long = "window", value = "MIB", check = check_count(65536),
+    help = "memory for files in transit, in MiB (default 32); larger files go through the working directory" },
+}
+
 local env_options = {
   { short = "n", long = "namespace", value = "NAMESPACE", required = true,
     help = "Kubernetes namespace of the environment", check = args.check_label },
@@ -64,6 +79,7 @@ command {
     { short = "f", long = "file", value = "FILE", required = true, help = "the archive to write (.tar.gz)" },
     { long = "force", help = "replace FILE if it exists" },
     { long = "database-only", help = "write only the database, as a bare pg_dump -Fc file (.backup)" },
+    transfer_options[1], transfer_options[2],
     env_options[3], env_options[4],
   },
   run = workflow("backup"),
@@ -81,6 +97,7 @@ command {
     { long = "stop-app", help = "scale the app to 0 for the restore and back afterwards (needs patch on mendixapps)" },
     { long = "database-only", help = "restore only the database, leave the files as they are" },
     { long = "files-only", help = "restore only the files, leave the database as it is" },
+    transfer_options[1], transfer_options[2],
     env_options[3], env_options[4],
   },
   run = function(opts)
