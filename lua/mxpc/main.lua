@@ -52,6 +52,7 @@ local environment = {
   { "SSL_CERT_FILE", "CA bundle for S3/MinIO over https (default: the system's bundle)" },
   { "SSL_CERT_DIR", "directory of CA certificates for S3/MinIO over https" },
   { "PGSSLROOTCERT", "CA certificate for a database with strict TLS (verify-ca, verify-full)" },
+  { "PGSSLMODE", "as --db-sslmode MODE: stronger database TLS than the environment asks for, never weaker" },
   { "MXPC_SCRIPTS", "as --scripts DIR" },
   { "MXPC_DATADIR", "where the installed stock Lua files are (lua/, scripts/)" },
   { "TMPDIR", "working directory when the output's directory is not writable" },
@@ -80,6 +81,13 @@ local env_options = {
     help = "the environment's internal name (its MendixApp)", check = args.check_subdomain },
   { long = "kubeconfig", value = "FILE", help = "kubeconfig to use (default: $KUBECONFIG, ~/.kube/config, in-cluster)" },
   { long = "context", value = "NAME", help = "kubeconfig context to use (default: the current one)" },
+  { long = "db-sslmode", value = "MODE", choices = { "disable", "allow", "prefer", "require", "verify-ca", "verify-full" },
+    help = "stronger database TLS than the environment asks for " ..
+    "(require, verify-ca, verify-full; never weaker; default: $PGSSLMODE)",
+    check = function(v)
+      return require("mxpc.environment").sslmode_name(v) ~= nil,
+        "expected disable, allow, prefer, require, verify-ca or verify-full"
+    end },
 }
 
 local function with_globals(spec)
@@ -116,7 +124,7 @@ command {
     { long = "force", help = "replace FILE if it exists" },
     { long = "database-only", help = "write only the database, as a bare pg_dump -Fc file (.backup)" },
     transfer_options[1], transfer_options[2],
-    env_options[3], env_options[4],
+    env_options[3], env_options[4], env_options[5],
   },
   run = workflow("backup"),
 }
@@ -134,7 +142,7 @@ command {
     { long = "database-only", help = "restore only the database, leave the files as they are" },
     { long = "files-only", help = "restore only the files, leave the database as it is" },
     transfer_options[1], transfer_options[2],
-    env_options[3], env_options[4],
+    env_options[3], env_options[4], env_options[5],
   },
   run = function(opts)
     if opts.database_only and opts.files_only then
