@@ -14,6 +14,7 @@
 
 #include "mxpc/log.h"
 #include "mxpc/runtime.h"
+#include "mxpc/ca_bundle.h"
 #include "mxpc/version.h"
 
 #define DEFAULT_CONNECT_TIMEOUT_MS 10000L
@@ -166,8 +167,8 @@ static int set_tls_and_auth(struct mxpc_k8s_client *c, struct curl_slist **heade
     int ok = 1;
     if (cfg->ca_data.data)
         ok &= set_blob(h, CURLOPT_CAINFO_BLOB, &cfg->ca_data);
-    else if (cfg->ca_file)
-        SET(CURLOPT_CAINFO, cfg->ca_file);
+    else
+        ok &= mxpc_ca_apply(h, cfg->ca_file, NULL) == 0;
     if (cfg->insecure) {
         SET(CURLOPT_SSL_VERIFYPEER, 0L);
         SET(CURLOPT_SSL_VERIFYHOST, 0L);

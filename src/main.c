@@ -47,6 +47,16 @@ static void scan_early_options(int argc, char **argv, struct early_options *o)
     }
 }
 
+/* prefix + text, redacted and escaped, as one line on stderr */
+static void print_line(const char *prefix, const char *text)
+{
+    char *r = mxpc_redact(text);
+    char *e = mxpc_escape_string(r);
+    fprintf(stderr, "%s%s\n", prefix, e);
+    free(e);
+    free(r);
+}
+
 /* Prints the error object on top of the stack as one line (plus a hint, and
  * the traceback with --debug), redacted, and returns the exit code. */
 static int report_error(lua_State *L, int debug)
@@ -65,17 +75,23 @@ static int report_error(lua_State *L, int debug)
         mxpc_log_fields(MXPC_LOG_ERROR, msg ? msg : "unknown error", fields, n);
         return code;
     }
-    char *line = mxpc_redact(msg ? msg : "unknown error");
-    fprintf(stderr, "error: %s\n", line);
-    free(line);
-    if (hint) {
-        char *h = mxpc_redact(hint);
-        fprintf(stderr, "hint: %s\n", h);
-        free(h);
-    }
+    print_line("error: ", msg ? msg : "unknown error");
+    if (hint)
+        print_line("hint: ", hint);
     if (debug && tb) {
+        /* line by line, so the traceback keeps its shape and nothing in it
+         * reaches the terminal raw */
         char *t = mxpc_redact(tb);
-        fprintf(stderr, "%s\n", t);
+        for (char *line = t, *next; line; line = next) {
+            next = strchr(line, '\n');
+            if (next)
+                *next++ = '\0';
+            size_t indent = strspn(line, "\t");
+            fprintf(stderr, "%*s", (int)(2 * indent), "");
+            char *e = mxpc_escape_string(line + indent);
+            fprintf(stderr, "%s\n", e);
+            free(e);
+        }
         free(t);
     }
     return code;

@@ -19,6 +19,7 @@
 
 #include "mxpc/archive.h"
 #include "mxpc/atomic_file.h"
+#include "mxpc/aws.h"
 #include "mxpc/buf.h"
 #include "mxpc/error.h"
 #include "mxpc/log.h"
@@ -116,12 +117,19 @@ static int resolve_credentials(lua_State *L, struct mxpc_aws_credentials *out)
     };
     mxpc_redact_add(given.secret_key);
     mxpc_redact_add(given.session_token);
-    char err[512];
-    if (mxpc_aws_credentials_resolve(&given, opt_string(L, opts, "profile"), out, err, sizeof err) != 0)
+    char err[1536];
+    if (mxpc_aws_credentials_resolve(&given, opt_string(L, opts, "profile"), out, err, sizeof err) != 0) {
+        /* the chain's errors are "message" or "message\nhint" */
+        char *nl = strchr(err, '\n');
+        if (nl)
+            *nl++ = '\0';
         return mxpc_error_fail(L, "credentials",
-                               "give access_key and secret_key, set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
-                               "or configure a profile in ~/.aws/credentials",
+                               nl ? nl
+                                  : "give access_key and secret_key, set AWS_ACCESS_KEY_ID and "
+                                    "AWS_SECRET_ACCESS_KEY, run where a web identity (IRSA) or container "
+                                    "credentials are set up, or configure a profile in ~/.aws/credentials",
                                "%s", err);
+    }
     return 0;
 }
 
@@ -947,15 +955,65 @@ static int l_credentials(lua_State *L)
     int n = resolve_credentials(L, &creds);
     if (n)
         return n;
-    lua_createtable(L, 0, 3);
+    lua_createtable(L, 0, 5);
     lua_pushstring(L, creds.access_key);
     lua_setfield(L, -2, "access_key");
     lua_pushstring(L, creds.source);
     lua_setfield(L, -2, "source");
     lua_pushboolean(L, creds.session_token != NULL);
     lua_setfield(L, -2, "session_token");
+    if (creds.role_arn[0]) {
+        lua_pushstring(L, creds.role_arn);
+        lua_setfield(L, -2, "role");
+    }
+    if (creds.expiration) {
+        lua_pushinteger(L, (lua_Integer)creds.expiration);
+        lua_setfield(L, -2, "expiration");
+    }
     mxpc_aws_credentials_clear(&creds);
     return 1;
+}
+
+/* s3.rds_token{host=, port=, user=, region=, time=, access_key=, secret_key=,
+ * session_token=, profile=} -> token, {source=, role=} | nil, err: an RDS IAM
+ * authentication token (valid 15 minutes) signed with the chain's
+ * credentials. The token is registered as a secret. */
+static int l_rds_token(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    const char *host = opt_string(L, 1, "host"), *user = opt_string(L, 1, "user");
+    luaL_argcheck(L, host && *host, 1, "host is required");
+    luaL_argcheck(L, user && *user, 1, "user is required");
+    lua_Integer port = opt_integer(L, 1, "port", 5432);
+    luaL_argcheck(L, port > 0 && port < 65536, 1, "port must be 1..65535");
+    lua_Integer when = opt_integer(L, 1, "time", 0);
+    char region[64];
+    const char *r = opt_string(L, 1, "region");
+    if (!r || !*r)
+        r = getenv("AWS_REGION");
+    if (!r || !*r)
+        r = getenv("AWS_DEFAULT_REGION");
+    snprintf(region, sizeof region, "%s", r && *r ? r : "us-east-1");
+    struct mxpc_aws_credentials creds;
+    int n = resolve_credentials(L, &creds);
+    if (n)
+        return n;
+    char *token = mxpc_rds_auth_token(&creds, host, (int)port, user, region, when ? (time_t)when : time(NULL));
+    if (!token) {
+        mxpc_aws_credentials_clear(&creds);
+        return mxpc_error_fail(L, "credentials", NULL, "cannot sign an RDS IAM token for %s@%s:%d", user, host,
+                               (int)port);
+    }
+    mxpc_redact_add(token);
+    lua_pushstring(L, token);
+    free(token);
+    lua_createtable(L, 0, 2);
+    lua_pushstring(L, creds.source);
+    lua_setfield(L, -2, "source");
+    lua_pushstring(L, creds.role_arn);
+    lua_setfield(L, -2, "role");
+    mxpc_aws_credentials_clear(&creds);
+    return 2;
 }
 
 int luaopen_mxpc_s3(lua_State *L)
@@ -996,6 +1054,7 @@ int luaopen_mxpc_s3(lua_State *L)
         {"client", l_client},
         {"sign", l_sign},
         {"credentials", l_credentials},
+        {"rds_token", l_rds_token},
         {NULL, NULL},
     };
     luaL_newlib(L, functions);

@@ -1,5 +1,6 @@
 /* The Lua runtime: see include/mxpc/runtime.h. */
 #include "mxpc/runtime.h"
+#include "mxpc/ca_bundle.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -276,6 +277,18 @@ static int l_interrupted(lua_State *L)
     return 1;
 }
 
+/* runtime.system_ca_file(): the system's CA bundle the TLS clients fall back
+ * to, or nil (include/mxpc/ca_bundle.h) */
+static int l_system_ca_file(lua_State *L)
+{
+    const char *f = mxpc_system_ca_file();
+    if (f)
+        lua_pushstring(L, f);
+    else
+        lua_pushnil(L);
+    return 1;
+}
+
 int luaopen_mxpc_runtime(lua_State *L)
 {
     static const luaL_Reg fns[] = {
@@ -286,6 +299,7 @@ int luaopen_mxpc_runtime(lua_State *L)
         {"clear_interrupt", l_clear_interrupt},
         {"interrupted", l_interrupted},
         {"libraries", mxpc_push_library_versions},
+        {"system_ca_file", l_system_ca_file},
         {NULL, NULL},
     };
     luaL_newlib(L, fns);

@@ -25,6 +25,7 @@
 #include "mxpc/http.h"
 #include "mxpc/log.h"
 #include "mxpc/runtime.h"
+#include "mxpc/ca_bundle.h"
 #include "mxpc/s3.h"
 #include "mxpc/sigv4.h"
 
@@ -412,10 +413,18 @@ static void attempt_start(struct mxpc_s3 *s3, struct request *r)
         signed_headers[nsigned++] = (struct mxpc_sigv4_header){"range", range};
     if (r->if_match)
         signed_headers[nsigned++] = (struct mxpc_sigv4_header){"if-match", r->if_match};
-    struct mxpc_sigv4_signer signer = signer_now(s3, MXPC_SIGV4_CONTENT_SHA256);
     struct mxpc_sigv4_request sreq = {r->method, path.data, r->query, signed_headers, nsigned, r->payload_hash};
     struct mxpc_sigv4_result sig = MXPC_SIGV4_RESULT_INIT;
     CURLcode fail = CURLE_OK;
+    /* temporary credentials are replaced shortly before they expire */
+    if (mxpc_aws_credentials_refresh(&s3->creds, r->curl_err, sizeof r->curl_err) != 0) {
+        char *nl = strchr(r->curl_err, '\n');
+        if (nl)
+            *nl = '\0';
+        fail = CURLE_LOGIN_DENIED;
+        goto out;
+    }
+    struct mxpc_sigv4_signer signer = signer_now(s3, MXPC_SIGV4_CONTENT_SHA256);
     if (mxpc_sigv4_sign(&signer, &sreq, &sig) != 0) {
         snprintf(r->curl_err, sizeof r->curl_err, "cannot sign the request");
         fail = CURLE_BAD_FUNCTION_ARGUMENT;
@@ -467,10 +476,8 @@ static void attempt_start(struct mxpc_s3 *s3, struct request *r)
     MXPC_HTTP_SET(ok, c, CURLOPT_NOPROGRESS, 0L);
     MXPC_HTTP_SET(ok, c, CURLOPT_XFERINFOFUNCTION, on_progress);
     MXPC_HTTP_SET(ok, c, CURLOPT_XFERINFODATA, (void *)r);
-    if (s3->ca_file)
-        MXPC_HTTP_SET(ok, c, CURLOPT_CAINFO, s3->ca_file);
-    if (s3->ca_dir)
-        MXPC_HTTP_SET(ok, c, CURLOPT_CAPATH, s3->ca_dir);
+    if (mxpc_ca_apply(c, s3->ca_file, s3->ca_dir) != 0)
+        ok = 0;
     if (s3->max_send_speed > 0)
         MXPC_HTTP_SET(ok, c, CURLOPT_MAX_SEND_SPEED_LARGE, (curl_off_t)s3->max_send_speed);
     if (strcmp(r->method, "HEAD") == 0) {
@@ -529,6 +536,18 @@ static int tls_problem(CURLcode code)
            code == CURLE_SSL_CONNECT_ERROR || code == CURLE_SSL_CERTPROBLEM || code == CURLE_SSL_ISSUER_ERROR;
 }
 
+/* The IAM action a request needs, for messages. */
+static const char *s3_action(const struct request *r)
+{
+    const char *q = r->query ? r->query : "";
+    if (strcmp(r->method, "GET") == 0 || strcmp(r->method, "HEAD") == 0)
+        return !r->key ? (strstr(q, "uploads") ? "s3:ListBucketMultipartUploads" : "s3:ListBucket")
+                       : strstr(q, "uploadId") ? "s3:ListMultipartUploadParts" : "s3:GetObject";
+    if (strcmp(r->method, "DELETE") == 0)
+        return !r->key ? "s3:DeleteBucket" : strstr(q, "uploadId") ? "s3:AbortMultipartUpload" : "s3:DeleteObject";
+    return r->key ? "s3:PutObject" : "s3:CreateBucket";
+}
+
 /* Turns a response >= 300 into an error. */
 static void http_error(struct mxpc_s3 *s3, struct request *r, struct mxpc_s3_error *e)
 {
@@ -557,9 +576,14 @@ static void http_error(struct mxpc_s3 *s3, struct request *r, struct mxpc_s3_err
     else if (strcmp(x.code, "InvalidAccessKeyId") == 0)
         set_error(e, "forbidden", "check the access key id", "S3 does not know the access key %s (%s): %s",
                   s3->creds.access_key, what, detail);
-    else if (r->status == 403)
-        set_error(e, "forbidden", "check that the credentials may do this (IAM policy / bucket policy)",
-                  "access denied: %s %s%s%s", r->method, what, detail[0] ? ": " : "", detail);
+    else if (r->status == 403) {
+        set_error(e, "forbidden",
+                  s3->creds.role_arn[0] ? "allow the action in the role's IAM policy (and the bucket policy)"
+                                        : "check that the credentials may do this (IAM policy / bucket policy)",
+                  "access denied: %s %s%s%s; the %s needs %s there (credentials from %s)", r->method, what,
+                  detail[0] ? ": " : "", detail, s3->creds.role_arn[0] ? "role" : "user", s3_action(r),
+                  s3->creds.source);
+    }
     else if (strcmp(x.code, "BucketAlreadyOwnedByYou") == 0 || strcmp(x.code, "BucketAlreadyExists") == 0)
         set_error(e, "exists", NULL, "bucket %s already exists", r->bucket);
     else if (r->status == 301 || strcmp(x.code, "PermanentRedirect") == 0)
@@ -589,6 +613,9 @@ static void finish(struct mxpc_s3 *s3, struct request *r, CURLcode code)
     else if (r->size_mismatch)
         set_error(e, "size", NULL, "%s has %lld bytes, expected %lld", what, (long long)r->content_length,
                   (long long)r->expected_size);
+    else if (code == CURLE_LOGIN_DENIED)
+        set_error(e, "credentials", NULL, "S3 %s %s: cannot renew the AWS credentials: %s", r->method, what,
+                  r->curl_err[0] ? r->curl_err : curl_easy_strerror(code));
     else if (code != CURLE_OK && tls_problem(code))
         set_error(e, "connect",
                   "the server's certificate could not be verified: give its CA with ca_file/ca_dir, "
@@ -616,7 +643,7 @@ static void attempt_end(struct mxpc_s3 *s3, struct request *r, CURLcode code)
 {
     CURL *c = r->easy;
     r->status = 0;
-    if (c && code != CURLE_BAD_FUNCTION_ARGUMENT && code != CURLE_FAILED_INIT) {
+    if (c && code != CURLE_BAD_FUNCTION_ARGUMENT && code != CURLE_FAILED_INIT && code != CURLE_LOGIN_DENIED) {
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
         curl_off_t cl = -1;
         curl_easy_getinfo(c, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
@@ -849,10 +876,7 @@ struct mxpc_s3 *mxpc_s3_new(const struct mxpc_s3_config *cfg, struct mxpc_s3_err
     s3->threshold = threshold;
     s3->max_retries = cfg->max_retries >= 0 ? cfg->max_retries : 4;
     s3->max_send_speed = cfg->max_send_speed;
-    s3->creds.access_key = xstrdup(cr->access_key);
-    s3->creds.secret_key = xstrdup(cr->secret_key);
-    s3->creds.session_token = cr->session_token && *cr->session_token ? xstrdup(cr->session_token) : NULL;
-    snprintf(s3->creds.source, sizeof s3->creds.source, "%s", cr->source);
+    mxpc_aws_credentials_copy(&s3->creds, cr);
     mxpc_redact_add(s3->creds.secret_key);
     mxpc_redact_add(s3->creds.session_token);
     return s3;
@@ -1078,6 +1102,12 @@ char *mxpc_s3_presign(struct mxpc_s3 *s3, const char *method, const char *bucket
         return NULL;
     if (expires < 1 || expires > 604800) {
         set_error(e, "usage", NULL, "a presigned URL expires after 1 to 604800 seconds, not %ld", expires);
+        return NULL;
+    }
+    char cerr[512];
+    if (mxpc_aws_credentials_refresh(&s3->creds, cerr, sizeof cerr) != 0) {
+        cerr[strcspn(cerr, "\n")] = '\0';
+        set_error(e, "credentials", NULL, "cannot renew the AWS credentials: %s", cerr);
         return NULL;
     }
     struct mxpc_buf host = MXPC_BUF_INIT, path = MXPC_BUF_INIT, url = MXPC_BUF_INIT;

@@ -21,6 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 #define MXPC_S3_MIB ((int64_t)1024 * 1024)
 #define MXPC_S3_DEFAULT_PART_SIZE (16 * MXPC_S3_MIB)
@@ -30,11 +31,23 @@
 
 /* --- credentials ----------------------------------------------------------- */
 
+enum mxpc_aws_source {
+    MXPC_AWS_STATIC = 0,       /* explicit, environment, shared file: never expire */
+    MXPC_AWS_WEB_IDENTITY = 1, /* STS AssumeRoleWithWebIdentity */
+    MXPC_AWS_CONTAINER = 2,    /* the container credentials endpoint */
+};
+
 struct mxpc_aws_credentials {
     char *access_key;
     char *secret_key;
     char *session_token; /* NULL without temporary credentials */
-    char source[64];     /* "explicit", "environment", "shared file (profile P)", ... */
+    /* "explicit", "environment", "shared file (profile P)",
+     * "web identity (role R)", "container credentials (URL)" */
+    char source[320];
+    char role_arn[256];  /* web identity: the role assumed, else "" */
+    enum mxpc_aws_source kind;
+    time_t expiration;   /* 0 = does not expire */
+    time_t fetched;      /* when temporary credentials were obtained */
 };
 
 /* One link of the chain: 1 = found (out filled), 0 = not configured here,
@@ -42,19 +55,26 @@ struct mxpc_aws_credentials {
 typedef int (*mxpc_aws_credentials_provider_fn)(struct mxpc_aws_credentials *out, const char *profile, char *err,
                                                 size_t errlen);
 
-/* Web identity (IRSA: AWS_ROLE_ARN + AWS_WEB_IDENTITY_TOKEN_FILE, exchanged
- * with STS AssumeRoleWithWebIdentity). NULL until that provider exists; the
- * chain tries it between the environment and the shared credentials file. */
-extern mxpc_aws_credentials_provider_fn mxpc_aws_web_identity_provider;
-
-/* The chain: `explicit_creds` when it has an access key (then the secret is
- * required), else AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN,
- * else web identity, else the shared credentials file
- * (AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials, section `profile` or
- * AWS_PROFILE or "default"). Registers the secret key and the session token
- * for redaction. Returns 0, or -1 with a message in err. */
+/* The chain, in the AWS SDKs' order: `explicit_creds` when it has an access
+ * key (then the secret is required); AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/
+ * AWS_SESSION_TOKEN; web identity (AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN,
+ * STS AssumeRoleWithWebIdentity); container credentials
+ * (AWS_CONTAINER_CREDENTIALS_FULL_URI / _RELATIVE_URI); the shared
+ * credentials file (AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials,
+ * section `profile` or AWS_PROFILE or "default"). Temporary credentials are
+ * cached for the whole process and fetched again shortly before they expire.
+ * Registers the secret key and the session token for redaction. Returns 0, or
+ * -1 with "message" or "message\nhint" in err. */
 int mxpc_aws_credentials_resolve(const struct mxpc_aws_credentials *explicit_creds, const char *profile,
                                  struct mxpc_aws_credentials *out, char *err, size_t errlen);
+/* Temporary credentials close to their expiry (or past it) are replaced by
+ * fresh ones from the same source; every holder shares one fetch. 0 (nothing
+ * to do, or refreshed), -1 with a message as above. */
+int mxpc_aws_credentials_refresh(struct mxpc_aws_credentials *c, char *err, size_t errlen);
+/* Seconds before the expiry at which credentials count as expiring: a quarter
+ * of their lifetime, at most 5 minutes. */
+long mxpc_aws_credentials_margin(const struct mxpc_aws_credentials *c);
+void mxpc_aws_credentials_copy(struct mxpc_aws_credentials *dst, const struct mxpc_aws_credentials *src);
 void mxpc_aws_credentials_clear(struct mxpc_aws_credentials *c);
 
 /* --- client ---------------------------------------------------------------- */
@@ -74,7 +94,7 @@ struct mxpc_s3_config {
     const char *region;   /* NULL = AWS_REGION, AWS_DEFAULT_REGION, "us-east-1" */
     const struct mxpc_aws_credentials *credentials; /* copied */
     int path_style;       /* 1 path style, 0 virtual host, -1 = path style unless the endpoint is AWS */
-    const char *ca_file;  /* NULL = $SSL_CERT_FILE (if set) */
+    const char *ca_file;  /* NULL = $SSL_CERT_FILE (if set); neither = the system's (ca_bundle.h) */
     const char *ca_dir;   /* NULL = $SSL_CERT_DIR (if set) */
     int64_t part_size;    /* 0 = 16 MiB; MXPC_S3_MIN_PART_SIZE..MXPC_S3_MAX_PART_SIZE */
     int64_t multipart_threshold; /* objects larger than this use multipart; 0 = part_size */

@@ -13,6 +13,7 @@ local archive = require "mxpc.archive"
 local cjson = require "cjson"
 local errors = require "mxpc.error"
 local fs = require "mxpc.fs"
+local log = require "mxpc.log"
 
 local M = {}
 
@@ -230,6 +231,19 @@ end
 -- verdict = text, reasons = {...}}.
 function M.compatibility(summary)
   local reasons = {}
+  -- .metadata written by Mendix Cloud or this tool holds numbers and a
+  -- version: escape sequences or bytes that are not UTF-8 mean it was made
+  -- by something else (or tampered with), and it is not valid JSON text
+  local keys = {}
+  for k in pairs(summary.metadata or {}) do keys[#keys + 1] = k end
+  table.sort(keys)
+  for _, k in ipairs(keys) do
+    local v = summary.metadata[k]
+    if log.escape(k) ~= k or log.escape(v) ~= v then
+      reasons[#reasons + 1] = ('.metadata: the value of "%s" holds control characters or bytes that are not UTF-8: "%s"')
+        :format(log.escape(k), log.escape(v))
+    end
+  end
   local d = summary.dump
   local max = M.MENDIX_CLOUD_MAX_DUMP
   if d.major > max[1] or (d.major == max[1] and d.minor > max[2]) then
@@ -570,7 +584,8 @@ local function count(n, one, many) return ("%d %s"):format(n, n == 1 and one or 
 -- The summary as lines for a person.
 function M.report(s)
   local out = {}
-  local function line(k, fmt, ...) out[#out + 1] = ("%-14s %s"):format(k .. ":", fmt:format(...)) end
+  -- every line escaped: names and metadata come from the archive
+  local function line(k, fmt, ...) out[#out + 1] = log.escape(("%-14s %s"):format(k .. ":", fmt:format(...))) end
   line("file", "%s", s.file)
   if s.kind == "dump" then
     line("kind", "database-only backup (bare custom-format dump), %s", size_text(s.dump.size))
@@ -600,7 +615,7 @@ function M.report(s)
     line("dump contents", "database %s, %d TOC entries, created %s", d.database, d.toc_entries or 0, d.created or "?")
   end
   line("Mendix Cloud", "%s", s.compatibility.verdict)
-  for _, w in ipairs(s.warnings) do out[#out + 1] = "warning: " .. w end
+  for _, w in ipairs(s.warnings) do out[#out + 1] = "warning: " .. log.escape(w) end
   return table.concat(out, "\n") .. "\n"
 end
 
@@ -608,24 +623,34 @@ end
 -- dump. Prints the report (or JSON) and returns the exit code; an invalid
 -- archive raises its error (exit 1) after printing {"ok": false, ...} with
 -- --json.
+-- A copy of a result with every string (keys too) escaped as in text output,
+-- so the JSON is valid UTF-8 whatever an archive holds.
+local function printable(v)
+  if type(v) == "string" then return log.escape(v) end
+  if type(v) ~= "table" then return v end
+  local copy = {}
+  for k, x in pairs(v) do copy[printable(k)] = printable(x) end
+  return setmetatable(copy, getmetatable(v))
+end
+
 function M.command(name, opts, file)
   local summary, err = M.validate(file, { check_dump = name == "verify" })
   if not summary then
     if opts.json then
-      io.stdout:write(cjson.encode { ok = false, file = file, error = { code = err.code, message = err.message } },
-        "\n")
+      io.stdout:write(cjson.encode(printable { ok = false, file = file,
+        error = { code = err.code, message = log.redact(err.message) } }), "\n")
     end
     error(err, 0)
   end
   summary.ok = true
   if opts.json then
     if #summary.warnings == 0 then summary.warnings = nil end -- cjson would write {} for an empty list
-    io.stdout:write(cjson.encode(summary), "\n")
+    io.stdout:write(cjson.encode(printable(summary)), "\n")
   else
     io.stdout:write(M.report(summary))
     if name == "verify" then
-      io.stdout:write(("OK: %s would restore with this tool (structure, every byte and pg_restore -l checked)\n")
-        :format(file))
+      io.stdout:write(log.escape(("OK: %s would restore with this tool (structure, every byte and pg_restore -l checked)")
+        :format(file)), "\n")
     end
   end
   return 0

@@ -88,6 +88,8 @@ local env_options = {
       return require("mxpc.environment").sslmode_name(v) ~= nil,
         "expected disable, allow, prefer, require, verify-ca or verify-full"
     end },
+  { long = "db-iam", help = "log in to the database with RDS IAM tokens (AWS credentials) even if the Secret " ..
+    "has a password" },
 }
 
 local function with_globals(spec)
@@ -259,6 +261,12 @@ local function print_version()
   for _, k in ipairs { "lua", "libpq", "libcurl", "libarchive", "openssl", "zlib" } do
     io.stdout:write(("  %-10s %s\n"):format(k, libs[k]))
   end
+  -- the CA certificates https to S3 trusts unless told otherwise
+  local function nonempty(name) local v = os.getenv(name); return v ~= "" and v or nil end
+  local ca = nonempty("SSL_CERT_FILE") and ("SSL_CERT_FILE=" .. nonempty("SSL_CERT_FILE"))
+    or nonempty("SSL_CERT_DIR") and ("SSL_CERT_DIR=" .. nonempty("SSL_CERT_DIR"))
+    or runtime.system_ca_file() or "none found (set SSL_CERT_FILE)"
+  io.stdout:write(("  %-10s %s\n"):format("CA bundle", ca))
   return 0
 end
 
@@ -372,7 +380,7 @@ function main.command_help(def)
 end
 
 local function print_usage_error(err, def)
-  io.stderr:write("error: ", log.redact(err.message), "\n")
+  io.stderr:write("error: ", log.escape(log.redact(err.message)), "\n")
   if def then
     io.stderr:write("usage: ", PROGRAM, " ", def.usage, "\n")
     io.stderr:write("Try '", PROGRAM, " ", def.name, " --help' for more information.\n")

@@ -32,10 +32,10 @@ function M.resolve(opts)
   log.info("environment found", { replicas = env.replicas, database = ("%s:%s/%s"):format(env.database.host,
     env.database.port, env.database.dbname), sslmode = env.database.sslmode,
     files = env.storage.endpoint .. "/" .. env.storage.bucket .. "/" .. env.storage.prefix })
+  if opts.db_iam and not env.database.iam then env.database.iam, env.database.iam_reason = true, "--db-iam" end
   if env.database.iam then
-    return nil, errors.new { code = "unsupported",
-      message = ("the database of %s/%s uses IAM authentication, which this version does not support yet"):format(
-        env.namespace, env.name) }
+    local ok, err = M.use_iam(env)
+    if not ok then return nil, err end
   end
   return env
 end
@@ -96,15 +96,63 @@ end
 
 -- --- PostgreSQL -------------------------------------------------------------------
 
+-- RDS IAM authentication: TLS at least `require` (`verify-full` when
+-- PGSSLROOTCERT names the CA bundle), the region, and which AWS credentials
+-- sign the tokens (found now, so a missing role fails before any work).
+function M.use_iam(env)
+  local db = env.database
+  if db.sslmode ~= "verify-full" and db.sslmode ~= "verify-ca" then
+    local root = os.getenv("PGSSLROOTCERT")
+    db.sslmode = (root and root ~= "" and root ~= "system") and "verify-full" or "require"
+  end
+  db.region = environment.rds_region(db.host) or env.storage.region or "us-east-1"
+  local creds, err = require("mxpc.s3").credentials {}
+  if not creds then
+    err.message = "the database uses IAM authentication, but " .. err.message
+    return nil, err
+  end
+  db.aws = creds
+  log.info("database login with RDS IAM tokens", { because = db.iam_reason, credentials = creds.source,
+    region = db.region, sslmode = db.sslmode })
+  return true
+end
+
+-- The password for one new connection: an RDS IAM token (15 minutes) signed
+-- now, or the Secret's password.
+local function db_password(db)
+  if not db.iam then return db.password end
+  return require("mxpc.s3").rds_token { host = db.host, port = db.port, user = db.user, region = db.region }
+end
+
+-- A refused IAM login, explained: what the role needs.
+local function iam_refusal(db, err)
+  local text = tostring(err)
+  if not (text:find("PAM authentication failed", 1, true) or text:find("password authentication failed", 1, true)) then
+    return err
+  end
+  local role = db.aws and db.aws.role
+  local account = role and role:match("^arn:aws[%w-]*:iam::(%d*):") or "<account_id>"
+  return errors.new { code = "forbidden",
+    message = ("the database %s:%s refused the RDS IAM token of user %s (signed with credentials from %s): %s"):format(
+      db.host, db.port, db.user, db.aws and db.aws.source or "?", text:gsub("\n.*", "")),
+    hint = ("the %s needs rds-db:connect on arn:aws:rds-db:%s:%s:dbuser:<DbiResourceId>/%s, and the database user " ..
+      "needs the rds_iam role (GRANT rds_iam TO %s)"):format(role and ("role " .. role) or "IAM identity",
+      db.region or "<region>", account, db.user, db.user) }
+end
+
 local function pg_params(db)
-  return { host = db.host, port = db.port, dbname = db.dbname, user = db.user, password = db.password,
+  local password, err = db_password(db)
+  if not password then return nil, err end
+  return { host = db.host, port = db.port, dbname = db.dbname, user = db.user, password = password,
     sslmode = db.sslmode }
 end
 
 function M.connect_database(env)
   local pg = require "mxpc.pg"
-  local conn, err = pg.connect(pg_params(env.database))
-  if not conn then return nil, err end
+  local params, perr = pg_params(env.database)
+  if not params then return nil, perr end
+  local conn, err = pg.connect(params)
+  if not conn then return nil, env.database.iam and iam_refusal(env.database, err) or err end
   local info = conn:info()
   log.info("connected to the database", { server = info.server_version, tls = info.ssl and info.ssl.protocol or "no" })
   return conn
@@ -116,7 +164,9 @@ local function pg_env(db)
   local env = { PGHOST = db.host, PGPORT = tostring(db.port), PGDATABASE = db.dbname, PGUSER = db.user,
     PGSSLMODE = db.sslmode, PGAPPNAME = "mxpc-data-migration", PGCONNECT_TIMEOUT = "15",
     PGOPTIONS = "-c client_min_messages=warning" }
-  if db.password then env.PGPASSWORD = db.password end
+  local password, err = db_password(db)
+  if db.iam and not password then return nil, err end
+  if password then env.PGPASSWORD = password end
   return env
 end
 
@@ -190,8 +240,10 @@ end
 function M.start_dump(env, path)
   log.info("dumping the database", { program = "pg_dump" })
   -- stdout to a file we create: mode 0600 from the start
+  local penv, eerr = pg_env(env.database)
+  if not penv then return nil, eerr end
   local p, err = process.spawn({ pg_program("pg_dump"), "-O", "-x", "-Fc", "--no-password" },
-    { env = pg_env(env.database), stdout = { file = path } })
+    { env = penv, stdout = { file = path } })
   if not p then return nil, err end
   local dump = { path = path }
   function dump.ended() return p:poll() end
@@ -252,8 +304,13 @@ function M.restore_database(env, dump_path)
   local restore, err = process.spawn({ pg_program("pg_restore"), "-O", "-x", "-f", "-", dump_path },
     { stdout = "pipe" })
   if not restore then return nil, err end
+  local penv, eerr = pg_env(env.database)
+  if not penv then
+    restore:close()
+    return nil, eerr
+  end
   local psql, perr = process.spawn({ pg_program("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction",
-    "--no-password", "-c", EMPTY_PUBLIC, "-f", "-" }, { stdin = "pipe", env = pg_env(env.database) })
+    "--no-password", "-c", EMPTY_PUBLIC, "-f", "-" }, { stdin = "pipe", env = penv })
   if not psql then
     restore:close()
     return nil, perr

@@ -120,5 +120,50 @@ database_secret "?sslmode=verify-ca"
 backup "verify-ca reaches the server (the control)" 1
 check "... and its log shows the probe" 'probe_seen'
 
+# --- values from outside never reach the terminal raw ------------------------------
+raw_controls() { LC_ALL=C grep -c $'[\x01-\x08\x0b-\x1f\x7f]' "$1"; }
+database_secret "?sslmode=verify-full" $'\e[31mevil\e[0m.invalid:5432'
+backup "an escape sequence in database-host: the backup fails" 1
+check "... with no raw escape sequence on the terminal" '[ "$(raw_controls "$work/err")" = 0 ]'
+expect_err "... but the value escaped" 'evil\\x1b\[0m\.invalid'
+"$bin" --log-format json backup -n "$ns" -e hostile -f "$work/b.tar.gz" --force >"$work/out" 2>"$work/err"
+check "... and with --log-format json, every line is JSON" \
+  'python3 -c "import json, sys; [json.loads(l) for l in open(sys.argv[1], encoding=\"utf-8\")]" "$work/err"'
+
+database_secret "?sslmode=verify-full"
+files_secret $'ftp://x\r\ninfo: backup written to /tmp/x'
+backup "CR LF in storage-endpoint: the backup fails" 1
+check "... without a forged second line" '! grep -q "^info: backup written" "$work/err"'
+check "... and without a raw CR" '[ "$(raw_controls "$work/err")" = 0 ]'
+expect_err "... naming the value, escaped" 'ftp://x\\r\\ninfo: backup written'
+files_secret
+
+# --- the REPL never shows a secret, decoded or in base64 ---------------------------------
+database_secret "?sslmode=verify-full"
+secret hostile-extra "DB_PW=$probe_password" "url=postgres://u:$probe_password@h/db"
+repl() {
+  printf '%s\n' "$@" | "$bin" repl >"$work/out" 2>"$work/err"
+  cat "$work/err" >>"$work/out"
+}
+leaks() {
+  local s
+  for s in "$probe_password" "$s3_secret" "$(printf %s "$probe_password" | base64 -w0)" \
+      "$(printf %s "$s3_secret" | base64 -w0)"; do
+    grep -qF -- "$s" "$work/out" && return 0
+  done
+  return 1
+}
+repl 'c = assert(k8s.connect{})' "c:get(\"secrets\", \"hostile-database\", \"$ns\")" \
+  "c:get(\"secrets\", \"hostile-file\", \"$ns\")"
+check "the REPL shows a raw Secret without its values, decoded or in base64" '! leaks'
+check "... but with its keys" 'grep -q "database-password" "$work/out" && grep -q "storage-secret-access-key" "$work/out"'
+repl 'c = assert(k8s.connect{})' "l = c:list(\"secrets\", {namespace = \"$ns\"})" 'l' 'l.items[1]' \
+  "s = c:get(\"secrets\", \"hostile-database\", \"$ns\")" 's.data["database-password"]' \
+  'print(s.data["database-password"])' "k8s.secret_data(c:get(\"secrets\", \"hostile-file\", \"$ns\"))" \
+  "c:request(\"GET\", \"/api/v1/namespaces/$ns/secrets/hostile-file\")" \
+  "c:get(\"secrets\", \"hostile-extra\", \"$ns\")"
+check "... nor in a list, a single value, print, secret_data or a raw request" '! leaks'
+check "... which all ran" '[ "$(grep -c "^error" "$work/out")" = 0 ] && grep -q "hostile-files" "$work/out"'
+
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

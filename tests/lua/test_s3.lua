@@ -368,6 +368,43 @@ assert(c:delete(E.bucket, "cred.txt"))
   t.contains(out, "error credentials: no AWS credentials")
 end)
 
+t.test("credentials: the chain's order; a configured source that fails is an error, not a fall-through", function()
+  local script = child_prelude() .. [[
+local info, err = s3.credentials{}
+if not info then print("error " .. err.code .. ": " .. err.message .. "\nhint: " .. tostring(err.hint)) return 0 end
+print("source " .. info.source)
+]]
+  local clean = "-u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_SESSION_TOKEN -u AWS_PROFILE " ..
+      "-u AWS_SHARED_CREDENTIALS_FILE -u AWS_WEB_IDENTITY_TOKEN_FILE -u AWS_ROLE_ARN " ..
+      "-u AWS_CONTAINER_CREDENTIALS_FULL_URI -u AWS_CONTAINER_CREDENTIALS_RELATIVE_URI " ..
+      "-u AWS_ENDPOINT_URL_STS -u AWS_ENDPOINT_URL HOME=" .. quote(dir)
+  local keys = " AWS_ACCESS_KEY_ID=" .. env.MXPC_S3_ACCESS_KEY .. " AWS_SECRET_ACCESS_KEY=" .. env.MXPC_S3_SECRET_KEY
+  -- environment keys come before a web identity (which is not even read)
+  local _, out = run_script(script, clean .. keys .. " AWS_WEB_IDENTITY_TOKEN_FILE=/nonexistent AWS_ROLE_ARN=r")
+  t.contains(out, "source environment\n")
+  -- a web identity whose token file is missing
+  _, out = run_script(script, clean .. " AWS_WEB_IDENTITY_TOKEN_FILE=/nonexistent/token AWS_ROLE_ARN=arn:aws:iam::1:role/r")
+  t.contains(out, "error credentials: cannot read the web identity token file /nonexistent/token")
+  t.contains(out, "hint: check that the service account token is mounted there")
+  -- ... or without its role
+  write_file(dir .. "/token", "eyJ.eyJ.sig\n")
+  _, out = run_script(script, clean .. " AWS_WEB_IDENTITY_TOKEN_FILE=" .. quote(dir .. "/token"))
+  t.contains(out, "AWS_WEB_IDENTITY_TOKEN_FILE is set but AWS_ROLE_ARN is not")
+  -- ... or whose STS does not answer: named, with the variables to check
+  _, out = run_script(script, clean .. " AWS_WEB_IDENTITY_TOKEN_FILE=" .. quote(dir .. "/token") ..
+    " AWS_ROLE_ARN=arn:aws:iam::1:role/r AWS_ENDPOINT_URL_STS=http://127.0.0.1:9")
+  t.contains(out, "error credentials: web identity: cannot reach STS: POST http://127.0.0.1:9")
+  t.contains(out, "hint: check AWS_REGION, or AWS_ENDPOINT_URL_STS")
+  -- container credentials: plain http only to loopback or the EKS/ECS agents
+  _, out = run_script(script, clean .. " AWS_CONTAINER_CREDENTIALS_FULL_URI=http://example.com/creds")
+  t.contains(out, "plain http is allowed only to a loopback address or the EKS/ECS agent")
+  _, out = run_script(script, clean .. " AWS_CONTAINER_CREDENTIALS_FULL_URI=http://127.0.0.1:9/v1/credentials")
+  t.contains(out, "error credentials: container credentials: GET http://127.0.0.1:9/v1/credentials")
+  -- nothing at all names every source tried
+  _, out = run_script(script, clean)
+  t.contains(out, "no web identity (AWS_WEB_IDENTITY_TOKEN_FILE), no container credentials")
+end)
+
 t.test("no secret in -vv logs or errors, even for a wrong secret", function()
   local rc, out, err = run_script(child_prelude() .. [[
 local c = assert(s3.client{endpoint = E.endpoint, region = E.region, access_key = E.access_key, secret_key = E.secret_key})
