@@ -42,14 +42,18 @@ local db <close> = with_db and assert(wf.connect_database(env)) or nil
 local store <close> = with_files and assert(wf.connect_storage(env)) or nil
 
 -- 4. Read the archive again: keep the dump in a private working directory,
---    upload each file to where the environment keeps it.
+--    upload each file to where the environment keeps it. Many uploads run
+--    at once, fed from this one read of the archive in bounded memory; the
+--    first failure stops them all (and aborts unfinished multipart uploads).
 local work <close> = assert(wf.workdir(opts.file))
 local dump = work.path .. "/db.backup"
 local uploaded, bytes = 0, 0
 if summary.kind == "dump" then
   dump = opts.file
 elseif with_db or with_files then
+  local transfer = wf.transfer_options(opts)
   local progress = wf.progress("uploading files", summary.files or 0)
+  local uploads <close> = with_files and store:uploader(transfer) or nil
   local r <close> = assert(archive.reader(opts.file))
   for entry in r:entries() do
     local place = backup_archive.classify(entry.name, entry.type)
@@ -58,12 +62,13 @@ elseif with_db or with_files then
       for chunk in entry:chunks() do assert(f:write(chunk)) end
       assert(f:close())
     elseif place and place.kind == "file" and with_files then
-      local key = wf.object_key(env, place.uuid)
-      assert(store:put(env.storage.bucket, key, function() return entry:read(1024 * 1024) end, entry.size))
+      assert(uploads:put(env.storage.bucket, wf.object_key(env, place.uuid), entry))
       uploaded, bytes = uploaded + 1, bytes + entry.size
       progress.step(entry.size)
     end
   end
+  -- every file is in place before the database is touched
+  if uploads then assert(uploads:finish()) end
 end
 
 -- 5. Replace the database's contents in one transaction.

@@ -13,6 +13,7 @@
 
 #include "mxpc/aws.h"
 #include "mxpc/ca_bundle.h"
+#include "mxpc/http.h"
 #include "mxpc/log.h"
 #include "mxpc/runtime.h"
 #include "mxpc/sigv4.h"
@@ -348,10 +349,13 @@ static int on_progress(void *ud, curl_off_t a, curl_off_t b, curl_off_t c, curl_
 int mxpc_aws_http(const char *method, const char *url, const char *const *headers, const char *body,
                   unsigned flags, struct mxpc_buf *response, long *status, char *err, size_t errlen)
 {
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    CURL *c = curl_easy_init();
-    if (!c)
-        abort();
+    struct mxpc_http *hp = mxpc_http_new();
+    CURL *c = hp ? mxpc_http_easy(hp) : NULL;
+    if (!c) {
+        mxpc_http_free(hp);
+        snprintf(err, errlen, "%s %s: cannot initialise libcurl", method, url);
+        return -1;
+    }
     struct curl_slist *list = NULL;
     for (size_t i = 0; headers && headers[i]; i++) {
         struct curl_slist *l = curl_slist_append(list, headers[i]);
@@ -376,24 +380,31 @@ int mxpc_aws_http(const char *method, const char *url, const char *const *header
         curl_err[0] = '\0';
         struct http_ctx h = {response, 0};
         curl_easy_reset(c);
-        curl_easy_setopt(c, CURLOPT_URL, url);
-        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-        curl_easy_setopt(c, CURLOPT_HTTPHEADER, list);
-        curl_easy_setopt(c, CURLOPT_USERAGENT, "mxpc-data-migration");
-        curl_easy_setopt(c, CURLOPT_ERRORBUFFER, curl_err);
-        curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, quick ? 1L : 10L);
-        curl_easy_setopt(c, CURLOPT_TIMEOUT, quick ? 3L : 60L);
-        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-        curl_easy_setopt(c, CURLOPT_WRITEDATA, &h);
-        curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-        curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
-        mxpc_ca_apply(c, env("SSL_CERT_FILE"), env("SSL_CERT_DIR"));
+        int ok = 1;
+        MXPC_HTTP_SET(ok, c, CURLOPT_URL, url);
+        MXPC_HTTP_SET(ok, c, CURLOPT_CUSTOMREQUEST, method);
+        MXPC_HTTP_SET(ok, c, CURLOPT_HTTPHEADER, list);
+        MXPC_HTTP_SET(ok, c, CURLOPT_USERAGENT, "mxpc-data-migration");
+        MXPC_HTTP_SET(ok, c, CURLOPT_ERRORBUFFER, curl_err);
+        MXPC_HTTP_SET(ok, c, CURLOPT_NOSIGNAL, 1L);
+        MXPC_HTTP_SET(ok, c, CURLOPT_CONNECTTIMEOUT, quick ? 1L : 10L);
+        MXPC_HTTP_SET(ok, c, CURLOPT_TIMEOUT, quick ? 3L : 60L);
+        MXPC_HTTP_SET(ok, c, CURLOPT_WRITEFUNCTION, on_body);
+        MXPC_HTTP_SET(ok, c, CURLOPT_WRITEDATA, (void *)&h);
+        MXPC_HTTP_SET(ok, c, CURLOPT_NOPROGRESS, 0L);
+        MXPC_HTTP_SET(ok, c, CURLOPT_XFERINFOFUNCTION, on_progress);
+        if (mxpc_ca_apply(c, env("SSL_CERT_FILE"), env("SSL_CERT_DIR")) != 0)
+            ok = 0;
         if (body) {
-            curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-            curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
+            MXPC_HTTP_SET(ok, c, CURLOPT_POSTFIELDS, body);
+            MXPC_HTTP_SET(ok, c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
         }
-        code = curl_easy_perform(c);
+        if (!ok) {
+            snprintf(err, errlen, "%s %s: libcurl refused an option of the request", method, url);
+            rc = -1;
+            break;
+        }
+        code = mxpc_http_perform(hp, c);
         mxpc_buf_puts(response, "");
         if (code == CURLE_OK) {
             curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
@@ -414,8 +425,8 @@ int mxpc_aws_http(const char *method, const char *url, const char *const *header
             break;
     }
     curl_slist_free_all(list);
-    curl_easy_cleanup(c);
-    curl_global_cleanup();
+    mxpc_http_release(hp, c);
+    mxpc_http_free(hp);
     return rc;
 }
 

@@ -4,6 +4,8 @@
 
 #include <curl/curl.h>
 
+#include "mxpc/http.h"
+
 #include "mxpc/ca_bundle.h"
 
 static const char *const ca_files[] = {
@@ -25,12 +27,14 @@ const char *mxpc_system_ca_file(void)
     return NULL;
 }
 
-void mxpc_ca_apply(void *curl, const char *file, const char *dir)
+int mxpc_ca_apply(void *curl, const char *file, const char *dir)
 {
+    int ok = 1;
     if (!file && !dir)
         file = mxpc_system_ca_file();
     if (file)
-        curl_easy_setopt(curl, CURLOPT_CAINFO, file);
+        MXPC_HTTP_SET(ok, curl, CURLOPT_CAINFO, file);
     if (dir)
-        curl_easy_setopt(curl, CURLOPT_CAPATH, dir);
+        MXPC_HTTP_SET(ok, curl, CURLOPT_CAPATH, dir);
+    return ok ? 0 : -1;
 }

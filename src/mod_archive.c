@@ -128,6 +128,15 @@ static struct lwriter *check_writer(lua_State *L, int idx)
     return lw;
 }
 
+struct mxpc_archive_writer *mxpc_lua_archive_writer(lua_State *L, int idx, long long *mtime)
+{
+    struct lwriter *lw = check_writer(L, idx);
+    if (mxpc_archive_writer_in_entry(lw->w))
+        luaL_error(L, "the archive writer has an entry open");
+    *mtime = lw->mtime;
+    return lw->w;
+}
+
 /* 0 = success; otherwise pushes the failure and returns the count. */
 static int writer_rc(lua_State *L, struct lwriter *lw, int rc)
 {
@@ -621,16 +630,32 @@ static int r_tostring(lua_State *L)
     return 1;
 }
 
-/* The reader of an entry that is still the current one. */
-static struct lreader *entry_reader(lua_State *L)
+/* The reader of the entry at idx, which must still be the current one. */
+static struct lreader *entry_reader_at(lua_State *L, int idx)
 {
-    struct lrentry *e = luaL_checkudata(L, 1, RENTRY_META);
-    lua_getiuservalue(L, 1, 1);
+    idx = lua_absindex(L, idx);
+    struct lrentry *e = luaL_checkudata(L, idx, RENTRY_META);
+    lua_getiuservalue(L, idx, 1);
     struct lreader *lr = check_reader(L, lua_gettop(L));
     lua_pop(L, 1);
     if (e->seq != lr->seq || !mxpc_archive_reader_current(lr->r, NULL))
         luaL_error(L, "attempt to use an archive entry after moving past it");
     return lr;
+}
+
+static struct lreader *entry_reader(lua_State *L)
+{
+    return entry_reader_at(L, 1);
+}
+
+struct mxpc_archive_reader *mxpc_lua_archive_entry(lua_State *L, int idx)
+{
+    return entry_reader_at(L, idx)->r;
+}
+
+int mxpc_lua_is_archive_entry(lua_State *L, int idx)
+{
+    return luaL_testudata(L, idx, RENTRY_META) != NULL;
 }
 
 /* e:read([n | "a"]) -> up to n bytes (default 64 KiB), everything left with

@@ -260,6 +260,17 @@ static int p_wait(lua_State *L)
     return 1;
 }
 
+/* p:poll() -> true once the child has ended (p:wait() then returns at once), else false */
+static int p_poll(lua_State *L)
+{
+    struct lprocess *lp = check_process(L);
+    int rc = mxpc_process_poll(live_process(L));
+    if (rc < 0)
+        return mxpc_error_fail_errno(L, errno, "cannot check on %s", lp->name);
+    lua_pushboolean(L, rc);
+    return 1;
+}
+
 static int p_pid(lua_State *L)
 {
     lua_pushinteger(L, mxpc_process_pid(live_process(L)));
@@ -290,7 +301,7 @@ static int p_tostring(lua_State *L)
 int luaopen_mxpc_process(lua_State *L)
 {
     static const luaL_Reg methods[] = {
-        {"write", p_write}, {"close_stdin", p_close_stdin}, {"read", p_read}, {"wait", p_wait},
+        {"write", p_write}, {"close_stdin", p_close_stdin}, {"read", p_read}, {"wait", p_wait}, {"poll", p_poll},
         {"pid", p_pid},     {"kill", p_close},              {"close", p_close}, {NULL, NULL},
     };
     static const luaL_Reg meta[] = {

@@ -17,6 +17,7 @@
 
 #include <lauxlib.h>
 
+#include "mxpc/archive.h"
 #include "mxpc/atomic_file.h"
 #include "mxpc/aws.h"
 #include "mxpc/buf.h"
@@ -484,6 +485,358 @@ static int c_abort_multipart(lua_State *L)
                        &e);
 }
 
+/* --- many objects at once ------------------------------------------------------ */
+
+struct many_ctx {
+    lua_State *L;
+    int items;   /* stack index of the items table */
+    int on_item; /* stack index of the function, or 0 */
+    int ready;   /* stack index of the function, or 0 */
+    int ready_done;
+    int head;
+    struct mxpc_archive_writer *w;
+    long long mtime;
+    const char **names;
+    struct mxpc_callback_failure failure;
+};
+
+/* Pushes the error object of a failed S3 call (never raises). */
+static void push_error_object(lua_State *L, const struct mxpc_s3_error *e)
+{
+    mxpc_error_push(L, e->code, e->hint[0] ? e->hint : NULL, "%s", e->message);
+    if (e->http_status) {
+        lua_pushinteger(L, e->http_status);
+        lua_setfield(L, -2, "status");
+    }
+    if (e->s3_code[0]) {
+        lua_pushstring(L, e->s3_code);
+        lua_setfield(L, -2, "s3_code");
+    }
+}
+
+static void copy_error(struct mxpc_s3_error *dst, const char *code, const char *msg)
+{
+    memset(dst, 0, sizeof *dst);
+    snprintf(dst->code, sizeof dst->code, "%s", code && *code ? code : "io");
+    snprintf(dst->message, sizeof dst->message, "%s", msg);
+}
+
+/* Calls the function below its nargs arguments: its result's truth (0 or
+ * 1), or -1 if it raised (e filled; the error is kept in the failure). */
+static int call_protected(struct many_ctx *x, int nargs, struct mxpc_s3_error *e)
+{
+    lua_State *L = x->L;
+    if (lua_pcall(L, nargs, 1, 0) != LUA_OK) {
+        mxpc_error_normalize(L, -1);
+        const char *msg = mxpc_error_field(L, -1, "message");
+        copy_error(e, "io", msg ? msg : "error in a callback");
+        luaL_unref(L, LUA_REGISTRYINDEX, x->failure.raised_ref);
+        x->failure.raised_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+        return -1;
+    }
+    int yes = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    return yes;
+}
+
+/* on_item(item, result | nil, err) */
+static int call_on_item(struct many_ctx *x, const struct mxpc_s3_fetched *f, struct mxpc_s3_error *e)
+{
+    lua_State *L = x->L;
+    lua_pushvalue(L, x->on_item);
+    lua_rawgeti(L, x->items, (lua_Integer)f->index + 1);
+    if (f->failed) {
+        lua_pushnil(L);
+        push_error_object(L, &f->err);
+    } else {
+        lua_createtable(L, 0, 2);
+        lua_pushinteger(L, f->size);
+        lua_setfield(L, -2, "size");
+        lua_pushstring(L, f->etag);
+        lua_setfield(L, -2, "etag");
+        lua_pushnil(L);
+    }
+    return call_protected(x, 3, e);
+}
+
+/* Copies a finished GET into the archive as one entry. */
+static int write_entry(struct many_ctx *x, const struct mxpc_s3_fetched *f, struct mxpc_s3_error *e)
+{
+    const char *name = x->names[f->index];
+    int rc = mxpc_archive_writer_begin_entry(x->w, name, f->size, (time_t)x->mtime);
+    if (rc == MXPC_ARCHIVE_OK && f->data) {
+        rc = mxpc_archive_writer_write(x->w, f->data, (size_t)f->size);
+    } else if (rc == MXPC_ARCHIVE_OK) {
+        char *buf = malloc(FILE_CHUNK);
+        if (!buf)
+            abort();
+        for (;;) {
+            ssize_t n = read(f->fd, buf, FILE_CHUNK);
+            if (n < 0 && errno == EINTR && !mxpc_interrupted())
+                continue;
+            if (n < 0) {
+                free(buf);
+                copy_error(e, "io", "cannot read back a downloaded file from the working directory");
+                return -1;
+            }
+            if (n == 0)
+                break;
+            rc = mxpc_archive_writer_write(x->w, buf, (size_t)n);
+            if (rc != MXPC_ARCHIVE_OK)
+                break;
+        }
+        free(buf);
+    }
+    if (rc == MXPC_ARCHIVE_OK)
+        rc = mxpc_archive_writer_end_entry(x->w);
+    if (rc != MXPC_ARCHIVE_OK) {
+        copy_error(e, rc == MXPC_ARCHIVE_EINTERRUPTED ? "interrupted" : "io", mxpc_archive_writer_error(x->w));
+        return -1;
+    }
+    return 0;
+}
+
+/* ready(must): may the entries be written now? */
+static int call_ready(struct many_ctx *x, int must, struct mxpc_s3_error *e)
+{
+    lua_pushvalue(x->L, x->ready);
+    lua_pushboolean(x->L, must);
+    return call_protected(x, 1, e);
+}
+
+static int many_item(void *ud, const struct mxpc_s3_fetched *f, int must, struct mxpc_s3_error *e)
+{
+    struct many_ctx *x = ud;
+    if (f->failed) {
+        if (strcmp(f->err.code, "interrupted") == 0 || !x->on_item) {
+            memcpy(e, &f->err, sizeof *e);
+            return -1;
+        }
+        int skip = call_on_item(x, f, e);
+        if (skip == 0)
+            memcpy(e, &f->err, sizeof *e);
+        return skip == 1 ? 0 : -1;
+    }
+    if (x->w) {
+        if (!x->ready_done && x->ready) {
+            int ready = call_ready(x, must, e);
+            if (ready < 0)
+                return -1;
+            if (!ready && !must)
+                return 1;
+            if (!ready) {
+                copy_error(e, "usage", "ready() said no when nothing else was left to wait for");
+                return -1;
+            }
+        }
+        x->ready_done = 1;
+        if (write_entry(x, f, e) != 0)
+            return -1;
+    }
+    if (x->on_item && call_on_item(x, f, e) < 0)
+        return -1;
+    return 0;
+}
+
+/* The common part of head_many and get_many: items at 3, opts at opts_idx. */
+static int run_many(lua_State *L, struct client *c, struct many_ctx *x, int opts_idx)
+{
+    const char *bucket = opt_bucket(L, 2);
+    luaL_checktype(L, 3, LUA_TTABLE);
+    struct mxpc_s3_many_options o = {MXPC_S3_DEFAULT_CONCURRENCY, MXPC_S3_DEFAULT_WINDOW, NULL};
+    x->L = L;
+    x->items = 3;
+    x->failure = (struct mxpc_callback_failure)MXPC_CALLBACK_FAILURE_INIT;
+    if (!lua_isnoneornil(L, opts_idx)) {
+        luaL_checktype(L, opts_idx, LUA_TTABLE);
+        o.concurrency = (int)opt_integer(L, opts_idx, "concurrency", MXPC_S3_DEFAULT_CONCURRENCY);
+        luaL_argcheck(L, o.concurrency >= 1 && o.concurrency <= 256, opts_idx, "concurrency must be 1..256");
+        o.window = opt_integer(L, opts_idx, "window", MXPC_S3_DEFAULT_WINDOW);
+        luaL_argcheck(L, o.window >= 0, opts_idx, "window must not be negative");
+        o.spill_dir = opt_string(L, opts_idx, "spill_dir");
+        if (lua_getfield(L, opts_idx, "on_item") != LUA_TNIL) {
+            luaL_checktype(L, -1, LUA_TFUNCTION);
+            x->on_item = lua_gettop(L);
+        } else {
+            lua_pop(L, 1);
+        }
+        if (lua_getfield(L, opts_idx, "ready") != LUA_TNIL) {
+            luaL_checktype(L, -1, LUA_TFUNCTION);
+            x->ready = lua_gettop(L);
+        } else {
+            lua_pop(L, 1);
+        }
+    }
+    size_t n = (size_t)luaL_len(L, 3);
+    struct mxpc_s3_item *items = lua_newuserdatauv(L, (n ? n : 1) * sizeof *items, 0);
+    x->names = x->w ? lua_newuserdatauv(L, (n ? n : 1) * sizeof *x->names, 0) : NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (lua_rawgeti(L, 3, (lua_Integer)i + 1) != LUA_TTABLE)
+            luaL_error(L, "item %d is not a table", (int)i + 1);
+        /* the strings stay alive in the items table */
+        items[i].bucket = bucket;
+        items[i].key = opt_string(L, -1, "key");
+        if (!items[i].key)
+            luaL_error(L, "item %d has no key", (int)i + 1);
+        items[i].size = opt_integer(L, -1, "size", -1);
+        if (x->w) {
+            x->names[i] = opt_string(L, -1, "name");
+            if (!x->names[i])
+                luaL_error(L, "item %d has no name (its entry in the archive)", (int)i + 1);
+        }
+        lua_pop(L, 1);
+    }
+    struct mxpc_s3_error e;
+    int rc = mxpc_s3_many(c->s3, x->head, items, n, &o, many_item, x, &e);
+    mxpc_callback_reraise(L, &x->failure);
+    if (rc != 0)
+        return push_s3_error(L, &e);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* c:head_many(bucket, items, {concurrency=, on_item=}) -> true | nil, err
+ * items: {{key=, ...}, ...}; on_item(item, {size=, etag=} | nil, err) is
+ * called as each HEAD finishes; for a failed one it returns true to go on. */
+static int c_head_many(lua_State *L)
+{
+    struct client *c = check_client(L);
+    struct many_ctx x = {0};
+    x.head = 1;
+    return run_many(L, c, &x, 4);
+}
+
+/* c:get_many(bucket, items, writer, {concurrency=, window=, spill_dir=,
+ * on_item=, ready=}) -> true | nil, err
+ * Each object becomes the archive entry item.name (of item.size bytes) as
+ * its GET finishes; see docs/s3.md. */
+static int c_get_many(lua_State *L)
+{
+    struct client *c = check_client(L);
+    struct many_ctx x = {0};
+    x.w = mxpc_lua_archive_writer(L, 4, &x.mtime);
+    return run_many(L, c, &x, 5);
+}
+
+/* --- uploads, many at once -------------------------------------------------------- */
+
+#define UPLOADER_META "mxpc.s3.uploader"
+
+struct luploader {
+    struct mxpc_s3_uploader *up;
+};
+
+static struct luploader *check_uploader(lua_State *L)
+{
+    struct luploader *u = luaL_checkudata(L, 1, UPLOADER_META);
+    if (!u->up)
+        luaL_error(L, "attempt to use a closed S3 uploader");
+    return u;
+}
+
+/* c:uploader{concurrency=, window=} -> uploader (keeps the client alive) */
+static int c_uploader(lua_State *L)
+{
+    struct client *c = check_client(L);
+    struct mxpc_s3_many_options o = {MXPC_S3_DEFAULT_CONCURRENCY, MXPC_S3_DEFAULT_WINDOW, NULL};
+    if (!lua_isnoneornil(L, 2)) {
+        luaL_checktype(L, 2, LUA_TTABLE);
+        o.concurrency = (int)opt_integer(L, 2, "concurrency", MXPC_S3_DEFAULT_CONCURRENCY);
+        luaL_argcheck(L, o.concurrency >= 1 && o.concurrency <= 256, 2, "concurrency must be 1..256");
+        o.window = opt_integer(L, 2, "window", MXPC_S3_DEFAULT_WINDOW);
+        luaL_argcheck(L, o.window >= 1, 2, "window must be positive");
+    }
+    struct luploader *u = lua_newuserdatauv(L, sizeof *u, 1);
+    u->up = NULL;
+    luaL_setmetatable(L, UPLOADER_META);
+    lua_pushvalue(L, 1);
+    lua_setiuservalue(L, -2, 1);
+    u->up = mxpc_s3_uploader_new(c->s3, &o);
+    return 1;
+}
+
+static ssize_t entry_source(void *ud, void *buf, size_t cap, char *err, size_t errlen)
+{
+    struct mxpc_archive_reader *r = ud;
+    ssize_t n = mxpc_archive_reader_read(r, buf, cap);
+    if (n < 0) {
+        snprintf(err, errlen, "%s", mxpc_archive_reader_error(r));
+        return -1;
+    }
+    return n;
+}
+
+/* up:put(bucket, key, source [, size]) -> true | nil, err
+ * source: an archive entry (read in C; size = the entry's), a string, or a
+ * function returning chunks (size required). Returns once the object is on
+ * its way; an error may also be one of an earlier object. */
+static int u_put(lua_State *L)
+{
+    struct luploader *u = check_uploader(L);
+    const char *bucket = opt_bucket(L, 2), *key = luaL_checkstring(L, 3);
+    struct mxpc_s3_error e;
+    int rc;
+    if (mxpc_lua_is_archive_entry(L, 4)) {
+        struct mxpc_archive_reader *r = mxpc_lua_archive_entry(L, 4);
+        lua_getfield(L, 4, "size");
+        lua_Integer size = luaL_optinteger(L, 5, lua_tointeger(L, -1));
+        lua_pop(L, 1);
+        rc = mxpc_s3_uploader_put(u->up, bucket, key, size, entry_source, r, &e);
+    } else if (lua_type(L, 4) == LUA_TSTRING) {
+        struct mem_source m = {NULL, 0, 0};
+        m.data = lua_tolstring(L, 4, &m.len);
+        rc = mxpc_s3_uploader_put(u->up, bucket, key, (int64_t)m.len, mem_source, &m, &e);
+    } else {
+        luaL_checktype(L, 4, LUA_TFUNCTION);
+        lua_Integer size = luaL_checkinteger(L, 5);
+        luaL_argcheck(L, size >= 0, 5, "size must not be negative");
+        struct lua_cb cb = {L, 4, MXPC_CALLBACK_FAILURE_INIT, LUA_NOREF, NULL, 0, 0};
+        rc = mxpc_s3_uploader_put(u->up, bucket, key, size, lua_source, &cb, &e);
+        int n = cb_finish(&cb, rc, &e);
+        if (n)
+            return n;
+    }
+    return result_true(L, rc, &e);
+}
+
+/* up:finish() -> true | nil, err: waits for every upload */
+static int u_finish(lua_State *L)
+{
+    struct luploader *u = check_uploader(L);
+    struct mxpc_s3_error e;
+    return result_true(L, mxpc_s3_uploader_finish(u->up, &e), &e);
+}
+
+/* up:stats() -> {objects =, bytes =} (objects finished, bytes sent off) */
+static int u_stats(lua_State *L)
+{
+    struct luploader *u = check_uploader(L);
+    int64_t objects, bytes;
+    mxpc_s3_uploader_stats(u->up, &objects, &bytes);
+    lua_createtable(L, 0, 2);
+    lua_pushinteger(L, objects);
+    lua_setfield(L, -2, "objects");
+    lua_pushinteger(L, bytes);
+    lua_setfield(L, -2, "bytes");
+    return 1;
+}
+
+/* Cancels what is in flight and aborts unfinished multipart uploads. */
+static int u_close(lua_State *L)
+{
+    struct luploader *u = luaL_checkudata(L, 1, UPLOADER_META);
+    mxpc_s3_uploader_free(u->up);
+    u->up = NULL;
+    return 0;
+}
+
+static int u_tostring(lua_State *L)
+{
+    struct luploader *u = luaL_checkudata(L, 1, UPLOADER_META);
+    lua_pushstring(L, u->up ? "s3.uploader" : "s3.uploader (closed)");
+    return 1;
+}
+
 /* c:presign(method, bucket, key [, expires = 3600]) -> url */
 static int c_presign(lua_State *L)
 {
@@ -684,6 +1037,9 @@ int luaopen_mxpc_s3(lua_State *L)
         {"list_multipart_uploads", c_list_multipart_uploads},
         {"abort_multipart", c_abort_multipart},
         {"presign", c_presign},
+        {"head_many", c_head_many},
+        {"get_many", c_get_many},
+        {"uploader", c_uploader},
         {"close", c_close},
         {NULL, NULL},
     };
@@ -694,6 +1050,13 @@ int luaopen_mxpc_s3(lua_State *L)
         {NULL, NULL},
     };
     mxpc_lua_class(L, CLIENT_META, methods, meta);
+    static const luaL_Reg up_methods[] = {
+        {"put", u_put}, {"finish", u_finish}, {"stats", u_stats}, {"close", u_close}, {NULL, NULL},
+    };
+    static const luaL_Reg up_meta[] = {
+        {"__gc", u_close}, {"__close", u_close}, {"__tostring", u_tostring}, {NULL, NULL},
+    };
+    mxpc_lua_class(L, UPLOADER_META, up_methods, up_meta);
 
     static const luaL_Reg functions[] = {
         {"client", l_client},

@@ -282,6 +282,22 @@ int mxpc_process_wait(struct mxpc_process *p, int *status)
     return 0;
 }
 
+int mxpc_process_poll(struct mxpc_process *p)
+{
+    if (p->pid <= 0)
+        return 1;
+    if (p->err >= 0) {
+        struct pollfd f = {p->err, POLLIN, 0};
+        if (poll(&f, 1, 0) > 0)
+            drain_stderr(p);
+    }
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    if (waitid(P_PID, (id_t)p->pid, &si, WEXITED | WNOHANG | WNOWAIT) != 0)
+        return errno == EINTR ? 0 : -1;
+    return si.si_pid == p->pid;
+}
+
 int mxpc_process_take_stdout(struct mxpc_process *p)
 {
     int fd = p->out;

@@ -49,6 +49,10 @@ ssize_t mxpc_process_read(struct mxpc_process *p, void *buf, size_t cap);
  * wait status in *status, MXPC_PROCESS_EINTERRUPTED, or -1 with errno. */
 int mxpc_process_wait(struct mxpc_process *p, int *status);
 
+/* Without waiting: 1 if the child has ended (mxpc_process_wait then reaps it
+ * at once), 0 if it still runs, -1 with errno. Reads what stderr has. */
+int mxpc_process_poll(struct mxpc_process *p);
+
 /* Hands our end of the child's stdout pipe to the caller (to become another
  * child's stdin, for a pipeline); returns -1 if there is none. */
 int mxpc_process_take_stdout(struct mxpc_process *p);

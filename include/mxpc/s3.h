@@ -144,6 +144,62 @@ int mxpc_s3_delete(struct mxpc_s3 *s3, const char *bucket, const char *key, stru
 int mxpc_s3_create_bucket(struct mxpc_s3 *s3, const char *bucket, struct mxpc_s3_error *e);
 int mxpc_s3_delete_bucket(struct mxpc_s3 *s3, const char *bucket, struct mxpc_s3_error *e);
 
+/* --- many objects at once ---------------------------------------------------- */
+
+#define MXPC_S3_DEFAULT_CONCURRENCY 16
+#define MXPC_S3_DEFAULT_WINDOW (32 * MXPC_S3_MIB)
+
+struct mxpc_s3_item {
+    const char *bucket, *key;
+    int64_t size; /* expected size (a GET fails with "size" otherwise), or -1 */
+};
+
+struct mxpc_s3_many_options {
+    int concurrency;       /* requests in flight; 0 = MXPC_S3_DEFAULT_CONCURRENCY */
+    int64_t window;        /* bytes of objects kept in memory; objects larger than a quarter go to files */
+    const char *spill_dir; /* where those files are made (unnamed: nothing stays behind); NULL = /tmp */
+};
+
+/* A finished item. A GET's bytes are in data (size bytes), or in the file fd
+ * (positioned at its start) when they did not fit the window; a HEAD has
+ * only size and etag. When failed, err says why. Valid during the call. */
+struct mxpc_s3_fetched {
+    size_t index;
+    int failed;
+    struct mxpc_s3_error err;
+    int64_t size;
+    char etag[128];
+    const char *data;
+    int fd;
+};
+
+/* Called for each item in the order they finish: 0 = done with it (skipped
+ * if it failed), 1 = keep it and ask again later (not allowed when `must` is
+ * set: nothing else is left to finish), -1 = stop everything (e filled). */
+typedef int (*mxpc_s3_fetched_fn)(void *ud, const struct mxpc_s3_fetched *f, int must, struct mxpc_s3_error *e);
+
+/* GETs (or HEADs with head = 1) of all the items, up to `concurrency` at a
+ * time. Returns 0 when every item was handed to fn, or -1 with e filled once
+ * fn stopped, or on interruption; then every request still in flight is
+ * cancelled and every spilled file closed. */
+int mxpc_s3_many(struct mxpc_s3 *s3, int head, const struct mxpc_s3_item *items, size_t n,
+                 const struct mxpc_s3_many_options *o, mxpc_s3_fetched_fn fn, void *ud, struct mxpc_s3_error *e);
+
+/* Uploads, many at once: put() reads the object from its source into memory
+ * (a part at a time for a multipart upload, whose parts then go in
+ * parallel), waiting while the window or the concurrency is full, and
+ * returns once it is on its way; finish() waits for all. The first failure
+ * (or a signal) cancels everything in flight and aborts every unfinished
+ * multipart upload; put() and finish() then return -1 with it. free() does
+ * the same to whatever is not finished. */
+struct mxpc_s3_uploader;
+struct mxpc_s3_uploader *mxpc_s3_uploader_new(struct mxpc_s3 *s3, const struct mxpc_s3_many_options *o);
+int mxpc_s3_uploader_put(struct mxpc_s3_uploader *up, const char *bucket, const char *key, int64_t size,
+                         mxpc_s3_source_fn source, void *ud, struct mxpc_s3_error *e);
+int mxpc_s3_uploader_finish(struct mxpc_s3_uploader *up, struct mxpc_s3_error *e);
+void mxpc_s3_uploader_stats(const struct mxpc_s3_uploader *up, int64_t *objects, int64_t *bytes);
+void mxpc_s3_uploader_free(struct mxpc_s3_uploader *up);
+
 /* Unfinished multipart uploads of a bucket (first 1000), and aborting one. */
 typedef void (*mxpc_s3_upload_fn)(void *ud, const char *key, const char *upload_id);
 int mxpc_s3_list_multipart_uploads(struct mxpc_s3 *s3, const char *bucket, mxpc_s3_upload_fn fn, void *ud,

@@ -534,6 +534,29 @@ function Writer:begin_file(uuid, size)
   return self.w:begin(name, size)
 end
 
+-- Adds the files `items` ({uuid =, key =, size =}) straight from S3: many
+-- downloads run at once (store:get_many) and each file becomes its entry as
+-- its download finishes, so entries are in completion order. opts are
+-- get_many's (concurrency, window, spill_dir, on_item); opts.ready(must) is
+-- asked before the first entry is written and may add the metadata and the
+-- dump then (it returns false while they are not ready, unless `must`).
+function Writer:add_files_from(store, bucket, items, opts)
+  for _, it in ipairs(items) do
+    if self.uuids[it.uuid] then error("file " .. it.uuid .. " added twice", 2) end
+    self.uuids[it.uuid] = true
+    it.name = M.file_path(it.uuid)
+  end
+  local o = {}
+  for k, v in pairs(opts or {}) do o[k] = v end
+  local ready = o.ready
+  o.ready = function(must)
+    if ready and not ready(must) then return false end
+    expect(self, "files", "a file")
+    return true
+  end
+  return store:get_many(bucket, items, self.w, o)
+end
+
 function Writer:commit()
   expect(self, "files", "the end of the archive")
   local ok, err = self.w:commit()

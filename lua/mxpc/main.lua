@@ -25,6 +25,21 @@ local global_options = {
   { long = "version", help = "print the version and the library versions (as 'version')" },
 }
 
+-- How many S3 requests run at once, and how much memory objects in transit may take.
+local function check_count(max)
+  return function(v)
+    local n = tonumber(v)
+    if not n or math.type(n) ~= "integer" or n < 1 or n > max then return nil, ("a whole number 1..%d"):format(max) end
+    return true
+  end
+end
+local transfer_options = {
+  { long = "concurrency", value = "N", check = check_count(256),
+    help = "S3 requests in flight at once (default 16)" },
+  { long = "window", value = "MIB", check = check_count(65536),
+    help = "memory for files in transit, in MiB (default 32); larger files go through the working directory" },
+}
+
 local tagline = "back up and restore Mendix for Private Cloud environments"
 local description =
   "Backs up the data of a Mendix for Private Cloud environment (its PostgreSQL\n" ..
@@ -115,6 +130,7 @@ command {
     { long = "database-only", help = "write only the database, as a bare pg_dump -Fc file (.backup)" },
     { long = "compression-level", value = "N",
       help = "gzip level of the archive, 0 (none) to 9 (smallest; default 6); data that is already compressed is stored" },
+    transfer_options[1], transfer_options[2],
     env_options[3], env_options[4], env_options[5],
   },
   run = function(opts)
@@ -144,6 +160,7 @@ command {
     { long = "stop-app", help = "scale the app to 0 for the restore and back afterwards (needs patch on mendixapps)" },
     { long = "database-only", help = "restore only the database, leave the files as they are" },
     { long = "files-only", help = "restore only the files, leave the database as it is" },
+    transfer_options[1], transfer_options[2],
     env_options[3], env_options[4], env_options[5],
   },
   run = function(opts)

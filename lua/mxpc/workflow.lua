@@ -276,7 +276,9 @@ end
 
 local FILES_TABLE, UUID_COLUMN = "system$filedocument", "__uuid__"
 
--- The files the environment uses: FileDocument rows with contents and a UUID.
+-- The files the environment uses: FileDocument rows with contents and a UUID,
+-- as {uuid =, size =}; size is the row's own (column "size") when the table
+-- has that column and the value is usable, else nil.
 function M.list_files(conn)
   local cols, err = conn:query(
     "select column_name from information_schema.columns where table_schema = 'public' and table_name = $1",
@@ -295,12 +297,17 @@ function M.list_files(conn)
         hint = "this is not a Mendix database this tool knows; see docs/environment.md" }
     end
   end
-  local rows, qerr = conn:query(("select %s as uuid from public.%s where hascontents and %s is not null order by 1")
-    :format(UUID_COLUMN, '"' .. FILES_TABLE .. '"', UUID_COLUMN))
+  local rows, qerr = conn:query(("select %s as uuid%s from public.%s where hascontents and %s is not null order by 1")
+    :format(UUID_COLUMN, have.size and ", size" or "", '"' .. FILES_TABLE .. '"', UUID_COLUMN))
   if not rows then return nil, qerr end
   local files, skipped = {}, 0
   for _, r in ipairs(rows) do
-    if backup_archive.is_uuid(r.uuid) then files[#files + 1] = r.uuid else skipped = skipped + 1 end
+    if backup_archive.is_uuid(r.uuid) then
+      local size = math.type(r.size) == "integer" and r.size >= 0 and r.size or nil
+      files[#files + 1] = { uuid = r.uuid, size = size }
+    else
+      skipped = skipped + 1
+    end
   end
   if skipped > 0 then log.warn("FileDocument rows with an invalid UUID skipped", { rows = skipped }) end
   log.info("files in use", { files = #files })
@@ -323,8 +330,11 @@ function M.database_facts(conn)
   return { size = size, model_version = version }
 end
 
--- pg_dump -O -x -Fc into `path`; returns its size.
-function M.dump_database(env, path)
+-- Starts pg_dump -O -x -Fc into `path` and returns at once; the dump runs
+-- while other work goes on. dump:ended() says whether it is over,
+-- dump:finish() waits for it and returns its size (or nil, err). Closing the
+-- dump stops a pg_dump that still runs.
+function M.start_dump(env, path)
   local pg_dump, perr = pg_programs.find("pg_dump")
   if not pg_dump then return nil, perr end
   log.info("dumping the database", { program = pg_dump })
@@ -334,26 +344,38 @@ function M.dump_database(env, path)
   local p, err = process.spawn({ pg_dump, "-O", "-x", "-Fc", "--no-password" },
     { env = penv, stdout = { file = path } })
   if not p then return nil, err end
-  local r = p:wait()
-  p:close()
-  if r.status ~= 0 then
-    return nil, errors.new { code = "pg_dump", message = child_failure("pg_dump", r),
-      hint = r.stderr:find("server version mismatch") and "install a pg_dump at least as new as the server" or nil }
-  end
-  local size = fs.stat(path).size
-  log.info("database dumped", { bytes = size })
-  -- Mendix Cloud restores dumps up to archive version 1.14 (pg_dump 12-15)
-  local f = io.open(path, "rb")
-  local header = backup_archive.parse_dump_header(f and f:read(4096) or "")
-  if f then f:close() end
-  if header then
-    local verdict = backup_archive.compatibility { kind = "dump", dump = header }
-    for _, reason in ipairs(verdict.reasons or {}) do
-      log.warn(reason .. ": the archive restores with this tool but not in Mendix Cloud",
-        { hint = "use a pg_dump of version 15 or older (MXPC_PG_BINDIR) for Mendix Cloud" })
+  local dump = { path = path }
+  function dump.ended() return p:poll() end
+  function dump.finish()
+    local r = p:wait()
+    p:close()
+    if r.status ~= 0 then
+      return nil, errors.new { code = "pg_dump", message = child_failure("pg_dump", r),
+        hint = r.stderr:find("server version mismatch") and "install a pg_dump at least as new as the server" or nil }
     end
+    local size = fs.stat(path).size
+    log.info("database dumped", { bytes = size })
+    -- Mendix Cloud restores dumps up to archive version 1.14 (pg_dump 12-15)
+    local f = io.open(path, "rb")
+    local header = backup_archive.parse_dump_header(f and f:read(4096) or "")
+    if f then f:close() end
+    if header then
+      local verdict = backup_archive.compatibility { kind = "dump", dump = header }
+      for _, reason in ipairs(verdict.reasons or {}) do
+        log.warn(reason .. ": the archive restores with this tool but not in Mendix Cloud",
+          { hint = "use a pg_dump of version 15 or older (MXPC_PG_BINDIR) for Mendix Cloud" })
+      end
+    end
+    return size
   end
-  return size
+  return setmetatable(dump, { __close = function() p:close() end })
+end
+
+-- pg_dump -O -x -Fc into `path`; returns its size.
+function M.dump_database(env, path)
+  local dump <close>, err = M.start_dump(env, path)
+  if not dump then return nil, err end
+  return dump.finish()
 end
 
 -- Empties schema public and restores the dump, all in one transaction: a
@@ -454,6 +476,40 @@ function M.too_late(what)
     log.warn(("interrupted by %s after %s: too late to stop, the run completes"):format(late, what))
     runtime.clear_interrupt()
   end
+end
+
+-- --concurrency and --window (MiB) -> {concurrency =, window = bytes}
+function M.transfer_options(opts)
+  return { concurrency = tonumber(opts.concurrency) or 16, window = (tonumber(opts.window) or 32) * 1024 * 1024 }
+end
+
+-- The objects of `files` ({uuid =, size =}) as {uuid =, key =, size =}, and
+-- the UUIDs of those not in storage. Sizes the database did not give are
+-- asked with HEAD requests, many at a time. A file that is gone is reported,
+-- not fatal (an app may delete temporary files while the backup runs).
+function M.file_sizes(store, env, files, transfer)
+  local present, missing, unknown = {}, {}, {}
+  for _, f in ipairs(files) do
+    local item = { uuid = f.uuid, key = M.object_key(env, f.uuid), size = f.size }
+    if f.size then present[#present + 1] = item else unknown[#unknown + 1] = item end
+  end
+  if #unknown > 0 then
+    log.info("looking up file sizes", { files = #unknown, concurrency = transfer.concurrency })
+    local ok, err = store:head_many(env.storage.bucket, unknown, { concurrency = transfer.concurrency,
+      on_item = function(item, head, herr)
+        if head then
+          item.size = head.size
+          present[#present + 1] = item
+          return true
+        end
+        if not errors.is(herr, "not_found") then return false end
+        missing[#missing + 1] = item.uuid
+        log.warn("file not found in storage, skipped", { uuid = item.uuid, key = item.key })
+        return true
+      end })
+    if not ok then return nil, err end
+  end
+  return present, missing
 end
 
 -- --- progress --------------------------------------------------------------------------

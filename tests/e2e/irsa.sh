@@ -109,15 +109,18 @@ else bad "proof after the restore"; sed 's/^/  /' "$work/proof" | tail -5; fi
 # The role's sessions last 6 s (refreshed 1.5 s before their end); the STS stand-in
 # removes expired keys from RGW, so a run that kept its first credentials would fail.
 # The token file holds 20-second tokens that a "kubelet" rewrites every 2 s: each
-# refresh must read the file again. pg_dump takes 8 s more, so the files are copied
-# with credentials fetched after the first ones expired.
+# refresh must read the file again. The files are fetched while pg_dump runs, so an
+# 8-second lock on system$filedocument (which the listing of the files waits for)
+# makes them copied with credentials fetched after the first ones expired.
 set_role "$MXPC_IRSA_ROLE_ARN" duration 6
 rotate() { while :; do token --lifetime 20 >"$work/token.new" && mv "$work/token.new" "$work/token"; sleep 2; done; }
 rotate & rotator=$!
 sleep 0.5
-printf '#!/bin/sh\n"%s/pg_dump" "$@"; rc=$?; sleep 8; exit $rc\n' "$real_bindir" >"$work/bin/pg_dump"
+sql 'begin; lock table "system$filedocument" in access exclusive mode; select pg_sleep(8); commit' >/dev/null & locker=$!
+sleep 0.5
 calls0=$(sts_calls)
 run "backup while the credentials expire mid-run" 0 -v backup -n mendix -e demo-irsa -f "$work/irsa2.tar.gz"
+wait "$locker"
 expect_err "... the credentials were refreshed" "AWS credentials refreshed from web identity"
 check "... with more STS calls than one" '[ $(( $(sts_calls) - calls0 )) -ge 2 ]'
 iats=$(grep "AssumeRoleWithWebIdentity role=" "$MXPC_STS_DIR/access.log" | tail -n "$(( $(sts_calls) - calls0 ))" | sed 's/.*token_iat=\([0-9]*\).*/\1/' | sort -u | wc -l)
@@ -135,7 +138,6 @@ case $out in forbidden*"does not know the access key"*) ok "... and the first cr
 "$bin" verify "$work/irsa2.tar.gz" >/dev/null 2>&1 && ok "... the archive verifies" || bad "the archive of the refreshed run verifies"
 kill "$rotator" 2>/dev/null; wait "$rotator" 2>/dev/null; rotator=
 cp "$work/roles.json.orig" "$roles"
-printf '#!/bin/sh\nexec "%s/pg_dump" "$@"\n' "$real_bindir" >"$work/bin/pg_dump"
 cp "$MXPC_IRSA_TOKEN_FILE" "$work/token"
 
 # ---- STS refuses while the credentials are in their refresh margin ----------------------

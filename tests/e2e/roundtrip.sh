@@ -201,6 +201,24 @@ run "backup with a missing file completes" 0 backup -n mendix -e demo-app -f "$w
 expect_err "... and warns about it" "file not found in storage, skipped"
 grep -q "19 files" "$work/out" && grep -q "1 missing" "$work/out" && ok "... and counts it" || bad "missing file counted"
 
+# the sizes come from system$filedocument.size, checked against each GET:
+# a size that differs fails the whole backup, with nothing left behind
+sql_app() { PGOPTIONS="-c client_min_messages=warning" PGPASSWORD=$MXPC_PG_SUPERPASS psql -Atq -h 127.0.0.1 -p "$MXPC_PG_TLS_PORT" -U "$MXPC_PG_SUPERUSER" -d demo_app -c "$1"; }
+bad_uuid=$(python3 -c "import json; d = json.load(open('$seed_json')); print(d['environments']['demo-app']['files'][3]['uuid'])")
+sql_app "update \"system\$filedocument\" set size = size + 1 where __uuid__ = '$bad_uuid'" >/dev/null
+mkdir "$work/sizes"
+run "a file whose size differs from the database's fails the backup" 1 backup -n mendix -e demo-app \
+  -f "$work/sizes/bad.tar.gz" --concurrency 4
+expect_err "... naming the file and both sizes" "$bad_uuid.*expected"
+[ -z "$(ls -A "$work/sizes")" ] && ok "... and leaves nothing behind" || bad "... and leaves nothing behind: $(ls -A "$work/sizes")"
+
+# without a size column the sizes are asked with HEAD requests (the missing
+# file is still missing)
+sql_app 'alter table "system$filedocument" drop column size' >/dev/null
+run "backup of a database without system\$filedocument.size" 0 backup -n mendix -e demo-app -f "$work/heads.tar.gz" --concurrency 3 --window 1
+grep -q "19 files" "$work/out" && grep -q "1 missing" "$work/out" && ok "... finds the sizes and the missing file" || bad "sizes by HEAD"
+run "... and the archive verifies" 0 verify "$work/heads.tar.gz"
+
 # an S3 endpoint holding user:password@ is refused with one line and a hint, no Lua
 # source position (only --debug shows where), no password
 hostport=${MXPC_S3_ENDPOINT#http://}

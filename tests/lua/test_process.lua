@@ -17,6 +17,21 @@ t.test("stdout pipe and exit status", function()
   t.eq(r.stderr, "oops\n")
 end)
 
+t.test("poll says whether a child has ended without waiting; wait then reaps it", function()
+  local p <close> = assert(process.spawn({ "sh", "-c", "echo oops >&2; sleep 0.3; exit 3" }))
+  t.eq(p:poll(), false, "still running")
+  local ended = false
+  for _ = 1, 100 do
+    if p:poll() then ended = true break end
+    os.execute("sleep 0.05")
+  end
+  t.ok(ended, "ended")
+  t.eq(p:poll(), true, "and stays ended")
+  local r = p:wait()
+  t.eq(r.status, 3)
+  t.contains(r.stderr, "oops")
+end)
+
 t.test("stdin pipe streams through a filter", function()
   local p <close> = assert(process.spawn({ "sha256sum" }, { stdin = "pipe", stdout = "pipe" }))
   local chunk = ("\0"):rep(65536)
