@@ -7,6 +7,7 @@
  * queued blocks in order (`next_work`). One mutex guards the counters and
  * the slots' states; the data of a slot belongs to whoever its state says
  * (filler: FREE, worker: WORKING, emitter: DONE/FAILED). */
+#define _GNU_SOURCE /* memmem */
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -21,6 +22,9 @@
 #define SAMPLE (16 * 1024)
 /* a sample that does not shrink below this share (in percent) is "incompressible" */
 #define INCOMPRESSIBLE_PERCENT 98
+/* probes of the sample looked up in the dictionary, and their length */
+#define PROBES 8
+#define PROBE 32
 
 enum slot_state { S_FREE, S_QUEUED, S_WORKING, S_DONE, S_FAILED };
 
@@ -68,8 +72,24 @@ struct mxpc_pgz {
 
 /* --- worker side ------------------------------------------------------------ */
 
-/* Level 0 if a level-1 pass over the start of the block, primed with the
- * same dictionary, gains (almost) nothing. */
+/* Whether the sample seems to repeat bytes of the dictionary: a few short
+ * probes of it looked up there (a few microseconds, where priming the
+ * level-1 pass with 32 KiB costs as much as the pass itself). */
+static int repeats_dictionary(const struct slot *s, size_t n)
+{
+    if (s->dict_len < PROBE || n < PROBE)
+        return 0;
+    for (size_t i = 0; i < PROBES; i++) {
+        size_t at = (n - PROBE) * i / (PROBES - 1);
+        if (memmem(s->dict, s->dict_len, s->in + at, PROBE))
+            return 1;
+    }
+    return 0;
+}
+
+/* Level 0 if a level-1 pass over the start of the block gains (almost)
+ * nothing. The pass is primed with the dictionary only when the start
+ * seems to repeat it. */
 static int choose_level(struct worker *wk, const struct slot *s, int level)
 {
     if (level == 0 || s->in_len == 0)
@@ -77,7 +97,7 @@ static int choose_level(struct worker *wk, const struct slot *s, int level)
     size_t n = s->in_len < SAMPLE ? s->in_len : SAMPLE;
     z_stream *zs = &wk->sample;
     if (deflateReset(zs) != Z_OK ||
-        (s->dict_len > 0 && deflateSetDictionary(zs, s->dict, (uInt)s->dict_len) != Z_OK))
+        (repeats_dictionary(s, n) && deflateSetDictionary(zs, s->dict, (uInt)s->dict_len) != Z_OK))
         return level;
     zs->next_in = s->in;
     zs->avail_in = (uInt)n;
@@ -101,12 +121,45 @@ static int grow_out(struct slot *s, size_t want)
     return 0;
 }
 
+/* Writes the block as deflate stored blocks of at most 65535 bytes, without
+ * zlib (no dictionary to hash, no copy through its window): each is one
+ * header byte (BFINAL, type 00, padded: the stream is byte-aligned here),
+ * LEN and its complement, the bytes. It ends byte-aligned like a sync flush;
+ * the last block of the stream is marked final (an empty one if need be). */
+static int store_block(struct slot *s)
+{
+    size_t pieces = s->in_len / 65535 + 1;
+    if (grow_out(s, s->in_len + 5 * pieces) != 0) {
+        snprintf(s->err, sizeof s->err, "out of memory");
+        return -1;
+    }
+    unsigned char *o = s->out;
+    size_t at = 0;
+    do {
+        size_t n = s->in_len - at < 65535 ? s->in_len - at : 65535;
+        int final = s->last && at + n == s->in_len;
+        o[0] = (unsigned char)final;
+        o[1] = (unsigned char)(n & 0xff);
+        o[2] = (unsigned char)(n >> 8);
+        o[3] = (unsigned char)(~n & 0xff);
+        o[4] = (unsigned char)((~n >> 8) & 0xff);
+        memcpy(o + 5, s->in + at, n);
+        o += 5 + n;
+        at += n;
+    } while (at < s->in_len);
+    s->out_len = (size_t)(o - s->out);
+    s->crc = crc32(0L, s->in, (uInt)s->in_len);
+    return 0;
+}
+
 /* Compresses one block into s->out: raw deflate, ended by a sync flush (or
  * the end of the stream for the last block). 0, or -1 with s->err. */
 static int compress_block(struct worker *wk, struct slot *s)
 {
     int level = choose_level(wk, s, wk->z->level);
     s->stored = level == 0;
+    if (level == 0)
+        return store_block(s);
     z_stream *z = &wk->main;
     if (deflateReset(z) != Z_OK || deflateParams(z, level, Z_DEFAULT_STRATEGY) != Z_OK ||
         (s->dict_len > 0 && deflateSetDictionary(z, s->dict, (uInt)s->dict_len) != Z_OK)) {

@@ -10,8 +10,10 @@
  * reads the result: it is a single ordinary member.
  *
  * Level per block: a block whose first 16 KiB do not shrink by at least 2 %
- * at level 1 (primed with the same 32 KiB) (already compressed data: the dump, images, archives) is
- * stored (level 0), the others get the configured level.
+ * at level 1 (already compressed data: the dump, images, archives; primed
+ * with the 32 KiB before it when short probes of it are found there) is stored
+ * (level 0: written as stored deflate blocks without zlib), the others get
+ * the configured level.
  *
  * Memory is bounded: a fixed number of blocks (twice the threads) are in
  * flight; write() waits for the oldest to be done when all are taken.
