@@ -300,11 +300,14 @@ function M.list_files(conn)
   local rows, qerr = conn:query(("select %s as uuid%s from public.%s where hascontents and %s is not null order by 1")
     :format(UUID_COLUMN, have.size and ", size" or "", '"' .. FILES_TABLE .. '"', UUID_COLUMN))
   if not rows then return nil, qerr end
+  -- the rows themselves become the list (one table per file, not two: this
+  -- is most of the memory a backup of many small files needs)
   local files, skipped = {}, 0
-  for _, r in ipairs(rows) do
+  for i, r in ipairs(rows) do
+    rows[i] = nil
     if backup_archive.is_uuid(r.uuid) then
-      local size = math.type(r.size) == "integer" and r.size >= 0 and r.size or nil
-      files[#files + 1] = { uuid = r.uuid, size = size }
+      r.size = math.type(r.size) == "integer" and r.size >= 0 and r.size or nil
+      files[#files + 1] = r
     else
       skipped = skipped + 1
     end
@@ -483,15 +486,16 @@ function M.transfer_options(opts)
   return { concurrency = tonumber(opts.concurrency) or 16, window = (tonumber(opts.window) or 32) * 1024 * 1024 }
 end
 
--- The objects of `files` ({uuid =, size =}) as {uuid =, key =, size =}, and
--- the UUIDs of those not in storage. Sizes the database did not give are
--- asked with HEAD requests, many at a time. A file that is gone is reported,
--- not fatal (an app may delete temporary files while the backup runs).
+-- The objects of `files` ({uuid =, size =}) as {uuid =, key =, size =}
+-- (the same tables, given their key), and the UUIDs of those not in
+-- storage. Sizes the database did not give are asked with HEAD requests,
+-- many at a time. A file that is gone is reported, not fatal (an app may
+-- delete temporary files while the backup runs).
 function M.file_sizes(store, env, files, transfer)
   local present, missing, unknown = {}, {}, {}
-  for _, f in ipairs(files) do
-    local item = { uuid = f.uuid, key = M.object_key(env, f.uuid), size = f.size }
-    if f.size then present[#present + 1] = item else unknown[#unknown + 1] = item end
+  for _, item in ipairs(files) do
+    item.key = M.object_key(env, item.uuid)
+    if item.size then present[#present + 1] = item else unknown[#unknown + 1] = item end
   end
   if #unknown > 0 then
     log.info("looking up file sizes", { files = #unknown, concurrency = transfer.concurrency })
