@@ -643,6 +643,7 @@ static int run_many(lua_State *L, struct client *c, struct many_ctx *x, int opts
 {
     const char *bucket = opt_bucket(L, 2);
     luaL_checktype(L, 3, LUA_TTABLE);
+    int keep = mxpc_args_keep(L); /* keys and names given as numbers stay alive */
     struct mxpc_s3_many_options o = {MXPC_S3_DEFAULT_CONCURRENCY, MXPC_S3_DEFAULT_WINDOW, NULL};
     x->L = L;
     x->items = 3;
@@ -653,7 +654,7 @@ static int run_many(lua_State *L, struct client *c, struct many_ctx *x, int opts
         luaL_argcheck(L, o.concurrency >= 1 && o.concurrency <= 256, opts_idx, "concurrency must be 1..256");
         o.window = opt_integer(L, opts_idx, "window", MXPC_S3_DEFAULT_WINDOW);
         luaL_argcheck(L, o.window >= 0, opts_idx, "window must not be negative");
-        o.spill_dir = opt_string(L, opts_idx, "spill_dir");
+        o.spill_dir = mxpc_args_opt_string(L, opts_idx, "spill_dir", keep);
         if (lua_getfield(L, opts_idx, "on_item") != LUA_TNIL) {
             luaL_checktype(L, -1, LUA_TFUNCTION);
             x->on_item = lua_gettop(L);
@@ -675,12 +676,12 @@ static int run_many(lua_State *L, struct client *c, struct many_ctx *x, int opts
             luaL_error(L, "item %d is not a table", (int)i + 1);
         /* the strings stay alive in the items table */
         items[i].bucket = bucket;
-        items[i].key = opt_string(L, -1, "key");
+        items[i].key = mxpc_args_opt_string(L, -1, "key", keep);
         if (!items[i].key)
             luaL_error(L, "item %d has no key", (int)i + 1);
         items[i].size = opt_integer(L, -1, "size", -1);
         if (x->w) {
-            x->names[i] = opt_string(L, -1, "name");
+            x->names[i] = mxpc_args_opt_string(L, -1, "name", keep);
             if (!x->names[i])
                 luaL_error(L, "item %d has no name (its entry in the archive)", (int)i + 1);
         }
