@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The REPL on a real terminal (tmux): line editing through libedit, a
-# continued chunk, Ctrl-C stopping running code and clearing a half-typed
-# line, Ctrl-D leaving, and the history file written.
+# continued chunk, Tab completion of globals, fields and methods, Ctrl-C
+# stopping running code and clearing a half-typed line, Ctrl-D leaving, and
+# the history file written.
 set -euo pipefail
 bin=$1
 home=$(mktemp -d)
@@ -16,12 +17,34 @@ screen_has() { # wait up to 5 s for a line matching the regex
 }
 
 tm new-session -d -s r -x 200 -y 40 "HOME=$home MXPC_SCRIPTS= $bin repl; echo exited=\$?; sleep 5"
-screen_has "Ctrl-D to leave" || fail "no banner"
+screen_has "Ctrl-D leaves" || fail "no banner"
 type_line 'for i = 1, 2 do'
 screen_has '^>> $' || fail "no continuation prompt"
 type_line 'print(i * 10)'
 type_line 'end'
 screen_has '^20$' || fail "loop did not run"
+# Tab: a method (the common part of get, get_many, get_string, then the one
+# left), a global, a module's field; the completed line runs
+type_line 'c = s3.client{endpoint = "http://127.0.0.1:1", access_key = "tty-key", secret_key = "tty-secret-key"}'
+tm send-keys -t r -l 'c:g'
+tm send-keys -t r Tab
+screen_has '^> c:get$' || fail "c:g<Tab> did not complete to c:get"
+tm send-keys -t r -l '_st'
+tm send-keys -t r Tab
+screen_has '^> c:get_string$' || fail "c:get_st<Tab> did not complete to c:get_string"
+tm send-keys -t r C-c
+tm send-keys -t r -l 'str'
+tm send-keys -t r Tab
+screen_has '^> string$' || fail "str<Tab> did not complete to string"
+tm send-keys -t r -l '.fo'
+tm send-keys -t r Tab
+screen_has '^> string\.format$' || fail "string.fo<Tab> did not complete to string.format"
+type_line '("%d-%s", 42, "done")'
+screen_has '^"42-done"$' || fail "the completed line did not run"
+tm send-keys -t r -l 'print(wf.reso'
+tm send-keys -t r Tab
+screen_has '^> print\(wf\.resolve$' || fail "completion after ( did not complete wf.reso"
+tm send-keys -t r C-c
 type_line 'while true do end'
 sleep 0.3
 tm send-keys -t r C-c
