@@ -152,7 +152,7 @@ docs.classes = {
     } },
   { name = "repl.store", module = "mxpc.repl_env", meta = "mxpc.repl.store", var = "st", summary = "an environment's file storage",
     methods = {
-      { "list([prefix])", "the objects under the environment's prefix (and prefix): {{key=, size=, ...}, ...}" },
+      { "list([prefix])", "the environment's files (keys under its prefix, then prefix): {{key=, size=, ...}, ...}" },
       { "head(uuid | key)", "{size=, etag=} of a file" },
       { "get_string(uuid | key)", "a file's contents (small files)" },
       { "key(uuid)", "the S3 key of a file" },
@@ -218,6 +218,7 @@ docs.classes = {
       { "get_string(bucket, key)", "the object as a string" },
       { "put(bucket, key, source [, size])", "{size=, etag=}" },
       { "delete(bucket, key)", "true" },
+      { "list(bucket, prefix [, {max_keys=, on_item=}])", "the objects under prefix: {{key=, size=, etag=, last_modified=}, ...}" },
       { "create_bucket(bucket)", "true" },
       { "delete_bucket(bucket)", "true" },
       { "list_multipart_uploads(bucket)", "unfinished uploads {{key=, upload_id=}, ...}" },

@@ -24,12 +24,26 @@ local function documented(fns)
   return names
 end
 
+-- The documented names are exactly the actual ones; a failure names the
+-- differences.
+local function same_names(docs_names, actual, what)
+  local set, missing, extra = {}, {}, {}
+  for _, n in ipairs(docs_names) do set[n] = true end
+  for _, n in ipairs(actual) do
+    if set[n] then set[n] = nil else missing[#missing + 1] = n end
+  end
+  for n in pairs(set) do extra[#extra + 1] = n end
+  table.sort(extra)
+  t.ok(#missing == 0 and #extra == 0, ("%s: not in lua/mxpc/repl_docs.lua: {%s}; documented but absent: {%s}"):format(
+    what, table.concat(missing, ", "), table.concat(extra, ", ")))
+end
+
 t.test("every module's functions are documented, and only those", function()
   local scope = repl.scope {}
   for _, m in ipairs(docs.modules) do
     local mod = require(m.module)
     t.eq(scope[m.name], mod, "the prompt has " .. m.name)
-    t.same(documented(m.functions), function_names(mod), m.name)
+    same_names(documented(m.functions), function_names(mod), m.name)
   end
 end)
 
@@ -40,7 +54,7 @@ t.test("every kind of handle's methods are documented, and only those", function
     local mt = registry[class.meta]
     t.ok(type(mt) == "table", class.meta .. " is a registered metatable")
     t.ok(help.methods(class), class.name .. " has a methods table")
-    t.same(documented(class.methods), function_names(help.methods(class)), class.name)
+    same_names(documented(class.methods), function_names(help.methods(class)), class.name)
   end
 end)
 
@@ -53,7 +67,7 @@ t.test("the globals help() lists are those of the prompt, modules aside", functi
     if not modules[k] then globals[#globals + 1] = k end
   end
   table.sort(globals)
-  t.same(documented(docs.globals), globals)
+  same_names(documented(docs.globals), globals, "globals")
 end)
 
 t.test("help explains a module, a function, a handle, a name", function()
