@@ -15,6 +15,14 @@ screen_has() { # wait up to 5 s for a line matching the regex
   for _ in $(seq 1 100); do tm capture-pane -t r -p -J | grep -qE "$1" && return 0; sleep 0.05; done
   return 1
 }
+# complete_to TYPED LINE: types TYPED and Tab, then the prompt's line must be LINE
+complete_to() {
+  tm send-keys -t r -l "$1"
+  tm send-keys -t r Tab
+  local rx
+  rx=$(printf '%s' "$2" | sed 's/[][\\.^$*+?(){}|]/\\&/g')
+  screen_has "^> $rx\$" || fail "$1<Tab> did not complete the line to $2"
+}
 
 tm new-session -d -s r -x 200 -y 40 "HOME=$home MXPC_SCRIPTS= $bin repl; echo exited=\$?; sleep 5"
 screen_has "Ctrl-D leaves" || fail "no banner"
@@ -26,24 +34,14 @@ screen_has '^20$' || fail "loop did not run"
 # Tab: a method (the common part of get, get_many, get_string, then the one
 # left), a global, a module's field; the completed line runs
 type_line 'c = s3.client{endpoint = "http://127.0.0.1:1", access_key = "tty-key", secret_key = "tty-secret-key"}'
-tm send-keys -t r -l 'c:g'
-tm send-keys -t r Tab
-screen_has '^> c:get$' || fail "c:g<Tab> did not complete to c:get"
-tm send-keys -t r -l '_st'
-tm send-keys -t r Tab
-screen_has '^> c:get_string$' || fail "c:get_st<Tab> did not complete to c:get_string"
+complete_to 'c:g' 'c:get'
+complete_to '_st' 'c:get_string'
 tm send-keys -t r C-c
-tm send-keys -t r -l 'str'
-tm send-keys -t r Tab
-screen_has '^> string$' || fail "str<Tab> did not complete to string"
-tm send-keys -t r -l '.fo'
-tm send-keys -t r Tab
-screen_has '^> string\.format$' || fail "string.fo<Tab> did not complete to string.format"
+complete_to 'str' 'string'
+complete_to '.fo' 'string.format'
 type_line '("%d-%s", 42, "done")'
 screen_has '^"42-done"$' || fail "the completed line did not run"
-tm send-keys -t r -l 'print(wf.reso'
-tm send-keys -t r Tab
-screen_has '^> print\(wf\.resolve$' || fail "completion after ( did not complete wf.reso"
+complete_to 'print(wf.reso' 'print(wf.resolve'
 tm send-keys -t r C-c
 type_line 'while true do end'
 sleep 0.3
