@@ -42,3 +42,19 @@ $ repl
 > "a\x1b[31m\r\nb\xff"
 > x\x1b]0;t\x07	\u{202e}y
 > "pw is ***"
+
+# nil and an error object, as a failing function returns them, show as an
+# error with its hint; a wide table prints over several lines
+% printf '%s\n' 'fs.stat("/nonexistent/x")' 'errors.new{code = "x", message = "went wrong", hint = "try again"}' 'return nil, errors.new{code = "x", message = "failed", hint = "do this"}' '{first = string.rep("a", 40), second = string.rep("b", 40)}' > {tmp}/nilerr.txt
+$ repl
+< nilerr.txt
+> nil
+> error: cannot stat /nonexistent/x: No such file or directory
+> went wrong
+> nil
+> error: failed
+> hint: do this
+> {
+>   first = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+>   second = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+> }
