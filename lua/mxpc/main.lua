@@ -59,6 +59,7 @@ local environment = {
   { "MXPC_SCRIPTS", "as --scripts DIR" },
   { "MXPC_DATADIR", "where the installed stock Lua files are (lua/, scripts/)" },
   { "TMPDIR", "working directory when the output's directory is not writable" },
+  { "MXPC_PROGRESS_INTERVAL", "seconds between progress lines when stderr is not a terminal (default 5)" },
 }
 
 local exit_status = {
