@@ -543,6 +543,7 @@ end
 function M.progress(what, total, opts)
   opts = opts or {}
   local meter = progress.start(opts.phase or what, { label = what, total = total, bytes = opts.bytes, poll = opts.poll })
+  if not opts.poll and total == 0 then meter:finish() end -- nothing to wait for
   local p = {}
   function p.step(n)
     meter:step(n)
