@@ -1912,7 +1912,13 @@ int mxpc_s3_uploader_put(struct mxpc_s3_uploader *up, const char *bucket, const 
     if ((size + part - 1) / part > MXPC_S3_MAX_PARTS)
         part = ((size / MXPC_S3_MAX_PARTS) / MXPC_S3_MIB + 1) * MXPC_S3_MIB;
     struct request r = {.method = "POST", .bucket = bucket, .key = key, .query = "uploads", .expected_size = -1};
+    /* Once S3 has made the upload, only its id in the answer lets us abort
+     * it: a signal does not cut this short (the answer is small), and stops
+     * everything right after, aborting the upload. */
+    int ignoring = s3->ignore_interrupt;
+    s3->ignore_interrupt = 1;
     int rc = execute(s3, &r, 0, e);
+    s3->ignore_interrupt = ignoring;
     struct upjob *j = calloc(1, sizeof *j);
     if (!j)
         abort();
