@@ -1,7 +1,7 @@
 -- The backup workflow: an environment's database and files -> a Mendix Cloud
 -- backup archive. Called with the parsed options:
 --   { namespace =, environment =, file =, force =, database_only =, compression_level =,
---     kubeconfig =, context = }
+--     dry_run =, kubeconfig =, context = }
 -- Edit a copy (mxpc-data-migration scripts export DIR) to filter files or add
 -- steps; run it with --scripts DIR.
 local backup_archive = require "mxpc.backup_archive"
@@ -14,6 +14,8 @@ local wf = require "mxpc.workflow"
 
 local opts = ...
 local started = os.time()
+-- --dry-run: check what the backup needs and say what it would write, write nothing
+if opts.dry_run then return require("mxpc.dry_run").backup(opts) end
 
 -- 1. Check that pg_dump is there and the archive can be written, find the
 --    environment, and check that its database and storage answer, before any
