@@ -478,7 +478,7 @@ static int c_list_multipart_uploads(lua_State *L)
 static void copy_error(struct mxpc_s3_error *dst, const char *code, const char *msg)
 {
     memset(dst, 0, sizeof *dst);
-    snprintf(dst->code, sizeof dst->code, "%s", code && *code ? code : "io");
+    snprintf(dst->code, sizeof dst->code, "%.*s", (int)sizeof dst->code - 1, code && *code ? code : "io");
     snprintf(dst->message, sizeof dst->message, "%s", msg);
 }
 

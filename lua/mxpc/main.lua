@@ -246,9 +246,18 @@ command {
   description = "An interactive Lua prompt with every module loaded under its short name\n" ..
       "(k8s, pg, s3, archive, ...). A line is an expression or a statement; an\n" ..
       "unfinished one continues on the next line. Ctrl-C stops the running code,\n" ..
-      "Ctrl-D leaves. Without a terminal it reads the lines from stdin.",
+      "Ctrl-D leaves. Without a terminal it reads the lines from stdin.\n" ..
+      "help() lists the modules and globals; Tab completes names, fields and\n" ..
+      "methods; env \"NAME\" resolves an environment of NAMESPACE (default: the\n" ..
+      "kubeconfig context's) with :db(), :store() and :app().",
+  options = {
+    { short = "n", long = "namespace", value = "NAMESPACE", check = args.check_label,
+      help = "namespace of env \"NAME\" (default: the kubeconfig context's)" },
+    env_options[3], env_options[4],
+  },
   run = function(opts)
-    return require("mxpc.repl").run { debug = opts.debug }
+    return require("mxpc.repl").run { debug = opts.debug, namespace = opts.namespace, kubeconfig = opts.kubeconfig,
+      context = opts.context }
   end,
 }
 
