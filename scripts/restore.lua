@@ -1,7 +1,7 @@
 -- The restore workflow: a Mendix Cloud backup archive (or a database-only
 -- .backup file) -> an environment's database and files. Called with:
 --   { namespace =, environment =, file =, stop_app =, database_only =, files_only =,
---     dry_run =, safety_backup =, delete_extra_files =, kubeconfig =, context = }
+--     hooks =, dry_run =, safety_backup =, delete_extra_files =, kubeconfig =, context = }
 -- Nothing is written anywhere before the whole archive has been checked, the
 -- files are uploaded before the database is touched, and the database is
 -- emptied and restored in one transaction: a failure leaves it as it was.
@@ -47,6 +47,8 @@ local store <close> = with_files and assert(wf.connect_storage(env)) or nil
 local extra = opts.delete_extra_files and assert(wf.compare_storage(store, env, summary)).extra or nil
 -- --safety-backup FILE: the environment as it is now, with the backup workflow
 assert(wf.safety_backup(opts))
+local hooks = wf.hooks(opts, "restore"):set { env = env, db = db, storage = store }
+hooks:call("before_restore")
 
 -- 4. Read the archive again: keep the dump in a private working directory,
 --    upload each file to where the environment keeps it. Many uploads run
@@ -78,10 +80,13 @@ elseif with_db or with_files then
   if uploads then assert(uploads:finish()) end
 end
 
--- 5. Replace the database's contents in one transaction.
+-- 5. Replace the database's contents in one transaction, which also runs the
+--    restore_sql hook's SQL after the data is loaded.
 if with_db then
+  local sql = hooks:restore_sql()
   db:close() -- the restore runs in its own session
-  assert(wf.restore_database(env, dump))
+  hooks.ctx.db = nil -- (a later hook that uses ctx.db gets a new connection)
+  assert(wf.restore_database(env, dump, sql))
 end
 
 -- 6. --delete-extra-files: only now that every file and the database are restored
@@ -93,6 +98,8 @@ assert(app:start_again())
 
 -- 8. Say what was done.
 wf.too_late("the database restore had committed")
+hooks:call("after_restore", { file = opts.file, database = with_db, files = uploaded, bytes = bytes,
+  seconds = os.time() - started })
 log.info("restore finished", { files = uploaded, bytes = bytes, seconds = os.time() - started })
 io.stdout:write(("restored %s into %s/%s: %s%d files (%d bytes)%s%s\n"):format(
   opts.file, env.namespace, env.name, with_db and "database, " or "", uploaded, bytes,

@@ -5,6 +5,7 @@
 local args = require "mxpc.args"
 local errors = require "mxpc.error"
 local fs = require "mxpc.fs"
+local hooks = require "mxpc.hooks"
 local log = require "mxpc.log"
 local runtime = require "mxpc.runtime"
 local scripts = require "mxpc.scripts"
@@ -102,12 +103,51 @@ local function with_globals(spec)
   return all
 end
 
+-- Runs workflow NAME with its hooks (docs/hooks.md): a bad hooks file fails
+-- before any work; on_error hears of an error where it happened, before the
+-- run unwinds.
 local function workflow(name)
   return function(opts)
     local chunk = scripts.load(name)
-    return chunk(opts)
+    local run_hooks <close> = hooks.for_run(opts, name)
+    local ok, result = xpcall(chunk, function(e)
+      e = errors.normalize(e)
+      if not e.traceback then e.traceback = debug.traceback(e.message, 2) end
+      run_hooks:failed(e)
+      return e
+    end, opts)
+    if not ok then error(result, 0) end
+    return result
   end
 end
+
+-- --hooks FILE: must be a file (a typo must not run without the hooks).
+local hooks_option = { long = "hooks", value = "FILE",
+  help = "Lua file of functions called at named points of the run (docs/hooks.md; default: DIR/hooks.lua of --scripts DIR)",
+  check = function(v)
+    local st = fs.stat(v)
+    if not st then return false, "no such file" end
+    return st.type == "file", "not a file"
+  end }
+
+-- Which files a backup takes (besides the select_file hook).
+local function check_with(parse)
+  return function(v)
+    local ok, why = parse(v)
+    return ok ~= nil, why
+  end
+end
+local selection_options = {
+  { long = "files-larger-than", value = "SIZE", check = check_with(hooks.parse_size),
+    help = "only files larger than SIZE (bytes, or 512k, 10MB, 10MiB)" },
+  { long = "files-smaller-than", value = "SIZE", check = check_with(hooks.parse_size),
+    help = "only files smaller than SIZE" },
+  { long = "files-changed-since", value = "DATE", check = check_with(hooks.parse_time),
+    help = "only files changed at or after DATE (YYYY-MM-DD or an ISO 8601 time; UTC unless it says)" },
+  { long = "files-of", value = "ENTITY", list = true,
+    check = function(v) return v:match("^[%a_][%w_]*%.[%a_][%w_]*$") ~= nil, "expected Module.Entity, e.g. System.Image" end,
+    help = "only files of this FileDocument specialization (Module.Entity; repeatable)" },
+}
 
 local commands = {}
 local order = {}
@@ -132,10 +172,15 @@ command {
       help = "gzip level of the archive, 0 (none) to 9 (smallest; default 6); data that is already compressed is stored" },
     { long = "dry-run", help = "check that the cluster permissions, the database and the storage answer and say " ..
       "what would be written; write nothing (exit 1 with the reasons if the backup would not start)" },
+    selection_options[1], selection_options[2], selection_options[3], selection_options[4], hooks_option,
     transfer_options[1], transfer_options[2],
     env_options[3], env_options[4], env_options[5],
   },
   run = function(opts)
+    -- (a selection that contradicts itself is a usage error too)
+    if hooks.selection_options(opts) and opts.database_only then
+      args.usage_error("--files-* options select files; a database-only backup has none")
+    end
     if opts.compression_level then
       local n = tonumber(opts.compression_level)
       if math.type(n) ~= "integer" or n < 0 or n > 9 then
@@ -168,6 +213,7 @@ command {
       "fails, nothing is restored" },
     { long = "delete-extra-files", help = "after the restore, delete the environment's files in storage that the " ..
       "archive does not hold (needs s3:ListBucket)" },
+    hooks_option,
     transfer_options[1], transfer_options[2],
     env_options[3], env_options[4], env_options[5],
   },
