@@ -39,6 +39,8 @@ if opts.database_only then
   wf.too_late("the backup was written")
   hooks:call("after_backup", { file = opts.file, database_only = true, database_bytes = dump_size, files = 0,
     bytes = 0, missing = 0, selected = 0, total = 0, seconds = os.time() - started })
+  log.info("backup written", { event = "summary", file = opts.file, database_only = true, bytes = dump_size,
+    seconds = os.time() - started })
   io.stdout:write(("database-only backup of %s/%s written to %s: %d bytes\n"):format(
     env.namespace, env.name, opts.file, dump_size))
   return 0
@@ -77,7 +79,7 @@ local function add_database(must)
   assert(out:add_dump(dump.path))
   return true
 end
-local progress = wf.progress("copying files", #present)
+local progress <close> = wf.progress("copying files", #present, { phase = "copy", bytes = files_size })
 local copied, copied_bytes = 0, 0
 assert(out:add_files_from(store, env.storage.bucket, present, {
   concurrency = transfer.concurrency, window = transfer.window, spill_dir = work.path, ready = add_database,
@@ -102,7 +104,7 @@ assert(out:commit())
 wf.too_late("the backup was written")
 hooks:call("after_backup", { file = opts.file, database_bytes = dump_size, files = copied, bytes = copied_bytes,
   missing = #missing, selected = #present, total = #files, seconds = os.time() - started })
-log.info("backup written", { file = opts.file, files = copied, missing = #missing,
+log.info("backup written", { event = "summary", file = opts.file, files = copied, missing = #missing,
   bytes = fs.stat(opts.file).size, seconds = os.time() - started })
 io.stdout:write(("backup of %s/%s written to %s: database %d bytes, %d files (%d bytes)%s%s\n"):format(
   env.namespace, env.name, opts.file, dump_size, copied, copied_bytes, selected and (", " .. selected) or "",

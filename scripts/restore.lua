@@ -61,9 +61,11 @@ if summary.kind == "dump" then
   dump = opts.file
 elseif with_db or with_files then
   local transfer = wf.transfer_options(opts)
-  local progress = wf.progress("uploading files", summary.files or 0)
   local uploads <close> = with_files and store:uploader(transfer) or nil
   local r <close> = assert(archive.reader(opts.file))
+  local progress <close> = wf.progress(with_files and "uploading files" or "reading the dump",
+    with_files and summary.files or nil, { phase = "upload", bytes = summary.compressed_bytes,
+      poll = function() return r:info().bytes_in end })
   for entry in r:entries() do
     local place = backup_archive.classify(entry.name, entry.type)
     if place and place.kind == "dump" and with_db then
@@ -100,7 +102,7 @@ assert(app:start_again())
 wf.too_late("the database restore had committed")
 hooks:call("after_restore", { file = opts.file, database = with_db, files = uploaded, bytes = bytes,
   seconds = os.time() - started })
-log.info("restore finished", { files = uploaded, bytes = bytes, seconds = os.time() - started })
+log.info("restore finished", { event = "summary", files = uploaded, bytes = bytes, seconds = os.time() - started })
 io.stdout:write(("restored %s into %s/%s: %s%d files (%d bytes)%s%s\n"):format(
   opts.file, env.namespace, env.name, with_db and "database, " or "", uploaded, bytes,
   deleted and (", %d files the archive lacks deleted"):format(deleted) or "",

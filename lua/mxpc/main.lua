@@ -60,6 +60,7 @@ local environment = {
   { "MXPC_SCRIPTS", "as --scripts DIR" },
   { "MXPC_DATADIR", "where the installed stock Lua files are (lua/, scripts/)" },
   { "TMPDIR", "working directory when the output's directory is not writable" },
+  { "MXPC_PROGRESS_INTERVAL", "seconds between progress lines when stderr is not a terminal (default 5)" },
 }
 
 local exit_status = {
@@ -466,6 +467,12 @@ function main.command_help(def)
 end
 
 local function print_usage_error(err, def)
+  if log.format() == "json" then
+    local usage = PROGRAM .. " " .. (def and def.usage or "COMMAND [options]")
+    log.error(err.message, { event = "error", code = "usage", exit = 2, usage = usage,
+      hint = ("try '%s%s --help'"):format(PROGRAM, def and (" " .. def.name) or "") })
+    return 2
+  end
   io.stderr:write("error: ", log.escape(log.redact(err.message)), "\n")
   if def then
     io.stderr:write("usage: ", PROGRAM, " ", def.usage, "\n")
@@ -513,7 +520,18 @@ local function scripts_dir_problem(argv)
   return { message = ("%s: %s"):format(given, why) }
 end
 
+-- --log-format json anywhere on the command line (before "--"): even an
+-- error in the options before it is then a JSON line.
+local function wants_json(argv)
+  for k, a in ipairs(argv) do
+    if a == "--" then return false end
+    if a == "--log-format=json" or (a == "--log-format" and argv[k + 1] == "json") then return true end
+  end
+  return false
+end
+
 function main.run(argv)
+  if wants_json(argv) then log.set_format("json") end
   local bad_scripts = scripts_dir_problem(argv)
   if bad_scripts then return print_usage_error(bad_scripts) end
   -- global options may come before the command

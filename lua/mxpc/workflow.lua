@@ -8,6 +8,7 @@ local fs = require "mxpc.fs"
 local log = require "mxpc.log"
 local pg_programs = require "mxpc.pg_programs"
 local process = require "mxpc.process"
+local progress = require "mxpc.progress"
 local runtime = require "mxpc.runtime"
 
 local M = {}
@@ -122,10 +123,15 @@ function App:ensure_stopped(stop, timeout)
       return nil, err
     end
     local deadline = os.time() + (timeout or 300)
+    local said = runtime.monotonic()
     while true do
       local n, lerr = M.running_pods(env)
       if not n then return nil, lerr end
       if n == 0 then return true end
+      if runtime.monotonic() - said >= progress.LINE_SECONDS then -- not silent while it waits
+        said = runtime.monotonic()
+        log.info("waiting for the app's pods to stop", { pods = n })
+      end
       if os.time() >= deadline then
         return nil, errors.new { code = "timeout", message = ("%d pods of %s/%s still run after %d seconds"):format(
           n, env.namespace, env.name, timeout or 300) }
@@ -184,7 +190,7 @@ function App:__close(err)
   local ok, serr = start(self)
   if not ok and not self.reported then
     self.reported = true
-    log.error(serr.message .. "; " .. serr.hint)
+    log.error(serr.message .. "; " .. serr.hint, { code = serr.code })
   end
 end
 
@@ -366,10 +372,13 @@ function M.start_dump(env, path)
     { env = penv, stdout = { file = path } })
   if not p then return nil, err end
   local dump = { path = path }
+  local meter = progress.start("dump", { label = "dumping the database",
+    poll = function() local st = fs.stat(path); return st and st.size end })
   function dump.ended() return p:poll() end
   function dump.finish()
     local r = p:wait()
     p:close()
+    meter:finish(r.status ~= 0)
     if r.status ~= 0 then
       return nil, errors.new { code = "pg_dump", message = child_failure("pg_dump", r),
         hint = r.stderr:find("server version mismatch") and "install a pg_dump at least as new as the server" or nil }
@@ -389,7 +398,10 @@ function M.start_dump(env, path)
     end
     return size
   end
-  return setmetatable(dump, { __close = function() p:close() end })
+  return setmetatable(dump, { __close = function()
+    p:close()
+    meter:finish(true)
+  end })
 end
 
 -- pg_dump -O -x -Fc into `path`; returns its size.
@@ -444,14 +456,18 @@ function M.restore_database(env, dump_path, extra_sql)
     return nil, perr
   end
   local psql_open = true
+  -- what shows: the SQL passed to psql so far (its total is not known before)
+  local meter <close> = progress.start("restore", { label = "restoring the database" })
   while true do
     local chunk = restore:read()
     if not chunk then break end
     if psql_open and psql:write(chunk) == false then psql_open = false end -- psql stopped: it failed
+    meter:add(0, #chunk)
   end
   local rr = restore:wait()
   restore:close()
   if rr.status ~= 0 then
+    meter:finish(true)
     psql:close() -- kills it before its input ends: nothing is committed
     return nil, errors.new { code = "pg_restore", message = child_failure("pg_restore", rr),
       hint = "the database was left as it was" }
@@ -464,6 +480,7 @@ function M.restore_database(env, dump_path, extra_sql)
   psql:close_stdin()
   local rp = psql:wait()
   psql:close()
+  meter:finish(rp.status ~= 0)
   if rp.status ~= 0 or rp.stderr:find("ERROR") then
     runtime.defer_interrupts(was) -- raises a signal that came meanwhile: the database is as it was
     return nil, errors.new { code = "restore", message = "restoring the database failed: " .. child_failure("psql", rp),
@@ -540,8 +557,10 @@ function M.file_sizes(store, env, files, transfer)
   end
   if #unknown > 0 then
     log.info("looking up file sizes", { files = #unknown, concurrency = transfer.concurrency })
+    local meter <close> = progress.start("sizes", { label = "looking up file sizes", total = #unknown })
     local ok, err = store:head_many(env.storage.bucket, unknown, { concurrency = transfer.concurrency,
       on_item = function(item, head, herr)
+        meter:step(head and head.size)
         if head then
           item.size = head.size
           item.file.size = head.size
@@ -554,27 +573,30 @@ function M.file_sizes(store, env, files, transfer)
         return true
       end })
     if not ok then return nil, err end
+    meter:finish()
   end
   return present, missing
 end
 
 -- --- progress --------------------------------------------------------------------------
 
--- Logs progress of a long loop at most every `every` seconds, and at the end.
-function M.progress(what, total)
-  local started, last = os.time(), os.time()
-  local done, bytes = 0, 0
+-- The progress of a loop over `total` items (mxpc.progress): p.step(bytes)
+-- after each, p.totals() -> items, bytes. It ends with the last item, or when
+-- closed (`local p <close> = ...`). opts: phase (its name in JSON events,
+-- default `what`), bytes (the total, if known), poll (a function returning
+-- the bytes done, instead of the steps' sum; the meter then ends only when
+-- closed).
+function M.progress(what, total, opts)
+  opts = opts or {}
+  local meter = progress.start(opts.phase or what, { label = what, total = total, bytes = opts.bytes, poll = opts.poll })
+  if not opts.poll and total == 0 then meter:finish() end -- nothing to wait for
   local p = {}
   function p.step(n)
-    done, bytes = done + 1, bytes + (n or 0)
-    local now = os.time()
-    if now - last >= 2 or done == total then
-      last = now
-      log.info(what, { done = ("%d/%d"):format(done, total), bytes = bytes, seconds = now - started })
-    end
+    meter:step(n)
+    if not opts.poll and meter.done == total then meter:finish() end
   end
-  function p.totals() return done, bytes end
-  return p
+  function p.totals() return meter.done, meter.bytes end
+  return setmetatable(p, { __close = function(_, err) meter:finish(err ~= nil) end })
 end
 
 -- --- the output file --------------------------------------------------------------------
