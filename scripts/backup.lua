@@ -105,7 +105,7 @@ wf.too_late("the backup was written")
 hooks:call("after_backup", { file = opts.file, database_bytes = dump_size, files = copied, bytes = copied_bytes,
   missing = #missing, selected = #present, total = #files, seconds = os.time() - started })
 log.info("backup written", { event = "summary", file = opts.file, files = copied, missing = #missing,
-  bytes = fs.stat(opts.file).size, seconds = os.time() - started })
+  selected = selected and #present or nil, in_use = selected and #files or nil, bytes = fs.stat(opts.file).size, seconds = os.time() - started })
 io.stdout:write(("backup of %s/%s written to %s: database %d bytes, %d files (%d bytes)%s%s\n"):format(
   env.namespace, env.name, opts.file, dump_size, copied, copied_bytes, selected and (", " .. selected) or "",
   #missing > 0 and (", %d missing files skipped"):format(#missing) or ""))
