@@ -387,6 +387,7 @@ local function validate_reader(r, opts)
   if not s.dump then
     return invalid("%s: no database dump (%s): a files-only archive cannot be restored", src, M.DUMP)
   end
+  if opts.uuids then s.uuids = uuids end -- UUID -> entry name
   local info = r:info()
   s.compression = info.compression
   s.compressed_bytes = info.bytes_in

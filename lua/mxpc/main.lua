@@ -171,6 +171,8 @@ command {
     { long = "database-only", help = "write only the database, as a bare pg_dump -Fc file (.backup)" },
     { long = "compression-level", value = "N",
       help = "gzip level of the archive, 0 (none) to 9 (smallest; default 6); data that is already compressed is stored" },
+    { long = "dry-run", help = "check that the cluster permissions, the database and the storage answer and say " ..
+      "what would be written; write nothing (exit 1 with the reasons if the backup would not start)" },
     selection_options[1], selection_options[2], selection_options[3], selection_options[4], hooks_option,
     transfer_options[1], transfer_options[2],
     env_options[3], env_options[4], env_options[5],
@@ -206,6 +208,12 @@ command {
     { long = "stop-app", help = "scale the app to 0 for the restore and back afterwards (needs patch on mendixapps)" },
     { long = "database-only", help = "restore only the database, leave the files as they are" },
     { long = "files-only", help = "restore only the files, leave the database as it is" },
+    { long = "dry-run", help = "check the archive, the cluster permissions, the database and the storage and say " ..
+      "what would change; change nothing (exit 1 with the reasons if the restore would not start)" },
+    { long = "safety-backup", value = "FILE", help = "first back up the environment into FILE (kept); if that " ..
+      "fails, nothing is restored" },
+    { long = "delete-extra-files", help = "after the restore, delete the environment's files in storage that the " ..
+      "archive does not hold (needs s3:ListBucket)" },
     hooks_option,
     transfer_options[1], transfer_options[2],
     env_options[3], env_options[4], env_options[5],
@@ -213,6 +221,12 @@ command {
   run = function(opts)
     if opts.database_only and opts.files_only then
       args.usage_error("--database-only and --files-only exclude each other")
+    end
+    if opts.delete_extra_files and opts.database_only then
+      args.usage_error("--delete-extra-files and --database-only exclude each other: the files are left as they are")
+    end
+    if opts.safety_backup and opts.safety_backup == opts.file then
+      args.usage_error("--safety-backup must not be the archive to restore (%s)", opts.file)
     end
     return workflow("restore")(opts)
   end,

@@ -112,6 +112,7 @@ docs.modules = {
     } },
   { name = "wf", module = "mxpc.workflow", summary = "the steps of the backup and restore workflows",
     functions = {
+      { "connect_cluster{kubeconfig=, context=}", "a k8s client, as kubectl finds the cluster" },
       { "resolve{namespace=, environment=, kubeconfig=, context=}",
         "the environment's settings: {namespace, name, replicas, database, storage, client}, or nil, err" },
       { "running_pods(env)", "how many pods of the environment run" },
@@ -135,6 +136,11 @@ docs.modules = {
       { "select_files(hooks, opts, items, total)", "the items --files-* and select_file take, and the line counting them" },
       { "check_output(path, force)", "refuses an existing output unless force" },
       { "workdir(near)", "a working directory near a path (or TMPDIR)" },
+      { "compare_storage(store, env, summary)",
+        "the environment's objects against an archive: {present=, extra={{key=, size=}, ...}, listed=}" },
+      { "delete_objects(store, env, extra)", "deletes them; how many" },
+      { "check_safety_backup(opts)", "whether --safety-backup FILE can be written" },
+      { "safety_backup(opts)", "backs up the environment into opts.safety_backup (the backup workflow)" },
     } },
 }
 
@@ -194,6 +200,7 @@ docs.classes = {
       { "get(resource, name [, namespace])", "an object, or nil, err" },
       { "list(resource [, {namespace=, labelSelector=, fieldSelector=, limit=}])", "a list (all pages)" },
       { "patch(resource, name, patch [, {type=, namespace=}])", "the patched object (merge or JSON patch)" },
+      { "can_i(verb, resource [, {namespace=, name=}])", "whether the user may (SelfSubjectAccessReview), reason" },
       { "request(method, path [, body [, {content_type=}]])", "decoded JSON (or text), status" },
       { "info()", "{server=, context=, cluster=, user=, namespace=, auth=}: never a credential" },
       { "namespace()", "the default namespace" },

@@ -15,11 +15,18 @@ local M = {}
 
 -- --- Kubernetes ----------------------------------------------------------------
 
--- Connects to the cluster (kubeconfig, or the pod's service account) and
--- resolves the environment's settings.
-function M.resolve(opts)
+-- Connects to the cluster: --kubeconfig/--context, else as kubectl does, or
+-- the pod's service account.
+function M.connect_cluster(opts)
+  return require("mxpc.k8s").connect { kubeconfig = opts.kubeconfig, context = opts.context }
+end
+
+-- Connects to the cluster (or uses `client`) and resolves the environment's
+-- settings.
+function M.resolve(opts, client)
   local k8s = require "mxpc.k8s"
-  local client, err = k8s.connect { kubeconfig = opts.kubeconfig, context = opts.context }
+  local err
+  if not client then client, err = M.connect_cluster(opts) end
   if not client then return nil, err end
   log.info("resolving environment", { namespace = opts.namespace, environment = opts.environment,
     cluster = tostring(client) })
@@ -633,6 +640,76 @@ function M.check_output(path, force)
       hint = "choose another file name, or use --force to replace it" }
   end
   return true
+end
+
+-- --- objects in storage that the archive does not hold --------------------------------
+
+-- The environment's objects in storage against the files of an archive
+-- (summary.uuids from backup_archive.validate{uuids = true}): how many of the
+-- archive's files are there already (a restore overwrites them), and the keys
+-- of the environment's files that the archive lacks. Only keys of the form
+-- prefix .. UUID count: anything else under the prefix is not one of the
+-- environment's files and is left alone. Needs s3:ListBucket.
+function M.compare_storage(store, env, summary)
+  if not store or summary.kind == "dump" then
+    return nil, errors.new { code = "usage", message = "there are no files to compare: the restore leaves the files as "
+      .. "they are (a database-only backup, or --database-only)" }
+  end
+  local st, uuids = env.storage, summary.uuids or {}
+  local result = { present = 0, extra = {}, listed = 0 }
+  local n, err = store:list(st.bucket, st.prefix, { on_item = function(o)
+    result.listed = result.listed + 1
+    local uuid = o.key:sub(#st.prefix + 1)
+    if uuids[uuid] then
+      result.present = result.present + 1
+    elseif backup_archive.is_uuid(uuid) then
+      result.extra[#result.extra + 1] = { key = o.key, size = o.size }
+    end
+  end })
+  if not n then return nil, err end
+  log.info("objects in storage", { listed = result.listed, in_archive = result.present, not_in_archive = #result.extra })
+  return result
+end
+
+-- Deletes the objects of compare_storage's `extra`; returns how many.
+function M.delete_objects(store, env, extra)
+  log.info("deleting the files the archive does not hold", { objects = #extra })
+  for _, o in ipairs(extra) do
+    local ok, err = store:delete(env.storage.bucket, o.key)
+    if not ok then return nil, err end
+  end
+  return #extra
+end
+
+-- --- the safety backup before a restore ------------------------------------------------
+
+-- Checks, before anything changes, that the safety backup can be written.
+function M.check_safety_backup(opts)
+  if not opts.safety_backup then return true end
+  local ok, err = pg_programs.find("pg_dump")
+  if ok then ok, err = M.check_output(opts.safety_backup, false) end
+  if not ok then return nil, err end
+  return true
+end
+
+-- --safety-backup FILE: backs up the environment as it is now with the backup
+-- workflow (the stock script, or the --scripts copy); database only when the
+-- restore replaces only the database. true, or nil, err saying that nothing
+-- was restored.
+function M.safety_backup(opts)
+  if not opts.safety_backup then return true end
+  log.info("safety backup of the environment before the restore", { file = opts.safety_backup })
+  local backup = require("mxpc.scripts").load("backup")
+  local ok, err = pcall(backup, { namespace = opts.namespace, environment = opts.environment, file = opts.safety_backup,
+    database_only = opts.database_only, kubeconfig = opts.kubeconfig, context = opts.context,
+    db_sslmode = opts.db_sslmode, db_iam = opts.db_iam, concurrency = opts.concurrency, window = opts.window })
+  -- the backup holds signals from its commit on: the restore takes them again
+  runtime.defer_interrupts(false)
+  if ok then return true end
+  err = errors.normalize(err)
+  if errors.is(err, "interrupted") then error(err, 0) end
+  return nil, errors.new { code = err.code, message = "the safety backup failed, nothing was restored: " .. err.message,
+    hint = err.hint }
 end
 
 -- --- a private working directory ---------------------------------------------------------
