@@ -82,11 +82,10 @@ local function check_access(plan, client, namespace, verbs, why)
 end
 
 -- The cluster, the permissions and the environment; env or nil.
-local function resolve(plan, opts, stop_app)
+local function resolve(plan, opts)
   local client, err = wf.connect_cluster(opts)
   if not client then return plan:refuse(err) end
   check_access(plan, client, opts.namespace, M.RESOLVE_VERBS, "to read the environment's settings")
-  if stop_app then check_access(plan, client, opts.namespace, M.STOP_VERBS, "--stop-app") end
   local env, rerr = wf.resolve(opts, client)
   if not env then return plan:refuse(rerr) end
   plan:say("environment %s/%s: database %s:%s/%s, files %s/%s/%s", env.namespace, env.name, env.database.host,
@@ -110,7 +109,7 @@ function M.backup(opts)
   if plan:check(writable, oerr) then
     plan:say("archive: %s can be written%s", opts.file, fs.stat(opts.file) and " (it exists: --force replaces it)" or "")
   end
-  local env = resolve(plan, opts, false)
+  local env = resolve(plan, opts)
   if not env then return plan:finish() end
   local db <close> = database(plan, env)
   if opts.database_only then
@@ -169,15 +168,17 @@ function M.restore(opts, summary)
     plan:refuse("--delete-extra-files: the restore leaves the files as they are (a database-only backup, or "
       .. "--database-only)")
   end
-  local env = resolve(plan, opts, opts.stop_app)
+  local env = resolve(plan, opts)
   if not env then return plan:finish() end
 
-  -- the app: a real run refuses a running one without --stop-app
+  -- the app: a real run refuses a running one without --stop-app, and stops
+  -- it with it (a stopped app is left alone: no patch, no pod list)
   local pods = wf.running_pods(env)
   local running = (env.replicas or 0) > 0 or (pods or 0) > 0
   if running and not opts.stop_app then
     plan:check(wf.app_control(env):ensure_stopped(false))
   elseif running then
+    check_access(plan, env.client, env.namespace, M.STOP_VERBS, "--stop-app")
     plan:say("would stop the app (%d replicas%s) and start it again afterwards", env.replicas or 0,
       pods and (", %d pods"):format(pods) or "")
   else

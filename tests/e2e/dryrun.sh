@@ -91,6 +91,12 @@ expect_out "... and list on pods" 'may not list pods in namespace "mendix"'
 expect_out "... with the RBAC rule" 'hint: a Role in namespace "mendix" with the rule \{apiGroups: \[""\], resources: \["pods"\], verbs: \["list"\]\}'
 expect_out "... two reasons" "would not start \(2 reasons\)"
 unchanged "a refused dry run"
+# ... which a stopped app does not need: --stop-app leaves it alone
+kubectl -n mendix patch mendixapp demo-copy --type merge -p '{"spec":{"replicas":0}}' >/dev/null
+run "restore --dry-run --stop-app of a stopped app as that user: exit 0" 0 restore -n mendix -e demo-copy \
+  -f "$work/demo.tar.gz" --dry-run --stop-app --kubeconfig "$MXPC_KUBECONFIG_RESTRICTED"
+expect_out "... says the app is stopped" "^  the app is stopped$"
+kubectl -n mendix patch mendixapp demo-copy --type merge -p '{"spec":{"replicas":1}}' >/dev/null
 run "backup --dry-run as a user without any rights: exit 1" 1 backup -n mendix -e demo-app -f "$work/x.tar.gz" \
   --dry-run --kubeconfig "$MXPC_KUBECONFIG_NOBODY"
 expect_out "... names get secrets" 'may not get secrets in namespace "mendix"'

@@ -125,6 +125,12 @@ check "json restore" '[ $rc = 0 ]'
 kinds=$(json_ok "$work/err") && ok "... every stderr line is JSON ($kinds)" || bad "... every stderr line is JSON"
 check "... with progress events of the check, the uploads and the database, and the summary" \
   '[[ " $kinds " == *" progress:check "* && " $kinds " == *" progress:upload "* && " $kinds " == *" progress:restore "* && " $kinds " == *" summary "* ]]'
+check "... the database's progress counts the dump read, to its size" 'python3 -c "
+import json, sys
+ev = [json.loads(l) for l in open(sys.argv[1])]
+last = [e for e in ev if e.get(\"phase\") == \"restore\"][-1]
+assert last[\"final\"] and last[\"unit\"] == \"bytes\" and last[\"total\"] > 0 and last[\"done\"] == last[\"total\"], last
+" "$work/err"'
 head -c 100000 "$work/j.tar.gz" >"$work/cut.tar.gz"
 "$bin" --log-format json restore -n mendix -e demo-copy -f "$work/cut.tar.gz" --stop-app >"$work/out" 2>"$work/err"; rc=$?
 check "json failing restore exits 1" '[ $rc = 1 ]'
