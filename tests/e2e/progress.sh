@@ -87,6 +87,16 @@ check "... and erased at the end: no progress left on the screen" \
   '! grep -qE "copying files|dumping the database," "$work/screen" && grep -q "^backup of mendix/demo-app written" "$work/screen"'
 check "log lines stay whole above it" 'grep -q "^info: backup written " "$work/screen"'
 
+# Ctrl-C while the line shows: it is erased, the error line stands alone
+tm send-keys -t p "clear; MXPC_SCRIPTS= MXPC_DATADIR= KUBECONFIG=$KUBECONFIG PGSSLROOTCERT=$PGSSLROOTCERT $bin backup -n mendix -e demo-app -f $work/c.tar.gz --concurrency 1; echo exited=\$?" Enter
+for _ in $(seq 1 600); do tm capture-pane -t p -p | grep -qE '^copying files [1-9]' && break; sleep 0.05; done
+tm send-keys -t p C-c
+for _ in $(seq 1 600); do tm capture-pane -t p -p | grep -q '^exited=' && break; sleep 0.05; done
+tm capture-pane -t p -p >"$work/screen"
+check "Ctrl-C on a terminal: exit 130" 'grep -q "^exited=130$" "$work/screen"'
+check "... the status line erased, one error line in its place" \
+  'grep -qE "^(\^C)?error: interrupted by SIGINT$" "$work/screen" && ! grep -q "copying files" "$work/screen"'
+
 # --- JSON: every line of every kind of run ---------------------------------------
 json_ok() { # FILE: every line is a JSON object; prints what it found
   python3 - "$1" <<'EOF'
