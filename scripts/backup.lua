@@ -1,9 +1,10 @@
 -- The backup workflow: an environment's database and files -> a Mendix Cloud
 -- backup archive. Called with the parsed options:
 --   { namespace =, environment =, file =, force =, database_only =, compression_level =,
---     kubeconfig =, context = }
--- Edit a copy (mxpc-data-migration scripts export DIR) to filter files or add
--- steps; run it with --scripts DIR.
+--     files_larger_than =, files_smaller_than =, files_changed_since =, files_of =,
+--     hooks =, dry_run =, kubeconfig =, context = }
+-- Hooks (docs/hooks.md) change it without editing; or edit a copy
+-- (mxpc-data-migration scripts export DIR) and run it with --scripts DIR.
 local backup_archive = require "mxpc.backup_archive"
 local errors = require "mxpc.error"
 local fs = require "mxpc.fs"
@@ -14,6 +15,8 @@ local wf = require "mxpc.workflow"
 
 local opts = ...
 local started = os.time()
+-- --dry-run: check what the backup needs and say what it would write, write nothing
+if opts.dry_run then return require("mxpc.dry_run").backup(opts) end
 
 -- 1. Check that pg_dump is there and the archive can be written, find the
 --    environment, and check that its database and storage answer, before any
@@ -22,6 +25,9 @@ assert(pg_programs.find("pg_dump"))
 assert(wf.check_output(opts.file, opts.force))
 local env = assert(wf.resolve(opts))
 local db <close> = assert(wf.connect_database(env))
+local store <close> = not opts.database_only and assert(wf.connect_storage(env)) or nil
+local hooks = wf.hooks(opts, "backup"):set { env = env, db = db, storage = store }
+hooks:call("before_backup")
 
 -- --database-only: the bare custom-format dump Mendix Cloud calls a
 -- database-only backup, written under a temporary name and then renamed.
@@ -31,12 +37,15 @@ if opts.database_only then
   runtime.defer_interrupts(true) -- from the rename on, a signal comes too late
   assert(os.rename(work.path .. "/db.backup", opts.file))
   wf.too_late("the backup was written")
+  hooks:call("after_backup", { file = opts.file, database_only = true, database_bytes = dump_size, files = 0,
+    bytes = 0, missing = 0, selected = 0, total = 0, seconds = os.time() - started })
+  log.info("backup written", { event = "summary", file = opts.file, database_only = true, bytes = dump_size,
+    seconds = os.time() - started })
   io.stdout:write(("database-only backup of %s/%s written to %s: %d bytes\n"):format(
     env.namespace, env.name, opts.file, dump_size))
   return 0
 end
 
-local store <close> = assert(wf.connect_storage(env))
 local transfer = wf.transfer_options(opts)
 
 -- 2. Dump the database into a private working directory beside the output;
@@ -45,10 +54,13 @@ local work <close> = assert(wf.workdir(opts.file))
 local dump <close> = assert(wf.start_dump(env, work.path .. "/db.backup"))
 
 -- 3. Which files are in use (FileDocument rows with contents), and their
---    sizes: from the database, else asked of the storage.
+--    sizes: from the database, else asked of the storage; then those that
+--    --files-* and the select_file hook take.
 local files = assert(wf.list_files(db))
 local facts = wf.database_facts(db)
 local present, missing = assert(wf.file_sizes(store, env, files, transfer))
+local selected
+present, selected = wf.select_files(hooks, opts, present, #files)
 local files_size = 0
 for _, f in ipairs(present) do files_size = files_size + f.size end
 
@@ -67,7 +79,7 @@ local function add_database(must)
   assert(out:add_dump(dump.path))
   return true
 end
-local progress = wf.progress("copying files", #present)
+local progress <close> = wf.progress("copying files", #present, { phase = "copy", bytes = files_size })
 local copied, copied_bytes = 0, 0
 assert(out:add_files_from(store, env.storage.bucket, present, {
   concurrency = transfer.concurrency, window = transfer.window, spill_dir = work.path, ready = add_database,
@@ -90,9 +102,11 @@ assert(out:commit())
 
 -- 5. Say what was done.
 wf.too_late("the backup was written")
-log.info("backup written", { file = opts.file, files = copied, missing = #missing,
-  bytes = fs.stat(opts.file).size, seconds = os.time() - started })
-io.stdout:write(("backup of %s/%s written to %s: database %d bytes, %d files (%d bytes)%s\n"):format(
-  env.namespace, env.name, opts.file, dump_size, copied, copied_bytes,
+hooks:call("after_backup", { file = opts.file, database_bytes = dump_size, files = copied, bytes = copied_bytes,
+  missing = #missing, selected = #present, total = #files, seconds = os.time() - started })
+log.info("backup written", { event = "summary", file = opts.file, files = copied, missing = #missing,
+  selected = selected and #present or nil, in_use = selected and #files or nil, bytes = fs.stat(opts.file).size, seconds = os.time() - started })
+io.stdout:write(("backup of %s/%s written to %s: database %d bytes, %d files (%d bytes)%s%s\n"):format(
+  env.namespace, env.name, opts.file, dump_size, copied, copied_bytes, selected and (", " .. selected) or "",
   #missing > 0 and (", %d missing files skipped"):format(#missing) or ""))
 return 0

@@ -9,6 +9,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -660,7 +661,7 @@ static void attempt_end(struct mxpc_s3 *s3, struct request *r, CURLcode code)
     }
     curl_slist_free_all(r->headers);
     r->headers = NULL;
-    if (r->sink && r->delivered == 0 && r->etag[0])
+    if (r->sink && r->range_from == 0 && r->etag[0])
         snprintf(r->if_match_buf, sizeof r->if_match_buf, "%s", r->etag);
     if (code == CURLE_OK && r->status < 500 && r->status != 429) {
         finish(s3, r, code);
@@ -1106,6 +1107,151 @@ int mxpc_s3_list_multipart_uploads(struct mxpc_s3 *s3, const char *bucket, mxpc_
     return rc;
 }
 
+/* One page of ListObjectsV2: the objects (the strings of each in `strings`,
+ * at the offsets recorded), whether more follow, and the token for them. */
+struct list_page {
+    struct mxpc_buf strings;
+    struct listed {
+        size_t key, etag, modified; /* offsets into strings */
+        int64_t size;
+    } *objects;
+    size_t n, cap;
+    /* the <Contents> being read */
+    struct mxpc_buf key;
+    char etag[128], modified[64];
+    int64_t size;
+    int truncated, bad;
+    struct mxpc_buf token;
+};
+
+static size_t page_string(struct list_page *p, const char *s, size_t len)
+{
+    size_t at = p->strings.len;
+    mxpc_buf_append(&p->strings, s, len);
+    mxpc_buf_putc(&p->strings, '\0');
+    return at;
+}
+
+static void list_element(void *ud, const char *name, const char *text)
+{
+    struct list_page *p = ud;
+    if (strcmp(name, "Key") == 0) {
+        p->key.len = 0;
+        mxpc_buf_puts(&p->key, text);
+    } else if (strcmp(name, "Size") == 0) {
+        char *end;
+        long long v = strtoll(text, &end, 10);
+        if (end == text || *end || v < 0)
+            p->bad = 1;
+        p->size = v;
+    } else if (strcmp(name, "ETag") == 0) {
+        snprintf(p->etag, sizeof p->etag, "%s", text);
+    } else if (strcmp(name, "LastModified") == 0) {
+        snprintf(p->modified, sizeof p->modified, "%s", text);
+    } else if (strcmp(name, "IsTruncated") == 0) {
+        p->truncated = strcmp(text, "true") == 0;
+    } else if (strcmp(name, "NextContinuationToken") == 0) {
+        p->token.len = 0;
+        mxpc_buf_puts(&p->token, text);
+    } else if (strcmp(name, "Contents") == 0) {
+        if (p->n == p->cap) {
+            p->cap = p->cap ? p->cap * 2 : 64;
+            p->objects = realloc(p->objects, p->cap * sizeof *p->objects);
+            if (!p->objects)
+                abort();
+        }
+        struct listed *o = &p->objects[p->n++];
+        o->key = page_string(p, p->key.data ? p->key.data : "", p->key.len);
+        o->etag = page_string(p, p->etag, strlen(p->etag));
+        o->modified = page_string(p, p->modified, strlen(p->modified));
+        o->size = p->size;
+        p->key.len = 0;
+        p->etag[0] = p->modified[0] = '\0';
+        p->size = 0;
+    }
+}
+
+static void list_page_reset(struct list_page *p)
+{
+    p->strings.len = 0;
+    p->n = 0;
+    p->truncated = p->bad = 0;
+    p->token.len = 0;
+}
+
+static void list_page_free(struct list_page *p)
+{
+    mxpc_buf_free(&p->strings);
+    mxpc_buf_free(&p->key);
+    mxpc_buf_free(&p->token);
+    free(p->objects);
+}
+
+/* ListBucket refused: say which permission on which bucket. */
+static void list_refused(struct mxpc_s3 *s3, const char *bucket, const char *prefix, struct mxpc_s3_error *e)
+{
+    const char *b = bucket && *bucket ? bucket : "(endpoint)";
+    char hint[sizeof e->hint];
+    snprintf(hint, sizeof hint, "allow s3:ListBucket on arn:aws:s3:::%s in the %s (or the bucket policy)", b,
+             s3->creds.role_arn[0] ? "role's IAM policy" : "user's IAM policy");
+    char message[sizeof e->message];
+    snprintf(message, sizeof message,
+             "listing s3://%s/%s was refused (%s): the %s needs s3:ListBucket on arn:aws:s3:::%s "
+             "(credentials from %s)",
+             b, prefix, e->s3_code[0] ? e->s3_code : "HTTP 403", s3->creds.role_arn[0] ? "role" : "user", b,
+             s3->creds.source);
+    set_error(e, "forbidden", hint, "%s", message);
+}
+
+int mxpc_s3_list(struct mxpc_s3 *s3, const char *bucket, const char *prefix, int max_keys, mxpc_s3_list_fn fn,
+                 void *ud, struct mxpc_s3_error *e)
+{
+    if (check_names(bucket, NULL, 0, e))
+        return -1;
+    if (!prefix)
+        prefix = "";
+    struct list_page p;
+    memset(&p, 0, sizeof p);
+    struct mxpc_buf q = MXPC_BUF_INIT;
+    int rc = 0;
+    do {
+        q.len = 0;
+        mxpc_buf_puts(&q, "list-type=2");
+        if (p.token.len) {
+            mxpc_buf_puts(&q, "&continuation-token=");
+            mxpc_sigv4_uri_encode(&q, p.token.data, p.token.len, 0);
+        }
+        if (max_keys > 0)
+            mxpc_buf_printf(&q, "&max-keys=%d", max_keys);
+        mxpc_buf_puts(&q, "&prefix=");
+        mxpc_sigv4_uri_encode(&q, prefix, strlen(prefix), 0);
+        struct request r = {
+            .method = "GET", .bucket = bucket, .query = q.data, .idempotent = 1, .expected_size = -1};
+        rc = execute(s3, &r, 0, e);
+        if (rc != 0 && r.status == 403 && strcmp(e->code, "forbidden") == 0 &&
+            strcmp(e->s3_code, "InvalidAccessKeyId") != 0)
+            list_refused(s3, bucket, prefix, e);
+        list_page_reset(&p);
+        if (rc == 0 && (xml_each(r.response.data, r.response.len, list_element, &p) != 0 || p.bad ||
+                        (p.truncated && !p.token.len))) {
+            set_error(e, "s3", NULL, "cannot parse the object list of s3://%s/%s", bucket && *bucket ? bucket : "(endpoint)",
+                      prefix);
+            rc = -1;
+        }
+        request_free(&r);
+        for (size_t i = 0; rc == 0 && i < p.n; i++) {
+            struct mxpc_s3_listed o = {p.strings.data + p.objects[i].key, p.objects[i].size,
+                                       p.strings.data + p.objects[i].etag, p.strings.data + p.objects[i].modified};
+            clear_error(e);
+            if (fn(ud, &o, e) != 0)
+                rc = -1;
+        }
+    } while (rc == 0 && p.truncated);
+    list_page_free(&p);
+    mxpc_buf_free(&q);
+    return rc;
+}
+
 char *mxpc_s3_presign(struct mxpc_s3 *s3, const char *method, const char *bucket, const char *key, long expires,
                       struct mxpc_s3_error *e)
 {
@@ -1173,7 +1319,21 @@ struct many {
     int head;
     int64_t reserved; /* bytes of memory promised to slots and held items */
     size_t finished;  /* slots that finished and wait to be handed on */
+    int spilled;      /* spill files open, of slots and of held items */
+    int max_spilled;  /* a share of the open-file limit */
 };
+
+/* Held items each keep their spill file open: while fn holds them (the
+ * backup waits for pg_dump), no more than a quarter of the open-file limit
+ * are opened, so sockets and other files still get descriptors. */
+static int spill_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > 16384)
+        return 4096;
+    int n = (int)(rl.rlim_cur / 4);
+    return n < 4 ? 4 : n;
+}
 
 static int slot_sink(void *ud, const void *data, size_t len, char *err, size_t errlen)
 {
@@ -1224,17 +1384,21 @@ static void slot_done(struct mxpc_s3 *s3, struct request *r)
     m->finished++;
 }
 
-/* Starts item i in a free slot; 0, or -1 with e filled. */
+/* Starts item i in a free slot; 0, 1 when it needs a spill file and as
+ * many are open as allowed (it waits), or -1 with e filled. */
 static int slot_start(struct many *m, struct slot *s, const struct mxpc_s3_item *it, size_t i,
                       struct mxpc_s3_error *e)
 {
+    const struct mxpc_s3_many_options *o = m->o;
+    int in_memory = it->size >= 0 && it->size <= o->window / 4 && m->reserved + it->size <= o->window;
+    if (!m->head && !in_memory && m->spilled >= m->max_spilled)
+        return 1;
     memset(&s->r, 0, sizeof s->r);
     s->fd = -1;
     s->reserved = 0;
     s->busy = 1;
-    const struct mxpc_s3_many_options *o = m->o;
     if (!m->head) {
-        if (it->size >= 0 && it->size <= o->window / 4 && m->reserved + it->size <= o->window) {
+        if (in_memory) {
             if ((size_t)it->size > s->cap || !s->mem) {
                 free(s->mem);
                 s->cap = it->size ? (size_t)it->size : 1;
@@ -1252,6 +1416,7 @@ static int slot_start(struct many *m, struct slot *s, const struct mxpc_s3_item 
                 set_error(e, "io", "give the working directory some room, or use a smaller window", "%s", err);
                 return -1;
             }
+            m->spilled++;
         }
     }
     s->r = (struct request){.method = m->head ? "HEAD" : "GET",
@@ -1271,8 +1436,10 @@ static int slot_start(struct many *m, struct slot *s, const struct mxpc_s3_item 
 static void slot_clear(struct many *m, struct slot *s)
 {
     request_free(&s->r);
-    if (s->fd >= 0)
+    if (s->fd >= 0) {
         close(s->fd);
+        m->spilled--;
+    }
     s->fd = -1;
     m->reserved -= s->reserved;
     s->reserved = 0;
@@ -1287,8 +1454,10 @@ static void slot_clear(struct many *m, struct slot *s)
 
 static void held_free(struct many *m, struct held *h)
 {
-    if (h->f.fd >= 0)
+    if (h->f.fd >= 0) {
         close(h->f.fd);
+        m->spilled--;
+    }
     free(h->mem);
     m->reserved -= h->reserved;
     free(h);
@@ -1307,7 +1476,7 @@ int mxpc_s3_many(struct mxpc_s3 *s3, int head, const struct mxpc_s3_item *items,
         abort();
     for (int k = 0; k < conc; k++)
         slots[k].fd = -1;
-    struct many m = {s3, o, head, 0, 0};
+    struct many m = {s3, o, head, 0, 0, 0, spill_limit()};
     struct held *first = NULL, **last = &first;
     size_t next = 0;
     int rc = 0, running = 0;
@@ -1318,11 +1487,14 @@ int mxpc_s3_many(struct mxpc_s3 *s3, int head, const struct mxpc_s3_item *items,
             break;
         }
         /* start what the slots allow */
-        for (int k = 0; k < conc && next < n && rc == 0; k++) {
+        int blocked = 0; /* the next item waits for a spill file */
+        for (int k = 0; k < conc && next < n && rc == 0 && !blocked; k++) {
             if (slots[k].busy)
                 continue;
             rc = slot_start(&m, &slots[k], &items[next], next, e);
-            if (rc == 0)
+            if (rc == 1)
+                blocked = 1, rc = 0;
+            else if (rc == 0)
                 next++, running++;
         }
         if (rc != 0)
@@ -1372,7 +1544,8 @@ int mxpc_s3_many(struct mxpc_s3 *s3, int head, const struct mxpc_s3_item *items,
             }
         }
         while (first && rc == 0) {
-            int must = running == 0 && next >= n;
+            /* nothing else can finish: nothing runs, and nothing more starts */
+            int must = running == 0 && (next >= n || blocked);
             struct held *h = first;
             int r = fn(ud, &h->f, must, e);
             if (r == 1 && !must)
@@ -1392,6 +1565,7 @@ int mxpc_s3_many(struct mxpc_s3 *s3, int head, const struct mxpc_s3_item *items,
             break;
         if (running > 0)
             pump(s3, 100);
+        mxpc_tick();
     }
     /* stop what is still in flight: nothing of it is kept */
     for (int k = 0; k < conc; k++) {
@@ -1624,6 +1798,7 @@ static void up_stop(struct mxpc_s3_uploader *up)
  * something failed or a signal came. */
 static int up_pump(struct mxpc_s3_uploader *up, int timeout_ms, struct mxpc_s3_error *e)
 {
+    mxpc_tick();
     if (!up->failed && mxpc_interrupted()) {
         struct mxpc_s3_error ie;
         set_error(&ie, "interrupted", NULL, "interrupted: S3 uploads (%lld objects done)", (long long)up->objects);
@@ -1739,7 +1914,13 @@ int mxpc_s3_uploader_put(struct mxpc_s3_uploader *up, const char *bucket, const 
     if ((size + part - 1) / part > MXPC_S3_MAX_PARTS)
         part = ((size / MXPC_S3_MAX_PARTS) / MXPC_S3_MIB + 1) * MXPC_S3_MIB;
     struct request r = {.method = "POST", .bucket = bucket, .key = key, .query = "uploads", .expected_size = -1};
+    /* Once S3 has made the upload, only its id in the answer lets us abort
+     * it: a signal does not cut this short (the answer is small), and stops
+     * everything right after, aborting the upload. */
+    int ignoring = s3->ignore_interrupt;
+    s3->ignore_interrupt = 1;
     int rc = execute(s3, &r, 0, e);
+    s3->ignore_interrupt = ignoring;
     struct upjob *j = calloc(1, sizeof *j);
     if (!j)
         abort();

@@ -129,6 +129,18 @@ $ restore -n mendix -e demo-copy -f x.tar.gz --database-only --files-only
 ! usage: mxpc-data-migration restore -n NAMESPACE -e ENVIRONMENT -f FILE [options]
 ! Try 'mxpc-data-migration restore --help' for more information.
 
+$ restore -n mendix -e demo-copy -f x.tar.gz --database-only --delete-extra-files
+? 2
+! error: --delete-extra-files and --database-only exclude each other: the files are left as they are
+! usage: mxpc-data-migration restore -n NAMESPACE -e ENVIRONMENT -f FILE [options]
+! Try 'mxpc-data-migration restore --help' for more information.
+
+$ restore -n mendix -e demo-copy -f x.tar.gz --safety-backup x.tar.gz
+? 2
+! error: --safety-backup must not be the archive to restore (x.tar.gz)
+! usage: mxpc-data-migration restore -n NAMESPACE -e ENVIRONMENT -f FILE [options]
+! Try 'mxpc-data-migration restore --help' for more information.
+
 $ restore --namespace=mendix --environment demo-copy --file x.tar.gz
 ? 1
 !~ ^error: backup file x.tar.gz does not exist$
@@ -158,3 +170,24 @@ $ MXPC_SCRIPTS=/nonexistent/mxpc-scripts scripts list
 % mkdir -p {tmp}/myscripts
 $ --scripts myscripts version
 >~ ^mxpc-data-migration 
+
+# The file selection options and --hooks are checked before any work.
+$ backup -n mendix -e demo-app -f x.tar.gz --files-larger-than 10XB
+? 2
+!~ ^error: invalid --files-larger-than "10XB": expected a size such as 4096, 512k, 10MB or 10MiB$
+
+$ backup -n mendix -e demo-app -f x.tar.gz --files-changed-since 2024-02-30
+? 2
+!~ ^error: invalid --files-changed-since "2024-02-30": no such day
+
+$ backup -n mendix -e demo-app -f x.tar.gz --files-of Attachment
+? 2
+!~ ^error: invalid --files-of "Attachment": expected Module.Entity
+
+$ backup -n mendix -e demo-app -f x.tar.gz --files-larger-than 2M --files-smaller-than 1MiB
+? 2
+!~ ^error: --files-larger-than 2M and --files-smaller-than 1MiB select no file$
+
+$ restore -n mendix -e demo-app -f x.tar.gz --hooks /nonexistent/hooks.lua
+? 2
+!~ ^error: invalid --hooks "/nonexistent/hooks.lua": no such file$
