@@ -1,20 +1,22 @@
 -- The backup workflow: an environment's database and files -> a Mendix Cloud
 -- backup archive. Called with the parsed options:
---   { namespace =, environment =, file =, force =, database_only =, kubeconfig =, context = }
+--   { namespace =, environment =, file =, force =, database_only =, kubeconfig =, context =,
+--     archive_endpoint =, archive_region =, archive_profile = }
+-- `file` is a path, "-" (standard output) or "s3://BUCKET/KEY".
 -- Edit a copy (mxpc-data-migration scripts export DIR) to filter files or add
 -- steps; run it with --scripts DIR.
-local backup_archive = require "mxpc.backup_archive"
 local errors = require "mxpc.error"
-local fs = require "mxpc.fs"
 local log = require "mxpc.log"
 local wf = require "mxpc.workflow"
 
 local opts = ...
 local started = os.time()
+-- what the run says goes to stderr when the archive itself goes to stdout
+local report = opts.file == "-" and io.stderr or io.stdout
 
 -- 1. Check that the archive can be written, find the environment, and check
 --    that its database and storage answer, before any long work.
-assert(wf.check_output(opts.file, opts.force))
+local target = assert(wf.check_target(opts))
 local env = assert(wf.resolve(opts))
 local db <close> = assert(wf.connect_database(env))
 
@@ -23,8 +25,8 @@ local db <close> = assert(wf.connect_database(env))
 if opts.database_only then
   local work <close> = assert(wf.workdir(opts.file))
   local dump_size = assert(wf.dump_database(env, work.path .. "/db.backup"))
-  assert(os.rename(work.path .. "/db.backup", opts.file))
-  io.stdout:write(("database-only backup of %s/%s written to %s: %d bytes\n"):format(
+  assert(wf.deliver_file(target, work.path .. "/db.backup"))
+  report:write(("database-only backup of %s/%s written to %s: %d bytes\n"):format(
     env.namespace, env.name, opts.file, dump_size))
   return 0
 end
@@ -58,7 +60,7 @@ for _, uuid in ipairs(files) do
 end
 
 -- 5. Write the archive: .metadata, the dump, then the files streamed from S3.
-local out <close> = assert(backup_archive.writer(opts.file, { force = opts.force }))
+local out <close> = assert(wf.archive_writer(target, { force = opts.force }))
 assert(out:add_metadata {
   duration = os.time() - started, dumpSize = dump_size, modelVersion = facts.model_version,
   databaseSize = facts.size, filesSize = files_size,
@@ -76,8 +78,8 @@ assert(out:commit())
 
 -- 6. Say what was done.
 log.info("backup written", { file = opts.file, files = #present, missing = #missing,
-  bytes = fs.stat(opts.file).size, seconds = os.time() - started })
-io.stdout:write(("backup of %s/%s written to %s: database %d bytes, %d files (%d bytes)%s\n"):format(
+  bytes = out:stats().bytes_out, seconds = os.time() - started })
+report:write(("backup of %s/%s written to %s: database %d bytes, %d files (%d bytes)%s\n"):format(
   env.namespace, env.name, opts.file, dump_size, #present, files_size,
   #missing > 0 and (", %d missing files skipped"):format(#missing) or ""))
 return 0

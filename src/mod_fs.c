@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <lauxlib.h>
@@ -250,6 +251,25 @@ static int l_mkdtemp(lua_State *L)
     return 1;
 }
 
+/* fs.free_space(path) -> bytes an unprivileged user may still write on the
+ * file system holding path */
+static int l_free_space(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    struct statvfs sv;
+    if (statvfs(path, &sv) != 0)
+        return fail_errno(L, errno, "cannot stat the file system of", path);
+    lua_pushinteger(L, (lua_Integer)sv.f_bavail * (lua_Integer)sv.f_frsize);
+    return 1;
+}
+
+/* fs.isatty(fd) -> whether file descriptor fd (0 stdin, 1 stdout, 2 stderr) is a terminal */
+static int l_isatty(lua_State *L)
+{
+    lua_pushboolean(L, isatty((int)luaL_checkinteger(L, 1)));
+    return 1;
+}
+
 static int cmp_names(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
@@ -303,7 +323,8 @@ int luaopen_mxpc_fs(lua_State *L)
     };
     static const luaL_Reg fns[] = {
         {"atomic_writer", l_atomic_writer}, {"stat", l_stat}, {"read", l_read}, {"mkdirs", l_mkdirs},
-        {"remove", l_remove},  {"dir", l_dir},  {"mkdtemp", l_mkdtemp}, {NULL, NULL},
+        {"remove", l_remove},  {"dir", l_dir},  {"mkdtemp", l_mkdtemp},
+        {"free_space", l_free_space}, {"isatty", l_isatty}, {NULL, NULL},
     };
     mxpc_lua_class(L, WRITER_META, methods, meta);
     luaL_newlib(L, fns);

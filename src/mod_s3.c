@@ -28,16 +28,19 @@
 #include "mxpc/sigv4.h"
 
 #define CLIENT_META "mxpc.s3.client"
+#define UPLOAD_META "mxpc.s3.upload"
 #define FILE_CHUNK (256 * 1024)
 
 struct client {
     struct mxpc_s3 *s3;
+    int uploads; /* open upload handles: the client is freed after the last */
+    int closed;
 };
 
 static struct client *check_client(lua_State *L)
 {
     struct client *c = luaL_checkudata(L, 1, CLIENT_META);
-    if (!c->s3)
+    if (!c->s3 || c->closed)
         luaL_error(L, "attempt to use a closed S3 client");
     return c;
 }
@@ -151,7 +154,7 @@ static int l_client(lua_State *L)
     lua_pop(L, 2);
 
     struct client *c = lua_newuserdatauv(L, sizeof *c, 0);
-    c->s3 = NULL;
+    memset(c, 0, sizeof *c);
     luaL_setmetatable(L, CLIENT_META);
     struct mxpc_s3_error e;
     c->s3 = mxpc_s3_new(&cfg, &e);
@@ -161,18 +164,28 @@ static int l_client(lua_State *L)
     return 1;
 }
 
+/* Closing a client with open uploads frees it when the last one closes (an
+ * upload aborts through its client). */
+static void client_release(struct client *c)
+{
+    if (c->closed && c->uploads == 0) {
+        mxpc_s3_free(c->s3);
+        c->s3 = NULL;
+    }
+}
+
 static int c_close(lua_State *L)
 {
     struct client *c = luaL_checkudata(L, 1, CLIENT_META);
-    mxpc_s3_free(c->s3);
-    c->s3 = NULL;
+    c->closed = 1;
+    client_release(c);
     return 0;
 }
 
 static int c_tostring(lua_State *L)
 {
     struct client *c = luaL_checkudata(L, 1, CLIENT_META);
-    if (!c->s3)
+    if (!c->s3 || c->closed)
         lua_pushliteral(L, "s3.client (closed)");
     else
         lua_pushfstring(L, "s3.client (%s, access key %s)", mxpc_s3_endpoint(c->s3), mxpc_s3_access_key(c->s3));
@@ -288,17 +301,26 @@ static int c_get(lua_State *L)
     const char *path = is_fn ? NULL : luaL_checkstring(L, 4);
     lua_Integer expected = -1;
     int force = 0;
+    struct mxpc_s3_range range = {0, 0, NULL};
     if (!lua_isnoneornil(L, 5)) {
         luaL_checktype(L, 5, LUA_TTABLE);
         expected = opt_integer(L, 5, "expected_size", -1);
         force = opt_bool(L, 5, "force", 0);
+        range.offset = opt_integer(L, 5, "offset", 0);
+        range.length = opt_integer(L, 5, "length", 0);
+        range.if_match = opt_string(L, 5, "if_match");
+        luaL_argcheck(L, range.offset >= 0 && range.length >= 0, 5, "offset and length must not be negative");
+        luaL_argcheck(L, (range.offset == 0 && !range.if_match) || range.length > 0, 5,
+                      "offset and if_match need a length");
+        luaL_argcheck(L, range.length == 0 || expected < 0, 5, "expected_size and a range exclude each other");
     }
     struct mxpc_s3_error e;
     int64_t bytes = 0;
     int rc;
     if (is_fn) {
         struct lua_cb cb = {L, 4, MXPC_CALLBACK_FAILURE_INIT, LUA_NOREF, NULL, 0, 0};
-        rc = mxpc_s3_get(c->s3, bucket, key, expected, lua_sink, &cb, &bytes, &e);
+        rc = range.length ? mxpc_s3_get_range(c->s3, bucket, key, &range, lua_sink, &cb, &bytes, &e)
+                          : mxpc_s3_get(c->s3, bucket, key, expected, lua_sink, &cb, &bytes, &e);
         int n = cb_finish(&cb, rc, &e);
         if (n)
             return n;
@@ -309,7 +331,8 @@ static int c_get(lua_State *L)
             return mxpc_error_fail(L, errno == EEXIST ? "exists" : "io",
                                    errno == EEXIST ? "choose another file name, or use force to replace it" : NULL,
                                    "%s", err);
-        rc = mxpc_s3_get(c->s3, bucket, key, expected, file_sink, f, &bytes, &e);
+        rc = range.length ? mxpc_s3_get_range(c->s3, bucket, key, &range, file_sink, f, &bytes, &e)
+                          : mxpc_s3_get(c->s3, bucket, key, expected, file_sink, f, &bytes, &e);
         if (rc == 0 && mxpc_atomic_commit(f, err, sizeof err) != 0) {
             mxpc_atomic_free(f);
             return mxpc_error_fail(L, "io", NULL, "%s", err);
@@ -474,6 +497,91 @@ static int c_abort_multipart(lua_State *L)
                        &e);
 }
 
+/* --- uploads of unknown length ----------------------------------------------- */
+
+struct upload {
+    struct mxpc_s3_upload *u;
+    struct client *c;
+};
+
+static struct upload *check_upload(lua_State *L)
+{
+    struct upload *u = luaL_checkudata(L, 1, UPLOAD_META);
+    if (!u->u)
+        luaL_error(L, "attempt to use a closed S3 upload");
+    return u;
+}
+
+/* Aborts the upload unless it was committed; idempotent (close, __close, __gc). */
+static int u_close(lua_State *L)
+{
+    struct upload *u = luaL_checkudata(L, 1, UPLOAD_META);
+    if (u->u) {
+        mxpc_s3_upload_free(u->u);
+        u->u = NULL;
+        u->c->uploads--;
+        client_release(u->c);
+    }
+    return 0;
+}
+
+/* c:upload(bucket, key) -> upload: u:write(chunk...), u:commit() -> {size=, etag=}, u:abort() */
+static int c_upload(lua_State *L)
+{
+    struct client *c = check_client(L);
+    const char *bucket = opt_bucket(L, 2), *key = luaL_checkstring(L, 3);
+    struct upload *u = lua_newuserdatauv(L, sizeof *u, 1);
+    u->u = NULL;
+    u->c = c;
+    lua_pushvalue(L, 1); /* the upload keeps its client alive */
+    lua_setiuservalue(L, -2, 1);
+    luaL_setmetatable(L, UPLOAD_META);
+    struct mxpc_s3_error e;
+    u->u = mxpc_s3_upload_begin(c->s3, bucket, key, &e);
+    if (!u->u)
+        return push_s3_error(L, &e);
+    c->uploads++;
+    return 1;
+}
+
+static int u_write(lua_State *L)
+{
+    struct upload *u = check_upload(L);
+    int n = lua_gettop(L);
+    for (int i = 2; i <= n; i++) {
+        size_t len;
+        const char *data = luaL_checklstring(L, i, &len);
+        struct mxpc_s3_error e;
+        if (mxpc_s3_upload_write(u->u, data, len, &e) != 0)
+            return push_s3_error(L, &e);
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int u_commit(lua_State *L)
+{
+    struct upload *u = check_upload(L);
+    struct mxpc_s3_object o = {0, ""};
+    struct mxpc_s3_error e;
+    if (mxpc_s3_upload_commit(u->u, &o, &e) != 0)
+        return push_s3_error(L, &e);
+    return push_object(L, &o);
+}
+
+static int u_size(lua_State *L)
+{
+    lua_pushinteger(L, (lua_Integer)mxpc_s3_upload_size(check_upload(L)->u));
+    return 1;
+}
+
+static int u_tostring(lua_State *L)
+{
+    struct upload *u = luaL_checkudata(L, 1, UPLOAD_META);
+    lua_pushstring(L, u->u ? "s3.upload" : "s3.upload (closed)");
+    return 1;
+}
+
 /* c:presign(method, bucket, key [, expires = 3600]) -> url */
 static int c_presign(lua_State *L)
 {
@@ -618,6 +726,7 @@ int luaopen_mxpc_s3(lua_State *L)
         {"list_multipart_uploads", c_list_multipart_uploads},
         {"abort_multipart", c_abort_multipart},
         {"presign", c_presign},
+        {"upload", c_upload},
         {"close", c_close},
         {NULL, NULL},
     };
@@ -628,6 +737,17 @@ int luaopen_mxpc_s3(lua_State *L)
         {NULL, NULL},
     };
     mxpc_lua_class(L, CLIENT_META, methods, meta);
+    static const luaL_Reg upload_methods[] = {
+        {"write", u_write}, {"commit", u_commit}, {"abort", u_close}, {"close", u_close}, {"size", u_size},
+        {NULL, NULL},
+    };
+    static const luaL_Reg upload_meta[] = {
+        {"__gc", u_close},
+        {"__close", u_close},
+        {"__tostring", u_tostring},
+        {NULL, NULL},
+    };
+    mxpc_lua_class(L, UPLOAD_META, upload_methods, upload_meta);
 
     static const luaL_Reg functions[] = {
         {"client", l_client},

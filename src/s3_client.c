@@ -183,6 +183,7 @@ struct request {
     mxpc_s3_sink_fn sink;
     void *sink_ud;
     int64_t expected_size;
+    int64_t offset, end; /* a ranged GET: bytes offset..end-1 (end 0: to the end of the object) */
 
     /* results */
     long status;
@@ -246,8 +247,8 @@ static size_t on_write(char *data, size_t size, size_t n, void *ud)
         r->checked = 1;
         curl_off_t cl = -1;
         curl_easy_getinfo(r->s3->curl, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
-        if (r->range_from > 0 && status != 206) {
-            snprintf(r->sink_error, sizeof r->sink_error, "the server ignored the Range of a resumed download");
+        if ((r->range_from > 0 || r->end > 0) && status != 206) {
+            snprintf(r->sink_error, sizeof r->sink_error, "the server ignored the Range of a download");
             r->sink_failed = 1;
             return 0;
         }
@@ -353,7 +354,9 @@ static CURLcode perform_once(struct mxpc_s3 *s3, struct request *r, const char *
                     r->query ? r->query : "");
 
     char range[64] = "";
-    if (r->range_from > 0)
+    if (r->end > 0)
+        snprintf(range, sizeof range, "bytes=%lld-%lld", (long long)r->range_from, (long long)r->end - 1);
+    else if (r->range_from > 0)
         snprintf(range, sizeof range, "bytes=%lld-", (long long)r->range_from);
     struct mxpc_sigv4_header signed_headers[4];
     size_t nsigned = 0;
@@ -520,6 +523,8 @@ static void http_error(struct mxpc_s3 *s3, struct request *r, struct mxpc_s3_err
                   "access denied: %s %s%s%s", r->method, what, detail[0] ? ": " : "", detail);
     else if (strcmp(x.code, "BucketAlreadyOwnedByYou") == 0 || strcmp(x.code, "BucketAlreadyExists") == 0)
         set_error(e, "exists", NULL, "bucket %s already exists", r->bucket);
+    else if (r->status == 412)
+        set_error(e, "changed", "read it again from the start", "%s changed while it was being read", what);
     else if (r->status == 301 || strcmp(x.code, "PermanentRedirect") == 0)
         set_error(e, "s3", "check the region and the endpoint", "S3 %s %s: the bucket is elsewhere (HTTP %ld%s%s)",
                   r->method, what, r->status, detail[0] ? ": " : "", detail);
@@ -549,7 +554,7 @@ static int execute(struct mxpc_s3 *s3, struct request *r, int unsigned_ok, struc
         r->body_sent = 0;
         r->checked = 0;
         r->response.len = 0;
-        r->range_from = r->sink ? r->delivered : 0;
+        r->range_from = r->sink ? r->offset + r->delivered : 0;
         if (r->range_from > 0 && !r->if_match && if_match[0])
             r->if_match = if_match; /* resume the same object, not a replacement */
         code = perform_once(s3, r, payload_hash, curl_err);
@@ -771,8 +776,9 @@ int mxpc_s3_head(struct mxpc_s3 *s3, const char *bucket, const char *key, struct
     return rc;
 }
 
-int mxpc_s3_get(struct mxpc_s3 *s3, const char *bucket, const char *key, int64_t expected_size,
-                mxpc_s3_sink_fn sink, void *ud, int64_t *bytes, struct mxpc_s3_error *e)
+static int get_object(struct mxpc_s3 *s3, const char *bucket, const char *key, int64_t expected_size,
+                      const struct mxpc_s3_range *range, mxpc_s3_sink_fn sink, void *ud, int64_t *bytes,
+                      struct mxpc_s3_error *e)
 {
     if (bytes)
         *bytes = 0;
@@ -785,6 +791,12 @@ int mxpc_s3_get(struct mxpc_s3 *s3, const char *bucket, const char *key, int64_t
                         .sink = sink,
                         .sink_ud = ud,
                         .expected_size = expected_size};
+    if (range) {
+        r.offset = range->offset;
+        r.end = range->offset + range->length;
+        r.if_match = range->if_match && *range->if_match ? range->if_match : NULL;
+        expected_size = range->length;
+    }
     int rc = execute(s3, &r, 0, e);
     if (rc == 0 && expected_size >= 0 && r.delivered != expected_size) {
         char what[1024];
@@ -797,6 +809,23 @@ int mxpc_s3_get(struct mxpc_s3 *s3, const char *bucket, const char *key, int64_t
         *bytes = r.delivered;
     request_free(&r);
     return rc;
+}
+
+int mxpc_s3_get(struct mxpc_s3 *s3, const char *bucket, const char *key, int64_t expected_size,
+                mxpc_s3_sink_fn sink, void *ud, int64_t *bytes, struct mxpc_s3_error *e)
+{
+    return get_object(s3, bucket, key, expected_size, NULL, sink, ud, bytes, e);
+}
+
+int mxpc_s3_get_range(struct mxpc_s3 *s3, const char *bucket, const char *key, const struct mxpc_s3_range *range,
+                      mxpc_s3_sink_fn sink, void *ud, int64_t *bytes, struct mxpc_s3_error *e)
+{
+    if (range->offset < 0 || range->length <= 0) {
+        clear_error(e);
+        set_error(e, "usage", NULL, "a range needs offset >= 0 and length > 0");
+        return -1;
+    }
+    return get_object(s3, bucket, key, -1, range, sink, ud, bytes, e);
 }
 
 /* Reads exactly len bytes from the source. */
@@ -843,13 +872,161 @@ static int check_source_end(mxpc_s3_source_fn source, void *ud, int64_t size, co
     return 0;
 }
 
-/* Multipart upload. Each part is read into memory first: that makes a part
- * retryable after a reset connection, and over plain http lets it be signed
- * with its real SHA-256 (RGW checks it, so corruption on the way is caught).
- * Over https it goes as UNSIGNED-PAYLOAD: TLS already protects it, and
- * hashing would cost a second pass over every byte. Streaming without the
- * buffer (STREAMING-AWS4-HMAC-SHA256-PAYLOAD chunk signing) would save one
- * part of memory but could not be retried. */
+/* --- multipart pieces ------------------------------------------------------
+ *
+ * Each part is read into memory first: that makes a part retryable after a
+ * reset connection, and over plain http lets it be signed with its real
+ * SHA-256 (RGW checks it, so corruption on the way is caught). Over https it
+ * goes as UNSIGNED-PAYLOAD: TLS already protects it, and hashing would cost
+ * a second pass over every byte. Streaming without the buffer
+ * (STREAMING-AWS4-HMAC-SHA256-PAYLOAD chunk signing) would save one part of
+ * memory but could not be retried. */
+
+struct multipart {
+    char id[512];
+    struct mxpc_buf enc_id;
+    char (*etags)[128];
+    int64_t nparts, cap;
+};
+
+static int multipart_create(struct mxpc_s3 *s3, const char *bucket, const char *key, struct multipart *m,
+                            const char *what, struct mxpc_s3_error *e)
+{
+    struct request r = {.method = "POST", .bucket = bucket, .key = key, .query = "uploads", .expected_size = -1};
+    int rc = execute(s3, &r, 0, e);
+    struct xml_capture cap = {{"UploadId"}, {m->id}, {sizeof m->id}, NULL, NULL, NULL, 0};
+    m->id[0] = '\0';
+    if (rc == 0 && (xml_each(r.response.data, r.response.len, capture_element, &cap) != 0 || !m->id[0])) {
+        set_error(e, "s3", NULL, "S3 did not return an upload id for %s", what);
+        m->id[0] = '\0';
+        rc = -1;
+    }
+    request_free(&r);
+    if (rc == 0)
+        mxpc_sigv4_uri_encode(&m->enc_id, m->id, strlen(m->id), 0);
+    return rc;
+}
+
+/* Uploads the next part (number m->nparts + 1) and keeps its ETag. */
+static int multipart_part(struct mxpc_s3 *s3, const char *bucket, const char *key, struct multipart *m,
+                          const char *buf, size_t len, const char *what, struct mxpc_s3_error *e)
+{
+    int64_t n = m->nparts + 1;
+    if (n > m->cap) {
+        int64_t cap = m->cap ? m->cap * 2 : 64;
+        void *grown = realloc(m->etags, (size_t)cap * sizeof *m->etags);
+        if (!grown)
+            abort();
+        m->etags = grown;
+        m->cap = cap;
+    }
+    struct mxpc_buf query = MXPC_BUF_INIT;
+    mxpc_buf_printf(&query, "partNumber=%lld&uploadId=%s", (long long)n, m->enc_id.data);
+    struct request pr = {.method = "PUT",
+                         .bucket = bucket,
+                         .key = key,
+                         .query = query.data,
+                         .body = buf,
+                         .body_len = len,
+                         .idempotent = 1,
+                         .expected_size = -1};
+    int rc = execute(s3, &pr, 1, e);
+    if (rc == 0 && !pr.etag[0]) {
+        set_error(e, "s3", NULL, "S3 returned no ETag for part %lld of %s", (long long)n, what);
+        rc = -1;
+    }
+    if (rc == 0) {
+        snprintf(m->etags[n - 1], sizeof m->etags[n - 1], "%s", pr.etag);
+        m->nparts = n;
+    }
+    request_free(&pr);
+    mxpc_buf_free(&query);
+    return rc;
+}
+
+static int multipart_complete(struct mxpc_s3 *s3, const char *bucket, const char *key, struct multipart *m,
+                              int64_t size, struct mxpc_s3_object *out, const char *what, struct mxpc_s3_error *e)
+{
+    struct mxpc_buf xml = MXPC_BUF_INIT, query = MXPC_BUF_INIT;
+    mxpc_buf_puts(&xml, "<CompleteMultipartUpload>");
+    for (int64_t n = 1; n <= m->nparts; n++)
+        mxpc_buf_printf(&xml, "<Part><PartNumber>%lld</PartNumber><ETag>%s</ETag></Part>", (long long)n,
+                        m->etags[n - 1]);
+    mxpc_buf_puts(&xml, "</CompleteMultipartUpload>");
+    mxpc_buf_printf(&query, "uploadId=%s", m->enc_id.data);
+    struct request cr = {.method = "POST",
+                         .bucket = bucket,
+                         .key = key,
+                         .query = query.data,
+                         .body = xml.data,
+                         .body_len = xml.len,
+                         .content_type = "application/xml",
+                         .expected_size = -1};
+    int rc = execute(s3, &cr, 0, e);
+    struct xml_error res;
+    memset(&res, 0, sizeof res);
+    if (rc == 0)
+        parse_error(&cr.response, &res);
+    if (rc == 0 && res.is_error) { /* S3 may fail a completion inside a 200 answer */
+        set_error(e, "s3", NULL, "S3 could not complete the multipart upload of %s: %s: %s", what, res.code,
+                  res.message);
+        rc = -1;
+    }
+    if (rc == 0 && out) {
+        out->size = size;
+        snprintf(out->etag, sizeof out->etag, "%s", res.etag);
+        struct mxpc_s3_object o;
+        struct mxpc_s3_error he;
+        /* RGW 16 answers with an empty ETag; HEAD has the right one */
+        if (!out->etag[0] && mxpc_s3_head(s3, bucket, key, &o, &he) == 0)
+            snprintf(out->etag, sizeof out->etag, "%s", o.etag);
+    }
+    request_free(&cr);
+    mxpc_buf_free(&xml);
+    mxpc_buf_free(&query);
+    return rc;
+}
+
+/* Aborts the upload, even when interrupted (an unfinished upload is billed
+ * storage), and frees what the upload held. */
+static void multipart_end(struct mxpc_s3 *s3, const char *bucket, const char *key, struct multipart *m, int failed,
+                          const char *what)
+{
+    if (failed && m->id[0]) {
+        struct mxpc_s3_error ae;
+        s3->ignore_interrupt = 1;
+        if (mxpc_s3_abort_multipart(s3, bucket, key, m->id, &ae) != 0)
+            mxpc_log(MXPC_LOG_WARN, "could not abort the multipart upload %s of %s: %s", m->id, what, ae.message);
+        else
+            mxpc_log(MXPC_LOG_DEBUG, "aborted the multipart upload of %s", what);
+        s3->ignore_interrupt = 0;
+    }
+    mxpc_buf_free(&m->enc_id);
+    free(m->etags);
+    memset(m, 0, sizeof *m);
+}
+
+/* One PUT of a body in memory. */
+static int put_single(struct mxpc_s3 *s3, const char *bucket, const char *key, const char *buf, size_t len,
+                      struct mxpc_s3_object *out, struct mxpc_s3_error *e)
+{
+    struct request r = {.method = "PUT",
+                        .bucket = bucket,
+                        .key = key,
+                        .body = buf,
+                        .body_len = len,
+                        .idempotent = 1,
+                        .expected_size = -1};
+    int rc = execute(s3, &r, 1, e);
+    if (rc == 0 && out) {
+        out->size = (int64_t)len;
+        snprintf(out->etag, sizeof out->etag, "%s", r.etag);
+    }
+    request_free(&r);
+    return rc;
+}
+
+/* Multipart upload of a known size from a source. */
 static int put_multipart(struct mxpc_s3 *s3, const char *bucket, const char *key, int64_t size,
                          mxpc_s3_source_fn source, void *ud, struct mxpc_s3_object *out, const char *what,
                          struct mxpc_s3_error *e)
@@ -859,109 +1036,31 @@ static int put_multipart(struct mxpc_s3 *s3, const char *bucket, const char *key
         part = ((size / MXPC_S3_MAX_PARTS) / MXPC_S3_MIB + 1) * MXPC_S3_MIB;
     int64_t nparts = (size + part - 1) / part;
 
-    struct request r = {.method = "POST", .bucket = bucket, .key = key, .query = "uploads", .expected_size = -1};
-    int rc = execute(s3, &r, 0, e);
-    struct {
-        char id[512];
-    } u = {""};
-    struct xml_capture cap = {{"UploadId"}, {u.id}, {sizeof u.id}, NULL, NULL, NULL, 0};
-    if (rc == 0 && (xml_each(r.response.data, r.response.len, capture_element, &cap) != 0 || !u.id[0])) {
-        set_error(e, "s3", NULL, "S3 did not return an upload id for %s", what);
-        rc = -1;
-    }
-    request_free(&r);
-    if (rc != 0)
+    struct multipart m;
+    memset(&m, 0, sizeof m);
+    int rc = multipart_create(s3, bucket, key, &m, what, e);
+    if (rc != 0) {
+        multipart_end(s3, bucket, key, &m, 0, what);
         return -1;
+    }
     mxpc_log(MXPC_LOG_DEBUG, "s3 multipart upload of %s: %lld parts of %lld bytes", what, (long long)nparts,
              (long long)part);
-
-    struct mxpc_buf enc_id = MXPC_BUF_INIT;
-    mxpc_sigv4_uri_encode(&enc_id, u.id, strlen(u.id), 0);
     char *buf = malloc((size_t)part);
-    char(*etags)[128] = calloc((size_t)nparts, sizeof *etags);
-    if (!buf || !etags)
+    if (!buf)
         abort();
-    struct mxpc_buf query = MXPC_BUF_INIT;
     int64_t done = 0;
     for (int64_t n = 1; rc == 0 && n <= nparts; n++) {
         size_t len = (size_t)(size - done < part ? size - done : part);
         rc = fill(source, ud, buf, len, done, size, what, e);
-        if (rc != 0)
-            break;
-        query.len = 0;
-        mxpc_buf_printf(&query, "partNumber=%lld&uploadId=%s", (long long)n, enc_id.data);
-        struct request pr = {.method = "PUT",
-                             .bucket = bucket,
-                             .key = key,
-                             .query = query.data,
-                             .body = buf,
-                             .body_len = len,
-                             .idempotent = 1,
-                             .expected_size = -1};
-        rc = execute(s3, &pr, 1, e);
-        if (rc == 0 && !pr.etag[0]) {
-            set_error(e, "s3", NULL, "S3 returned no ETag for part %lld of %s", (long long)n, what);
-            rc = -1;
-        }
         if (rc == 0)
-            snprintf(etags[n - 1], sizeof etags[n - 1], "%s", pr.etag);
-        request_free(&pr);
+            rc = multipart_part(s3, bucket, key, &m, buf, len, what, e);
         done += (int64_t)len;
     }
     if (rc == 0)
         rc = check_source_end(source, ud, size, what, e);
-    if (rc == 0) {
-        struct mxpc_buf xml = MXPC_BUF_INIT;
-        mxpc_buf_puts(&xml, "<CompleteMultipartUpload>");
-        for (int64_t n = 1; n <= nparts; n++)
-            mxpc_buf_printf(&xml, "<Part><PartNumber>%lld</PartNumber><ETag>%s</ETag></Part>", (long long)n,
-                            etags[n - 1]);
-        mxpc_buf_puts(&xml, "</CompleteMultipartUpload>");
-        query.len = 0;
-        mxpc_buf_printf(&query, "uploadId=%s", enc_id.data);
-        struct request cr = {.method = "POST",
-                             .bucket = bucket,
-                             .key = key,
-                             .query = query.data,
-                             .body = xml.data,
-                             .body_len = xml.len,
-                             .content_type = "application/xml",
-                             .expected_size = -1};
-        rc = execute(s3, &cr, 0, e);
-        struct xml_error res;
-        memset(&res, 0, sizeof res);
-        if (rc == 0)
-            parse_error(&cr.response, &res);
-        if (rc == 0 && res.is_error) { /* S3 may fail a completion inside a 200 answer */
-            set_error(e, "s3", NULL, "S3 could not complete the multipart upload of %s: %s: %s", what, res.code,
-                      res.message);
-            rc = -1;
-        }
-        if (rc == 0 && out) {
-            out->size = size;
-            snprintf(out->etag, sizeof out->etag, "%s", res.etag);
-            struct mxpc_s3_object o;
-            struct mxpc_s3_error he;
-            /* RGW 16 answers with an empty ETag; HEAD has the right one */
-            if (!out->etag[0] && mxpc_s3_head(s3, bucket, key, &o, &he) == 0)
-                snprintf(out->etag, sizeof out->etag, "%s", o.etag);
-        }
-        request_free(&cr);
-        mxpc_buf_free(&xml);
-    }
-    if (rc != 0) {
-        /* abort even when interrupted: an unfinished upload is billed storage */
-        struct mxpc_s3_error ae;
-        s3->ignore_interrupt = 1;
-        if (mxpc_s3_abort_multipart(s3, bucket, key, u.id, &ae) != 0)
-            mxpc_log(MXPC_LOG_WARN, "could not abort the multipart upload %s of %s: %s", u.id, what, ae.message);
-        else
-            mxpc_log(MXPC_LOG_DEBUG, "aborted the multipart upload of %s", what);
-        s3->ignore_interrupt = 0;
-    }
-    mxpc_buf_free(&query);
-    mxpc_buf_free(&enc_id);
-    free(etags);
+    if (rc == 0)
+        rc = multipart_complete(s3, bucket, key, &m, size, out, what, e);
+    multipart_end(s3, bucket, key, &m, rc != 0, what);
     free(buf);
     return rc;
 }
@@ -985,23 +1084,149 @@ int mxpc_s3_put(struct mxpc_s3 *s3, const char *bucket, const char *key, int64_t
     int rc = fill(source, ud, buf, (size_t)size, 0, size, what, e);
     if (rc == 0)
         rc = check_source_end(source, ud, size, what, e);
-    if (rc == 0) {
-        struct request r = {.method = "PUT",
-                            .bucket = bucket,
-                            .key = key,
-                            .body = buf,
-                            .body_len = (size_t)size,
-                            .idempotent = 1,
-                            .expected_size = -1};
-        rc = execute(s3, &r, 1, e);
-        if (rc == 0 && out) {
-            out->size = size;
-            snprintf(out->etag, sizeof out->etag, "%s", r.etag);
-        }
-        request_free(&r);
-    }
+    if (rc == 0)
+        rc = put_single(s3, bucket, key, buf, (size_t)size, out, e);
     free(buf);
     return rc;
+}
+
+/* --- uploads of unknown length ---------------------------------------------- */
+
+struct mxpc_s3_upload {
+    struct mxpc_s3 *s3;
+    char *bucket, *key;
+    char what[1024];
+    struct multipart m;
+    char *buf;
+    size_t len, part; /* bytes buffered, size of the part being filled */
+    int64_t size;
+    int state; /* 0 open, 1 committed, 2 failed or aborted */
+};
+
+struct mxpc_s3_upload *mxpc_s3_upload_begin(struct mxpc_s3 *s3, const char *bucket, const char *key,
+                                            struct mxpc_s3_error *e)
+{
+    if (check_names(bucket, key, 1, e))
+        return NULL;
+    struct mxpc_s3_upload *u = calloc(1, sizeof *u);
+    if (!u)
+        abort();
+    u->s3 = s3;
+    u->bucket = xstrdup(bucket);
+    u->key = xstrdup(key);
+    object_name(u->what, sizeof u->what, bucket, key);
+    u->part = (size_t)s3->part_size;
+    u->buf = malloc(u->part);
+    if (!u->buf)
+        abort();
+    return u;
+}
+
+/* The part size grows as the upload does, so that S3's 10000 parts hold
+ * (2000 parts each of 1x, 2x, 4x, 8x and 16x the part size) about 1 TiB
+ * with the default 16 MiB. */
+static size_t upload_part_size(const struct mxpc_s3_upload *u)
+{
+    int64_t part = u->s3->part_size << (u->m.nparts / (MXPC_S3_MAX_PARTS / 5));
+    return (size_t)(part > MXPC_S3_MAX_PART_SIZE ? MXPC_S3_MAX_PART_SIZE : part);
+}
+
+static int upload_fail(struct mxpc_s3_upload *u)
+{
+    multipart_end(u->s3, u->bucket, u->key, &u->m, 1, u->what);
+    u->state = 2;
+    return -1;
+}
+
+/* Sends the full buffer as the next part (creating the upload first). */
+static int upload_flush(struct mxpc_s3_upload *u, struct mxpc_s3_error *e)
+{
+    if (!u->m.id[0] && multipart_create(u->s3, u->bucket, u->key, &u->m, u->what, e) != 0)
+        return upload_fail(u);
+    if (u->m.nparts >= MXPC_S3_MAX_PARTS) {
+        set_error(e, "size", NULL, "upload of %s: more than %d parts", u->what, MXPC_S3_MAX_PARTS);
+        return upload_fail(u);
+    }
+    if (multipart_part(u->s3, u->bucket, u->key, &u->m, u->buf, u->len, u->what, e) != 0)
+        return upload_fail(u);
+    u->len = 0;
+    size_t next = upload_part_size(u);
+    if (next != u->part) {
+        char *grown = realloc(u->buf, next);
+        if (!grown)
+            abort();
+        u->buf = grown;
+        u->part = next;
+    }
+    return 0;
+}
+
+int mxpc_s3_upload_write(struct mxpc_s3_upload *u, const void *data, size_t len, struct mxpc_s3_error *e)
+{
+    clear_error(e);
+    if (u->state != 0) {
+        set_error(e, "usage", NULL, "upload of %s: already %s", u->what, u->state == 1 ? "committed" : "aborted");
+        return -1;
+    }
+    const char *p = data;
+    while (len > 0) {
+        if (mxpc_interrupted()) {
+            set_error(e, "interrupted", NULL, "interrupted: S3 upload of %s", u->what);
+            return upload_fail(u);
+        }
+        size_t n = u->part - u->len < len ? u->part - u->len : len;
+        memcpy(u->buf + u->len, p, n);
+        u->len += n;
+        u->size += (int64_t)n;
+        p += n;
+        len -= n;
+        if (u->len == u->part && upload_flush(u, e) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+int mxpc_s3_upload_commit(struct mxpc_s3_upload *u, struct mxpc_s3_object *out, struct mxpc_s3_error *e)
+{
+    clear_error(e);
+    if (u->state != 0) {
+        set_error(e, "usage", NULL, "upload of %s: already %s", u->what, u->state == 1 ? "committed" : "aborted");
+        return -1;
+    }
+    if (mxpc_interrupted()) {
+        set_error(e, "interrupted", NULL, "interrupted: S3 upload of %s", u->what);
+        return upload_fail(u);
+    }
+    int rc;
+    if (!u->m.id[0]) { /* all of it fits one part: one PUT, no multipart upload */
+        rc = put_single(u->s3, u->bucket, u->key, u->buf, u->len, out, e);
+    } else {
+        rc = u->len > 0 ? multipart_part(u->s3, u->bucket, u->key, &u->m, u->buf, u->len, u->what, e) : 0;
+        if (rc == 0)
+            rc = multipart_complete(u->s3, u->bucket, u->key, &u->m, u->size, out, u->what, e);
+    }
+    if (rc != 0)
+        return upload_fail(u);
+    multipart_end(u->s3, u->bucket, u->key, &u->m, 0, u->what);
+    u->state = 1;
+    return 0;
+}
+
+int64_t mxpc_s3_upload_size(const struct mxpc_s3_upload *u)
+{
+    return u->size;
+}
+
+void mxpc_s3_upload_free(struct mxpc_s3_upload *u)
+{
+    if (!u)
+        return;
+    if (u->state == 0)
+        upload_fail(u);
+    free(u->bucket);
+    free(u->key);
+    free(u->buf);
+    free(u);
 }
 
 static int simple(struct mxpc_s3 *s3, const char *method, const char *bucket, const char *key, const char *query,

@@ -112,11 +112,33 @@ int mxpc_s3_head(struct mxpc_s3 *s3, const char *bucket, const char *key, struct
  * off mid-way is resumed with a Range request for the same ETag. */
 int mxpc_s3_get(struct mxpc_s3 *s3, const char *bucket, const char *key, int64_t expected_size,
                 mxpc_s3_sink_fn sink, void *ud, int64_t *bytes, struct mxpc_s3_error *e);
+/* A part of an object: `length` bytes from `offset`, which must lie within
+ * the object. With if_match (an ETag), an object that was replaced meanwhile
+ * fails with "changed" instead of mixing two objects' bytes. */
+struct mxpc_s3_range {
+    int64_t offset, length;
+    const char *if_match; /* NULL or "" = any */
+};
+int mxpc_s3_get_range(struct mxpc_s3 *s3, const char *bucket, const char *key, const struct mxpc_s3_range *range,
+                      mxpc_s3_sink_fn sink, void *ud, int64_t *bytes, struct mxpc_s3_error *e);
 /* Uploads exactly `size` bytes from source (fewer or more is a "size"
  * error): one PUT up to multipart_threshold, else a multipart upload that is
  * aborted on any failure, interruption included. `out` may be NULL. */
 int mxpc_s3_put(struct mxpc_s3 *s3, const char *bucket, const char *key, int64_t size, mxpc_s3_source_fn source,
                 void *ud, struct mxpc_s3_object *out, struct mxpc_s3_error *e);
+/* An upload whose length is not known in advance, written piece by piece:
+ * the bytes are buffered up to a part; an object that fits one part is one
+ * PUT at commit, a larger one a multipart upload (parts grow past 2000 parts
+ * so that about 1 TiB fits). Any failure, and freeing an upload that was not
+ * committed, aborts the multipart upload: nothing is left behind. The client
+ * must outlive the upload. */
+struct mxpc_s3_upload;
+struct mxpc_s3_upload *mxpc_s3_upload_begin(struct mxpc_s3 *s3, const char *bucket, const char *key,
+                                            struct mxpc_s3_error *e);
+int mxpc_s3_upload_write(struct mxpc_s3_upload *u, const void *data, size_t len, struct mxpc_s3_error *e);
+int mxpc_s3_upload_commit(struct mxpc_s3_upload *u, struct mxpc_s3_object *out, struct mxpc_s3_error *e);
+int64_t mxpc_s3_upload_size(const struct mxpc_s3_upload *u);
+void mxpc_s3_upload_free(struct mxpc_s3_upload *u); /* aborts unless committed; NULL is fine */
 /* Deleting a missing key succeeds (as S3 answers). */
 int mxpc_s3_delete(struct mxpc_s3 *s3, const char *bucket, const char *key, struct mxpc_s3_error *e);
 int mxpc_s3_create_bucket(struct mxpc_s3 *s3, const char *bucket, struct mxpc_s3_error *e);

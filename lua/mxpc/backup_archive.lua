@@ -458,14 +458,25 @@ local Writer = {}
 Writer.__index = Writer
 Writer.__name = "backup_archive.writer"
 
-function M.writer(path, opts)
+-- `target` is a path, or a sink function receiving the compressed bytes
+-- (opts.name names it in messages). opts.on_commit() runs after the archive
+-- ended (e.g. completing an upload) and may return nil, err; opts.on_close()
+-- runs when the writer is closed, committed or not (e.g. aborting an upload).
+function M.writer(target, opts)
   opts = opts or {}
-  local w, err = archive.writer(path, { force = opts.force, level = opts.level, mtime = opts.mtime })
+  local w, err = archive.writer(target, { force = opts.force, level = opts.level, mtime = opts.mtime,
+    name = opts.name })
   if not w then return nil, err end
-  return setmetatable({ w = w, path = path, stage = "metadata", uuids = {} }, Writer)
+  return setmetatable({ w = w, path = opts.name or target, stage = "metadata", uuids = {},
+    on_commit = opts.on_commit, on_close = opts.on_close }, Writer)
 end
 
-function Writer:close() self.w:close() end
+function Writer:close()
+  self.w:close()
+  local on_close = self.on_close
+  self.on_close = nil
+  if on_close then on_close() end
+end
 
 Writer.__close = Writer.close
 Writer.__gc = Writer.close
@@ -524,11 +535,14 @@ end
 function Writer:commit()
   expect(self, "files", "the end of the archive")
   local ok, err = self.w:commit()
+  if ok and self.on_commit then ok, err = self.on_commit() end
   if ok then self.stage = "committed" end
   return ok, err
 end
 
-function Writer:abort() self.w:abort() end
+function Writer:stats() return self.w:stats() end
+
+function Writer:abort() self:close() end
 
 -- --- inspect and verify ------------------------------------------------------------
 

@@ -31,6 +31,15 @@ local env_options = {
   { long = "context", value = "NAME", help = "kubeconfig context to use (default: the current one)" },
 }
 
+-- Where an archive is kept when -f is s3://BUCKET/KEY.
+local archive_options = {
+  { long = "archive-endpoint", value = "URL",
+    help = "S3 endpoint of -f s3://... (default: AWS S3 of the region)" },
+  { long = "archive-region", value = "REGION", help = "its region (default: $AWS_REGION, us-east-1)" },
+  { long = "archive-profile", value = "NAME",
+    help = "profile of the AWS shared credentials file (default: $AWS_PROFILE, default)" },
+}
+
 local function with_globals(spec)
   local all = {}
   for _, o in ipairs(spec) do all[#all + 1] = o end
@@ -56,15 +65,22 @@ end
 command {
   name = "backup",
   summary = "back up an environment's database and files into a backup archive",
-  usage = "backup -n NAMESPACE -e ENVIRONMENT -f FILE [options]",
+  usage = "backup -n NAMESPACE -e ENVIRONMENT -f FILE|-|s3://BUCKET/KEY [options]",
   description = "Writes a Mendix Cloud compatible archive (.tar.gz) with the environment's\n" ..
-      "PostgreSQL database and the files its System.FileDocument rows reference.",
+      "PostgreSQL database and the files its System.FileDocument rows reference.\n" ..
+      "-f - writes the archive to standard output (never to a terminal; messages go\n" ..
+      "to stderr); if the backup fails, the output ends without the archive's end, so\n" ..
+      "whatever reads it sees a broken archive. -f s3://BUCKET/KEY uploads it as it\n" ..
+      "is written (credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or the shared\n" ..
+      "credentials file); a failed backup leaves no object and no unfinished upload.",
   options = {
     env_options[1], env_options[2],
-    { short = "f", long = "file", value = "FILE", required = true, help = "the archive to write (.tar.gz)" },
+    { short = "f", long = "file", value = "FILE", required = true,
+      help = "the archive to write (.tar.gz): a file, - (stdout) or s3://BUCKET/KEY" },
     { long = "force", help = "replace FILE if it exists" },
     { long = "database-only", help = "write only the database, as a bare pg_dump -Fc file (.backup)" },
     env_options[3], env_options[4],
+    archive_options[1], archive_options[2], archive_options[3],
   },
   run = workflow("backup"),
 }
@@ -72,16 +88,24 @@ command {
 command {
   name = "restore",
   summary = "restore a backup archive into an environment",
-  usage = "restore -n NAMESPACE -e ENVIRONMENT -f FILE [options]",
+  usage = "restore -n NAMESPACE -e ENVIRONMENT -f FILE|-|s3://BUCKET/KEY [options]",
   description = "Restores a Mendix Cloud backup archive (or a database-only .backup file)\n" ..
-      "into the environment's database and file storage.",
+      "into the environment's database and file storage. The whole archive is checked\n" ..
+      "before anything is changed, so it is read twice. -f - reads it from standard\n" ..
+      "input: it is first copied into a private working directory in $TMPDIR (default\n" ..
+      "/tmp), which needs room for the archive and its database dump (64 MiB are kept\n" ..
+      "free, MXPC_MIN_FREE bytes if set); the copy is removed when the restore ends,\n" ..
+      "also after a failure or Ctrl-C. -f s3://BUCKET/KEY reads the object twice\n" ..
+      "(a check, then the restore), pinned to the same version.",
   options = {
     env_options[1], env_options[2],
-    { short = "f", long = "file", value = "FILE", required = true, help = "the archive to restore" },
+    { short = "f", long = "file", value = "FILE", required = true,
+      help = "the archive to restore: a file, - (stdin) or s3://BUCKET/KEY" },
     { long = "stop-app", help = "scale the app to 0 for the restore and back afterwards (needs patch on mendixapps)" },
     { long = "database-only", help = "restore only the database, leave the files as they are" },
     { long = "files-only", help = "restore only the files, leave the database as it is" },
     env_options[3], env_options[4],
+    archive_options[1], archive_options[2], archive_options[3],
   },
   run = function(opts)
     if opts.database_only and opts.files_only then

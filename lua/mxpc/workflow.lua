@@ -320,6 +320,248 @@ function M.check_output(path, force)
   return true
 end
 
+-- --- where the archive is --------------------------------------------------------------
+
+-- `-f` names a file, "-" (standard output for a backup, standard input for a
+-- restore) or "s3://BUCKET/KEY". Returns {kind = "file" | "stdio" | "s3", ...}
+-- or raises a usage error.
+function M.location(spec)
+  if spec == "-" then return { kind = "stdio", spec = spec } end
+  if spec:sub(1, 5) == "s3://" then
+    local bucket, key = spec:match("^s3://([^/]+)/(.+)$")
+    if not bucket or key:sub(-1) == "/" then
+      errors.raise("usage", ("%s is not an S3 object: write s3://BUCKET/KEY, e.g. s3://backups/app.tar.gz"):format(spec))
+    end
+    return { kind = "s3", spec = spec, bucket = bucket, key = key }
+  end
+  return { kind = "file", spec = spec, path = spec }
+end
+
+-- An S3 client for the archive's bucket: the usual AWS credential chain
+-- (AWS_ACCESS_KEY_ID..., the shared credentials file with --archive-profile
+-- or AWS_PROFILE), --archive-endpoint and --archive-region.
+local function archive_store(opts)
+  local s3 = require "mxpc.s3"
+  return s3.client { endpoint = opts.archive_endpoint, region = opts.archive_region,
+    profile = opts.archive_profile, ca_file = nonempty(os.getenv("SSL_CERT_FILE")),
+    ca_dir = nonempty(os.getenv("SSL_CERT_DIR")) }
+end
+
+-- Checks, before any work, that the backup can be written where `-f` says:
+-- a file (see check_output), standard output that is not a terminal, or an
+-- S3 key that does not exist yet (unless --force) in a bucket that answers.
+-- Returns the location, or nil, err.
+function M.check_target(opts)
+  local loc = M.location(opts.file)
+  if loc.kind == "file" then
+    local ok, err = M.check_output(loc.path, opts.force)
+    if not ok then return nil, err end
+  elseif loc.kind == "stdio" then
+    if fs.isatty(1) then
+      return nil, errors.new { code = "usage", message = "refusing to write the archive to a terminal",
+        hint = "redirect standard output (-f - > backup.tar.gz), or give a file name with -f" }
+    end
+    loc.name = "standard output"
+  else
+    local store, err = archive_store(opts)
+    if not store then return nil, err end
+    local head, herr = store:head(loc.bucket, loc.key)
+    if head and not opts.force then
+      return nil, errors.new { code = "exists", message = loc.spec .. " already exists",
+        hint = "choose another key, or use --force to replace it" }
+    end
+    if not head and not errors.is(herr, "not_found") and not errors.is(herr, "forbidden") then return nil, herr end
+    loc.store, loc.name = store, loc.spec
+  end
+  return loc
+end
+
+-- The backup archive writer for a checked target. Nothing valid appears
+-- before commit: a file is renamed into place, an upload is completed; on
+-- standard output a failed archive ends without its gzip trailer and tar end
+-- marker, so whatever reads it sees a broken archive.
+function M.archive_writer(loc, opts)
+  if loc.kind == "file" then return backup_archive.writer(loc.path, opts) end
+  local sink, on_commit, on_close
+  if loc.kind == "stdio" then
+    sink = function(chunk)
+      local ok, err = io.stdout:write(chunk)
+      if not ok then return nil, errors.new { code = "io", message = "cannot write to standard output: " .. err } end
+      return true
+    end
+    on_commit = function()
+      local ok, err = io.stdout:flush()
+      if not ok then return nil, errors.new { code = "io", message = "cannot write to standard output: " .. err } end
+      return true
+    end
+  else
+    local upload, err = loc.store:upload(loc.bucket, loc.key)
+    if not upload then return nil, err end
+    log.info("uploading the archive", { to = loc.spec })
+    sink = function(chunk) return upload:write(chunk) end
+    on_commit = function() return upload:commit() end
+    on_close = function() upload:close() end -- aborts the upload unless it was completed
+  end
+  return backup_archive.writer(sink, { name = loc.name, level = opts.level, on_commit = on_commit,
+    on_close = on_close })
+end
+
+-- Delivers a finished file (a database-only dump) to the target.
+function M.deliver_file(loc, path, force)
+  if loc.kind == "file" then
+    local ok, err = os.rename(path, loc.path)
+    if not ok then return nil, errors.new { code = "io", message = err } end
+    return true
+  elseif loc.kind == "s3" then
+    local ok, err = loc.store:put(loc.bucket, loc.key, { path = path })
+    if not ok then return nil, err end
+    return true
+  end
+  local f <close>, err = io.open(path, "rb")
+  if not f then return nil, errors.new { code = "io", message = err } end
+  while true do
+    local chunk = f:read(1024 * 1024)
+    if not chunk then break end
+    local ok, werr = io.stdout:write(chunk)
+    if not ok then return nil, errors.new { code = "io", message = "cannot write to standard output: " .. werr } end
+  end
+  local ok, ferr = io.stdout:flush()
+  if not ok then return nil, errors.new { code = "io", message = "cannot write to standard output: " .. ferr } end
+  return true
+end
+
+-- Bytes to keep free where standard input is spooled (MXPC_MIN_FREE, default 64 MiB).
+local function min_free()
+  return math.tointeger(tonumber(os.getenv("MXPC_MIN_FREE") or "")) or 64 * 1024 * 1024
+end
+
+local function no_room(dir, wanted, free)
+  return nil, errors.new { code = "space",
+    message = ("not enough space in %s for %s: %d bytes free, %d bytes kept free"):format(dir, wanted, free,
+      min_free()),
+    hint = "point TMPDIR at a larger file system, or restore from a file or from s3://BUCKET/KEY instead" }
+end
+
+-- Checks that `bytes` more fit in the working directory, keeping MXPC_MIN_FREE.
+function M.check_space(dir, bytes, what)
+  local free, err = fs.free_space(dir)
+  if not free then return nil, err end
+  if free - bytes < min_free() then return no_room(dir, what, free) end
+  return true
+end
+
+-- Copies standard input into `path` (in the private working directory),
+-- checking the free space before and while it does. Returns the size.
+local function spool_stdin(path)
+  local dir = path:match("^(.*)/[^/]*$")
+  local ok, err = M.check_space(dir, 0, "the archive read from standard input")
+  if not ok then return nil, err end
+  log.info("reading the archive from standard input into the working directory", { file = path })
+  local f <close>, oerr = io.open(path, "wb")
+  if not f then return nil, errors.new { code = "io", message = oerr } end
+  local size, checked = 0, 0
+  while true do
+    local chunk = io.stdin:read(1024 * 1024)
+    if not chunk then break end
+    if size - checked >= 16 * 1024 * 1024 then
+      checked = size
+      local room, rerr = M.check_space(dir, #chunk, "the archive read from standard input")
+      if not room then return nil, rerr end
+    end
+    local wok, werr = f:write(chunk)
+    if not wok then return nil, errors.new { code = "io", message = ("cannot write %s: %s"):format(path, werr) } end
+    size = size + #chunk
+  end
+  local cok, cerr = f:close()
+  if not cok then return nil, errors.new { code = "io", message = ("cannot write %s: %s"):format(path, cerr) } end
+  if size == 0 then
+    return nil, errors.new { code = "archive_invalid", message = "standard input is empty: no archive to restore",
+      hint = "pipe the archive in, e.g. mxpc-data-migration restore ... -f - < backup.tar.gz" }
+  end
+  log.info("archive read from standard input", { bytes = size })
+  return size
+end
+
+-- A source over an S3 object for mxpc.archive's reader: ranges of 8 MiB,
+-- each pinned to the ETag the object had at first, so two reads (the check,
+-- then the restore) see the same bytes or fail.
+local RANGE = 8 * 1024 * 1024
+local function s3_source(store, loc, size, etag)
+  local pos, queue, qi = 0, {}, 1
+  return function()
+    while qi > #queue do
+      if pos >= size then return nil end
+      local n = math.min(RANGE, size - pos)
+      queue, qi = {}, 1
+      local ok, err = store:get(loc.bucket, loc.key, function(chunk) queue[#queue + 1] = chunk end,
+        { offset = pos, length = n, if_match = etag })
+      if not ok then return nil, err end
+      pos = pos + n
+    end
+    qi = qi + 1
+    return queue[qi - 1]
+  end
+end
+
+-- The archive to restore, from where `-f` says. A file is read where it is;
+-- standard input is first copied into the working directory `work` (it can
+-- be read only once, and the archive is read twice: checked, then restored);
+-- an S3 object is read twice, the same version both times (a database-only
+-- dump is downloaded into `work`). Returns an input with `name`,
+-- `input:validate(opts)`, `input:reader()` and `input.path` (a local copy,
+-- when there is one), or nil, err.
+function M.archive_input(opts, work)
+  local loc = M.location(opts.file)
+  local input = { name = loc.spec }
+  if loc.kind == "file" then
+    if not fs.stat(loc.path) then
+      return nil, errors.new { code = "not_found", message = ("backup file %s does not exist"):format(loc.path) }
+    end
+    input.path = loc.path
+  elseif loc.kind == "stdio" then
+    if fs.isatty(0) then
+      return nil, errors.new { code = "usage", message = "standard input is a terminal, not an archive",
+        hint = "pipe or redirect the archive in (-f - < backup.tar.gz), or give a file name with -f" }
+    end
+    input.name = "standard input"
+    input.path = work.path .. "/archive"
+    local size, err = spool_stdin(input.path)
+    if not size then return nil, err end
+  else
+    local store, err = archive_store(opts)
+    if not store then return nil, err end
+    local head, herr = store:head(loc.bucket, loc.key)
+    if not head then return nil, herr end
+    local first = {}
+    local ok, ferr = store:get(loc.bucket, loc.key, function(c) first[#first + 1] = c end,
+      { offset = 0, length = math.min(head.size, 5), if_match = head.etag })
+    if not ok then return nil, ferr end
+    if table.concat(first) == "PGDMP" then -- a database-only backup: pg_restore needs it as a file
+      local space, serr = M.check_space(work.path, head.size, "the database-only backup " .. loc.spec)
+      if not space then return nil, serr end
+      input.path = work.path .. "/download.backup"
+      local got, gerr = store:get(loc.bucket, loc.key, input.path, { expected_size = head.size })
+      if not got then return nil, gerr end
+    else
+      input.store, input.loc, input.size, input.etag = store, loc, head.size, head.etag
+    end
+  end
+  function input:reader()
+    local archive = require "mxpc.archive"
+    if self.path then return archive.reader(self.path) end
+    return archive.reader(s3_source(self.store, self.loc, self.size, self.etag), { name = self.name })
+  end
+  function input:validate(vopts)
+    if self.path then return backup_archive.validate(self.path, vopts) end
+    local r <close>, err = self:reader()
+    if not r then return nil, err end
+    local summary, verr = backup_archive.validate(r, vopts)
+    if summary then summary.file = self.name end
+    return summary, verr
+  end
+  return input
+end
+
 -- --- a private working directory ---------------------------------------------------------
 
 -- A directory beside `near` (so large temporary files land on the same disk
@@ -328,6 +570,10 @@ end
 function M.workdir(near)
   local parent = near:match("^(.*)/[^/]*$") or "."
   if parent == "" then parent = "/" end
+  if near == "-" or near:sub(1, 5) == "s3://" then -- no local output: the temporary directory
+    local tmp = os.getenv("TMPDIR")
+    parent = (tmp and tmp ~= "") and tmp or "/tmp"
+  end
   local dir, err = fs.mkdtemp(parent .. "/.mxpc-work-")
   if not dir and errors.is(err, "permission") then
     -- a read-only place (a mounted backup volume): use the temporary directory
