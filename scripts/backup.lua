@@ -27,7 +27,7 @@ if opts.database_only then
   local dump_size = assert(wf.dump_database(env, work.path .. "/db.backup"))
   assert(wf.deliver_file(target, work.path .. "/db.backup"))
   report:write(("database-only backup of %s/%s written to %s: %d bytes\n"):format(
-    env.namespace, env.name, opts.file, dump_size))
+    env.namespace, env.name, target.name or opts.file, dump_size))
   return 0
 end
 
@@ -80,6 +80,6 @@ assert(out:commit())
 log.info("backup written", { file = opts.file, files = #present, missing = #missing,
   bytes = out:stats().bytes_out, seconds = os.time() - started })
 report:write(("backup of %s/%s written to %s: database %d bytes, %d files (%d bytes)%s\n"):format(
-  env.namespace, env.name, opts.file, dump_size, #present, files_size,
+  env.namespace, env.name, target.name or opts.file, dump_size, #present, files_size,
   #missing > 0 and (", %d missing files skipped"):format(#missing) or ""))
 return 0

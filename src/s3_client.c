@@ -1141,8 +1141,11 @@ static int upload_fail(struct mxpc_s3_upload *u)
 /* Sends the full buffer as the next part (creating the upload first). */
 static int upload_flush(struct mxpc_s3_upload *u, struct mxpc_s3_error *e)
 {
-    if (!u->m.id[0] && multipart_create(u->s3, u->bucket, u->key, &u->m, u->what, e) != 0)
-        return upload_fail(u);
+    if (!u->m.id[0]) {
+        if (multipart_create(u->s3, u->bucket, u->key, &u->m, u->what, e) != 0)
+            return upload_fail(u);
+        mxpc_log(MXPC_LOG_DEBUG, "s3 multipart upload of %s begun", u->what);
+    }
     if (u->m.nparts >= MXPC_S3_MAX_PARTS) {
         set_error(e, "size", NULL, "upload of %s: more than %d parts", u->what, MXPC_S3_MAX_PARTS);
         return upload_fail(u);

@@ -376,6 +376,16 @@ function M.check_target(opts)
   return loc
 end
 
+-- Writes to standard output (flushes without data). A consumer that went
+-- away (EPIPE) or any other failure is an io error; a signal, an interruption.
+local function stdout_write(data)
+  local ok, err
+  if data then ok, err = io.stdout:write(data) else ok, err = io.stdout:flush() end
+  if ok then return true end
+  runtime.check_interrupt()
+  return nil, errors.new { code = "io", message = "cannot write to standard output: " .. tostring(err) }
+end
+
 -- The backup archive writer for a checked target. Nothing valid appears
 -- before commit: a file is renamed into place, an upload is completed; on
 -- standard output a failed archive ends without its gzip trailer and tar end
@@ -384,16 +394,8 @@ function M.archive_writer(loc, opts)
   if loc.kind == "file" then return backup_archive.writer(loc.path, opts) end
   local sink, on_commit, on_close
   if loc.kind == "stdio" then
-    sink = function(chunk)
-      local ok, err = io.stdout:write(chunk)
-      if not ok then return nil, errors.new { code = "io", message = "cannot write to standard output: " .. err } end
-      return true
-    end
-    on_commit = function()
-      local ok, err = io.stdout:flush()
-      if not ok then return nil, errors.new { code = "io", message = "cannot write to standard output: " .. err } end
-      return true
-    end
+    sink = function(chunk) return stdout_write(chunk) end
+    on_commit = function() return stdout_write() end
   else
     local upload, err = loc.store:upload(loc.bucket, loc.key)
     if not upload then return nil, err end
@@ -422,12 +424,10 @@ function M.deliver_file(loc, path, force)
   while true do
     local chunk = f:read(1024 * 1024)
     if not chunk then break end
-    local ok, werr = io.stdout:write(chunk)
-    if not ok then return nil, errors.new { code = "io", message = "cannot write to standard output: " .. werr } end
+    local ok, werr = stdout_write(chunk)
+    if not ok then return nil, werr end
   end
-  local ok, ferr = io.stdout:flush()
-  if not ok then return nil, errors.new { code = "io", message = "cannot write to standard output: " .. ferr } end
-  return true
+  return stdout_write()
 end
 
 -- Bytes to keep free where standard input is spooled (MXPC_MIN_FREE, default 64 MiB).
@@ -461,7 +461,11 @@ local function spool_stdin(path)
   if not f then return nil, errors.new { code = "io", message = oerr } end
   local size, checked = 0, 0
   while true do
-    local chunk = io.stdin:read(1024 * 1024)
+    local chunk, rerr = io.stdin:read(1024 * 1024)
+    if not chunk and rerr then
+      runtime.check_interrupt()
+      return nil, errors.new { code = "io", message = "cannot read standard input: " .. rerr }
+    end
     if not chunk then break end
     if size - checked >= 16 * 1024 * 1024 then
       checked = size
@@ -548,16 +552,25 @@ function M.archive_input(opts, work)
   end
   function input:reader()
     local archive = require "mxpc.archive"
-    if self.path then return archive.reader(self.path) end
+    if self.path then return archive.reader(self.path, { name = self.name }) end
     return archive.reader(s3_source(self.store, self.loc, self.size, self.etag), { name = self.name })
   end
   function input:validate(vopts)
-    if self.path then return backup_archive.validate(self.path, vopts) end
-    local r <close>, err = self:reader()
-    if not r then return nil, err end
-    local summary, verr = backup_archive.validate(r, vopts)
+    local summary, err
+    if self.path then
+      summary, err = backup_archive.validate(self.path, vopts)
+    else
+      local r <close>, rerr = self:reader()
+      if not r then return nil, rerr end
+      summary, err = backup_archive.validate(r, vopts)
+    end
+    -- messages name the archive as the user gave it, not a copy of it
+    if err and self.path and self.name ~= self.path then
+      local at = err.message:find(self.path, 1, true)
+      if at then err.message = err.message:sub(1, at - 1) .. self.name .. err.message:sub(at + #self.path) end
+    end
     if summary then summary.file = self.name end
-    return summary, verr
+    return summary, err
   end
   return input
 end
