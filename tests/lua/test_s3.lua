@@ -442,6 +442,19 @@ assert(c:delete(E.bucket, "cred.txt"))
   t.contains(out, "error credentials: ")
   t.contains(out, "profile 'nope' does not exist")
 
+  -- a profile named in the call must exist too (not only one named by AWS_PROFILE)
+  rc, out = run_script(child_prelude() .. [[
+local info, err = s3.credentials{profile = "absent"}
+print(info and ("source " .. info.source) or ("error " .. err.code .. ": " .. err.message))
+]], clean .. " AWS_SHARED_CREDENTIALS_FILE=" .. quote(creds))
+  t.contains(out, "profile 'absent' does not exist")
+  rc, out = run_script(child_prelude() .. [[
+local info, err = s3.credentials{profile = "absent"}
+print(info and ("source " .. info.source) or ("error " .. err.code .. ": " .. err.message))
+]], clean)
+  t.contains(out, "error credentials: cannot read the shared credentials file " .. dir .. "/.aws/credentials " ..
+    "(for profile 'absent')")
+
   rc, out = run_script(script, clean)
   t.contains(out, "error credentials: no AWS credentials")
 end)
