@@ -88,4 +88,17 @@ t.test("mkdtemp makes a private directory", function()
   t.eq(err.code, "not_found")
 end)
 
+t.test("free_space agrees with df; isatty tells a terminal from a pipe", function()
+  local dir = t.tmpdir()
+  local free = assert(fs.free_space(dir))
+  local df = tonumber(t.sh("df -B1 --output=avail '" .. dir .. "' | tail -1"):match("%d+"))
+  t.ok(math.abs(free - df) < 64 * 1024 * 1024, ("free_space %d, df %d"):format(free, df))
+  local _, err = fs.free_space(dir .. "/no/such")
+  t.eq(err.code, "not_found")
+  t.eq(fs.isatty(0), false) -- ctest runs the test without a terminal
+  t.write(dir .. "/tty.lua", 'print(require("mxpc.fs").isatty(1))')
+  t.eq(t.sh(("script -qec '%s run %s/tty.lua' /dev/null"):format(t.program(), dir)):match("%a+"), "true")
+  t.eq(t.sh(("%s run %s/tty.lua | cat"):format(t.program(), dir)):match("%a+"), "false")
+end)
+
 return t.run()
