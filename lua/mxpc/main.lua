@@ -115,6 +115,44 @@ command {
   end,
 }
 
+command {
+  name = "jump-pod",
+  summary = "print, create or delete a pod in the cluster to run this tool in",
+  usage = "jump-pod -n NAMESPACE -e ENVIRONMENT [--restore] [--stop-app] [--apply | --delete] [options]",
+  description = "Prints the manifests of a jump pod for the environment: a ServiceAccount, a\n" ..
+      "Role with exactly the permissions of the chosen operations (backup; --restore;\n" ..
+      "--stop-app), its RoleBinding, and a Pod with the PostgreSQL client tools\n" ..
+      "(bitnami/postgresql) of the database server's major version. The version is\n" ..
+      "asked from the server (SHOW server_version_num) when it can be reached from\n" ..
+      "here, else taken from --pg-version. The output can be piped into\n" ..
+      "'kubectl apply -f -'; --apply creates the objects itself and waits until the\n" ..
+      "pod runs; --delete removes them. See docs/jump-pod.md.",
+  options = {
+    env_options[1], env_options[2],
+    { long = "restore", help = "also allow restoring into the environment" },
+    { long = "stop-app", help = "also allow restore --stop-app (patch on mendixapps); implies --restore" },
+    { long = "pg-version", value = "MAJOR", help = "PostgreSQL major version when the server cannot be asked",
+      check = function(v) return v:match("^%d+$") ~= nil or v:match("^9%.%d$") ~= nil, "expected e.g. 15" end },
+    { long = "image", value = "IMAGE", help = "the pod's image (default: docker.io/bitnami/postgresql:MAJOR)" },
+    { long = "name", value = "NAME", help = "name of the objects (default: mxpc-jump-ENVIRONMENT)",
+      check = args.check_subdomain },
+    { short = "o", long = "output", value = "FORMAT", help = "yaml (default) or json (a v1 List)",
+      check = function(v) return v == "yaml" or v == "json", "expected yaml or json" end },
+    { long = "apply", help = "create the objects through the Kubernetes API and wait for the pod to run" },
+    { long = "delete", help = "delete the objects" },
+    { long = "timeout", value = "SECONDS", help = "how long --apply waits for the pod (default 300)",
+      check = function(v) return v:match("^%d+$") ~= nil, "expected a number of seconds" end },
+    env_options[3], env_options[4],
+  },
+  run = function(opts)
+    if opts.apply and opts.delete then args.usage_error("--apply and --delete exclude each other") end
+    if opts.output and (opts.apply or opts.delete) then
+      args.usage_error("--output is for printing the manifests, not with --apply or --delete")
+    end
+    return require("mxpc.jump_pod").command(opts)
+  end,
+}
+
 local function archive_command(name, summary, description)
   command {
     name = name,

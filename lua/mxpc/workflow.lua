@@ -96,9 +96,12 @@ local function pg_params(db)
     sslmode = db.sslmode }
 end
 
-function M.connect_database(env)
+-- opts.connect_timeout: seconds to wait for the server (default: libpq's)
+function M.connect_database(env, opts)
   local pg = require "mxpc.pg"
-  local conn, err = pg.connect(pg_params(env.database))
+  local params = pg_params(env.database)
+  params.connect_timeout = opts and opts.connect_timeout and tostring(opts.connect_timeout) or nil
+  local conn, err = pg.connect(params)
   if not conn then return nil, err end
   local info = conn:info()
   log.info("connected to the database", { server = info.server_version, tls = info.ssl and info.ssl.protocol or "no" })
