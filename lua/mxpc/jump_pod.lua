@@ -306,13 +306,14 @@ function M.command(opts)
     return 0
   end
   assert(M.apply(client, objects, tonumber(opts.timeout)))
+  local pkg = "mxpc-data-migration-VERSION-linux-ARCH"
   io.stderr:write(([[
-the jump pod %s runs in namespace %s. Next:
-  kubectl -n %s cp mxpc-data-migration %s:/tmp/mxpc-data-migration
-  kubectl -n %s exec %s -- /tmp/mxpc-data-migration backup -n %s -e %s -f - > backup.tar.gz
+the jump pod %s runs in namespace %s. Next (see docs/jump-pod.md):
+  kubectl -n %s exec -i %s -- tar -xzf - -C /tmp < %s.tar.gz
+  kubectl -n %s exec %s -- /tmp/%s/mxpc-data-migration backup -n %s -e %s -f - > backup.tar.gz
 and when done: mxpc-data-migration jump-pod -n %s -e %s --delete%s
-]]):format(name, opts.namespace, opts.namespace, name, opts.namespace, name, opts.namespace, opts.environment,
-    opts.namespace, opts.environment, opts.name and (" --name " .. name) or ""))
+]]):format(name, opts.namespace, opts.namespace, name, pkg, opts.namespace, name, pkg, opts.namespace,
+    opts.environment, opts.namespace, opts.environment, opts.name and (" --name " .. name) or ""))
   return 0
 end
 

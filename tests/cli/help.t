@@ -28,6 +28,12 @@ $ restore -h
 >~ input: it is first copied into a private working directory in \$TMPDIR
 >~ ^  -f, --file FILE +the archive to restore: a file, - \(stdin\) or s3://BUCKET/KEY$
 
+$ jump-pod --help
+>~ ^usage: mxpc-data-migration jump-pod -n NAMESPACE -e ENVIRONMENT \[--restore\] \[--stop-app\] \[--apply \| --delete\] \[options\]$
+>~ exactly the permissions of the chosen operations
+>~ ^      --pg-version MAJOR
+>~ ^      --apply
+
 $ run --help
 >~ ^usage: mxpc-data-migration run SCRIPT \[ARGS...\]$
 

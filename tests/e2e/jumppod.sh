@@ -112,7 +112,7 @@ check "... reports each object" '[ "$(grep -c " created$" "$work/out")" = 4 ]'
 check "... the pod runs" '[ "$(kubectl -n mendix get pod mxpc-jump-demo-app -o jsonpath="{.status.phase}")" = Running ]'
 check "... with its service account, image and role binding" \
   '[ "$(kubectl -n mendix get pod mxpc-jump-demo-app -o jsonpath="{.spec.serviceAccountName} {.spec.containers[0].image}")" = "mxpc-jump-demo-app docker.io/bitnami/postgresql:$major" ] && exists rolebinding mxpc-jump-demo-app'
-check "... and tells what to do next" 'grep -q "kubectl -n mendix cp mxpc-data-migration mxpc-jump-demo-app:/tmp/mxpc-data-migration" "$work/err"'
+check "... and tells what to do next" 'grep -q "kubectl -n mendix exec -i mxpc-jump-demo-app -- tar -xzf - -C /tmp" "$work/err"'
 run "--apply again keeps them" 0 jump-pod -n mendix -e demo-app --apply
 check "... the pod unchanged" 'grep -q "pod/mxpc-jump-demo-app unchanged" "$work/out"'
 run "--apply with another image is refused while the pod exists" 1 jump-pod -n mendix -e demo-app --apply --image example/other:1
