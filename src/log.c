@@ -35,30 +35,56 @@ const char *mxpc_log_level_name(enum mxpc_log_level level)
 
 /* --- redaction ------------------------------------------------------------ */
 
-static char **secrets;
+/* A registered secret with its KMP failure table, made once when it is
+ * registered, so that every redaction finds all its occurrences in one pass. */
+struct secret {
+    char *text;
+    size_t len;
+    size_t *fail; /* fail[i]: length of the longest proper border of text[0..i] */
+};
+
+static struct secret *secrets;
 static size_t nsecrets;
+static size_t redact_work; /* steps taken by the secret search, for tests */
+
+size_t mxpc_redact_work(void) { return redact_work; }
+
+static void *checked(void *p)
+{
+    if (!p) {
+        fputs("error: out of memory\n", stderr);
+        abort();
+    }
+    return p;
+}
 
 void mxpc_redact_add(const char *secret)
 {
     if (!secret || !*secret)
         return;
     for (size_t i = 0; i < nsecrets; i++)
-        if (strcmp(secrets[i], secret) == 0)
+        if (strcmp(secrets[i].text, secret) == 0)
             return;
-    char **grown = realloc(secrets, (nsecrets + 1) * sizeof *secrets);
-    char *copy = strdup(secret);
-    if (!grown || !copy) {
-        fputs("error: out of memory\n", stderr);
-        abort();
+    struct secret s = {.text = checked(strdup(secret)), .len = strlen(secret)};
+    s.fail = checked(malloc(s.len * sizeof *s.fail));
+    s.fail[0] = 0;
+    for (size_t i = 1, k = 0; i < s.len; i++) {
+        while (k > 0 && s.text[i] != s.text[k])
+            k = s.fail[k - 1];
+        if (s.text[i] == s.text[k])
+            k++;
+        s.fail[i] = k;
     }
-    secrets = grown;
-    secrets[nsecrets++] = copy;
+    secrets = checked(realloc(secrets, (nsecrets + 1) * sizeof *secrets));
+    secrets[nsecrets++] = s;
 }
 
 void mxpc_redact_clear(void)
 {
-    for (size_t i = 0; i < nsecrets; i++)
-        free(secrets[i]);
+    for (size_t i = 0; i < nsecrets; i++) {
+        free(secrets[i].text);
+        free(secrets[i].fail);
+    }
     free(secrets);
     secrets = NULL;
     nsecrets = 0;
@@ -138,38 +164,68 @@ static void mask_patterns(struct mxpc_buf *out, const char *s)
     }
 }
 
+/* Adds +1 at the start and -1 past the end of every occurrence of `s` in
+ * text[0..n) to `depth` (Knuth-Morris-Pratt: at most 2n + len steps). */
+static void mark_occurrences(const struct secret *s, const char *text, size_t n, int *depth)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        while (k > 0 && text[i] != s->text[k]) {
+            k = s->fail[k - 1];
+            redact_work++;
+        }
+        redact_work++;
+        if (text[i] == s->text[k])
+            k++;
+        if (k == s->len) {
+            depth[i + 1 - s->len]++;
+            depth[i + 1]--;
+            k = s->fail[k - 1];
+        }
+    }
+}
+
+/* Every byte of the original text that lies inside an occurrence of a
+ * registered secret is masked, and a run of such bytes becomes one mask:
+ * all occurrences are found in the original text first and the output is
+ * built once, so a secret that is part of the mask (or of another secret)
+ * can neither loop nor leave a piece behind. Time: linear in the text for
+ * each secret. */
+static void mask_secrets(struct mxpc_buf *out, const char *text)
+{
+    size_t n = strlen(text);
+    if (nsecrets == 0 || n == 0) {
+        mxpc_buf_append(out, text, n);
+        return;
+    }
+    int *depth = checked(calloc(n + 1, sizeof *depth));
+    for (size_t i = 0; i < nsecrets; i++)
+        if (secrets[i].len <= n)
+            mark_occurrences(&secrets[i], text, n, depth);
+    int covered = 0;
+    for (size_t i = 0; i < n; i++) {
+        int was = covered;
+        covered += depth[i];
+        if (!covered)
+            mxpc_buf_putc(out, text[i]);
+        else if (!was)
+            mxpc_buf_puts(out, MASK);
+    }
+    free(depth);
+}
+
 char *mxpc_redact(const char *text)
 {
     if (!text)
         text = "";
+    /* registered secrets first, then credential patterns, each one pass */
+    struct mxpc_buf masked = MXPC_BUF_INIT;
+    mxpc_buf_puts(&masked, "");
+    mask_secrets(&masked, text);
     struct mxpc_buf a = MXPC_BUF_INIT;
-    /* registered secrets first, longest first so a secret containing another
-     * is masked whole */
-    const char *src = text;
-    struct mxpc_buf tmp = MXPC_BUF_INIT;
-    mxpc_buf_puts(&tmp, src);
-    for (;;) {
-        const char *best = NULL;
-        size_t bestlen = 0;
-        for (size_t i = 0; i < nsecrets; i++) {
-            size_t n = strlen(secrets[i]);
-            const char *hit = strstr(tmp.data, secrets[i]);
-            if (hit && (!best || hit < best || (hit == best && n > bestlen))) {
-                best = hit;
-                bestlen = n;
-            }
-        }
-        if (!best)
-            break;
-        struct mxpc_buf next = MXPC_BUF_INIT;
-        mxpc_buf_append(&next, tmp.data, (size_t)(best - tmp.data));
-        mxpc_buf_puts(&next, MASK);
-        mxpc_buf_puts(&next, best + bestlen);
-        mxpc_buf_free(&tmp);
-        tmp = next;
-    }
-    mask_patterns(&a, tmp.data);
-    mxpc_buf_free(&tmp);
+    mxpc_buf_puts(&a, "");
+    mask_patterns(&a, masked.data);
+    mxpc_buf_free(&masked);
     return mxpc_buf_take(&a);
 }
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# `cmake --install` puts the binary and the stock Lua files in place, and the
-# installed binary loads its scripts from the installed files.
+# `cmake --install` puts the binary, the stock Lua files, the manual page and
+# the completion scripts in place, and the installed binary loads its scripts
+# from the installed files.
 set -euo pipefail
 build=$1
 prefix=$(mktemp -d)
@@ -18,4 +19,13 @@ done
 list=$(MXPC_SCRIPTS= MXPC_DATADIR="$data" "$bin" scripts list)
 echo "$list" | grep -q "^scripts/backup.lua  *$data/scripts/backup.lua$" || fail "backup.lua not loaded from $data: $list"
 echo "$list" | grep -q "^lua/mxpc/main.lua  *$data/lua/mxpc/main.lua$" || fail "main.lua not loaded from $data"
+# the manual page and the completion scripts, as the program generates them
+export MXPC_DATADIR=
+cmp -s "$prefix/share/man/man1/mxpc-data-migration.1" <("$bin" help --man) || fail "man page not installed or stale"
+cmp -s "$prefix/share/bash-completion/completions/mxpc-data-migration" <("$bin" completion bash) ||
+  fail "bash completion not installed or stale"
+cmp -s "$prefix/share/zsh/site-functions/_mxpc-data-migration" <("$bin" completion zsh) ||
+  fail "zsh completion not installed or stale"
+MANPATH=$prefix/share/man man -w mxpc-data-migration | grep -qx "$prefix/share/man/man1/mxpc-data-migration.1" ||
+  fail "man does not find the installed page"
 echo "1 passed, 0 failed"

@@ -23,6 +23,49 @@ local function display(opt)
 end
 args.display = display
 
+-- Edit distance (optimal string alignment: insertions, deletions,
+-- substitutions and swaps of two neighbours each cost 1).
+function args.distance(a, b)
+  local d = {}
+  for i = 0, #a do d[i] = { [0] = i } end
+  for j = 0, #b do d[0][j] = j end
+  for i = 1, #a do
+    for j = 1, #b do
+      local cost = a:byte(i) == b:byte(j) and 0 or 1
+      local v = math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost)
+      if i > 1 and j > 1 and a:byte(i) == b:byte(j - 1) and a:byte(i - 1) == b:byte(j) then
+        v = math.min(v, d[i - 2][j - 2] + 1)
+      end
+      d[i][j] = v
+    end
+  end
+  return d[#a][#b]
+end
+
+-- The candidates closest to a misspelled word, as " (did you mean X?)", else
+-- " (expected EXPECTED)" or "". A candidate qualifies within a third of its
+-- length in edits (at least 1), or when the word is the start of exactly that
+-- one candidate. `prefix` goes before each candidate ("--" for options).
+function args.did_you_mean(word, candidates, prefix, expected)
+  prefix = prefix or ""
+  local best, found = math.huge, {}
+  for _, c in ipairs(candidates) do
+    local d = args.distance(word, c)
+    if d <= math.max(1, #c // 3) then
+      if d < best then best, found = d, { c } elseif d == best then found[#found + 1] = c end
+    end
+  end
+  if #found == 0 and #word >= 2 then
+    for _, c in ipairs(candidates) do
+      if c:sub(1, #word) == word then found[#found + 1] = c end
+    end
+    if #found > 1 then found = {} end
+  end
+  if #found == 0 then return expected and (" (expected " .. expected .. ")") or "" end
+  for k, c in ipairs(found) do found[k] = prefix .. c end
+  return " (did you mean " .. table.concat(found, " or ") .. "?)"
+end
+
 -- Parses argv[first..]. `stop_at_positional` ends option parsing at the first
 -- positional argument (for `run SCRIPT ARGS...`).
 function args.parse(spec, argv, first, stop_at_positional)
@@ -63,7 +106,11 @@ function args.parse(spec, argv, first, stop_at_positional)
       local name, inline = a:match("^%-%-([^=]+)=(.*)$")
       name = name or a:sub(3)
       local opt = by_long[name]
-      if not opt then usage_error("unknown option --%s", name) end
+      if not opt then
+        local names = {}
+        for _, o in ipairs(spec) do names[#names + 1] = o.long end
+        usage_error("unknown option --%s%s", name, args.did_you_mean(name, names, "--"))
+      end
       if opt.value then
         if inline == nil then
           i = i + 1
@@ -104,7 +151,7 @@ function args.parse(spec, argv, first, stop_at_positional)
   end
 
   for _, opt in ipairs(spec) do
-    if opt.required and result[key_of(opt)] == nil and not result.help then
+    if opt.required and result[key_of(opt)] == nil and not result.help and not result.version then
       usage_error("missing required option %s %s", display(opt), opt.value)
     end
   end

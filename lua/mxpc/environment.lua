@@ -85,7 +85,9 @@ function M.parse_host(s)
   return h, p ~= "" and tonumber(p) or nil
 end
 
--- jdbc:postgresql://host:port/db?k=v&... -> {host, port, dbname, params}
+-- jdbc:postgresql://host:port/db?k=v&... -> {host, port, dbname, params}.
+-- Parameter names are lower-cased, values URL-decoded; a name without "="
+-- has the value "" (pgjdbc reads `?ssl` as ssl="").
 function M.parse_jdbc(url)
   local rest = url:match("^jdbc:postgresql://(.*)$")
   if not rest then return nil end
@@ -93,19 +95,72 @@ function M.parse_jdbc(url)
   if not hostport then hostport, dbname, query = rest, nil, "" end
   local host, port = M.parse_host(hostport)
   local params = {}
-  for k, v in query:gmatch("([^&=]+)=([^&]*)") do params[k:lower()] = v end
+  for pair in query:gmatch("[^&]+") do
+    local k, v = pair:match("^([^=]*)=?(.*)$")
+    params[k:lower()] = v:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end)
+  end
   return { host = host, port = port, dbname = dbname ~= "" and dbname or nil, params = params }
 end
 
--- The libpq sslmode for the storage plan's TLS rule, read from the JDBC URL:
--- strict TLS (verify-full/verify-ca) verifies the server; otherwise try TLS
--- without verifying and fall back to plaintext (prefer).
-function M.sslmode(jdbc)
+-- libpq's sslmodes, weakest first.
+M.SSLMODES = { "disable", "allow", "prefer", "require", "verify-ca", "verify-full" }
+local SSL_RANK = {}
+for i, mode in ipairs(M.SSLMODES) do SSL_RANK[mode] = i end
+
+-- A known sslmode in any case ("VERIFY-FULL") -> its libpq name, else nil.
+function M.sslmode_name(mode)
+  mode = type(mode) == "string" and mode:lower()
+  return SSL_RANK[mode] and mode or nil
+end
+
+local function sslmode_hint(what)
+  return ("%s must be one of %s (in any case)"):format(what, table.concat(M.SSLMODES, ", "))
+end
+
+-- The sslmode the Mendix runtime uses for a JDBC URL, read as pgjdbc reads it:
+-- `sslmode` in any case; without it, `ssl=true` (or a bare `ssl`) means
+-- verify-full (pgjdbc verifies the certificate and the host name then), and
+-- no TLS setting at all means prefer. A value pgjdbc would refuse is an
+-- error, never a weaker mode. Returns the mode, or nil and why.
+function M.jdbc_sslmode(jdbc)
   local params = jdbc and jdbc.params or {}
-  local mode = params.sslmode
-  if mode == "verify-full" or mode == "verify-ca" or mode == "require" then return mode end
-  if not mode and (params.ssl == "true" and params.sslfactory == nil) then return "require" end
-  return "prefer"
+  if params.sslmode then
+    local mode = M.sslmode_name(params.sslmode)
+    if not mode then return nil, ("sslmode %q is not a PostgreSQL sslmode"):format(params.sslmode) end
+    return mode
+  end
+  local ssl = params.ssl and params.ssl:lower()
+  if ssl == nil or ssl == "false" then return "prefer" end
+  if ssl ~= "true" and ssl ~= "" then return nil, ("ssl=%s is neither true nor false"):format(params.ssl) end
+  -- pgjdbc's NonValidatingFactory encrypts without checking the certificate:
+  -- libpq's require is the same trust
+  if params.sslfactory and params.sslfactory:match("NonValidatingFactory$") then return "require" end
+  return "verify-full"
+end
+
+-- The mode the tool connects with: what the environment asks for, at least
+-- prefer (try TLS first, as the tool always has).
+function M.sslmode(asked)
+  return SSL_RANK[asked] < SSL_RANK.prefer and "prefer" or asked
+end
+
+-- Raises the database's sslmode to `requested` (from `source`: the
+-- --db-sslmode option or PGSSLMODE). A mode below what the environment asks
+-- for is a usage error: TLS is never weakened. Returns true or nil, err.
+function M.request_sslmode(db, requested, source)
+  if requested == nil or requested == "" then return true end
+  local mode = M.sslmode_name(requested)
+  if not mode then
+    return fail("usage", ("%s %q is not a PostgreSQL sslmode"):format(source, requested), sslmode_hint(source))
+  end
+  if SSL_RANK[mode] < SSL_RANK[db.sslmode_asked] then
+    return fail("usage", ("%s %s would lower the TLS mode %s that the environment's database asks for"):format(
+      source, mode, db.sslmode_asked),
+      ("a stronger mode may be asked for, never a weaker one: use %s or stronger, or leave %s out; "
+        .. "a private CA is trusted with PGSSLROOTCERT"):format(db.sslmode_asked, source))
+  end
+  db.sslmode = mode
+  return true
 end
 
 function M.database_settings(values, where)
@@ -116,6 +171,11 @@ function M.database_settings(values, where)
       "PostgreSQL database (the Mendix runtime's SourceDatabase settings)")
   end
   local jdbc = values["database-jdbc-url"] and M.parse_jdbc(values["database-jdbc-url"])
+  local asked, why = M.jdbc_sslmode(jdbc)
+  if not asked then
+    return fail("environment", ("%s: database-jdbc-url: %s"):format(where, why),
+      sslmode_hint("sslmode") .. "; the Mendix runtime refuses this URL too: correct it in the storage plan")
+  end
   local host, port
   if values["database-host"] then host, port = M.parse_host(values["database-host"]) end
   host = host or (jdbc and jdbc.host)
@@ -133,7 +193,7 @@ function M.database_settings(values, where)
   log.secret(password)
   return {
     type = "PostgreSQL", host = host, port = port, dbname = dbname, user = user, password = password,
-    iam = password == nil or password == "", sslmode = M.sslmode(jdbc),
+    iam = password == nil or password == "", sslmode = M.sslmode(asked), sslmode_asked = asked,
   }
 end
 

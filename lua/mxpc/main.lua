@@ -15,12 +15,49 @@ local main = {}
 local global_options = {
   { short = "v", long = "verbose", count = true, help = "more output (-vv: trace)" },
   { short = "q", long = "quiet", count = true, help = "less output (-qq: errors only)" },
-  { long = "log-format", value = "FORMAT", help = "text (default) or json (JSON lines on stderr)",
+  { long = "log-format", value = "FORMAT", choices = { "text", "json" },
+    help = "text (default) or json (JSON lines on stderr)",
     check = function(v) return v == "text" or v == "json", "expected text or json" end },
   { long = "debug", help = "show the Lua traceback of an error" },
   { long = "scripts", value = "DIR", help = "load Lua scripts from DIR first (see 'scripts export')" },
   { short = "h", long = "help", help = "show this help" },
+  { long = "version", help = "print the version and the library versions (as 'version')" },
 }
+
+local tagline = "back up and restore Mendix for Private Cloud environments"
+local description =
+  "Backs up the data of a Mendix for Private Cloud environment (its PostgreSQL\n" ..
+  "database and the files its System.FileDocument rows reference in S3 or MinIO)\n" ..
+  "into a Mendix Cloud backup archive, and restores such an archive into an\n" ..
+  "environment. Credentials are found through the Kubernetes API. The workflows\n" ..
+  "are Lua scripts that can be exported, edited and run."
+
+local environment = {
+  { "KUBECONFIG", "kubeconfig files to use, as kubectl does (default ~/.kube/config; in a pod, its service account)" },
+  { "SSL_CERT_FILE", "CA bundle for S3/MinIO over https (default: the system's bundle)" },
+  { "SSL_CERT_DIR", "directory of CA certificates for S3/MinIO over https" },
+  { "PGSSLROOTCERT", "CA certificate for a database with strict TLS (verify-ca, verify-full)" },
+  { "PGSSLMODE", "as --db-sslmode MODE: stronger database TLS than the environment asks for, never weaker" },
+  { "MXPC_SCRIPTS", "as --scripts DIR" },
+  { "MXPC_DATADIR", "where the installed stock Lua files are (lua/, scripts/)" },
+  { "TMPDIR", "working directory when the output's directory is not writable" },
+}
+
+local exit_status = {
+  { "0", "success" },
+  { "1", "failure (the error line says what and where)" },
+  { "2", "bad command line" },
+  { "130, 143", "interrupted (SIGINT, SIGTERM); nothing half-written is left" },
+}
+
+-- Two aligned columns of a { {name, text}, ... } table.
+local function rows(t)
+  local width = 0
+  for _, r in ipairs(t) do width = math.max(width, #r[1]) end
+  local out = {}
+  for _, r in ipairs(t) do out[#out + 1] = ("  %-" .. width .. "s  %s"):format(r[1], r[2]) end
+  return table.concat(out, "\n")
+end
 
 local env_options = {
   { short = "n", long = "namespace", value = "NAMESPACE", required = true,
@@ -29,6 +66,13 @@ local env_options = {
     help = "the environment's internal name (its MendixApp)", check = args.check_subdomain },
   { long = "kubeconfig", value = "FILE", help = "kubeconfig to use (default: $KUBECONFIG, ~/.kube/config, in-cluster)" },
   { long = "context", value = "NAME", help = "kubeconfig context to use (default: the current one)" },
+  { long = "db-sslmode", value = "MODE", choices = { "disable", "allow", "prefer", "require", "verify-ca", "verify-full" },
+    help = "stronger database TLS than the environment asks for " ..
+    "(require, verify-ca, verify-full; never weaker; default: $PGSSLMODE)",
+    check = function(v)
+      return require("mxpc.environment").sslmode_name(v) ~= nil,
+        "expected disable, allow, prefer, require, verify-ca or verify-full"
+    end },
 }
 
 -- Where an archive is kept when -f is s3://BUCKET/KEY.
@@ -79,7 +123,7 @@ command {
       help = "the archive to write (.tar.gz): a file, - (stdout) or s3://BUCKET/KEY" },
     { long = "force", help = "replace FILE if it exists" },
     { long = "database-only", help = "write only the database, as a bare pg_dump -Fc file (.backup)" },
-    env_options[3], env_options[4],
+    env_options[3], env_options[4], env_options[5],
     archive_options[1], archive_options[2], archive_options[3],
   },
   run = workflow("backup"),
@@ -104,7 +148,7 @@ command {
     { long = "stop-app", help = "scale the app to 0 for the restore and back afterwards (needs patch on mendixapps)" },
     { long = "database-only", help = "restore only the database, leave the files as they are" },
     { long = "files-only", help = "restore only the files, leave the database as it is" },
-    env_options[3], env_options[4],
+    env_options[3], env_options[4], env_options[5],
     archive_options[1], archive_options[2], archive_options[3],
   },
   run = function(opts)
@@ -142,7 +186,7 @@ command {
     { long = "delete", help = "delete the objects" },
     { long = "timeout", value = "SECONDS", help = "how long --apply waits for the pod (default 300)",
       check = function(v) return v:match("^%d+$") ~= nil, "expected a number of seconds" end },
-    env_options[3], env_options[4],
+    env_options[3], env_options[4], env_options[5],
   },
   run = function(opts)
     if opts.apply and opts.delete then args.usage_error("--apply and --delete exclude each other") end
@@ -161,6 +205,7 @@ local function archive_command(name, summary, description)
     description = description,
     options = { { long = "json", help = "print the result as one JSON object on stdout" } },
     positional = "FILE",
+    complete = "files",
     run = function(opts, positional)
       if not positional[1] then args.usage_error("missing FILE") end
       if #positional > 1 then args.usage_error("unexpected argument %q", positional[2]) end
@@ -187,6 +232,7 @@ command {
       "holding ARGS, and every mxpc.* module and cjson available to require.",
   stop_at_positional = true,
   positional = "SCRIPT [ARGS...]",
+  complete = "files",
   run = function(opts, positional, argv, command_index)
     local script = positional[1]
     if not script then args.usage_error("missing SCRIPT") end
@@ -227,6 +273,7 @@ command {
       "'scripts list' shows where each stock file is loaded from.",
   options = { { long = "force", help = "replace existing files when exporting" } },
   positional = "ACTION [DIR]",
+  complete = { "export", "list" },
   run = function(opts, positional)
     local action = positional[1]
     if action == "export" then
@@ -246,46 +293,90 @@ command {
     elseif action == nil then
       args.usage_error("missing ACTION (export or list)")
     else
-      args.usage_error("unknown action %q (expected export or list)", action)
+      args.usage_error("unknown action %q%s", action, args.did_you_mean(action, { "export", "list" }, "", "export or list"))
     end
   end,
 }
+
+local function print_version()
+  io.stdout:write(PROGRAM, " ", runtime.version, "\n")
+  local libs = runtime.libraries()
+  for _, k in ipairs { "lua", "libpq", "libcurl", "libarchive", "openssl", "zlib" } do
+    io.stdout:write(("  %-10s %s\n"):format(k, libs[k]))
+  end
+  return 0
+end
 
 command {
   name = "version",
   summary = "print the version and the library versions",
   usage = "version",
-  run = function()
-    io.stdout:write(PROGRAM, " ", runtime.version, "\n")
-    local libs = runtime.libraries()
-    for _, k in ipairs { "lua", "libpq", "libcurl", "libarchive", "openssl", "zlib" } do
-      io.stdout:write(("  %-10s %s\n"):format(k, libs[k]))
-    end
-    return 0
-  end,
+  run = print_version,
 }
+
+local function unknown_command(name)
+  return ("unknown command %q%s"):format(name, args.did_you_mean(name, order))
+end
+
+-- The command table, for the manual page and the completion scripts.
+local function cli()
+  return {
+    program = PROGRAM, version = runtime.version, tagline = tagline, description = description,
+    commands = commands, order = order, global_options = global_options,
+    environment = environment, exit_status = exit_status,
+  }
+end
 
 command {
   name = "help",
-  summary = "show help for a command",
-  usage = "help [COMMAND]",
+  summary = "show help for a command, or the manual page",
+  usage = "help [COMMAND] [--man]",
+  options = { { long = "man", help = "print the manual page (roff, for man -l -)" } },
   positional = "[COMMAND]",
-  run = function(_, positional)
+  complete = "commands",
+  run = function(opts, positional)
     local name = positional[1]
+    if #positional > 1 then args.usage_error("unexpected argument %q", positional[2]) end
+    if opts.man then
+      if name then args.usage_error("--man takes no COMMAND: the manual page covers them all") end
+      io.stdout:write(require("mxpc.cli_docs").man(cli()))
+      return 0
+    end
     if not name then
       io.stdout:write(main.help())
       return 0
     end
     local def = commands[name]
-    if not def then args.usage_error("unknown command %q", name) end
+    if not def then args.usage_error("%s", unknown_command(name)) end
     io.stdout:write(main.command_help(def))
+    return 0
+  end,
+}
+
+command {
+  name = "completion",
+  summary = "print the shell completion script for bash or zsh",
+  usage = "completion bash|zsh",
+  description = "Prints a completion script. To load it into the running shell:\n" ..
+      "  source <(" .. PROGRAM .. " completion bash)\n" ..
+      "`cmake --install` and the package install both scripts under share/.",
+  positional = "SHELL",
+  complete = { "bash", "zsh" },
+  run = function(_, positional)
+    local shell = positional[1]
+    if not shell then args.usage_error("missing SHELL (bash or zsh)") end
+    if #positional > 1 then args.usage_error("unexpected argument %q", positional[2]) end
+    if shell ~= "bash" and shell ~= "zsh" then
+      args.usage_error("unknown shell %q%s", shell, args.did_you_mean(shell, { "bash", "zsh" }, "", "bash or zsh"))
+    end
+    io.stdout:write(require("mxpc.cli_docs")[shell](cli()))
     return 0
   end,
 }
 
 function main.help()
   local out = {
-    PROGRAM .. " " .. runtime.version .. " - back up and restore Mendix for Private Cloud environments",
+    PROGRAM .. " " .. runtime.version .. " - " .. tagline,
     "",
     "usage: " .. PROGRAM .. " COMMAND [options]",
     "",
@@ -298,7 +389,14 @@ function main.help()
   out[#out + 1] = "global options:"
   out[#out + 1] = args.help(global_options)
   out[#out + 1] = ""
-  out[#out + 1] = "Run '" .. PROGRAM .. " COMMAND --help' for a command's options."
+  out[#out + 1] = "environment:"
+  out[#out + 1] = rows(environment)
+  out[#out + 1] = ""
+  out[#out + 1] = "exit status:"
+  out[#out + 1] = rows(exit_status)
+  out[#out + 1] = ""
+  out[#out + 1] = "Run '" .. PROGRAM .. " COMMAND --help' for a command's options,"
+  out[#out + 1] = "'" .. PROGRAM .. " help --man' for the manual page."
   return table.concat(out, "\n") .. "\n"
 end
 
@@ -366,6 +464,7 @@ function main.run(argv)
 
   local name = argv[i]
   if name == nil then
+    if popts.version then return print_version() end
     if popts.help then
       io.stdout:write(main.help())
       return 0
@@ -373,7 +472,7 @@ function main.run(argv)
     return print_usage_error({ message = "missing COMMAND" })
   end
   local def = commands[name]
-  if not def then return print_usage_error({ message = ("unknown command %q"):format(name) }) end
+  if not def then return print_usage_error({ message = unknown_command(name) }) end
 
   local parsed, positional
   ok, parsed, positional = pcall(function()
@@ -393,6 +492,7 @@ function main.run(argv)
     io.stdout:write(main.command_help(def))
     return 0
   end
+  if parsed.version then return print_version() end
   apply_logging(parsed)
 
   local result

@@ -23,6 +23,11 @@ function M.resolve(opts)
     cluster = tostring(client) })
   local env, rerr = environment.resolve(client, opts.namespace, opts.environment, k8s.secret_data)
   if not env then return nil, rerr end
+  -- --db-sslmode, else PGSSLMODE, may ask for stronger TLS than the environment
+  local sslmode, source = opts.db_sslmode, "--db-sslmode"
+  if not sslmode then sslmode, source = os.getenv("PGSSLMODE"), "PGSSLMODE" end
+  local sok, serr = environment.request_sslmode(env.database, sslmode, source)
+  if not sok then return nil, serr end
   env.client = client
   log.info("environment found", { replicas = env.replicas, database = ("%s:%s/%s"):format(env.database.host,
     env.database.port, env.database.dbname), sslmode = env.database.sslmode,

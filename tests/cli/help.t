@@ -47,7 +47,7 @@ $ version --help
 >~ ^usage: mxpc-data-migration version$
 
 $ help --help
->~ ^usage: mxpc-data-migration help \[COMMAND\]$
+>~ ^usage: mxpc-data-migration help \[COMMAND\] \[--man\]$
 
 $ version
 >~ ^mxpc-data-migration \d+\.\d+\.\d+$

@@ -5,6 +5,8 @@ Format of a .t file (cases separated by blank lines, '#' starts a comment):
     % shell command        setup, run with bash before the next '$' (must succeed)
     $ ARGS...              run the program with ARGS (shell-like quoting);
                            leading NAME=VALUE words set environment variables
+    ~ shell command        instead of '$': run a shell command with bash; its
+                           exit code and output are checked the same way
     < FILE                 stdin of the command (default: none)
     ? CODE                 expected exit code (default 0)
     > text                 stdout, exact: if any '>' line is given, stdout must
@@ -35,13 +37,16 @@ def parse(path):
                 continue
             if cur is None:
                 cur = {"line": lineno, "setup": [], "args": None, "code": 0,
-                       "out": [], "err": [], "out_re": [], "err_re": [], "out_not": [], "err_not": [], "stdin": None}
+                       "out": [], "err": [], "out_re": [], "err_re": [], "out_not": [], "err_not": [], "stdin": None,
+                       "shell": False}
                 cases.append(cur)
             tag, _, rest = line.partition(" ")
             if tag == "%":
                 cur["setup"].append(rest)
             elif tag == "$":
                 cur["args"] = rest
+            elif tag == "~":
+                cur["args"], cur["shell"] = rest, True
             elif tag == "?":
                 cur["code"] = int(rest)
             elif tag == "<":
@@ -75,14 +80,19 @@ def run_case(binary, case, subst):
             return [f"setup failed ({r.returncode}): {cmd}\n{r.stderr}"]
     if case["args"] is None:
         return []
-    words = shlex.split(expand(case["args"]))
     env = dict(os.environ)
+    if case["shell"]:
+        words, argv = [], ["bash", "-c", expand(case["args"])]
+    else:
+        words = shlex.split(expand(case["args"]))
     while words and re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", words[0]):
         k, _, v = words.pop(0).partition("=")
         env[k] = v
     stdin = open(os.path.join(subst["tmp"], expand(case["stdin"])), "rb") if case["stdin"] else subprocess.DEVNULL
     try:
-        r = subprocess.run([binary] + words, capture_output=True, text=True, env=env,
+        if not case["shell"]:
+            argv = [binary] + words
+        r = subprocess.run(argv, capture_output=True, text=True, env=env,
                            cwd=subst["tmp"], stdin=stdin, timeout=120)
     finally:
         if case["stdin"]:

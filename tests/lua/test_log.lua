@@ -20,6 +20,20 @@ t.test("registered secrets are redacted", function()
   log.secret(nil) -- absent optional secrets are fine
 end)
 
+t.test("a secret inside the mask is redacted and the line ends (a subprocess with a time limit)", function()
+  local dir = t.tmpdir()
+  t.write(dir .. "/s.lua", [[
+    local log = require "mxpc.log"
+    log.secret("*")
+    log.secret("**")
+    io.stderr:write(log.redact("password is * and **"), "\n")
+    log.warn("the secret is *")
+  ]])
+  local out, code = t.sh("timeout -s KILL 20 " .. t.program() .. " run " .. dir .. "/s.lua 2>&1")
+  t.eq(code, 0, "exit status (137: it never returned)")
+  t.eq(out, "password is *** and ***\nwarn: the secret is ***\n")
+end)
+
 t.test("log lines go to stderr, redacted, with sorted fields", function()
   local prog = t.program()
   local dir = t.tmpdir()

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -60,6 +62,186 @@ static void credential_patterns_are_masked(void **state)
     assert_redacts("https://host/path@x no-userinfo", "https://host/path@x no-userinfo");
 }
 
+/* Runs `fn` in a child process that the alarm ends after `seconds`: a
+ * redaction that never returns fails the test instead of hanging it. */
+static void in_child_within(unsigned seconds, void (*fn)(void))
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        alarm(seconds);
+        fn();
+        _exit(0);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    if (WIFSIGNALED(status))
+        fail_msg("the redaction was killed by signal %d (did not finish within %u s)", WTERMSIG(status), seconds);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+/* in a child: exit 1 (with a message) unless redact(in) == expected */
+static void child_expect(const char *in, const char *expected)
+{
+    char *out = mxpc_redact(in);
+    if (strcmp(out, expected) != 0) {
+        fprintf(stderr, "redact(\"%s\") = \"%s\", expected \"%s\"\n", in, out, expected);
+        _exit(1);
+    }
+    free(out);
+}
+
+static void secrets_inside_the_mask(void)
+{
+    mxpc_redact_add("*");
+    child_expect("password is *", "password is ***");
+    child_expect("a * b ** c", "a *** b *** c");
+    mxpc_redact_clear();
+    mxpc_redact_add("**");
+    mxpc_redact_add("***");
+    mxpc_redact_add("x*");
+    child_expect("x** and ***** and x", "*** and *** and x");
+    mxpc_redact_clear();
+}
+
+static void a_secret_inside_the_mask_terminates(void **state)
+{
+    (void)state;
+    in_child_within(10, secrets_inside_the_mask);
+}
+
+static void overlapping_secrets_are_masked_as_one(void **state)
+{
+    (void)state;
+    mxpc_redact_add("abc");
+    mxpc_redact_add("bcd");
+    /* every byte of every occurrence is hidden, also where they overlap */
+    assert_redacts("x abcd y", "x *** y");
+    assert_redacts("abcabc", "***");
+    assert_redacts("", "");
+}
+
+/* --- fuzzing against a plain reference --------------------------------------- */
+
+static unsigned long long rng_state = 0x9e3779b97f4a7c15ULL;
+static unsigned rnd(unsigned n)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (unsigned)(rng_state % n);
+}
+
+/* A few letters and the mask's own character, so secrets overlap each other,
+ * repeat, and are parts of the mask; no credential patterns can form. */
+static void random_text(char *out, size_t max_len, size_t min_len)
+{
+    static const char alphabet[] = "ab*c";
+    size_t n = min_len + rnd((unsigned)(max_len - min_len + 1));
+    for (size_t i = 0; i < n; i++)
+        out[i] = alphabet[rnd(sizeof alphabet - 1)];
+    out[n] = '\0';
+}
+
+/* Every byte inside an occurrence of a secret in the original text is masked;
+ * a run of such bytes becomes one mask. */
+static char *reference_redact(const char *text, char secrets[][8], size_t nsecrets)
+{
+    size_t n = strlen(text);
+    char *covered = calloc(n + 1, 1);
+    for (size_t s = 0; s < nsecrets; s++) {
+        size_t m = strlen(secrets[s]);
+        if (m == 0)
+            continue;
+        for (size_t i = 0; i + m <= n; i++)
+            if (memcmp(text + i, secrets[s], m) == 0)
+                memset(covered + i, 1, m);
+    }
+    struct mxpc_buf out = MXPC_BUF_INIT;
+    mxpc_buf_puts(&out, "");
+    for (size_t i = 0; i < n; i++) {
+        if (!covered[i])
+            mxpc_buf_putc(&out, text[i]);
+        else if (i == 0 || !covered[i - 1])
+            mxpc_buf_puts(&out, "***");
+    }
+    free(covered);
+    return mxpc_buf_take(&out);
+}
+
+static void fuzz_rounds(void)
+{
+    char secrets[6][8];
+    char text[80];
+    for (int round = 0; round < 20000; round++) {
+        mxpc_redact_clear();
+        size_t nsecrets = rnd(7);
+        for (size_t s = 0; s < nsecrets; s++) {
+            random_text(secrets[s], 5, 0); /* empty ones too: ignored */
+            mxpc_redact_add(secrets[s]);
+        }
+        random_text(text, sizeof text - 1, 0);
+        char *want = reference_redact(text, secrets, nsecrets);
+        char *got = mxpc_redact(text);
+        if (strcmp(got, want) != 0) {
+            fprintf(stderr, "round %d: redact(\"%s\") = \"%s\", expected \"%s\"; secrets:", round, text, got, want);
+            for (size_t s = 0; s < nsecrets; s++)
+                fprintf(stderr, " \"%s\"", secrets[s]);
+            fputc('\n', stderr);
+            _exit(1);
+        }
+        free(want);
+        free(got);
+    }
+    mxpc_redact_clear();
+}
+
+static void fuzz_random_secrets_and_texts(void **state)
+{
+    (void)state;
+    in_child_within(60, fuzz_rounds);
+}
+
+/* Linear time, counted rather than timed: the work of one redaction is
+ * bounded by a constant times (text length x secrets + secret lengths). */
+static void work_is_linear_in_the_text(void **state)
+{
+    (void)state;
+    size_t n = 200000, m = 1000;
+    char *text = malloc(n + 1);
+    char *long_a = malloc(m + 1), *long_ab = malloc(m + 1), *period = malloc(m + 1);
+    memset(text, 'a', n);
+    text[n] = '\0';
+    for (size_t i = m; i < n; i += m)
+        text[i] = 'b'; /* almost-matches of long_a everywhere */
+    memset(long_a, 'a', m);
+    long_a[m] = '\0';
+    memcpy(long_ab, long_a, m + 1);
+    long_ab[m - 1] = 'b';
+    for (size_t i = 0; i < m; i++)
+        period[i] = i % 2 ? 'b' : 'a';
+    period[m] = '\0';
+    mxpc_redact_add(long_a);
+    mxpc_redact_add(long_ab);
+    mxpc_redact_add(period);
+    mxpc_redact_add("a");
+    mxpc_redact_add("*");
+    size_t before = mxpc_redact_work();
+    char *out = mxpc_redact(text);
+    size_t work = mxpc_redact_work() - before;
+    size_t bound = 4 * (n * 5 + 3 * m + 2);
+    if (work > bound)
+        fail_msg("redacting %zu bytes with 5 secrets took %zu steps, more than %zu", n, work, bound);
+    assert_null(strchr(out, 'a'));
+    free(out);
+    free(text);
+    free(long_a);
+    free(long_ab);
+    free(period);
+}
+
 static void json_log_line_redacts_fields_and_escapes(void **state)
 {
     (void)state;
@@ -106,6 +288,10 @@ int main(void)
         cmocka_unit_test_teardown(credential_patterns_are_masked, teardown),
         cmocka_unit_test_teardown(json_log_line_redacts_fields_and_escapes, teardown),
         cmocka_unit_test_teardown(text_log_respects_level, teardown),
+        cmocka_unit_test_teardown(a_secret_inside_the_mask_terminates, teardown),
+        cmocka_unit_test_teardown(overlapping_secrets_are_masked_as_one, teardown),
+        cmocka_unit_test_teardown(fuzz_random_secrets_and_texts, teardown),
+        cmocka_unit_test_teardown(work_is_linear_in_the_text, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

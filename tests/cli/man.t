@@ -1,0 +1,34 @@
+# The manual page, generated from the same tables as --help.
+$ help --man
+>~ ^\.TH MXPC-DATA-MIGRATION 1 .*"mxpc\\-data\\-migration \d+\.\d+\.\d+"
+>~ ^\.SH SYNOPSIS$
+>~ ^\.SS backup$
+>~ ^\.SS restore$
+>~ ^\.SH GLOBAL OPTIONS$
+>~ ^\.SH ENVIRONMENT$
+>~ ^\.SH EXIT STATUS$
+!! .
+
+$ help backup --man
+? 2
+!~ ^error: --man takes no COMMAND
+
+# renders without a warning
+% {bin} help --man > {tmp}/m.1
+~ groff -man -Tutf8 -ww -z {tmp}/m.1
+!! .
+
+~ MANWIDTH=100 man -l {tmp}/m.1 | col -b
+>~ ^MXPC-DATA-MIGRATION\(1\)\s+User Commands
+>~ ^NAME$
+>~ ^ +mxpc-data-migration - back up and restore Mendix for Private Cloud environments$
+>~ ^ +mxpc-data-migration backup -n NAMESPACE -e ENVIRONMENT -f FILE \[options\]$
+>~ ^ +-n, --namespace NAMESPACE$
+>~ ^ +--log-format FORMAT$
+>~ ^ +SSL_CERT_FILE$
+>~ ^ +2 +bad command line$
+!! .
+
+# every command of --help has its section
+~ for c in $({bin} --help | sed -n '/^commands:/,/^$/s/^  \([a-z-]*\) .*/\1/p'); do grep -qx ".SS $c" {tmp}/m.1 || echo "missing: $c"; done
+>! missing
