@@ -8,34 +8,16 @@
 # mode, as in the pod) a backup works with the backup Role and a restore
 # --stop-app is refused until the Role allows it. Needs MXPC_STACK_ENV;
 # reseeds the namespace before and after.
-set -uo pipefail
-bin=$1
-src=$(cd "$(dirname "$0")/../.." && pwd)
-[ -n "${MXPC_STACK_ENV:-}" ] || { echo "FAIL: MXPC_STACK_ENV is not set (start tests/stack/up)"; echo "0 passed, 1 failed"; exit 1; }
-# shellcheck disable=SC1090
-. "$MXPC_STACK_ENV"
-export KUBECONFIG=$MXPC_KUBECONFIG PGSSLROOTCERT=$MXPC_PG_CA MXPC_SCRIPTS= MXPC_DATADIR=
-seed_json=$MXPC_STACK_DIR/seed.json
-work=$(mktemp -d)
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh" "$@"
 export TMPDIR=$work/tmp
 mkdir "$TMPDIR"
 cleanup() {
   for e in demo-app demo-copy; do "$bin" -q jump-pod -n mendix -e "$e" --delete >/dev/null 2>&1; done
   rm -rf "$work"
-  "$src/tests/stack/seed" --env-file "$MXPC_STACK_ENV" >/dev/null
+  reseed >/dev/null
 }
 trap cleanup EXIT
-passed=0 failed=0
-ok() { passed=$((passed + 1)); echo "ok   $1"; }
-bad() { failed=$((failed + 1)); echo "FAIL $1"; [ -f "$work/err" ] && tail -4 "$work/err" | sed 's/^/  /'; }
-check() { if eval "$2"; then ok "$1"; else bad "$1"; fi; }
-run() {
-  local name=$1 want=$2
-  shift 2
-  "$bin" "$@" >"$work/out" 2>"$work/err"
-  local got=$?
-  if [ "$got" = "$want" ]; then ok "$name"; else bad "$name (exit $got, expected $want)"; fi
-}
 # the rules of the Role in a JSON List on stdin, one "group resource verb" per line
 rules() {
   python3 -c '
@@ -141,5 +123,4 @@ check "... and its token no longer works" '[ $? = 1 ] && grep -q "Unauthorized" 
 run "--delete again: nothing left to delete" 0 jump-pod -n mendix -e demo-app --delete
 check "... and says so" '[ "$(grep -c " not found$" "$work/out")" = 4 ]'
 
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+finish

@@ -3,30 +3,9 @@
 # and prove the copy holds the same tables, sequences and files; plus the ways
 # it must refuse or fail without damage. Needs MXPC_STACK_ENV; reseeds the
 # namespace before and after.
-set -uo pipefail
-bin=$1
-src=$(cd "$(dirname "$0")/../.." && pwd)
-[ -n "${MXPC_STACK_ENV:-}" ] || { echo "FAIL: MXPC_STACK_ENV is not set (start tests/stack/up)"; echo "0 passed, 1 failed"; exit 1; }
-# shellcheck disable=SC1090
-. "$MXPC_STACK_ENV"
-export KUBECONFIG=$MXPC_KUBECONFIG PGSSLROOTCERT=$MXPC_PG_CA MXPC_SCRIPTS= MXPC_DATADIR=
-seed_json=$MXPC_STACK_DIR/seed.json
-work=$(mktemp -d)
-trap 'rm -rf "$work"; "$src/tests/stack/seed" --env-file "$MXPC_STACK_ENV" >/dev/null' EXIT
-passed=0 failed=0
-ok() { passed=$((passed + 1)); echo "ok   $1"; }
-bad() { failed=$((failed + 1)); echo "FAIL $1"; [ -f "$work/err" ] && sed 's/^/  /' "$work/err" | tail -5; }
-# run NAME EXPECTED_EXIT ARGS...: runs the program, stdout to $work/out, stderr to $work/err
-run() {
-  local name=$1 want=$2
-  shift 2
-  "$bin" "$@" >"$work/out" 2>"$work/err"
-  local got=$?
-  if [ "$got" = "$want" ]; then ok "$name"; else bad "$name (exit $got, expected $want)"; fi
-}
-expect_err() { if grep -qE "$2" "$work/err"; then ok "$1"; else bad "$1: stderr has no /$2/"; fi; }
-proof() { "$bin" run "$src/tests/e2e/proof.lua" "$seed_json" demo-app demo-copy >"$work/proof" 2>&1; }
-replicas() { kubectl -n mendix get mendixapp demo-copy -o jsonpath='{.spec.replicas}'; }
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh" "$@"
+trap 'rm -rf "$work"; reseed >/dev/null' EXIT
 
 "$src/tests/stack/seed" --env-file "$MXPC_STACK_ENV" >"$work/seed.log" 2>&1 || { echo "FAIL: seeding"; tail -20 "$work/seed.log"; echo "0 passed, 1 failed"; exit 1; }
 
@@ -151,5 +130,4 @@ run "backup with a missing file completes" 0 backup -n mendix -e demo-app -f "$w
 expect_err "... and warns about it" "file not found in storage, skipped"
 grep -q "19 files" "$work/out" && grep -q "1 missing" "$work/out" && ok "... and counts it" || bad "missing file counted"
 
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+finish

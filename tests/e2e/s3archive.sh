@@ -6,15 +6,8 @@
 # Ctrl-C that must leave no object and no unfinished multipart upload, nor
 # change anything when the object is damaged. Needs MXPC_STACK_ENV; reseeds
 # the namespace before and after.
-set -uo pipefail
-bin=$1
-src=$(cd "$(dirname "$0")/../.." && pwd)
-[ -n "${MXPC_STACK_ENV:-}" ] || { echo "FAIL: MXPC_STACK_ENV is not set (start tests/stack/up)"; echo "0 passed, 1 failed"; exit 1; }
-# shellcheck disable=SC1090
-. "$MXPC_STACK_ENV"
-export KUBECONFIG=$MXPC_KUBECONFIG PGSSLROOTCERT=$MXPC_PG_CA MXPC_SCRIPTS= MXPC_DATADIR=
-seed_json=$MXPC_STACK_DIR/seed.json
-work=$(mktemp -d)
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh" "$@"
 export TMPDIR=$work/tmp
 mkdir "$TMPDIR"
 bucket=mxpc-archives-$$-$RANDOM
@@ -22,15 +15,6 @@ bucket=mxpc-archives-$$-$RANDOM
 export AWS_ACCESS_KEY_ID=$MXPC_S3_ACCESS_KEY AWS_SECRET_ACCESS_KEY=$MXPC_S3_SECRET_KEY AWS_REGION=$MXPC_S3_REGION
 unset AWS_PROFILE AWS_SESSION_TOKEN
 ep=(--archive-endpoint "$MXPC_S3_ENDPOINT")
-passed=0 failed=0
-ok() { passed=$((passed + 1)); echo "ok   $1"; }
-bad() { failed=$((failed + 1)); echo "FAIL $1"; [ -f "$work/err" ] && tail -4 "$work/err" | sed 's/^/  /'; }
-check() { if eval "$2"; then ok "$1"; else bad "$1"; fi; }
-wait_for() { for _ in $(seq 1 600); do eval "$1" && return 0; sleep 0.05; done; return 1; }
-proof() { "$bin" run "$src/tests/e2e/proof.lua" "$seed_json" demo-app demo-copy >"$work/proof" 2>&1; }
-replicas() { kubectl -n mendix get mendixapp demo-copy -o jsonpath='{.spec.replicas}'; }
-orders() { PGPASSWORD=$MXPC_PG_SUPERPASS psql -Atq -h 127.0.0.1 -p "$MXPC_PG_PLAIN_PORT" -U "$MXPC_PG_SUPERUSER" \
-  -d demo_copy -c 'select count(*) from "myfirstmodule$order"'; }
 tmp_empty() { [ -z "$(ls -A "$TMPDIR")" ]; }
 # s3 ACTION [KEY [FILE]]: the bucket as seen by a plain S3 client
 s3() {
@@ -55,13 +39,6 @@ return 0
 LUA
 }
 trap 'kill $(jobs -p) 2>/dev/null; s3 drop >/dev/null 2>&1; rm -rf "$work"; "$src/tests/stack/seed" --env-file "$MXPC_STACK_ENV" >/dev/null' EXIT
-run() {
-  local name=$1 want=$2
-  shift 2
-  "$bin" "$@" >"$work/out" 2>"$work/err"
-  local got=$?
-  if [ "$got" = "$want" ]; then ok "$name"; else bad "$name (exit $got, expected $want)"; fi
-}
 
 "$src/tests/stack/seed" --env-file "$MXPC_STACK_ENV" >"$work/seed.log" 2>&1 || { echo "FAIL: seeding"; tail -20 "$work/seed.log"; echo "0 passed, 1 failed"; exit 1; }
 s3 create || { echo "FAIL: creating bucket $bucket"; echo "0 passed, 1 failed"; exit 1; }
@@ -156,5 +133,4 @@ check "a backup -f s3:// failing midway (a file changed size) exits 1" '[ $code 
 check "... and leaves no object and no upload" '! s3 exists stopped.tar.gz && [ "$(s3 uploads)" = 0 ]'
 check "... nor a working directory" tmp_empty
 
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+finish

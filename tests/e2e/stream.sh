@@ -5,28 +5,14 @@
 # pipe: the reader sees a broken archive, nothing is restored, and no spool
 # file or working directory is left. Needs MXPC_STACK_ENV; reseeds the
 # namespace before and after.
-set -uo pipefail
-bin=$1
-src=$(cd "$(dirname "$0")/../.." && pwd)
-[ -n "${MXPC_STACK_ENV:-}" ] || { echo "FAIL: MXPC_STACK_ENV is not set (start tests/stack/up)"; echo "0 passed, 1 failed"; exit 1; }
-# shellcheck disable=SC1090
-. "$MXPC_STACK_ENV"
-export KUBECONFIG=$MXPC_KUBECONFIG PGSSLROOTCERT=$MXPC_PG_CA MXPC_SCRIPTS= MXPC_DATADIR=
-seed_json=$MXPC_STACK_DIR/seed.json
-work=$(mktemp -d)
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh" "$@"
 # the private working directories (and the spool file) of both sides go here
 export TMPDIR=$work/tmp
 mkdir "$TMPDIR"
-trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$work"; "$src/tests/stack/seed" --env-file "$MXPC_STACK_ENV" >/dev/null' EXIT
-passed=0 failed=0
-ok() { passed=$((passed + 1)); echo "ok   $1"; }
+trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$work"; reseed >/dev/null' EXIT
+# both sides of a pipe write their own stderr file: show them all
 bad() { failed=$((failed + 1)); echo "FAIL $1"; for f in "$work"/*.err; do [ -f "$f" ] && { echo "  $f:"; tail -4 "$f" | sed 's/^/  /'; }; done; }
-check() { if eval "$2"; then ok "$1"; else bad "$1"; fi; }
-wait_for() { for _ in $(seq 1 600); do eval "$1" && return 0; sleep 0.05; done; return 1; }
-proof() { "$bin" run "$src/tests/e2e/proof.lua" "$seed_json" demo-app demo-copy >"$work/proof" 2>&1; }
-replicas() { kubectl -n mendix get mendixapp demo-copy -o jsonpath='{.spec.replicas}'; }
-orders() { PGPASSWORD=$MXPC_PG_SUPERPASS psql -Atq -h 127.0.0.1 -p "$MXPC_PG_PLAIN_PORT" -U "$MXPC_PG_SUPERUSER" \
-  -d demo_copy -c 'select count(*) from "myfirstmodule$order"'; }
 tmp_empty() { [ -z "$(ls -A "$TMPDIR")" ]; }
 
 "$src/tests/stack/seed" --env-file "$MXPC_STACK_ENV" >"$work/seed.log" 2>&1 || { echo "FAIL: seeding"; tail -20 "$work/seed.log"; echo "0 passed, 1 failed"; exit 1; }
@@ -135,5 +121,4 @@ check "... starts the app again" '[ "$(replicas)" = 1 ] && grep -q "starting the
 check "... leaves the database untouched" '[ "$(orders)" = "$before" ]'
 check "... and removes the spool file" tmp_empty
 
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+finish
