@@ -6,7 +6,7 @@
 #   check NAME CONDITION          ok or bad by an eval'ed condition
 #   expect_err NAME REGEX         ok if $work/err matches the extended regular expression
 #   run NAME EXPECTED_EXIT ARGS   the program, stdout to $work/out, stderr to $work/err
-#   wait_for CONDITION            polls for up to 30 seconds
+#   wait_for CONDITION [SECONDS]  polls for up to SECONDS (default 30)
 #   proof                         does demo-copy hold demo-app's data? ($work/proof)
 #   replicas, orders              demo-copy's spec.replicas, and its order rows
 #   reseed [ARGS]                 tests/stack/seed with ARGS
@@ -32,7 +32,7 @@ run() {
   local got=$?
   if [ "$got" = "$want" ]; then ok "$name"; else bad "$name (exit $got, expected $want)"; fi
 }
-wait_for() { for _ in $(seq 1 600); do eval "$1" && return 0; sleep 0.05; done; return 1; }
+wait_for() { for _ in $(seq 1 $((${2:-30} * 20))); do eval "$1" && return 0; sleep 0.05; done; return 1; }
 proof() { "$bin" run "$src/tests/e2e/proof.lua" "$seed_json" demo-app demo-copy >"$work/proof" 2>&1; }
 replicas() { kubectl -n mendix get mendixapp demo-copy -o jsonpath='{.spec.replicas}'; }
 orders() { PGPASSWORD=$MXPC_PG_SUPERPASS psql -Atq -h 127.0.0.1 -p "$MXPC_PG_PLAIN_PORT" -U "$MXPC_PG_SUPERUSER" \

@@ -98,7 +98,7 @@ run "restore of the multipart archive" 0 restore -n mendix -e demo-copy -f "s3:/
 
 for sig in INT TERM; do
   "$bin" -v backup -n mendix -e demo-app -f "s3://$bucket/stopped.tar.gz" "${ep[@]}" >"$work/out" 2>"$work/err" & pid=$!
-  wait_for 'grep -q "multipart upload of s3://$bucket/stopped.tar.gz begun" "$work/err"' || bad "the upload began"
+  wait_for 'grep -q "multipart upload of s3://$bucket/stopped.tar.gz begun" "$work/err"' 180 || bad "the upload began"
   check "SIG$sig during the upload: an unfinished multipart upload exists before" '[ "$(s3 uploads)" = 1 ]'
   kill -$sig $pid; wait $pid; code=$?
   check "... exit $([ $sig = INT ] && echo 130 || echo 143)" '[ $code = $([ $sig = INT ] && echo 130 || echo 143) ]'
@@ -120,7 +120,7 @@ check "... and leaves no object and no upload" '! s3 exists stopped.tar.gz && [ 
 # (the last one: files are copied in the order of their UUIDs)
 key=$(python3 -c "import json; d = json.load(open('$seed_json')); print(max(d['environments']['demo-app']['files'], key=lambda f: f['uuid'])['key'])")
 "$bin" -v backup -n mendix -e demo-app -f "s3://$bucket/stopped.tar.gz" "${ep[@]}" >"$work/out" 2>"$work/err" & pid=$!
-wait_for 'grep -q "multipart upload of s3://$bucket/stopped.tar.gz begun" "$work/err"' || bad "the upload began"
+wait_for 'grep -q "multipart upload of s3://$bucket/stopped.tar.gz begun" "$work/err"' 180 || bad "the upload began"
 kill -STOP $pid
 # the environment's storage now answers with an error for one file
 "$bin" run /dev/stdin <<LUA >/dev/null 2>&1

@@ -68,7 +68,7 @@ check "... and the spool file is removed" tmp_empty
 
 # --- failures and Ctrl-C on either side of the pipe ---------------------------------
 # larger files, so that there is time to interrupt
-"$src/tests/stack/seed" --env-file "$MXPC_STACK_ENV" --files 40 --file-size-dist 4m:1 >"$work/seed.log" 2>&1 \
+"$src/tests/stack/seed" --env-file "$MXPC_STACK_ENV" --files 24 --file-size-dist 4m:1 >"$work/seed.log" 2>&1 \
   || { bad "seeding larger files"; }
 before=$(orders)
 
@@ -77,7 +77,7 @@ before=$(orders)
 mkfifo "$work/pipe"
 "$bin" restore -n mendix -e demo-copy -f - --stop-app <"$work/pipe" >"$work/r.out" 2>"$work/r.err" & rpid=$!
 "$bin" backup -n mendix -e demo-app -f - >"$work/pipe" 2>"$work/b.err" & bpid=$!
-wait_for 'grep -q "database dumped" "$work/b.err"' || bad "the backup reached the files"
+wait_for 'grep -q "database dumped" "$work/b.err"' 180 || bad "the backup reached the files"
 sleep 0.3
 kill -INT $bpid; wait $bpid; bcode=$?
 wait $rpid; rcode=$?
@@ -90,7 +90,7 @@ check "... and neither side left a file in TMPDIR" tmp_empty
 
 # what the interrupted backup wrote is not a valid archive, for gzip, tar and verify
 "$bin" backup -n mendix -e demo-app -f - >"$work/partial.tar.gz" 2>"$work/b.err" & bpid=$!
-wait_for 'grep -q "database dumped" "$work/b.err"' || bad "the backup reached the files"
+wait_for 'grep -q "database dumped" "$work/b.err"' 180 || bad "the backup reached the files"
 sleep 0.3
 kill -TERM $bpid; wait $bpid; bcode=$?
 check "backup -f - stopped by SIGTERM exits 143" '[ $bcode = 143 ]'
@@ -104,7 +104,7 @@ check "... no working directory left" tmp_empty
 "$bin" -q backup -n mendix -e demo-app -f - >"$work/full.tar.gz" 2>"$work/b.err"
 { head -c 2000000 "$work/full.tar.gz"; sleep 30; } 2>/dev/null \
   | "$bin" restore -n mendix -e demo-copy -f - --stop-app >"$work/r.out" 2>"$work/r.err" & rpid=$!
-wait_for '[ -n "$(find "$TMPDIR" -name archive -size +1000k)" ]' || bad "the restore spooled its input"
+wait_for '[ -n "$(find "$TMPDIR" -name archive -size +1000k)" ]' 180 || bad "the restore spooled its input"
 kill -INT $rpid; wait $rpid; rcode=$?
 check "restore -f - interrupted while spooling exits 130" '[ $rcode = 130 ]'
 check "restore -f - interrupted while spooling: the spool file is removed" tmp_empty
@@ -114,7 +114,7 @@ kill $(jobs -p) 2>/dev/null
 
 # a restore interrupted while it uploads the files (after the spool was checked)
 "$bin" restore -n mendix -e demo-copy -f - --stop-app <"$work/full.tar.gz" >"$work/r.out" 2>"$work/r.err" & rpid=$!
-wait_for 'grep -q "connected to the database" "$work/r.err"' || bad "the restore reached the upload"
+wait_for 'grep -q "connected to the database" "$work/r.err"' 180 || bad "the restore reached the upload"
 kill -INT $rpid; wait $rpid; rcode=$?
 check "restore -f - interrupted while restoring exits 130" '[ $rcode = 130 ]'
 check "... starts the app again" '[ "$(replicas)" = 1 ] && grep -q "starting the app again" "$work/r.err"'
