@@ -92,6 +92,27 @@ def parse_target(text):
     return host, int(port)
 
 
+def serve_forever(name, port, handle):
+    """Listens on 127.0.0.1:port (0: any free port), prints "listening on
+    127.0.0.1:PORT" and runs handle(client socket) in a thread for each
+    connection, until SIGTERM or SIGINT. Also used by tests/faults."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind(("127.0.0.1", port))
+    except OSError as e:
+        sys.exit(f"{name}: cannot listen on 127.0.0.1:{port}: {e}")
+    listener.listen(128)
+    print(f"listening on 127.0.0.1:{listener.getsockname()[1]}", flush=True)
+    try:
+        while True:
+            client, _ = listener.accept()
+            threading.Thread(target=handle, args=(client,), daemon=True).start()
+    except KeyboardInterrupt:
+        pass
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--target", type=parse_target, required=True, help="HOST:PORT to forward to")
@@ -100,22 +121,7 @@ def main():
     opts = p.parse_args()
     if opts.delay < 0:
         p.error("--delay must not be negative")
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    listener = socket.socket()
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        listener.bind(("127.0.0.1", opts.port))
-    except OSError as e:
-        sys.exit(f"latency_proxy: cannot listen on 127.0.0.1:{opts.port}: {e}")
-    listener.listen(128)
-    print(f"listening on 127.0.0.1:{listener.getsockname()[1]}", flush=True)
-    try:
-        while True:
-            client, _ = listener.accept()
-            threading.Thread(target=serve_connection, args=(client, opts.target, opts.delay / 1000),
-                             daemon=True).start()
-    except KeyboardInterrupt:
-        pass
+    serve_forever("latency_proxy", opts.port, lambda client: serve_connection(client, opts.target, opts.delay / 1000))
 
 
 if __name__ == "__main__":

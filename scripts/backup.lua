@@ -1,12 +1,14 @@
 -- The backup workflow: an environment's database and files -> a Mendix Cloud
 -- backup archive. Called with the parsed options:
---   { namespace =, environment =, file =, force =, database_only =, kubeconfig =, context =,
---     archive_endpoint =, archive_region =, archive_profile = }
+--   { namespace =, environment =, file =, force =, database_only =, compression_level =,
+--     kubeconfig =, context =, archive_endpoint =, archive_region =, archive_profile = }
 -- `file` is a path, "-" (standard output) or "s3://BUCKET/KEY".
 -- Edit a copy (mxpc-data-migration scripts export DIR) to filter files or add
 -- steps; run it with --scripts DIR.
 local errors = require "mxpc.error"
 local log = require "mxpc.log"
+local pg_programs = require "mxpc.pg_programs"
+local runtime = require "mxpc.runtime"
 local wf = require "mxpc.workflow"
 
 local opts = ...
@@ -14,8 +16,10 @@ local started = os.time()
 -- what the run says goes to stderr when the archive itself goes to stdout
 local report = opts.file == "-" and io.stderr or io.stdout
 
--- 1. Check that the archive can be written, find the environment, and check
---    that its database and storage answer, before any long work.
+-- 1. Check that pg_dump is there and the archive can be written (a file, standard
+--    output, an S3 key), find the environment, and check that its database
+--    and storage answer, before any long work.
+assert(pg_programs.find("pg_dump"))
 local target = assert(wf.check_target(opts))
 local env = assert(wf.resolve(opts))
 local db <close> = assert(wf.connect_database(env))
@@ -25,61 +29,73 @@ local db <close> = assert(wf.connect_database(env))
 if opts.database_only then
   local work <close> = assert(wf.workdir(opts.file))
   local dump_size = assert(wf.dump_database(env, work.path .. "/db.backup"))
-  assert(wf.deliver_file(target, work.path .. "/db.backup"))
+  assert(wf.deliver_file(target, work.path .. "/db.backup")) -- from its end on, a signal comes too late
+  wf.too_late("the backup was written")
   report:write(("database-only backup of %s/%s written to %s: %d bytes\n"):format(
     env.namespace, env.name, target.name or opts.file, dump_size))
   return 0
 end
 
 local store <close> = assert(wf.connect_storage(env))
+local transfer = wf.transfer_options(opts)
 
--- 2. Which files are in use (FileDocument rows with contents).
+-- 2. Dump the database into a private working directory beside the output
+--    (in TMPDIR for standard output or S3);
+--    pg_dump runs while the files are listed and copied.
+local work <close> = assert(wf.workdir(opts.file))
+local dump <close> = assert(wf.start_dump(env, work.path .. "/db.backup"))
+
+-- 3. Which files are in use (FileDocument rows with contents), and their
+--    sizes: from the database, else asked of the storage.
 local files = assert(wf.list_files(db))
 local facts = wf.database_facts(db)
+local present, missing = assert(wf.file_sizes(store, env, files, transfer))
+local files_size = 0
+for _, f in ipairs(present) do files_size = files_size + f.size end
 
--- 3. Dump the database into a private working directory beside the output.
-local work <close> = assert(wf.workdir(opts.file))
-local dump = work.path .. "/db.backup"
-local dump_size = assert(wf.dump_database(env, dump))
-
--- 4. Look up each file's size; a file that is gone is reported, not fatal
---    (an app may delete temporary files while the backup runs).
-local present, missing, files_size = {}, {}, 0
-for _, uuid in ipairs(files) do
-  local key = wf.object_key(env, uuid)
-  local head, err = store:head(env.storage.bucket, key)
-  if head then
-    present[#present + 1] = { uuid = uuid, key = key, size = head.size }
-    files_size = files_size + head.size
-  elseif errors.is(err, "not_found") then
-    missing[#missing + 1] = uuid
-    log.warn("file not found in storage, skipped", { uuid = uuid, key = key })
-  else
-    error(err, 0)
-  end
+-- 4. Write the archive: .metadata and the dump as soon as pg_dump is done,
+--    then each file as its download finishes (many at a time; files that
+--    do not fit the memory window wait in the working directory). Nothing
+--    valid appears before the commit: a file is renamed into place, an S3
+--    upload is completed, standard output gets the archive's end.
+local out <close> = assert(wf.archive_writer(target, { force = opts.force, level = opts.compression_level }))
+local dump_size
+local function add_database(must)
+  if not must and not dump.ended() then return false end
+  dump_size = assert(dump.finish())
+  assert(out:add_metadata {
+    duration = os.time() - started, dumpSize = dump_size, modelVersion = facts.model_version,
+    databaseSize = facts.size, filesSize = files_size,
+  })
+  assert(out:add_dump(dump.path))
+  return true
 end
-
--- 5. Write the archive: .metadata, the dump, then the files streamed from S3.
-local out <close> = assert(wf.archive_writer(target, { force = opts.force }))
-assert(out:add_metadata {
-  duration = os.time() - started, dumpSize = dump_size, modelVersion = facts.model_version,
-  databaseSize = facts.size, filesSize = files_size,
-})
-assert(out:add_dump(dump))
 local progress = wf.progress("copying files", #present)
-for _, f in ipairs(present) do
-  local entry = assert(out:begin_file(f.uuid, f.size))
-  assert(store:get(env.storage.bucket, f.key, function(chunk) return entry:write(chunk) end,
-    { expected_size = f.size }))
-  assert(entry:finish())
-  progress.step(f.size)
-end
+local copied, copied_bytes = 0, 0
+assert(out:add_files_from(store, env.storage.bucket, present, {
+  concurrency = transfer.concurrency, window = transfer.window, spill_dir = work.path, ready = add_database,
+  on_item = function(f, res, err)
+    if res then
+      copied, copied_bytes = copied + 1, copied_bytes + res.size
+      progress.step(res.size)
+      return true
+    end
+    if not errors.is(err, "not_found") then return false end
+    -- deleted since it was listed: reported, not fatal
+    missing[#missing + 1] = f.uuid
+    log.warn("file not found in storage, skipped", { uuid = f.uuid, key = f.key })
+    return true
+  end,
+}))
+if not dump_size then add_database(true) end
+runtime.defer_interrupts(true) -- from the commit on, a signal comes too late
 assert(out:commit())
 
--- 6. Say what was done.
-log.info("backup written", { file = opts.file, files = #present, missing = #missing,
+-- 5. Say what was done.
+wf.too_late("the backup was written")
+log.info("backup written", { file = target.name or opts.file, files = copied, missing = #missing,
   bytes = out:stats().bytes_out, seconds = os.time() - started })
 report:write(("backup of %s/%s written to %s: database %d bytes, %d files (%d bytes)%s\n"):format(
-  env.namespace, env.name, target.name or opts.file, dump_size, #present, files_size,
+  env.namespace, env.name, target.name or opts.file, dump_size, copied, copied_bytes,
   #missing > 0 and (", %d missing files skipped"):format(#missing) or ""))
 return 0

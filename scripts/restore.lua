@@ -7,15 +7,22 @@
 -- Nothing is written anywhere before the whole archive has been checked, the
 -- files are uploaded before the database is touched, and the database is
 -- emptied and restored in one transaction: a failure leaves it as it was.
+-- A signal (Ctrl-C, SIGTERM) before the commit ends the run with 130/143 and
+-- the database as it was; once psql has its whole input it comes too late,
+-- and the run finishes (docs/workflows.md).
 local backup_archive = require "mxpc.backup_archive"
 local errors = require "mxpc.error"
 local log = require "mxpc.log"
+local pg_programs = require "mxpc.pg_programs"
 local wf = require "mxpc.workflow"
 
 local opts = ...
 local started = os.time()
 
--- 1. Check the whole archive first: structure, layout, and pg_restore -l.
+-- 1. Check the whole archive first: structure, layout, and pg_restore -l
+--    (the PostgreSQL programs must be there before anything is changed, and
+--    before standard input is read).
+assert(pg_programs.find_all(opts.files_only and { "pg_restore" } or { "pg_restore", "psql" }))
 local work <close> = assert(wf.workdir(opts.file))
 local input = assert(wf.archive_input(opts, work))
 log.info("checking the archive", { file = input.name })
@@ -28,7 +35,8 @@ end
 
 -- 2. Find the environment; it must be stopped (or stopped for us).
 local env = assert(wf.resolve(opts))
-local app <close> = assert(wf.ensure_stopped(env, opts.stop_app))
+local app <close> = wf.app_control(env) -- starts the app again when closed, if it was stopped
+assert(app:ensure_stopped(opts.stop_app))
 
 -- 3. Check that the database and the storage answer before changing anything.
 local with_db, with_files = not opts.files_only, not opts.database_only and summary.kind ~= "dump"
@@ -36,14 +44,18 @@ local db <close> = with_db and assert(wf.connect_database(env)) or nil
 local store <close> = with_files and assert(wf.connect_storage(env)) or nil
 
 -- 4. Read the archive again: keep the dump in the private working directory,
---    upload each file to where the environment keeps it.
+--    upload each file to where the environment keeps it. Many uploads run
+--    at once, fed from this one read of the archive in bounded memory; the
+--    first failure stops them all (and aborts unfinished multipart uploads).
 local dump = work.path .. "/db.backup"
 local uploaded, bytes = 0, 0
 if summary.kind == "dump" then
   dump = input.path
 elseif with_db or with_files then
   if with_db then assert(wf.check_space(work.path, summary.dump.size, "the database dump")) end
+  local transfer = wf.transfer_options(opts)
   local progress = wf.progress("uploading files", summary.files or 0)
+  local uploads <close> = with_files and store:uploader(transfer) or nil
   local r <close> = assert(input:reader())
   for entry in r:entries() do
     local place = backup_archive.classify(entry.name, entry.type)
@@ -52,12 +64,13 @@ elseif with_db or with_files then
       for chunk in entry:chunks() do assert(f:write(chunk)) end
       assert(f:close())
     elseif place and place.kind == "file" and with_files then
-      local key = wf.object_key(env, place.uuid)
-      assert(store:put(env.storage.bucket, key, function() return entry:read(1024 * 1024) end, entry.size))
+      assert(uploads:put(env.storage.bucket, wf.object_key(env, place.uuid), entry))
       uploaded, bytes = uploaded + 1, bytes + entry.size
       progress.step(entry.size)
     end
   end
+  -- every file is in place before the database is touched
+  if uploads then assert(uploads:finish()) end
 end
 
 -- 5. Replace the database's contents in one transaction.
@@ -66,6 +79,12 @@ if with_db then
   assert(wf.restore_database(env, dump))
 end
 
+-- 6. Start the app again if it was stopped for the restore (retried while the
+--    Kubernetes API is down; if that fails, the error says how to do it).
+assert(app:start_again())
+
+-- 7. Say what was done.
+wf.too_late("the database restore had committed")
 log.info("restore finished", { files = uploaded, bytes = bytes, seconds = os.time() - started })
 io.stdout:write(("restored %s into %s/%s: %s%d files (%d bytes)\n"):format(
   input.name, env.namespace, env.name, with_db and "database, " or "", uploaded, bytes))

@@ -19,6 +19,7 @@
 
 #include "mxpc/archive.h"
 #include "mxpc/buf.h"
+#include "mxpc/log.h"
 #include "mxpc/runtime.h"
 
 #define IN_SIZE (64 * 1024)
@@ -46,19 +47,10 @@ const char *mxpc_archive_name_problem(const char *name)
 
 void mxpc_archive_quote(struct mxpc_buf *out, const char *s)
 {
-    mxpc_buf_putc(out, '"');
-    size_t n = 0;
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++, n++) {
-        if (n == QUOTE_MAX) {
-            mxpc_buf_puts(out, "...");
-            break;
-        }
-        if (*p < 0x20 || *p >= 0x7f || *p == '"' || *p == '\\')
-            mxpc_buf_printf(out, "\\x%02x", *p);
-        else
-            mxpc_buf_putc(out, (char)*p);
-    }
-    mxpc_buf_putc(out, '"');
+    size_t n = strlen(s);
+    mxpc_escape_quoted(out, s, n < QUOTE_MAX ? n : QUOTE_MAX);
+    if (n > QUOTE_MAX)
+        mxpc_buf_puts(out, "...");
 }
 
 /* --- the reader ------------------------------------------------------------- */

@@ -1,9 +1,12 @@
 /* Streaming tar.gz writer: see include/mxpc/archive.h.
  *
  * libarchive writes the tar stream into out_write(), which compresses it with
- * zlib and hands it to the file or the sink. gzip is done here rather than by
- * libarchive's filter because that filter frees its zlib state only when the
- * archive is closed cleanly: an aborted archive would leak it. */
+ * the parallel gzip of pgz.c; pgz hands the compressed bytes back to emit()
+ * on this thread, which writes them to the file or the sink (so a Lua sink is
+ * only ever called from the thread that runs Lua). gzip is done here rather
+ * than by libarchive's filter because that filter frees its zlib state only
+ * when the archive is closed cleanly (an aborted archive would leak it), and
+ * it uses one core. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -12,17 +15,16 @@
 
 #include <archive.h>
 #include <archive_entry.h>
-#include <zlib.h>
 
 #include "mxpc/archive.h"
 #include "mxpc/atomic_file.h"
 #include "mxpc/buf.h"
+#include "mxpc/pgz.h"
 #include "mxpc/runtime.h"
 
 /* Big writes are cut into pieces this size so that an interruption is
  * noticed soon. */
 #define WRITE_PIECE (1u << 20)
-#define ZOUT_SIZE (64 * 1024)
 
 enum writer_state { W_OPEN, W_ENTRY, W_COMMITTED, W_FAILED };
 
@@ -35,9 +37,8 @@ struct mxpc_archive_writer {
     char *name;
     enum writer_state state;
     int discard; /* set while aborting: the output callback drops everything */
-    z_stream z;
-    int z_ready;
-    unsigned char zout[ZOUT_SIZE];
+    struct mxpc_pgz *pgz; /* started with the first bytes */
+    int level, threads;
     char *entry_name;
     int64_t declared, written;
     uint64_t entries, bytes_in, bytes_out;
@@ -98,27 +99,31 @@ static int emit(struct mxpc_archive_writer *w, const void *data, size_t len)
     return 0;
 }
 
-/* Compresses `len` bytes (flush = Z_NO_FLUSH) or ends the gzip stream
- * (Z_FINISH), emitting every full output buffer. */
-static int deflate_out(struct mxpc_archive_writer *w, const void *data, size_t len, int flush)
+static int pgz_out(void *ud, const void *data, size_t len) { return emit(ud, data, len); }
+
+/* A failure of pgz itself (not of emit, which set out_err already). */
+static int pgz_failed(struct mxpc_archive_writer *w)
 {
-    w->z.next_in = (Bytef *)(uintptr_t)data;
-    w->z.avail_in = (uInt)len;
-    for (;;) {
-        w->z.next_out = w->zout;
-        w->z.avail_out = ZOUT_SIZE;
-        int rc = deflate(&w->z, flush);
-        if (rc == Z_STREAM_ERROR) {
+    if (w->out_status == MXPC_ARCHIVE_OK) {
+        w->out_status = MXPC_ARCHIVE_EIO;
+        snprintf(w->out_err, sizeof w->out_err, "%s", w->pgz ? mxpc_pgz_error(w->pgz) : "compression failed");
+    }
+    return -1;
+}
+
+/* Compresses `len` bytes, or ends the gzip stream (finish). */
+static int deflate_out(struct mxpc_archive_writer *w, const void *data, size_t len, int finish)
+{
+    if (!w->pgz) {
+        struct mxpc_pgz_options o = {.level = w->level, .threads = w->threads};
+        w->pgz = mxpc_pgz_new(&o, pgz_out, w, w->out_err, sizeof w->out_err);
+        if (!w->pgz) {
             w->out_status = MXPC_ARCHIVE_EIO;
-            snprintf(w->out_err, sizeof w->out_err, "compression failed");
             return -1;
         }
-        size_t n = ZOUT_SIZE - w->z.avail_out;
-        if (n > 0 && emit(w, w->zout, n) != 0)
-            return -1;
-        if (flush == Z_FINISH ? rc == Z_STREAM_END : w->z.avail_in == 0 && w->z.avail_out > 0)
-            return 0;
     }
+    int rc = finish ? mxpc_pgz_finish(w->pgz) : mxpc_pgz_write(w->pgz, data, len);
+    return rc == 0 ? 0 : pgz_failed(w);
 }
 
 static la_ssize_t out_write(struct archive *a, void *ud, const void *data, size_t len)
@@ -132,8 +137,7 @@ static la_ssize_t out_write(struct archive *a, void *ud, const void *data, size_
         snprintf(w->out_err, sizeof w->out_err, "interrupted");
         return -1;
     }
-    /* libarchive hands over at most a block (64 KiB) at a time: fits a uInt */
-    if (deflate_out(w, data, len, Z_NO_FLUSH) != 0)
+    if (deflate_out(w, data, len, 0) != 0)
         return -1;
     return (la_ssize_t)len;
 }
@@ -141,12 +145,10 @@ static la_ssize_t out_write(struct archive *a, void *ud, const void *data, size_
 static struct mxpc_archive_writer *open_common(struct mxpc_archive_writer *w, int level,
                                                enum mxpc_archive_status *status, char *err, size_t errlen)
 {
-    /* 16 + 15: a gzip wrapper, the largest window */
-    if (deflateInit2(&w->z, level, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY) == Z_OK)
-        w->z_ready = 1;
+    w->level = level;
     w->a = archive_write_new();
     w->entry = archive_entry_new();
-    if (!w->z_ready || !w->a || !w->entry || archive_write_set_format_pax_restricted(w->a) != ARCHIVE_OK ||
+    if (!w->a || !w->entry || archive_write_set_format_pax_restricted(w->a) != ARCHIVE_OK ||
         /* the tar stream is padded to whole 10240-byte records, as GNU tar does */
         archive_write_set_bytes_per_block(w->a, 64 * 1024) != ARCHIVE_OK ||
         archive_write_set_bytes_in_last_block(w->a, 10240) != ARCHIVE_OK ||
@@ -307,7 +309,7 @@ int mxpc_archive_writer_commit(struct mxpc_archive_writer *w)
     w->entry_name = NULL;
     if (archive_write_close(w->a) != ARCHIVE_OK)
         return fail_archive(w);
-    if (deflate_out(w, NULL, 0, Z_FINISH) != 0)
+    if (deflate_out(w, NULL, 0, 1) != 0)
         return fail(w, w->out_status, "%s", w->out_err);
     if (w->file && mxpc_atomic_commit(w->file, w->out_err, sizeof w->out_err) != 0)
         return fail(w, errno == EEXIST ? MXPC_ARCHIVE_EEXIST : MXPC_ARCHIVE_EIO, "%s", w->out_err);
@@ -328,6 +330,8 @@ void mxpc_archive_writer_abort(struct mxpc_archive_writer *w)
     archive_write_fail(w->a);
     archive_write_close(w->a);
     mxpc_atomic_abort(w->file);
+    mxpc_pgz_free(w->pgz); /* its threads and blocks are of no more use */
+    w->pgz = NULL;
 }
 
 void mxpc_archive_writer_free(struct mxpc_archive_writer *w)
@@ -340,12 +344,24 @@ void mxpc_archive_writer_free(struct mxpc_archive_writer *w)
         archive_write_free(w->a);
     if (w->entry)
         archive_entry_free(w->entry);
-    if (w->z_ready)
-        deflateEnd(&w->z);
+    mxpc_pgz_free(w->pgz);
     mxpc_atomic_free(w->file);
     free(w->entry_name);
     free(w->name);
     free(w);
+}
+
+void mxpc_archive_writer_set_threads(struct mxpc_archive_writer *w, int threads) { w->threads = threads; }
+
+void mxpc_archive_writer_compression_stats(const struct mxpc_archive_writer *w, uint64_t *blocks, uint64_t *stored,
+                                           int *threads)
+{
+    if (w->pgz) {
+        mxpc_pgz_stats(w->pgz, blocks, stored, threads);
+        return;
+    }
+    *blocks = *stored = 0;
+    *threads = 0;
 }
 
 const char *mxpc_archive_writer_error(const struct mxpc_archive_writer *w) { return w->err; }

@@ -35,19 +35,25 @@ void mxpc_buf_puts(struct mxpc_buf *b, const char *s) { mxpc_buf_append(b, s, st
 
 void mxpc_buf_putc(struct mxpc_buf *b, char c) { mxpc_buf_append(b, &c, 1); }
 
+void mxpc_buf_vprintf(struct mxpc_buf *b, const char *fmt, va_list ap)
+{
+    va_list again;
+    va_copy(again, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    if (n > 0) {
+        reserve(b, (size_t)n);
+        vsnprintf(b->data + b->len, (size_t)n + 1, fmt, again);
+        b->len += (size_t)n;
+    }
+    va_end(again);
+}
+
 void mxpc_buf_printf(struct mxpc_buf *b, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
+    mxpc_buf_vprintf(b, fmt, ap);
     va_end(ap);
-    if (n <= 0)
-        return;
-    reserve(b, (size_t)n);
-    va_start(ap, fmt);
-    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    b->len += (size_t)n;
 }
 
 int mxpc_buf_read_file(struct mxpc_buf *b, const char *path)

@@ -1,6 +1,7 @@
 /* Error objects: see include/mxpc/error.h. The Lua side is module mxpc.error. */
 #include "mxpc/error.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -131,6 +132,44 @@ const char *mxpc_error_field(lua_State *L, int idx, const char *name)
     const char *s = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
     lua_pop(L, 1); /* the string stays alive: the table still references it */
     return s;
+}
+
+/* The end of a leading "chunk:line: " in msg, or NULL; the chunk's length in *chunk_len. */
+static const char *position_end(const char *msg, size_t *chunk_len)
+{
+    for (const char *q = msg; *q && *q != '\n'; q++) {
+        if (*q != ':' || !isdigit((unsigned char)q[1]))
+            continue;
+        const char *d = q + 1;
+        while (isdigit((unsigned char)*d))
+            d++;
+        if (d[0] == ':' && d[1] == ' ' && q > msg) {
+            *chunk_len = (size_t)(q - msg);
+            return d + 2;
+        }
+        return NULL; /* "a:1x" or "a:1:x": not a position in front */
+    }
+    return NULL;
+}
+
+/* Does the traceback have a frame in this chunk ("\n\tCHUNK:")? */
+static int chunk_ran(const char *traceback, const char *chunk, size_t len)
+{
+    for (const char *t = traceback; t && (t = strstr(t, "\n\t")) != NULL; t += 2)
+        if (strncmp(t + 2, chunk, len) == 0 && t[2 + len] == ':')
+            return 1;
+    return 0;
+}
+
+const char *mxpc_error_skip_positions(const char *msg, const char *traceback)
+{
+    static const char embedded[] = "[embedded] ";
+    size_t len;
+    const char *end;
+    while (msg && (end = position_end(msg, &len)) != NULL &&
+           (strncmp(msg, embedded, sizeof embedded - 1) == 0 || chunk_ran(traceback, msg, len)))
+        msg = end;
+    return msg;
 }
 
 int mxpc_error_exit_code(lua_State *L, int idx)

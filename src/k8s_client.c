@@ -10,8 +10,11 @@
 
 #include <curl/curl.h>
 
+#include "mxpc/http.h"
+
 #include "mxpc/log.h"
 #include "mxpc/runtime.h"
+#include "mxpc/ca_bundle.h"
 #include "mxpc/version.h"
 
 #define DEFAULT_CONNECT_TIMEOUT_MS 10000L
@@ -20,10 +23,10 @@
 struct mxpc_k8s_client {
     struct mxpc_k8s_config cfg;
     struct mxpc_k8s_client_options opts;
+    struct mxpc_http *http; /* the shared transport: connections are reused */
     CURL *curl;
     char *base;                  /* URL prefix: the server, or its tls-server-name form */
     struct curl_slist *connect_to; /* tls-server-name: connect to the real host */
-    int global;                    /* curl_global_init succeeded */
 };
 
 const char *mxpc_k8s_status_code(long status)
@@ -94,10 +97,8 @@ struct mxpc_k8s_client *mxpc_k8s_client_new(struct mxpc_k8s_config *cfg, const s
         c->opts.connect_timeout_ms = DEFAULT_CONNECT_TIMEOUT_MS;
     if (c->opts.timeout_ms == 0)
         c->opts.timeout_ms = DEFAULT_TIMEOUT_MS;
-    /* paired with curl_global_cleanup in mxpc_k8s_client_free: libcurl counts
-     * them, so other modules' clients may come and go meanwhile */
-    c->global = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
-    c->curl = c->global ? curl_easy_init() : NULL;
+    c->http = mxpc_http_new();
+    c->curl = c->http ? mxpc_http_easy(c->http) : NULL;
     if (!c->curl || setup_server_name(c, err) != 0) {
         if (!err->code[0])
             mxpc_k8s_set_error(err, "k8s", NULL, "cannot set up the HTTP client");
@@ -111,10 +112,10 @@ void mxpc_k8s_client_free(struct mxpc_k8s_client *c)
 {
     if (!c)
         return;
-    if (c->curl)
-        curl_easy_cleanup(c->curl);
-    if (c->global)
-        curl_global_cleanup();
+    if (c->http) {
+        mxpc_http_release(c->http, c->curl);
+        mxpc_http_free(c->http);
+    }
     curl_slist_free_all(c->connect_to);
     free(c->base);
     mxpc_k8s_config_free(&c->cfg);
@@ -150,11 +151,7 @@ static int on_progress(void *userdata, curl_off_t dltotal, curl_off_t dlnow, cur
     return mxpc_interrupted() ? 1 : 0;
 }
 
-#define SET(opt, val)                                                                                                  \
-    do {                                                                                                               \
-        if (curl_easy_setopt(h, opt, val) != CURLE_OK)                                                                \
-            ok = 0;                                                                                                    \
-    } while (0)
+#define SET(opt, val) MXPC_HTTP_SET(ok, h, opt, val)
 
 static int set_blob(CURL *h, CURLoption opt, const struct mxpc_k8s_blob *b)
 {
@@ -170,8 +167,8 @@ static int set_tls_and_auth(struct mxpc_k8s_client *c, struct curl_slist **heade
     int ok = 1;
     if (cfg->ca_data.data)
         ok &= set_blob(h, CURLOPT_CAINFO_BLOB, &cfg->ca_data);
-    else if (cfg->ca_file)
-        SET(CURLOPT_CAINFO, cfg->ca_file);
+    else
+        ok &= mxpc_ca_apply(h, cfg->ca_file, NULL) == 0;
     if (cfg->insecure) {
         SET(CURLOPT_SSL_VERIFYPEER, 0L);
         SET(CURLOPT_SSL_VERIFYHOST, 0L);
@@ -283,7 +280,7 @@ int mxpc_k8s_request(struct mxpc_k8s_client *c, const char *method, const char *
     }
     ok &= set_tls_and_auth(c, &headers);
     SET(CURLOPT_HTTPHEADER, headers);
-    CURLcode rc = ok ? curl_easy_perform(h) : CURLE_BAD_FUNCTION_ARGUMENT;
+    CURLcode rc = ok ? mxpc_http_perform(c->http, h) : CURLE_BAD_FUNCTION_ARGUMENT;
     int result = 0;
     if (rc != CURLE_OK) {
         transfer_error(c, rc, errbuf, err);
@@ -302,7 +299,10 @@ int mxpc_k8s_request(struct mxpc_k8s_client *c, const char *method, const char *
     for (struct curl_slist *s = headers; s; s = s->next)
         memset(s->data, 0, strlen(s->data));
     curl_slist_free_all(headers);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
+    ok = 1;
+    SET(CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
+    if (!ok)
+        mxpc_log(MXPC_LOG_DEBUG, "k8s: cannot clear the request headers");
     mxpc_buf_free(&url);
     return result;
 }

@@ -18,6 +18,7 @@
 #include "mxpc/process.h"
 
 #define EXEC_OUTPUT_MAX (1 << 20)
+#define EXEC_TIMEOUT_DEFAULT 60L /* seconds a credential plugin may take (MXPC_EXEC_TIMEOUT) */
 
 /* --- small helpers ---------------------------------------------------------- */
 
@@ -472,8 +473,8 @@ static int load_kubeconfig(struct kc_set *s, const char *context, struct mxpc_k8
 
 /* Runs argv with extra environment entries and collects its stdout. Returns
  * the exit status, or -1 with `err` filled (the plugin's stderr is quoted). */
-static int spawn_collect(const char *const *argv, const char *const *envs, struct mxpc_buf *out, const char *what,
-                         struct mxpc_k8s_error *err)
+static int spawn_collect(const char *const *argv, const char *const *envs, long timeout_s, struct mxpc_buf *out,
+                         const char *what, struct mxpc_k8s_error *err)
 {
     struct mxpc_process *p = NULL;
     struct mxpc_process_options po = {.argv = argv, .env_add = envs, .in = MXPC_PROCESS_NULL,
@@ -484,6 +485,7 @@ static int spawn_collect(const char *const *argv, const char *const *envs, struc
                 "cannot run %s: %s", what, strerror(e));
         return -1;
     }
+    mxpc_process_set_timeout(p, timeout_s * 1000);
     char chunk[4096];
     ssize_t n;
     while ((n = mxpc_process_read(p, chunk, sizeof chunk)) > 0 && out->len + (size_t)n <= EXEC_OUTPUT_MAX)
@@ -492,6 +494,11 @@ static int spawn_collect(const char *const *argv, const char *const *envs, struc
     int rc = n == 0 ? mxpc_process_wait(p, &status) : (int)n;
     if (rc == MXPC_PROCESS_EINTERRUPTED) {
         mxpc_k8s_set_error(err, "interrupted", NULL, "%s: interrupted", what);
+    } else if (rc == MXPC_PROCESS_ETIMEDOUT) {
+        mxpc_k8s_set_error(err, "timeout",
+                           "run the command by hand to see what it waits for (a login in a browser, a prompt); "
+                           "MXPC_EXEC_TIMEOUT=SECONDS gives it longer",
+                           "%s did not finish within %ld s and was stopped", what, timeout_s);
     } else if (rc != 0 || n > 0) {
         mxpc_k8s_set_error(err, "config", NULL, "%s: %s", what, n > 0 ? "output too large" : strerror(errno));
     } else if (WIFSIGNALED(status)) {
@@ -552,6 +559,24 @@ static int parse_exec_output(const struct mxpc_buf *out, struct mxpc_k8s_config 
     return 0;
 }
 
+/* How long a plugin may run: MXPC_EXEC_TIMEOUT seconds, by default 60.
+ * Returns it, or 0 with err filled when the variable is not a number. */
+static long exec_timeout(struct mxpc_k8s_error *err)
+{
+    const char *v = getenv("MXPC_EXEC_TIMEOUT");
+    if (!v || !*v)
+        return EXEC_TIMEOUT_DEFAULT;
+    char *end;
+    errno = 0;
+    long s = strtol(v, &end, 10);
+    if (errno || *end || s < 1 || s > 86400) {
+        mxpc_k8s_set_error(err, "config", "give a whole number of seconds from 1 to 86400",
+                           "MXPC_EXEC_TIMEOUT=%s is not a number of seconds", v);
+        return 0;
+    }
+    return s;
+}
+
 static int run_exec(yaml_document_t *doc, yaml_node_t *exec, const char *dir, struct mxpc_k8s_config *cfg,
                     const char *where, struct mxpc_k8s_error *err)
 {
@@ -598,11 +623,15 @@ static int run_exec(yaml_document_t *doc, yaml_node_t *exec, const char *dir, st
     char what[1400];
     snprintf(what, sizeof what, "credential plugin \"%s\" (%s)", command, where);
     struct mxpc_buf out = MXPC_BUF_INIT;
-    mxpc_log(MXPC_LOG_DEBUG, "k8s: running %s", what);
-    int rc = spawn_collect((const char *const *)argv, (const char *const *)envs, &out, what, err);
+    long timeout_s = exec_timeout(err);
+    int rc = -1;
+    if (timeout_s > 0) {
+        mxpc_log(MXPC_LOG_DEBUG, "k8s: running %s (at most %ld s)", what, timeout_s);
+        rc = spawn_collect((const char *const *)argv, (const char *const *)envs, timeout_s, &out, what, err);
+    }
     if (rc == 0) {
         rc = parse_exec_output(&out, cfg, what, err);
-    } else if (strcmp(err->code, "config") == 0 && !err->hint[0]) {
+    } else if (timeout_s > 0 && strcmp(err->code, "config") == 0 && !err->hint[0]) {
         const char *install = map_str(doc, exec, "installHint");
         snprintf(err->hint, sizeof err->hint, "%s", install ? install : "run the command by hand to see why it fails");
     }

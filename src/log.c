@@ -3,6 +3,7 @@
 
 #include <ctype.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
@@ -229,33 +230,124 @@ char *mxpc_redact(const char *text)
     return mxpc_buf_take(&a);
 }
 
-/* --- output --------------------------------------------------------------- */
+/* --- escaping ------------------------------------------------------------- */
+
+/* What the character at p (n bytes left) is for a terminal or a log reader:
+ * its length is stored in *len and its code point in *cp. */
+enum char_kind {
+    CH_PLAIN,   /* printable: copied as it is */
+    CH_CONTROL, /* C0 control or DEL: moves the cursor, starts escape sequences, ends lines */
+    CH_INVALID, /* a byte that does not start a valid UTF-8 sequence (*len = 1) */
+    CH_HIDDEN,  /* a valid code point that a terminal acts on or hides: C1 controls
+                 * (U+0080-U+009F, CSI among them), bidirectional overrides and
+                 * isolates, zero-width characters, line and paragraph separators */
+};
+
+static enum char_kind classify_char(const unsigned char *p, size_t n, size_t *len, uint32_t *cp)
+{
+    *len = 1;
+    *cp = p[0];
+    if (p[0] < 0x20 || p[0] == 0x7f)
+        return CH_CONTROL;
+    if (p[0] < 0x80)
+        return CH_PLAIN;
+    size_t need;
+    uint32_t c, min;
+    if (p[0] >= 0xc2 && p[0] <= 0xdf) {
+        need = 2, c = p[0] & 0x1f, min = 0x80;
+    } else if (p[0] >= 0xe0 && p[0] <= 0xef) {
+        need = 3, c = p[0] & 0x0f, min = 0x800;
+    } else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
+        need = 4, c = p[0] & 0x07, min = 0x10000;
+    } else {
+        return CH_INVALID;
+    }
+    if (n < need)
+        return CH_INVALID;
+    for (size_t i = 1; i < need; i++) {
+        if ((p[i] & 0xc0) != 0x80)
+            return CH_INVALID;
+        c = (c << 6) | (p[i] & 0x3f);
+    }
+    if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+        return CH_INVALID;
+    *len = need;
+    *cp = c;
+    if (c <= 0x9f || c == 0x061c || (c >= 0x200b && c <= 0x200f) || (c >= 0x2028 && c <= 0x202e) ||
+        (c >= 0x2060 && c <= 0x2069) || c == 0xfeff)
+        return CH_HIDDEN;
+    return CH_PLAIN;
+}
+
+/* The escaping: for text (ESC_TEXT), inside double quotes (ESC_QUOTED: quotes
+ * and backslashes are escaped too), or inside a JSON string literal
+ * (ESC_JSON: quoted, with JSON's \uNNNN forms, and a byte that is not UTF-8,
+ * which JSON cannot carry, as the text \xNN as in text output). */
+enum escape_mode { ESC_TEXT, ESC_QUOTED, ESC_JSON };
+
+static void escape_into(struct mxpc_buf *out, const char *s, size_t n, enum escape_mode mode)
+{
+    int json = mode == ESC_JSON;
+    const unsigned char *p = (const unsigned char *)s, *end = p + n;
+    while (p < end) {
+        size_t len;
+        uint32_t cp;
+        switch (classify_char(p, (size_t)(end - p), &len, &cp)) {
+        case CH_PLAIN:
+            if (mode != ESC_TEXT && (*p == '"' || *p == '\\'))
+                mxpc_buf_putc(out, '\\');
+            mxpc_buf_append(out, p, len);
+            break;
+        case CH_CONTROL:
+            if (*p == '\n')
+                mxpc_buf_puts(out, "\\n");
+            else if (*p == '\r')
+                mxpc_buf_puts(out, "\\r");
+            else if (*p == '\t')
+                mxpc_buf_puts(out, "\\t");
+            else
+                mxpc_buf_printf(out, json ? "\\u%04x" : "\\x%02x", *p);
+            break;
+        case CH_INVALID: mxpc_buf_printf(out, json ? "\\\\x%02x" : "\\x%02x", *p); break;
+        case CH_HIDDEN: mxpc_buf_printf(out, json ? "\\u%04x" : "\\u{%x}", (unsigned)cp); break;
+        }
+        p += len;
+    }
+}
+
+void mxpc_escape(struct mxpc_buf *out, const char *s, size_t n) { escape_into(out, s, n, ESC_TEXT); }
+
+void mxpc_escape_quoted(struct mxpc_buf *out, const char *s, size_t n)
+{
+    mxpc_buf_putc(out, '"');
+    escape_into(out, s, n, ESC_QUOTED);
+    mxpc_buf_putc(out, '"');
+}
+
+char *mxpc_escape_string(const char *s)
+{
+    struct mxpc_buf out = MXPC_BUF_INIT;
+    mxpc_buf_puts(&out, "");
+    mxpc_escape(&out, s ? s : "", s ? strlen(s) : 0);
+    return mxpc_buf_take(&out);
+}
 
 void mxpc_json_quote(struct mxpc_buf *out, const char *s)
 {
     mxpc_buf_putc(out, '"');
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        switch (*p) {
-        case '"': mxpc_buf_puts(out, "\\\""); break;
-        case '\\': mxpc_buf_puts(out, "\\\\"); break;
-        case '\n': mxpc_buf_puts(out, "\\n"); break;
-        case '\r': mxpc_buf_puts(out, "\\r"); break;
-        case '\t': mxpc_buf_puts(out, "\\t"); break;
-        default:
-            if (*p < 0x20)
-                mxpc_buf_printf(out, "\\u%04x", *p);
-            else
-                mxpc_buf_putc(out, (char)*p);
-        }
-    }
+    escape_into(out, s, strlen(s), ESC_JSON);
     mxpc_buf_putc(out, '"');
 }
 
-/* Text values with spaces or quotes are quoted so a line stays parseable. */
+/* --- output --------------------------------------------------------------- */
+
+/* A text value is one word (escaped) unless it is empty or holds a space, a
+ * quote or '=': then it is quoted (JSON rules), so a line stays one parseable
+ * line. */
 static void text_value(struct mxpc_buf *out, const char *v)
 {
-    if (*v && !strpbrk(v, " \t\n\"="))
-        mxpc_buf_puts(out, v);
+    if (*v && !strpbrk(v, " \"="))
+        mxpc_escape(out, v, strlen(v));
     else
         mxpc_json_quote(out, v);
 }
@@ -281,7 +373,8 @@ void mxpc_log_fields(enum mxpc_log_level level, const char *msg, const struct mx
                         (long)(tv.tv_usec / 1000), mxpc_log_level_name(level));
         mxpc_json_quote(&line, safe_msg);
     } else {
-        mxpc_buf_printf(&line, "%s: %s", mxpc_log_level_name(level), safe_msg);
+        mxpc_buf_printf(&line, "%s: ", mxpc_log_level_name(level));
+        mxpc_escape(&line, safe_msg, strlen(safe_msg));
     }
     free(safe_msg);
     for (size_t i = 0; i < nfields; i++) {

@@ -47,14 +47,27 @@ static void scan_early_options(int argc, char **argv, struct early_options *o)
     }
 }
 
+/* prefix + text, redacted and escaped, as one line on stderr */
+static void print_line(const char *prefix, const char *text)
+{
+    char *r = mxpc_redact(text);
+    char *e = mxpc_escape_string(r);
+    fprintf(stderr, "%s%s\n", prefix, e);
+    free(e);
+    free(r);
+}
+
 /* Prints the error object on top of the stack as one line (plus a hint, and
- * the traceback with --debug), redacted, and returns the exit code. */
+ * the traceback with --debug), redacted, and returns the exit code. Lua
+ * source positions in front of the message are shown only with --debug. */
 static int report_error(lua_State *L, int debug)
 {
     int code = mxpc_error_exit_code(L, -1);
-    const char *msg = mxpc_error_field(L, -1, "message");
     const char *hint = mxpc_error_field(L, -1, "hint");
     const char *tb = mxpc_error_field(L, -1, "traceback");
+    const char *msg = mxpc_error_field(L, -1, "message");
+    if (!debug) /* where in the Lua code: only with --debug */
+        msg = mxpc_error_skip_positions(msg, tb);
     if (mxpc_log_get_format() == MXPC_LOG_JSON) {
         struct mxpc_log_field fields[2];
         size_t n = 0;
@@ -65,17 +78,23 @@ static int report_error(lua_State *L, int debug)
         mxpc_log_fields(MXPC_LOG_ERROR, msg ? msg : "unknown error", fields, n);
         return code;
     }
-    char *line = mxpc_redact(msg ? msg : "unknown error");
-    fprintf(stderr, "error: %s\n", line);
-    free(line);
-    if (hint) {
-        char *h = mxpc_redact(hint);
-        fprintf(stderr, "hint: %s\n", h);
-        free(h);
-    }
+    print_line("error: ", msg ? msg : "unknown error");
+    if (hint)
+        print_line("hint: ", hint);
     if (debug && tb) {
+        /* line by line, so the traceback keeps its shape and nothing in it
+         * reaches the terminal raw */
         char *t = mxpc_redact(tb);
-        fprintf(stderr, "%s\n", t);
+        for (char *line = t, *next; line; line = next) {
+            next = strchr(line, '\n');
+            if (next)
+                *next++ = '\0';
+            size_t indent = strspn(line, "\t");
+            fprintf(stderr, "%*s", (int)(2 * indent), "");
+            char *e = mxpc_escape_string(line + indent);
+            fprintf(stderr, "%s\n", e);
+            free(e);
+        }
         free(t);
     }
     return code;

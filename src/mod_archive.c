@@ -30,8 +30,10 @@
 #include "mxpc/archive.h"
 #include "mxpc/buf.h"
 #include "mxpc/error.h"
+#include "mxpc/lua_args.h"
 #include "mxpc/lua_callback.h"
 #include "mxpc/modules.h"
+#include "mxpc/pgz.h"
 #include "mxpc/process.h"
 #include "mxpc/runtime.h"
 
@@ -126,6 +128,15 @@ static struct lwriter *check_writer(lua_State *L, int idx)
     return lw;
 }
 
+struct mxpc_archive_writer *mxpc_lua_archive_writer(lua_State *L, int idx, long long *mtime)
+{
+    struct lwriter *lw = check_writer(L, idx);
+    if (mxpc_archive_writer_in_entry(lw->w))
+        luaL_error(L, "the archive writer has an entry open");
+    *mtime = lw->mtime;
+    return lw->w;
+}
+
 /* 0 = success; otherwise pushes the failure and returns the count. */
 static int writer_rc(lua_State *L, struct lwriter *lw, int rc)
 {
@@ -153,8 +164,10 @@ static int l_writer(lua_State *L)
     lua_Integer level = opt_field(L, 2, "level", LUA_TNUMBER) ? luaL_checkinteger(L, -1)
                                                                  : MXPC_ARCHIVE_LEVEL_DEFAULT;
     luaL_argcheck(L, level >= 0 && level <= 9, 2, "level must be between 0 and 9");
+    lua_Integer threads = opt_field(L, 2, "threads", LUA_TNUMBER) ? luaL_checkinteger(L, -1) : 0;
+    luaL_argcheck(L, threads >= 0 && threads <= MXPC_PGZ_MAX_THREADS, 2, "threads must be between 0 and 16");
     lua_Integer mtime = opt_field(L, 2, "mtime", LUA_TNUMBER) ? luaL_checkinteger(L, -1) : (lua_Integer)time(NULL);
-    const char *name = opt_field(L, 2, "name", LUA_TSTRING) ? lua_tostring(L, -1) : NULL;
+    const char *name = mxpc_args_opt_string(L, 2, "name", mxpc_args_keep(L));
 
     struct lwriter *lw = lua_newuserdatauv(L, sizeof *lw, 0);
     memset(lw, 0, sizeof *lw);
@@ -174,6 +187,7 @@ static int l_writer(lua_State *L)
     }
     if (!lw->w)
         return push_failure(L, &lw->failure, status, err);
+    mxpc_archive_writer_set_threads(lw->w, (int)threads);
     return 1;
 }
 
@@ -345,6 +359,15 @@ static int w_stats(lua_State *L)
     uint64_t entries, in, out;
     mxpc_archive_writer_stats(lw->w, &entries, &in, &out);
     push_counts(L, entries, in, out);
+    uint64_t blocks, stored;
+    int threads;
+    mxpc_archive_writer_compression_stats(lw->w, &blocks, &stored, &threads);
+    lua_pushinteger(L, (lua_Integer)blocks);
+    lua_setfield(L, -2, "blocks");
+    lua_pushinteger(L, (lua_Integer)stored);
+    lua_setfield(L, -2, "stored_blocks");
+    lua_pushinteger(L, threads);
+    lua_setfield(L, -2, "threads");
     return 1;
 }
 
@@ -504,7 +527,7 @@ static int l_reader(lua_State *L)
 {
     int is_source = lua_isfunction(L, 1);
     const char *path = is_source ? NULL : luaL_checkstring(L, 1);
-    const char *name = opt_field(L, 2, "name", LUA_TSTRING) ? lua_tostring(L, -1) : NULL;
+    const char *name = mxpc_args_opt_string(L, 2, "name", mxpc_args_keep(L));
     struct lreader *lr = lua_newuserdatauv(L, sizeof *lr, 0);
     memset(lr, 0, sizeof *lr);
     lr->source_ref = lr->chunk_ref = LUA_NOREF;
@@ -607,16 +630,32 @@ static int r_tostring(lua_State *L)
     return 1;
 }
 
-/* The reader of an entry that is still the current one. */
-static struct lreader *entry_reader(lua_State *L)
+/* The reader of the entry at idx, which must still be the current one. */
+static struct lreader *entry_reader_at(lua_State *L, int idx)
 {
-    struct lrentry *e = luaL_checkudata(L, 1, RENTRY_META);
-    lua_getiuservalue(L, 1, 1);
+    idx = lua_absindex(L, idx);
+    struct lrentry *e = luaL_checkudata(L, idx, RENTRY_META);
+    lua_getiuservalue(L, idx, 1);
     struct lreader *lr = check_reader(L, lua_gettop(L));
     lua_pop(L, 1);
     if (e->seq != lr->seq || !mxpc_archive_reader_current(lr->r, NULL))
         luaL_error(L, "attempt to use an archive entry after moving past it");
     return lr;
+}
+
+static struct lreader *entry_reader(lua_State *L)
+{
+    return entry_reader_at(L, 1);
+}
+
+struct mxpc_archive_reader *mxpc_lua_archive_entry(lua_State *L, int idx)
+{
+    return entry_reader_at(L, idx)->r;
+}
+
+int mxpc_lua_is_archive_entry(lua_State *L, int idx)
+{
+    return luaL_testudata(L, idx, RENTRY_META) != NULL;
 }
 
 /* e:read([n | "a"]) -> up to n bytes (default 64 KiB), everything left with
@@ -721,16 +760,10 @@ static int re_pipe_to(lua_State *L)
     struct lreader *lr = entry_reader(L);
     luaL_checktype(L, 2, LUA_TTABLE);
     lua_settop(L, 3);
-    int argc = (int)luaL_len(L, 2);
+    int keep = mxpc_args_keep(L);
+    size_t argc;
+    const char **argv = mxpc_args_string_array(L, 2, keep, &argc, "command words must be strings");
     luaL_argcheck(L, argc >= 1, 2, "the command is empty");
-    const char **argv = lua_newuserdatauv(L, sizeof *argv * (size_t)(argc + 1), 0);
-    for (int i = 1; i <= argc; i++) {
-        lua_rawgeti(L, 2, i);
-        argv[i - 1] = lua_tostring(L, -1);
-        luaL_argcheck(L, argv[i - 1] != NULL, 2, "command words must be strings");
-        lua_pop(L, 1); /* still referenced by the table */
-    }
-    argv[argc] = NULL;
     lua_Integer head_max = opt_field(L, 3, "head", LUA_TNUMBER) ? luaL_checkinteger(L, -1) : 0;
     luaL_argcheck(L, head_max >= 0 && head_max <= 1024 * 1024, 3, "head must be between 0 and 1 MiB");
     struct mxpc_buf head = MXPC_BUF_INIT;

@@ -144,11 +144,20 @@ static int w_tostring(lua_State *L)
 
 /* --- plain functions ------------------------------------------------------ */
 
+/* fs.stat(path [, {follow = true}]) -> {type, size, mode, mtime}; a symbolic
+ * link is "link" unless follow asks for what it points to */
 static int l_stat(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
+    int follow = 0;
+    if (!lua_isnoneornil(L, 2)) {
+        luaL_checktype(L, 2, LUA_TTABLE);
+        lua_getfield(L, 2, "follow");
+        follow = lua_toboolean(L, -1);
+        lua_pop(L, 1);
+    }
     struct stat st;
-    if (lstat(path, &st) != 0)
+    if ((follow ? stat(path, &st) : lstat(path, &st)) != 0)
         return fail_errno(L, errno, "cannot stat", path);
     lua_createtable(L, 0, 4);
     const char *type = S_ISREG(st.st_mode)   ? "file"

@@ -16,6 +16,7 @@
 
 #include "mxpc/error.h"
 #include "mxpc/k8s.h"
+#include "mxpc/lua_args.h"
 #include "mxpc/modules.h"
 #include "mxpc/runtime.h"
 
@@ -60,14 +61,6 @@ static long opt_ms(lua_State *L, int idx, const char *key, long def)
     return ms;
 }
 
-static const char *opt_string(lua_State *L, int idx, const char *key)
-{
-    lua_getfield(L, idx, key);
-    const char *s = lua_isnil(L, -1) ? NULL : luaL_checkstring(L, -1);
-    lua_pop(L, 1); /* the table keeps the string alive */
-    return s;
-}
-
 /* k8s.connect{kubeconfig=, context=, namespace=, in_cluster=, timeout=, connect_timeout=} */
 static int l_connect(lua_State *L)
 {
@@ -75,10 +68,11 @@ static int l_connect(lua_State *L)
         lua_newtable(L);
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
+    const int keep = mxpc_args_keep(L);
     struct mxpc_k8s_load_options lo = {0};
-    lo.kubeconfig = opt_string(L, 1, "kubeconfig");
-    lo.context = opt_string(L, 1, "context");
-    const char *ns = opt_string(L, 1, "namespace");
+    lo.kubeconfig = mxpc_args_opt_string(L, 1, "kubeconfig", keep);
+    lo.context = mxpc_args_opt_string(L, 1, "context", keep);
+    const char *ns = mxpc_args_opt_string(L, 1, "namespace", keep);
     lua_getfield(L, 1, "in_cluster");
     lo.in_cluster = lua_toboolean(L, -1);
     lua_pop(L, 1);

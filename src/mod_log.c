@@ -119,12 +119,26 @@ static int l_redact(lua_State *L)
     return 1;
 }
 
+/* log.escape(text) -> text safe for a terminal and a log line (mxpc_escape) */
+static int l_escape(lua_State *L)
+{
+    size_t n;
+    const char *s = luaL_checklstring(L, 1, &n);
+    struct mxpc_buf out = MXPC_BUF_INIT;
+    mxpc_buf_puts(&out, "");
+    mxpc_escape(&out, s, n);
+    lua_pushlstring(L, out.data, out.len);
+    mxpc_buf_free(&out);
+    return 1;
+}
+
 int luaopen_mxpc_log(lua_State *L)
 {
     static const luaL_Reg fns[] = {
         {"error", l_error},   {"warn", l_warn},         {"info", l_info},     {"debug", l_debug},
         {"trace", l_trace},   {"set_level", l_set_level}, {"level", l_level}, {"enabled", l_enabled},
         {"set_format", l_set_format}, {"format", l_format}, {"secret", l_secret}, {"redact", l_redact},
+        {"escape", l_escape},
         {NULL, NULL},
     };
     luaL_newlib(L, fns);

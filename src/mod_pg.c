@@ -20,6 +20,7 @@
 
 #include "mxpc/error.h"
 #include "mxpc/log.h"
+#include "mxpc/lua_args.h"
 #include "mxpc/modules.h"
 #include "mxpc/runtime.h"
 
@@ -102,27 +103,10 @@ static int wait_socket(PGconn *conn, int for_write, time_t deadline)
     }
 }
 
-/* Reads option `key` of the table at 1 as a string (numbers converted), kept
- * alive in the table of converted values at index 2. */
-static const char *opt_string(lua_State *L, const char *key)
+/* Connection parameter `key` (a string or a number) of the table at 1. */
+static const char *param(lua_State *L, int keep, const char *key)
 {
-    lua_getfield(L, 2, key);
-    if (lua_isnil(L, -1)) {
-        lua_pop(L, 1);
-        lua_getfield(L, 1, key);
-        int t = lua_type(L, -1);
-        if (t == LUA_TNUMBER) {
-            luaL_tolstring(L, -1, NULL);
-            lua_remove(L, -2);
-        } else if (t != LUA_TSTRING && t != LUA_TNIL) {
-            luaL_error(L, "connection parameter '%s' must be a string", key);
-        }
-        lua_pushvalue(L, -1);
-        lua_setfield(L, 2, key);
-    }
-    const char *v = lua_tostring(L, -1);
-    lua_pop(L, 1); /* still referenced by the table at index 2 */
-    return v;
+    return mxpc_args_opt_string(L, 1, key, keep);
 }
 
 /* pg.connect{host, port, dbname, user, password, sslmode, sslrootcert,
@@ -131,27 +115,27 @@ static int l_connect(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
-    lua_newtable(L); /* 2: the values as strings */
+    const int keep = mxpc_args_keep(L); /* 2: the values as strings */
     static const char *const names[] = {"host",        "port",   "dbname",          "user",
                                         "password",    "sslmode", "sslrootcert",    "connect_timeout",
                                         "application_name", NULL};
     const char *keys[16], *values[16];
     int n = 0;
     for (int i = 0; names[i]; i++) {
-        const char *v = opt_string(L, names[i]);
+        const char *v = param(L, keep, names[i]);
         if (v) {
             keys[n] = names[i];
             values[n++] = v;
         }
     }
-    const char *host = opt_string(L, "host"), *port = opt_string(L, "port");
-    const char *dbname = opt_string(L, "dbname"), *user = opt_string(L, "user");
-    const char *password = opt_string(L, "password"), *sslmode = opt_string(L, "sslmode");
-    if (!opt_string(L, "connect_timeout")) {
+    const char *host = param(L, keep, "host"), *port = param(L, keep, "port");
+    const char *dbname = param(L, keep, "dbname"), *user = param(L, keep, "user");
+    const char *password = param(L, keep, "password"), *sslmode = param(L, keep, "sslmode");
+    if (!param(L, keep, "connect_timeout")) {
         keys[n] = "connect_timeout";
         values[n++] = "15";
     }
-    if (!opt_string(L, "application_name")) {
+    if (!param(L, keep, "application_name")) {
         keys[n] = "application_name";
         values[n++] = "mxpc-data-migration";
     }

@@ -2,7 +2,7 @@
  *
  *   local p <close> = assert(process.spawn({"pg_dump", "-Fc", "db"},
  *       {env = {PGPASSWORD = pw}, stdout = {file = "/tmp/x/db.backup"}}))
- *   local r = p:wait()    -- {status = 0, stderr = "..."}
+ *   local r = p:wait()    -- {status = 0, stderr = "...", reason = "exit status 0"}
  *
  *   -- a pipeline: b reads what a writes
  *   local a = process.spawn({"pg_restore", "-f", "-", dump}, {stdout = "pipe"})
@@ -10,8 +10,10 @@
  *
  * Environment values are passed to the child only, never on its command line.
  * A handle that is closed or collected while the child runs kills it. */
+#define _GNU_SOURCE /* sigabbrev_np */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -20,6 +22,7 @@
 #include <lauxlib.h>
 
 #include "mxpc/error.h"
+#include "mxpc/lua_args.h"
 #include "mxpc/modules.h"
 #include "mxpc/process.h"
 #include "mxpc/runtime.h"
@@ -47,9 +50,10 @@ static struct mxpc_process *live_process(lua_State *L)
 
 /* Reads an stdin/stdout option: "null" (default), "pipe", {file = path}, or
  * (stdin only) another process spawned with stdout = "pipe".
- * Returns the mode, or -1 with errno set and the path pushed when the file
- * cannot be opened. */
-static int stream_option(lua_State *L, int opts, const char *key, int *fd, int for_output)
+ * Returns the mode, or -1 with errno set and *path set when the file cannot
+ * be opened. */
+static int stream_option(lua_State *L, int opts, int keep, const char *key, int *fd, int for_output,
+                         const char **path)
 {
     *fd = -1;
     if (lua_isnoneornil(L, opts))
@@ -70,20 +74,17 @@ static int stream_option(lua_State *L, int opts, const char *key, int *fd, int f
             luaL_error(L, "option 'stdin': that process has no stdout pipe to read (spawn it with stdout = \"pipe\")");
         mode = MXPC_PROCESS_FD;
     } else if (lua_istable(L, -1)) {
-        lua_getfield(L, -1, "file");
-        const char *path = lua_tostring(L, -1);
-        if (!path)
+        *path = mxpc_args_opt_string(L, -1, "file", keep);
+        if (!*path)
             luaL_error(L, "option '%s' must be \"pipe\", \"null\" or {file = path}", key);
-        *fd = for_output ? open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)
-                         : open(path, O_RDONLY | O_CLOEXEC);
+        *fd = for_output ? open(*path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)
+                         : open(*path, O_RDONLY | O_CLOEXEC);
         if (*fd < 0) {
             int e = errno;
-            lua_pop(L, 2);
+            lua_pop(L, 1);
             errno = e;
-            lua_pushstring(L, path);
             return -1;
         }
-        lua_pop(L, 1);
         mode = MXPC_PROCESS_FD;
     } else if (!lua_isnil(L, -1)) {
         luaL_error(L, "option '%s' must be \"pipe\", \"null\" or {file = path}", key);
@@ -99,54 +100,46 @@ static int l_spawn(lua_State *L)
     if (!lua_isnoneornil(L, 2))
         luaL_checktype(L, 2, LUA_TTABLE);
     lua_settop(L, 2);
-    int argc = (int)luaL_len(L, 1);
+    int keep = mxpc_args_keep(L); /* 3 */
+    size_t argc;
+    const char **argv = mxpc_args_string_array(L, 1, keep, &argc, "command words must be strings");
     luaL_argcheck(L, argc >= 1, 1, "the command is empty");
-    const char **argv = lua_newuserdatauv(L, sizeof *argv * (size_t)(argc + 1), 0); /* 3 */
-    for (int i = 1; i <= argc; i++) {
-        lua_rawgeti(L, 1, i);
-        argv[i - 1] = lua_tostring(L, -1);
-        luaL_argcheck(L, argv[i - 1] != NULL, 1, "command words must be strings");
-        lua_pop(L, 1); /* still referenced by the table */
-    }
-    argv[argc] = NULL;
 
-    /* env: "NAME=value" strings kept alive in a table at index 4 */
+    /* env: "NAME=value" strings in a list at index 4 */
     lua_newtable(L);
-    int nenv = 0;
     if (!lua_isnil(L, 2)) {
         lua_getfield(L, 2, "env");
         if (!lua_isnil(L, -1)) {
             luaL_argcheck(L, lua_istable(L, -1), 2, "env must be a table of NAME = value");
+            lua_Integer nenv = 0;
             lua_pushnil(L);
             while (lua_next(L, -2)) {
-                const char *k = lua_tostring(L, -2), *v = lua_tostring(L, -1);
-                if (lua_type(L, -2) != LUA_TSTRING || !v || !*k || strchr(k, '='))
+                int t = lua_type(L, -1);
+                const char *k = lua_tostring(L, -2);
+                if (lua_type(L, -2) != LUA_TSTRING || (t != LUA_TSTRING && t != LUA_TNUMBER) || !*k ||
+                    strchr(k, '='))
                     luaL_error(L, "env must map names to strings");
-                lua_pushfstring(L, "%s=%s", k, v);
+                lua_pushfstring(L, "%s=%s", k, mxpc_args_string(L, -1, keep, NULL, "an env value"));
                 lua_rawseti(L, 4, ++nenv);
                 lua_pop(L, 1);
             }
         }
         lua_pop(L, 1);
     }
-    const char **env = lua_newuserdatauv(L, sizeof *env * (size_t)(nenv + 1), 0);
-    for (int i = 1; i <= nenv; i++) {
-        lua_rawgeti(L, 4, i);
-        env[i - 1] = lua_tostring(L, -1);
-        lua_pop(L, 1);
-    }
-    env[nenv] = NULL;
+    size_t nenv;
+    const char **env = mxpc_args_string_array(L, 4, keep, &nenv, "env");
 
     struct mxpc_process_options o = {.argv = argv, .env_add = env};
-    int in = stream_option(L, 2, "stdin", &o.in_fd, 0);
+    const char *path = NULL;
+    int in = stream_option(L, 2, keep, "stdin", &o.in_fd, 0, &path);
     if (in < 0)
-        return mxpc_error_fail_errno(L, errno, "cannot open %s", lua_tostring(L, -1));
-    int out = stream_option(L, 2, "stdout", &o.out_fd, 1);
+        return mxpc_error_fail_errno(L, errno, "cannot open %s", path);
+    int out = stream_option(L, 2, keep, "stdout", &o.out_fd, 1, &path);
     if (out < 0) {
         int e = errno;
         if (o.in_fd >= 0)
             close(o.in_fd);
-        return mxpc_error_fail_errno(L, e, "cannot open %s", lua_tostring(L, -1));
+        return mxpc_error_fail_errno(L, e, "cannot open %s", path);
     }
     o.in = (enum mxpc_process_stream)in;
     o.out = (enum mxpc_process_stream)out;
@@ -172,16 +165,28 @@ static int l_spawn(lua_State *L)
     return 1;
 }
 
+/* {status = exit code | nil, signal = n | nil, stderr = text, reason = "exit
+ * status 1" | "killed by signal 9 (SIGKILL)"} */
 void mxpc_process_push_result(lua_State *L, const struct mxpc_process *p, int status)
 {
-    lua_createtable(L, 0, 3);
+    lua_createtable(L, 0, 4);
     if (WIFEXITED(status)) {
         lua_pushinteger(L, WEXITSTATUS(status));
         lua_setfield(L, -2, "status");
+        lua_pushfstring(L, "exit status %d", WEXITSTATUS(status));
     } else if (WIFSIGNALED(status)) {
-        lua_pushinteger(L, WTERMSIG(status));
+        int sig = WTERMSIG(status);
+        lua_pushinteger(L, sig);
         lua_setfield(L, -2, "signal");
+        const char *abbrev = sigabbrev_np(sig);
+        if (abbrev)
+            lua_pushfstring(L, "killed by signal %d (SIG%s)", sig, abbrev);
+        else
+            lua_pushfstring(L, "killed by signal %d", sig);
+    } else {
+        lua_pushfstring(L, "wait status %d", status);
     }
+    lua_setfield(L, -2, "reason");
     int cut;
     const char *text = mxpc_process_stderr(p, &cut);
     lua_pushfstring(L, "%s%s", text, cut ? "\n[...]" : "");
@@ -241,7 +246,7 @@ static int p_read(lua_State *L)
     return 1;
 }
 
-/* p:wait() -> {status = exit code | nil, signal = n | nil, stderr = text} */
+/* p:wait() -> {status = exit code | nil, signal = n | nil, stderr = text, reason = how it ended} */
 static int p_wait(lua_State *L)
 {
     struct lprocess *lp = check_process(L);
@@ -252,6 +257,17 @@ static int p_wait(lua_State *L)
     if (rc < 0)
         return mxpc_error_fail_errno(L, errno, "cannot wait for %s", lp->name);
     mxpc_process_push_result(L, p, status);
+    return 1;
+}
+
+/* p:poll() -> true once the child has ended (p:wait() then returns at once), else false */
+static int p_poll(lua_State *L)
+{
+    struct lprocess *lp = check_process(L);
+    int rc = mxpc_process_poll(live_process(L));
+    if (rc < 0)
+        return mxpc_error_fail_errno(L, errno, "cannot check on %s", lp->name);
+    lua_pushboolean(L, rc);
     return 1;
 }
 
@@ -285,7 +301,7 @@ static int p_tostring(lua_State *L)
 int luaopen_mxpc_process(lua_State *L)
 {
     static const luaL_Reg methods[] = {
-        {"write", p_write}, {"close_stdin", p_close_stdin}, {"read", p_read}, {"wait", p_wait},
+        {"write", p_write}, {"close_stdin", p_close_stdin}, {"read", p_read}, {"wait", p_wait}, {"poll", p_poll},
         {"pid", p_pid},     {"kill", p_close},              {"close", p_close}, {NULL, NULL},
     };
     static const luaL_Reg meta[] = {

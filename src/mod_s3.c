@@ -17,10 +17,13 @@
 
 #include <lauxlib.h>
 
+#include "mxpc/archive.h"
 #include "mxpc/atomic_file.h"
+#include "mxpc/aws.h"
 #include "mxpc/buf.h"
 #include "mxpc/error.h"
 #include "mxpc/log.h"
+#include "mxpc/lua_args.h"
 #include "mxpc/lua_callback.h"
 #include "mxpc/modules.h"
 #include "mxpc/runtime.h"
@@ -33,7 +36,7 @@
 
 struct client {
     struct mxpc_s3 *s3;
-    int uploads; /* open upload handles: the client is freed after the last */
+    int uploads; /* open uploads and uploaders: the client is freed after the last */
     int closed;
 };
 
@@ -53,8 +56,8 @@ static int push_s3_error(lua_State *L, const struct mxpc_s3_error *e)
         mxpc_check_interrupt(L);
         return mxpc_error_raise(L, "interrupted", NULL, "%s", e->message);
     }
-    if (strcmp(e->code, "usage") == 0)
-        return luaL_error(L, "%s", e->message);
+    if (strcmp(e->code, "usage") == 0) /* misuse: raised, with the hint */
+        return mxpc_error_raise(L, "error", e->hint[0] ? e->hint : NULL, "%s", e->message);
     lua_pushnil(L);
     mxpc_error_push(L, e->code, e->hint[0] ? e->hint : NULL, "%s", e->message);
     if (e->http_status) {
@@ -66,17 +69,6 @@ static int push_s3_error(lua_State *L, const struct mxpc_s3_error *e)
         lua_setfield(L, -2, "s3_code");
     }
     return 2;
-}
-
-/* Options: a field of the table at `idx`, or nil. */
-static const char *opt_string(lua_State *L, int idx, const char *name)
-{
-    lua_getfield(L, idx, name);
-    const char *s = lua_isnil(L, -1) ? NULL : lua_tostring(L, -1);
-    if (!s && !lua_isnil(L, -1))
-        luaL_error(L, "option '%s' must be a string", name);
-    lua_pop(L, 1); /* the table keeps the string alive */
-    return s;
 }
 
 static lua_Integer opt_integer(lua_State *L, int idx, const char *name, lua_Integer def)
@@ -102,28 +94,45 @@ static int opt_bool(lua_State *L, int idx, const char *name, int def)
     return v;
 }
 
-/* The options table (argument 1, nil = {}) is left alone on the stack.
- * Returns 0 with `out` filled, or the count of nil, err pushed. */
-static int resolve_credentials(lua_State *L, struct mxpc_aws_credentials *out)
+/* The options table (argument 1, nil = {}) alone at index 1, and the table
+ * keeping its strings alive (lua_args.h) pushed at index 2, returned. */
+static int options_and_keep(lua_State *L)
 {
-    if (lua_isnoneornil(L, 1))
+    if (lua_isnoneornil(L, 1)) {
+        lua_settop(L, 0);
         lua_newtable(L);
+    }
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
+    return mxpc_args_keep(L);
+}
+
+/* The credentials of the options table at 1 (strings kept in `keep`).
+ * Returns 0 with `out` filled, or the count of nil, err pushed. */
+static int resolve_credentials(lua_State *L, int keep, struct mxpc_aws_credentials *out)
+{
     const int opts = 1;
     struct mxpc_aws_credentials given = {
-        .access_key = (char *)opt_string(L, opts, "access_key"),
-        .secret_key = (char *)opt_string(L, opts, "secret_key"),
-        .session_token = (char *)opt_string(L, opts, "session_token"),
+        .access_key = (char *)mxpc_args_opt_string(L, opts, "access_key", keep),
+        .secret_key = (char *)mxpc_args_opt_string(L, opts, "secret_key", keep),
+        .session_token = (char *)mxpc_args_opt_string(L, opts, "session_token", keep),
     };
     mxpc_redact_add(given.secret_key);
     mxpc_redact_add(given.session_token);
-    char err[512];
-    if (mxpc_aws_credentials_resolve(&given, opt_string(L, opts, "profile"), out, err, sizeof err) != 0)
+    char err[1536];
+    if (mxpc_aws_credentials_resolve(&given, mxpc_args_opt_string(L, opts, "profile", keep), out, err, sizeof err) !=
+        0) {
+        /* the chain's errors are "message" or "message\nhint" */
+        char *nl = strchr(err, '\n');
+        if (nl)
+            *nl++ = '\0';
         return mxpc_error_fail(L, "credentials",
-                               "give access_key and secret_key, set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
-                               "or configure a profile in ~/.aws/credentials",
+                               nl ? nl
+                                  : "give access_key and secret_key, set AWS_ACCESS_KEY_ID and "
+                                    "AWS_SECRET_ACCESS_KEY, run where a web identity (IRSA) or container "
+                                    "credentials are set up, or configure a profile in ~/.aws/credentials",
                                "%s", err);
+    }
     return 0;
 }
 
@@ -132,16 +141,17 @@ static int resolve_credentials(lua_State *L, struct mxpc_aws_credentials *out)
  * retries=, unsigned_payload=, max_send_speed=} */
 static int l_client(lua_State *L)
 {
+    const int keep = options_and_keep(L);
     struct mxpc_aws_credentials creds;
-    int n = resolve_credentials(L, &creds);
+    int n = resolve_credentials(L, keep, &creds);
     if (n)
         return n;
     struct mxpc_s3_config cfg = {
-        .endpoint = opt_string(L, 1, "endpoint"),
-        .region = opt_string(L, 1, "region"),
+        .endpoint = mxpc_args_opt_string(L, 1, "endpoint", keep),
+        .region = mxpc_args_opt_string(L, 1, "region", keep),
         .credentials = &creds,
-        .ca_file = opt_string(L, 1, "ca_file"),
-        .ca_dir = opt_string(L, 1, "ca_dir"),
+        .ca_file = mxpc_args_opt_string(L, 1, "ca_file", keep),
+        .ca_dir = mxpc_args_opt_string(L, 1, "ca_dir", keep),
         .part_size = opt_integer(L, 1, "part_size", 0),
         .multipart_threshold = opt_integer(L, 1, "multipart_threshold", 0),
         .max_retries = (int)opt_integer(L, 1, "retries", -1),
@@ -164,8 +174,8 @@ static int l_client(lua_State *L)
     return 1;
 }
 
-/* Closing a client with open uploads frees it when the last one closes (an
- * upload aborts through its client). */
+/* Closing a client with open uploads or uploaders frees it when the last of
+ * them closes (they abort through their client). */
 static void client_release(struct client *c)
 {
     if (c->closed && c->uploads == 0) {
@@ -291,7 +301,7 @@ static int file_sink(void *ud, const void *data, size_t len, char *err, size_t e
     return mxpc_atomic_write(ud, data, len, err, errlen);
 }
 
-/* c:get(bucket, key, sink [, {expected_size=, force=}]) -> bytes | nil, err
+/* c:get(bucket, key, sink [, {expected_size=, force=, offset=, length=, if_match=}]) -> bytes | nil, err
  * sink: function(chunk) or a file path (written atomically). */
 static int c_get(lua_State *L)
 {
@@ -304,11 +314,13 @@ static int c_get(lua_State *L)
     struct mxpc_s3_range range = {0, 0, NULL};
     if (!lua_isnoneornil(L, 5)) {
         luaL_checktype(L, 5, LUA_TTABLE);
+        lua_settop(L, 5);
+        int keep = mxpc_args_keep(L);
         expected = opt_integer(L, 5, "expected_size", -1);
         force = opt_bool(L, 5, "force", 0);
         range.offset = opt_integer(L, 5, "offset", 0);
         range.length = opt_integer(L, 5, "length", 0);
-        range.if_match = opt_string(L, 5, "if_match");
+        range.if_match = mxpc_args_opt_string(L, 5, "if_match", keep);
         luaL_argcheck(L, range.offset >= 0 && range.length >= 0, 5, "offset and length must not be negative");
         luaL_argcheck(L, (range.offset == 0 && !range.if_match) || range.length > 0, 5,
                       "offset and if_match need a length");
@@ -405,7 +417,8 @@ static int c_put(lua_State *L)
         luaL_argcheck(L, size == (lua_Integer)m.len, 5, "size differs from the string's length");
         rc = mxpc_s3_put(c->s3, bucket, key, (int64_t)m.len, mem_source, &m, &o, &e);
     } else if (lua_istable(L, 4)) {
-        const char *path = opt_string(L, 4, "path");
+        lua_settop(L, 5);
+        const char *path = mxpc_args_opt_string(L, 4, "path", mxpc_args_keep(L));
         luaL_argcheck(L, path != NULL, 4, "expected {path = FILE}");
         int fd = open(path, O_RDONLY | O_CLOEXEC);
         struct stat st;
@@ -497,25 +510,391 @@ static int c_abort_multipart(lua_State *L)
                        &e);
 }
 
+/* --- many objects at once ------------------------------------------------------ */
+
+struct many_ctx {
+    lua_State *L;
+    int items;   /* stack index of the items table */
+    int on_item; /* stack index of the function, or 0 */
+    int ready;   /* stack index of the function, or 0 */
+    int ready_done;
+    int head;
+    struct mxpc_archive_writer *w;
+    long long mtime;
+    const char **names;
+    struct mxpc_callback_failure failure;
+};
+
+/* Pushes the error object of a failed S3 call (never raises). */
+static void push_error_object(lua_State *L, const struct mxpc_s3_error *e)
+{
+    mxpc_error_push(L, e->code, e->hint[0] ? e->hint : NULL, "%s", e->message);
+    if (e->http_status) {
+        lua_pushinteger(L, e->http_status);
+        lua_setfield(L, -2, "status");
+    }
+    if (e->s3_code[0]) {
+        lua_pushstring(L, e->s3_code);
+        lua_setfield(L, -2, "s3_code");
+    }
+}
+
+static void copy_error(struct mxpc_s3_error *dst, const char *code, const char *msg)
+{
+    memset(dst, 0, sizeof *dst);
+    snprintf(dst->code, sizeof dst->code, "%s", code && *code ? code : "io");
+    snprintf(dst->message, sizeof dst->message, "%s", msg);
+}
+
+/* Calls the function below its nargs arguments: its result's truth (0 or
+ * 1), or -1 if it raised (e filled; the error is kept in the failure). */
+static int call_protected(struct many_ctx *x, int nargs, struct mxpc_s3_error *e)
+{
+    lua_State *L = x->L;
+    if (lua_pcall(L, nargs, 1, 0) != LUA_OK) {
+        mxpc_error_normalize(L, -1);
+        const char *msg = mxpc_error_field(L, -1, "message");
+        copy_error(e, "io", msg ? msg : "error in a callback");
+        luaL_unref(L, LUA_REGISTRYINDEX, x->failure.raised_ref);
+        x->failure.raised_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+        return -1;
+    }
+    int yes = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    return yes;
+}
+
+/* on_item(item, result | nil, err) */
+static int call_on_item(struct many_ctx *x, const struct mxpc_s3_fetched *f, struct mxpc_s3_error *e)
+{
+    lua_State *L = x->L;
+    lua_pushvalue(L, x->on_item);
+    lua_rawgeti(L, x->items, (lua_Integer)f->index + 1);
+    if (f->failed) {
+        lua_pushnil(L);
+        push_error_object(L, &f->err);
+    } else {
+        lua_createtable(L, 0, 2);
+        lua_pushinteger(L, f->size);
+        lua_setfield(L, -2, "size");
+        lua_pushstring(L, f->etag);
+        lua_setfield(L, -2, "etag");
+        lua_pushnil(L);
+    }
+    return call_protected(x, 3, e);
+}
+
+/* Copies a finished GET into the archive as one entry. */
+static int write_entry(struct many_ctx *x, const struct mxpc_s3_fetched *f, struct mxpc_s3_error *e)
+{
+    const char *name = x->names[f->index];
+    int rc = mxpc_archive_writer_begin_entry(x->w, name, f->size, (time_t)x->mtime);
+    if (rc == MXPC_ARCHIVE_OK && f->data) {
+        rc = mxpc_archive_writer_write(x->w, f->data, (size_t)f->size);
+    } else if (rc == MXPC_ARCHIVE_OK) {
+        char *buf = malloc(FILE_CHUNK);
+        if (!buf)
+            abort();
+        for (;;) {
+            ssize_t n = read(f->fd, buf, FILE_CHUNK);
+            if (n < 0 && errno == EINTR && !mxpc_interrupted())
+                continue;
+            if (n < 0) {
+                free(buf);
+                copy_error(e, "io", "cannot read back a downloaded file from the working directory");
+                return -1;
+            }
+            if (n == 0)
+                break;
+            rc = mxpc_archive_writer_write(x->w, buf, (size_t)n);
+            if (rc != MXPC_ARCHIVE_OK)
+                break;
+        }
+        free(buf);
+    }
+    if (rc == MXPC_ARCHIVE_OK)
+        rc = mxpc_archive_writer_end_entry(x->w);
+    if (rc != MXPC_ARCHIVE_OK) {
+        copy_error(e, rc == MXPC_ARCHIVE_EINTERRUPTED ? "interrupted" : "io", mxpc_archive_writer_error(x->w));
+        return -1;
+    }
+    return 0;
+}
+
+/* ready(must): may the entries be written now? */
+static int call_ready(struct many_ctx *x, int must, struct mxpc_s3_error *e)
+{
+    lua_pushvalue(x->L, x->ready);
+    lua_pushboolean(x->L, must);
+    return call_protected(x, 1, e);
+}
+
+static int many_item(void *ud, const struct mxpc_s3_fetched *f, int must, struct mxpc_s3_error *e)
+{
+    struct many_ctx *x = ud;
+    if (f->failed) {
+        if (strcmp(f->err.code, "interrupted") == 0 || !x->on_item) {
+            memcpy(e, &f->err, sizeof *e);
+            return -1;
+        }
+        int skip = call_on_item(x, f, e);
+        if (skip == 0)
+            memcpy(e, &f->err, sizeof *e);
+        return skip == 1 ? 0 : -1;
+    }
+    if (x->w) {
+        if (!x->ready_done && x->ready) {
+            int ready = call_ready(x, must, e);
+            if (ready < 0)
+                return -1;
+            if (!ready && !must)
+                return 1;
+            if (!ready) {
+                copy_error(e, "usage", "ready() said no when nothing else was left to wait for");
+                return -1;
+            }
+        }
+        x->ready_done = 1;
+        if (write_entry(x, f, e) != 0)
+            return -1;
+    }
+    if (x->on_item && call_on_item(x, f, e) < 0)
+        return -1;
+    return 0;
+}
+
+/* The common part of head_many and get_many: items at 3, opts at opts_idx. */
+static int run_many(lua_State *L, struct client *c, struct many_ctx *x, int opts_idx)
+{
+    const char *bucket = opt_bucket(L, 2);
+    luaL_checktype(L, 3, LUA_TTABLE);
+    int keep = mxpc_args_keep(L); /* keys and names given as numbers stay alive */
+    struct mxpc_s3_many_options o = {MXPC_S3_DEFAULT_CONCURRENCY, MXPC_S3_DEFAULT_WINDOW, NULL};
+    x->L = L;
+    x->items = 3;
+    x->failure = (struct mxpc_callback_failure)MXPC_CALLBACK_FAILURE_INIT;
+    if (!lua_isnoneornil(L, opts_idx)) {
+        luaL_checktype(L, opts_idx, LUA_TTABLE);
+        o.concurrency = (int)opt_integer(L, opts_idx, "concurrency", MXPC_S3_DEFAULT_CONCURRENCY);
+        luaL_argcheck(L, o.concurrency >= 1 && o.concurrency <= 256, opts_idx, "concurrency must be 1..256");
+        o.window = opt_integer(L, opts_idx, "window", MXPC_S3_DEFAULT_WINDOW);
+        luaL_argcheck(L, o.window >= 0, opts_idx, "window must not be negative");
+        o.spill_dir = mxpc_args_opt_string(L, opts_idx, "spill_dir", keep);
+        if (lua_getfield(L, opts_idx, "on_item") != LUA_TNIL) {
+            luaL_checktype(L, -1, LUA_TFUNCTION);
+            x->on_item = lua_gettop(L);
+        } else {
+            lua_pop(L, 1);
+        }
+        if (lua_getfield(L, opts_idx, "ready") != LUA_TNIL) {
+            luaL_checktype(L, -1, LUA_TFUNCTION);
+            x->ready = lua_gettop(L);
+        } else {
+            lua_pop(L, 1);
+        }
+    }
+    size_t n = (size_t)luaL_len(L, 3);
+    struct mxpc_s3_item *items = lua_newuserdatauv(L, (n ? n : 1) * sizeof *items, 0);
+    x->names = x->w ? lua_newuserdatauv(L, (n ? n : 1) * sizeof *x->names, 0) : NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (lua_rawgeti(L, 3, (lua_Integer)i + 1) != LUA_TTABLE)
+            luaL_error(L, "item %d is not a table", (int)i + 1);
+        /* the strings stay alive in the items table */
+        items[i].bucket = bucket;
+        items[i].key = mxpc_args_opt_string(L, -1, "key", keep);
+        if (!items[i].key)
+            luaL_error(L, "item %d has no key", (int)i + 1);
+        items[i].size = opt_integer(L, -1, "size", -1);
+        if (x->w) {
+            x->names[i] = mxpc_args_opt_string(L, -1, "name", keep);
+            if (!x->names[i])
+                luaL_error(L, "item %d has no name (its entry in the archive)", (int)i + 1);
+        }
+        lua_pop(L, 1);
+    }
+    struct mxpc_s3_error e;
+    int rc = mxpc_s3_many(c->s3, x->head, items, n, &o, many_item, x, &e);
+    mxpc_callback_reraise(L, &x->failure);
+    if (rc != 0)
+        return push_s3_error(L, &e);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* c:head_many(bucket, items, {concurrency=, on_item=}) -> true | nil, err
+ * items: {{key=, ...}, ...}; on_item(item, {size=, etag=} | nil, err) is
+ * called as each HEAD finishes; for a failed one it returns true to go on. */
+static int c_head_many(lua_State *L)
+{
+    struct client *c = check_client(L);
+    struct many_ctx x = {0};
+    x.head = 1;
+    return run_many(L, c, &x, 4);
+}
+
+/* c:get_many(bucket, items, writer, {concurrency=, window=, spill_dir=,
+ * on_item=, ready=}) -> true | nil, err
+ * Each object becomes the archive entry item.name (of item.size bytes) as
+ * its GET finishes; see docs/s3.md. */
+static int c_get_many(lua_State *L)
+{
+    struct client *c = check_client(L);
+    struct many_ctx x = {0};
+    x.w = mxpc_lua_archive_writer(L, 4, &x.mtime);
+    return run_many(L, c, &x, 5);
+}
+
+/* --- uploads, many at once -------------------------------------------------------- */
+
+#define UPLOADER_META "mxpc.s3.uploader"
+
+struct luploader {
+    struct mxpc_s3_uploader *up;
+    struct client *c;
+};
+
+static struct luploader *check_uploader(lua_State *L)
+{
+    struct luploader *u = luaL_checkudata(L, 1, UPLOADER_META);
+    if (!u->up)
+        luaL_error(L, "attempt to use a closed S3 uploader");
+    return u;
+}
+
+/* {concurrency=, window=} at idx (optional) into o, which holds the defaults. */
+static void upload_options(lua_State *L, int idx, struct mxpc_s3_many_options *o)
+{
+    if (lua_isnoneornil(L, idx))
+        return;
+    luaL_checktype(L, idx, LUA_TTABLE);
+    o->concurrency = (int)opt_integer(L, idx, "concurrency", o->concurrency);
+    luaL_argcheck(L, o->concurrency >= 1 && o->concurrency <= 256, idx, "concurrency must be 1..256");
+    o->window = opt_integer(L, idx, "window", o->window);
+    luaL_argcheck(L, o->window >= 1, idx, "window must be positive");
+}
+
+/* c:uploader{concurrency=, window=} -> uploader (keeps the client alive) */
+static int c_uploader(lua_State *L)
+{
+    struct client *c = check_client(L);
+    struct mxpc_s3_many_options o = {MXPC_S3_DEFAULT_CONCURRENCY, MXPC_S3_DEFAULT_WINDOW, NULL};
+    upload_options(L, 2, &o);
+    struct luploader *u = lua_newuserdatauv(L, sizeof *u, 1);
+    u->up = NULL;
+    u->c = c;
+    luaL_setmetatable(L, UPLOADER_META);
+    lua_pushvalue(L, 1);
+    lua_setiuservalue(L, -2, 1);
+    u->up = mxpc_s3_uploader_new(c->s3, &o);
+    c->uploads++;
+    return 1;
+}
+
+static ssize_t entry_source(void *ud, void *buf, size_t cap, char *err, size_t errlen)
+{
+    struct mxpc_archive_reader *r = ud;
+    ssize_t n = mxpc_archive_reader_read(r, buf, cap);
+    if (n < 0) {
+        snprintf(err, errlen, "%s", mxpc_archive_reader_error(r));
+        return -1;
+    }
+    return n;
+}
+
+/* up:put(bucket, key, source [, size]) -> true | nil, err
+ * source: an archive entry (read in C; size = the entry's), a string, or a
+ * function returning chunks (size required). Returns once the object is on
+ * its way; an error may also be one of an earlier object. */
+static int u_put(lua_State *L)
+{
+    struct luploader *u = check_uploader(L);
+    const char *bucket = opt_bucket(L, 2), *key = luaL_checkstring(L, 3);
+    struct mxpc_s3_error e;
+    int rc;
+    if (mxpc_lua_is_archive_entry(L, 4)) {
+        struct mxpc_archive_reader *r = mxpc_lua_archive_entry(L, 4);
+        lua_getfield(L, 4, "size");
+        lua_Integer size = luaL_optinteger(L, 5, lua_tointeger(L, -1));
+        lua_pop(L, 1);
+        rc = mxpc_s3_uploader_put(u->up, bucket, key, size, entry_source, r, &e);
+    } else if (lua_type(L, 4) == LUA_TSTRING) {
+        struct mem_source m = {NULL, 0, 0};
+        m.data = lua_tolstring(L, 4, &m.len);
+        rc = mxpc_s3_uploader_put(u->up, bucket, key, (int64_t)m.len, mem_source, &m, &e);
+    } else {
+        luaL_checktype(L, 4, LUA_TFUNCTION);
+        lua_Integer size = luaL_checkinteger(L, 5);
+        luaL_argcheck(L, size >= 0, 5, "size must not be negative");
+        struct lua_cb cb = {L, 4, MXPC_CALLBACK_FAILURE_INIT, LUA_NOREF, NULL, 0, 0};
+        rc = mxpc_s3_uploader_put(u->up, bucket, key, size, lua_source, &cb, &e);
+        int n = cb_finish(&cb, rc, &e);
+        if (n)
+            return n;
+    }
+    return result_true(L, rc, &e);
+}
+
+/* up:finish() -> true | nil, err: waits for every upload */
+static int u_finish(lua_State *L)
+{
+    struct luploader *u = check_uploader(L);
+    struct mxpc_s3_error e;
+    return result_true(L, mxpc_s3_uploader_finish(u->up, &e), &e);
+}
+
+/* up:stats() -> {objects =, bytes =} (objects finished, bytes sent off) */
+static int u_stats(lua_State *L)
+{
+    struct luploader *u = check_uploader(L);
+    int64_t objects, bytes;
+    mxpc_s3_uploader_stats(u->up, &objects, &bytes);
+    lua_createtable(L, 0, 2);
+    lua_pushinteger(L, objects);
+    lua_setfield(L, -2, "objects");
+    lua_pushinteger(L, bytes);
+    lua_setfield(L, -2, "bytes");
+    return 1;
+}
+
+/* Cancels what is in flight and aborts unfinished multipart uploads. */
+static int u_close(lua_State *L)
+{
+    struct luploader *u = luaL_checkudata(L, 1, UPLOADER_META);
+    if (u->up) {
+        mxpc_s3_uploader_free(u->up);
+        u->up = NULL;
+        u->c->uploads--;
+        client_release(u->c);
+    }
+    return 0;
+}
+
+static int u_tostring(lua_State *L)
+{
+    struct luploader *u = luaL_checkudata(L, 1, UPLOADER_META);
+    lua_pushstring(L, u->up ? "s3.uploader" : "s3.uploader (closed)");
+    return 1;
+}
+
 /* --- uploads of unknown length ----------------------------------------------- */
 
-struct upload {
+struct stream {
     struct mxpc_s3_upload *u;
     struct client *c;
 };
 
-static struct upload *check_upload(lua_State *L)
+static struct stream *check_stream(lua_State *L)
 {
-    struct upload *u = luaL_checkudata(L, 1, UPLOAD_META);
+    struct stream *u = luaL_checkudata(L, 1, UPLOAD_META);
     if (!u->u)
         luaL_error(L, "attempt to use a closed S3 upload");
     return u;
 }
 
 /* Aborts the upload unless it was committed; idempotent (close, __close, __gc). */
-static int u_close(lua_State *L)
+static int s_close(lua_State *L)
 {
-    struct upload *u = luaL_checkudata(L, 1, UPLOAD_META);
+    struct stream *u = luaL_checkudata(L, 1, UPLOAD_META);
     if (u->u) {
         mxpc_s3_upload_free(u->u);
         u->u = NULL;
@@ -525,28 +904,33 @@ static int u_close(lua_State *L)
     return 0;
 }
 
-/* c:upload(bucket, key) -> upload: u:write(chunk...), u:commit() -> {size=, etag=}, u:abort() */
+/* c:upload(bucket, key [, {concurrency=, window=}]) -> upload: u:write(chunk...),
+ * u:commit() -> {size=, etag=}, u:abort() */
 static int c_upload(lua_State *L)
 {
     struct client *c = check_client(L);
     const char *bucket = opt_bucket(L, 2), *key = luaL_checkstring(L, 3);
-    struct upload *u = lua_newuserdatauv(L, sizeof *u, 1);
+    struct mxpc_s3_many_options o = {MXPC_S3_UPLOAD_CONCURRENCY, MXPC_S3_UPLOAD_CONCURRENCY * MXPC_S3_DEFAULT_PART_SIZE,
+                                     NULL};
+    int with_options = !lua_isnoneornil(L, 4);
+    upload_options(L, 4, &o);
+    struct stream *u = lua_newuserdatauv(L, sizeof *u, 1);
     u->u = NULL;
     u->c = c;
     lua_pushvalue(L, 1); /* the upload keeps its client alive */
     lua_setiuservalue(L, -2, 1);
     luaL_setmetatable(L, UPLOAD_META);
     struct mxpc_s3_error e;
-    u->u = mxpc_s3_upload_begin(c->s3, bucket, key, &e);
+    u->u = mxpc_s3_upload_begin(c->s3, bucket, key, with_options ? &o : NULL, &e);
     if (!u->u)
         return push_s3_error(L, &e);
     c->uploads++;
     return 1;
 }
 
-static int u_write(lua_State *L)
+static int s_write(lua_State *L)
 {
-    struct upload *u = check_upload(L);
+    struct stream *u = check_stream(L);
     int n = lua_gettop(L);
     for (int i = 2; i <= n; i++) {
         size_t len;
@@ -559,9 +943,9 @@ static int u_write(lua_State *L)
     return 1;
 }
 
-static int u_commit(lua_State *L)
+static int s_commit(lua_State *L)
 {
-    struct upload *u = check_upload(L);
+    struct stream *u = check_stream(L);
     struct mxpc_s3_object o = {0, ""};
     struct mxpc_s3_error e;
     if (mxpc_s3_upload_commit(u->u, &o, &e) != 0)
@@ -569,15 +953,15 @@ static int u_commit(lua_State *L)
     return push_object(L, &o);
 }
 
-static int u_size(lua_State *L)
+static int s_size(lua_State *L)
 {
-    lua_pushinteger(L, (lua_Integer)mxpc_s3_upload_size(check_upload(L)->u));
+    lua_pushinteger(L, (lua_Integer)mxpc_s3_upload_size(check_stream(L)->u));
     return 1;
 }
 
-static int u_tostring(lua_State *L)
+static int s_tostring(lua_State *L)
 {
-    struct upload *u = luaL_checkudata(L, 1, UPLOAD_META);
+    struct stream *u = luaL_checkudata(L, 1, UPLOAD_META);
     lua_pushstring(L, u->u ? "s3.upload" : "s3.upload (closed)");
     return 1;
 }
@@ -610,12 +994,13 @@ static int l_sign(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
+    const int keep = mxpc_args_keep(L); /* 2 */
     struct mxpc_sigv4_signer s = {
-        .access_key = opt_string(L, 1, "access_key"),
-        .secret_key = opt_string(L, 1, "secret_key"),
-        .session_token = opt_string(L, 1, "session_token"),
-        .region = opt_string(L, 1, "region"),
-        .service = opt_string(L, 1, "service"),
+        .access_key = mxpc_args_opt_string(L, 1, "access_key", keep),
+        .secret_key = mxpc_args_opt_string(L, 1, "secret_key", keep),
+        .session_token = mxpc_args_opt_string(L, 1, "session_token", keep),
+        .region = mxpc_args_opt_string(L, 1, "region", keep),
+        .service = mxpc_args_opt_string(L, 1, "service", keep),
         .time = (time_t)opt_integer(L, 1, "time", (lua_Integer)time(NULL)),
         .flags = (opt_bool(L, 1, "normalize", 0) ? MXPC_SIGV4_NORMALIZE_PATH : 0u) |
                  (opt_bool(L, 1, "content_sha256", 0) ? MXPC_SIGV4_CONTENT_SHA256 : 0u) |
@@ -624,40 +1009,43 @@ static int l_sign(lua_State *L)
     mxpc_redact_add(s.secret_key);
     mxpc_redact_add(s.session_token);
     struct mxpc_sigv4_request req = {
-        .method = opt_string(L, 1, "method"),
-        .path = opt_string(L, 1, "path"),
-        .query = opt_string(L, 1, "query"),
-        .payload_hash = opt_string(L, 1, "payload_hash"),
+        .method = mxpc_args_opt_string(L, 1, "method", keep),
+        .path = mxpc_args_opt_string(L, 1, "path", keep),
+        .query = mxpc_args_opt_string(L, 1, "query", keep),
+        .payload_hash = mxpc_args_opt_string(L, 1, "payload_hash", keep),
     };
-    /* headers: the table stays at index 2 while signing, keeping the strings */
-    lua_getfield(L, 1, "headers");
-    size_t n = lua_istable(L, 2) ? (size_t)luaL_len(L, 2) : 0;
+    /* headers: {{name, value}, ...} and name = value */
+    lua_getfield(L, 1, "headers"); /* 3 */
+    const int headers = 3;
+    size_t n = lua_istable(L, headers) ? (size_t)luaL_len(L, headers) : 0;
     size_t count = n;
-    if (lua_istable(L, 2)) {
+    if (lua_istable(L, headers)) {
         lua_pushnil(L);
-        while (lua_next(L, 2)) {
+        while (lua_next(L, headers)) {
             count += lua_type(L, -2) == LUA_TSTRING;
             lua_pop(L, 1);
         }
     }
-    struct mxpc_sigv4_header *h = lua_newuserdatauv(L, (count ? count : 1) * sizeof *h, 0); /* index 3 */
+    struct mxpc_sigv4_header *h = lua_newuserdatauv(L, (count ? count : 1) * sizeof *h, 0); /* 4 */
     size_t nh = 0;
     for (size_t i = 1; i <= n; i++) {
-        lua_rawgeti(L, 2, (lua_Integer)i);
+        lua_rawgeti(L, headers, (lua_Integer)i);
         luaL_argcheck(L, lua_istable(L, -1), 1, "headers[i] must be {name, value}");
         lua_rawgeti(L, -1, 1);
         lua_rawgeti(L, -2, 2);
-        h[nh].name = luaL_checkstring(L, -2);
-        h[nh].value = luaL_checkstring(L, -1);
-        lua_pop(L, 3); /* the strings stay alive in the headers table */
+        h[nh].name = mxpc_args_string(L, -2, keep, NULL, "a header name");
+        h[nh].value = mxpc_args_string(L, -1, keep, NULL, "a header value");
+        luaL_argcheck(L, h[nh].name && h[nh].value, 1, "headers[i] must be {name, value}");
+        lua_pop(L, 3);
         nh++;
     }
     if (count > n) {
         lua_pushnil(L);
-        while (lua_next(L, 2)) {
+        while (lua_next(L, headers)) {
             if (lua_type(L, -2) == LUA_TSTRING) {
                 h[nh].name = lua_tostring(L, -2);
-                h[nh].value = luaL_checkstring(L, -1);
+                h[nh].value = mxpc_args_string(L, -1, keep, NULL, "a header value");
+                luaL_argcheck(L, h[nh].value != NULL, 1, "headers[i] must be {name, value}");
                 nh++;
             }
             lua_pop(L, 1);
@@ -698,19 +1086,71 @@ static int l_sign(lua_State *L)
  * finds credentials (never the secret). */
 static int l_credentials(lua_State *L)
 {
+    const int keep = options_and_keep(L);
     struct mxpc_aws_credentials creds;
-    int n = resolve_credentials(L, &creds);
+    int n = resolve_credentials(L, keep, &creds);
     if (n)
         return n;
-    lua_createtable(L, 0, 3);
+    lua_createtable(L, 0, 5);
     lua_pushstring(L, creds.access_key);
     lua_setfield(L, -2, "access_key");
     lua_pushstring(L, creds.source);
     lua_setfield(L, -2, "source");
     lua_pushboolean(L, creds.session_token != NULL);
     lua_setfield(L, -2, "session_token");
+    if (creds.role_arn[0]) {
+        lua_pushstring(L, creds.role_arn);
+        lua_setfield(L, -2, "role");
+    }
+    if (creds.expiration) {
+        lua_pushinteger(L, (lua_Integer)creds.expiration);
+        lua_setfield(L, -2, "expiration");
+    }
     mxpc_aws_credentials_clear(&creds);
     return 1;
+}
+
+/* s3.rds_token{host=, port=, user=, region=, time=, access_key=, secret_key=,
+ * session_token=, profile=} -> token, {source=, role=} | nil, err: an RDS IAM
+ * authentication token (valid 15 minutes) signed with the chain's
+ * credentials. The token is registered as a secret. */
+static int l_rds_token(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    const int keep = options_and_keep(L);
+    const char *host = mxpc_args_opt_string(L, 1, "host", keep), *user = mxpc_args_opt_string(L, 1, "user", keep);
+    luaL_argcheck(L, host && *host, 1, "host is required");
+    luaL_argcheck(L, user && *user, 1, "user is required");
+    lua_Integer port = opt_integer(L, 1, "port", 5432);
+    luaL_argcheck(L, port > 0 && port < 65536, 1, "port must be 1..65535");
+    lua_Integer when = opt_integer(L, 1, "time", 0);
+    char region[64];
+    const char *r = mxpc_args_opt_string(L, 1, "region", keep);
+    if (!r || !*r)
+        r = getenv("AWS_REGION");
+    if (!r || !*r)
+        r = getenv("AWS_DEFAULT_REGION");
+    snprintf(region, sizeof region, "%s", r && *r ? r : "us-east-1");
+    struct mxpc_aws_credentials creds;
+    int n = resolve_credentials(L, keep, &creds);
+    if (n)
+        return n;
+    char *token = mxpc_rds_auth_token(&creds, host, (int)port, user, region, when ? (time_t)when : time(NULL));
+    if (!token) {
+        mxpc_aws_credentials_clear(&creds);
+        return mxpc_error_fail(L, "credentials", NULL, "cannot sign an RDS IAM token for %s@%s:%d", user, host,
+                               (int)port);
+    }
+    mxpc_redact_add(token);
+    lua_pushstring(L, token);
+    free(token);
+    lua_createtable(L, 0, 2);
+    lua_pushstring(L, creds.source);
+    lua_setfield(L, -2, "source");
+    lua_pushstring(L, creds.role_arn);
+    lua_setfield(L, -2, "role");
+    mxpc_aws_credentials_clear(&creds);
+    return 2;
 }
 
 int luaopen_mxpc_s3(lua_State *L)
@@ -726,6 +1166,9 @@ int luaopen_mxpc_s3(lua_State *L)
         {"list_multipart_uploads", c_list_multipart_uploads},
         {"abort_multipart", c_abort_multipart},
         {"presign", c_presign},
+        {"head_many", c_head_many},
+        {"get_many", c_get_many},
+        {"uploader", c_uploader},
         {"upload", c_upload},
         {"close", c_close},
         {NULL, NULL},
@@ -737,22 +1180,30 @@ int luaopen_mxpc_s3(lua_State *L)
         {NULL, NULL},
     };
     mxpc_lua_class(L, CLIENT_META, methods, meta);
-    static const luaL_Reg upload_methods[] = {
-        {"write", u_write}, {"commit", u_commit}, {"abort", u_close}, {"close", u_close}, {"size", u_size},
+    static const luaL_Reg up_methods[] = {
+        {"put", u_put}, {"finish", u_finish}, {"stats", u_stats}, {"close", u_close}, {NULL, NULL},
+    };
+    static const luaL_Reg up_meta[] = {
+        {"__gc", u_close}, {"__close", u_close}, {"__tostring", u_tostring}, {NULL, NULL},
+    };
+    mxpc_lua_class(L, UPLOADER_META, up_methods, up_meta);
+    static const luaL_Reg stream_methods[] = {
+        {"write", s_write}, {"commit", s_commit}, {"abort", s_close}, {"close", s_close}, {"size", s_size},
         {NULL, NULL},
     };
-    static const luaL_Reg upload_meta[] = {
-        {"__gc", u_close},
-        {"__close", u_close},
-        {"__tostring", u_tostring},
+    static const luaL_Reg stream_meta[] = {
+        {"__gc", s_close},
+        {"__close", s_close},
+        {"__tostring", s_tostring},
         {NULL, NULL},
     };
-    mxpc_lua_class(L, UPLOAD_META, upload_methods, upload_meta);
+    mxpc_lua_class(L, UPLOAD_META, stream_methods, stream_meta);
 
     static const luaL_Reg functions[] = {
         {"client", l_client},
         {"sign", l_sign},
         {"credentials", l_credentials},
+        {"rds_token", l_rds_token},
         {NULL, NULL},
     };
     luaL_newlib(L, functions);

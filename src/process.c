@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "mxpc/buf.h"
@@ -22,6 +23,7 @@ extern char **environ;
 
 struct mxpc_process {
     pid_t pid; /* 0 once reaped */
+    struct timespec deadline; /* CLOCK_MONOTONIC; tv_sec 0 = none */
     int in, out, err; /* our ends, -1 when closed */
     struct mxpc_buf errtext;
     size_t errmax;
@@ -128,6 +130,27 @@ int mxpc_process_spawn(struct mxpc_process **out, const struct mxpc_process_opti
 }
 
 /* Reads what is there on stderr, keeping the first errmax bytes. */
+void mxpc_process_set_timeout(struct mxpc_process *p, long ms)
+{
+    clock_gettime(CLOCK_MONOTONIC, &p->deadline);
+    p->deadline.tv_sec += ms / 1000;
+    p->deadline.tv_nsec += (ms % 1000) * 1000000L;
+    if (p->deadline.tv_nsec >= 1000000000L) {
+        p->deadline.tv_sec++;
+        p->deadline.tv_nsec -= 1000000000L;
+    }
+}
+
+static int past_deadline(const struct mxpc_process *p)
+{
+    if (p->deadline.tv_sec == 0)
+        return 0;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return now.tv_sec > p->deadline.tv_sec ||
+           (now.tv_sec == p->deadline.tv_sec && now.tv_nsec >= p->deadline.tv_nsec);
+}
+
 static void drain_stderr(struct mxpc_process *p)
 {
     char buf[4096];
@@ -145,12 +168,15 @@ static void drain_stderr(struct mxpc_process *p)
 }
 
 /* Waits until fd is ready for `events` while draining stderr. Returns 1 when
- * ready (or hung up), 0 when fd is -1, MXPC_PROCESS_EINTERRUPTED. */
+ * ready (or hung up), 0 when fd is -1, MXPC_PROCESS_EINTERRUPTED,
+ * MXPC_PROCESS_ETIMEDOUT. */
 static int wait_ready(struct mxpc_process *p, int fd, short events, short *revents)
 {
     for (;;) {
         if (mxpc_interrupted())
             return MXPC_PROCESS_EINTERRUPTED;
+        if (past_deadline(p))
+            return MXPC_PROCESS_ETIMEDOUT;
         struct pollfd pf[2];
         int n = 0, ifd = -1, ierr = -1;
         if (fd >= 0)
@@ -247,11 +273,29 @@ int mxpc_process_wait(struct mxpc_process *p, int *status)
             return -1;
         if (mxpc_interrupted())
             return MXPC_PROCESS_EINTERRUPTED;
+        if (past_deadline(p))
+            return MXPC_PROCESS_ETIMEDOUT;
         if (w == 0)
             usleep(10 * 1000);
     }
     p->pid = 0;
     return 0;
+}
+
+int mxpc_process_poll(struct mxpc_process *p)
+{
+    if (p->pid <= 0)
+        return 1;
+    if (p->err >= 0) {
+        struct pollfd f = {p->err, POLLIN, 0};
+        if (poll(&f, 1, 0) > 0)
+            drain_stderr(p);
+    }
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    if (waitid(P_PID, (id_t)p->pid, &si, WEXITED | WNOHANG | WNOWAIT) != 0)
+        return errno == EINTR ? 0 : -1;
+    return si.si_pid == p->pid;
 }
 
 int mxpc_process_take_stdout(struct mxpc_process *p)
@@ -277,7 +321,17 @@ void mxpc_process_kill(struct mxpc_process *p)
     close_fd(&p->out);
     close_fd(&p->err);
     if (p->pid > 0) {
+        /* SIGTERM, and SIGKILL for a child that ignores it for 2 s */
         kill(p->pid, SIGTERM);
+        for (int i = 0; i < 200; i++) {
+            pid_t w = waitpid(p->pid, NULL, WNOHANG);
+            if (w == p->pid || (w < 0 && errno != EINTR)) {
+                p->pid = 0;
+                return;
+            }
+            usleep(10 * 1000);
+        }
+        kill(p->pid, SIGKILL);
         while (waitpid(p->pid, NULL, 0) < 0 && errno == EINTR) {
         }
         p->pid = 0;

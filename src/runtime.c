@@ -1,8 +1,11 @@
 /* The Lua runtime: see include/mxpc/runtime.h. */
 #include "mxpc/runtime.h"
+#include "mxpc/ca_bundle.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <lauxlib.h>
 #include <lua-cjson.h>
@@ -159,10 +162,16 @@ int mxpc_runtime_pcall(lua_State *L, int nargs, int nresults)
 /* --- interruption --------------------------------------------------------- */
 
 static volatile sig_atomic_t pending_signal;
+/* while deferring (runtime.defer_interrupts), a signal is only recorded here */
+static volatile sig_atomic_t deferring, deferred_signal;
 static lua_State *signal_state;
 
 int mxpc_interrupted(void) { return pending_signal; }
-void mxpc_interrupt_reset(void) { pending_signal = 0; }
+void mxpc_interrupt_reset(void)
+{
+    pending_signal = 0;
+    deferred_signal = 0;
+}
 
 static void push_interrupt_error(lua_State *L, int signo)
 {
@@ -175,6 +184,9 @@ void mxpc_check_interrupt(lua_State *L)
 {
     int signo = pending_signal;
     if (signo) {
+        /* raised here: the hook must not raise it a second time, in a pcall's
+         * return or in a __close that runs while this error unwinds */
+        lua_sethook(signal_state ? signal_state : L, NULL, 0, 0);
         push_interrupt_error(L, signo);
         lua_error(L);
     }
@@ -189,6 +201,10 @@ static void interrupt_hook(lua_State *L, lua_Debug *ar)
 
 void mxpc_interrupt_raise(int signo)
 {
+    if (deferring) {
+        deferred_signal = signo;
+        return;
+    }
     pending_signal = signo;
     /* lua_sethook is safe to call from a signal handler (see lua.c) */
     if (signal_state)
@@ -266,13 +282,84 @@ static int l_check_interrupt(lua_State *L)
     return 0;
 }
 
+/* runtime.interrupted() -> "SIGINT", "SIGTERM" or false; a deferred signal counts */
 static int l_interrupted(lua_State *L)
 {
-    int signo = mxpc_interrupted();
+    int signo = pending_signal ? pending_signal : deferred_signal;
     if (!signo)
         lua_pushboolean(L, 0);
     else
         lua_pushstring(L, signo == SIGTERM ? "SIGTERM" : "SIGINT");
+    return 1;
+}
+
+/* runtime.defer_interrupts(on) -> whether it was on: with true, a signal from
+ * now on is recorded (runtime.interrupted() tells) but interrupts nothing; one
+ * that came before raises now. With false, a recorded signal raises now. A
+ * second signal still ends the process at once. */
+static int l_defer_interrupts(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TBOOLEAN);
+    int was = deferring;
+    lua_pushboolean(L, was);
+    if (lua_toboolean(L, 1)) {
+        mxpc_check_interrupt(L);
+        deferring = 1;
+    } else {
+        deferring = 0;
+        if (deferred_signal) {
+            pending_signal = deferred_signal;
+            deferred_signal = 0;
+        }
+        mxpc_check_interrupt(L);
+    }
+    return 1;
+}
+
+static double monotonic_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* runtime.sleep(seconds): waits, raising `interrupted` as soon as a signal
+ * arrives (os.execute("sleep") would let the shell swallow it) */
+static int l_sleep(lua_State *L)
+{
+    lua_Number seconds = luaL_checknumber(L, 1);
+    luaL_argcheck(L, seconds >= 0 && seconds <= 86400, 1, "seconds must be between 0 and 86400");
+    double end = monotonic_seconds() + (double)seconds;
+    for (;;) {
+        mxpc_check_interrupt(L);
+        double left = end - monotonic_seconds();
+        if (left <= 0)
+            break;
+        if (left > 0.1) /* a signal between the check and the sleep waits at most this long */
+            left = 0.1;
+        struct timespec ts = {(time_t)left, (long)((left - (double)(time_t)left) * 1e9)};
+        if (nanosleep(&ts, NULL) != 0 && errno != EINTR)
+            break;
+    }
+    return 0;
+}
+
+/* runtime.monotonic() -> seconds on a clock that never goes back, for deadlines */
+static int l_monotonic(lua_State *L)
+{
+    lua_pushnumber(L, monotonic_seconds());
+    return 1;
+}
+
+/* runtime.system_ca_file(): the system's CA bundle the TLS clients fall back
+ * to, or nil (include/mxpc/ca_bundle.h) */
+static int l_system_ca_file(lua_State *L)
+{
+    const char *f = mxpc_system_ca_file();
+    if (f)
+        lua_pushstring(L, f);
+    else
+        lua_pushnil(L);
     return 1;
 }
 
@@ -285,7 +372,11 @@ int luaopen_mxpc_runtime(lua_State *L)
         {"check_interrupt", l_check_interrupt},
         {"clear_interrupt", l_clear_interrupt},
         {"interrupted", l_interrupted},
+        {"defer_interrupts", l_defer_interrupts},
+        {"sleep", l_sleep},
+        {"monotonic", l_monotonic},
         {"libraries", mxpc_push_library_versions},
+        {"system_ca_file", l_system_ca_file},
         {NULL, NULL},
     };
     luaL_newlib(L, fns);

@@ -13,7 +13,8 @@
  * gzip and tar data and a tar without its end-of-archive marker.
  *
  * libarchive writes and parses the tar; gzip is done with zlib in both
- * directions (see the top of each .c file for why).
+ * directions (see the top of each .c file for why). The writer compresses
+ * on several threads (pgz.h): one gzip member that any reader reads.
  *
  * Every function that can fail returns an mxpc_archive_status and keeps a
  * message naming the archive, the entry and the problem (..._error()). After
@@ -50,9 +51,9 @@ enum mxpc_archive_entry_type { MXPC_ARCHIVE_FILE, MXPC_ARCHIVE_DIRECTORY };
  * accepted (directories). */
 const char *mxpc_archive_name_problem(const char *name);
 
-/* Appends `s` in double quotes with control, non-ASCII, quote and backslash
- * bytes escaped (\xNN), cut after 200 bytes: safe to print whatever an
- * untrusted archive contains. */
+/* Appends `s` in double quotes, escaped as every outside value is
+ * (mxpc_escape_quoted), cut after 200 bytes ("..." follows): safe to print
+ * whatever an untrusted archive contains. */
 void mxpc_archive_quote(struct mxpc_buf *out, const char *s);
 
 /* --- writer ---------------------------------------------------------------- */
@@ -70,6 +71,10 @@ struct mxpc_archive_writer *mxpc_archive_writer_open_path(const char *path, int 
 struct mxpc_archive_writer *mxpc_archive_writer_open_sink(mxpc_archive_sink_fn sink, void *ud, const char *name,
                                                           int level, enum mxpc_archive_status *status, char *err,
                                                           size_t errlen);
+
+/* Compression threads (0, the default: one per online CPU, see pgz.h); only
+ * before the first entry. */
+void mxpc_archive_writer_set_threads(struct mxpc_archive_writer *w, int threads);
 
 /* A regular file of exactly `size` bytes follows (mode 0644). */
 int mxpc_archive_writer_begin_entry(struct mxpc_archive_writer *w, const char *name, int64_t size, time_t mtime);
@@ -90,6 +95,10 @@ int mxpc_archive_writer_committed(const struct mxpc_archive_writer *w);
 /* Entries begun, uncompressed entry bytes accepted, compressed bytes written. */
 void mxpc_archive_writer_stats(const struct mxpc_archive_writer *w, uint64_t *entries, uint64_t *bytes_in,
                                uint64_t *bytes_out);
+/* Compressed blocks so far, how many were stored (incompressible), threads
+ * used (all 0 before the first bytes reach the compressor). */
+void mxpc_archive_writer_compression_stats(const struct mxpc_archive_writer *w, uint64_t *blocks, uint64_t *stored,
+                                           int *threads);
 /* The target path (path output) or the name given for a sink. */
 const char *mxpc_archive_writer_name(const struct mxpc_archive_writer *w);
 

@@ -3,6 +3,7 @@
 #ifndef MXPC_BUF_H
 #define MXPC_BUF_H
 
+#include <stdarg.h>
 #include <stddef.h>
 
 struct mxpc_buf {
@@ -17,6 +18,7 @@ void mxpc_buf_append(struct mxpc_buf *b, const void *data, size_t len);
 void mxpc_buf_puts(struct mxpc_buf *b, const char *s);
 void mxpc_buf_putc(struct mxpc_buf *b, char c);
 void mxpc_buf_printf(struct mxpc_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void mxpc_buf_vprintf(struct mxpc_buf *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 /* Appends the whole file at path. Returns 0, or -1 with errno set. */
 int mxpc_buf_read_file(struct mxpc_buf *b, const char *path);
 /* Hands the data over to the caller (who frees it) and resets the buffer. */

@@ -48,6 +48,14 @@ const char *mxpc_error_field(lua_State *L, int idx, const char *name);
 /* The exit code an error object maps to (usage -> 2, interrupted -> 130/143). */
 int mxpc_error_exit_code(lua_State *L, int idx);
 
+/* The message without the Lua source positions ("chunk:line: ") that Lua
+ * puts in front of errors raised with error() or luaL_error: a position is
+ * skipped when its chunk ran (the traceback names it) or is one of the
+ * embedded files; so "host:5432: refused" and a script's syntax error keep
+ * theirs. Returns a pointer into msg. For the top-level message: positions
+ * are shown only with --debug. */
+const char *mxpc_error_skip_positions(const char *msg, const char *traceback);
+
 int luaopen_mxpc_error(lua_State *L);
 
 #endif

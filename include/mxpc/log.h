@@ -56,7 +56,22 @@ char *mxpc_redact(const char *text);
  * redaction with it instead of timing it). */
 size_t mxpc_redact_work(void);
 
-/* Appends `s` to `out` as a JSON string literal (with quotes). */
+/* The one escaping of text that reaches a terminal or a log: appends the n
+ * bytes at s to out with every C0 control and DEL (\n, \r, \t, else \xNN),
+ * every byte that is not valid UTF-8 (\xNN), and every code point a terminal
+ * acts on or hides (C1 controls, bidirectional overrides, zero-width
+ * characters, line separators: \u{N}) escaped. The result is valid UTF-8,
+ * one line, and shows on a terminal as what it is. Redact first, then escape. */
+void mxpc_escape(struct mxpc_buf *out, const char *s, size_t n);
+/* The same as a new string (never NULL). */
+char *mxpc_escape_string(const char *s);
+/* The same in double quotes, with quotes and backslashes escaped too
+ * ("a\"b\\c\x1b"): a name inside a message. */
+void mxpc_escape_quoted(struct mxpc_buf *out, const char *s, size_t n);
+
+/* Appends `s` to `out` as a JSON string literal (with quotes): always valid
+ * JSON, with controls and hidden code points as \uNNNN and bytes that are not
+ * UTF-8 as the text \xNN. */
 void mxpc_json_quote(struct mxpc_buf *out, const char *s);
 
 int luaopen_mxpc_log(lua_State *L);

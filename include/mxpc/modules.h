@@ -28,6 +28,18 @@ struct luaL_Reg;
 void mxpc_lua_class(lua_State *L, const char *name, const struct luaL_Reg *methods,
                     const struct luaL_Reg *metamethods);
 
+/* The archive of the mxpc.archive writer handle at idx, for C code that
+ * adds entries (mod_s3.c); raises if it is closed or has an entry open.
+ * *mtime gets the time its entries carry. */
+struct mxpc_archive_writer;
+struct mxpc_archive_writer *mxpc_lua_archive_writer(lua_State *L, int idx, long long *mtime);
+
+/* The reader of the mxpc.archive entry at idx, positioned in that entry
+ * (raises if the reader moved past it), for C code that reads entries. */
+struct mxpc_archive_reader;
+int mxpc_lua_is_archive_entry(lua_State *L, int idx);
+struct mxpc_archive_reader *mxpc_lua_archive_entry(lua_State *L, int idx);
+
 /* Pushes a table of linked library versions (versions.c). */
 int mxpc_push_library_versions(lua_State *L);
 

@@ -19,6 +19,7 @@ enum mxpc_process_stream {
 
 enum {
     MXPC_PROCESS_EINTERRUPTED = -2,
+    MXPC_PROCESS_ETIMEDOUT = -3, /* past the time set by mxpc_process_set_timeout */
 };
 
 struct mxpc_process_options {
@@ -48,6 +49,10 @@ ssize_t mxpc_process_read(struct mxpc_process *p, void *buf, size_t cap);
  * wait status in *status, MXPC_PROCESS_EINTERRUPTED, or -1 with errno. */
 int mxpc_process_wait(struct mxpc_process *p, int *status);
 
+/* Without waiting: 1 if the child has ended (mxpc_process_wait then reaps it
+ * at once), 0 if it still runs, -1 with errno. Reads what stderr has. */
+int mxpc_process_poll(struct mxpc_process *p);
+
 /* Hands our end of the child's stdout pipe to the caller (to become another
  * child's stdin, for a pipeline); returns -1 if there is none. */
 int mxpc_process_take_stdout(struct mxpc_process *p);
@@ -57,7 +62,12 @@ const char *mxpc_process_stderr(const struct mxpc_process *p, int *cut);
 pid_t mxpc_process_pid(const struct mxpc_process *p);
 int mxpc_process_running(const struct mxpc_process *p);
 
-/* Sends SIGTERM to a running child and reaps it. Idempotent. */
+/* From now on, read, write and wait give up with MXPC_PROCESS_ETIMEDOUT once
+ * `ms` milliseconds have passed (the child still runs: free or kill it). */
+void mxpc_process_set_timeout(struct mxpc_process *p, long ms);
+
+/* Sends SIGTERM to a running child (SIGKILL if it is still there 2 s later)
+ * and reaps it. Idempotent. */
 void mxpc_process_kill(struct mxpc_process *p);
 /* Kills a running child, closes everything, frees. NULL is fine. */
 void mxpc_process_free(struct mxpc_process *p);

@@ -21,6 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 #define MXPC_S3_MIB ((int64_t)1024 * 1024)
 #define MXPC_S3_DEFAULT_PART_SIZE (16 * MXPC_S3_MIB)
@@ -30,11 +31,24 @@
 
 /* --- credentials ----------------------------------------------------------- */
 
+enum mxpc_aws_source {
+    MXPC_AWS_STATIC = 0,       /* explicit, environment, shared file: never expire */
+    MXPC_AWS_WEB_IDENTITY = 1, /* STS AssumeRoleWithWebIdentity */
+    MXPC_AWS_CONTAINER = 2,    /* the container credentials endpoint */
+    MXPC_AWS_IMDS = 3,         /* the EC2 instance metadata service */
+};
+
 struct mxpc_aws_credentials {
     char *access_key;
     char *secret_key;
     char *session_token; /* NULL without temporary credentials */
-    char source[64];     /* "explicit", "environment", "shared file (profile P)", ... */
+    /* "explicit", "environment", "shared file (profile P)",
+     * "web identity (role R)", "container credentials (URL)" */
+    char source[320];
+    char role_arn[256];  /* web identity: the role assumed, else "" */
+    enum mxpc_aws_source kind;
+    time_t expiration;   /* 0 = does not expire */
+    time_t fetched;      /* when temporary credentials were obtained */
 };
 
 /* One link of the chain: 1 = found (out filled), 0 = not configured here,
@@ -42,19 +56,27 @@ struct mxpc_aws_credentials {
 typedef int (*mxpc_aws_credentials_provider_fn)(struct mxpc_aws_credentials *out, const char *profile, char *err,
                                                 size_t errlen);
 
-/* Web identity (IRSA: AWS_ROLE_ARN + AWS_WEB_IDENTITY_TOKEN_FILE, exchanged
- * with STS AssumeRoleWithWebIdentity). NULL until that provider exists; the
- * chain tries it between the environment and the shared credentials file. */
-extern mxpc_aws_credentials_provider_fn mxpc_aws_web_identity_provider;
-
-/* The chain: `explicit_creds` when it has an access key (then the secret is
- * required), else AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN,
- * else web identity, else the shared credentials file
- * (AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials, section `profile` or
- * AWS_PROFILE or "default"). Registers the secret key and the session token
- * for redaction. Returns 0, or -1 with a message in err. */
+/* The chain, in the AWS SDKs' order: `explicit_creds` when it has an access
+ * key (then the secret is required); AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/
+ * AWS_SESSION_TOKEN; web identity (AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN,
+ * STS AssumeRoleWithWebIdentity); container credentials
+ * (AWS_CONTAINER_CREDENTIALS_FULL_URI / _RELATIVE_URI); the shared
+ * credentials file (AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials,
+ * section `profile` or AWS_PROFILE or "default"); the EC2 instance metadata service
+ * (IMDSv2). Temporary credentials are
+ * cached for the whole process and fetched again shortly before they expire.
+ * Registers the secret key and the session token for redaction. Returns 0, or
+ * -1 with "message" or "message\nhint" in err. */
 int mxpc_aws_credentials_resolve(const struct mxpc_aws_credentials *explicit_creds, const char *profile,
                                  struct mxpc_aws_credentials *out, char *err, size_t errlen);
+/* Temporary credentials close to their expiry (or past it) are replaced by
+ * fresh ones from the same source; every holder shares one fetch. 0 (nothing
+ * to do, or refreshed), -1 with a message as above. */
+int mxpc_aws_credentials_refresh(struct mxpc_aws_credentials *c, char *err, size_t errlen);
+/* Seconds before the expiry at which credentials count as expiring: a quarter
+ * of their lifetime, at most 5 minutes. */
+long mxpc_aws_credentials_margin(const struct mxpc_aws_credentials *c);
+void mxpc_aws_credentials_copy(struct mxpc_aws_credentials *dst, const struct mxpc_aws_credentials *src);
 void mxpc_aws_credentials_clear(struct mxpc_aws_credentials *c);
 
 /* --- client ---------------------------------------------------------------- */
@@ -74,7 +96,7 @@ struct mxpc_s3_config {
     const char *region;   /* NULL = AWS_REGION, AWS_DEFAULT_REGION, "us-east-1" */
     const struct mxpc_aws_credentials *credentials; /* copied */
     int path_style;       /* 1 path style, 0 virtual host, -1 = path style unless the endpoint is AWS */
-    const char *ca_file;  /* NULL = $SSL_CERT_FILE (if set) */
+    const char *ca_file;  /* NULL = $SSL_CERT_FILE (if set); neither = the system's (ca_bundle.h) */
     const char *ca_dir;   /* NULL = $SSL_CERT_DIR (if set) */
     int64_t part_size;    /* 0 = 16 MiB; MXPC_S3_MIN_PART_SIZE..MXPC_S3_MAX_PART_SIZE */
     int64_t multipart_threshold; /* objects larger than this use multipart; 0 = part_size */
@@ -126,23 +148,83 @@ int mxpc_s3_get_range(struct mxpc_s3 *s3, const char *bucket, const char *key, c
  * aborted on any failure, interruption included. `out` may be NULL. */
 int mxpc_s3_put(struct mxpc_s3 *s3, const char *bucket, const char *key, int64_t size, mxpc_s3_source_fn source,
                 void *ud, struct mxpc_s3_object *out, struct mxpc_s3_error *e);
-/* An upload whose length is not known in advance, written piece by piece:
- * the bytes are buffered up to a part; an object that fits one part is one
- * PUT at commit, a larger one a multipart upload (parts grow past 2000 parts
- * so that about 1 TiB fits). Any failure, and freeing an upload that was not
- * committed, aborts the multipart upload: nothing is left behind. The client
- * must outlive the upload. */
-struct mxpc_s3_upload;
-struct mxpc_s3_upload *mxpc_s3_upload_begin(struct mxpc_s3 *s3, const char *bucket, const char *key,
-                                            struct mxpc_s3_error *e);
-int mxpc_s3_upload_write(struct mxpc_s3_upload *u, const void *data, size_t len, struct mxpc_s3_error *e);
-int mxpc_s3_upload_commit(struct mxpc_s3_upload *u, struct mxpc_s3_object *out, struct mxpc_s3_error *e);
-int64_t mxpc_s3_upload_size(const struct mxpc_s3_upload *u);
-void mxpc_s3_upload_free(struct mxpc_s3_upload *u); /* aborts unless committed; NULL is fine */
 /* Deleting a missing key succeeds (as S3 answers). */
 int mxpc_s3_delete(struct mxpc_s3 *s3, const char *bucket, const char *key, struct mxpc_s3_error *e);
 int mxpc_s3_create_bucket(struct mxpc_s3 *s3, const char *bucket, struct mxpc_s3_error *e);
 int mxpc_s3_delete_bucket(struct mxpc_s3 *s3, const char *bucket, struct mxpc_s3_error *e);
+
+/* --- many objects at once ---------------------------------------------------- */
+
+#define MXPC_S3_DEFAULT_CONCURRENCY 16
+#define MXPC_S3_DEFAULT_WINDOW (32 * MXPC_S3_MIB)
+
+struct mxpc_s3_item {
+    const char *bucket, *key;
+    int64_t size; /* expected size (a GET fails with "size" otherwise), or -1 */
+};
+
+struct mxpc_s3_many_options {
+    int concurrency;       /* requests in flight; 0 = MXPC_S3_DEFAULT_CONCURRENCY */
+    int64_t window;        /* bytes of objects kept in memory; objects larger than a quarter go to files */
+    const char *spill_dir; /* where those files are made (unnamed: nothing stays behind); NULL = /tmp */
+};
+
+/* A finished item. A GET's bytes are in data (size bytes), or in the file fd
+ * (positioned at its start) when they did not fit the window; a HEAD has
+ * only size and etag. When failed, err says why. Valid during the call. */
+struct mxpc_s3_fetched {
+    size_t index;
+    int failed;
+    struct mxpc_s3_error err;
+    int64_t size;
+    char etag[128];
+    const char *data;
+    int fd;
+};
+
+/* Called for each item in the order they finish: 0 = done with it (skipped
+ * if it failed), 1 = keep it and ask again later (not allowed when `must` is
+ * set: nothing else is left to finish), -1 = stop everything (e filled). */
+typedef int (*mxpc_s3_fetched_fn)(void *ud, const struct mxpc_s3_fetched *f, int must, struct mxpc_s3_error *e);
+
+/* GETs (or HEADs with head = 1) of all the items, up to `concurrency` at a
+ * time. Returns 0 when every item was handed to fn, or -1 with e filled once
+ * fn stopped, or on interruption; then every request still in flight is
+ * cancelled and every spilled file closed. */
+int mxpc_s3_many(struct mxpc_s3 *s3, int head, const struct mxpc_s3_item *items, size_t n,
+                 const struct mxpc_s3_many_options *o, mxpc_s3_fetched_fn fn, void *ud, struct mxpc_s3_error *e);
+
+/* Uploads, many at once: put() reads the object from its source into memory
+ * (a part at a time for a multipart upload, whose parts then go in
+ * parallel), waiting while the window or the concurrency is full, and
+ * returns once it is on its way; finish() waits for all. The first failure
+ * (or a signal) cancels everything in flight and aborts every unfinished
+ * multipart upload; put() and finish() then return -1 with it. free() does
+ * the same to whatever is not finished. */
+struct mxpc_s3_uploader;
+struct mxpc_s3_uploader *mxpc_s3_uploader_new(struct mxpc_s3 *s3, const struct mxpc_s3_many_options *o);
+int mxpc_s3_uploader_put(struct mxpc_s3_uploader *up, const char *bucket, const char *key, int64_t size,
+                         mxpc_s3_source_fn source, void *ud, struct mxpc_s3_error *e);
+int mxpc_s3_uploader_finish(struct mxpc_s3_uploader *up, struct mxpc_s3_error *e);
+void mxpc_s3_uploader_stats(const struct mxpc_s3_uploader *up, int64_t *objects, int64_t *bytes);
+void mxpc_s3_uploader_free(struct mxpc_s3_uploader *up);
+
+/* An upload whose length is not known in advance, written piece by piece
+ * (an archive as it is made): the bytes are gathered into a part; an object
+ * that fits one part is one PUT at commit, a larger one a multipart upload
+ * on an uploader (above) with options `o` (NULL: 2 parts in flight while
+ * the next is gathered), whose parts grow past 2000 parts so that about
+ * 1 TiB fits. Any failure or signal, and freeing an upload that was not
+ * committed, aborts the multipart upload: nothing is left behind. The
+ * client must outlive the upload. */
+#define MXPC_S3_UPLOAD_CONCURRENCY 2
+struct mxpc_s3_upload;
+struct mxpc_s3_upload *mxpc_s3_upload_begin(struct mxpc_s3 *s3, const char *bucket, const char *key,
+                                            const struct mxpc_s3_many_options *o, struct mxpc_s3_error *e);
+int mxpc_s3_upload_write(struct mxpc_s3_upload *u, const void *data, size_t len, struct mxpc_s3_error *e);
+int mxpc_s3_upload_commit(struct mxpc_s3_upload *u, struct mxpc_s3_object *out, struct mxpc_s3_error *e);
+int64_t mxpc_s3_upload_size(const struct mxpc_s3_upload *u);
+void mxpc_s3_upload_free(struct mxpc_s3_upload *u); /* aborts unless committed; NULL is fine */
 
 /* Unfinished multipart uploads of a bucket (first 1000), and aborting one. */
 typedef void (*mxpc_s3_upload_fn)(void *ud, const char *key, const char *upload_id);

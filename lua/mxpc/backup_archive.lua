@@ -13,6 +13,9 @@ local archive = require "mxpc.archive"
 local cjson = require "cjson"
 local errors = require "mxpc.error"
 local fs = require "mxpc.fs"
+local log = require "mxpc.log"
+local pg_programs = require "mxpc.pg_programs"
+local process = require "mxpc.process"
 
 local M = {}
 
@@ -230,6 +233,19 @@ end
 -- verdict = text, reasons = {...}}.
 function M.compatibility(summary)
   local reasons = {}
+  -- .metadata written by Mendix Cloud or this tool holds numbers and a
+  -- version: escape sequences or bytes that are not UTF-8 mean it was made
+  -- by something else (or tampered with), and it is not valid JSON text
+  local keys = {}
+  for k in pairs(summary.metadata or {}) do keys[#keys + 1] = k end
+  table.sort(keys)
+  for _, k in ipairs(keys) do
+    local v = summary.metadata[k]
+    if log.escape(k) ~= k or log.escape(v) ~= v then
+      reasons[#reasons + 1] = ('.metadata: the value of "%s" holds control characters or bytes that are not UTF-8: "%s"')
+        :format(log.escape(k), log.escape(v))
+    end
+  end
   local d = summary.dump
   local max = M.MENDIX_CLOUD_MAX_DUMP
   if d.major > max[1] or (d.major == max[1] and d.minor > max[2]) then
@@ -280,8 +296,6 @@ local function read_head(e, n)
   return table.concat(parts)
 end
 
-local function shell_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
-
 -- The line of pg_restore's stderr that says what is wrong.
 local function first_line(text) return text:match("[^\n]*error:[^\n]*") or text:match("[^\n]+") or "" end
 
@@ -295,11 +309,10 @@ local function dump_info(head)
 end
 
 local function pg_restore_failed(src, what, result, cmd)
-  local how = result.status and ("exit status " .. result.status) or ("signal " .. tostring(result.signal))
   local detail = first_line(result.stderr or "")
   return nil, errors.new {
     code = "dump_invalid",
-    message = ("%s: %s: %s -l cannot read the dump (%s)%s"):format(src, what, cmd, how,
+    message = ("%s: %s: %s -l cannot read the dump (%s)%s"):format(src, what, cmd:match("[^/]*$"), result.reason,
       detail ~= "" and (": " .. detail) or ""),
     hint = "the dump is damaged, or was made by a newer pg_dump than this pg_restore reads",
   }
@@ -309,7 +322,7 @@ end
 -- returns the summary or nil, err.
 local function validate_reader(r, opts)
   local src = r:info().name
-  local pg_restore = opts.pg_restore or "pg_restore"
+  local pg_restore = opts.pg_restore
   local s = { kind = "archive", file = src, entries = 0, directories = 0, files = 0, files_bytes = 0, warnings = {} }
   local seen, uuids, forms = {}, {}, {}
   while true do
@@ -401,18 +414,11 @@ local function validate_dump_file(path, opts)
   if not h then return invalid("%s: %s", path, herr) end
   h.size = fs.stat(path).size
   if opts.check_dump then
-    local cmd = opts.pg_restore or "pg_restore"
-    -- stderr into the pipe, the listing itself to /dev/null
-    local p = io.popen(("%s -l %s 2>&1 >/dev/null"):format(shell_quote(cmd), shell_quote(path)), "r")
-    local text = p:read("a")
-    local _, how, code = p:close()
-    if how == "exit" and code == 127 then
-      return nil, errors.new { code = "not_found", message = ("cannot run %s: %s"):format(cmd, first_line(text)) }
-    end
-    if code ~= 0 then
-      return pg_restore_failed(path, "database-only backup",
-        { status = how == "exit" and code or nil, signal = how == "signal" and code or nil, stderr = text }, cmd)
-    end
+    -- the listing itself goes to /dev/null
+    local p <close>, err = process.spawn({ opts.pg_restore, "-l", path })
+    if not p then return nil, err end
+    local result = p:wait()
+    if result.status ~= 0 then return pg_restore_failed(path, "database-only backup", result, opts.pg_restore) end
   end
   return { kind = "dump", file = path, entries = 0, files = 0, files_bytes = 0, dump = h, warnings = {},
     compressed_bytes = h.size }
@@ -421,10 +427,16 @@ end
 -- The validation pass: reads the whole archive (a path, or an open
 -- mxpc.archive reader) and checks its structure, layout, metadata and dump
 -- header; with opts.check_dump it also streams the dump through
--- `pg_restore -l` (opts.pg_restore: the command). Writes nothing anywhere.
+-- `pg_restore -l` (opts.pg_restore: the command; by default the one
+-- mxpc.pg_programs finds). Writes nothing anywhere.
 -- Returns a summary (see docs/archive.md) or nil, err.
 function M.validate(src, opts)
   opts = opts or {}
+  if opts.check_dump and not opts.pg_restore then
+    local path, perr = pg_programs.find("pg_restore")
+    if not path then return nil, perr end
+    opts = setmetatable({ pg_restore = path }, { __index = opts })
+  end
   local summary, err
   if type(src) == "string" then
     local kind, derr = M.detect(src)
@@ -464,8 +476,8 @@ Writer.__name = "backup_archive.writer"
 -- runs when the writer is closed, committed or not (e.g. aborting an upload).
 function M.writer(target, opts)
   opts = opts or {}
-  local w, err = archive.writer(target, { force = opts.force, level = opts.level, mtime = opts.mtime,
-    name = opts.name })
+  local w, err = archive.writer(target, { force = opts.force, level = opts.level, threads = opts.threads,
+    mtime = opts.mtime, name = opts.name })
   if not w then return nil, err end
   return setmetatable({ w = w, path = opts.name or target, stage = "metadata", uuids = {},
     on_commit = opts.on_commit, on_close = opts.on_close }, Writer)
@@ -532,6 +544,29 @@ function Writer:begin_file(uuid, size)
   return self.w:begin(name, size)
 end
 
+-- Adds the files `items` ({uuid =, key =, size =}) straight from S3: many
+-- downloads run at once (store:get_many) and each file becomes its entry as
+-- its download finishes, so entries are in completion order. opts are
+-- get_many's (concurrency, window, spill_dir, on_item); opts.ready(must) is
+-- asked before the first entry is written and may add the metadata and the
+-- dump then (it returns false while they are not ready, unless `must`).
+function Writer:add_files_from(store, bucket, items, opts)
+  for _, it in ipairs(items) do
+    if self.uuids[it.uuid] then error("file " .. it.uuid .. " added twice", 2) end
+    self.uuids[it.uuid] = true
+    it.name = M.file_path(it.uuid)
+  end
+  local o = {}
+  for k, v in pairs(opts or {}) do o[k] = v end
+  local ready = o.ready
+  o.ready = function(must)
+    if ready and not ready(must) then return false end
+    expect(self, "files", "a file")
+    return true
+  end
+  return store:get_many(bucket, items, self.w, o)
+end
+
 function Writer:commit()
   expect(self, "files", "the end of the archive")
   local ok, err = self.w:commit()
@@ -540,9 +575,10 @@ function Writer:commit()
   return ok, err
 end
 
-function Writer:stats() return self.w:stats() end
-
 function Writer:abort() self:close() end
+
+-- Entries, bytes in and out, compressed and stored blocks, threads (archive writer's stats).
+function Writer:stats() return self.w:stats() end
 
 -- --- inspect and verify ------------------------------------------------------------
 
@@ -561,7 +597,8 @@ local function count(n, one, many) return ("%d %s"):format(n, n == 1 and one or 
 -- The summary as lines for a person.
 function M.report(s)
   local out = {}
-  local function line(k, fmt, ...) out[#out + 1] = ("%-14s %s"):format(k .. ":", fmt:format(...)) end
+  -- every line escaped: names and metadata come from the archive
+  local function line(k, fmt, ...) out[#out + 1] = log.escape(("%-14s %s"):format(k .. ":", fmt:format(...))) end
   line("file", "%s", s.file)
   if s.kind == "dump" then
     line("kind", "database-only backup (bare custom-format dump), %s", size_text(s.dump.size))
@@ -591,7 +628,7 @@ function M.report(s)
     line("dump contents", "database %s, %d TOC entries, created %s", d.database, d.toc_entries or 0, d.created or "?")
   end
   line("Mendix Cloud", "%s", s.compatibility.verdict)
-  for _, w in ipairs(s.warnings) do out[#out + 1] = "warning: " .. w end
+  for _, w in ipairs(s.warnings) do out[#out + 1] = "warning: " .. log.escape(w) end
   return table.concat(out, "\n") .. "\n"
 end
 
@@ -599,24 +636,34 @@ end
 -- dump. Prints the report (or JSON) and returns the exit code; an invalid
 -- archive raises its error (exit 1) after printing {"ok": false, ...} with
 -- --json.
+-- A copy of a result with every string (keys too) escaped as in text output,
+-- so the JSON is valid UTF-8 whatever an archive holds.
+local function printable(v)
+  if type(v) == "string" then return log.escape(v) end
+  if type(v) ~= "table" then return v end
+  local copy = {}
+  for k, x in pairs(v) do copy[printable(k)] = printable(x) end
+  return setmetatable(copy, getmetatable(v))
+end
+
 function M.command(name, opts, file)
   local summary, err = M.validate(file, { check_dump = name == "verify" })
   if not summary then
     if opts.json then
-      io.stdout:write(cjson.encode { ok = false, file = file, error = { code = err.code, message = err.message } },
-        "\n")
+      io.stdout:write(cjson.encode(printable { ok = false, file = file,
+        error = { code = err.code, message = log.redact(err.message) } }), "\n")
     end
     error(err, 0)
   end
   summary.ok = true
   if opts.json then
     if #summary.warnings == 0 then summary.warnings = nil end -- cjson would write {} for an empty list
-    io.stdout:write(cjson.encode(summary), "\n")
+    io.stdout:write(cjson.encode(printable(summary)), "\n")
   else
     io.stdout:write(M.report(summary))
     if name == "verify" then
-      io.stdout:write(("OK: %s would restore with this tool (structure, every byte and pg_restore -l checked)\n")
-        :format(file))
+      io.stdout:write(log.escape(("OK: %s would restore with this tool (structure, every byte and pg_restore -l checked)")
+        :format(file)), "\n")
     end
   end
   return 0

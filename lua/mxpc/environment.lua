@@ -126,7 +126,7 @@ function M.jdbc_sslmode(jdbc)
   local params = jdbc and jdbc.params or {}
   if params.sslmode then
     local mode = M.sslmode_name(params.sslmode)
-    if not mode then return nil, ("sslmode %q is not a PostgreSQL sslmode"):format(params.sslmode) end
+    if not mode then return nil, ('sslmode "%s" is not a PostgreSQL sslmode'):format(params.sslmode) end
     return mode
   end
   local ssl = params.ssl and params.ssl:lower()
@@ -151,7 +151,7 @@ function M.request_sslmode(db, requested, source)
   if requested == nil or requested == "" then return true end
   local mode = M.sslmode_name(requested)
   if not mode then
-    return fail("usage", ("%s %q is not a PostgreSQL sslmode"):format(source, requested), sslmode_hint(source))
+    return fail("usage", ('%s "%s" is not a PostgreSQL sslmode'):format(source, requested), sslmode_hint(source))
   end
   if SSL_RANK[mode] < SSL_RANK[db.sslmode_asked] then
     return fail("usage", ("%s %s would lower the TLS mode %s that the environment's database asks for"):format(
@@ -163,7 +163,58 @@ function M.request_sslmode(db, requested, source)
   return true
 end
 
-function M.database_settings(values, where)
+-- Whether the database logs in with RDS IAM authentication. Not documented by
+-- Mendix, so any of these counts (docs/environment.md):
+--  * no password in the Secret;
+--  * a marker in the Secret: a key naming iam/irsa (database-iam, database-use-iam,
+--    database-auth-iam, ...) with a true value, or an auth/authentication key
+--    whose value names iam/irsa;
+--  * the JDBC URL asks for the AWS JDBC wrapper's IAM plugin (wrapperPlugins=iam)
+--    or an IAM authentication plugin class;
+--  * a marker in the StorageInstance's spec or status, alike (e.g.
+--    spec.authentication: iam, spec.irsa: true, status.iamAuthentication: true).
+local function names_iam(s) return type(s) == "string" and (s:lower():find("iam", 1, true) or s:lower():find("irsa", 1, true)) end
+local function truthy(v) return v == true or (type(v) == "string" and (v:lower() == "true" or v:lower() == "yes" or v == "1")) end
+
+local function iam_marker(t, depth)
+  if type(t) ~= "table" or (depth or 0) > 2 then return false end
+  for k, v in pairs(t) do
+    if type(k) == "string" then
+      local key = k:lower()
+      if names_iam(key) and not key:find("password", 1, true) and (truthy(v) or names_iam(v)) then return true end
+      if (key:find("auth", 1, true) or key == "type" or key == "mode") and names_iam(v) then return true end
+    end
+    if type(v) == "table" and iam_marker(v, (depth or 0) + 1) then return true end
+  end
+  return false
+end
+
+function M.database_iam(values, jdbc, si)
+  local password = values["database-password"]
+  if password == nil or password == "" then return true, "no database-password in the Secret" end
+  local secret_marker = {}
+  for k, v in pairs(values) do if k:find("^database%-") or k == "iam" or k == "irsa" then secret_marker[k] = v end end
+  if iam_marker(secret_marker) then return true, "an IAM marker in the Secret" end
+  local params = jdbc and jdbc.params or {}
+  if names_iam(params.wrapperplugins) or names_iam(params.authenticationpluginclassname) then
+    return true, "the JDBC URL's IAM plugin"
+  end
+  if si and (iam_marker(si.spec) or iam_marker(si.status)) then return true, "an IAM marker in the StorageInstance" end
+  return false
+end
+
+-- The AWS region of an RDS endpoint (<id>.<hash>.<region>.rds.amazonaws.com),
+-- else AWS_REGION / AWS_DEFAULT_REGION, else nil.
+function M.rds_region(host)
+  local region = type(host) == "string" and host:match("%.([%w-]+)%.rds%.amazonaws%.com%.?$")
+  if region then return region end
+  for _, name in ipairs { "AWS_REGION", "AWS_DEFAULT_REGION" } do
+    local v = os.getenv(name)
+    if v and v ~= "" then return v end
+  end
+end
+
+function M.database_settings(values, where, si)
   local dbtype = values["database-type"] or "PostgreSQL"
   if dbtype:lower() ~= "postgresql" then
     return fail("unsupported", ("%s: the database is %s; only PostgreSQL is supported"):format(where, dbtype),
@@ -191,9 +242,10 @@ function M.database_settings(values, where)
   end
   local password = values["database-password"]
   log.secret(password)
+  local iam, iam_why = M.database_iam(values, jdbc, si)
   return {
     type = "PostgreSQL", host = host, port = port, dbname = dbname, user = user, password = password,
-    iam = password == nil or password == "", sslmode = M.sslmode(asked), sslmode_asked = asked,
+    iam = iam, iam_reason = iam_why, sslmode = M.sslmode(asked), sslmode_asked = asked,
   }
 end
 
@@ -243,7 +295,7 @@ function M.storage_settings(values, where)
   end
   local loc = M.storage_location(values)
   if not loc then
-    return fail("environment", ("%s: storage-endpoint %q is not an http(s) URL"):format(where, values["storage-endpoint"]))
+    return fail("environment", ('%s: storage-endpoint "%s" is not an http(s) URL'):format(where, values["storage-endpoint"]))
   end
   local secret = values["storage-secret-access-key"]
   log.secret(secret)
@@ -285,13 +337,21 @@ function M.resolve(client, ns, name, decode)
     if not si then return nil, serr end
     local secret_name = M.secret_name(si)
     local secret, cerr = get(client, "secrets", secret_name, ns, "credentials Secret")
-    if not secret then return nil, cerr end
+    if not secret then
+      if errors.is(cerr, "not_found") then
+        cerr.hint = ("check that it exists: kubectl -n %s get secret %s. If the environment keeps its %s "
+          .. "credentials in a CSI secret store (Secrets Store CSI Driver, SecretProviderClass), they are not "
+          .. "in a Kubernetes Secret: that is not supported; see docs/environment.md"):format(ns, secret_name,
+          part == "database" and "database" or "file storage")
+      end
+      return nil, cerr
+    end
     local where = ("Secret %s/%s"):format(ns, secret_name)
     local values, layout = M.flatten_secret(decode(secret), where)
     if not values then return nil, layout end
     local settings, perr
     if part == "database" then
-      settings, perr = M.database_settings(values, where)
+      settings, perr = M.database_settings(values, where, si)
     else
       settings, perr = M.storage_settings(values, where)
     end

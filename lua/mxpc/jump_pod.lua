@@ -6,6 +6,7 @@
 local cjson = require "cjson"
 local errors = require "mxpc.error"
 local log = require "mxpc.log"
+local runtime = require "mxpc.runtime"
 
 local M = {}
 
@@ -244,7 +245,7 @@ function M.apply(client, objects, timeout)
     end
     if o.kind == "Pod" then pod = o end
   end
-  local deadline = os.time() + (timeout or 300)
+  local deadline = runtime.monotonic() + (timeout or 300)
   log.info("waiting for the pod to run", { pod = pod.metadata.name })
   while true do
     local p, err = client:get("pods", pod.metadata.name, pod.metadata.namespace)
@@ -255,13 +256,13 @@ function M.apply(client, objects, timeout)
       return nil, errors.new { code = "pod", message = ("pod %s stopped (%s)"):format(pod.metadata.name, phase),
         hint = ("kubectl -n %s describe pod %s"):format(pod.metadata.namespace, pod.metadata.name) }
     end
-    if os.time() >= deadline then
+    if runtime.monotonic() >= deadline then
       return nil, errors.new { code = "timeout", message = ("pod %s is not running after %d seconds (%s)"):format(
         pod.metadata.name, timeout or 300, phase or "no phase"),
         hint = ("kubectl -n %s describe pod %s shows why (an image that cannot be pulled, no node with room)"):format(
           pod.metadata.namespace, pod.metadata.name) }
     end
-    os.execute("sleep 1")
+    runtime.sleep(1) -- a signal ends the wait
   end
   log.info("the pod runs", { pod = pod.metadata.name })
   return true

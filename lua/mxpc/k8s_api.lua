@@ -144,6 +144,60 @@ local function integers(v)
   return v
 end
 
+-- Secret values under names that say they are credentials (password,
+-- secret, token, private key, ...) are registered for redaction, decoded and
+-- in their base64 form, with the credential fields of a JSON `config` value.
+-- Host names, database and bucket names are not: messages must be able to
+-- say where something failed.
+local function is_credential(name)
+  name = name:lower()
+  if name:find("pass") or name:find("secret") or name:find("token") or name:find("private")
+      or name:find("credential") or name == "config" then
+    return true
+  end
+  return name:find("key") ~= nil and not name:find("id") and not name:find("name")
+end
+
+local function register(v)
+  if type(v) == "string" and v ~= "true" and v ~= "false" then log.secret(v) end
+end
+
+-- Registers the credentials of decoded Secret data; `encoded` is the
+-- Secret's `data` (base64), whose forms are registered too.
+local function register_credentials(values, encoded)
+  for k, v in pairs(values) do
+    if type(k) == "string" and is_credential(k) then
+      register(v)
+      register(type(encoded) == "table" and encoded[k] or nil)
+    end
+    local ok, doc = pcall(cjson.decode, v)
+    if ok and type(doc) == "table" then
+      for name, field in pairs(doc) do
+        if type(field) == "string" and type(name) == "string" and is_credential(name) then register(field) end
+      end
+    end
+  end
+end
+
+-- A response holding Secrets (a Secret, a SecretList) registers their
+-- credentials as soon as it arrives, whatever then shows it (the REPL, a
+-- script's print): the module learns them, so the log knows them.
+local base64_decode -- the C module's, set by install
+
+local function learn_secrets(obj)
+  if type(obj) ~= "table" then return end
+  if obj.kind == "SecretList" and type(obj.items) == "table" then
+    for _, item in ipairs(obj.items) do learn_secrets(item) end
+  elseif obj.kind == "Secret" or (obj.kind == nil and type(obj.data) == "table" and type(obj.type) == "string") then
+    local values = {}
+    for k, v in pairs(type(obj.data) == "table" and obj.data or {}) do
+      values[k] = type(v) == "string" and base64_decode(v) or nil
+    end
+    for k, v in pairs(type(obj.stringData) == "table" and obj.stringData or {}) do values[k] = v end
+    register_credentials(values, obj.data)
+  end
+end
+
 -- One request; target = {method, path, verb, resource, name, namespace}.
 local function call(client, target, body, content_type)
   if type(body) == "table" then body = cjson.encode(body) end
@@ -163,7 +217,9 @@ local function call(client, target, body, content_type)
     return nil, errors.new { code = "k8s", message = ("%s %s: the server sent invalid JSON: %s"):format(
       target.method, target.path, tostring(decoded)) }
   end
-  return type(decoded) == "table" and integers(decoded) or decoded, status
+  if type(decoded) ~= "table" then return decoded, status end
+  learn_secrets(decoded)
+  return integers(decoded), status
 end
 
 local CONTENT_TYPES = {
@@ -172,6 +228,7 @@ local CONTENT_TYPES = {
 }
 
 local function install(M, methods)
+  base64_decode = M._base64_decode
   -- client:request(method, path [, body [, {content_type=}]]) -> decoded JSON (or text), status | nil, err
   function methods:request(method, path, body, opts)
     assert(type(method) == "string", "method must be a string")
@@ -251,22 +308,8 @@ local function install(M, methods)
       verb = "delete", resource = r, name = name, namespace = ns })
   end
 
-  -- k8s.secret_data(secret) -> {key = decoded value}. Values under names that
-  -- say they are credentials (password, secret, token, private key, ...) are
-  -- registered for redaction, with their base64 form and the credential fields
-  -- of a JSON `config` value. Host names, database and bucket names are not:
-  -- messages must be able to say where something failed.
-  local function is_credential(name)
-    name = name:lower()
-    if name:find("pass") or name:find("secret") or name:find("token") or name:find("private")
-        or name:find("credential") or name == "config" then
-      return true
-    end
-    return name:find("key") ~= nil and not name:find("id") and not name:find("name")
-  end
-  local function register(v)
-    if v ~= "true" and v ~= "false" then log.secret(v) end
-  end
+  -- k8s.secret_data(secret) -> {key = decoded value}, credentials registered
+  -- (register_credentials); nil, err if a value is not base64.
   function M.secret_data(secret)
     assert(type(secret) == "table", "secret must be a Secret object")
     local out = {}
@@ -279,18 +322,7 @@ local function install(M, methods)
       out[k] = value
     end
     for k, v in pairs(type(secret.stringData) == "table" and secret.stringData or {}) do out[k] = v end
-    for k, v in pairs(out) do
-      if is_credential(k) then
-        register(v)
-        register(type(secret.data) == "table" and secret.data[k] or nil)
-      end
-      local ok, doc = pcall(cjson.decode, v)
-      if ok and type(doc) == "table" then
-        for name, field in pairs(doc) do
-          if type(field) == "string" and type(name) == "string" and is_credential(name) then register(field) end
-        end
-      end
-    end
+    register_credentials(out, secret.data)
     return out
   end
 

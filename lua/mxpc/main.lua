@@ -4,6 +4,7 @@
 -- ("error: ...") and exits 1; usage errors are printed here and exit 2.
 local args = require "mxpc.args"
 local errors = require "mxpc.error"
+local fs = require "mxpc.fs"
 local log = require "mxpc.log"
 local runtime = require "mxpc.runtime"
 local scripts = require "mxpc.scripts"
@@ -24,6 +25,21 @@ local global_options = {
   { long = "version", help = "print the version and the library versions (as 'version')" },
 }
 
+-- How many S3 requests run at once, and how much memory objects in transit may take.
+local function check_count(max)
+  return function(v)
+    local n = tonumber(v)
+    if not n or math.type(n) ~= "integer" or n < 1 or n > max then return nil, ("a whole number 1..%d"):format(max) end
+    return true
+  end
+end
+local transfer_options = {
+  { long = "concurrency", value = "N", check = check_count(256),
+    help = "S3 requests in flight at once (default 16)" },
+  { long = "window", value = "MIB", check = check_count(65536),
+    help = "memory for files in transit, in MiB (default 32); larger files go through the working directory" },
+}
+
 local tagline = "back up and restore Mendix for Private Cloud environments"
 local description =
   "Backs up the data of a Mendix for Private Cloud environment (its PostgreSQL\n" ..
@@ -37,10 +53,12 @@ local environment = {
   { "SSL_CERT_FILE", "CA bundle for S3/MinIO over https (default: the system's bundle)" },
   { "SSL_CERT_DIR", "directory of CA certificates for S3/MinIO over https" },
   { "PGSSLROOTCERT", "CA certificate for a database with strict TLS (verify-ca, verify-full)" },
+  { "AWS_*", "AWS credentials for IRSA environments and s3:// archives, as the AWS CLI reads them (AWS_ACCESS_KEY_ID," ..
+    " AWS_PROFILE, AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN, AWS_CONTAINER_CREDENTIALS_FULL_URI, AWS_REGION, ...)" },
   { "PGSSLMODE", "as --db-sslmode MODE: stronger database TLS than the environment asks for, never weaker" },
   { "MXPC_SCRIPTS", "as --scripts DIR" },
   { "MXPC_DATADIR", "where the installed stock Lua files are (lua/, scripts/)" },
-  { "TMPDIR", "working directory when the output's directory is not writable" },
+  { "TMPDIR", "working directory for -f - and s3://, and when the output's directory is not writable" },
 }
 
 local exit_status = {
@@ -73,6 +91,8 @@ local env_options = {
       return require("mxpc.environment").sslmode_name(v) ~= nil,
         "expected disable, allow, prefer, require, verify-ca or verify-full"
     end },
+  { long = "db-iam", help = "log in to the database with RDS IAM tokens (AWS credentials) even if the Secret " ..
+    "has a password" },
 }
 
 -- Where an archive is kept when -f is s3://BUCKET/KEY.
@@ -115,18 +135,33 @@ command {
       "-f - writes the archive to standard output (never to a terminal; messages go\n" ..
       "to stderr); if the backup fails, the output ends without the archive's end, so\n" ..
       "whatever reads it sees a broken archive. -f s3://BUCKET/KEY uploads it as it\n" ..
-      "is written (credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or the shared\n" ..
-      "credentials file); a failed backup leaves no object and no unfinished upload.",
+      "is written (credentials: the AWS chain, AWS_* below, e.g. the jump pod's IAM\n" ..
+      "role); a failed backup leaves no object and no unfinished upload.",
   options = {
     env_options[1], env_options[2],
     { short = "f", long = "file", value = "FILE", required = true,
       help = "the archive to write (.tar.gz): a file, - (stdout) or s3://BUCKET/KEY" },
     { long = "force", help = "replace FILE if it exists" },
     { long = "database-only", help = "write only the database, as a bare pg_dump -Fc file (.backup)" },
+    { long = "compression-level", value = "N",
+      help = "gzip level of the archive, 0 (none) to 9 (smallest; default 6); data that is already compressed is stored" },
+    transfer_options[1], transfer_options[2],
     env_options[3], env_options[4], env_options[5],
     archive_options[1], archive_options[2], archive_options[3],
   },
-  run = workflow("backup"),
+  run = function(opts)
+    if opts.compression_level then
+      local n = tonumber(opts.compression_level)
+      if math.type(n) ~= "integer" or n < 0 or n > 9 then
+        args.usage_error("--compression-level must be a whole number from 0 to 9, got %q", opts.compression_level)
+      end
+      if opts.database_only then
+        args.usage_error("--compression-level applies to the archive; a database-only backup is pg_dump's own file")
+      end
+      opts.compression_level = n
+    end
+    return workflow("backup")(opts)
+  end,
 }
 
 command {
@@ -148,6 +183,7 @@ command {
     { long = "stop-app", help = "scale the app to 0 for the restore and back afterwards (needs patch on mendixapps)" },
     { long = "database-only", help = "restore only the database, leave the files as they are" },
     { long = "files-only", help = "restore only the files, leave the database as it is" },
+    transfer_options[1], transfer_options[2],
     env_options[3], env_options[4], env_options[5],
     archive_options[1], archive_options[2], archive_options[3],
   },
@@ -304,6 +340,12 @@ local function print_version()
   for _, k in ipairs { "lua", "libpq", "libcurl", "libarchive", "openssl", "zlib" } do
     io.stdout:write(("  %-10s %s\n"):format(k, libs[k]))
   end
+  -- the CA certificates https to S3 trusts unless told otherwise
+  local function nonempty(name) local v = os.getenv(name); return v ~= "" and v or nil end
+  local ca = nonempty("SSL_CERT_FILE") and ("SSL_CERT_FILE=" .. nonempty("SSL_CERT_FILE"))
+    or nonempty("SSL_CERT_DIR") and ("SSL_CERT_DIR=" .. nonempty("SSL_CERT_DIR"))
+    or runtime.system_ca_file() or "none found (set SSL_CERT_FILE)"
+  io.stdout:write(("  %-10s %s\n"):format("CA bundle", ca))
   return 0
 end
 
@@ -417,7 +459,7 @@ function main.command_help(def)
 end
 
 local function print_usage_error(err, def)
-  io.stderr:write("error: ", log.redact(err.message), "\n")
+  io.stderr:write("error: ", log.escape(log.redact(err.message)), "\n")
   if def then
     io.stderr:write("usage: ", PROGRAM, " ", def.usage, "\n")
     io.stderr:write("Try '", PROGRAM, " ", def.name, " --help' for more information.\n")
@@ -443,7 +485,30 @@ local function apply_logging(opts)
   if opts.log_format then log.set_format(opts.log_format) end
 end
 
+-- The scripts directory (--scripts DIR or MXPC_SCRIPTS, taken by C before any
+-- Lua runs) must be a directory: a typo would otherwise run the stock scripts.
+local function scripts_dir_problem(argv)
+  local dir = runtime.scripts_dir()
+  if not dir or dir == "" then return nil end
+  local st, err = fs.stat(dir .. "/.") -- follows a link to a directory
+  if st then return nil end
+  local given = "MXPC_SCRIPTS=" .. dir
+  for _, a in ipairs(argv) do
+    if a == "--" then break end
+    if a == "--scripts" or a:sub(1, 10) == "--scripts=" then
+      given = "--scripts " .. dir
+      break
+    end
+  end
+  local why = errors.is(err, "permission") and tostring(err)
+      or fs.stat(dir) and "not a directory"
+      or "no such directory"
+  return { message = ("%s: %s"):format(given, why) }
+end
+
 function main.run(argv)
+  local bad_scripts = scripts_dir_problem(argv)
+  if bad_scripts then return print_usage_error(bad_scripts) end
   -- global options may come before the command
   local i = 1
   local pre = {}

@@ -15,10 +15,34 @@ local repl = {}
 local MODULES = { archive = "archive", backup_archive = "backup_archive", errors = "error", fs = "fs", k8s = "k8s",
   log = "log", pg = "pg", process = "process", runtime = "runtime", s3 = "s3" }
 
+-- A Secret object (kind Secret, or an item of a SecretList, which has no
+-- kind but a `type` and `data`) is shown with its keys and without its
+-- values: they are credentials, and base64 hides nothing (k8s.secret_data
+-- decodes them, with the credentials registered for redaction).
+local function is_secret(v)
+  return v.kind == "Secret" or (v.kind == nil and type(v.metadata) == "table" and type(v.type) == "string"
+    and (type(v.data) == "table" or type(v.stringData) == "table"))
+end
+
+local function without_values(secret)
+  local copy = {}
+  for k, x in pairs(secret) do copy[k] = x end
+  for _, field in ipairs { "data", "stringData" } do
+    if type(secret[field]) == "table" then
+      copy[field] = {}
+      for k in pairs(secret[field]) do copy[field][k] = "***" end
+    end
+  end
+  return copy
+end
+
 local function show(v, depth, seen)
   depth, seen = depth or 0, seen or {}
   local t = type(v)
-  if t == "string" then return string.format("%q", v) end
+  if t == "table" and not getmetatable(v) and is_secret(v) then v = without_values(v) end
+  -- redacted before quoting (a secret with a quote in it is still found);
+  -- controls and bytes that are not UTF-8 are escaped when printed (out)
+  if t == "string" then return '"' .. log.redact(v):gsub('[\\"]', "\\%0") .. '"' end
   if t ~= "table" or getmetatable(v) then return tostring(v) end
   if seen[v] then return "{...}" end
   if depth >= 3 then return "{...}" end
@@ -46,7 +70,22 @@ local function show(v, depth, seen)
 end
 repl.show = show
 
-local function out(s) io.stdout:write(log.redact(s), "\n") io.stdout:flush() end
+-- One line of output: each part redacted and escaped (nothing from outside
+-- reaches the terminal raw), the parts separated by tabs.
+local function out(...)
+  local parts = table.pack(...)
+  for i = 1, parts.n do parts[i] = log.escape(log.redact(tostring(parts[i]))) end
+  io.stdout:write(table.concat(parts, "\t", 1, parts.n), "\n")
+  io.stdout:flush()
+end
+
+-- A text of several lines (a traceback), each line through out.
+local function out_lines(text)
+  for line in (text .. "\n"):gmatch("(.-)\n") do
+    local indent = line:match("^\t*")
+    out(("  "):rep(#indent) .. line:sub(#indent + 1))
+  end
+end
 
 -- Compiles a chunk: expression first, then statement. Returns the function,
 -- or nil, message, incomplete (true when more lines could finish it).
@@ -79,6 +118,7 @@ function repl.run(opts)
   end
   table.sort(loaded)
   env.show = function(v) out(show(v)) end
+  env.print = out -- redacted and escaped like every other output here
   local history = os.getenv("HOME") and (os.getenv("HOME") .. "/.mxpc-data-migration_history")
   if interactive then
     if history then console.load_history(history) end
@@ -107,14 +147,14 @@ function repl.run(opts)
           if results.n > 1 then
             local shown = {}
             for i = 2, results.n do shown[#shown + 1] = show(results[i]) end
-            out(table.concat(shown, "\t"))
+            out(table.unpack(shown))
           end
         else
           local e = results[2]
           if errors.is(e, "interrupted") then runtime.clear_interrupt() end
           out("error: " .. e.message)
           if e.hint then out("hint: " .. e.hint) end
-          if opts.debug and e.traceback then out(e.traceback) end
+          if opts.debug and e.traceback then out_lines(e.traceback) end
         end
       elseif not incomplete then
         console.add_history(buffer)

@@ -6,6 +6,7 @@ local environment = require "mxpc.environment"
 local errors = require "mxpc.error"
 local fs = require "mxpc.fs"
 local log = require "mxpc.log"
+local pg_programs = require "mxpc.pg_programs"
 local process = require "mxpc.process"
 local runtime = require "mxpc.runtime"
 
@@ -32,10 +33,10 @@ function M.resolve(opts)
   log.info("environment found", { replicas = env.replicas, database = ("%s:%s/%s"):format(env.database.host,
     env.database.port, env.database.dbname), sslmode = env.database.sslmode,
     files = env.storage.endpoint .. "/" .. env.storage.bucket .. "/" .. env.storage.prefix })
+  if opts.db_iam and not env.database.iam then env.database.iam, env.database.iam_reason = true, "--db-iam" end
   if env.database.iam then
-    return nil, errors.new { code = "unsupported",
-      message = ("the database of %s/%s uses IAM authentication, which this version does not support yet"):format(
-        env.namespace, env.name) }
+    local ok, err = M.use_iam(env)
+    if not ok then return nil, err end
   end
   return env
 end
@@ -48,66 +49,208 @@ function M.running_pods(env)
   return #(pods.items or {})
 end
 
--- Makes sure the app does not run during a restore. With `stop`, scales it to
--- 0 and waits for its pods to go; the returned guard scales it back when
--- closed (also after a failure). Without `stop`, a running app is an error.
-function M.ensure_stopped(env, stop, timeout)
-  local replicas = env.replicas or 0
+-- The command that sets the app's replicas by hand.
+local function scale_command(env, replicas)
+  return ("kubectl -n %s patch mendixapp %s --type merge -p '{\"spec\":{\"replicas\":%d}}'"):format(
+    env.namespace, env.name, replicas)
+end
+
+-- How long starting the app again is retried while the Kubernetes API is down
+-- or answers 5xx/429, in seconds.
+M.START_RETRY_SECONDS = 30
+
+local RETRY_STATUS = { [408] = true, [409] = true, [429] = true }
+
+-- Sets the app's replicas back, retrying with backoff (0.5 s doubling up to
+-- 5 s) for M.START_RETRY_SECONDS; true or nil, err.
+local function scale_back(env, replicas)
+  local deadline = runtime.monotonic() + M.START_RETRY_SECONDS
+  local delay = 0.5
+  while true do
+    local ok, err = env.client:patch("mendixapps", env.name, { spec = { replicas = replicas } },
+      { namespace = env.namespace })
+    if ok then return true end
+    local left = deadline - runtime.monotonic()
+    if (err.status and err.status < 500 and not RETRY_STATUS[err.status]) or left <= 0 then return nil, err end
+    log.warn("could not start the app again, retrying", { error = err.message, seconds = math.min(delay, left) })
+    runtime.sleep(math.min(delay, left))
+    delay = math.min(delay * 2, 5)
+  end
+end
+
+-- The app of an environment during a restore: stops it if asked, and starts
+-- it again when closed (also while an error or a signal unwinds) or when
+-- asked to. Create it into a to-be-closed variable before stopping:
+--   local app <close> = wf.app_control(env)
+--   assert(app:ensure_stopped(opts.stop_app))
+local App = {}
+App.__index = App
+
+function M.app_control(env)
+  return setmetatable({ env = env, replicas = env.replicas or 0, stopped = false }, App)
+end
+
+-- Makes sure the app does not run. With `stop`, scales it to 0 and waits for
+-- its pods to go (at most `timeout` seconds, default 300); without, a running
+-- app is an error. true or nil, err; after a failure or a signal the app is
+-- started again before this returns.
+function App:ensure_stopped(stop, timeout)
+  local env, replicas = self.env, self.replicas
   local pods, perr = M.running_pods(env)
   if not pods and not errors.is(perr, "forbidden") then return nil, perr end
-  if replicas == 0 and (pods or 0) == 0 then return setmetatable({}, { __close = function() end }) end
+  if replicas == 0 and (pods or 0) == 0 then return true end
   if not stop then
     return nil, errors.new { code = "running",
       message = ("environment %s/%s is running (%d replicas%s); restoring into a running app can break it"):format(
         env.namespace, env.name, replicas, pods and (", %d pods"):format(pods) or ""),
-      hint = ("stop it first (kubectl -n %s patch mendixapp %s --type merge -p '{\"spec\":{\"replicas\":0}}'), " ..
-        "or use --stop-app to stop it for the restore and start it again afterwards"):format(env.namespace, env.name) }
+      hint = ("stop it first (%s), or use --stop-app to stop it for the restore and start it again afterwards"):format(
+        scale_command(env, 0)) }
   end
   log.info("stopping the app", { replicas = replicas })
-  local ok, err = env.client:patch("mendixapps", env.name, { spec = { replicas = 0 } }, { namespace = env.namespace })
-  if not ok then return nil, err end
-  local guard = setmetatable({}, { __close = function()
-    -- this runs while an error or Ctrl-C unwinds too: the app must come back,
-    -- so a pending interruption must not stop this request
-    runtime.clear_interrupt()
-    log.info("starting the app again", { replicas = replicas })
-    local back, berr = env.client:patch("mendixapps", env.name, { spec = { replicas = replicas } },
-      { namespace = env.namespace })
-    if not back then log.error("could not start the app again: " .. tostring(berr)) end
-  end })
-  local deadline = os.time() + (timeout or 300)
-  while true do
-    local n, lerr = M.running_pods(env)
-    if not n then
-      getmetatable(guard).__close()
-      return nil, lerr
+  local function stop_and_wait()
+    self.stopped = true -- from the request on, even if it is interrupted
+    local ok, err = env.client:patch("mendixapps", env.name, { spec = { replicas = 0 } }, { namespace = env.namespace })
+    if not ok then
+      if err.status then self.stopped = false end -- the server refused: nothing changed
+      return nil, err
     end
-    if n == 0 then break end
-    if os.time() >= deadline then
-      getmetatable(guard).__close()
-      return nil, errors.new { code = "timeout", message = ("%d pods of %s/%s still run after %d seconds"):format(
-        n, env.namespace, env.name, timeout or 300) }
+    local deadline = os.time() + (timeout or 300)
+    while true do
+      local n, lerr = M.running_pods(env)
+      if not n then return nil, lerr end
+      if n == 0 then return true end
+      if os.time() >= deadline then
+        return nil, errors.new { code = "timeout", message = ("%d pods of %s/%s still run after %d seconds"):format(
+          n, env.namespace, env.name, timeout or 300) }
+      end
+      runtime.sleep(1)
     end
-    os.execute("sleep 1")
+  end
+  local ran, ok, err = pcall(stop_and_wait)
+  if not ran or not ok then
+    self:__close(not ran and ok or nil)
+    if not ran then error(ok, 0) end
+    return nil, err
   end
   log.info("app stopped")
-  return guard
+  return true
+end
+
+local function start(self)
+  if self.result == nil then
+    if not self.stopped then
+      self.result = true
+    else
+      local was = runtime.defer_interrupts(true)
+      log.info("starting the app again", { replicas = self.replicas })
+      local ok, err = scale_back(self.env, self.replicas)
+      if ok then
+        self.result = true
+      else
+        self.result = false
+        self.err = errors.new { code = "app_stopped",
+          message = ("starting the app again failed, %s/%s is left stopped: %s"):format(self.env.namespace,
+            self.env.name, err.message),
+          hint = "start it when the Kubernetes API answers again: " .. scale_command(self.env, self.replicas) }
+      end
+      runtime.defer_interrupts(was)
+    end
+  end
+  if self.result then return true end
+  return nil, self.err
+end
+
+-- Starts the app again if it was stopped (once; later calls return the first
+-- result): true, or nil, err (code app_stopped) naming the command that
+-- starts it by hand. Signals are deferred meanwhile: the first one does not
+-- stop it, and is raised afterwards unless signals were deferred already.
+function App:start_again()
+  local ok, err = start(self)
+  if not ok then self.reported = true end -- the caller reports it
+  return ok, err
+end
+
+function App:__close(err)
+  -- while an error or a signal unwinds the app must still come back, so a
+  -- pending interruption must not stop this request
+  if err ~= nil then runtime.clear_interrupt() end
+  local ok, serr = start(self)
+  if not ok and not self.reported then
+    self.reported = true
+    log.error(serr.message .. "; " .. serr.hint)
+  end
+end
+
+-- The same in one call, for scripts written before app_control: returns the
+-- app (to close) or nil, err.
+function M.ensure_stopped(env, stop, timeout)
+  local app = M.app_control(env)
+  local ok, err = app:ensure_stopped(stop, timeout)
+  if not ok then return nil, err end
+  return app
 end
 
 -- --- PostgreSQL -------------------------------------------------------------------
 
+-- RDS IAM authentication: TLS at least `require` (`verify-full` when
+-- PGSSLROOTCERT names the CA bundle), the region, and which AWS credentials
+-- sign the tokens (found now, so a missing role fails before any work).
+function M.use_iam(env)
+  local db = env.database
+  if db.sslmode ~= "verify-full" and db.sslmode ~= "verify-ca" then
+    local root = os.getenv("PGSSLROOTCERT")
+    db.sslmode = (root and root ~= "" and root ~= "system") and "verify-full" or "require"
+  end
+  db.region = environment.rds_region(db.host) or env.storage.region or "us-east-1"
+  local creds, err = require("mxpc.s3").credentials {}
+  if not creds then
+    err.message = "the database uses IAM authentication, but " .. err.message
+    return nil, err
+  end
+  db.aws = creds
+  log.info("database login with RDS IAM tokens", { because = db.iam_reason, credentials = creds.source,
+    region = db.region, sslmode = db.sslmode })
+  return true
+end
+
+-- The password for one new connection: an RDS IAM token (15 minutes) signed
+-- now, or the Secret's password.
+local function db_password(db)
+  if not db.iam then return db.password end
+  return require("mxpc.s3").rds_token { host = db.host, port = db.port, user = db.user, region = db.region }
+end
+
+-- A refused IAM login, explained: what the role needs.
+local function iam_refusal(db, err)
+  local text = tostring(err)
+  if not (text:find("PAM authentication failed", 1, true) or text:find("password authentication failed", 1, true)) then
+    return err
+  end
+  local role = db.aws and db.aws.role
+  local account = role and role:match("^arn:aws[%w-]*:iam::(%d*):") or "<account_id>"
+  return errors.new { code = "forbidden",
+    message = ("the database %s:%s refused the RDS IAM token of user %s (signed with credentials from %s): %s"):format(
+      db.host, db.port, db.user, db.aws and db.aws.source or "?", text:gsub("\n.*", "")),
+    hint = ("the %s needs rds-db:connect on arn:aws:rds-db:%s:%s:dbuser:<DbiResourceId>/%s, and the database user " ..
+      "needs the rds_iam role (GRANT rds_iam TO %s)"):format(role and ("role " .. role) or "IAM identity",
+      db.region or "<region>", account, db.user, db.user) }
+end
+
 local function pg_params(db)
-  return { host = db.host, port = db.port, dbname = db.dbname, user = db.user, password = db.password,
+  local password, err = db_password(db)
+  if not password then return nil, err end
+  return { host = db.host, port = db.port, dbname = db.dbname, user = db.user, password = password,
     sslmode = db.sslmode }
 end
 
 -- opts.connect_timeout: seconds to wait for the server (default: libpq's)
 function M.connect_database(env, opts)
   local pg = require "mxpc.pg"
-  local params = pg_params(env.database)
+  local params, perr = pg_params(env.database)
+  if not params then return nil, perr end
   params.connect_timeout = opts and opts.connect_timeout and tostring(opts.connect_timeout) or nil
   local conn, err = pg.connect(params)
-  if not conn then return nil, err end
+  if not conn then return nil, env.database.iam and iam_refusal(env.database, err) or err end
   local info = conn:info()
   log.info("connected to the database", { server = info.server_version, tls = info.ssl and info.ssl.protocol or "no" })
   return conn
@@ -119,20 +262,25 @@ local function pg_env(db)
   local env = { PGHOST = db.host, PGPORT = tostring(db.port), PGDATABASE = db.dbname, PGUSER = db.user,
     PGSSLMODE = db.sslmode, PGAPPNAME = "mxpc-data-migration", PGCONNECT_TIMEOUT = "15",
     PGOPTIONS = "-c client_min_messages=warning" }
-  if db.password then env.PGPASSWORD = db.password end
+  local password, err = db_password(db)
+  if db.iam and not password then return nil, err end
+  if password then env.PGPASSWORD = password end
   return env
 end
 
--- The PostgreSQL client program `name` (MXPC_PG_BINDIR first, then PATH).
-local function pg_program(name)
-  local dir = os.getenv("MXPC_PG_BINDIR")
-  if dir and dir ~= "" then return dir .. "/" .. name end
-  return name
+-- Why a child failed, for a message: "pg_dump failed (exit status 1): <its
+-- stderr>", "psql was killed by signal 9 (SIGKILL)".
+local function child_failure(name, r)
+  local text = r.stderr:gsub("%s+$", "")
+  return (r.signal and (name .. " was " .. r.reason) or (name .. " failed (" .. r.reason .. ")"))
+    .. (text ~= "" and (": " .. text) or "")
 end
 
 local FILES_TABLE, UUID_COLUMN = "system$filedocument", "__uuid__"
 
--- The files the environment uses: FileDocument rows with contents and a UUID.
+-- The files the environment uses: FileDocument rows with contents and a UUID,
+-- as {uuid =, size =}; size is the row's own (column "size") when the table
+-- has that column and the value is usable, else nil.
 function M.list_files(conn)
   local cols, err = conn:query(
     "select column_name from information_schema.columns where table_schema = 'public' and table_name = $1",
@@ -151,12 +299,17 @@ function M.list_files(conn)
         hint = "this is not a Mendix database this tool knows; see docs/environment.md" }
     end
   end
-  local rows, qerr = conn:query(("select %s as uuid from public.%s where hascontents and %s is not null order by 1")
-    :format(UUID_COLUMN, '"' .. FILES_TABLE .. '"', UUID_COLUMN))
+  local rows, qerr = conn:query(("select %s as uuid%s from public.%s where hascontents and %s is not null order by 1")
+    :format(UUID_COLUMN, have.size and ", size" or "", '"' .. FILES_TABLE .. '"', UUID_COLUMN))
   if not rows then return nil, qerr end
   local files, skipped = {}, 0
   for _, r in ipairs(rows) do
-    if backup_archive.is_uuid(r.uuid) then files[#files + 1] = r.uuid else skipped = skipped + 1 end
+    if backup_archive.is_uuid(r.uuid) then
+      local size = math.type(r.size) == "integer" and r.size >= 0 and r.size or nil
+      files[#files + 1] = { uuid = r.uuid, size = size }
+    else
+      skipped = skipped + 1
+    end
   end
   if skipped > 0 then log.warn("FileDocument rows with an invalid UUID skipped", { rows = skipped }) end
   log.info("files in use", { files = #files })
@@ -179,35 +332,52 @@ function M.database_facts(conn)
   return { size = size, model_version = version }
 end
 
+-- Starts pg_dump -O -x -Fc into `path` and returns at once; the dump runs
+-- while other work goes on. dump:ended() says whether it is over,
+-- dump:finish() waits for it and returns its size (or nil, err). Closing the
+-- dump stops a pg_dump that still runs.
+function M.start_dump(env, path)
+  local pg_dump, perr = pg_programs.find("pg_dump")
+  if not pg_dump then return nil, perr end
+  log.info("dumping the database", { program = pg_dump })
+  -- stdout to a file we create: mode 0600 from the start
+  local penv, eerr = pg_env(env.database)
+  if not penv then return nil, eerr end
+  local p, err = process.spawn({ pg_dump, "-O", "-x", "-Fc", "--no-password" },
+    { env = penv, stdout = { file = path } })
+  if not p then return nil, err end
+  local dump = { path = path }
+  function dump.ended() return p:poll() end
+  function dump.finish()
+    local r = p:wait()
+    p:close()
+    if r.status ~= 0 then
+      return nil, errors.new { code = "pg_dump", message = child_failure("pg_dump", r),
+        hint = r.stderr:find("server version mismatch") and "install a pg_dump at least as new as the server" or nil }
+    end
+    local size = fs.stat(path).size
+    log.info("database dumped", { bytes = size })
+    -- Mendix Cloud restores dumps up to archive version 1.14 (pg_dump 12-15)
+    local f = io.open(path, "rb")
+    local header = backup_archive.parse_dump_header(f and f:read(4096) or "")
+    if f then f:close() end
+    if header then
+      local verdict = backup_archive.compatibility { kind = "dump", dump = header }
+      for _, reason in ipairs(verdict.reasons or {}) do
+        log.warn(reason .. ": the archive restores with this tool but not in Mendix Cloud",
+          { hint = "use a pg_dump of version 15 or older (MXPC_PG_BINDIR) for Mendix Cloud" })
+      end
+    end
+    return size
+  end
+  return setmetatable(dump, { __close = function() p:close() end })
+end
+
 -- pg_dump -O -x -Fc into `path`; returns its size.
 function M.dump_database(env, path)
-  log.info("dumping the database", { program = "pg_dump" })
-  -- stdout to a file we create: mode 0600 from the start
-  local p, err = process.spawn({ pg_program("pg_dump"), "-O", "-x", "-Fc", "--no-password" },
-    { env = pg_env(env.database), stdout = { file = path } })
-  if not p then return nil, err end
-  local r = p:wait()
-  p:close()
-  if r.status ~= 0 then
-    local text = r.stderr:gsub("%s+$", "")
-    return nil, errors.new { code = "pg_dump",
-      message = "pg_dump failed: " .. (text ~= "" and text or ("exit status " .. tostring(r.status or r.signal))),
-      hint = r.stderr:find("server version mismatch") and "install a pg_dump at least as new as the server" or nil }
-  end
-  local size = fs.stat(path).size
-  log.info("database dumped", { bytes = size })
-  -- Mendix Cloud restores dumps up to archive version 1.14 (pg_dump 12-15)
-  local f = io.open(path, "rb")
-  local header = backup_archive.parse_dump_header(f and f:read(4096) or "")
-  if f then f:close() end
-  if header then
-    local verdict = backup_archive.compatibility { kind = "dump", dump = header }
-    for _, reason in ipairs(verdict.reasons or {}) do
-      log.warn(reason .. ": the archive restores with this tool but not in Mendix Cloud",
-        { hint = "use a pg_dump of version 15 or older (MXPC_PG_BINDIR) for Mendix Cloud" })
-    end
-  end
-  return size
+  local dump <close>, err = M.start_dump(env, path)
+  if not dump then return nil, err end
+  return dump.finish()
 end
 
 -- Empties schema public and restores the dump, all in one transaction: a
@@ -224,17 +394,30 @@ DO $$DECLARE r record; BEGIN
   END LOOP;
 END$$;]]
 
+-- Once psql has read all of its input, PostgreSQL alone decides between
+-- commit and rollback, and a signal cannot change that any more: from then on
+-- signals are deferred (runtime.defer_interrupts). If the restore failed, a
+-- signal that came meanwhile is raised; after a commit they stay deferred, so
+-- the run can finish (start the app, report success) and say the interruption
+-- came too late.
 function M.restore_database(env, dump_path)
+  local bin, berr = pg_programs.find_all { "pg_restore", "psql" }
+  if not bin then return nil, berr end
   log.info("restoring the database in one transaction", { database = env.database.dbname })
   -- pg_restore writes SQL, psql runs it in one transaction. We pass the SQL
   -- along ourselves rather than piping one into the other: if pg_restore fails
   -- halfway, psql must not see a clean end of input (it would commit what it
   -- got), so it is killed instead, and the transaction rolls back.
-  local restore, err = process.spawn({ pg_program("pg_restore"), "-O", "-x", "-f", "-", dump_path },
+  local restore, err = process.spawn({ bin.pg_restore, "-O", "-x", "-f", "-", dump_path },
     { stdout = "pipe" })
   if not restore then return nil, err end
-  local psql, perr = process.spawn({ pg_program("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction",
-    "--no-password", "-c", EMPTY_PUBLIC, "-f", "-" }, { stdin = "pipe", env = pg_env(env.database) })
+  local penv, eerr = pg_env(env.database)
+  if not penv then
+    restore:close()
+    return nil, eerr
+  end
+  local psql, perr = process.spawn({ bin.psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction",
+    "--no-password", "-c", EMPTY_PUBLIC, "-f", "-" }, { stdin = "pipe", env = penv })
   if not psql then
     restore:close()
     return nil, perr
@@ -249,16 +432,16 @@ function M.restore_database(env, dump_path)
   restore:close()
   if rr.status ~= 0 then
     psql:close() -- kills it before its input ends: nothing is committed
-    local text = rr.stderr:gsub("%s+$", "")
-    return nil, errors.new { code = "pg_restore",
-      message = "pg_restore failed: " .. (text ~= "" and text or ("exit status " .. tostring(rr.status or rr.signal))),
+    return nil, errors.new { code = "pg_restore", message = child_failure("pg_restore", rr),
       hint = "the database was left as it was" }
   end
+  local was = runtime.defer_interrupts(true) -- a signal before this line still rolls back
   psql:close_stdin()
   local rp = psql:wait()
   psql:close()
   if rp.status ~= 0 or rp.stderr:find("ERROR") then
-    return nil, errors.new { code = "restore", message = "restoring the database failed: " .. rp.stderr:gsub("%s+$", ""),
+    runtime.defer_interrupts(was) -- raises a signal that came meanwhile: the database is as it was
+    return nil, errors.new { code = "restore", message = "restoring the database failed: " .. child_failure("psql", rp),
       hint = "the restore ran in one transaction, so the database was left as it was" }
   end
   log.info("database restored")
@@ -283,6 +466,52 @@ function M.connect_storage(env)
   local _, perr = client:head(st.bucket, st.prefix .. ".mxpc-probe")
   if perr and not errors.is(perr, "not_found") and not errors.is(perr, "forbidden") then return nil, perr end
   return client
+end
+
+-- --- signals ------------------------------------------------------------------------
+
+-- After a point of no return (signals deferred there): warns if a signal came
+-- and forgets it, so the run ends as what it is, complete.
+function M.too_late(what)
+  local late = runtime.interrupted()
+  if late then
+    log.warn(("interrupted by %s after %s: too late to stop, the run completes"):format(late, what))
+    runtime.clear_interrupt()
+  end
+end
+
+-- --concurrency and --window (MiB) -> {concurrency =, window = bytes}
+function M.transfer_options(opts)
+  return { concurrency = tonumber(opts.concurrency) or 16, window = (tonumber(opts.window) or 32) * 1024 * 1024 }
+end
+
+-- The objects of `files` ({uuid =, size =}) as {uuid =, key =, size =}, and
+-- the UUIDs of those not in storage. Sizes the database did not give are
+-- asked with HEAD requests, many at a time. A file that is gone is reported,
+-- not fatal (an app may delete temporary files while the backup runs).
+function M.file_sizes(store, env, files, transfer)
+  local present, missing, unknown = {}, {}, {}
+  for _, f in ipairs(files) do
+    local item = { uuid = f.uuid, key = M.object_key(env, f.uuid), size = f.size }
+    if f.size then present[#present + 1] = item else unknown[#unknown + 1] = item end
+  end
+  if #unknown > 0 then
+    log.info("looking up file sizes", { files = #unknown, concurrency = transfer.concurrency })
+    local ok, err = store:head_many(env.storage.bucket, unknown, { concurrency = transfer.concurrency,
+      on_item = function(item, head, herr)
+        if head then
+          item.size = head.size
+          present[#present + 1] = item
+          return true
+        end
+        if not errors.is(herr, "not_found") then return false end
+        missing[#missing + 1] = item.uuid
+        log.warn("file not found in storage, skipped", { uuid = item.uuid, key = item.key })
+        return true
+      end })
+    if not ok then return nil, err end
+  end
+  return present, missing
 end
 
 -- --- progress --------------------------------------------------------------------------
@@ -416,15 +645,20 @@ function M.archive_writer(loc, opts)
     on_close = on_close })
 end
 
--- Delivers a finished file (a database-only dump) to the target.
-function M.deliver_file(loc, path, force)
+-- Delivers a finished file (a database-only dump) to the target. Once it is
+-- there (renamed into place, the upload completed, standard output written
+-- and flushed), signals are deferred: they come too late (see too_late).
+-- Before that a signal stops it, and an upload leaves nothing behind.
+function M.deliver_file(loc, path)
   if loc.kind == "file" then
+    runtime.defer_interrupts(true)
     local ok, err = os.rename(path, loc.path)
     if not ok then return nil, errors.new { code = "io", message = err } end
     return true
   elseif loc.kind == "s3" then
     local ok, err = loc.store:put(loc.bucket, loc.key, { path = path })
     if not ok then return nil, err end
+    runtime.defer_interrupts(true)
     return true
   end
   local f <close>, err = io.open(path, "rb")
@@ -435,7 +669,10 @@ function M.deliver_file(loc, path, force)
     local ok, werr = stdout_write(chunk)
     if not ok then return nil, werr end
   end
-  return stdout_write()
+  local ok, ferr = stdout_write()
+  if not ok then return nil, ferr end
+  runtime.defer_interrupts(true)
+  return true
 end
 
 -- Bytes to keep free where standard input is spooled (MXPC_MIN_FREE, default 64 MiB).

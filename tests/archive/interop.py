@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import zlib
 
 UUIDS = ["0d3e301f-5551-46f8-ad44-8de2be084c95", "1fbdf930-67f9-47ee-b30e-e84c4c983e85",
          "2a2b3c4d-0000-4000-8000-00000000000a"]
@@ -59,12 +60,17 @@ def main():
 
     with tempfile.TemporaryDirectory() as tmp:
         # --- 1. our writer, read by others ---------------------------------------
-        paths = []
-        for u, data in contents.items():
-            p = os.path.join(tmp, u)
-            with open(p, "wb") as f:
-                f.write(data)
-            paths.append(f"{u}={p}")
+        def write_files(files):
+            """Writes each file under tmp; returns write_sample.lua's UUID=PATH arguments."""
+            args = []
+            for u, data in files.items():
+                p = os.path.join(tmp, u)
+                with open(p, "wb") as f:
+                    f.write(data)
+                args.append(f"{u}={p}")
+            return args
+
+        paths = write_files(contents)
         ours = os.path.join(tmp, "ours.tar.gz")
         r = run(program, "run", os.path.join(here, "write_sample.lua"), ours, dump_path, *paths)
         check(r.returncode == 0, f"our writer wrote an archive ({r.stderr.strip()})")
@@ -92,6 +98,53 @@ def main():
         check(r.returncode == 0 and all(open(os.path.join(x, nested(u)), "rb").read() == d
                                         for u, d in contents.items()),
               "GNU tar extracts the same bytes")
+
+        # --- 1b. compressed on several threads, mixed data -----------------------------
+        # Text (compressible), random bytes (incompressible: stored blocks), many
+        # small files and the dump, on more threads than this machine has cores.
+        words = b"customer order Rotterdam paid shipped draft 12.50\n"
+        mixed = {f"3c4d5e6f-0000-4000-8000-{i:012x}": os.urandom(1024) if i % 2 else words * (i % 40)
+                 for i in range(300)}
+        mixed["4d5e6f70-0000-4000-8000-000000000001"] = words * 40000           # 2 MB of text
+        mixed["4d5e6f70-0000-4000-8000-000000000002"] = os.urandom(3 << 20)     # 3 MiB random
+        mixed["4d5e6f70-0000-4000-8000-000000000003"] = words * 3000 + os.urandom(500000) + words * 3000
+        mpaths = write_files(mixed)
+        outs = {}
+        for threads in (1, 4):
+            outs[threads] = os.path.join(tmp, f"mixed{threads}.tar.gz")
+            r = run(program, "run", os.path.join(here, "write_sample.lua"), outs[threads], dump_path,
+                    f"--threads={threads}", *mpaths)
+            check(r.returncode == 0, f"our writer wrote a mixed archive on {threads} threads ({r.stderr.strip()})")
+        stats = json.loads(r.stdout)
+        m4 = outs[4]
+        check(stats["threads"] == 4 and 0 < stats["stored_blocks"] < stats["blocks"],
+              f"4 threads; some blocks stored (incompressible), some compressed: {stats}")
+        with open(outs[1], "rb") as f1, open(m4, "rb") as f4:
+            check(f1.read() == f4.read(), "1 and 4 threads write the same bytes")
+        mlayout = [".metadata", "db/db.backup"] + [nested(u) for u in mixed]
+        r = run("tar", "-tzf", m4)
+        check(r.returncode == 0 and r.stdout.splitlines() == mlayout and r.stderr == "",
+              f"GNU tar -tzf lists the mixed archive ({len(r.stdout.splitlines())} entries) {r.stderr}")
+        check(run("gzip", "-t", m4).returncode == 0, "gzip -t accepts the mixed archive")
+        with open(m4, "rb") as f:
+            raw = f.read()
+        d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        whole_tar = d.decompress(raw)
+        check(d.eof and d.unused_data == b"", "the mixed archive is one gzip member, nothing after it")
+        with tarfile.open(m4, "r:gz") as t:
+            check(all(t.extractfile(nested(u)).read() == data for u, data in mixed.items()) and
+                  t.extractfile("db/db.backup").read() == dump,
+                  "tarfile: every file of the mixed archive is identical")
+        x = os.path.join(tmp, "xm")
+        os.mkdir(x)
+        r = run("tar", "-xzf", m4, "-C", x)
+        check(r.returncode == 0 and all(open(os.path.join(x, nested(u)), "rb").read() == data
+                                        for u, data in mixed.items()),
+              "GNU tar extracts the mixed archive's bytes")
+        r = run(program, "verify", m4)
+        check(r.returncode == 0, f"verify reads the mixed archive ({r.stderr.strip()})")
+        ratio = len(raw) / len(zlib.compress(whole_tar, 6))
+        check(ratio < 1.01, f"the mixed archive is within 1 % of one zlib -6 stream of the same tar ({ratio:.4f})")
 
         # --- 2. GNU tar archives, read by us -----------------------------------------
         def mendix_dir(name, flat=False, files=True, metadata=True):

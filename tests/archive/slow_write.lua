@@ -3,7 +3,7 @@
 local archive = require "mxpc.archive"
 
 local out, mode, path = arg[1], arg[2], arg[3]
-local w <close> = assert(archive.writer(out, { level = 1 }))
+local w <close> = assert(archive.writer(out, { level = 1, threads = 4 })) -- more threads than cores
 local chunk = ("x"):rep(1 << 20)
 if mode == "stream" then
   -- the source is Lua, called from C: the signal arrives inside it

@@ -57,3 +57,23 @@
 
 ~ head -1 {tmp}/_c
 > #compdef mxpc-data-migration
+
+# what zsh offers (its completion system on a pseudo-terminal, tests/cli/zcomplete.zsh)
+~ timeout 30 zsh -f {src}/tests/cli/zcomplete.zsh {tmp}/_c 'mxpc-data-migration bac'
+> backup
+
+~ timeout 30 zsh -f {src}/tests/cli/zcomplete.zsh {tmp}/_c 'mxpc-data-migration -v re'
+> restore
+> repl
+
+~ timeout 30 zsh -f {src}/tests/cli/zcomplete.zsh {tmp}/_c 'mxpc-data-migration restore -n x --fi'
+> --file
+> --files-only
+
+~ timeout 30 zsh -f {src}/tests/cli/zcomplete.zsh {tmp}/_c 'mxpc-data-migration inspect --log-format '
+> text
+> json
+
+~ timeout 30 zsh -f {src}/tests/cli/zcomplete.zsh {tmp}/_c 'mxpc-data-migration help ver'
+> verify
+> version

@@ -30,5 +30,11 @@ $ help backup --man
 !! .
 
 # every command of --help has its section
-~ for c in $({bin} --help | sed -n '/^commands:/,/^$/s/^  \([a-z-]*\) .*/\1/p'); do sed 's/\\-/-/g' {tmp}/m.1 | grep -qx ".SS $c" || echo "missing: $c"; done
+~ n=0; for c in $({bin} --help | sed -n '/^commands:/,/^$/s/^  \([a-z-]*\) .*/\1/p'); do n=$((n + 1)); sed 's/\\-/-/g' {tmp}/m.1 | grep -qx ".SS $c" || echo "missing: $c"; done; echo "checked $n"
 >! missing
+>~ ^checked ([5-9]|[1-9][0-9])$
+
+# the environment variables of --help are the manual page's
+~ n=0; for v in $({bin} --help | sed -n '/^environment:/,/^$/s/^  \([A-Z_*]*\) .*/\1/p'); do n=$((n + 1)); grep -qxF ".B $v" {tmp}/m.1 || echo "missing: $v"; done; echo "checked $n"
+>! missing
+>~ ^checked ([5-9]|[1-9][0-9])$

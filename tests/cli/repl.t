@@ -26,3 +26,14 @@ $ --debug repl
 < err.txt
 >~ ^error: stdin:1: deep$
 >~ ^stack traceback:$
+
+# a Secret shows its keys, not its values (base64 hides nothing); text from
+# outside is escaped, print too; a secret with a quote is still found
+% printf '{kind = "Secret", type = "Opaque", metadata = {name = "s"}, data = {pw = "aHVudGVyMg==", host = "ZGI="}}\n{items = {{type = "Opaque", metadata = {name = "t"}, data = {k = "eA=="}}}}\n"a\\27[31m\\r\\nb\\255"\nprint("x\\27]0;t\\7", "\\226\\128\\174y")\nlog.secret([[p"w]])\n[[pw is p"w]]\n' > {tmp}/hostile.txt
+$ repl
+< hostile.txt
+> {data = {host = "***", pw = "***"}, kind = "Secret", metadata = {name = "s"}, type = "Opaque"}
+> {items = {{data = {...}, metadata = {...}, type = "Opaque"}}}
+> "a\x1b[31m\r\nb\xff"
+> x\x1b]0;t\x07	\u{202e}y
+> "pw is ***"

@@ -8,9 +8,10 @@ $ run seven.lua
 ? 7
 
 % printf 'local function f()\n  error("something broke")\nend\nf()\n' > {tmp}/fail.lua
+# No message shows a Lua source position unless --debug.
 $ run fail.lua
 ? 1
-! error: fail.lua:2: something broke
+! error: something broke
 
 $ --debug run fail.lua
 ? 1
@@ -31,7 +32,7 @@ $ run obj.lua
 % printf 'require("mxpc.log").secret("hunter2")\nerror("login failed with password hunter2")\n' > {tmp}/secret.lua
 $ run secret.lua
 ? 1
-! error: secret.lua:2: login failed with password ***
+! error: login failed with password ***
 
 $ --log-format json run obj.lua
 ? 1
@@ -41,6 +42,38 @@ $ run no-such-file.lua
 ? 1
 !~ ^error: cannot open no-such-file.lua
 
+# a C module's refusal (luaL_error), an error raised for the caller (level 2),
+# and one raised again as a string by a handler: the message alone
+% printf 'local s3 = require "mxpc.s3"\ns3.client{endpoint = "http://someone:hunter22@127.0.0.1:9", access_key = "AKIAEXAMPLE", secret_key = "wJalrXUtnFEMIK7MDENG"}\n' > {tmp}/endpoint.lua
+$ run endpoint.lua
+? 1
+! error: S3 endpoint http://someone:***@127.0.0.1:9 holds a user name and password
+! hint: write it as https://host[:port][/path]: the credentials are the access key and the secret key
+
+$ --debug run endpoint.lua
+? 1
+!~ ^error: S3 endpoint http://someone:\*\*\*@127\.0\.0\.1:9 holds a user name and password$
+!~ ^stack traceback:$
+!~ endpoint\.lua:2: in
+!! hunter22
+
+% printf 'local function check(v) if not v then error("v is required", 2) end end\nlocal function f() check(nil) end\nlocal ok, e = pcall(f)\nerror(e)\n' > {tmp}/level.lua
+$ run level.lua
+? 1
+! error: v is required
+
+% printf 'local function f() error("deep") end\nlocal ok, e = pcall(f)\nerror("wrapped: " .. e, 0)\n' > {tmp}/wrapped.lua
+$ run wrapped.lua
+? 1
+! error: wrapped: wrapped.lua:1: deep
+
+# text that only looks like a position stays
+% printf 'error("db.example:5432: connection refused", 0)\n' > {tmp}/hostport.lua
+$ run hostport.lua
+? 1
+! error: db.example:5432: connection refused
+
+# a syntax error in a script names where it is
 % printf 'x = = 1\n' > {tmp}/syntax.lua
 $ run syntax.lua
 ? 1

@@ -45,6 +45,22 @@ $ backup -n mendix -e demo-app -f x -z
 ? 2
 !~ ^error: unknown option -z$
 
+$ backup -n mendix -e demo-app -f x --compression-level 10
+? 2
+!~ ^error: --compression-level must be a whole number from 0 to 9, got "10"$
+
+$ backup -n mendix -e demo-app -f x --compression-level fast
+? 2
+!~ ^error: --compression-level must be a whole number from 0 to 9, got "fast"$
+
+$ backup -n mendix -e demo-app -f x --compression-level 1.5
+? 2
+!~ ^error: --compression-level must be a whole number from 0 to 9, got "1.5"$
+
+$ backup -n mendix -e demo-app -f x --database-only --compression-level 1
+? 2
+!~ ^error: --compression-level applies to the archive; a database-only backup is pg_dump's own file$
+
 $ backup -n mendix -n other -e demo-app -f x
 ? 2
 !~ ^error: option -n/--namespace given more than once$
@@ -78,6 +94,7 @@ $ scripts export
 $ help nosuch
 ? 2
 !~ ^error: unknown command "nosuch"$
+
 
 # Valid command lines that fail in the outside world exit 1 with one line and a hint,
 # and leave nothing behind.
@@ -115,3 +132,29 @@ $ restore -n mendix -e demo-copy -f x.tar.gz --database-only --files-only
 $ restore --namespace=mendix --environment demo-copy --file x.tar.gz
 ? 1
 !~ ^error: backup file x.tar.gz does not exist$
+
+# A scripts directory that is not there is an error, not silently ignored.
+$ --scripts /nonexistent/mxpc-scripts version
+? 2
+! error: --scripts /nonexistent/mxpc-scripts: no such directory
+! usage: mxpc-data-migration COMMAND [options]
+! Try 'mxpc-data-migration --help' for more information.
+
+$ backup --scripts=/nonexistent/mxpc-scripts -n mendix -e demo-app -f x.tar.gz
+? 2
+!~ ^error: --scripts /nonexistent/mxpc-scripts: no such directory$
+
+% touch {tmp}/plain-file
+$ scripts list --scripts plain-file
+? 2
+!~ ^error: --scripts plain-file: not a directory$
+
+$ MXPC_SCRIPTS=/nonexistent/mxpc-scripts scripts list
+? 2
+! error: MXPC_SCRIPTS=/nonexistent/mxpc-scripts: no such directory
+! usage: mxpc-data-migration COMMAND [options]
+! Try 'mxpc-data-migration --help' for more information.
+
+% mkdir -p {tmp}/myscripts
+$ --scripts myscripts version
+>~ ^mxpc-data-migration 

@@ -12,3 +12,10 @@ $ -q --version
 $ backup --version
 >~ ^mxpc-data-migration \d+\.\d+\.\d+$
 !! .
+
+# where https trusts certificates from
+$ SSL_CERT_FILE=/etc/my-ca.pem version
+>~ ^  CA bundle  SSL_CERT_FILE=/etc/my-ca\.pem$
+
+$ SSL_CERT_FILE= SSL_CERT_DIR=/etc/my-certs version
+>~ ^  CA bundle  SSL_CERT_DIR=/etc/my-certs$

@@ -6,6 +6,7 @@
 #   check NAME CONDITION          ok or bad by an eval'ed condition
 #   expect_err NAME REGEX         ok if $work/err matches the extended regular expression
 #   run NAME EXPECTED_EXIT ARGS   the program, stdout to $work/out, stderr to $work/err
+#                                 (after before_run, which a test may define)
 #   wait_for CONDITION [SECONDS]  polls for up to SECONDS (default 30)
 #   proof                         does demo-copy hold demo-app's data? ($work/proof)
 #   replicas, orders              demo-copy's spec.replicas, and its order rows
@@ -25,9 +26,11 @@ ok() { passed=$((passed + 1)); echo "ok   $1"; }
 bad() { failed=$((failed + 1)); echo "FAIL $1"; [ -f "$work/err" ] && tail -5 "$work/err" | cat -v | sed 's/^/  /'; }
 check() { if eval "$2"; then ok "$1"; else bad "$1"; fi; }
 expect_err() { if grep -qE -- "$2" "$work/err"; then ok "$1"; else bad "$1: stderr has no /$2/"; fi; }
+before_run() { :; }
 run() {
   local name=$1 want=$2
   shift 2
+  before_run
   "$bin" "$@" >"$work/out" 2>"$work/err"
   local got=$?
   if [ "$got" = "$want" ]; then ok "$name"; else bad "$name (exit $got, expected $want)"; fi

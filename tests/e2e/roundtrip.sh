@@ -5,7 +5,7 @@
 # namespace before and after.
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh" "$@"
-trap 'rm -rf "$work"; reseed >/dev/null' EXIT
+trap 'rm -rf "$work"; [ -n "${MXPC_K8S_FAULT_FILE:-}" ] && printf "{\"seconds\": 0}\n" >"$MXPC_K8S_FAULT_FILE"; reseed >/dev/null' EXIT
 
 "$src/tests/stack/seed" --env-file "$MXPC_STACK_ENV" >"$work/seed.log" 2>&1 || { echo "FAIL: seeding"; tail -20 "$work/seed.log"; echo "0 passed, 1 failed"; exit 1; }
 
@@ -19,7 +19,13 @@ ls -A "$work" | grep -q '^\.' && bad "no temporary files left beside the archive
 
 run "backup refuses to overwrite" 1 backup -n mendix -e demo-app -f "$work/demo.tar.gz"
 expect_err "... and says how to replace it" "already exists"
-run "backup --force replaces" 0 backup -n mendix -e demo-app -f "$work/demo.tar.gz" --force
+tar_size=$(gzip -dc "$work/demo.tar.gz" | wc -c)
+gz6=$(stat -c %s "$work/demo.tar.gz")
+run "backup --force --compression-level 0 replaces" 0 backup -n mendix -e demo-app -f "$work/demo.tar.gz" --force --compression-level 0
+gz0=$(stat -c %s "$work/demo.tar.gz")
+# the tar's headers and padding shrink at the default level; level 0 stores everything
+[ "$gz6" -lt "$tar_size" ] && [ "$gz0" -gt "$tar_size" ] && ok "--compression-level reaches the archive ($gz6 < $tar_size < $gz0 bytes)" \
+  || bad "--compression-level reaches the archive (default $gz6, tar $tar_size, level 0 $gz0 bytes)"
 
 run "restore refuses a running app" 1 restore -n mendix -e demo-copy -f "$work/demo.tar.gz"
 expect_err "... and names --stop-app" "stop-app"
@@ -60,8 +66,52 @@ expect_err "... with pg_restore's message" "simulated failure"
 [ "$(sql 'select count(*) from "myfirstmodule$order"')" = "$before" ] && [ "$(sql "select count(*) from pg_tables where schemaname = 'public'")" = 8 ] \
   && ok "... and nothing of it was committed" || bad "partial restore committed"
 
+# a missing psql (or pg_dump) is found before anything is stopped, uploaded or written
+mkdir "$work/nopsql"
+ln -s "$(command -v pg_restore)" "$work/nopsql/pg_restore"
+MXPC_PG_BINDIR=$work/nopsql run "restore without psql is refused" 1 \
+  restore -n mendix -e demo-copy -f "$work/demo.tar.gz" --stop-app
+expect_err "... naming psql and where it was looked for" "psql not found in MXPC_PG_BINDIR \($work/nopsql\)"
+expect_err "... with a hint" "postgresql-client"
+grep -qE "stopping the app|uploading|checking the archive" "$work/err" && bad "... before any change" || ok "... before any change"
+[ "$(replicas)" = 1 ] && ok "... the app still runs" || bad "... the app still runs"
+MXPC_PG_BINDIR=$work/nopsql run "backup without pg_dump is refused" 1 backup -n mendix -e demo-app -f "$work/nodump.tar.gz"
+expect_err "... naming pg_dump" "pg_dump not found in MXPC_PG_BINDIR"
+grep -q "resolving" "$work/err" && bad "... before any work" || ok "... before any work"
+
 run "restore --stop-app into demo-copy" 0 restore -n mendix -e demo-copy -f "$work/demo.tar.gz" --stop-app
 [ "$(replicas)" = 1 ] && ok "the app runs again afterwards" || bad "the app runs again afterwards"
+
+# the Kubernetes API down when the app is to start again: a short outage is
+# waited out; after a long one the app is left stopped, and the error says so
+# and how to start it (the emulator's outage starts with that PATCH)
+[ -n "${MXPC_K8S_FAULT_FILE:-}" ] || bad "env.sh names MXPC_K8S_FAULT_FILE (restart the stack)"
+outage() { printf '{"mode": "%s", "seconds": %s, "match": "PATCH .*/mendixapps/demo-copy .*\\"replicas\\": ?[1-9]"}\n' \
+  "$1" "$2" >"$MXPC_K8S_FAULT_FILE"; }
+for mode in 503 drop; do
+  outage $mode 2
+  run "an API outage ($mode) of 2 s when starting the app again is waited out" 0 \
+    restore -n mendix -e demo-copy -f "$work/demo.tar.gz" --stop-app
+  [ ! -e "$MXPC_K8S_FAULT_FILE" ] && ok "... (the outage happened)" || bad "... (the outage happened)"
+  expect_err "... retrying" "could not start the app again.*retrying"
+  grep -q "^restored " "$work/out" && ok "... success line" || bad "... success line"
+  [ "$(replicas)" = 1 ] && ok "... and the app runs" || bad "... and the app runs"
+done
+outage 503 60
+t0=$SECONDS
+run "an API outage of a minute: exit 1" 1 restore -n mendix -e demo-copy -f "$work/demo.tar.gz" --stop-app
+took=$((SECONDS - t0))
+[ $took -ge 25 ] && [ $took -le 50 ] && ok "... after retrying about 30 s ($took s)" || bad "... after retrying about 30 s ($took s)"
+[ ! -s "$work/out" ] && ok "... no success line" || bad "... no success line"
+expect_err "... saying the app is left stopped" "error: .*demo-copy is left stopped"
+expect_err "... with the command to start it" \
+  "hint: .*kubectl -n mendix patch mendixapp demo-copy --type merge -p '\{\"spec\":\{\"replicas\":1\}\}'"
+grep -c "left stopped" "$work/err" | grep -qx 1 && ok "... once" || bad "... once"
+printf '{"seconds": 0}\n' >"$MXPC_K8S_FAULT_FILE" # the API answers again
+[ "$(replicas)" = 0 ] && ok "... and it is stopped" || bad "... and it is stopped"
+start=$(sed -n "s/^hint: .*\(kubectl -n mendix patch [^;]*'\).*/\1/p" "$work/err")
+eval "$start" >/dev/null && [ "$(replicas)" = 1 ] && ok "... the command in the hint starts it" || bad "the hint's command: $start"
+rm -f "$MXPC_K8S_FAULT_FILE"
 if proof; then ok "demo-copy holds demo-app's tables, sequences and files"; else bad "proof"; cat "$work/proof"; fi
 
 # archives as Mendix Cloud and older versions make them: built with GNU tar,
@@ -129,5 +179,36 @@ LUA
 run "backup with a missing file completes" 0 backup -n mendix -e demo-app -f "$work/missing.tar.gz"
 expect_err "... and warns about it" "file not found in storage, skipped"
 grep -q "19 files" "$work/out" && grep -q "1 missing" "$work/out" && ok "... and counts it" || bad "missing file counted"
+
+# the sizes come from system$filedocument.size, checked against each GET:
+# a size that differs fails the whole backup, with nothing left behind
+sql_app() { PGOPTIONS="-c client_min_messages=warning" PGPASSWORD=$MXPC_PG_SUPERPASS psql -Atq -h 127.0.0.1 -p "$MXPC_PG_TLS_PORT" -U "$MXPC_PG_SUPERUSER" -d demo_app -c "$1"; }
+bad_uuid=$(python3 -c "import json; d = json.load(open('$seed_json')); print(d['environments']['demo-app']['files'][3]['uuid'])")
+sql_app "update \"system\$filedocument\" set size = size + 1 where __uuid__ = '$bad_uuid'" >/dev/null
+mkdir "$work/sizes"
+run "a file whose size differs from the database's fails the backup" 1 backup -n mendix -e demo-app \
+  -f "$work/sizes/bad.tar.gz" --concurrency 4
+expect_err "... naming the file and both sizes" "$bad_uuid.*expected"
+[ -z "$(ls -A "$work/sizes")" ] && ok "... and leaves nothing behind" || bad "... and leaves nothing behind: $(ls -A "$work/sizes")"
+
+# without a size column the sizes are asked with HEAD requests (the missing
+# file is still missing)
+sql_app 'alter table "system$filedocument" drop column size' >/dev/null
+run "backup of a database without system\$filedocument.size" 0 backup -n mendix -e demo-app -f "$work/heads.tar.gz" --concurrency 3 --window 1
+grep -q "19 files" "$work/out" && grep -q "1 missing" "$work/out" && ok "... finds the sizes and the missing file" || bad "sizes by HEAD"
+run "... and the archive verifies" 0 verify "$work/heads.tar.gz"
+
+# an S3 endpoint holding user:password@ is refused with one line and a hint, no Lua
+# source position (only --debug shows where), no password
+hostport=${MXPC_S3_ENDPOINT#http://}
+endpoint=$(printf 'http://someone:hunter22@%s/mendix-shared' "$hostport" | base64 -w0)
+kubectl -n mendix patch secret demo-app-file-credentials -p "{\"data\":{\"storage-endpoint\":\"$endpoint\"}}" >/dev/null
+run "an endpoint with user:password@ is refused" 1 backup -n mendix -e demo-app -f "$work/userinfo.tar.gz"
+expect_err "... saying why" "^error: S3 endpoint http://someone:\*\*\*@$hostport holds a user name and password$"
+expect_err "... with a hint" "^hint: write it as https://host"
+grep -qE "\.lua:[0-9]+:|hunter22" "$work/err" && bad "... no source position, no password" || ok "... no source position, no password"
+[ -e "$work/userinfo.tar.gz" ] && bad "... and no archive" || ok "... and no archive"
+run "--debug shows where" 1 --debug backup -n mendix -e demo-app -f "$work/userinfo.tar.gz"
+expect_err "... in a traceback" "workflow\.lua:[0-9]+: in"
 
 finish

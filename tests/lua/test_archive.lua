@@ -301,7 +301,7 @@ t.test("pipe_to streams an entry into a command and reports status, stderr and h
 end)
 
 t.test("quote and name_problem", function()
-  t.eq(archive.quote('a"\n'), '"a\\x22\\x0a"')
+  t.eq(archive.quote('a"\n'), '"a\\"\\n"')
   t.eq(archive.name_problem("tree/a"), nil)
   t.eq(archive.name_problem("../a"), "path escapes the archive")
   t.eq(archive.name_problem("a\0b"), "name contains a NUL byte")

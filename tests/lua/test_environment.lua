@@ -132,6 +132,34 @@ t.test("database settings; other database types are refused with a way out", fun
   t.eq(merr.message, "Secret ns/x: no database-host")
 end)
 
+t.test("RDS IAM authentication is detected tolerantly", function()
+  local base = { ["database-jdbc-url"] = "jdbc:postgresql://h:5432/d", ["database-username"] = "u",
+    ["database-password"] = "pw" }
+  local function with(extra)
+    local v = {}
+    for k, x in pairs(base) do v[k] = x end
+    for k, x in pairs(extra) do v[k] = x end
+    return v
+  end
+  local function iam(values, si) return (environment.database_iam(values, environment.parse_jdbc(
+    values["database-jdbc-url"]), si)) end
+  t.eq(iam(base), false, "a password and no marker: password login")
+  t.eq(iam(with { ["database-password"] = "" }), true, "an empty password")
+  t.eq(iam(with { ["database-iam"] = "true" }), true, "database-iam: true")
+  t.eq(iam(with { ["database-use-iam"] = "yes" }), true)
+  t.eq(iam(with { ["database-iam"] = "false" }), false, "database-iam: false")
+  t.eq(iam(with { ["database-auth"] = "IAM" }), true, "an auth key naming IAM")
+  t.eq(iam(with { ["database-authentication-type"] = "irsa" }), true)
+  t.eq(iam(with { ["database-jdbc-url"] = "jdbc:postgresql://h:5432/d?wrapperPlugins=iam" }), true,
+    "the AWS JDBC wrapper's IAM plugin")
+  t.eq(iam(base, { spec = { authentication = "iam" } }), true, "StorageInstance spec")
+  t.eq(iam(base, { status = { irsa = true } }), true, "StorageInstance status")
+  t.eq(iam(base, { spec = { type = "database", plan = "postgres" } }), false, "a plain StorageInstance")
+  local _, why = environment.database_iam(with { ["database-iam"] = "true" }, nil, nil)
+  t.eq(why, "an IAM marker in the Secret")
+  t.eq(environment.rds_region("mydb.abc123.eu-west-1.rds.amazonaws.com"), "eu-west-1")
+end)
+
 t.test("where files live: bucket in the endpoint, virtual host, MinIO, AWS default", function()
   local function loc(v) return environment.storage_location(v) end
   local path = loc { ["storage-endpoint"] = "http://127.0.0.1:9000/shared", ["storage-bucket-name"] = "env1" }
@@ -205,6 +233,19 @@ t.test("resolve: what is missing is named", function()
   t.contains(err.hint, "kubectl -n ns get mendixapps")
   local _, err2 = environment.resolve(fake_client { mendixapps = { app = { spec = {} } } }, "ns", "app", identity)
   t.eq(err2.message, 'StorageInstance "app-database" not found in namespace "ns"')
+end)
+
+t.test("resolve: a missing credentials Secret names the CSI secret store case", function()
+  local client = fake_client {
+    mendixapps = { app = { spec = {} } },
+    storageinstances = { ["app-database"] = { status = { secretName = "app-db-creds" } } },
+  }
+  local _, err = environment.resolve(client, "ns", "app", identity)
+  t.ok(errors.is(err, "not_found"))
+  t.eq(err.message, 'credentials Secret "app-db-creds" not found in namespace "ns"')
+  t.contains(err.hint, "CSI secret store")
+  t.contains(err.hint, "not supported")
+  t.contains(err.hint, "kubectl -n ns get secret app-db-creds")
 end)
 
 return t.run()

@@ -2,6 +2,7 @@
 -- partial outputs (uncommitted atomic writers) are removed.
 local t = require "t"
 local fs = require "mxpc.fs"
+local runtime = require "mxpc.runtime"
 
 local prog = t.program()
 
@@ -9,12 +10,12 @@ local prog = t.program()
 -- and returns stderr and the exit code.
 local function interrupt(dir, script, signal)
   local cmd = ([[
-    %s run %s 2>%s/err & pid=$!
+    %s run %s >%s/out 2>%s/err & pid=$!
     for i in $(seq 1 200); do [ -e %s/ready ] && break; sleep 0.05; done
     kill -%s $pid; wait $pid; echo "exit=$?"
-  ]]):format(prog, script, dir, dir, signal)
+  ]]):format(prog, script, dir, dir, dir, signal)
   local out = t.sh(cmd)
-  return fs.read(dir .. "/err"), tonumber(out:match("exit=(%d+)"))
+  return fs.read(dir .. "/err"), tonumber(out:match("exit=(%d+)")), fs.read(dir .. "/out")
 end
 
 for _, case in ipairs { { "INT", 130, "SIGINT" }, { "TERM", 143, "SIGTERM" } } do
@@ -36,7 +37,7 @@ for _, case in ipairs { { "INT", 130, "SIGINT" }, { "TERM", 143, "SIGTERM" } } d
     local err, exit = interrupt(dir, dir .. "/busy.lua", signal)
     t.eq(exit, code)
     t.eq(err, "error: interrupted by " .. name .. "\n")
-    t.same(fs.dir(dir), { "busy.lua", "err", "ready" }, "no out.bin and no temp file")
+    t.same(fs.dir(dir), { "busy.lua", "err", "out", "ready" }, "no out.bin and no temp file")
   end)
 end
 
@@ -47,6 +48,82 @@ t.test("a pure Lua loop is interrupted too", function()
   t.eq(exit, 130)
   t.eq(err, "error: interrupted by SIGINT\n")
 end)
+
+t.test("runtime.sleep ends at once on a signal", function()
+  local dir = t.tmpdir()
+  t.write(dir .. "/sleep.lua", ([[
+    io.open("%s/ready", "w"):close()
+    require("mxpc.runtime").sleep(30)
+    print("slept")
+  ]]):format(dir))
+  local started = runtime.monotonic()
+  local err, exit, out = interrupt(dir, dir .. "/sleep.lua", "INT")
+  t.eq(exit, 130)
+  t.eq(err, "error: interrupted by SIGINT\n")
+  t.eq(out, "")
+  t.ok(runtime.monotonic() - started < 10, "well before the 30 s")
+end)
+
+t.test("an interruption raised in C is raised once: pcall catches it, __close runs", function()
+  local dir = t.tmpdir()
+  t.write(dir .. "/once.lua", ([[
+    local runtime = require "mxpc.runtime"
+    io.open("%s/ready", "w"):close()
+    local ok, err = pcall(runtime.sleep, 30)
+    print("caught: " .. tostring(err))
+    runtime.clear_interrupt()
+    io.open("%s/again", "w"):close()
+    do
+      local guard <close> = setmetatable({}, { __close = function() print("closed") end })
+      runtime.sleep(30)
+    end
+  ]]):format(dir, dir))
+  local out = t.sh(([[
+    %s run %s/once.lua >%s/out 2>%s/err & pid=$!
+    for i in $(seq 1 200); do [ -e %s/ready ] && break; sleep 0.05; done
+    sleep 0.1; kill -INT $pid
+    for i in $(seq 1 200); do [ -e %s/again ] && break; sleep 0.05; done
+    sleep 0.1; kill -TERM $pid; wait $pid; echo "exit=$?"
+  ]]):format(prog, dir, dir, dir, dir, dir))
+  t.contains(out, "exit=143")
+  t.eq(fs.read(dir .. "/out"), "caught: interrupted by SIGINT\nclosed\n")
+  t.eq(fs.read(dir .. "/err"), "error: interrupted by SIGTERM\n")
+end)
+
+t.test("runtime.sleep sleeps; monotonic measures it", function()
+  local a = runtime.monotonic()
+  runtime.sleep(0.25)
+  local slept = runtime.monotonic() - a
+  t.ok(slept >= 0.25 and slept < 2, "slept " .. slept)
+  t.raises(function() runtime.sleep(-1) end, "between 0 and 86400")
+end)
+
+-- While signals are deferred, one is recorded (runtime.interrupted()) and
+-- interrupts nothing, not even a sleep; then `ending` decides.
+for _, case in ipairs {
+  { "a signal is recorded, and raised when deferring ends", "TERM",
+    'runtime.defer_interrupts(false) print("not reached")', 143, "error: interrupted by SIGTERM\n" },
+  { "a deferred signal that is cleared ends the run normally", "INT",
+    'runtime.clear_interrupt() print("done anyway") return 0', 0, "" },
+} do
+  local name, signal, ending, code, stderr = table.unpack(case)
+  t.test("defer_interrupts: " .. name, function()
+    local dir = t.tmpdir()
+    t.write(dir .. "/defer.lua", ([[
+      local runtime = require "mxpc.runtime"
+      runtime.defer_interrupts(true)
+      io.open("%s/ready", "w"):close()
+      while not runtime.interrupted() do runtime.sleep(0.01) end
+      runtime.sleep(0.1)
+      print("noticed " .. runtime.interrupted())
+      %s
+    ]]):format(dir, ending))
+    local err, exit, out = interrupt(dir, dir .. "/defer.lua", signal)
+    t.eq(exit, code)
+    t.eq(out, "noticed SIG" .. signal .. "\n" .. (code == 0 and "done anyway\n" or ""))
+    t.eq(err, stderr)
+  end)
+end
 
 t.test("Ctrl-C in the repl stops the running chunk, not the prompt", function()
   local dir = t.tmpdir()

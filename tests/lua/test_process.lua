@@ -17,6 +17,21 @@ t.test("stdout pipe and exit status", function()
   t.eq(r.stderr, "oops\n")
 end)
 
+t.test("poll says whether a child has ended without waiting; wait then reaps it", function()
+  local p <close> = assert(process.spawn({ "sh", "-c", "echo oops >&2; sleep 0.3; exit 3" }))
+  t.eq(p:poll(), false, "still running")
+  local ended = false
+  for _ = 1, 100 do
+    if p:poll() then ended = true break end
+    os.execute("sleep 0.05")
+  end
+  t.ok(ended, "ended")
+  t.eq(p:poll(), true, "and stays ended")
+  local r = p:wait()
+  t.eq(r.status, 3)
+  t.contains(r.stderr, "oops")
+end)
+
 t.test("stdin pipe streams through a filter", function()
   local p <close> = assert(process.spawn({ "sha256sum" }, { stdin = "pipe", stdout = "pipe" }))
   local chunk = ("\0"):rep(65536)
@@ -120,6 +135,45 @@ t.test("SIGINT while waiting for a child: exit 130, child killed", function()
   t.contains(out, "exit=130")
   t.contains(out, "dead")
   t.eq(fs.read(dir .. "/err"), "error: interrupted by SIGINT\n")
+end)
+
+t.test("how a child ended: exit status, or killed by a signal with its name", function()
+  local p <close> = assert(process.spawn({ "sh", "-c", "exit 3" }))
+  local r = p:wait()
+  t.eq(r.status, 3)
+  t.eq(r.reason, "exit status 3")
+  local q <close> = assert(process.spawn({ "sh", "-c", "echo dying >&2; kill -9 $$" }))
+  local k = q:wait()
+  t.eq(k.status, nil)
+  t.eq(k.signal, 9)
+  t.eq(k.reason, "killed by signal 9 (SIGKILL)")
+  t.eq(k.stderr, "dying\n")
+  local z <close> = assert(process.spawn({ "true" }))
+  t.eq(z:wait().reason, "exit status 0")
+end)
+
+t.test("stock Lua starts children only through mxpc.process (no shell)", function()
+  local src = assert(os.getenv("MXPC_SOURCE_DIR"), "MXPC_SOURCE_DIR is not set")
+  local found, files = {}, 0
+  local function scan(dir)
+    for _, name in ipairs(assert(fs.dir(dir))) do
+      local path = dir .. "/" .. name
+      if fs.stat(path).type == "directory" then
+        scan(path)
+      elseif name:match("%.lua$") then
+        files = files + 1
+        local n = 0
+        for line in io.lines(path) do
+          n = n + 1
+          if line:find("os%.execute") or line:find("io%.popen") then found[#found + 1] = path:sub(#src + 2) .. ":" .. n end
+        end
+      end
+    end
+  end
+  scan(src .. "/lua")
+  scan(src .. "/scripts")
+  t.ok(files >= 10, "the stock files were found")
+  t.same(found, {}, "os.execute / io.popen")
 end)
 
 return t.run()

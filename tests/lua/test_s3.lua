@@ -4,6 +4,7 @@
 local t = require "t"
 local s3 = require "mxpc.s3"
 local errors = require "mxpc.error"
+local fs = require "mxpc.fs"
 
 local env = t.stack_env()
 local MiB = 1024 * 1024
@@ -422,7 +423,8 @@ print("ok " .. tostring(c))
 assert(c:delete(E.bucket, "cred.txt"))
 ]]
   local clean = "-u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_SESSION_TOKEN -u AWS_PROFILE " ..
-      "-u AWS_SHARED_CREDENTIALS_FILE -u AWS_WEB_IDENTITY_TOKEN_FILE HOME=" .. quote(dir)
+      "-u AWS_SHARED_CREDENTIALS_FILE -u AWS_WEB_IDENTITY_TOKEN_FILE AWS_EC2_METADATA_DISABLED=true HOME=" ..
+      quote(dir)
   local rc, out = run_script(script, clean .. " AWS_ACCESS_KEY_ID=" .. env.MXPC_S3_ACCESS_KEY ..
     " AWS_SECRET_ACCESS_KEY=" .. env.MXPC_S3_SECRET_KEY)
   t.eq(rc, 0)
@@ -457,6 +459,43 @@ print(info and ("source " .. info.source) or ("error " .. err.code .. ": " .. er
 
   rc, out = run_script(script, clean)
   t.contains(out, "error credentials: no AWS credentials")
+end)
+
+t.test("credentials: the chain's order; a configured source that fails is an error, not a fall-through", function()
+  local script = child_prelude() .. [[
+local info, err = s3.credentials{}
+if not info then print("error " .. err.code .. ": " .. err.message .. "\nhint: " .. tostring(err.hint)) return 0 end
+print("source " .. info.source)
+]]
+  local clean = "-u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_SESSION_TOKEN -u AWS_PROFILE " ..
+      "-u AWS_SHARED_CREDENTIALS_FILE -u AWS_WEB_IDENTITY_TOKEN_FILE -u AWS_ROLE_ARN " ..
+      "-u AWS_CONTAINER_CREDENTIALS_FULL_URI -u AWS_CONTAINER_CREDENTIALS_RELATIVE_URI " ..
+      "-u AWS_ENDPOINT_URL_STS -u AWS_ENDPOINT_URL AWS_EC2_METADATA_DISABLED=true HOME=" .. quote(dir)
+  local keys = " AWS_ACCESS_KEY_ID=" .. env.MXPC_S3_ACCESS_KEY .. " AWS_SECRET_ACCESS_KEY=" .. env.MXPC_S3_SECRET_KEY
+  -- environment keys come before a web identity (which is not even read)
+  local _, out = run_script(script, clean .. keys .. " AWS_WEB_IDENTITY_TOKEN_FILE=/nonexistent AWS_ROLE_ARN=r")
+  t.contains(out, "source environment\n")
+  -- a web identity whose token file is missing
+  _, out = run_script(script, clean .. " AWS_WEB_IDENTITY_TOKEN_FILE=/nonexistent/token AWS_ROLE_ARN=arn:aws:iam::1:role/r")
+  t.contains(out, "error credentials: cannot read the web identity token file /nonexistent/token")
+  t.contains(out, "hint: check that the service account token is mounted there")
+  -- ... or without its role
+  write_file(dir .. "/token", "eyJ.eyJ.sig\n")
+  _, out = run_script(script, clean .. " AWS_WEB_IDENTITY_TOKEN_FILE=" .. quote(dir .. "/token"))
+  t.contains(out, "AWS_WEB_IDENTITY_TOKEN_FILE is set but AWS_ROLE_ARN is not")
+  -- ... or whose STS does not answer: named, with the variables to check
+  _, out = run_script(script, clean .. " AWS_WEB_IDENTITY_TOKEN_FILE=" .. quote(dir .. "/token") ..
+    " AWS_ROLE_ARN=arn:aws:iam::1:role/r AWS_ENDPOINT_URL_STS=http://127.0.0.1:9")
+  t.contains(out, "error credentials: web identity: cannot reach STS: POST http://127.0.0.1:9")
+  t.contains(out, "hint: check AWS_REGION, or AWS_ENDPOINT_URL_STS")
+  -- container credentials: plain http only to loopback or the EKS/ECS agents
+  _, out = run_script(script, clean .. " AWS_CONTAINER_CREDENTIALS_FULL_URI=http://example.com/creds")
+  t.contains(out, "plain http is allowed only to a loopback address or the EKS/ECS agent")
+  _, out = run_script(script, clean .. " AWS_CONTAINER_CREDENTIALS_FULL_URI=http://127.0.0.1:9/v1/credentials")
+  t.contains(out, "error credentials: container credentials: GET http://127.0.0.1:9/v1/credentials")
+  -- nothing at all names every source tried
+  _, out = run_script(script, clean)
+  t.contains(out, "no web identity (AWS_WEB_IDENTITY_TOKEN_FILE), no container credentials")
 end)
 
 t.test("no secret in -vv logs or errors, even for a wrong secret", function()
@@ -525,12 +564,164 @@ print("finished")
   t.eq((client:head(bucket, key)), nil, "no object")
 end)
 
+-- --- many at once ---------------------------------------------------------------
+
+local archive = require "mxpc.archive"
+
+-- 40 objects of varied sizes (two larger than a quarter of a 4 MiB window)
+local function many_objects(prefix)
+  local items, data = {}, {}
+  for i = 1, 40 do
+    local size = (i == 7 or i == 23) and (1536 * 1024 + i) or (i * 997 % 20000)
+    local body = string.rep(string.char(65 + i % 26), size)
+    local key = ("%s/%02d.bin"):format(prefix, i)
+    assert(client:put(bucket, key, body))
+    items[i] = { key = key, size = size, name = ("files/%02d"):format(i) }
+    data[items[i].name] = body
+  end
+  return items, data
+end
+
+local function cleanup(items) for _, it in ipairs(items) do client:delete(bucket, it.key) end end
+
+t.test("head_many: sizes and ETags of many objects, 8 at a time; a missing one is reported to on_item", function()
+  local items = many_objects("heads")
+  items[#items + 1] = { key = "heads/missing.bin" }
+  local seen, missing = {}, nil
+  assert(client:head_many(bucket, items, { concurrency = 8, on_item = function(item, res, err)
+    if not res then
+      missing = err
+      return true
+    end
+    seen[item.key] = res.size
+    t.ok(res.etag ~= "", "an ETag")
+    return true
+  end }))
+  for i = 1, 40 do t.eq(seen[items[i].key], items[i].size, items[i].key) end
+  t.ok(errors.is(missing, "not_found"), "the missing one is not_found")
+  -- without on_item, a failure stops everything
+  local ok, err = client:head_many(bucket, items, { concurrency = 8 })
+  t.eq(ok, nil)
+  t.ok(errors.is(err, "not_found"), tostring(err))
+  cleanup(items)
+end)
+
+t.test("get_many: every object into the archive in completion order, big ones through spill files", function()
+  local items, data = many_objects("gets")
+  local path = dir .. "/many.tar.gz"
+  local w <close> = assert(archive.writer(path))
+  local done, ready_calls = 0, 0
+  assert(client:get_many(bucket, items, w, { concurrency = 6, window = 4 * MiB, spill_dir = dir,
+    ready = function() ready_calls = ready_calls + 1; return ready_calls >= 3 end,
+    on_item = function(item, res) done = done + 1; t.eq(res.size, item.size); return true end }))
+  assert(w:commit())
+  t.eq(done, 40)
+  t.ok(ready_calls >= 3, "ready was asked until it said yes")
+  local r <close> = assert(archive.reader(path))
+  local n = 0
+  for e in r:entries() do
+    n = n + 1
+    t.ok(e:read("a") == data[e.name], "entry " .. e.name .. " byte for byte")
+  end
+  t.eq(n, 40)
+  t.eq(#(fs.dir(dir) or {}) > 0 and #t.sh("ls -a " .. dir .. " | grep mxpc-spill || true") == 0, true,
+    "no spill file left")
+  cleanup(items)
+end)
+
+t.test("get_many: one of many GETs fails (deleted after listing): the others stop, nothing committed", function()
+  local items = many_objects("fails")
+  client:delete(bucket, items[17].key)
+  local path = dir .. "/fails.tar.gz"
+  local written = 0
+  do
+    local w <close> = assert(archive.writer(path))
+    local ok, err = client:get_many(bucket, items, w, { concurrency = 8, window = 4 * MiB, spill_dir = dir,
+      on_item = function(_, res) if res then written = written + 1 end; return res ~= nil end })
+    t.eq(ok, nil)
+    t.ok(errors.is(err, "not_found"), tostring(err))
+    t.contains(tostring(err), items[17].key)
+  end
+  t.ok(written < 40, "stopped early")
+  t.eq(fs.stat(path), nil, "no archive")
+  t.eq(t.sh("ls -a " .. dir .. " | grep -c mxpc-spill || true"):match("%d+"), "0", "no spill file left")
+  -- a wrong expected size (the database says otherwise) fails the same way
+  items[17] = { key = items[18].key, size = items[18].size + 1, name = "files/x" }
+  local w2 <close> = assert(archive.writer(dir .. "/size.tar.gz"))
+  local ok, err = client:get_many(bucket, items, w2, { concurrency = 4 })
+  t.eq(ok, nil)
+  t.ok(errors.is(err, "size"), tostring(err))
+  cleanup(items)
+end)
+
+t.test("uploader: many PUTs at once, multipart parts in parallel, byte for byte, within the window", function()
+  local c5 <close> = assert(s3.client(opts { part_size = 5 * MiB }))
+  local up <close> = c5:uploader { concurrency = 8, window = 12 * MiB }
+  local bodies = {}
+  for i = 1, 30 do
+    local key = ("up/%02d.bin"):format(i)
+    bodies[key] = (i == 5 or i == 20) and read_file(random_file("up" .. i, 12 * MiB + i))
+      or string.rep(string.char(97 + i % 26), i * 1013)
+    if i % 3 == 0 then
+      -- from a function in odd chunks
+      local body, off = bodies[key], 0
+      assert(up:put(bucket, key, function()
+        if off >= #body then return nil end
+        local chunk = body:sub(off + 1, off + 7777)
+        off = off + #chunk
+        return chunk
+      end, #body))
+    else
+      assert(up:put(bucket, key, bodies[key]))
+    end
+  end
+  assert(up:finish())
+  t.eq(up:stats().objects, 30)
+  for key, body in pairs(bodies) do
+    t.ok(assert(client:get_string(bucket, key)) == body, key .. " byte for byte")
+    client:delete(bucket, key)
+  end
+  t.eq(#assert(client:list_multipart_uploads(bucket)), 0, "no unfinished multipart upload")
+end)
+
+t.test("uploader: one of many in-flight PUTs fails: the others stop, multipart uploads aborted", function()
+  local c5 <close> = assert(s3.client(opts { part_size = 5 * MiB, max_send_speed = MiB }))
+  local up <close> = c5:uploader { concurrency = 16, window = 64 * MiB }
+  local big = read_file(random_file("upfail", 20 * MiB))
+  assert(up:put(bucket, "upfail/big1.bin", big))
+  assert(up:put(bucket, "upfail/big2.bin", big))
+  t.ok(#assert(client:list_multipart_uploads(bucket)) > 0, "multipart uploads are in flight")
+  -- a bucket that does not exist: this PUT fails while the others run
+  local ok, err = up:put("mxpc-no-such-bucket-" .. bucket:sub(-6), "x.bin", "data")
+  if ok then ok, err = up:finish() end
+  t.eq(ok, nil)
+  t.ok(errors.is(err, "not_found"), tostring(err))
+  t.contains(tostring(err), "mxpc-no-such-bucket")
+  t.eq(#assert(client:list_multipart_uploads(bucket)), 0, "every multipart upload was aborted")
+  t.eq((client:head(bucket, "upfail/big1.bin")), nil, "no object")
+  t.eq((client:head(bucket, "upfail/big2.bin")), nil, "no object")
+  -- it stays failed
+  local ok2, err2 = up:put(bucket, "upfail/after.bin", "x")
+  t.eq(ok2, nil)
+  t.ok(errors.is(err2, "not_found"), tostring(err2))
+  -- a source that raises: raised again, nothing left
+  local up2 <close> = c5:uploader { concurrency = 4 }
+  assert(up2:put(bucket, "upfail/big3.bin", big))
+  t.raises(function()
+    up2:put(bucket, "upfail/raise.bin", function() error("source broke") end, 10)
+  end, "source broke")
+  up2:close()
+  t.eq(#assert(client:list_multipart_uploads(bucket)), 0, "aborted after the raise too")
+  t.eq((client:head(bucket, "upfail/big3.bin")), nil, "no object")
+end)
+
 local result = t.run()
 -- remove the bucket; a failed test may have left its objects behind
 for _, key in ipairs({ "round/0.bin", "round/1.bin", "round/1048576.bin", "mp/file.bin", "mp/fn.bin", "stream.bin",
   "short.bin", "long.bin", "mp/short.bin", "mp/raise.bin", "k", "scoped", "tls.txt", "pre/signed file.txt",
   "pre/put.txt", "in-endpoint.txt", "unsigned.txt", "signed.txt", "cred.txt", "log.txt", "interrupt/big.bin",
-  "up/small.bin", "up/big.bin", "up/aborted.bin", "up/never.bin", "range.bin" }) do
+  "up/small.bin", "up/big.bin", "up/aborted.bin", "up/never.bin", "range.bin",
+  "upfail/big1.bin", "upfail/big2.bin", "upfail/big3.bin" }) do
   client:delete(bucket, key)
 end
 for _, u in ipairs(client:list_multipart_uploads(bucket) or {}) do client:abort_multipart(bucket, u.key, u.upload_id) end

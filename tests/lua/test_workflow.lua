@@ -55,4 +55,79 @@ t.test("workdir: a read-only place falls back to TMPDIR", function()
   t.same(fs.dir(tmp), {}, "removed")
 end)
 
+-- Fake PostgreSQL programs in a directory: name -> shell script body.
+local function fake_bindir(programs)
+  local dir = t.tmpdir()
+  for name, body in pairs(programs) do
+    t.write(dir .. "/" .. name, "#!/bin/sh\n" .. body .. "\n")
+    t.sh("chmod 755 " .. dir .. "/" .. name)
+  end
+  return dir
+end
+
+-- Runs Lua code in a child program with MXPC_PG_BINDIR=bindir; returns its output.
+local function run_with_bindir(bindir, code)
+  local dir = t.tmpdir()
+  t.write(dir .. "/s.lua", code)
+  return t.sh(("MXPC_PG_BINDIR=%s %s run %s/s.lua"):format(bindir, t.program(), dir))
+end
+
+local DB = [[{ database = { host = "127.0.0.1", port = 1, dbname = "x", user = "u", password = "p", sslmode = "disable" } }]]
+
+t.test("a killed pg_dump is reported as killed by its signal", function()
+  local bin = fake_bindir { pg_dump = "kill -9 $$" }
+  local out = run_with_bindir(bin, ([[
+    local wf = require "mxpc.workflow"
+    local _, err = wf.dump_database(%s, "%s/db.backup")
+    print(err.message)
+  ]]):format(DB, t.tmpdir()))
+  t.contains(out, "pg_dump was killed by signal 9 (SIGKILL)")
+end)
+
+t.test("a killed psql is reported as killed by its signal, not with an empty reason", function()
+  local bin = fake_bindir { pg_restore = "echo 'select 1;'", psql = "cat >/dev/null; kill -9 $$" }
+  local out = run_with_bindir(bin, ([[
+    local wf = require "mxpc.workflow"
+    local _, err = wf.restore_database(%s, "/dev/null")
+    print(err.message)
+    print(err.hint)
+  ]]):format(DB))
+  t.contains(out, "psql was killed by signal 9 (SIGKILL)")
+  t.contains(out, "left as it was")
+end)
+
+t.test("pg_programs: MXPC_PG_BINDIR first, else PATH; a missing program says how to get it", function()
+  local pg_programs = require "mxpc.pg_programs"
+  local bin = fake_bindir { pg_dump = "true", pg_restore = "true" }
+  t.eq(pg_programs.find("pg_dump", { MXPC_PG_BINDIR = bin }), bin .. "/pg_dump")
+  local p, err = pg_programs.find("psql", { MXPC_PG_BINDIR = bin })
+  t.eq(p, nil)
+  t.eq(err.code, "not_found")
+  t.eq(err.message, ("psql not found in MXPC_PG_BINDIR (%s)"):format(bin))
+  t.contains(err.hint, "postgresql-client")
+  t.contains(err.hint, "MXPC_PG_BINDIR")
+  t.eq(pg_programs.find("pg_restore", { PATH = "/nonexistent:" .. bin }), bin .. "/pg_restore")
+  local _, perr = pg_programs.find("psql", { PATH = "/nonexistent:" .. bin })
+  t.eq(perr.message, "psql not found on PATH (/nonexistent:" .. bin .. ")")
+  t.contains(perr.hint, "postgresql-client")
+  -- all at once: the first missing one is named
+  local all, aerr = pg_programs.find_all({ "pg_dump", "pg_restore", "psql" }, { MXPC_PG_BINDIR = bin })
+  t.eq(all, nil)
+  t.contains(aerr.message, "psql not found")
+  local two = assert(pg_programs.find_all({ "pg_dump", "pg_restore" }, { MXPC_PG_BINDIR = bin }))
+  t.eq(two.pg_restore, bin .. "/pg_restore")
+end)
+
+t.test("the archive check takes pg_restore from MXPC_PG_BINDIR too", function()
+  local bin = fake_bindir { pg_restore = "echo 'pg_restore: error: from the fake' >&2; exit 1" }
+  local dump = assert(os.getenv("MXPC_SOURCE_DIR")) .. "/tests/archive/fixtures/sample.backup"
+  local out = run_with_bindir(bin, ([[
+    local backup_archive = require "mxpc.backup_archive"
+    local _, err = backup_archive.validate("%s", { check_dump = true })
+    print(err and err.message)
+  ]]):format(dump))
+  t.contains(out, "from the fake")
+  t.contains(out, "(exit status 1)")
+end)
+
 return t.run()

@@ -14,6 +14,12 @@ becomes Running after the same delay.
 
     k8s_emulator.py init DIR --port P --tls-dir TLS   write auth.json and kubeconfigs, print env
     k8s_emulator.py serve DIR                         run the server (state in DIR/state.json)
+    k8s_emulator.py token DIR --sa NAME [...]         print a service account token (JWT)
+
+As the API server of an EKS cluster, it is an OIDC issuer: service account tokens are
+RS256 JWTs (iss, aud, sub), and /.well-known/openid-configuration and /openid/v1/jwks
+are served without authentication. `init` writes a projected token for the jump pod's
+service account (audience sts.amazonaws.com) to DIR/irsa/token.
 
 Only the Python standard library is used.
 """
@@ -39,6 +45,8 @@ import traceback
 import uuid
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
+
+import oidc
 
 SERVER_VERSION = {"major": "1", "minor": "32", "gitVersion": "v1.32.0",
                   "gitCommit": "0000000000000000000000000000000000000000",
@@ -207,7 +215,8 @@ def resource_for(group, version, plural):
 
 REASONS = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound",
            405: "MethodNotAllowed", 406: "NotAcceptable", 409: "Conflict", 410: "Expired",
-           415: "UnsupportedMediaType", 422: "Invalid", 500: "InternalError"}
+           415: "UnsupportedMediaType", 422: "Invalid", 500: "InternalError",
+           503: "ServiceUnavailable"}
 
 
 class ApiError(Exception):
@@ -738,7 +747,8 @@ class User:
     groups: tuple
 
 
-ANONYMOUS_PATHS = {"/healthz", "/readyz", "/livez", "/version"}
+ANONYMOUS_PATHS = {"/healthz", "/readyz", "/livez", "/version",
+                   "/.well-known/openid-configuration", "/openid/v1/jwks"}
 
 
 class Auth:
@@ -1040,6 +1050,10 @@ class Api:
             return 200, b"ok", "text/plain; charset=utf-8"
         if req.path == "/version":
             return 200, SERVER_VERSION, "application/json"
+        if req.path == "/.well-known/openid-configuration":
+            return 200, oidc.discovery("https://" + self.address), "application/json"
+        if req.path == "/openid/v1/jwks":
+            return 200, oidc.jwks(self.oidc_key), "application/jwk-set+json"
         if req.method == "GET" and parts[:1] in (["api"], ["apis"], ["openapi"]):
             accept = req.headers.get("accept", "")
             doc = self.openapi(parts, accept) if parts[0] == "openapi" else \
@@ -1695,6 +1709,45 @@ class Operator(threading.Thread):
 
 
 # --------------------------------------------------------------------------
+# Outages, for tests
+# --------------------------------------------------------------------------
+
+class Faults:
+    """Test-only outages, armed by writing a JSON file (DIR/fault.json, named by
+    MXPC_K8S_FAULT_FILE in env.sh):
+
+        {"mode": "503" | "drop", "seconds": N, "match": REGEX}
+
+    The outage starts with the first request whose "METHOD PATH BODY" matches
+    REGEX (at once without "match"); the file is then removed, so it fires once.
+    For N seconds every request is answered 503 ServiceUnavailable ("503") or has
+    its connection closed without an answer ("drop"). A new file replaces the
+    outage under way ("seconds": 0 ends it)."""
+
+    def __init__(self, path):
+        self.path = path
+        self.lock = threading.Lock()
+        self.until = 0.0
+        self.mode = None
+
+    def check(self, method, path, body):
+        """The outage mode for this request, or None."""
+        with self.lock:
+            now = time.monotonic()
+            try:
+                with open(self.path) as f:
+                    spec = json.load(f)
+            except (OSError, ValueError):
+                spec = None
+            text = f"{method} {path} {body.decode('utf-8', 'replace')}"
+            if spec is not None and (not spec.get("match") or re.search(spec["match"], text)):
+                os.remove(self.path)
+                self.mode = str(spec.get("mode", "503"))
+                self.until = now + float(spec.get("seconds", 1))
+            return self.mode if now < self.until else None
+
+
+# --------------------------------------------------------------------------
 # HTTP(S) server
 # --------------------------------------------------------------------------
 
@@ -1736,6 +1789,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
         user = None
         try:
             body = self.read_body()
+            fault = self.server.faults.check(method, self.path, body)
+            if fault == "drop":
+                self.close_connection = True
+                self.server.log(f"- {method} {self.path} dropped (test outage)")
+                return
+            if fault:
+                raise ApiError(503, "the server is currently unable to handle the request (test outage)",
+                               "ServiceUnavailable")
             user = self.server.auth.authenticate(self.connection.getpeercert(),
                                                  self.headers.get("Authorization"), url.path)
             req = Request(method, url.path, parse_qs(url.query),
@@ -1794,6 +1855,7 @@ class TLSServer(http.server.ThreadingHTTPServer):
         self.auth = auth
         self.log_file = open(log_path, "a", buffering=1)
         self.log_lock = threading.Lock()
+        self.faults = Faults(os.path.join(os.path.dirname(log_path), "fault.json"))
         super().__init__(address, Handler)
 
     def finish_request(self, request, client_address):
@@ -1823,6 +1885,7 @@ def serve(state_dir):
     auth = Auth(os.path.join(state_dir, "auth.json"))
     address = f"127.0.0.1:{conf['port']}"
     api = Api(store, auth, address, conf["operator_delay"])
+    api.oidc_key = oidc.load_key(state_dir)
     with store.cond:
         for ns in ("default", "kube-system"):   # every cluster has these
             if store.get(NAMESPACES, None, ns) is None:
@@ -1877,6 +1940,20 @@ def default_auth(tls_dir):
     rules += [dict(r, subjects=["user:mendix-backup-restore-scale"], namespaces=[NAMESPACE])
               for r in SCALE_RULES]
     return {"users": users, "rules": rules}
+
+
+# The jump pod's service account (the product page's mendix-backup-restore) and the
+# audience EKS projects its IRSA token for; the kubelet's default lifetime is a day.
+IRSA_SERVICE_ACCOUNT = "mendix-backup-restore"
+IRSA_AUDIENCE = "sts.amazonaws.com"
+IRSA_TOKEN_LIFETIME = 86400
+
+
+def token(state_dir, namespace, name, audience, lifetime):
+    with open(os.path.join(state_dir, "server.json")) as f:
+        port = json.load(f)["port"]
+    print(oidc.service_account_token(oidc.load_key(state_dir), f"https://127.0.0.1:{port}",
+                                     namespace, name, audience, lifetime))
 
 
 def b64file(path):
@@ -1944,7 +2021,16 @@ def init(state_dir, port, tls_dir, operator_delay):
     with open(ca) as src:
         write_private(os.path.join(sa, "ca.crt"), src.read())
 
+    # The OIDC issuer's key, and the jump pod's projected token for IRSA.
+    key = oidc.make_key(state_dir)
+    irsa = os.path.join(state_dir, "irsa")
+    os.makedirs(irsa, exist_ok=True)
+    write_private(os.path.join(irsa, "token"), oidc.service_account_token(
+        key, server, NAMESPACE, IRSA_SERVICE_ACCOUNT, IRSA_AUDIENCE, IRSA_TOKEN_LIFETIME))
+
     env = {
+        "MXPC_OIDC_ISSUER": server,
+        "MXPC_IRSA_TOKEN_FILE": os.path.join(irsa, "token"),
         "MXPC_K8S_URL": server, "MXPC_K8S_CA": ca, "MXPC_K8S_NAMESPACE": NAMESPACE,
         "MXPC_KUBECONFIG": os.path.join(state_dir, "kubeconfig"),
         "MXPC_KUBECONFIG_ADMIN_CERT": os.path.join(state_dir, "kubeconfig-admin-cert"),
@@ -1961,6 +2047,7 @@ def init(state_dir, port, tls_dir, operator_delay):
         "MXPC_K8S_SA_DIR": sa,
         "MXPC_K8S_AUTH_FILE": os.path.join(state_dir, "auth.json"),
         "MXPC_K8S_STATE_FILE": os.path.join(state_dir, "state.json"),
+        "MXPC_K8S_FAULT_FILE": os.path.join(state_dir, "fault.json"),
     }
     for key, value in env.items():
         print(f"export {key}={shlex.quote(value)}")
@@ -1977,8 +2064,17 @@ def main():
                         help="seconds before pods follow a replicas change (default 1)")
     p_serve = sub.add_parser("serve", help="run the API server")
     p_serve.add_argument("dir")
+    p_token = sub.add_parser("token", help="print a service account token (RS256 JWT)")
+    p_token.add_argument("dir")
+    p_token.add_argument("--sa", default=IRSA_SERVICE_ACCOUNT, help="service account name")
+    p_token.add_argument("--namespace", default=NAMESPACE)
+    p_token.add_argument("--aud", default=IRSA_AUDIENCE, help="audience")
+    p_token.add_argument("--lifetime", type=float, default=IRSA_TOKEN_LIFETIME,
+                         help="seconds until it expires (negative: already expired)")
     args = parser.parse_args()
-    if args.command == "init":
+    if args.command == "token":
+        token(os.path.abspath(args.dir), args.namespace, args.sa, args.aud, args.lifetime)
+    elif args.command == "init":
         init(os.path.abspath(args.dir), args.port, os.path.abspath(args.tls_dir),
              args.operator_delay)
     else:

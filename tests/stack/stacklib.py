@@ -2,6 +2,7 @@
 reading env.sh, a Kubernetes API client, an S3 client with AWS Signature V4, psql,
 and the tests' pass/fail bookkeeping."""
 
+import argparse
 import base64
 import datetime
 import hashlib
@@ -327,3 +328,16 @@ def stack_env_or_fail(checks):
     if not os.path.exists(path):
         checks.abort(f"MXPC_STACK_ENV={path} exists")
     return load_env(path)
+
+
+def daemon_options(doc, *options):
+    """The command line of a stack daemon: `serve DIR --port P` plus `options`, each
+    (flag, argparse keywords)."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("serve")
+    p.add_argument("dir")
+    p.add_argument("--port", type=int, required=True)
+    for flag, kwargs in options:
+        p.add_argument(flag, **kwargs)
+    return parser.parse_args()

@@ -30,6 +30,38 @@ except OSError as e:
     t.abort(f"the API server at {URL} answers ({e})")
 t.check("/readyz answers without credentials", code == 200)
 
+# ---- the OIDC issuer (as an EKS API server): discovery, JWKS, the projected token
+import oidc  # noqa: E402
+code, disco = anonymous.request("GET", "/.well-known/openid-configuration")
+t.check("OIDC discovery without credentials names the issuer and its JWKS",
+        code == 200 and disco.get("issuer") == URL and disco.get("jwks_uri") == URL + "/openid/v1/jwks"
+        and disco.get("id_token_signing_alg_values_supported") == ["RS256"], disco)
+code, jwks = anonymous.request("GET", "/openid/v1/jwks")
+key = (jwks.get("keys") or [{}])[0] if isinstance(jwks, dict) else {}
+t.check("the JWKS holds one RSA key (n, e, kid, x5c)", code == 200 and key.get("kty") == "RSA" and
+        key.get("alg") == "RS256" and key.get("n") and key.get("e") and key.get("kid") and key.get("x5c"),
+        jwks)
+with open(env["MXPC_IRSA_TOKEN_FILE"]) as f:
+    projected = f.read().strip()
+try:
+    claims = oidc.verify(projected, jwks)
+    why = ""
+except ValueError as e:
+    claims, why = {}, str(e)
+t.check("the projected token is an RS256 JWT that verifies against the JWKS", claims, why)
+t.check("... with iss, aud sts.amazonaws.com and the jump pod's service account as sub",
+        claims.get("iss") == URL and claims.get("aud") == ["sts.amazonaws.com"] and
+        claims.get("sub") == "system:serviceaccount:mendix:mendix-backup-restore", claims)
+t.check("... valid for about a day", 86000 < claims.get("exp", 0) - claims.get("iat", 0) <= 86400, claims)
+header, body, sig = projected.split(".")
+forged = header + "." + oidc.b64u(json.dumps(dict(claims, sub="system:serviceaccount:x:y")).encode()) + "." + sig
+try:
+    oidc.verify(forged, jwks)
+    forged_ok = True
+except ValueError:
+    forged_ok = False
+t.check("a token with changed claims does not verify", not forged_ok)
+
 
 def status_is(obj, code, reason, message=None, details=None):
     """A real metav1.Status: kind, apiVersion, status Failure, code, reason, message."""

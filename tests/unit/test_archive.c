@@ -233,7 +233,7 @@ static void names_and_quoting(void **state)
     assert_string_equal(mxpc_archive_name_problem("tree/.."), "path escapes the archive");
     struct mxpc_buf b = MXPC_BUF_INIT;
     mxpc_archive_quote(&b, "a\"b\\c\n\x1b\xc3\xa9");
-    assert_string_equal(b.data, "\"a\\x22b\\x5cc\\x0a\\x1b\\xc3\\xa9\"");
+    assert_string_equal(b.data, "\"a\\\"b\\\\c\\n\\x1b\xc3\xa9\"");
     mxpc_buf_free(&b);
     char longname[300];
     memset(longname, 'x', sizeof longname - 1);

@@ -8,6 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -121,6 +124,58 @@ static void exec_plugin_gives_the_token(void **state)
     assert_string_equal(cfg.token, "exec-token-from-plugin");
     assert_string_equal(cfg.auth, "exec");
     assert_masked("exec-token-from-plugin");
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* A plugin that never answers (and ignores SIGTERM) is stopped after
+ * MXPC_EXEC_TIMEOUT seconds with an error naming it. */
+static void hanging_exec_plugin_times_out_and_is_killed(void **state)
+{
+    (void)state;
+    char pid_file[] = "/tmp/mxpc-plugin-pid-XXXXXX";
+    int fd = mkstemp(pid_file);
+    assert_true(fd >= 0);
+    close(fd);
+    setenv("PLUGIN_PID_FILE", pid_file, 1);
+    setenv("MXPC_EXEC_TIMEOUT", "1", 1);
+    double t0 = now_s();
+    int rc = load(FIX "/kubeconfig.yaml", "exec-hanging");
+    double took = now_s() - t0;
+    unsetenv("MXPC_EXEC_TIMEOUT");
+    unsetenv("PLUGIN_PID_FILE");
+    assert_int_equal(rc, -1);
+    assert_string_equal(err.code, "timeout");
+    assert_contains(err.message, "credential plugin \"./plugin.sh\"");
+    assert_contains(err.message, "did not finish within 1 s and was stopped");
+    assert_contains(err.hint, "MXPC_EXEC_TIMEOUT");
+    if (took < 0.9 || took > 8)
+        fail_msg("gave up after %.1f s, expected about 1 s (+2 s for SIGKILL)", took);
+    FILE *f = fopen(pid_file, "r");
+    assert_non_null(f);
+    int pid = 0;
+    assert_int_equal(fscanf(f, "%d", &pid), 1);
+    fclose(f);
+    unlink(pid_file);
+    assert_true(pid > 0);
+    assert_int_equal(kill(pid, 0), -1); /* gone, and reaped */
+    assert_null(cfg.server);
+}
+
+static void exec_timeout_must_be_seconds(void **state)
+{
+    (void)state;
+    setenv("MXPC_EXEC_TIMEOUT", "soon", 1);
+    int rc = load(FIX "/kubeconfig.yaml", "exec");
+    unsetenv("MXPC_EXEC_TIMEOUT");
+    assert_int_equal(rc, -1);
+    assert_string_equal(err.code, "config");
+    assert_contains(err.message, "MXPC_EXEC_TIMEOUT=soon is not a number of seconds");
 }
 
 static void failing_exec_plugin_names_plugin_and_hint(void **state)
@@ -269,6 +324,8 @@ int main(void)
         T(basic_auth_and_insecure),
         T(exec_plugin_gives_the_token),
         T(failing_exec_plugin_names_plugin_and_hint),
+        T(hanging_exec_plugin_times_out_and_is_killed),
+        T(exec_timeout_must_be_seconds),
         T(missing_context_names_file_and_context),
         T(missing_user_and_auth_provider),
         T(no_current_context_lists_contexts),

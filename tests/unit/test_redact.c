@@ -20,11 +20,31 @@ static int teardown(void **state)
     return 0;
 }
 
-static void assert_redacts(const char *in, const char *expected)
+/* fn(in) == expected, for mxpc_redact and mxpc_escape_string */
+static void assert_maps(char *(*fn)(const char *), const char *in, const char *expected)
 {
-    char *out = mxpc_redact(in);
+    char *out = fn(in);
     assert_string_equal(out, expected);
     free(out);
+}
+#define assert_redacts(in, expected) assert_maps(mxpc_redact, in, expected)
+#define assert_escapes(in, expected) assert_maps(mxpc_escape_string, in, expected)
+
+/* Log lines written between capture_start and capture_end (which returns
+ * them; the caller frees them). */
+static FILE *capture_mem;
+static char *capture_buf;
+static size_t capture_len;
+static void capture_start(void)
+{
+    capture_mem = open_memstream(&capture_buf, &capture_len);
+    mxpc_log_set_stream(capture_mem);
+}
+static char *capture_end(void)
+{
+    mxpc_log_set_stream(NULL);
+    fclose(capture_mem);
+    return capture_buf;
 }
 
 static void registered_secret_is_masked_everywhere(void **state)
@@ -245,17 +265,13 @@ static void work_is_linear_in_the_text(void **state)
 static void json_log_line_redacts_fields_and_escapes(void **state)
 {
     (void)state;
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *mem = open_memstream(&buf, &len);
-    mxpc_log_set_stream(mem);
+    capture_start();
     mxpc_log_set_format(MXPC_LOG_JSON);
     mxpc_redact_add("pa\"ss");
     struct mxpc_log_field f[] = {{"user", "app"}, {"detail", "pw is pa\"ss"}};
     mxpc_log_fields(MXPC_LOG_INFO, "connect \"db\"", f, 2);
-    mxpc_log_set_stream(NULL);
     mxpc_log_set_format(MXPC_LOG_TEXT);
-    fclose(mem);
+    char *buf = capture_end();
     assert_non_null(strstr(buf, "\"level\":\"info\",\"msg\":\"connect \\\"db\\\"\""));
     assert_non_null(strstr(buf, "\"user\":\"app\",\"detail\":\"pw is ***\"}"));
     assert_null(strstr(buf, "pa\\\"ss"));
@@ -265,17 +281,53 @@ static void json_log_line_redacts_fields_and_escapes(void **state)
 static void text_log_respects_level(void **state)
 {
     (void)state;
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *mem = open_memstream(&buf, &len);
-    mxpc_log_set_stream(mem);
+    capture_start();
     mxpc_log_set_level(MXPC_LOG_WARN);
     mxpc_log(MXPC_LOG_INFO, "hidden %d", 1);
     mxpc_log(MXPC_LOG_WARN, "shown %d", 2);
     mxpc_log_set_level(MXPC_LOG_INFO);
-    mxpc_log_set_stream(NULL);
-    fclose(mem);
+    char *buf = capture_end();
     assert_string_equal(buf, "warn: shown 2\n");
+    free(buf);
+}
+
+static void escaping_shows_what_a_terminal_would_act_on(void **state)
+{
+    (void)state;
+    assert_escapes("plain text: ü, 日本, ✓", "plain text: ü, 日本, ✓");
+    assert_escapes("\x1b[31mred\x1b[0m", "\\x1b[31mred\\x1b[0m");
+    assert_escapes("a\r\nerror: forged\tx\x7f\x01", "a\\r\\nerror: forged\\tx\\x7f\\x01");
+    /* not UTF-8: a stray byte, a cut sequence, an overlong form, a surrogate, beyond U+10FFFF */
+    assert_escapes("\xff|\xe6\x97|\xc0\x80|\xed\xa0\x80|\xf4\x90\x80\x80",
+                   "\\xff|\\xe6\\x97|\\xc0\\x80|\\xed\\xa0\\x80|\\xf4\\x90\\x80\\x80");
+    /* C1 CSI, right-to-left override, zero-width space, line separator, BOM */
+    assert_escapes("\xc2\x9b" "2J \xe2\x80\xae" "abc \xe2\x80\x8b \xe2\x80\xa8 \xef\xbb\xbf",
+                   "\\u{9b}2J \\u{202e}abc \\u{200b} \\u{2028} \\u{feff}");
+    assert_escapes("", "");
+    struct mxpc_buf b = MXPC_BUF_INIT;
+    mxpc_escape(&b, "a\0b", 3); /* a NUL inside a Lua string */
+    assert_string_equal(b.data, "a\\x00b");
+    mxpc_buf_free(&b);
+}
+
+static void json_quote_is_valid_json_for_any_bytes(void **state)
+{
+    (void)state;
+    struct mxpc_buf b = MXPC_BUF_INIT;
+    mxpc_json_quote(&b, "\"q\" \\ \x1b[1m \r\n \xff \xc2\x9b \xe2\x80\xae ü");
+    assert_string_equal(b.data, "\"\\\"q\\\" \\\\ \\u001b[1m \\r\\n \\\\xff \\u009b \\u202e ü\"");
+    mxpc_buf_free(&b);
+}
+
+static void text_log_lines_are_one_line_each(void **state)
+{
+    (void)state;
+    capture_start();
+    struct mxpc_log_field f[] = {{"endpoint", "http://x\r\ninfo: forged"}, {"host", "\x1b[31mdb\xff"}};
+    mxpc_log_fields(MXPC_LOG_WARN, "cannot reach \x1b]0;title\x07", f, 2);
+    char *buf = capture_end();
+    assert_string_equal(buf, "warn: cannot reach \\x1b]0;title\\x07 endpoint=\"http://x\\r\\ninfo: forged\" "
+                             "host=\\x1b[31mdb\\xff\n");
     free(buf);
 }
 
@@ -292,6 +344,9 @@ int main(void)
         cmocka_unit_test_teardown(overlapping_secrets_are_masked_as_one, teardown),
         cmocka_unit_test_teardown(fuzz_random_secrets_and_texts, teardown),
         cmocka_unit_test_teardown(work_is_linear_in_the_text, teardown),
+        cmocka_unit_test(escaping_shows_what_a_terminal_would_act_on),
+        cmocka_unit_test(json_quote_is_valid_json_for_any_bytes),
+        cmocka_unit_test(text_log_lines_are_one_line_each),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

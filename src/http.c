@@ -1,0 +1,215 @@
+/* The HTTP transport on libcurl's multi interface. See include/mxpc/http.h. */
+#include "mxpc/http.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define POOL_MAX 64
+
+struct mxpc_http {
+    CURLM *multi;
+    CURL *pool[POOL_MAX];
+    int pooled;
+    CURL **added; /* started and not yet finished */
+    size_t nadded, capadded;
+    struct done {
+        CURL *easy;
+        CURLcode result;
+    } *done; /* finished, not yet taken: done[first..ndone) */
+    size_t first, ndone, capdone;
+};
+
+static pthread_once_t global_once = PTHREAD_ONCE_INIT;
+static int global_ok;
+
+static void global_cleanup(void)
+{
+    curl_global_cleanup();
+}
+
+static void global_init(void)
+{
+    global_ok = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
+    if (global_ok)
+        atexit(global_cleanup);
+}
+
+int mxpc_http_global_init(void)
+{
+    pthread_once(&global_once, global_init);
+    return global_ok ? 0 : -1;
+}
+
+struct mxpc_http *mxpc_http_new(void)
+{
+    if (mxpc_http_global_init() != 0)
+        return NULL;
+    struct mxpc_http *h = calloc(1, sizeof *h);
+    if (!h)
+        return NULL;
+    h->multi = curl_multi_init();
+    if (!h->multi) {
+        free(h);
+        return NULL;
+    }
+    /* connections stay open for reuse: enough for every request in flight */
+    curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, 256L);
+    return h;
+}
+
+void mxpc_http_free(struct mxpc_http *h)
+{
+    if (!h)
+        return;
+    for (size_t i = 0; i < h->nadded; i++) {
+        curl_multi_remove_handle(h->multi, h->added[i]);
+        curl_easy_cleanup(h->added[i]);
+    }
+    free(h->added);
+    for (size_t i = h->first; i < h->ndone; i++)
+        curl_easy_cleanup(h->done[i].easy);
+    free(h->done);
+    for (int i = 0; i < h->pooled; i++)
+        curl_easy_cleanup(h->pool[i]);
+    curl_multi_cleanup(h->multi);
+    free(h);
+}
+
+/* Takes a started transfer out of the set; 1 if it was in it. */
+static int forget(struct mxpc_http *h, CURL *easy)
+{
+    for (size_t i = 0; i < h->nadded; i++) {
+        if (h->added[i] == easy) {
+            curl_multi_remove_handle(h->multi, easy);
+            h->added[i] = h->added[--h->nadded];
+            return 1;
+        }
+    }
+    return 0;
+}
+
+CURL *mxpc_http_easy(struct mxpc_http *h)
+{
+    if (h->pooled > 0) {
+        CURL *e = h->pool[--h->pooled];
+        curl_easy_reset(e);
+        return e;
+    }
+    return curl_easy_init();
+}
+
+void mxpc_http_release(struct mxpc_http *h, CURL *easy)
+{
+    if (!easy)
+        return;
+    forget(h, easy);
+    for (size_t i = h->first; i < h->ndone; i++) {
+        if (h->done[i].easy == easy) {
+            memmove(&h->done[i], &h->done[i + 1], (h->ndone - i - 1) * sizeof *h->done);
+            h->ndone--;
+            break;
+        }
+    }
+    curl_easy_setopt(easy, CURLOPT_PRIVATE, NULL);
+    if (h->pooled < POOL_MAX) {
+        h->pool[h->pooled++] = easy;
+        return;
+    }
+    curl_easy_cleanup(easy);
+}
+
+int mxpc_http_add(struct mxpc_http *h, CURL *easy)
+{
+    if (h->nadded == h->capadded) {
+        size_t cap = h->capadded ? h->capadded * 2 : 16;
+        CURL **a = realloc(h->added, cap * sizeof *a);
+        if (!a)
+            abort();
+        h->added = a;
+        h->capadded = cap;
+    }
+    if (curl_multi_add_handle(h->multi, easy) != CURLM_OK)
+        return -1;
+    h->added[h->nadded++] = easy;
+    return 0;
+}
+
+int mxpc_http_running(const struct mxpc_http *h)
+{
+    return (int)h->nadded;
+}
+
+/* Collects finished transfers into the done queue. */
+static int collect(struct mxpc_http *h)
+{
+    int queued = 0, found = 0;
+    CURLMsg *m;
+    while ((m = curl_multi_info_read(h->multi, &queued))) {
+        if (m->msg != CURLMSG_DONE)
+            continue;
+        CURL *e = m->easy_handle;
+        CURLcode rc = m->data.result;
+        forget(h, e);
+        if (h->ndone == h->capdone) {
+            size_t cap = h->capdone ? h->capdone * 2 : 16;
+            struct done *d = realloc(h->done, cap * sizeof *d);
+            if (!d)
+                abort();
+            h->done = d;
+            h->capdone = cap;
+        }
+        h->done[h->ndone++] = (struct done){e, rc};
+        found++;
+    }
+    return found;
+}
+
+int mxpc_http_step(struct mxpc_http *h, int timeout_ms)
+{
+    int still = 0;
+    if (curl_multi_perform(h->multi, &still) != CURLM_OK)
+        return -1;
+    if (collect(h) > 0 || h->ndone > h->first)
+        return 0;
+    /* nothing finished: wait for activity (or just the timeout when idle) */
+    if (curl_multi_poll(h->multi, NULL, 0, timeout_ms, NULL) != CURLM_OK)
+        return -1;
+    if (curl_multi_perform(h->multi, &still) != CURLM_OK)
+        return -1;
+    collect(h);
+    return 0;
+}
+
+CURL *mxpc_http_done(struct mxpc_http *h, CURLcode *result)
+{
+    if (h->first >= h->ndone) {
+        h->first = h->ndone = 0;
+        return NULL;
+    }
+    struct done d = h->done[h->first++];
+    if (result)
+        *result = d.result;
+    return d.easy;
+}
+
+CURLcode mxpc_http_perform(struct mxpc_http *h, CURL *easy)
+{
+    if (mxpc_http_add(h, easy) != 0)
+        return CURLE_FAILED_INIT;
+    for (;;) {
+        /* other transfers that finish meanwhile stay queued for their owner */
+        for (size_t i = h->first; i < h->ndone; i++) {
+            if (h->done[i].easy != easy)
+                continue;
+            CURLcode rc = h->done[i].result;
+            memmove(&h->done[i], &h->done[i + 1], (h->ndone - i - 1) * sizeof *h->done);
+            h->ndone--;
+            return rc;
+        }
+        if (mxpc_http_step(h, 100) != 0) {
+            forget(h, easy);
+            return CURLE_FAILED_INIT;
+        }
+    }
+}

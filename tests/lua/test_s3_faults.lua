@@ -1,0 +1,249 @@
+-- mxpc.s3 through a proxy that injects faults (tests/faults/s3_fault_proxy.py)
+-- in front of the local stack's Ceph RADOS Gateway: answers cut off in the
+-- middle of the body, 500/503 answers, slow bodies. A GET resumes where it
+-- was cut (Range) and only from the same object (If-Match); a PUT is sent
+-- again after a 500/503; retries end after `retries`. Tested through the Lua
+-- API only. Needs MXPC_STACK_ENV (fails without it).
+local t = require "t"
+local s3 = require "mxpc.s3"
+local process = require "mxpc.process"
+local cjson = require "cjson"
+
+local env = t.stack_env()
+local dir = t.tmpdir()
+local source_dir = assert(os.getenv("MXPC_SOURCE_DIR"), "MXPC_SOURCE_DIR is not set")
+local MiB = 1024 * 1024
+
+local rules_file, log_file = dir .. "/rules.json", dir .. "/requests.log"
+
+-- the proxy, in front of the gateway
+local target = assert(env.MXPC_S3_ENDPOINT:match("^http://([^/]+)$"), "MXPC_S3_ENDPOINT is not http://host:port")
+local proxy <close> = assert(process.spawn({ "python3", source_dir .. "/tests/faults/s3_fault_proxy.py", "--target",
+  target, "--rules", rules_file, "--log", log_file }, { stdout = "pipe" }))
+local banner = ""
+while not banner:find("\n") do
+  local got = proxy:read(256)
+  if not got then error("the proxy did not start: " .. proxy:wait().stderr) end
+  banner = banner .. got
+end
+local proxy_port = assert(banner:match("listening on 127%.0%.0%.1:(%d+)"), "unexpected banner: " .. banner)
+
+local function client(endpoint, extra)
+  local o = { endpoint = endpoint, region = env.MXPC_S3_REGION, access_key = env.MXPC_S3_ACCESS_KEY,
+    secret_key = env.MXPC_S3_SECRET_KEY }
+  for k, v in pairs(extra or {}) do o[k] = v end
+  return assert(s3.client(o))
+end
+local direct = client(env.MXPC_S3_ENDPOINT)
+local proxied = client("http://127.0.0.1:" .. proxy_port, { retries = 4 })
+
+math.randomseed(os.time(), tonumber(tostring({}):match("0x(%x+)"), 16) or 0)
+local bucket = ("mxpc-s3-faults-%d-%06d"):format(os.time(), math.random(0, 999999))
+assert(direct:create_bucket(bucket))
+
+local function random_bytes(n)
+  local f = assert(io.open("/dev/urandom", "rb"))
+  local s = f:read(n)
+  f:close()
+  return s
+end
+
+local function read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+-- Sets the proxy's rules and forgets the requests logged so far.
+local function faults(rules)
+  os.remove(log_file)
+  local tmp = rules_file .. ".tmp"
+  t.write(tmp, cjson.encode(rules))
+  assert(os.rename(tmp, rules_file))
+end
+
+-- The requests the proxy saw for `key` since faults() (in order).
+local function requests(key)
+  local out = {}
+  local f = io.open(log_file)
+  if not f then return out end
+  for line in f:lines() do
+    local r = cjson.decode(line)
+    if r.path:find(key, 1, true) then
+      for _, k in ipairs { "range", "if_match", "status" } do
+        if r[k] == cjson.null then r[k] = nil end
+      end
+      out[#out + 1] = r
+    end
+  end
+  f:close()
+  return out
+end
+
+local n = 0
+local function new_key(what)
+  n = n + 1
+  return ("%s-%d"):format(what, n)
+end
+
+t.test("GET cut mid-body resumes with Range and If-Match, byte for byte", function()
+  local key = new_key("cut-once")
+  local data = random_bytes(3 * MiB + 17)
+  local etag = assert(direct:put(bucket, key, data)).etag
+  faults { { method = "GET", key = key, action = "cut", after = 1000000 } }
+  local path = dir .. "/" .. key
+  t.eq(assert(proxied:get(bucket, key, path)), #data)
+  t.ok(read_file(path) == data, "the file holds the object byte for byte")
+  local r = requests(key)
+  t.eq(#r, 2, "two GETs")
+  t.eq(r[1].action, "cut")
+  t.eq(r[1].body_bytes, 1000000)
+  t.eq(r[1].range, nil)
+  t.eq(r[2].range, "bytes=1000000-")
+  t.eq(r[2].if_match, etag)
+  t.eq(r[2].status, 206)
+end)
+
+t.test("GET cut twice and answered 503 once still completes, each resume where the data ended", function()
+  local key = new_key("cut-twice")
+  local data = random_bytes(2 * MiB)
+  local etag = assert(direct:put(bucket, key, data)).etag
+  faults {
+    { method = "GET", key = key, action = "cut", after = 500000 },
+    { method = "GET", key = key, action = "status", status = 503 },
+    { method = "GET", key = key, action = "cut", after = 300000 },
+  }
+  local chunks = {}
+  t.eq(assert(proxied:get(bucket, key, function(c) chunks[#chunks + 1] = c end)), #data)
+  t.ok(table.concat(chunks) == data, "the sink got the object byte for byte")
+  local r = requests(key)
+  t.eq(#r, 4)
+  t.same({ r[1].action, r[2].action, r[3].action, r[4].action }, { "cut", "status", "cut", "pass" })
+  t.eq(r[2].range, "bytes=500000-")
+  t.eq(r[3].range, "bytes=500000-")
+  t.eq(r[4].range, "bytes=800000-")
+  for i = 2, 4 do t.eq(r[i].if_match, etag, "request " .. i .. " is pinned to the object") end
+end)
+
+-- Replaces the object from another process `after` seconds from now, while
+-- the proxy holds the cut connection of the download open.
+local function replace_soon(key, path, after)
+  local script = dir .. "/replace.lua"
+  t.write(script, ([[
+local s3 = require "mxpc.s3"
+local c = assert(s3.client { endpoint = %q, region = %q, access_key = %q, secret_key = %q })
+local f = assert(io.open(%q, "rb"))
+assert(c:put(%q, %q, f:read("a")))
+]]):format(env.MXPC_S3_ENDPOINT, env.MXPC_S3_REGION, env.MXPC_S3_ACCESS_KEY, env.MXPC_S3_SECRET_KEY, path, bucket,
+    key))
+  return assert(process.spawn({ "sh", "-c", ('sleep %s && exec "$0" run "$1"'):format(after), t.program(), script }))
+end
+
+-- Downloads `key` into `sink` through the proxy, which cuts the answer after
+-- 700000 bytes and holds the connection while another process replaces the
+-- object. Returns get's results, the old content and the old ETag.
+local function download_while_replaced(key, sink)
+  local old, new_path = random_bytes(2 * MiB), dir .. "/" .. key .. ".new"
+  t.write(new_path, random_bytes(2 * MiB))
+  local etag = assert(direct:put(bucket, key, old)).etag
+  faults { { method = "GET", key = key, action = "cut", after = 700000, hold = 3 } }
+  local writer <close> = replace_soon(key, new_path, 0.5)
+  local bytes, err = proxied:get(bucket, key, sink)
+  t.eq(writer:wait().status, 0, "the object was replaced")
+  t.eq(bytes, nil, "the GET fails")
+  t.eq(err and err.code, "changed")
+  t.eq(err.status, 412)
+  t.contains(err.message, "changed during the download")
+  local r = requests(key)
+  t.eq(#r, 2, "no retry once the object changed")
+  t.eq(r[2].range, "bytes=700000-")
+  t.eq(r[2].if_match, etag)
+  t.eq(r[2].status, 412)
+  return old
+end
+
+t.test("an object replaced during a download is an error on resume, never a mix of both", function()
+  local got = {}
+  local old = download_while_replaced(new_key("replaced"), function(c) got[#got + 1] = c end)
+  t.ok(table.concat(got) == old:sub(1, 700000), "only the old object's bytes reached the sink")
+end)
+
+t.test("... and into a file: nothing is left under its name", function()
+  local key = new_key("replaced-file")
+  local path = dir .. "/" .. key
+  download_while_replaced(key, path)
+  t.eq(read_file(path), nil, "no file")
+  local listing = t.sh("ls -A '" .. dir .. "'")
+  t.ok(not listing:find("." .. key .. ".tmp", 1, true), "no temporary file either: " .. listing)
+end)
+
+t.test("PUT is sent again after 500 and 503", function()
+  local key = new_key("put-5xx")
+  local data = random_bytes(300000)
+  faults {
+    { method = "PUT", key = key, action = "status", status = 500 },
+    { method = "PUT", key = key, action = "status", status = 503 },
+  }
+  local o = assert(proxied:put(bucket, key, data))
+  t.eq(o.size, #data)
+  local r = requests(key)
+  t.eq(#r, 3)
+  t.same({ r[1].status, r[2].status, r[3].status }, { 500, 503, 200 })
+  t.ok(assert(direct:get_string(bucket, key)) == data, "the object is complete")
+end)
+
+t.test("a multipart part answered 503 is sent again; the object is complete", function()
+  local key = new_key("multipart")
+  local data = random_bytes(11 * MiB + 5)
+  local path = dir .. "/" .. key .. ".src"
+  t.write(path, data)
+  local c = client("http://127.0.0.1:" .. proxy_port, { retries = 4, part_size = 5 * MiB })
+  faults { { method = "PUT", key = "partNumber=2", action = "status", status = 503 } }
+  t.eq(assert(c:put(bucket, key, { path = path })).size, #data)
+  local parts = {} -- part number -> the statuses of its PUTs, in order
+  for _, r in ipairs(requests(key)) do
+    local p = r.path:match("partNumber=(%d+)")
+    if p then
+      parts[p] = parts[p] or {}
+      table.insert(parts[p], ("%d"):format(r.status))
+    end
+  end
+  t.same(parts, { ["1"] = { "200" }, ["2"] = { "503", "200" }, ["3"] = { "200" } })
+  t.ok(assert(direct:get_string(bucket, key)) == data, "the object is complete")
+end)
+
+t.test("retries end after `retries`: the 503 is reported", function()
+  local key = new_key("always-503")
+  assert(direct:put(bucket, key, "x"))
+  local c = client("http://127.0.0.1:" .. proxy_port, { retries = 2 })
+  faults { { method = "GET", key = key, action = "status", status = 503, times = -1 } }
+  local got, err = c:get_string(bucket, key)
+  t.eq(got, nil)
+  t.eq(err.status, 503)
+  t.eq(#requests(key), 3, "the first try and two retries")
+end)
+
+t.test("a slow body is not a failure", function()
+  local key = new_key("slow")
+  local data = random_bytes(MiB)
+  assert(direct:put(bucket, key, data))
+  faults { { method = "GET", key = key, action = "slow", piece = 64 * 1024, delay = 0.05 } }
+  t.ok(assert(proxied:get_string(bucket, key)) == data, "complete")
+  local r = requests(key)
+  t.eq(#r, 1, "no retry")
+  t.eq(r[1].action, "slow")
+end)
+
+t.test("cleanup", function()
+  faults {}
+  for i = 1, n do
+    local base = ({ "cut-once", "cut-twice", "replaced", "replaced-file", "put-5xx", "multipart", "always-503",
+      "slow" })[i]
+    if base then direct:delete(bucket, ("%s-%d"):format(base, i)) end
+  end
+  assert(direct:delete_bucket(bucket))
+end)
+
+return t.run()
