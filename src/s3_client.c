@@ -667,8 +667,8 @@ static void attempt_end(struct mxpc_s3 *s3, struct request *r, CURLcode code)
     }
     curl_slist_free_all(r->headers);
     r->headers = NULL;
-    if (r->sink && r->delivered == 0 && r->etag[0])
-        snprintf(r->if_match_buf, sizeof r->if_match_buf, "%s", r->etag);
+    if (r->sink && r->range_from == r->offset && r->etag[0])
+        snprintf(r->if_match_buf, sizeof r->if_match_buf, "%s", r->etag); /* the object a resume must come from */
     if (code == CURLE_OK && r->status < 500 && r->status != 429) {
         finish(s3, r, code);
         return;
