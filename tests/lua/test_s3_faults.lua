@@ -236,11 +236,59 @@ t.test("a slow body is not a failure", function()
   t.eq(r[1].action, "slow")
 end)
 
+t.test("a ranged GET cut mid-body resumes inside its range, pinned to the object", function()
+  local key = new_key("range-cut")
+  local data = random_bytes(3 * MiB)
+  local etag = assert(direct:put(bucket, key, data)).etag
+  faults { { method = "GET", key = key, action = "cut", after = 500000 } }
+  local parts = {}
+  t.eq(assert(proxied:get(bucket, key, function(c) parts[#parts + 1] = c end,
+    { offset = MiB, length = 2 * MiB - 10, if_match = etag })), 2 * MiB - 10)
+  t.ok(table.concat(parts) == data:sub(MiB + 1, 3 * MiB - 10), "the range byte for byte")
+  local r = requests(key)
+  t.eq(#r, 2, "two GETs")
+  t.eq(r[1].range, ("bytes=%d-%d"):format(MiB, 3 * MiB - 11))
+  t.eq(r[2].range, ("bytes=%d-%d"):format(MiB + 500000, 3 * MiB - 11))
+  t.eq(r[2].if_match, etag)
+end)
+
+t.test("an upload of unknown length: a part answered 503 once is sent again, one that keeps failing aborts it", function()
+  local c = client("http://127.0.0.1:" .. proxy_port, { retries = 1, part_size = 5 * MiB })
+  local function upload(key)
+    local u <close> = assert(c:upload(bucket, key, { concurrency = 2 }))
+    local piece = random_bytes(MiB)
+    for _ = 1, 12 do
+      local ok, err = u:write(piece)
+      if not ok then return nil, err end
+    end
+    return u:commit()
+  end
+  local function unfinished(key)
+    local count = 0
+    for _, u in ipairs(assert(direct:list_multipart_uploads(bucket))) do
+      if u.key == key then count = count + 1 end
+    end
+    return count
+  end
+  local key = new_key("upload-retried")
+  faults { { method = "PUT", key = "partNumber=2", action = "status", status = 503 } }
+  local o = assert(upload(key))
+  t.eq(o.size, 12 * MiB)
+  t.eq(#assert(direct:get_string(bucket, key)), 12 * MiB, "the object is complete")
+  key = new_key("upload-failed")
+  faults { { method = "PUT", key = "partNumber=2", action = "status", status = 503, times = -1 } }
+  local none, err = upload(key)
+  t.eq(none, nil)
+  t.eq(err.status, 503)
+  t.eq(unfinished(key), 0, "the multipart upload was aborted")
+  t.eq((direct:head(bucket, key)), nil, "no object")
+end)
+
 t.test("cleanup", function()
   faults {}
   for i = 1, n do
     local base = ({ "cut-once", "cut-twice", "replaced", "replaced-file", "put-5xx", "multipart", "always-503",
-      "slow" })[i]
+      "slow", "range-cut", "upload-retried", "upload-failed" })[i]
     if base then direct:delete(bucket, ("%s-%d"):format(base, i)) end
   end
   assert(direct:delete_bucket(bucket))
