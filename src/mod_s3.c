@@ -615,7 +615,10 @@ static int write_entry(struct many_ctx *x, const struct mxpc_s3_fetched *f, stru
     if (rc == MXPC_ARCHIVE_OK)
         rc = mxpc_archive_writer_end_entry(x->w);
     if (rc != MXPC_ARCHIVE_OK) {
-        copy_error(e, rc == MXPC_ARCHIVE_EINTERRUPTED ? "interrupted" : "io", mxpc_archive_writer_error(x->w));
+        /* a writer with a Lua sink (standard output, an S3 upload) fails
+         * when a signal interrupts the sink: that is an interruption too */
+        copy_error(e, rc == MXPC_ARCHIVE_EINTERRUPTED || mxpc_interrupted() ? "interrupted" : "io",
+                   mxpc_archive_writer_error(x->w));
         return -1;
     }
     return 0;

@@ -116,20 +116,18 @@ MXPC_PG_BINDIR=$work/bin run "a failing backup -f s3:// exits 1" 1 backup -n men
 check "... with the cause" 'grep -q "simulated failure" "$work/err"'
 check "... and leaves no object and no upload" '! s3 exists stopped.tar.gz && [ "$(s3 uploads)" = 0 ]'
 
-# a failure while the files stream in: a file not yet copied changes size
-# (the last one: files are copied in the order of their UUIDs)
-key=$(python3 -c "import json; d = json.load(open('$seed_json')); print(max(d['environments']['demo-app']['files'], key=lambda f: f['uuid'])['key'])")
-"$bin" -v backup -n mendix -e demo-app -f "s3://$bucket/stopped.tar.gz" "${ep[@]}" >"$work/out" 2>"$work/err" & pid=$!
-wait_for 'grep -q "multipart upload of s3://$bucket/stopped.tar.gz begun" "$work/err"' 180 || bad "the upload began"
-kill -STOP $pid
-# the environment's storage now answers with an error for one file
-"$bin" run /dev/stdin <<LUA >/dev/null 2>&1
-local s3 = require "mxpc.s3"
-local c = assert(s3.client{endpoint = os.getenv("MXPC_S3_ENDPOINT")})
-assert(c:put("mendix-shared", "$key", "shorter than before"))
-LUA
-kill -CONT $pid; wait $pid; code=$?
-check "a backup -f s3:// failing midway (a file changed size) exits 1" '[ $code = 1 ]'
+# a failure while the archive streams out: the bucket (behind
+# tests/faults/s3_fault_proxy.py) refuses the archive's third part, after the
+# multipart upload began and while later parts are on their way
+printf '[{"method": "PUT", "key": "partNumber=3", "action": "status", "status": 403, "times": -1}]\n' >"$work/rules.json"
+python3 "$src/tests/faults/s3_fault_proxy.py" --target "${MXPC_S3_ENDPOINT#http://}" --rules "$work/rules.json" \
+  --log "$work/proxy.log" >"$work/proxy.out" 2>&1 &
+wait_for 'grep -q "listening on" "$work/proxy.out"' 10 || bad "the fault proxy started"
+port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$work/proxy.out")
+run "a backup -f s3:// whose third part is refused exits 1" 1 -v backup -n mendix -e demo-app \
+  -f "s3://$bucket/stopped.tar.gz" --archive-endpoint "http://127.0.0.1:$port"
+expect_err "... saying why" "access denied: PUT s3://$bucket/stopped.tar.gz"
+check "... after the upload began" 'grep -q "multipart upload of s3://$bucket/stopped.tar.gz begun" "$work/err"'
 check "... and leaves no object and no upload" '! s3 exists stopped.tar.gz && [ "$(s3 uploads)" = 0 ]'
 check "... nor a working directory" tmp_empty
 
