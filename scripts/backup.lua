@@ -1,10 +1,11 @@
 -- The backup workflow: an environment's database and files -> a Mendix Cloud
 -- backup archive. Called with the parsed options:
 --   { namespace =, environment =, file =, force =, database_only =, compression_level =,
---     kubeconfig =, context =, archive_endpoint =, archive_region =, archive_profile = }
+--     files_larger_than =, files_smaller_than =, files_changed_since =, files_of =,
+--     hooks =, kubeconfig =, context =, archive_endpoint =, archive_region =, archive_profile = }
 -- `file` is a path, "-" (standard output) or "s3://BUCKET/KEY".
--- Edit a copy (mxpc-data-migration scripts export DIR) to filter files or add
--- steps; run it with --scripts DIR.
+-- Hooks (docs/hooks.md) change it without editing; or edit a copy
+-- (mxpc-data-migration scripts export DIR) and run it with --scripts DIR.
 local errors = require "mxpc.error"
 local log = require "mxpc.log"
 local pg_programs = require "mxpc.pg_programs"
@@ -23,6 +24,9 @@ assert(pg_programs.find("pg_dump"))
 local target = assert(wf.check_target(opts))
 local env = assert(wf.resolve(opts))
 local db <close> = assert(wf.connect_database(env))
+local store <close> = not opts.database_only and assert(wf.connect_storage(env)) or nil
+local hooks = wf.hooks(opts, "backup"):set { env = env, db = db, storage = store }
+hooks:call("before_backup")
 
 -- --database-only: the bare custom-format dump Mendix Cloud calls a
 -- database-only backup, written under a temporary name and then renamed.
@@ -31,12 +35,13 @@ if opts.database_only then
   local dump_size = assert(wf.dump_database(env, work.path .. "/db.backup"))
   assert(wf.deliver_file(target, work.path .. "/db.backup")) -- from its end on, a signal comes too late
   wf.too_late("the backup was written")
+  hooks:call("after_backup", { file = opts.file, database_only = true, database_bytes = dump_size, files = 0,
+    bytes = 0, missing = 0, selected = 0, total = 0, seconds = os.time() - started })
   report:write(("database-only backup of %s/%s written to %s: %d bytes\n"):format(
     env.namespace, env.name, target.name or opts.file, dump_size))
   return 0
 end
 
-local store <close> = assert(wf.connect_storage(env))
 local transfer = wf.transfer_options(opts)
 
 -- 2. Dump the database into a private working directory beside the output
@@ -46,10 +51,13 @@ local work <close> = assert(wf.workdir(opts.file))
 local dump <close> = assert(wf.start_dump(env, work.path .. "/db.backup"))
 
 -- 3. Which files are in use (FileDocument rows with contents), and their
---    sizes: from the database, else asked of the storage.
+--    sizes: from the database, else asked of the storage; then those that
+--    --files-* and the select_file hook take.
 local files = assert(wf.list_files(db))
 local facts = wf.database_facts(db)
 local present, missing = assert(wf.file_sizes(store, env, files, transfer))
+local selected
+present, selected = wf.select_files(hooks, opts, present, #files)
 local files_size = 0
 for _, f in ipairs(present) do files_size = files_size + f.size end
 
@@ -93,9 +101,12 @@ assert(out:commit())
 
 -- 5. Say what was done.
 wf.too_late("the backup was written")
+hooks:call("after_backup", { file = opts.file, database_bytes = dump_size, files = copied, bytes = copied_bytes,
+  missing = #missing, selected = #present, total = #files, seconds = os.time() - started })
 log.info("backup written", { file = target.name or opts.file, files = copied, missing = #missing,
   bytes = out:stats().bytes_out, seconds = os.time() - started })
-report:write(("backup of %s/%s written to %s: database %d bytes, %d files (%d bytes)%s\n"):format(
+report:write(("backup of %s/%s written to %s: database %d bytes, %d files (%d bytes)%s%s\n"):format(
   env.namespace, env.name, target.name or opts.file, dump_size, copied, copied_bytes,
+  selected and (", " .. selected) or "",
   #missing > 0 and (", %d missing files skipped"):format(#missing) or ""))
 return 0

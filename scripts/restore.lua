@@ -1,7 +1,7 @@
 -- The restore workflow: a Mendix Cloud backup archive (or a database-only
 -- .backup file) -> an environment's database and files. Called with:
 --   { namespace =, environment =, file =, stop_app =, database_only =, files_only =,
---     kubeconfig =, context =, archive_endpoint =, archive_region =, archive_profile = }
+--     hooks =, kubeconfig =, context =, archive_endpoint =, archive_region =, archive_profile = }
 -- `file` is a path, "-" (standard input, copied into the private working
 -- directory first) or "s3://BUCKET/KEY" (read twice: checked, then restored).
 -- Nothing is written anywhere before the whole archive has been checked, the
@@ -42,6 +42,8 @@ assert(app:ensure_stopped(opts.stop_app))
 local with_db, with_files = not opts.files_only, not opts.database_only and summary.kind ~= "dump"
 local db <close> = with_db and assert(wf.connect_database(env)) or nil
 local store <close> = with_files and assert(wf.connect_storage(env)) or nil
+local hooks = wf.hooks(opts, "restore"):set { env = env, db = db, storage = store }
+hooks:call("before_restore")
 
 -- 4. Read the archive again: keep the dump in the private working directory,
 --    upload each file to where the environment keeps it. Many uploads run
@@ -73,10 +75,13 @@ elseif with_db or with_files then
   if uploads then assert(uploads:finish()) end
 end
 
--- 5. Replace the database's contents in one transaction.
+-- 5. Replace the database's contents in one transaction, which also runs the
+--    restore_sql hook's SQL after the data is loaded.
 if with_db then
+  local sql = hooks:restore_sql()
   db:close() -- the restore runs in its own session
-  assert(wf.restore_database(env, dump))
+  hooks.ctx.db = nil -- (a later hook that uses ctx.db gets a new connection)
+  assert(wf.restore_database(env, dump, sql))
 end
 
 -- 6. Start the app again if it was stopped for the restore (retried while the
@@ -85,6 +90,8 @@ assert(app:start_again())
 
 -- 7. Say what was done.
 wf.too_late("the database restore had committed")
+hooks:call("after_restore", { file = opts.file, database = with_db, files = uploaded, bytes = bytes,
+  seconds = os.time() - started })
 log.info("restore finished", { files = uploaded, bytes = bytes, seconds = os.time() - started })
 io.stdout:write(("restored %s into %s/%s: %s%d files (%d bytes)\n"):format(
   input.name, env.namespace, env.name, with_db and "database, " or "", uploaded, bytes))

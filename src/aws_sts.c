@@ -12,13 +12,10 @@
 #include <expat.h>
 
 #include "mxpc/aws.h"
-#include "mxpc/ca_bundle.h"
 #include "mxpc/http.h"
 #include "mxpc/log.h"
 #include "mxpc/runtime.h"
 #include "mxpc/sigv4.h"
-
-#define RESPONSE_MAX (1024 * 1024)
 
 static char *xstrdup(const char *s)
 {
@@ -324,110 +321,21 @@ int mxpc_aws_parse_container_json(const char *json, struct mxpc_aws_credentials 
 
 /* --- HTTP ------------------------------------------------------------------ */
 
-struct http_ctx {
-    struct mxpc_buf *body;
-    int too_big;
-};
-
-static size_t on_body(char *data, size_t size, size_t n, void *ud)
-{
-    struct http_ctx *h = ud;
-    if (h->body->len + size * n > RESPONSE_MAX) {
-        h->too_big = 1;
-        return 0;
-    }
-    mxpc_buf_append(h->body, data, size * n);
-    return size * n;
-}
-
-static int on_progress(void *ud, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)
-{
-    (void)ud, (void)a, (void)b, (void)c, (void)d;
-    return mxpc_interrupted() ? 1 : 0;
-}
-
 int mxpc_aws_http(const char *method, const char *url, const char *const *headers, const char *body,
                   unsigned flags, struct mxpc_buf *response, long *status, char *err, size_t errlen)
 {
-    struct mxpc_http *hp = mxpc_http_new();
-    CURL *c = hp ? mxpc_http_easy(hp) : NULL;
-    if (!c) {
-        mxpc_http_free(hp);
-        snprintf(err, errlen, "%s %s: cannot initialise libcurl", method, url);
-        return -1;
-    }
-    struct curl_slist *list = NULL;
-    for (size_t i = 0; headers && headers[i]; i++) {
-        struct curl_slist *l = curl_slist_append(list, headers[i]);
-        if (!l)
-            abort();
-        list = l;
-    }
-    char curl_err[CURL_ERROR_SIZE];
-    CURLcode code = CURLE_OK;
-    int rc = -1;
     int quick = (flags & MXPC_AWS_HTTP_QUICK) != 0;
-    for (int attempt = 0; attempt < (quick ? 1 : 3); attempt++) {
-        if (attempt) {
-            struct timespec ts = {0, 300 * 1000000L * attempt};
-            nanosleep(&ts, NULL);
-        }
-        if (mxpc_interrupted()) {
-            snprintf(err, errlen, "interrupted: %s %s", method, url);
-            break;
-        }
-        response->len = 0;
-        curl_err[0] = '\0';
-        struct http_ctx h = {response, 0};
-        curl_easy_reset(c);
-        int ok = 1;
-        MXPC_HTTP_SET(ok, c, CURLOPT_URL, url);
-        MXPC_HTTP_SET(ok, c, CURLOPT_CUSTOMREQUEST, method);
-        MXPC_HTTP_SET(ok, c, CURLOPT_HTTPHEADER, list);
-        MXPC_HTTP_SET(ok, c, CURLOPT_USERAGENT, "mxpc-data-migration");
-        MXPC_HTTP_SET(ok, c, CURLOPT_ERRORBUFFER, curl_err);
-        MXPC_HTTP_SET(ok, c, CURLOPT_NOSIGNAL, 1L);
-        MXPC_HTTP_SET(ok, c, CURLOPT_CONNECTTIMEOUT, quick ? 1L : 10L);
-        MXPC_HTTP_SET(ok, c, CURLOPT_TIMEOUT, quick ? 3L : 60L);
-        MXPC_HTTP_SET(ok, c, CURLOPT_WRITEFUNCTION, on_body);
-        MXPC_HTTP_SET(ok, c, CURLOPT_WRITEDATA, (void *)&h);
-        MXPC_HTTP_SET(ok, c, CURLOPT_NOPROGRESS, 0L);
-        MXPC_HTTP_SET(ok, c, CURLOPT_XFERINFOFUNCTION, on_progress);
-        if (mxpc_ca_apply(c, env("SSL_CERT_FILE"), env("SSL_CERT_DIR")) != 0)
-            ok = 0;
-        if (body) {
-            MXPC_HTTP_SET(ok, c, CURLOPT_POSTFIELDS, body);
-            MXPC_HTTP_SET(ok, c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
-        }
-        if (!ok) {
-            snprintf(err, errlen, "%s %s: libcurl refused an option of the request", method, url);
-            rc = -1;
-            break;
-        }
-        code = mxpc_http_perform(hp, c);
-        mxpc_buf_puts(response, "");
-        if (code == CURLE_OK) {
-            curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
-            rc = 0;
-            if (*status < 500)
-                break;
-            continue;
-        }
-        rc = -1;
-        if (code == CURLE_ABORTED_BY_CALLBACK && !h.too_big) {
-            snprintf(err, errlen, "interrupted: %s %s", method, url);
-            break;
-        }
-        snprintf(err, errlen, "%s %s: %s", method, url,
-                 h.too_big ? "the answer is larger than 1 MiB" : curl_err[0] ? curl_err : curl_easy_strerror(code));
-        if (h.too_big || code == CURLE_PEER_FAILED_VERIFICATION || code == CURLE_SSL_CACERT_BADFILE ||
-            code == CURLE_URL_MALFORMAT || code == CURLE_UNSUPPORTED_PROTOCOL)
-            break;
-    }
-    curl_slist_free_all(list);
-    mxpc_http_release(hp, c);
-    mxpc_http_free(hp);
-    return rc;
+    struct mxpc_http_request r = {
+        .method = method,
+        .url = url,
+        .headers = headers,
+        .body = body,
+        .body_len = body ? strlen(body) : 0,
+        .attempts = quick ? 1 : 3,
+        .connect_timeout = quick ? 1 : 10,
+        .timeout = quick ? 3 : 60,
+    };
+    return mxpc_http_request(&r, response, status, err, errlen);
 }
 
 /* --- web identity ------------------------------------------------------------ */

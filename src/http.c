@@ -2,8 +2,14 @@
 #include "mxpc/http.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#include "mxpc/buf.h"
+#include "mxpc/ca_bundle.h"
+#include "mxpc/runtime.h"
 
 #define POOL_MAX 64
 
@@ -212,4 +218,123 @@ CURLcode mxpc_http_perform(struct mxpc_http *h, CURL *easy)
             return CURLE_FAILED_INIT;
         }
     }
+}
+
+/* --- one exchange ------------------------------------------------------------ */
+
+struct exchange {
+    struct mxpc_buf *body;
+    size_t max;
+    int too_big;
+};
+
+static size_t on_body(char *data, size_t size, size_t n, void *ud)
+{
+    struct exchange *x = ud;
+    if (x->body->len + size * n > x->max) {
+        x->too_big = 1;
+        return 0;
+    }
+    mxpc_buf_append(x->body, data, size * n);
+    return size * n;
+}
+
+static int on_progress(void *ud, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)
+{
+    (void)ud, (void)a, (void)b, (void)c, (void)d;
+    return mxpc_interrupted() ? 1 : 0;
+}
+
+static const char *nonempty_env(const char *name)
+{
+    const char *v = getenv(name);
+    return v && *v ? v : NULL;
+}
+
+int mxpc_http_request(const struct mxpc_http_request *r, struct mxpc_buf *response, long *status, char *err,
+                      size_t errlen)
+{
+    const char *method = r->method, *url = r->url;
+    struct mxpc_http *hp = mxpc_http_new();
+    CURL *c = hp ? mxpc_http_easy(hp) : NULL;
+    if (!c) {
+        mxpc_http_free(hp);
+        snprintf(err, errlen, "%s %s: cannot initialise libcurl", method, url);
+        return -1;
+    }
+    struct curl_slist *list = NULL;
+    for (size_t i = 0; r->headers && r->headers[i]; i++) {
+        struct curl_slist *l = curl_slist_append(list, r->headers[i]);
+        if (!l)
+            abort();
+        list = l;
+    }
+    char curl_err[CURL_ERROR_SIZE];
+    CURLcode code = CURLE_OK;
+    int rc = -1;
+    int attempts = r->attempts > 0 ? r->attempts : 1;
+    for (int attempt = 0; attempt < attempts; attempt++) {
+        if (attempt) {
+            struct timespec ts = {0, 300 * 1000000L * attempt};
+            nanosleep(&ts, NULL);
+        }
+        if (mxpc_interrupted()) {
+            snprintf(err, errlen, "interrupted: %s %s", method, url);
+            rc = -1;
+            break;
+        }
+        response->len = 0;
+        curl_err[0] = '\0';
+        struct exchange x = {response, r->max_response ? r->max_response : 1024 * 1024, 0};
+        curl_easy_reset(c);
+        int ok = 1;
+        MXPC_HTTP_SET(ok, c, CURLOPT_URL, url);
+        MXPC_HTTP_SET(ok, c, CURLOPT_CUSTOMREQUEST, method);
+        MXPC_HTTP_SET(ok, c, CURLOPT_HTTPHEADER, list);
+        MXPC_HTTP_SET(ok, c, CURLOPT_USERAGENT, "mxpc-data-migration");
+        MXPC_HTTP_SET(ok, c, CURLOPT_ERRORBUFFER, curl_err);
+        MXPC_HTTP_SET(ok, c, CURLOPT_NOSIGNAL, 1L);
+        MXPC_HTTP_SET(ok, c, CURLOPT_CONNECTTIMEOUT, r->connect_timeout);
+        MXPC_HTTP_SET(ok, c, CURLOPT_TIMEOUT, r->timeout);
+        MXPC_HTTP_SET(ok, c, CURLOPT_WRITEFUNCTION, on_body);
+        MXPC_HTTP_SET(ok, c, CURLOPT_WRITEDATA, (void *)&x);
+        MXPC_HTTP_SET(ok, c, CURLOPT_NOPROGRESS, 0L);
+        MXPC_HTTP_SET(ok, c, CURLOPT_XFERINFOFUNCTION, on_progress);
+        if (mxpc_ca_apply(c, nonempty_env("SSL_CERT_FILE"), nonempty_env("SSL_CERT_DIR")) != 0)
+            ok = 0;
+        if (r->body) {
+            MXPC_HTTP_SET(ok, c, CURLOPT_POSTFIELDS, r->body);
+            MXPC_HTTP_SET(ok, c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
+        }
+        if (!ok) {
+            snprintf(err, errlen, "%s %s: libcurl refused an option of the request", method, url);
+            rc = -1;
+            break;
+        }
+        code = mxpc_http_perform(hp, c);
+        mxpc_buf_puts(response, "");
+        if (code == CURLE_OK) {
+            curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
+            rc = 0;
+            if (*status < 500)
+                break;
+            continue;
+        }
+        rc = -1;
+        if (code == CURLE_ABORTED_BY_CALLBACK && !x.too_big) {
+            snprintf(err, errlen, "interrupted: %s %s", method, url);
+            break;
+        }
+        if (x.too_big)
+            snprintf(err, errlen, "%s %s: the answer is larger than %zu bytes", method, url, x.max);
+        else
+            snprintf(err, errlen, "%s %s: %s", method, url, curl_err[0] ? curl_err : curl_easy_strerror(code));
+        if (x.too_big || code == CURLE_PEER_FAILED_VERIFICATION || code == CURLE_SSL_CACERT_BADFILE ||
+            code == CURLE_URL_MALFORMAT || code == CURLE_UNSUPPORTED_PROTOCOL)
+            break;
+    }
+    curl_slist_free_all(list);
+    mxpc_http_release(hp, c);
+    mxpc_http_free(hp);
+    return rc;
 }

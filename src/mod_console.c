@@ -18,12 +18,65 @@ static int l_interactive(lua_State *L)
     return 1;
 }
 
-/* console.readline(prompt) -> line without its newline, or nil at the end of input */
+/* Tab completion. While readline runs inside l_readline, the completer is
+ * argument 2 of that call on `completing`'s stack: called with the word
+ * before the cursor, it returns an array of whole words. */
+static lua_State *completing;
+
+/* Every character that cannot be part of a name, a field or a method
+ * ("c:get", "string.format"), so the completer gets just those. */
+static const char word_breaks[] = " \t\n\"\\'`@$><=;|&{}()[],+-*/%^~#!?";
+
+/* The completer's result is at the top of the stack during rl_completion_matches. */
+static char *next_match(const char *text, int state)
+{
+    static lua_Integer i;
+    (void)text;
+    if (state == 0)
+        i = 0;
+    while (lua_rawgeti(completing, -1, ++i) != LUA_TNIL) {
+        const char *s = lua_tostring(completing, -1);
+        char *copy = s ? strdup(s) : NULL;
+        lua_pop(completing, 1);
+        if (copy)
+            return copy;
+    }
+    lua_pop(completing, 1);
+    return NULL;
+}
+
+static char **attempt_completion(const char *text, int start, int end)
+{
+    (void)start;
+    (void)end;
+    lua_State *L = completing;
+    char **matches = NULL;
+    rl_attempted_completion_over = 1; /* never file names */
+    rl_completion_append_character = '\0';
+    if (!L || !lua_checkstack(L, 4))
+        return NULL;
+    lua_pushvalue(L, 2);
+    lua_pushstring(L, text);
+    if (lua_pcall(L, 1, 1, 0) == LUA_OK && lua_istable(L, -1) && lua_rawlen(L, -1) > 0)
+        matches = rl_completion_matches(text, next_match);
+    lua_pop(L, 1);
+    return matches;
+}
+
+/* console.readline(prompt [, completer]) -> line without its newline, or
+ * nil at the end of input. On a terminal, Tab offers completer(word). */
 static int l_readline(lua_State *L)
 {
     const char *prompt = luaL_optstring(L, 1, "");
     if (isatty(0) && isatty(1)) {
+        int with_completion = lua_isfunction(L, 2);
+        completing = with_completion ? L : NULL;
+        rl_attempted_completion_function = with_completion ? attempt_completion : NULL;
+        rl_basic_word_break_characters = word_breaks;
+        rl_completer_word_break_characters = (char *)word_breaks;
         char *line = readline(prompt);
+        completing = NULL;
+        rl_attempted_completion_function = NULL;
         if (!line)
             return 0;
         lua_pushstring(L, line);

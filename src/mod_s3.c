@@ -500,6 +500,83 @@ static int c_list_multipart_uploads(lua_State *L)
     return 1;
 }
 
+static void copy_error(struct mxpc_s3_error *dst, const char *code, const char *msg)
+{
+    memset(dst, 0, sizeof *dst);
+    snprintf(dst->code, sizeof dst->code, "%.*s", (int)sizeof dst->code - 1, code && *code ? code : "io");
+    snprintf(dst->message, sizeof dst->message, "%s", msg);
+}
+
+/* The listing's Lua side: objects appended to the table at `into`, or
+ * handed to the function at `fn`. */
+struct list_ctx {
+    lua_State *L;
+    int into, fn;
+    struct mxpc_callback_failure failure;
+    lua_Integer count;
+};
+
+static int list_item(void *ud, const struct mxpc_s3_listed *o, struct mxpc_s3_error *e)
+{
+    struct list_ctx *x = ud;
+    lua_State *L = x->L;
+    x->count++;
+    if (x->fn)
+        lua_pushvalue(L, x->fn);
+    lua_createtable(L, 0, 4);
+    lua_pushstring(L, o->key);
+    lua_setfield(L, -2, "key");
+    lua_pushinteger(L, o->size);
+    lua_setfield(L, -2, "size");
+    lua_pushstring(L, o->etag);
+    lua_setfield(L, -2, "etag");
+    lua_pushstring(L, o->last_modified);
+    lua_setfield(L, -2, "last_modified");
+    if (!x->fn) {
+        lua_rawseti(L, x->into, (lua_Integer)lua_rawlen(L, x->into) + 1);
+        return 0;
+    }
+    char err[512];
+    if (mxpc_callback_call(L, 1, &x->failure, err, sizeof err) != 0) {
+        copy_error(e, x->failure.code, err);
+        return -1;
+    }
+    lua_pop(L, 2);
+    return 0;
+}
+
+/* c:list(bucket, prefix [, {max_keys=, on_item=}]) -> {{key=, size=, etag=,
+ * last_modified=}, ...} | nil, err; with on_item(object) each object is
+ * handed to it instead (nil, err or false stops) and the result is the count. */
+static int c_list(lua_State *L)
+{
+    struct client *c = check_client(L);
+    const char *bucket = opt_bucket(L, 2), *prefix = luaL_optstring(L, 3, "");
+    struct list_ctx x = {L, 0, 0, MXPC_CALLBACK_FAILURE_INIT, 0};
+    lua_Integer max_keys = 0;
+    if (!lua_isnoneornil(L, 4)) {
+        luaL_checktype(L, 4, LUA_TTABLE);
+        max_keys = opt_integer(L, 4, "max_keys", 0);
+        luaL_argcheck(L, max_keys >= 0 && max_keys <= 1000, 4, "max_keys must be 0..1000");
+        if (lua_getfield(L, 4, "on_item") != LUA_TNIL) {
+            luaL_checktype(L, -1, LUA_TFUNCTION);
+            x.fn = lua_gettop(L);
+        } else {
+            lua_pop(L, 1);
+        }
+    }
+    lua_newtable(L);
+    x.into = lua_gettop(L);
+    struct mxpc_s3_error e;
+    int rc = mxpc_s3_list(c->s3, bucket, prefix, (int)max_keys, list_item, &x, &e);
+    mxpc_callback_reraise(L, &x.failure);
+    if (rc != 0)
+        return push_s3_error(L, &e);
+    if (x.fn)
+        lua_pushinteger(L, x.count);
+    return 1;
+}
+
 static int c_abort_multipart(lua_State *L)
 {
     struct client *c = check_client(L);
@@ -537,13 +614,6 @@ static void push_error_object(lua_State *L, const struct mxpc_s3_error *e)
         lua_pushstring(L, e->s3_code);
         lua_setfield(L, -2, "s3_code");
     }
-}
-
-static void copy_error(struct mxpc_s3_error *dst, const char *code, const char *msg)
-{
-    memset(dst, 0, sizeof *dst);
-    snprintf(dst->code, sizeof dst->code, "%s", code && *code ? code : "io");
-    snprintf(dst->message, sizeof dst->message, "%s", msg);
 }
 
 /* Calls the function below its nargs arguments: its result's truth (0 or
@@ -1166,6 +1236,7 @@ int luaopen_mxpc_s3(lua_State *L)
         {"delete", c_delete},
         {"create_bucket", c_create_bucket},
         {"delete_bucket", c_delete_bucket},
+        {"list", c_list},
         {"list_multipart_uploads", c_list_multipart_uploads},
         {"abort_multipart", c_abort_multipart},
         {"presign", c_presign},

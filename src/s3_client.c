@@ -1139,6 +1139,151 @@ int mxpc_s3_list_multipart_uploads(struct mxpc_s3 *s3, const char *bucket, mxpc_
     return rc;
 }
 
+/* One page of ListObjectsV2: the objects (the strings of each in `strings`,
+ * at the offsets recorded), whether more follow, and the token for them. */
+struct list_page {
+    struct mxpc_buf strings;
+    struct listed {
+        size_t key, etag, modified; /* offsets into strings */
+        int64_t size;
+    } *objects;
+    size_t n, cap;
+    /* the <Contents> being read */
+    struct mxpc_buf key;
+    char etag[128], modified[64];
+    int64_t size;
+    int truncated, bad;
+    struct mxpc_buf token;
+};
+
+static size_t page_string(struct list_page *p, const char *s, size_t len)
+{
+    size_t at = p->strings.len;
+    mxpc_buf_append(&p->strings, s, len);
+    mxpc_buf_putc(&p->strings, '\0');
+    return at;
+}
+
+static void list_element(void *ud, const char *name, const char *text)
+{
+    struct list_page *p = ud;
+    if (strcmp(name, "Key") == 0) {
+        p->key.len = 0;
+        mxpc_buf_puts(&p->key, text);
+    } else if (strcmp(name, "Size") == 0) {
+        char *end;
+        long long v = strtoll(text, &end, 10);
+        if (end == text || *end || v < 0)
+            p->bad = 1;
+        p->size = v;
+    } else if (strcmp(name, "ETag") == 0) {
+        snprintf(p->etag, sizeof p->etag, "%s", text);
+    } else if (strcmp(name, "LastModified") == 0) {
+        snprintf(p->modified, sizeof p->modified, "%s", text);
+    } else if (strcmp(name, "IsTruncated") == 0) {
+        p->truncated = strcmp(text, "true") == 0;
+    } else if (strcmp(name, "NextContinuationToken") == 0) {
+        p->token.len = 0;
+        mxpc_buf_puts(&p->token, text);
+    } else if (strcmp(name, "Contents") == 0) {
+        if (p->n == p->cap) {
+            p->cap = p->cap ? p->cap * 2 : 64;
+            p->objects = realloc(p->objects, p->cap * sizeof *p->objects);
+            if (!p->objects)
+                abort();
+        }
+        struct listed *o = &p->objects[p->n++];
+        o->key = page_string(p, p->key.data ? p->key.data : "", p->key.len);
+        o->etag = page_string(p, p->etag, strlen(p->etag));
+        o->modified = page_string(p, p->modified, strlen(p->modified));
+        o->size = p->size;
+        p->key.len = 0;
+        p->etag[0] = p->modified[0] = '\0';
+        p->size = 0;
+    }
+}
+
+static void list_page_reset(struct list_page *p)
+{
+    p->strings.len = 0;
+    p->n = 0;
+    p->truncated = p->bad = 0;
+    p->token.len = 0;
+}
+
+static void list_page_free(struct list_page *p)
+{
+    mxpc_buf_free(&p->strings);
+    mxpc_buf_free(&p->key);
+    mxpc_buf_free(&p->token);
+    free(p->objects);
+}
+
+/* ListBucket refused: say which permission on which bucket. */
+static void list_refused(struct mxpc_s3 *s3, const char *bucket, const char *prefix, struct mxpc_s3_error *e)
+{
+    const char *b = bucket && *bucket ? bucket : "(endpoint)";
+    char hint[sizeof e->hint];
+    snprintf(hint, sizeof hint, "allow s3:ListBucket on arn:aws:s3:::%s in the %s (or the bucket policy)", b,
+             s3->creds.role_arn[0] ? "role's IAM policy" : "user's IAM policy");
+    char message[sizeof e->message];
+    snprintf(message, sizeof message,
+             "listing s3://%s/%s was refused (%s): the %s needs s3:ListBucket on arn:aws:s3:::%s "
+             "(credentials from %s)",
+             b, prefix, e->s3_code[0] ? e->s3_code : "HTTP 403", s3->creds.role_arn[0] ? "role" : "user", b,
+             s3->creds.source);
+    set_error(e, "forbidden", hint, "%s", message);
+}
+
+int mxpc_s3_list(struct mxpc_s3 *s3, const char *bucket, const char *prefix, int max_keys, mxpc_s3_list_fn fn,
+                 void *ud, struct mxpc_s3_error *e)
+{
+    if (check_names(bucket, NULL, 0, e))
+        return -1;
+    if (!prefix)
+        prefix = "";
+    struct list_page p;
+    memset(&p, 0, sizeof p);
+    struct mxpc_buf q = MXPC_BUF_INIT;
+    int rc = 0;
+    do {
+        q.len = 0;
+        mxpc_buf_puts(&q, "list-type=2");
+        if (p.token.len) {
+            mxpc_buf_puts(&q, "&continuation-token=");
+            mxpc_sigv4_uri_encode(&q, p.token.data, p.token.len, 0);
+        }
+        if (max_keys > 0)
+            mxpc_buf_printf(&q, "&max-keys=%d", max_keys);
+        mxpc_buf_puts(&q, "&prefix=");
+        mxpc_sigv4_uri_encode(&q, prefix, strlen(prefix), 0);
+        struct request r = {
+            .method = "GET", .bucket = bucket, .query = q.data, .idempotent = 1, .expected_size = -1};
+        rc = execute(s3, &r, 0, e);
+        if (rc != 0 && r.status == 403 && strcmp(e->code, "forbidden") == 0 &&
+            strcmp(e->s3_code, "InvalidAccessKeyId") != 0)
+            list_refused(s3, bucket, prefix, e);
+        list_page_reset(&p);
+        if (rc == 0 && (xml_each(r.response.data, r.response.len, list_element, &p) != 0 || p.bad ||
+                        (p.truncated && !p.token.len))) {
+            set_error(e, "s3", NULL, "cannot parse the object list of s3://%s/%s", bucket && *bucket ? bucket : "(endpoint)",
+                      prefix);
+            rc = -1;
+        }
+        request_free(&r);
+        for (size_t i = 0; rc == 0 && i < p.n; i++) {
+            struct mxpc_s3_listed o = {p.strings.data + p.objects[i].key, p.objects[i].size,
+                                       p.strings.data + p.objects[i].etag, p.strings.data + p.objects[i].modified};
+            clear_error(e);
+            if (fn(ud, &o, e) != 0)
+                rc = -1;
+        }
+    } while (rc == 0 && p.truncated);
+    list_page_free(&p);
+    mxpc_buf_free(&q);
+    return rc;
+}
+
 char *mxpc_s3_presign(struct mxpc_s3 *s3, const char *method, const char *bucket, const char *key, long expires,
                       struct mxpc_s3_error *e)
 {

@@ -53,4 +53,23 @@ CURL *mxpc_http_done(struct mxpc_http *h, CURLcode *result);
  * it move along meanwhile); returns its result. */
 CURLcode mxpc_http_perform(struct mxpc_http *h, CURL *easy);
 
+/* One HTTP exchange run to its end on a transport of its own: what the AWS
+ * credential providers and the mxpc.http Lua module send. */
+struct mxpc_buf;
+struct mxpc_http_request {
+    const char *method, *url;
+    const char *const *headers; /* NULL-terminated "Name: value" lines, or NULL */
+    const char *body;           /* NULL: none */
+    size_t body_len;
+    int attempts;               /* connection failures and 5xx are retried (at least 1) */
+    long connect_timeout;       /* seconds */
+    long timeout;               /* seconds, for the whole exchange */
+    size_t max_response;        /* 0: 1 MiB */
+};
+/* CA from SSL_CERT_FILE / SSL_CERT_DIR, else the system's bundle; stops at a
+ * signal (mxpc_interrupted; then err starts with "interrupted"). Returns 0
+ * with the status and the body, or -1 with a message naming the request. */
+int mxpc_http_request(const struct mxpc_http_request *r, struct mxpc_buf *response, long *status, char *err,
+                      size_t errlen);
+
 #endif

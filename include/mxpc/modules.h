@@ -15,6 +15,7 @@ int luaopen_mxpc_pg(lua_State *L);
 int luaopen_mxpc_console(lua_State *L);
 int luaopen_mxpc_k8s(lua_State *L);
 int luaopen_mxpc_s3(lua_State *L);
+int luaopen_mxpc_http(lua_State *L);
 int luaopen_mxpc_runtime(lua_State *L);
 
 /* Pushes {status = exit code | signal = n, stderr = text} for a child that

@@ -233,6 +233,25 @@ int mxpc_s3_list_multipart_uploads(struct mxpc_s3 *s3, const char *bucket, mxpc_
 int mxpc_s3_abort_multipart(struct mxpc_s3 *s3, const char *bucket, const char *key, const char *upload_id,
                             struct mxpc_s3_error *e);
 
+/* An object of a listing; the strings are valid during the call. */
+struct mxpc_s3_listed {
+    const char *key;
+    int64_t size;
+    const char *etag;          /* as S3 gives it, quotes included */
+    const char *last_modified; /* ISO 8601, e.g. 2024-03-01T09:00:00.000Z */
+};
+
+/* 0 = go on, -1 = stop the listing (e filled). */
+typedef int (*mxpc_s3_list_fn)(void *ud, const struct mxpc_s3_listed *o, struct mxpc_s3_error *e);
+
+/* The objects whose keys begin with `prefix` (NULL or "" = all), in key
+ * order: ListObjectsV2, page after page (max_keys per page, 0 = the
+ * server's default of 1000) with continuation tokens; fn is called for each
+ * object as its page arrives. A refusal is "forbidden" naming
+ * s3:ListBucket and the bucket's ARN. */
+int mxpc_s3_list(struct mxpc_s3 *s3, const char *bucket, const char *prefix, int max_keys, mxpc_s3_list_fn fn,
+                 void *ud, struct mxpc_s3_error *e);
+
 /* A presigned URL (query signing, UNSIGNED-PAYLOAD) valid for `expires`
  * seconds (1..604800). Returns a malloc'ed URL, or NULL with e filled. */
 char *mxpc_s3_presign(struct mxpc_s3 *s3, const char *method, const char *bucket, const char *key, long expires,

@@ -4,7 +4,8 @@
 --   { short = "n", long = "namespace", value = "NAMESPACE", required = true,
 --     help = "...", check = function(v) return ok, why end }
 -- Options without `value` are flags (true); `count = true` flags count
--- repetitions (-vv). Parsing returns a table keyed by the long name with "-"
+-- repetitions (-vv); `list = true` options may be repeated and give the list
+-- of their values. Parsing returns a table keyed by the long name with "-"
 -- replaced by "_", plus the positional arguments in order.
 local errors = require "mxpc.error"
 
@@ -83,14 +84,19 @@ function args.parse(spec, argv, first, stop_at_positional)
     elseif opt.value then
       if value == nil then usage_error("option %s needs a value (%s)", display(opt), opt.value) end
       if value == "" then usage_error("option %s needs a non-empty value", display(opt)) end
-      if result[key] ~= nil and not opt.repeatable then
+      if result[key] ~= nil and not opt.list then
         usage_error("option %s given more than once", display(opt))
       end
       if opt.check then
         local ok, why = opt.check(value)
         if not ok then usage_error("invalid %s %q: %s", display(opt), value, why) end
       end
-      result[key] = value
+      if opt.list then
+        result[key] = result[key] or {}
+        table.insert(result[key], value)
+      else
+        result[key] = value
+      end
     else
       result[key] = true
     end

@@ -218,7 +218,7 @@ end
 local function zsh_option(opt)
   local f = flags(opt)
   local names = #f > 1 and ("{" .. table.concat(f, ",") .. "}") or f[1]
-  local head = opt.count and "'*'" or ("'(" .. table.concat(f, " ") .. ")'")
+  local head = (opt.count or opt.list) and "'*'" or ("'(" .. table.concat(f, " ") .. ")'")
   local spec = head .. names .. "'[" .. zq(opt.help or "") .. "]"
   if opt.value then spec = spec .. ":" .. zq(opt.value) .. ":" .. zq(zsh_action(value_kind(opt))) end
   return spec .. "'"

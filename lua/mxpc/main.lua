@@ -5,6 +5,7 @@
 local args = require "mxpc.args"
 local errors = require "mxpc.error"
 local fs = require "mxpc.fs"
+local hooks = require "mxpc.hooks"
 local log = require "mxpc.log"
 local runtime = require "mxpc.runtime"
 local scripts = require "mxpc.scripts"
@@ -111,12 +112,51 @@ local function with_globals(spec)
   return all
 end
 
+-- Runs workflow NAME with its hooks (docs/hooks.md): a bad hooks file fails
+-- before any work; on_error hears of an error where it happened, before the
+-- run unwinds.
 local function workflow(name)
   return function(opts)
     local chunk = scripts.load(name)
-    return chunk(opts)
+    local run_hooks <close> = hooks.for_run(opts, name)
+    local ok, result = xpcall(chunk, function(e)
+      e = errors.normalize(e)
+      if not e.traceback then e.traceback = debug.traceback(e.message, 2) end
+      run_hooks:failed(e)
+      return e
+    end, opts)
+    if not ok then error(result, 0) end
+    return result
   end
 end
+
+-- --hooks FILE: must be a file (a typo must not run without the hooks).
+local hooks_option = { long = "hooks", value = "FILE",
+  help = "Lua file of functions called at named points of the run (docs/hooks.md; default: DIR/hooks.lua of --scripts DIR)",
+  check = function(v)
+    local st = fs.stat(v)
+    if not st then return false, "no such file" end
+    return st.type == "file", "not a file"
+  end }
+
+-- Which files a backup takes (besides the select_file hook).
+local function check_with(parse)
+  return function(v)
+    local ok, why = parse(v)
+    return ok ~= nil, why
+  end
+end
+local selection_options = {
+  { long = "files-larger-than", value = "SIZE", check = check_with(hooks.parse_size),
+    help = "only files larger than SIZE (bytes, or 512k, 10MB, 10MiB)" },
+  { long = "files-smaller-than", value = "SIZE", check = check_with(hooks.parse_size),
+    help = "only files smaller than SIZE" },
+  { long = "files-changed-since", value = "DATE", check = check_with(hooks.parse_time),
+    help = "only files changed at or after DATE (YYYY-MM-DD or an ISO 8601 time; UTC unless it says)" },
+  { long = "files-of", value = "ENTITY", list = true,
+    check = function(v) return v:match("^[%a_][%w_]*%.[%a_][%w_]*$") ~= nil, "expected Module.Entity, e.g. System.Image" end,
+    help = "only files of this FileDocument specialization (Module.Entity; repeatable)" },
+}
 
 local commands = {}
 local order = {}
@@ -145,11 +185,16 @@ command {
     { long = "database-only", help = "write only the database, as a bare pg_dump -Fc file (.backup)" },
     { long = "compression-level", value = "N",
       help = "gzip level of the archive, 0 (none) to 9 (smallest; default 6); data that is already compressed is stored" },
+    selection_options[1], selection_options[2], selection_options[3], selection_options[4], hooks_option,
     transfer_options[1], transfer_options[2],
     env_options[3], env_options[4], env_options[5],
     archive_options[1], archive_options[2], archive_options[3],
   },
   run = function(opts)
+    -- (a selection that contradicts itself is a usage error too)
+    if hooks.selection_options(opts) and opts.database_only then
+      args.usage_error("--files-* options select files; a database-only backup has none")
+    end
     if opts.compression_level then
       local n = tonumber(opts.compression_level)
       if math.type(n) ~= "integer" or n < 0 or n > 9 then
@@ -183,6 +228,7 @@ command {
     { long = "stop-app", help = "scale the app to 0 for the restore and back afterwards (needs patch on mendixapps)" },
     { long = "database-only", help = "restore only the database, leave the files as they are" },
     { long = "files-only", help = "restore only the files, leave the database as it is" },
+    hooks_option,
     transfer_options[1], transfer_options[2],
     env_options[3], env_options[4], env_options[5],
     archive_options[1], archive_options[2], archive_options[3],
@@ -294,9 +340,18 @@ command {
   description = "An interactive Lua prompt with every module loaded under its short name\n" ..
       "(k8s, pg, s3, archive, ...). A line is an expression or a statement; an\n" ..
       "unfinished one continues on the next line. Ctrl-C stops the running code,\n" ..
-      "Ctrl-D leaves. Without a terminal it reads the lines from stdin.",
+      "Ctrl-D leaves. Without a terminal it reads the lines from stdin.\n" ..
+      "help() lists the modules and globals; Tab completes names, fields and\n" ..
+      "methods; env \"NAME\" resolves an environment of NAMESPACE (default: the\n" ..
+      "kubeconfig context's) with :db(), :store() and :app().",
+  options = {
+    { short = "n", long = "namespace", value = "NAMESPACE", check = args.check_label,
+      help = "namespace of env \"NAME\" (default: the kubeconfig context's)" },
+    env_options[3], env_options[4],
+  },
   run = function(opts)
-    return require("mxpc.repl").run { debug = opts.debug }
+    return require("mxpc.repl").run { debug = opts.debug, namespace = opts.namespace, kubeconfig = opts.kubeconfig,
+      context = opts.context }
   end,
 }
 

@@ -278,9 +278,15 @@ end
 
 local FILES_TABLE, UUID_COLUMN = "system$filedocument", "__uuid__"
 
+-- Optional columns of the FileDocument table -> the field of a file they give.
+local FILE_FACTS = { { "size", "size" }, { "name", "name" }, { "changeddate", "changed" },
+  { "submetaobjectname", "entity" } }
+
 -- The files the environment uses: FileDocument rows with contents and a UUID,
--- as {uuid =, size =}; size is the row's own (column "size") when the table
--- has that column and the value is usable, else nil.
+-- as {uuid =, size =, name =, changed =, entity =, has_contents = true}, from
+-- the columns the table has: size (nil when absent or unusable), name,
+-- changed ("YYYY-MM-DD HH:MM:SS", UTC), entity (the FileDocument
+-- specialization, e.g. "MyFirstModule.Attachment").
 function M.list_files(conn)
   local cols, err = conn:query(
     "select column_name from information_schema.columns where table_schema = 'public' and table_name = $1",
@@ -299,14 +305,22 @@ function M.list_files(conn)
         hint = "this is not a Mendix database this tool knows; see docs/environment.md" }
     end
   end
-  local rows, qerr = conn:query(("select %s as uuid%s from public.%s where hascontents and %s is not null order by 1")
-    :format(UUID_COLUMN, have.size and ", size" or "", '"' .. FILES_TABLE .. '"', UUID_COLUMN))
+  local select = { UUID_COLUMN .. " as uuid" }
+  for _, c in ipairs(FILE_FACTS) do
+    if have[c[1]] then
+      select[#select + 1] = c[1] == "changeddate" and "to_char(changeddate, 'YYYY-MM-DD HH24:MI:SS') as changed"
+        or ('"%s" as %s'):format(c[1], c[2])
+    end
+  end
+  local rows, qerr = conn:query(("select %s from public.%s where hascontents and %s is not null order by 1")
+    :format(table.concat(select, ", "), '"' .. FILES_TABLE .. '"', UUID_COLUMN))
   if not rows then return nil, qerr end
   local files, skipped = {}, 0
   for _, r in ipairs(rows) do
     if backup_archive.is_uuid(r.uuid) then
       local size = math.type(r.size) == "integer" and r.size >= 0 and r.size or nil
-      files[#files + 1] = { uuid = r.uuid, size = size }
+      files[#files + 1] = { uuid = r.uuid, size = size, name = r.name, changed = r.changed,
+        entity = r.entity or "System.FileDocument", has_contents = true }
     else
       skipped = skipped + 1
     end
@@ -400,7 +414,9 @@ END$$;]]
 -- signal that came meanwhile is raised; after a commit they stay deferred, so
 -- the run can finish (start the app, report success) and say the interruption
 -- came too late.
-function M.restore_database(env, dump_path)
+-- `extra_sql` (the restore_sql hook's) runs in the same transaction after the
+-- data is loaded, with the search_path reset (pg_restore's SQL empties it).
+function M.restore_database(env, dump_path, extra_sql)
   local bin, berr = pg_programs.find_all { "pg_restore", "psql" }
   if not bin then return nil, berr end
   log.info("restoring the database in one transaction", { database = env.database.dbname })
@@ -435,6 +451,10 @@ function M.restore_database(env, dump_path)
     return nil, errors.new { code = "pg_restore", message = child_failure("pg_restore", rr),
       hint = "the database was left as it was" }
   end
+  if extra_sql and psql_open then
+    log.info("adding the restore_sql hook's SQL to the transaction", { bytes = #extra_sql })
+    psql:write("\nRESET search_path;\n" .. extra_sql .. "\n;\n")
+  end
   local was = runtime.defer_interrupts(true) -- a signal before this line still rolls back
   psql:close_stdin()
   local rp = psql:wait()
@@ -468,6 +488,23 @@ function M.connect_storage(env)
   return client
 end
 
+-- --- hooks -----------------------------------------------------------------------------
+
+-- The hooks of this run (docs/hooks.md): hooks:call(point, ...), hooks:set{...}.
+function M.hooks(opts, workflow) return require("mxpc.hooks").for_run(opts, workflow) end
+
+-- The files of `items` (from file_sizes) that --files-* and the select_file hook
+-- take, and the line that says so ("1,204 of 3,000 files selected"; nil when
+-- every file is taken without asking).
+function M.select_files(hooks, opts, items, total)
+  local h = require "mxpc.hooks"
+  local chosen = h.select(hooks, opts, items)
+  if chosen == items then return items end
+  local line = ("%s of %s files selected"):format(h.thousands(#chosen), h.thousands(total))
+  log.info(line)
+  return chosen, line
+end
+
 -- --- signals ------------------------------------------------------------------------
 
 -- After a point of no return (signals deferred there): warns if a signal came
@@ -485,14 +522,15 @@ function M.transfer_options(opts)
   return { concurrency = tonumber(opts.concurrency) or 16, window = (tonumber(opts.window) or 32) * 1024 * 1024 }
 end
 
--- The objects of `files` ({uuid =, size =}) as {uuid =, key =, size =}, and
--- the UUIDs of those not in storage. Sizes the database did not give are
--- asked with HEAD requests, many at a time. A file that is gone is reported,
--- not fatal (an app may delete temporary files while the backup runs).
+-- The objects of `files` ({uuid =, size =, ...}) as {uuid =, key =, size =,
+-- file = the file}, and the UUIDs of those not in storage. Sizes the database
+-- did not give are asked with HEAD requests, many at a time (and set in the
+-- file too). A file that is gone is reported, not fatal (an app may delete
+-- temporary files while the backup runs).
 function M.file_sizes(store, env, files, transfer)
   local present, missing, unknown = {}, {}, {}
   for _, f in ipairs(files) do
-    local item = { uuid = f.uuid, key = M.object_key(env, f.uuid), size = f.size }
+    local item = { uuid = f.uuid, key = M.object_key(env, f.uuid), size = f.size, file = f }
     if f.size then present[#present + 1] = item else unknown[#unknown + 1] = item end
   end
   if #unknown > 0 then
@@ -501,6 +539,7 @@ function M.file_sizes(store, env, files, transfer)
       on_item = function(item, head, herr)
         if head then
           item.size = head.size
+          item.file.size = head.size
           present[#present + 1] = item
           return true
         end
@@ -599,6 +638,7 @@ function M.check_target(opts)
         hint = "redirect standard output (-f - > backup.tar.gz), or give a file name with -f" }
     end
     loc.name = "standard output"
+    M.stdout_to_stderr()
   else
     local store, err = archive_store(opts)
     if not store then return nil, err end
@@ -611,6 +651,18 @@ function M.check_target(opts)
     loc.store, loc.name = store, loc.spec
   end
   return loc
+end
+
+-- Standard output carries only the archive: what hooks or an edited script
+-- print (print, io.write) goes to stderr from now on. stdout_write below
+-- still writes to standard output.
+function M.stdout_to_stderr()
+  io.output(io.stderr)
+  _G.print = function(...)
+    local parts = table.pack(...)
+    for i = 1, parts.n do parts[i] = tostring(parts[i]) end
+    io.stderr:write(table.concat(parts, "\t", 1, parts.n), "\n")
+  end
 end
 
 -- Writes to standard output (flushes without data). A consumer that went

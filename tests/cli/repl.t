@@ -32,8 +32,29 @@ $ --debug repl
 % printf '{kind = "Secret", type = "Opaque", metadata = {name = "s"}, data = {pw = "aHVudGVyMg==", host = "ZGI="}}\n{items = {{type = "Opaque", metadata = {name = "t"}, data = {k = "eA=="}}}}\n"a\\27[31m\\r\\nb\\255"\nprint("x\\27]0;t\\7", "\\226\\128\\174y")\nlog.secret([[p"w]])\n[[pw is p"w]]\n' > {tmp}/hostile.txt
 $ repl
 < hostile.txt
-> {data = {host = "***", pw = "***"}, kind = "Secret", metadata = {name = "s"}, type = "Opaque"}
+> {
+>   data = {host = "***", pw = "***"},
+>   kind = "Secret",
+>   metadata = {name = "s"},
+>   type = "Opaque"
+> }
 > {items = {{data = {...}, metadata = {...}, type = "Opaque"}}}
 > "a\x1b[31m\r\nb\xff"
 > x\x1b]0;t\x07	\u{202e}y
 > "pw is ***"
+
+# nil and an error object, as a failing function returns them, show as an
+# error with its hint; a wide table prints over several lines
+% printf '%s\n' 'fs.stat("/nonexistent/x")' 'errors.new{code = "x", message = "went wrong", hint = "try again"}' 'return nil, errors.new{code = "x", message = "failed", hint = "do this"}' '{first = string.rep("a", 40), second = string.rep("b", 40)}' > {tmp}/nilerr.txt
+$ repl
+< nilerr.txt
+> nil
+> error: cannot stat /nonexistent/x: No such file or directory
+> went wrong
+> nil
+> error: failed
+> hint: do this
+> {
+>   first = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+>   second = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+> }

@@ -15,7 +15,8 @@ Format of a .t file (cases separated by blank lines, '#' starts a comment):
     ! text / !~ regex      the same for stderr
     >! regex / !! regex    no stdout / stderr line matches regex
 {tmp} is replaced by a temporary directory for the file, {src} by the source tree,
-{bin} by the program. Prints one line per case and 'N passed, N failed'.
+{bin} by the program, {env:NAME} by the environment variable NAME (which must be
+set). Prints one line per case and 'N passed, N failed'.
 """
 import os
 import re
@@ -72,7 +73,7 @@ def run_case(binary, case, subst):
     def expand(s):
         for k, v in subst.items():
             s = s.replace("{" + k + "}", v)
-        return s
+        return re.sub(r"\{env:([A-Za-z_][A-Za-z0-9_]*)\}", lambda m: os.environ[m.group(1)], s)
 
     for cmd in case["setup"]:
         r = subprocess.run(["bash", "-c", expand(cmd)], capture_output=True, text=True)

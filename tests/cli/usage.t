@@ -158,3 +158,24 @@ $ MXPC_SCRIPTS=/nonexistent/mxpc-scripts scripts list
 % mkdir -p {tmp}/myscripts
 $ --scripts myscripts version
 >~ ^mxpc-data-migration 
+
+# The file selection options and --hooks are checked before any work.
+$ backup -n mendix -e demo-app -f x.tar.gz --files-larger-than 10XB
+? 2
+!~ ^error: invalid --files-larger-than "10XB": expected a size such as 4096, 512k, 10MB or 10MiB$
+
+$ backup -n mendix -e demo-app -f x.tar.gz --files-changed-since 2024-02-30
+? 2
+!~ ^error: invalid --files-changed-since "2024-02-30": no such day
+
+$ backup -n mendix -e demo-app -f x.tar.gz --files-of Attachment
+? 2
+!~ ^error: invalid --files-of "Attachment": expected Module.Entity
+
+$ backup -n mendix -e demo-app -f x.tar.gz --files-larger-than 2M --files-smaller-than 1MiB
+? 2
+!~ ^error: --files-larger-than 2M and --files-smaller-than 1MiB select no file$
+
+$ restore -n mendix -e demo-app -f x.tar.gz --hooks /nonexistent/hooks.lua
+? 2
+!~ ^error: invalid --hooks "/nonexistent/hooks.lua": no such file$

@@ -31,6 +31,15 @@ check "no spool file or working directory left" tmp_empty
 "$bin" -q backup -n mendix -e demo-app -f - >"$work/demo.tar.gz" 2>"$work/q.err"
 check "backup -f - > file: a valid archive" '"$bin" verify "$work/demo.tar.gz" >/dev/null 2>&1'
 check "... and nothing but the archive on stdout" 'gzip -t "$work/demo.tar.gz"'
+cat >"$work/hooks.lua" <<'LUA'
+return {
+  before_backup = function() print("hook", "before") end,
+  after_backup = function() io.write("hook after\n") end,
+}
+LUA
+"$bin" -q backup -n mendix -e demo-app -f - --hooks "$work/hooks.lua" >"$work/hooked.tar.gz" 2>"$work/hooked.err"
+check "backup -f - with hooks that print: the archive stays valid" 'gzip -t "$work/hooked.tar.gz" && "$bin" verify "$work/hooked.tar.gz" >/dev/null 2>&1'
+check "... what they print goes to stderr" 'grep -q "^hook	before$" "$work/hooked.err" && grep -q "^hook after$" "$work/hooked.err"'
 "$bin" -q backup -n mendix -e demo-app -f - --database-only >"$work/db.backup" 2>"$work/q.err"
 check "backup -f - --database-only: a bare dump on stdout" '[ "$(head -c 5 "$work/db.backup")" = PGDMP ]'
 "$bin" restore -n mendix -e demo-copy -f - --stop-app <"$work/db.backup" >"$work/restore.out" 2>"$work/restore.err"

@@ -378,6 +378,78 @@ t.test("presigned GET works with plain curl, over http and https", function()
   assert(client:delete(bucket, "pre/put.txt"))
 end)
 
+t.test("list: ListObjectsV2 under a prefix, page after page", function()
+  local want = {}
+  for i = 1, 7 do
+    local key = ("list/obj %02d"):format(i)
+    local info = assert(client:put(bucket, key, ("x"):rep(i * 10)))
+    want[#want + 1] = { key = key, size = i * 10, etag = info.etag }
+  end
+  assert(client:put(bucket, "listx", "outside the prefix"))
+  -- one page, and pages of 2 keys (4 requests, continuation tokens): the same objects in key order
+  for _, max_keys in ipairs { 0, 2, 1000 } do
+    local got = assert(client:list(bucket, "list/", { max_keys = max_keys }))
+    t.eq(#got, 7, "max_keys " .. max_keys)
+    for i, o in ipairs(got) do
+      t.eq(o.key, want[i].key)
+      t.eq(o.size, want[i].size)
+      t.eq(o.etag, want[i].etag)
+      t.ok(o.last_modified:match("^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d"), o.last_modified)
+    end
+  end
+  -- the pages really are separate requests (-v logs each)
+  local rc, out, err = run_script(child_prelude() .. [[
+local c = assert(s3.client{endpoint = E.endpoint, region = E.region, access_key = E.access_key, secret_key = E.secret_key})
+print(#assert(c:list(E.bucket, "list/", { max_keys = 2 })))
+]], "", "-v")
+  t.eq(rc, 0, err)
+  t.eq(out, "7\n")
+  local pages = 0
+  for _ in err:gmatch("s3 GET [^\n]*list%-type=2[^\n]*%-> 200") do pages = pages + 1 end
+  t.eq(pages, 4, err)
+  t.contains(err, "continuation-token=")
+  -- streamed to a function: the count is returned; nil, err stops the listing
+  local seen = {}
+  t.eq(assert(client:list(bucket, "list/", { max_keys = 3, on_item = function(o) seen[#seen + 1] = o.key end })), 7)
+  t.eq(seen[7], "list/obj 07")
+  local n = 0
+  local none, lerr = client:list(bucket, "list/", { max_keys = 2, on_item = function()
+    n = n + 1
+    if n == 3 then return nil, errors.new { code = "enough", message = "three are enough" } end
+  end })
+  t.eq(none, nil)
+  t.eq(lerr.code, "enough")
+  t.eq(n, 3)
+  t.raises(function() client:list(bucket, "list/", { on_item = function() error("lister broke") end }) end,
+    "lister broke")
+  -- everything, an empty prefix, a missing bucket
+  t.eq(#assert(client:list(bucket, "")), 8)
+  t.eq(#assert(client:list(bucket, "nothing/here/")), 0)
+  none, lerr = client:list(bucket .. "-missing", "")
+  t.eq(lerr.code, "not_found")
+  for _, o in ipairs(assert(client:list(bucket, "list"))) do assert(client:delete(bucket, o.key)) end
+  t.eq(#assert(client:list(bucket, "list")), 0)
+end)
+
+t.test("list: a refused ListBucket names the permission and the bucket's ARN", function()
+  -- the IRSA role's bucket policy allows object actions, not ListBucket (seeded)
+  local rc, out, err = run_script(child_prelude() .. [[
+local c = assert(s3.client{endpoint = E.endpoint, region = E.region})
+assert(c:head("demo-irsa-files", "no-such-key") == nil)
+local none, err = c:list("demo-irsa-files", "")
+print(err.code, err.status, err.s3_code)
+print(err.message)
+print(err.hint)
+]], "-u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_PROFILE AWS_EC2_METADATA_DISABLED=true" ..
+    " AWS_WEB_IDENTITY_TOKEN_FILE=" .. quote(env.MXPC_IRSA_TOKEN_FILE) .. " AWS_ROLE_ARN=" .. env.MXPC_IRSA_ROLE_ARN ..
+    " AWS_ENDPOINT_URL_STS=" .. env.MXPC_STS_ENDPOINT)
+  t.eq(rc, 0, err)
+  t.contains(out, "forbidden\t403\tAccessDenied\n")
+  t.contains(out, "listing s3://demo-irsa-files/ was refused (AccessDenied): the role needs s3:ListBucket on " ..
+    "arn:aws:s3:::demo-irsa-files (credentials from web identity")
+  t.contains(out, "allow s3:ListBucket on arn:aws:s3:::demo-irsa-files in the role's IAM policy")
+end)
+
 t.test("addressing: path style, virtual host, and an endpoint that names the bucket", function()
   local vh <close> = assert(s3.client(opts({ endpoint = "https://s3.eu-west-1.amazonaws.com", region = "eu-west-1" })))
   local url = assert(vh:presign("GET", "bkt", "a/b", 60))
@@ -721,7 +793,7 @@ for _, key in ipairs({ "round/0.bin", "round/1.bin", "round/1048576.bin", "mp/fi
   "short.bin", "long.bin", "mp/short.bin", "mp/raise.bin", "k", "scoped", "tls.txt", "pre/signed file.txt",
   "pre/put.txt", "in-endpoint.txt", "unsigned.txt", "signed.txt", "cred.txt", "log.txt", "interrupt/big.bin",
   "up/small.bin", "up/big.bin", "up/aborted.bin", "up/never.bin", "range.bin",
-  "upfail/big1.bin", "upfail/big2.bin", "upfail/big3.bin" }) do
+  "upfail/big1.bin", "upfail/big2.bin", "upfail/big3.bin", "listx" }) do
   client:delete(bucket, key)
 end
 for _, u in ipairs(client:list_multipart_uploads(bucket) or {}) do client:abort_multipart(bucket, u.key, u.upload_id) end

@@ -1,0 +1,179 @@
+-- Hooks files and the file selection options, without servers.
+local t = require "t"
+local hooks = require "mxpc.hooks"
+local args = require "mxpc.args"
+
+t.test("parse_size: bytes, decimal and binary units, bad values", function()
+  t.eq(hooks.parse_size("4096"), 4096)
+  t.eq(hooks.parse_size("512k"), 512 * 1024)
+  t.eq(hooks.parse_size("512K"), 512 * 1024)
+  t.eq(hooks.parse_size("10MB"), 10 * 1000 * 1000)
+  t.eq(hooks.parse_size("10MiB"), 10 * 1024 * 1024)
+  t.eq(hooks.parse_size("10M"), 10 * 1024 * 1024)
+  t.eq(hooks.parse_size("10 mb"), 10 * 1000 * 1000)
+  t.eq(hooks.parse_size("1.5G"), 3 * 512 * 1024 * 1024)
+  t.eq(hooks.parse_size("0"), 0)
+  for _, bad in ipairs { "", "ten", "10XB", "-5", "10 M B", "1e6", "0x10", "M" } do
+    local n, why = hooks.parse_size(bad)
+    t.eq(n, nil, bad)
+    t.contains(why, "expected a size")
+  end
+end)
+
+t.test("parse_time: dates, ISO times, zones; impossible days refused", function()
+  t.eq(hooks.parse_time("1970-01-01"), 0)
+  t.eq(hooks.parse_time("2024-03-01"), 1709251200)
+  t.eq(hooks.parse_time("2024-03-01T09:00"), 1709251200 + 9 * 3600)
+  t.eq(hooks.parse_time("2024-03-01 09:00:00"), 1709251200 + 9 * 3600)
+  t.eq(hooks.parse_time("2024-03-01T09:00:00Z"), 1709251200 + 9 * 3600)
+  t.eq(hooks.parse_time("2024-03-01T11:00:00+02:00"), 1709251200 + 9 * 3600)
+  t.eq(hooks.parse_time("2024-03-01T04:00:00-0500"), 1709251200 + 9 * 3600)
+  t.eq(hooks.parse_time("2024-03-01T09:00:00+00"), 1709251200 + 9 * 3600)
+  t.eq(hooks.parse_time("2024-03-01T09:00:00.5Z"), 1709251200 + 9 * 3600 + 0.5)
+  t.eq(hooks.parse_time("2024-02-29"), 1709251200 - 86400)
+  for _, bad in ipairs { "2023-02-29", "2024-13-01", "2024-04-31", "2024-3-1", "yesterday", "2024-03-01T25:00",
+    "2024-03-01T09:00:00 CET", "2024-03-01x", "" } do
+    t.eq(hooks.parse_time(bad), nil, bad)
+  end
+end)
+
+t.test("thousands", function()
+  t.eq(hooks.thousands(0), "0")
+  t.eq(hooks.thousands(999), "999")
+  t.eq(hooks.thousands(1204), "1,204")
+  t.eq(hooks.thousands(3000000), "3,000,000")
+end)
+
+local function hooks_file(text)
+  local path = t.tmpdir() .. "/hooks.lua"
+  t.write(path, text)
+  return path
+end
+
+t.test("read: a table of known functions", function()
+  local fns = assert(hooks.read(hooks_file("return { before_backup = function() end, select_file = function() end }")))
+  t.eq(type(fns.before_backup), "function")
+end)
+
+t.test("read: unknown names are an error naming them, with the closest point", function()
+  local path = hooks_file("return { befor_backup = function() end, after_restore = function() end, zzz = 1 }")
+  local fns, err = hooks.read(path)
+  t.eq(fns, nil)
+  t.eq(err.code, "hooks")
+  t.contains(err.message, "hooks file " .. path .. ": unknown hook names: befor_backup (did you mean before_backup?), zzz")
+  t.contains(err.hint, "before_backup, select_file, after_backup")
+end)
+
+t.test("read: not a table, not functions, a syntax error, a failing chunk", function()
+  local _, e1 = hooks.read(hooks_file("return 42"))
+  t.contains(e1.message, "it must return a table of functions, it returned a number")
+  local _, e2 = hooks.read(hooks_file("return { on_error = 'log' }"))
+  t.contains(e2.message, "hooks must be functions: on_error is a string")
+  local _, e3 = hooks.read(hooks_file("return {"))
+  t.contains(e3.message, "expected")
+  local _, e4 = hooks.read(hooks_file("error('no config here', 0)"))
+  t.contains(e4.message, "it failed to load: no config here")
+end)
+
+local function run_hooks(text, opts)
+  opts = opts or {}
+  opts.hooks = hooks_file(text)
+  return hooks.for_run(opts, "backup"), opts
+end
+
+t.test("call: context, arguments and results; a raising hook fails with its name", function()
+  local h, opts = run_hooks([[
+    return {
+      before_backup = function(ctx) return ctx.workflow, ctx.options, ctx.env.name end,
+      after_backup = function(ctx, summary) error("webhook down: " .. summary.files, 0) end,
+      on_error = function(ctx, err) ctx.seen = err.message end,
+    }]])
+  t.eq(hooks.for_run(opts), h, "one per run")
+  h:set { env = { name = "demo-app" } }
+  local w, o, name = h:call("before_backup")
+  t.eq(w, "backup")
+  t.eq(o, opts)
+  t.eq(name, "demo-app")
+  t.eq(h:call("before_restore"), nil, "an undefined hook is not called")
+  local err = t.raises(function() h:call("after_backup", { files = 3 }) end)
+  t.eq(err.code, "hook")
+  t.eq(err.message, ("hook after_backup (%s) failed: webhook down: 3"):format(opts.hooks))
+  h:failed(err)
+  t.eq(h.ctx.seen, err.message)
+end)
+
+t.test("call: an error object keeps its code and hint", function()
+  local h = run_hooks([[
+    local errors = require "mxpc.error"
+    return { before_backup = function() errors.raise("refused", "orders are not balanced", "fix them first") end }]])
+  local err = t.raises(function() h:call("before_backup") end)
+  t.eq(err.code, "refused")
+  t.contains(err.message, "failed: orders are not balanced")
+  t.eq(err.hint, "fix them first")
+end)
+
+t.test("restore_sql: a string or nil", function()
+  t.eq(run_hooks("return { restore_sql = function() return 'select 1' end }"):restore_sql(), "select 1")
+  t.eq(run_hooks("return { restore_sql = function() end }"):restore_sql(), nil)
+  t.eq(run_hooks("return {}"):restore_sql(), nil)
+  t.raises(function() run_hooks("return { restore_sql = function() return 1 end }"):restore_sql() end,
+    ") must return a string of SQL or nil, not a number")
+end)
+
+t.test("on_error: its own failure does not replace the run's error", function()
+  local h = run_hooks("return { on_error = function() error('oops') end }")
+  h:failed({ message = "the real error" }) -- logs, does not raise
+  t.ok(true)
+end)
+
+local FILES = {
+  { uuid = "a", size = 100, entity = "System.FileDocument", changed = "2024-03-01 09:00:00" },
+  { uuid = "b", size = 20 * 1024 * 1024, entity = "MyFirstModule.Attachment", changed = "2024-03-02 09:00:00" },
+  { uuid = "c", size = 5000, entity = "MyFirstModule.Attachment", changed = "2024-02-01 09:00:00" },
+  { uuid = "d", size = 0, entity = "System.Image" },
+}
+
+local function uuids(list)
+  local out = {}
+  for _, f in ipairs(list) do out[#out + 1] = (f.file or f).uuid end
+  return table.concat(out, ",")
+end
+
+local function parse_backup(argv)
+  local spec = {}
+  for _, o in ipairs { { long = "files-larger-than", value = "SIZE" }, { long = "files-smaller-than", value = "SIZE" },
+    { long = "files-changed-since", value = "DATE" }, { long = "files-of", value = "ENTITY", list = true } } do
+    spec[#spec + 1] = o
+  end
+  return (args.parse(spec, argv, 1))
+end
+
+t.test("select: each option, combined, and with select_file", function()
+  local none = run_hooks("return {}")
+  t.eq(hooks.select(none, {}, FILES), FILES, "nothing selects: the same list")
+  t.eq(uuids(hooks.select(none, parse_backup { "--files-larger-than", "100" }, FILES)), "b,c")
+  t.eq(uuids(hooks.select(none, parse_backup { "--files-smaller-than", "10MB" }, FILES)), "a,c,d")
+  t.eq(uuids(hooks.select(none, parse_backup { "--files-changed-since", "2024-03-01T09:00:00Z" }, FILES)), "a,b,d",
+    "at or after; unknown dates pass")
+  t.eq(uuids(hooks.select(none, parse_backup { "--files-of", "System.Image", "--files-of", "System.FileDocument" },
+    FILES)), "a,d")
+  t.eq(uuids(hooks.select(none, parse_backup { "--files-of", "MyFirstModule.Attachment", "--files-smaller-than", "1M" },
+    FILES)), "c")
+  local h = run_hooks("return { select_file = function(f) seen = (seen or 0) + 1; return f.size > 0 end }")
+  local items = {}
+  for _, f in ipairs(FILES) do items[#items + 1] = { uuid = f.uuid, key = "k", file = f } end
+  t.eq(uuids(hooks.select(h, parse_backup { "--files-smaller-than", "1M" }, items)), "a,c")
+  t.eq(seen, 3, "select_file sees only what the options took")
+  t.raises(function() hooks.select(run_hooks("return { select_file = function() end }"), {}, FILES) end,
+    ") must return true or false, not nil")
+end)
+
+t.test("selection_options: contradictions are usage errors", function()
+  local err = t.raises(function()
+    hooks.selection_options(parse_backup { "--files-larger-than", "10M", "--files-smaller-than", "1M" })
+  end, "select no file")
+  t.eq(err.code, "usage")
+  t.eq(hooks.selection_options({}), nil)
+end)
+
+return t.run()
