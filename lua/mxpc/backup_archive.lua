@@ -224,7 +224,8 @@ function M.parse_dump_header(s)
       h.toc_entries = int()
     end
   end)
-  if not ok and err ~= "short" then return nil, "damaged dump header (" .. err .. ")" end
+  if not ok and errors.is(err) then error(err, 0) end -- a signal, raised inside the pcall: not a damaged header
+  if not ok and err ~= "short" then return nil, "damaged dump header (" .. tostring(err) .. ")" end
   if not h.format then return nil, "damaged dump header (too short)" end
   return h
 end
