@@ -2,7 +2,7 @@
 -- backup archive. Called with the parsed options:
 --   { namespace =, environment =, file =, force =, database_only =, compression_level =,
 --     files_larger_than =, files_smaller_than =, files_changed_since =, files_of =,
---     hooks =, kubeconfig =, context =, archive_endpoint =, archive_region =, archive_profile = }
+--     hooks =, dry_run =, kubeconfig =, context =, archive_endpoint =, archive_region =, archive_profile = }
 -- `file` is a path, "-" (standard output) or "s3://BUCKET/KEY".
 -- Hooks (docs/hooks.md) change it without editing; or edit a copy
 -- (mxpc-data-migration scripts export DIR) and run it with --scripts DIR.
@@ -14,6 +14,8 @@ local wf = require "mxpc.workflow"
 
 local opts = ...
 local started = os.time()
+-- --dry-run: check what the backup needs and say what it would write, write nothing
+if opts.dry_run then return require("mxpc.dry_run").backup(opts) end
 -- what the run says goes to stderr when the archive itself goes to stdout
 local report = opts.file == "-" and io.stderr or io.stdout
 
@@ -37,6 +39,8 @@ if opts.database_only then
   wf.too_late("the backup was written")
   hooks:call("after_backup", { file = opts.file, database_only = true, database_bytes = dump_size, files = 0,
     bytes = 0, missing = 0, selected = 0, total = 0, seconds = os.time() - started })
+  log.info("backup written", { event = "summary", file = target.name or opts.file, database_only = true,
+    bytes = dump_size, seconds = os.time() - started })
   report:write(("database-only backup of %s/%s written to %s: %d bytes\n"):format(
     env.namespace, env.name, target.name or opts.file, dump_size))
   return 0
@@ -78,7 +82,7 @@ local function add_database(must)
   assert(out:add_dump(dump.path))
   return true
 end
-local progress = wf.progress("copying files", #present)
+local progress <close> = wf.progress("copying files", #present, { phase = "copy", bytes = files_size })
 local copied, copied_bytes = 0, 0
 assert(out:add_files_from(store, env.storage.bucket, present, {
   concurrency = transfer.concurrency, window = transfer.window, spill_dir = work.path, ready = add_database,
@@ -103,8 +107,9 @@ assert(out:commit())
 wf.too_late("the backup was written")
 hooks:call("after_backup", { file = opts.file, database_bytes = dump_size, files = copied, bytes = copied_bytes,
   missing = #missing, selected = #present, total = #files, seconds = os.time() - started })
-log.info("backup written", { file = target.name or opts.file, files = copied, missing = #missing,
-  bytes = out:stats().bytes_out, seconds = os.time() - started })
+log.info("backup written", { event = "summary", file = target.name or opts.file, files = copied, missing = #missing,
+  selected = selected and #present or nil, in_use = selected and #files or nil, bytes = out:stats().bytes_out,
+  seconds = os.time() - started })
 report:write(("backup of %s/%s written to %s: database %d bytes, %d files (%d bytes)%s%s\n"):format(
   env.namespace, env.name, target.name or opts.file, dump_size, copied, copied_bytes,
   selected and (", " .. selected) or "",

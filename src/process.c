@@ -173,6 +173,7 @@ static void drain_stderr(struct mxpc_process *p)
 static int wait_ready(struct mxpc_process *p, int fd, short events, short *revents)
 {
     for (;;) {
+        mxpc_tick();
         if (mxpc_interrupted())
             return MXPC_PROCESS_EINTERRUPTED;
         if (past_deadline(p))
@@ -271,6 +272,7 @@ int mxpc_process_wait(struct mxpc_process *p, int *status)
             break;
         if (w < 0 && errno != EINTR)
             return -1;
+        mxpc_tick();
         if (mxpc_interrupted())
             return MXPC_PROCESS_EINTERRUPTED;
         if (past_deadline(p))
@@ -317,9 +319,9 @@ int mxpc_process_running(const struct mxpc_process *p) { return p->pid > 0; }
 
 void mxpc_process_kill(struct mxpc_process *p)
 {
-    close_fd(&p->in);
-    close_fd(&p->out);
-    close_fd(&p->err);
+    /* Our ends are closed only once the child is gone: a child that saw the
+     * end of its input first could act on it (psql --single-transaction
+     * would commit what it got). */
     if (p->pid > 0) {
         /* SIGTERM, and SIGKILL for a child that ignores it for 2 s */
         kill(p->pid, SIGTERM);
@@ -327,15 +329,20 @@ void mxpc_process_kill(struct mxpc_process *p)
             pid_t w = waitpid(p->pid, NULL, WNOHANG);
             if (w == p->pid || (w < 0 && errno != EINTR)) {
                 p->pid = 0;
-                return;
+                break;
             }
             usleep(10 * 1000);
         }
-        kill(p->pid, SIGKILL);
-        while (waitpid(p->pid, NULL, 0) < 0 && errno == EINTR) {
+        if (p->pid > 0) {
+            kill(p->pid, SIGKILL);
+            while (waitpid(p->pid, NULL, 0) < 0 && errno == EINTR) {
+            }
+            p->pid = 0;
         }
-        p->pid = 0;
     }
+    close_fd(&p->in);
+    close_fd(&p->out);
+    close_fd(&p->err);
 }
 
 void mxpc_process_free(struct mxpc_process *p)

@@ -9,6 +9,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -1351,7 +1352,21 @@ struct many {
     int head;
     int64_t reserved; /* bytes of memory promised to slots and held items */
     size_t finished;  /* slots that finished and wait to be handed on */
+    int spilled;      /* spill files open, of slots and of held items */
+    int max_spilled;  /* a share of the open-file limit */
 };
+
+/* Held items each keep their spill file open: while fn holds them (the
+ * backup waits for pg_dump), no more than a quarter of the open-file limit
+ * are opened, so sockets and other files still get descriptors. */
+static int spill_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > 16384)
+        return 4096;
+    int n = (int)(rl.rlim_cur / 4);
+    return n < 4 ? 4 : n;
+}
 
 static int slot_sink(void *ud, const void *data, size_t len, char *err, size_t errlen)
 {
@@ -1402,17 +1417,21 @@ static void slot_done(struct mxpc_s3 *s3, struct request *r)
     m->finished++;
 }
 
-/* Starts item i in a free slot; 0, or -1 with e filled. */
+/* Starts item i in a free slot; 0, 1 when it needs a spill file and as
+ * many are open as allowed (it waits), or -1 with e filled. */
 static int slot_start(struct many *m, struct slot *s, const struct mxpc_s3_item *it, size_t i,
                       struct mxpc_s3_error *e)
 {
+    const struct mxpc_s3_many_options *o = m->o;
+    int in_memory = it->size >= 0 && it->size <= o->window / 4 && m->reserved + it->size <= o->window;
+    if (!m->head && !in_memory && m->spilled >= m->max_spilled)
+        return 1;
     memset(&s->r, 0, sizeof s->r);
     s->fd = -1;
     s->reserved = 0;
     s->busy = 1;
-    const struct mxpc_s3_many_options *o = m->o;
     if (!m->head) {
-        if (it->size >= 0 && it->size <= o->window / 4 && m->reserved + it->size <= o->window) {
+        if (in_memory) {
             if ((size_t)it->size > s->cap || !s->mem) {
                 free(s->mem);
                 s->cap = it->size ? (size_t)it->size : 1;
@@ -1430,6 +1449,7 @@ static int slot_start(struct many *m, struct slot *s, const struct mxpc_s3_item 
                 set_error(e, "io", "give the working directory some room, or use a smaller window", "%s", err);
                 return -1;
             }
+            m->spilled++;
         }
     }
     s->r = (struct request){.method = m->head ? "HEAD" : "GET",
@@ -1449,8 +1469,10 @@ static int slot_start(struct many *m, struct slot *s, const struct mxpc_s3_item 
 static void slot_clear(struct many *m, struct slot *s)
 {
     request_free(&s->r);
-    if (s->fd >= 0)
+    if (s->fd >= 0) {
         close(s->fd);
+        m->spilled--;
+    }
     s->fd = -1;
     m->reserved -= s->reserved;
     s->reserved = 0;
@@ -1465,8 +1487,10 @@ static void slot_clear(struct many *m, struct slot *s)
 
 static void held_free(struct many *m, struct held *h)
 {
-    if (h->f.fd >= 0)
+    if (h->f.fd >= 0) {
         close(h->f.fd);
+        m->spilled--;
+    }
     free(h->mem);
     m->reserved -= h->reserved;
     free(h);
@@ -1485,7 +1509,7 @@ int mxpc_s3_many(struct mxpc_s3 *s3, int head, const struct mxpc_s3_item *items,
         abort();
     for (int k = 0; k < conc; k++)
         slots[k].fd = -1;
-    struct many m = {s3, o, head, 0, 0};
+    struct many m = {s3, o, head, 0, 0, 0, spill_limit()};
     struct held *first = NULL, **last = &first;
     size_t next = 0;
     int rc = 0, running = 0;
@@ -1496,11 +1520,14 @@ int mxpc_s3_many(struct mxpc_s3 *s3, int head, const struct mxpc_s3_item *items,
             break;
         }
         /* start what the slots allow */
-        for (int k = 0; k < conc && next < n && rc == 0; k++) {
+        int blocked = 0; /* the next item waits for a spill file */
+        for (int k = 0; k < conc && next < n && rc == 0 && !blocked; k++) {
             if (slots[k].busy)
                 continue;
             rc = slot_start(&m, &slots[k], &items[next], next, e);
-            if (rc == 0)
+            if (rc == 1)
+                blocked = 1, rc = 0;
+            else if (rc == 0)
                 next++, running++;
         }
         if (rc != 0)
@@ -1550,7 +1577,8 @@ int mxpc_s3_many(struct mxpc_s3 *s3, int head, const struct mxpc_s3_item *items,
             }
         }
         while (first && rc == 0) {
-            int must = running == 0 && next >= n;
+            /* nothing else can finish: nothing runs, and nothing more starts */
+            int must = running == 0 && (next >= n || blocked);
             struct held *h = first;
             int r = fn(ud, &h->f, must, e);
             if (r == 1 && !must)
@@ -1570,6 +1598,7 @@ int mxpc_s3_many(struct mxpc_s3 *s3, int head, const struct mxpc_s3_item *items,
             break;
         if (running > 0)
             pump(s3, 100);
+        mxpc_tick();
     }
     /* stop what is still in flight: nothing of it is kept */
     for (int k = 0; k < conc; k++) {
@@ -1803,6 +1832,7 @@ static void up_stop(struct mxpc_s3_uploader *up)
  * something failed or a signal came. */
 static int up_pump(struct mxpc_s3_uploader *up, int timeout_ms, struct mxpc_s3_error *e)
 {
+    mxpc_tick();
     if (!up->failed && mxpc_interrupted()) {
         struct mxpc_s3_error ie;
         set_error(&ie, "interrupted", NULL, "interrupted: S3 uploads (%lld objects done)", (long long)up->objects);
@@ -1884,7 +1914,13 @@ static struct upjob *job_begin(struct mxpc_s3_uploader *up, const char *bucket, 
                                struct mxpc_s3_error *e)
 {
     struct request r = {.method = "POST", .bucket = bucket, .key = key, .query = "uploads", .expected_size = -1};
+    /* Once S3 has made the upload, only its id in the answer lets us abort
+     * it: a signal does not cut this short (the answer is small), and stops
+     * everything right after (the next up_pump), aborting the upload. */
+    int ignoring = up->s3->ignore_interrupt;
+    up->s3->ignore_interrupt = 1;
     int rc = execute(up->s3, &r, 0, e);
+    up->s3->ignore_interrupt = ignoring;
     struct upjob *j = calloc(1, sizeof *j);
     if (!j)
         abort();

@@ -52,7 +52,7 @@ docs.modules = {
       { "remove(path)", "removes a file or an empty directory" },
       { "dir(path)", "sorted names in a directory" },
       { "free_space(path)", "bytes an unprivileged user may still write on path's file system" },
-      { "isatty(fd)", "whether file descriptor fd (0, 1, 2) is a terminal" },
+      { "isatty(fd)", "whether a file descriptor (0, 1, 2) is a terminal" },
     } },
   { name = "k8s", module = "mxpc.k8s", summary = "the Kubernetes API: kubeconfig, in-cluster, Secrets",
     functions = {
@@ -76,6 +76,7 @@ docs.modules = {
       { "secret(value)", "registers value: it is never printed again" },
       { "redact(text)", "text with secrets and credential-shaped parts masked" },
       { "escape(text)", "text safe for a terminal: controls and invalid bytes escaped" },
+      { "status(text | nil)", "a terminal's status line, rewritten in place under the log lines; nil erases it" },
     } },
   { name = "pg", module = "mxpc.pg", summary = "PostgreSQL on libpq",
     functions = {
@@ -98,6 +99,7 @@ docs.modules = {
       { "defer_interrupts(on)", "defers signals (past a point of no return); returns the previous setting" },
       { "sleep(seconds)", "waits, interruptible" },
       { "monotonic()", "seconds on a clock that never goes back" },
+      { "set_ticker(fn | nil)", "fn() is called from long C loops (every 0.1 s at most), for progress" },
       { "libraries()", "versions of the libraries in use" },
       { "system_ca_file()", "the system's CA bundle, or nil" },
     } },
@@ -111,6 +113,7 @@ docs.modules = {
     } },
   { name = "wf", module = "mxpc.workflow", summary = "the steps of the backup and restore workflows",
     functions = {
+      { "connect_cluster{kubeconfig=, context=}", "a k8s client, as kubectl finds the cluster" },
       { "resolve{namespace=, environment=, kubeconfig=, context=}",
         "the environment's settings: {namespace, name, replicas, database, storage, client}, or nil, err" },
       { "running_pods(env)", "how many pods of the environment run" },
@@ -129,7 +132,7 @@ docs.modules = {
       { "too_late(what)", "after a point of no return: warns about a signal and forgets it" },
       { "transfer_options(opts)", "{concurrency=, window=} from command options" },
       { "file_sizes(store, env, files, transfer)", "fills in the sizes the database lacks, from S3" },
-      { "progress(what, total)", "a progress reporter" },
+      { "progress(what, total [, {phase=, bytes=, poll=}])", "a progress meter: p.step(bytes), p.totals()" },
       { "hooks(opts [, workflow])", "the run's hooks (docs/hooks.md): hooks:call(point, ...), hooks:set{...}" },
       { "select_files(hooks, opts, items, total)", "the items --files-* and select_file take, and the line counting them" },
       { "check_output(path, force)", "refuses an existing output unless force" },
@@ -141,6 +144,11 @@ docs.modules = {
       { "stdout_to_stderr()", "print and io.write go to stderr (stdout carries the archive)" },
       { "check_space(dir, bytes, what)", "true if bytes more fit in dir, keeping MXPC_MIN_FREE free" },
       { "archive_input(opts, work)", "the restore's archive (a file, stdin spooled into work, S3): input:validate(), input:reader()" },
+      { "compare_storage(store, env, summary)",
+        "the environment's objects against an archive: {present=, extra={{key=, size=}, ...}, listed=}" },
+      { "delete_objects(store, env, extra)", "deletes them; how many" },
+      { "check_safety_backup(opts)", "whether --safety-backup FILE can be written" },
+      { "safety_backup(opts)", "backs up the environment into opts.safety_backup (the backup workflow)" },
     } },
 }
 
@@ -202,6 +210,7 @@ docs.classes = {
       { "patch(resource, name, patch [, {type=, namespace=}])", "the patched object (merge or JSON patch)" },
       { "create(resource, object [, {namespace=, dry_run=}])", "the created object" },
       { "delete(resource, name [, {namespace=, dry_run=}])", "the server's answer" },
+      { "can_i(verb, resource [, {namespace=, name=}])", "whether the user may (SelfSubjectAccessReview), reason" },
       { "request(method, path [, body [, {content_type=}]])", "decoded JSON (or text), status" },
       { "info()", "{server=, context=, cluster=, user=, namespace=, auth=}: never a credential" },
       { "namespace()", "the default namespace" },

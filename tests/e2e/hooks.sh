@@ -101,6 +101,20 @@ run "backup with exported scripts and DIR/hooks.lua" 0 --scripts "$work/exported
   -f "$work/exported.tar.gz"
 check "... calls the hooks" [ "$(points)" = "before_backup select_file after_backup" ]
 
+# a restore's safety backup runs without hooks: every file, no backup hooks
+cat >"$work/exported/hooks.lua" <<'LUA'
+local all = dofile(os.getenv("WORK") .. "/all.lua")
+all.select_file = function() return false end
+return all
+LUA
+export WORK=$work
+rm -f "$HOOKS_LOG"
+run "restore --safety-backup with DIR/hooks.lua" 0 --scripts "$work/exported" restore -n mendix -e demo-copy \
+  -f "$work/all.tar.gz" --stop-app --safety-backup "$work/safety.tar.gz"
+check "... only the restore's hooks are called" [ "$(points)" = "before_restore restore_sql after_restore" ]
+want=$(sql_copy "select __uuid__ from \"system\$filedocument\" where hascontents and __uuid__ is not null order by 1")
+check "... the safety backup holds every file ($(wc -l <<<"$want"))" [ "$(archive_uuids "$work/safety.tar.gz")" = "$want" ]
+
 # --- failing hooks ------------------------------------------------------------------
 "$src/tests/stack/seed" --env-file "$MXPC_STACK_ENV" >/dev/null
 before=$(fingerprint)
@@ -109,7 +123,6 @@ local all = dofile(os.getenv("WORK") .. "/all.lua")
 all.restore_sql = function() error("no SQL today", 0) end
 return all
 LUA
-export WORK=$work
 rm -f "$HOOKS_LOG"
 run "a restore_sql that raises fails the restore" 1 restore -n mendix -e demo-copy -f "$work/all.tar.gz" --stop-app \
   --hooks "$work/raise.lua"
@@ -120,6 +133,22 @@ check "... and the app runs again" [ "$(replicas)" = 1 ]
 
 # the SQL runs after the data is loaded, inside the transaction: its failure
 # rolls everything back
+cat >"$work/badselect.lua" <<'LUA'
+local all = dofile(os.getenv("WORK") .. "/all.lua")
+local n = 0
+all.select_file = function(f) n = n + 1; if n == 3 then error("cannot judge " .. f.uuid, 0) end; return true end
+return all
+LUA
+rm -f "$HOOKS_LOG"
+run "a select_file that raises fails the backup" 1 backup -n mendix -e demo-app -f "$work/badselect.tar.gz" \
+  --hooks "$work/badselect.lua"
+expect_err "... naming the hook" "^error: hook select_file \(.*/badselect.lua\) failed: cannot judge [0-9a-f-]{36}$"
+check "... before_backup, then on_error" [ "$(points)" = "before_backup on_error" ]
+check "... on_error gets the error" grep -q "^on_error hook select_file .* failed: cannot judge" "$HOOKS_LOG"
+check "... no archive" [ ! -e "$work/badselect.tar.gz" ]
+no_dot_files() { ! ls -A "$work" | grep -q '^\.'; }
+check "... nothing left beside it" no_dot_files
+
 cat >"$work/badsql.lua" <<'LUA'
 return { restore_sql = function() return [[
 DO $$ BEGIN RAISE EXCEPTION 'refused with % customers loaded', (SELECT count(*) FROM "myfirstmodule$customer"); END $$;

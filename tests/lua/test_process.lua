@@ -116,6 +116,20 @@ t.test("closing kills a running child; a closed handle raises", function()
   p:close()
 end)
 
+
+-- psql --single-transaction commits at the end of its input: a child that is
+-- closed (killed) must never see that end, even one slow to die
+t.test("closing a child never lets it see the end of its input", function()
+  local dir = t.tmpdir()
+  local mark = dir .. "/input-ended"
+  local p = assert(process.spawn({ "sh", "-c", "trap '' TERM; echo ready; cat > /dev/null; touch " .. mark },
+    { stdin = "pipe", stdout = "pipe" }))
+  t.eq(p:read(), "ready\n")
+  assert(p:write("BEGIN;\n"))
+  p:close()
+  os.execute("sleep 0.2")
+  t.eq(fs.stat(mark), nil, "the child did not see the end of its input")
+end)
 t.test("SIGINT while waiting for a child: exit 130, child killed", function()
   local dir = t.tmpdir()
   local f = assert(io.open(dir .. "/w.lua", "w"))

@@ -726,6 +726,44 @@ t.test("get_many: one of many GETs fails (deleted after listing): the others sto
   cleanup(items)
 end)
 
+t.test("get_many: ready() says no for long (a slow dump): held spill files stay within the open-file limit",
+  function()
+  -- 300 objects that each go to a spill file (the window holds none), all
+  -- held until the end, in a process allowed 64 open files
+  local items = {}
+  local up <close> = client:uploader { concurrency = 16 }
+  for i = 1, 300 do
+    items[i] = { key = ("held/%03d"):format(i), size = 1000 + i, name = ("files/%03d"):format(i) }
+    assert(up:put(bucket, items[i].key, string.rep(string.char(65 + i % 26), items[i].size)))
+  end
+  assert(up:finish())
+  local script = dir .. "/held.lua"
+  write_file(script, child_prelude() .. ([[
+local archive = require "mxpc.archive"
+local c = assert(s3.client{endpoint = E.endpoint, region = E.region, access_key = E.access_key,
+  secret_key = E.secret_key})
+local items = {}
+for i = 1, 300 do items[i] = { key = ("held/%%03d"):format(i), size = 1000 + i, name = ("files/%%03d"):format(i) } end
+local w <close> = assert(archive.writer(%q, { force = true }))
+local asked = 0
+assert(c:get_many(E.bucket, items, w, { concurrency = 16, window = 1000, spill_dir = %q,
+  ready = function(must) asked = asked + 1; return must end }))
+assert(w:commit())
+print("committed", asked > 1)
+]]):format(dir .. "/held.tar.gz", dir))
+  local out = t.sh(("ulimit -n 64; %s run %s 2>&1"):format(quote(program), quote(script)))
+  t.contains(out, "committed\ttrue")
+  local r <close> = assert(archive.reader(dir .. "/held.tar.gz"))
+  local n = 0
+  for e in r:entries() do
+    n = n + 1
+    local i = tonumber(e.name:match("%d+"))
+    t.ok(e:read("a") == string.rep(string.char(65 + i % 26), 1000 + i), e.name .. " byte for byte")
+  end
+  t.eq(n, 300)
+  cleanup(items)
+end)
+
 t.test("uploader: many PUTs at once, multipart parts in parallel, byte for byte, within the window", function()
   local c5 <close> = assert(s3.client(opts { part_size = 5 * MiB }))
   local up <close> = c5:uploader { concurrency = 8, window = 12 * MiB }

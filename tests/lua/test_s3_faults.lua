@@ -284,6 +284,41 @@ t.test("an upload of unknown length: a part answered 503 once is sent again, one
   t.eq((direct:head(bucket, key)), nil, "no object")
 end)
 
+t.test("SIGTERM while S3 answers CreateMultipartUpload: the upload it made is aborted", function()
+  local key = new_key("signal-create")
+  -- the answer comes slowly: S3 has made the upload, the client has not its id yet
+  faults { { method = "POST", key = "?uploads", action = "slow", piece = 64, delay = 0.3 } }
+  local script = dir .. "/signal-create.lua"
+  t.write(script, ([[
+local s3 = require "mxpc.s3"
+local c = assert(s3.client { endpoint = %q, region = %q, access_key = %q, secret_key = %q,
+  part_size = 5 * 1024 * 1024 })
+assert(c:put(%q, %q, string.rep("x", 6 * 1024 * 1024)))
+]]):format("http://127.0.0.1:" .. proxy_port, env.MXPC_S3_REGION, env.MXPC_S3_ACCESS_KEY, env.MXPC_S3_SECRET_KEY,
+    bucket, key))
+  local p <close> = assert(process.spawn({ t.program(), "run", script }))
+  local created = false
+  for _ = 1, 200 do
+    for _, r in ipairs(requests(key)) do
+      if r.method == "POST" and r.status == 200 then created = true end
+    end
+    if created then break end
+    os.execute("sleep 0.05")
+  end
+  t.ok(created, "S3 made the upload")
+  os.execute("kill -TERM " .. p:pid())
+  local r = p:wait()
+  local left = 0
+  for _, u in ipairs(assert(direct:list_multipart_uploads(bucket))) do
+    if u.key == key then
+      left = left + 1
+      direct:abort_multipart(bucket, u.key, u.upload_id)
+    end
+  end
+  t.eq(r.status, 143, r.stderr)
+  t.eq(left, 0, "no unfinished multipart upload")
+end)
+
 t.test("cleanup", function()
   faults {}
   for i = 1, n do
