@@ -702,7 +702,8 @@ function M.safety_backup(opts)
   local backup = require("mxpc.scripts").load("backup")
   local ok, err = pcall(backup, { namespace = opts.namespace, environment = opts.environment, file = opts.safety_backup,
     database_only = opts.database_only, kubeconfig = opts.kubeconfig, context = opts.context,
-    db_sslmode = opts.db_sslmode, db_iam = opts.db_iam, concurrency = opts.concurrency, window = opts.window })
+    db_sslmode = opts.db_sslmode, db_iam = opts.db_iam, concurrency = opts.concurrency, window = opts.window,
+    hooks = false }) -- every file, whatever the hooks would choose
   -- the backup holds signals from its commit on: the restore takes them again
   runtime.defer_interrupts(false)
   if ok then return true end
