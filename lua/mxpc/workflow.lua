@@ -655,9 +655,12 @@ end
 -- Deletes the objects of compare_storage's `extra`; returns how many.
 function M.delete_objects(store, env, extra)
   log.info("deleting the files the archive does not hold", { objects = #extra })
-  for _, o in ipairs(extra) do
+  for i, o in ipairs(extra) do
     local ok, err = store:delete(env.storage.bucket, o.key)
-    if not ok then return nil, err end
+    if not ok then
+      return nil, errors.new { code = err.code, message = ("the restore is complete, but deleting the files the "
+        .. "archive lacks stopped after %d of %d: %s"):format(i - 1, #extra, err.message), hint = err.hint }
+    end
   end
   return #extra
 end
