@@ -425,6 +425,25 @@ DO $$DECLARE r record; BEGIN
   END LOOP;
 END$$;]]
 
+-- What the database restore's progress counts: the bytes of the dump
+-- pg_restore has read (rchar in /proc/PID/io, against the dump's size) or,
+-- where that cannot be read, the bytes of SQL passed to psql, of no known
+-- total (meter:add).
+local function restore_meter(restore, dump_path)
+  local opts = { label = "restoring the database" }
+  local size = (fs.stat(dump_path) or {}).size
+  local io_file = "/proc/" .. restore:pid() .. "/io"
+  local function dump_read()
+    local f = io.open(io_file, "r")
+    local text = f and f:read("a")
+    if f then f:close() end
+    local n = text and tonumber(text:match("rchar:%s*(%d+)"))
+    return n and math.min(n, size)
+  end
+  if size and dump_read() then opts.bytes, opts.poll = size, dump_read end
+  return opts
+end
+
 -- Once psql has read all of its input, PostgreSQL alone decides between
 -- commit and rollback, and a signal cannot change that any more: from then on
 -- signals are deferred (runtime.defer_interrupts). If the restore failed, a
@@ -456,8 +475,7 @@ function M.restore_database(env, dump_path, extra_sql)
     return nil, perr
   end
   local psql_open = true
-  -- what shows: the SQL passed to psql so far (its total is not known before)
-  local meter <close> = progress.start("restore", { label = "restoring the database" })
+  local meter <close> = progress.start("restore", restore_meter(restore, dump_path))
   while true do
     local chunk = restore:read()
     if not chunk then break end
@@ -466,6 +484,7 @@ function M.restore_database(env, dump_path, extra_sql)
   end
   local rr = restore:wait()
   restore:close()
+  if meter.poll then meter.poll, meter.bytes = nil, meter.total_bytes end -- all of it was read
   if rr.status ~= 0 then
     meter:finish(true)
     psql:close() -- kills it before its input ends: nothing is committed
@@ -686,7 +705,8 @@ function M.safety_backup(opts)
   local backup = require("mxpc.scripts").load("backup")
   local ok, err = pcall(backup, { namespace = opts.namespace, environment = opts.environment, file = opts.safety_backup,
     database_only = opts.database_only, kubeconfig = opts.kubeconfig, context = opts.context,
-    db_sslmode = opts.db_sslmode, db_iam = opts.db_iam, concurrency = opts.concurrency, window = opts.window })
+    db_sslmode = opts.db_sslmode, db_iam = opts.db_iam, concurrency = opts.concurrency, window = opts.window,
+    hooks = false }) -- every file, whatever the hooks would choose
   -- the backup holds signals from its commit on: the restore takes them again
   runtime.defer_interrupts(false)
   if ok then return true end

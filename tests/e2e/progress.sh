@@ -87,6 +87,16 @@ check "... and erased at the end: no progress left on the screen" \
   '! grep -qE "copying files|dumping the database," "$work/screen" && grep -q "^backup of mendix/demo-app written" "$work/screen"'
 check "log lines stay whole above it" 'grep -q "^info: backup written " "$work/screen"'
 
+# Ctrl-C while the line shows: it is erased, the error line stands alone
+tm send-keys -t p "clear; MXPC_SCRIPTS= MXPC_DATADIR= KUBECONFIG=$KUBECONFIG PGSSLROOTCERT=$PGSSLROOTCERT $bin backup -n mendix -e demo-app -f $work/c.tar.gz --concurrency 1; echo exited=\$?" Enter
+for _ in $(seq 1 600); do tm capture-pane -t p -p | grep -qE '^copying files [1-9]' && break; sleep 0.05; done
+tm send-keys -t p C-c
+for _ in $(seq 1 600); do tm capture-pane -t p -p | grep -q '^exited=' && break; sleep 0.05; done
+tm capture-pane -t p -p >"$work/screen"
+check "Ctrl-C on a terminal: exit 130" 'grep -q "^exited=130$" "$work/screen"'
+check "... the status line erased, one error line in its place" \
+  'grep -qE "^(\^C)?error: interrupted by SIGINT$" "$work/screen" && ! grep -q "copying files" "$work/screen"'
+
 # --- JSON: every line of every kind of run ---------------------------------------
 json_ok() { # FILE: every line is a JSON object; prints what it found
   python3 - "$1" <<'EOF'
@@ -125,6 +135,12 @@ check "json restore" '[ $rc = 0 ]'
 kinds=$(json_ok "$work/err") && ok "... every stderr line is JSON ($kinds)" || bad "... every stderr line is JSON"
 check "... with progress events of the check, the uploads and the database, and the summary" \
   '[[ " $kinds " == *" progress:check "* && " $kinds " == *" progress:upload "* && " $kinds " == *" progress:restore "* && " $kinds " == *" summary "* ]]'
+check "... the database's progress counts the dump read, to its size" 'python3 -c "
+import json, sys
+ev = [json.loads(l) for l in open(sys.argv[1])]
+last = [e for e in ev if e.get(\"phase\") == \"restore\"][-1]
+assert last[\"final\"] and last[\"unit\"] == \"bytes\" and last[\"total\"] > 0 and last[\"done\"] == last[\"total\"], last
+" "$work/err"'
 head -c 100000 "$work/j.tar.gz" >"$work/cut.tar.gz"
 "$bin" --log-format json restore -n mendix -e demo-copy -f "$work/cut.tar.gz" --stop-app >"$work/out" 2>"$work/err"; rc=$?
 check "json failing restore exits 1" '[ $rc = 1 ]'
