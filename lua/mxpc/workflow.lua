@@ -690,7 +690,13 @@ end
 function M.check_safety_backup(opts)
   if not opts.safety_backup then return true end
   local ok, err = pg_programs.find("pg_dump")
-  if ok then ok, err = M.check_output(opts.safety_backup, false) end
+  if ok then
+    ok, err = M.check_output(opts.safety_backup, false)
+    if not ok then
+      err = errors.new { code = err.code, message = "--safety-backup: " .. err.message, hint = errors.is(err, "exists")
+        and "choose another file name: a safety backup never replaces a file" or err.hint }
+    end
+  end
   if not ok then return nil, err end
   return true
 end

@@ -116,6 +116,12 @@ expect_out "... and still checks the storage" "would upload 20 files"
 "$src/tests/stack/seed" --env-file "$MXPC_STACK_ENV" >"$work/seed.log" 2>&1 || bad "reseeding"
 state >"$work/state.before"
 
+touch "$work/demo.tar.gz.copy"
+run "restore --dry-run --safety-backup of an existing file: exit 1" 1 restore -n mendix -e demo-copy \
+  -f "$work/demo.tar.gz" --dry-run --stop-app --safety-backup "$work/demo.tar.gz.copy"
+expect_out "... never replaced" "^  - --safety-backup: .*demo.tar.gz.copy already exists"
+rm "$work/demo.tar.gz.copy"
+
 # ---- restore --safety-backup
 mkdir "$work/bin"
 ln -s "$MXPC_PG_BINDIR/pg_restore" "$work/bin/pg_restore"
@@ -129,7 +135,7 @@ expect_err "... saying nothing was restored" "error: the safety backup failed, n
 unchanged "a failed safety backup"
 run "restore --safety-backup into a missing directory is refused first" 1 restore -n mendix -e demo-copy \
   -f "$work/demo.tar.gz" --stop-app --safety-backup "$work/no/such/dir/s.tar.gz"
-expect_err "... naming it" "the directory $work/no/such/dir does not exist"
+expect_err "... naming it" "error: --safety-backup: cannot write .*: the directory $work/no/such/dir does not exist"
 grep -q "stopping the app" "$work/err" && bad "... before the app is stopped" || ok "... before the app is stopped"
 
 run "restore --stop-app --safety-backup" 0 restore -n mendix -e demo-copy -f "$work/demo.tar.gz" --stop-app \
