@@ -57,6 +57,13 @@ check "... no working directory left" tmp_empty
 
 run "backup -f s3:// refuses an existing key" 1 backup -n mendix -e demo-app -f "s3://$bucket/app.tar.gz" "${ep[@]}"
 check "... before any work, saying how to replace it" 'grep -q "already exists" "$work/err" && grep -q -- "--force" "$work/err" && ! grep -q "dumping" "$work/err"'
+run "backup --dry-run -f s3:// to an existing key would not start" 1 backup -n mendix -e demo-app \
+  -f "s3://$bucket/app.tar.gz" "${ep[@]}" --dry-run
+check "... saying why" 'cat "$work/out" "$work/err" | grep -q "already exists"'
+run "backup --dry-run -f s3:// to a new key would start, and writes nothing" 0 backup -n mendix -e demo-app \
+  -f "s3://$bucket/dry.tar.gz" "${ep[@]}" --dry-run
+check "... it says the key can be written" 'grep -q "archive: s3://$bucket/dry.tar.gz can be written" "$work/out"'
+check "... and there is no object and no upload" '! s3 exists dry.tar.gz && [ "$(s3 uploads)" = 0 ]'
 run "backup -f s3:// --force replaces it" 0 backup -n mendix -e demo-app -f "s3://$bucket/app.tar.gz" "${ep[@]}" --force
 run "backup -f s3:// --database-only" 0 backup -n mendix -e demo-app -f "s3://$bucket/db.backup" "${ep[@]}" --database-only
 "$src/tests/stack/seed" --env-file "$MXPC_STACK_ENV" >/dev/null

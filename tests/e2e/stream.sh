@@ -31,6 +31,9 @@ check "no spool file or working directory left" tmp_empty
 "$bin" -q backup -n mendix -e demo-app -f - >"$work/demo.tar.gz" 2>"$work/q.err"
 check "backup -f - > file: a valid archive" '"$bin" verify "$work/demo.tar.gz" >/dev/null 2>&1'
 check "... and nothing but the archive on stdout" 'gzip -t "$work/demo.tar.gz"'
+"$bin" backup -n mendix -e demo-app -f - --dry-run >"$work/dry.out" 2>"$work/dry.err"
+check "backup --dry-run -f - says where the archive would go, and writes no archive" \
+  '[ $? = 0 ] && grep -q "archive: would go to standard output" "$work/dry.out" && ! grep -q "written to" "$work/dry.out"'
 cat >"$work/hooks.lua" <<'LUA'
 return {
   before_backup = function() print("hook", "before") end,
