@@ -674,9 +674,12 @@ end
 -- Deletes the objects of compare_storage's `extra`; returns how many.
 function M.delete_objects(store, env, extra)
   log.info("deleting the files the archive does not hold", { objects = #extra })
-  for _, o in ipairs(extra) do
+  for i, o in ipairs(extra) do
     local ok, err = store:delete(env.storage.bucket, o.key)
-    if not ok then return nil, err end
+    if not ok then
+      return nil, errors.new { code = err.code, message = ("the restore is complete, but deleting the files the "
+        .. "archive lacks stopped after %d of %d: %s"):format(i - 1, #extra, err.message), hint = err.hint }
+    end
   end
   return #extra
 end
@@ -687,7 +690,13 @@ end
 function M.check_safety_backup(opts)
   if not opts.safety_backup then return true end
   local ok, err = pg_programs.find("pg_dump")
-  if ok then ok, err = M.check_output(opts.safety_backup, false) end
+  if ok then
+    ok, err = M.check_output(opts.safety_backup, false)
+    if not ok then
+      err = errors.new { code = err.code, message = "--safety-backup: " .. err.message, hint = errors.is(err, "exists")
+        and "choose another file name: a safety backup never replaces a file" or err.hint }
+    end
+  end
   if not ok then return nil, err end
   return true
 end
