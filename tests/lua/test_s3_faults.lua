@@ -271,6 +271,46 @@ assert(c:put(%q, %q, string.rep("x", 6 * 1024 * 1024)))
   t.eq(left, 0, "no unfinished multipart upload")
 end)
 
+t.test("SIGTERM, and S3 never answers the abort of the multipart upload: the program ends, naming the upload",
+  function()
+  local key = new_key("signal-hang")
+  faults { { method = "DELETE", key = "uploadId", action = "hang", seconds = 40 } }
+  local script = dir .. "/signal-hang.lua"
+  t.write(script, ([[
+local s3 = require "mxpc.s3"
+local c = assert(s3.client { endpoint = %q, region = %q, access_key = %q, secret_key = %q,
+  part_size = 5 * 1024 * 1024, max_send_speed = 1024 * 1024 })
+assert(c:put(%q, %q, string.rep("x", 11 * 1024 * 1024)))
+]]):format("http://127.0.0.1:" .. proxy_port, env.MXPC_S3_REGION, env.MXPC_S3_ACCESS_KEY, env.MXPC_S3_SECRET_KEY,
+    bucket, key))
+  local p <close> = assert(process.spawn({ t.program(), "run", script }))
+  local created = false
+  for _ = 1, 200 do
+    for _, r in ipairs(requests(key)) do
+      if r.method == "POST" and r.status == 200 then created = true end
+    end
+    if created then break end
+    os.execute("sleep 0.05")
+  end
+  t.ok(created, "the multipart upload began")
+  os.execute("sleep 0.3; kill -TERM " .. p:pid())
+  local r = p:wait()
+  local deletes, ids = 0, {}
+  for _, q in ipairs(requests(key)) do
+    if q.method == "DELETE" then deletes = deletes + 1 end
+  end
+  for _, u in ipairs(assert(direct:list_multipart_uploads(bucket))) do
+    if u.key == key then
+      ids[#ids + 1] = u.upload_id
+      direct:abort_multipart(bucket, u.key, u.upload_id)
+    end
+  end
+  t.eq(r.status, 143, r.stderr)
+  t.eq(deletes, 1, "the abort was not waited out")
+  t.eq(#ids, 1)
+  t.contains(r.stderr, "could not abort the multipart upload " .. tostring(ids[1]))
+end)
+
 t.test("cleanup", function()
   faults {}
   for i = 1, n do
