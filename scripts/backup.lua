@@ -2,7 +2,7 @@
 -- backup archive. Called with the parsed options:
 --   { namespace =, environment =, file =, force =, database_only =, compression_level =,
 --     files_larger_than =, files_smaller_than =, files_changed_since =, files_of =,
---     hooks =, kubeconfig =, context = }
+--     hooks =, dry_run =, kubeconfig =, context = }
 -- Hooks (docs/hooks.md) change it without editing; or edit a copy
 -- (mxpc-data-migration scripts export DIR) and run it with --scripts DIR.
 local backup_archive = require "mxpc.backup_archive"
@@ -15,6 +15,8 @@ local wf = require "mxpc.workflow"
 
 local opts = ...
 local started = os.time()
+-- --dry-run: check what the backup needs and say what it would write, write nothing
+if opts.dry_run then return require("mxpc.dry_run").backup(opts) end
 
 -- 1. Check that pg_dump is there and the archive can be written, find the
 --    environment, and check that its database and storage answer, before any
@@ -37,6 +39,8 @@ if opts.database_only then
   wf.too_late("the backup was written")
   hooks:call("after_backup", { file = opts.file, database_only = true, database_bytes = dump_size, files = 0,
     bytes = 0, missing = 0, selected = 0, total = 0, seconds = os.time() - started })
+  log.info("backup written", { event = "summary", file = opts.file, database_only = true, bytes = dump_size,
+    seconds = os.time() - started })
   io.stdout:write(("database-only backup of %s/%s written to %s: %d bytes\n"):format(
     env.namespace, env.name, opts.file, dump_size))
   return 0
@@ -75,7 +79,7 @@ local function add_database(must)
   assert(out:add_dump(dump.path))
   return true
 end
-local progress = wf.progress("copying files", #present)
+local progress <close> = wf.progress("copying files", #present, { phase = "copy", bytes = files_size })
 local copied, copied_bytes = 0, 0
 assert(out:add_files_from(store, env.storage.bucket, present, {
   concurrency = transfer.concurrency, window = transfer.window, spill_dir = work.path, ready = add_database,
@@ -100,8 +104,8 @@ assert(out:commit())
 wf.too_late("the backup was written")
 hooks:call("after_backup", { file = opts.file, database_bytes = dump_size, files = copied, bytes = copied_bytes,
   missing = #missing, selected = #present, total = #files, seconds = os.time() - started })
-log.info("backup written", { file = opts.file, files = copied, missing = #missing,
-  bytes = fs.stat(opts.file).size, seconds = os.time() - started })
+log.info("backup written", { event = "summary", file = opts.file, files = copied, missing = #missing,
+  selected = selected and #present or nil, in_use = selected and #files or nil, bytes = fs.stat(opts.file).size, seconds = os.time() - started })
 io.stdout:write(("backup of %s/%s written to %s: database %d bytes, %d files (%d bytes)%s%s\n"):format(
   env.namespace, env.name, opts.file, dump_size, copied, copied_bytes, selected and (", " .. selected) or "",
   #missing > 0 and (", %d missing files skipped"):format(#missing) or ""))

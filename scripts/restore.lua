@@ -1,7 +1,7 @@
 -- The restore workflow: a Mendix Cloud backup archive (or a database-only
 -- .backup file) -> an environment's database and files. Called with:
 --   { namespace =, environment =, file =, stop_app =, database_only =, files_only =,
---     hooks =, kubeconfig =, context = }
+--     hooks =, dry_run =, safety_backup =, delete_extra_files =, kubeconfig =, context = }
 -- Nothing is written anywhere before the whole archive has been checked, the
 -- files are uploaded before the database is touched, and the database is
 -- emptied and restored in one transaction: a failure leaves it as it was.
@@ -24,12 +24,15 @@ local started = os.time()
 if not fs.stat(opts.file) then errors.raise("not_found", ("backup file %s does not exist"):format(opts.file)) end
 assert(pg_programs.find_all(opts.files_only and { "pg_restore" } or { "pg_restore", "psql" }))
 log.info("checking the archive", { file = opts.file })
-local summary = assert(backup_archive.validate(opts.file, { check_dump = true }))
+local summary = assert(backup_archive.validate(opts.file, { check_dump = true, uuids = true }))
 for _, w in ipairs(summary.warnings or {}) do log.warn(w) end
 log.info("archive is good", { files = summary.files or 0, dump_bytes = summary.dump and summary.dump.size })
 if opts.files_only and summary.kind == "dump" then
   errors.raise("usage", opts.file .. " is a database-only backup: it has no files to restore")
 end
+-- --dry-run: check what the restore needs and say what it would do, change nothing
+if opts.dry_run then return require("mxpc.dry_run").restore(opts, summary) end
+assert(wf.check_safety_backup(opts))
 
 -- 2. Find the environment; it must be stopped (or stopped for us).
 local env = assert(wf.resolve(opts))
@@ -40,6 +43,10 @@ assert(app:ensure_stopped(opts.stop_app))
 local with_db, with_files = not opts.files_only, not opts.database_only and summary.kind ~= "dump"
 local db <close> = with_db and assert(wf.connect_database(env)) or nil
 local store <close> = with_files and assert(wf.connect_storage(env)) or nil
+-- --delete-extra-files: the objects the archive lacks, listed now (s3:ListBucket)
+local extra = opts.delete_extra_files and assert(wf.compare_storage(store, env, summary)).extra or nil
+-- --safety-backup FILE: the environment as it is now, with the backup workflow
+assert(wf.safety_backup(opts))
 local hooks = wf.hooks(opts, "restore"):set { env = env, db = db, storage = store }
 hooks:call("before_restore")
 
@@ -54,9 +61,11 @@ if summary.kind == "dump" then
   dump = opts.file
 elseif with_db or with_files then
   local transfer = wf.transfer_options(opts)
-  local progress = wf.progress("uploading files", summary.files or 0)
   local uploads <close> = with_files and store:uploader(transfer) or nil
   local r <close> = assert(archive.reader(opts.file))
+  local progress <close> = wf.progress(with_files and "uploading files" or "reading the dump",
+    with_files and summary.files or nil, { phase = "upload", bytes = summary.compressed_bytes,
+      poll = function() return r:info().bytes_in end })
   for entry in r:entries() do
     local place = backup_archive.classify(entry.name, entry.type)
     if place and place.kind == "dump" and with_db then
@@ -82,15 +91,20 @@ if with_db then
   assert(wf.restore_database(env, dump, sql))
 end
 
--- 6. Start the app again if it was stopped for the restore (retried while the
+-- 6. --delete-extra-files: only now that every file and the database are restored
+local deleted = extra and assert(wf.delete_objects(store, env, extra))
+
+-- 7. Start the app again if it was stopped for the restore (retried while the
 --    Kubernetes API is down; if that fails, the error says how to do it).
 assert(app:start_again())
 
--- 7. Say what was done.
+-- 8. Say what was done.
 wf.too_late("the database restore had committed")
 hooks:call("after_restore", { file = opts.file, database = with_db, files = uploaded, bytes = bytes,
   seconds = os.time() - started })
-log.info("restore finished", { files = uploaded, bytes = bytes, seconds = os.time() - started })
-io.stdout:write(("restored %s into %s/%s: %s%d files (%d bytes)\n"):format(
-  opts.file, env.namespace, env.name, with_db and "database, " or "", uploaded, bytes))
+log.info("restore finished", { event = "summary", files = uploaded, bytes = bytes, seconds = os.time() - started })
+io.stdout:write(("restored %s into %s/%s: %s%d files (%d bytes)%s%s\n"):format(
+  opts.file, env.namespace, env.name, with_db and "database, " or "", uploaded, bytes,
+  deleted and (", %d files the archive lacks deleted"):format(deleted) or "",
+  opts.safety_backup and ("; safety backup in %s"):format(opts.safety_backup) or ""))
 return 0

@@ -228,6 +228,7 @@ static la_ssize_t in_read(struct archive *a, void *ud, const void **buf)
 {
     (void)a;
     struct mxpc_archive_reader *r = ud;
+    mxpc_tick();
     if (mxpc_interrupted())
         return src_fail(r, MXPC_ARCHIVE_EINTERRUPTED, "interrupted");
     if (r->compression == C_UNKNOWN) {
@@ -340,6 +341,7 @@ static int64_t uncompressed_position(struct mxpc_archive_reader *r) { return arc
 static int drain(struct mxpc_archive_reader *r)
 {
     for (;;) {
+        mxpc_tick();
         if (mxpc_interrupted())
             return (int)src_fail(r, MXPC_ARCHIVE_EINTERRUPTED, "interrupted");
         const void *buf;

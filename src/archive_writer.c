@@ -268,6 +268,7 @@ int mxpc_archive_writer_write(struct mxpc_archive_writer *w, const void *data, s
         return fail(w, MXPC_ARCHIVE_ESIZE, "more data than the %lld bytes declared", (long long)w->declared);
     const char *p = data;
     while (len > 0) {
+        mxpc_tick();
         if (mxpc_interrupted())
             return fail(w, MXPC_ARCHIVE_EINTERRUPTED, "interrupted");
         size_t piece = len < WRITE_PIECE ? len : WRITE_PIECE;

@@ -6,8 +6,10 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/time.h>
 #include <time.h>
+#include <unistd.h>
 
 static enum mxpc_log_level current_level = MXPC_LOG_INFO;
 static enum mxpc_log_format current_format = MXPC_LOG_TEXT;
@@ -352,12 +354,100 @@ static void text_value(struct mxpc_buf *out, const char *v)
         mxpc_json_quote(out, v);
 }
 
+/* Whether s is a number as JSON writes one: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)? */
+static int json_number(const char *s)
+{
+    const char *p = s;
+    if (*p == '-')
+        p++;
+    if (*p == '0')
+        p++;
+    else if (*p >= '1' && *p <= '9')
+        while (isdigit((unsigned char)*p))
+            p++;
+    else
+        return 0;
+    if (*p == '.') {
+        if (!isdigit((unsigned char)*++p))
+            return 0;
+        while (isdigit((unsigned char)*p))
+            p++;
+    }
+    if (*p == 'e' || *p == 'E') {
+        p++;
+        if (*p == '+' || *p == '-')
+            p++;
+        if (!isdigit((unsigned char)*p))
+            return 0;
+        while (isdigit((unsigned char)*p))
+            p++;
+    }
+    return *p == '\0';
+}
+
+static void json_value(struct mxpc_buf *out, const struct mxpc_log_field *f, const char *value)
+{
+    switch (f->kind) {
+    case MXPC_LOG_NUMBER: mxpc_buf_puts(out, json_number(value) ? value : "null"); break;
+    case MXPC_LOG_BOOLEAN: mxpc_buf_puts(out, strcmp(value, "true") == 0 ? "true" : "false"); break;
+    case MXPC_LOG_NULL: mxpc_buf_puts(out, "null"); break;
+    default: mxpc_json_quote(out, value); break;
+    }
+}
+
+/* --- the status line ------------------------------------------------------ */
+
+static char *status_text; /* shown now, redacted and escaped; NULL when none */
+
+static FILE *out_stream(void) { return log_stream ? log_stream : stderr; }
+
+/* Draws the status line, cut to the terminal's width so it never wraps
+ * (a wrapped line cannot be rewritten with \r). */
+static void status_draw(FILE *stream)
+{
+    struct winsize ws;
+    size_t cols = 80;
+    if (ioctl(fileno(stream), TIOCGWINSZ, &ws) == 0 && ws.ws_col > 1)
+        cols = ws.ws_col;
+    size_t n = 0, shown = 0;
+    for (const char *p = status_text; *p; p++) {
+        if (((unsigned char)*p & 0xc0) != 0x80 && ++shown >= cols)
+            break;
+        n++;
+    }
+    fputc('\r', stream);
+    fwrite(status_text, 1, n, stream);
+    fputs("\033[K", stream);
+}
+
+void mxpc_log_status(const char *text)
+{
+    FILE *stream = out_stream();
+    if (!text) {
+        if (status_text) {
+            fputs("\r\033[K", stream);
+            fflush(stream);
+        }
+        free(status_text);
+        status_text = NULL;
+        return;
+    }
+    char *safe = mxpc_redact(text);
+    free(status_text);
+    status_text = mxpc_escape_string(safe);
+    free(safe);
+    status_draw(stream);
+    fflush(stream);
+}
+
+/* --- log lines ------------------------------------------------------------ */
+
 void mxpc_log_fields(enum mxpc_log_level level, const char *msg, const struct mxpc_log_field *fields,
                      size_t nfields)
 {
     if (level > current_level)
         return;
-    FILE *stream = log_stream ? log_stream : stderr;
+    FILE *stream = out_stream();
     struct mxpc_buf line = MXPC_BUF_INIT;
     /* redact each part before quoting, so a secret with quotes or
      * backslashes is still recognised */
@@ -383,7 +473,7 @@ void mxpc_log_fields(enum mxpc_log_level level, const char *msg, const struct mx
             mxpc_buf_putc(&line, ',');
             mxpc_json_quote(&line, fields[i].key);
             mxpc_buf_putc(&line, ':');
-            mxpc_json_quote(&line, value);
+            json_value(&line, &fields[i], value);
         } else {
             mxpc_buf_printf(&line, " %s=", fields[i].key);
             text_value(&line, value);
@@ -393,7 +483,11 @@ void mxpc_log_fields(enum mxpc_log_level level, const char *msg, const struct mx
     if (current_format == MXPC_LOG_JSON)
         mxpc_buf_putc(&line, '}');
     mxpc_buf_putc(&line, '\n');
+    if (status_text) /* the line takes the status line's place, which moves below it */
+        fputs("\r\033[K", stream);
     fputs(line.data, stream);
+    if (status_text)
+        status_draw(stream);
     fflush(stream);
     mxpc_buf_free(&line);
 }

@@ -66,15 +66,23 @@ static int report_error(lua_State *L, int debug)
     const char *hint = mxpc_error_field(L, -1, "hint");
     const char *tb = mxpc_error_field(L, -1, "traceback");
     const char *msg = mxpc_error_field(L, -1, "message");
+    const char *ecode = mxpc_error_field(L, -1, "code");
     if (!debug) /* where in the Lua code: only with --debug */
         msg = mxpc_error_skip_positions(msg, tb);
+    mxpc_log_status(NULL); /* a progress line ends here */
     if (mxpc_log_get_format() == MXPC_LOG_JSON) {
-        struct mxpc_log_field fields[2];
+        char exit_text[16];
+        snprintf(exit_text, sizeof exit_text, "%d", code);
+        struct mxpc_log_field fields[5];
         size_t n = 0;
+        /* sorted by key, as log.* in Lua writes them */
+        fields[n++] = (struct mxpc_log_field){"code", ecode ? ecode : "error", MXPC_LOG_STRING};
+        fields[n++] = (struct mxpc_log_field){"event", "error", MXPC_LOG_STRING};
+        fields[n++] = (struct mxpc_log_field){"exit", exit_text, MXPC_LOG_NUMBER};
         if (hint)
-            fields[n++] = (struct mxpc_log_field){"hint", hint};
+            fields[n++] = (struct mxpc_log_field){"hint", hint, MXPC_LOG_STRING};
         if (debug && tb)
-            fields[n++] = (struct mxpc_log_field){"traceback", tb};
+            fields[n++] = (struct mxpc_log_field){"traceback", tb, MXPC_LOG_STRING};
         mxpc_log_fields(MXPC_LOG_ERROR, msg ? msg : "unknown error", fields, n);
         return code;
     }

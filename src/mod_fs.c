@@ -301,6 +301,16 @@ static int l_dir(lua_State *L)
     return 1;
 }
 
+/* fs.isatty(fd) -> whether the file descriptor (0 stdin, 1 stdout, 2 stderr)
+ * is a terminal */
+static int l_isatty(lua_State *L)
+{
+    lua_Integer fd = luaL_checkinteger(L, 1);
+    luaL_argcheck(L, fd >= 0 && fd <= 1024, 1, "expected a file descriptor");
+    lua_pushboolean(L, isatty((int)fd));
+    return 1;
+}
+
 int luaopen_mxpc_fs(lua_State *L)
 {
     static const luaL_Reg methods[] = {
@@ -312,7 +322,8 @@ int luaopen_mxpc_fs(lua_State *L)
     };
     static const luaL_Reg fns[] = {
         {"atomic_writer", l_atomic_writer}, {"stat", l_stat}, {"read", l_read}, {"mkdirs", l_mkdirs},
-        {"remove", l_remove},  {"dir", l_dir},  {"mkdtemp", l_mkdtemp}, {NULL, NULL},
+        {"remove", l_remove},  {"dir", l_dir},  {"mkdtemp", l_mkdtemp}, {"isatty", l_isatty},
+        {NULL, NULL},
     };
     mxpc_lua_class(L, WRITER_META, methods, meta);
     luaL_newlib(L, fns);

@@ -3,6 +3,7 @@
  *   log.info("copied file", {uuid = id, bytes = n})
  *   log.secret(password)          -- never printed from now on
  *   log.set_level("debug"); log.set_format("json")
+ *   log.status("copy 45% ...")    -- a terminal's status line; log.status(nil) erases it
  */
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +16,9 @@
 #define MAX_FIELDS 32
 
 /* Collects a field table into key/value strings sorted by key, so output is
- * stable. Values are converted with tostring. */
+ * stable. Values are converted with tostring and keep their kind: JSON
+ * writes numbers and booleans bare, and cjson.null (a NULL light userdata)
+ * as null. */
 static size_t collect_fields(lua_State *L, int idx, struct mxpc_log_field *fields)
 {
     size_t n = 0;
@@ -27,6 +30,15 @@ static size_t collect_fields(lua_State *L, int idx, struct mxpc_log_field *field
     while (lua_next(L, idx) != 0) {
         if (lua_type(L, -2) == LUA_TSTRING && n < MAX_FIELDS) {
             fields[n].key = lua_tostring(L, -2);
+            int t = lua_type(L, -1);
+            fields[n].kind = t == LUA_TNUMBER    ? MXPC_LOG_NUMBER
+                             : t == LUA_TBOOLEAN ? MXPC_LOG_BOOLEAN
+                             : t == LUA_TLIGHTUSERDATA && !lua_touserdata(L, -1) ? MXPC_LOG_NULL
+                                                                                  : MXPC_LOG_STRING;
+            if (fields[n].kind == MXPC_LOG_NULL) {
+                lua_pop(L, 1);
+                lua_pushliteral(L, "null");
+            }
             fields[n].value = luaL_tolstring(L, -1, NULL);
             /* keep the converted string on the stack until the call ends:
              * key value str -> key str -> str key */
@@ -102,6 +114,14 @@ static int l_format(lua_State *L)
     return 1;
 }
 
+/* log.status(text): the terminal's status line, rewritten in place (log
+ * lines go above it); log.status(nil) erases it. */
+static int l_status(lua_State *L)
+{
+    mxpc_log_status(luaL_optstring(L, 1, NULL));
+    return 0;
+}
+
 /* log.secret(value): register a value that must never be printed. */
 static int l_secret(lua_State *L)
 {
@@ -138,7 +158,7 @@ int luaopen_mxpc_log(lua_State *L)
         {"error", l_error},   {"warn", l_warn},         {"info", l_info},     {"debug", l_debug},
         {"trace", l_trace},   {"set_level", l_set_level}, {"level", l_level}, {"enabled", l_enabled},
         {"set_format", l_set_format}, {"format", l_format}, {"secret", l_secret}, {"redact", l_redact},
-        {"escape", l_escape},
+        {"escape", l_escape}, {"status", l_status},
         {NULL, NULL},
     };
     luaL_newlib(L, fns);

@@ -92,6 +92,7 @@ static const char *connect_hint(const char *msg, const char *sslmode)
 static int wait_socket(PGconn *conn, int for_write, time_t deadline)
 {
     for (;;) {
+        mxpc_tick();
         if (mxpc_interrupted())
             return -1;
         struct pollfd p = {PQsocket(conn), (short)(for_write ? POLLOUT : POLLIN), 0};

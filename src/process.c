@@ -173,6 +173,7 @@ static void drain_stderr(struct mxpc_process *p)
 static int wait_ready(struct mxpc_process *p, int fd, short events, short *revents)
 {
     for (;;) {
+        mxpc_tick();
         if (mxpc_interrupted())
             return MXPC_PROCESS_EINTERRUPTED;
         if (past_deadline(p))
@@ -271,6 +272,7 @@ int mxpc_process_wait(struct mxpc_process *p, int *status)
             break;
         if (w < 0 && errno != EINTR)
             return -1;
+        mxpc_tick();
         if (mxpc_interrupted())
             return MXPC_PROCESS_EINTERRUPTED;
         if (past_deadline(p))

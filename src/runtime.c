@@ -13,6 +13,7 @@
 
 #include "mxpc/buf.h"
 #include "mxpc/error.h"
+#include "mxpc/log.h"
 #include "mxpc/modules.h"
 #include "mxpc/version.h"
 
@@ -352,6 +353,65 @@ static int l_monotonic(lua_State *L)
     return 1;
 }
 
+/* --- the ticker ----------------------------------------------------------- */
+
+static lua_State *tick_state;
+static int tick_ref = LUA_NOREF;
+static int tick_busy;
+static double tick_next;
+
+void mxpc_tick(void)
+{
+    if (tick_ref == LUA_NOREF || tick_busy || pending_signal)
+        return;
+    double now = monotonic_seconds();
+    if (now < tick_next)
+        return;
+    tick_next = now + MXPC_TICK_SECONDS;
+    lua_State *L = tick_state;
+    if (!lua_checkstack(L, 4))
+        return;
+    tick_busy = 1;
+    int top = lua_gettop(L);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, tick_ref);
+    if (lua_pcall(L, 0, 0, 0) != LUA_OK) {
+        if (pending_signal) {
+            /* the hook raised the signal in here: the loop reports it, and
+             * Lua code must still see it */
+            lua_sethook(signal_state ? signal_state : L, interrupt_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT,
+                        1);
+        } else {
+            mxpc_error_normalize(L, -1);
+            const char *msg = mxpc_error_field(L, -1, "message");
+            mxpc_log(MXPC_LOG_WARN, "progress display stopped: %s", msg ? msg : "error");
+            luaL_unref(L, LUA_REGISTRYINDEX, tick_ref);
+            tick_ref = LUA_NOREF;
+        }
+    }
+    lua_settop(L, top);
+    tick_busy = 0;
+}
+
+/* runtime.set_ticker(fn | nil): fn() is called from long C loops at most
+ * every MXPC_TICK_SECONDS (see runtime.h); nil stops it. */
+static int l_set_ticker(lua_State *L)
+{
+    if (!lua_isnoneornil(L, 1))
+        luaL_checktype(L, 1, LUA_TFUNCTION);
+    if (tick_ref != LUA_NOREF)
+        luaL_unref(L, LUA_REGISTRYINDEX, tick_ref);
+    tick_ref = LUA_NOREF;
+    if (lua_isnoneornil(L, 1))
+        return 0;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+    tick_state = lua_tothread(L, -1);
+    lua_pop(L, 1);
+    lua_pushvalue(L, 1);
+    tick_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    tick_next = 0;
+    return 0;
+}
+
 /* runtime.system_ca_file(): the system's CA bundle the TLS clients fall back
  * to, or nil (include/mxpc/ca_bundle.h) */
 static int l_system_ca_file(lua_State *L)
@@ -376,6 +436,7 @@ int luaopen_mxpc_runtime(lua_State *L)
         {"defer_interrupts", l_defer_interrupts},
         {"sleep", l_sleep},
         {"monotonic", l_monotonic},
+        {"set_ticker", l_set_ticker},
         {"libraries", mxpc_push_library_versions},
         {"system_ca_file", l_system_ca_file},
         {NULL, NULL},

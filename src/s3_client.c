@@ -1587,6 +1587,7 @@ int mxpc_s3_many(struct mxpc_s3 *s3, int head, const struct mxpc_s3_item *items,
             break;
         if (running > 0)
             pump(s3, 100);
+        mxpc_tick();
     }
     /* stop what is still in flight: nothing of it is kept */
     for (int k = 0; k < conc; k++) {
@@ -1819,6 +1820,7 @@ static void up_stop(struct mxpc_s3_uploader *up)
  * something failed or a signal came. */
 static int up_pump(struct mxpc_s3_uploader *up, int timeout_ms, struct mxpc_s3_error *e)
 {
+    mxpc_tick();
     if (!up->failed && mxpc_interrupted()) {
         struct mxpc_s3_error ie;
         set_error(&ie, "interrupted", NULL, "interrupted: S3 uploads (%lld objects done)", (long long)up->objects);

@@ -21,9 +21,15 @@ enum mxpc_log_level {
 
 enum mxpc_log_format { MXPC_LOG_TEXT = 0, MXPC_LOG_JSON };
 
+/* What a field's value is: JSON output writes a number, a boolean and null
+ * bare (a number that JSON cannot carry, such as inf or nan, as null); text
+ * output writes them all as their text. */
+enum mxpc_log_kind { MXPC_LOG_STRING = 0, MXPC_LOG_NUMBER, MXPC_LOG_BOOLEAN, MXPC_LOG_NULL };
+
 struct mxpc_log_field {
     const char *key;
     const char *value;
+    enum mxpc_log_kind kind;
 };
 
 void mxpc_log_set_level(enum mxpc_log_level level);
@@ -40,6 +46,12 @@ const char *mxpc_log_level_name(enum mxpc_log_level level);
 void mxpc_log(enum mxpc_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void mxpc_log_fields(enum mxpc_log_level level, const char *msg, const struct mxpc_log_field *fields,
                      size_t nfields);
+
+/* The status line of a terminal: one line that is rewritten in place
+ * ("\r", the text cut to the terminal's width, erase to the end of the
+ * line). Every log line first erases it and then draws it again below
+ * itself; NULL erases it for good. Only for a stream that is a terminal. */
+void mxpc_log_status(const char *text);
 
 /* Registers a secret value: from now on it is replaced by "***" wherever it
  * would be printed. Empty strings are ignored; copies are kept. */

@@ -45,6 +45,16 @@ void mxpc_interrupt_raise(int signo);
 /* Raises the interruption error if a signal arrived; for C loops. */
 void mxpc_check_interrupt(lua_State *L);
 
+/* The ticker: long C loops (S3 transfers, archive reading and writing,
+ * waiting for a child, a query) call mxpc_tick() as they go round; at most
+ * every MXPC_TICK_SECONDS it calls the Lua function set with
+ * runtime.set_ticker(fn), on the main thread, so progress can be shown while
+ * C works. The function must only look (counters, sizes) and print: it runs
+ * in the middle of the C call. An error in it stops the ticker (with a
+ * warning); a signal is left to the loop to report. */
+#define MXPC_TICK_SECONDS 0.1
+void mxpc_tick(void);
+
 int luaopen_mxpc_runtime(lua_State *L);
 
 #endif

@@ -16,6 +16,7 @@ local fs = require "mxpc.fs"
 local log = require "mxpc.log"
 local pg_programs = require "mxpc.pg_programs"
 local process = require "mxpc.process"
+local progress = require "mxpc.progress"
 
 local M = {}
 
@@ -386,6 +387,7 @@ local function validate_reader(r, opts)
   if not s.dump then
     return invalid("%s: no database dump (%s): a files-only archive cannot be restored", src, M.DUMP)
   end
+  if opts.uuids then s.uuids = uuids end -- UUID -> entry name
   local info = r:info()
   s.compression = info.compression
   s.compressed_bytes = info.bytes_in
@@ -428,7 +430,9 @@ end
 -- mxpc.archive reader) and checks its structure, layout, metadata and dump
 -- header; with opts.check_dump it also streams the dump through
 -- `pg_restore -l` (opts.pg_restore: the command; by default the one
--- mxpc.pg_programs finds). Writes nothing anywhere.
+-- mxpc.pg_programs finds). Writes nothing anywhere. Shows its progress
+-- (mxpc.progress, phase "check": bytes of the file read) unless
+-- opts.progress is false.
 -- Returns a summary (see docs/archive.md) or nil, err.
 function M.validate(src, opts)
   opts = opts or {}
@@ -438,15 +442,26 @@ function M.validate(src, opts)
     opts = setmetatable({ pg_restore = path }, { __index = opts })
   end
   local summary, err
+  local function checking(size, poll)
+    if opts.progress == false then return nil end
+    return progress.start("check", { label = "checking the archive", bytes = size, poll = poll })
+  end
   if type(src) == "string" then
     local kind, derr = M.detect(src)
     if not kind then return nil, derr end
     if kind == "dump" then
+      local meter <close> = checking(fs.stat(src).size)
       summary, err = validate_dump_file(src, opts)
+      if meter then
+        meter.bytes = summary and summary.dump.size or 0
+        meter:finish(not summary)
+      end
     else
       local r <close>, rerr = archive.reader(src)
       if not r then return nil, rerr end
+      local meter <close> = checking(fs.stat(src).size, function() return r:info().bytes_in end)
       summary, err = validate_reader(r, opts)
+      if meter then meter:finish(not summary) end
     end
   else
     summary, err = validate_reader(src, opts)
@@ -571,15 +586,7 @@ function Writer:stats() return self.w:stats() end
 
 -- --- inspect and verify ------------------------------------------------------------
 
-local function size_text(n)
-  local units = { "B", "KiB", "MiB", "GiB", "TiB" }
-  local i, v = 1, n
-  while v >= 1024 and i < #units do
-    v = v / 1024
-    i = i + 1
-  end
-  return i == 1 and ("%d B"):format(n) or ("%.1f %s"):format(v, units[i])
-end
+local size_text = progress.size_text
 
 local function count(n, one, many) return ("%d %s"):format(n, n == 1 and one or many) end
 

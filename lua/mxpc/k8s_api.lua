@@ -276,6 +276,21 @@ local function install(M, methods)
       namespace = ns }, patch, ctype)
   end
 
+  -- client:can_i(verb, resource [, {namespace=, name=}]) -> allowed, reason | nil, err
+  -- Asks the server (SelfSubjectAccessReview), as `kubectl auth can-i` does.
+  function methods:can_i(verb, resource, opts)
+    local r = api.resource(resource)
+    assert(type(verb) == "string" and verb ~= "", "verb must be a non-empty string")
+    opts = opts or {}
+    local review, err = call(self, { method = "POST", path = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+      verb = "create" }, { apiVersion = "authorization.k8s.io/v1", kind = "SelfSubjectAccessReview",
+      spec = { resourceAttributes = { verb = verb, group = r.group, resource = r.plural, name = opts.name,
+        namespace = r.namespaced and (opts.namespace or self:namespace()) or nil } } })
+    if not review then return nil, err end
+    local st = type(review) == "table" and type(review.status) == "table" and review.status or {}
+    return st.allowed == true, type(st.reason) == "string" and st.reason ~= "" and st.reason or nil
+  end
+
   -- k8s.secret_data(secret) -> {key = decoded value}, credentials registered
   -- (register_credentials); nil, err if a value is not base64.
   function M.secret_data(secret)

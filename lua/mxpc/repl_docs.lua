@@ -51,6 +51,7 @@ docs.modules = {
       { "mkdtemp(prefix)", "a new directory <prefix>XXXXXX, mode 0700" },
       { "remove(path)", "removes a file or an empty directory" },
       { "dir(path)", "sorted names in a directory" },
+      { "isatty(fd)", "whether a file descriptor (0, 1, 2) is a terminal" },
     } },
   { name = "k8s", module = "mxpc.k8s", summary = "the Kubernetes API: kubeconfig, in-cluster, Secrets",
     functions = {
@@ -74,6 +75,7 @@ docs.modules = {
       { "secret(value)", "registers value: it is never printed again" },
       { "redact(text)", "text with secrets and credential-shaped parts masked" },
       { "escape(text)", "text safe for a terminal: controls and invalid bytes escaped" },
+      { "status(text | nil)", "a terminal's status line, rewritten in place under the log lines; nil erases it" },
     } },
   { name = "pg", module = "mxpc.pg", summary = "PostgreSQL on libpq",
     functions = {
@@ -96,6 +98,7 @@ docs.modules = {
       { "defer_interrupts(on)", "defers signals (past a point of no return); returns the previous setting" },
       { "sleep(seconds)", "waits, interruptible" },
       { "monotonic()", "seconds on a clock that never goes back" },
+      { "set_ticker(fn | nil)", "fn() is called from long C loops (every 0.1 s at most), for progress" },
       { "libraries()", "versions of the libraries in use" },
       { "system_ca_file()", "the system's CA bundle, or nil" },
     } },
@@ -109,6 +112,7 @@ docs.modules = {
     } },
   { name = "wf", module = "mxpc.workflow", summary = "the steps of the backup and restore workflows",
     functions = {
+      { "connect_cluster{kubeconfig=, context=}", "a k8s client, as kubectl finds the cluster" },
       { "resolve{namespace=, environment=, kubeconfig=, context=}",
         "the environment's settings: {namespace, name, replicas, database, storage, client}, or nil, err" },
       { "running_pods(env)", "how many pods of the environment run" },
@@ -127,11 +131,16 @@ docs.modules = {
       { "too_late(what)", "after a point of no return: warns about a signal and forgets it" },
       { "transfer_options(opts)", "{concurrency=, window=} from command options" },
       { "file_sizes(store, env, files, transfer)", "fills in the sizes the database lacks, from S3" },
-      { "progress(what, total)", "a progress reporter" },
+      { "progress(what, total [, {phase=, bytes=, poll=}])", "a progress meter: p.step(bytes), p.totals()" },
       { "hooks(opts [, workflow])", "the run's hooks (docs/hooks.md): hooks:call(point, ...), hooks:set{...}" },
       { "select_files(hooks, opts, items, total)", "the items --files-* and select_file take, and the line counting them" },
       { "check_output(path, force)", "refuses an existing output unless force" },
       { "workdir(near)", "a working directory near a path (or TMPDIR)" },
+      { "compare_storage(store, env, summary)",
+        "the environment's objects against an archive: {present=, extra={{key=, size=}, ...}, listed=}" },
+      { "delete_objects(store, env, extra)", "deletes them; how many" },
+      { "check_safety_backup(opts)", "whether --safety-backup FILE can be written" },
+      { "safety_backup(opts)", "backs up the environment into opts.safety_backup (the backup workflow)" },
     } },
 }
 
@@ -191,6 +200,7 @@ docs.classes = {
       { "get(resource, name [, namespace])", "an object, or nil, err" },
       { "list(resource [, {namespace=, labelSelector=, fieldSelector=, limit=}])", "a list (all pages)" },
       { "patch(resource, name, patch [, {type=, namespace=}])", "the patched object (merge or JSON patch)" },
+      { "can_i(verb, resource [, {namespace=, name=}])", "whether the user may (SelfSubjectAccessReview), reason" },
       { "request(method, path [, body [, {content_type=}]])", "decoded JSON (or text), status" },
       { "info()", "{server=, context=, cluster=, user=, namespace=, auth=}: never a credential" },
       { "namespace()", "the default namespace" },

@@ -8,17 +8,25 @@ local fs = require "mxpc.fs"
 local log = require "mxpc.log"
 local pg_programs = require "mxpc.pg_programs"
 local process = require "mxpc.process"
+local progress = require "mxpc.progress"
 local runtime = require "mxpc.runtime"
 
 local M = {}
 
 -- --- Kubernetes ----------------------------------------------------------------
 
--- Connects to the cluster (kubeconfig, or the pod's service account) and
--- resolves the environment's settings.
-function M.resolve(opts)
+-- Connects to the cluster: --kubeconfig/--context, else as kubectl does, or
+-- the pod's service account.
+function M.connect_cluster(opts)
+  return require("mxpc.k8s").connect { kubeconfig = opts.kubeconfig, context = opts.context }
+end
+
+-- Connects to the cluster (or uses `client`) and resolves the environment's
+-- settings.
+function M.resolve(opts, client)
   local k8s = require "mxpc.k8s"
-  local client, err = k8s.connect { kubeconfig = opts.kubeconfig, context = opts.context }
+  local err
+  if not client then client, err = M.connect_cluster(opts) end
   if not client then return nil, err end
   log.info("resolving environment", { namespace = opts.namespace, environment = opts.environment,
     cluster = tostring(client) })
@@ -115,10 +123,15 @@ function App:ensure_stopped(stop, timeout)
       return nil, err
     end
     local deadline = os.time() + (timeout or 300)
+    local said = runtime.monotonic()
     while true do
       local n, lerr = M.running_pods(env)
       if not n then return nil, lerr end
       if n == 0 then return true end
+      if runtime.monotonic() - said >= progress.LINE_SECONDS then -- not silent while it waits
+        said = runtime.monotonic()
+        log.info("waiting for the app's pods to stop", { pods = n })
+      end
       if os.time() >= deadline then
         return nil, errors.new { code = "timeout", message = ("%d pods of %s/%s still run after %d seconds"):format(
           n, env.namespace, env.name, timeout or 300) }
@@ -177,7 +190,7 @@ function App:__close(err)
   local ok, serr = start(self)
   if not ok and not self.reported then
     self.reported = true
-    log.error(serr.message .. "; " .. serr.hint)
+    log.error(serr.message .. "; " .. serr.hint, { code = serr.code })
   end
 end
 
@@ -359,10 +372,13 @@ function M.start_dump(env, path)
     { env = penv, stdout = { file = path } })
   if not p then return nil, err end
   local dump = { path = path }
+  local meter = progress.start("dump", { label = "dumping the database",
+    poll = function() local st = fs.stat(path); return st and st.size end })
   function dump.ended() return p:poll() end
   function dump.finish()
     local r = p:wait()
     p:close()
+    meter:finish(r.status ~= 0)
     if r.status ~= 0 then
       return nil, errors.new { code = "pg_dump", message = child_failure("pg_dump", r),
         hint = r.stderr:find("server version mismatch") and "install a pg_dump at least as new as the server" or nil }
@@ -382,7 +398,10 @@ function M.start_dump(env, path)
     end
     return size
   end
-  return setmetatable(dump, { __close = function() p:close() end })
+  return setmetatable(dump, { __close = function()
+    p:close()
+    meter:finish(true)
+  end })
 end
 
 -- pg_dump -O -x -Fc into `path`; returns its size.
@@ -405,6 +424,25 @@ DO $$DECLARE r record; BEGIN
                      WHEN 'f' THEN 'FOREIGN TABLE' ELSE 'TABLE' END, r.relname);
   END LOOP;
 END$$;]]
+
+-- What the database restore's progress counts: the bytes of the dump
+-- pg_restore has read (rchar in /proc/PID/io, against the dump's size) or,
+-- where that cannot be read, the bytes of SQL passed to psql, of no known
+-- total (meter:add).
+local function restore_meter(restore, dump_path)
+  local opts = { label = "restoring the database" }
+  local size = (fs.stat(dump_path) or {}).size
+  local io_file = "/proc/" .. restore:pid() .. "/io"
+  local function dump_read()
+    local f = io.open(io_file, "r")
+    local text = f and f:read("a")
+    if f then f:close() end
+    local n = text and tonumber(text:match("rchar:%s*(%d+)"))
+    return n and math.min(n, size)
+  end
+  if size and dump_read() then opts.bytes, opts.poll = size, dump_read end
+  return opts
+end
 
 -- Once psql has read all of its input, PostgreSQL alone decides between
 -- commit and rollback, and a signal cannot change that any more: from then on
@@ -437,14 +475,18 @@ function M.restore_database(env, dump_path, extra_sql)
     return nil, perr
   end
   local psql_open = true
+  local meter <close> = progress.start("restore", restore_meter(restore, dump_path))
   while true do
     local chunk = restore:read()
     if not chunk then break end
     if psql_open and psql:write(chunk) == false then psql_open = false end -- psql stopped: it failed
+    meter:add(0, #chunk)
   end
   local rr = restore:wait()
   restore:close()
+  if meter.poll then meter.poll, meter.bytes = nil, meter.total_bytes end -- all of it was read
   if rr.status ~= 0 then
+    meter:finish(true)
     psql:close() -- kills it before its input ends: nothing is committed
     return nil, errors.new { code = "pg_restore", message = child_failure("pg_restore", rr),
       hint = "the database was left as it was" }
@@ -457,6 +499,7 @@ function M.restore_database(env, dump_path, extra_sql)
   psql:close_stdin()
   local rp = psql:wait()
   psql:close()
+  meter:finish(rp.status ~= 0)
   if rp.status ~= 0 or rp.stderr:find("ERROR") then
     runtime.defer_interrupts(was) -- raises a signal that came meanwhile: the database is as it was
     return nil, errors.new { code = "restore", message = "restoring the database failed: " .. child_failure("psql", rp),
@@ -533,8 +576,10 @@ function M.file_sizes(store, env, files, transfer)
   end
   if #unknown > 0 then
     log.info("looking up file sizes", { files = #unknown, concurrency = transfer.concurrency })
+    local meter <close> = progress.start("sizes", { label = "looking up file sizes", total = #unknown })
     local ok, err = store:head_many(env.storage.bucket, unknown, { concurrency = transfer.concurrency,
       on_item = function(item, head, herr)
+        meter:step(head and head.size)
         if head then
           item.size = head.size
           item.file.size = head.size
@@ -547,27 +592,30 @@ function M.file_sizes(store, env, files, transfer)
         return true
       end })
     if not ok then return nil, err end
+    meter:finish()
   end
   return present, missing
 end
 
 -- --- progress --------------------------------------------------------------------------
 
--- Logs progress of a long loop at most every `every` seconds, and at the end.
-function M.progress(what, total)
-  local started, last = os.time(), os.time()
-  local done, bytes = 0, 0
+-- The progress of a loop over `total` items (mxpc.progress): p.step(bytes)
+-- after each, p.totals() -> items, bytes. It ends with the last item, or when
+-- closed (`local p <close> = ...`). opts: phase (its name in JSON events,
+-- default `what`), bytes (the total, if known), poll (a function returning
+-- the bytes done, instead of the steps' sum; the meter then ends only when
+-- closed).
+function M.progress(what, total, opts)
+  opts = opts or {}
+  local meter = progress.start(opts.phase or what, { label = what, total = total, bytes = opts.bytes, poll = opts.poll })
+  if not opts.poll and total == 0 then meter:finish() end -- nothing to wait for
   local p = {}
   function p.step(n)
-    done, bytes = done + 1, bytes + (n or 0)
-    local now = os.time()
-    if now - last >= 2 or done == total then
-      last = now
-      log.info(what, { done = ("%d/%d"):format(done, total), bytes = bytes, seconds = now - started })
-    end
+    meter:step(n)
+    if not opts.poll and meter.done == total then meter:finish() end
   end
-  function p.totals() return done, bytes end
-  return p
+  function p.totals() return meter.done, meter.bytes end
+  return setmetatable(p, { __close = function(_, err) meter:finish(err ~= nil) end })
 end
 
 -- --- the output file --------------------------------------------------------------------
@@ -592,6 +640,76 @@ function M.check_output(path, force)
       hint = "choose another file name, or use --force to replace it" }
   end
   return true
+end
+
+-- --- objects in storage that the archive does not hold --------------------------------
+
+-- The environment's objects in storage against the files of an archive
+-- (summary.uuids from backup_archive.validate{uuids = true}): how many of the
+-- archive's files are there already (a restore overwrites them), and the keys
+-- of the environment's files that the archive lacks. Only keys of the form
+-- prefix .. UUID count: anything else under the prefix is not one of the
+-- environment's files and is left alone. Needs s3:ListBucket.
+function M.compare_storage(store, env, summary)
+  if not store or summary.kind == "dump" then
+    return nil, errors.new { code = "usage", message = "there are no files to compare: the restore leaves the files as "
+      .. "they are (a database-only backup, or --database-only)" }
+  end
+  local st, uuids = env.storage, summary.uuids or {}
+  local result = { present = 0, extra = {}, listed = 0 }
+  local n, err = store:list(st.bucket, st.prefix, { on_item = function(o)
+    result.listed = result.listed + 1
+    local uuid = o.key:sub(#st.prefix + 1)
+    if uuids[uuid] then
+      result.present = result.present + 1
+    elseif backup_archive.is_uuid(uuid) then
+      result.extra[#result.extra + 1] = { key = o.key, size = o.size }
+    end
+  end })
+  if not n then return nil, err end
+  log.info("objects in storage", { listed = result.listed, in_archive = result.present, not_in_archive = #result.extra })
+  return result
+end
+
+-- Deletes the objects of compare_storage's `extra`; returns how many.
+function M.delete_objects(store, env, extra)
+  log.info("deleting the files the archive does not hold", { objects = #extra })
+  for _, o in ipairs(extra) do
+    local ok, err = store:delete(env.storage.bucket, o.key)
+    if not ok then return nil, err end
+  end
+  return #extra
+end
+
+-- --- the safety backup before a restore ------------------------------------------------
+
+-- Checks, before anything changes, that the safety backup can be written.
+function M.check_safety_backup(opts)
+  if not opts.safety_backup then return true end
+  local ok, err = pg_programs.find("pg_dump")
+  if ok then ok, err = M.check_output(opts.safety_backup, false) end
+  if not ok then return nil, err end
+  return true
+end
+
+-- --safety-backup FILE: backs up the environment as it is now with the backup
+-- workflow (the stock script, or the --scripts copy); database only when the
+-- restore replaces only the database. true, or nil, err saying that nothing
+-- was restored.
+function M.safety_backup(opts)
+  if not opts.safety_backup then return true end
+  log.info("safety backup of the environment before the restore", { file = opts.safety_backup })
+  local backup = require("mxpc.scripts").load("backup")
+  local ok, err = pcall(backup, { namespace = opts.namespace, environment = opts.environment, file = opts.safety_backup,
+    database_only = opts.database_only, kubeconfig = opts.kubeconfig, context = opts.context,
+    db_sslmode = opts.db_sslmode, db_iam = opts.db_iam, concurrency = opts.concurrency, window = opts.window })
+  -- the backup holds signals from its commit on: the restore takes them again
+  runtime.defer_interrupts(false)
+  if ok then return true end
+  err = errors.normalize(err)
+  if errors.is(err, "interrupted") then error(err, 0) end
+  return nil, errors.new { code = err.code, message = "the safety backup failed, nothing was restored: " .. err.message,
+    hint = err.hint }
 end
 
 -- --- a private working directory ---------------------------------------------------------

@@ -27,6 +27,13 @@
 > --file
 > --files-only
 
+~ bash {tmp}/complete.sh mxpc-data-migration restore --d
+> --database-only
+> --dry-run
+> --delete-extra-files
+> --db-sslmode
+> --debug
+
 ~ bash {tmp}/complete.sh mxpc-data-migration inspect --log-format ''
 > text
 > json

@@ -36,7 +36,7 @@ $ run secret.lua
 
 $ --log-format json run obj.lua
 ? 1
-!~ ^\{"time":"[^"]+","level":"error","msg":"cannot reach the database","hint":"check the host"\}$
+!~ ^\{"time":"[^"]+","level":"error","msg":"cannot reach the database","code":"conn","event":"error","exit":1,"hint":"check the host"\}$
 
 $ run no-such-file.lua
 ? 1

@@ -129,6 +129,18 @@ $ restore -n mendix -e demo-copy -f x.tar.gz --database-only --files-only
 ! usage: mxpc-data-migration restore -n NAMESPACE -e ENVIRONMENT -f FILE [options]
 ! Try 'mxpc-data-migration restore --help' for more information.
 
+$ restore -n mendix -e demo-copy -f x.tar.gz --database-only --delete-extra-files
+? 2
+! error: --delete-extra-files and --database-only exclude each other: the files are left as they are
+! usage: mxpc-data-migration restore -n NAMESPACE -e ENVIRONMENT -f FILE [options]
+! Try 'mxpc-data-migration restore --help' for more information.
+
+$ restore -n mendix -e demo-copy -f x.tar.gz --safety-backup x.tar.gz
+? 2
+! error: --safety-backup must not be the archive to restore (x.tar.gz)
+! usage: mxpc-data-migration restore -n NAMESPACE -e ENVIRONMENT -f FILE [options]
+! Try 'mxpc-data-migration restore --help' for more information.
+
 $ restore --namespace=mendix --environment demo-copy --file x.tar.gz
 ? 1
 !~ ^error: backup file x.tar.gz does not exist$

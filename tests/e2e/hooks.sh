@@ -120,6 +120,22 @@ check "... and the app runs again" [ "$(replicas)" = 1 ]
 
 # the SQL runs after the data is loaded, inside the transaction: its failure
 # rolls everything back
+cat >"$work/badselect.lua" <<'LUA'
+local all = dofile(os.getenv("WORK") .. "/all.lua")
+local n = 0
+all.select_file = function(f) n = n + 1; if n == 3 then error("cannot judge " .. f.uuid, 0) end; return true end
+return all
+LUA
+rm -f "$HOOKS_LOG"
+run "a select_file that raises fails the backup" 1 backup -n mendix -e demo-app -f "$work/badselect.tar.gz" \
+  --hooks "$work/badselect.lua"
+expect_err "... naming the hook" "^error: hook select_file \(.*/badselect.lua\) failed: cannot judge [0-9a-f-]{36}$"
+check "... before_backup, then on_error" [ "$(points)" = "before_backup on_error" ]
+check "... on_error gets the error" grep -q "^on_error hook select_file .* failed: cannot judge" "$HOOKS_LOG"
+check "... no archive" [ ! -e "$work/badselect.tar.gz" ]
+no_dot_files() { ! ls -A "$work" | grep -q '^\.'; }
+check "... nothing left beside it" no_dot_files
+
 cat >"$work/badsql.lua" <<'LUA'
 return { restore_sql = function() return [[
 DO $$ BEGIN RAISE EXCEPTION 'refused with % customers loaded', (SELECT count(*) FROM "myfirstmodule$customer"); END $$;

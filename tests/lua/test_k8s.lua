@@ -141,6 +141,35 @@ t.test("restricted user: get works, list pods and patch are forbidden with the R
   t.eq(err.status, 403)
 end)
 
+t.test("can_i asks the server (SelfSubjectAccessReview) and agrees with kubectl auth can-i", function()
+  local cases = {
+    { env.MXPC_KUBECONFIG_RESTRICTED, "get", "secrets", true },
+    { env.MXPC_KUBECONFIG_RESTRICTED, "get", "mendixapps", true },
+    { env.MXPC_KUBECONFIG_RESTRICTED, "get", "storageinstances", true },
+    { env.MXPC_KUBECONFIG_RESTRICTED, "patch", "mendixapps", false },
+    { env.MXPC_KUBECONFIG_RESTRICTED, "list", "pods", false },
+    { env.MXPC_KUBECONFIG_SCALE, "patch", "mendixapps", true },
+    { env.MXPC_KUBECONFIG_SCALE, "list", "pods", true },
+    { env.MXPC_KUBECONFIG_SCALE, "delete", "mendixapps", false },
+    { env.MXPC_KUBECONFIG_NOBODY, "get", "secrets", false },
+    { env.MXPC_KUBECONFIG, "patch", "mendixapps", true },
+  }
+  for _, case in ipairs(cases) do
+    local path, verb, resource, want = table.unpack(case)
+    local c = connect(path)
+    local allowed, err = c:can_i(verb, resource)
+    t.eq(err == nil or type(err) == "string", true, tostring(err))
+    t.eq(allowed, want, ("%s %s %s"):format(path, verb, resource))
+    local r = k8s.resource(resource)
+    local out = t.sh(("KUBECACHEDIR=%s kubectl --kubeconfig %s -n %s auth can-i %s %s 2>/dev/null"):format(
+      q(cache), q(path), NS, verb, r.display))
+    t.eq(out:match("^(%a+)"), want and "yes" or "no", "kubectl agrees: " .. verb .. " " .. resource)
+  end
+  -- another namespace: the restricted user's Role is only in mendix
+  t.eq((connect(env.MXPC_KUBECONFIG_RESTRICTED):can_i("get", "secrets", { namespace = "kube-system" })), false)
+  t.raises(function() connect(env.MXPC_KUBECONFIG):can_i("get", "deployments") end, "unknown Kubernetes resource")
+end)
+
 t.test("nobody: forbidden", function()
   local c = connect(env.MXPC_KUBECONFIG_NOBODY)
   local err = expect_error("forbidden", c:get("secrets", "demo-app-database-credentials"))

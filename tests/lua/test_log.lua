@@ -55,4 +55,33 @@ t.test("log lines go to stderr, redacted, with sorted fields", function()
   t.ok(obj.time:match("^%d%d%d%d%-%d%d%-%d%dT"), "ISO time")
 end)
 
+t.test("JSON fields keep their kind: numbers, booleans and null bare, inf and nan as null", function()
+  local dir = t.tmpdir()
+  t.write(dir .. "/k.lua", [[
+    local log = require "mxpc.log"
+    log.info("kinds", { n = 42, f = 1.5, big = 2^70, inf = math.huge, nan = 0/0, yes = true, none = require("cjson").null,
+      s = "42" })
+  ]])
+  local json = t.sh(t.program() .. " --log-format json run " .. dir .. "/k.lua 2>&1 >/dev/null")
+  t.ok(json:find('"big":1.1805916207174e+21,', 1, true), json)
+  t.ok(json:find('"f":1.5,"inf":null,"n":42,"nan":null,"none":null,"s":"42","yes":true}', 1, true), json)
+  local text = t.sh(t.program() .. " run " .. dir .. "/k.lua 2>&1 >/dev/null")
+  t.ok(text:find("n=42 nan=", 1, true) and text:find("none=null s=42 yes=true", 1, true), text)
+end)
+
+t.test("the status line: rewritten in place, erased by log lines and drawn again below them", function()
+  local dir = t.tmpdir()
+  t.write(dir .. "/st.lua", [[
+    local log = require "mxpc.log"
+    log.status("copying 10%")
+    log.status("copying 20%\27[31m")
+    log.info("a line")
+    log.status(nil)
+    log.info("after")
+  ]])
+  local out = t.sh(t.program() .. " run " .. dir .. "/st.lua 2>&1 >/dev/null")
+  t.eq(out, "\rcopying 10%\27[K\rcopying 20%\\x1b[31m\27[K\r\27[Kinfo: a line\n\rcopying 20%\\x1b[31m\27[K" ..
+    "\r\27[Kinfo: after\n")
+end)
+
 return t.run()

@@ -209,6 +209,23 @@ run restricted -n mendix auth can-i get secrets
 expect "auth can-i get secrets: yes" [ "$OUT" = yes ]
 run restricted -n mendix auth can-i list pods
 expect "auth can-i list pods: no" [ "$OUT" = no ]
+# what a restore's --dry-run asks (SelfSubjectAccessReview), answered from the RBAC rules
+run restricted -n mendix auth can-i get mendixapps.privatecloud.mendix.com
+expect "auth can-i get mendixapps: yes" [ "$OUT" = yes ]
+run restricted -n mendix auth can-i get storageinstances.privatecloud.mendix.com
+expect "auth can-i get storageinstances: yes" [ "$OUT" = yes ]
+run restricted -n mendix auth can-i patch mendixapps.privatecloud.mendix.com
+expect "restricted: auth can-i patch mendixapps: no" [ "$OUT" = no ]
+run restricted -n mendix auth can-i get "secret/$APP-secret"
+expect "auth can-i get a named secret: yes" [ "$OUT" = yes ]
+run restricted -n kube-system auth can-i get secrets
+expect "restricted: auth can-i get secrets in another namespace: no" [ "$OUT" = no ]
+run scaler -n mendix auth can-i patch mendixapps.privatecloud.mendix.com
+expect "scaler: auth can-i patch mendixapps: yes" [ "$OUT" = yes ]
+run scaler -n mendix auth can-i list pods
+expect "scaler: auth can-i list pods: yes" [ "$OUT" = yes ]
+run scaler -n mendix auth can-i delete mendixapps.privatecloud.mendix.com
+expect "scaler: auth can-i delete mendixapps: no" [ "$OUT" = no ]
 run scaler -n mendix patch mendixapp "$APP" --type=merge -p '{"spec":{"replicas":0}}'
 expect "scale user: patch mendixapp in mendix" succeeded
 run scaler -n mendix get pods -l "privatecloud.mendix.com/app=$APP"

@@ -268,7 +268,7 @@ static void json_log_line_redacts_fields_and_escapes(void **state)
     capture_start();
     mxpc_log_set_format(MXPC_LOG_JSON);
     mxpc_redact_add("pa\"ss");
-    struct mxpc_log_field f[] = {{"user", "app"}, {"detail", "pw is pa\"ss"}};
+    struct mxpc_log_field f[] = {{"user", "app", MXPC_LOG_STRING}, {"detail", "pw is pa\"ss", MXPC_LOG_STRING}};
     mxpc_log_fields(MXPC_LOG_INFO, "connect \"db\"", f, 2);
     mxpc_log_set_format(MXPC_LOG_TEXT);
     char *buf = capture_end();
@@ -323,7 +323,7 @@ static void text_log_lines_are_one_line_each(void **state)
 {
     (void)state;
     capture_start();
-    struct mxpc_log_field f[] = {{"endpoint", "http://x\r\ninfo: forged"}, {"host", "\x1b[31mdb\xff"}};
+    struct mxpc_log_field f[] = {{"endpoint", "http://x\r\ninfo: forged", MXPC_LOG_STRING}, {"host", "\x1b[31mdb\xff", MXPC_LOG_STRING}};
     mxpc_log_fields(MXPC_LOG_WARN, "cannot reach \x1b]0;title\x07", f, 2);
     char *buf = capture_end();
     assert_string_equal(buf, "warn: cannot reach \\x1b]0;title\\x07 endpoint=\"http://x\\r\\ninfo: forged\" "

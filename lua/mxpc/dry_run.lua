@@ -1,0 +1,217 @@
+-- --dry-run of backup and restore: every check the real run makes before it
+-- changes anything, all of them even when one fails, and what the run would
+-- do. Nothing is written: no file, no object, no row, no replica. Kubernetes
+-- permissions are asked with SelfSubjectAccessReviews (as kubectl auth
+-- can-i), the database and the storage answer read-only requests.
+-- backup(opts) and restore(opts, summary) print the plan on stdout and return
+-- the exit code: 0 when the real run would start, 1 with the reasons.
+local errors = require "mxpc.error"
+local fs = require "mxpc.fs"
+local log = require "mxpc.log"
+local pg_programs = require "mxpc.pg_programs"
+local wf = require "mxpc.workflow"
+
+local M = {}
+
+-- What the real runs ask of the Kubernetes API: resolving the environment
+-- reads its MendixApp, StorageInstances and Secrets; --stop-app patches the
+-- MendixApp and lists its pods.
+M.RESOLVE_VERBS = { { "get", "mendixapps" }, { "get", "storageinstances" }, { "get", "secrets" } }
+M.STOP_VERBS = { { "patch", "mendixapps" }, { "list", "pods" } }
+
+-- The plan: lines that say what would happen, and the reasons the run would
+-- not start.
+local Plan = {}
+Plan.__index = Plan
+
+local function new_plan(what) return setmetatable({ what = what, lines = {}, reasons = {} }, Plan) end
+
+function Plan:say(fmt, ...) self.lines[#self.lines + 1] = fmt:format(...) end
+
+-- Records a failure (an error object or a message); returns nil.
+function Plan:refuse(err, hint)
+  err = type(err) == "table" and err or { message = tostring(err), hint = hint }
+  self.reasons[#self.reasons + 1] = err
+  return nil
+end
+
+-- ok, err of a step: ok, or nil with err recorded.
+function Plan:check(ok, err)
+  if not ok then return self:refuse(err) end
+  return ok
+end
+
+function Plan:finish()
+  local out = { ("dry run: %s"):format(self.what) }
+  for _, l in ipairs(self.lines) do out[#out + 1] = "  " .. l end
+  if #self.reasons == 0 then
+    out[#out + 1] = "the real run would start: nothing was changed"
+  else
+    out[#out + 1] = ("the real run would not start (%d reason%s):"):format(#self.reasons, #self.reasons > 1 and "s" or "")
+    for _, r in ipairs(self.reasons) do
+      out[#out + 1] = "  - " .. r.message
+      if r.hint then out[#out + 1] = "    hint: " .. r.hint end
+    end
+  end
+  for _, l in ipairs(out) do io.stdout:write(log.escape(log.redact(l)), "\n") end
+  return #self.reasons == 0 and 0 or 1
+end
+
+-- Asks the server whether the cluster's user may do each of `verbs`.
+local function check_access(plan, client, namespace, verbs, why)
+  local info = client:info()
+  local who = info.in_cluster and "the pod's service account" or ('the user of context "%s"'):format(info.context or "?")
+  local refused = {}
+  for _, v in ipairs(verbs) do
+    local verb, resource = v[1], v[2]
+    local allowed, err = client:can_i(verb, resource, { namespace = namespace })
+    if allowed == nil then return plan:refuse(err) end
+    local r = require("mxpc.k8s").resource(resource)
+    if not allowed then
+      refused[#refused + 1] = verb .. " " .. r.display
+      plan:refuse(('%s may not %s %s in namespace "%s" (%s)'):format(who, verb, r.display, namespace, why),
+        ('a Role in namespace "%s" with the rule {apiGroups: ["%s"], resources: ["%s"], verbs: ["%s"]}, bound to '
+          .. "it by a RoleBinding (docs/jump-pod.md)"):format(namespace, r.group, r.plural, verb))
+    end
+  end
+  if #refused == 0 then
+    local names = {}
+    for _, v in ipairs(verbs) do names[#names + 1] = v[1] .. " " .. v[2] end
+    plan:say("Kubernetes: %s may %s", who, table.concat(names, ", "))
+  end
+end
+
+-- The cluster, the permissions and the environment; env or nil.
+local function resolve(plan, opts)
+  local client, err = wf.connect_cluster(opts)
+  if not client then return plan:refuse(err) end
+  check_access(plan, client, opts.namespace, M.RESOLVE_VERBS, "to read the environment's settings")
+  local env, rerr = wf.resolve(opts, client)
+  if not env then return plan:refuse(rerr) end
+  plan:say("environment %s/%s: database %s:%s/%s, files %s/%s/%s", env.namespace, env.name, env.database.host,
+    env.database.port, env.database.dbname, env.storage.endpoint, env.storage.bucket, env.storage.prefix)
+  return env
+end
+
+-- The database: connected, and its size; the connection or nil.
+local function database(plan, env)
+  local db, err = wf.connect_database(env)
+  if not db then return plan:refuse(err) end
+  local facts = wf.database_facts(db)
+  plan:say("database: answers, %d bytes, model version %s", facts.size, facts.model_version)
+  return db, facts
+end
+
+function M.backup(opts)
+  local plan = new_plan(("backup of %s/%s into %s"):format(opts.namespace, opts.environment, opts.file))
+  plan:check(pg_programs.find("pg_dump"))
+  local writable, oerr = wf.check_output(opts.file, opts.force)
+  if plan:check(writable, oerr) then
+    plan:say("archive: %s can be written%s", opts.file, fs.stat(opts.file) and " (it exists: --force replaces it)" or "")
+  end
+  local env = resolve(plan, opts)
+  if not env then return plan:finish() end
+  local db <close> = database(plan, env)
+  if opts.database_only then
+    if db then plan:say("would write the database only, as a pg_dump -Fc file") end
+    return plan:finish()
+  end
+  local store <close>, serr = wf.connect_storage(env)
+  if not plan:check(store, serr) then return plan:finish() end
+  plan:say("storage: answers")
+  if not db then return plan:finish() end
+  local files, ferr = wf.list_files(db)
+  if not plan:check(files, ferr) then return plan:finish() end
+  local present, missing = wf.file_sizes(store, env, files, wf.transfer_options(opts))
+  if not plan:check(present, missing) then return plan:finish() end
+  -- --files-* and a select_file hook choose as in the real run (no other hook is called)
+  local selected
+  present, selected = wf.select_files(wf.hooks(opts, "backup"):set { env = env, db = db, storage = store }, opts,
+    present, #files)
+  local bytes = 0
+  for _, f in ipairs(present) do bytes = bytes + f.size end
+  plan:say("would write the database and %d files (%d bytes)%s%s", #present, bytes,
+    #missing > 0 and (", skipping %d files missing from storage"):format(#missing) or "",
+    selected and (" (%s)"):format(selected) or "")
+  return plan:finish()
+end
+
+-- Whether the restore can replace the contents of schema public: CREATE on
+-- it, and every relation there owned by a role of the user.
+local function database_writable(plan, db)
+  local rows, err = db:query([[
+select has_schema_privilege('public', 'CREATE') as can_create,
+       (select count(*) from pg_class c join pg_namespace n on n.oid = c.relnamespace
+         where n.nspname = 'public' and c.relkind in ('r', 'p', 'v', 'm', 'S', 'f')
+           and not pg_has_role(c.relowner, 'USAGE')) as not_owned]])
+  if not rows then return plan:refuse(err) end
+  local r = rows[1]
+  if not r.can_create then
+    plan:refuse("the database user may not create tables in schema public", "GRANT CREATE ON SCHEMA public TO the user")
+  end
+  if r.not_owned > 0 then
+    plan:refuse(("%d tables, views or sequences in schema public belong to another role: the restore could not drop "
+      .. "them"):format(r.not_owned), "restore as the role that owns them (the environment's database user)")
+  end
+end
+
+function M.restore(opts, summary)
+  local plan = new_plan(("restore of %s into %s/%s"):format(opts.file, opts.namespace, opts.environment))
+  local with_db, with_files = not opts.files_only, not opts.database_only and summary.kind ~= "dump"
+  plan:say("archive: checked, %s%d files (%d bytes)", summary.dump and ("database dump of %d bytes, "):format(
+    summary.dump.size) or "", summary.files or 0, summary.files_bytes or 0)
+  if opts.safety_backup then
+    local ok, err = wf.check_safety_backup(opts)
+    if plan:check(ok, err) then plan:say("would first write a safety backup to %s", opts.safety_backup) end
+  end
+  if opts.delete_extra_files and not with_files then
+    plan:refuse("--delete-extra-files: the restore leaves the files as they are (a database-only backup, or "
+      .. "--database-only)")
+  end
+  local env = resolve(plan, opts)
+  if not env then return plan:finish() end
+
+  -- the app: a real run refuses a running one without --stop-app, and stops
+  -- it with it (a stopped app is left alone: no patch, no pod list)
+  local pods = wf.running_pods(env)
+  local running = (env.replicas or 0) > 0 or (pods or 0) > 0
+  if running and not opts.stop_app then
+    plan:check(wf.app_control(env):ensure_stopped(false))
+  elseif running then
+    check_access(plan, env.client, env.namespace, M.STOP_VERBS, "--stop-app")
+    plan:say("would stop the app (%d replicas%s) and start it again afterwards", env.replicas or 0,
+      pods and (", %d pods"):format(pods) or "")
+  else
+    plan:say("the app is stopped")
+  end
+
+  if with_db then
+    local db <close> = database(plan, env)
+    if db then
+      database_writable(plan, db)
+      plan:say("would replace the database's contents with the archive's dump, in one transaction")
+    end
+  end
+  if with_files then
+    local store <close>, serr = wf.connect_storage(env)
+    if plan:check(store, serr) then
+      plan:say("storage: answers")
+      local cmp, cerr = wf.compare_storage(store, env, summary)
+      if cmp then
+        plan:say("would upload %d files (%d bytes): %d overwrite objects there, %d are new", summary.files or 0,
+          summary.files_bytes or 0, cmp.present, (summary.files or 0) - cmp.present)
+        plan:say("%d files in storage are not in the archive: %s", #cmp.extra,
+          opts.delete_extra_files and "--delete-extra-files would delete them after the restore"
+          or "they would stay (--delete-extra-files deletes them)")
+      elseif opts.delete_extra_files or not errors.is(cerr, "forbidden") then
+        plan:refuse(cerr)
+      else
+        plan:say("would upload %d files (%d bytes); how many overwrite objects is unknown: %s", summary.files or 0,
+          summary.files_bytes or 0, cerr.message)
+      end
+    end
+  end
+  return plan:finish()
+end
+
+return M
