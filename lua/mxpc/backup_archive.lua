@@ -526,7 +526,13 @@ end
 
 function Writer:add_dump(src, size)
   expect(self, "dump", "the database dump")
+  -- a large dump takes a while to go in: its progress, from the writer's count
+  local st = type(src) == "string" and fs.stat(src)
+  local base = self.w:stats().bytes_in
+  local meter <close> = st and progress.start("archive_dump", { label = "adding the dump to the archive",
+    bytes = st.size, poll = function() return self.w:stats().bytes_in - base end }) or nil
   local ok, err = add(self.w, M.DUMP, src, size)
+  if meter then meter:finish(not ok) end
   if ok then self.stage = "files" end
   return ok, err
 end

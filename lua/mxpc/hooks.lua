@@ -20,8 +20,10 @@ for _, name in ipairs(M.POINTS) do KNOWN[name] = true end
 -- --- the hooks file -------------------------------------------------------------------
 
 -- Where the hooks come from: --hooks FILE, else DIR/hooks.lua for --scripts
--- DIR (or MXPC_SCRIPTS), else nowhere.
+-- DIR (or MXPC_SCRIPTS), else nowhere. opts.hooks = false: no hooks (a
+-- restore's safety backup).
 function M.locate(opts)
+  if opts.hooks == false then return nil end
   if opts.hooks then return opts.hooks end
   local dir = runtime.scripts_dir()
   if dir and dir ~= "" then

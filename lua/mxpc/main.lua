@@ -16,7 +16,7 @@ local main = {}
 
 local global_options = {
   { short = "v", long = "verbose", count = true, help = "more output (-vv: trace)" },
-  { short = "q", long = "quiet", count = true, help = "less output (-qq: errors only)" },
+  { short = "q", long = "quiet", count = true, help = "less output: no progress, warnings and errors only (-qq: errors only)" },
   { long = "log-format", value = "FORMAT", choices = { "text", "json" },
     help = "text (default) or json (JSON lines on stderr)",
     check = function(v) return v == "text" or v == "json", "expected text or json" end },

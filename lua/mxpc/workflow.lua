@@ -657,7 +657,9 @@ function M.compare_storage(store, env, summary)
   end
   local st, uuids = env.storage, summary.uuids or {}
   local result = { present = 0, extra = {}, listed = 0 }
+  local meter <close> = progress.start("list", { label = "listing the files in storage", unit = "objects" })
   local n, err = store:list(st.bucket, st.prefix, { on_item = function(o)
+    meter:step(o.size)
     result.listed = result.listed + 1
     local uuid = o.key:sub(#st.prefix + 1)
     if uuids[uuid] then
@@ -666,6 +668,7 @@ function M.compare_storage(store, env, summary)
       result.extra[#result.extra + 1] = { key = o.key, size = o.size }
     end
   end })
+  meter:finish(not n)
   if not n then return nil, err end
   log.info("objects in storage", { listed = result.listed, in_archive = result.present, not_in_archive = #result.extra })
   return result
@@ -674,10 +677,16 @@ end
 -- Deletes the objects of compare_storage's `extra`; returns how many.
 function M.delete_objects(store, env, extra)
   log.info("deleting the files the archive does not hold", { objects = #extra })
-  for _, o in ipairs(extra) do
+  local meter <close> = progress.start("delete", { label = "deleting files", total = #extra, unit = "objects" })
+  for i, o in ipairs(extra) do
     local ok, err = store:delete(env.storage.bucket, o.key)
-    if not ok then return nil, err end
+    meter:step(ok and o.size)
+    if not ok then
+      return nil, errors.new { code = err.code, message = ("the restore is complete, but deleting the files the "
+        .. "archive lacks stopped after %d of %d: %s"):format(i - 1, #extra, err.message), hint = err.hint }
+    end
   end
+  meter:finish()
   return #extra
 end
 
@@ -687,7 +696,13 @@ end
 function M.check_safety_backup(opts)
   if not opts.safety_backup then return true end
   local ok, err = pg_programs.find("pg_dump")
-  if ok then ok, err = M.check_output(opts.safety_backup, false) end
+  if ok then
+    ok, err = M.check_output(opts.safety_backup, false)
+    if not ok then
+      err = errors.new { code = err.code, message = "--safety-backup: " .. err.message, hint = errors.is(err, "exists")
+        and "choose another file name: a safety backup never replaces a file" or err.hint }
+    end
+  end
   if not ok then return nil, err end
   return true
 end
@@ -702,7 +717,8 @@ function M.safety_backup(opts)
   local backup = require("mxpc.scripts").load("backup")
   local ok, err = pcall(backup, { namespace = opts.namespace, environment = opts.environment, file = opts.safety_backup,
     database_only = opts.database_only, kubeconfig = opts.kubeconfig, context = opts.context,
-    db_sslmode = opts.db_sslmode, db_iam = opts.db_iam, concurrency = opts.concurrency, window = opts.window })
+    db_sslmode = opts.db_sslmode, db_iam = opts.db_iam, concurrency = opts.concurrency, window = opts.window,
+    hooks = false }) -- every file, whatever the hooks would choose
   -- the backup holds signals from its commit on: the restore takes them again
   runtime.defer_interrupts(false)
   if ok then return true end

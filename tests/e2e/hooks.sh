@@ -101,6 +101,20 @@ run "backup with exported scripts and DIR/hooks.lua" 0 --scripts "$work/exported
   -f "$work/exported.tar.gz"
 check "... calls the hooks" [ "$(points)" = "before_backup select_file after_backup" ]
 
+# a restore's safety backup runs without hooks: every file, no backup hooks
+cat >"$work/exported/hooks.lua" <<'LUA'
+local all = dofile(os.getenv("WORK") .. "/all.lua")
+all.select_file = function() return false end
+return all
+LUA
+export WORK=$work
+rm -f "$HOOKS_LOG"
+run "restore --safety-backup with DIR/hooks.lua" 0 --scripts "$work/exported" restore -n mendix -e demo-copy \
+  -f "$work/all.tar.gz" --stop-app --safety-backup "$work/safety.tar.gz"
+check "... only the restore's hooks are called" [ "$(points)" = "before_restore restore_sql after_restore" ]
+want=$(sql_copy "select __uuid__ from \"system\$filedocument\" where hascontents and __uuid__ is not null order by 1")
+check "... the safety backup holds every file ($(wc -l <<<"$want"))" [ "$(archive_uuids "$work/safety.tar.gz")" = "$want" ]
+
 # --- failing hooks ------------------------------------------------------------------
 "$src/tests/stack/seed" --env-file "$MXPC_STACK_ENV" >/dev/null
 before=$(fingerprint)
@@ -109,7 +123,6 @@ local all = dofile(os.getenv("WORK") .. "/all.lua")
 all.restore_sql = function() error("no SQL today", 0) end
 return all
 LUA
-export WORK=$work
 rm -f "$HOOKS_LOG"
 run "a restore_sql that raises fails the restore" 1 restore -n mendix -e demo-copy -f "$work/all.tar.gz" --stop-app \
   --hooks "$work/raise.lua"

@@ -87,6 +87,16 @@ check "... and erased at the end: no progress left on the screen" \
   '! grep -qE "copying files|dumping the database," "$work/screen" && grep -q "^backup of mendix/demo-app written" "$work/screen"'
 check "log lines stay whole above it" 'grep -q "^info: backup written " "$work/screen"'
 
+# Ctrl-C while the line shows: it is erased, the error line stands alone
+tm send-keys -t p "clear; MXPC_SCRIPTS= MXPC_DATADIR= KUBECONFIG=$KUBECONFIG PGSSLROOTCERT=$PGSSLROOTCERT $bin backup -n mendix -e demo-app -f $work/c.tar.gz --concurrency 1; echo exited=\$?" Enter
+for _ in $(seq 1 600); do tm capture-pane -t p -p | grep -qE '^copying files [1-9]' && break; sleep 0.05; done
+tm send-keys -t p C-c
+for _ in $(seq 1 600); do tm capture-pane -t p -p | grep -q '^exited=' && break; sleep 0.05; done
+tm capture-pane -t p -p >"$work/screen"
+check "Ctrl-C on a terminal: exit 130" 'grep -q "^exited=130$" "$work/screen"'
+check "... the status line erased, one error line in its place" \
+  'grep -qE "^(\^C)?error: interrupted by SIGINT$" "$work/screen" && ! grep -q "copying files" "$work/screen"'
+
 # --- JSON: every line of every kind of run ---------------------------------------
 json_ok() { # FILE: every line is a JSON object; prints what it found
   python3 - "$1" <<'EOF'
@@ -102,7 +112,7 @@ for n, line in enumerate(open(sys.argv[1], encoding="utf-8"), 1):
             assert type(o[k]) in (int, float), f"line {n}: {k} is not a number: {line}"
         for k in ("total", "rate", "eta", "total_bytes"):
             assert o[k] is None or type(o[k]) in (int, float), f"line {n}: {k}: {line}"
-        assert o["phase"] and o["unit"] in ("files", "bytes"), line
+        assert o["phase"] and o["unit"] in ("files", "objects", "bytes"), line
         kinds.add("progress:" + o["phase"])
     elif ev == "error":
         assert o["level"] == "error" and isinstance(o["code"], str) and type(o["exit"]) is int, line
@@ -118,8 +128,8 @@ EOF
 "$bin" --log-format json backup -n mendix -e demo-app -f "$work/j.tar.gz" >"$work/out" 2>"$work/err"; rc=$?
 check "json backup" '[ $rc = 0 ]'
 kinds=$(json_ok "$work/err") && ok "... every stderr line is JSON ($kinds)" || bad "... every stderr line is JSON"
-check "... with progress events of the dump and the copy, and the summary" \
-  '[[ " $kinds " == *" progress:copy "* && " $kinds " == *" progress:dump "* && " $kinds " == *" summary "* ]]'
+check "... with progress events of the dump, its way into the archive and the copy, and the summary" \
+  '[[ " $kinds " == *" progress:copy "* && " $kinds " == *" progress:archive_dump "* && " $kinds " == *" progress:dump "* && " $kinds " == *" summary "* ]]'
 "$bin" restore --log-format json -n mendix -e demo-copy -f "$work/j.tar.gz" --stop-app >"$work/out" 2>"$work/err"; rc=$?
 check "json restore" '[ $rc = 0 ]'
 kinds=$(json_ok "$work/err") && ok "... every stderr line is JSON ($kinds)" || bad "... every stderr line is JSON"

@@ -69,6 +69,14 @@ t.test("JSON fields keep their kind: numbers, booleans and null bare, inf and na
   t.ok(text:find("n=42 nan=", 1, true) and text:find("none=null s=42 yes=true", 1, true), text)
 end)
 
+t.test("the status line is cut to the terminal's width (80 columns when that cannot be told), counting characters",
+  function()
+    local dir = t.tmpdir()
+    t.write(dir .. "/w.lua", [[require("mxpc.log").status(("é"):rep(50) .. ("x"):rep(100))]])
+    local out = t.sh(t.program() .. " run " .. dir .. "/w.lua 2>&1 >/dev/null")
+    t.eq(out, "\r" .. ("é"):rep(50) .. ("x"):rep(29) .. "\27[K")
+  end)
+
 t.test("the status line: rewritten in place, erased by log lines and drawn again below them", function()
   local dir = t.tmpdir()
   t.write(dir .. "/st.lua", [[
