@@ -657,7 +657,9 @@ function M.compare_storage(store, env, summary)
   end
   local st, uuids = env.storage, summary.uuids or {}
   local result = { present = 0, extra = {}, listed = 0 }
+  local meter <close> = progress.start("list", { label = "listing the files in storage", unit = "objects" })
   local n, err = store:list(st.bucket, st.prefix, { on_item = function(o)
+    meter:step(o.size)
     result.listed = result.listed + 1
     local uuid = o.key:sub(#st.prefix + 1)
     if uuids[uuid] then
@@ -666,6 +668,7 @@ function M.compare_storage(store, env, summary)
       result.extra[#result.extra + 1] = { key = o.key, size = o.size }
     end
   end })
+  meter:finish(not n)
   if not n then return nil, err end
   log.info("objects in storage", { listed = result.listed, in_archive = result.present, not_in_archive = #result.extra })
   return result
@@ -674,13 +677,16 @@ end
 -- Deletes the objects of compare_storage's `extra`; returns how many.
 function M.delete_objects(store, env, extra)
   log.info("deleting the files the archive does not hold", { objects = #extra })
+  local meter <close> = progress.start("delete", { label = "deleting files", total = #extra, unit = "objects" })
   for i, o in ipairs(extra) do
     local ok, err = store:delete(env.storage.bucket, o.key)
+    meter:step(ok and o.size)
     if not ok then
       return nil, errors.new { code = err.code, message = ("the restore is complete, but deleting the files the "
         .. "archive lacks stopped after %d of %d: %s"):format(i - 1, #extra, err.message), hint = err.hint }
     end
   end
+  meter:finish()
   return #extra
 end
 

@@ -112,7 +112,7 @@ for n, line in enumerate(open(sys.argv[1], encoding="utf-8"), 1):
             assert type(o[k]) in (int, float), f"line {n}: {k} is not a number: {line}"
         for k in ("total", "rate", "eta", "total_bytes"):
             assert o[k] is None or type(o[k]) in (int, float), f"line {n}: {k}: {line}"
-        assert o["phase"] and o["unit"] in ("files", "bytes"), line
+        assert o["phase"] and o["unit"] in ("files", "objects", "bytes"), line
         kinds.add("progress:" + o["phase"])
     elif ev == "error":
         assert o["level"] == "error" and isinstance(o["code"], str) and type(o["exit"]) is int, line
