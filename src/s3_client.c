@@ -49,6 +49,7 @@ struct mxpc_s3 {
     int max_retries;
     int64_t max_send_speed;
     int ignore_interrupt; /* while aborting a multipart upload after an interruption */
+    long long interrupt_seen_ms; /* when a signal was first seen, or 0 */
     struct mxpc_aws_credentials creds;
 };
 
@@ -327,11 +328,13 @@ static int on_seek(void *ud, curl_off_t offset, int origin)
     return CURL_SEEKFUNC_OK;
 }
 
+static int interrupt_stops(struct mxpc_s3 *s3);
+
 static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
 {
     (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
     struct request *r = ud;
-    return mxpc_interrupted() && !r->s3->ignore_interrupt;
+    return interrupt_stops(r->s3);
 }
 
 static struct curl_slist *add_header(struct curl_slist *list, const char *fmt, ...)
@@ -382,6 +385,25 @@ static long long now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* How long requests that clean up after a signal (ignore_interrupt) may
+ * take: a server that does not answer must not keep the program from
+ * ending. */
+#define CLEANUP_GRACE_MS 10000
+
+/* Whether a signal stops the client's requests now: at once, or while
+ * cleaning up, once CLEANUP_GRACE_MS have passed since it was seen. */
+static int interrupt_stops(struct mxpc_s3 *s3)
+{
+    if (!mxpc_interrupted()) {
+        s3->interrupt_seen_ms = 0;
+        return 0;
+    }
+    long long now = now_ms();
+    if (!s3->interrupt_seen_ms)
+        s3->interrupt_seen_ms = now;
+    return !s3->ignore_interrupt || now - s3->interrupt_seen_ms >= CLEANUP_GRACE_MS;
 }
 
 static void attempt_end(struct mxpc_s3 *s3, struct request *r, CURLcode code);
@@ -720,7 +742,7 @@ static void unwait(struct mxpc_s3 *s3, struct request *r)
 static void pump(struct mxpc_s3 *s3, int timeout_ms)
 {
     long long now = now_ms();
-    int stop = mxpc_interrupted() && !s3->ignore_interrupt;
+    int stop = interrupt_stops(s3);
     for (struct request *r = s3->waiting, *next; r; r = next) {
         next = r->next_wait;
         if (stop || r->retry_at <= now) {

@@ -63,7 +63,8 @@ local Meter = {}
 Meter.__index = Meter
 
 local active = {} -- running meters, in the order they started
-local last_draw = -math.huge
+local last_draw, last_tick = -math.huge, -math.huge
+local STEP_TICK = 0.05 -- a meter's steps look at the clock only: a tick at most this often
 
 -- Reads the poll function and keeps the samples the rate is measured over.
 function Meter:sample(now)
@@ -159,6 +160,7 @@ end
 -- the meters themselves and, while they run, from C loops.
 function M.tick(force)
   local now = runtime.monotonic()
+  last_tick = now
   for _, m in ipairs(active) do m:sample(now) end
   local mode = M.mode()
   if mode == "tty" then
@@ -193,7 +195,7 @@ function Meter:step(n) self:add(1, n) end
 function Meter:add(items, n)
   self.done = self.done + (items or 0)
   if not self.poll then self.bytes = self.bytes + (n or 0) end
-  M.tick()
+  if runtime.monotonic() - last_tick >= STEP_TICK then M.tick() end
 end
 
 -- Ends the meter: its last line (json always, lines if it printed before)
