@@ -44,14 +44,25 @@ function M.default_name(environment)
   return (("mxpc-jump-%s"):format(environment):sub(1, 63):gsub("[-.]+$", ""))
 end
 
+-- An IAM role ARN as EKS accepts it in eks.amazonaws.com/role-arn:
+-- arn:PARTITION:iam::ACCOUNT(12 digits):role/[PATH/]NAME.
+function M.valid_role_arn(arn)
+  local partition, account, name = tostring(arn):match("^arn:(aws[%w-]*):iam::(%d+):role/([%w+=,.@_/-]+)$")
+  return partition ~= nil and #account == 12 and not name:find("//", 1, true) and name:sub(-1) ~= "/"
+end
+
 -- The four objects, in the order they are created: ServiceAccount, Role,
--- RoleBinding, Pod. p = {namespace, environment, name, image, rules}.
+-- RoleBinding, Pod. p = {namespace, environment, name, image, rules, role_arn}.
+-- role_arn (AWS IRSA) annotates the ServiceAccount, so that EKS gives the pod
+-- the role's web identity when it is created.
 function M.manifests(p)
   local labels = { ["app.kubernetes.io/name"] = "mxpc-data-migration", ["app.kubernetes.io/component"] = "jump-pod",
     ["mxpc-data-migration/environment"] = p.environment }
   local function meta() return { name = p.name, namespace = p.namespace, labels = labels } end
+  local account = meta()
+  if p.role_arn then account.annotations = { ["eks.amazonaws.com/role-arn"] = p.role_arn } end
   return {
-    { apiVersion = "v1", kind = "ServiceAccount", metadata = meta() },
+    { apiVersion = "v1", kind = "ServiceAccount", metadata = account },
     { apiVersion = "rbac.authorization.k8s.io/v1", kind = "Role", metadata = meta(), rules = p.rules },
     { apiVersion = "rbac.authorization.k8s.io/v1", kind = "RoleBinding", metadata = meta(),
       roleRef = { apiGroup = "rbac.authorization.k8s.io", kind = "Role", name = p.name },
@@ -214,11 +225,21 @@ local function created(kind, name, what)
   io.stdout:write(("%s/%s %s\n"):format(RESOURCE[kind]:gsub("s$", ""), name, what))
 end
 
+-- The AWS_ROLE_ARN that EKS put into a pod's first container (IRSA), or nil.
+function M.pod_role_arn(pod)
+  local c = pod.spec and pod.spec.containers and pod.spec.containers[1]
+  for _, e in ipairs(c and c.env or {}) do
+    if e.name == "AWS_ROLE_ARN" then return e.value end
+  end
+  return nil
+end
+
 -- Creates the objects; an existing ServiceAccount, Role or RoleBinding is
 -- brought up to date, an existing Pod is kept if it runs the same image.
 -- Then waits until the pod runs.
 function M.apply(client, objects, timeout)
   local pod
+  local role_arn = objects[1].metadata.annotations and objects[1].metadata.annotations["eks.amazonaws.com/role-arn"]
   for _, o in ipairs(objects) do
     local resource, name = RESOURCE[o.kind], o.metadata.name
     local ok, err = client:create(resource, o)
@@ -236,9 +257,17 @@ function M.apply(client, objects, timeout)
             and "its deletion under way" or ("image " .. tostring(image))),
           hint = "delete it first (jump-pod --delete), or choose another --name" }
       end
+      local role = role_arn and M.pod_role_arn(have)
+      if role_arn and role ~= role_arn then
+        return nil, errors.new { code = "exists",
+          message = ("pod %s exists already without the role %s (%s)"):format(name, role_arn,
+            role and ("it has " .. role) or "no AWS_ROLE_ARN in its environment"),
+          hint = "EKS gives a pod its role when it is created: delete it (jump-pod --delete) and --apply again" }
+      end
       created(o.kind, name, "unchanged")
     else
-      local patch = { metadata = { labels = o.metadata.labels }, rules = o.rules, subjects = o.subjects }
+      local patch = { metadata = { labels = o.metadata.labels, annotations = o.metadata.annotations },
+        rules = o.rules, subjects = o.subjects }
       local pok, perr = client:patch(resource, name, patch, { namespace = o.metadata.namespace })
       if not pok then return nil, perr end
       created(o.kind, name, "configured")
@@ -294,7 +323,7 @@ function M.command(opts)
     image = M.IMAGE_REPOSITORY .. ":" .. version
   end
   local objects = M.manifests { namespace = opts.namespace, environment = opts.environment, name = name,
-    image = image or "", rules = M.rules(ops) }
+    image = image or "", rules = M.rules(ops), role_arn = opts.role_arn }
   if not opts.apply and not opts.delete then
     io.stdout:write(M.render(objects, opts.output or "yaml"))
     return 0

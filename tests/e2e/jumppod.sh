@@ -100,6 +100,18 @@ check "... the pod unchanged" 'grep -q "pod/mxpc-jump-demo-app unchanged" "$work
 run "--apply with another image is refused while the pod exists" 1 jump-pod -n mendix -e demo-app --apply --image example/other:1
 check "... saying to delete it first" 'grep -q "exists already with image" "$work/err" && grep -q -- "--delete" "$work/err"'
 
+# AWS IRSA: --role-arn annotates the ServiceAccount; a pod made without the role is refused
+run "--role-arn: the ServiceAccount names the IAM role" 0 jump-pod -n mendix -e demo-app --name mxpc-irsa \
+  --role-arn arn:aws:iam::123456789012:role/mxpc-backup
+check "... in the annotation EKS reads" 'grep -q "^    eks.amazonaws.com/role-arn: arn:aws:iam::123456789012:role/mxpc-backup$" "$work/out"'
+kubectl apply --dry-run=server -f "$work/out" >"$work/kubectl.out" 2>&1
+check "... and kubectl apply --dry-run=server accepts it" '[ $? = 0 ] && [ "$(grep -c "created (server dry run)" "$work/kubectl.out")" = 4 ]'
+run "--role-arn that is no IAM role ARN" 2 jump-pod -n mendix -e demo-app --role-arn arn:aws:s3:::bucket
+check "... says what is expected" 'grep -q "arn:aws:iam::ACCOUNT:role/NAME" "$work/err"'
+run "--apply --role-arn while the pod exists without the role is refused" 1 jump-pod -n mendix -e demo-app --apply \
+  --role-arn arn:aws:iam::123456789012:role/mxpc-backup
+check "... saying to create the pod again" 'grep -q "exists already without the role" "$work/err" && grep -q -- "--delete" "$work/err"'
+
 # the service account's token is enough for a backup, and exactly that
 as_sa mxpc-jump-demo-app backup -n mendix -e demo-app -f - >"$work/sa.tar.gz" 2>"$work/err"
 check "the pod's service account backs up demo-app (-f -, in-cluster)" '[ $? = 0 ] && "$bin" verify "$work/sa.tar.gz" >/dev/null 2>&1'

@@ -83,4 +83,25 @@ t.test("YAML: documents, and strings YAML would read as something else are quote
   t.contains(odd, "f: ok-value")
 end)
 
+t.test("--role-arn (IRSA): the ServiceAccount is annotated; only IAM role ARNs are taken", function()
+  local with = jp.manifests { namespace = "mendix", environment = "demo-app", name = "jp", image = "img:15",
+    rules = jp.rules {}, role_arn = "arn:aws:iam::123456789012:role/mxpc/backup" }
+  t.eq(with[1].metadata.annotations["eks.amazonaws.com/role-arn"], "arn:aws:iam::123456789012:role/mxpc/backup")
+  t.eq(with[4].metadata.annotations, nil, "the pod itself is not annotated")
+  t.eq(objects[1].metadata.annotations, nil, "no annotation without --role-arn")
+  t.contains(jp.render(with, "yaml"), "  annotations:\n    eks.amazonaws.com/role-arn: arn:aws:iam::123456789012:role/mxpc/backup\n")
+  for _, good in ipairs { "arn:aws:iam::123456789012:role/r", "arn:aws-cn:iam::123456789012:role/a.b@c_d+e=f,g-h",
+    "arn:aws-us-gov:iam::123456789012:role/path/name" } do
+    t.ok(jp.valid_role_arn(good), good)
+  end
+  for _, bad in ipairs { "", "role/r", "arn:aws:iam::12345:role/r", "arn:aws:iam::123456789012:user/r",
+    "arn:aws:iam::123456789012:role/", "arn:aws:iam::123456789012:role/a//b", "arn:aws:s3:::bucket",
+    "arn:aws:iam::123456789012:role/r x" } do
+    t.ok(not jp.valid_role_arn(bad), bad)
+  end
+  t.eq(jp.pod_role_arn { spec = { containers = { { env = { { name = "X", value = "1" },
+    { name = "AWS_ROLE_ARN", value = "arn:aws:iam::123456789012:role/r" } } } } } }, "arn:aws:iam::123456789012:role/r")
+  t.eq(jp.pod_role_arn { spec = { containers = { {} } } }, nil)
+end)
+
 return t.run()
