@@ -462,7 +462,9 @@ function M.restore_database(env, dump_path, extra_sql)
   -- along ourselves rather than piping one into the other: if pg_restore fails
   -- halfway, psql must not see a clean end of input (it would commit what it
   -- got), so it is killed instead, and the transaction rolls back.
-  local restore, err = process.spawn({ bin.pg_restore, "-O", "-x", "-f", "-", dump_path },
+  -- both are closed (killed if still running) when this function is left
+  -- in any way, also by a signal, before the caller starts the app again
+  local restore <close>, err = process.spawn({ bin.pg_restore, "-O", "-x", "-f", "-", dump_path },
     { stdout = "pipe" })
   if not restore then return nil, err end
   local penv, eerr = pg_env(env.database)
@@ -470,7 +472,7 @@ function M.restore_database(env, dump_path, extra_sql)
     restore:close()
     return nil, eerr
   end
-  local psql, perr = process.spawn({ bin.psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction",
+  local psql <close>, perr = process.spawn({ bin.psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction",
     "--no-password", "-c", EMPTY_PUBLIC, "-f", "-" }, { stdin = "pipe", env = penv })
   if not psql then
     restore:close()
