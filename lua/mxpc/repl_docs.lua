@@ -50,6 +50,7 @@ docs.modules = {
       { "mkdirs(path)", "creates path and its parents; true or nil, err" },
       { "mkdtemp(prefix)", "a new directory <prefix>XXXXXX, mode 0700" },
       { "remove(path)", "removes a file or an empty directory" },
+      { "commit_file(temp, path, {force})", "flushes temp and moves it onto path durably; never replaces without force" },
       { "dir(path)", "sorted names in a directory" },
       { "free_space(path)", "bytes an unprivileged user may still write on path's file system" },
       { "isatty(fd)", "whether a file descriptor (0, 1, 2) is a terminal" },

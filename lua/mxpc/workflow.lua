@@ -679,6 +679,7 @@ end
 -- Returns the location, or nil, err.
 function M.check_target(opts)
   local loc = M.location(opts.file)
+  loc.force = opts.force
   if loc.kind == "file" then
     local ok, err = M.check_output(loc.path, opts.force)
     if not ok then return nil, err end
@@ -754,9 +755,8 @@ end
 function M.deliver_file(loc, path)
   if loc.kind == "file" then
     runtime.defer_interrupts(true)
-    local ok, err = os.rename(path, loc.path)
-    if not ok then return nil, errors.new { code = "io", message = err } end
-    return true
+    -- flushed and moved durably; an existing file is replaced only with --force
+    return fs.commit_file(path, loc.path, { force = loc.force })
   elseif loc.kind == "s3" then
     local ok, err = loc.store:put(loc.bucket, loc.key, { path = path })
     if not ok then return nil, err end
