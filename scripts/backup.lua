@@ -2,12 +2,11 @@
 -- backup archive. Called with the parsed options:
 --   { namespace =, environment =, file =, force =, database_only =, compression_level =,
 --     files_larger_than =, files_smaller_than =, files_changed_since =, files_of =,
---     hooks =, dry_run =, kubeconfig =, context = }
+--     hooks =, dry_run =, kubeconfig =, context =, archive_endpoint =, archive_region =, archive_profile = }
+-- `file` is a path, "-" (standard output) or "s3://BUCKET/KEY".
 -- Hooks (docs/hooks.md) change it without editing; or edit a copy
 -- (mxpc-data-migration scripts export DIR) and run it with --scripts DIR.
-local backup_archive = require "mxpc.backup_archive"
 local errors = require "mxpc.error"
-local fs = require "mxpc.fs"
 local log = require "mxpc.log"
 local pg_programs = require "mxpc.pg_programs"
 local runtime = require "mxpc.runtime"
@@ -17,12 +16,14 @@ local opts = ...
 local started = os.time()
 -- --dry-run: check what the backup needs and say what it would write, write nothing
 if opts.dry_run then return require("mxpc.dry_run").backup(opts) end
+-- what the run says goes to stderr when the archive itself goes to stdout
+local report = opts.file == "-" and io.stderr or io.stdout
 
--- 1. Check that pg_dump is there and the archive can be written, find the
---    environment, and check that its database and storage answer, before any
---    long work.
+-- 1. Check that pg_dump is there and the archive can be written (a file, standard
+--    output, an S3 key), find the environment, and check that its database
+--    and storage answer, before any long work.
 assert(pg_programs.find("pg_dump"))
-assert(wf.check_output(opts.file, opts.force))
+local target = assert(wf.check_target(opts))
 local env = assert(wf.resolve(opts))
 local db <close> = assert(wf.connect_database(env))
 local store <close> = not opts.database_only and assert(wf.connect_storage(env)) or nil
@@ -34,21 +35,21 @@ hooks:call("before_backup")
 if opts.database_only then
   local work <close> = assert(wf.workdir(opts.file))
   local dump_size = assert(wf.dump_database(env, work.path .. "/db.backup"))
-  runtime.defer_interrupts(true) -- from the rename on, a signal comes too late
-  assert(os.rename(work.path .. "/db.backup", opts.file))
+  assert(wf.deliver_file(target, work.path .. "/db.backup")) -- from its end on, a signal comes too late
   wf.too_late("the backup was written")
   hooks:call("after_backup", { file = opts.file, database_only = true, database_bytes = dump_size, files = 0,
     bytes = 0, missing = 0, selected = 0, total = 0, seconds = os.time() - started })
-  log.info("backup written", { event = "summary", file = opts.file, database_only = true, bytes = dump_size,
-    seconds = os.time() - started })
-  io.stdout:write(("database-only backup of %s/%s written to %s: %d bytes\n"):format(
-    env.namespace, env.name, opts.file, dump_size))
+  log.info("backup written", { event = "summary", file = target.name or opts.file, database_only = true,
+    bytes = dump_size, seconds = os.time() - started })
+  report:write(("database-only backup of %s/%s written to %s: %d bytes\n"):format(
+    env.namespace, env.name, target.name or opts.file, dump_size))
   return 0
 end
 
 local transfer = wf.transfer_options(opts)
 
--- 2. Dump the database into a private working directory beside the output;
+-- 2. Dump the database into a private working directory beside the output
+--    (in TMPDIR for standard output or S3);
 --    pg_dump runs while the files are listed and copied.
 local work <close> = assert(wf.workdir(opts.file))
 local dump <close> = assert(wf.start_dump(env, work.path .. "/db.backup"))
@@ -66,8 +67,10 @@ for _, f in ipairs(present) do files_size = files_size + f.size end
 
 -- 4. Write the archive: .metadata and the dump as soon as pg_dump is done,
 --    then each file as its download finishes (many at a time; files that
---    do not fit the memory window wait in the working directory).
-local out <close> = assert(backup_archive.writer(opts.file, { force = opts.force, level = opts.compression_level }))
+--    do not fit the memory window wait in the working directory). Nothing
+--    valid appears before the commit: a file is renamed into place, an S3
+--    upload is completed, standard output gets the archive's end.
+local out <close> = assert(wf.archive_writer(target, { force = opts.force, level = opts.compression_level }))
 local dump_size
 local function add_database(must)
   if not must and not dump.ended() then return false end
@@ -104,9 +107,11 @@ assert(out:commit())
 wf.too_late("the backup was written")
 hooks:call("after_backup", { file = opts.file, database_bytes = dump_size, files = copied, bytes = copied_bytes,
   missing = #missing, selected = #present, total = #files, seconds = os.time() - started })
-log.info("backup written", { event = "summary", file = opts.file, files = copied, missing = #missing,
-  selected = selected and #present or nil, in_use = selected and #files or nil, bytes = fs.stat(opts.file).size, seconds = os.time() - started })
-io.stdout:write(("backup of %s/%s written to %s: database %d bytes, %d files (%d bytes)%s%s\n"):format(
-  env.namespace, env.name, opts.file, dump_size, copied, copied_bytes, selected and (", " .. selected) or "",
+log.info("backup written", { event = "summary", file = target.name or opts.file, files = copied, missing = #missing,
+  selected = selected and #present or nil, in_use = selected and #files or nil, bytes = out:stats().bytes_out,
+  seconds = os.time() - started })
+report:write(("backup of %s/%s written to %s: database %d bytes, %d files (%d bytes)%s%s\n"):format(
+  env.namespace, env.name, target.name or opts.file, dump_size, copied, copied_bytes,
+  selected and (", " .. selected) or "",
   #missing > 0 and (", %d missing files skipped"):format(#missing) or ""))
 return 0

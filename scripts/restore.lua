@@ -1,17 +1,18 @@
 -- The restore workflow: a Mendix Cloud backup archive (or a database-only
 -- .backup file) -> an environment's database and files. Called with:
 --   { namespace =, environment =, file =, stop_app =, database_only =, files_only =,
---     hooks =, dry_run =, safety_backup =, delete_extra_files =, kubeconfig =, context = }
+--     hooks =, dry_run =, safety_backup =, delete_extra_files =, kubeconfig =, context =,
+--     archive_endpoint =, archive_region =, archive_profile = }
+-- `file` is a path, "-" (standard input, copied into the private working
+-- directory first) or "s3://BUCKET/KEY" (read twice: checked, then restored).
 -- Nothing is written anywhere before the whole archive has been checked, the
 -- files are uploaded before the database is touched, and the database is
 -- emptied and restored in one transaction: a failure leaves it as it was.
 -- A signal (Ctrl-C, SIGTERM) before the commit ends the run with 130/143 and
 -- the database as it was; once psql has its whole input it comes too late,
 -- and the run finishes (docs/workflows.md).
-local archive = require "mxpc.archive"
 local backup_archive = require "mxpc.backup_archive"
 local errors = require "mxpc.error"
-local fs = require "mxpc.fs"
 local log = require "mxpc.log"
 local pg_programs = require "mxpc.pg_programs"
 local wf = require "mxpc.workflow"
@@ -20,15 +21,17 @@ local opts = ...
 local started = os.time()
 
 -- 1. Check the whole archive first: structure, layout, and pg_restore -l
---    (the PostgreSQL programs must be there before anything is changed).
-if not fs.stat(opts.file) then errors.raise("not_found", ("backup file %s does not exist"):format(opts.file)) end
+--    (the PostgreSQL programs must be there before anything is changed, and
+--    before standard input is read).
 assert(pg_programs.find_all(opts.files_only and { "pg_restore" } or { "pg_restore", "psql" }))
-log.info("checking the archive", { file = opts.file })
-local summary = assert(backup_archive.validate(opts.file, { check_dump = true, uuids = true }))
+local work <close> = assert(wf.workdir(opts.file))
+local input = assert(wf.archive_input(opts, work))
+log.info("checking the archive", { file = input.name })
+local summary = assert(input:validate { check_dump = true, uuids = true })
 for _, w in ipairs(summary.warnings or {}) do log.warn(w) end
 log.info("archive is good", { files = summary.files or 0, dump_bytes = summary.dump and summary.dump.size })
 if opts.files_only and summary.kind == "dump" then
-  errors.raise("usage", opts.file .. " is a database-only backup: it has no files to restore")
+  errors.raise("usage", input.name .. " is a database-only backup: it has no files to restore")
 end
 -- --dry-run: check what the restore needs and say what it would do, change nothing
 if opts.dry_run then return require("mxpc.dry_run").restore(opts, summary) end
@@ -50,19 +53,19 @@ assert(wf.safety_backup(opts))
 local hooks = wf.hooks(opts, "restore"):set { env = env, db = db, storage = store }
 hooks:call("before_restore")
 
--- 4. Read the archive again: keep the dump in a private working directory,
+-- 4. Read the archive again: keep the dump in the private working directory,
 --    upload each file to where the environment keeps it. Many uploads run
 --    at once, fed from this one read of the archive in bounded memory; the
 --    first failure stops them all (and aborts unfinished multipart uploads).
-local work <close> = assert(wf.workdir(opts.file))
 local dump = work.path .. "/db.backup"
 local uploaded, bytes = 0, 0
 if summary.kind == "dump" then
-  dump = opts.file
+  dump = input.path
 elseif with_db or with_files then
+  if with_db then assert(wf.check_space(work.path, summary.dump.size, "the database dump")) end
   local transfer = wf.transfer_options(opts)
   local uploads <close> = with_files and store:uploader(transfer) or nil
-  local r <close> = assert(archive.reader(opts.file))
+  local r <close> = assert(input:reader())
   local progress <close> = wf.progress(with_files and "uploading files" or "reading the dump",
     with_files and summary.files or nil, { phase = "upload", bytes = summary.compressed_bytes,
       poll = function() return r:info().bytes_in end })
@@ -104,7 +107,7 @@ hooks:call("after_restore", { file = opts.file, database = with_db, files = uplo
   seconds = os.time() - started })
 log.info("restore finished", { event = "summary", files = uploaded, bytes = bytes, seconds = os.time() - started })
 io.stdout:write(("restored %s into %s/%s: %s%d files (%d bytes)%s%s\n"):format(
-  opts.file, env.namespace, env.name, with_db and "database, " or "", uploaded, bytes,
+  input.name, env.namespace, env.name, with_db and "database, " or "", uploaded, bytes,
   deleted and (", %d files the archive lacks deleted"):format(deleted) or "",
   opts.safety_backup and ("; safety backup in %s"):format(opts.safety_backup) or ""))
 return 0

@@ -118,19 +118,67 @@ const char *mxpc_atomic_temp_path(const struct mxpc_atomic_file *f) { return f->
 enum mxpc_atomic_state mxpc_atomic_state(const struct mxpc_atomic_file *f) { return f->state; }
 
 /* Moves temp to path; without force fails with EEXIST if path exists. */
-static int move_into_place(struct mxpc_atomic_file *f)
+static int move_into_place(const char *temp, const char *path, int force)
 {
-    if (f->force)
-        return rename(f->temp, f->path);
-    if (renameat2(AT_FDCWD, f->temp, AT_FDCWD, f->path, RENAME_NOREPLACE) == 0)
+    if (force)
+        return rename(temp, path);
+    if (renameat2(AT_FDCWD, temp, AT_FDCWD, path, RENAME_NOREPLACE) == 0)
         return 0;
     if (errno != EINVAL && errno != ENOSYS)
         return -1;
     /* file systems without RENAME_NOREPLACE: link() also refuses to replace */
-    if (link(f->temp, f->path) != 0)
+    if (link(temp, path) != 0)
         return -1;
-    unlink(f->temp);
+    unlink(temp);
     return 0;
+}
+
+/* Makes the rename into path durable: fsync of its directory. */
+static void sync_dir_of(const char *path)
+{
+    char *dir = dir_of(path);
+    if (dir) {
+        int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd >= 0) {
+            fsync(dfd);
+            close(dfd);
+        }
+        free(dir);
+    }
+}
+
+static int place(const char *temp, const char *path, int force, char *err, size_t errlen)
+{
+    if (move_into_place(temp, path, force) != 0) {
+        int e = errno;
+        if (e == EEXIST) {
+            if (err && errlen)
+                snprintf(err, errlen, "%s already exists", path);
+        } else {
+            set_err(err, errlen, "cannot rename into", path, e);
+        }
+        errno = e;
+        return -1;
+    }
+    sync_dir_of(path);
+    return 0;
+}
+
+int mxpc_file_commit(const char *temp, const char *path, int force, char *err, size_t errlen)
+{
+    int fd = open(temp, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        set_err(err, errlen, "cannot open", temp, errno);
+        return -1;
+    }
+    if (fsync(fd) != 0) {
+        int e = errno;
+        close(fd);
+        set_err(err, errlen, "cannot flush", temp, e);
+        return -1;
+    }
+    close(fd);
+    return place(temp, path, force, err, errlen);
 }
 
 int mxpc_atomic_commit(struct mxpc_atomic_file *f, char *err, size_t errlen)
@@ -151,28 +199,11 @@ int mxpc_atomic_commit(struct mxpc_atomic_file *f, char *err, size_t errlen)
         return -1;
     }
     f->fd = -1;
-    if (move_into_place(f) != 0) {
-        int e = errno;
-        if (e == EEXIST) {
-            if (err && errlen)
-                snprintf(err, errlen, "%s already exists", f->path);
-        } else {
-            set_err(err, errlen, "cannot rename into", f->path, e);
-        }
+    if (place(f->temp, f->path, f->force, err, errlen) != 0) {
         mxpc_atomic_abort(f);
         return -1;
     }
     f->state = MXPC_ATOMIC_COMMITTED;
-    /* make the rename itself durable */
-    char *dir = dir_of(f->path);
-    if (dir) {
-        int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd >= 0) {
-            fsync(dfd);
-            close(dfd);
-        }
-        free(dir);
-    }
     return 0;
 }
 

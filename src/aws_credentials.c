@@ -202,12 +202,14 @@ static int from_shared_file(struct mxpc_aws_credentials *out, const char *profil
         return 0;
     if (!profile || !*profile)
         profile = getenv("AWS_PROFILE");
-    if (!profile || !*profile)
+    int chosen = profile && *profile; /* a profile asked for by name must exist */
+    if (!chosen)
         profile = "default";
     FILE *f = fopen(path, "r");
     if (!f) {
-        if (env_path && *env_path) {
-            snprintf(err, errlen, "cannot read AWS_SHARED_CREDENTIALS_FILE %s", path);
+        if ((env_path && *env_path) || chosen) {
+            snprintf(err, errlen, "cannot read the shared credentials file %s%s%s%s", path,
+                     chosen ? " (for profile '" : "", chosen ? profile : "", chosen ? "')" : "");
             return -1;
         }
         return 0;
@@ -252,7 +254,7 @@ static int from_shared_file(struct mxpc_aws_credentials *out, const char *profil
         snprintf(source, sizeof source, "shared file (profile %.30s)", profile);
         set(out, ak, sk, token, source);
         rc = 1;
-    } else if (found || (getenv("AWS_PROFILE") && *getenv("AWS_PROFILE"))) {
+    } else if (found || chosen) {
         snprintf(err, errlen, "%s: profile '%s' %s", path, profile,
                  found ? "lacks aws_access_key_id or aws_secret_access_key" : "does not exist");
         rc = -1;

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <lauxlib.h>
@@ -239,6 +240,25 @@ static int l_remove(lua_State *L)
     return 1;
 }
 
+/* fs.commit_file(temp, path, {force}) -> true | nil, err: temp flushed and
+ * moved onto path durably; without force an existing path is not replaced */
+static int l_commit_file(lua_State *L)
+{
+    const char *temp = luaL_checkstring(L, 1), *path = luaL_checkstring(L, 2);
+    int force = 0;
+    if (!lua_isnoneornil(L, 3)) {
+        luaL_checktype(L, 3, LUA_TTABLE);
+        lua_getfield(L, 3, "force");
+        force = lua_toboolean(L, -1);
+        lua_pop(L, 1);
+    }
+    char err[1024];
+    if (mxpc_file_commit(temp, path, force, err, sizeof err) != 0)
+        return mxpc_error_fail(L, code_of(errno), NULL, "%s", err);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 /* fs.mkdtemp(prefix) -> a new directory "<prefix>XXXXXX" with mode 0700 */
 static int l_mkdtemp(lua_State *L)
 {
@@ -256,6 +276,18 @@ static int l_mkdtemp(lua_State *L)
     }
     lua_pushstring(L, tmpl);
     free(tmpl);
+    return 1;
+}
+
+/* fs.free_space(path) -> bytes an unprivileged user may still write on the
+ * file system holding path */
+static int l_free_space(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    struct statvfs sv;
+    if (statvfs(path, &sv) != 0)
+        return fail_errno(L, errno, "cannot stat the file system of", path);
+    lua_pushinteger(L, (lua_Integer)sv.f_bavail * (lua_Integer)sv.f_frsize);
     return 1;
 }
 
@@ -322,8 +354,8 @@ int luaopen_mxpc_fs(lua_State *L)
     };
     static const luaL_Reg fns[] = {
         {"atomic_writer", l_atomic_writer}, {"stat", l_stat}, {"read", l_read}, {"mkdirs", l_mkdirs},
-        {"remove", l_remove},  {"dir", l_dir},  {"mkdtemp", l_mkdtemp}, {"isatty", l_isatty},
-        {NULL, NULL},
+        {"remove", l_remove},  {"dir", l_dir}, {"commit_file", l_commit_file},  {"mkdtemp", l_mkdtemp}, {"isatty", l_isatty},
+        {"free_space", l_free_space}, {NULL, NULL},
     };
     mxpc_lua_class(L, WRITER_META, methods, meta);
     luaL_newlib(L, fns);

@@ -31,16 +31,19 @@
 #include "mxpc/sigv4.h"
 
 #define CLIENT_META "mxpc.s3.client"
+#define UPLOAD_META "mxpc.s3.upload"
 #define FILE_CHUNK (256 * 1024)
 
 struct client {
     struct mxpc_s3 *s3;
+    int uploads; /* open uploads and uploaders: the client is freed after the last */
+    int closed;
 };
 
 static struct client *check_client(lua_State *L)
 {
     struct client *c = luaL_checkudata(L, 1, CLIENT_META);
-    if (!c->s3)
+    if (!c->s3 || c->closed)
         luaL_error(L, "attempt to use a closed S3 client");
     return c;
 }
@@ -161,7 +164,7 @@ static int l_client(lua_State *L)
     lua_pop(L, 2);
 
     struct client *c = lua_newuserdatauv(L, sizeof *c, 0);
-    c->s3 = NULL;
+    memset(c, 0, sizeof *c);
     luaL_setmetatable(L, CLIENT_META);
     struct mxpc_s3_error e;
     c->s3 = mxpc_s3_new(&cfg, &e);
@@ -171,18 +174,28 @@ static int l_client(lua_State *L)
     return 1;
 }
 
+/* Closing a client with open uploads or uploaders frees it when the last of
+ * them closes (they abort through their client). */
+static void client_release(struct client *c)
+{
+    if (c->closed && c->uploads == 0) {
+        mxpc_s3_free(c->s3);
+        c->s3 = NULL;
+    }
+}
+
 static int c_close(lua_State *L)
 {
     struct client *c = luaL_checkudata(L, 1, CLIENT_META);
-    mxpc_s3_free(c->s3);
-    c->s3 = NULL;
+    c->closed = 1;
+    client_release(c);
     return 0;
 }
 
 static int c_tostring(lua_State *L)
 {
     struct client *c = luaL_checkudata(L, 1, CLIENT_META);
-    if (!c->s3)
+    if (!c->s3 || c->closed)
         lua_pushliteral(L, "s3.client (closed)");
     else
         lua_pushfstring(L, "s3.client (%s, access key %s)", mxpc_s3_endpoint(c->s3), mxpc_s3_access_key(c->s3));
@@ -288,7 +301,7 @@ static int file_sink(void *ud, const void *data, size_t len, char *err, size_t e
     return mxpc_atomic_write(ud, data, len, err, errlen);
 }
 
-/* c:get(bucket, key, sink [, {expected_size=, force=}]) -> bytes | nil, err
+/* c:get(bucket, key, sink [, {expected_size=, force=, offset=, length=, if_match=}]) -> bytes | nil, err
  * sink: function(chunk) or a file path (written atomically). */
 static int c_get(lua_State *L)
 {
@@ -298,17 +311,28 @@ static int c_get(lua_State *L)
     const char *path = is_fn ? NULL : luaL_checkstring(L, 4);
     lua_Integer expected = -1;
     int force = 0;
+    struct mxpc_s3_range range = {0, 0, NULL};
     if (!lua_isnoneornil(L, 5)) {
         luaL_checktype(L, 5, LUA_TTABLE);
+        lua_settop(L, 5);
+        int keep = mxpc_args_keep(L);
         expected = opt_integer(L, 5, "expected_size", -1);
         force = opt_bool(L, 5, "force", 0);
+        range.offset = opt_integer(L, 5, "offset", 0);
+        range.length = opt_integer(L, 5, "length", 0);
+        range.if_match = mxpc_args_opt_string(L, 5, "if_match", keep);
+        luaL_argcheck(L, range.offset >= 0 && range.length >= 0, 5, "offset and length must not be negative");
+        luaL_argcheck(L, (range.offset == 0 && !range.if_match) || range.length > 0, 5,
+                      "offset and if_match need a length");
+        luaL_argcheck(L, range.length == 0 || expected < 0, 5, "expected_size and a range exclude each other");
     }
     struct mxpc_s3_error e;
     int64_t bytes = 0;
     int rc;
     if (is_fn) {
         struct lua_cb cb = {L, 4, MXPC_CALLBACK_FAILURE_INIT, LUA_NOREF, NULL, 0, 0};
-        rc = mxpc_s3_get(c->s3, bucket, key, expected, lua_sink, &cb, &bytes, &e);
+        rc = range.length ? mxpc_s3_get_range(c->s3, bucket, key, &range, lua_sink, &cb, &bytes, &e)
+                          : mxpc_s3_get(c->s3, bucket, key, expected, lua_sink, &cb, &bytes, &e);
         int n = cb_finish(&cb, rc, &e);
         if (n)
             return n;
@@ -319,7 +343,8 @@ static int c_get(lua_State *L)
             return mxpc_error_fail(L, errno == EEXIST ? "exists" : "io",
                                    errno == EEXIST ? "choose another file name, or use force to replace it" : NULL,
                                    "%s", err);
-        rc = mxpc_s3_get(c->s3, bucket, key, expected, file_sink, f, &bytes, &e);
+        rc = range.length ? mxpc_s3_get_range(c->s3, bucket, key, &range, file_sink, f, &bytes, &e)
+                          : mxpc_s3_get(c->s3, bucket, key, expected, file_sink, f, &bytes, &e);
         if (rc == 0 && mxpc_atomic_commit(f, err, sizeof err) != 0) {
             mxpc_atomic_free(f);
             return mxpc_error_fail(L, "io", NULL, "%s", err);
@@ -660,7 +685,10 @@ static int write_entry(struct many_ctx *x, const struct mxpc_s3_fetched *f, stru
     if (rc == MXPC_ARCHIVE_OK)
         rc = mxpc_archive_writer_end_entry(x->w);
     if (rc != MXPC_ARCHIVE_OK) {
-        copy_error(e, rc == MXPC_ARCHIVE_EINTERRUPTED ? "interrupted" : "io", mxpc_archive_writer_error(x->w));
+        /* a writer with a Lua sink (standard output, an S3 upload) fails
+         * when a signal interrupts the sink: that is an interruption too */
+        copy_error(e, rc == MXPC_ARCHIVE_EINTERRUPTED || mxpc_interrupted() ? "interrupted" : "io",
+                   mxpc_archive_writer_error(x->w));
         return -1;
     }
     return 0;
@@ -795,6 +823,7 @@ static int c_get_many(lua_State *L)
 
 struct luploader {
     struct mxpc_s3_uploader *up;
+    struct client *c;
 };
 
 static struct luploader *check_uploader(lua_State *L)
@@ -805,24 +834,32 @@ static struct luploader *check_uploader(lua_State *L)
     return u;
 }
 
+/* {concurrency=, window=} at idx (optional) into o, which holds the defaults. */
+static void upload_options(lua_State *L, int idx, struct mxpc_s3_many_options *o)
+{
+    if (lua_isnoneornil(L, idx))
+        return;
+    luaL_checktype(L, idx, LUA_TTABLE);
+    o->concurrency = (int)opt_integer(L, idx, "concurrency", o->concurrency);
+    luaL_argcheck(L, o->concurrency >= 1 && o->concurrency <= 256, idx, "concurrency must be 1..256");
+    o->window = opt_integer(L, idx, "window", o->window);
+    luaL_argcheck(L, o->window >= 1, idx, "window must be positive");
+}
+
 /* c:uploader{concurrency=, window=} -> uploader (keeps the client alive) */
 static int c_uploader(lua_State *L)
 {
     struct client *c = check_client(L);
     struct mxpc_s3_many_options o = {MXPC_S3_DEFAULT_CONCURRENCY, MXPC_S3_DEFAULT_WINDOW, NULL};
-    if (!lua_isnoneornil(L, 2)) {
-        luaL_checktype(L, 2, LUA_TTABLE);
-        o.concurrency = (int)opt_integer(L, 2, "concurrency", MXPC_S3_DEFAULT_CONCURRENCY);
-        luaL_argcheck(L, o.concurrency >= 1 && o.concurrency <= 256, 2, "concurrency must be 1..256");
-        o.window = opt_integer(L, 2, "window", MXPC_S3_DEFAULT_WINDOW);
-        luaL_argcheck(L, o.window >= 1, 2, "window must be positive");
-    }
+    upload_options(L, 2, &o);
     struct luploader *u = lua_newuserdatauv(L, sizeof *u, 1);
     u->up = NULL;
+    u->c = c;
     luaL_setmetatable(L, UPLOADER_META);
     lua_pushvalue(L, 1);
     lua_setiuservalue(L, -2, 1);
     u->up = mxpc_s3_uploader_new(c->s3, &o);
+    c->uploads++;
     return 1;
 }
 
@@ -896,8 +933,12 @@ static int u_stats(lua_State *L)
 static int u_close(lua_State *L)
 {
     struct luploader *u = luaL_checkudata(L, 1, UPLOADER_META);
-    mxpc_s3_uploader_free(u->up);
-    u->up = NULL;
+    if (u->up) {
+        mxpc_s3_uploader_free(u->up);
+        u->up = NULL;
+        u->c->uploads--;
+        client_release(u->c);
+    }
     return 0;
 }
 
@@ -905,6 +946,96 @@ static int u_tostring(lua_State *L)
 {
     struct luploader *u = luaL_checkudata(L, 1, UPLOADER_META);
     lua_pushstring(L, u->up ? "s3.uploader" : "s3.uploader (closed)");
+    return 1;
+}
+
+/* --- uploads of unknown length ----------------------------------------------- */
+
+struct stream {
+    struct mxpc_s3_upload *u;
+    struct client *c;
+};
+
+static struct stream *check_stream(lua_State *L)
+{
+    struct stream *u = luaL_checkudata(L, 1, UPLOAD_META);
+    if (!u->u)
+        luaL_error(L, "attempt to use a closed S3 upload");
+    return u;
+}
+
+/* Aborts the upload unless it was committed; idempotent (close, __close, __gc). */
+static int s_close(lua_State *L)
+{
+    struct stream *u = luaL_checkudata(L, 1, UPLOAD_META);
+    if (u->u) {
+        mxpc_s3_upload_free(u->u);
+        u->u = NULL;
+        u->c->uploads--;
+        client_release(u->c);
+    }
+    return 0;
+}
+
+/* c:upload(bucket, key [, {concurrency=, window=}]) -> upload: u:write(chunk...),
+ * u:commit() -> {size=, etag=}, u:abort() */
+static int c_upload(lua_State *L)
+{
+    struct client *c = check_client(L);
+    const char *bucket = opt_bucket(L, 2), *key = luaL_checkstring(L, 3);
+    struct mxpc_s3_many_options o = {MXPC_S3_UPLOAD_CONCURRENCY, MXPC_S3_UPLOAD_CONCURRENCY * MXPC_S3_DEFAULT_PART_SIZE,
+                                     NULL};
+    int with_options = !lua_isnoneornil(L, 4);
+    upload_options(L, 4, &o);
+    struct stream *u = lua_newuserdatauv(L, sizeof *u, 1);
+    u->u = NULL;
+    u->c = c;
+    lua_pushvalue(L, 1); /* the upload keeps its client alive */
+    lua_setiuservalue(L, -2, 1);
+    luaL_setmetatable(L, UPLOAD_META);
+    struct mxpc_s3_error e;
+    u->u = mxpc_s3_upload_begin(c->s3, bucket, key, with_options ? &o : NULL, &e);
+    if (!u->u)
+        return push_s3_error(L, &e);
+    c->uploads++;
+    return 1;
+}
+
+static int s_write(lua_State *L)
+{
+    struct stream *u = check_stream(L);
+    int n = lua_gettop(L);
+    for (int i = 2; i <= n; i++) {
+        size_t len;
+        const char *data = luaL_checklstring(L, i, &len);
+        struct mxpc_s3_error e;
+        if (mxpc_s3_upload_write(u->u, data, len, &e) != 0)
+            return push_s3_error(L, &e);
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int s_commit(lua_State *L)
+{
+    struct stream *u = check_stream(L);
+    struct mxpc_s3_object o = {0, ""};
+    struct mxpc_s3_error e;
+    if (mxpc_s3_upload_commit(u->u, &o, &e) != 0)
+        return push_s3_error(L, &e);
+    return push_object(L, &o);
+}
+
+static int s_size(lua_State *L)
+{
+    lua_pushinteger(L, (lua_Integer)mxpc_s3_upload_size(check_stream(L)->u));
+    return 1;
+}
+
+static int s_tostring(lua_State *L)
+{
+    struct stream *u = luaL_checkudata(L, 1, UPLOAD_META);
+    lua_pushstring(L, u->u ? "s3.upload" : "s3.upload (closed)");
     return 1;
 }
 
@@ -1112,6 +1243,7 @@ int luaopen_mxpc_s3(lua_State *L)
         {"head_many", c_head_many},
         {"get_many", c_get_many},
         {"uploader", c_uploader},
+        {"upload", c_upload},
         {"close", c_close},
         {NULL, NULL},
     };
@@ -1129,6 +1261,17 @@ int luaopen_mxpc_s3(lua_State *L)
         {"__gc", u_close}, {"__close", u_close}, {"__tostring", u_tostring}, {NULL, NULL},
     };
     mxpc_lua_class(L, UPLOADER_META, up_methods, up_meta);
+    static const luaL_Reg stream_methods[] = {
+        {"write", s_write}, {"commit", s_commit}, {"abort", s_close}, {"close", s_close}, {"size", s_size},
+        {NULL, NULL},
+    };
+    static const luaL_Reg stream_meta[] = {
+        {"__gc", s_close},
+        {"__close", s_close},
+        {"__tostring", s_tostring},
+        {NULL, NULL},
+    };
+    mxpc_lua_class(L, UPLOAD_META, stream_methods, stream_meta);
 
     static const luaL_Reg functions[] = {
         {"client", l_client},

@@ -49,6 +49,7 @@ struct mxpc_s3 {
     int max_retries;
     int64_t max_send_speed;
     int ignore_interrupt; /* while aborting a multipart upload after an interruption */
+    long long interrupt_seen_ms; /* when a signal was first seen, or 0 */
     struct mxpc_aws_credentials creds;
 };
 
@@ -180,7 +181,6 @@ struct request {
     const char *bucket;
     const char *key;   /* NULL for bucket operations */
     const char *query; /* as sent, or NULL */
-    const char *range; /* "bytes=N-" or NULL */
     const char *if_match;
     const char *content_type;
     const char *body; /* NULL: no body */
@@ -190,6 +190,7 @@ struct request {
     mxpc_s3_sink_fn sink;
     void *sink_ud;
     int64_t expected_size;
+    int64_t offset, end; /* a ranged GET: bytes offset..end-1 (end 0: to the end of the object) */
 
     /* results */
     long status;
@@ -269,8 +270,9 @@ static size_t on_write(char *data, size_t size, size_t n, void *ud)
         r->checked = 1;
         curl_off_t cl = -1;
         curl_easy_getinfo(r->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
-        if (r->range_from > 0 && status != 206) {
-            snprintf(r->sink_error, sizeof r->sink_error, "the server ignored the Range of a resumed download");
+        if ((r->range_from > 0 || r->end > 0) && status != 206) {
+            snprintf(r->sink_error, sizeof r->sink_error, "the server ignored the Range of a%s download",
+                     r->delivered > 0 ? " resumed" : "");
             r->sink_failed = 1;
             return 0;
         }
@@ -326,11 +328,13 @@ static int on_seek(void *ud, curl_off_t offset, int origin)
     return CURL_SEEKFUNC_OK;
 }
 
+static int interrupt_stops(struct mxpc_s3 *s3);
+
 static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
 {
     (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
     struct request *r = ud;
-    return mxpc_interrupted() && !r->s3->ignore_interrupt;
+    return interrupt_stops(r->s3);
 }
 
 static struct curl_slist *add_header(struct curl_slist *list, const char *fmt, ...)
@@ -383,6 +387,25 @@ static long long now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* How long requests that clean up after a signal (ignore_interrupt) may
+ * take: a server that does not answer must not keep the program from
+ * ending. */
+#define CLEANUP_GRACE_MS 10000
+
+/* Whether a signal stops the client's requests now: at once, or while
+ * cleaning up, once CLEANUP_GRACE_MS have passed since it was seen. */
+static int interrupt_stops(struct mxpc_s3 *s3)
+{
+    if (!mxpc_interrupted()) {
+        s3->interrupt_seen_ms = 0;
+        return 0;
+    }
+    long long now = now_ms();
+    if (!s3->interrupt_seen_ms)
+        s3->interrupt_seen_ms = now;
+    return !s3->ignore_interrupt || now - s3->interrupt_seen_ms >= CLEANUP_GRACE_MS;
+}
+
 static void attempt_end(struct mxpc_s3 *s3, struct request *r, CURLcode code);
 
 /* Starts one attempt: sign, set the options, add the transfer. */
@@ -392,7 +415,7 @@ static void attempt_start(struct mxpc_s3 *s3, struct request *r)
     r->body_sent = 0;
     r->checked = 0;
     r->response.len = 0;
-    r->range_from = r->sink ? r->delivered : 0;
+    r->range_from = r->sink ? r->offset + r->delivered : 0;
     if (r->range_from > 0 && !r->if_match && r->if_match_buf[0])
         r->if_match = r->if_match_buf; /* resume the same object, not a replacement */
     r->state = REQ_RUNNING;
@@ -404,7 +427,9 @@ static void attempt_start(struct mxpc_s3 *s3, struct request *r)
                     r->query ? r->query : "");
 
     char range[64] = "";
-    if (r->range_from > 0)
+    if (r->end > 0)
+        snprintf(range, sizeof range, "bytes=%lld-%lld", (long long)r->range_from, (long long)r->end - 1);
+    else if (r->range_from > 0)
         snprintf(range, sizeof range, "bytes=%lld-", (long long)r->range_from);
     struct mxpc_sigv4_header signed_headers[4];
     size_t nsigned = 0;
@@ -559,10 +584,14 @@ static void http_error(struct mxpc_s3 *s3, struct request *r, struct mxpc_s3_err
     e->http_status = r->status;
     snprintf(e->s3_code, sizeof e->s3_code, "%s", x.code);
     const char *detail = x.message[0] ? x.message : x.code;
-    if (r->status == 412 && r->range_from > 0)
+    if (r->status == 412 && r->delivered > 0)
         set_error(e, "changed", "run it again: the object was replaced while it was read",
                   "%s changed during the download (resuming at byte %lld, its ETag is no longer %s)", what,
                   (long long)r->range_from, r->if_match ? r->if_match : "the same");
+    else if (r->status == 412 && r->if_match)
+        set_error(e, "changed", "run it again: the object was replaced while it was read",
+                  "%s changed while it was being read (at byte %lld, its ETag is no longer %s)", what,
+                  (long long)r->range_from, r->if_match);
     else if (strcmp(x.code, "NoSuchBucket") == 0)
         set_error(e, "not_found", NULL, "no such bucket: %s (%s)", r->bucket && *r->bucket ? r->bucket : "(endpoint)",
                   s3->endpoint);
@@ -661,8 +690,8 @@ static void attempt_end(struct mxpc_s3 *s3, struct request *r, CURLcode code)
     }
     curl_slist_free_all(r->headers);
     r->headers = NULL;
-    if (r->sink && r->range_from == 0 && r->etag[0])
-        snprintf(r->if_match_buf, sizeof r->if_match_buf, "%s", r->etag);
+    if (r->sink && r->range_from == r->offset && r->etag[0])
+        snprintf(r->if_match_buf, sizeof r->if_match_buf, "%s", r->etag); /* the object a resume must come from */
     if (code == CURLE_OK && r->status < 500 && r->status != 429) {
         finish(s3, r, code);
         return;
@@ -713,7 +742,7 @@ static void unwait(struct mxpc_s3 *s3, struct request *r)
 static void pump(struct mxpc_s3 *s3, int timeout_ms)
 {
     long long now = now_ms();
-    int stop = mxpc_interrupted() && !s3->ignore_interrupt;
+    int stop = interrupt_stops(s3);
     for (struct request *r = s3->waiting, *next; r; r = next) {
         next = r->next_wait;
         if (stop || r->retry_at <= now) {
@@ -945,8 +974,9 @@ int mxpc_s3_head(struct mxpc_s3 *s3, const char *bucket, const char *key, struct
     return rc;
 }
 
-int mxpc_s3_get(struct mxpc_s3 *s3, const char *bucket, const char *key, int64_t expected_size,
-                mxpc_s3_sink_fn sink, void *ud, int64_t *bytes, struct mxpc_s3_error *e)
+static int get_object(struct mxpc_s3 *s3, const char *bucket, const char *key, int64_t expected_size,
+                      const struct mxpc_s3_range *range, mxpc_s3_sink_fn sink, void *ud, int64_t *bytes,
+                      struct mxpc_s3_error *e)
 {
     if (bytes)
         *bytes = 0;
@@ -959,6 +989,12 @@ int mxpc_s3_get(struct mxpc_s3 *s3, const char *bucket, const char *key, int64_t
                         .sink = sink,
                         .sink_ud = ud,
                         .expected_size = expected_size};
+    if (range) {
+        r.offset = range->offset;
+        r.end = range->offset + range->length;
+        r.if_match = range->if_match && *range->if_match ? range->if_match : NULL;
+        expected_size = range->length; /* checked at the end: the answer's length is the range's */
+    }
     int rc = execute(s3, &r, 0, e);
     if (rc == 0 && expected_size >= 0 && r.delivered != expected_size) {
         char what[1024];
@@ -971,6 +1007,25 @@ int mxpc_s3_get(struct mxpc_s3 *s3, const char *bucket, const char *key, int64_t
         *bytes = r.delivered;
     request_free(&r);
     return rc;
+}
+
+int mxpc_s3_get(struct mxpc_s3 *s3, const char *bucket, const char *key, int64_t expected_size,
+                mxpc_s3_sink_fn sink, void *ud, int64_t *bytes, struct mxpc_s3_error *e)
+{
+    return get_object(s3, bucket, key, expected_size, NULL, sink, ud, bytes, e);
+}
+
+int mxpc_s3_get_range(struct mxpc_s3 *s3, const char *bucket, const char *key, const struct mxpc_s3_range *range,
+                      mxpc_s3_sink_fn sink, void *ud, int64_t *bytes, struct mxpc_s3_error *e)
+{
+    if (range->offset < 0 || range->length <= 0) {
+        if (bytes)
+            *bytes = 0;
+        clear_error(e);
+        set_error(e, "usage", NULL, "a range needs offset >= 0 and length > 0");
+        return -1;
+    }
+    return get_object(s3, bucket, key, -1, range, sink, ud, bytes, e);
 }
 
 /* Reads exactly len bytes from the source. */
@@ -1605,7 +1660,8 @@ struct upjob {
     char *bucket, *key;
     char upload_id[512];
     struct mxpc_buf enc_id;
-    int64_t nparts, parts_done;
+    int64_t nparts, parts_done; /* parts sent so far (all of them once all_read), parts in */
+    int64_t cap;                /* of etags */
     char (*etags)[128];
     int all_read, completing, done;
     struct request complete;
@@ -1865,6 +1921,66 @@ static struct uptask *up_send(struct mxpc_s3_uploader *up, const char *bucket, c
     return t;
 }
 
+/* Fails the uploader with e and stops everything; returns -1. */
+static int up_abandon(struct mxpc_s3_uploader *up, struct mxpc_s3_error *e)
+{
+    up_fail(up, e);
+    up_stop(up);
+    return -1;
+}
+
+/* Creates a multipart upload whose parts are then sent with job_part; it is
+ * completed once all_read is set and its parts are in. NULL with e filled
+ * (and the uploader stopped) on failure. */
+static struct upjob *job_begin(struct mxpc_s3_uploader *up, const char *bucket, const char *key, const char *what,
+                               struct mxpc_s3_error *e)
+{
+    struct request r = {.method = "POST", .bucket = bucket, .key = key, .query = "uploads", .expected_size = -1};
+    /* Once S3 has made the upload, only its id in the answer lets us abort
+     * it: a signal does not cut this short (the answer is small), and stops
+     * everything right after (the next up_pump), aborting the upload. */
+    int ignoring = up->s3->ignore_interrupt;
+    up->s3->ignore_interrupt = 1;
+    int rc = execute(up->s3, &r, 0, e);
+    up->s3->ignore_interrupt = ignoring;
+    struct upjob *j = calloc(1, sizeof *j);
+    if (!j)
+        abort();
+    struct xml_capture cap = {{"UploadId"}, {j->upload_id}, {sizeof j->upload_id}, NULL, NULL, NULL, 0};
+    if (rc == 0 && (xml_each(r.response.data, r.response.len, capture_element, &cap) != 0 || !j->upload_id[0])) {
+        set_error(e, "s3", NULL, "S3 did not return an upload id for %s", what);
+        rc = -1;
+    }
+    request_free(&r);
+    if (rc != 0) {
+        free(j);
+        up_abandon(up, e);
+        return NULL;
+    }
+    j->up = up;
+    j->bucket = xstrdup(bucket);
+    j->key = xstrdup(key);
+    mxpc_sigv4_uri_encode(&j->enc_id, j->upload_id, strlen(j->upload_id), 0);
+    j->next = up->jobs;
+    up->jobs = j;
+    return j;
+}
+
+/* Sends buf (malloc'ed, taken over) as the job's next part. */
+static void job_part(struct mxpc_s3_uploader *up, struct upjob *j, char *buf, size_t len)
+{
+    if (j->nparts == j->cap) {
+        int64_t cap = j->cap ? j->cap * 2 : 16;
+        void *grown = realloc(j->etags, (size_t)cap * sizeof *j->etags);
+        if (!grown)
+            abort();
+        j->etags = grown;
+        j->cap = cap;
+    }
+    j->nparts++;
+    up_send(up, NULL, NULL, buf, len, j, j->nparts);
+}
+
 struct mxpc_s3_uploader *mxpc_s3_uploader_new(struct mxpc_s3 *s3, const struct mxpc_s3_many_options *o)
 {
     struct mxpc_s3_uploader *up = calloc(1, sizeof *up);
@@ -1902,9 +2018,7 @@ int mxpc_s3_uploader_put(struct mxpc_s3_uploader *up, const char *bucket, const 
         if (fill(source, ud, buf, (size_t)size, 0, size, what, e) != 0 ||
             check_source_end(source, ud, size, what, e) != 0) {
             free(buf);
-            up_fail(up, e);
-            up_stop(up);
-            return -1;
+            return up_abandon(up, e);
         }
         up_send(up, bucket, key, buf, (size_t)size, NULL, 0);
         return up_pump(up, 0, e);
@@ -1913,43 +2027,13 @@ int mxpc_s3_uploader_put(struct mxpc_s3_uploader *up, const char *bucket, const 
     int64_t part = s3->part_size;
     if ((size + part - 1) / part > MXPC_S3_MAX_PARTS)
         part = ((size / MXPC_S3_MAX_PARTS) / MXPC_S3_MIB + 1) * MXPC_S3_MIB;
-    struct request r = {.method = "POST", .bucket = bucket, .key = key, .query = "uploads", .expected_size = -1};
-    /* Once S3 has made the upload, only its id in the answer lets us abort
-     * it: a signal does not cut this short (the answer is small), and stops
-     * everything right after, aborting the upload. */
-    int ignoring = s3->ignore_interrupt;
-    s3->ignore_interrupt = 1;
-    int rc = execute(s3, &r, 0, e);
-    s3->ignore_interrupt = ignoring;
-    struct upjob *j = calloc(1, sizeof *j);
+    struct upjob *j = job_begin(up, bucket, key, what, e);
     if (!j)
-        abort();
-    struct xml_capture cap = {{"UploadId"}, {j->upload_id}, {sizeof j->upload_id}, NULL, NULL, NULL, 0};
-    if (rc == 0 && (xml_each(r.response.data, r.response.len, capture_element, &cap) != 0 || !j->upload_id[0])) {
-        set_error(e, "s3", NULL, "S3 did not return an upload id for %s", what);
-        rc = -1;
-    }
-    request_free(&r);
-    if (rc != 0) {
-        free(j);
-        up_fail(up, e);
-        up_stop(up);
         return -1;
-    }
-    j->up = up;
-    j->bucket = xstrdup(bucket);
-    j->key = xstrdup(key);
-    j->nparts = (size + part - 1) / part;
-    j->etags = calloc((size_t)j->nparts, sizeof *j->etags);
-    if (!j->etags)
-        abort();
-    mxpc_sigv4_uri_encode(&j->enc_id, j->upload_id, strlen(j->upload_id), 0);
-    j->next = up->jobs;
-    up->jobs = j;
-    mxpc_log(MXPC_LOG_DEBUG, "s3 multipart upload of %s: %lld parts of %lld bytes", what, (long long)j->nparts,
-             (long long)part);
+    mxpc_log(MXPC_LOG_DEBUG, "s3 multipart upload of %s: %lld parts of %lld bytes", what,
+             (long long)((size + part - 1) / part), (long long)part);
     int64_t done = 0;
-    for (int64_t n = 1; n <= j->nparts; n++) {
+    while (done < size) {
         size_t len = (size_t)(size - done < part ? size - done : part);
         if (up_room(up, (int64_t)len, e) != 0)
             return -1;
@@ -1958,18 +2042,13 @@ int mxpc_s3_uploader_put(struct mxpc_s3_uploader *up, const char *bucket, const 
             abort();
         if (fill(source, ud, buf, len, done, size, what, e) != 0) {
             free(buf);
-            up_fail(up, e);
-            up_stop(up);
-            return -1;
+            return up_abandon(up, e);
         }
-        up_send(up, NULL, NULL, buf, len, j, n);
+        job_part(up, j, buf, len);
         done += (int64_t)len;
     }
-    if (check_source_end(source, ud, size, what, e) != 0) {
-        up_fail(up, e);
-        up_stop(up);
-        return -1;
-    }
+    if (check_source_end(source, ud, size, what, e) != 0)
+        return up_abandon(up, e);
     j->all_read = 1;
     return up_pump(up, 0, e);
 }
@@ -2000,7 +2079,20 @@ void mxpc_s3_uploader_free(struct mxpc_s3_uploader *up)
     free(up);
 }
 
-/* One object: the uploader below with one part in memory at a time. */
+/* The object an uploader finished last: its size and ETag. */
+static void uploaded_object(struct mxpc_s3_uploader *up, const char *bucket, const char *key, int64_t size,
+                            struct mxpc_s3_object *out)
+{
+    out->size = size;
+    snprintf(out->etag, sizeof out->etag, "%s", up->last_etag);
+    struct mxpc_s3_object o;
+    struct mxpc_s3_error he;
+    /* RGW 16 answers a multipart completion with an empty ETag; HEAD has the right one */
+    if (!out->etag[0] && mxpc_s3_head(up->s3, bucket, key, &o, &he) == 0)
+        snprintf(out->etag, sizeof out->etag, "%s", o.etag);
+}
+
+/* One object: the uploader above with one part in memory at a time. */
 int mxpc_s3_put(struct mxpc_s3 *s3, const char *bucket, const char *key, int64_t size, mxpc_s3_source_fn source,
                 void *ud, struct mxpc_s3_object *out, struct mxpc_s3_error *e)
 {
@@ -2009,15 +2101,171 @@ int mxpc_s3_put(struct mxpc_s3 *s3, const char *bucket, const char *key, int64_t
     int rc = mxpc_s3_uploader_put(up, bucket, key, size, source, ud, e);
     if (rc == 0)
         rc = mxpc_s3_uploader_finish(up, e);
-    if (rc == 0 && out) {
-        out->size = size;
-        snprintf(out->etag, sizeof out->etag, "%s", up->last_etag);
-        struct mxpc_s3_object o2;
-        struct mxpc_s3_error he;
-        /* RGW 16 answers a multipart completion with an empty ETag; HEAD has the right one */
-        if (!out->etag[0] && mxpc_s3_head(s3, bucket, key, &o2, &he) == 0)
-            snprintf(out->etag, sizeof out->etag, "%s", o2.etag);
-    }
+    if (rc == 0 && out)
+        uploaded_object(up, bucket, key, size, out);
     mxpc_s3_uploader_free(up);
     return rc;
+}
+
+/* --- uploads of unknown length ------------------------------------------------------
+ *
+ * The bytes are gathered into a part; a full part goes to an uploader (one
+ * multipart upload, its parts in parallel as the options allow) and the next
+ * part is gathered meanwhile. An object that never fills a part is one PUT
+ * at commit. */
+
+struct mxpc_s3_upload {
+    struct mxpc_s3_uploader *up;
+    char *bucket, *key;
+    char what[1024];
+    struct upjob *job; /* NULL until the first part is full */
+    char *buf;
+    size_t len, part; /* bytes gathered, size of the part being gathered */
+    int64_t size;
+    int state; /* 0 open, 1 committed, 2 failed or aborted */
+};
+
+struct mxpc_s3_upload *mxpc_s3_upload_begin(struct mxpc_s3 *s3, const char *bucket, const char *key,
+                                            const struct mxpc_s3_many_options *o, struct mxpc_s3_error *e)
+{
+    if (check_names(bucket, key, 1, e))
+        return NULL;
+    struct mxpc_s3_many_options dflt = {MXPC_S3_UPLOAD_CONCURRENCY, MXPC_S3_UPLOAD_CONCURRENCY * s3->part_size, NULL};
+    struct mxpc_s3_upload *u = calloc(1, sizeof *u);
+    if (!u)
+        abort();
+    u->up = mxpc_s3_uploader_new(s3, o ? o : &dflt);
+    u->bucket = xstrdup(bucket);
+    u->key = xstrdup(key);
+    object_name(u->what, sizeof u->what, bucket, key);
+    u->part = (size_t)s3->part_size;
+    u->buf = malloc(u->part);
+    if (!u->buf)
+        abort();
+    return u;
+}
+
+/* The part size grows as the upload does, so that S3's 10000 parts hold
+ * (2000 parts each of 1x, 2x, 4x, 8x and 16x the part size) about 1 TiB
+ * with the default 16 MiB. */
+static size_t upload_part_size(const struct mxpc_s3_upload *u)
+{
+    int64_t parts = u->job ? u->job->nparts : 0;
+    int64_t part = u->up->s3->part_size << (parts / (MXPC_S3_MAX_PARTS / 5));
+    return (size_t)(part > MXPC_S3_MAX_PART_SIZE ? MXPC_S3_MAX_PART_SIZE : part);
+}
+
+/* The upload cannot go on: the uploader has stopped everything (the
+ * multipart upload is aborted). */
+static int upload_failed(struct mxpc_s3_upload *u, struct mxpc_s3_error *e)
+{
+    if (!u->up->failed)
+        up_abandon(u->up, e);
+    else
+        memcpy(e, &u->up->err, sizeof *e);
+    u->state = 2;
+    return -1;
+}
+
+/* Sends the full part (beginning the multipart upload first). */
+static int upload_flush(struct mxpc_s3_upload *u, struct mxpc_s3_error *e)
+{
+    if (!u->job) {
+        u->job = job_begin(u->up, u->bucket, u->key, u->what, e);
+        if (!u->job)
+            return upload_failed(u, e);
+        mxpc_log(MXPC_LOG_DEBUG, "s3 multipart upload of %s begun", u->what);
+    }
+    if (u->job->nparts >= MXPC_S3_MAX_PARTS) {
+        set_error(e, "size", NULL, "upload of %s: more than %d parts", u->what, MXPC_S3_MAX_PARTS);
+        return upload_failed(u, e);
+    }
+    if (up_room(u->up, (int64_t)u->len, e) != 0)
+        return upload_failed(u, e);
+    job_part(u->up, u->job, u->buf, u->len);
+    u->part = upload_part_size(u);
+    u->len = 0;
+    u->buf = malloc(u->part);
+    if (!u->buf)
+        abort();
+    return 0;
+}
+
+static int upload_usable(struct mxpc_s3_upload *u, struct mxpc_s3_error *e)
+{
+    clear_error(e);
+    if (u->state == 0)
+        return 0;
+    if (u->state == 2 && u->up->failed)
+        memcpy(e, &u->up->err, sizeof *e);
+    else
+        set_error(e, "usage", NULL, "upload of %s: already %s", u->what, u->state == 1 ? "committed" : "aborted");
+    return -1;
+}
+
+int mxpc_s3_upload_write(struct mxpc_s3_upload *u, const void *data, size_t len, struct mxpc_s3_error *e)
+{
+    if (upload_usable(u, e) != 0)
+        return -1;
+    /* the parts in flight move on while the next one is gathered; a failure
+     * or a signal stops the upload here */
+    if (up_pump(u->up, u->up->in_flight > 0 ? 0 : -1, e) != 0)
+        return upload_failed(u, e);
+    const char *p = data;
+    while (len > 0) {
+        size_t n = u->part - u->len < len ? u->part - u->len : len;
+        memcpy(u->buf + u->len, p, n);
+        u->len += n;
+        u->size += (int64_t)n;
+        p += n;
+        len -= n;
+        if (u->len == u->part && upload_flush(u, e) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+int mxpc_s3_upload_commit(struct mxpc_s3_upload *u, struct mxpc_s3_object *out, struct mxpc_s3_error *e)
+{
+    if (upload_usable(u, e) != 0)
+        return -1;
+    if (up_pump(u->up, -1, e) != 0)
+        return upload_failed(u, e);
+    if (!u->job) { /* all of it fits one part: one PUT, no multipart upload */
+        if (up_room(u->up, (int64_t)u->len, e) != 0)
+            return upload_failed(u, e);
+        up_send(u->up, u->bucket, u->key, u->buf, u->len, NULL, 0);
+    } else if (u->len > 0) {
+        if (up_room(u->up, (int64_t)u->len, e) != 0)
+            return upload_failed(u, e);
+        job_part(u->up, u->job, u->buf, u->len);
+    } else {
+        free(u->buf);
+    }
+    u->buf = NULL;
+    u->len = 0;
+    if (u->job)
+        u->job->all_read = 1;
+    if (mxpc_s3_uploader_finish(u->up, e) != 0)
+        return upload_failed(u, e);
+    u->state = 1;
+    if (out)
+        uploaded_object(u->up, u->bucket, u->key, u->size, out);
+    return 0;
+}
+
+int64_t mxpc_s3_upload_size(const struct mxpc_s3_upload *u)
+{
+    return u->size;
+}
+
+void mxpc_s3_upload_free(struct mxpc_s3_upload *u)
+{
+    if (!u)
+        return;
+    mxpc_s3_uploader_free(u->up); /* aborts what was not completed */
+    free(u->bucket);
+    free(u->key);
+    free(u->buf);
+    free(u);
 }

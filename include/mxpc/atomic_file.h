@@ -27,6 +27,10 @@ enum mxpc_atomic_state mxpc_atomic_state(const struct mxpc_atomic_file *f);
 int mxpc_atomic_commit(struct mxpc_atomic_file *f, char *err, size_t errlen);
 /* Idempotent; removes the temporary file if still open. */
 void mxpc_atomic_abort(struct mxpc_atomic_file *f);
+/* A finished file written elsewhere put in place the same way: temp is
+ * flushed, moved onto path (without force: never replacing an existing
+ * file, EEXIST) and the move made durable. 0, or -1 with errno and err. */
+int mxpc_file_commit(const char *temp, const char *path, int force, char *err, size_t errlen);
 /* Aborts if still open, then frees. NULL is fine. */
 void mxpc_atomic_free(struct mxpc_atomic_file *f);
 

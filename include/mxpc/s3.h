@@ -134,6 +134,15 @@ int mxpc_s3_head(struct mxpc_s3 *s3, const char *bucket, const char *key, struct
  * off mid-way is resumed with a Range request for the same ETag. */
 int mxpc_s3_get(struct mxpc_s3 *s3, const char *bucket, const char *key, int64_t expected_size,
                 mxpc_s3_sink_fn sink, void *ud, int64_t *bytes, struct mxpc_s3_error *e);
+/* A part of an object: `length` bytes from `offset`, which must lie within
+ * the object. With if_match (an ETag), an object that was replaced meanwhile
+ * fails with "changed" instead of mixing two objects' bytes. */
+struct mxpc_s3_range {
+    int64_t offset, length;
+    const char *if_match; /* NULL or "" = any */
+};
+int mxpc_s3_get_range(struct mxpc_s3 *s3, const char *bucket, const char *key, const struct mxpc_s3_range *range,
+                      mxpc_s3_sink_fn sink, void *ud, int64_t *bytes, struct mxpc_s3_error *e);
 /* Uploads exactly `size` bytes from source (fewer or more is a "size"
  * error): one PUT up to multipart_threshold, else a multipart upload that is
  * aborted on any failure, interruption included. `out` may be NULL. */
@@ -199,6 +208,23 @@ int mxpc_s3_uploader_put(struct mxpc_s3_uploader *up, const char *bucket, const 
 int mxpc_s3_uploader_finish(struct mxpc_s3_uploader *up, struct mxpc_s3_error *e);
 void mxpc_s3_uploader_stats(const struct mxpc_s3_uploader *up, int64_t *objects, int64_t *bytes);
 void mxpc_s3_uploader_free(struct mxpc_s3_uploader *up);
+
+/* An upload whose length is not known in advance, written piece by piece
+ * (an archive as it is made): the bytes are gathered into a part; an object
+ * that fits one part is one PUT at commit, a larger one a multipart upload
+ * on an uploader (above) with options `o` (NULL: 2 parts in flight while
+ * the next is gathered), whose parts grow past 2000 parts so that about
+ * 1 TiB fits. Any failure or signal, and freeing an upload that was not
+ * committed, aborts the multipart upload: nothing is left behind. The
+ * client must outlive the upload. */
+#define MXPC_S3_UPLOAD_CONCURRENCY 2
+struct mxpc_s3_upload;
+struct mxpc_s3_upload *mxpc_s3_upload_begin(struct mxpc_s3 *s3, const char *bucket, const char *key,
+                                            const struct mxpc_s3_many_options *o, struct mxpc_s3_error *e);
+int mxpc_s3_upload_write(struct mxpc_s3_upload *u, const void *data, size_t len, struct mxpc_s3_error *e);
+int mxpc_s3_upload_commit(struct mxpc_s3_upload *u, struct mxpc_s3_object *out, struct mxpc_s3_error *e);
+int64_t mxpc_s3_upload_size(const struct mxpc_s3_upload *u);
+void mxpc_s3_upload_free(struct mxpc_s3_upload *u); /* aborts unless committed; NULL is fine */
 
 /* Unfinished multipart uploads of a bucket (first 1000), and aborting one. */
 typedef void (*mxpc_s3_upload_fn)(void *ud, const char *key, const char *upload_id);

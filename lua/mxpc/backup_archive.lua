@@ -225,7 +225,8 @@ function M.parse_dump_header(s)
       h.toc_entries = int()
     end
   end)
-  if not ok and err ~= "short" then return nil, "damaged dump header (" .. err .. ")" end
+  if not ok and errors.is(err) then error(err, 0) end -- a signal, raised inside the pcall: not a damaged header
+  if not ok and err ~= "short" then return nil, "damaged dump header (" .. tostring(err) .. ")" end
   if not h.format then return nil, "damaged dump header (too short)" end
   return h
 end
@@ -485,15 +486,25 @@ local Writer = {}
 Writer.__index = Writer
 Writer.__name = "backup_archive.writer"
 
-function M.writer(path, opts)
+-- `target` is a path, or a sink function receiving the compressed bytes
+-- (opts.name names it in messages). opts.on_commit() runs after the archive
+-- ended (e.g. completing an upload) and may return nil, err; opts.on_close()
+-- runs when the writer is closed, committed or not (e.g. aborting an upload).
+function M.writer(target, opts)
   opts = opts or {}
-  local w, err = archive.writer(path, { force = opts.force, level = opts.level, threads = opts.threads,
-    mtime = opts.mtime })
+  local w, err = archive.writer(target, { force = opts.force, level = opts.level, threads = opts.threads,
+    mtime = opts.mtime, name = opts.name })
   if not w then return nil, err end
-  return setmetatable({ w = w, path = path, stage = "metadata", uuids = {} }, Writer)
+  return setmetatable({ w = w, path = opts.name or target, stage = "metadata", uuids = {},
+    on_commit = opts.on_commit, on_close = opts.on_close }, Writer)
 end
 
-function Writer:close() self.w:close() end
+function Writer:close()
+  self.w:close()
+  local on_close = self.on_close
+  self.on_close = nil
+  if on_close then on_close() end
+end
 
 Writer.__close = Writer.close
 Writer.__gc = Writer.close
@@ -526,7 +537,13 @@ end
 
 function Writer:add_dump(src, size)
   expect(self, "dump", "the database dump")
+  -- a large dump takes a while to go in: its progress, from the writer's count
+  local st = type(src) == "string" and fs.stat(src)
+  local base = self.w:stats().bytes_in
+  local meter <close> = st and progress.start("archive_dump", { label = "adding the dump to the archive",
+    bytes = st.size, poll = function() return self.w:stats().bytes_in - base end }) or nil
   local ok, err = add(self.w, M.DUMP, src, size)
+  if meter then meter:finish(not ok) end
   if ok then self.stage = "files" end
   return ok, err
 end
@@ -575,11 +592,12 @@ end
 function Writer:commit()
   expect(self, "files", "the end of the archive")
   local ok, err = self.w:commit()
+  if ok and self.on_commit then ok, err = self.on_commit() end
   if ok then self.stage = "committed" end
   return ok, err
 end
 
-function Writer:abort() self.w:abort() end
+function Writer:abort() self:close() end
 
 -- Entries, bytes in and out, compressed and stored blocks, threads (archive writer's stats).
 function Writer:stats() return self.w:stats() end

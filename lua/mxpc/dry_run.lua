@@ -105,9 +105,14 @@ end
 function M.backup(opts)
   local plan = new_plan(("backup of %s/%s into %s"):format(opts.namespace, opts.environment, opts.file))
   plan:check(pg_programs.find("pg_dump"))
-  local writable, oerr = wf.check_output(opts.file, opts.force)
-  if plan:check(writable, oerr) then
-    plan:say("archive: %s can be written%s", opts.file, fs.stat(opts.file) and " (it exists: --force replaces it)" or "")
+  if wf.location(opts.file).kind == "stdio" then
+    plan:say("archive: would go to standard output")
+  else -- a file, or an S3 key (its bucket answers, the key is free or --force)
+    local target, terr = wf.check_target(opts)
+    if plan:check(target, terr) then
+      plan:say("archive: %s can be written%s", opts.file,
+        target.kind == "file" and fs.stat(opts.file) and " (it exists: --force replaces it)" or "")
+    end
   end
   local env = resolve(plan, opts)
   if not env then return plan:finish() end

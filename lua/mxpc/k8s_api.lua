@@ -8,12 +8,18 @@ local log = require "mxpc.log"
 local api = {}
 
 local MENDIX = "privatecloud.mendix.com"
+local RBAC = "rbac.authorization.k8s.io"
 
 -- The resources the tool touches, as kubectl names them.
 api.resources = {
   secrets = { group = "", version = "v1", kind = "Secret", singular = "secret", namespaced = true },
   pods = { group = "", version = "v1", kind = "Pod", singular = "pod", short = "po", namespaced = true },
   namespaces = { group = "", version = "v1", kind = "Namespace", singular = "namespace", short = "ns" },
+  serviceaccounts = {
+    group = "", version = "v1", kind = "ServiceAccount", singular = "serviceaccount", short = "sa", namespaced = true,
+  },
+  roles = { group = RBAC, version = "v1", kind = "Role", singular = "role", namespaced = true },
+  rolebindings = { group = RBAC, version = "v1", kind = "RoleBinding", singular = "rolebinding", namespaced = true },
   mendixapps = { group = MENDIX, version = "v1alpha1", kind = "MendixApp", singular = "mendixapp", namespaced = true },
   storageinstances = {
     group = MENDIX, version = "v1alpha1", kind = "StorageInstance", singular = "storageinstance", namespaced = true,
@@ -94,7 +100,8 @@ local function http_error(client, target, status, body)
   local server_msg = type(st.message) == "string" and st.message or (body ~= "" and body:sub(1, 200)) or "no details"
   local reason = type(st.reason) == "string" and (" " .. st.reason) or ""
   local code = status == 401 and "unauthorized" or status == 403 and "forbidden" or status == 404 and "not_found"
-    or status == 409 and "conflict" or status == 422 and "invalid" or "k8s"
+    or status == 409 and (st.reason == "AlreadyExists" and "exists" or "conflict") or status == 422 and "invalid"
+    or "k8s"
   local what = target.resource and describe(target.resource, target.name, target.namespace)
     or (target.method .. " " .. target.path)
   local info = client:info()
@@ -115,6 +122,8 @@ local function http_error(client, target, status, body)
           info.in_cluster and info.source or ('context "%s" (%s)'):format(info.context, info.source))
     elseif code == "conflict" then
       hint = "the object changed since it was read; read it again and retry"
+    elseif code == "exists" then
+      hint = "it exists already: delete it first, or choose another name"
     elseif code == "invalid" then
       hint = "the server rejected the change; the message says which field"
     end
@@ -274,6 +283,29 @@ local function install(M, methods)
     local ns = opts.namespace or self:namespace()
     return call(self, { method = "PATCH", path = api.path(r, ns, name), verb = "patch", resource = r, name = name,
       namespace = ns }, patch, ctype)
+  end
+
+  -- client:create(resource, object [, {namespace=, dry_run=}]) -> the created object | nil, err
+  -- The namespace: opts.namespace, else the object's, else the client's. With
+  -- dry_run the server checks and answers without storing anything.
+  function methods:create(resource, object, opts)
+    local r = api.resource(resource)
+    assert(type(object) == "table", "object must be a table")
+    opts = opts or {}
+    local meta = type(object.metadata) == "table" and object.metadata or {}
+    local ns = opts.namespace or meta.namespace or self:namespace()
+    return call(self, { method = "POST", path = api.path(r, ns) .. query { dryRun = opts.dry_run and "All" or nil },
+      verb = "create", resource = r, name = meta.name, namespace = ns }, object)
+  end
+
+  -- client:delete(resource, name [, {namespace=, dry_run=}]) -> the server's answer | nil, err
+  function methods:delete(resource, name, opts)
+    local r = api.resource(resource)
+    assert(type(name) == "string" and name ~= "", "name must be a non-empty string")
+    opts = opts or {}
+    local ns = opts.namespace or self:namespace()
+    return call(self, { method = "DELETE", path = api.path(r, ns, name) .. query { dryRun = opts.dry_run and "All" or nil },
+      verb = "delete", resource = r, name = name, namespace = ns })
   end
 
   -- client:can_i(verb, resource [, {namespace=, name=}]) -> allowed, reason | nil, err

@@ -54,12 +54,12 @@ local environment = {
   { "SSL_CERT_FILE", "CA bundle for S3/MinIO over https (default: the system's bundle)" },
   { "SSL_CERT_DIR", "directory of CA certificates for S3/MinIO over https" },
   { "PGSSLROOTCERT", "CA certificate for a database with strict TLS (verify-ca, verify-full)" },
-  { "AWS_*", "AWS credentials for IRSA environments, as the AWS CLI reads them (AWS_ACCESS_KEY_ID," ..
+  { "AWS_*", "AWS credentials for IRSA environments and s3:// archives, as the AWS CLI reads them (AWS_ACCESS_KEY_ID," ..
     " AWS_PROFILE, AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN, AWS_CONTAINER_CREDENTIALS_FULL_URI, AWS_REGION, ...)" },
   { "PGSSLMODE", "as --db-sslmode MODE: stronger database TLS than the environment asks for, never weaker" },
   { "MXPC_SCRIPTS", "as --scripts DIR" },
   { "MXPC_DATADIR", "where the installed stock Lua files are (lua/, scripts/)" },
-  { "TMPDIR", "working directory when the output's directory is not writable" },
+  { "TMPDIR", "working directory for -f - and s3://, and when the output's directory is not writable" },
   { "MXPC_PROGRESS_INTERVAL", "seconds between progress lines when stderr is not a terminal (default 5)" },
 }
 
@@ -95,6 +95,15 @@ local env_options = {
     end },
   { long = "db-iam", help = "log in to the database with RDS IAM tokens (AWS credentials) even if the Secret " ..
     "has a password" },
+}
+
+-- Where an archive is kept when -f is s3://BUCKET/KEY.
+local archive_options = {
+  { long = "archive-endpoint", value = "URL",
+    help = "S3 endpoint of -f s3://... (default: AWS S3 of the region)" },
+  { long = "archive-region", value = "REGION", help = "its region (default: $AWS_REGION, us-east-1)" },
+  { long = "archive-profile", value = "NAME",
+    help = "profile of the AWS shared credentials file (default: $AWS_PROFILE, default)" },
 }
 
 local function with_globals(spec)
@@ -161,12 +170,18 @@ end
 command {
   name = "backup",
   summary = "back up an environment's database and files into a backup archive",
-  usage = "backup -n NAMESPACE -e ENVIRONMENT -f FILE [options]",
+  usage = "backup -n NAMESPACE -e ENVIRONMENT -f FILE|-|s3://BUCKET/KEY [options]",
   description = "Writes a Mendix Cloud compatible archive (.tar.gz) with the environment's\n" ..
-      "PostgreSQL database and the files its System.FileDocument rows reference.",
+      "PostgreSQL database and the files its System.FileDocument rows reference.\n" ..
+      "-f - writes the archive to standard output (never to a terminal; messages go\n" ..
+      "to stderr); if the backup fails, the output ends without the archive's end, so\n" ..
+      "whatever reads it sees a broken archive. -f s3://BUCKET/KEY uploads it as it\n" ..
+      "is written (credentials: the AWS chain, AWS_* below, e.g. the jump pod's IAM\n" ..
+      "role); a failed backup leaves no object and no unfinished upload.",
   options = {
     env_options[1], env_options[2],
-    { short = "f", long = "file", value = "FILE", required = true, help = "the archive to write (.tar.gz)" },
+    { short = "f", long = "file", value = "FILE", required = true,
+      help = "the archive to write (.tar.gz): a file, - (stdout) or s3://BUCKET/KEY" },
     { long = "force", help = "replace FILE if it exists" },
     { long = "database-only", help = "write only the database, as a bare pg_dump -Fc file (.backup)" },
     { long = "compression-level", value = "N",
@@ -176,6 +191,7 @@ command {
     selection_options[1], selection_options[2], selection_options[3], selection_options[4], hooks_option,
     transfer_options[1], transfer_options[2],
     env_options[3], env_options[4], env_options[5],
+    archive_options[1], archive_options[2], archive_options[3],
   },
   run = function(opts)
     -- (a selection that contradicts itself is a usage error too)
@@ -199,12 +215,19 @@ command {
 command {
   name = "restore",
   summary = "restore a backup archive into an environment",
-  usage = "restore -n NAMESPACE -e ENVIRONMENT -f FILE [options]",
+  usage = "restore -n NAMESPACE -e ENVIRONMENT -f FILE|-|s3://BUCKET/KEY [options]",
   description = "Restores a Mendix Cloud backup archive (or a database-only .backup file)\n" ..
-      "into the environment's database and file storage.",
+      "into the environment's database and file storage. The whole archive is checked\n" ..
+      "before anything is changed, so it is read twice. -f - reads it from standard\n" ..
+      "input: it is first copied into a private working directory in $TMPDIR (default\n" ..
+      "/tmp), which needs room for the archive and its database dump (64 MiB are kept\n" ..
+      "free, MXPC_MIN_FREE bytes if set); the copy is removed when the restore ends,\n" ..
+      "also after a failure or Ctrl-C. -f s3://BUCKET/KEY reads the object twice\n" ..
+      "(a check, then the restore), pinned to the same version.",
   options = {
     env_options[1], env_options[2],
-    { short = "f", long = "file", value = "FILE", required = true, help = "the archive to restore" },
+    { short = "f", long = "file", value = "FILE", required = true,
+      help = "the archive to restore: a file, - (stdin) or s3://BUCKET/KEY" },
     { long = "stop-app", help = "scale the app to 0 for the restore and back afterwards (needs patch on mendixapps)" },
     { long = "database-only", help = "restore only the database, leave the files as they are" },
     { long = "files-only", help = "restore only the files, leave the database as it is" },
@@ -217,6 +240,7 @@ command {
     hooks_option,
     transfer_options[1], transfer_options[2],
     env_options[3], env_options[4], env_options[5],
+    archive_options[1], archive_options[2], archive_options[3],
   },
   run = function(opts)
     if opts.database_only and opts.files_only then
@@ -229,6 +253,47 @@ command {
       args.usage_error("--safety-backup must not be the archive to restore (%s)", opts.file)
     end
     return workflow("restore")(opts)
+  end,
+}
+
+command {
+  name = "jump-pod",
+  summary = "print, create or delete a pod in the cluster to run this tool in",
+  usage = "jump-pod -n NAMESPACE -e ENVIRONMENT [--restore] [--stop-app] [--apply | --delete] [options]",
+  description = "Prints the manifests of a jump pod for the environment: a ServiceAccount, a\n" ..
+      "Role with exactly the permissions of the chosen operations (backup; --restore;\n" ..
+      "--stop-app), its RoleBinding, and a Pod with the PostgreSQL client tools\n" ..
+      "(bitnami/postgresql) of the database server's major version. The version is\n" ..
+      "asked from the server (SHOW server_version_num) when it can be reached from\n" ..
+      "here, else taken from --pg-version. The output can be piped into\n" ..
+      "'kubectl apply -f -'; --apply creates the objects itself and waits until the\n" ..
+      "pod runs; --delete removes them. See docs/jump-pod.md.",
+  options = {
+    env_options[1], env_options[2],
+    { long = "restore", help = "also allow restoring into the environment" },
+    { long = "stop-app", help = "also allow restore --stop-app (patch on mendixapps); implies --restore" },
+    { long = "pg-version", value = "MAJOR", help = "PostgreSQL major version when the server cannot be asked",
+      check = function(v) return v:match("^%d+$") ~= nil or v:match("^9%.%d$") ~= nil, "expected e.g. 15" end },
+    { long = "image", value = "IMAGE", help = "the pod's image (default: docker.io/bitnami/postgresql:MAJOR)" },
+    { long = "role-arn", value = "ARN",
+      help = "AWS IRSA: the IAM role of the pod's ServiceAccount (annotation eks.amazonaws.com/role-arn)",
+      check = function(v) return require("mxpc.jump_pod").valid_role_arn(v), "expected arn:aws:iam::ACCOUNT:role/NAME" end },
+    { long = "name", value = "NAME", help = "name of the objects (default: mxpc-jump-ENVIRONMENT)",
+      check = args.check_subdomain },
+    { short = "o", long = "output", value = "FORMAT", help = "yaml (default) or json (a v1 List)",
+      check = function(v) return v == "yaml" or v == "json", "expected yaml or json" end },
+    { long = "apply", help = "create the objects through the Kubernetes API and wait for the pod to run" },
+    { long = "delete", help = "delete the objects" },
+    { long = "timeout", value = "SECONDS", help = "how long --apply waits for the pod (default 300)",
+      check = function(v) return v:match("^%d+$") ~= nil, "expected a number of seconds" end },
+    env_options[3], env_options[4], env_options[5],
+  },
+  run = function(opts)
+    if opts.apply and opts.delete then args.usage_error("--apply and --delete exclude each other") end
+    if opts.output and (opts.apply or opts.delete) then
+      args.usage_error("--output is for printing the manifests, not with --apply or --delete")
+    end
+    return require("mxpc.jump_pod").command(opts)
   end,
 }
 

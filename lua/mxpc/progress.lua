@@ -63,7 +63,8 @@ local Meter = {}
 Meter.__index = Meter
 
 local active = {} -- running meters, in the order they started
-local last_draw = -math.huge
+local last_draw, last_tick = -math.huge, -math.huge
+local STEP_TICK = 0.05 -- a meter's steps look at the clock only: a tick at most this often
 
 -- Reads the poll function and keeps the samples the rate is measured over.
 function Meter:sample(now)
@@ -104,7 +105,11 @@ function Meter:text(now, final)
   local head = self.label
   if f then head = head .. (" %d%%"):format(math.floor(f * 100)) end
   parts[1] = head
-  if self.total then parts[#parts + 1] = ("%d/%d %s"):format(self.done, self.total, self.unit) end
+  if self.total then
+    parts[#parts + 1] = ("%d/%d %s"):format(self.done, self.total, self.unit)
+  elseif self.counted then
+    parts[#parts + 1] = ("%d %s"):format(self.done, self.unit)
+  end
   parts[#parts + 1] = M.size_text(self.bytes) .. (self.total_bytes and (" of " .. M.size_text(self.total_bytes)) or "")
   local rate = final and (now > self.started and self.bytes / (now - self.started)) or self:rate(now)
   if rate then parts[#parts + 1] = M.size_text(rate) .. "/s" end
@@ -122,11 +127,11 @@ function Meter:event(now, final)
   local rate = final and (now > self.started and self.bytes / (now - self.started)) or self:rate(now)
   local eta = final and 0 or self:eta(now, rate)
   local null = cjson.null
-  local items = self.total ~= nil
+  local items = self.counted
   return {
     event = "progress", phase = self.phase, unit = items and self.unit or "bytes",
     done = items and self.done or self.bytes,
-    total = (items and self.total) or (not items and self.total_bytes) or null,
+    total = (items and (self.total or null)) or self.total_bytes or null,
     bytes = self.bytes, total_bytes = self.total_bytes or null,
     rate = rate and math.floor(rate + 0.5) or null, eta = eta and math.floor(eta + 0.5) or null,
     seconds = math.floor((now - self.started) * 1000 + 0.5) / 1000, final = final or nil,
@@ -155,6 +160,7 @@ end
 -- the meters themselves and, while they run, from C loops.
 function M.tick(force)
   local now = runtime.monotonic()
+  last_tick = now
   for _, m in ipairs(active) do m:sample(now) end
   local mode = M.mode()
   if mode == "tty" then
@@ -168,15 +174,15 @@ function M.tick(force)
 end
 
 -- Starts a meter. opts: label (what a person reads; default the phase),
--- total (items to do; nil when the phase counts only bytes), unit (of the
--- items, default "files"), bytes (total bytes, if known), poll (a function
+-- total (items to do), unit (of the items, default "files"; a phase with
+-- neither counts only bytes), bytes (total bytes, if known), poll (a function
 -- returning the bytes done so far).
 function M.start(phase, opts)
   opts = opts or {}
   local now = runtime.monotonic()
   local m = setmetatable({ phase = phase, label = opts.label or phase, total = opts.total, unit = opts.unit or "files",
-    total_bytes = opts.bytes, poll = opts.poll, done = 0, bytes = 0, started = now, shown = now,
-    samples = { { t = now, bytes = 0 } } }, Meter)
+    counted = opts.total ~= nil or opts.unit ~= nil, total_bytes = opts.bytes, poll = opts.poll, done = 0, bytes = 0,
+    started = now, shown = now, samples = { { t = now, bytes = 0 } } }, Meter)
   active[#active + 1] = m
   if #active == 1 then runtime.set_ticker(M.tick) end
   M.tick(true)
@@ -189,7 +195,7 @@ function Meter:step(n) self:add(1, n) end
 function Meter:add(items, n)
   self.done = self.done + (items or 0)
   if not self.poll then self.bytes = self.bytes + (n or 0) end
-  M.tick()
+  if runtime.monotonic() - last_tick >= STEP_TICK then M.tick() end
 end
 
 -- Ends the meter: its last line (json always, lines if it printed before)

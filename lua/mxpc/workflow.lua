@@ -256,10 +256,12 @@ local function pg_params(db)
     sslmode = db.sslmode }
 end
 
-function M.connect_database(env)
+-- opts.connect_timeout: seconds to wait for the server (default: libpq's)
+function M.connect_database(env, opts)
   local pg = require "mxpc.pg"
   local params, perr = pg_params(env.database)
   if not params then return nil, perr end
+  params.connect_timeout = opts and opts.connect_timeout and tostring(opts.connect_timeout) or nil
   local conn, err = pg.connect(params)
   if not conn then return nil, env.database.iam and iam_refusal(env.database, err) or err end
   local info = conn:info()
@@ -464,7 +466,9 @@ function M.restore_database(env, dump_path, extra_sql)
   -- along ourselves rather than piping one into the other: if pg_restore fails
   -- halfway, psql must not see a clean end of input (it would commit what it
   -- got), so it is killed instead, and the transaction rolls back.
-  local restore, err = process.spawn({ bin.pg_restore, "-O", "-x", "-f", "-", dump_path },
+  -- both are closed (killed if still running) when this function is left
+  -- in any way, also by a signal, before the caller starts the app again
+  local restore <close>, err = process.spawn({ bin.pg_restore, "-O", "-x", "-f", "-", dump_path },
     { stdout = "pipe" })
   if not restore then return nil, err end
   local penv, eerr = pg_env(env.database)
@@ -472,7 +476,7 @@ function M.restore_database(env, dump_path, extra_sql)
     restore:close()
     return nil, eerr
   end
-  local psql, perr = process.spawn({ bin.psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction",
+  local psql <close>, perr = process.spawn({ bin.psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction",
     "--no-password", "-c", EMPTY_PUBLIC, "-f", "-" }, { stdin = "pipe", env = penv })
   if not psql then
     restore:close()
@@ -646,6 +650,282 @@ function M.check_output(path, force)
   return true
 end
 
+-- --- where the archive is --------------------------------------------------------------
+
+-- `-f` names a file, "-" (standard output for a backup, standard input for a
+-- restore) or "s3://BUCKET/KEY". Returns {kind = "file" | "stdio" | "s3", ...}
+-- or raises a usage error.
+function M.location(spec)
+  if spec == "-" then return { kind = "stdio", spec = spec } end
+  if spec:sub(1, 5) == "s3://" then
+    local bucket, key = spec:match("^s3://([^/]+)/(.+)$")
+    if not bucket or key:sub(-1) == "/" then
+      errors.raise("usage", ("%s is not an S3 object: write s3://BUCKET/KEY, e.g. s3://backups/app.tar.gz"):format(spec))
+    end
+    return { kind = "s3", spec = spec, bucket = bucket, key = key }
+  end
+  return { kind = "file", spec = spec, path = spec }
+end
+
+-- An S3 client for the archive's bucket: the usual AWS credential chain
+-- (AWS_ACCESS_KEY_ID..., the shared credentials file with --archive-profile
+-- or AWS_PROFILE), --archive-endpoint and --archive-region.
+local function archive_store(opts)
+  local s3 = require "mxpc.s3"
+  return s3.client { endpoint = opts.archive_endpoint, region = opts.archive_region,
+    profile = opts.archive_profile, ca_file = nonempty(os.getenv("SSL_CERT_FILE")),
+    ca_dir = nonempty(os.getenv("SSL_CERT_DIR")) }
+end
+
+-- Checks, before any work, that the backup can be written where `-f` says:
+-- a file (see check_output), standard output that is not a terminal, or an
+-- S3 key that does not exist yet (unless --force) in a bucket that answers.
+-- Returns the location, or nil, err.
+function M.check_target(opts)
+  local loc = M.location(opts.file)
+  loc.force = opts.force
+  if loc.kind == "file" then
+    local ok, err = M.check_output(loc.path, opts.force)
+    if not ok then return nil, err end
+  elseif loc.kind == "stdio" then
+    if fs.isatty(1) then
+      return nil, errors.new { code = "usage", message = "refusing to write the archive to a terminal",
+        hint = "redirect standard output (-f - > backup.tar.gz), or give a file name with -f" }
+    end
+    loc.name = "standard output"
+    M.stdout_to_stderr()
+  else
+    local store, err = archive_store(opts)
+    if not store then return nil, err end
+    local head, herr = store:head(loc.bucket, loc.key)
+    if head and not opts.force then
+      return nil, errors.new { code = "exists", message = loc.spec .. " already exists",
+        hint = "choose another key, or use --force to replace it" }
+    end
+    if not head and not errors.is(herr, "not_found") and not errors.is(herr, "forbidden") then return nil, herr end
+    loc.store, loc.name = store, loc.spec
+  end
+  return loc
+end
+
+-- Standard output carries only the archive: what hooks or an edited script
+-- print (print, io.write) goes to stderr from now on. stdout_write below
+-- still writes to standard output.
+function M.stdout_to_stderr()
+  io.output(io.stderr)
+  _G.print = function(...)
+    local parts = table.pack(...)
+    for i = 1, parts.n do parts[i] = tostring(parts[i]) end
+    io.stderr:write(table.concat(parts, "\t", 1, parts.n), "\n")
+  end
+end
+
+-- Writes to standard output (flushes without data). A consumer that went
+-- away (EPIPE) or any other failure is an io error; a signal, an interruption.
+local function stdout_write(data)
+  local ok, err
+  if data then ok, err = io.stdout:write(data) else ok, err = io.stdout:flush() end
+  if ok then return true end
+  runtime.check_interrupt()
+  return nil, errors.new { code = "io", message = "cannot write to standard output: " .. tostring(err) }
+end
+
+-- The backup archive writer for a checked target. Nothing valid appears
+-- before commit: a file is renamed into place, an upload is completed; on
+-- standard output a failed archive ends without its gzip trailer and tar end
+-- marker, so whatever reads it sees a broken archive.
+function M.archive_writer(loc, opts)
+  if loc.kind == "file" then return backup_archive.writer(loc.path, opts) end
+  local sink, on_commit, on_close
+  if loc.kind == "stdio" then
+    sink = function(chunk) return stdout_write(chunk) end
+    on_commit = function() return stdout_write() end
+  else
+    local upload, err = loc.store:upload(loc.bucket, loc.key)
+    if not upload then return nil, err end
+    log.info("uploading the archive", { to = loc.spec })
+    sink = function(chunk) return upload:write(chunk) end
+    on_commit = function() return upload:commit() end
+    on_close = function() upload:close() end -- aborts the upload unless it was completed
+  end
+  return backup_archive.writer(sink, { name = loc.name, level = opts.level, on_commit = on_commit,
+    on_close = on_close })
+end
+
+-- Delivers a finished file (a database-only dump) to the target. Once it is
+-- there (renamed into place, the upload completed, standard output written
+-- and flushed), signals are deferred: they come too late (see too_late).
+-- Before that a signal stops it, and an upload leaves nothing behind.
+function M.deliver_file(loc, path)
+  if loc.kind == "file" then
+    runtime.defer_interrupts(true)
+    -- flushed and moved durably; an existing file is replaced only with --force
+    return fs.commit_file(path, loc.path, { force = loc.force })
+  elseif loc.kind == "s3" then
+    local ok, err = loc.store:put(loc.bucket, loc.key, { path = path })
+    if not ok then return nil, err end
+    runtime.defer_interrupts(true)
+    return true
+  end
+  local f <close>, err = io.open(path, "rb")
+  if not f then return nil, errors.new { code = "io", message = err } end
+  while true do
+    local chunk = f:read(1024 * 1024)
+    if not chunk then break end
+    local ok, werr = stdout_write(chunk)
+    if not ok then return nil, werr end
+  end
+  local ok, ferr = stdout_write()
+  if not ok then return nil, ferr end
+  runtime.defer_interrupts(true)
+  return true
+end
+
+-- Bytes to keep free where standard input is spooled (MXPC_MIN_FREE, default 64 MiB).
+local function min_free()
+  return math.tointeger(tonumber(os.getenv("MXPC_MIN_FREE") or "")) or 64 * 1024 * 1024
+end
+
+local function no_room(dir, wanted, free)
+  return nil, errors.new { code = "space",
+    message = ("not enough space in %s for %s: %d bytes free, %d bytes kept free"):format(dir, wanted, free,
+      min_free()),
+    hint = "point TMPDIR at a larger file system, or restore from a file or from s3://BUCKET/KEY instead" }
+end
+
+-- Checks that `bytes` more fit in the working directory, keeping MXPC_MIN_FREE.
+function M.check_space(dir, bytes, what)
+  local free, err = fs.free_space(dir)
+  if not free then return nil, err end
+  if free - bytes < min_free() then return no_room(dir, what, free) end
+  return true
+end
+
+-- Copies standard input into `path` (in the private working directory),
+-- checking the free space before and while it does. Returns the size.
+local function spool_stdin(path)
+  local dir = path:match("^(.*)/[^/]*$")
+  local ok, err = M.check_space(dir, 0, "the archive read from standard input")
+  if not ok then return nil, err end
+  log.info("reading the archive from standard input into the working directory", { file = path })
+  local f <close>, oerr = io.open(path, "wb")
+  if not f then return nil, errors.new { code = "io", message = oerr } end
+  local size, checked = 0, 0
+  while true do
+    local chunk, rerr = io.stdin:read(1024 * 1024)
+    if not chunk and rerr then
+      runtime.check_interrupt()
+      return nil, errors.new { code = "io", message = "cannot read standard input: " .. rerr }
+    end
+    if not chunk then break end
+    if size - checked >= 16 * 1024 * 1024 then
+      checked = size
+      local room, rerr = M.check_space(dir, #chunk, "the archive read from standard input")
+      if not room then return nil, rerr end
+    end
+    local wok, werr = f:write(chunk)
+    if not wok then return nil, errors.new { code = "io", message = ("cannot write %s: %s"):format(path, werr) } end
+    size = size + #chunk
+  end
+  local cok, cerr = f:close()
+  if not cok then return nil, errors.new { code = "io", message = ("cannot write %s: %s"):format(path, cerr) } end
+  if size == 0 then
+    return nil, errors.new { code = "archive_invalid", message = "standard input is empty: no archive to restore",
+      hint = "pipe the archive in, e.g. mxpc-data-migration restore ... -f - < backup.tar.gz" }
+  end
+  log.info("archive read from standard input", { bytes = size })
+  return size
+end
+
+-- A source over an S3 object for mxpc.archive's reader: ranges of 8 MiB,
+-- each pinned to the ETag the object had at first, so two reads (the check,
+-- then the restore) see the same bytes or fail.
+local RANGE = 8 * 1024 * 1024
+local function s3_source(store, loc, size, etag)
+  local pos, queue, qi = 0, {}, 1
+  return function()
+    while qi > #queue do
+      if pos >= size then return nil end
+      local n = math.min(RANGE, size - pos)
+      queue, qi = {}, 1
+      local ok, err = store:get(loc.bucket, loc.key, function(chunk) queue[#queue + 1] = chunk end,
+        { offset = pos, length = n, if_match = etag })
+      if not ok then return nil, err end
+      pos = pos + n
+    end
+    qi = qi + 1
+    return queue[qi - 1]
+  end
+end
+
+-- The archive to restore, from where `-f` says. A file is read where it is;
+-- standard input is first copied into the working directory `work` (it can
+-- be read only once, and the archive is read twice: checked, then restored);
+-- an S3 object is read twice, the same version both times (a database-only
+-- dump is downloaded into `work`). Returns an input with `name`,
+-- `input:validate(opts)`, `input:reader()` and `input.path` (a local copy,
+-- when there is one), or nil, err.
+function M.archive_input(opts, work)
+  local loc = M.location(opts.file)
+  local input = { name = loc.spec }
+  if loc.kind == "file" then
+    if not fs.stat(loc.path) then
+      return nil, errors.new { code = "not_found", message = ("backup file %s does not exist"):format(loc.path) }
+    end
+    input.path = loc.path
+  elseif loc.kind == "stdio" then
+    if fs.isatty(0) then
+      return nil, errors.new { code = "usage", message = "standard input is a terminal, not an archive",
+        hint = "pipe or redirect the archive in (-f - < backup.tar.gz), or give a file name with -f" }
+    end
+    input.name = "standard input"
+    input.path = work.path .. "/archive"
+    local size, err = spool_stdin(input.path)
+    if not size then return nil, err end
+  else
+    local store, err = archive_store(opts)
+    if not store then return nil, err end
+    local head, herr = store:head(loc.bucket, loc.key)
+    if not head then return nil, herr end
+    local first = {}
+    local ok, ferr = store:get(loc.bucket, loc.key, function(c) first[#first + 1] = c end,
+      { offset = 0, length = math.min(head.size, 5), if_match = head.etag })
+    if not ok then return nil, ferr end
+    if table.concat(first) == "PGDMP" then -- a database-only backup: pg_restore needs it as a file
+      local space, serr = M.check_space(work.path, head.size, "the database-only backup " .. loc.spec)
+      if not space then return nil, serr end
+      input.path = work.path .. "/download.backup"
+      local got, gerr = store:get(loc.bucket, loc.key, input.path, { expected_size = head.size })
+      if not got then return nil, gerr end
+    else
+      input.store, input.loc, input.size, input.etag = store, loc, head.size, head.etag
+    end
+  end
+  function input:reader()
+    local archive = require "mxpc.archive"
+    if self.path then return archive.reader(self.path, { name = self.name }) end
+    return archive.reader(s3_source(self.store, self.loc, self.size, self.etag), { name = self.name })
+  end
+  function input:validate(vopts)
+    local summary, err
+    if self.path then
+      summary, err = backup_archive.validate(self.path, vopts)
+    else
+      local r <close>, rerr = self:reader()
+      if not r then return nil, rerr end
+      summary, err = backup_archive.validate(r, vopts)
+    end
+    -- messages name the archive as the user gave it, not a copy of it
+    if err and self.path and self.name ~= self.path then
+      local at = err.message:find(self.path, 1, true)
+      if at then err.message = err.message:sub(1, at - 1) .. self.name .. err.message:sub(at + #self.path) end
+    end
+    if summary then summary.file = self.name end
+    return summary, err
+  end
+  return input
+end
+
 -- --- objects in storage that the archive does not hold --------------------------------
 
 -- The environment's objects in storage against the files of an archive
@@ -661,7 +941,9 @@ function M.compare_storage(store, env, summary)
   end
   local st, uuids = env.storage, summary.uuids or {}
   local result = { present = 0, extra = {}, listed = 0 }
+  local meter <close> = progress.start("list", { label = "listing the files in storage", unit = "objects" })
   local n, err = store:list(st.bucket, st.prefix, { on_item = function(o)
+    meter:step(o.size)
     result.listed = result.listed + 1
     local uuid = o.key:sub(#st.prefix + 1)
     if uuids[uuid] then
@@ -670,6 +952,7 @@ function M.compare_storage(store, env, summary)
       result.extra[#result.extra + 1] = { key = o.key, size = o.size }
     end
   end })
+  meter:finish(not n)
   if not n then return nil, err end
   log.info("objects in storage", { listed = result.listed, in_archive = result.present, not_in_archive = #result.extra })
   return result
@@ -678,10 +961,16 @@ end
 -- Deletes the objects of compare_storage's `extra`; returns how many.
 function M.delete_objects(store, env, extra)
   log.info("deleting the files the archive does not hold", { objects = #extra })
-  for _, o in ipairs(extra) do
+  local meter <close> = progress.start("delete", { label = "deleting files", total = #extra, unit = "objects" })
+  for i, o in ipairs(extra) do
     local ok, err = store:delete(env.storage.bucket, o.key)
-    if not ok then return nil, err end
+    meter:step(ok and o.size)
+    if not ok then
+      return nil, errors.new { code = err.code, message = ("the restore is complete, but deleting the files the "
+        .. "archive lacks stopped after %d of %d: %s"):format(i - 1, #extra, err.message), hint = err.hint }
+    end
   end
+  meter:finish()
   return #extra
 end
 
@@ -690,8 +979,18 @@ end
 -- Checks, before anything changes, that the safety backup can be written.
 function M.check_safety_backup(opts)
   if not opts.safety_backup then return true end
+  if M.location(opts.safety_backup).kind ~= "file" then
+    return nil, errors.new { code = "usage", message = ("--safety-backup takes a file name, not %s"):format(
+      opts.safety_backup), hint = "write the safety backup to a file; back up to - or s3:// with backup first" }
+  end
   local ok, err = pg_programs.find("pg_dump")
-  if ok then ok, err = M.check_output(opts.safety_backup, false) end
+  if ok then
+    ok, err = M.check_output(opts.safety_backup, false)
+    if not ok then
+      err = errors.new { code = err.code, message = "--safety-backup: " .. err.message, hint = errors.is(err, "exists")
+        and "choose another file name: a safety backup never replaces a file" or err.hint }
+    end
+  end
   if not ok then return nil, err end
   return true
 end
@@ -725,6 +1024,10 @@ end
 function M.workdir(near)
   local parent = near:match("^(.*)/[^/]*$") or "."
   if parent == "" then parent = "/" end
+  if near == "-" or near:sub(1, 5) == "s3://" then -- no local output: the temporary directory
+    local tmp = os.getenv("TMPDIR")
+    parent = (tmp and tmp ~= "") and tmp or "/tmp"
+  end
   local dir, err = fs.mkdtemp(parent .. "/.mxpc-work-")
   if not dir and errors.is(err, "permission") then
     -- a read-only place (a mounted backup volume): use the temporary directory

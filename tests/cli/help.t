@@ -9,18 +9,30 @@ $ help
 >~ ^commands:$
 
 $ help backup
->~ ^usage: mxpc-data-migration backup -n NAMESPACE -e ENVIRONMENT -f FILE \[options\]$
+>~ ^usage: mxpc-data-migration backup -n NAMESPACE -e ENVIRONMENT -f FILE\|-\|s3://BUCKET/KEY \[options\]$
 
 $ backup --help
->~ ^usage: mxpc-data-migration backup -n NAMESPACE -e ENVIRONMENT -f FILE \[options\]$
+>~ ^usage: mxpc-data-migration backup -n NAMESPACE -e ENVIRONMENT -f FILE\|-\|s3://BUCKET/KEY \[options\]$
 >~ ^  -n, --namespace NAMESPACE
 >~ ^  -e, --environment ENVIRONMENT
 >~ ^  -f, --file FILE
 >~ ^      --force
+>~ ^      --archive-endpoint URL
+>~ ^      --archive-region REGION
+>~ ^      --archive-profile NAME
+>~ ^-f - writes the archive to standard output \(never to a terminal
 >~ ^  -h, --help
 
 $ restore -h
->~ ^usage: mxpc-data-migration restore -n NAMESPACE -e ENVIRONMENT -f FILE \[options\]$
+>~ ^usage: mxpc-data-migration restore -n NAMESPACE -e ENVIRONMENT -f FILE\|-\|s3://BUCKET/KEY \[options\]$
+>~ input: it is first copied into a private working directory in \$TMPDIR
+>~ ^  -f, --file FILE +the archive to restore: a file, - \(stdin\) or s3://BUCKET/KEY$
+
+$ jump-pod --help
+>~ ^usage: mxpc-data-migration jump-pod -n NAMESPACE -e ENVIRONMENT \[--restore\] \[--stop-app\] \[--apply \| --delete\] \[options\]$
+>~ exactly the permissions of the chosen operations
+>~ ^      --pg-version MAJOR
+>~ ^      --apply
 
 $ run --help
 >~ ^usage: mxpc-data-migration run SCRIPT \[ARGS...\]$

@@ -22,7 +22,7 @@ $ help backup --man
 >~ ^MXPC-DATA-MIGRATION\(1\)\s+User Commands
 >~ ^NAME$
 >~ ^ +mxpc-data-migration - back up and restore Mendix for Private Cloud environments$
->~ ^ +mxpc-data-migration backup -n NAMESPACE -e ENVIRONMENT -f FILE \[options\]$
+>~ ^ +mxpc-data-migration backup -n NAMESPACE -e ENVIRONMENT -f FILE\|-\|s3://BUCKET/KEY \[options\]$
 >~ ^ +-n, --namespace NAMESPACE$
 >~ ^ +--log-format FORMAT$
 >~ ^ +SSL_CERT_FILE$
@@ -30,7 +30,7 @@ $ help backup --man
 !! .
 
 # every command of --help has its section
-~ n=0; for c in $({bin} --help | sed -n '/^commands:/,/^$/s/^  \([a-z-]*\) .*/\1/p'); do n=$((n + 1)); grep -qx ".SS $c" {tmp}/m.1 || echo "missing: $c"; done; echo "checked $n"
+~ n=0; for c in $({bin} --help | sed -n '/^commands:/,/^$/s/^  \([a-z-]*\) .*/\1/p'); do n=$((n + 1)); sed 's/\\-/-/g' {tmp}/m.1 | grep -qx ".SS $c" || echo "missing: $c"; done; echo "checked $n"
 >! missing
 >~ ^checked ([5-9]|[1-9][0-9])$
 

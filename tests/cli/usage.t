@@ -14,7 +14,7 @@ $ frobnicate
 $ backup -n mendix -e demo-app
 ? 2
 ! error: missing required option -f/--file FILE
-! usage: mxpc-data-migration backup -n NAMESPACE -e ENVIRONMENT -f FILE [options]
+! usage: mxpc-data-migration backup -n NAMESPACE -e ENVIRONMENT -f FILE|-|s3://BUCKET/KEY [options]
 ! Try 'mxpc-data-migration backup --help' for more information.
 
 $ backup -e demo-app -f x.tar.gz
@@ -126,19 +126,19 @@ $ KUBECONFIG=/nonexistent/kubeconfig backup -n mendix -e demo-app -f exists.tar.
 $ restore -n mendix -e demo-copy -f x.tar.gz --database-only --files-only
 ? 2
 ! error: --database-only and --files-only exclude each other
-! usage: mxpc-data-migration restore -n NAMESPACE -e ENVIRONMENT -f FILE [options]
+! usage: mxpc-data-migration restore -n NAMESPACE -e ENVIRONMENT -f FILE|-|s3://BUCKET/KEY [options]
 ! Try 'mxpc-data-migration restore --help' for more information.
 
 $ restore -n mendix -e demo-copy -f x.tar.gz --database-only --delete-extra-files
 ? 2
 ! error: --delete-extra-files and --database-only exclude each other: the files are left as they are
-! usage: mxpc-data-migration restore -n NAMESPACE -e ENVIRONMENT -f FILE [options]
+! usage: mxpc-data-migration restore -n NAMESPACE -e ENVIRONMENT -f FILE|-|s3://BUCKET/KEY [options]
 ! Try 'mxpc-data-migration restore --help' for more information.
 
 $ restore -n mendix -e demo-copy -f x.tar.gz --safety-backup x.tar.gz
 ? 2
 ! error: --safety-backup must not be the archive to restore (x.tar.gz)
-! usage: mxpc-data-migration restore -n NAMESPACE -e ENVIRONMENT -f FILE [options]
+! usage: mxpc-data-migration restore -n NAMESPACE -e ENVIRONMENT -f FILE|-|s3://BUCKET/KEY [options]
 ! Try 'mxpc-data-migration restore --help' for more information.
 
 $ restore --namespace=mendix --environment demo-copy --file x.tar.gz

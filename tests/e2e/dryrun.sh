@@ -116,6 +116,12 @@ expect_out "... and still checks the storage" "would upload 20 files"
 "$src/tests/stack/seed" --env-file "$MXPC_STACK_ENV" >"$work/seed.log" 2>&1 || bad "reseeding"
 state >"$work/state.before"
 
+touch "$work/demo.tar.gz.copy"
+run "restore --dry-run --safety-backup of an existing file: exit 1" 1 restore -n mendix -e demo-copy \
+  -f "$work/demo.tar.gz" --dry-run --stop-app --safety-backup "$work/demo.tar.gz.copy"
+expect_out "... never replaced" "^  - --safety-backup: .*demo.tar.gz.copy already exists"
+rm "$work/demo.tar.gz.copy"
+
 # ---- restore --safety-backup
 mkdir "$work/bin"
 ln -s "$MXPC_PG_BINDIR/pg_restore" "$work/bin/pg_restore"
@@ -129,7 +135,7 @@ expect_err "... saying nothing was restored" "error: the safety backup failed, n
 unchanged "a failed safety backup"
 run "restore --safety-backup into a missing directory is refused first" 1 restore -n mendix -e demo-copy \
   -f "$work/demo.tar.gz" --stop-app --safety-backup "$work/no/such/dir/s.tar.gz"
-expect_err "... naming it" "the directory $work/no/such/dir does not exist"
+expect_err "... naming it" "error: --safety-backup: cannot write .*: the directory $work/no/such/dir does not exist"
 grep -q "stopping the app" "$work/err" && bad "... before the app is stopped" || ok "... before the app is stopped"
 
 run "restore --stop-app --safety-backup" 0 restore -n mendix -e demo-copy -f "$work/demo.tar.gz" --stop-app \
@@ -165,6 +171,30 @@ n=$(listing | wc -l)
 [ "$n" = $((20 + extra_before)) ] && ok "... deletes nothing ($n objects)" || bad "... deletes nothing ($n objects)"
 grep -q "deleting the files" "$work/err" && bad "... not even tried" || ok "... not even tried"
 sql "drop event trigger refuse_restore; drop schema blocker cascade" >/dev/null
+
+# deleting refused (a bucket policy denies s3:DeleteObject): the restore is complete, the error says so
+"$src/tests/stack/seed" --env-file "$MXPC_STACK_ENV" >"$work/seed.log" 2>&1 || bad "reseeding"
+bucket_policy() {
+  PYTHONPATH=$src/tests/stack python3 -c '
+import json, os, sys
+from stacklib import S3
+s3 = S3(os.environ["MXPC_S3_ENDPOINT"], os.environ["MXPC_S3_ACCESS_KEY"], os.environ["MXPC_S3_SECRET_KEY"])
+deny = {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Principal": {"AWS": ["arn:aws:iam:::user/mxpc"]},
+  "Action": ["s3:DeleteObject"], "Resource": ["arn:aws:s3:::demo-copy-files/*"]}]}
+if sys.argv[1] == "deny":
+    s3.request("PUT", "demo-copy-files", query=[("policy", "")], body=json.dumps(deny).encode())
+else:
+    s3.request("DELETE", "demo-copy-files", query=[("policy", "")])' "$1"
+}
+bucket_policy deny && ok "a bucket policy denies s3:DeleteObject" || bad "a bucket policy denies s3:DeleteObject"
+run "restore --delete-extra-files when deleting is refused: exit 1" 1 restore -n mendix -e demo-copy -f "$work/demo.tar.gz" \
+  --stop-app --delete-extra-files
+expect_err "... the restore is complete, deleting stopped" \
+  "error: the restore is complete, but deleting the files the archive lacks stopped after 0 of $extra_before: access denied"
+[ "$(replicas)" = 1 ] && ok "... the app was started again" || bad "... the app was started again"
+bucket_policy allow
+if "$bin" run "$src/tests/e2e/proof.lua" "$MXPC_STACK_DIR/seed.json" demo-app demo-copy >"$work/proof" 2>&1; then
+  ok "... and the restore holds"; else bad "proof after a refused delete"; cat "$work/proof"; fi
 
 # without ListBucket (the IRSA role's policy) --delete-extra-files is refused before anything changes
 AWS_WEB_IDENTITY_TOKEN_FILE=$MXPC_IRSA_TOKEN_FILE AWS_ROLE_ARN=$MXPC_IRSA_ROLE_ARN AWS_ENDPOINT_URL_STS=$MXPC_STS_ENDPOINT \

@@ -149,6 +149,27 @@ check "... no archive" [ ! -e "$work/badselect.tar.gz" ]
 no_dot_files() { ! ls -A "$work" | grep -q '^\.'; }
 check "... nothing left beside it" no_dot_files
 
+# Ctrl-C during a hook (the hook signals its own process): on_error still
+# hears of it (it can do local work: the signal stops what waits), exit 130
+cat >"$work/selfint.lua" <<'LUA'
+local all = dofile(os.getenv("WORK") .. "/all.lua")
+all.select_file = function()
+  local stat <close> = assert(io.open("/proc/self/stat"))
+  -- (through mxpc.process: os.execute's system() ignores SIGINT meanwhile)
+  local kill <close> = assert(require("mxpc.process").spawn({ "kill", "-INT", tostring(stat:read("n")) }))
+  kill:wait()
+  require("mxpc.runtime").sleep(60)
+  error("the signal did not interrupt the hook", 0)
+end
+return all
+LUA
+rm -f "$HOOKS_LOG"
+run "Ctrl-C in a hook ends the backup with 130" 130 backup -n mendix -e demo-app -f "$work/selfint.tar.gz" \
+  --hooks "$work/selfint.lua"
+check "... on_error is told" grep -qx "on_error interrupted by SIGINT" "$HOOKS_LOG"
+check "... no archive" [ ! -e "$work/selfint.tar.gz" ]
+check "... nothing left beside it" no_dot_files
+
 cat >"$work/badsql.lua" <<'LUA'
 return { restore_sql = function() return [[
 DO $$ BEGIN RAISE EXCEPTION 'refused with % customers loaded', (SELECT count(*) FROM "myfirstmodule$customer"); END $$;

@@ -6,31 +6,13 @@
 # should have refused, nothing from outside may reach the terminal raw, JSON
 # output stays valid, and no secret shows in any encoding. Needs
 # MXPC_STACK_ENV; leaves the seeded namespace alone.
-set -uo pipefail
-bin=$1
-src=$(cd "$(dirname "$0")/../.." && pwd)
-[ -n "${MXPC_STACK_ENV:-}" ] || { echo "FAIL: MXPC_STACK_ENV is not set (start tests/stack/up)"; echo "0 passed, 1 failed"; exit 1; }
-# shellcheck disable=SC1090
-. "$MXPC_STACK_ENV"
-export KUBECONFIG=$MXPC_KUBECONFIG PGSSLROOTCERT=$MXPC_PG_CA MXPC_SCRIPTS= MXPC_DATADIR=
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh" "$@"
 unset PGSSLMODE
 ns=mxpc-hostile
-work=$(mktemp -d)
 trap 'rm -rf "$work"; kubectl delete namespace "$ns" --ignore-not-found >/dev/null 2>&1' EXIT
-passed=0 failed=0
-ok() { passed=$((passed + 1)); echo "ok   $1"; }
-bad() { failed=$((failed + 1)); echo "FAIL $1"; [ -f "$work/err" ] && sed 's/^/  /' "$work/err" | cat -v | tail -5; }
-check() { if eval "$2"; then ok "$1"; else bad "$1"; fi; }
-# run NAME EXPECTED_EXIT ARGS...: runs the program, stdout to $work/out, stderr to $work/err
-run() {
-  local name=$1 want=$2
-  shift 2
-  log_mark=$(stat -c %s "$pglog" 2>/dev/null || echo 0)
-  "$bin" "$@" >"$work/out" 2>"$work/err"
-  local got=$?
-  if [ "$got" = "$want" ]; then ok "$name"; else bad "$name (exit $got, expected $want)"; fi
-}
-expect_err() { if grep -qE -- "$2" "$work/err"; then ok "$1"; else bad "$1: stderr has no /$2/"; fi; }
+# every run marks where the database server's log stood (probe_seen reads from there)
+before_run() { log_mark=$(stat -c %s "$pglog" 2>/dev/null || echo 0); }
 
 kubectl delete namespace "$ns" --ignore-not-found >/dev/null 2>&1
 kubectl create namespace "$ns" >/dev/null || { echo "FAIL: cannot create namespace $ns"; echo "0 passed, 1 failed"; exit 1; }
@@ -205,5 +187,4 @@ repl 'c = assert(k8s.connect{})' "l = c:list(\"secrets\", {namespace = \"$ns\"})
 check "... nor in a list, a single value, print, secret_data or a raw request" '! leaks'
 check "... which all ran" '[ "$(grep -c "^error" "$work/out")" = 0 ] && grep -q "hostile-files" "$work/out"'
 
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+finish

@@ -112,7 +112,7 @@ for n, line in enumerate(open(sys.argv[1], encoding="utf-8"), 1):
             assert type(o[k]) in (int, float), f"line {n}: {k} is not a number: {line}"
         for k in ("total", "rate", "eta", "total_bytes"):
             assert o[k] is None or type(o[k]) in (int, float), f"line {n}: {k}: {line}"
-        assert o["phase"] and o["unit"] in ("files", "bytes"), line
+        assert o["phase"] and o["unit"] in ("files", "objects", "bytes"), line
         kinds.add("progress:" + o["phase"])
     elif ev == "error":
         assert o["level"] == "error" and isinstance(o["code"], str) and type(o["exit"]) is int, line
@@ -128,8 +128,8 @@ EOF
 "$bin" --log-format json backup -n mendix -e demo-app -f "$work/j.tar.gz" >"$work/out" 2>"$work/err"; rc=$?
 check "json backup" '[ $rc = 0 ]'
 kinds=$(json_ok "$work/err") && ok "... every stderr line is JSON ($kinds)" || bad "... every stderr line is JSON"
-check "... with progress events of the dump and the copy, and the summary" \
-  '[[ " $kinds " == *" progress:copy "* && " $kinds " == *" progress:dump "* && " $kinds " == *" summary "* ]]'
+check "... with progress events of the dump, its way into the archive and the copy, and the summary" \
+  '[[ " $kinds " == *" progress:copy "* && " $kinds " == *" progress:archive_dump "* && " $kinds " == *" progress:dump "* && " $kinds " == *" summary "* ]]'
 "$bin" restore --log-format json -n mendix -e demo-copy -f "$work/j.tar.gz" --stop-app >"$work/out" 2>"$work/err"; rc=$?
 check "json restore" '[ $rc = 0 ]'
 kinds=$(json_ok "$work/err") && ok "... every stderr line is JSON ($kinds)" || bad "... every stderr line is JSON"

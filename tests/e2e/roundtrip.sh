@@ -3,30 +3,9 @@
 # and prove the copy holds the same tables, sequences and files; plus the ways
 # it must refuse or fail without damage. Needs MXPC_STACK_ENV; reseeds the
 # namespace before and after.
-set -uo pipefail
-bin=$1
-src=$(cd "$(dirname "$0")/../.." && pwd)
-[ -n "${MXPC_STACK_ENV:-}" ] || { echo "FAIL: MXPC_STACK_ENV is not set (start tests/stack/up)"; echo "0 passed, 1 failed"; exit 1; }
-# shellcheck disable=SC1090
-. "$MXPC_STACK_ENV"
-export KUBECONFIG=$MXPC_KUBECONFIG PGSSLROOTCERT=$MXPC_PG_CA MXPC_SCRIPTS= MXPC_DATADIR=
-seed_json=$MXPC_STACK_DIR/seed.json
-work=$(mktemp -d)
-trap 'rm -rf "$work"; [ -n "${MXPC_K8S_FAULT_FILE:-}" ] && printf "{\"seconds\": 0}\n" >"$MXPC_K8S_FAULT_FILE"; "$src/tests/stack/seed" --env-file "$MXPC_STACK_ENV" >/dev/null' EXIT
-passed=0 failed=0
-ok() { passed=$((passed + 1)); echo "ok   $1"; }
-bad() { failed=$((failed + 1)); echo "FAIL $1"; [ -f "$work/err" ] && sed 's/^/  /' "$work/err" | tail -5; }
-# run NAME EXPECTED_EXIT ARGS...: runs the program, stdout to $work/out, stderr to $work/err
-run() {
-  local name=$1 want=$2
-  shift 2
-  "$bin" "$@" >"$work/out" 2>"$work/err"
-  local got=$?
-  if [ "$got" = "$want" ]; then ok "$name"; else bad "$name (exit $got, expected $want)"; fi
-}
-expect_err() { if grep -qE "$2" "$work/err"; then ok "$1"; else bad "$1: stderr has no /$2/"; fi; }
-proof() { "$bin" run "$src/tests/e2e/proof.lua" "$seed_json" demo-app demo-copy >"$work/proof" 2>&1; }
-replicas() { kubectl -n mendix get mendixapp demo-copy -o jsonpath='{.spec.replicas}'; }
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh" "$@"
+trap 'rm -rf "$work"; [ -n "${MXPC_K8S_FAULT_FILE:-}" ] && printf "{\"seconds\": 0}\n" >"$MXPC_K8S_FAULT_FILE"; reseed >/dev/null' EXIT
 
 "$src/tests/stack/seed" --env-file "$MXPC_STACK_ENV" >"$work/seed.log" 2>&1 || { echo "FAIL: seeding"; tail -20 "$work/seed.log"; echo "0 passed, 1 failed"; exit 1; }
 
@@ -232,5 +211,4 @@ grep -qE "\.lua:[0-9]+:|hunter22" "$work/err" && bad "... no source position, no
 run "--debug shows where" 1 --debug backup -n mendix -e demo-app -f "$work/userinfo.tar.gz"
 expect_err "... in a traceback" "workflow\.lua:[0-9]+: in"
 
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+finish

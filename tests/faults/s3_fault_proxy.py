@@ -17,7 +17,9 @@ A request takes the first rule that matches it and still has uses left:
   action "cut":    forward, but close the connection after {"after": N} bytes
                    of the answer's body ({"hold": seconds} later: default 0);
   action "slow":   forward, sending the body in pieces of {"piece": N} bytes
-                   with {"delay": seconds} between them.
+                   with {"delay": seconds} between them;
+  action "hang":   never answer: keep the connection open for {"seconds": N}
+                   (default 60) without asking the server, then close it.
 "method" and "key" are optional; "times" defaults to 1 (-1: always).
 Requests no rule takes are forwarded as they are.
 
@@ -173,6 +175,10 @@ def serve(client, target, rules, log):
         rule = rules.take(method, path)
         action = rule["action"] if rule else "pass"
         entry["action"] = action
+        if action == "hang":
+            log_once()
+            time.sleep(rule.get("seconds", 60))
+            return
         if action == "status":
             # take the body the client sends anyway, so that closing does not reset the connection
             length = int(header(headers, "content-length") or 0)

@@ -49,6 +49,22 @@ t.test("a pure Lua loop is interrupted too", function()
   t.eq(err, "error: interrupted by SIGINT\n")
 end)
 
+t.test("SIGINT while a dump header is parsed (inside a pcall) ends the run as interrupted", function()
+  local dir = t.tmpdir()
+  local fixture = assert(os.getenv("MXPC_SOURCE_DIR"), "MXPC_SOURCE_DIR is not set") .. "/tests/archive/fixtures/sample.backup"
+  t.write(dir .. "/parse.lua", ([[
+    local backup_archive = require "mxpc.backup_archive"
+    local f = assert(io.open(%q, "rb"))
+    local head = f:read(4096)
+    f:close()
+    io.open("%s/ready", "w"):close()
+    while true do assert(backup_archive.parse_dump_header(head)) end
+  ]]):format(fixture, dir))
+  local err, exit = interrupt(dir, dir .. "/parse.lua", "INT")
+  t.eq(exit, 130)
+  t.eq(err, "error: interrupted by SIGINT\n")
+end)
+
 t.test("runtime.sleep ends at once on a signal", function()
   local dir = t.tmpdir()
   t.write(dir .. "/sleep.lua", ([[

@@ -414,6 +414,27 @@ t.test("raw requests, misuse, closing", function()
   end
 end)
 
+t.test("create and delete: dry run, exists, not found, forbidden with the rule to add", function()
+  local c <close> = connect(env.MXPC_KUBECONFIG)
+  local sa = { apiVersion = "v1", kind = "ServiceAccount", metadata = { name = "lua-k8s-test", namespace = NS } }
+  local dry = assert(c:create("sa", sa, { dry_run = true }))
+  t.eq(dry.metadata.name, "lua-k8s-test")
+  expect_error("not_found", c:get("serviceaccounts", "lua-k8s-test"))
+  local made = assert(c:create("serviceaccounts", sa))
+  t.ok(made.metadata.uid, "created")
+  local err = expect_error("exists", c:create("serviceaccounts", sa))
+  t.contains(err.message, 'cannot create serviceaccounts "lua-k8s-test" in namespace "mendix"')
+  t.contains(err.hint, "exists already")
+  assert(c:delete("serviceaccounts", "lua-k8s-test", { dry_run = true }))
+  t.ok(c:get("serviceaccounts", "lua-k8s-test"), "a dry-run delete keeps it")
+  assert(c:delete("serviceaccounts", "lua-k8s-test"))
+  expect_error("not_found", c:delete("serviceaccounts", "lua-k8s-test"))
+  local r <close> = connect(env.MXPC_KUBECONFIG_RESTRICTED)
+  local ferr = expect_error("forbidden", r:create("roles", { apiVersion = "rbac.authorization.k8s.io/v1",
+    kind = "Role", metadata = { name = "x" }, rules = {} }))
+  t.contains(ferr.hint, 'resources: ["roles"], verbs: ["create"]')
+end)
+
 t.test("timeout and Ctrl-C stop a hanging request", function()
   local c = connect(env.MXPC_KUBECONFIG, { timeout = 1 })
   local started = os.time()

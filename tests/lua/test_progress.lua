@@ -56,6 +56,17 @@ t.test("a JSON event counts items with the bytes beside them; numbers are number
   m:finish(true)
 end)
 
+t.test("a meter counting items of no known total: the count, no %", function()
+  local m = meter { label = "listing the files in storage", unit = "objects" }
+  m.done, m.bytes = 7, 700
+  t.eq(m:text(101), "listing the files in storage, 7 objects, 700 B, 700 B/s")
+  local e = m:event(101)
+  t.eq(e.unit, "objects")
+  t.eq(e.done, 7)
+  t.eq(e.total, require("cjson").null)
+  m:finish(true)
+end)
+
 t.test("the rate follows the last seconds, not the whole phase", function()
   local m = meter { total_bytes = nil }
   m.bytes = 0

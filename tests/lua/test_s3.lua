@@ -196,6 +196,85 @@ t.test("a source with the wrong size fails, and a failed multipart upload is abo
   t.eq(uploads_of("mp/raise.bin"), 0, "the upload was aborted")
 end)
 
+t.test("upload of unknown length: one PUT when it fits a part, multipart above, byte for byte", function()
+  local c <close> = assert(s3.client(opts({ part_size = 5 * MiB })))
+  -- small: no multipart upload at all
+  local u <close> = assert(c:upload(bucket, "up/small.bin"))
+  assert(u:write("hel", "lo"))
+  t.eq(u:size(), 5)
+  local small = assert(u:commit())
+  t.eq(small.size, 5)
+  t.eq(c:get_string(bucket, "up/small.bin"), "hello")
+  -- 12 MiB + 3 in odd pieces: 3 parts of 5, 5 and 2 MiB + 3
+  local src = random_file("up", 12 * MiB + 3)
+  local f <close> = assert(io.open(src, "rb"))
+  local up <close> = assert(c:upload(bucket, "up/big.bin"))
+  local sizes, i = { 1, 4097, 3 * MiB + 5, 65536 }, 0
+  while true do
+    i = i + 1
+    local chunk = f:read(sizes[i % #sizes + 1])
+    if not chunk then break end
+    assert(up:write(chunk))
+  end
+  local big = assert(up:commit())
+  t.eq(big.size, 12 * MiB + 3)
+  t.ok(big.etag:find("-3", 1, true), "a multipart ETag names 3 parts: " .. big.etag)
+  local dst = dir .. "/up.out"
+  assert(c:get(bucket, "up/big.bin", dst))
+  t.eq(sha256(dst), sha256(src), "the uploaded object is byte-identical")
+  t.eq(uploads_of("up/big.bin"), 0, "no unfinished upload")
+  -- committed twice, or written after commit: misuse raises
+  t.raises(function() up:write("x") end, "already committed")
+  up:close()
+  t.raises(function() up:write("x") end, "closed S3 upload")
+  assert(c:delete(bucket, "up/small.bin"))
+  assert(c:delete(bucket, "up/big.bin"))
+end)
+
+t.test("upload closed without commit: the multipart upload is aborted, no object", function()
+  local c = assert(s3.client(opts({ part_size = 5 * MiB })))
+  do
+    local u <close> = assert(c:upload(bucket, "up/aborted.bin"))
+    assert(u:write(("a"):rep(6 * MiB)))
+    t.eq(uploads_of("up/aborted.bin"), 1, "the multipart upload began after the first part")
+  end
+  t.eq(uploads_of("up/aborted.bin"), 0, "closing aborted it")
+  t.eq((c:head(bucket, "up/aborted.bin")), nil, "no object")
+  -- the client closed first: the upload still aborts through it when closed
+  local u = assert(c:upload(bucket, "up/aborted.bin"))
+  assert(u:write(("b"):rep(6 * MiB)))
+  c:close()
+  t.raises(function() c:head(bucket, "x") end, "closed S3 client")
+  t.eq(uploads_of("up/aborted.bin"), 1)
+  u:abort()
+  t.eq(uploads_of("up/aborted.bin"), 0, "aborted after the client was closed")
+  -- a small upload closed without commit leaves nothing either
+  local c2 <close> = assert(s3.client(opts()))
+  local small = assert(c2:upload(bucket, "up/never.bin"))
+  assert(small:write("data"))
+  small:close()
+  t.eq((c2:head(bucket, "up/never.bin")), nil, "no object")
+end)
+
+t.test("ranged get: offset and length, pinned to an ETag; a replaced object is 'changed'", function()
+  assert(client:put(bucket, "range.bin", "0123456789"))
+  local head = assert(client:head(bucket, "range.bin"))
+  local parts = {}
+  t.eq(assert(client:get(bucket, "range.bin", function(c) parts[#parts + 1] = c end,
+    { offset = 3, length = 4, if_match = head.etag })), 4)
+  t.eq(table.concat(parts), "3456")
+  parts = {}
+  assert(client:get(bucket, "range.bin", function(c) parts[#parts + 1] = c end, { offset = 0, length = 10 }))
+  t.eq(table.concat(parts), "0123456789")
+  assert(client:put(bucket, "range.bin", "abcdefghij"))
+  local none, err = client:get(bucket, "range.bin", function() end, { offset = 0, length = 2, if_match = head.etag })
+  t.eq(none, nil)
+  t.eq(err.code, "changed")
+  t.contains(err.message, "changed while it was being read")
+  t.raises(function() client:get(bucket, "range.bin", function() end, { offset = 2 }) end, "need a length")
+  assert(client:delete(bucket, "range.bin"))
+end)
+
 t.test("errors: missing key and bucket name them; wrong secret; unknown access key", function()
   local none, err = client:get_string(bucket, "no/such key")
   t.eq(none, nil)
@@ -436,6 +515,19 @@ assert(c:delete(E.bucket, "cred.txt"))
   rc, out = run_script(script, clean .. " AWS_SHARED_CREDENTIALS_FILE=" .. quote(creds) .. " AWS_PROFILE=nope")
   t.contains(out, "error credentials: ")
   t.contains(out, "profile 'nope' does not exist")
+
+  -- a profile named in the call must exist too (not only one named by AWS_PROFILE)
+  rc, out = run_script(child_prelude() .. [[
+local info, err = s3.credentials{profile = "absent"}
+print(info and ("source " .. info.source) or ("error " .. err.code .. ": " .. err.message))
+]], clean .. " AWS_SHARED_CREDENTIALS_FILE=" .. quote(creds))
+  t.contains(out, "profile 'absent' does not exist")
+  rc, out = run_script(child_prelude() .. [[
+local info, err = s3.credentials{profile = "absent"}
+print(info and ("source " .. info.source) or ("error " .. err.code .. ": " .. err.message))
+]], clean)
+  t.contains(out, "error credentials: cannot read the shared credentials file " .. dir .. "/.aws/credentials " ..
+    "(for profile 'absent')")
 
   rc, out = run_script(script, clean)
   t.contains(out, "error credentials: no AWS credentials")
@@ -738,6 +830,7 @@ local result = t.run()
 for _, key in ipairs({ "round/0.bin", "round/1.bin", "round/1048576.bin", "mp/file.bin", "mp/fn.bin", "stream.bin",
   "short.bin", "long.bin", "mp/short.bin", "mp/raise.bin", "k", "scoped", "tls.txt", "pre/signed file.txt",
   "pre/put.txt", "in-endpoint.txt", "unsigned.txt", "signed.txt", "cred.txt", "log.txt", "interrupt/big.bin",
+  "up/small.bin", "up/big.bin", "up/aborted.bin", "up/never.bin", "range.bin",
   "upfail/big1.bin", "upfail/big2.bin", "upfail/big3.bin", "listx" }) do
   client:delete(bucket, key)
 end

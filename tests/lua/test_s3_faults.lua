@@ -236,18 +236,67 @@ t.test("a slow body is not a failure", function()
   t.eq(r[1].action, "slow")
 end)
 
-t.test("SIGTERM while S3 answers CreateMultipartUpload: the upload it made is aborted", function()
-  local key = new_key("signal-create")
-  -- the answer comes slowly: S3 has made the upload, the client has not its id yet
-  faults { { method = "POST", key = "?uploads", action = "slow", piece = 64, delay = 0.3 } }
-  local script = dir .. "/signal-create.lua"
+t.test("a ranged GET cut mid-body resumes inside its range, pinned to the object", function()
+  local key = new_key("range-cut")
+  local data = random_bytes(3 * MiB)
+  local etag = assert(direct:put(bucket, key, data)).etag
+  faults { { method = "GET", key = key, action = "cut", after = 500000 } }
+  local parts = {}
+  t.eq(assert(proxied:get(bucket, key, function(c) parts[#parts + 1] = c end,
+    { offset = MiB, length = 2 * MiB - 10, if_match = etag })), 2 * MiB - 10)
+  t.ok(table.concat(parts) == data:sub(MiB + 1, 3 * MiB - 10), "the range byte for byte")
+  local r = requests(key)
+  t.eq(#r, 2, "two GETs")
+  t.eq(r[1].range, ("bytes=%d-%d"):format(MiB, 3 * MiB - 11))
+  t.eq(r[2].range, ("bytes=%d-%d"):format(MiB + 500000, 3 * MiB - 11))
+  t.eq(r[2].if_match, etag)
+end)
+
+t.test("an upload of unknown length: a part answered 503 once is sent again, one that keeps failing aborts it", function()
+  local c = client("http://127.0.0.1:" .. proxy_port, { retries = 1, part_size = 5 * MiB })
+  local function upload(key)
+    local u <close> = assert(c:upload(bucket, key, { concurrency = 2 }))
+    local piece = random_bytes(MiB)
+    for _ = 1, 12 do
+      local ok, err = u:write(piece)
+      if not ok then return nil, err end
+    end
+    return u:commit()
+  end
+  local function unfinished(key)
+    local count = 0
+    for _, u in ipairs(assert(direct:list_multipart_uploads(bucket))) do
+      if u.key == key then count = count + 1 end
+    end
+    return count
+  end
+  local key = new_key("upload-retried")
+  faults { { method = "PUT", key = "partNumber=2", action = "status", status = 503 } }
+  local o = assert(upload(key))
+  t.eq(o.size, 12 * MiB)
+  t.eq(#assert(direct:get_string(bucket, key)), 12 * MiB, "the object is complete")
+  key = new_key("upload-failed")
+  faults { { method = "PUT", key = "partNumber=2", action = "status", status = 503, times = -1 } }
+  local none, err = upload(key)
+  t.eq(none, nil)
+  t.eq(err.status, 503)
+  t.eq(unfinished(key), 0, "the multipart upload was aborted")
+  t.eq((direct:head(bucket, key)), nil, "no object")
+end)
+
+-- Runs a child that puts `size` bytes under `key` through the proxy in 5 MiB
+-- parts (client options `extra`, Lua source), sends it SIGTERM `delay`
+-- seconds after S3 made the multipart upload, and returns its result and
+-- the ids of the uploads of `key` left unfinished (then aborted).
+local function put_and_terminate(key, size, extra, delay)
+  local script = dir .. "/" .. key .. ".lua"
   t.write(script, ([[
 local s3 = require "mxpc.s3"
 local c = assert(s3.client { endpoint = %q, region = %q, access_key = %q, secret_key = %q,
-  part_size = 5 * 1024 * 1024 })
-assert(c:put(%q, %q, string.rep("x", 6 * 1024 * 1024)))
+  part_size = 5 * 1024 * 1024, %s })
+assert(c:put(%q, %q, string.rep("x", %d)))
 ]]):format("http://127.0.0.1:" .. proxy_port, env.MXPC_S3_REGION, env.MXPC_S3_ACCESS_KEY, env.MXPC_S3_SECRET_KEY,
-    bucket, key))
+    extra, bucket, key, size))
   local p <close> = assert(process.spawn({ t.program(), "run", script }))
   local created = false
   for _ = 1, 200 do
@@ -258,24 +307,47 @@ assert(c:put(%q, %q, string.rep("x", 6 * 1024 * 1024)))
     os.execute("sleep 0.05")
   end
   t.ok(created, "S3 made the upload")
-  os.execute("kill -TERM " .. p:pid())
+  os.execute(("sleep %s; kill -TERM %d"):format(delay, p:pid()))
   local r = p:wait()
-  local left = 0
+  local left = {}
   for _, u in ipairs(assert(direct:list_multipart_uploads(bucket))) do
     if u.key == key then
-      left = left + 1
+      left[#left + 1] = u.upload_id
       direct:abort_multipart(bucket, u.key, u.upload_id)
     end
   end
+  return r, left
+end
+
+t.test("SIGTERM while S3 answers CreateMultipartUpload: the upload it made is aborted", function()
+  local key = new_key("signal-create")
+  -- the answer comes slowly: S3 has made the upload, the client has not its id yet
+  faults { { method = "POST", key = "?uploads", action = "slow", piece = 64, delay = 0.3 } }
+  local r, left = put_and_terminate(key, 6 * MiB, "", 0)
   t.eq(r.status, 143, r.stderr)
-  t.eq(left, 0, "no unfinished multipart upload")
+  t.eq(#left, 0, "no unfinished multipart upload")
+end)
+
+t.test("SIGTERM, and S3 never answers the abort of the multipart upload: the program ends, naming the upload",
+  function()
+  local key = new_key("signal-hang")
+  faults { { method = "DELETE", key = "uploadId", action = "hang", seconds = 40 } }
+  local r, left = put_and_terminate(key, 11 * MiB, "max_send_speed = 1024 * 1024", 0.3)
+  local deletes = 0
+  for _, q in ipairs(requests(key)) do
+    if q.method == "DELETE" then deletes = deletes + 1 end
+  end
+  t.eq(r.status, 143, r.stderr)
+  t.eq(deletes, 1, "the abort was not waited out")
+  t.eq(#left, 1)
+  t.contains(r.stderr, "could not abort the multipart upload " .. tostring(left[1]))
 end)
 
 t.test("cleanup", function()
   faults {}
   for i = 1, n do
     local base = ({ "cut-once", "cut-twice", "replaced", "replaced-file", "put-5xx", "multipart", "always-503",
-      "slow" })[i]
+      "slow", "range-cut", "upload-retried", "upload-failed" })[i]
     if base then direct:delete(bucket, ("%s-%d"):format(base, i)) end
   end
   assert(direct:delete_bucket(bucket))

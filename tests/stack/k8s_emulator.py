@@ -2,12 +2,15 @@
 """A small Kubernetes API server stand-in for the mxpc test stack.
 
 It serves, over HTTPS, the part of the Kubernetes API that a Mendix for Private
-Cloud tool touches: namespaces, secrets, pods and the privatecloud.mendix.com
-MendixApp / StorageInstance custom resources. Requests are authenticated (bearer
-token or client certificate), authorised against a small RBAC table, and errors
-come back as real `Status` objects. State lives in one JSON file. A background
-loop plays the Mendix operator: pods follow a MendixApp's spec.replicas after a
-short delay.
+Cloud tool touches: namespaces, secrets, pods, service accounts, RBAC roles and
+role bindings, and the privatecloud.mendix.com MendixApp / StorageInstance
+custom resources. Requests are authenticated (bearer token, client certificate,
+or a service account token from the TokenRequest API), authorised against a
+small RBAC table and the Roles bound in a namespace, and errors come back as
+real `Status` objects. Writes take `dryRun=All`. State lives in one JSON file.
+A background loop plays the Mendix operator and the scheduler: pods follow a
+MendixApp's spec.replicas after a short delay, and a pod created directly
+becomes Running after the same delay.
 
     k8s_emulator.py init DIR --port P --tls-dir TLS   write auth.json and kubeconfigs, print env
     k8s_emulator.py serve DIR                         run the server (state in DIR/state.json)
@@ -96,15 +99,107 @@ MENDIXAPPS = ResourceType(MENDIX_GROUP, "v1alpha1", "mendixapps", "mendixapp", "
                           True, (), True)
 STORAGEINSTANCES = ResourceType(MENDIX_GROUP, "v1alpha1", "storageinstances", "storageinstance",
                                 "StorageInstance", True, (), True)
+SERVICEACCOUNTS = ResourceType("", "v1", "serviceaccounts", "serviceaccount", "ServiceAccount",
+                               True, ("sa",))
+RBAC_GROUP = "rbac.authorization.k8s.io"
+ROLES = ResourceType(RBAC_GROUP, "v1", "roles", "role", "Role")
+ROLEBINDINGS = ResourceType(RBAC_GROUP, "v1", "rolebindings", "rolebinding", "RoleBinding")
 # What `kubectl auth whoami` and `kubectl auth can-i` ask.
 SELFSUBJECTREVIEWS = ResourceType("authentication.k8s.io", "v1", "selfsubjectreviews", "",
                                   "SelfSubjectReview", False, review=True)
 SELFSUBJECTACCESSREVIEWS = ResourceType("authorization.k8s.io", "v1",
                                         "selfsubjectaccessreviews", "",
                                         "SelfSubjectAccessReview", False, review=True)
-RESOURCES = [NAMESPACES, SECRETS, PODS, MENDIXAPPS, STORAGEINSTANCES, SELFSUBJECTREVIEWS,
-             SELFSUBJECTACCESSREVIEWS]
+RESOURCES = [NAMESPACES, SECRETS, PODS, SERVICEACCOUNTS, ROLES, ROLEBINDINGS, MENDIXAPPS,
+             STORAGEINSTANCES, SELFSUBJECTREVIEWS, SELFSUBJECTACCESSREVIEWS]
 BY_KIND = {(rt.api_version, rt.kind): rt for rt in RESOURCES}
+
+
+def subject_matches(subject, namespace, user):
+    """Whether a RoleBinding subject (in `namespace`) names the user."""
+    kind, name = subject.get("kind"), subject.get("name")
+    if kind == "User":
+        return name == user.name
+    if kind == "Group":
+        return name in user.groups
+    if kind == "ServiceAccount":
+        return user.name == f"system:serviceaccount:{subject.get('namespace') or namespace}:{name}"
+    return False
+
+
+# A subset of the OpenAPI schemas of the kinds the jump pod is made of, for
+# `fieldValidation=Strict` (what kubectl asks for): an unknown field is an error,
+# as on a real API server. Fields outside this subset are rejected too, so keep it
+# to what the tool writes and a little more.
+ANY, STR, INT, BOOL, STRMAP = "any", "string", "integer", "boolean", "map"
+_CAPS = {"add": [STR], "drop": [STR]}
+_SECCOMP = {"type": STR, "localhostProfile": STR}
+_CONTAINER = {
+    "name": STR, "image": STR, "command": [STR], "args": [STR], "workingDir": STR,
+    "env": [{"name": STR, "value": STR, "valueFrom": ANY}], "envFrom": ANY, "ports": ANY,
+    "resources": {"limits": STRMAP, "requests": STRMAP},
+    "volumeMounts": [{"name": STR, "mountPath": STR, "readOnly": BOOL, "subPath": STR}],
+    "securityContext": {"allowPrivilegeEscalation": BOOL, "readOnlyRootFilesystem": BOOL,
+                        "runAsNonRoot": BOOL, "runAsUser": INT, "runAsGroup": INT,
+                        "privileged": BOOL, "capabilities": _CAPS, "seccompProfile": _SECCOMP},
+    "imagePullPolicy": STR, "stdin": BOOL, "tty": BOOL, "lifecycle": ANY, "livenessProbe": ANY,
+    "readinessProbe": ANY, "startupProbe": ANY, "terminationMessagePath": STR,
+    "terminationMessagePolicy": STR}
+SCHEMAS = {
+    "ServiceAccount": {"secrets": ANY, "imagePullSecrets": ANY,
+                       "automountServiceAccountToken": BOOL},
+    "Role": {"rules": [{"apiGroups": [STR], "resources": [STR], "verbs": [STR],
+                        "resourceNames": [STR], "nonResourceURLs": [STR]}]},
+    "RoleBinding": {"roleRef": {"apiGroup": STR, "kind": STR, "name": STR},
+                    "subjects": [{"kind": STR, "name": STR, "namespace": STR, "apiGroup": STR}]},
+    "Pod": {"spec": {
+        "serviceAccountName": STR, "serviceAccount": STR, "automountServiceAccountToken": BOOL,
+        "restartPolicy": STR, "terminationGracePeriodSeconds": INT, "activeDeadlineSeconds": INT,
+        "securityContext": {"runAsNonRoot": BOOL, "runAsUser": INT, "runAsGroup": INT,
+                            "fsGroup": INT, "fsGroupChangePolicy": STR,
+                            "supplementalGroups": [INT], "seccompProfile": _SECCOMP},
+        "containers": [_CONTAINER], "initContainers": [_CONTAINER],
+        "volumes": [{"name": STR, "emptyDir": {"medium": STR, "sizeLimit": ANY}, "secret": ANY,
+                     "configMap": ANY, "persistentVolumeClaim": ANY}],
+        "nodeSelector": STRMAP, "tolerations": ANY, "affinity": ANY, "imagePullSecrets": ANY,
+        "nodeName": STR, "priorityClassName": STR, "hostname": STR, "dnsPolicy": STR,
+        "enableServiceLinks": BOOL, "schedulerName": STR}, "status": ANY},
+}
+_METADATA = {"name": STR, "generateName": STR, "namespace": STR, "labels": STRMAP,
+             "annotations": STRMAP, "uid": STR, "resourceVersion": STR, "generation": INT,
+             "creationTimestamp": ANY, "deletionTimestamp": ANY,
+             "deletionGracePeriodSeconds": INT, "ownerReferences": ANY, "finalizers": [STR],
+             "managedFields": ANY}
+
+
+def strict_check(schema, value, path):
+    """Raises 400 for the first field the schema does not know, or a wrong type."""
+    def wrong(want):
+        raise ApiError(400, f"strict decoding error: {path or 'object'}: expected {want}, "
+                            f"got {type(value).__name__}")
+    if schema == ANY or value is None:
+        return
+    if schema == STR and not isinstance(value, str):
+        wrong("string")
+    if schema == INT and (isinstance(value, bool) or not isinstance(value, int)):
+        wrong("integer")
+    if schema == BOOL and not isinstance(value, bool):
+        wrong("boolean")
+    if schema == STRMAP:
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            wrong("a map of strings")
+    if isinstance(schema, list):
+        if not isinstance(value, list):
+            wrong("a list")
+        for i, item in enumerate(value):
+            strict_check(schema[0], item, f"{path}[{i}]")
+    if isinstance(schema, dict):
+        if not isinstance(value, dict):
+            wrong("an object")
+        for key, item in value.items():
+            if key not in schema:
+                raise ApiError(400, f'strict decoding error: unknown field "{path + "." if path else ""}{key}"')
+            strict_check(schema[key], item, f"{path + '.' if path else ''}{key}")
 
 
 def resource_for(group, version, plural):
@@ -664,6 +759,7 @@ class Auth:
         self.path = path
         self.mtime = None
         self.tokens = {}
+        self.sa_tokens = {}   # tokens issued by the TokenRequest API (kept in memory)
         self.rules = []
         self.lock = threading.Lock()
         self.reload()
@@ -696,7 +792,9 @@ class Auth:
                 return User(cn, tuple(orgs) + ("system:authenticated",))
         if authorization:
             scheme, _, token = authorization.partition(" ")
-            user = self.tokens.get(token.strip()) if scheme.lower() == "bearer" else None
+            token = token.strip()
+            user = (self.tokens.get(token) or self.sa_tokens.get(token)) \
+                if scheme.lower() == "bearer" else None
             if user:
                 return User(user.name, user.groups + ("system:authenticated",))
             raise ApiError(401, "Unauthorized")
@@ -1015,6 +1113,9 @@ class Api:
     @staticmethod
     def resolve(parts):
         """URL path -> (rt, namespace, name, subresource) or None."""
+        if len(parts) == 7 and parts[:3] == ["api", "v1", "namespaces"] and \
+                parts[4] == "serviceaccounts" and parts[6] == "token":
+            return SERVICEACCOUNTS, parts[3], parts[5], "token"   # TokenRequest
         if parts[:2] == ["api", "v1"]:
             group, version, rest = "", "v1", parts[2:]
         elif len(parts) >= 3 and parts[0] == "apis":
@@ -1049,7 +1150,8 @@ class Api:
         return None
 
     def resource_request(self, req, rt, namespace, name, subresource):
-        verb = self.verb(req, name)
+        verb = self.verb(req, name) if subresource != "token" else \
+            ("create" if req.method == "POST" else None)
         if verb is None:
             raise ApiError(405, "the server does not allow this method on the requested resource")
         if rt.review:
@@ -1058,8 +1160,11 @@ class Api:
                                     "resource")
             return 201, self.review(rt, req), "application/json"
         resource = rt.plural + (f"/{subresource}" if subresource else "")
-        if not self.auth.allowed(req.user, verb, rt.group, resource, namespace):
+        if not self.allowed(req.user, verb, rt.group, resource, namespace):
             raise forbidden(req.user, verb, rt, subresource, namespace, name)
+        if subresource == "token":
+            with self.store.cond:
+                return 201, self.token_request(req, namespace, name), "application/json"
         if verb == "watch":
             return self.watch(req, rt, namespace)   # streams; takes the lock per event
         dry_run = _query(req, "dryRun") == "All"
@@ -1069,8 +1174,11 @@ class Api:
             elif verb == "list":
                 return self.list(req, rt, namespace)
             elif verb == "create":
-                return 201, self.create(rt, namespace, self.json_body(req), dry_run), \
-                    "application/json"
+                body = self.json_body(req)
+                if _query(req, "fieldValidation") == "Strict" and rt.kind in SCHEMAS:
+                    strict_check(dict(SCHEMAS[rt.kind], apiVersion=STR, kind=STR, metadata=_METADATA),
+                                 body, "")
+                return 201, self.create(rt, namespace, body, dry_run), "application/json"
             elif verb == "update":
                 return 200, self.update(rt, namespace, name, subresource, self.json_body(req),
                                         dry_run), "application/json"
@@ -1079,6 +1187,48 @@ class Api:
                     "application/json"
             else:
                 return 200, self.delete(req, rt, namespace, name, dry_run), "application/json"
+
+    def allowed(self, user, verb, group, resource, namespace):
+        """The static rules of auth.json, then the Roles bound in the namespace."""
+        if self.auth.allowed(user, verb, group, resource, namespace):
+            return True
+        if namespace is None:
+            return False
+        with self.store.cond:
+            for binding in self.store.items(ROLEBINDINGS, namespace):
+                ref = binding.get("roleRef", {})
+                if ref.get("kind") != "Role" or not any(
+                        subject_matches(s, namespace, user) for s in binding.get("subjects", [])):
+                    continue
+                role = self.store.get(ROLES, namespace, ref.get("name"))
+                for rule in (role or {}).get("rules", []):
+                    if {"*", group} & set(rule.get("apiGroups", [])) and \
+                            {"*", resource} & set(rule.get("resources", [])) and \
+                            {"*", verb} & set(rule.get("verbs", [])):
+                        return True
+        return False
+
+    def token_request(self, req, namespace, name):
+        """POST .../serviceaccounts/NAME/token: a token that authenticates as the
+        service account (kubectl create token)."""
+        self.must_get(SERVICEACCOUNTS, namespace, name)
+        try:   # kubectl sends protobuf: only a JSON body's expirationSeconds is read
+            body = json.loads(req.body) if req.body.strip() else {}
+        except ValueError:
+            body = {}
+        seconds = ((body if isinstance(body, dict) else {}).get("spec") or {}).get(
+            "expirationSeconds") or 3600
+        token = secrets.token_hex(24)
+        self.auth.sa_tokens[token] = User(f"system:serviceaccount:{namespace}:{name}",
+                                          ("system:serviceaccounts",
+                                           f"system:serviceaccounts:{namespace}"))
+        return {"kind": "TokenRequest", "apiVersion": "authentication.k8s.io/v1",
+                "metadata": {"name": name, "namespace": namespace,
+                             "creationTimestamp": now_rfc3339()},
+                "spec": {"audiences": ["https://kubernetes.default.svc"],
+                         "expirationSeconds": seconds},
+                "status": {"token": token,
+                           "expirationTimestamp": now_rfc3339(time.time() + seconds)}}
 
     def json_body(self, req):
         """Create and update bodies: JSON, or protobuf for the types decode_protobuf knows."""
@@ -1255,6 +1405,38 @@ class Api:
                     base64.b64decode(value, validate=True)
                 except (ValueError, TypeError):
                     raise ApiError(400, f"illegal base64 data in data.{key}")
+        if rt is ROLES:
+            rules = obj.get("rules")
+            if rules is not None and not isinstance(rules, list):
+                raise ApiError(400, "rules: expected a list")
+            for i, rule in enumerate(rules or []):
+                for field in ("verbs", "apiGroups", "resources"):
+                    value = rule.get(field)
+                    if not isinstance(value, list) or not value or \
+                            not all(isinstance(v, str) for v in value):
+                        raise invalid(rt, name, f"rules[{i}].{field}", value,
+                                      "at least one value is required")
+        if rt is ROLEBINDINGS:
+            ref = obj.get("roleRef") or {}
+            if ref.get("apiGroup") != RBAC_GROUP or ref.get("kind") not in ("Role", "ClusterRole") \
+                    or not ref.get("name"):
+                raise invalid(rt, name, "roleRef", ref,
+                              "roleRef needs apiGroup rbac.authorization.k8s.io, kind Role or "
+                              "ClusterRole, and a name")
+            for i, subject in enumerate(obj.get("subjects") or []):
+                if subject.get("kind") not in ("ServiceAccount", "User", "Group") or \
+                        not subject.get("name"):
+                    raise invalid(rt, name, f"subjects[{i}]", subject,
+                                  "a subject needs kind ServiceAccount, User or Group, and a name")
+        if rt is PODS:
+            containers = (obj.get("spec") or {}).get("containers")
+            if not isinstance(containers, list) or not containers:
+                raise invalid(rt, name, "spec.containers", containers, "Required value")
+            for i, c in enumerate(containers):
+                for field in ("name", "image"):
+                    if not isinstance(c.get(field), str) or not c.get(field):
+                        raise invalid(rt, name, f"spec.containers[{i}].{field}", c.get(field),
+                                      "Required value")
         if rt is MENDIXAPPS and "replicas" in obj.get("spec", {}):
             replicas = obj["spec"]["replicas"]
             if isinstance(replicas, bool) or not isinstance(replicas, int):
@@ -1398,8 +1580,13 @@ class Api:
                 return obj   # already terminating
             wait = self.grace if grace is None else min(grace, self.grace)
             return self.store.mark_terminating(obj, wait, time.time())
+        if rt is SERVICEACCOUNTS:   # its tokens are bound to it
+            user = f"system:serviceaccount:{namespace}:{name}"
+            for token in [t for t, u in self.auth.sa_tokens.items() if u.name == user]:
+                del self.auth.sa_tokens[token]
         if rt is NAMESPACES:
-            for other in (SECRETS, PODS, MENDIXAPPS, STORAGEINSTANCES):
+            for other in (SECRETS, PODS, SERVICEACCOUNTS, ROLES, ROLEBINDINGS, MENDIXAPPS,
+                          STORAGEINSTANCES):
                 for child in self.store.items(other, name):
                     self.store.remove(other, child)
         return self.store.remove(rt, obj)
@@ -1448,6 +1635,9 @@ class Operator(threading.Thread):
                     parse_rfc3339(meta["deletionTimestamp"])   # after a restart
                 if now >= due:
                     self.store.remove(PODS, pod)
+            elif not owners and pod.get("status", {}).get("phase", "Pending") == "Pending" and \
+                    now >= parse_rfc3339(meta["creationTimestamp"]) + self.delay:
+                self.start_pod(pod, now)
         for uid, app in apps.items():
             self.reconcile_app(app, now)
         for uid in list(self.pending):
@@ -1477,6 +1667,19 @@ class Operator(threading.Thread):
                          reverse=True)[:max(0, len(pods) - desired)]
         for pod in surplus:
             self.store.mark_terminating(pod, self.delay, now)
+
+    def start_pod(self, pod, now):
+        """A pod created directly (not by an app) is scheduled and its containers start."""
+        pod = copy.deepcopy(pod)
+        pod["spec"].setdefault("nodeName", "mxpc-stack-node")
+        pod["status"] = {"phase": "Running", "podIP": "10.244.1." + str(random.randint(2, 254)),
+                         "startTime": now_rfc3339(now),
+                         "conditions": [{"type": "Ready", "status": "True"}],
+                         "containerStatuses": [{"name": c["name"], "image": c["image"],
+                                                "ready": True, "restartCount": 0,
+                                                "started": True}
+                                               for c in pod["spec"]["containers"]]}
+        self.store.put(PODS, pod)
 
     def new_pod(self, app, now):
         meta = app["metadata"]

@@ -326,6 +326,76 @@ t.check("watch from a resourceVersion streams ADDED then DELETED",
         [(e["type"], e["object"]["metadata"]["name"]) for e in events] ==
         [("ADDED", "watched"), ("DELETED", "watched")], events)
 
+# ---- service accounts, roles, role bindings, tokens, strict fields, bare pods ---------
+RBAC = "/apis/rbac.authorization.k8s.io/v1"
+meta = {"name": "jp", "namespace": NS}
+code, obj = admin.request("POST", f"/api/v1/namespaces/{NS}/serviceaccounts?dryRun=All", {
+    "apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta})
+t.check("dry-run create of a ServiceAccount answers 201 and stores nothing", code == 201 and
+        admin.request("GET", f"/api/v1/namespaces/{NS}/serviceaccounts/jp")[0] == 404, obj)
+code, obj = admin.request("POST", f"/api/v1/namespaces/{NS}/serviceaccounts?fieldValidation=Strict", {
+    "apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta, "automount": True})
+t.check("fieldValidation=Strict: an unknown field is 400", code == 400 and
+        'unknown field "automount"' in obj.get("message", ""), obj)
+code, obj = admin.request("POST", f"{RBAC}/namespaces/{NS}/roles", {
+    "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": meta,
+    "rules": [{"apiGroups": [""], "resources": ["secrets"]}]})
+t.check("a Role rule without verbs: 422 naming it", code == 422 and
+        "rules[0].verbs" in obj.get("message", ""), obj)
+code, obj = admin.request("POST", f"{RBAC}/namespaces/{NS}/rolebindings", {
+    "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": meta,
+    "subjects": [{"kind": "ServiceAccount", "name": "jp"}]})
+t.check("a RoleBinding without roleRef: 422", code == 422 and "roleRef" in obj.get("message", ""),
+        obj)
+for path, body in [
+        (f"/api/v1/namespaces/{NS}/serviceaccounts",
+         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta}),
+        (f"{RBAC}/namespaces/{NS}/roles",
+         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": meta,
+          "rules": [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["list"]}]}),
+        (f"{RBAC}/namespaces/{NS}/rolebindings",
+         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": meta,
+          "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "jp"},
+          "subjects": [{"kind": "ServiceAccount", "name": "jp"}]})]:
+    code, obj = admin.request("POST", path + "?fieldValidation=Strict", body)
+    t.check(f"create {body['kind']}", code == 201, obj)
+code, obj = admin.request("POST", f"/api/v1/namespaces/{NS}/serviceaccounts/jp/token", {
+    "apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {}})
+t.check("TokenRequest gives the service account a token", code == 201 and
+        obj["status"].get("token"), obj)
+sa = K8s(URL, CA, token=obj["status"]["token"])
+code, obj = sa.request("POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews", {
+    "apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"})
+t.check("... which authenticates as system:serviceaccount:NS:jp", code == 201 and
+        obj["status"]["userInfo"]["username"] == f"system:serviceaccount:{NS}:jp", obj)
+t.check("the bound Role allows what it lists (list secrets)",
+        sa.request("GET", f"/api/v1/namespaces/{NS}/secrets")[0] == 200)
+code, obj = sa.request("GET", f"/api/v1/namespaces/{NS}/secrets/one")
+t.check("... and nothing else (get secrets: 403)", code == 403 and status_is(obj, 403, "Forbidden"),
+        obj)
+t.check("... and only in its namespace", sa.request("GET", "/api/v1/namespaces/default/secrets")[0]
+        == 403)
+code, obj = admin.request("POST", f"/api/v1/namespaces/{NS}/pods", {
+    "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "bare"},
+    "spec": {"containers": [{"name": "c"}]}})
+t.check("a container without an image: 422", code == 422 and
+        "spec.containers[0].image" in obj.get("message", ""), obj)
+code, obj = admin.request("POST", f"/api/v1/namespaces/{NS}/pods", {
+    "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "bare"},
+    "spec": {"serviceAccountName": "jp", "containers": [{"name": "c", "image": "i"}]}})
+t.check("a pod created directly starts Pending", code == 201 and
+        obj["status"]["phase"] == "Pending", obj)
+deadline = time.monotonic() + 10
+while admin.request("GET", f"/api/v1/namespaces/{NS}/pods/bare")[1]["status"]["phase"] != \
+        "Running" and time.monotonic() < deadline:
+    time.sleep(0.1)
+t.check("... and runs after the operator delay",
+        admin.request("GET", f"/api/v1/namespaces/{NS}/pods/bare")[1]["status"]["phase"] == "Running")
+admin.request("DELETE", f"/api/v1/namespaces/{NS}/pods/bare?gracePeriodSeconds=0")
+admin.request("DELETE", f"/api/v1/namespaces/{NS}/serviceaccounts/jp")
+t.check("deleting the service account revokes its tokens",
+        sa.request("GET", f"/api/v1/namespaces/{NS}/secrets")[0] == 401)
+
 # ---- deletion, persistence --------------------------------------------------------------
 code, obj = admin.request("POST", f"/api/v1/namespaces/{NS}/pods", {
     "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},

@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# End to end on the local stack: archives that never touch a disk of their own.
+# backup -f - piped into restore -f -, with the proof; refusals (a terminal,
+# empty input, no room to spool); and failures and Ctrl-C on either side of the
+# pipe: the reader sees a broken archive, nothing is restored, and no spool
+# file or working directory is left. Needs MXPC_STACK_ENV; reseeds the
+# namespace before and after.
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh" "$@"
+# the private working directories (and the spool file) of both sides go here
+export TMPDIR=$work/tmp
+mkdir "$TMPDIR"
+trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$work"; reseed >/dev/null' EXIT
+# both sides of a pipe write their own stderr file: show them all
+bad() { failed=$((failed + 1)); echo "FAIL $1"; for f in "$work"/*.err; do [ -f "$f" ] && { echo "  $f:"; tail -4 "$f" | sed 's/^/  /'; }; done; }
+tmp_empty() { [ -z "$(ls -A "$TMPDIR")" ]; }
+
+"$src/tests/stack/seed" --env-file "$MXPC_STACK_ENV" >"$work/seed.log" 2>&1 || { echo "FAIL: seeding"; tail -20 "$work/seed.log"; echo "0 passed, 1 failed"; exit 1; }
+
+# --- the pipe ---------------------------------------------------------------------
+"$bin" backup -n mendix -e demo-app -f - 2>"$work/backup.err" \
+  | "$bin" restore -n mendix -e demo-copy -f - --stop-app >"$work/restore.out" 2>"$work/restore.err"
+codes="${PIPESTATUS[*]}"
+check "backup -f - | restore -f - both exit 0" '[ "$codes" = "0 0" ]'
+check "... the backup reports on stderr" 'grep -q "written to standard output: database [0-9]* bytes, 20 files" "$work/backup.err"'
+check "... the restore read standard input" 'grep -q "restored standard input into mendix/demo-copy: database, 20 files" "$work/restore.out"'
+check "... after copying it into the working directory" 'grep -q "reading the archive from standard input into the working directory" "$work/restore.err"'
+if proof; then ok "demo-copy holds demo-app's tables, sequences and files"; else bad "proof"; cat "$work/proof"; fi
+check "no spool file or working directory left" tmp_empty
+
+"$bin" -q backup -n mendix -e demo-app -f - >"$work/demo.tar.gz" 2>"$work/q.err"
+check "backup -f - > file: a valid archive" '"$bin" verify "$work/demo.tar.gz" >/dev/null 2>&1'
+check "... and nothing but the archive on stdout" 'gzip -t "$work/demo.tar.gz"'
+"$bin" backup -n mendix -e demo-app -f - --dry-run >"$work/dry.out" 2>"$work/dry.err"
+check "backup --dry-run -f - says where the archive would go, and writes no archive" \
+  '[ $? = 0 ] && grep -q "archive: would go to standard output" "$work/dry.out" && ! grep -q "written to" "$work/dry.out"'
+cat >"$work/hooks.lua" <<'LUA'
+return {
+  before_backup = function() print("hook", "before") end,
+  after_backup = function() io.write("hook after\n") end,
+}
+LUA
+"$bin" -q backup -n mendix -e demo-app -f - --hooks "$work/hooks.lua" >"$work/hooked.tar.gz" 2>"$work/hooked.err"
+check "backup -f - with hooks that print: the archive stays valid" 'gzip -t "$work/hooked.tar.gz" && "$bin" verify "$work/hooked.tar.gz" >/dev/null 2>&1'
+check "... what they print goes to stderr" 'grep -q "^hook	before$" "$work/hooked.err" && grep -q "^hook after$" "$work/hooked.err"'
+"$bin" -q backup -n mendix -e demo-app -f - --database-only >"$work/db.backup" 2>"$work/q.err"
+check "backup -f - --database-only: a bare dump on stdout" '[ "$(head -c 5 "$work/db.backup")" = PGDMP ]'
+"$bin" restore -n mendix -e demo-copy -f - --stop-app <"$work/db.backup" >"$work/restore.out" 2>"$work/restore.err"
+check "restore -f - of a database-only backup" '[ $? = 0 ] && grep -q "database, 0 files" "$work/restore.out" && [ "$(orders)" = 100 ]'
+check "... and no spool file left" tmp_empty
+
+# --- refusals -----------------------------------------------------------------------
+script -qec "$bin backup -n mendix -e demo-app -f -" /dev/null >"$work/tty.out" 2>&1
+code=$?
+check "backup -f - to a terminal is refused (exit 2)" '[ $code = 2 ] && grep -q "refusing to write the archive to a terminal" "$work/tty.out"'
+check "... before any work" '! grep -q "dumping the database" "$work/tty.out"'
+script -qec "$bin restore -n mendix -e demo-copy -f -" /dev/null >"$work/tty.out" 2>&1
+code=$?
+check "restore -f - from a terminal is refused (exit 2)" '[ $code = 2 ] && grep -q "standard input is a terminal" "$work/tty.out"'
+
+"$bin" restore -n mendix -e demo-copy -f - --stop-app </dev/null >"$work/empty.out" 2>"$work/empty.err"
+check "restore from empty standard input fails" '[ $? = 1 ] && grep -q "standard input is empty" "$work/empty.err"'
+check "... and leaves no spool file" tmp_empty
+
+before=$(orders)
+MXPC_MIN_FREE=$((1 << 62)) "$bin" restore -n mendix -e demo-copy -f - --stop-app <"$work/demo.tar.gz" >"$work/space.out" 2>"$work/space.err"
+check "no room to spool standard input: exit 1" '[ $? = 1 ]'
+check "... saying where and what to do" 'grep -q "not enough space in $TMPDIR/\\.\?mxpc-work-.* for the archive read from standard input" "$work/space.err" && grep -q "TMPDIR" "$work/space.err"'
+check "... without touching the app or the database" '[ "$(replicas)" = 1 ] && [ "$(orders)" = "$before" ]'
+check "... and leaves no spool file" tmp_empty
+
+head -c 300000 "$work/demo.tar.gz" | "$bin" restore -n mendix -e demo-copy -f - --stop-app >"$work/cut.out" 2>"$work/cut.err"
+check "a truncated archive on stdin is refused" '[ $? = 1 ] && grep -q "truncated" "$work/cut.err"'
+check "... before the app is stopped" '[ "$(replicas)" = 1 ] && ! grep -q "stopping the app" "$work/cut.err"'
+check "... and leaves no spool file" tmp_empty
+
+"$bin" restore -n mendix -e demo-copy -f - <"$work/demo.tar.gz" >"$work/run.out" 2>"$work/run.err"
+check "restore -f - into a running app is refused after the check" '[ $? = 1 ] && grep -q "is running" "$work/run.err"'
+check "... and the spool file is removed" tmp_empty
+
+# --- failures and Ctrl-C on either side of the pipe ---------------------------------
+# larger files, so that there is time to interrupt
+"$src/tests/stack/seed" --env-file "$MXPC_STACK_ENV" --files 24 --file-size-dist 4m:1 >"$work/seed.log" 2>&1 \
+  || { bad "seeding larger files"; }
+before=$(orders)
+
+# the backup is interrupted while it streams: the restore reading the pipe sees
+# a broken archive, and changes nothing
+mkfifo "$work/pipe"
+"$bin" restore -n mendix -e demo-copy -f - --stop-app <"$work/pipe" >"$work/r.out" 2>"$work/r.err" & rpid=$!
+"$bin" backup -n mendix -e demo-app -f - >"$work/pipe" 2>"$work/b.err" & bpid=$!
+wait_for 'grep -q "database dumped" "$work/b.err"' 180 || bad "the backup reached the files"
+sleep 0.3
+kill -INT $bpid; wait $bpid; bcode=$?
+wait $rpid; rcode=$?
+check "interrupted backup -f - exits 130" '[ $bcode = 130 ] && grep -q "^error: interrupted by SIGINT$" "$work/b.err"'
+check "... the restore reading it fails (exit 1)" '[ $rcode = 1 ]'
+check "... because the archive is broken" 'grep -Eq "error: standard input: .*(truncated|end-of-archive|unexpected end)" "$work/r.err"'
+check "... before the app is stopped" '! grep -q "stopping the app" "$work/r.err" && [ "$(replicas)" = 1 ]'
+check "... the database is untouched" '[ "$(orders)" = "$before" ]'
+check "... and neither side left a file in TMPDIR" tmp_empty
+
+# what the interrupted backup wrote is not a valid archive, for gzip, tar and verify
+"$bin" backup -n mendix -e demo-app -f - >"$work/partial.tar.gz" 2>"$work/b.err" & bpid=$!
+wait_for 'grep -q "database dumped" "$work/b.err"' 180 || bad "the backup reached the files"
+sleep 0.3
+kill -TERM $bpid; wait $bpid; bcode=$?
+check "backup -f - stopped by SIGTERM exits 143" '[ $bcode = 143 ]'
+check "... its output is not empty" '[ -s "$work/partial.tar.gz" ]'
+check "... gzip finds no end" '! gzip -t "$work/partial.tar.gz" 2>/dev/null'
+check "... tar sees a broken archive" '! tar -tzf "$work/partial.tar.gz" >/dev/null 2>&1'
+check "... and verify rejects it" '! "$bin" verify "$work/partial.tar.gz" >/dev/null 2>&1'
+check "... no working directory left" tmp_empty
+
+# the restore is interrupted while it copies standard input
+"$bin" -q backup -n mendix -e demo-app -f - >"$work/full.tar.gz" 2>"$work/b.err"
+{ head -c 2000000 "$work/full.tar.gz"; sleep 30; } 2>/dev/null \
+  | "$bin" restore -n mendix -e demo-copy -f - --stop-app >"$work/r.out" 2>"$work/r.err" & rpid=$!
+wait_for '[ -n "$(find "$TMPDIR" -name archive -size +1000k)" ]' 180 || bad "the restore spooled its input"
+kill -INT $rpid; wait $rpid; rcode=$?
+check "restore -f - interrupted while spooling exits 130" '[ $rcode = 130 ]'
+check "restore -f - interrupted while spooling: the spool file is removed" tmp_empty
+check "... with the interruption reported" 'grep -q "^error: interrupted by SIGINT$" "$work/r.err"'
+check "... and nothing changed" '[ "$(replicas)" = 1 ] && [ "$(orders)" = "$before" ]'
+kill $(jobs -p) 2>/dev/null
+
+# a restore interrupted while it uploads the files (after the spool was checked)
+"$bin" restore -n mendix -e demo-copy -f - --stop-app <"$work/full.tar.gz" >"$work/r.out" 2>"$work/r.err" & rpid=$!
+wait_for 'grep -q "connected to the database" "$work/r.err"' 180 || bad "the restore reached the upload"
+kill -INT $rpid; wait $rpid; rcode=$?
+check "restore -f - interrupted while restoring exits 130" '[ $rcode = 130 ]'
+check "... starts the app again" '[ "$(replicas)" = 1 ] && grep -q "starting the app again" "$work/r.err"'
+check "... leaves the database untouched" '[ "$(orders)" = "$before" ]'
+check "... and removes the spool file" tmp_empty
+
+finish

@@ -1,0 +1,107 @@
+-- mxpc.jump_pod without a cluster: versions, the Role's rules, names, and the
+-- manifests as JSON and YAML (kubectl itself reads them in e2e.jump-pod).
+local t = require "t"
+local cjson = require "cjson"
+local jp = require "mxpc.jump_pod"
+
+t.test("major version from server_version_num", function()
+  t.eq(jp.major_version("150018"), "15")
+  t.eq(jp.major_version(170002), "17")
+  t.eq(jp.major_version("100023"), "10")
+  t.eq(jp.major_version("90624"), "9.6")
+  t.eq(jp.major_version("80400"), nil)
+  t.eq(jp.major_version("x"), nil)
+end)
+
+local function verbs(rules)
+  local out = {}
+  for _, r in ipairs(rules) do
+    for _, res in ipairs(r.resources) do
+      for _, v in ipairs(r.verbs) do out[#out + 1] = res .. ":" .. v end
+    end
+  end
+  table.sort(out)
+  return table.concat(out, " ")
+end
+
+t.test("the Role allows exactly what the operations need", function()
+  t.eq(verbs(jp.rules {}), "mendixapps:get secrets:get storageinstances:get")
+  t.eq(verbs(jp.rules { restore = true }), "mendixapps:get pods:list secrets:get storageinstances:get")
+  t.eq(verbs(jp.rules { stop_app = true }),
+    "mendixapps:get mendixapps:patch pods:list secrets:get storageinstances:get")
+end)
+
+t.test("default names are valid object names", function()
+  t.eq(jp.default_name("demo-app"), "mxpc-jump-demo-app")
+  local long = jp.default_name(("a"):rep(52) .. "-bcd")
+  t.eq(#long, 62, long) -- cut to 63, without a trailing '-'
+  t.ok(long:match("^[a-z0-9][-a-z0-9]*[a-z0-9]$"), long)
+end)
+
+local objects = jp.manifests { namespace = "mendix", environment = "demo-app", name = "jp", image = "img:15",
+  rules = jp.rules { stop_app = true } }
+
+t.test("four objects in creation order, the pod running as the bitnami user", function()
+  local kinds = {}
+  for _, o in ipairs(objects) do kinds[#kinds + 1] = o.kind end
+  t.eq(table.concat(kinds, " "), "ServiceAccount Role RoleBinding Pod")
+  local pod = objects[4]
+  t.eq(pod.spec.serviceAccountName, "jp")
+  t.eq(pod.spec.securityContext.runAsUser, 1001)
+  t.eq(pod.spec.containers[1].image, "img:15")
+  t.eq(objects[3].roleRef.name, "jp")
+  t.eq(objects[3].subjects[1].namespace, "mendix")
+  t.eq(pod.metadata.labels["privatecloud.mendix.com/app"], nil, "not taken for one of the app's pods")
+end)
+
+t.test("-o json is a v1 List that decodes to the same objects, slashes unescaped", function()
+  local text = jp.render(objects, "json")
+  local list = cjson.decode(text)
+  t.eq(list.kind, "List")
+  t.eq(#list.items, 4)
+  t.eq(list.items[4].spec.containers[1].command[2], "infinity")
+  t.eq(list.items[2].rules[1].apiGroups[1], "")
+  t.contains(text, '"apiVersion": "rbac.authorization.k8s.io/v1"')
+  t.contains(text, '"emptyDir": {}')
+  t.eq(jp.render(objects, "json"), text, "the same output every time")
+end)
+
+t.test("YAML: documents, and strings YAML would read as something else are quoted", function()
+  local text = jp.render(objects, "yaml")
+  local docs = select(2, text:gsub("\n%-%-%-\n", ""))
+  t.eq(docs, 3, "three separators")
+  t.contains(text, "\n- apiGroups:\n  - \"\"\n")
+  t.contains(text, "  emptyDir: {}\n")
+  t.contains(text, "    runAsUser: 1001\n")
+  local odd = jp.render({ { kind = "X", metadata = { labels = { a = "true", b = "15", c = "", d = "x: y", e = "-1",
+    f = "ok-value" } } } }, "yaml")
+  t.contains(odd, 'a: "true"')
+  t.contains(odd, 'b: "15"')
+  t.contains(odd, 'c: ""')
+  t.contains(odd, 'd: "x: y"')
+  t.contains(odd, 'e: "-1"')
+  t.contains(odd, "f: ok-value")
+end)
+
+t.test("--role-arn (IRSA): the ServiceAccount is annotated; only IAM role ARNs are taken", function()
+  local with = jp.manifests { namespace = "mendix", environment = "demo-app", name = "jp", image = "img:15",
+    rules = jp.rules {}, role_arn = "arn:aws:iam::123456789012:role/mxpc/backup" }
+  t.eq(with[1].metadata.annotations["eks.amazonaws.com/role-arn"], "arn:aws:iam::123456789012:role/mxpc/backup")
+  t.eq(with[4].metadata.annotations, nil, "the pod itself is not annotated")
+  t.eq(objects[1].metadata.annotations, nil, "no annotation without --role-arn")
+  t.contains(jp.render(with, "yaml"), "  annotations:\n    eks.amazonaws.com/role-arn: arn:aws:iam::123456789012:role/mxpc/backup\n")
+  for _, good in ipairs { "arn:aws:iam::123456789012:role/r", "arn:aws-cn:iam::123456789012:role/a.b@c_d+e=f,g-h",
+    "arn:aws-us-gov:iam::123456789012:role/path/name" } do
+    t.ok(jp.valid_role_arn(good), good)
+  end
+  for _, bad in ipairs { "", "role/r", "arn:aws:iam::12345:role/r", "arn:aws:iam::123456789012:user/r",
+    "arn:aws:iam::123456789012:role/", "arn:aws:iam::123456789012:role/a//b", "arn:aws:s3:::bucket",
+    "arn:aws:iam::123456789012:role/r x" } do
+    t.ok(not jp.valid_role_arn(bad), bad)
+  end
+  t.eq(jp.pod_role_arn { spec = { containers = { { env = { { name = "X", value = "1" },
+    { name = "AWS_ROLE_ARN", value = "arn:aws:iam::123456789012:role/r" } } } } } }, "arn:aws:iam::123456789012:role/r")
+  t.eq(jp.pod_role_arn { spec = { containers = { {} } } }, nil)
+end)
+
+return t.run()
