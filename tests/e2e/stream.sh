@@ -101,10 +101,13 @@ check "... the database is untouched" '[ "$(orders)" = "$before" ]'
 check "... and neither side left a file in TMPDIR" tmp_empty
 
 # what the interrupted backup wrote is not a valid archive, for gzip, tar and verify
-"$bin" backup -n mendix -e demo-app -f - >"$work/partial.tar.gz" 2>"$work/b.err" & bpid=$!
+# (a reader that waits holds the backup up, so the signal comes before its end)
+mkfifo "$work/pipe2"
+{ sleep 3; cat; } <"$work/pipe2" >"$work/partial.tar.gz" & cpid=$!
+"$bin" backup -n mendix -e demo-app -f - >"$work/pipe2" 2>"$work/b.err" & bpid=$!
 wait_for 'grep -q "database dumped" "$work/b.err"' 180 || bad "the backup reached the files"
-sleep 0.3
 kill -TERM $bpid; wait $bpid; bcode=$?
+wait $cpid
 check "backup -f - stopped by SIGTERM exits 143" '[ $bcode = 143 ]'
 check "... its output is not empty" '[ -s "$work/partial.tar.gz" ]'
 check "... gzip finds no end" '! gzip -t "$work/partial.tar.gz" 2>/dev/null'
