@@ -3,28 +3,12 @@
 # (database, bucket, replicas) and say why a run would not start; restore
 # --safety-backup and --delete-extra-files. Needs MXPC_STACK_ENV; reseeds the
 # namespace before and after.
-set -uo pipefail
-bin=$1
-src=$(cd "$(dirname "$0")/../.." && pwd)
-[ -n "${MXPC_STACK_ENV:-}" ] || { echo "FAIL: MXPC_STACK_ENV is not set (start tests/stack/up)"; echo "0 passed, 1 failed"; exit 1; }
-# shellcheck disable=SC1090
-. "$MXPC_STACK_ENV"
-export KUBECONFIG=$MXPC_KUBECONFIG PGSSLROOTCERT=$MXPC_PG_CA MXPC_SCRIPTS= MXPC_DATADIR=
-work=$(mktemp -d)
-trap 'rm -rf "$work"; "$src/tests/stack/seed" --env-file "$MXPC_STACK_ENV" >/dev/null' EXIT
-passed=0 failed=0
-ok() { passed=$((passed + 1)); echo "ok   $1"; }
+# shellcheck disable=SC1091
+. "$(dirname "$0")/lib.sh" "$@"
+trap 'rm -rf "$work"; reseed >/dev/null' EXIT
+# a failure shows the ends of stderr and stdout
 bad() { failed=$((failed + 1)); echo "FAIL $1"; [ -f "$work/err" ] && sed 's/^/  /' "$work/err" | tail -5; [ -f "$work/out" ] && sed 's/^/  /' "$work/out" | tail -12; }
-# run NAME EXPECTED_EXIT ARGS...: runs the program, stdout to $work/out, stderr to $work/err
-run() {
-  local name=$1 want=$2
-  shift 2
-  "$bin" "$@" >"$work/out" 2>"$work/err"
-  local got=$?
-  if [ "$got" = "$want" ]; then ok "$name"; else bad "$name (exit $got, expected $want)"; fi
-}
 expect_out() { if grep -qE "$2" "$work/out"; then ok "$1"; else bad "$1: stdout has no /$2/"; fi; }
-expect_err() { if grep -qE "$2" "$work/err"; then ok "$1"; else bad "$1: stderr has no /$2/"; fi; }
 
 # What a run may change: demo-copy's database (all of it, as pg_dump sees it),
 # its bucket (key, size, ETag of every object) and its MendixApp's replicas.

@@ -4,29 +4,12 @@
 # rolls back), the --files-* options take the files they say, bad values are
 # usage errors, and every example in scripts/examples/ does what it says.
 # Needs MXPC_STACK_ENV; reseeds the namespace before and after.
-set -uo pipefail
-bin=$1
-src=$(cd "$(dirname "$0")/../.." && pwd)
-[ -n "${MXPC_STACK_ENV:-}" ] || { echo "FAIL: MXPC_STACK_ENV is not set (start tests/stack/up)"; echo "0 passed, 1 failed"; exit 1; }
-# shellcheck disable=SC1090
-. "$MXPC_STACK_ENV"
-export KUBECONFIG=$MXPC_KUBECONFIG PGSSLROOTCERT=$MXPC_PG_CA MXPC_SCRIPTS= MXPC_DATADIR=
-work=$(mktemp -d)
+# shellcheck disable=SC1091
+. "$(dirname "$0")/lib.sh" "$@"
 server_pid=
-trap '[ -n "$server_pid" ] && kill "$server_pid"; rm -rf "$work"; "$src/tests/stack/seed" --env-file "$MXPC_STACK_ENV" >/dev/null' EXIT
-passed=0 failed=0
-ok() { passed=$((passed + 1)); echo "ok   $1"; }
-bad() { failed=$((failed + 1)); echo "FAIL $1"; [ -f "$work/err" ] && sed 's/^/  /' "$work/err" | tail -5; }
+trap '[ -n "$server_pid" ] && kill "$server_pid"; rm -rf "$work"; reseed >/dev/null' EXIT
+# here check runs a command (not a string to eval)
 check() { local name=$1; shift; if "$@"; then ok "$name"; else bad "$name"; fi; }
-# run NAME EXPECTED_EXIT ARGS...: runs the program, stdout to $work/out, stderr to $work/err
-run() {
-  local name=$1 want=$2
-  shift 2
-  "$bin" "$@" >"$work/out" 2>"$work/err"
-  local got=$?
-  if [ "$got" = "$want" ]; then ok "$name"; else bad "$name (exit $got, expected $want)"; fi
-}
-expect_err() { if grep -qE -- "$2" "$work/err"; then ok "$1"; else bad "$1: stderr has no /$2/"; fi; }
 sql_app() { PGOPTIONS="-c client_min_messages=warning" PGPASSWORD=$MXPC_PG_SUPERPASS psql -Atq -h 127.0.0.1 -p "$MXPC_PG_TLS_PORT" -U "$MXPC_PG_SUPERUSER" -d demo_app -c "$1"; }
 sql_copy() { PGOPTIONS="-c client_min_messages=warning" PGPASSWORD=$MXPC_PG_SUPERPASS psql -Atq -h 127.0.0.1 -p "$MXPC_PG_PLAIN_PORT" -U "$MXPC_PG_SUPERUSER" -d demo_copy -c "$1"; }
 # every table of demo_copy's schema public with the md5 of its sorted rows

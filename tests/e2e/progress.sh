@@ -7,28 +7,20 @@
 # run and a usage error is JSON, with numbers as numbers, progress events,
 # error codes and the summaries; -q shows no progress. Needs MXPC_STACK_ENV;
 # reseeds the namespace before and after.
-set -uo pipefail
-bin=$1
-src=$(cd "$(dirname "$0")/../.." && pwd)
-[ -n "${MXPC_STACK_ENV:-}" ] || { echo "FAIL: MXPC_STACK_ENV is not set (start tests/stack/up)"; echo "0 passed, 1 failed"; exit 1; }
-# shellcheck disable=SC1090
-. "$MXPC_STACK_ENV"
-export KUBECONFIG=$MXPC_KUBECONFIG PGSSLROOTCERT=$MXPC_PG_CA MXPC_SCRIPTS= MXPC_DATADIR=
-work=$(mktemp -d)
+# shellcheck disable=SC1091
+. "$(dirname "$0")/lib.sh" "$@"
 sock=$work/tmux.sock
 tm() { tmux -S "$sock" "$@"; }
 proxy_pid=
 cleanup() {
   tm kill-server 2>/dev/null || true
   [ -n "$proxy_pid" ] && kill "$proxy_pid" 2>/dev/null
-  "$src/tests/stack/seed" --env-file "$MXPC_STACK_ENV" >/dev/null
+  reseed >/dev/null
   rm -rf "$work"
 }
 trap cleanup EXIT
-passed=0 failed=0
-ok() { passed=$((passed + 1)); echo "ok   $1"; }
+# a failure shows the last 8 lines of stderr
 bad() { failed=$((failed + 1)); echo "FAIL $1"; [ -f "$work/err" ] && sed 's/^/  /' "$work/err" | tail -8; }
-check() { if eval "$2"; then ok "$1"; else bad "$1"; fi; }
 
 # the S3 server behind the latency proxy, and the environments seeded to use it
 python3 "$src/bench/latency_proxy.py" --target "${MXPC_S3_ENDPOINT#http://}" --delay 30 >"$work/proxy.out" &
