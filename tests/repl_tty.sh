@@ -47,8 +47,13 @@ type_line 'while true do end'
 sleep 0.3
 tm send-keys -t r C-c
 screen_has '^\^?C?error: interrupted by SIGINT$' || fail "Ctrl-C did not stop the loop"
+# each key only once the prompt shows what came before (keys typed while the
+# program prints are not yet the prompt's)
+screen_has '^> ?$' || fail "no prompt after the interrupted loop"
 tm send-keys -t r -l 'half typed'
+screen_has '^> half typed$' || fail "the prompt did not take the typed text"
 tm send-keys -t r C-c
+screen_has '^> ?$' || fail "no new prompt after Ctrl-C on a typed line"
 type_line '"after"'
 screen_has '^"after"$' || fail "prompt did not come back after Ctrl-C"
 tm send-keys -t r C-d
