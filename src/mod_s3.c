@@ -22,6 +22,7 @@
 #include "mxpc/aws.h"
 #include "mxpc/buf.h"
 #include "mxpc/error.h"
+#include "mxpc/fileset.h"
 #include "mxpc/log.h"
 #include "mxpc/lua_args.h"
 #include "mxpc/lua_callback.h"
@@ -591,16 +592,27 @@ static int c_abort_multipart(lua_State *L)
 
 struct many_ctx {
     lua_State *L;
-    int items;   /* stack index of the items table */
-    int on_item; /* stack index of the function, or 0 */
-    int ready;   /* stack index of the function, or 0 */
+    int items;                  /* stack index of the items table or fileset */
+    struct mxpc_fileset *files; /* the items are a fileset */
+    const char *bucket;
+    int key_fn, name_fn; /* for a fileset: stack indexes of the functions uuid -> key, uuid -> entry name */
+    int on_item;         /* stack index of the function, or 0 */
+    int ready;           /* stack index of the function, or 0 */
     int ready_done;
     int head;
     struct mxpc_archive_writer *w;
     long long mtime;
-    const char **names;
+    struct mxpc_buf key; /* the key get_item gave last */
+    char misuse[256];    /* raised once the requests are stopped */
     struct mxpc_callback_failure failure;
 };
+
+/* Misuse found while the requests run: stops them (e), raised after. */
+static void set_usage_error(struct many_ctx *x, struct mxpc_s3_error *e, const char *what, int item)
+{
+    snprintf(x->misuse, sizeof x->misuse, "item %d: %s", item, what);
+    copy_error(e, "usage", x->misuse);
+}
 
 /* Pushes the error object of a failed S3 call (never raises). */
 static void push_error_object(lua_State *L, const struct mxpc_s3_error *e)
@@ -616,9 +628,10 @@ static void push_error_object(lua_State *L, const struct mxpc_s3_error *e)
     }
 }
 
-/* Calls the function below its nargs arguments: its result's truth (0 or
- * 1), or -1 if it raised (e filled; the error is kept in the failure). */
-static int call_protected(struct many_ctx *x, int nargs, struct mxpc_s3_error *e)
+/* Calls the function below its nargs arguments, leaving its one result on
+ * the stack: 0, or -1 if it raised (e filled; the error is kept in the
+ * failure, raised again once the requests are stopped). */
+static int call_kept(struct many_ctx *x, int nargs, struct mxpc_s3_error *e)
 {
     lua_State *L = x->L;
     if (lua_pcall(L, nargs, 1, 0) != LUA_OK) {
@@ -629,9 +642,42 @@ static int call_protected(struct many_ctx *x, int nargs, struct mxpc_s3_error *e
         x->failure.raised_ref = luaL_ref(L, LUA_REGISTRYINDEX);
         return -1;
     }
-    int yes = lua_toboolean(L, -1);
-    lua_pop(L, 1);
+    return 0;
+}
+
+/* As call_kept, and returns the result's truth (0 or 1), or -1. */
+static int call_protected(struct many_ctx *x, int nargs, struct mxpc_s3_error *e)
+{
+    if (call_kept(x, nargs, e) != 0)
+        return -1;
+    int yes = lua_toboolean(x->L, -1);
+    lua_pop(x->L, 1);
     return yes;
+}
+
+/* The item of f as on_item gets it: the items table's own, or for a
+ * fileset {index =, uuid =, key =, size =} */
+static void push_item(struct many_ctx *x, const struct mxpc_s3_fetched *f)
+{
+    lua_State *L = x->L;
+    if (!x->files) {
+        lua_rawgeti(L, x->items, (lua_Integer)f->index + 1);
+        return;
+    }
+    char uuid[MXPC_UUID_LEN + 1];
+    mxpc_fileset_uuid(x->files, f->index, uuid);
+    int64_t size = mxpc_fileset_size(x->files, f->index);
+    lua_createtable(L, 0, 4);
+    lua_pushinteger(L, (lua_Integer)f->index + 1);
+    lua_setfield(L, -2, "index");
+    lua_pushstring(L, uuid);
+    lua_setfield(L, -2, "uuid");
+    lua_pushstring(L, f->key);
+    lua_setfield(L, -2, "key");
+    if (size >= 0) {
+        lua_pushinteger(L, size);
+        lua_setfield(L, -2, "size");
+    }
 }
 
 /* on_item(item, result | nil, err) */
@@ -639,7 +685,7 @@ static int call_on_item(struct many_ctx *x, const struct mxpc_s3_fetched *f, str
 {
     lua_State *L = x->L;
     lua_pushvalue(L, x->on_item);
-    lua_rawgeti(L, x->items, (lua_Integer)f->index + 1);
+    push_item(x, f);
     if (f->failed) {
         lua_pushnil(L);
         push_error_object(L, &f->err);
@@ -654,11 +700,73 @@ static int call_on_item(struct many_ctx *x, const struct mxpc_s3_fetched *f, str
     return call_protected(x, 3, e);
 }
 
+/* Pushes the string field `field` of item i of the items table, or the
+ * result of fn(uuid) for a fileset; 0, or -1 with e filled (a callback
+ * raised, or the value is not a string). */
+static int push_item_string(struct many_ctx *x, size_t i, const char *field, int fn, struct mxpc_s3_error *e)
+{
+    lua_State *L = x->L;
+    if (x->files) {
+        char uuid[MXPC_UUID_LEN + 1];
+        mxpc_fileset_uuid(x->files, i, uuid);
+        lua_pushvalue(L, fn);
+        lua_pushstring(L, uuid);
+        if (call_kept(x, 1, e) != 0)
+            return -1;
+    } else if (lua_rawgeti(L, x->items, (lua_Integer)i + 1) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        set_usage_error(x, e, "not a table", (int)i + 1);
+        return -1;
+    } else {
+        lua_getfield(L, -1, field);
+        lua_remove(L, -2);
+    }
+    int t = lua_type(L, -1);
+    if (t != LUA_TSTRING && t != LUA_TNUMBER) {
+        lua_pop(L, 1);
+        set_usage_error(x, e, !x->files ? (*field == 'k' ? "no key" : "no name (its entry in the archive)")
+                              : *field == 'k' ? "the key function did not return a string"
+                                              : "the name function did not return a string",
+                        (int)i + 1);
+        return -1;
+    }
+    lua_tostring(L, -1); /* a number becomes its text in the stack slot, which holds it until popped */
+    return 0;
+}
+
+/* mxpc_s3_items.get: item i from the items table or the fileset */
+static int get_item(void *ud, size_t i, struct mxpc_s3_item *it, struct mxpc_s3_error *e)
+{
+    struct many_ctx *x = ud;
+    lua_State *L = x->L;
+    if (push_item_string(x, i, "key", x->key_fn, e) != 0)
+        return -1;
+    it->bucket = x->bucket;
+    x->key.len = 0;
+    mxpc_buf_puts(&x->key, lua_tostring(L, -1));
+    it->key = x->key.data;
+    lua_pop(L, 1);
+    if (x->files) {
+        it->size = mxpc_fileset_size(x->files, i);
+    } else {
+        lua_rawgeti(L, x->items, (lua_Integer)i + 1);
+        lua_getfield(L, -1, "size");
+        it->size = lua_isinteger(L, -1) && lua_tointeger(L, -1) >= 0 ? lua_tointeger(L, -1) : -1;
+        lua_pop(L, 2);
+    }
+    return 0;
+}
+
 /* Copies a finished GET into the archive as one entry. */
 static int write_entry(struct many_ctx *x, const struct mxpc_s3_fetched *f, struct mxpc_s3_error *e)
 {
-    const char *name = x->names[f->index];
-    int rc = mxpc_archive_writer_begin_entry(x->w, name, f->size, (time_t)x->mtime);
+    if (push_item_string(x, f->index, "name", x->name_fn, e) != 0)
+        return -1;
+    struct mxpc_buf nb = MXPC_BUF_INIT;
+    mxpc_buf_printf(&nb, "%s", lua_tostring(x->L, -1));
+    lua_pop(x->L, 1);
+    int rc = mxpc_archive_writer_begin_entry(x->w, nb.data, f->size, (time_t)x->mtime);
+    mxpc_buf_free(&nb);
     if (rc == MXPC_ARCHIVE_OK && f->data) {
         rc = mxpc_archive_writer_write(x->w, f->data, (size_t)f->size);
     } else if (rc == MXPC_ARCHIVE_OK) {
@@ -736,16 +844,20 @@ static int many_item(void *ud, const struct mxpc_s3_fetched *f, int must, struct
     return 0;
 }
 
-/* The common part of head_many and get_many: items at 3, opts at opts_idx. */
+/* The common part of head_many and get_many: items (a table or a fileset)
+ * at 3, opts at opts_idx. */
 static int run_many(lua_State *L, struct client *c, struct many_ctx *x, int opts_idx)
 {
-    const char *bucket = opt_bucket(L, 2);
-    luaL_checktype(L, 3, LUA_TTABLE);
-    int keep = mxpc_args_keep(L); /* keys and names given as numbers stay alive */
+    x->bucket = opt_bucket(L, 2);
+    int keep = mxpc_args_keep(L); /* strings of options given as numbers stay alive */
     struct mxpc_s3_many_options o = {MXPC_S3_DEFAULT_CONCURRENCY, MXPC_S3_DEFAULT_WINDOW, NULL};
     x->L = L;
     x->items = 3;
     x->failure = (struct mxpc_callback_failure)MXPC_CALLBACK_FAILURE_INIT;
+    if (mxpc_lua_is_fileset(L, 3))
+        x->files = mxpc_lua_fileset(L, 3);
+    else
+        luaL_checktype(L, 3, LUA_TTABLE);
     if (!lua_isnoneornil(L, opts_idx)) {
         luaL_checktype(L, opts_idx, LUA_TTABLE);
         o.concurrency = (int)opt_integer(L, opts_idx, "concurrency", MXPC_S3_DEFAULT_CONCURRENCY);
@@ -753,41 +865,29 @@ static int run_many(lua_State *L, struct client *c, struct many_ctx *x, int opts
         o.window = opt_integer(L, opts_idx, "window", MXPC_S3_DEFAULT_WINDOW);
         luaL_argcheck(L, o.window >= 0, opts_idx, "window must not be negative");
         o.spill_dir = mxpc_args_opt_string(L, opts_idx, "spill_dir", keep);
-        if (lua_getfield(L, opts_idx, "on_item") != LUA_TNIL) {
-            luaL_checktype(L, -1, LUA_TFUNCTION);
-            x->on_item = lua_gettop(L);
-        } else {
-            lua_pop(L, 1);
-        }
-        if (lua_getfield(L, opts_idx, "ready") != LUA_TNIL) {
-            luaL_checktype(L, -1, LUA_TFUNCTION);
-            x->ready = lua_gettop(L);
-        } else {
-            lua_pop(L, 1);
+        const char *fns[] = {"on_item", "ready", "key", "name"};
+        int *at[] = {&x->on_item, &x->ready, &x->key_fn, &x->name_fn};
+        for (int k = 0; k < 4; k++) {
+            if (lua_getfield(L, opts_idx, fns[k]) != LUA_TNIL) {
+                if (lua_type(L, -1) != LUA_TFUNCTION)
+                    return luaL_error(L, "option '%s' must be a function", fns[k]);
+                *at[k] = lua_gettop(L);
+            } else {
+                lua_pop(L, 1);
+            }
         }
     }
-    size_t n = (size_t)luaL_len(L, 3);
-    struct mxpc_s3_item *items = lua_newuserdatauv(L, (n ? n : 1) * sizeof *items, 0);
-    x->names = x->w ? lua_newuserdatauv(L, (n ? n : 1) * sizeof *x->names, 0) : NULL;
-    for (size_t i = 0; i < n; i++) {
-        if (lua_rawgeti(L, 3, (lua_Integer)i + 1) != LUA_TTABLE)
-            luaL_error(L, "item %d is not a table", (int)i + 1);
-        /* the strings stay alive in the items table */
-        items[i].bucket = bucket;
-        items[i].key = mxpc_args_opt_string(L, -1, "key", keep);
-        if (!items[i].key)
-            luaL_error(L, "item %d has no key", (int)i + 1);
-        items[i].size = opt_integer(L, -1, "size", -1);
-        if (x->w) {
-            x->names[i] = mxpc_args_opt_string(L, -1, "name", keep);
-            if (!x->names[i])
-                luaL_error(L, "item %d has no name (its entry in the archive)", (int)i + 1);
-        }
-        lua_pop(L, 1);
-    }
+    if (x->files && !x->key_fn)
+        return luaL_error(L, "a fileset needs the option 'key': a function uuid -> the object's key");
+    if (x->files && x->w && !x->name_fn)
+        return luaL_error(L, "a fileset needs the option 'name': a function uuid -> the archive entry's name");
+    struct mxpc_s3_items items = {x->files ? mxpc_fileset_count(x->files) : (size_t)luaL_len(L, 3), get_item, x};
     struct mxpc_s3_error e;
-    int rc = mxpc_s3_many(c->s3, x->head, items, n, &o, many_item, x, &e);
+    int rc = mxpc_s3_many(c->s3, x->head, &items, &o, many_item, x, &e);
+    mxpc_buf_free(&x->key);
     mxpc_callback_reraise(L, &x->failure);
+    if (x->misuse[0])
+        return luaL_error(L, "%s", x->misuse);
     if (rc != 0)
         return push_s3_error(L, &e);
     lua_pushboolean(L, 1);

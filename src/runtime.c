@@ -26,6 +26,7 @@ static const luaL_Reg c_modules[] = {
     {"mxpc.pg", luaopen_mxpc_pg},
     {"mxpc.console", luaopen_mxpc_console},
     {"mxpc.k8s", luaopen_mxpc_k8s},
+    {"mxpc.fileset", luaopen_mxpc_fileset},
     {"mxpc.s3", luaopen_mxpc_s3},
     {"mxpc.http", luaopen_mxpc_http},
     {"mxpc.runtime", luaopen_mxpc_runtime},

@@ -1354,6 +1354,8 @@ char *mxpc_s3_presign(struct mxpc_s3 *s3, const char *method, const char *bucket
 
 struct slot {
     struct request r;
+    char *bucket, *key; /* of its item, owned */
+    int64_t size;       /* its expected size, or -1 */
     char *mem;
     size_t cap;
     int fd;
@@ -1363,6 +1365,7 @@ struct slot {
 
 struct held {
     struct mxpc_s3_fetched f;
+    char *key; /* owned: f.key */
     char *mem;
     int64_t reserved;
     struct held *next;
@@ -1376,6 +1379,9 @@ struct many {
     size_t finished;  /* slots that finished and wait to be handed on */
     int spilled;      /* spill files open, of slots and of held items */
     int max_spilled;  /* a share of the open-file limit */
+    const struct mxpc_s3_items *src;
+    int have_next;         /* pending holds the next item, asked for but not started */
+    struct mxpc_s3_item pending; /* its bucket and key owned */
 };
 
 /* Held items each keep their spill file open: while fn holds them (the
@@ -1439,12 +1445,42 @@ static void slot_done(struct mxpc_s3 *s3, struct request *r)
     m->finished++;
 }
 
-/* Starts item i in a free slot; 0, 1 when it needs a spill file and as
- * many are open as allowed (it waits), or -1 with e filled. */
-static int slot_start(struct many *m, struct slot *s, const struct mxpc_s3_item *it, size_t i,
-                      struct mxpc_s3_error *e)
+/* Asks the source for item i into m->pending (bucket and key copied, so
+ * they live as long as its request); 0, or -1 with e filled. */
+static int fetch_item(struct many *m, size_t i, struct mxpc_s3_error *e)
+{
+    if (m->have_next)
+        return 0;
+    struct mxpc_s3_item it = {NULL, NULL, -1};
+    if (m->src->get(m->src->ud, i, &it, e) != 0)
+        return -1;
+    if (check_names(it.bucket, it.key, 1, e))
+        return -1;
+    m->pending.bucket = strdup(it.bucket);
+    m->pending.key = strdup(it.key);
+    if (!m->pending.bucket || !m->pending.key)
+        abort();
+    m->pending.size = it.size;
+    m->have_next = 1;
+    return 0;
+}
+
+static void drop_pending(struct many *m)
+{
+    if (m->have_next) {
+        free((char *)m->pending.bucket);
+        free((char *)m->pending.key);
+        m->have_next = 0;
+    }
+}
+
+/* Starts the pending item, number i, in a free slot; 0, 1 when it needs a
+ * spill file and as many are open as allowed (it waits), or -1 with e
+ * filled. */
+static int slot_start(struct many *m, struct slot *s, size_t i, struct mxpc_s3_error *e)
 {
     const struct mxpc_s3_many_options *o = m->o;
+    const struct mxpc_s3_item *it = &m->pending;
     int in_memory = it->size >= 0 && it->size <= o->window / 4 && m->reserved + it->size <= o->window;
     if (!m->head && !in_memory && m->spilled >= m->max_spilled)
         return 1;
@@ -1474,13 +1510,18 @@ static int slot_start(struct many *m, struct slot *s, const struct mxpc_s3_item 
             m->spilled++;
         }
     }
+    /* the slot takes the item over */
+    s->bucket = (char *)it->bucket;
+    s->key = (char *)it->key;
+    s->size = it->size;
+    m->have_next = 0;
     s->r = (struct request){.method = m->head ? "HEAD" : "GET",
-                            .bucket = it->bucket,
-                            .key = it->key,
+                            .bucket = s->bucket,
+                            .key = s->key,
                             .idempotent = 1,
                             .sink = m->head ? NULL : slot_sink,
                             .sink_ud = s,
-                            .expected_size = m->head ? -1 : it->size,
+                            .expected_size = m->head ? -1 : s->size,
                             .on_done = slot_done,
                             .owner = m,
                             .index = i};
@@ -1491,6 +1532,9 @@ static int slot_start(struct many *m, struct slot *s, const struct mxpc_s3_item 
 static void slot_clear(struct many *m, struct slot *s)
 {
     request_free(&s->r);
+    free(s->bucket);
+    free(s->key);
+    s->bucket = s->key = NULL;
     if (s->fd >= 0) {
         close(s->fd);
         m->spilled--;
@@ -1514,24 +1558,23 @@ static void held_free(struct many *m, struct held *h)
         m->spilled--;
     }
     free(h->mem);
+    free(h->key);
     m->reserved -= h->reserved;
     free(h);
 }
 
-int mxpc_s3_many(struct mxpc_s3 *s3, int head, const struct mxpc_s3_item *items, size_t n,
+int mxpc_s3_many(struct mxpc_s3 *s3, int head, const struct mxpc_s3_items *src,
                  const struct mxpc_s3_many_options *o, mxpc_s3_fetched_fn fn, void *ud, struct mxpc_s3_error *e)
 {
     clear_error(e);
-    for (size_t i = 0; i < n; i++)
-        if (check_names(items[i].bucket, items[i].key, 1, e))
-            return -1;
+    size_t n = src->n;
     int conc = o->concurrency > 0 ? o->concurrency : MXPC_S3_DEFAULT_CONCURRENCY;
     struct slot *slots = calloc((size_t)conc, sizeof *slots);
     if (!slots)
         abort();
     for (int k = 0; k < conc; k++)
         slots[k].fd = -1;
-    struct many m = {s3, o, head, 0, 0, 0, spill_limit()};
+    struct many m = {s3, o, head, 0, 0, 0, spill_limit(), src, 0, {NULL, NULL, -1}};
     struct held *first = NULL, **last = &first;
     size_t next = 0;
     int rc = 0, running = 0;
@@ -1546,7 +1589,9 @@ int mxpc_s3_many(struct mxpc_s3 *s3, int head, const struct mxpc_s3_item *items,
         for (int k = 0; k < conc && next < n && rc == 0 && !blocked; k++) {
             if (slots[k].busy)
                 continue;
-            rc = slot_start(&m, &slots[k], &items[next], next, e);
+            rc = fetch_item(&m, next, e);
+            if (rc == 0)
+                rc = slot_start(&m, &slots[k], next, e);
             if (rc == 1)
                 blocked = 1, rc = 0;
             else if (rc == 0)
@@ -1562,18 +1607,17 @@ int mxpc_s3_many(struct mxpc_s3 *s3, int head, const struct mxpc_s3_item *items,
                 if (!s->busy || s->r.state != REQ_DONE)
                     continue;
                 running--;
-                const struct mxpc_s3_item *it = &items[s->r.index];
                 struct held *h = calloc(1, sizeof *h);
                 if (!h)
                     abort();
                 h->f.index = s->r.index;
                 h->f.fd = -1;
                 h->f.failed = s->r.rc != 0;
-                if (s->r.rc == 0 && !head && it->size >= 0 && s->r.delivered != it->size) {
+                if (s->r.rc == 0 && !head && s->size >= 0 && s->r.delivered != s->size) {
                     char what[1024];
-                    object_name(what, sizeof what, it->bucket, it->key);
+                    object_name(what, sizeof what, s->bucket, s->key);
                     set_error(&s->r.err, "size", NULL, "%s: received %lld bytes, expected %lld", what,
-                              (long long)s->r.delivered, (long long)it->size);
+                              (long long)s->r.delivered, (long long)s->size);
                     h->f.failed = 1;
                 }
                 memcpy(&h->f.err, &s->r.err, sizeof h->f.err);
@@ -1593,6 +1637,9 @@ int mxpc_s3_many(struct mxpc_s3 *s3, int head, const struct mxpc_s3_item *items,
                         s->reserved = 0;
                     }
                 }
+                h->key = s->key; /* the held item takes the key over */
+                h->f.key = h->key;
+                s->key = NULL;
                 slot_clear(&m, s);
                 *last = h;
                 last = &h->next;
@@ -1628,6 +1675,7 @@ int mxpc_s3_many(struct mxpc_s3 *s3, int head, const struct mxpc_s3_item *items,
             slot_clear(&m, &slots[k]);
         free(slots[k].mem);
     }
+    drop_pending(&m);
     while (first) {
         struct held *h = first;
         first = h->next;

@@ -14,6 +14,7 @@ int luaopen_mxpc_process(lua_State *L);
 int luaopen_mxpc_pg(lua_State *L);
 int luaopen_mxpc_console(lua_State *L);
 int luaopen_mxpc_k8s(lua_State *L);
+int luaopen_mxpc_fileset(lua_State *L);
 int luaopen_mxpc_s3(lua_State *L);
 int luaopen_mxpc_http(lua_State *L);
 int luaopen_mxpc_runtime(lua_State *L);

@@ -163,6 +163,16 @@ struct mxpc_s3_item {
     int64_t size; /* expected size (a GET fails with "size" otherwise), or -1 */
 };
 
+/* The items of mxpc_s3_many, asked for one at a time as their requests
+ * start (so that a million of them need not be in memory at once): get
+ * fills *it with item i (0-based; bucket and key need to live only until it
+ * returns) and returns 0, or -1 with e filled to stop everything. */
+struct mxpc_s3_items {
+    size_t n;
+    int (*get)(void *ud, size_t i, struct mxpc_s3_item *it, struct mxpc_s3_error *e);
+    void *ud;
+};
+
 struct mxpc_s3_many_options {
     int concurrency;       /* requests in flight; 0 = MXPC_S3_DEFAULT_CONCURRENCY */
     int64_t window;        /* bytes of objects kept in memory; objects larger than a quarter go to files */
@@ -174,6 +184,7 @@ struct mxpc_s3_many_options {
  * only size and etag. When failed, err says why. Valid during the call. */
 struct mxpc_s3_fetched {
     size_t index;
+    const char *key; /* the object's */
     int failed;
     struct mxpc_s3_error err;
     int64_t size;
@@ -191,7 +202,7 @@ typedef int (*mxpc_s3_fetched_fn)(void *ud, const struct mxpc_s3_fetched *f, int
  * time. Returns 0 when every item was handed to fn, or -1 with e filled once
  * fn stopped, or on interruption; then every request still in flight is
  * cancelled and every spilled file closed. */
-int mxpc_s3_many(struct mxpc_s3 *s3, int head, const struct mxpc_s3_item *items, size_t n,
+int mxpc_s3_many(struct mxpc_s3 *s3, int head, const struct mxpc_s3_items *items,
                  const struct mxpc_s3_many_options *o, mxpc_s3_fetched_fn fn, void *ud, struct mxpc_s3_error *e);
 
 /* Uploads, many at once: put() reads the object from its source into memory

@@ -656,6 +656,17 @@ end
 
 local function cleanup(items) for _, it in ipairs(items) do client:delete(bucket, it.key) end end
 
+-- Checks each entry of the archive at path against data (name -> bytes); the number of entries.
+local function check_entries(path, data)
+  local r <close> = assert(archive.reader(path))
+  local n = 0
+  for e in r:entries() do
+    n = n + 1
+    t.ok(e:read("a") == data[e.name], "entry " .. e.name .. " byte for byte")
+  end
+  return n
+end
+
 t.test("head_many: sizes and ETags of many objects, 8 at a time; a missing one is reported to on_item", function()
   local items = many_objects("heads")
   items[#items + 1] = { key = "heads/missing.bin" }
@@ -689,13 +700,7 @@ t.test("get_many: every object into the archive in completion order, big ones th
   assert(w:commit())
   t.eq(done, 40)
   t.ok(ready_calls >= 3, "ready was asked until it said yes")
-  local r <close> = assert(archive.reader(path))
-  local n = 0
-  for e in r:entries() do
-    n = n + 1
-    t.ok(e:read("a") == data[e.name], "entry " .. e.name .. " byte for byte")
-  end
-  t.eq(n, 40)
+  t.eq(check_entries(path, data), 40)
   t.eq(#(fs.dir(dir) or {}) > 0 and #t.sh("ls -a " .. dir .. " | grep mxpc-spill || true") == 0, true,
     "no spill file left")
   cleanup(items)
@@ -724,6 +729,57 @@ t.test("get_many: one of many GETs fails (deleted after listing): the others sto
   t.eq(ok, nil)
   t.ok(errors.is(err, "size"), tostring(err))
   cleanup(items)
+end)
+
+t.test("head_many and get_many over a fileset: keys and names made per file, sizes from the set", function()
+  local fileset = require "mxpc.fileset"
+  local set, data, unsized = fileset.new(), {}, fileset.new()
+  local function uuid(i) return ("%08x-0000-4000-8000-%012x"):format(i, i) end
+  local function key(u) return "fs/" .. u end
+  for i = 1, 30 do
+    local size = (i == 5) and (1536 * 1024) or (i * 331 % 9000)
+    local body = string.rep(string.char(97 + i % 26), size)
+    assert(client:put(bucket, key(uuid(i)), body))
+    set:add(uuid(i), size)
+    unsized:add(uuid(i))
+    data["f/" .. uuid(i)] = body
+  end
+  -- HEADs fill in what the set lacks; on_item gets {index, uuid, key}
+  local heads = 0
+  assert(client:head_many(bucket, unsized, { concurrency = 8, key = key, on_item = function(item, res)
+    heads = heads + 1
+    t.eq(item.key, key(item.uuid))
+    t.eq((unsized:get(item.index)), item.uuid)
+    unsized:set_size(item.index, res.size)
+    return true
+  end }))
+  t.eq(heads, 30)
+  t.same({ unsized:bytes() }, { (set:bytes()), 0 })
+  local path = dir .. "/fileset.tar.gz"
+  local w <close> = assert(archive.writer(path))
+  local names = 0
+  assert(client:get_many(bucket, set, w, { concurrency = 6, window = 4 * MiB, spill_dir = dir, key = key,
+    name = function(u) names = names + 1; return "f/" .. u end,
+    on_item = function(item, res) t.eq(res.size, item.size); return true end }))
+  assert(w:commit())
+  t.eq(names, 30, "one name a file, made as it is written")
+  t.eq(check_entries(path, data), 30)
+  -- misuse: no key function; a key function that raises stops everything and is raised again
+  t.raises(function() client:head_many(bucket, set, {}) end, "needs the option 'key'")
+  t.raises(function() client:get_many(bucket, set, archive.writer(dir .. "/x.tar.gz"), { key = key }) end,
+    "needs the option 'name'")
+  t.raises(function()
+    client:head_many(bucket, set, { key = function(u) if u == uuid(9) then error("no key for " .. u) end; return key(u) end })
+  end, "no key for " .. uuid(9))
+  t.raises(function() client:head_many(bucket, set, { key = function() return {} end }) end,
+    "the key function did not return a string")
+  -- a size in the set that S3 contradicts fails the GET
+  set:set_size(3, set:bytes() % 7 + 1)
+  local w2 <close> = assert(archive.writer(dir .. "/size2.tar.gz"))
+  local ok, err = client:get_many(bucket, set, w2, { concurrency = 4, key = key, name = function(u) return u end })
+  t.eq(ok, nil)
+  t.ok(errors.is(err, "size"), tostring(err))
+  for i = 1, 30 do client:delete(bucket, key(uuid(i))) end
 end)
 
 t.test("get_many: ready() says no for long (a slow dump): held spill files stay within the open-file limit",
