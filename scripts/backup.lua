@@ -57,13 +57,10 @@ local dump <close> = assert(wf.start_dump(env, work.path .. "/db.backup"))
 -- 3. Which files are in use (FileDocument rows with contents), and their
 --    sizes: from the database, else asked of the storage; then those that
 --    --files-* and the select_file hook take.
-local files = assert(wf.list_files(db))
 local facts = wf.database_facts(db)
-local present, missing = assert(wf.file_sizes(store, env, files, transfer))
-local selected
-present, selected = wf.select_files(hooks, opts, present, #files)
-local files_size = 0
-for _, f in ipairs(present) do files_size = files_size + f.size end
+local chosen = assert(wf.files_to_copy(db, store, env, hooks, opts, transfer))
+local files, missing, selected = chosen.files, chosen.missing, chosen.selected
+local files_size = files:bytes()
 
 -- 4. Write the archive: .metadata and the dump as soon as pg_dump is done,
 --    then each file as its download finishes (many at a time; files that
@@ -82,10 +79,11 @@ local function add_database(must)
   assert(out:add_dump(dump.path))
   return true
 end
-local progress <close> = wf.progress("copying files", #present, { phase = "copy", bytes = files_size })
+local progress <close> = wf.progress("copying files", #files, { phase = "copy", bytes = files_size })
 local copied, copied_bytes = 0, 0
-assert(out:add_files_from(store, env.storage.bucket, present, {
+assert(out:add_files_from(store, env.storage.bucket, files, {
   concurrency = transfer.concurrency, window = transfer.window, spill_dir = work.path, ready = add_database,
+  key = function(uuid) return wf.object_key(env, uuid) end,
   on_item = function(f, res, err)
     if res then
       copied, copied_bytes = copied + 1, copied_bytes + res.size
@@ -106,9 +104,9 @@ assert(out:commit())
 -- 5. Say what was done.
 wf.too_late("the backup was written")
 hooks:call("after_backup", { file = opts.file, database_bytes = dump_size, files = copied, bytes = copied_bytes,
-  missing = #missing, selected = #present, total = #files, seconds = os.time() - started })
+  missing = #missing, selected = #files, total = chosen.in_use, seconds = os.time() - started })
 log.info("backup written", { event = "summary", file = target.name or opts.file, files = copied, missing = #missing,
-  selected = selected and #present or nil, in_use = selected and #files or nil, bytes = out:stats().bytes_out,
+  selected = selected and #files or nil, in_use = selected and chosen.in_use or nil, bytes = out:stats().bytes_out,
   seconds = os.time() - started })
 report:write(("backup of %s/%s written to %s: database %d bytes, %d files (%d bytes)%s%s\n"):format(
   env.namespace, env.name, target.name or opts.file, dump_size, copied, copied_bytes,

@@ -12,6 +12,7 @@
 local archive = require "mxpc.archive"
 local cjson = require "cjson"
 local errors = require "mxpc.error"
+local fileset = require "mxpc.fileset"
 local fs = require "mxpc.fs"
 local log = require "mxpc.log"
 local pg_programs = require "mxpc.pg_programs"
@@ -322,11 +323,15 @@ end
 
 -- Reads an archive from an open reader to its end, checking everything;
 -- returns the summary or nil, err.
+local FORM_TAG = { nested = 0, flat = 1 }
+
 local function validate_reader(r, opts)
   local src = r:info().name
   local pg_restore = opts.pg_restore
   local s = { kind = "archive", file = src, entries = 0, directories = 0, files = 0, files_bytes = 0, warnings = {} }
-  local seen, uuids, forms = {}, {}, {}
+  -- the files by UUID in a fileset (32 bytes a file; tag: the layout form),
+  -- the other entries by name
+  local seen, uuids, forms = {}, fileset.new(), {}
   while true do
     local e, err = r:next()
     if not e then
@@ -336,8 +341,10 @@ local function validate_reader(r, opts)
     s.entries = s.entries + 1
     local info, why = M.classify(e.name, e.type)
     if not info then return entry_invalid(src, e.name, "%s", why) end
-    if seen[info.key] then return entry_invalid(src, e.name, "duplicate entry") end
-    seen[info.key] = true
+    if info.kind ~= "file" then
+      if seen[info.key] then return entry_invalid(src, e.name, "duplicate entry") end
+      seen[info.key] = true
+    end
     if info.kind == "metadata" then
       if e.size > M.METADATA_LIMIT then
         return entry_invalid(src, e.name, "metadata too large (%d bytes, at most %d)", e.size, M.METADATA_LIMIT)
@@ -369,11 +376,12 @@ local function validate_reader(r, opts)
       h.size = e.size
       s.dump = h
     elseif info.kind == "file" then
-      if uuids[info.uuid] then
-        return entry_invalid(src, e.name, "duplicate file: UUID %s is also stored as %s", info.uuid,
-          quote(uuids[info.uuid]))
+      local _, _, form = uuids:add(info.uuid, e.size, FORM_TAG[info.form])
+      if form then
+        return entry_invalid(src, e.name, form == FORM_TAG[info.form] and "duplicate entry" or
+          ("duplicate file: UUID %s is also stored as %s"):format(info.uuid,
+            quote(form == FORM_TAG.flat and "tree/" .. info.uuid or M.file_path(info.uuid))))
       end
-      uuids[info.uuid] = e.name
       forms[info.form] = true
       s.files = s.files + 1
       s.files_bytes = s.files_bytes + e.size
@@ -388,7 +396,7 @@ local function validate_reader(r, opts)
   if not s.dump then
     return invalid("%s: no database dump (%s): a files-only archive cannot be restored", src, M.DUMP)
   end
-  if opts.uuids then s.uuids = uuids end -- UUID -> entry name
+  if opts.uuids then s.uuids = uuids end -- the files: a fileset
   local info = r:info()
   s.compression = info.compression
   s.compressed_bytes = info.bytes_in
@@ -495,7 +503,7 @@ function M.writer(target, opts)
   local w, err = archive.writer(target, { force = opts.force, level = opts.level, threads = opts.threads,
     mtime = opts.mtime, name = opts.name })
   if not w then return nil, err end
-  return setmetatable({ w = w, path = opts.name or target, stage = "metadata", uuids = {},
+  return setmetatable({ w = w, path = opts.name or target, stage = "metadata", uuids = {}, sets = {},
     on_commit = opts.on_commit, on_close = opts.on_close }, Writer)
 end
 
@@ -548,11 +556,18 @@ function Writer:add_dump(src, size)
   return ok, err
 end
 
+-- Records that the file `uuid` is in the archive; raises if it is already.
+local function add_once(self, uuid)
+  local twice = self.uuids[uuid]
+  for _, set in ipairs(self.sets) do twice = twice or set:find(uuid) end
+  if twice then error("file " .. uuid .. " added twice", 3) end
+  self.uuids[uuid] = true
+end
+
 function Writer:add_file(uuid, src, size)
   expect(self, "files", "a file")
   local name = M.file_path(uuid)
-  if self.uuids[uuid] then error("file " .. uuid .. " added twice", 2) end
-  self.uuids[uuid] = true
+  add_once(self, uuid)
   return add(self.w, name, src, size)
 end
 
@@ -561,25 +576,39 @@ end
 function Writer:begin_file(uuid, size)
   expect(self, "files", "a file")
   local name = M.file_path(uuid)
-  if self.uuids[uuid] then error("file " .. uuid .. " added twice", 2) end
-  self.uuids[uuid] = true
+  add_once(self, uuid)
   return self.w:begin(name, size)
 end
 
--- Adds the files `items` ({uuid =, key =, size =}) straight from S3: many
--- downloads run at once (store:get_many) and each file becomes its entry as
--- its download finishes, so entries are in completion order. opts are
--- get_many's (concurrency, window, spill_dir, on_item); opts.ready(must) is
--- asked before the first entry is written and may add the metadata and the
--- dump then (it returns false while they are not ready, unless `must`).
+-- Adds the files `items` straight from S3: many downloads run at once
+-- (store:get_many) and each file becomes its entry as its download
+-- finishes, so entries are in completion order. `items` is a list of
+-- {uuid =, key =, size =}, or a fileset (mxpc.fileset) with opts.key(uuid)
+-- giving each object's key: then nothing is kept per file but the set's 32
+-- bytes, and names are made as entries are written. opts are get_many's
+-- (concurrency, window, spill_dir, on_item, key); opts.ready(must) is asked
+-- before the first entry is written and may add the metadata and the dump
+-- then (it returns false while they are not ready, unless `must`).
 function Writer:add_files_from(store, bucket, items, opts)
-  for _, it in ipairs(items) do
-    if self.uuids[it.uuid] then error("file " .. it.uuid .. " added twice", 2) end
-    self.uuids[it.uuid] = true
-    it.name = M.file_path(it.uuid)
-  end
   local o = {}
   for k, v in pairs(opts or {}) do o[k] = v end
+  if type(items) == "table" then
+    for _, it in ipairs(items) do
+      add_once(self, it.uuid)
+      it.name = M.file_path(it.uuid)
+    end
+  else
+    for uuid in pairs(self.uuids) do
+      if items:find(uuid) then error("file " .. uuid .. " added twice", 2) end
+    end
+    for _, set in ipairs(self.sets) do
+      for _, uuid in items:entries() do
+        if set:find(uuid) then error("file " .. uuid .. " added twice", 2) end
+      end
+    end
+    self.sets[#self.sets + 1] = items
+    o.name = M.file_path
+  end
   local ready = o.ready
   o.ready = function(must)
     if ready and not ready(must) then return false end

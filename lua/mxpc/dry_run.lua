@@ -125,17 +125,13 @@ function M.backup(opts)
   if not plan:check(store, serr) then return plan:finish() end
   plan:say("storage: answers")
   if not db then return plan:finish() end
-  local files, ferr = wf.list_files(db)
-  if not plan:check(files, ferr) then return plan:finish() end
-  local present, missing = wf.file_sizes(store, env, files, wf.transfer_options(opts))
-  if not plan:check(present, missing) then return plan:finish() end
   -- --files-* and a select_file hook choose as in the real run (no other hook is called)
-  local selected
-  present, selected = wf.select_files(wf.hooks(opts, "backup"):set { env = env, db = db, storage = store }, opts,
-    present, #files)
-  local bytes = 0
-  for _, f in ipairs(present) do bytes = bytes + f.size end
-  plan:say("would write the database and %d files (%d bytes)%s%s", #present, bytes,
+  local hooks = wf.hooks(opts, "backup"):set { env = env, db = db, storage = store }
+  local chosen, ferr = wf.files_to_copy(db, store, env, hooks, opts, wf.transfer_options(opts))
+  if not plan:check(chosen, ferr) then return plan:finish() end
+  local missing, selected = chosen.missing, chosen.selected
+  local bytes = chosen.files:bytes()
+  plan:say("would write the database and %d files (%d bytes)%s%s", #chosen.files, bytes,
     #missing > 0 and (", skipping %d files missing from storage"):format(#missing) or "",
     selected and (" (%s)"):format(selected) or "")
   return plan:finish()

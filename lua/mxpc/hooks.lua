@@ -296,26 +296,33 @@ function M.option_selects(sel, f)
   return true
 end
 
--- The items of `items` (files, or transfer items whose .file is the file)
--- that the options and the select_file hook take, in their order; `items`
--- itself when nothing selects. The hook sees only files the options took,
--- and must answer true or false.
-function M.select(hooks, opts, items)
+-- The choice of the options and the select_file hook, as a function of a
+-- file ({uuid, name, size, changed, entity, has_contents}) -> true to take
+-- it; nil when every file is taken without asking. The hook sees only files
+-- the options took, and must answer true or false.
+function M.selector(hooks, opts)
   local sel = M.selection_options(opts)
-  if not sel and not hooks:has("select_file") then return items end
+  local hook = hooks:has("select_file")
+  if not sel and not hook then return nil end
+  return function(f)
+    if not M.option_selects(sel, f) then return false end
+    if not hook then return true end
+    local take = invoke(hooks, "select_file", f)
+    if type(take) ~= "boolean" then
+      error(misuse(hooks, "select_file", "true or false, not " .. (take == nil and "nil" or ("a " .. type(take)))), 0)
+    end
+    return take
+  end
+end
+
+-- The items of `items` (files, or items whose .file is the file) that the
+-- selector takes, in their order; `items` itself when nothing selects.
+function M.select(hooks, opts, items)
+  local selects = M.selector(hooks, opts)
+  if not selects then return items end
   local out = {}
   for _, it in ipairs(items) do
-    local f = it.file or it
-    if M.option_selects(sel, f) then
-      local take = true
-      if hooks:has("select_file") then
-        take = invoke(hooks, "select_file", f)
-        if type(take) ~= "boolean" then
-          error(misuse(hooks, "select_file", "true or false, not " .. (take == nil and "nil" or ("a " .. type(take)))), 0)
-        end
-      end
-      if take then out[#out + 1] = it end
-    end
+    if selects(it.file or it) then out[#out + 1] = it end
   end
   return out
 end

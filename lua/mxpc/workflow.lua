@@ -4,6 +4,7 @@
 local backup_archive = require "mxpc.backup_archive"
 local environment = require "mxpc.environment"
 local errors = require "mxpc.error"
+local fileset = require "mxpc.fileset"
 local fs = require "mxpc.fs"
 local log = require "mxpc.log"
 local pg_programs = require "mxpc.pg_programs"
@@ -295,12 +296,25 @@ local FILES_TABLE, UUID_COLUMN = "system$filedocument", "__uuid__"
 local FILE_FACTS = { { "size", "size" }, { "name", "name" }, { "changeddate", "changed" },
   { "submetaobjectname", "entity" } }
 
+-- Rows the listing of files holds at a time, whatever the number of files.
+M.LIST_BATCH = 2000
+local cursors = 0
+
 -- The files the environment uses: FileDocument rows with contents and a UUID,
 -- as {uuid =, size =, name =, changed =, entity =, has_contents = true}, from
 -- the columns the table has: size (nil when absent or unusable), name,
 -- changed ("YYYY-MM-DD HH:MM:SS", UTC), entity (the FileDocument
--- specialization, e.g. "MyFirstModule.Attachment").
-function M.list_files(conn)
+-- specialization, e.g. "MyFirstModule.Attachment"). each(f) is called for
+-- every file in turn, and the number of files returned: the rows come from
+-- a cursor (one snapshot), M.LIST_BATCH at a time, so that a million files
+-- never are in memory at once. Without `each`, the list of the files.
+function M.list_files(conn, each)
+  if not each then
+    local files = {}
+    local n, err = M.list_files(conn, function(f) files[#files + 1] = f end)
+    if not n then return nil, err end
+    return files
+  end
   local cols, err = conn:query(
     "select column_name from information_schema.columns where table_schema = 'public' and table_name = $1",
     FILES_TABLE)
@@ -309,7 +323,7 @@ function M.list_files(conn)
   for _, r in ipairs(cols) do have[r.column_name] = true end
   if not next(have) then
     log.warn("no " .. FILES_TABLE .. " table: the environment has no files")
-    return {}
+    return 0
   end
   for _, c in ipairs { UUID_COLUMN, "hascontents" } do
     if not have[c] then
@@ -325,26 +339,36 @@ function M.list_files(conn)
         or ('"%s" as %s'):format(c[1], c[2])
     end
   end
-  local rows, qerr = conn:query(("select %s from public.%s where hascontents and %s is not null order by 1")
-    :format(table.concat(select, ", "), '"' .. FILES_TABLE .. '"', UUID_COLUMN))
-  if not rows then return nil, qerr end
-  -- the rows themselves become the list (one table per file, not two: this
-  -- is most of the memory a backup of many small files needs)
-  local files, skipped = {}, 0
-  for i, r in ipairs(rows) do
-    rows[i] = nil
-    if backup_archive.is_uuid(r.uuid) then
-      r.size = math.type(r.size) == "integer" and r.size >= 0 and r.size or nil
-      r.entity = r.entity or "System.FileDocument"
-      r.has_contents = true
-      files[#files + 1] = r
-    else
-      skipped = skipped + 1
+  -- WITH HOLD: the rows are kept for the cursor outside a transaction, so a
+  -- hook's own queries on the connection (select_file) do not disturb it
+  cursors = cursors + 1
+  local cursor = "mxpc_files_" .. cursors
+  local ok, derr = conn:exec(("declare %s no scroll cursor with hold for select %s from public.%s " ..
+    "where hascontents and %s is not null order by 1"):format(cursor, table.concat(select, ", "),
+      '"' .. FILES_TABLE .. '"', UUID_COLUMN))
+  if not ok then return nil, derr end
+  local _ <close> = setmetatable({}, { __close = function() conn:exec("close " .. cursor) end })
+  local n, skipped, fetched = 0, 0, 0
+  repeat
+    local rows, qerr = conn:query(("fetch forward %d from %s"):format(M.LIST_BATCH, cursor))
+    if not rows then return nil, qerr end
+    fetched = #rows
+    for i, r in ipairs(rows) do
+      rows[i] = nil
+      if backup_archive.is_uuid(r.uuid) then
+        r.size = math.type(r.size) == "integer" and r.size >= 0 and r.size or nil
+        r.entity = r.entity or "System.FileDocument"
+        r.has_contents = true
+        n = n + 1
+        each(r)
+      else
+        skipped = skipped + 1
+      end
     end
-  end
+  until fetched < M.LIST_BATCH
   if skipped > 0 then log.warn("FileDocument rows with an invalid UUID skipped", { rows = skipped }) end
-  log.info("files in use", { files = #files })
-  return files
+  log.info("files in use", { files = n })
+  return n
 end
 
 -- Size and model version for the archive's .metadata.
@@ -542,18 +566,6 @@ end
 -- The hooks of this run (docs/hooks.md): hooks:call(point, ...), hooks:set{...}.
 function M.hooks(opts, workflow) return require("mxpc.hooks").for_run(opts, workflow) end
 
--- The files of `items` (from file_sizes) that --files-* and the select_file hook
--- take, and the line that says so ("1,204 of 3,000 files selected"; nil when
--- every file is taken without asking).
-function M.select_files(hooks, opts, items, total)
-  local h = require "mxpc.hooks"
-  local chosen = h.select(hooks, opts, items)
-  if chosen == items then return items end
-  local line = ("%s of %s files selected"):format(h.thousands(#chosen), h.thousands(total))
-  log.info(line)
-  return chosen, line
-end
-
 -- --- signals ------------------------------------------------------------------------
 
 -- After a point of no return (signals deferred there): warns if a signal came
@@ -571,38 +583,64 @@ function M.transfer_options(opts)
   return { concurrency = tonumber(opts.concurrency) or 16, window = (tonumber(opts.window) or 32) * 1024 * 1024 }
 end
 
--- The objects of `files` ({uuid =, size =, ...}) as {uuid =, key =, size =,
--- file = the file}, and the UUIDs of those not in storage. Sizes the database
--- did not give are asked with HEAD requests, many at a time (and set in the
--- file too). A file that is gone is reported, not fatal (an app may delete
+-- The files a backup copies: those in use (list_files) that --files-* and
+-- the select_file hook take, with their sizes, from the database, else asked
+-- of the storage with HEAD requests, many at a time. They are kept in a
+-- fileset, 32 bytes a file, so that memory does not grow with a Lua table a
+-- file (only the facts of files whose size must be asked before the hook can
+-- choose are kept meanwhile). Returns {files = the fileset, in_use = n,
+-- missing = {uuid, ...}, selected = "1,204 of 3,000 files selected" | nil},
+-- or nil, err. A file that is gone is reported, not fatal (an app may delete
 -- temporary files while the backup runs).
-function M.file_sizes(store, env, files, transfer)
-  local present, missing, unknown = {}, {}, {}
-  for _, f in ipairs(files) do
-    local item = { uuid = f.uuid, key = M.object_key(env, f.uuid), size = f.size, file = f }
-    if f.size then present[#present + 1] = item else unknown[#unknown + 1] = item end
+function M.files_to_copy(db, store, env, hooks, opts, transfer)
+  local h = require "mxpc.hooks"
+  local selects = h.selector(hooks, opts)
+  local files, unknown, waiting, twice = fileset.new(), fileset.new(), {}, 0
+  local function take(uuid, size)
+    if not files:add(uuid, size) then twice = twice + 1 end
   end
+  local in_use, err = M.list_files(db, function(f)
+    if not f.size then
+      local i = unknown:add(f.uuid)
+      if i and selects then waiting[i] = f end
+    elseif not selects or selects(f) then
+      take(f.uuid, f.size)
+    end
+  end)
+  if not in_use then return nil, err end
+  local missing = {}
   if #unknown > 0 then
     log.info("looking up file sizes", { files = #unknown, concurrency = transfer.concurrency })
     local meter <close> = progress.start("sizes", { label = "looking up file sizes", total = #unknown })
-    local ok, err = store:head_many(env.storage.bucket, unknown, { concurrency = transfer.concurrency,
-      on_item = function(item, head, herr)
+    local ok, herr = store:head_many(env.storage.bucket, unknown, { concurrency = transfer.concurrency,
+      key = function(uuid) return M.object_key(env, uuid) end,
+      on_item = function(item, head, e)
         meter:step(head and head.size)
         if head then
-          item.size = head.size
-          item.file.size = head.size
-          present[#present + 1] = item
+          if selects then waiting[item.index].size = head.size else take(item.uuid, head.size) end
           return true
         end
-        if not errors.is(herr, "not_found") then return false end
+        waiting[item.index] = nil
+        if not errors.is(e, "not_found") then return false end
         missing[#missing + 1] = item.uuid
         log.warn("file not found in storage, skipped", { uuid = item.uuid, key = item.key })
         return true
       end })
-    if not ok then return nil, err end
+    if not ok then return nil, herr end
     meter:finish()
+    -- the hook chooses once the sizes are known, in the order of the files
+    for i = 1, #unknown do
+      local f = waiting[i]
+      if f and selects(f) then take(f.uuid, f.size) end
+    end
   end
-  return present, missing
+  if twice > 0 then log.warn("FileDocument rows with the same UUID: the file is copied once", { rows = twice }) end
+  local selected
+  if selects then
+    selected = ("%s of %s files selected"):format(h.thousands(#files), h.thousands(in_use))
+    log.info(selected)
+  end
+  return { files = files, in_use = in_use, missing = missing, selected = selected }
 end
 
 -- --- progress --------------------------------------------------------------------------
@@ -929,7 +967,7 @@ end
 -- --- objects in storage that the archive does not hold --------------------------------
 
 -- The environment's objects in storage against the files of an archive
--- (summary.uuids from backup_archive.validate{uuids = true}): how many of the
+-- (summary.uuids, a fileset, from backup_archive.validate{uuids = true}): how many of the
 -- archive's files are there already (a restore overwrites them), and the keys
 -- of the environment's files that the archive lacks. Only keys of the form
 -- prefix .. UUID count: anything else under the prefix is not one of the
@@ -939,16 +977,17 @@ function M.compare_storage(store, env, summary)
     return nil, errors.new { code = "usage", message = "there are no files to compare: the restore leaves the files as "
       .. "they are (a database-only backup, or --database-only)" }
   end
-  local st, uuids = env.storage, summary.uuids or {}
+  local st, uuids = env.storage, summary.uuids or fileset.new()
   local result = { present = 0, extra = {}, listed = 0 }
   local meter <close> = progress.start("list", { label = "listing the files in storage", unit = "objects" })
   local n, err = store:list(st.bucket, st.prefix, { on_item = function(o)
     meter:step(o.size)
     result.listed = result.listed + 1
     local uuid = o.key:sub(#st.prefix + 1)
-    if uuids[uuid] then
+    if not backup_archive.is_uuid(uuid) then return end
+    if uuids:find(uuid) then
       result.present = result.present + 1
-    elseif backup_archive.is_uuid(uuid) then
+    else
       result.extra[#result.extra + 1] = { key = o.key, size = o.size }
     end
   end })

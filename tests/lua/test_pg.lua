@@ -118,6 +118,50 @@ t.test("SQL errors carry the SQLSTATE; misuse raises", function()
   t.eq(pg.quote_ident('we"ird'), '"we""ird"')
 end)
 
+t.test("list_files: the rows come through a cursor, a batch at a time, every one once, in UUID order", function()
+  local wf = require "mxpc.workflow"
+  local admin <close> = assert(pg.connect(params(env.MXPC_PG_PLAIN_PORT)))
+  admin:exec("drop database if exists mxpc_list_files with (force)")
+  assert(admin:exec("create database mxpc_list_files"))
+  local batch = wf.LIST_BATCH
+  local _ <close> = setmetatable({}, { __close = function()
+    wf.LIST_BATCH = batch
+    admin:exec("drop database if exists mxpc_list_files with (force)")
+  end })
+  local db <close> = assert(pg.connect(params(env.MXPC_PG_PLAIN_PORT, { dbname = "mxpc_list_files" })))
+  -- 2,503 rows with contents (every 10th without a size), 50 without, one with a UUID that is none
+  assert(db:exec([[
+    create table public."system$filedocument" (id bigint, "__uuid__" text, name text, size bigint,
+      hascontents bool, changeddate timestamp, submetaobjectname text);
+    insert into public."system$filedocument"
+      select i, md5(i::text)::uuid::text, 'f' || i, case when i % 10 = 0 then null else i end, i <= 2503,
+        timestamp '2024-01-01' + i * interval '1 minute', 'MyFirstModule.Attachment'
+      from generate_series(1, 2553) i;
+    insert into public."system$filedocument" values (9999, 'not-a-uuid', 'x', 1, true, null, null);]]))
+  wf.LIST_BATCH = 100
+  local seen, last, count, sized = {}, "", 0, 0
+  local n = assert(wf.list_files(db, function(f)
+    count = count + 1
+    t.ok(not seen[f.uuid], "once: " .. f.uuid)
+    seen[f.uuid] = true
+    t.ok(f.uuid > last, "in order")
+    last = f.uuid
+    if f.size then sized = sized + 1 end
+    -- a query of the caller's own meanwhile, even a failing one, does not disturb the listing
+    if count == 150 then t.eq(db:query("select 1/0"), nil) end
+  end))
+  t.eq(n, 2503)
+  t.eq(count, 2503)
+  t.eq(sized, 2503 - 250)
+  t.eq(#assert(db:query("select name from pg_cursors where name like 'mxpc%'")), 0, "the cursor is closed")
+  -- without a function: the list itself; an error in the function closes the cursor too
+  local files = assert(wf.list_files(db))
+  t.eq(#files, 2503)
+  t.eq(files[1].entity, "MyFirstModule.Attachment")
+  t.raises(function() wf.list_files(db, function() error("stop here") end) end, "stop here")
+  t.eq(#assert(db:query("select name from pg_cursors where name like 'mxpc%'")), 0, "the cursor is closed after an error")
+end)
+
 t.test("SIGINT cancels a running query: exit 130", function()
   local dir = t.tmpdir()
   local f = assert(io.open(dir .. "/q.lua", "w"))

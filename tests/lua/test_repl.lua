@@ -76,7 +76,8 @@ t.test("help explains a module, a function, a handle, a name", function()
   t.eq(lines[1], 'pg: PostgreSQL on libpq (require "mxpc.pg")')
   t.ok(table.concat(lines, "\n"):find("pg.quote_ident(name)  name as a quoted SQL identifier", 1, true))
   t.same(help.text(scope, scope.wf.list_files),
-    { "wf.list_files(conn)", "  the FileDocuments with contents: {{uuid=, size=, name=, changed=, entity=}, ...}" })
+    { "wf.list_files(conn [, each])",
+      "  the FileDocuments with contents: {{uuid=, size=, name=, changed=, entity=}, ...}; or each(file) for each, and their number" })
   local conn = setmetatable({}, debug.getregistry()["mxpc.pg.connection"])
   lines = assert(help.text(scope, conn))
   t.eq(lines[1], "pg.connection: a PostgreSQL connection")
