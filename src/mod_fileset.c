@@ -126,6 +126,8 @@ static void grow_slots(struct mxpc_fileset *s)
 static struct mxpc_fileset *check(lua_State *L, int idx)
 {
     struct mxpc_fileset **p = luaL_checkudata(L, idx, FILESET_META);
+    if (!*p)
+        luaL_error(L, "attempt to use a freed fileset");
     return *p;
 }
 

@@ -700,6 +700,15 @@ static int call_on_item(struct many_ctx *x, const struct mxpc_s3_fetched *f, str
     return call_protected(x, 3, e);
 }
 
+/* Replaces the table on top of the stack by its field `name`, read raw: no
+ * metamethod runs (and so none can raise) inside the transfer loop. */
+static void raw_field(lua_State *L, const char *name)
+{
+    lua_pushstring(L, name);
+    lua_rawget(L, -2);
+    lua_remove(L, -2);
+}
+
 /* Pushes the string field `field` of item i of the items table, or the
  * result of fn(uuid) for a fileset; 0, or -1 with e filled (a callback
  * raised, or the value is not a string). */
@@ -718,8 +727,7 @@ static int push_item_string(struct many_ctx *x, size_t i, const char *field, int
         set_usage_error(x, e, "not a table", (int)i + 1);
         return -1;
     } else {
-        lua_getfield(L, -1, field);
-        lua_remove(L, -2);
+        raw_field(L, field);
     }
     int t = lua_type(L, -1);
     if (t != LUA_TSTRING && t != LUA_TNUMBER) {
@@ -750,9 +758,16 @@ static int get_item(void *ud, size_t i, struct mxpc_s3_item *it, struct mxpc_s3_
         it->size = mxpc_fileset_size(x->files, i);
     } else {
         lua_rawgeti(L, x->items, (lua_Integer)i + 1);
-        lua_getfield(L, -1, "size");
-        it->size = lua_isinteger(L, -1) && lua_tointeger(L, -1) >= 0 ? lua_tointeger(L, -1) : -1;
-        lua_pop(L, 2);
+        raw_field(L, "size");
+        int isnum;
+        lua_Integer size = lua_tointegerx(L, -1, &isnum);
+        int absent = lua_isnil(L, -1);
+        lua_pop(L, 1);
+        if (!absent && (!isnum || size < 0)) {
+            set_usage_error(x, e, "size must be a non-negative integer", (int)i + 1);
+            return -1;
+        }
+        it->size = absent ? -1 : size;
     }
     return 0;
 }
@@ -763,7 +778,7 @@ static int write_entry(struct many_ctx *x, const struct mxpc_s3_fetched *f, stru
     if (push_item_string(x, f->index, "name", x->name_fn, e) != 0)
         return -1;
     struct mxpc_buf nb = MXPC_BUF_INIT;
-    mxpc_buf_printf(&nb, "%s", lua_tostring(x->L, -1));
+    mxpc_buf_puts(&nb, lua_tostring(x->L, -1)); /* allocates even for "" */
     lua_pop(x->L, 1);
     int rc = mxpc_archive_writer_begin_entry(x->w, nb.data, f->size, (time_t)x->mtime);
     mxpc_buf_free(&nb);

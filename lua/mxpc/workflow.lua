@@ -347,7 +347,8 @@ function M.list_files(conn, each)
     "where hascontents and %s is not null order by 1"):format(cursor, table.concat(select, ", "),
       '"' .. FILES_TABLE .. '"', UUID_COLUMN))
   if not ok then return nil, derr end
-  local _ <close> = setmetatable({}, { __close = function() conn:exec("close " .. cursor) end })
+  -- (a hook may have closed the connection: the error that ends the listing is the one to see)
+  local _ <close> = setmetatable({}, { __close = function() pcall(conn.exec, conn, "close " .. cursor) end })
   local n, skipped, fetched = 0, 0, 0
   repeat
     local rows, qerr = conn:query(("fetch forward %d from %s"):format(M.LIST_BATCH, cursor))
@@ -601,7 +602,8 @@ function M.files_to_copy(db, store, env, hooks, opts, transfer)
   end
   local in_use, err = M.list_files(db, function(f)
     if not f.size then
-      local i = unknown:add(f.uuid)
+      -- (two rows of one UUID, one with a size: the file is taken once, by the one with the size)
+      local i = not files:find(f.uuid) and unknown:add(f.uuid)
       if i and selects then waiting[i] = f end
     elseif not selects or selects(f) then
       take(f.uuid, f.size)
@@ -622,6 +624,7 @@ function M.files_to_copy(db, store, env, hooks, opts, transfer)
         end
         waiting[item.index] = nil
         if not errors.is(e, "not_found") then return false end
+        if files:find(item.uuid) then return true end -- taken already, by a row with a size
         missing[#missing + 1] = item.uuid
         log.warn("file not found in storage, skipped", { uuid = item.uuid, key = item.key })
         return true

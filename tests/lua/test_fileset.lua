@@ -56,6 +56,9 @@ t.test("misuse raises: not a UUID, a negative size, an index out of range", func
   t.raises(function() s:get(0) end, "no such file")
   t.raises(function() s:set_size(2, 1) end, "no such file")
   t.eq(#s, 1)
+  getmetatable(s).__gc(s) -- what a finalizer could reach
+  t.raises(function() s:add(U2) end, "freed fileset")
+  t.raises(function() return #s end, "freed fileset")
 end)
 
 t.test("entries go in the order of adding", function()

@@ -773,6 +773,17 @@ t.test("head_many and get_many over a fileset: keys and names made per file, siz
   end, "no key for " .. uuid(9))
   t.raises(function() client:head_many(bucket, set, { key = function() return {} end }) end,
     "the key function did not return a string")
+  -- items of a list are read raw and checked as their requests start: misuse raises once all is stopped
+  local trap = setmetatable({}, { __index = function() error("a metamethod ran") end })
+  t.raises(function() client:head_many(bucket, { trap }) end, "item 1: no key")
+  t.raises(function() client:head_many(bucket, { { key = key(uuid(1)), size = 1.5 } }) end,
+    "item 1: size must be a non-negative integer")
+  t.raises(function() client:head_many(bucket, { { key = key(uuid(1)) }, 7 }) end, "item 2: not a table")
+  local w3 <close> = assert(archive.writer(dir .. "/empty-name.tar.gz"))
+  local eok, eerr = client:get_many(bucket, { { key = key(uuid(1)), size = 331, name = "" } },
+    w3, {})
+  t.eq(eok, nil)
+  t.contains(tostring(eerr), "empty")
   -- a size in the set that S3 contradicts fails the GET
   set:set_size(3, set:bytes() % 7 + 1)
   local w2 <close> = assert(archive.writer(dir .. "/size2.tar.gz"))
