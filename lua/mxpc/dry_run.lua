@@ -54,6 +54,12 @@ function Plan:finish()
     end
   end
   for _, l in ipairs(out) do io.stdout:write(log.escape(log.redact(l)), "\n") end
+  if log.format() == "json" then -- the plan as an event too, for whoever reads the JSON lines
+    local why = {}
+    for _, r in ipairs(self.reasons) do why[#why + 1] = r.message .. (r.hint and (" (hint: " .. r.hint .. ")") or "") end
+    log.info("dry run", { event = "dry_run", run = self.what, would_start = #self.reasons == 0,
+      plan = table.concat(self.lines, "\n"), reasons = #self.reasons, why = #why > 0 and table.concat(why, "\n") or nil })
+  end
   return #self.reasons == 0 and 0 or 1
 end
 

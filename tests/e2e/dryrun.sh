@@ -51,6 +51,19 @@ expect_out "... and that the real run would start" "^the real run would start"
   || bad "... writes no archive"
 run "backup --dry-run into an existing file" 1 backup -n mendix -e demo-app -f "$work/demo.tar.gz" --dry-run
 expect_out "... gives the reason" "^  - .*demo.tar.gz already exists"
+# with JSON logs the plan is an event on stderr as well
+dry_event() {  # dry_event PYTHON-CONDITION: the dry_run event of $work/err satisfies it
+  python3 -c 'import json, sys
+e = [j for j in map(json.loads, open(sys.argv[1])) if j.get("event") == "dry_run"]
+sys.exit(0 if len(e) == 1 and eval(sys.argv[2], {"e": e[0]}) else 1)' "$work/err" "$1"
+}
+run "backup --dry-run --log-format json" 0 --log-format json backup -n mendix -e demo-app -f "$work/dry.tar.gz" --dry-run
+dry_event 'e["would_start"] is True and e["reasons"] == 0 and "would write the database and 20 files" in e["plan"]' \
+  && ok "... the plan is a dry_run event" || bad "... the plan is a dry_run event"
+run "backup --dry-run --log-format json into an existing file" 1 --log-format json backup -n mendix -e demo-app \
+  -f "$work/demo.tar.gz" --dry-run
+dry_event 'e["would_start"] is False and e["reasons"] == 1 and "already exists" in e["why"] and "hint:" in e["why"]' \
+  && ok "... saying why it would not start" || bad "... saying why it would not start"
 
 # ---- restore --dry-run
 run "restore --dry-run of a running app without --stop-app: exit 1" 1 restore -n mendix -e demo-copy -f "$work/demo.tar.gz" --dry-run
