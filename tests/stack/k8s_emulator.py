@@ -37,6 +37,7 @@ import random
 import re
 import secrets
 import shlex
+import socket
 import ssl
 import sys
 import threading
@@ -1859,6 +1860,10 @@ class TLSServer(http.server.ThreadingHTTPServer):
         super().__init__(address, Handler)
 
     def finish_request(self, request, client_address):
+        # as real API servers do: a response's headers and body are separate
+        # writes, and with Nagle's algorithm the body would wait for the
+        # client's delayed ACK (about 40 ms a request)
+        request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         request.settimeout(30)
         try:
             tls = self.context.wrap_socket(request, server_side=True)
