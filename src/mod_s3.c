@@ -464,6 +464,56 @@ static int c_delete(lua_State *L)
     return result_true(L, mxpc_s3_delete(c->s3, opt_bucket(L, 2), luaL_checkstring(L, 3), &e), &e);
 }
 
+/* c:delete_many(bucket, keys [, {on_batch=}]) -> n | nil, err
+ * DeleteObjects requests of MXPC_S3_DELETE_BATCH keys; on_batch(done) after
+ * each. err.deleted: how many were deleted before it failed; err.refused: how
+ * many S3 refused in the batch that failed. */
+static int c_delete_many(lua_State *L)
+{
+    struct client *c = check_client(L);
+    const char *bucket = opt_bucket(L, 2);
+    luaL_checktype(L, 3, LUA_TTABLE);
+    int on_batch = 0;
+    if (!lua_isnoneornil(L, 4)) {
+        luaL_checktype(L, 4, LUA_TTABLE);
+        if (lua_getfield(L, 4, "on_batch") != LUA_TNIL) {
+            luaL_checktype(L, -1, LUA_TFUNCTION);
+            on_batch = lua_gettop(L);
+        } else {
+            lua_pop(L, 1);
+        }
+    }
+    size_t n = (size_t)luaL_len(L, 3), done = 0;
+    static const char *keys[MXPC_S3_DELETE_BATCH]; /* strings held by the keys table */
+    while (done < n) {
+        size_t k = n - done < MXPC_S3_DELETE_BATCH ? n - done : MXPC_S3_DELETE_BATCH;
+        for (size_t i = 0; i < k; i++) {
+            if (lua_rawgeti(L, 3, (lua_Integer)(done + i) + 1) != LUA_TSTRING)
+                return luaL_error(L, "key %d is not a string", (int)(done + i) + 1);
+            keys[i] = lua_tostring(L, -1);
+            lua_pop(L, 1);
+        }
+        struct mxpc_s3_error e;
+        size_t refused = 0;
+        if (mxpc_s3_delete_objects(c->s3, bucket, keys, k, &refused, &e) != 0) {
+            int r = push_s3_error(L, &e);
+            lua_pushinteger(L, (lua_Integer)(refused ? done + k - refused : done));
+            lua_setfield(L, -2, "deleted");
+            lua_pushinteger(L, (lua_Integer)refused);
+            lua_setfield(L, -2, "refused");
+            return r;
+        }
+        done += k;
+        if (on_batch) {
+            lua_pushvalue(L, on_batch);
+            lua_pushinteger(L, (lua_Integer)done);
+            lua_call(L, 1, 0);
+        }
+    }
+    lua_pushinteger(L, (lua_Integer)n);
+    return 1;
+}
+
 static int c_create_bucket(lua_State *L)
 {
     struct client *c = check_client(L);
@@ -1349,6 +1399,7 @@ int luaopen_mxpc_s3(lua_State *L)
         {"get_string", c_get_string},
         {"put", c_put},
         {"delete", c_delete},
+        {"delete_many", c_delete_many},
         {"create_bucket", c_create_bucket},
         {"delete_bucket", c_delete_bucket},
         {"list", c_list},

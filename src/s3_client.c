@@ -21,6 +21,7 @@
 #include <curl/curl.h>
 #include <expat.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 
 #include "mxpc/buf.h"
 #include "mxpc/http.h"
@@ -183,6 +184,7 @@ struct request {
     const char *query; /* as sent, or NULL */
     const char *if_match;
     const char *content_type;
+    const char *content_md5; /* base64, signed and sent when set */
     const char *body; /* NULL: no body */
     size_t body_len;
     int idempotent;
@@ -431,8 +433,10 @@ static void attempt_start(struct mxpc_s3 *s3, struct request *r)
         snprintf(range, sizeof range, "bytes=%lld-%lld", (long long)r->range_from, (long long)r->end - 1);
     else if (r->range_from > 0)
         snprintf(range, sizeof range, "bytes=%lld-", (long long)r->range_from);
-    struct mxpc_sigv4_header signed_headers[4];
+    struct mxpc_sigv4_header signed_headers[5];
     size_t nsigned = 0;
+    if (r->content_md5)
+        signed_headers[nsigned++] = (struct mxpc_sigv4_header){"content-md5", r->content_md5};
     signed_headers[nsigned++] = (struct mxpc_sigv4_header){"host", host.data};
     if (range[0])
         signed_headers[nsigned++] = (struct mxpc_sigv4_header){"range", range};
@@ -472,6 +476,8 @@ static void attempt_start(struct mxpc_s3 *s3, struct request *r)
     if (r->if_match)
         r->headers = add_header(r->headers, "If-Match: %s", r->if_match);
     r->headers = add_header(r->headers, "Content-Type: %s", r->content_type ? r->content_type : "");
+    if (r->content_md5)
+        r->headers = add_header(r->headers, "Content-MD5: %s", r->content_md5);
 
     if (!r->easy)
         r->easy = mxpc_http_easy(s3->http);
@@ -570,6 +576,8 @@ static const char *s3_action(const struct request *r)
                        : strstr(q, "uploadId") ? "s3:ListMultipartUploadParts" : "s3:GetObject";
     if (strcmp(r->method, "DELETE") == 0)
         return !r->key ? "s3:DeleteBucket" : strstr(q, "uploadId") ? "s3:AbortMultipartUpload" : "s3:DeleteObject";
+    if (strcmp(r->method, "POST") == 0 && !r->key && strcmp(q, "delete") == 0)
+        return "s3:DeleteObject";
     return r->key ? "s3:PutObject" : "s3:CreateBucket";
 }
 
@@ -1093,6 +1101,140 @@ int mxpc_s3_delete(struct mxpc_s3 *s3, const char *bucket, const char *key, stru
     if (check_names(bucket, key, 1, e))
         return -1;
     return simple(s3, "DELETE", bucket, key, NULL, NULL, e);
+}
+
+/* The <Error> elements of a DeleteObjects answer: how many, and the first. */
+struct delete_errors {
+    size_t n;
+    char key[1024], code[64], message[256];
+    char cur_key[1024], cur_code[64], cur_message[256];
+};
+
+static void delete_error_element(void *ud, const char *name, const char *text)
+{
+    struct delete_errors *d = ud;
+    if (strcmp(name, "Key") == 0)
+        snprintf(d->cur_key, sizeof d->cur_key, "%s", text);
+    else if (strcmp(name, "Code") == 0)
+        snprintf(d->cur_code, sizeof d->cur_code, "%s", text);
+    else if (strcmp(name, "Message") == 0)
+        snprintf(d->cur_message, sizeof d->cur_message, "%s", text);
+    else if (strcmp(name, "Error") == 0) {
+        if (d->n++ == 0) {
+            memcpy(d->key, d->cur_key, sizeof d->key);
+            memcpy(d->code, d->cur_code, sizeof d->code);
+            memcpy(d->message, d->cur_message, sizeof d->message);
+        }
+        d->cur_key[0] = d->cur_code[0] = d->cur_message[0] = '\0';
+    } else if (strcmp(name, "Deleted") == 0) {
+        d->cur_key[0] = d->cur_code[0] = d->cur_message[0] = '\0';
+    }
+}
+
+/* Appends text as XML character data; -1 if it holds a character XML 1.0
+ * cannot carry (control characters other than tab, newline, return). */
+static int xml_text(struct mxpc_buf *b, const char *text)
+{
+    for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
+        switch (*p) {
+        case '&': mxpc_buf_puts(b, "&amp;"); break;
+        case '<': mxpc_buf_puts(b, "&lt;"); break;
+        case '>': mxpc_buf_puts(b, "&gt;"); break;
+        case '"': mxpc_buf_puts(b, "&quot;"); break;
+        case '\'': mxpc_buf_puts(b, "&apos;"); break;
+        case '\r': mxpc_buf_puts(b, "&#13;"); break;
+        default:
+            if (*p < 0x20 && *p != '\t' && *p != '\n')
+                return -1;
+            mxpc_buf_putc(b, (char)*p);
+        }
+    }
+    return 0;
+}
+
+int mxpc_s3_delete_objects(struct mxpc_s3 *s3, const char *bucket, const char *const *keys, size_t n,
+                           size_t *refused, struct mxpc_s3_error *e)
+{
+    clear_error(e);
+    if (refused)
+        *refused = 0;
+    if (n == 0)
+        return 0;
+    if (n > MXPC_S3_DELETE_BATCH) {
+        set_error(e, "usage", NULL, "at most %d keys can be deleted in one request", MXPC_S3_DELETE_BATCH);
+        return -1;
+    }
+    if (check_names(bucket, NULL, 0, e))
+        return -1;
+    struct mxpc_buf body = MXPC_BUF_INIT;
+    mxpc_buf_puts(&body, "<Delete xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Quiet>true</Quiet>");
+    for (size_t i = 0; i < n; i++) {
+        if (check_names(bucket, keys[i], 1, e)) {
+            mxpc_buf_free(&body);
+            return -1;
+        }
+        mxpc_buf_puts(&body, "<Object><Key>");
+        if (xml_text(&body, keys[i]) != 0) {
+            char what[1024];
+            object_name(what, sizeof what, bucket, keys[i]);
+            set_error(e, "usage", "delete it with a single DELETE", "%s: the key has a control character, which a "
+                      "DeleteObjects request cannot carry", what);
+            mxpc_buf_free(&body);
+            return -1;
+        }
+        mxpc_buf_puts(&body, "</Key></Object>");
+    }
+    mxpc_buf_puts(&body, "</Delete>");
+    unsigned char md5[EVP_MAX_MD_SIZE];
+    unsigned int md5_len = 0;
+    char md5_b64[32];
+    if (!EVP_Digest(body.data, body.len, md5, &md5_len, EVP_md5(), NULL) ||
+        EVP_EncodeBlock((unsigned char *)md5_b64, md5, (int)md5_len) <= 0) {
+        set_error(e, "io", NULL, "cannot compute the MD5 a DeleteObjects request needs");
+        mxpc_buf_free(&body);
+        return -1;
+    }
+    struct request r = {.method = "POST",
+                        .bucket = bucket,
+                        .query = "delete",
+                        .body = body.data,
+                        .body_len = body.len,
+                        .content_type = "application/xml",
+                        .content_md5 = md5_b64,
+                        .idempotent = 1, /* deleting again what is gone is no harm */
+                        .expected_size = -1};
+    int rc = execute(s3, &r, 0, e);
+    if (rc == 0) {
+        struct delete_errors d;
+        memset(&d, 0, sizeof d);
+        if (xml_each(r.response.data ? r.response.data : "", r.response.len, delete_error_element, &d) != 0) {
+            set_error(e, "io", NULL, "deleting %zu objects in s3://%s: the answer is not the XML S3 sends", n,
+                      bucket && *bucket ? bucket : "(endpoint)");
+            rc = -1;
+        } else if (d.n > 0) {
+            char what[sizeof d.key + 128];
+            object_name(what, sizeof what, bucket, d.key);
+            snprintf(e->s3_code, sizeof e->s3_code, "%s", d.code);
+            const char *detail = d.message[0] && strcmp(d.message, d.code) != 0 ? d.message : "";
+            if (strcmp(d.code, "AccessDenied") == 0)
+                set_error(e, "forbidden",
+                          s3->creds.role_arn[0] ? "allow the action in the role's IAM policy (and the bucket policy)"
+                                                : "check that the credentials may do this (IAM policy / bucket policy)",
+                          "access denied: DELETE of %zu of %zu objects, the first %s%s%s; the %s needs "
+                          "s3:DeleteObject there (credentials from %s)",
+                          d.n, n, what, detail[0] ? ": " : "", detail, s3->creds.role_arn[0] ? "role" : "user",
+                          s3->creds.source);
+            else
+                set_error(e, "s3", NULL, "%zu of %zu objects were not deleted; the first, %s: %s%s%s", d.n, n, what,
+                          d.code, detail[0] ? ": " : "", detail);
+            if (refused)
+                *refused = d.n;
+            rc = -1;
+        }
+    }
+    request_free(&r);
+    mxpc_buf_free(&body);
+    return rc;
 }
 
 int mxpc_s3_create_bucket(struct mxpc_s3 *s3, const char *bucket, struct mxpc_s3_error *e)

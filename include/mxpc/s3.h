@@ -150,6 +150,13 @@ int mxpc_s3_put(struct mxpc_s3 *s3, const char *bucket, const char *key, int64_t
                 void *ud, struct mxpc_s3_object *out, struct mxpc_s3_error *e);
 /* Deleting a missing key succeeds (as S3 answers). */
 int mxpc_s3_delete(struct mxpc_s3 *s3, const char *bucket, const char *key, struct mxpc_s3_error *e);
+/* Deletes up to MXPC_S3_DELETE_BATCH keys with one DeleteObjects request
+ * (missing keys count as deleted, as S3 answers). 0 when every key is gone;
+ * -1 with e filled when the request failed, or when S3 refused some keys:
+ * then *refused (if not NULL) says how many, and e names the first. */
+#define MXPC_S3_DELETE_BATCH 1000
+int mxpc_s3_delete_objects(struct mxpc_s3 *s3, const char *bucket, const char *const *keys, size_t n,
+                           size_t *refused, struct mxpc_s3_error *e);
 int mxpc_s3_create_bucket(struct mxpc_s3 *s3, const char *bucket, struct mxpc_s3_error *e);
 int mxpc_s3_delete_bucket(struct mxpc_s3 *s3, const char *bucket, struct mxpc_s3_error *e);
 

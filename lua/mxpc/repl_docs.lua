@@ -246,6 +246,7 @@ docs.classes = {
       { "get_string(bucket, key)", "the object as a string" },
       { "put(bucket, key, source [, size])", "{size=, etag=}" },
       { "delete(bucket, key)", "true" },
+      { "delete_many(bucket, keys [, {on_batch=}])", "how many were deleted, 1,000 a request" },
       { "list(bucket, prefix [, {max_keys=, on_item=}])", "the objects under prefix: {{key=, size=, etag=, last_modified=}, ...}" },
       { "create_bucket(bucket)", "true" },
       { "delete_bucket(bucket)", "true" },

@@ -793,6 +793,28 @@ t.test("head_many and get_many over a fileset: keys and names made per file, siz
   for i = 1, 30 do client:delete(bucket, key(uuid(i))) end
 end)
 
+t.test("delete_many: DeleteObjects 1,000 keys a request; missing keys count as deleted", function()
+  local up <close> = client:uploader { concurrency = 16 }
+  local keys = {}
+  for i = 1, 2100 do
+    keys[i] = ("dm/%04d & <%d>"):format(i, i) -- keys that XML must escape
+    assert(up:put(bucket, keys[i], "x"))
+  end
+  assert(up:finish())
+  keys[#keys + 1] = "dm/never-there"
+  local batches = {}
+  t.eq(assert(client:delete_many(bucket, keys, { on_batch = function(done) batches[#batches + 1] = done end })), 2101)
+  t.same(batches, { 1000, 2000, 2101 })
+  t.eq(#assert(client:list(bucket, "dm/")), 0, "every object is gone")
+  t.eq(assert(client:delete_many(bucket, {})), 0)
+  t.raises(function() client:delete_many(bucket, { "a", 7 }) end, "key 2 is not a string")
+  t.raises(function() client:delete_many(bucket, { "dm/bad\1key" }) end, "control character")
+  -- a request that fails names what was deleted before it
+  local _, err = client:delete_many("no-such-bucket-mxpc", { "a" })
+  t.ok(errors.is(err, "not_found"), tostring(err))
+  t.eq(err.deleted, 0)
+end)
+
 t.test("get_many: ready() says no for long (a slow dump): held spill files stay within the open-file limit",
   function()
   -- 300 objects that each go to a spill file (the window holds none), all
