@@ -33,16 +33,23 @@ type_line 'end'
 screen_has '^20$' || fail "loop did not run"
 # Tab: a method (the common part of get, get_many, get_string, then the one
 # left), a global, a module's field; the completed line runs
+# (each time once the new prompt shows: keys typed while the program works
+# are not yet the prompt's)
+prompt() { screen_has '^> ?$' || fail "no prompt after $1"; }
 type_line 'c = s3.client{endpoint = "http://127.0.0.1:1", access_key = "tty-key", secret_key = "tty-secret-key"}'
+prompt "making the client"
 complete_to 'c:g' 'c:get'
 complete_to '_st' 'c:get_string'
 tm send-keys -t r C-c
+prompt "Ctrl-C on a completed line"
 complete_to 'str' 'string'
 complete_to '.fo' 'string.format'
 type_line '("%d-%s", 42, "done")'
 screen_has '^"42-done"$' || fail "the completed line did not run"
+prompt "running it"
 complete_to 'print(wf.reso' 'print(wf.resolve'
 tm send-keys -t r C-c
+prompt "Ctrl-C on a completed line"
 type_line 'while true do end'
 sleep 0.3
 tm send-keys -t r C-c
