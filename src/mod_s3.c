@@ -49,8 +49,66 @@ static struct client *check_client(lua_State *L)
     return c;
 }
 
-/* Pushes nil and the error object (with `status` and `s3_code` when the
- * server answered); raises on interruption. */
+#define FACT_S(name) (lua_pushstring(L, f->name), lua_setfield(L, -2, #name))
+#define FACT_I(name) (lua_pushinteger(L, (lua_Integer)f->name), lua_setfield(L, -2, #name))
+
+/* s3_api.describe(facts) -> code, message, hint: run protected by the caller */
+static int describe(lua_State *L)
+{
+    const struct mxpc_s3_error *e = lua_touserdata(L, 1);
+    const struct mxpc_s3_facts *f = &e->facts;
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "mxpc.s3_api");
+    lua_call(L, 1, 1);
+    lua_getfield(L, -1, "describe");
+    lua_createtable(L, 0, 24);
+    FACT_S(kind), FACT_S(s3_message), FACT_S(method), FACT_S(action), FACT_S(object), FACT_S(bucket), FACT_S(key);
+    FACT_S(endpoint), FACT_S(prefix), FACT_S(transport), FACT_S(creds_source), FACT_S(role_arn), FACT_S(access_key);
+    FACT_S(if_match), FACT_I(resume_at), FACT_I(count), FACT_I(total);
+    lua_pushboolean(L, f->resumed);
+    lua_setfield(L, -2, "resumed");
+    lua_pushinteger(L, e->http_status);
+    lua_setfield(L, -2, "status");
+    lua_pushstring(L, e->s3_code);
+    lua_setfield(L, -2, "s3_code");
+    lua_call(L, 1, 3);
+    return 3;
+}
+
+/* Pushes the error object of a failed S3 call, never raising: worded by
+ * lua/mxpc/s3_api.lua from the facts when there are some (C's own message
+ * if that fails), with `status` and `s3_code` when the server answered. */
+static void push_error_object(lua_State *L, const struct mxpc_s3_error *e)
+{
+    int worded = 0;
+    if (e->facts.kind[0]) {
+        int top = lua_gettop(L);
+        lua_pushcfunction(L, describe);
+        lua_pushlightuserdata(L, (void *)e);
+        int rc = lua_pcall(L, 1, 3, 0);
+        if (rc == LUA_OK && lua_type(L, top + 1) == LUA_TSTRING && lua_type(L, top + 2) == LUA_TSTRING) {
+            mxpc_error_push(L, lua_tostring(L, top + 1), lua_tostring(L, top + 3), "%s", lua_tostring(L, top + 2));
+            lua_replace(L, top + 1);
+            worded = 1;
+        } else {
+            mxpc_log(MXPC_LOG_DEBUG, "s3: the error could not be worded: %s",
+                     rc != LUA_OK && lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "no code and message");
+        }
+        lua_settop(L, top + worded);
+    }
+    if (!worded)
+        mxpc_error_push(L, e->code, e->hint[0] ? e->hint : NULL, "%s", e->message);
+    if (e->http_status) {
+        lua_pushinteger(L, e->http_status);
+        lua_setfield(L, -2, "status");
+    }
+    if (e->s3_code[0]) {
+        lua_pushstring(L, e->s3_code);
+        lua_setfield(L, -2, "s3_code");
+    }
+}
+
+/* Pushes nil and the error object; raises on interruption and misuse. */
 static int push_s3_error(lua_State *L, const struct mxpc_s3_error *e)
 {
     if (strcmp(e->code, "interrupted") == 0) {
@@ -60,15 +118,7 @@ static int push_s3_error(lua_State *L, const struct mxpc_s3_error *e)
     if (strcmp(e->code, "usage") == 0) /* misuse: raised, with the hint */
         return mxpc_error_raise(L, "error", e->hint[0] ? e->hint : NULL, "%s", e->message);
     lua_pushnil(L);
-    mxpc_error_push(L, e->code, e->hint[0] ? e->hint : NULL, "%s", e->message);
-    if (e->http_status) {
-        lua_pushinteger(L, e->http_status);
-        lua_setfield(L, -2, "status");
-    }
-    if (e->s3_code[0]) {
-        lua_pushstring(L, e->s3_code);
-        lua_setfield(L, -2, "s3_code");
-    }
+    push_error_object(L, e);
     return 2;
 }
 
@@ -664,19 +714,6 @@ static void set_usage_error(struct many_ctx *x, struct mxpc_s3_error *e, const c
     copy_error(e, "usage", x->misuse);
 }
 
-/* Pushes the error object of a failed S3 call (never raises). */
-static void push_error_object(lua_State *L, const struct mxpc_s3_error *e)
-{
-    mxpc_error_push(L, e->code, e->hint[0] ? e->hint : NULL, "%s", e->message);
-    if (e->http_status) {
-        lua_pushinteger(L, e->http_status);
-        lua_setfield(L, -2, "status");
-    }
-    if (e->s3_code[0]) {
-        lua_pushstring(L, e->s3_code);
-        lua_setfield(L, -2, "s3_code");
-    }
-}
 
 /* Calls the function below its nargs arguments, leaving its one result on
  * the stack: 0, or -1 if it raised (e filled; the error is kept in the

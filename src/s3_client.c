@@ -63,6 +63,7 @@ static void set_error(struct mxpc_s3_error *e, const char *code, const char *hin
 {
     snprintf(e->code, sizeof e->code, "%s", code);
     snprintf(e->hint, sizeof e->hint, "%s", hint ? hint : "");
+    e->facts.kind[0] = '\0'; /* worded here: final */
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(e->message, sizeof e->message, fmt, ap);
@@ -581,7 +582,29 @@ static const char *s3_action(const struct request *r)
     return r->key ? "s3:PutObject" : "s3:CreateBucket";
 }
 
-/* Turns a response >= 300 into an error. */
+/* The facts of a failed request for the Lua half that words the error
+ * (lua/mxpc/s3_api.lua); the message already in e is the plain fallback. */
+static void set_facts(struct mxpc_s3 *s3, const struct request *r, struct mxpc_s3_error *e, const char *kind)
+{
+    struct mxpc_s3_facts *f = &e->facts;
+    memset(f, 0, sizeof *f);
+    snprintf(f->kind, sizeof f->kind, "%s", kind);
+    snprintf(f->method, sizeof f->method, "%s", r->method);
+    snprintf(f->action, sizeof f->action, "%s", s3_action(r));
+    object_name(f->object, sizeof f->object, r->bucket, r->key);
+    snprintf(f->bucket, sizeof f->bucket, "%s", r->bucket ? r->bucket : "");
+    snprintf(f->key, sizeof f->key, "%s", r->key ? r->key : "");
+    snprintf(f->endpoint, sizeof f->endpoint, "%s", s3->endpoint);
+    snprintf(f->creds_source, sizeof f->creds_source, "%s", s3->creds.source);
+    snprintf(f->role_arn, sizeof f->role_arn, "%s", s3->creds.role_arn);
+    snprintf(f->access_key, sizeof f->access_key, "%s", s3->creds.access_key ? s3->creds.access_key : "");
+    snprintf(f->if_match, sizeof f->if_match, "%s", r->if_match ? r->if_match : "");
+    f->resumed = r->delivered > 0;
+    f->resume_at = r->range_from;
+}
+
+/* A response >= 300: its status, <Code> and <Message> as facts (worded in
+ * Lua), with a plain message. */
 static void http_error(struct mxpc_s3 *s3, struct request *r, struct mxpc_s3_error *e)
 {
     struct xml_error x;
@@ -589,51 +612,12 @@ static void http_error(struct mxpc_s3 *s3, struct request *r, struct mxpc_s3_err
     parse_error(&r->response, &x);
     char what[1024];
     object_name(what, sizeof what, r->bucket, r->key);
+    set_error(e, "s3", NULL, "S3 %s %s failed: HTTP %ld%s%s%s%s", r->method, what, r->status, x.code[0] ? " " : "",
+              x.code, x.message[0] ? ": " : "", x.message);
     e->http_status = r->status;
     snprintf(e->s3_code, sizeof e->s3_code, "%s", x.code);
-    const char *detail = x.message[0] ? x.message : x.code;
-    if (r->status == 412 && r->delivered > 0)
-        set_error(e, "changed", "run it again: the object was replaced while it was read",
-                  "%s changed during the download (resuming at byte %lld, its ETag is no longer %s)", what,
-                  (long long)r->range_from, r->if_match ? r->if_match : "the same");
-    else if (r->status == 412 && r->if_match)
-        set_error(e, "changed", "run it again: the object was replaced while it was read",
-                  "%s changed while it was being read (at byte %lld, its ETag is no longer %s)", what,
-                  (long long)r->range_from, r->if_match);
-    else if (strcmp(x.code, "NoSuchBucket") == 0)
-        set_error(e, "not_found", NULL, "no such bucket: %s (%s)", r->bucket && *r->bucket ? r->bucket : "(endpoint)",
-                  s3->endpoint);
-    else if (strcmp(x.code, "NoSuchUpload") == 0)
-        set_error(e, "not_found", NULL, "no such multipart upload of %s", what);
-    else if (strcmp(x.code, "NoSuchKey") == 0 || r->status == 404)
-        set_error(e, "not_found", NULL, "no such %s: %s%s%s%s", r->key ? "key" : "bucket", what,
-                  x.code[0] ? " (" : "", x.code, x.code[0] ? ")" : "");
-    else if (strcmp(x.code, "SignatureDoesNotMatch") == 0)
-        set_error(e, "signature", "check the secret key that goes with the access key, and the system clock",
-                  "S3 rejected the request signature for %s: %s", what, detail);
-    else if (strcmp(x.code, "RequestTimeTooSkewed") == 0)
-        set_error(e, "signature", "the system clock is off: synchronize it (NTP)", "S3 rejected %s: %s", what,
-                  detail);
-    else if (strcmp(x.code, "InvalidAccessKeyId") == 0)
-        set_error(e, "forbidden", "check the access key id", "S3 does not know the access key %s (%s): %s",
-                  s3->creds.access_key, what, detail);
-    else if (r->status == 403) {
-        set_error(e, "forbidden",
-                  s3->creds.role_arn[0] ? "allow the action in the role's IAM policy (and the bucket policy)"
-                                        : "check that the credentials may do this (IAM policy / bucket policy)",
-                  "access denied: %s %s%s%s; the %s needs %s there (credentials from %s)", r->method, what,
-                  detail[0] ? ": " : "", detail, s3->creds.role_arn[0] ? "role" : "user", s3_action(r),
-                  s3->creds.source);
-    }
-    else if (strcmp(x.code, "BucketAlreadyOwnedByYou") == 0 || strcmp(x.code, "BucketAlreadyExists") == 0)
-        set_error(e, "exists", NULL, "bucket %s already exists", r->bucket);
-    else if (r->status == 301 || strcmp(x.code, "PermanentRedirect") == 0)
-        set_error(e, "s3", "check the region and the endpoint", "S3 %s %s: the bucket is elsewhere (HTTP %ld%s%s)",
-                  r->method, what, r->status, detail[0] ? ": " : "", detail);
-    else
-        set_error(e, "s3", NULL, "S3 %s %s failed: HTTP %ld%s%s%s%s", r->method, what, r->status,
-                  x.code[0] ? " " : "", x.code, detail[0] && detail != x.code ? ": " : "",
-                  detail != x.code ? detail : "");
+    set_facts(s3, r, e, "http");
+    snprintf(e->facts.s3_message, sizeof e->facts.s3_message, "%s", x.message);
 }
 
 /* The request is over: rc and err from the last attempt's result. */
@@ -657,16 +641,12 @@ static void finish(struct mxpc_s3 *s3, struct request *r, CURLcode code)
     else if (code == CURLE_LOGIN_DENIED)
         set_error(e, "credentials", NULL, "S3 %s %s: cannot renew the AWS credentials: %s", r->method, what,
                   r->curl_err[0] ? r->curl_err : curl_easy_strerror(code));
-    else if (code != CURLE_OK && tls_problem(code))
-        set_error(e, "connect",
-                  "the server's certificate could not be verified: give its CA with ca_file/ca_dir, "
-                  "or set SSL_CERT_FILE or SSL_CERT_DIR",
-                  "TLS to %s failed (%s): %s", s3->endpoint, what,
-                  r->curl_err[0] ? r->curl_err : curl_easy_strerror(code));
-    else if (code != CURLE_OK)
-        set_error(e, "connect", "check the endpoint and that the server is reachable", "S3 %s %s at %s: %s",
-                  r->method, what, s3->endpoint, r->curl_err[0] ? r->curl_err : curl_easy_strerror(code));
-    else if (r->status >= 300)
+    else if (code != CURLE_OK) {
+        const char *why = r->curl_err[0] ? r->curl_err : curl_easy_strerror(code);
+        set_error(e, "connect", NULL, "S3 %s %s at %s: %s", r->method, what, s3->endpoint, why);
+        set_facts(s3, r, e, tls_problem(code) ? "tls" : "connect");
+        snprintf(e->facts.transport, sizeof e->facts.transport, "%s", why);
+    } else if (r->status >= 300)
         http_error(s3, r, e);
     else
         r->rc = 0;
@@ -1214,19 +1194,15 @@ int mxpc_s3_delete_objects(struct mxpc_s3 *s3, const char *bucket, const char *c
         } else if (d.n > 0) {
             char what[sizeof d.key + 128];
             object_name(what, sizeof what, bucket, d.key);
+            set_error(e, "s3", NULL, "%zu of %zu objects were not deleted; the first, %s: %s%s%s", d.n, n, what, d.code,
+                      d.message[0] ? ": " : "", d.message);
             snprintf(e->s3_code, sizeof e->s3_code, "%s", d.code);
-            const char *detail = d.message[0] && strcmp(d.message, d.code) != 0 ? d.message : "";
-            if (strcmp(d.code, "AccessDenied") == 0)
-                set_error(e, "forbidden",
-                          s3->creds.role_arn[0] ? "allow the action in the role's IAM policy (and the bucket policy)"
-                                                : "check that the credentials may do this (IAM policy / bucket policy)",
-                          "access denied: DELETE of %zu of %zu objects, the first %s%s%s; the %s needs "
-                          "s3:DeleteObject there (credentials from %s)",
-                          d.n, n, what, detail[0] ? ": " : "", detail, s3->creds.role_arn[0] ? "role" : "user",
-                          s3->creds.source);
-            else
-                set_error(e, "s3", NULL, "%zu of %zu objects were not deleted; the first, %s: %s%s%s", d.n, n, what,
-                          d.code, detail[0] ? ": " : "", detail);
+            set_facts(s3, &r, e, "delete");
+            snprintf(e->facts.object, sizeof e->facts.object, "%s", what);
+            snprintf(e->facts.key, sizeof e->facts.key, "%s", d.key);
+            snprintf(e->facts.s3_message, sizeof e->facts.s3_message, "%s", d.message);
+            e->facts.count = (long long)d.n;
+            e->facts.total = (long long)n;
             if (refused)
                 *refused = d.n;
             rc = -1;
@@ -1384,21 +1360,6 @@ static void list_page_free(struct list_page *p)
     free(p->objects);
 }
 
-/* ListBucket refused: say which permission on which bucket. */
-static void list_refused(struct mxpc_s3 *s3, const char *bucket, const char *prefix, struct mxpc_s3_error *e)
-{
-    const char *b = bucket && *bucket ? bucket : "(endpoint)";
-    char hint[sizeof e->hint];
-    snprintf(hint, sizeof hint, "allow s3:ListBucket on arn:aws:s3:::%s in the %s (or the bucket policy)", b,
-             s3->creds.role_arn[0] ? "role's IAM policy" : "user's IAM policy");
-    char message[sizeof e->message];
-    snprintf(message, sizeof message,
-             "listing s3://%s/%s was refused (%s): the %s needs s3:ListBucket on arn:aws:s3:::%s "
-             "(credentials from %s)",
-             b, prefix, e->s3_code[0] ? e->s3_code : "HTTP 403", s3->creds.role_arn[0] ? "role" : "user", b,
-             s3->creds.source);
-    set_error(e, "forbidden", hint, "%s", message);
-}
 
 int mxpc_s3_list(struct mxpc_s3 *s3, const char *bucket, const char *prefix, int max_keys, mxpc_s3_list_fn fn,
                  void *ud, struct mxpc_s3_error *e)
@@ -1425,9 +1386,10 @@ int mxpc_s3_list(struct mxpc_s3 *s3, const char *bucket, const char *prefix, int
         struct request r = {
             .method = "GET", .bucket = bucket, .query = q.data, .idempotent = 1, .expected_size = -1};
         rc = execute(s3, &r, 0, e);
-        if (rc != 0 && r.status == 403 && strcmp(e->code, "forbidden") == 0 &&
-            strcmp(e->s3_code, "InvalidAccessKeyId") != 0)
-            list_refused(s3, bucket, prefix, e);
+        if (rc != 0 && strcmp(e->facts.kind, "http") == 0) { /* worded as a listing (ListBucket) */
+            snprintf(e->facts.kind, sizeof e->facts.kind, "list");
+            snprintf(e->facts.prefix, sizeof e->facts.prefix, "%s", prefix);
+        }
         list_page_reset(&p);
         if (rc == 0 && (xml_each(r.response.data, r.response.len, list_element, &p) != 0 || p.bad ||
                         (p.truncated && !p.token.len))) {
@@ -1762,7 +1724,8 @@ int mxpc_s3_many(struct mxpc_s3 *s3, int head, const struct mxpc_s3_items *src,
                               (long long)s->r.delivered, (long long)s->size);
                     h->f.failed = 1;
                 }
-                memcpy(&h->f.err, &s->r.err, sizeof h->f.err);
+                if (h->f.failed)
+                    memcpy(&h->f.err, &s->r.err, sizeof h->f.err);
                 h->f.size = head ? s->r.content_length : s->r.delivered;
                 snprintf(h->f.etag, sizeof h->f.etag, "%s", s->r.etag);
                 if (!h->f.failed && !head) {
@@ -2026,7 +1989,7 @@ static void up_stop(struct mxpc_s3_uploader *up)
             continue;
         struct mxpc_s3_error ae;
         int rc = mxpc_s3_abort_multipart(up->s3, j->bucket, j->key, j->upload_id, &ae);
-        if (rc != 0 && j->completing && strcmp(ae.code, "not_found") == 0)
+        if (rc != 0 && j->completing && ae.http_status == 404)
             mxpc_log(MXPC_LOG_DEBUG, "the multipart upload of s3://%s/%s was completed before it could be aborted",
                      j->bucket, j->key);
         else if (rc != 0)

@@ -89,6 +89,25 @@ struct mxpc_s3_error {
     char hint[256];
     long http_status; /* 0 when no response arrived */
     char s3_code[64]; /* <Code> of the error body, e.g. "NoSuchKey" */
+    /* What happened, as facts, when kind is set: lua/mxpc/s3_api.lua words
+     * the error from them (code, message and hint above are then a plain
+     * fallback). kind: "http" (an answer refused the request), "tls",
+     * "connect", "list" (ListObjects refused), "delete" (DeleteObjects
+     * refused keys). */
+    struct mxpc_s3_facts {
+        char kind[16];
+        char s3_message[256]; /* <Message> */
+        char method[8];
+        char action[48]; /* the IAM action the request needs */
+        char object[1200];
+        char bucket[256], key[1024], endpoint[256], prefix[256];
+        char transport[256]; /* the transport's error */
+        char creds_source[320], role_arn[256], access_key[128];
+        char if_match[128];
+        int resumed;
+        long long resume_at;
+        long long count, total;
+    } facts;
 };
 
 struct mxpc_s3_config {

@@ -307,6 +307,28 @@ t.test("errors: missing key and bucket name them; wrong secret; unknown access k
   t.contains(err.message, "NOSUCHACCESSKEY12345")
 end)
 
+t.test("errors are worded by mxpc.s3_api from C's facts; if that fails, C's own message stands", function()
+  local real = require "mxpc.s3_api"
+  local seen
+  package.loaded["mxpc.s3_api"] = { describe = function(f)
+    seen = f
+    return "teapot", "worded in Lua: " .. f.object, "a hint from Lua"
+  end }
+  local _, err = client:head(bucket, "no/such/key")
+  t.eq(err.code, "teapot")
+  t.eq(err.message, "worded in Lua: s3://" .. bucket .. "/no/such/key")
+  t.eq(err.hint, "a hint from Lua")
+  t.eq(err.status, 404)
+  t.same({ seen.kind, seen.method, seen.action, seen.status, seen.key }, { "http", "HEAD", "s3:GetObject", 404, "no/such/key" })
+  package.loaded["mxpc.s3_api"] = { describe = function() error("broken") end }
+  _, err = client:head(bucket, "no/such/key")
+  t.eq(err.code, "s3")
+  t.contains(err.message, "S3 HEAD s3://" .. bucket .. "/no/such/key failed: HTTP 404")
+  package.loaded["mxpc.s3_api"] = real
+  _, err = client:head(bucket, "no/such/key")
+  t.ok(errors.is(err, "not_found"), tostring(err))
+end)
+
 t.test("tostring shows the endpoint and access key, never the secret; closed handles raise", function()
   local c = assert(s3.client(opts()))
   local s = tostring(c)

@@ -1,0 +1,89 @@
+-- The words of S3 errors (lua/mxpc/s3_api.lua), from the facts C reports.
+local t = require "t"
+local api = require "mxpc.s3_api"
+
+-- facts of a request, as src/s3_client.c fills them, with `over` on top
+local function facts(over)
+  local f = { kind = "http", status = 403, s3_code = "AccessDenied", s3_message = "", method = "GET",
+    action = "s3:GetObject", object = "s3://b/k", bucket = "b", key = "k", endpoint = "https://s3.example",
+    prefix = "", transport = "", creds_source = "environment", role_arn = "", access_key = "AKIAEXAMPLE",
+    if_match = "", resumed = false, resume_at = 0, count = 0, total = 0 }
+  for k, v in pairs(over or {}) do f[k] = v end
+  return f
+end
+
+local function said(over) return { api.describe(facts(over)) } end
+
+t.test("a refusal names the action, who needs it and where the credentials came from", function()
+  t.same(said {}, { "forbidden", "access denied: GET s3://b/k: AccessDenied; the user needs s3:GetObject there "
+    .. "(credentials from environment)", "check that the credentials may do this (IAM policy / bucket policy)" })
+  local code, message, hint = api.describe(facts { role_arn = "arn:aws:iam::1:role/r", s3_message = "no",
+    creds_source = "web identity (role arn:aws:iam::1:role/r)" })
+  t.eq(code, "forbidden")
+  t.contains(message, "GET s3://b/k: no; the role needs s3:GetObject")
+  t.eq(hint, "allow the action in the role's IAM policy (and the bucket policy)")
+end)
+
+t.test("missing things are not_found, each said as what it is", function()
+  t.same(said { status = 404, s3_code = "NoSuchKey" }, { "not_found", "no such key: s3://b/k (NoSuchKey)" })
+  t.same(said { status = 404, s3_code = "", key = "", object = "s3://b" }, { "not_found", "no such bucket: s3://b" })
+  t.same(said { status = 404, s3_code = "NoSuchBucket" }, { "not_found", "no such bucket: b (https://s3.example)" })
+  t.same(said { status = 404, s3_code = "NoSuchUpload" }, { "not_found", "no such multipart upload of s3://b/k" })
+end)
+
+t.test("signatures, clocks and unknown keys each get their hint", function()
+  t.same(said { s3_code = "SignatureDoesNotMatch", s3_message = "mismatch" }, { "signature",
+    "S3 rejected the request signature for s3://b/k: mismatch",
+    "check the secret key that goes with the access key, and the system clock" })
+  t.eq(select(3, api.describe(facts { s3_code = "RequestTimeTooSkewed" })), "the system clock is off: synchronize it (NTP)")
+  t.same(said { s3_code = "InvalidAccessKeyId" }, { "forbidden",
+    "S3 does not know the access key AKIAEXAMPLE (s3://b/k): InvalidAccessKeyId", "check the access key id" })
+end)
+
+t.test("a replaced object, a redirect, an existing bucket, anything else", function()
+  t.same(said { status = 412, if_match = '"e1"', resumed = true, resume_at = 4096 }, { "changed",
+    's3://b/k changed during the download (resuming at byte 4096, its ETag is no longer "e1")',
+    "run it again: the object was replaced while it was read" })
+  t.eq(select(2, api.describe(facts { status = 412, if_match = '"e1"' })),
+    's3://b/k changed while it was being read (at byte 0, its ETag is no longer "e1")')
+  t.same(said { status = 301, s3_code = "PermanentRedirect" }, { "s3",
+    "S3 GET s3://b/k: the bucket is elsewhere (HTTP 301: PermanentRedirect)", "check the region and the endpoint" })
+  t.same(said { status = 409, s3_code = "BucketAlreadyExists" }, { "exists", "bucket b already exists" })
+  t.same(said { status = 500, s3_code = "InternalError", s3_message = "try later" },
+    { "s3", "S3 GET s3://b/k failed: HTTP 500 InternalError: try later" })
+  t.same(said { status = 503, s3_code = "", s3_message = "" }, { "s3", "S3 GET s3://b/k failed: HTTP 503" })
+end)
+
+t.test("transport failures: TLS says how to trust the server, a connection where to look", function()
+  local code, message, hint = api.describe(facts { kind = "tls", transport = "certificate verify failed" })
+  t.eq(code, "connect")
+  t.eq(message, "TLS to https://s3.example failed (s3://b/k): certificate verify failed")
+  t.contains(hint, "SSL_CERT_FILE")
+  t.same(said { kind = "connect", transport = "Connection refused" }, { "connect",
+    "S3 GET s3://b/k at https://s3.example: Connection refused", "check the endpoint and that the server is reachable" })
+end)
+
+t.test("a refused listing names s3:ListBucket and the bucket's ARN; other listing failures are said as usual", function()
+  local code, message, hint = api.describe(facts { kind = "list", prefix = "app/", key = "", object = "s3://b" })
+  t.eq(code, "forbidden")
+  t.eq(message, "listing s3://b/app/ was refused (AccessDenied): the user needs s3:ListBucket on arn:aws:s3:::b "
+    .. "(credentials from environment)")
+  t.eq(hint, "allow s3:ListBucket on arn:aws:s3:::b in the user's IAM policy (or the bucket policy)")
+  t.eq(api.describe(facts { kind = "list", s3_code = "InvalidAccessKeyId" }), "forbidden")
+  t.contains(select(2, api.describe(facts { kind = "list", s3_code = "InvalidAccessKeyId" })), "does not know the access key")
+  t.eq(api.describe(facts { kind = "list", status = 404, s3_code = "NoSuchBucket" }), "not_found")
+end)
+
+t.test("refused deletes count them and name the first", function()
+  t.same(said { kind = "delete", status = 0, count = 3, total = 10, s3_code = "AccessDenied", s3_message = "AccessDenied" },
+    { "forbidden", "access denied: DELETE of 3 of 10 objects, the first s3://b/k; the user needs s3:DeleteObject there "
+      .. "(credentials from environment)", "check that the credentials may do this (IAM policy / bucket policy)" })
+  t.same(said { kind = "delete", count = 1, total = 1, s3_code = "InternalError", s3_message = "busy" },
+    { "s3", "1 of 1 objects were not deleted; the first, s3://b/k: InternalError: busy" })
+end)
+
+t.test("an unknown kind is a bug, raised", function()
+  t.raises(function() api.describe(facts { kind = "weather" }) end, "unknown kind of S3 error: weather")
+end)
+
+return t.run()
