@@ -70,9 +70,11 @@ static void set_error(struct mxpc_s3_error *e, const char *code, const char *hin
     va_end(ap);
 }
 
+/* No error (what a reader looks at; the facts are filled with their kind). */
 static void clear_error(struct mxpc_s3_error *e)
 {
-    memset(e, 0, sizeof *e);
+    e->code[0] = e->message[0] = e->hint[0] = e->s3_code[0] = e->facts.kind[0] = '\0';
+    e->http_status = 0;
 }
 
 /* "s3://bucket/key" for messages (the endpoint's bucket when bucket is empty). */
@@ -1083,32 +1085,22 @@ int mxpc_s3_delete(struct mxpc_s3 *s3, const char *bucket, const char *key, stru
     return simple(s3, "DELETE", bucket, key, NULL, NULL, e);
 }
 
-/* The <Error> elements of a DeleteObjects answer: how many, and the first. */
+/* The <Error> elements of a DeleteObjects answer: the current one as it is
+ * read (xml_capture), and the first. */
 struct delete_errors {
-    size_t n;
     char key[1024], code[64], message[256];
-    char cur_key[1024], cur_code[64], cur_message[256];
+    char first_key[1024], first_code[64], first_message[256];
 };
 
-static void delete_error_element(void *ud, const char *name, const char *text)
+static void delete_error_end(struct xml_capture *c)
 {
-    struct delete_errors *d = ud;
-    if (strcmp(name, "Key") == 0)
-        snprintf(d->cur_key, sizeof d->cur_key, "%s", text);
-    else if (strcmp(name, "Code") == 0)
-        snprintf(d->cur_code, sizeof d->cur_code, "%s", text);
-    else if (strcmp(name, "Message") == 0)
-        snprintf(d->cur_message, sizeof d->cur_message, "%s", text);
-    else if (strcmp(name, "Error") == 0) {
-        if (d->n++ == 0) {
-            memcpy(d->key, d->cur_key, sizeof d->key);
-            memcpy(d->code, d->cur_code, sizeof d->code);
-            memcpy(d->message, d->cur_message, sizeof d->message);
-        }
-        d->cur_key[0] = d->cur_code[0] = d->cur_message[0] = '\0';
-    } else if (strcmp(name, "Deleted") == 0) {
-        d->cur_key[0] = d->cur_code[0] = d->cur_message[0] = '\0';
+    struct delete_errors *d = c->ud;
+    if (c->records == 1) {
+        memcpy(d->first_key, d->key, sizeof d->key);
+        memcpy(d->first_code, d->code, sizeof d->code);
+        memcpy(d->first_message, d->message, sizeof d->message);
     }
+    d->key[0] = d->code[0] = d->message[0] = '\0';
 }
 
 /* Appends text as XML character data; -1 if it holds a character XML 1.0
@@ -1187,24 +1179,29 @@ int mxpc_s3_delete_objects(struct mxpc_s3 *s3, const char *bucket, const char *c
     if (rc == 0) {
         struct delete_errors d;
         memset(&d, 0, sizeof d);
-        if (xml_each(r.response.data ? r.response.data : "", r.response.len, delete_error_element, &d) != 0) {
+        struct xml_capture c = {{"Key", "Code", "Message"},
+                                {d.key, d.code, d.message},
+                                {sizeof d.key, sizeof d.code, sizeof d.message},
+                                "Error", delete_error_end, &d, 0};
+        if (xml_each(r.response.data ? r.response.data : "", r.response.len, capture_element, &c) != 0) {
             set_error(e, "io", NULL, "deleting %zu objects in s3://%s: the answer is not the XML S3 sends", n,
                       bucket && *bucket ? bucket : "(endpoint)");
             rc = -1;
-        } else if (d.n > 0) {
-            char what[sizeof d.key + 128];
-            object_name(what, sizeof what, bucket, d.key);
-            set_error(e, "s3", NULL, "%zu of %zu objects were not deleted; the first, %s: %s%s%s", d.n, n, what, d.code,
-                      d.message[0] ? ": " : "", d.message);
-            snprintf(e->s3_code, sizeof e->s3_code, "%s", d.code);
+        } else if (c.records > 0) {
+            size_t refused_n = (size_t)c.records;
+            char what[sizeof d.first_key + 128];
+            object_name(what, sizeof what, bucket, d.first_key);
+            set_error(e, "s3", NULL, "%zu of %zu objects were not deleted; the first, %s: %s%s%s", refused_n, n, what,
+                      d.first_code, d.first_message[0] ? ": " : "", d.first_message);
+            snprintf(e->s3_code, sizeof e->s3_code, "%s", d.first_code);
             set_facts(s3, &r, e, "delete");
             snprintf(e->facts.object, sizeof e->facts.object, "%s", what);
-            snprintf(e->facts.key, sizeof e->facts.key, "%s", d.key);
-            snprintf(e->facts.s3_message, sizeof e->facts.s3_message, "%s", d.message);
-            e->facts.count = (long long)d.n;
+            snprintf(e->facts.key, sizeof e->facts.key, "%s", d.first_key);
+            snprintf(e->facts.s3_message, sizeof e->facts.s3_message, "%s", d.first_message);
+            e->facts.count = (long long)refused_n;
             e->facts.total = (long long)n;
             if (refused)
-                *refused = d.n;
+                *refused = refused_n;
             rc = -1;
         }
     }
