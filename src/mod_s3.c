@@ -7,6 +7,7 @@
  *
  * See docs/s3.md. */
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -534,7 +535,7 @@ static int c_delete_many(lua_State *L)
         }
     }
     size_t n = (size_t)luaL_len(L, 3), done = 0;
-    static const char *keys[MXPC_S3_DELETE_BATCH]; /* strings held by the keys table */
+    const char *keys[MXPC_S3_DELETE_BATCH]; /* strings held by the keys table */
     while (done < n) {
         size_t k = n - done < MXPC_S3_DELETE_BATCH ? n - done : MXPC_S3_DELETE_BATCH;
         for (size_t i = 0; i < k; i++) {
@@ -707,13 +708,20 @@ struct many_ctx {
     struct mxpc_callback_failure failure;
 };
 
-/* Misuse found while the requests run: stops them (e), raised after. */
-static void set_usage_error(struct many_ctx *x, struct mxpc_s3_error *e, const char *what, int item)
+/* Misuse found while the requests run, about item `item`: stops them (e),
+ * raised after. */
+static void set_usage_error(struct many_ctx *x, struct mxpc_s3_error *e, int item, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void set_usage_error(struct many_ctx *x, struct mxpc_s3_error *e, int item, const char *fmt, ...)
 {
-    snprintf(x->misuse, sizeof x->misuse, "item %d: %s", item, what);
+    int n = snprintf(x->misuse, sizeof x->misuse, "item %d: ", item);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(x->misuse + n, sizeof x->misuse - (size_t)n, fmt, ap);
+    va_end(ap);
     copy_error(e, "usage", x->misuse);
 }
-
 
 /* Calls the function below its nargs arguments, leaving its one result on
  * the stack: 0, or -1 if it raised (e filled; the error is kept in the
@@ -811,7 +819,7 @@ static int push_item_string(struct many_ctx *x, size_t i, const char *field, int
             return -1;
     } else if (lua_rawgeti(L, x->items, (lua_Integer)i + 1) != LUA_TTABLE) {
         lua_pop(L, 1);
-        set_usage_error(x, e, "not a table", (int)i + 1);
+        set_usage_error(x, e, (int)i + 1, "not a table");
         return -1;
     } else {
         raw_field(L, field);
@@ -819,10 +827,7 @@ static int push_item_string(struct many_ctx *x, size_t i, const char *field, int
     int t = lua_type(L, -1);
     if (t != LUA_TSTRING && t != LUA_TNUMBER) {
         lua_pop(L, 1);
-        set_usage_error(x, e, !x->files ? (*field == 'k' ? "no key" : "no name (its entry in the archive)")
-                              : *field == 'k' ? "the key function did not return a string"
-                                              : "the name function did not return a string",
-                        (int)i + 1);
+        set_usage_error(x, e, (int)i + 1, x->files ? "the %s function did not return a string" : "no %s", field);
         return -1;
     }
     lua_tostring(L, -1); /* a number becomes its text in the stack slot, which holds it until popped */
@@ -851,7 +856,7 @@ static int get_item(void *ud, size_t i, struct mxpc_s3_item *it, struct mxpc_s3_
         int absent = lua_isnil(L, -1);
         lua_pop(L, 1);
         if (!absent && (!isnum || size < 0)) {
-            set_usage_error(x, e, "size must be a non-negative integer", (int)i + 1);
+            set_usage_error(x, e, (int)i + 1, "size must be a non-negative integer");
             return -1;
         }
         it->size = absent ? -1 : size;
@@ -864,11 +869,9 @@ static int write_entry(struct many_ctx *x, const struct mxpc_s3_fetched *f, stru
 {
     if (push_item_string(x, f->index, "name", x->name_fn, e) != 0)
         return -1;
-    struct mxpc_buf nb = MXPC_BUF_INIT;
-    mxpc_buf_puts(&nb, lua_tostring(x->L, -1)); /* allocates even for "" */
+    /* the name stays on the stack (alive) until the writer has copied it */
+    int rc = mxpc_archive_writer_begin_entry(x->w, lua_tostring(x->L, -1), f->size, (time_t)x->mtime);
     lua_pop(x->L, 1);
-    int rc = mxpc_archive_writer_begin_entry(x->w, nb.data, f->size, (time_t)x->mtime);
-    mxpc_buf_free(&nb);
     if (rc == MXPC_ARCHIVE_OK && f->data) {
         rc = mxpc_archive_writer_write(x->w, f->data, (size_t)f->size);
     } else if (rc == MXPC_ARCHIVE_OK) {
