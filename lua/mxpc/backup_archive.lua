@@ -321,10 +321,11 @@ local function pg_restore_failed(src, what, result, cmd)
   }
 end
 
--- Reads an archive from an open reader to its end, checking everything;
--- returns the summary or nil, err.
+-- A file's layout form as the tag of its entry in a fileset.
 local FORM_TAG = { nested = 0, flat = 1 }
 
+-- Reads an archive from an open reader to its end, checking everything;
+-- returns the summary or nil, err.
 local function validate_reader(r, opts)
   local src = r:info().name
   local pg_restore = opts.pg_restore

@@ -315,18 +315,6 @@ function M.selector(hooks, opts)
   end
 end
 
--- The items of `items` (files, or items whose .file is the file) that the
--- selector takes, in their order; `items` itself when nothing selects.
-function M.select(hooks, opts, items)
-  local selects = M.selector(hooks, opts)
-  if not selects then return items end
-  local out = {}
-  for _, it in ipairs(items) do
-    if selects(it.file or it) then out[#out + 1] = it end
-  end
-  return out
-end
-
 -- 3000 -> "3,000"
 function M.thousands(n)
   local s = tostring(n)
