@@ -10,7 +10,7 @@ case $STACK_HERE in /*) ;; *) STACK_HERE=$PWD/$STACK_HERE ;; esac
 STACK_MARKER=.mxpc-stack
 
 # Daemons in start order; `down` stops them in reverse.
-STACK_DAEMONS=(pg-tls pg-plain pg-wronghost ceph-mon ceph-osd radosgw k8s sts rds)
+STACK_DAEMONS=(pg-tls pg-plain pg-wronghost ceph-mon ceph-osd radosgw k8s sts rds mendix-cloud)
 
 stack_dir() {
   local d=${1:-${MXPC_STACK_DIR:-/tmp/mxpc-stack}}
@@ -32,6 +32,7 @@ stack_ports() {
   K8S_PORT=${MXPC_K8S_PORT:-26443}
   STS_PORT=${MXPC_STS_PORT:-27490}
   RDS_PORT=${MXPC_RDS_PORT:-25435}
+  MENDIX_CLOUD_PORT=${MXPC_MENDIX_CLOUD_PORT:-27500}
 }
 
 die() { printf 'stack: %s\n' "$*" >&2; exit 1; }

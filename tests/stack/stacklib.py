@@ -148,6 +148,27 @@ def sigv4_headers(method, host, path, query, headers, payload_sha256, access_key
                              f"SignedHeaders={';'.join(names)}, Signature={signature}"}
 
 
+def presign_url(endpoint, bucket, key, access_key, secret_key, region, expires, now=None):
+    """A presigned GET URL (SigV4 in the query string, as S3 clients' presign does),
+    valid for `expires` seconds."""
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    amz_date = now.strftime("%Y%m%dT%H%M%SZ")
+    scope = f"{amz_date[:8]}/{region}/s3/aws4_request"
+    host = urlsplit(endpoint).netloc
+    path = f"/{bucket}/{key}"
+    query = sorted([("X-Amz-Algorithm", "AWS4-HMAC-SHA256"), ("X-Amz-Credential", f"{access_key}/{scope}"),
+                    ("X-Amz-Date", amz_date), ("X-Amz-Expires", str(expires)), ("X-Amz-SignedHeaders", "host")])
+    canonical_query = "&".join(f"{_uri_encode(k, False)}={_uri_encode(v, False)}" for k, v in query)
+    canonical = "\n".join(["GET", _uri_encode(path, True), canonical_query, f"host:{host}\n", "host",
+                           "UNSIGNED-PAYLOAD"])
+    to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()])
+    k = ("AWS4" + secret_key).encode()
+    for part in (amz_date[:8], region, "s3", "aws4_request"):
+        k = hmac.new(k, part.encode(), hashlib.sha256).digest()
+    signature = hmac.new(k, to_sign.encode(), hashlib.sha256).hexdigest()
+    return f"{endpoint.rstrip('/')}{_uri_encode(path, True)}?{canonical_query}&X-Amz-Signature={signature}"
+
+
 class S3Error(Exception):
     def __init__(self, status, body):
         code = ""
