@@ -57,6 +57,8 @@ local environment = {
   { "AWS_*", "AWS credentials for IRSA environments and s3:// archives, as the AWS CLI reads them (AWS_ACCESS_KEY_ID," ..
     " AWS_PROFILE, AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN, AWS_CONTAINER_CREDENTIALS_FULL_URI, AWS_REGION, ...)" },
   { "PGSSLMODE", "as --db-sslmode MODE: stronger database TLS than the environment asks for, never weaker" },
+  { "MENDIX_USERNAME", "Mendix login name for mendix-cloud:// (Mendix's Deploy and Backups APIs)" },
+  { "MENDIX_API_KEY", "its Mendix API key (Mendix Profile > API Keys); never printed" },
   { "MXPC_SCRIPTS", "as --scripts DIR" },
   { "MXPC_DATADIR", "where the installed stock Lua files are (lua/, scripts/)" },
   { "TMPDIR", "working directory for -f - and s3://, and when the output's directory is not writable" },
@@ -323,6 +325,43 @@ archive_command("verify", "check that a backup archive would restore (no cluster
   "Reads every byte of a backup archive or database-only .backup file, checks its\n" ..
   "structure and layout, and runs 'pg_restore -l' on the dump. Exits 0 only when\n" ..
   "the archive would restore; writes nothing anywhere.")
+
+-- list LOCATION: dispatches on the location's scheme (only mendix-cloud:// so far).
+local LIST_SCHEMES = { ["mendix-cloud"] = function(opts, location)
+  return require("mxpc.mendix_cloud").list_command(opts, location)
+end }
+
+command {
+  name = "list",
+  summary = "list the snapshots of a Mendix Cloud environment",
+  usage = "list mendix-cloud://APP/ENVIRONMENT [--json] [--mendix-credentials FILE]",
+  description = "Lists the backup snapshots of a Mendix Cloud environment, newest first: id,\n" ..
+      "creation time, model version, state, expiry and comment, through Mendix's\n" ..
+      "Backups API (docs/mendix-cloud.md). APP is the app's project id (or its Deploy\n" ..
+      "API AppId), ENVIRONMENT the environment's id or its name (Production,\n" ..
+      "Acceptance, ...). The credentials come from MENDIX_USERNAME and MENDIX_API_KEY\n" ..
+      "(or --mendix-credentials FILE); the user needs the environment's permissions\n" ..
+      "'API Rights' and 'Access to Backups'. Other locations (s3://...) are not\n" ..
+      "supported yet.",
+  options = {
+    { long = "json", help = "print the result as one JSON object on stdout" },
+    { long = "mendix-credentials", value = "FILE",
+      help = "file with MENDIX_USERNAME=... and MENDIX_API_KEY=... lines (default: those environment variables)" },
+  },
+  positional = "LOCATION",
+  run = function(opts, positional)
+    local location = positional[1]
+    if not location then args.usage_error("missing LOCATION (mendix-cloud://APP/ENVIRONMENT)") end
+    if #positional > 1 then args.usage_error("unexpected argument %q", positional[2]) end
+    local scheme = location:match("^([%a][%w+.-]*)://")
+    local list = LIST_SCHEMES[scheme or ""]
+    if not list then
+      args.usage_error("list supports mendix-cloud://APP/ENVIRONMENT locations only; %s is not supported yet",
+        scheme and (scheme .. "://") or ("%q"):format(location))
+    end
+    return list(opts, location)
+  end,
+}
 
 command {
   name = "run",
