@@ -65,6 +65,13 @@ expect_err "... says how to write it" "without a snapshot"
 run "list of a malformed location" 2 list mendix-cloud://only-an-app
 expect_err "... says what is missing" "ENVIRONMENT is missing"
 
+admin "snapshot/$MXPC_MENDIX_ACCEPTANCE_ID" '{"comment": "\u001b[31mred\u001b]0;title\u0007 text"}'
+run "a comment with escape sequences" 0 list "mendix-cloud://$MXPC_MENDIX_APP_ID/Acceptance"
+check "... is shown escaped (no ESC or BEL reaches the terminal)" '! grep -q "$(printf "\033")" "$work/out" && ! grep -q "$(printf "\007")" "$work/out" && grep -q "red.*text" "$work/out"'
+run "... and in JSON" 0 list "mendix-cloud://$MXPC_MENDIX_APP_ID/Acceptance" --json
+check "... as JSON escapes" '! grep -q "$(printf "\033")" "$work/out" && grep -qF "\u001b[31mred" "$work/out"'
+admin reset
+
 # --- every error code list can meet, worded ---------------------------------------------
 run_env "a wrong API key" 1 MENDIX_API_KEY=wrong-key-0123456789 -- list "$app/Production"
 expect_err "... rejected credentials" "^error: Mendix Cloud rejected the API credentials of $MXPC_MENDIX_USERNAME"
