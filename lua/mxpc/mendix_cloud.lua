@@ -16,6 +16,7 @@
 -- error code becomes an error object with code, message and hint (what to do).
 local cjson = require "cjson"
 local errors = require "mxpc.error"
+local fs = require "mxpc.fs"
 local http = require "mxpc.http"
 local log = require "mxpc.log"
 local runtime = require "mxpc.runtime"
@@ -79,6 +80,11 @@ function M.credentials(file)
     end
     f:close()
     source = file
+    local st = fs.stat(file)
+    if st and st.mode & 0x3f ~= 0 then -- 077: a key others can read
+      log.warn("the Mendix credentials file can be read by others: chmod 600 it", { file = file,
+        mode = ("%04o"):format(st.mode) })
+    end
   else
     user, key, source = os.getenv("MENDIX_USERNAME"), os.getenv("MENDIX_API_KEY"), "the environment"
   end

@@ -55,6 +55,11 @@ printf 'MENDIX_USERNAME=%s\nMENDIX_API_KEY=%s\n' "$MXPC_MENDIX_USERNAME" "$key" 
 run_env "list --mendix-credentials FILE (nothing in the environment)" 0 -u MENDIX_USERNAME -u MENDIX_API_KEY -- \
   list "$app/Production" --mendix-credentials "$work/creds"
 check "... lists" '[ "$(wc -l <"$work/out")" = 4 ]'
+expect_err "... warns that others can read the file (0644)" "credentials file can be read by others: chmod 600 it"
+chmod 600 "$work/creds"
+run_env "... and not once it is 0600" 0 -u MENDIX_USERNAME -u MENDIX_API_KEY -- \
+  list "$app/Production" --mendix-credentials "$work/creds"
+check "... (no warning)" '! grep -q "read by others" "$work/err"'
 run_env "list without credentials" 1 -u MENDIX_API_KEY -- list "$app/Production"
 expect_err "... says which variable is missing and where to put it" "MENDIX_API_KEY is not set in the environment"
 expect_err "... never on the command line" "never on the command line"
