@@ -395,14 +395,69 @@ function M.duration(s)
   return ("%g s"):format(s)
 end
 
+-- (the url's query, which holds its signature, becomes a secret: whoever has
+-- it can read the archive for hours)
 function Client:wait_archive(where, job, o)
-  return wait(function() return self:archive(where, job.snapshot_id, job.archive_id) end,
+  local done, err = wait(function() return self:archive(where, job.snapshot_id, job.archive_id) end,
     ("the archive of snapshot %s"):format(job.snapshot_id), o)
+  if done and type(done.url) == "string" and done.url:find("?", 1, true) then
+    log.secret(done.url:match("%?(.*)$"))
+  end
+  return done, err
 end
 
 function Client:wait_snapshot(where, snap, o)
   return wait(function() return self:snapshot(where, snap.snapshot_id) end,
     ("snapshot %s"):format(snap.snapshot_id), o)
+end
+
+-- The whole way from a location to an archive's URL, as a restore takes it:
+-- the snapshot (where.snapshot; else with o.new_snapshot a new one, its
+-- comment naming o.target; else the newest completed one), an archive of it
+-- (o.data_type, default files_and_database) and the wait until it is ready
+-- (o.timeout, o.interval, o.on_state as for wait_archive).
+-- -> { url =, snapshot = (the snapshot), archive = (the completed job) } | nil, err
+function Client:prepare_archive(where, o)
+  o = o or {}
+  local snap, err
+  if where.snapshot then
+    snap, err = self:snapshot(where, where.snapshot)
+    if not snap then return nil, err end
+    if snap.state ~= "completed" then
+      return nil, errors.new { code = "not_ready", message = ("snapshot %s of environment%s is %s, not completed")
+        :format(where.snapshot, env_name(where), tostring(snap.state)),
+        hint = snap.state == "failed" and "choose another snapshot (list mendix-cloud://APP/ENVIRONMENT)"
+          or "wait until Mendix Cloud has completed it, then run again" }
+    end
+  elseif o.new_snapshot then
+    local comment = M.snapshot_comment(o.target or "?")
+    snap, err = self:create_snapshot(where, comment)
+    if not snap then return nil, err end
+    log.info("requested a new snapshot", { snapshot = snap.snapshot_id, comment = comment })
+    snap, err = self:wait_snapshot(where, snap, o)
+    if not snap then return nil, err end
+  else
+    local snaps
+    snaps, err = self:list_snapshots(where)
+    if not snaps then return nil, err end
+    snap = M.newest_completed(snaps)
+    if not snap then
+      return nil, errors.new { code = "not_found", message = ("environment%s%s has no completed snapshot"):format(
+        env_name(where), app_name(where)), hint = "make one with --new-snapshot, or in the Mendix Portal (Backups)" }
+    end
+  end
+  local data_type = o.data_type or "files_and_database"
+  log.info("requesting an archive", { snapshot = snap.snapshot_id, created = snap.created_at, data_type = data_type })
+  local job
+  job, err = self:request_archive(where, snap.snapshot_id, data_type)
+  if not job then return nil, err end
+  job, err = self:wait_archive(where, job, o)
+  if not job then return nil, err end
+  if type(job.url) ~= "string" or not job.url:match("^https?://") then
+    return nil, errors.new { code = "mendix_cloud", message = ("Mendix Cloud completed the archive of snapshot %s "
+      .. "without a download url"):format(snap.snapshot_id), hint = "try again; if it persists, contact Mendix Support" }
+  end
+  return { url = job.url, snapshot = snap, archive = job }
 end
 
 -- ---------------------------------------------------------------------------

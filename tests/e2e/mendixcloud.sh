@@ -117,10 +117,8 @@ if action == "create" then
   print(ok(client:wait_snapshot(where, snap, { interval = 0.1 })).comment)
   return 0
 end
-local snap = mc.newest_completed(ok(client:list_snapshots(where)))
-local job = ok(client:request_archive(where, snap.snapshot_id, action))
-job = ok(client:wait_archive(where, job, { interval = 0.1, timeout = timeout }))
-print(job.url)
+local got = ok(client:prepare_archive(where, { data_type = action, interval = 0.1, timeout = timeout }))
+print(got.url)
 return 0
 LUA
 }

@@ -229,6 +229,44 @@ t.test("a new snapshot: its comment, polled to completed", function()
   t.eq(assert(client:list_snapshots(where))[1].snapshot_id, snap.snapshot_id)
 end)
 
+t.test("prepare_archive: the newest completed snapshot, a given one, a new one", function()
+  knobs { queued_seconds = 0, running_seconds = 0.1 }
+  local snaps = assert(client:list_snapshots(where))
+  local got = assert(client:prepare_archive(where, { data_type = "database_only", interval = 0.05 }))
+  t.eq(got.snapshot.snapshot_id, snaps[1].snapshot_id)
+  t.eq(got.archive.data_type, "database_only")
+  t.contains(got.url, ".backup?")
+  local query = got.url:match("%?(.*)$")
+  t.ok(not log.redact(got.url):find(query, 1, true), "the url's signature is a secret")
+  local older = { app = PROJECT, project = PROJECT, environment = PROD, snapshot = snaps[3].snapshot_id }
+  got = assert(client:prepare_archive(older, { interval = 0.05 }))
+  t.eq(got.archive.snapshot_id, snaps[3].snapshot_id)
+  t.eq(got.archive.data_type, "files_and_database")
+  t.contains(got.url, ".tar.gz?")
+  got = assert(client:prepare_archive(where, { new_snapshot = true, target = "mendix/demo-copy", interval = 0.05 }))
+  t.contains(got.snapshot.comment, "restore into mendix/demo-copy")
+  t.eq(assert(client:list_snapshots(where))[1].snapshot_id, got.snapshot.snapshot_id)
+  local missing = { app = PROJECT, project = PROJECT, environment = PROD,
+    snapshot = "00000000-0000-0000-0000-000000000009" }
+  local v, err = client:prepare_archive(missing, { interval = 0.05 })
+  t.eq(v, nil)
+  t.eq(err.api_code, "NOT_FOUND")
+  knobs { fail_jobs = true, queued_seconds = 0, running_seconds = 0 }
+  v, err = client:prepare_archive(where, { new_snapshot = true, target = "x/y", interval = 0.05 })
+  t.eq(v, nil)
+  t.eq(err.code, "failed")
+  t.contains(err.message, "Mendix Cloud reports that snapshot ")
+  local failed = assert(client:list_snapshots(where))[1]
+  t.eq(failed.state, "failed")
+  v, err = client:prepare_archive({ app = PROJECT, project = PROJECT, environment = PROD,
+    snapshot = failed.snapshot_id }, { interval = 0.05 })
+  t.eq(v, nil)
+  t.eq(err.code, "not_ready")
+  t.contains(err.message, "is failed, not completed")
+  t.contains(err.hint, "choose another snapshot")
+  admin("reset")
+end)
+
 t.test("the credentials go to the API's URL only", function()
   admin("reset")
   t.eq(mc.api_url(), os.getenv("MXPC_MENDIX_API_URL") or mc.API_URL)
