@@ -10,7 +10,8 @@ case $STACK_HERE in /*) ;; *) STACK_HERE=$PWD/$STACK_HERE ;; esac
 STACK_MARKER=.mxpc-stack
 
 # Daemons in start order; `down` stops them in reverse.
-STACK_DAEMONS=(pg-tls pg-plain pg-wronghost ceph-mon ceph-osd radosgw k8s sts rds)
+STACK_DAEMONS=(pg-tls pg-plain pg-wronghost ceph-mon ceph-osd radosgw k8s sts rds azurite entra
+  entra-pg)
 
 stack_dir() {
   local d=${1:-${MXPC_STACK_DIR:-/tmp/mxpc-stack}}
@@ -32,7 +33,16 @@ stack_ports() {
   K8S_PORT=${MXPC_K8S_PORT:-26443}
   STS_PORT=${MXPC_STS_PORT:-27490}
   RDS_PORT=${MXPC_RDS_PORT:-25435}
+  AZURITE_PORT=${MXPC_AZURITE_PORT:-27510}
+  ENTRA_PORT=${MXPC_ENTRA_PORT:-27520}
+  ENTRA_PG_PORT=${MXPC_ENTRA_PG_PORT:-25436}
 }
+
+# Azurite (the Azure Storage emulator) from the npm registry: tools/install-deps puts
+# this version under /opt/mxpc (3.35.0 is the last that runs on Node.js 20; 3.36 wants
+# Node 21, 3.37 Node 22). MXPC_AZURITE names another azurite-blob executable.
+AZURITE_VERSION=3.35.0
+AZURITE_PREFIX=/opt/mxpc/azurite-$AZURITE_VERSION
 
 die() { printf 'stack: %s\n' "$*" >&2; exit 1; }
 

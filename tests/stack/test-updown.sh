@@ -24,16 +24,17 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Nine free ports (the OSD picks its own).
-read -r P1 P2 P3 P4 P5 P6 P7 P8 P9 < <(python3 -c '
+# Twelve free ports (the OSD picks its own).
+read -r P1 P2 P3 P4 P5 P6 P7 P8 P9 P10 P11 P12 < <(python3 -c '
 import socket
-socks = [socket.socket() for _ in range(9)]
+socks = [socket.socket() for _ in range(12)]
 for s in socks: s.bind(("127.0.0.1", 0))
 print(*[s.getsockname()[1] for s in socks])')
 ports() {
   env -u MXPC_STACK_DIR MXPC_PG_TLS_PORT=$P1 MXPC_PG_PLAIN_PORT=$P2 MXPC_PG_WRONGHOST_PORT=$P3 \
     MXPC_S3_PORT=$P4 MXPC_S3_HTTPS_PORT=$P5 MXPC_CEPH_MON_PORT=$P6 MXPC_K8S_PORT=$P7 \
-    MXPC_STS_PORT=$P8 MXPC_RDS_PORT=$P9 "$@"
+    MXPC_STS_PORT=$P8 MXPC_RDS_PORT=$P9 MXPC_AZURITE_PORT=$P10 MXPC_ENTRA_PORT=$P11 \
+    MXPC_ENTRA_PG_PORT=$P12 "$@"
 }
 
 # stack_pids DIR: every live process in the process groups the stack recorded.
@@ -83,6 +84,9 @@ run ports env PATH="$WORK/bin" "$STACK_HERE/up" "$WORK/nothing"
 expect "without radosgw up fails naming the package" has "radosgw not found: install the Debian package radosgw"
 run ports env MXPC_PG_BINDIR=/nonexistent "$STACK_HERE/up" "$WORK/nothing"
 expect "without PostgreSQL up fails naming postgresql-15" has "install the Debian package postgresql-15"
+run ports env MXPC_AZURITE=/nonexistent/azurite-blob "$STACK_HERE/up" "$WORK/nothing"
+expect "without Azurite up fails naming tools/install-deps" \
+  has "/nonexistent/azurite-blob not found: install Azurite"
 expect "... and creates nothing" [ ! -e "$WORK/nothing" ]
 if [ "$(id -u)" = 0 ]; then
   mkdir -m 0700 "$WORK/closed"
@@ -106,7 +110,10 @@ for v in MXPC_STACK_DIR MXPC_PG_TLS_PORT MXPC_PG_PLAIN_PORT MXPC_PG_WRONGHOST_PO
          MXPC_S3_CA_DIR MXPC_S3_ACCESS_KEY MXPC_S3_SECRET_KEY MXPC_K8S_URL MXPC_K8S_CA \
          MXPC_KUBECONFIG MXPC_KUBECONFIG_RESTRICTED MXPC_KUBECONFIG_NOBODY \
          MXPC_K8S_RESTRICTED_TOKEN MXPC_K8S_NOBODY_TOKEN MXPC_K8S_ADMIN_TOKEN MXPC_OIDC_ISSUER \
-         MXPC_IRSA_TOKEN_FILE MXPC_STS_ENDPOINT MXPC_STS_DIR MXPC_IRSA_ROLE_ARN MXPC_RDS_PORT; do
+         MXPC_IRSA_TOKEN_FILE MXPC_STS_ENDPOINT MXPC_STS_DIR MXPC_IRSA_ROLE_ARN MXPC_RDS_PORT \
+         MXPC_AZURE_BLOB_ENDPOINT MXPC_AZURE_ACCOUNT_NAME MXPC_AZURE_ACCOUNT_KEY MXPC_AZURE_CA \
+         MXPC_AZURE_CA_BUNDLE MXPC_AZURE_AUTHORITY_HOST MXPC_AZURE_TENANT_ID MXPC_AZURE_CLIENT_ID \
+         MXPC_AZURE_WI_CLIENT_ID MXPC_AZURE_FEDERATED_TOKEN_FILE MXPC_ENTRA_CA MXPC_ENTRA_PG_PORT; do
   (. "$DIR/env.sh" && [ -n "${!v:-}" ]) || missing+=("$v")
 done
 expect "env.sh exports every documented variable" [ ${#missing[@]} = 0 ]
@@ -115,12 +122,12 @@ run bash -c ". '$DIR/env.sh' && [ \"\$MXPC_PG_TLS_PORT\" = $P1 ] && [ \"\$MXPC_K
 expect "env.sh carries the chosen ports" succeeded
 run "$STACK_HERE/status" "$DIR"
 expect "status: every daemon running" succeeded
-expect "status lists the daemons" [ "$(grep -c ' running ' <<<"$OUT")" = 9 ]
+expect "status lists the daemons" [ "$(grep -c ' running ' <<<"$OUT")" = 12 ]
 
 pids=$(stack_pids "$DIR" | tr '\n' ' ')
 socks=$(listening $pids)
-expect "the stack listens on its nine ports" \
-  [ "$(grep -cE ":($P1|$P2|$P3|$P4|$P5|$P6|$P7|$P8|$P9)\$" <<<"$socks")" = 9 ]
+expect "the stack listens on its twelve ports" \
+  [ "$(grep -cE ":($P1|$P2|$P3|$P4|$P5|$P6|$P7|$P8|$P9|$P10|$P11|$P12)\$" <<<"$socks")" = 12 ]
 expect "every listening socket of the stack is on 127.0.0.1 ($(wc -l <<<"$socks") sockets)" \
   [ -z "$(grep -v '^127\.0\.0\.1:' <<<"$socks")" ]
 run env PGPASSWORD="$(. "$DIR/env.sh"; echo "$MXPC_PG_SUPERPASS")" \
