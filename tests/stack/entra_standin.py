@@ -121,10 +121,14 @@ class Entra:
             "cloud_instance_name": "microsoftonline.com",
         }
 
-    def instance_discovery(self):
+    def instance_discovery(self, query):
+        """For ?authorization_endpoint=https://HOST/TENANT/oauth2/v2.0/authorize: where
+        that tenant's OpenID metadata is."""
         host = urlsplit(self.url).netloc
+        endpoint = parse_qs(query).get("authorization_endpoint", [""])[0]
+        tenant = (urlsplit(endpoint).path.strip("/").split("/") + [""])[0] or "common"
         return {"tenant_discovery_endpoint":
-                f"{self.url}/{{tenant}}/v2.0/.well-known/openid-configuration",
+                f"{self.url}/{tenant}/v2.0/.well-known/openid-configuration",
                 "api-version": "1.1",
                 "metadata": [{"preferred_network": host, "preferred_cache": host,
                               "aliases": [host]}]}
@@ -271,10 +275,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self):
         entra = self.server.entra
-        parts = urlsplit(self.path).path.strip("/").split("/")
+        url = urlsplit(self.path)
+        parts = url.path.strip("/").split("/")
         tenant = entra.config()["tenant"]
         if parts == ["common", "discovery", "instance"]:
-            return self.answer(200, entra.instance_discovery())
+            return self.answer(200, entra.instance_discovery(url.query))
         if parts[-2:] == [".well-known", "openid-configuration"] and len(parts) in (3, 4):
             if parts[0] not in (tenant, "common", "organizations"):
                 return self.error(EntraError(400, "invalid_tenant", "AADSTS90002",

@@ -170,7 +170,12 @@ class PgFront:
                 self.log(f"{address[0]} refused user={user}: {e}")
                 client.sendall(error_response("28P01", self.refusal(user)))
                 return
-            up, auth_ok = self.login_upstream(params, password)
+            try:
+                up, auth_ok = self.login_upstream(params, password)
+            except Refused as e:   # e.g. the seed changed the password meanwhile
+                self.log(f"{address[0]} refused user={user}: {e}")
+                client.sendall(error_response("28P01", self.refusal(user)))
+                return
             self.log(f"{address[0]} accepted user={user} {who}")
             client.sendall(auth_ok)
             self.relay(client, up)

@@ -1,6 +1,6 @@
 """Helpers shared by the stack's seed tool and its Python tests (standard library only):
-reading env.sh, a Kubernetes API client, an S3 client with AWS Signature V4, psql,
-and the tests' pass/fail bookkeeping."""
+reading env.sh, a Kubernetes API client, an S3 client with AWS Signature V4, an Azure
+Blob Storage client with Shared Key, psql, and the tests' pass/fail bookkeeping."""
 
 import argparse
 import base64
@@ -16,7 +16,8 @@ import subprocess
 import sys
 import threading
 import xml.etree.ElementTree as ET
-from urllib.parse import quote, urlsplit
+from email.utils import formatdate
+from urllib.parse import quote, unquote, urlsplit
 
 
 # --------------------------------------------------------------------------
@@ -265,6 +266,139 @@ class S3:
             md5 = base64.b64encode(hashlib.md5(body).digest()).decode()
             self.request("POST", bucket, query=[("delete", "")], body=body,
                          headers={"Content-MD5": md5, "Content-Type": "application/xml"})
+
+
+# --------------------------------------------------------------------------
+# Azure Blob Storage with Shared Key
+# --------------------------------------------------------------------------
+
+AZURE_VERSION = "2021-08-06"
+
+
+def sharedkey_string_to_sign(method, path, query, headers, account):
+    """What Shared Key signs (Azure Storage, version 2009-09-19 and later): path as sent
+    (percent-encoded), query a list of (name, value) unencoded, headers a dict."""
+    h = {k.lower(): str(v) for k, v in headers.items()}
+    length = h.get("content-length", "")
+    standard = [method, h.get("content-encoding", ""), h.get("content-language", ""),
+                "" if length == "0" else length, h.get("content-md5", ""),
+                h.get("content-type", ""), h.get("date", ""), h.get("if-modified-since", ""),
+                h.get("if-match", ""), h.get("if-none-match", ""),
+                h.get("if-unmodified-since", ""), h.get("range", "")]
+    canonical_headers = "".join(f"{k}:{' '.join(v.split())}\n" for k, v in sorted(h.items())
+                                if k.startswith("x-ms-"))
+    resource = f"/{account}{path}"
+    params = {}
+    for name, value in query:
+        params.setdefault(name.lower(), []).append(value)
+    for name in sorted(params):
+        resource += f"\n{name}:{','.join(sorted(params[name]))}"
+    return "\n".join(standard) + "\n" + canonical_headers + resource
+
+
+def sharedkey_authorization(method, path, query, headers, account, key):
+    to_sign = sharedkey_string_to_sign(method, path, query, headers, account)
+    mac = hmac.new(base64.b64decode(key), to_sign.encode(), hashlib.sha256).digest()
+    return f"SharedKey {account}:{base64.b64encode(mac).decode()}"
+
+
+class AzureError(Exception):
+    def __init__(self, status, code, body):
+        super().__init__(f"Azure Storage {status} {code}".strip())
+        self.status, self.code, self.body = status, code, body
+
+
+class AzureBlob:
+    """Azure Blob Storage client for an account's endpoint (https://HOST/ACCOUNT with
+    Azurite, https://ACCOUNT.blob.core.windows.net in Azure). Signs with Shared Key, or
+    sends a Bearer token (token=...). One keep-alive connection per thread."""
+
+    def __init__(self, endpoint, account, key=None, ca_file=None, token=None):
+        parts = urlsplit(endpoint)
+        self.https = parts.scheme == "https"
+        self.hostname, self.port = parts.hostname, parts.port
+        self.base = parts.path.rstrip("/")
+        self.account, self.key, self.token = account, key, token
+        self.context = ssl.create_default_context(cafile=ca_file) if self.https else None
+        self.local = threading.local()
+
+    def _conn(self):
+        if getattr(self.local, "conn", None) is None:
+            cls = http.client.HTTPSConnection if self.https else http.client.HTTPConnection
+            kwargs = {"context": self.context} if self.https else {}
+            self.local.conn = cls(self.hostname, self.port, timeout=60, **kwargs)
+        return self.local.conn
+
+    def request(self, method, container="", blob="", query=(), body=b"", headers=None):
+        """Returns (status, body bytes, response headers with lower-case names); raises
+        AzureError (with x-ms-error-code) for >= 300."""
+        path = quote(f"{self.base}/{container}" + (f"/{blob}" if blob else ""), safe="/~")
+        headers = dict(headers or {})
+        headers.update({"x-ms-date": formatdate(usegmt=True), "x-ms-version": AZURE_VERSION,
+                        "Content-Length": str(len(body))})
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        else:
+            headers["Authorization"] = sharedkey_authorization(method, path, query, headers,
+                                                               self.account, self.key)
+        url = path + ("?" + "&".join(f"{quote(k, safe='')}={quote(v, safe='')}"
+                                     for k, v in query) if query else "")
+        for attempt in (1, 2):   # one retry when a kept-alive connection was closed
+            conn = self._conn()
+            try:
+                conn.request(method, url, body, headers)
+                resp = conn.getresponse()
+                data = resp.read()
+                break
+            except (http.client.HTTPException, ConnectionError):
+                conn.close()
+                self.local.conn = None
+                if attempt == 2:
+                    raise
+        got = {k.lower(): v for k, v in resp.getheaders()}
+        if resp.status >= 300:
+            raise AzureError(resp.status, got.get("x-ms-error-code", ""), data)
+        return resp.status, data, got
+
+    def create_container(self, container):
+        self.request("PUT", container, query=[("restype", "container")])
+
+    def delete_container(self, container):
+        self.request("DELETE", container, query=[("restype", "container")])
+
+    def put(self, container, blob, data):
+        self.request("PUT", container, blob, body=data,
+                     headers={"x-ms-blob-type": "BlockBlob"})
+
+    def get(self, container, blob):
+        return self.request("GET", container, blob)[1]
+
+    def delete(self, container, blob):
+        self.request("DELETE", container, blob)
+
+    def list(self, container, prefix=""):
+        """All blobs under prefix: {name: size}. Follows markers."""
+        out, marker = {}, ""
+        while True:
+            query = [("restype", "container"), ("comp", "list"), ("prefix", prefix)]
+            if marker:
+                query.append(("marker", marker))
+            root = ET.fromstring(self.request("GET", container, query=query)[1])
+            for item in root.iter("Blob"):
+                out[item.findtext("Name")] = int(item.findtext("Properties/Content-Length"))
+            marker = root.findtext("NextMarker") or ""
+            if not marker:
+                return out
+
+    def list_containers(self):
+        root = ET.fromstring(self.request("GET", query=[("comp", "list")])[1])
+        return [c.findtext("Name") for c in root.iter("Container")]
+
+
+def azure_blob_name(url):
+    """The container and blob of a blob URL on a path-style endpoint, unencoded."""
+    parts = urlsplit(url).path.strip("/").split("/", 2)
+    return unquote(parts[1]), unquote(parts[2]) if len(parts) > 2 else ""
 
 
 # --------------------------------------------------------------------------
