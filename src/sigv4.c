@@ -43,8 +43,7 @@ void mxpc_sigv4_uri_encode(struct mxpc_buf *out, const char *s, size_t len, int 
     }
 }
 
-/* Decodes %XX escapes (invalid ones stay as they are). */
-static void uri_decode(struct mxpc_buf *out, const char *s, size_t len)
+void mxpc_sigv4_uri_decode(struct mxpc_buf *out, const char *s, size_t len)
 {
     for (size_t i = 0; i < len; i++) {
         if (s[i] == '%' && i + 2 < len && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
@@ -169,7 +168,7 @@ static int param_cmp(const void *a, const void *b)
 static char *reencode(const char *s, size_t len)
 {
     struct mxpc_buf dec = MXPC_BUF_INIT, enc = MXPC_BUF_INIT;
-    uri_decode(&dec, s, len);
+    mxpc_sigv4_uri_decode(&dec, s, len);
     mxpc_sigv4_uri_encode(&enc, dec.data ? dec.data : "", dec.len, 0);
     mxpc_buf_free(&dec);
     if (!enc.data)
