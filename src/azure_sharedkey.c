@@ -12,7 +12,7 @@
 #include <openssl/hmac.h>
 
 #include "mxpc/k8s.h" /* mxpc_base64_decode */
-#include "mxpc/sigv4.h" /* mxpc_sigv4_uri_decode */
+#include "mxpc/sigv4.h" /* mxpc_sigv4_query_parse */
 
 /* The standard headers, in the order the string to sign has them. */
 static const char *const standard_headers[] = {
@@ -88,13 +88,6 @@ static char *trimmed(const char *s)
     return take(&b);
 }
 
-static char *decoded(const char *s, size_t len)
-{
-    struct mxpc_buf b = MXPC_BUF_INIT;
-    mxpc_sigv4_uri_decode(&b, s, len);
-    return take(&b);
-}
-
 static void free_entries(struct entry *e, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
@@ -143,30 +136,19 @@ static void canonical_headers(struct mxpc_buf *out, const struct mxpc_azure_shar
 
 static void canonical_query(struct mxpc_buf *out, const char *query)
 {
-    if (!query || !*query)
+    size_t n;
+    struct mxpc_query_param *q = mxpc_sigv4_query_parse(query, &n);
+    if (!q)
         return;
-    size_t cap = 1;
-    for (const char *p = query; *p; p++)
-        cap += *p == '&';
-    struct entry *e = calloc(cap, sizeof *e);
+    struct entry *e = calloc(n, sizeof *e);
     if (!e)
         abort();
-    size_t n = 0;
-    for (const char *p = query; *p;) {
-        size_t len = strcspn(p, "&");
-        if (len > 0) {
-            const char *eq = memchr(p, '=', len);
-            size_t klen = eq ? (size_t)(eq - p) : len;
-            char *name = decoded(p, klen);
-            e[n].name = lowercase_n(name, strlen(name));
-            free(name);
-            e[n].value = eq ? decoded(eq + 1, len - klen - 1) : decoded("", 0);
-            n++;
-        }
-        p += len;
-        if (*p == '&')
-            p++;
+    for (size_t i = 0; i < n; i++) {
+        e[i].name = lowercase_n(q[i].key, q[i].key_len);
+        e[i].value = q[i].value;
+        q[i].value = NULL;
     }
+    mxpc_sigv4_query_free(q, n);
     qsort(e, n, sizeof *e, param_cmp);
     put_entries(out, e, n, "\n", "");
     free_entries(e, n);

@@ -82,8 +82,7 @@ class Entra:
         self.key = oidc.load_key(directory) if os.path.exists(
             os.path.join(directory, "oidc-key.json")) else oidc.make_key(directory)
         self.issuer_keys = oidc.IssuerKeys()
-        self.conf_mtime = None
-        self.conf = {}
+        self.conf = stacklib.JsonFile(os.path.join(directory, "config.json"))
         self.lock = threading.Lock()
         self.log_file = open(os.path.join(directory, "access.log"), "a", buffering=1)
 
@@ -93,13 +92,7 @@ class Entra:
             self.log_file.write(f"{now} {line}\n")
 
     def config(self):
-        path = os.path.join(self.dir, "config.json")
-        mtime = os.stat(path).st_mtime_ns
-        if mtime != self.conf_mtime:
-            with open(path) as f:
-                self.conf = json.load(f)
-            self.conf_mtime = mtime
-        return self.conf
+        return self.conf.get()
 
     # ---- discovery ---------------------------------------------------------------
 

@@ -42,6 +42,22 @@ def load_env(path):
     return env
 
 
+class JsonFile:
+    """A JSON file read again whenever it changes (the stand-ins' configuration, which
+    tests edit while they run)."""
+
+    def __init__(self, path):
+        self.path, self.mtime, self.doc = path, None, None
+
+    def get(self):
+        mtime = os.stat(self.path).st_mtime_ns
+        if mtime != self.mtime:
+            with open(self.path) as f:
+                self.doc = json.load(f)
+            self.mtime = mtime
+        return self.doc
+
+
 # --------------------------------------------------------------------------
 # Kubernetes API
 # --------------------------------------------------------------------------
@@ -149,6 +165,42 @@ def sigv4_headers(method, host, path, query, headers, payload_sha256, access_key
                              f"SignedHeaders={';'.join(names)}, Signature={signature}"}
 
 
+class KeepAlive:
+    """One keep-alive HTTP(S) connection per thread to one server; send() retries once
+    when a kept-alive connection was closed."""
+
+    def __init__(self, endpoint, ca_file=None):
+        parts = urlsplit(endpoint)
+        self.https = parts.scheme == "https"
+        self.hostname, self.port = parts.hostname, parts.port
+        self.context = ssl.create_default_context(cafile=ca_file) if self.https else None
+        self.local = threading.local()
+
+    def _conn(self):
+        if getattr(self.local, "conn", None) is None:
+            if self.https:
+                self.local.conn = http.client.HTTPSConnection(self.hostname, self.port,
+                                                              context=self.context, timeout=60)
+            else:
+                self.local.conn = http.client.HTTPConnection(self.hostname, self.port,
+                                                             timeout=60)
+        return self.local.conn
+
+    def send(self, method, url, body, headers):
+        """(response, body bytes)."""
+        for attempt in (1, 2):
+            conn = self._conn()
+            try:
+                conn.request(method, url, body, headers)
+                resp = conn.getresponse()
+                return resp, resp.read()
+            except (http.client.HTTPException, ConnectionError):
+                conn.close()
+                self.local.conn = None
+                if attempt == 2:
+                    raise
+
+
 class S3Error(Exception):
     def __init__(self, status, body):
         code = ""
@@ -161,30 +213,16 @@ class S3Error(Exception):
         self.code = code
 
 
-class S3:
+class S3(KeepAlive):
     """Path-style S3 client (endpoint without bucket). Thread-safe: one keep-alive
     connection per thread. For https the CA comes from ca_file, else from OpenSSL's
     defaults, which honour SSL_CERT_FILE and SSL_CERT_DIR."""
 
     def __init__(self, endpoint, access_key, secret_key, region="us-east-1", ca_file=None):
-        parts = urlsplit(endpoint)
-        self.https = parts.scheme == "https"
-        self.host = parts.netloc
-        self.hostname, self.port = parts.hostname, parts.port
+        super().__init__(endpoint, ca_file)
+        self.host = urlsplit(endpoint).netloc
         self.access_key, self.secret_key, self.region = access_key, secret_key, region
-        self.context = ssl.create_default_context(cafile=ca_file) if self.https else None
-        self.local = threading.local()
         self.clock_skew = datetime.timedelta(0)   # tests sign with a wrong clock
-
-    def _conn(self):
-        if getattr(self.local, "conn", None) is None:
-            if self.https:
-                self.local.conn = http.client.HTTPSConnection(self.hostname, self.port,
-                                                              context=self.context, timeout=60)
-            else:
-                self.local.conn = http.client.HTTPConnection(self.hostname, self.port,
-                                                             timeout=60)
-        return self.local.conn
 
     def request(self, method, bucket, key="", query=(), body=b"", headers=None,
                 payload_sha256=None):
@@ -201,18 +239,7 @@ class S3:
         if query:
             url += "?" + "&".join(f"{_uri_encode(k, False)}={_uri_encode(v, False)}"
                                   if v != "" else _uri_encode(k, False) for k, v in query)
-        for attempt in (1, 2):   # one retry when a kept-alive connection was closed
-            conn = self._conn()
-            try:
-                conn.request(method, url, body, headers)
-                resp = conn.getresponse()
-                data = resp.read()
-                break
-            except (http.client.HTTPException, ConnectionError):
-                conn.close()
-                self.local.conn = None
-                if attempt == 2:
-                    raise
+        resp, data = self.send(method, url, body, headers)
         if resp.status >= 300:
             raise S3Error(resp.status, data)
         return resp.status, data, dict(resp.getheaders())
@@ -308,26 +335,15 @@ class AzureError(Exception):
         self.status, self.code, self.body = status, code, body
 
 
-class AzureBlob:
+class AzureBlob(KeepAlive):
     """Azure Blob Storage client for an account's endpoint (https://HOST/ACCOUNT with
     Azurite, https://ACCOUNT.blob.core.windows.net in Azure). Signs with Shared Key, or
     sends a Bearer token (token=...). One keep-alive connection per thread."""
 
     def __init__(self, endpoint, account, key=None, ca_file=None, token=None):
-        parts = urlsplit(endpoint)
-        self.https = parts.scheme == "https"
-        self.hostname, self.port = parts.hostname, parts.port
-        self.base = parts.path.rstrip("/")
+        super().__init__(endpoint, ca_file)
+        self.base = urlsplit(endpoint).path.rstrip("/")
         self.account, self.key, self.token = account, key, token
-        self.context = ssl.create_default_context(cafile=ca_file) if self.https else None
-        self.local = threading.local()
-
-    def _conn(self):
-        if getattr(self.local, "conn", None) is None:
-            cls = http.client.HTTPSConnection if self.https else http.client.HTTPConnection
-            kwargs = {"context": self.context} if self.https else {}
-            self.local.conn = cls(self.hostname, self.port, timeout=60, **kwargs)
-        return self.local.conn
 
     def request(self, method, container="", blob="", query=(), body=b"", headers=None):
         """Returns (status, body bytes, response headers with lower-case names); raises
@@ -343,18 +359,7 @@ class AzureBlob:
                                                                self.account, self.key)
         url = path + ("?" + "&".join(f"{quote(k, safe='')}={quote(v, safe='')}"
                                      for k, v in query) if query else "")
-        for attempt in (1, 2):   # one retry when a kept-alive connection was closed
-            conn = self._conn()
-            try:
-                conn.request(method, url, body, headers)
-                resp = conn.getresponse()
-                data = resp.read()
-                break
-            except (http.client.HTTPException, ConnectionError):
-                conn.close()
-                self.local.conn = None
-                if attempt == 2:
-                    raise
+        resp, data = self.send(method, url, body, headers)
         got = {k.lower(): v for k, v in resp.getheaders()}
         if resp.status >= 300:
             raise AzureError(resp.status, got.get("x-ms-error-code", ""), data)

@@ -69,8 +69,7 @@ class Sts:
         self.dir = directory
         self.ceph_conf = ceph_conf
         self.lock = threading.Lock()
-        self.roles_mtime = None
-        self.roles = {}
+        self.roles = stacklib.JsonFile(os.path.join(directory, "roles.json"))
         self.issuer_keys = oidc.IssuerKeys()
         self.sessions_path = os.path.join(directory, "sessions.json")
         self.sessions = {}
@@ -81,13 +80,7 @@ class Sts:
         self.log_file.write(f"{iso(time.time())} {line}\n")
 
     def config(self):
-        path = os.path.join(self.dir, "roles.json")
-        mtime = os.stat(path).st_mtime_ns
-        if mtime != self.roles_mtime:
-            with open(path) as f:
-                self.roles = json.load(f)
-            self.roles_mtime = mtime
-        return self.roles
+        return self.roles.get()
 
     def keyset(self, issuer, ca):
         try:
