@@ -200,6 +200,9 @@ class Entra:
             if "expired" in str(e):
                 raise EntraError(400, "invalid_client", "AADSTS700024",
                                  "Client assertion is not within its valid time range.")
+            if "malformed" in str(e) or "not a JWT" in str(e):
+                raise EntraError(400, "invalid_client", "AADSTS50027",
+                                 f"JWT token is invalid or malformed ({e}).")
             raise EntraError(401, "invalid_client", "AADSTS700027",
                              f"The certificate with identifier used to sign the client "
                              f"assertion is not registered on application ({e}).")

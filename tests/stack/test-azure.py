@@ -198,6 +198,9 @@ forged = ".".join([good[0], oidc.b64u(json.dumps(forged_claims).encode()), good[
 status, doc = exchange(forged)
 t.check("a service account token whose signature does not verify: refused (AADSTS700027)",
         status == 401 and "AADSTS700027" in doc.get("error_description", ""), doc)
+status, doc = exchange(sa_token("mendix-backup-restore") + "\n")
+t.check("a token file with a trailing newline is a malformed JWT: AADSTS50027",
+        status == 400 and "AADSTS50027" in doc.get("error_description", ""), doc)
 status, doc = exchange(sa_token("mendix-backup-restore"), client_id=str(uuid.uuid4()))
 t.check("an unknown client id: AADSTS700016",
         status == 400 and "AADSTS700016" in doc.get("error_description", ""), doc)
