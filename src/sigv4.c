@@ -43,8 +43,7 @@ void mxpc_sigv4_uri_encode(struct mxpc_buf *out, const char *s, size_t len, int 
     }
 }
 
-/* Decodes %XX escapes (invalid ones stay as they are). */
-static void uri_decode(struct mxpc_buf *out, const char *s, size_t len)
+void mxpc_sigv4_uri_decode(struct mxpc_buf *out, const char *s, size_t len)
 {
     for (size_t i = 0; i < len; i++) {
         if (s[i] == '%' && i + 2 < len && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
@@ -165,45 +164,77 @@ static int param_cmp(const void *a, const void *b)
     return c ? c : strcmp(x->value, y->value);
 }
 
-/* One decoded-then-strictly-encoded component. */
-static char *reencode(const char *s, size_t len)
+/* A query component strictly encoded. */
+static char *encoded(const char *s, size_t len)
 {
-    struct mxpc_buf dec = MXPC_BUF_INIT, enc = MXPC_BUF_INIT;
-    uri_decode(&dec, s, len);
-    mxpc_sigv4_uri_encode(&enc, dec.data ? dec.data : "", dec.len, 0);
-    mxpc_buf_free(&dec);
+    struct mxpc_buf enc = MXPC_BUF_INIT;
+    mxpc_sigv4_uri_encode(&enc, s, len, 0);
     if (!enc.data)
         mxpc_buf_puts(&enc, "");
     return mxpc_buf_take(&enc);
 }
 
-/* Sorted by key then value, every component encoded the same way. */
-static void canonical_query(struct mxpc_buf *out, const char *query)
+static char *decoded_copy(const char *s, size_t len, size_t *outlen)
 {
+    struct mxpc_buf dec = MXPC_BUF_INIT;
+    mxpc_sigv4_uri_decode(&dec, s, len);
+    if (!dec.data)
+        mxpc_buf_puts(&dec, "");
+    *outlen = dec.len;
+    return mxpc_buf_take(&dec);
+}
+
+struct mxpc_query_param *mxpc_sigv4_query_parse(const char *query, size_t *n)
+{
+    *n = 0;
     if (!query || !*query)
-        return;
+        return NULL;
     size_t cap = 1;
     for (const char *p = query; *p; p++)
         cap += *p == '&';
-    struct param *params = calloc(cap, sizeof *params);
+    struct mxpc_query_param *params = calloc(cap, sizeof *params);
     if (!params)
         abort();
-    size_t n = 0;
-    const char *p = query;
-    while (*p) {
-        const char *amp = strchr(p, '&');
-        size_t len = amp ? (size_t)(amp - p) : strlen(p);
+    for (const char *p = query; *p;) {
+        size_t len = strcspn(p, "&");
         if (len > 0) {
             const char *eq = memchr(p, '=', len);
             size_t klen = eq ? (size_t)(eq - p) : len;
-            params[n].key = reencode(p, klen);
-            params[n].value = eq ? reencode(eq + 1, len - klen - 1) : reencode("", 0);
-            n++;
+            struct mxpc_query_param *q = &params[(*n)++];
+            q->key = decoded_copy(p, klen, &q->key_len);
+            q->value = decoded_copy(eq ? eq + 1 : "", eq ? len - klen - 1 : 0, &q->value_len);
         }
         p += len;
         if (*p == '&')
             p++;
     }
+    return params;
+}
+
+void mxpc_sigv4_query_free(struct mxpc_query_param *params, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(params[i].key);
+        free(params[i].value);
+    }
+    free(params);
+}
+
+/* Sorted by key then value, every component encoded the same way. */
+static void canonical_query(struct mxpc_buf *out, const char *query)
+{
+    size_t n;
+    struct mxpc_query_param *q = mxpc_sigv4_query_parse(query, &n);
+    if (!q)
+        return;
+    struct param *params = calloc(n, sizeof *params);
+    if (!params)
+        abort();
+    for (size_t i = 0; i < n; i++) {
+        params[i].key = encoded(q[i].key, q[i].key_len);
+        params[i].value = encoded(q[i].value, q[i].value_len);
+    }
+    mxpc_sigv4_query_free(q, n);
     qsort(params, n, sizeof *params, param_cmp);
     for (size_t i = 0; i < n; i++) {
         mxpc_buf_printf(out, "%s%s=%s", i ? "&" : "", params[i].key, params[i].value);

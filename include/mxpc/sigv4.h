@@ -86,6 +86,19 @@ void mxpc_sigv4_result_free(struct mxpc_sigv4_result *r);
 /* Percent-encodes every byte but A-Z a-z 0-9 - . _ ~ (and '/' if keep_slash),
  * with uppercase hex: how S3 keys go into paths and values into queries. */
 void mxpc_sigv4_uri_encode(struct mxpc_buf *out, const char *s, size_t len, int keep_slash);
+/* Decodes %XX escapes (invalid ones stay as they are; '+' stays '+'). */
+void mxpc_sigv4_uri_decode(struct mxpc_buf *out, const char *s, size_t len);
+/* A query string's parameters in order, split at '&' and '=' and decoded (a
+ * parameter without '=' has the value ""; empty parts are skipped): *n of
+ * them, NULL when there are none. Free with mxpc_sigv4_query_free. */
+struct mxpc_query_param {
+    char *key;
+    size_t key_len;
+    char *value;
+    size_t value_len;
+};
+struct mxpc_query_param *mxpc_sigv4_query_parse(const char *query, size_t *n);
+void mxpc_sigv4_query_free(struct mxpc_query_param *params, size_t n);
 void mxpc_sigv4_sha256_hex(const void *data, size_t len, char hex[65]);
 /* kSigning = HMAC(HMAC(HMAC(HMAC("AWS4" secret, date), region), service), "aws4_request") */
 int mxpc_sigv4_signing_key(const char *secret_key, const char *date8, const char *region, const char *service,

@@ -18,8 +18,9 @@ becomes Running after the same delay.
 
 As the API server of an EKS cluster, it is an OIDC issuer: service account tokens are
 RS256 JWTs (iss, aud, sub), and /.well-known/openid-configuration and /openid/v1/jwks
-are served without authentication. `init` writes a projected token for the jump pod's
-service account (audience sts.amazonaws.com) to DIR/irsa/token.
+are served without authentication. `init` writes projected tokens for the jump pod's
+service account: for IRSA (audience sts.amazonaws.com) to DIR/irsa/token, for Azure
+Workload Identity (audience api://AzureADTokenExchange) to DIR/azure/token.
 
 Only the Python standard library is used.
 """
@@ -1952,6 +1953,8 @@ def default_auth(tls_dir):
 IRSA_SERVICE_ACCOUNT = "mendix-backup-restore"
 IRSA_AUDIENCE = "sts.amazonaws.com"
 IRSA_TOKEN_LIFETIME = 86400
+# Azure Workload Identity's webhook projects a token with this audience (an hour).
+AZURE_AUDIENCE = "api://AzureADTokenExchange"
 
 
 def token(state_dir, namespace, name, audience, lifetime):
@@ -2032,10 +2035,15 @@ def init(state_dir, port, tls_dir, operator_delay):
     os.makedirs(irsa, exist_ok=True)
     write_private(os.path.join(irsa, "token"), oidc.service_account_token(
         key, server, NAMESPACE, IRSA_SERVICE_ACCOUNT, IRSA_AUDIENCE, IRSA_TOKEN_LIFETIME))
+    azure = os.path.join(state_dir, "azure")
+    os.makedirs(azure, exist_ok=True)
+    write_private(os.path.join(azure, "token"), oidc.service_account_token(
+        key, server, NAMESPACE, IRSA_SERVICE_ACCOUNT, AZURE_AUDIENCE, IRSA_TOKEN_LIFETIME))
 
     env = {
         "MXPC_OIDC_ISSUER": server,
         "MXPC_IRSA_TOKEN_FILE": os.path.join(irsa, "token"),
+        "MXPC_AZURE_FEDERATED_TOKEN_FILE": os.path.join(azure, "token"),
         "MXPC_K8S_URL": server, "MXPC_K8S_CA": ca, "MXPC_K8S_NAMESPACE": NAMESPACE,
         "MXPC_KUBECONFIG": os.path.join(state_dir, "kubeconfig"),
         "MXPC_KUBECONFIG_ADMIN_CERT": os.path.join(state_dir, "kubeconfig-admin-cert"),

@@ -10,7 +10,8 @@ case $STACK_HERE in /*) ;; *) STACK_HERE=$PWD/$STACK_HERE ;; esac
 STACK_MARKER=.mxpc-stack
 
 # Daemons in start order; `down` stops them in reverse.
-STACK_DAEMONS=(pg-tls pg-plain pg-wronghost ceph-mon ceph-osd radosgw k8s sts rds mendix-cloud)
+STACK_DAEMONS=(pg-tls pg-plain pg-wronghost ceph-mon ceph-osd radosgw k8s sts rds mendix-cloud
+  azurite entra entra-pg)
 
 stack_dir() {
   local d=${1:-${MXPC_STACK_DIR:-/tmp/mxpc-stack}}
@@ -19,21 +20,39 @@ stack_dir() {
   printf '%s\n' "${d%/}"
 }
 
-# Ports, each overridable from the environment. The defaults lie below the
-# kernel's ephemeral range (32768-60999), so an outgoing connection can never
-# be holding one of them when a server starts.
+# Ports, each overridable from the environment: NAME:VARIABLE:DEFAULT. The
+# defaults lie below the kernel's ephemeral range (32768-60999), so an outgoing
+# connection can never be holding one of them when a server starts.
+STACK_PORTS=(
+  PG_TLS_PORT:MXPC_PG_TLS_PORT:25432
+  PG_PLAIN_PORT:MXPC_PG_PLAIN_PORT:25433
+  PG_WRONGHOST_PORT:MXPC_PG_WRONGHOST_PORT:25434
+  S3_PORT:MXPC_S3_PORT:27480
+  S3_HTTPS_PORT:MXPC_S3_HTTPS_PORT:27443
+  CEPH_MON_PORT:MXPC_CEPH_MON_PORT:23300
+  K8S_PORT:MXPC_K8S_PORT:26443
+  STS_PORT:MXPC_STS_PORT:27490
+  RDS_PORT:MXPC_RDS_PORT:25435
+  MENDIX_CLOUD_PORT:MXPC_MENDIX_CLOUD_PORT:27500
+  AZURITE_PORT:MXPC_AZURITE_PORT:27510
+  ENTRA_PORT:MXPC_ENTRA_PORT:27520
+  ENTRA_PG_PORT:MXPC_ENTRA_PG_PORT:25436
+)
+
+# Sets each NAME of STACK_PORTS from its variable or its default.
 stack_ports() {
-  PG_TLS_PORT=${MXPC_PG_TLS_PORT:-25432}
-  PG_PLAIN_PORT=${MXPC_PG_PLAIN_PORT:-25433}
-  PG_WRONGHOST_PORT=${MXPC_PG_WRONGHOST_PORT:-25434}
-  S3_PORT=${MXPC_S3_PORT:-27480}
-  S3_HTTPS_PORT=${MXPC_S3_HTTPS_PORT:-27443}
-  CEPH_MON_PORT=${MXPC_CEPH_MON_PORT:-23300}
-  K8S_PORT=${MXPC_K8S_PORT:-26443}
-  STS_PORT=${MXPC_STS_PORT:-27490}
-  RDS_PORT=${MXPC_RDS_PORT:-25435}
-  MENDIX_CLOUD_PORT=${MXPC_MENDIX_CLOUD_PORT:-27500}
+  local spec name var def
+  for spec in "${STACK_PORTS[@]}"; do
+    IFS=: read -r name var def <<<"$spec"
+    printf -v "$name" %s "${!var:-$def}"
+  done
 }
+
+# Azurite (the Azure Storage emulator) from the npm registry: tools/install-deps puts
+# this version under /opt/mxpc (3.35.0 is the last that runs on Node.js 20; 3.36 wants
+# Node 21, 3.37 Node 22). MXPC_AZURITE names another azurite-blob executable.
+AZURITE_VERSION=3.35.0
+AZURITE_PREFIX=/opt/mxpc/azurite-$AZURITE_VERSION
 
 die() { printf 'stack: %s\n' "$*" >&2; exit 1; }
 

@@ -12,8 +12,11 @@ import hashlib
 import json
 import os
 import re
+import ssl
 import subprocess
+import threading
 import time
+import urllib.request
 
 # DER prefix of a SHA-256 DigestInfo (RFC 8017, section 9.2, note 1).
 SHA256_PREFIX = bytes.fromhex("3031300d060960864801650304020105000420")
@@ -68,6 +71,37 @@ def jwks(key):
     return {"keys": [{"kty": "RSA", "alg": "RS256", "use": "sig", "kid": key["kid"],
                       "n": b64u(int_bytes(key["n"])), "e": b64u(int_bytes(key["e"])),
                       "x5c": [key["x5c"]]}]}
+
+
+class IssuerKeys:
+    """The JWKS of OpenID issuers, fetched over HTTPS from the issuer's
+    /.well-known/openid-configuration (whose "issuer" must be the issuer itself) and
+    kept for `ttl` seconds. get() raises ValueError for a wrong configuration and
+    OSError when the issuer does not answer."""
+
+    def __init__(self, ttl=30):
+        self.ttl = ttl
+        self.cache = {}   # issuer -> (fetched at, keyset)
+        self.lock = threading.Lock()
+
+    def get(self, issuer, ca, metadata_url=None):
+        with self.lock:
+            cached = self.cache.get(issuer)
+        if cached and time.time() - cached[0] < self.ttl:
+            return cached[1]
+        context = ssl.create_default_context(cafile=ca)
+
+        def fetch(url):
+            with urllib.request.urlopen(url, context=context, timeout=10) as r:
+                return json.load(r)
+        doc = fetch(metadata_url or issuer.rstrip("/") + "/.well-known/openid-configuration")
+        if doc.get("issuer") != issuer:
+            raise ValueError(f"the OpenID configuration of {issuer} names issuer "
+                             f"{doc.get('issuer')}")
+        keyset = fetch(doc["jwks_uri"])
+        with self.lock:
+            self.cache[issuer] = (time.time(), keyset)
+        return keyset
 
 
 def discovery(issuer):

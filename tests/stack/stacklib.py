@@ -1,6 +1,6 @@
 """Helpers shared by the stack's seed tool and its Python tests (standard library only):
-reading env.sh, a Kubernetes API client, an S3 client with AWS Signature V4, psql,
-and the tests' pass/fail bookkeeping."""
+reading env.sh, a Kubernetes API client, an S3 client with AWS Signature V4, an Azure
+Blob Storage client with Shared Key, psql, and the tests' pass/fail bookkeeping."""
 
 import argparse
 import base64
@@ -16,7 +16,8 @@ import subprocess
 import sys
 import threading
 import xml.etree.ElementTree as ET
-from urllib.parse import quote, urlsplit
+from email.utils import formatdate
+from urllib.parse import quote, unquote, urlsplit
 
 
 # --------------------------------------------------------------------------
@@ -39,6 +40,22 @@ def load_env(path):
                 name, value = words[1].split("=", 1)
                 env[name] = value
     return env
+
+
+class JsonFile:
+    """A JSON file read again whenever it changes (the stand-ins' configuration, which
+    tests edit while they run)."""
+
+    def __init__(self, path):
+        self.path, self.mtime, self.doc = path, None, None
+
+    def get(self):
+        mtime = os.stat(self.path).st_mtime_ns
+        if mtime != self.mtime:
+            with open(self.path) as f:
+                self.doc = json.load(f)
+            self.mtime = mtime
+        return self.doc
 
 
 # --------------------------------------------------------------------------
@@ -169,6 +186,42 @@ def presign_url(endpoint, bucket, key, access_key, secret_key, region, expires, 
     return f"{endpoint.rstrip('/')}{_uri_encode(path, True)}?{canonical_query}&X-Amz-Signature={signature}"
 
 
+class KeepAlive:
+    """One keep-alive HTTP(S) connection per thread to one server; send() retries once
+    when a kept-alive connection was closed."""
+
+    def __init__(self, endpoint, ca_file=None):
+        parts = urlsplit(endpoint)
+        self.https = parts.scheme == "https"
+        self.hostname, self.port = parts.hostname, parts.port
+        self.context = ssl.create_default_context(cafile=ca_file) if self.https else None
+        self.local = threading.local()
+
+    def _conn(self):
+        if getattr(self.local, "conn", None) is None:
+            if self.https:
+                self.local.conn = http.client.HTTPSConnection(self.hostname, self.port,
+                                                              context=self.context, timeout=60)
+            else:
+                self.local.conn = http.client.HTTPConnection(self.hostname, self.port,
+                                                             timeout=60)
+        return self.local.conn
+
+    def send(self, method, url, body, headers):
+        """(response, body bytes)."""
+        for attempt in (1, 2):
+            conn = self._conn()
+            try:
+                conn.request(method, url, body, headers)
+                resp = conn.getresponse()
+                return resp, resp.read()
+            except (http.client.HTTPException, ConnectionError):
+                conn.close()
+                self.local.conn = None
+                if attempt == 2:
+                    raise
+
+
 class S3Error(Exception):
     def __init__(self, status, body):
         code = ""
@@ -181,30 +234,16 @@ class S3Error(Exception):
         self.code = code
 
 
-class S3:
+class S3(KeepAlive):
     """Path-style S3 client (endpoint without bucket). Thread-safe: one keep-alive
     connection per thread. For https the CA comes from ca_file, else from OpenSSL's
     defaults, which honour SSL_CERT_FILE and SSL_CERT_DIR."""
 
     def __init__(self, endpoint, access_key, secret_key, region="us-east-1", ca_file=None):
-        parts = urlsplit(endpoint)
-        self.https = parts.scheme == "https"
-        self.host = parts.netloc
-        self.hostname, self.port = parts.hostname, parts.port
+        super().__init__(endpoint, ca_file)
+        self.host = urlsplit(endpoint).netloc
         self.access_key, self.secret_key, self.region = access_key, secret_key, region
-        self.context = ssl.create_default_context(cafile=ca_file) if self.https else None
-        self.local = threading.local()
         self.clock_skew = datetime.timedelta(0)   # tests sign with a wrong clock
-
-    def _conn(self):
-        if getattr(self.local, "conn", None) is None:
-            if self.https:
-                self.local.conn = http.client.HTTPSConnection(self.hostname, self.port,
-                                                              context=self.context, timeout=60)
-            else:
-                self.local.conn = http.client.HTTPConnection(self.hostname, self.port,
-                                                             timeout=60)
-        return self.local.conn
 
     def request(self, method, bucket, key="", query=(), body=b"", headers=None,
                 payload_sha256=None):
@@ -221,18 +260,7 @@ class S3:
         if query:
             url += "?" + "&".join(f"{_uri_encode(k, False)}={_uri_encode(v, False)}"
                                   if v != "" else _uri_encode(k, False) for k, v in query)
-        for attempt in (1, 2):   # one retry when a kept-alive connection was closed
-            conn = self._conn()
-            try:
-                conn.request(method, url, body, headers)
-                resp = conn.getresponse()
-                data = resp.read()
-                break
-            except (http.client.HTTPException, ConnectionError):
-                conn.close()
-                self.local.conn = None
-                if attempt == 2:
-                    raise
+        resp, data = self.send(method, url, body, headers)
         if resp.status >= 300:
             raise S3Error(resp.status, data)
         return resp.status, data, dict(resp.getheaders())
@@ -286,6 +314,117 @@ class S3:
             md5 = base64.b64encode(hashlib.md5(body).digest()).decode()
             self.request("POST", bucket, query=[("delete", "")], body=body,
                          headers={"Content-MD5": md5, "Content-Type": "application/xml"})
+
+
+# --------------------------------------------------------------------------
+# Azure Blob Storage with Shared Key
+# --------------------------------------------------------------------------
+
+AZURE_VERSION = "2021-08-06"
+
+
+def sharedkey_string_to_sign(method, path, query, headers, account):
+    """What Shared Key signs (Azure Storage, version 2009-09-19 and later): path as sent
+    (percent-encoded), query a list of (name, value) unencoded, headers a dict."""
+    h = {k.lower(): str(v) for k, v in headers.items()}
+    length = h.get("content-length", "")
+    standard = [method, h.get("content-encoding", ""), h.get("content-language", ""),
+                "" if length == "0" else length, h.get("content-md5", ""),
+                h.get("content-type", ""), h.get("date", ""), h.get("if-modified-since", ""),
+                h.get("if-match", ""), h.get("if-none-match", ""),
+                h.get("if-unmodified-since", ""), h.get("range", "")]
+    canonical_headers = "".join(f"{k}:{' '.join(v.split())}\n" for k, v in sorted(h.items())
+                                if k.startswith("x-ms-"))
+    resource = f"/{account}{path}"
+    params = {}
+    for name, value in query:
+        params.setdefault(name.lower(), []).append(value)
+    for name in sorted(params):
+        resource += f"\n{name}:{','.join(sorted(params[name]))}"
+    return "\n".join(standard) + "\n" + canonical_headers + resource
+
+
+def sharedkey_authorization(method, path, query, headers, account, key):
+    to_sign = sharedkey_string_to_sign(method, path, query, headers, account)
+    mac = hmac.new(base64.b64decode(key), to_sign.encode(), hashlib.sha256).digest()
+    return f"SharedKey {account}:{base64.b64encode(mac).decode()}"
+
+
+class AzureError(Exception):
+    def __init__(self, status, code, body):
+        super().__init__(f"Azure Storage {status} {code}".strip())
+        self.status, self.code, self.body = status, code, body
+
+
+class AzureBlob(KeepAlive):
+    """Azure Blob Storage client for an account's endpoint (https://HOST/ACCOUNT with
+    Azurite, https://ACCOUNT.blob.core.windows.net in Azure). Signs with Shared Key, or
+    sends a Bearer token (token=...). One keep-alive connection per thread."""
+
+    def __init__(self, endpoint, account, key=None, ca_file=None, token=None):
+        super().__init__(endpoint, ca_file)
+        self.base = urlsplit(endpoint).path.rstrip("/")
+        self.account, self.key, self.token = account, key, token
+
+    def request(self, method, container="", blob="", query=(), body=b"", headers=None):
+        """Returns (status, body bytes, response headers with lower-case names); raises
+        AzureError (with x-ms-error-code) for >= 300."""
+        path = quote(f"{self.base}/{container}" + (f"/{blob}" if blob else ""), safe="/~")
+        headers = dict(headers or {})
+        headers.update({"x-ms-date": formatdate(usegmt=True), "x-ms-version": AZURE_VERSION,
+                        "Content-Length": str(len(body))})
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        else:
+            headers["Authorization"] = sharedkey_authorization(method, path, query, headers,
+                                                               self.account, self.key)
+        url = path + ("?" + "&".join(f"{quote(k, safe='')}={quote(v, safe='')}"
+                                     for k, v in query) if query else "")
+        resp, data = self.send(method, url, body, headers)
+        got = {k.lower(): v for k, v in resp.getheaders()}
+        if resp.status >= 300:
+            raise AzureError(resp.status, got.get("x-ms-error-code", ""), data)
+        return resp.status, data, got
+
+    def create_container(self, container):
+        self.request("PUT", container, query=[("restype", "container")])
+
+    def delete_container(self, container):
+        self.request("DELETE", container, query=[("restype", "container")])
+
+    def put(self, container, blob, data):
+        self.request("PUT", container, blob, body=data,
+                     headers={"x-ms-blob-type": "BlockBlob"})
+
+    def get(self, container, blob):
+        return self.request("GET", container, blob)[1]
+
+    def delete(self, container, blob):
+        self.request("DELETE", container, blob)
+
+    def list(self, container, prefix=""):
+        """All blobs under prefix: {name: size}. Follows markers."""
+        out, marker = {}, ""
+        while True:
+            query = [("restype", "container"), ("comp", "list"), ("prefix", prefix)]
+            if marker:
+                query.append(("marker", marker))
+            root = ET.fromstring(self.request("GET", container, query=query)[1])
+            for item in root.iter("Blob"):
+                out[item.findtext("Name")] = int(item.findtext("Properties/Content-Length"))
+            marker = root.findtext("NextMarker") or ""
+            if not marker:
+                return out
+
+    def list_containers(self):
+        root = ET.fromstring(self.request("GET", query=[("comp", "list")])[1])
+        return [c.findtext("Name") for c in root.iter("Container")]
+
+
+def azure_blob_name(url):
+    """The container and blob of a blob URL on a path-style endpoint, unencoded."""
+    parts = urlsplit(url).path.strip("/").split("/", 2)
+    return unquote(parts[1]), unquote(parts[2]) if len(parts) > 2 else ""
 
 
 # --------------------------------------------------------------------------

@@ -31,12 +31,10 @@ import http.server
 import json
 import os
 import secrets
-import ssl
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
 
@@ -71,9 +69,8 @@ class Sts:
         self.dir = directory
         self.ceph_conf = ceph_conf
         self.lock = threading.Lock()
-        self.roles_mtime = None
-        self.roles = {}
-        self.jwks = {}   # issuer -> (fetched, keyset)
+        self.roles = stacklib.JsonFile(os.path.join(directory, "roles.json"))
+        self.issuer_keys = oidc.IssuerKeys()
         self.sessions_path = os.path.join(directory, "sessions.json")
         self.sessions = {}
         write_json(self.sessions_path, self.sessions)
@@ -83,30 +80,13 @@ class Sts:
         self.log_file.write(f"{iso(time.time())} {line}\n")
 
     def config(self):
-        path = os.path.join(self.dir, "roles.json")
-        mtime = os.stat(path).st_mtime_ns
-        if mtime != self.roles_mtime:
-            with open(path) as f:
-                self.roles = json.load(f)
-            self.roles_mtime = mtime
-        return self.roles
+        return self.roles.get()
 
     def keyset(self, issuer, ca):
-        cached = self.jwks.get(issuer)
-        if cached and time.time() - cached[0] < 30:
-            return cached[1]
-        context = ssl.create_default_context(cafile=ca)
-
-        def get(url):
-            with urllib.request.urlopen(url, context=context, timeout=10) as r:
-                return json.load(r)
-        doc = get(issuer + "/.well-known/openid-configuration")
-        if doc.get("issuer") != issuer:
-            raise StsError(400, "InvalidIdentityToken",
-                           f"the OpenID configuration of {issuer} names issuer {doc.get('issuer')}")
-        keyset = get(doc["jwks_uri"])
-        self.jwks[issuer] = (time.time(), keyset)
-        return keyset
+        try:
+            return self.issuer_keys.get(issuer, ca)
+        except ValueError as e:
+            raise StsError(400, "InvalidIdentityToken", str(e))
 
     def radosgw_admin(self, *args):
         r = subprocess.run(["radosgw-admin", "-c", self.ceph_conf, "-n", "client.rgw", *args],

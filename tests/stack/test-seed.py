@@ -15,8 +15,8 @@ from urllib.parse import urlsplit, parse_qs
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.dont_write_bytecode = True   # no __pycache__ in the source tree
 sys.path.insert(0, HERE)
-from stacklib import (K8s, S3, S3Error, Checks, conninfo, core_path, mendix_path,  # noqa: E402
-                      psql, stack_env_or_fail)
+from stacklib import (K8s, S3, S3Error, AzureBlob, Checks, conninfo,  # noqa: E402
+                      core_path, mendix_path, psql, stack_env_or_fail)
 
 t = Checks()
 env = stack_env_or_fail(t)
@@ -202,6 +202,49 @@ t.check("another environment's objects share demo-app's bucket under their own p
 twin = [o for o in foreign if o["key"].split("/", 1)[1] in {f["uuid"] for f in source["files"]}]
 t.check("one of them has a demo-app file's uuid but other bytes",
         len(twin) == 1 and twin[0]["sha256"] not in {f["sha256"] for f in source["files"]})
+
+# ---- Azure: demo-azure (account key) and demo-azure-wi (Workload Identity)
+azure_envs = report.get("azure_environments", {})
+t.check("seed.json describes demo-azure and demo-azure-wi under azure_environments",
+        set(azure_envs) == {"demo-azure", "demo-azure-wi"}, set(azure_envs))
+store = AzureBlob(env["MXPC_AZURE_BLOB_ENDPOINT"], env["MXPC_AZURE_ACCOUNT_NAME"],
+                  env["MXPC_AZURE_ACCOUNT_KEY"], env["MXPC_AZURE_CA"])
+for name, e in azure_envs.items():
+    _, _, db_values = secret_settings(f"{name}-database")
+    _, _, st = secret_settings(f"{name}-file")
+    wi = name == "demo-azure-wi"
+    t.check(f"{name}: file Secret as Mendix documents Azure Blob Storage",
+            st["storage-service-name"] == "com.mendix.storage.azure" and
+            st["storage-azure-container"] == e["storage"]["bucket"] and
+            st["storage-azure-blob-endpoint"] == env["MXPC_AZURE_BLOB_ENDPOINT"] and
+            st["storage-azure-use-https"] == "true", st)
+    if wi:
+        t.check(f"{name}: no account key, use-default-azure-credential; no database password",
+                "storage-azure-account-key" not in st and
+                st.get("storage-azure-use-default-azure-credential") == "true" and
+                "database-password" not in db_values and
+                db_values["database-host"].endswith(f":{env['MXPC_ENTRA_PG_PORT']}"),
+                (sorted(st), sorted(db_values)))
+        sa = admin.call("GET", core_path(NS, "serviceaccounts", name))
+        t.check(f"{name}: its ServiceAccount carries the managed identity's client id",
+                sa["metadata"]["annotations"].get("azure.workload.identity/client-id") ==
+                env["MXPC_AZURE_WI_CLIENT_ID"], sa["metadata"].get("annotations"))
+    else:
+        t.check(f"{name}: account name and key in the Secret",
+                (st["storage-azure-account-name"], st["storage-azure-account-key"]) ==
+                (env["MXPC_AZURE_ACCOUNT_NAME"], env["MXPC_AZURE_ACCOUNT_KEY"]))
+        db = database_from(db_values)
+        t.check(f"{name}: the role connects with sslmode={db['sslmode']}",
+                query(db, 'SELECT count(*) FROM "myfirstmodule$customer"').strip() ==
+                str(e["database"]["tables"]["myfirstmodule$customer"]["rows"]))
+    listed = store.list(e["storage"]["bucket"])
+    expected = {f["key"] for f in e["files"]} | {u["key"] for u in e["unreferenced_objects"]}
+    t.check(f"{name}: the container holds exactly the files (blob = uuid) and the orphans",
+            set(listed) == expected and all(f["key"] == f["uuid"] for f in e["files"]),
+            set(listed) ^ expected)
+    bad = [f["uuid"] for f in e["files"] if hashlib.sha256(
+        store.get(e["storage"]["bucket"], f["key"])).hexdigest() != f["sha256"]]
+    t.check(f"{name}: every blob has the sha256 in seed.json", not bad, bad)
 
 # ---- determinism, knobs, and back to the defaults
 proc, again = seed()
