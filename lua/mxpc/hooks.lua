@@ -193,15 +193,20 @@ local UNITS = { [""] = 1, b = 1,
   k = 1024, kb = 1000, kib = 1024, m = 1024 ^ 2, mb = 1000 ^ 2, mib = 1024 ^ 2,
   g = 1024 ^ 3, gb = 1000 ^ 3, gib = 1024 ^ 3, t = 1024 ^ 4, tb = 1000 ^ 4, tib = 1024 ^ 4 }
 
+-- The largest size an option may give: 2^53 bytes (8 PiB), exact in a double.
+local MAX_SIZE = 2 ^ 53
+
 -- "10MB" (10^7), "10MiB" or "10M" (10 * 2^20), "512k", "1.5G", "4096" ->
--- bytes; nil, why for anything else.
+-- bytes (a fraction of a byte rounds down); nil, why for anything else,
+-- "1." or ".5" or a size beyond 8 PiB included.
 function M.parse_size(text)
+  local why = "expected a size such as 4096, 512k, 10MB or 10MiB"
   local number, unit = tostring(text):match("^%s*(%d+%.?%d*)%s*(%a*)%s*$")
   local factor = unit and UNITS[unit:lower()]
-  if not number or not factor then
-    return nil, "expected a size such as 4096, 512k, 10MB or 10MiB"
-  end
-  return math.floor(tonumber(number) * factor)
+  if not number or not factor or number:sub(-1) == "." then return nil, why end
+  local bytes = tonumber(number) * factor
+  if bytes > MAX_SIZE then return nil, "too large: " .. why .. " (at most 8 PiB)" end
+  return math.tointeger(math.floor(bytes))
 end
 
 local function days_from_civil(y, m, d)
@@ -220,7 +225,10 @@ end
 
 -- "2024-03-01", "2024-03-01T09:30", "2024-03-01T09:30:15.5Z",
 -- "2024-03-01 09:30:15+02:00" -> seconds since 1970 (UTC; a time without a
--- zone is UTC, as Mendix stores dates); nil, why otherwise.
+-- zone is UTC, as Mendix stores dates); nil, why otherwise. Every part is
+-- checked as ISO 8601 has it: a day of that month, hours 00-23, minutes and
+-- seconds 00-59 (60: a leap second), a fraction with digits, and a zone Z or
+-- an offset ±hh:mm (±hhmm, ±hh) of at most 14 hours with minutes below 60.
 function M.parse_time(text)
   local s = tostring(text)
   local y, mo, d, rest = s:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)(.*)$")
@@ -233,8 +241,11 @@ function M.parse_time(text)
     local hh, mm, tail = rest:match("^[T ](%d%d):(%d%d)(.*)$")
     if not hh then return nil, why end
     h, mi = tonumber(hh), tonumber(mm)
-    local ss, tail2 = tail:match("^:(%d%d%.?%d*)(.*)$")
-    if ss then sec, tail = tonumber(ss), tail2 end
+    local ss, frac, tail2 = tail:match("^:(%d%d)([.,]?%d*)(.*)$")
+    if ss then
+      if frac == "." or frac == "," then return nil, "a fraction of a second needs digits: " .. why end
+      sec, tail = tonumber(ss .. frac:gsub(",", ".")), tail2
+    end
     zone = tail
   end
   if h > 23 or mi > 59 or sec >= 61 then return nil, "no such time: " .. why end
@@ -246,7 +257,11 @@ function M.parse_time(text)
       zm = "00"
     end
     if not sign then return nil, why end
-    offset = (tonumber(zh) * 3600 + tonumber(zm) * 60) * (sign == "-" and -1 or 1)
+    zh, zm = tonumber(zh), tonumber(zm)
+    if zm > 59 or zh * 60 + zm > 14 * 60 then
+      return nil, ("no such time-zone offset %s: offsets run from -14:00 to +14:00, minutes below 60"):format(zone)
+    end
+    offset = (zh * 3600 + zm * 60) * (sign == "-" and -1 or 1)
   end
   return days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - offset
 end

@@ -211,6 +211,8 @@ bad_value() {
 bad_value "a size without a number" 'invalid --files-larger-than "MB": expected a size' --files-larger-than MB
 bad_value "an unknown unit" 'invalid --files-smaller-than "10XB"' --files-smaller-than 10XB
 bad_value "a day that does not exist" 'invalid --files-changed-since "2024-02-30": no such day' --files-changed-since 2024-02-30
+bad_value "an offset beyond 14 hours" 'invalid --files-changed-since "2024-03-01T09:00\+99:00": no such time-zone offset' \
+  --files-changed-since 2024-03-01T09:00+99:00
 bad_value "a date in another format" 'invalid --files-changed-since "01/03/2024"' --files-changed-since 01/03/2024
 bad_value "an entity without a module" 'invalid --files-of "Attachment": expected Module.Entity' --files-of Attachment
 bad_value "a selection of nothing" "select no file" --files-larger-than 1M --files-smaller-than 1k
