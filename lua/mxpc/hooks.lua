@@ -34,6 +34,33 @@ function M.locate(opts)
   return nil
 end
 
+-- --- a hook may not end the process -------------------------------------------------
+
+-- os.exit from a hook would skip the run's cleanup (a stopped app left at 0
+-- replicas, pg_dump left running, the working directory left behind) and
+-- end with the hook's status. While a hook runs (or its file loads), os.exit
+-- raises instead: the hook fails, and with it the run, the normal way. Outside
+-- hooks it is the real one.
+local in_hook = 0
+local real_exit = os.exit
+
+local function guarded_exit(code, ...)
+  if in_hook == 0 then return real_exit(code, ...) end
+  error(errors.new { code = "hook",
+    message = ("it tried to exit the process (os.exit(%s)), which a hook may not do"):format(
+      code == nil and "" or tostring(code)),
+    hint = 'to fail the run, raise an error: error("why", 0) (docs/hooks.md)' }, 2)
+end
+
+-- Runs xpcall(fn, handler, ...) as hook code: os.exit raises meanwhile.
+local function xpcall_hook(fn, handler, ...)
+  if os.exit ~= guarded_exit then real_exit, os.exit = os.exit, guarded_exit end
+  in_hook = in_hook + 1
+  local res = table.pack(xpcall(fn, handler, ...))
+  in_hook = in_hook - 1
+  return res
+end
+
 local function hooks_error(path, message, hint)
   return errors.new { code = "hooks", message = ("hooks file %s: %s"):format(path, message),
     hint = hint or "see docs/hooks.md" }
@@ -43,7 +70,8 @@ end
 function M.read(path)
   local chunk, lerr = loadfile(path)
   if not chunk then return nil, hooks_error(path, lerr) end
-  local ok, t = pcall(chunk)
+  local res = xpcall_hook(chunk, function(e) return e end)
+  local ok, t = res[1], res[2]
   if not ok then
     local e = errors.normalize(t)
     return nil, hooks_error(path, "it failed to load: " .. e.message, e.hint)
@@ -147,11 +175,11 @@ end
 -- raises makes this raise (the run fails).
 local function invoke(self, name, ...)
   log.debug("calling hook", { hook = name })
-  local res = table.pack(xpcall(self.fns[name], function(e)
+  local res = xpcall_hook(self.fns[name], function(e)
     e = errors.normalize(e)
     if not e.traceback then e.traceback = debug.traceback(e.message, 2) end
     return e
-  end, ...))
+  end, ...)
   if not res[1] then error(failure(self, name, res[2]), 0) end
   return table.unpack(res, 2, res.n)
 end

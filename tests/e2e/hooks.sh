@@ -174,6 +174,29 @@ expect_err "... and hint" "^hint: wait$"
 check "... nothing restored" [ "$(fingerprint)" = "$before" ]
 check "... the app runs again" [ "$(replicas)" = 1 ]
 
+# a hook may not end the process: os.exit fails the hook, and the run cleans up
+printf 'return { before_restore = function() os.exit(0) end }\n' >"$work/exit.lua"
+run "a before_restore that calls os.exit fails the restore" 1 restore -n mendix -e demo-copy -f "$work/all.tar.gz" \
+  --stop-app --hooks "$work/exit.lua"
+expect_err "... saying the hook tried to exit" \
+  "^error: hook before_restore \(.*/exit.lua\) failed: it tried to exit the process \(os.exit\(0\)\), which a hook may not do$"
+check "... nothing restored" [ "$(fingerprint)" = "$before" ]
+check "... the app runs again" [ "$(replicas)" = 1 ]
+
+# pg_dump runs while select_file is asked (it waits 3 s first here: still running when the hook exits)
+mkdir -p "$work/slowbin"
+ln -sf "$MXPC_PG_BINDIR/pg_restore" "$MXPC_PG_BINDIR/psql" "$work/slowbin/"
+printf '#!/bin/sh\necho $$ >"%s/pg_dump.pid"\nsleep 3\nexec "%s/pg_dump" "$@"\n' "$work" "$MXPC_PG_BINDIR" >"$work/slowbin/pg_dump"
+chmod +x "$work/slowbin/pg_dump"
+printf 'return { select_file = function() os.exit(0) end }\n' >"$work/exit.lua"
+MXPC_PG_BINDIR=$work/slowbin run "a select_file that calls os.exit fails the backup" 1 backup -n mendix -e demo-app \
+  -f "$work/exit.tar.gz" --hooks "$work/exit.lua"
+expect_err "... saying the hook tried to exit" "^error: hook select_file \(.*\) failed: it tried to exit the process"
+check "... no archive" [ ! -e "$work/exit.tar.gz" ]
+check "... nothing left beside it (the working directory is gone)" no_dot_files
+pg_dump_gone() { [ -s "$work/pg_dump.pid" ] && ! kill -0 "$(cat "$work/pg_dump.pid")" 2>/dev/null; }
+check "... pg_dump was started and is stopped" pg_dump_gone
+
 printf 'return { befor_backup = function() end, after_restore = function() end }\n' >"$work/typo.lua"
 run "an unknown hook name is an error" 1 backup -n mendix -e demo-app -f "$work/typo.tar.gz" --hooks "$work/typo.lua"
 expect_err "... naming it" "unknown hook name: befor_backup \(did you mean before_backup\?\)"

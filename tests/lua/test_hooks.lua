@@ -135,6 +135,35 @@ t.test("call: an error object keeps its code and hint", function()
   t.eq(err.hint, "fix them first")
 end)
 
+t.test("call: os.exit in a hook fails the hook instead of ending the process", function()
+  local h = run_hooks([[
+    local exit = os.exit -- taken while the file loads: the guarded one
+    return {
+      before_backup = function() os.exit(0) end,
+      select_file = function() exit(true, true) end,
+      after_backup = function() local ok, e = pcall(os.exit, 3); return ok, e end,
+    }]])
+  local err = t.raises(function() h:call("before_backup") end)
+  t.eq(err.code, "hook")
+  t.eq(err.message, ("hook before_backup (%s) failed: it tried to exit the process (os.exit(0)), which a hook may "
+    .. "not do"):format(h.path))
+  t.contains(err.hint, 'error("why", 0)')
+  local sel = hooks.selector(h, {})
+  t.raises(function() sel({ uuid = "a" }) end, "failed: it tried to exit the process (os.exit(true))")
+  local ok, e = h:call("after_backup")
+  t.eq(ok, false, "a hook that catches the error goes on")
+  t.contains(e.message, "os.exit(3)")
+  -- at load time too
+  local _, lerr = hooks.read(hooks_file("os.exit(1)"))
+  t.contains(lerr.message, "it failed to load: it tried to exit the process (os.exit(1))")
+  -- outside hooks os.exit is the real one (a child process shows it)
+  local process = require "mxpc.process"
+  local script = t.tmpdir() .. "/exit.lua"
+  t.write(script, ("assert(require('mxpc.hooks').read(%q)); os.exit(7)"):format(hooks_file("return {}")))
+  local p <close> = assert(process.spawn({ t.program(), "run", script }))
+  t.eq(p:wait().status, 7)
+end)
+
 t.test("restore_sql: a string or nil", function()
   t.eq(run_hooks("return { restore_sql = function() return 'select 1' end }"):restore_sql(), "select 1")
   t.eq(run_hooks("return { restore_sql = function() end }"):restore_sql(), nil)
