@@ -749,23 +749,22 @@ function M.check_target(opts)
   return loc
 end
 
--- Standard output carries only the archive: what hooks or an edited script
--- print (print, io.write) goes to stderr from now on. stdout_write below
--- still writes to standard output.
+-- Standard output carries only the archive: from now on file descriptor 1 is
+-- stderr's, so what hooks or an edited script write there (print, io.write,
+-- io.stdout, os.execute, io.popen, the programs they start) goes to stderr
+-- and cannot corrupt the archive. stdout_write below writes to standard
+-- output as it was, through a descriptor of its own.
+local archive_stdout
 function M.stdout_to_stderr()
-  io.output(io.stderr)
-  _G.print = function(...)
-    local parts = table.pack(...)
-    for i = 1, parts.n do parts[i] = tostring(parts[i]) end
-    io.stderr:write(table.concat(parts, "\t", 1, parts.n), "\n")
-  end
+  if not archive_stdout then archive_stdout = assert(fs.reserve_stdout()) end
 end
 
 -- Writes to standard output (flushes without data). A consumer that went
 -- away (EPIPE) or any other failure is an io error; a signal, an interruption.
 local function stdout_write(data)
+  M.stdout_to_stderr()
   local ok, err
-  if data then ok, err = io.stdout:write(data) else ok, err = io.stdout:flush() end
+  if data then ok, err = archive_stdout:write(data) else ok, err = archive_stdout:flush() end
   if ok then return true end
   runtime.check_interrupt()
   return nil, errors.new { code = "io", message = "cannot write to standard output: " .. tostring(err) }

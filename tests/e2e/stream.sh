@@ -34,15 +34,37 @@ check "... and nothing but the archive on stdout" 'gzip -t "$work/demo.tar.gz"'
 "$bin" backup -n mendix -e demo-app -f - --dry-run >"$work/dry.out" 2>"$work/dry.err"
 check "backup --dry-run -f - says where the archive would go, and writes no archive" \
   '[ $? = 0 ] && grep -q "archive: would go to standard output" "$work/dry.out" && ! grep -q "written to" "$work/dry.out"'
+# hooks that write to standard output every way there is, while the archive is
+# written and after: none of it reaches the archive's stream, all of it stderr
 cat >"$work/hooks.lua" <<'LUA'
+local n = 0
 return {
-  before_backup = function() print("hook", "before") end,
-  after_backup = function() io.write("hook after\n") end,
+  before_backup = function()
+    print("hook", "before")
+    io.stdout:write("hook stdout-write\n")
+    io.stdout:flush()
+    os.execute("echo hook os-execute")
+    local p = io.popen("echo hook popen-w", "w"); p:close()
+  end,
+  select_file = function()
+    n = n + 1
+    if n == 2 then
+      _G.print = function(...) io.stdout:write(table.concat({ ... }, " "), "\n"); io.stdout:flush() end
+      print("hook replaced-print")
+      os.execute("printf 'hook raw-fd1\\n' >&1")
+    end
+    return true
+  end,
+  after_backup = function() io.write("hook after\n"); io.stdout:flush(); os.execute("echo hook after-execute") end,
 }
 LUA
 "$bin" -q backup -n mendix -e demo-app -f - --hooks "$work/hooks.lua" >"$work/hooked.tar.gz" 2>"$work/hooked.err"
-check "backup -f - with hooks that print: the archive stays valid" 'gzip -t "$work/hooked.tar.gz" && "$bin" verify "$work/hooked.tar.gz" >/dev/null 2>&1'
-check "... what they print goes to stderr" 'grep -q "^hook	before$" "$work/hooked.err" && grep -q "^hook after$" "$work/hooked.err"'
+check "backup -f - with hooks that write to stdout: exit 0" '[ $? = 0 ]'
+check "... the archive stays valid" 'gzip -t "$work/hooked.tar.gz" && "$bin" verify "$work/hooked.tar.gz" >/dev/null 2>&1'
+check "... nothing after it on stdout" '[ "$(gzip -dc "$work/hooked.tar.gz" | wc -c)" -gt 0 ] && ! grep -aq "hook" "$work/hooked.tar.gz"'
+for what in "before" "stdout-write" "os-execute" "popen-w" "replaced-print" "raw-fd1" "after" "after-execute"; do
+  check "... what they write goes to stderr: $what" 'grep -aq "hook[[:space:]]$what" "$work/hooked.err"'
+done
 "$bin" -q backup -n mendix -e demo-app -f - --database-only >"$work/db.backup" 2>"$work/q.err"
 check "backup -f - --database-only: a bare dump on stdout" '[ "$(head -c 5 "$work/db.backup")" = PGDMP ]'
 "$bin" restore -n mendix -e demo-copy -f - --stop-app <"$work/db.backup" >"$work/restore.out" 2>"$work/restore.err"
