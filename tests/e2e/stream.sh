@@ -72,6 +72,40 @@ check "restore -f - of a database-only backup" '[ $? = 0 ] && grep -q "database,
 check "... and no spool file left" tmp_empty
 
 # --- refusals -----------------------------------------------------------------------
+# input that is not an archive, or never ends, is refused as it arrives. These
+# run with memory, file size and time limited, so that a regression fails
+# here instead of filling the memory or the disk: ulimit -v (under ASan, which
+# reserves terabytes of address space, its hard_rss_limit_mb instead), ulimit
+# -f 100 MiB (SIGXFSZ), 60 s.
+limited() {
+  if ldd "$bin" 2>/dev/null | grep -q libasan; then
+    (ulimit -f 102400; ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}hard_rss_limit_mb=1500 timeout 60 "$@")
+  else
+    (ulimit -f 102400 -v 1500000; timeout 60 "$@")
+  fi
+}
+refused_at_once() { # name, pattern, command producing the input
+  local name=$1 pattern=$2
+  shift 2
+  local t0=$SECONDS
+  "$@" 2>/dev/null | limited "$bin" restore -n mendix -e demo-copy -f - --stop-app >"$work/zero.out" 2>"$work/zero.err"
+  local code=${PIPESTATUS[1]}
+  check "$name: refused (exit 1) in $((SECONDS - t0)) s" '[ "$code" = 1 ]'
+  check "... saying why" 'grep -q -- "$pattern" "$work/zero.err"'
+  check "... before the app is stopped" '! grep -q "stopping the app" "$work/zero.err" && [ "$(replicas)" = 1 ]'
+  check "... and leaves no spool file" tmp_empty
+}
+refused_at_once "/dev/zero on stdin" \
+  "^error: standard input is not a backup archive: it starts with the bytes 00 00 00 00 00 00 00 00, not with" cat /dev/zero
+refused_at_once "text on stdin" "it starts with the bytes 68 65 6c 6c 6f 0a, not with those of a .tar.gz archive" \
+  echo hello
+refused_at_once "gzip-compressed zeros that never end" \
+  "^error: standard input: more than 1048576 bytes of data after the end of the tar archive" sh -c 'gzip -1 </dev/zero'
+mkdir "$work/other" && echo x >"$work/other/notes.txt"
+refused_at_once "a .tar.gz of something else" \
+  'not a backup archive: entry "notes.txt": not part of the backup archive layout' tar -czf - -C "$work/other" notes.txt
+refused_at_once "an archive that breaks in the middle, then never ends" "^error: standard input: .*corrupt gzip data" \
+  sh -c "head -c 200000 '$work/demo.tar.gz'; head -c 4096 /dev/urandom; cat /dev/zero"
 script -qec "$bin backup -n mendix -e demo-app -f -" /dev/null >"$work/tty.out" 2>&1
 code=$?
 check "backup -f - to a terminal is refused (exit 2)" '[ $code = 2 ] && grep -q "refusing to write the archive to a terminal" "$work/tty.out"'
