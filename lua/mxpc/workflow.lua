@@ -751,7 +751,7 @@ end
 
 -- Standard output carries only the archive: from now on file descriptor 1 is
 -- stderr's, so what hooks or an edited script write there (print, io.write,
--- io.stdout, os.execute, io.popen, the programs they start) goes to stderr
+-- io.stdout, a shell or any program they start) goes to stderr
 -- and cannot corrupt the archive. stdout_write below writes to standard
 -- output as it was, through a descriptor of its own.
 local archive_stdout
