@@ -12,22 +12,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
-#endif
-#ifndef UNDER_ASAN
-#define UNDER_ASAN 0
-#endif
+#include "memory_limit.h"
 
 #include "mxpc/log.h"
 #include "mxpc/s3.h"
@@ -185,10 +175,7 @@ static void shared_file_that_is_a_fifo(void **state)
 
 int main(void)
 {
-#if !UNDER_ASAN
-    struct rlimit as = {1024L << 20, 1024L << 20}; /* an endless read must fail, not fill the machine */
-    setrlimit(RLIMIT_AS, &as);
-#endif
+    limit_memory(1024); /* an endless read must fail, not fill the machine */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(long_session_token_is_read_whole),
         cmocka_unit_test_setup_teardown(web_identity_token_that_never_ends, make_fifo, remove_fifo),

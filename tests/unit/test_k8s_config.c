@@ -10,22 +10,12 @@
 #include <string.h>
 #include <signal.h>
 #include <time.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
-#endif
-#ifndef UNDER_ASAN
-#define UNDER_ASAN 0
-#endif
+#include "memory_limit.h"
 
 #include "mxpc/k8s.h"
 #include "mxpc/log.h"
@@ -385,10 +375,7 @@ static void status_codes(void **state)
 
 int main(void)
 {
-#if !UNDER_ASAN
-    struct rlimit as = {2048L << 20, 2048L << 20}; /* an endless read must fail, not fill the machine */
-    setrlimit(RLIMIT_AS, &as);
-#endif
+    limit_memory(2048); /* an endless read must fail, not fill the machine */
     const struct CMUnitTest tests[] = {
         T(current_context_with_token_and_relative_ca),
         T(token_file_that_never_ends_or_blocks),
