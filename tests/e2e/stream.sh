@@ -77,8 +77,10 @@ check "... and no spool file left" tmp_empty
 # here instead of filling the memory or the disk: ulimit -v (under ASan, which
 # reserves terabytes of address space, its hard_rss_limit_mb instead), ulimit
 # -f 100 MiB (SIGXFSZ), 60 s.
+# (grep -c, not -q: with pipefail, ldd cut short by -q would make the test false)
+under_asan=$(ldd "$bin" 2>/dev/null | grep -c libasan)
 limited() {
-  if ldd "$bin" 2>/dev/null | grep -q libasan; then
+  if [ "$under_asan" != 0 ]; then
     (ulimit -f 102400; ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}hard_rss_limit_mb=1500 timeout 60 "$@")
   else
     (ulimit -f 102400 -v 1500000; timeout 60 "$@")
