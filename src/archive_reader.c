@@ -24,6 +24,8 @@
 
 #define IN_SIZE (64 * 1024)
 #define OUT_SIZE (64 * 1024)
+/* the most input read after the end of the tar archive (see drain) */
+#define TRAILER_MAX (1024 * 1024)
 #define QUOTE_MAX 200
 
 /* --- names ------------------------------------------------------------------ */
@@ -70,6 +72,7 @@ struct mxpc_archive_reader {
     unsigned char in[IN_SIZE];
     unsigned char out[OUT_SIZE];
     uint64_t bytes_in, bytes_out, entries;
+    uint64_t zero_padding; /* zero bytes seen between or after gzip members */
     enum reader_state state;
     enum mxpc_archive_status status; /* of the failure, once failed */
     char *entry_name, *prev_name;
@@ -176,6 +179,10 @@ static int next_member(struct mxpc_archive_reader *r)
         for (uInt i = 0; i < r->z.avail_in; i++)
             if (r->z.next_in[i] != 0)
                 return (int)src_fail(r, MXPC_ARCHIVE_EINVALID, "data after the end of the gzip stream");
+        r->zero_padding += r->z.avail_in;
+        if (r->zero_padding > TRAILER_MAX)
+            return (int)src_fail(r, MXPC_ARCHIVE_EINVALID,
+                                 "more than %d bytes of zeros after the end of the gzip stream", TRAILER_MAX);
         r->z.avail_in = 0;
     }
 }
@@ -337,9 +344,13 @@ struct mxpc_archive_reader *mxpc_archive_reader_open_source(mxpc_archive_source_
 static int64_t uncompressed_position(struct mxpc_archive_reader *r) { return archive_filter_bytes(r->a, 0); }
 
 /* Reads the input to its very end, so that the last gzip member's CRC and
- * length are checked and nothing follows the archive unnoticed. */
+ * length are checked and nothing follows the archive unnoticed; but not
+ * more than TRAILER_MAX bytes of it (a tar's padding to its record size is
+ * 10 KiB): input that goes on after the end (zeros from /dev/zero, gzip or
+ * not) is refused instead of read for ever. */
 static int drain(struct mxpc_archive_reader *r)
 {
+    uint64_t after = 0;
     for (;;) {
         mxpc_tick();
         if (mxpc_interrupted())
@@ -350,6 +361,10 @@ static int drain(struct mxpc_archive_reader *r)
             return -1;
         if (n == 0)
             return 0;
+        after += (uint64_t)n;
+        if (after > TRAILER_MAX)
+            return (int)src_fail(r, MXPC_ARCHIVE_EINVALID,
+                                 "more than %d bytes of data after the end of the tar archive", TRAILER_MAX);
     }
 }
 

@@ -4,6 +4,7 @@
  * cache guarded by a mutex: whoever finds them expiring fetches new ones
  * while the others wait, then everyone copies the same fresh set. */
 #include <ctype.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -205,11 +206,16 @@ static int from_shared_file(struct mxpc_aws_credentials *out, const char *profil
     int chosen = profile && *profile; /* a profile asked for by name must exist */
     if (!chosen)
         profile = "default";
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        if ((env_path && *env_path) || chosen) {
-            snprintf(err, errlen, "cannot read the shared credentials file %s%s%s%s", path,
-                     chosen ? " (for profile '" : "", chosen ? profile : "", chosen ? "')" : "");
+    /* bounded, and only a regular file: never a device or a FIFO read whole */
+    struct mxpc_buf text = MXPC_BUF_INIT;
+    char why[160];
+    FILE *f = NULL;
+    if (mxpc_buf_read_file(&text, path, 1 << 20, why, sizeof why) != 0 || !(f = fmemopen(text.data, text.len + 1, "r"))) {
+        int missing = errno == ENOENT;
+        mxpc_buf_free(&text);
+        if ((env_path && *env_path) || chosen || !missing) {
+            snprintf(err, errlen, "cannot read the shared credentials file %s%s%s%s: %s", path,
+                     chosen ? " (for profile '" : "", chosen ? profile : "", chosen ? "')" : "", missing ? "no such file" : why);
             return -1;
         }
         return 0;
@@ -245,6 +251,8 @@ static int from_shared_file(struct mxpc_aws_credentials *out, const char *profil
         }
     }
     fclose(f);
+    explicit_bzero(text.data, text.len);
+    mxpc_buf_free(&text);
     if (line)
         explicit_bzero(line, cap);
     free(line);

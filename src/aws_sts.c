@@ -342,9 +342,10 @@ int mxpc_aws_http(const char *method, const char *url, const char *const *header
 
 static int read_token(const char *path, const char *what, struct mxpc_buf *out, char *err, size_t errlen)
 {
-    if (mxpc_buf_read_file(out, path) != 0) {
+    char why[160];
+    if (mxpc_buf_read_file(out, path, MXPC_TOKEN_FILE_MAX, why, sizeof why) != 0) {
         snprintf(err, errlen, "cannot read %s %s: %s\ncheck that the service account token is mounted there", what,
-                 path, strerror(errno));
+                 path, why);
         return -1;
     }
     mxpc_buf_puts(out, "");

@@ -1,10 +1,13 @@
 #include "mxpc/buf.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static void reserve(struct mxpc_buf *b, size_t extra)
 {
@@ -56,23 +59,67 @@ void mxpc_buf_printf(struct mxpc_buf *b, const char *fmt, ...)
     va_end(ap);
 }
 
-int mxpc_buf_read_file(struct mxpc_buf *b, const char *path)
+static const char *file_kind(mode_t mode)
 {
-    FILE *fp = fopen(path, "rb");
-    if (!fp)
-        return -1;
-    char chunk[8192];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, fp)) > 0)
-        mxpc_buf_append(b, chunk, n);
-    int bad = ferror(fp);
-    fclose(fp);
-    if (bad) {
-        errno = EIO;
+    return S_ISFIFO(mode) ? "a FIFO" : S_ISCHR(mode) ? "a character device" : S_ISBLK(mode) ? "a block device"
+         : S_ISSOCK(mode) ? "a socket" : S_ISDIR(mode) ? "a directory" : "not a regular file";
+}
+
+int mxpc_buf_read_file(struct mxpc_buf *b, const char *path, size_t max, char *why, size_t whylen)
+{
+    /* non-blocking: opening a FIFO for reading would wait for a writer */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        snprintf(why, whylen, "%s", strerror(e));
+        errno = e;
         return -1;
     }
-    mxpc_buf_append(b, "", 0); /* NUL-terminated even when empty */
-    return 0;
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        snprintf(why, whylen, "%s", strerror(e));
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        snprintf(why, whylen, "it is %s, not a regular file", file_kind(st.st_mode));
+        close(fd);
+        errno = EINVAL;
+        return -1;
+    }
+    size_t start = b->len, got = 0;
+    int e = 0;
+    char chunk[8192];
+    for (;;) {
+        ssize_t n = read(fd, chunk, sizeof chunk);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            e = errno;
+            snprintf(why, whylen, "%s", strerror(e));
+            break;
+        }
+        if (n == 0) {
+            close(fd);
+            mxpc_buf_append(b, "", 0); /* NUL-terminated even when empty */
+            return 0;
+        }
+        if ((size_t)n > max - got) {
+            e = EFBIG;
+            snprintf(why, whylen, "it is larger than %zu bytes, the most such a file may hold", max);
+            break;
+        }
+        mxpc_buf_append(b, chunk, (size_t)n);
+        got += (size_t)n;
+    }
+    close(fd);
+    if (b->data) /* nothing of a file that failed (it may hold a secret) */
+        explicit_bzero(b->data + start, b->len - start + 1);
+    b->len = start;
+    errno = e;
+    return -1;
 }
 
 char *mxpc_buf_take(struct mxpc_buf *b)

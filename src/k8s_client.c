@@ -128,7 +128,11 @@ static void refresh_token(struct mxpc_k8s_client *c)
 {
     if (!c->cfg.token_file)
         return;
-    char *token = mxpc_k8s_read_trimmed(c->cfg.token_file);
+    char why[160];
+    char *token = mxpc_k8s_read_trimmed(c->cfg.token_file, why, sizeof why);
+    if (!token)
+        mxpc_log(MXPC_LOG_DEBUG, "k8s: cannot read the token file %s again (%s), keeping the last token",
+                 c->cfg.token_file, why);
     if (!token || !*token || (c->cfg.token && strcmp(token, c->cfg.token) == 0)) {
         free(token);
         return;

@@ -61,13 +61,11 @@ static void blob_free(struct mxpc_k8s_blob *b)
     b->len = 0;
 }
 
-char *mxpc_k8s_read_trimmed(const char *path)
+char *mxpc_k8s_read_trimmed(const char *path, char *why, size_t whylen)
 {
     struct mxpc_buf b = MXPC_BUF_INIT;
-    if (mxpc_buf_read_file(&b, path) != 0) {
-        int e = errno;
+    if (mxpc_buf_read_file(&b, path, MXPC_TOKEN_FILE_MAX, why, whylen) != 0) {
         mxpc_buf_free(&b);
-        errno = e;
         return NULL;
     }
     while (b.len > 0 && isspace((unsigned char)b.data[b.len - 1]))
@@ -355,9 +353,10 @@ static int load_user(yaml_node_t *user, struct kc_file *from, struct mxpc_k8s_co
     const char *token = map_str(doc, user, "token");
     if (token_file) {
         cfg->token_file = resolve_path(from->dir, token_file);
-        cfg->token = mxpc_k8s_read_trimmed(cfg->token_file);
+        char why[160];
+        cfg->token = mxpc_k8s_read_trimmed(cfg->token_file, why, sizeof why);
         if (!cfg->token) {
-            mxpc_k8s_set_error(err, "config", NULL, "%s: cannot read tokenFile %s: %s", where, cfg->token_file, strerror(errno));
+            mxpc_k8s_set_error(err, "config", NULL, "%s: cannot read tokenFile %s: %s", where, cfg->token_file, why);
             return -1;
         }
         cfg->auth = "token file";
@@ -667,10 +666,11 @@ static int load_in_cluster(struct mxpc_k8s_config *cfg, struct mxpc_k8s_error *e
     cfg->server = mxpc_buf_take(&b);
     mxpc_buf_printf(&b, "%s/token", dir);
     cfg->token_file = mxpc_buf_take(&b);
-    cfg->token = mxpc_k8s_read_trimmed(cfg->token_file);
+    char why[160];
+    cfg->token = mxpc_k8s_read_trimmed(cfg->token_file, why, sizeof why);
     if (!cfg->token) {
         mxpc_k8s_set_error(err, "config", "mount the service account token (automountServiceAccountToken: true)",
-                "cannot read the service account token %s: %s", cfg->token_file, strerror(errno));
+                "cannot read the service account token %s: %s", cfg->token_file, why);
         return -1;
     }
     mxpc_redact_add(cfg->token);
@@ -682,7 +682,7 @@ static int load_in_cluster(struct mxpc_k8s_config *cfg, struct mxpc_k8s_error *e
         cfg->ca_file = NULL;
     }
     mxpc_buf_printf(&b, "%s/namespace", dir);
-    cfg->namespace = mxpc_k8s_read_trimmed(b.data);
+    cfg->namespace = mxpc_k8s_read_trimmed(b.data, why, sizeof why);
     mxpc_buf_free(&b);
     return 0;
 }

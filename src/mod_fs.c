@@ -7,6 +7,8 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -14,6 +16,7 @@
 #include <unistd.h>
 
 #include <lauxlib.h>
+#include <lualib.h>
 
 #include "mxpc/atomic_file.h"
 #include "mxpc/error.h"
@@ -343,6 +346,48 @@ static int l_isatty(lua_State *L)
     return 1;
 }
 
+/* --- standard output for one writer ------------------------------------------ */
+
+static int reserved_close(lua_State *L)
+{
+    luaL_Stream *p = luaL_checkudata(L, 1, LUA_FILEHANDLE);
+    int ok = fclose(p->f) == 0;
+    return luaL_fileresult(L, ok, NULL);
+}
+
+/* fs.reserve_stdout() -> a Lua file for what standard output was; from now on
+ * file descriptor 1 is the standard error's, so whatever else writes to
+ * standard output (print, io.write, io.stdout, os.execute, io.popen, any
+ * child process) writes to stderr. The returned file's descriptor is not
+ * inherited by child processes. Once per process: a second call is an error. */
+static int l_reserve_stdout(lua_State *L)
+{
+    static int reserved;
+    if (reserved)
+        return luaL_error(L, "standard output is reserved already");
+    fflush(stdout);
+    int fd = fcntl(1, F_DUPFD_CLOEXEC, 3);
+    if (fd < 0)
+        return fail_errno(L, errno, "cannot keep", "standard output");
+    if (dup2(2, 1) < 0) {
+        int e = errno;
+        close(fd);
+        return fail_errno(L, e, "cannot point standard output at", "standard error");
+    }
+    reserved = 1;
+    luaL_Stream *p = lua_newuserdatauv(L, sizeof *p, 0);
+    p->closef = NULL; /* a closed file until it is opened */
+    luaL_setmetatable(L, LUA_FILEHANDLE);
+    p->f = fdopen(fd, "wb");
+    if (!p->f) {
+        int e = errno;
+        close(fd);
+        return fail_errno(L, e, "cannot open", "standard output");
+    }
+    p->closef = reserved_close;
+    return 1;
+}
+
 int luaopen_mxpc_fs(lua_State *L)
 {
     static const luaL_Reg methods[] = {
@@ -355,7 +400,7 @@ int luaopen_mxpc_fs(lua_State *L)
     static const luaL_Reg fns[] = {
         {"atomic_writer", l_atomic_writer}, {"stat", l_stat}, {"read", l_read}, {"mkdirs", l_mkdirs},
         {"remove", l_remove},  {"dir", l_dir}, {"commit_file", l_commit_file},  {"mkdtemp", l_mkdtemp}, {"isatty", l_isatty},
-        {"free_space", l_free_space}, {NULL, NULL},
+        {"free_space", l_free_space}, {"reserve_stdout", l_reserve_stdout}, {NULL, NULL},
     };
     mxpc_lua_class(L, WRITER_META, methods, meta);
     luaL_newlib(L, fns);

@@ -73,9 +73,10 @@ int mxpc_k8s_config_load(struct mxpc_k8s_config *cfg, const struct mxpc_k8s_load
                          struct mxpc_k8s_error *err);
 void mxpc_k8s_config_free(struct mxpc_k8s_config *cfg);
 
-/* Reads a whole small file into a NUL-terminated string with surrounding
- * white space trimmed; NULL with errno set on failure. */
-char *mxpc_k8s_read_trimmed(const char *path);
+/* Reads a small regular file (a token: at most MXPC_TOKEN_FILE_MAX bytes)
+ * into a NUL-terminated string with surrounding white space trimmed; NULL on
+ * failure, with why (whylen bytes) saying what is wrong. */
+char *mxpc_k8s_read_trimmed(const char *path, char *why, size_t whylen);
 
 /* Decodes base64 (standard alphabet, white space ignored). Returns a newly
  * allocated buffer (NUL-terminated for convenience) and its length in *len,

@@ -34,6 +34,33 @@ function M.locate(opts)
   return nil
 end
 
+-- --- a hook may not end the process -------------------------------------------------
+
+-- os.exit from a hook would skip the run's cleanup (a stopped app left at 0
+-- replicas, pg_dump left running, the working directory left behind) and
+-- end with the hook's status. While a hook runs (or its file loads), os.exit
+-- raises instead: the hook fails, and with it the run, the normal way. Outside
+-- hooks it is the real one.
+local in_hook = 0
+local real_exit = os.exit
+
+local function guarded_exit(code, ...)
+  if in_hook == 0 then return real_exit(code, ...) end
+  error(errors.new { code = "hook",
+    message = ("it tried to exit the process (os.exit(%s)), which a hook may not do"):format(
+      code == nil and "" or tostring(code)),
+    hint = 'to fail the run, raise an error: error("why", 0) (docs/hooks.md)' }, 2)
+end
+
+-- Runs xpcall(fn, handler, ...) as hook code: os.exit raises meanwhile.
+local function xpcall_hook(fn, handler, ...)
+  if os.exit ~= guarded_exit then real_exit, os.exit = os.exit, guarded_exit end
+  in_hook = in_hook + 1
+  local res = table.pack(xpcall(fn, handler, ...))
+  in_hook = in_hook - 1
+  return res
+end
+
 local function hooks_error(path, message, hint)
   return errors.new { code = "hooks", message = ("hooks file %s: %s"):format(path, message),
     hint = hint or "see docs/hooks.md" }
@@ -43,7 +70,8 @@ end
 function M.read(path)
   local chunk, lerr = loadfile(path)
   if not chunk then return nil, hooks_error(path, lerr) end
-  local ok, t = pcall(chunk)
+  local res = xpcall_hook(chunk, function(e) return e end)
+  local ok, t = res[1], res[2]
   if not ok then
     local e = errors.normalize(t)
     return nil, hooks_error(path, "it failed to load: " .. e.message, e.hint)
@@ -147,11 +175,11 @@ end
 -- raises makes this raise (the run fails).
 local function invoke(self, name, ...)
   log.debug("calling hook", { hook = name })
-  local res = table.pack(xpcall(self.fns[name], function(e)
+  local res = xpcall_hook(self.fns[name], function(e)
     e = errors.normalize(e)
     if not e.traceback then e.traceback = debug.traceback(e.message, 2) end
     return e
-  end, ...))
+  end, ...)
   if not res[1] then error(failure(self, name, res[2]), 0) end
   return table.unpack(res, 2, res.n)
 end
@@ -193,15 +221,20 @@ local UNITS = { [""] = 1, b = 1,
   k = 1024, kb = 1000, kib = 1024, m = 1024 ^ 2, mb = 1000 ^ 2, mib = 1024 ^ 2,
   g = 1024 ^ 3, gb = 1000 ^ 3, gib = 1024 ^ 3, t = 1024 ^ 4, tb = 1000 ^ 4, tib = 1024 ^ 4 }
 
+-- The largest size an option may give: 2^53 bytes (8 PiB), exact in a double.
+local MAX_SIZE = 2 ^ 53
+
 -- "10MB" (10^7), "10MiB" or "10M" (10 * 2^20), "512k", "1.5G", "4096" ->
--- bytes; nil, why for anything else.
+-- bytes (a fraction of a byte rounds down); nil, why for anything else,
+-- "1." or ".5" or a size beyond 8 PiB included.
 function M.parse_size(text)
+  local why = "expected a size such as 4096, 512k, 10MB or 10MiB"
   local number, unit = tostring(text):match("^%s*(%d+%.?%d*)%s*(%a*)%s*$")
   local factor = unit and UNITS[unit:lower()]
-  if not number or not factor then
-    return nil, "expected a size such as 4096, 512k, 10MB or 10MiB"
-  end
-  return math.floor(tonumber(number) * factor)
+  if not number or not factor or number:sub(-1) == "." then return nil, why end
+  local bytes = tonumber(number) * factor
+  if bytes > MAX_SIZE then return nil, "too large: " .. why .. " (at most 8 PiB)" end
+  return math.tointeger(math.floor(bytes))
 end
 
 local function days_from_civil(y, m, d)
@@ -220,7 +253,10 @@ end
 
 -- "2024-03-01", "2024-03-01T09:30", "2024-03-01T09:30:15.5Z",
 -- "2024-03-01 09:30:15+02:00" -> seconds since 1970 (UTC; a time without a
--- zone is UTC, as Mendix stores dates); nil, why otherwise.
+-- zone is UTC, as Mendix stores dates); nil, why otherwise. Every part is
+-- checked as ISO 8601 has it: a day of that month, hours 00-23, minutes and
+-- seconds 00-59 (60: a leap second), a fraction with digits, and a zone Z or
+-- an offset ±hh:mm (±hhmm, ±hh) of at most 14 hours with minutes below 60.
 function M.parse_time(text)
   local s = tostring(text)
   local y, mo, d, rest = s:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)(.*)$")
@@ -233,8 +269,11 @@ function M.parse_time(text)
     local hh, mm, tail = rest:match("^[T ](%d%d):(%d%d)(.*)$")
     if not hh then return nil, why end
     h, mi = tonumber(hh), tonumber(mm)
-    local ss, tail2 = tail:match("^:(%d%d%.?%d*)(.*)$")
-    if ss then sec, tail = tonumber(ss), tail2 end
+    local ss, frac, tail2 = tail:match("^:(%d%d)([.,]?%d*)(.*)$")
+    if ss then
+      if frac == "." or frac == "," then return nil, "a fraction of a second needs digits: " .. why end
+      sec, tail = tonumber(ss .. frac:gsub(",", ".")), tail2
+    end
     zone = tail
   end
   if h > 23 or mi > 59 or sec >= 61 then return nil, "no such time: " .. why end
@@ -246,7 +285,11 @@ function M.parse_time(text)
       zm = "00"
     end
     if not sign then return nil, why end
-    offset = (tonumber(zh) * 3600 + tonumber(zm) * 60) * (sign == "-" and -1 or 1)
+    zh, zm = tonumber(zh), tonumber(zm)
+    if zm > 59 or zh * 60 + zm > 14 * 60 then
+      return nil, ("no such time-zone offset %s: offsets run from -14:00 to +14:00, minutes below 60"):format(zone)
+    end
+    offset = (zh * 3600 + zm * 60) * (sign == "-" and -1 or 1)
   end
   return days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - offset
 end

@@ -17,18 +17,63 @@ M.UID = 1001 -- the bitnami images' user
 -- The Role's rules for the operations: a backup reads the MendixApp, its
 -- StorageInstances and their Secrets; a restore also lists the app's pods (to
 -- refuse a running app); --stop-app also patches the MendixApp's replicas.
-function M.rules(ops)
+-- names = {app =, storage_instances = {...}, secrets = {...}} (see
+-- role_names) limits each rule to those objects (resourceNames); a list
+-- missing there leaves its rule to every object of the kind in the namespace.
+-- Listing pods is not limited: Kubernetes checks resourceNames only for
+-- requests that name one object (get, patch), never for list or watch.
+function M.rules(ops, names)
+  names = names or {}
+  local app = names.app and { names.app } or nil
   local rules = {
-    { apiGroups = { "" }, resources = { "secrets" }, verbs = { "get" } },
-    { apiGroups = { MENDIX }, resources = { "mendixapps", "storageinstances" }, verbs = { "get" } },
+    { apiGroups = { "" }, resources = { "secrets" }, verbs = { "get" }, resourceNames = names.secrets },
+    { apiGroups = { MENDIX }, resources = { "mendixapps" }, verbs = { "get" }, resourceNames = app },
+    { apiGroups = { MENDIX }, resources = { "storageinstances" }, verbs = { "get" },
+      resourceNames = names.storage_instances },
   }
   if ops.restore or ops.stop_app then
     rules[#rules + 1] = { apiGroups = { "" }, resources = { "pods" }, verbs = { "list" } }
   end
   if ops.stop_app then
-    rules[#rules + 1] = { apiGroups = { MENDIX }, resources = { "mendixapps" }, verbs = { "patch" } }
+    rules[#rules + 1] = { apiGroups = { MENDIX }, resources = { "mendixapps" }, verbs = { "patch" },
+      resourceNames = app }
   end
   return rules
+end
+
+-- The objects the Role names: the environment's MendixApp, its
+-- StorageInstances <env>-database and <env>-file (known from the name), and
+-- their credential Secrets, read from the StorageInstances now. When these
+-- cannot be read (no cluster, no right to read them), a warning says so and
+-- the secrets rule names none: it then allows every Secret of the namespace.
+function M.role_names(opts)
+  local env = opts.environment
+  local names = { app = env, storage_instances = { env .. "-database", env .. "-file" } }
+  local secrets, err = {}, nil
+  local ok, client = pcall(function()
+    return assert(require("mxpc.k8s").connect { kubeconfig = opts.kubeconfig, context = opts.context,
+      namespace = opts.namespace })
+  end)
+  if not ok then err = errors.normalize(client) end
+  for _, si_name in ipairs(names.storage_instances) do
+    if err then break end
+    local si, gerr = client:get("storageinstances", si_name, opts.namespace)
+    if not si then
+      err = gerr
+    else
+      local secret = require("mxpc.environment").secret_name(si)
+      if secret ~= secrets[#secrets] then secrets[#secrets + 1] = secret end
+    end
+  end
+  if ok then client:close() end
+  if err then
+    log.warn(("the Role may read every Secret in namespace %s: the credential Secrets of %s could not be learned "
+      .. "from its StorageInstances (%s); name them in the secrets rule's resourceNames, or make the manifests "
+      .. "where the cluster answers"):format(opts.namespace, env, errors.normalize(err).message))
+  else
+    names.secrets = secrets
+  end
+  return names
 end
 
 -- "15" for server_version_num 150018; "9.6" for 90624.
@@ -323,7 +368,7 @@ function M.command(opts)
     image = M.IMAGE_REPOSITORY .. ":" .. version
   end
   local objects = M.manifests { namespace = opts.namespace, environment = opts.environment, name = name,
-    image = image or "", rules = M.rules(ops), role_arn = opts.role_arn }
+    image = image or "", rules = M.rules(ops, not opts.delete and M.role_names(opts) or nil), role_arn = opts.role_arn }
   if not opts.apply and not opts.delete then
     io.stdout:write(M.render(objects, opts.output or "yaml"))
     return 0

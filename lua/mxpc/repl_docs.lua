@@ -54,6 +54,7 @@ docs.modules = {
       { "dir(path)", "sorted names in a directory" },
       { "free_space(path)", "bytes an unprivileged user may still write on path's file system" },
       { "isatty(fd)", "whether a file descriptor (0, 1, 2) is a terminal" },
+      { "reserve_stdout()", "a file for standard output; fd 1 (print, io.write, child processes) goes to stderr from now on" },
     } },
   { name = "k8s", module = "mxpc.k8s", summary = "the Kubernetes API: kubeconfig, in-cluster, Secrets",
     functions = {
@@ -145,7 +146,7 @@ docs.modules = {
       { "check_target(opts)", "the backup's checked target (a file, stdout, an S3 key), or nil, err" },
       { "archive_writer(target, opts)", "the backup archive writer for a checked target" },
       { "deliver_file(target, path)", "puts a finished file (a database-only dump) where the target says" },
-      { "stdout_to_stderr()", "print and io.write go to stderr (stdout carries the archive)" },
+      { "stdout_to_stderr()", "fd 1 goes to stderr: print, io.write, child processes (stdout carries the archive)" },
       { "check_space(dir, bytes, what)", "true if bytes more fit in dir, keeping MXPC_MIN_FREE free" },
       { "archive_input(opts, work)", "the restore's archive (a file, stdin spooled into work, S3): input:validate(), input:reader()" },
       { "compare_storage(store, env, summary)",

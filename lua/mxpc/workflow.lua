@@ -749,23 +749,22 @@ function M.check_target(opts)
   return loc
 end
 
--- Standard output carries only the archive: what hooks or an edited script
--- print (print, io.write) goes to stderr from now on. stdout_write below
--- still writes to standard output.
+-- Standard output carries only the archive: from now on file descriptor 1 is
+-- stderr's, so what hooks or an edited script write there (print, io.write,
+-- io.stdout, a shell or any program they start) goes to stderr
+-- and cannot corrupt the archive. stdout_write below writes to standard
+-- output as it was, through a descriptor of its own.
+local archive_stdout
 function M.stdout_to_stderr()
-  io.output(io.stderr)
-  _G.print = function(...)
-    local parts = table.pack(...)
-    for i = 1, parts.n do parts[i] = tostring(parts[i]) end
-    io.stderr:write(table.concat(parts, "\t", 1, parts.n), "\n")
-  end
+  if not archive_stdout then archive_stdout = assert(fs.reserve_stdout()) end
 end
 
 -- Writes to standard output (flushes without data). A consumer that went
 -- away (EPIPE) or any other failure is an io error; a signal, an interruption.
 local function stdout_write(data)
+  M.stdout_to_stderr()
   local ok, err
-  if data then ok, err = io.stdout:write(data) else ok, err = io.stdout:flush() end
+  if data then ok, err = archive_stdout:write(data) else ok, err = archive_stdout:flush() end
   if ok then return true end
   runtime.check_interrupt()
   return nil, errors.new { code = "io", message = "cannot write to standard output: " .. tostring(err) }
@@ -842,8 +841,27 @@ function M.check_space(dir, bytes, what)
   return true
 end
 
+local STDIN_HINT = "pipe a backup archive (.tar.gz) or a database-only backup (pg_dump's custom format) in, "
+  .. "e.g. mxpc-data-migration restore ... -f - < backup.tar.gz"
+
+local function not_an_archive(what)
+  return nil, errors.new { code = "archive_invalid",
+    message = "standard input is not a backup archive: " .. what, hint = STDIN_HINT }
+end
+
+-- The first bytes of `head` in hex, for a message.
+local function hex(head)
+  return (head:sub(1, 8):gsub(".", function(c) return ("%02x "):format(c:byte()) end):gsub(" $", ""))
+end
+
 -- Copies standard input into `path` (in the private working directory),
--- checking the free space before and while it does. Returns the size.
+-- checking the free space before and while it does, and what arrives as it
+-- arrives: a database-only backup starts with PGDMP; anything else must be a
+-- tar archive (gzip-compressed: 1f 8b; plain: "ustar" in its first header)
+-- whose entries are read as they come (each in the backup layout, the gzip
+-- data intact, the end of the archive there), so that input that is not an
+-- archive (/dev/zero, a log) is refused at once and a broken one as soon as
+-- it breaks, not after it filled the disk. Returns the size.
 local function spool_stdin(path)
   local dir = path:match("^(.*)/[^/]*$")
   local ok, err = M.check_space(dir, 0, "the archive read from standard input")
@@ -852,28 +870,73 @@ local function spool_stdin(path)
   local f <close>, oerr = io.open(path, "wb")
   if not f then return nil, errors.new { code = "io", message = oerr } end
   local size, checked = 0, 0
-  while true do
+  -- the next chunk of standard input, written to the spool file: chunk, or nil
+  -- at the end, or nil, err
+  local function next_chunk()
     local chunk, rerr = io.stdin:read(1024 * 1024)
     if not chunk and rerr then
       runtime.check_interrupt()
       return nil, errors.new { code = "io", message = "cannot read standard input: " .. rerr }
     end
-    if not chunk then break end
+    if not chunk then return nil end
     if size - checked >= 16 * 1024 * 1024 then
       checked = size
-      local room, rerr = M.check_space(dir, #chunk, "the archive read from standard input")
-      if not room then return nil, rerr end
+      local room, serr = M.check_space(dir, #chunk, "the archive read from standard input")
+      if not room then return nil, serr end
     end
     local wok, werr = f:write(chunk)
     if not wok then return nil, errors.new { code = "io", message = ("cannot write %s: %s"):format(path, werr) } end
     size = size + #chunk
+    return chunk
   end
-  local cok, cerr = f:close()
-  if not cok then return nil, errors.new { code = "io", message = ("cannot write %s: %s"):format(path, cerr) } end
+  -- the first 512 bytes (a tar header), or all there is
+  local parts, head = {}, ""
+  while #head < 512 do
+    local chunk, cerr = next_chunk()
+    if cerr then return nil, cerr end
+    if not chunk then break end
+    parts[#parts + 1] = chunk
+    head = table.concat(parts)
+  end
   if size == 0 then
     return nil, errors.new { code = "archive_invalid", message = "standard input is empty: no archive to restore",
       hint = "pipe the archive in, e.g. mxpc-data-migration restore ... -f - < backup.tar.gz" }
   end
+  if head:sub(1, 5) == "PGDMP" then -- a database-only backup: pg_restore checks it
+    repeat
+      local chunk, cerr = next_chunk()
+      if cerr then return nil, cerr end
+    until not chunk
+  elseif head:sub(1, 2) == "\31\139" or head:sub(258, 262) == "ustar" then
+    local pending = head
+    local archive = require "mxpc.archive"
+    local r <close>, rerr = archive.reader(function()
+      if pending then
+        local first = pending
+        pending = nil
+        return first
+      end
+      return next_chunk()
+    end, { name = "standard input" })
+    if not r then return nil, rerr end
+    local entries = 0
+    while true do
+      local e, eerr = r:next()
+      if eerr then return nil, eerr end
+      if not e then break end
+      entries = entries + 1
+      local placed, why = backup_archive.classify(e.name, e.type)
+      if not placed then
+        return not_an_archive(("entry %s: %s"):format(archive.quote(e.name), why))
+      end
+    end
+    if entries == 0 then return not_an_archive("a tar archive without entries") end
+  else
+    return not_an_archive(("it starts with the bytes %s, not with those of a .tar.gz archive (1f 8b) or of a "
+      .. "database-only backup (PGDMP)"):format(hex(head)))
+  end
+  local cok, cerr = f:close()
+  if not cok then return nil, errors.new { code = "io", message = ("cannot write %s: %s"):format(path, cerr) } end
   log.info("archive read from standard input", { bytes = size })
   return size
 end

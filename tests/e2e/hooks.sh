@@ -174,6 +174,29 @@ expect_err "... and hint" "^hint: wait$"
 check "... nothing restored" [ "$(fingerprint)" = "$before" ]
 check "... the app runs again" [ "$(replicas)" = 1 ]
 
+# a hook may not end the process: os.exit fails the hook, and the run cleans up
+printf 'return { before_restore = function() os.exit(0) end }\n' >"$work/exit.lua"
+run "a before_restore that calls os.exit fails the restore" 1 restore -n mendix -e demo-copy -f "$work/all.tar.gz" \
+  --stop-app --hooks "$work/exit.lua"
+expect_err "... saying the hook tried to exit" \
+  "^error: hook before_restore \(.*/exit.lua\) failed: it tried to exit the process \(os.exit\(0\)\), which a hook may not do$"
+check "... nothing restored" [ "$(fingerprint)" = "$before" ]
+check "... the app runs again" [ "$(replicas)" = 1 ]
+
+# pg_dump runs while select_file is asked (it waits 3 s first here: still running when the hook exits)
+mkdir -p "$work/slowbin"
+ln -sf "$MXPC_PG_BINDIR/pg_restore" "$MXPC_PG_BINDIR/psql" "$work/slowbin/"
+printf '#!/bin/sh\necho $$ >"%s/pg_dump.pid"\nsleep 3\nexec "%s/pg_dump" "$@"\n' "$work" "$MXPC_PG_BINDIR" >"$work/slowbin/pg_dump"
+chmod +x "$work/slowbin/pg_dump"
+printf 'return { select_file = function() os.exit(0) end }\n' >"$work/exit.lua"
+MXPC_PG_BINDIR=$work/slowbin run "a select_file that calls os.exit fails the backup" 1 backup -n mendix -e demo-app \
+  -f "$work/exit.tar.gz" --hooks "$work/exit.lua"
+expect_err "... saying the hook tried to exit" "^error: hook select_file \(.*\) failed: it tried to exit the process"
+check "... no archive" [ ! -e "$work/exit.tar.gz" ]
+check "... nothing left beside it (the working directory is gone)" no_dot_files
+pg_dump_gone() { [ -s "$work/pg_dump.pid" ] && ! kill -0 "$(cat "$work/pg_dump.pid")" 2>/dev/null; }
+check "... pg_dump was started and is stopped" pg_dump_gone
+
 printf 'return { befor_backup = function() end, after_restore = function() end }\n' >"$work/typo.lua"
 run "an unknown hook name is an error" 1 backup -n mendix -e demo-app -f "$work/typo.tar.gz" --hooks "$work/typo.lua"
 expect_err "... naming it" "unknown hook name: befor_backup \(did you mean before_backup\?\)"
@@ -211,6 +234,8 @@ bad_value() {
 bad_value "a size without a number" 'invalid --files-larger-than "MB": expected a size' --files-larger-than MB
 bad_value "an unknown unit" 'invalid --files-smaller-than "10XB"' --files-smaller-than 10XB
 bad_value "a day that does not exist" 'invalid --files-changed-since "2024-02-30": no such day' --files-changed-since 2024-02-30
+bad_value "an offset beyond 14 hours" 'invalid --files-changed-since "2024-03-01T09:00\+99:00": no such time-zone offset' \
+  --files-changed-since 2024-03-01T09:00+99:00
 bad_value "a date in another format" 'invalid --files-changed-since "01/03/2024"' --files-changed-since 01/03/2024
 bad_value "an entity without a module" 'invalid --files-of "Attachment": expected Module.Entity' --files-of Attachment
 bad_value "a selection of nothing" "select no file" --files-larger-than 1M --files-smaller-than 1k

@@ -18,7 +18,8 @@ cleanup() {
   reseed >/dev/null
 }
 trap cleanup EXIT
-# the rules of the Role in a JSON List on stdin, one "group resource verb" per line
+# the rules of the Role in a JSON List on stdin, one "group resource verb names" per line
+# (names: the rule's resourceNames, * for none)
 rules() {
   python3 -c '
 import json, sys
@@ -28,7 +29,7 @@ for o in json.load(sys.stdin)["items"]:
             for g in r["apiGroups"]:
                 for res in r["resources"]:
                     for v in r["verbs"]:
-                        print(g or "core", res, v)' | sort | tr '\n' ' '
+                        print(g or "core", res, v, ",".join(r.get("resourceNames") or ["*"]))' | sort | tr '\n' ' '
 }
 exists() { kubectl -n mendix get "$1" "$2" >/dev/null 2>&1; }
 # in-cluster mode with a service account's token, as the tool runs in the pod
@@ -67,18 +68,24 @@ for variant in "" --restore --stop-app; do
   kubectl apply --dry-run=server -f "$work/$variant.json" >"$work/kubectl.out" 2>&1
   check "-o json ${variant:-(backup)}: a List kubectl accepts" '[ "$(grep -c "created (server dry run)" "$work/kubectl.out")" = 4 ]'
 done
-check "backup's Role: get secrets, mendixapps, storageinstances" \
-  '[ "$(rules <"$work/.json")" = "core secrets get privatecloud.mendix.com mendixapps get privatecloud.mendix.com storageinstances get " ]'
-check "--restore adds list on pods" \
-  '[ "$(rules <"$work/--restore.json")" = "core pods list core secrets get privatecloud.mendix.com mendixapps get privatecloud.mendix.com storageinstances get " ]'
-check "--stop-app adds patch on mendixapps" \
-  '[ "$(rules <"$work/--stop-app.json")" = "core pods list core secrets get privatecloud.mendix.com mendixapps get privatecloud.mendix.com mendixapps patch privatecloud.mendix.com storageinstances get " ]'
+backup_rules="core secrets get demo-app-database-credentials,demo-app-file-credentials \
+privatecloud.mendix.com mendixapps get demo-app privatecloud.mendix.com storageinstances get demo-app-database,demo-app-file "
+check "backup's Role: get the environment's credential Secrets, its MendixApp and StorageInstances, by name" \
+  '[ "$(rules <"$work/.json")" = "$backup_rules" ]'
+check "--restore adds list on pods (list cannot be limited by name)" \
+  '[ "$(rules <"$work/--restore.json")" = "core pods list * $backup_rules" ]'
+check "--stop-app adds patch on the MendixApp" \
+  '[ "$(rules <"$work/--stop-app.json")" = "core pods list * ${backup_rules/get demo-app /get demo-app privatecloud.mendix.com mendixapps patch demo-app }" ]'
 
 # the server cannot be asked (this user may read nothing): --pg-version, or a clear error
 run "without a reachable server nor --pg-version: exit 1" 1 jump-pod -n mendix -e demo-app --kubeconfig "$MXPC_KUBECONFIG_NOBODY"
 check "... saying to give --pg-version" 'grep -q "cannot learn the database server.s version" "$work/err" && grep -q -- "--pg-version" "$work/err"'
-run "with --pg-version" 0 jump-pod -n mendix -e demo-app --kubeconfig "$MXPC_KUBECONFIG_NOBODY" --pg-version 13
-check "... its image" 'grep -q "image: docker.io/bitnami/postgresql:13$" "$work/out"'
+run "with --pg-version" 0 jump-pod -n mendix -e demo-app --kubeconfig "$MXPC_KUBECONFIG_NOBODY" --pg-version 13 -o json
+check "... its image" 'grep -q "\"image\": \"docker.io/bitnami/postgresql:13\"" "$work/out"'
+check "... the Secrets cannot be named: a warning says the Role may read every Secret" \
+  'grep -q "^warn: the Role may read every Secret in namespace mendix: the credential Secrets of demo-app could not be learned" "$work/err"'
+check "... and the other rules still name their objects" \
+  '[ "$(rules <"$work/out")" = "core secrets get * privatecloud.mendix.com mendixapps get demo-app privatecloud.mendix.com storageinstances get demo-app-database,demo-app-file " ]'
 run "--pg-version that differs from the server's" 0 jump-pod -n mendix -e demo-app --pg-version 12
 check "... the server's version wins, with a warning" 'grep -q "postgresql:$major$" "$work/out" && grep -q "pg-version 12 ignored" "$work/err"'
 run "--pg-version must be a number" 2 jump-pod -n mendix -e demo-app --pg-version latest
@@ -115,9 +122,26 @@ check "... saying to create the pod again" 'grep -q "exists already without the 
 # the service account's token is enough for a backup, and exactly that
 as_sa mxpc-jump-demo-app backup -n mendix -e demo-app -f - >"$work/sa.tar.gz" 2>"$work/err"
 check "the pod's service account backs up demo-app (-f -, in-cluster)" '[ $? = 0 ] && "$bin" verify "$work/sa.tar.gz" >/dev/null 2>&1'
+as_sa mxpc-jump-demo-app restore -n mendix -e demo-app -f "$work/sa.tar.gz" --stop-app >"$work/out" 2>"$work/err"
+check "... but may not restore --stop-app with the backup Role" \
+  '[ $? = 1 ] && grep -Eq "cannot (list pods|patch mendixapps)" "$work/err"'
+check "... and the app still runs" '[ "$(kubectl -n mendix get mendixapp demo-app -o jsonpath="{.spec.replicas}")" = 1 ]'
 as_sa mxpc-jump-demo-app restore -n mendix -e demo-copy -f "$work/sa.tar.gz" --stop-app >"$work/out" 2>"$work/err"
-check "... but may not restore --stop-app with the backup Role" '[ $? = 1 ] && grep -q "cannot patch mendixapps" "$work/err"'
-check "... and the app still runs" '[ "$(kubectl -n mendix get mendixapp demo-copy -o jsonpath="{.spec.replicas}")" = 1 ]'
+check "... nor touch another environment: its Role names demo-app's objects" \
+  '[ $? = 1 ] && grep -q "cannot get mendixapps.privatecloud.mendix.com \"demo-copy\"" "$work/err"'
+check "... which still runs" '[ "$(kubectl -n mendix get mendixapp demo-copy -o jsonpath="{.spec.replicas}")" = 1 ]'
+# the Role names its objects: another environment's Secrets and MendixApp are out of reach
+cat >"$work/get.lua" <<'LUA'
+local client = assert(require("mxpc.k8s").connect {})
+local obj, err
+if arg[2] then obj, err = client:get(arg[1], arg[2], "mendix") else obj, err = client:list(arg[1], { namespace = "mendix" }) end
+io.stdout:write(obj and "read\n" or ("refused: " .. err.message .. "\n"))
+LUA
+sa_get() { as_sa mxpc-jump-demo-app run "$work/get.lua" "$@" 2>>"$work/err"; }
+check "... it reads demo-app's credential Secret" '[ "$(sa_get secrets demo-app-database-credentials)" = read ]'
+check "... but not demo-copy's" 'sa_get secrets demo-copy-database-credentials | grep -q "^refused: .*forbidden"'
+check "... nor demo-copy's MendixApp" 'sa_get mendixapps demo-copy | grep -q "^refused: .*forbidden"'
+check "... nor list the Secrets" 'sa_get secrets | grep -q "^refused: .*forbidden"'
 
 run "--apply --stop-app for demo-copy" 0 jump-pod -n mendix -e demo-copy --apply --stop-app
 as_sa mxpc-jump-demo-copy restore -n mendix -e demo-copy -f - --stop-app <"$work/sa.tar.gz" >"$work/out" 2>"$work/err"

@@ -34,15 +34,37 @@ check "... and nothing but the archive on stdout" 'gzip -t "$work/demo.tar.gz"'
 "$bin" backup -n mendix -e demo-app -f - --dry-run >"$work/dry.out" 2>"$work/dry.err"
 check "backup --dry-run -f - says where the archive would go, and writes no archive" \
   '[ $? = 0 ] && grep -q "archive: would go to standard output" "$work/dry.out" && ! grep -q "written to" "$work/dry.out"'
+# hooks that write to standard output every way there is, while the archive is
+# written and after: none of it reaches the archive's stream, all of it stderr
 cat >"$work/hooks.lua" <<'LUA'
+local n = 0
 return {
-  before_backup = function() print("hook", "before") end,
-  after_backup = function() io.write("hook after\n") end,
+  before_backup = function()
+    print("hook", "before")
+    io.stdout:write("hook stdout-write\n")
+    io.stdout:flush()
+    os.execute("echo hook os-execute")
+    local p = io.popen("echo hook popen-w", "w"); p:close()
+  end,
+  select_file = function()
+    n = n + 1
+    if n == 2 then
+      _G.print = function(...) io.stdout:write(table.concat({ ... }, " "), "\n"); io.stdout:flush() end
+      print("hook replaced-print")
+      os.execute("printf 'hook raw-fd1\\n' >&1")
+    end
+    return true
+  end,
+  after_backup = function() io.write("hook after\n"); io.stdout:flush(); os.execute("echo hook after-execute") end,
 }
 LUA
 "$bin" -q backup -n mendix -e demo-app -f - --hooks "$work/hooks.lua" >"$work/hooked.tar.gz" 2>"$work/hooked.err"
-check "backup -f - with hooks that print: the archive stays valid" 'gzip -t "$work/hooked.tar.gz" && "$bin" verify "$work/hooked.tar.gz" >/dev/null 2>&1'
-check "... what they print goes to stderr" 'grep -q "^hook	before$" "$work/hooked.err" && grep -q "^hook after$" "$work/hooked.err"'
+check "backup -f - with hooks that write to stdout: exit 0" '[ $? = 0 ]'
+check "... the archive stays valid" 'gzip -t "$work/hooked.tar.gz" && "$bin" verify "$work/hooked.tar.gz" >/dev/null 2>&1'
+check "... nothing after it on stdout" '[ "$(gzip -dc "$work/hooked.tar.gz" | wc -c)" -gt 0 ] && ! grep -aq "hook" "$work/hooked.tar.gz"'
+for what in "before" "stdout-write" "os-execute" "popen-w" "replaced-print" "raw-fd1" "after" "after-execute"; do
+  check "... what they write goes to stderr: $what" 'grep -aq "hook[[:space:]]$what" "$work/hooked.err"'
+done
 "$bin" -q backup -n mendix -e demo-app -f - --database-only >"$work/db.backup" 2>"$work/q.err"
 check "backup -f - --database-only: a bare dump on stdout" '[ "$(head -c 5 "$work/db.backup")" = PGDMP ]'
 "$bin" restore -n mendix -e demo-copy -f - --stop-app <"$work/db.backup" >"$work/restore.out" 2>"$work/restore.err"
@@ -50,6 +72,42 @@ check "restore -f - of a database-only backup" '[ $? = 0 ] && grep -q "database,
 check "... and no spool file left" tmp_empty
 
 # --- refusals -----------------------------------------------------------------------
+# input that is not an archive, or never ends, is refused as it arrives. These
+# run with memory, file size and time limited, so that a regression fails
+# here instead of filling the memory or the disk: ulimit -v (under ASan, which
+# reserves terabytes of address space, its hard_rss_limit_mb instead), ulimit
+# -f 100 MiB (SIGXFSZ), 60 s.
+# (grep -c, not -q: with pipefail, ldd cut short by -q would make the test false)
+under_asan=$(ldd "$bin" 2>/dev/null | grep -c libasan)
+limited() {
+  if [ "$under_asan" != 0 ]; then
+    (ulimit -f 102400; ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}hard_rss_limit_mb=1500 timeout 60 "$@")
+  else
+    (ulimit -f 102400 -v 1500000; timeout 60 "$@")
+  fi
+}
+refused_at_once() { # name, pattern, command producing the input
+  local name=$1 pattern=$2
+  shift 2
+  local t0=$SECONDS
+  "$@" 2>/dev/null | limited "$bin" restore -n mendix -e demo-copy -f - --stop-app >"$work/zero.out" 2>"$work/zero.err"
+  local code=${PIPESTATUS[1]}
+  check "$name: refused (exit 1) in $((SECONDS - t0)) s" '[ "$code" = 1 ]'
+  check "... saying why" 'grep -q -- "$pattern" "$work/zero.err"'
+  check "... before the app is stopped" '! grep -q "stopping the app" "$work/zero.err" && [ "$(replicas)" = 1 ]'
+  check "... and leaves no spool file" tmp_empty
+}
+refused_at_once "/dev/zero on stdin" \
+  "^error: standard input is not a backup archive: it starts with the bytes 00 00 00 00 00 00 00 00, not with" cat /dev/zero
+refused_at_once "text on stdin" "it starts with the bytes 68 65 6c 6c 6f 0a, not with those of a .tar.gz archive" \
+  echo hello
+refused_at_once "gzip-compressed zeros that never end" \
+  "^error: standard input: more than 1048576 bytes of data after the end of the tar archive" sh -c 'gzip -1 </dev/zero'
+mkdir "$work/other" && echo x >"$work/other/notes.txt"
+refused_at_once "a .tar.gz of something else" \
+  'not a backup archive: entry "notes.txt": not part of the backup archive layout' tar -czf - -C "$work/other" notes.txt
+refused_at_once "an archive that breaks in the middle, then never ends" "^error: standard input: .*corrupt gzip data" \
+  sh -c "head -c 200000 '$work/demo.tar.gz'; head -c 4096 /dev/urandom; cat /dev/zero"
 script -qec "$bin backup -n mendix -e demo-app -f -" /dev/null >"$work/tty.out" 2>&1
 code=$?
 check "backup -f - to a terminal is refused (exit 2)" '[ $code = 2 ] && grep -q "refusing to write the archive to a terminal" "$work/tty.out"'

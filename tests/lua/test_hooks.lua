@@ -13,7 +13,11 @@ t.test("parse_size: bytes, decimal and binary units, bad values", function()
   t.eq(hooks.parse_size("10 mb"), 10 * 1000 * 1000)
   t.eq(hooks.parse_size("1.5G"), 3 * 512 * 1024 * 1024)
   t.eq(hooks.parse_size("0"), 0)
-  for _, bad in ipairs { "", "ten", "10XB", "-5", "10 M B", "1e6", "0x10", "M" } do
+  t.eq(math.type(hooks.parse_size("1.5k")), "integer")
+  t.eq(hooks.parse_size("8PiB"), nil)
+  t.eq(hooks.parse_size("8192TiB"), 2 ^ 53 // 1)
+  for _, bad in ipairs { "", "ten", "10XB", "-5", "10 M B", "1e6", "0x10", "M", "1.", "1.k", ".5k", "+5",
+    "9999999999999999999999", "8193TiB", "inf", "nan" } do
     local n, why = hooks.parse_size(bad)
     t.eq(n, nil, bad)
     t.contains(why, "expected a size")
@@ -31,10 +35,29 @@ t.test("parse_time: dates, ISO times, zones; impossible days refused", function(
   t.eq(hooks.parse_time("2024-03-01T09:00:00+00"), 1709251200 + 9 * 3600)
   t.eq(hooks.parse_time("2024-03-01T09:00:00.5Z"), 1709251200 + 9 * 3600 + 0.5)
   t.eq(hooks.parse_time("2024-02-29"), 1709251200 - 86400)
+  t.eq(hooks.parse_time("2024-03-01T09:00:00,5Z"), 1709251200 + 9 * 3600 + 0.5)
+  t.eq(hooks.parse_time("2024-03-01T23:00:00+14:00"), 1709251200 + 9 * 3600)
+  t.eq(hooks.parse_time("2024-02-29T20:00:00-13:00"), 1709251200 + 9 * 3600)
+  t.eq(hooks.parse_time("2024-03-01T14:29:00+05:29"), 1709251200 + 9 * 3600)
   for _, bad in ipairs { "2023-02-29", "2024-13-01", "2024-04-31", "2024-3-1", "yesterday", "2024-03-01T25:00",
     "2024-03-01T09:00:00 CET", "2024-03-01x", "" } do
     t.eq(hooks.parse_time(bad), nil, bad)
   end
+  -- parts out of range, each on its own
+  for _, bad in ipairs { "2024-00-10", "2024-03-00", "2024-03-32", "2024-03-01T24:00", "2024-03-01T09:60",
+    "2024-03-01T09:00:61", "2024-03-01T09:00:00.", "2024-03-01T09:00:00.Z", "2024-03-01T09:00:00,Z",
+    "2024-03-01T9:00", "2024-03-01T09:00:0", "2024-03-01T" } do
+    t.eq(hooks.parse_time(bad), nil, bad)
+  end
+  -- impossible offsets: ISO 8601's run from -14:00 to +14:00, minutes below 60
+  for _, bad in ipairs { "+99:00", "-14:61", "+15:00", "+14:01", "-14:30", "+00:60", "+0560", "+24", "+1",
+    "+01:0", "+01:", "+01:00:00", "+1:00" } do
+    local v, why = hooks.parse_time("2024-03-01T09:00:00" .. bad)
+    t.eq(v, nil, bad)
+    t.ok(why, bad)
+  end
+  local _, why = hooks.parse_time("2024-03-01T09:00+99:00")
+  t.contains(why, "no such time-zone offset +99:00")
 end)
 
 t.test("thousands", function()
@@ -110,6 +133,35 @@ t.test("call: an error object keeps its code and hint", function()
   t.eq(err.code, "refused")
   t.contains(err.message, "failed: orders are not balanced")
   t.eq(err.hint, "fix them first")
+end)
+
+t.test("call: os.exit in a hook fails the hook instead of ending the process", function()
+  local h = run_hooks([[
+    local exit = os.exit -- taken while the file loads: the guarded one
+    return {
+      before_backup = function() os.exit(0) end,
+      select_file = function() exit(true, true) end,
+      after_backup = function() local ok, e = pcall(os.exit, 3); return ok, e end,
+    }]])
+  local err = t.raises(function() h:call("before_backup") end)
+  t.eq(err.code, "hook")
+  t.eq(err.message, ("hook before_backup (%s) failed: it tried to exit the process (os.exit(0)), which a hook may "
+    .. "not do"):format(h.path))
+  t.contains(err.hint, 'error("why", 0)')
+  local sel = hooks.selector(h, {})
+  t.raises(function() sel({ uuid = "a" }) end, "failed: it tried to exit the process (os.exit(true))")
+  local ok, e = h:call("after_backup")
+  t.eq(ok, false, "a hook that catches the error goes on")
+  t.contains(e.message, "os.exit(3)")
+  -- at load time too
+  local _, lerr = hooks.read(hooks_file("os.exit(1)"))
+  t.contains(lerr.message, "it failed to load: it tried to exit the process (os.exit(1))")
+  -- outside hooks os.exit is the real one (a child process shows it)
+  local process = require "mxpc.process"
+  local script = t.tmpdir() .. "/exit.lua"
+  t.write(script, ("assert(require('mxpc.hooks').read(%q)); os.exit(7)"):format(hooks_file("return {}")))
+  local p <close> = assert(process.spawn({ t.program(), "run", script }))
+  t.eq(p:wait().status, 7)
 end)
 
 t.test("restore_sql: a string or nil", function()

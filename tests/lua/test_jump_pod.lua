@@ -31,6 +31,23 @@ t.test("the Role allows exactly what the operations need", function()
     "mendixapps:get mendixapps:patch pods:list secrets:get storageinstances:get")
 end)
 
+t.test("the Role names the environment's objects; listing pods cannot be limited by name", function()
+  local names = { app = "demo-app", storage_instances = { "demo-app-database", "demo-app-file" },
+    secrets = { "db-creds", "file-creds" } }
+  local by = {}
+  for _, r in ipairs(jp.rules({ stop_app = true }, names)) do
+    by[r.resources[1] .. ":" .. r.verbs[1]] = r.resourceNames and table.concat(r.resourceNames, ",") or "*"
+  end
+  t.same(by, { ["secrets:get"] = "db-creds,file-creds", ["mendixapps:get"] = "demo-app",
+    ["storageinstances:get"] = "demo-app-database,demo-app-file", ["pods:list"] = "*",
+    ["mendixapps:patch"] = "demo-app" })
+  -- Secrets that could not be learned: that rule alone is open
+  names.secrets = nil
+  for _, r in ipairs(jp.rules({}, names)) do
+    t.eq(r.resourceNames == nil, r.resources[1] == "secrets", r.resources[1])
+  end
+end)
+
 t.test("default names are valid object names", function()
   t.eq(jp.default_name("demo-app"), "mxpc-jump-demo-app")
   local long = jp.default_name(("a"):rep(52) .. "-bcd")

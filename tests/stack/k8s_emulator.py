@@ -1162,7 +1162,7 @@ class Api:
                                     "resource")
             return 201, self.review(rt, req), "application/json"
         resource = rt.plural + (f"/{subresource}" if subresource else "")
-        if not self.allowed(req.user, verb, rt.group, resource, namespace):
+        if not self.allowed(req.user, verb, rt.group, resource, namespace, name):
             raise forbidden(req.user, verb, rt, subresource, namespace, name)
         if subresource == "token":
             with self.store.cond:
@@ -1190,8 +1190,10 @@ class Api:
             else:
                 return 200, self.delete(req, rt, namespace, name, dry_run), "application/json"
 
-    def allowed(self, user, verb, group, resource, namespace):
-        """The static rules of auth.json, then the Roles bound in the namespace."""
+    def allowed(self, user, verb, group, resource, namespace, name=None):
+        """The static rules of auth.json, then the Roles bound in the namespace. A
+        rule with resourceNames allows only requests for one of those objects by
+        name, as in Kubernetes: never a list, watch or create (they name none)."""
         if self.auth.allowed(user, verb, group, resource, namespace):
             return True
         if namespace is None:
@@ -1206,7 +1208,8 @@ class Api:
                 for rule in (role or {}).get("rules", []):
                     if {"*", group} & set(rule.get("apiGroups", [])) and \
                             {"*", resource} & set(rule.get("resources", [])) and \
-                            {"*", verb} & set(rule.get("verbs", [])):
+                            {"*", verb} & set(rule.get("verbs", [])) and \
+                            (not rule.get("resourceNames") or name in rule["resourceNames"]):
                         return True
         return False
 

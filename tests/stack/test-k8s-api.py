@@ -352,7 +352,11 @@ for path, body in [
          {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta}),
         (f"{RBAC}/namespaces/{NS}/roles",
          {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": meta,
-          "rules": [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["list"]}]}),
+          "rules": [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["list"]},
+                    {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"],
+                     "resourceNames": ["two"]},
+                    {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"],
+                     "resourceNames": ["bare"]}]}),
         (f"{RBAC}/namespaces/{NS}/rolebindings",
          {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": meta,
           "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "jp"},
@@ -375,6 +379,10 @@ t.check("... and nothing else (get secrets: 403)", code == 403 and status_is(obj
         obj)
 t.check("... and only in its namespace", sa.request("GET", "/api/v1/namespaces/default/secrets")[0]
         == 403)
+t.check("a rule with resourceNames allows the objects it names (get secrets/two: not 403)",
+        sa.request("GET", f"/api/v1/namespaces/{NS}/secrets/two")[0] in (200, 404))
+t.check("... and never a list, which names none (list pods: 403)",
+        sa.request("GET", f"/api/v1/namespaces/{NS}/pods")[0] == 403)
 code, obj = admin.request("POST", f"/api/v1/namespaces/{NS}/pods", {
     "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "bare"},
     "spec": {"containers": [{"name": "c"}]}})

@@ -10,9 +10,12 @@
 #include <string.h>
 #include <signal.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include "memory_limit.h"
 
 #include "mxpc/k8s.h"
 #include "mxpc/log.h"
@@ -279,6 +282,61 @@ static void in_cluster_service_account(void **state)
     assert_contains(err.message, "cannot read the service account token " FIX "/certs/token");
 }
 
+/* A kubeconfig in a new directory whose user reads its token from token_file
+ * (when NULL: from DIR/token, made a FIFO without a writer). The test's
+ * address space is limited (not under ASan) and an alarm set, so a token read
+ * whole or a FIFO waited on fails the test instead of the machine. */
+static int load_token_file(const char *token_file, char *dir, size_t dirlen)
+{
+    snprintf(dir, dirlen, "/tmp/mxpc-kc-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    char path[96], fifo[96];
+    snprintf(fifo, sizeof fifo, "%s/token", dir);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    snprintf(path, sizeof path, "%s/config", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f, "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+               "clusters:\n- name: k\n  cluster:\n    server: https://127.0.0.1:6443\n"
+               "contexts:\n- name: c\n  context:\n    cluster: k\n    user: u\n"
+               "users:\n- name: u\n  user:\n    tokenFile: %s\n", token_file ? token_file : "token");
+    fclose(f);
+    alarm(20);
+    int rc = load(path, NULL);
+    alarm(0);
+    unlink(path);
+    unlink(fifo);
+    rmdir(dir);
+    return rc;
+}
+
+static void token_file_that_never_ends_or_blocks(void **state)
+{
+    (void)state;
+    char dir[32];
+    assert_int_equal(load_token_file("/dev/zero", dir, sizeof dir), -1);
+    assert_contains(err.message, "cannot read tokenFile /dev/zero: it is a character device, not a regular file");
+    assert_int_equal(load_token_file(NULL, dir, sizeof dir), -1);
+    assert_contains(err.message, "/token: it is a FIFO, not a regular file");
+    /* the in-cluster token too */
+    setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1", 1);
+    setenv("KUBERNETES_SERVICE_PORT", "443", 1);
+    snprintf(dir, sizeof dir, "/tmp/mxpc-sa-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    char fifo[96];
+    snprintf(fifo, sizeof fifo, "%s/token", dir);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    setenv("MXPC_K8S_SA_DIR", dir, 1);
+    alarm(20);
+    int rc = load(NULL, NULL);
+    alarm(0);
+    unlink(fifo);
+    rmdir(dir);
+    assert_int_equal(rc, -1);
+    assert_contains(err.message, "cannot read the service account token");
+    assert_contains(err.message, "it is a FIFO, not a regular file");
+}
+
 static void nothing_configured(void **state)
 {
     (void)state;
@@ -317,8 +375,10 @@ static void status_codes(void **state)
 
 int main(void)
 {
+    limit_memory(2048); /* an endless read must fail, not fill the machine */
     const struct CMUnitTest tests[] = {
         T(current_context_with_token_and_relative_ca),
+        T(token_file_that_never_ends_or_blocks),
         T(explicit_context_with_inline_certificates),
         T(token_file_is_read_and_trimmed),
         T(basic_auth_and_insecure),

@@ -29,7 +29,8 @@ static char *slurp(const char *dir, const char *name)
     char path[1024];
     snprintf(path, sizeof path, "%s/%s", dir, name);
     struct mxpc_buf b = MXPC_BUF_INIT;
-    if (mxpc_buf_read_file(&b, path) != 0) {
+    char why[160];
+    if (mxpc_buf_read_file(&b, path, 1 << 20, why, sizeof why) != 0) {
         mxpc_buf_free(&b);
         return NULL;
     }
