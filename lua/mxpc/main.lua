@@ -263,7 +263,7 @@ command {
   description = "Prints the manifests of a jump pod for the environment: a ServiceAccount, a\n" ..
       "Role with exactly the permissions of the chosen operations (backup; --restore;\n" ..
       "--stop-app), its RoleBinding, and a Pod with the PostgreSQL client tools\n" ..
-      "(bitnami/postgresql) of the database server's major version. The version is\n" ..
+      "(the official postgres image) of the database server's major version. The version is\n" ..
       "asked from the server (SHOW server_version_num) when it can be reached from\n" ..
       "here, else taken from --pg-version. The output can be piped into\n" ..
       "'kubectl apply -f -'; --apply creates the objects itself and waits until the\n" ..
@@ -274,7 +274,7 @@ command {
     { long = "stop-app", help = "also allow restore --stop-app (patch on mendixapps); implies --restore" },
     { long = "pg-version", value = "MAJOR", help = "PostgreSQL major version when the server cannot be asked",
       check = function(v) return v:match("^%d+$") ~= nil or v:match("^9%.%d$") ~= nil, "expected e.g. 15" end },
-    { long = "image", value = "IMAGE", help = "the pod's image (default: docker.io/bitnami/postgresql:MAJOR)" },
+    { long = "image", value = "IMAGE", help = "the pod's image (default: docker.io/library/postgres:MAJOR)" },
     { long = "role-arn", value = "ARN",
       help = "AWS IRSA: the IAM role of the pod's ServiceAccount (annotation eks.amazonaws.com/role-arn)",
       check = function(v) return require("mxpc.jump_pod").valid_role_arn(v), "expected arn:aws:iam::ACCOUNT:role/NAME" end },
@@ -282,7 +282,7 @@ command {
       check = args.check_subdomain },
     { short = "o", long = "output", value = "FORMAT", help = "yaml (default) or json (a v1 List)",
       check = function(v) return v == "yaml" or v == "json", "expected yaml or json" end },
-    { long = "apply", help = "create the objects through the Kubernetes API and wait for the pod to run" },
+    { long = "apply", help = "create the objects through the Kubernetes API and wait for the pod to run; a pod that cannot start is an error at once" },
     { long = "delete", help = "delete the objects" },
     { long = "timeout", value = "SECONDS", help = "how long --apply waits for the pod (default 300)",
       check = function(v) return v:match("^%d+$") ~= nil, "expected a number of seconds" end },

@@ -103,6 +103,7 @@ docs.modules = {
       { "set_ticker(fn | nil)", "fn() is called from long C loops (every 0.1 s at most), for progress" },
       { "libraries()", "versions of the libraries in use" },
       { "system_ca_file()", "the system's CA bundle, or nil" },
+      { "executable()", "the program's own path (links resolved), or nil" },
     } },
   { name = "fileset", module = "mxpc.fileset", summary = "a set of files by UUID, 32 bytes a file",
     functions = {
