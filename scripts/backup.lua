@@ -26,6 +26,7 @@ assert(pg_programs.find("pg_dump"))
 local target = assert(wf.check_target(opts))
 local env = assert(wf.resolve(opts))
 local db <close> = assert(wf.connect_database(env))
+assert(wf.check_files_of(db, opts.files_of))
 local store <close> = not opts.database_only and assert(wf.connect_storage(env)) or nil
 local hooks = wf.hooks(opts, "backup"):set { env = env, db = db, storage = store }
 hooks:call("before_backup")

@@ -123,6 +123,7 @@ function M.backup(opts)
   local env = resolve(plan, opts)
   if not env then return plan:finish() end
   local db <close> = database(plan, env)
+  if db then assert(wf.check_files_of(db, opts.files_of)) end -- a usage error, as in the real run
   if opts.database_only then
     if db then plan:say("would write the database only, as a pg_dump -Fc file") end
     return plan:finish()

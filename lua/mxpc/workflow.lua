@@ -372,6 +372,50 @@ function M.list_files(conn, each)
   return n
 end
 
+-- The FileDocument specializations the database's files are of
+-- (submetaobjectname; Module.Entity names, sorted).
+function M.file_entities(conn)
+  local names = { ["System.FileDocument"] = true }
+  local cols, err = conn:query(
+    "select 1 from information_schema.columns where table_schema = 'public' and table_name = $1 " ..
+    "and column_name = 'submetaobjectname'", FILES_TABLE)
+  if not cols then return nil, err end
+  if #cols > 0 then
+    local rows, qerr = conn:query(('select distinct submetaobjectname as name from public."%s" ' ..
+      "where submetaobjectname is not null"):format(FILES_TABLE))
+    if not rows then return nil, qerr end
+    for _, r in ipairs(rows) do names[r.name] = true end
+  end
+  local list = {}
+  for n in pairs(names) do list[#list + 1] = n end
+  table.sort(list)
+  return list
+end
+
+-- --files-of names no file of the database is of (a misspelt entity would
+-- select nothing): a usage error (exit 2) naming the entities its files are
+-- of, with the one that differs only in case (or by a typo) as "did you mean".
+function M.check_files_of(conn, wanted)
+  if not wanted or #wanted == 0 then return true end
+  local known, err = M.file_entities(conn)
+  if not known then return nil, err end
+  local set = {}
+  for _, n in ipairs(known) do set[n] = true end
+  for _, w in ipairs(wanted) do
+    if not set[w] then
+      local suggestion
+      for _, n in ipairs(known) do
+        if n:lower() == w:lower() then suggestion = (" (did you mean %s?)"):format(n) end
+      end
+      suggestion = suggestion or require("mxpc.args").did_you_mean(w, known)
+      return nil, errors.new { code = "usage",
+        message = ("invalid --files-of %q: no file of the database is of that entity%s; its files are of %s")
+          :format(w, suggestion, table.concat(known, ", ")) }
+    end
+  end
+  return true
+end
+
 -- Size and model version for the archive's .metadata.
 function M.database_facts(conn)
   local size = assert(conn:query("select pg_database_size(current_database()) as n"))[1].n

@@ -216,6 +216,12 @@ bad_value "an entity without a module" 'invalid --files-of "Attachment": expecte
 bad_value "a selection of nothing" "select no file" --files-larger-than 1M --files-smaller-than 1k
 bad_value "a selection with --database-only" "a database-only backup has none" --files-of System.Image --database-only
 bad_value "a missing hooks file" 'invalid --hooks ".*/none.lua": no such file' --hooks "$work/none.lua"
+bad_value "an entity the database does not have" \
+  'invalid --files-of "MyFirstModule.Photo": no file of the database is of that entity; its files are of MyFirstModule.Attachment, System.FileDocument, System.Image$' \
+  --files-of System.Image --files-of MyFirstModule.Photo
+bad_value "an entity in the wrong case" \
+  'invalid --files-of "MyFirstModule.attachment": .* \(did you mean MyFirstModule.Attachment\?\)' --files-of MyFirstModule.attachment
+bad_value "... also with --dry-run" '\(did you mean MyFirstModule\.Attachment\?\)' --files-of MyFirstModule.attachment --dry-run
 check "no archive from any of them" [ ! -e "$work/never.tar.gz" ]
 
 # --- the examples --------------------------------------------------------------------------
