@@ -301,15 +301,24 @@ local function archive_command(name, summary, description)
   command {
     name = name,
     summary = summary,
-    usage = name .. " FILE [--json]",
-    description = description,
-    options = { { long = "json", help = "print the result as one JSON object on stdout" } },
+    usage = name .. " FILE|-|s3://BUCKET/KEY [--json]",
+    description = description .. "\n" ..
+      "The archive is a file, - (standard input, copied into $TMPDIR first) or\n" ..
+      "s3://BUCKET/KEY, as for restore -f.",
+    options = { { long = "json", help = "print the result as one JSON object on stdout" },
+      archive_options[1], archive_options[2], archive_options[3] },
     positional = "FILE",
     complete = "files",
     run = function(opts, positional)
       if not positional[1] then args.usage_error("missing FILE") end
       if #positional > 1 then args.usage_error("unexpected argument %q", positional[2]) end
-      return require("mxpc.backup_archive").command(name, opts, positional[1])
+      -- the archive from where restore -f reads it (workflow.archive_input)
+      local wf = require "mxpc.workflow"
+      opts.file = positional[1]
+      local loc = wf.location(opts.file)
+      local work <close> = loc.kind ~= "file" and assert(wf.workdir(opts.file)) or nil
+      local input, err = wf.archive_input(opts, work)
+      return require("mxpc.backup_archive").command(name, opts, input, err)
     end,
   }
 end
