@@ -23,7 +23,7 @@ local global_options = {
   { long = "debug", help = "show the Lua traceback of an error" },
   { long = "scripts", value = "DIR", help = "load Lua scripts from DIR first (see 'scripts export')" },
   { short = "h", long = "help", help = "show this help" },
-  { long = "version", help = "print the version and the library versions (as 'version')" },
+  { short = "V", long = "version", help = "print the version and the library versions (as 'version')" },
 }
 
 -- How many S3 requests run at once, and how much memory objects in transit may take.
@@ -188,6 +188,8 @@ command {
       help = "gzip level of the archive, 0 (none) to 9 (smallest; default 6); data that is already compressed is stored" },
     { long = "dry-run", help = "check that the cluster permissions, the database and the storage answer and say " ..
       "what would be written; write nothing (exit 1 with the reasons if the backup would not start)" },
+    { long = "strict", help = "fail (exit 1, nothing written) when a file the database references is missing " ..
+      "from storage, instead of skipping it" },
     selection_options[1], selection_options[2], selection_options[3], selection_options[4], hooks_option,
     transfer_options[1], transfer_options[2],
     env_options[3], env_options[4], env_options[5],
@@ -197,6 +199,9 @@ command {
     -- (a selection that contradicts itself is a usage error too)
     if hooks.selection_options(opts) and opts.database_only then
       args.usage_error("--files-* options select files; a database-only backup has none")
+    end
+    if opts.strict and opts.database_only then
+      args.usage_error("--strict is about the files; a database-only backup has none")
     end
     if opts.compression_level then
       local n = tonumber(opts.compression_level)

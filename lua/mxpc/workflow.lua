@@ -628,6 +628,13 @@ function M.transfer_options(opts)
   return { concurrency = tonumber(opts.concurrency) or 16, window = (tonumber(opts.window) or 32) * 1024 * 1024 }
 end
 
+-- The error of backup --strict for a file missing from storage.
+function M.missing_file(uuid, key)
+  return errors.new { code = "not_found",
+    message = ("file %s is missing from storage (%s): --strict makes that an error"):format(uuid, key),
+    hint = "nothing was written; without --strict a missing file is reported and skipped" }
+end
+
 -- The files a backup copies: those in use (list_files) that --files-* and
 -- the select_file hook take, with their sizes, from the database, else asked
 -- of the storage with HEAD requests, many at a time. They are kept in a
@@ -669,6 +676,7 @@ function M.files_to_copy(db, store, env, hooks, opts, transfer)
         waiting[item.index] = nil
         if not errors.is(e, "not_found") then return false end
         if files:find(item.uuid) then return true end -- taken already, by a row with a size
+        if opts.strict then error(M.missing_file(item.uuid, item.key), 0) end
         missing[#missing + 1] = item.uuid
         log.warn("file not found in storage, skipped", { uuid = item.uuid, key = item.key })
         return true
