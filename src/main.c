@@ -47,11 +47,12 @@ static void scan_early_options(int argc, char **argv, struct early_options *o)
     }
 }
 
-/* prefix + text, redacted and escaped, as one line on stderr */
+/* prefix + text, redacted and escaped, on stderr: one line, or a text of
+ * several lines (a server's message with its HINT) as lines, indented */
 static void print_line(const char *prefix, const char *text)
 {
     char *r = mxpc_redact(text);
-    char *e = mxpc_escape_string(r);
+    char *e = mxpc_escape_lines(r, "  ");
     fprintf(stderr, "%s%s\n", prefix, e);
     free(e);
     free(r);
