@@ -214,6 +214,7 @@ function M.use_iam(env)
   if db.sslmode ~= "verify-full" and db.sslmode ~= "verify-ca" then
     local root = os.getenv("PGSSLROOTCERT")
     db.sslmode = (root and root ~= "" and root ~= "system") and "verify-full" or "require"
+    db.sslmode_source = "iam"
   end
   db.region = environment.rds_region(db.host) or env.storage.region or "us-east-1"
   local creds, err = require("mxpc.s3").credentials {}
@@ -264,6 +265,9 @@ function M.connect_database(env, opts)
   if not params then return nil, perr end
   params.connect_timeout = opts and opts.connect_timeout and tostring(opts.connect_timeout) or nil
   local conn, err = pg.connect(params)
+  if not conn and err.message:find("does not support SSL", 1, true) then
+    err.hint = environment.no_tls_hint(env.database) -- (libpq does not know who asked for TLS)
+  end
   if not conn then return nil, env.database.iam and iam_refusal(env.database, err) or err end
   local info = conn:info()
   log.info("connected to the database", { server = info.server_version, tls = info.ssl and info.ssl.protocol or "no" })
@@ -283,7 +287,9 @@ local function pg_env(db)
 end
 
 -- Why a child failed, for a message: "pg_dump failed (exit status 1): <its
--- stderr>", "psql was killed by signal 9 (SIGKILL)".
+-- stderr>", "psql was killed by signal 9 (SIGKILL)". Its stderr may hold
+-- several lines (ERROR, DETAIL, HINT): the error gets `lines = true`, and is
+-- printed as lines.
 local function child_failure(name, r)
   local text = r.stderr:gsub("%s+$", "")
   return (r.signal and (name .. " was " .. r.reason) or (name .. " failed (" .. r.reason .. ")"))
@@ -455,7 +461,7 @@ function M.start_dump(env, path)
     p:close()
     meter:finish(r.status ~= 0)
     if r.status ~= 0 then
-      return nil, errors.new { code = "pg_dump", message = child_failure("pg_dump", r),
+      return nil, errors.new { code = "pg_dump", message = child_failure("pg_dump", r), lines = true,
         hint = r.stderr:find("server version mismatch") and "install a pg_dump at least as new as the server" or nil }
     end
     local size = fs.stat(path).size
@@ -565,7 +571,7 @@ function M.restore_database(env, dump_path, extra_sql)
   if rr.status ~= 0 then
     meter:finish(true)
     psql:close() -- kills it before its input ends: nothing is committed
-    return nil, errors.new { code = "pg_restore", message = child_failure("pg_restore", rr),
+    return nil, errors.new { code = "pg_restore", message = child_failure("pg_restore", rr), lines = true,
       hint = "the database was left as it was" }
   end
   if extra_sql and psql_open then
@@ -580,6 +586,7 @@ function M.restore_database(env, dump_path, extra_sql)
   if rp.status ~= 0 or rp.stderr:find("ERROR") then
     runtime.defer_interrupts(was) -- raises a signal that came meanwhile: the database is as it was
     return nil, errors.new { code = "restore", message = "restoring the database failed: " .. child_failure("psql", rp),
+      lines = true,
       hint = "the restore ran in one transaction, so the database was left as it was" }
   end
   log.info("database restored")

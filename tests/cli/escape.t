@@ -25,23 +25,22 @@ $ verify hostile.tar.gz
 >~ ^Mendix Cloud: +restores with this tool but not in Mendix Cloud$
 >~ ^OK: hostile.tar.gz would restore with this tool
 
-# log and error lines: escaped, also with --log-format json; an error's line
-# break starts an indented line (no line of its own can be forged)
+# log and error lines: one line each, escaped, also with --log-format json
 % printf 'local log = require "mxpc.log"\nlog.warn("host \\27[31mred\\27[0m", {endpoint = "http://x\\r\\ninfo: backup written", name = "a\\255b"})\nerror(require("mxpc.error").new{code = "x", message = "bad \\27]0;title\\7 host\\r\\nerror: forged", hint = "see \\226\\128\\174txet"})\n' > {tmp}/log.lua
 $ run log.lua
 ? 1
 ! warn: host \x1b[31mred\x1b[0m endpoint="http://x\r\ninfo: backup written" name=a\xffb
-! error: bad \x1b]0;title\x07 host\r
-!   error: forged
+! error: bad \x1b]0;title\x07 host\r\nerror: forged
 ! hint: see \u{202e}txet
 
 ~ {bin} --log-format json run {tmp}/log.lua 2>&1 >/dev/null | python3 -c 'import json, sys; [print(json.loads(l)["level"], repr(json.loads(l).get("name", json.loads(l).get("hint")))) for l in sys.stdin.buffer.read().decode("utf-8", "strict").splitlines()]'
 > warn 'a\\xffb'
 > error 'see \u202etxet'
 
-# a server's message of several lines (PostgreSQL's DETAIL, HINT) prints as
-# lines, each escaped, the later ones indented; JSON keeps it one string
-% printf 'error(require("mxpc.error").new{code = "sql", message = "ERROR:  relation \\"conf_evt_t\\" does not exist\\nHINT:  Perhaps you meant \\27[2J\\"conf_evt\\".\\n"})\n' > {tmp}/lines.lua
+# an error holding a program's output of several lines (lines = true: psql's
+# ERROR with its HINT) prints as lines, each escaped, the later ones indented
+# (none can pass for a line of its own); JSON keeps it one string
+% printf 'error(require("mxpc.error").new{code = "sql", lines = true, message = "ERROR:  relation \\"conf_evt_t\\" does not exist\\nHINT:  Perhaps you meant \\27[2J\\"conf_evt\\".\\n"})\n' > {tmp}/lines.lua
 $ run lines.lua
 ? 1
 ! error: ERROR:  relation "conf_evt_t" does not exist

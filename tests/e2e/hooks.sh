@@ -155,12 +155,14 @@ check "... nothing left beside it" no_dot_files
 
 cat >"$work/badsql.lua" <<'LUA'
 return { restore_sql = function() return [[
-DO $$ BEGIN RAISE EXCEPTION 'refused with % customers loaded', (SELECT count(*) FROM "myfirstmodule$customer"); END $$;
+DO $$ BEGIN RAISE EXCEPTION 'refused with % customers loaded', (SELECT count(*) FROM "myfirstmodule$customer")
+  USING HINT = 'load fewer'; END $$;
 ]] end }
 LUA
 run "restore_sql whose SQL fails fails the restore" 1 restore -n mendix -e demo-copy -f "$work/all.tar.gz" --stop-app \
   --hooks "$work/badsql.lua"
-expect_err "... after the data was loaded" "refused with 50 customers loaded"
+expect_err "... after the data was loaded" "refused with 50 customers loaded$"
+expect_err "... the server's HINT on a line of its own, not a literal \\n" "^  HINT:  load fewer$"
 expect_err "... and says the database was left as it was" "left as it was"
 check "... the database is unchanged" [ "$(fingerprint)" = "$before" ]
 
