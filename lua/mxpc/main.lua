@@ -443,6 +443,10 @@ command {
   run = print_version,
 }
 
+-- Where the docs/*.md that messages and help name are.
+local DOCS = "The docs/*.md that messages and help name: share/doc/" .. PROGRAM .. "/docs/ in the\n" ..
+  "package (beside the program) and under the install prefix, docs/ in the source."
+
 local function unknown_command(name)
   return ("unknown command %q%s"):format(name, args.did_you_mean(name, order))
 end
@@ -452,7 +456,7 @@ local function cli()
   return {
     program = PROGRAM, version = runtime.version, tagline = tagline, description = description,
     commands = commands, order = order, global_options = global_options,
-    environment = environment, exit_status = exit_status,
+    environment = environment, exit_status = exit_status, docs = DOCS,
   }
 end
 
@@ -526,6 +530,7 @@ function main.help()
   out[#out + 1] = ""
   out[#out + 1] = "Run '" .. PROGRAM .. " COMMAND --help' for a command's options,"
   out[#out + 1] = "'" .. PROGRAM .. " help --man' for the manual page."
+  out[#out + 1] = DOCS
   return table.concat(out, "\n") .. "\n"
 end
 

@@ -67,6 +67,12 @@ if [ -z "$inner" ]; then
            share/zsh/site-functions/_mxpc-data-migration; do
     [ -s "$root/opt/$pkgname/$f" ] && ok "the package has $f" || bad "the package has no $f"
   done
+  # the docs that messages and --help name are in the package
+  docs_missing=
+  for doc in $(grep -rhoE 'docs/[a-z0-9-]+\.md' "$src/lua" "$src/src" "$src/scripts" | sort -u); do
+    [ -s "$root/opt/$pkgname/share/doc/mxpc-data-migration/$doc" ] || docs_missing="$docs_missing $doc"
+  done
+  [ -z "$docs_missing" ] && ok "the package has the docs the program names" || bad "the package lacks$docs_missing"
   need=$(tar -xzOf "$pkg" "$pkgname/share/doc/mxpc-data-migration/REQUIRES" | awk '{print $2}')
   have=$(ldd --version | sed -n '1s/.* //p')
   [ -n "$need" ] && [ "$(printf '%s\n%s\n' "$need" "$have" | sort -V | tail -1)" = "$have" ] &&
@@ -153,7 +159,9 @@ else bad "the proof after the restore"; fi
 # https to S3: demo-https keeps its files behind the stack's private CA
 backup_https() { jail "$@" "$P" backup -n mendix -e demo-https -f /tmp/https.tar.gz --force; }
 if backup_https; then bad "https without any CA bundle fails"; else
-  check "https without any CA bundle fails, naming SSL_CERT_FILE" err_has 'SSL_CERT_FILE'
+  check "https without any CA bundle fails: no CA bundle found, set SSL_CERT_FILE" \
+    err_has 'no CA bundle found; set SSL_CERT_FILE$'
+  check "... naming no bundle path" bash -c '! grep -q "ca-certificates.crt\|ca-bundle" "$0"' "$work/err"
 fi
 check "https with SSL_CERT_FILE" backup_https SSL_CERT_FILE=/tmp/s3-ca.crt
 for place in /etc/ssl/certs/ca-certificates.crt /etc/pki/tls/certs/ca-bundle.crt /etc/ssl/cert.pem; do
