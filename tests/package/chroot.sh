@@ -156,6 +156,14 @@ if MXPC_SCRIPTS= MXPC_DATADIR= "$host_bin" run "$src/tests/e2e/proof.lua" "$MXPC
   ok "demo-copy holds demo-app's tables, sequences and files"
 else bad "the proof after the restore"; fi
 
+# jump-pod --apply from the package: the next steps copy this very package into the pod
+if jail "$P" jump-pod -n mendix -e demo-app --name mxpc-pkg-jump --apply; then
+  check "jump-pod --apply from the package: the one command that copies it into the pod" \
+    err_has "^  tar -C /opt -czf - $pkgname \| kubectl -n mendix exec -i mxpc-pkg-jump -- tar -xzf - -C /tmp\$"
+  check "... and runs it there" err_has "exec mxpc-pkg-jump -- /tmp/$pkgname/mxpc-data-migration backup -n mendix -e demo-app"
+else bad "jump-pod --apply from the package"; fi
+jail "$P" jump-pod -n mendix -e demo-app --name mxpc-pkg-jump --delete >/dev/null 2>&1
+
 # https to S3: demo-https keeps its files behind the stack's private CA
 backup_https() { jail "$@" "$P" backup -n mendix -e demo-https -f /tmp/https.tar.gz --force; }
 if backup_https; then bad "https without any CA bundle fails"; else
