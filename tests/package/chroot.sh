@@ -74,6 +74,10 @@ if [ -z "$inner" ]; then
   done
   [ -z "$docs_missing" ] && ok "the package has the docs the program names" || bad "the package lacks$docs_missing"
   need=$(tar -xzOf "$pkg" "$pkgname/share/doc/mxpc-data-migration/REQUIRES" | awk '{print $2}')
+  # the README says which systems it runs on: the glibc it names is the one the package needs
+  readme=$(grep -o 'glibc [0-9][0-9.]* or newer' "$src/README.md" | head -1 | awk '{print $2}')
+  [ "$readme" = "$need" ] && ok "the README names the glibc the package needs ($need)" ||
+    bad "the README names glibc '${readme:-none}', the package needs $need"
   have=$(ldd --version | sed -n '1s/.* //p')
   [ -n "$need" ] && [ "$(printf '%s\n%s\n' "$need" "$have" | sort -V | tail -1)" = "$have" ] &&
     ok "it needs glibc $need, this one is $have" || bad "it needs glibc '$need', this one is $have"
