@@ -70,11 +70,13 @@ t.test("sslmode: an unknown value is an error, never a weaker mode", function()
   t.contains(err.hint, "verify-full")
 end)
 
+-- The database settings of a JDBC URL ending in `query`.
+local function db(query)
+  return assert(environment.database_settings({ ["database-jdbc-url"] = "jdbc:postgresql://h/d" .. query,
+    ["database-username"] = "u", ["database-password"] = "p" }, "S"))
+end
+
 t.test("a server without TLS: the hint names who asked for TLS", function()
-  local function db(query)
-    return assert(environment.database_settings({ ["database-jdbc-url"] = "jdbc:postgresql://h/d" .. query,
-      ["database-username"] = "u", ["database-password"] = "p" }, "S"))
-  end
   local d = db("?sslmode=prefer")
   t.ok(environment.request_sslmode(d, "require", "--db-sslmode"))
   t.eq(environment.no_tls_hint(d), "the server does not offer TLS, but --db-sslmode require asks for it "
@@ -90,10 +92,6 @@ t.test("a server without TLS: the hint names who asked for TLS", function()
 end)
 
 t.test("--db-sslmode and PGSSLMODE raise the mode, never lower it", function()
-  local function db(query)
-    return assert(environment.database_settings({ ["database-jdbc-url"] = "jdbc:postgresql://h/d" .. query,
-      ["database-username"] = "u", ["database-password"] = "p" }, "S"))
-  end
   local d = db("?sslmode=prefer")
   t.ok(environment.request_sslmode(d, "VERIFY-full", "--db-sslmode"))
   t.eq(d.sslmode, "verify-full")
