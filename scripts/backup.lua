@@ -1,7 +1,7 @@
 -- The backup workflow: an environment's database and files -> a Mendix Cloud
 -- backup archive. Called with the parsed options:
 --   { namespace =, environment =, file =, force =, database_only =, compression_level =,
---     files_larger_than =, files_smaller_than =, files_changed_since =, files_of =,
+--     files_larger_than =, files_smaller_than =, files_changed_since =, files_of =, strict =,
 --     hooks =, dry_run =, kubeconfig =, context =, archive_endpoint =, archive_region =, archive_profile = }
 -- `file` is a path, "-" (standard output) or "s3://BUCKET/KEY".
 -- Hooks (docs/hooks.md) change it without editing; or edit a copy
@@ -26,6 +26,7 @@ assert(pg_programs.find("pg_dump"))
 local target = assert(wf.check_target(opts))
 local env = assert(wf.resolve(opts))
 local db <close> = assert(wf.connect_database(env))
+assert(wf.check_files_of(db, opts.files_of))
 local store <close> = not opts.database_only and assert(wf.connect_storage(env)) or nil
 local hooks = wf.hooks(opts, "backup"):set { env = env, db = db, storage = store }
 hooks:call("before_backup")
@@ -91,6 +92,7 @@ assert(out:add_files_from(store, env.storage.bucket, files, {
       return true
     end
     if not errors.is(err, "not_found") then return false end
+    if opts.strict then error(wf.missing_file(f.uuid, f.key), 0) end -- a complete archive or none
     -- deleted since it was listed: reported, not fatal
     missing[#missing + 1] = f.uuid
     log.warn("file not found in storage, skipped", { uuid = f.uuid, key = f.key })

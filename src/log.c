@@ -334,6 +334,25 @@ char *mxpc_escape_string(const char *s)
     return mxpc_buf_take(&out);
 }
 
+char *mxpc_escape_lines(const char *s, const char *indent)
+{
+    struct mxpc_buf out = MXPC_BUF_INIT;
+    mxpc_buf_puts(&out, "");
+    size_t n = s ? strlen(s) : 0;
+    while (n > 0 && s[n - 1] == '\n')
+        n--;
+    for (const char *p = s, *end = s + n; p && p <= end;) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        escape_into(&out, p, nl ? (size_t)(nl - p) : (size_t)(end - p), ESC_TEXT);
+        if (!nl)
+            break;
+        mxpc_buf_putc(&out, '\n');
+        mxpc_buf_puts(&out, indent);
+        p = nl + 1;
+    }
+    return mxpc_buf_take(&out);
+}
+
 void mxpc_json_quote(struct mxpc_buf *out, const char *s)
 {
     mxpc_buf_putc(out, '"');

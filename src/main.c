@@ -47,11 +47,13 @@ static void scan_early_options(int argc, char **argv, struct early_options *o)
     }
 }
 
-/* prefix + text, redacted and escaped, as one line on stderr */
-static void print_line(const char *prefix, const char *text)
+/* prefix + text, redacted and escaped, as one line on stderr; with `lines`,
+ * a text of several lines (a server's ERROR with its DETAIL and HINT) as
+ * lines, the later ones indented */
+static void print_line(const char *prefix, const char *text, int lines)
 {
     char *r = mxpc_redact(text);
-    char *e = mxpc_escape_string(r);
+    char *e = lines ? mxpc_escape_lines(r, "  ") : mxpc_escape_string(r);
     fprintf(stderr, "%s%s\n", prefix, e);
     free(e);
     free(r);
@@ -86,9 +88,15 @@ static int report_error(lua_State *L, int debug)
         mxpc_log_fields(MXPC_LOG_ERROR, msg ? msg : "unknown error", fields, n);
         return code;
     }
-    print_line("error: ", msg ? msg : "unknown error");
+    int lines = 0; /* the message holds lines of a program's output (error.lines) */
+    if (lua_istable(L, -1)) {
+        lua_getfield(L, -1, "lines");
+        lines = lua_toboolean(L, -1);
+        lua_pop(L, 1);
+    }
+    print_line("error: ", msg ? msg : "unknown error", lines);
     if (hint)
-        print_line("hint: ", hint);
+        print_line("hint: ", hint, 0);
     if (debug && tb) {
         /* line by line, so the traceback keeps its shape and nothing in it
          * reaches the terminal raw */

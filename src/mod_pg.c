@@ -75,7 +75,7 @@ static const char *connect_hint(const char *msg, const char *sslmode)
     if (strstr(msg, "does not match host name") || strstr(msg, "server certificate for"))
         return "the server's certificate is for another host name: connect by the name in the certificate";
     if (strstr(msg, "server does not support SSL"))
-        return "the server does not offer TLS, but the storage plan requires it (strict TLS)";
+        return "the server does not offer TLS, but the connection's sslmode asks for it";
     if (strstr(msg, "password authentication failed") || strstr(msg, "no password supplied"))
         return "the database credentials were refused: check the environment's database secret";
     if (strstr(msg, "no pg_hba.conf entry"))

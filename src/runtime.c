@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <lauxlib.h>
 #include <lua-cjson.h>
@@ -425,6 +426,32 @@ static int l_system_ca_file(lua_State *L)
     return 1;
 }
 
+/* runtime.executable(): the program's own path (/proc/self/exe, links
+ * resolved), or nil */
+static int l_executable(lua_State *L)
+{
+    char path[4096];
+    ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
+    if (n <= 0) {
+        lua_pushnil(L);
+        return 1;
+    }
+    path[n] = '\0';
+    lua_pushstring(L, path);
+    return 1;
+}
+
+/* The architecture in the package's name (tools/package: Debian's names). */
+#if defined(__x86_64__)
+#define MXPC_ARCH "amd64"
+#elif defined(__aarch64__)
+#define MXPC_ARCH "arm64"
+#elif defined(__i386__)
+#define MXPC_ARCH "i386"
+#else
+#define MXPC_ARCH "unknown"
+#endif
+
 int luaopen_mxpc_runtime(lua_State *L)
 {
     static const luaL_Reg fns[] = {
@@ -440,6 +467,7 @@ int luaopen_mxpc_runtime(lua_State *L)
         {"set_ticker", l_set_ticker},
         {"libraries", mxpc_push_library_versions},
         {"system_ca_file", l_system_ca_file},
+        {"executable", l_executable},
         {NULL, NULL},
     };
     luaL_newlib(L, fns);
@@ -447,5 +475,7 @@ int luaopen_mxpc_runtime(lua_State *L)
     lua_setfield(L, -2, "version");
     lua_pushstring(L, "mxpc-data-migration");
     lua_setfield(L, -2, "program");
+    lua_pushstring(L, MXPC_ARCH);
+    lua_setfield(L, -2, "arch");
     return 1;
 }

@@ -28,4 +28,11 @@ cmp -s "$prefix/share/zsh/site-functions/_mxpc-data-migration" <("$bin" completi
   fail "zsh completion not installed or stale"
 MANPATH=$prefix/share/man man -w mxpc-data-migration | grep -qx "$prefix/share/man/man1/mxpc-data-migration.1" ||
   fail "man does not find the installed page"
+# the docs that messages and --help name (docs/hooks.md, ...), and where --help says they are
+src=$(cd "$(dirname "$0")/.." && pwd)
+for doc in $(grep -rhoE 'docs/[a-z0-9-]+\.md' "$src/lua" "$src/src" "$src/scripts" | sort -u); do
+  [ -f "$prefix/share/doc/mxpc-data-migration/$doc" ] || fail "the program names $doc, which is not installed"
+done
+[ -f "$prefix/share/doc/mxpc-data-migration/README.md" ] || fail "README.md not installed"
+"$bin" --help | grep -q "share/doc/mxpc-data-migration/docs/" || fail "--help does not say where the docs are"
 echo "1 passed, 0 failed"

@@ -77,6 +77,11 @@ size_t mxpc_redact_work(void);
 void mxpc_escape(struct mxpc_buf *out, const char *s, size_t n);
 /* The same as a new string (never NULL). */
 char *mxpc_escape_string(const char *s);
+/* As mxpc_escape_string, but a text of several lines (a server's message with
+ * its DETAIL and HINT) stays several lines: each line escaped, every line
+ * after the first begun with `indent` (so none can pass for a line of its
+ * own), line ends at the end dropped. */
+char *mxpc_escape_lines(const char *s, const char *indent);
 /* The same in double quotes, with quotes and backslashes escaped too
  * ("a\"b\\c\x1b"): a name inside a message. */
 void mxpc_escape_quoted(struct mxpc_buf *out, const char *s, size_t n);

@@ -676,10 +676,6 @@ function M.report(s)
   return table.concat(out, "\n") .. "\n"
 end
 
--- The inspect and verify commands: `verify` also runs pg_restore -l on the
--- dump. Prints the report (or JSON) and returns the exit code; an invalid
--- archive raises its error (exit 1) after printing {"ok": false, ...} with
--- --json.
 -- A copy of a result with every string (keys too) escaped as in text output,
 -- so the JSON is valid UTF-8 whatever an archive holds.
 local function printable(v)
@@ -690,8 +686,15 @@ local function printable(v)
   return setmetatable(copy, getmetatable(v))
 end
 
-function M.command(name, opts, file)
-  local summary, err = M.validate(file, { check_dump = name == "verify" })
+-- The inspect and verify commands: `verify` also runs pg_restore -l on the
+-- dump. `input` is the archive as workflow.archive_input opens it (a file,
+-- standard input, an S3 object), or nil and `err` when it could not. Prints
+-- the report (or JSON) and returns the exit code; an invalid archive raises
+-- its error (exit 1) after printing {"ok": false, ...} with --json.
+function M.command(name, opts, input, err)
+  local file = input and input.name or opts.file
+  local summary
+  if input then summary, err = input:validate { check_dump = name == "verify" } end
   if not summary then
     if opts.json then
       io.stdout:write(cjson.encode(printable { ok = false, file = file,

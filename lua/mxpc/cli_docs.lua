@@ -116,6 +116,8 @@ function cli_docs.man(cli)
     for _, e in ipairs(section[2]) do add(out, ".TP", ".B " .. roff(e[1]), paragraph(e[2])) end
   end
   out[#out + 1] = ".SH SEE ALSO"
+  out[#out + 1] = paragraph(cli.docs)
+  out[#out + 1] = ".PP"
   out[#out + 1] = "\\fBpg_dump\\fR(1), \\fBpg_restore\\fR(1), \\fBkubectl\\fR(1)"
   return table.concat(out, "\n") .. "\n"
 end

@@ -67,17 +67,25 @@ end
 local function check_access(plan, client, namespace, verbs, why)
   local info = client:info()
   local who = info.in_cluster and "the pod's service account" or ('the user of context "%s"'):format(info.context or "?")
-  local refused = {}
-  for _, v in ipairs(verbs) do
-    local verb, resource = v[1], v[2]
-    local allowed, err = client:can_i(verb, resource, { namespace = namespace })
+  local k8s_api = require "mxpc.k8s_api"
+  local answers = {}
+  for i, v in ipairs(verbs) do
+    local allowed, err = client:can_i(v[1], v[2], { namespace = namespace })
     if allowed == nil then return plan:refuse(err) end
+    answers[i] = allowed
+    if allowed then k8s_api.saw_namespace(client, namespace) end -- (a namespace that does not exist allows nothing)
+  end
+  local refused, doubt, missing = {}, nil, nil
+  for i, v in ipairs(verbs) do
+    local verb, resource = v[1], v[2]
+    local allowed = answers[i]
     local r = require("mxpc.k8s").resource(resource)
     if not allowed then
       refused[#refused + 1] = verb .. " " .. r.display
+      if #refused == 1 then doubt, missing = k8s_api.namespace_doubt(client, namespace) end
+      local hint = k8s_api.rule_hint(who, namespace, r, verb)
       plan:refuse(('%s may not %s %s in namespace "%s" (%s)'):format(who, verb, r.display, namespace, why),
-        ('a Role in namespace "%s" with the rule {apiGroups: ["%s"], resources: ["%s"], verbs: ["%s"]}, bound to '
-          .. "it by a RoleBinding (docs/jump-pod.md)"):format(namespace, r.group, r.plural, verb))
+        missing and doubt or doubt and (doubt .. "; if it is right, " .. hint) or hint)
     end
   end
   if #refused == 0 then
@@ -123,6 +131,7 @@ function M.backup(opts)
   local env = resolve(plan, opts)
   if not env then return plan:finish() end
   local db <close> = database(plan, env)
+  if db then assert(wf.check_files_of(db, opts.files_of)) end -- a usage error, as in the real run
   if opts.database_only then
     if db then plan:say("would write the database only, as a pg_dump -Fc file") end
     return plan:finish()

@@ -159,8 +159,25 @@ function M.request_sslmode(db, requested, source)
       ("a stronger mode may be asked for, never a weaker one: use %s or stronger, or leave %s out; "
         .. "a private CA is trusted with PGSSLROOTCERT"):format(db.sslmode_asked, source))
   end
+  if SSL_RANK[mode] > SSL_RANK[db.sslmode] then db.sslmode_source = source end
   db.sslmode = mode
   return true
+end
+
+-- The hint for a server that does not offer TLS while the connection asks
+-- for it: whoever asked (--db-sslmode, PGSSLMODE, RDS IAM, or the
+-- environment's JDBC URL), and what to do about it.
+function M.no_tls_hint(db)
+  local source = db.sslmode_source
+  if source == "--db-sslmode" or source == "PGSSLMODE" then
+    return ("the server does not offer TLS, but %s %s asks for it (the environment asks for %s): %s"):format(source,
+      db.sslmode, db.sslmode_asked, source == "PGSSLMODE" and "unset PGSSLMODE" or "leave --db-sslmode out")
+  end
+  if source == "iam" then
+    return "the server does not offer TLS, which RDS IAM authentication needs: is this the RDS instance?"
+  end
+  return ("the server does not offer TLS, but the environment's JDBC URL asks for it (sslmode %s): "
+    .. "correct the URL in the storage plan, or turn TLS on at the server"):format(db.sslmode_asked)
 end
 
 -- Whether the database logs in with RDS IAM authentication. Not documented by

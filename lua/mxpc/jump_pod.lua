@@ -1,6 +1,6 @@
 -- The jump pod: a pod in the environment's namespace to run the tool in, with
 -- a service account whose Role allows exactly what the chosen operations
--- need, and the PostgreSQL client tools (bitnami/postgresql) of the database
+-- need, and the PostgreSQL client tools (the official postgres image) of the database
 -- server's major version. `jump-pod` prints the manifests, creates them
 -- (--apply) or deletes them (--delete). See docs/jump-pod.md.
 local cjson = require "cjson"
@@ -11,8 +11,11 @@ local runtime = require "mxpc.runtime"
 local M = {}
 
 local MENDIX = "privatecloud.mendix.com"
-M.IMAGE_REPOSITORY = "docker.io/bitnami/postgresql"
-M.UID = 1001 -- the bitnami images' user
+-- The official image: maintained, multi-arch, Debian based (glibc), with
+-- pg_dump, pg_restore and psql of its major version in PATH. Fully qualified:
+-- CRI-O refuses short names it cannot resolve without asking.
+M.IMAGE_REPOSITORY = "docker.io/library/postgres"
+M.UID = 1001 -- non-root; the image needs no user of its own for the client tools (HOME is /tmp)
 
 -- The Role's rules for the operations: a backup reads the MendixApp, its
 -- StorageInstances and their Secrets; a restore also lists the app's pods (to
@@ -279,6 +282,47 @@ function M.pod_role_arn(pod)
   return nil
 end
 
+-- Waiting reasons of a container that will not start by waiting longer.
+local STUCK = {
+  ErrImagePull = "image", ImagePullBackOff = "image", InvalidImageName = "image", ErrImageNeverPull = "image",
+  CreateContainerConfigError = "config", CreateContainerError = "config", CrashLoopBackOff = "crash",
+}
+
+-- Why a Pending pod will not run, from its status: nil, or an error that says
+-- what the cluster reported (an unschedulable pod's PodScheduled condition, a
+-- container's waiting reason) and what to do.
+function M.pod_problem(pod)
+  local name, ns = pod.metadata.name, pod.metadata.namespace
+  local describe = ("kubectl -n %s describe pod %s"):format(ns, name)
+  local status = pod.status or {}
+  for _, c in ipairs(status.conditions or {}) do
+    if c.type == "PodScheduled" and c.status == "False" and c.reason == "Unschedulable" then
+      return errors.new { code = "pod",
+        message = ("pod %s cannot be scheduled: %s"):format(name, c.message or c.reason),
+        hint = ("no node can take it (room, node selectors, taints); %s shows more, and --delete removes it"):format(describe) }
+    end
+  end
+  for _, cs in ipairs(status.containerStatuses or {}) do
+    local w = cs.state and cs.state.waiting
+    local kind = w and STUCK[w.reason]
+    if kind then
+      local hint
+      if kind == "image" then
+        hint = ("the cluster cannot pull %s: run jump-pod --delete, then --apply again with --image naming an image"
+          .. " it can pull (a mirror in your registry; see docs/jump-pod.md, \"The image\")"):format(cs.image or "the image")
+      elseif kind == "config" then
+        hint = ("the pod's configuration is refused on the node; %s shows more, and --delete removes it"):format(describe)
+      else
+        hint = ("its container keeps stopping; kubectl -n %s logs %s shows why, and --delete removes it"):format(ns, name)
+      end
+      return errors.new { code = "pod",
+        message = ("pod %s will not start: %s%s"):format(name, w.reason, w.message and (": " .. w.message) or ""),
+        hint = hint }
+    end
+  end
+  return nil
+end
+
 -- Creates the objects; an existing ServiceAccount, Role or RoleBinding is
 -- brought up to date, an existing Pod is kept if it runs the same image.
 -- Then waits until the pod runs.
@@ -330,6 +374,8 @@ function M.apply(client, objects, timeout)
       return nil, errors.new { code = "pod", message = ("pod %s stopped (%s)"):format(pod.metadata.name, phase),
         hint = ("kubectl -n %s describe pod %s"):format(pod.metadata.namespace, pod.metadata.name) }
     end
+    local problem = M.pod_problem(p)
+    if problem then return nil, problem end
     if runtime.monotonic() >= deadline then
       return nil, errors.new { code = "timeout", message = ("pod %s is not running after %d seconds (%s)"):format(
         pod.metadata.name, timeout or 300, phase or "no phase"),
@@ -358,6 +404,53 @@ function M.delete(client, objects)
   return true
 end
 
+-- --- the package, for the next steps ------------------------------------------
+
+-- The package's name for this program (tools/package).
+function M.package_name()
+  return ("%s-%s-linux-%s"):format(runtime.program, runtime.version, runtime.arch)
+end
+
+-- The directory of the package this program runs from, or nil: a directory
+-- named as the package, holding the program and share/doc/.../REQUIRES
+-- (written by tools/package only).
+function M.package_dir()
+  local exe = runtime.executable()
+  local dir = exe and exe:match("^(.*)/[^/]+$")
+  if not dir or dir:match("[^/]+$") ~= M.package_name() then return nil end
+  local fs = require "mxpc.fs"
+  if not fs.stat(dir .. "/share/doc/" .. runtime.program .. "/REQUIRES") then return nil end
+  return dir
+end
+
+-- A word for the shell, quoted only when it needs it.
+local function sh(word)
+  if word:match("^[%w_./:=@%%+-]+$") then return word end
+  return "'" .. word:gsub("'", "'\\''") .. "'"
+end
+
+-- What to do once the pod runs: copy this very package in (from its own
+-- directory, or the .tar.gz tools/package makes), run, delete.
+function M.next_steps(p)
+  local pkg, ns, pod = M.package_name(), sh(p.namespace), sh(p.name)
+  local dir = p.package_dir
+  local copy
+  if dir then
+    local parent = dir:match("^(.*)/[^/]+$")
+    copy = ("tar -C %s -czf - %s | kubectl -n %s exec -i %s -- tar -xzf - -C /tmp"):format(sh(parent ~= "" and parent or "/"),
+      pkg, ns, pod)
+  else
+    copy = ("kubectl -n %s exec -i %s -- tar -xzf - -C /tmp < %s.tar.gz    # made by tools/package"):format(ns, pod, pkg)
+  end
+  return ([[
+the jump pod %s runs in namespace %s. Next (see docs/jump-pod.md):
+  %s
+  kubectl -n %s exec %s -- /tmp/%s/%s backup -n %s -e %s -f - > backup.tar.gz
+and when done: %s jump-pod -n %s -e %s --delete%s
+]]):format(p.name, p.namespace, copy, ns, pod, pkg, runtime.program, ns, sh(p.environment), runtime.program, ns,
+    sh(p.environment), p.custom_name and (" --name " .. pod) or "")
+end
+
 -- The jump-pod command.
 function M.command(opts)
   local name = opts.name or M.default_name(opts.environment)
@@ -381,14 +474,8 @@ function M.command(opts)
     return 0
   end
   assert(M.apply(client, objects, tonumber(opts.timeout)))
-  local pkg = "mxpc-data-migration-VERSION-linux-ARCH"
-  io.stderr:write(([[
-the jump pod %s runs in namespace %s. Next (see docs/jump-pod.md):
-  kubectl -n %s exec -i %s -- tar -xzf - -C /tmp < %s.tar.gz
-  kubectl -n %s exec %s -- /tmp/%s/mxpc-data-migration backup -n %s -e %s -f - > backup.tar.gz
-and when done: mxpc-data-migration jump-pod -n %s -e %s --delete%s
-]]):format(name, opts.namespace, opts.namespace, name, pkg, opts.namespace, name, pkg, opts.namespace,
-    opts.environment, opts.namespace, opts.environment, opts.name and (" --name " .. name) or ""))
+  io.stderr:write(M.next_steps { namespace = opts.namespace, environment = opts.environment, name = name,
+    custom_name = opts.name ~= nil, package_dir = M.package_dir() })
   return 0
 end
 

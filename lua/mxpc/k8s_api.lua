@@ -81,17 +81,58 @@ end
 
 local VERBS = { GET = "get", PATCH = "patch", POST = "create", PUT = "update", DELETE = "delete" }
 
-local function rbac_hint(info, target)
+-- Namespaces a client has seen answer (a request there succeeded, or the
+-- server allowed something there): they exist.
+local seen = setmetatable({}, { __mode = "k" })
+function api.saw_namespace(client, ns)
+  if not ns then return end
+  seen[client] = seen[client] or {}
+  seen[client][ns] = true
+end
+
+-- Whether namespace `ns` exists: true, false, or nil when the server does not
+-- say (a user who may not read namespaces). One raw GET, never an error.
+function api.namespace_exists(client, ns)
+  if seen[client] and seen[client][ns] then return true end
+  local status = client:_http("GET", "/api/v1/namespaces/" .. escape(ns))
+  if status == 200 then return true end
+  if status == 404 then return false end
+  return nil
+end
+
+-- What to do about a refused request in a namespace that may not exist (a
+-- user refused everywhere but in their own namespaces gets the same 403 for
+-- a misspelt one): nil when it exists, else the words to put first.
+function api.namespace_doubt(client, ns)
+  local exists = api.namespace_exists(client, ns)
+  if exists == false then
+    return ('namespace "%s" does not exist: check -n (kubectl get namespaces lists them)'):format(ns), true
+  end
+  if exists == nil then
+    return ('check the namespace "%s" first (one that does not exist is refused the same way)'):format(ns)
+  end
+  return nil
+end
+
+-- The RBAC rule a refused request needs, as a hint (the whole Role: docs/jump-pod.md#permissions).
+function api.rule_hint(who, namespace, r, verb)
+  local scope = r.namespaced and ('a Role in namespace "%s"'):format(namespace) or "a ClusterRole"
+  return ('%s needs %s with the rule {apiGroups: ["%s"], resources: ["%s"], verbs: ["%s"]}, bound to it by a '
+    .. "RoleBinding (the whole Role: docs/jump-pod.md#permissions)"):format(who, scope, r.group, r.plural, verb)
+end
+
+local function rbac_hint(client, info, target)
   local who = info.in_cluster and "the pod's service account"
     or ('the user of context "%s"'):format(info.context or "?")
   if not target.resource then
     return ("%s lacks the permission for %s %s; ask a cluster administrator for an RBAC Role that allows it"):format(
       who, target.method, target.path)
   end
-  local r = target.resource
-  local scope = r.namespaced and ('a Role in namespace "%s"'):format(target.namespace) or "a ClusterRole"
-  return ('%s needs %s with the rule {apiGroups: ["%s"], resources: ["%s"], verbs: ["%s"]}, bound to it by a '
-    .. "RoleBinding (see docs/k8s.md for the whole Role)"):format(who, scope, r.group, r.plural, target.verb)
+  local hint = api.rule_hint(who, target.namespace, target.resource, target.verb)
+  if not target.resource.namespaced then return hint end
+  local doubt, missing = api.namespace_doubt(client, target.namespace)
+  if missing then return doubt end
+  return doubt and (doubt .. "; if it is right, " .. hint) or hint
 end
 
 local function http_error(client, target, status, body)
@@ -115,7 +156,7 @@ local function http_error(client, target, status, body)
       hint = target.resource and target.resource.group == MENDIX
         and "the cluster does not know this resource: is the Mendix Operator installed?" or nil
     elseif code == "forbidden" then
-      hint = rbac_hint(info, target)
+      hint = rbac_hint(client, info, target)
     elseif code == "unauthorized" then
       hint = ("the credentials of %s were rejected: the token or client certificate is invalid or has expired; "
         .. "get fresh credentials (log in again, or refresh the kubeconfig)"):format(
@@ -211,6 +252,7 @@ local function call(client, target, body, content_type)
     return nil, err
   end
   if status >= 400 then return http_error(client, target, status, text) end
+  if target.resource and target.resource.namespaced then api.saw_namespace(client, target.namespace) end
   if not ctype:find("json", 1, true) then return text, status end
   local ok, decoded = pcall(cjson.decode, text)
   if not ok then

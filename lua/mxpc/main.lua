@@ -23,7 +23,7 @@ local global_options = {
   { long = "debug", help = "show the Lua traceback of an error" },
   { long = "scripts", value = "DIR", help = "load Lua scripts from DIR first (see 'scripts export')" },
   { short = "h", long = "help", help = "show this help" },
-  { long = "version", help = "print the version and the library versions (as 'version')" },
+  { short = "V", long = "version", help = "print the version and the library versions (as 'version')" },
 }
 
 -- How many S3 requests run at once, and how much memory objects in transit may take.
@@ -190,6 +190,8 @@ command {
       help = "gzip level of the archive, 0 (none) to 9 (smallest; default 6); data that is already compressed is stored" },
     { long = "dry-run", help = "check that the cluster permissions, the database and the storage answer and say " ..
       "what would be written; write nothing (exit 1 with the reasons if the backup would not start)" },
+    { long = "strict", help = "fail (exit 1, nothing written) when a file the database references is missing " ..
+      "from storage, instead of skipping it" },
     selection_options[1], selection_options[2], selection_options[3], selection_options[4], hooks_option,
     transfer_options[1], transfer_options[2],
     env_options[3], env_options[4], env_options[5],
@@ -199,6 +201,9 @@ command {
     -- (a selection that contradicts itself is a usage error too)
     if hooks.selection_options(opts) and opts.database_only then
       args.usage_error("--files-* options select files; a database-only backup has none")
+    end
+    if opts.strict and opts.database_only then
+      args.usage_error("--strict is about the files; a database-only backup has none")
     end
     if opts.compression_level then
       local n = tonumber(opts.compression_level)
@@ -265,7 +270,7 @@ command {
   description = "Prints the manifests of a jump pod for the environment: a ServiceAccount, a\n" ..
       "Role with exactly the permissions of the chosen operations (backup; --restore;\n" ..
       "--stop-app), its RoleBinding, and a Pod with the PostgreSQL client tools\n" ..
-      "(bitnami/postgresql) of the database server's major version. The version is\n" ..
+      "(the official postgres image) of the database server's major version. The version is\n" ..
       "asked from the server (SHOW server_version_num) when it can be reached from\n" ..
       "here, else taken from --pg-version. The output can be piped into\n" ..
       "'kubectl apply -f -'; --apply creates the objects itself and waits until the\n" ..
@@ -276,7 +281,7 @@ command {
     { long = "stop-app", help = "also allow restore --stop-app (patch on mendixapps); implies --restore" },
     { long = "pg-version", value = "MAJOR", help = "PostgreSQL major version when the server cannot be asked",
       check = function(v) return v:match("^%d+$") ~= nil or v:match("^9%.%d$") ~= nil, "expected e.g. 15" end },
-    { long = "image", value = "IMAGE", help = "the pod's image (default: docker.io/bitnami/postgresql:MAJOR)" },
+    { long = "image", value = "IMAGE", help = "the pod's image (default: docker.io/library/postgres:MAJOR)" },
     { long = "role-arn", value = "ARN",
       help = "AWS IRSA: the IAM role of the pod's ServiceAccount (annotation eks.amazonaws.com/role-arn)",
       check = function(v) return require("mxpc.jump_pod").valid_role_arn(v), "expected arn:aws:iam::ACCOUNT:role/NAME" end },
@@ -284,7 +289,7 @@ command {
       check = args.check_subdomain },
     { short = "o", long = "output", value = "FORMAT", help = "yaml (default) or json (a v1 List)",
       check = function(v) return v == "yaml" or v == "json", "expected yaml or json" end },
-    { long = "apply", help = "create the objects through the Kubernetes API and wait for the pod to run" },
+    { long = "apply", help = "create the objects through the Kubernetes API and wait for the pod to run; a pod that cannot start is an error at once" },
     { long = "delete", help = "delete the objects" },
     { long = "timeout", value = "SECONDS", help = "how long --apply waits for the pod (default 300)",
       check = function(v) return v:match("^%d+$") ~= nil, "expected a number of seconds" end },
@@ -303,15 +308,24 @@ local function archive_command(name, summary, description)
   command {
     name = name,
     summary = summary,
-    usage = name .. " FILE [--json]",
-    description = description,
-    options = { { long = "json", help = "print the result as one JSON object on stdout" } },
+    usage = name .. " FILE|-|s3://BUCKET/KEY [--json]",
+    description = description .. "\n" ..
+      "The archive is a file, - (standard input, copied into $TMPDIR first) or\n" ..
+      "s3://BUCKET/KEY, as for restore -f.",
+    options = { { long = "json", help = "print the result as one JSON object on stdout" },
+      archive_options[1], archive_options[2], archive_options[3] },
     positional = "FILE",
     complete = "files",
     run = function(opts, positional)
       if not positional[1] then args.usage_error("missing FILE") end
       if #positional > 1 then args.usage_error("unexpected argument %q", positional[2]) end
-      return require("mxpc.backup_archive").command(name, opts, positional[1])
+      -- the archive from where restore -f reads it (workflow.archive_input)
+      local wf = require "mxpc.workflow"
+      opts.file = positional[1]
+      local loc = wf.location(opts.file)
+      local work <close> = loc.kind ~= "file" and assert(wf.workdir(opts.file)) or nil
+      local input, err = wf.archive_input(opts, work)
+      return require("mxpc.backup_archive").command(name, opts, input, err)
     end,
   }
 end
@@ -468,6 +482,10 @@ command {
   run = print_version,
 }
 
+-- Where the docs/*.md that messages and help name are.
+local DOCS = "The docs/*.md that messages and help name: share/doc/" .. PROGRAM .. "/docs/ in the\n" ..
+  "package (beside the program) and under the install prefix, docs/ in the source."
+
 local function unknown_command(name)
   return ("unknown command %q%s"):format(name, args.did_you_mean(name, order))
 end
@@ -477,7 +495,7 @@ local function cli()
   return {
     program = PROGRAM, version = runtime.version, tagline = tagline, description = description,
     commands = commands, order = order, global_options = global_options,
-    environment = environment, exit_status = exit_status,
+    environment = environment, exit_status = exit_status, docs = DOCS,
   }
 end
 
@@ -551,6 +569,7 @@ function main.help()
   out[#out + 1] = ""
   out[#out + 1] = "Run '" .. PROGRAM .. " COMMAND --help' for a command's options,"
   out[#out + 1] = "'" .. PROGRAM .. " help --man' for the manual page."
+  out[#out + 1] = DOCS
   return table.concat(out, "\n") .. "\n"
 end
 

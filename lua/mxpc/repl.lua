@@ -213,6 +213,8 @@ function repl.run(opts)
     elseif line == nil then
       break
     else
+      -- bare `help` (as in a shell) shows the help, not the function's address
+      if not buffer and line:match("^%s*help%s*$") then line = "help()" end
       buffer = buffer and (buffer .. "\n" .. line) or line
       local fn, err, incomplete = compile(buffer, env)
       if fn then

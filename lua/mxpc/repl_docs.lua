@@ -104,6 +104,7 @@ docs.modules = {
       { "set_ticker(fn | nil)", "fn() is called from long C loops (every 0.1 s at most), for progress" },
       { "libraries()", "versions of the libraries in use" },
       { "system_ca_file()", "the system's CA bundle, or nil" },
+      { "executable()", "the program's own path (links resolved), or nil" },
     } },
   { name = "fileset", module = "mxpc.fileset", summary = "a set of files by UUID, 32 bytes a file",
     functions = {
@@ -129,6 +130,9 @@ docs.modules = {
       { "connect_database(env [, {connect_timeout=}])", "a pg connection to the environment's database, or nil, err" },
       { "list_files(conn [, each])", "the FileDocuments with contents: {{uuid=, size=, name=, changed=, entity=}, ...}; or each(file) for each, and their number" },
       { "database_facts(conn)", "{size=, model_version=}" },
+      { "file_entities(conn)", "the FileDocument specializations the files are of: {\"System.FileDocument\", ...}" },
+      { "check_files_of(conn, names)", "true, or a usage error for a --files-of name no file is of (did you mean)" },
+      { "missing_file(uuid, key)", "the error of backup --strict for a file missing from storage" },
       { "start_dump(env, path)", "pg_dump -Fc into path, running meanwhile: dump.finish()" },
       { "dump_database(env, path)", "pg_dump -Fc into path; its size" },
       { "restore_database(env, dump_path [, extra_sql])",

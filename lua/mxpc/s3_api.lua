@@ -14,7 +14,18 @@
 --   if_match, resumed, resume_at  a download pinned to an ETag; whether it was resuming, at which byte
 --   transport                     the transport's error (tls, connect)
 --   count, total                  delete: keys refused, keys asked
+--   ca            (tls; not from C) the CA bundle in use: SSL_CERT_FILE, SSL_CERT_DIR or
+--                 the system's; "" when there is none (default: M.ca_in_use())
 local M = {}
+
+local function nonempty(v) return v ~= nil and v ~= "" and v or nil end
+
+-- Where https trusts certificates from, as `version` says it: SSL_CERT_FILE,
+-- SSL_CERT_DIR, else the system's bundle; "" when none was found.
+function M.ca_in_use()
+  return nonempty(os.getenv("SSL_CERT_FILE")) or nonempty(os.getenv("SSL_CERT_DIR"))
+    or require("mxpc.runtime").system_ca_file() or ""
+end
 
 local function who(f) return f.role_arn ~= "" and "role" or "user" end
 
@@ -92,9 +103,15 @@ end
 local KINDS = {
   http = http,
   tls = function(f)
+    local ca = f.ca or M.ca_in_use()
+    if ca == "" then -- (the transport then names the path its library would have read)
+      return "connect", ("TLS to %s failed (%s): no CA bundle found; set SSL_CERT_FILE"):format(f.endpoint, f.object),
+        "set SSL_CERT_FILE to a CA bundle (PEM), or SSL_CERT_DIR to a directory of CA certificates "
+        .. "(mxpc-data-migration version shows what is in use)"
+    end
     return "connect", ("TLS to %s failed (%s): %s"):format(f.endpoint, f.object, f.transport),
-      "the server's certificate could not be verified: give its CA with ca_file/ca_dir, or set SSL_CERT_FILE or "
-      .. "SSL_CERT_DIR"
+      "the server's certificate could not be verified: set SSL_CERT_FILE (a CA bundle, PEM) or SSL_CERT_DIR to "
+      .. "the CA that signed it (a Lua script's s3.client also takes ca_file/ca_dir)"
   end,
   connect = function(f)
     return "connect", ("S3 %s %s at %s: %s"):format(f.method, f.object, f.endpoint, f.transport),

@@ -214,6 +214,7 @@ function M.use_iam(env)
   if db.sslmode ~= "verify-full" and db.sslmode ~= "verify-ca" then
     local root = os.getenv("PGSSLROOTCERT")
     db.sslmode = (root and root ~= "" and root ~= "system") and "verify-full" or "require"
+    db.sslmode_source = "iam"
   end
   db.region = environment.rds_region(db.host) or env.storage.region or "us-east-1"
   local creds, err = require("mxpc.s3").credentials {}
@@ -264,6 +265,9 @@ function M.connect_database(env, opts)
   if not params then return nil, perr end
   params.connect_timeout = opts and opts.connect_timeout and tostring(opts.connect_timeout) or nil
   local conn, err = pg.connect(params)
+  if not conn and err.message:find("does not support SSL", 1, true) then
+    err.hint = environment.no_tls_hint(env.database) -- (libpq does not know who asked for TLS)
+  end
   if not conn then return nil, env.database.iam and iam_refusal(env.database, err) or err end
   local info = conn:info()
   log.info("connected to the database", { server = info.server_version, tls = info.ssl and info.ssl.protocol or "no" })
@@ -283,7 +287,9 @@ local function pg_env(db)
 end
 
 -- Why a child failed, for a message: "pg_dump failed (exit status 1): <its
--- stderr>", "psql was killed by signal 9 (SIGKILL)".
+-- stderr>", "psql was killed by signal 9 (SIGKILL)". Its stderr may hold
+-- several lines (ERROR, DETAIL, HINT): the error gets `lines = true`, and is
+-- printed as lines.
 local function child_failure(name, r)
   local text = r.stderr:gsub("%s+$", "")
   return (r.signal and (name .. " was " .. r.reason) or (name .. " failed (" .. r.reason .. ")"))
@@ -372,6 +378,50 @@ function M.list_files(conn, each)
   return n
 end
 
+-- The FileDocument specializations the database's files are of
+-- (submetaobjectname; Module.Entity names, sorted).
+function M.file_entities(conn)
+  local names = { ["System.FileDocument"] = true }
+  local cols, err = conn:query(
+    "select 1 from information_schema.columns where table_schema = 'public' and table_name = $1 " ..
+    "and column_name = 'submetaobjectname'", FILES_TABLE)
+  if not cols then return nil, err end
+  if #cols > 0 then
+    local rows, qerr = conn:query(('select distinct submetaobjectname as name from public."%s" ' ..
+      "where submetaobjectname is not null"):format(FILES_TABLE))
+    if not rows then return nil, qerr end
+    for _, r in ipairs(rows) do names[r.name] = true end
+  end
+  local list = {}
+  for n in pairs(names) do list[#list + 1] = n end
+  table.sort(list)
+  return list
+end
+
+-- --files-of names no file of the database is of (a misspelt entity would
+-- select nothing): a usage error (exit 2) naming the entities its files are
+-- of, with the one that differs only in case (or by a typo) as "did you mean".
+function M.check_files_of(conn, wanted)
+  if not wanted or #wanted == 0 then return true end
+  local known, err = M.file_entities(conn)
+  if not known then return nil, err end
+  local set = {}
+  for _, n in ipairs(known) do set[n] = true end
+  for _, w in ipairs(wanted) do
+    if not set[w] then
+      local suggestion
+      for _, n in ipairs(known) do
+        if n:lower() == w:lower() then suggestion = (" (did you mean %s?)"):format(n) end
+      end
+      suggestion = suggestion or require("mxpc.args").did_you_mean(w, known)
+      return nil, errors.new { code = "usage",
+        message = ("invalid --files-of %q: no file of the database is of that entity%s; its files are of %s")
+          :format(w, suggestion, table.concat(known, ", ")) }
+    end
+  end
+  return true
+end
+
 -- Size and model version for the archive's .metadata.
 function M.database_facts(conn)
   local size = assert(conn:query("select pg_database_size(current_database()) as n"))[1].n
@@ -411,7 +461,7 @@ function M.start_dump(env, path)
     p:close()
     meter:finish(r.status ~= 0)
     if r.status ~= 0 then
-      return nil, errors.new { code = "pg_dump", message = child_failure("pg_dump", r),
+      return nil, errors.new { code = "pg_dump", message = child_failure("pg_dump", r), lines = true,
         hint = r.stderr:find("server version mismatch") and "install a pg_dump at least as new as the server" or nil }
     end
     local size = fs.stat(path).size
@@ -521,7 +571,7 @@ function M.restore_database(env, dump_path, extra_sql)
   if rr.status ~= 0 then
     meter:finish(true)
     psql:close() -- kills it before its input ends: nothing is committed
-    return nil, errors.new { code = "pg_restore", message = child_failure("pg_restore", rr),
+    return nil, errors.new { code = "pg_restore", message = child_failure("pg_restore", rr), lines = true,
       hint = "the database was left as it was" }
   end
   if extra_sql and psql_open then
@@ -536,6 +586,7 @@ function M.restore_database(env, dump_path, extra_sql)
   if rp.status ~= 0 or rp.stderr:find("ERROR") then
     runtime.defer_interrupts(was) -- raises a signal that came meanwhile: the database is as it was
     return nil, errors.new { code = "restore", message = "restoring the database failed: " .. child_failure("psql", rp),
+      lines = true,
       hint = "the restore ran in one transaction, so the database was left as it was" }
   end
   log.info("database restored")
@@ -584,6 +635,13 @@ function M.transfer_options(opts)
   return { concurrency = tonumber(opts.concurrency) or 16, window = (tonumber(opts.window) or 32) * 1024 * 1024 }
 end
 
+-- The error of backup --strict for a file missing from storage.
+function M.missing_file(uuid, key)
+  return errors.new { code = "not_found",
+    message = ("file %s is missing from storage (%s): --strict makes that an error"):format(uuid, key),
+    hint = "nothing was written; without --strict a missing file is reported and skipped" }
+end
+
 -- The files a backup copies: those in use (list_files) that --files-* and
 -- the select_file hook take, with their sizes, from the database, else asked
 -- of the storage with HEAD requests, many at a time. They are kept in a
@@ -625,6 +683,7 @@ function M.files_to_copy(db, store, env, hooks, opts, transfer)
         waiting[item.index] = nil
         if not errors.is(e, "not_found") then return false end
         if files:find(item.uuid) then return true end -- taken already, by a row with a size
+        if opts.strict then error(M.missing_file(item.uuid, item.key), 0) end
         missing[#missing + 1] = item.uuid
         log.warn("file not found in storage, skipped", { uuid = item.uuid, key = item.key })
         return true

@@ -55,12 +55,41 @@ $ verify --json cut.tar.gz
 
 $ verify missing.tar.gz
 ? 1
-! error: cannot stat missing.tar.gz: No such file or directory
+! error: backup file missing.tar.gz does not exist
+
+# the archive from standard input, as restore -f - reads it
+$ verify -
+< good.tar.gz
+>~ ^file: +standard input$
+>~ ^OK: standard input would restore with this tool
+
+$ inspect --json -
+< m/db/db.backup
+>~ ^\{.*"ok":true
+>~ "file":"standard input"
+
+$ inspect -
+? 1
+!~ ^error: standard input is empty
+!~ ^hint: pipe the archive in
+
+$ verify -
+< cut.tar.gz
+? 1
+!~ ^error: standard input: entry "db/db\.backup": truncated gzip data
+
+$ inspect s3:/bucket
+? 1
+!~ ^error: backup file s3:/bucket does not exist
+
+$ inspect s3://bucket
+? 2
+!~ ^error: s3://bucket is not an S3 object: write s3://BUCKET/KEY
 
 $ verify
 ? 2
 ! error: missing FILE
-! usage: mxpc-data-migration verify FILE [--json]
+! usage: mxpc-data-migration verify FILE|-|s3://BUCKET/KEY [--json]
 ! Try 'mxpc-data-migration verify --help' for more information.
 
 $ inspect a.tar.gz b.tar.gz

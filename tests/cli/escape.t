@@ -36,3 +36,15 @@ $ run log.lua
 ~ {bin} --log-format json run {tmp}/log.lua 2>&1 >/dev/null | python3 -c 'import json, sys; [print(json.loads(l)["level"], repr(json.loads(l).get("name", json.loads(l).get("hint")))) for l in sys.stdin.buffer.read().decode("utf-8", "strict").splitlines()]'
 > warn 'a\\xffb'
 > error 'see \u202etxet'
+
+# an error holding a program's output of several lines (lines = true: psql's
+# ERROR with its HINT) prints as lines, each escaped, the later ones indented
+# (none can pass for a line of its own); JSON keeps it one string
+% printf 'error(require("mxpc.error").new{code = "sql", lines = true, message = "ERROR:  relation \\"conf_evt_t\\" does not exist\\nHINT:  Perhaps you meant \\27[2J\\"conf_evt\\".\\n"})\n' > {tmp}/lines.lua
+$ run lines.lua
+? 1
+! error: ERROR:  relation "conf_evt_t" does not exist
+!   HINT:  Perhaps you meant \x1b[2J"conf_evt".
+
+~ {bin} --log-format json run {tmp}/lines.lua 2>&1 >/dev/null | python3 -c 'import json, sys; print(repr(json.loads(sys.stdin.read())["msg"]))'
+> 'ERROR:  relation "conf_evt_t" does not exist\nHINT:  Perhaps you meant \x1b[2J"conf_evt".\n'

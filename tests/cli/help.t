@@ -55,7 +55,7 @@ $ version
 >~ ^  libpq      15
 
 $ inspect --help
->~ ^usage: mxpc-data-migration inspect FILE \[--json\]$
+>~ ^usage: mxpc-data-migration inspect FILE\|-\|s3://BUCKET/KEY \[--json\]$
 
 $ verify --help
->~ ^usage: mxpc-data-migration verify FILE \[--json\]$
+>~ ^usage: mxpc-data-migration verify FILE\|-\|s3://BUCKET/KEY \[--json\]$

@@ -58,3 +58,11 @@ $ repl
 >   first = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
 >   second = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
 > }
+
+# bare `help`, as in a shell, shows the help (not the function's address)
+% printf 'help\n  help  \nx = help\nprint(type(x))\n' > {tmp}/bare.txt
+$ repl
+< bare.txt
+>~ ^modules \(help\(name\) lists the functions\):$
+>! ^function: 0x
+>~ ^function$

@@ -19,3 +19,11 @@ $ SSL_CERT_FILE=/etc/my-ca.pem version
 
 $ SSL_CERT_FILE= SSL_CERT_DIR=/etc/my-certs version
 >~ ^  CA bundle  SSL_CERT_DIR=/etc/my-certs$
+
+# -V as --version
+$ -V
+>~ ^mxpc-data-migration \d+\.\d+\.\d+$
+>~ ^  libpq      15
+
+$ backup -V
+>~ ^mxpc-data-migration \d+\.\d+\.\d+$

@@ -85,9 +85,19 @@ run "restore --dry-run --stop-app as a user without patch/list: exit 1" 1 restor
   -f "$work/demo.tar.gz" --dry-run --stop-app --kubeconfig "$MXPC_KUBECONFIG_RESTRICTED"
 expect_out "... names patch on mendixapps" 'may not patch mendixapps.privatecloud.mendix.com in namespace "mendix" \(--stop-app\)'
 expect_out "... and list on pods" 'may not list pods in namespace "mendix"'
-expect_out "... with the RBAC rule" 'hint: a Role in namespace "mendix" with the rule \{apiGroups: \[""\], resources: \["pods"\], verbs: \["list"\]\}'
+expect_out "... with the RBAC rule" 'hint: the user of context "[^"]*" needs a Role in namespace "mendix" with the rule \{apiGroups: \[""\], resources: \["pods"\], verbs: \["list"\]\}, bound to it by a RoleBinding \(the whole Role: docs/jump-pod.md#permissions\)$'
 expect_out "... two reasons" "would not start \(2 reasons\)"
 unchanged "a refused dry run"
+# a misspelt namespace is refused like a missing permission: the hint says to check it first
+run "backup --dry-run in a misspelt namespace, as a restricted user: exit 1" 1 backup -n mendixx -e demo-app \
+  -f "$work/never.tar.gz" --dry-run --kubeconfig "$MXPC_KUBECONFIG_RESTRICTED"
+expect_out "... says to check the namespace first" 'hint: check the namespace "mendixx" first \(one that does not exist is refused the same way\); if it is right, the user'
+run "backup in a misspelt namespace, as a restricted user: exit 1" 1 backup -n mendixx -e demo-app \
+  -f "$work/never.tar.gz" --kubeconfig "$MXPC_KUBECONFIG_RESTRICTED"
+expect_err "... says to check the namespace first" '^hint: check the namespace "mendixx" first'
+run "backup in a namespace that does not exist, as a user who may see that: exit 1" 1 backup -n mendixx -e demo-app \
+  -f "$work/never.tar.gz"
+expect_err "... says so" 'not found|does not exist'
 # ... which a stopped app does not need: --stop-app leaves it alone
 kubectl -n mendix patch mendixapp demo-copy --type merge -p '{"spec":{"replicas":0}}' >/dev/null
 run "restore --dry-run --stop-app of a stopped app as that user: exit 0" 0 restore -n mendix -e demo-copy \

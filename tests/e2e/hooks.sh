@@ -155,12 +155,14 @@ check "... nothing left beside it" no_dot_files
 
 cat >"$work/badsql.lua" <<'LUA'
 return { restore_sql = function() return [[
-DO $$ BEGIN RAISE EXCEPTION 'refused with % customers loaded', (SELECT count(*) FROM "myfirstmodule$customer"); END $$;
+DO $$ BEGIN RAISE EXCEPTION 'refused with % customers loaded', (SELECT count(*) FROM "myfirstmodule$customer")
+  USING HINT = 'load fewer'; END $$;
 ]] end }
 LUA
 run "restore_sql whose SQL fails fails the restore" 1 restore -n mendix -e demo-copy -f "$work/all.tar.gz" --stop-app \
   --hooks "$work/badsql.lua"
-expect_err "... after the data was loaded" "refused with 50 customers loaded"
+expect_err "... after the data was loaded" "refused with 50 customers loaded$"
+expect_err "... the server's HINT on a line of its own, not a literal \\n" "^  HINT:  load fewer$"
 expect_err "... and says the database was left as it was" "left as it was"
 check "... the database is unchanged" [ "$(fingerprint)" = "$before" ]
 
@@ -241,6 +243,12 @@ bad_value "an entity without a module" 'invalid --files-of "Attachment": expecte
 bad_value "a selection of nothing" "select no file" --files-larger-than 1M --files-smaller-than 1k
 bad_value "a selection with --database-only" "a database-only backup has none" --files-of System.Image --database-only
 bad_value "a missing hooks file" 'invalid --hooks ".*/none.lua": no such file' --hooks "$work/none.lua"
+bad_value "an entity the database does not have" \
+  'invalid --files-of "MyFirstModule.Photo": no file of the database is of that entity; its files are of MyFirstModule.Attachment, System.FileDocument, System.Image$' \
+  --files-of System.Image --files-of MyFirstModule.Photo
+bad_value "an entity in the wrong case" \
+  'invalid --files-of "MyFirstModule.attachment": .* \(did you mean MyFirstModule.Attachment\?\)' --files-of MyFirstModule.attachment
+bad_value "... also with --dry-run" '\(did you mean MyFirstModule\.Attachment\?\)' --files-of MyFirstModule.attachment --dry-run
 check "no archive from any of them" [ ! -e "$work/never.tar.gz" ]
 
 # --- the examples --------------------------------------------------------------------------

@@ -98,6 +98,10 @@ expect_err "... naming PGSSLMODE" "PGSSLMODE disable would lower"
 check "... before connecting" '! probe_seen'
 backup "--db-sslmode with an unknown mode is a usage error" 2 --db-sslmode strict
 expect_err "... listing the modes" "expected disable, allow, prefer, require, verify-ca or verify-full"
+# a server without TLS: the hint names who asked for TLS (here the flag, not the storage plan)
+run "--db-sslmode require against a server without TLS fails" 1 backup -n mendix -e demo-copy -f "$work/nt.tar.gz" \
+  --db-sslmode require
+expect_err "... the hint names the flag" "^hint: the server does not offer TLS, but --db-sslmode require asks for it \(the environment asks for prefer\): leave --db-sslmode out$"
 
 # the control: verify-ca checks the CA only, so this server is reached and
 # turns the unknown role away (the probe shows up in its log)

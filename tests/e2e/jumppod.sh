@@ -55,7 +55,7 @@ major=$((major / 10000))
 run "jump-pod prints the manifests" 0 jump-pod -n mendix -e demo-app
 cp "$work/out" "$work/backup.yaml"
 check "... four objects" '[ "$(grep -c "^kind: " "$work/backup.yaml")" = 4 ]'
-check "... the image of the server's major version ($major)" 'grep -q "image: docker.io/bitnami/postgresql:$major$" "$work/backup.yaml"'
+check "... the image of the server's major version ($major)" 'grep -q "image: docker.io/library/postgres:$major$" "$work/backup.yaml"'
 check "... asked from the server" 'grep -q "database server version major=$major" "$work/err"'
 kubectl apply --dry-run=server -f "$work/backup.yaml" >"$work/kubectl.out" 2>&1
 check "kubectl apply --dry-run=server accepts them" '[ $? = 0 ] && [ "$(grep -c "created (server dry run)" "$work/kubectl.out")" = 4 ]'
@@ -81,13 +81,13 @@ check "--stop-app adds patch on the MendixApp" \
 run "without a reachable server nor --pg-version: exit 1" 1 jump-pod -n mendix -e demo-app --kubeconfig "$MXPC_KUBECONFIG_NOBODY"
 check "... saying to give --pg-version" 'grep -q "cannot learn the database server.s version" "$work/err" && grep -q -- "--pg-version" "$work/err"'
 run "with --pg-version" 0 jump-pod -n mendix -e demo-app --kubeconfig "$MXPC_KUBECONFIG_NOBODY" --pg-version 13 -o json
-check "... its image" 'grep -q "\"image\": \"docker.io/bitnami/postgresql:13\"" "$work/out"'
+check "... its image" 'grep -q "\"image\": \"docker.io/library/postgres:13\"" "$work/out"'
 check "... the Secrets cannot be named: a warning says the Role may read every Secret" \
   'grep -q "^warn: the Role may read every Secret in namespace mendix: the credential Secrets of demo-app could not be learned" "$work/err"'
 check "... and the other rules still name their objects" \
   '[ "$(rules <"$work/out")" = "core secrets get * privatecloud.mendix.com mendixapps get demo-app privatecloud.mendix.com storageinstances get demo-app-database,demo-app-file " ]'
 run "--pg-version that differs from the server's" 0 jump-pod -n mendix -e demo-app --pg-version 12
-check "... the server's version wins, with a warning" 'grep -q "postgresql:$major$" "$work/out" && grep -q "pg-version 12 ignored" "$work/err"'
+check "... the server's version wins, with a warning" 'grep -q "postgres:$major$" "$work/out" && grep -q "pg-version 12 ignored" "$work/err"'
 run "--pg-version must be a number" 2 jump-pod -n mendix -e demo-app --pg-version latest
 run "--apply and --delete exclude each other" 2 jump-pod -n mendix -e demo-app --apply --delete
 
@@ -100,12 +100,43 @@ run "--apply creates the objects and waits for the pod" 0 jump-pod -n mendix -e 
 check "... reports each object" '[ "$(grep -c " created$" "$work/out")" = 4 ]'
 check "... the pod runs" '[ "$(kubectl -n mendix get pod mxpc-jump-demo-app -o jsonpath="{.status.phase}")" = Running ]'
 check "... with its service account, image and role binding" \
-  '[ "$(kubectl -n mendix get pod mxpc-jump-demo-app -o jsonpath="{.spec.serviceAccountName} {.spec.containers[0].image}")" = "mxpc-jump-demo-app docker.io/bitnami/postgresql:$major" ] && exists rolebinding mxpc-jump-demo-app'
-check "... and tells what to do next" 'grep -q "kubectl -n mendix exec -i mxpc-jump-demo-app -- tar -xzf - -C /tmp" "$work/err"'
+  '[ "$(kubectl -n mendix get pod mxpc-jump-demo-app -o jsonpath="{.spec.serviceAccountName} {.spec.containers[0].image}")" = "mxpc-jump-demo-app docker.io/library/postgres:$major" ] && exists rolebinding mxpc-jump-demo-app'
+version=$("$bin" --version | sed -n '1s/^mxpc-data-migration //p')
+check "... and tells what to do next, with the package's real name" \
+  'grep -q "kubectl -n mendix exec -i mxpc-jump-demo-app -- tar -xzf - -C /tmp < mxpc-data-migration-$version-linux-amd64.tar.gz" "$work/err" &&
+   grep -q "exec mxpc-jump-demo-app -- /tmp/mxpc-data-migration-$version-linux-amd64/mxpc-data-migration backup -n mendix -e demo-app -f -" "$work/err" &&
+   ! grep -q "VERSION\|ARCH" "$work/err"'
 run "--apply again keeps them" 0 jump-pod -n mendix -e demo-app --apply
 check "... the pod unchanged" 'grep -q "pod/mxpc-jump-demo-app unchanged" "$work/out"'
 run "--apply with another image is refused while the pod exists" 1 jump-pod -n mendix -e demo-app --apply --image example/other:1
 check "... saying to delete it first" 'grep -q "exists already with image" "$work/err" && grep -q -- "--delete" "$work/err"'
+
+# a pod that will never run: the reason the cluster gives, at once (not after --timeout)
+SECONDS=0
+run "--apply with an image the cluster cannot pull fails at once" 1 jump-pod -n mendix -e demo-app --name mxpc-nopull \
+  --image registry.invalid/postgres:15 --apply --timeout 120
+check "... within seconds" '[ "$SECONDS" -lt 30 ]'
+check "... with the kubelet's reason" 'grep -Eq "pod mxpc-nopull will not start: (ErrImagePull|ImagePullBackOff)" "$work/err"'
+check "... and what to do" 'grep -q "cannot pull registry.invalid/postgres:15" "$work/err" && grep -q -- "--image" "$work/err"'
+"$bin" -q jump-pod -n mendix -e demo-app --name mxpc-nopull --delete >/dev/null 2>&1
+# an existing pod of the same name and image is waited for; make ones that cannot run
+pod_yaml() {  # NAME EXTRA-SPEC-LINES EXTRA-CONTAINER-LINES
+  printf 'apiVersion: v1\nkind: Pod\nmetadata:\n  name: %s\n  namespace: mendix\nspec:\n%b  containers:\n  - name: c\n    image: example/pg:15\n%b' "$1" "$2" "$3"
+}
+pod_yaml mxpc-nonode '  nodeSelector:\n    kubernetes.io/arch: s390x\n' '' | kubectl apply -f - >/dev/null
+SECONDS=0
+run "--apply waiting for an unschedulable pod fails at once" 1 jump-pod -n mendix -e demo-app --name mxpc-nonode \
+  --image example/pg:15 --apply --timeout 120
+check "... within seconds, with the scheduler's condition" \
+  '[ "$SECONDS" -lt 30 ] && grep -q "pod mxpc-nonode cannot be scheduled: 0/1 nodes are available" "$work/err"'
+"$bin" -q jump-pod -n mendix -e demo-app --name mxpc-nonode --delete >/dev/null 2>&1
+pod_yaml mxpc-noconf '' '    env:\n    - name: X\n      valueFrom:\n        secretKeyRef:\n          name: no-such-secret\n          key: x\n' |
+  kubectl apply -f - >/dev/null
+run "--apply waiting for a pod whose configuration the node refuses fails at once" 1 jump-pod -n mendix -e demo-app \
+  --name mxpc-noconf --image example/pg:15 --apply --timeout 120
+check "... with the kubelet's reason" \
+  'grep -q "pod mxpc-noconf will not start: CreateContainerConfigError: secret \"no-such-secret\" not found" "$work/err"'
+"$bin" -q jump-pod -n mendix -e demo-app --name mxpc-noconf --delete >/dev/null 2>&1
 
 # AWS IRSA: --role-arn annotates the ServiceAccount; a pod made without the role is refused
 run "--role-arn: the ServiceAccount names the IAM role" 0 jump-pod -n mendix -e demo-app --name mxpc-irsa \

@@ -179,6 +179,10 @@ LUA
 run "backup with a missing file completes" 0 backup -n mendix -e demo-app -f "$work/missing.tar.gz"
 expect_err "... and warns about it" "file not found in storage, skipped"
 grep -q "19 files" "$work/out" && grep -q "1 missing" "$work/out" && ok "... and counts it" || bad "missing file counted"
+mkdir "$work/strict"
+run "backup --strict with a missing file fails" 1 backup -n mendix -e demo-app -f "$work/strict/all.tar.gz" --strict
+expect_err "... naming the file" "^error: file [0-9a-f-]+ is missing from storage \(.*\): --strict makes that an error$"
+[ -z "$(ls -A "$work/strict")" ] && ok "... and writes nothing" || bad "... and writes nothing: $(ls -A "$work/strict")"
 
 # the sizes come from system$filedocument.size, checked against each GET:
 # a size that differs fails the whole backup, with nothing left behind
@@ -196,6 +200,9 @@ expect_err "... naming the file and both sizes" "$bad_uuid.*expected"
 sql_app 'alter table "system$filedocument" drop column size' >/dev/null
 run "backup of a database without system\$filedocument.size" 0 backup -n mendix -e demo-app -f "$work/heads.tar.gz" --concurrency 3 --window 1
 grep -q "19 files" "$work/out" && grep -q "1 missing" "$work/out" && ok "... finds the sizes and the missing file" || bad "sizes by HEAD"
+run "... --strict: the missing file found by HEAD fails it" 1 backup -n mendix -e demo-app -f "$work/strict/heads.tar.gz" --strict
+expect_err "... naming the file" "^error: file [0-9a-f-]+ is missing from storage \(.*\): --strict makes that an error$"
+[ -z "$(ls -A "$work/strict")" ] && ok "... and writes nothing" || bad "... and writes nothing: $(ls -A "$work/strict")"
 run "... and the archive verifies" 0 verify "$work/heads.tar.gz"
 
 # an S3 endpoint holding user:password@ is refused with one line and a hint, no Lua

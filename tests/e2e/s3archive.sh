@@ -50,6 +50,11 @@ check "... the object is there" 's3 exists app.tar.gz'
 s3 get app.tar.gz "$work/app.tar.gz"
 check "... and is a valid archive" '"$bin" verify "$work/app.tar.gz" >/dev/null 2>&1'
 check "... no working directory left" tmp_empty
+run "verify -f s3:// reads the archive where it is" 0 verify "s3://$bucket/app.tar.gz" "${ep[@]}"
+check "... and names it" 'grep -q "^OK: s3://$bucket/app.tar.gz would restore" "$work/out" && grep -q "^files: *20," "$work/out"'
+check "... no working directory left" tmp_empty
+run "inspect s3:// of a key that does not exist" 1 inspect "s3://$bucket/none.tar.gz" "${ep[@]}"
+check "... says so" 'grep -q "^error: .*none.tar.gz" "$work/err"'
 run "restore -f s3://" 0 restore -n mendix -e demo-copy -f "s3://$bucket/app.tar.gz" --stop-app "${ep[@]}"
 check "... reads it twice: the check, then the restore" 'grep -q "archive is good" "$work/err" && grep -q "restored s3://$bucket/app.tar.gz into mendix/demo-copy: database, 20 files" "$work/out"'
 if proof; then ok "demo-copy holds demo-app's tables, sequences and files"; else bad "proof"; cat "$work/proof"; fi
@@ -67,6 +72,8 @@ check "... and there is no object and no upload" '! s3 exists dry.tar.gz && [ "$
 run "backup -f s3:// --force replaces it" 0 backup -n mendix -e demo-app -f "s3://$bucket/app.tar.gz" "${ep[@]}" --force
 run "backup -f s3:// --database-only" 0 backup -n mendix -e demo-app -f "s3://$bucket/db.backup" "${ep[@]}" --database-only
 "$src/tests/stack/seed" --env-file "$MXPC_STACK_ENV" >/dev/null
+run "inspect s3:// of a database-only backup" 0 inspect "s3://$bucket/db.backup" "${ep[@]}"
+check "... knows it" 'grep -q "^kind: *database-only backup" "$work/out"'
 run "restore -f s3:// of a database-only backup" 0 restore -n mendix -e demo-copy -f "s3://$bucket/db.backup" --stop-app "${ep[@]}"
 check "... restores the database" 'grep -q "database, 0 files" "$work/out" && [ "$(orders)" = 100 ]'
 check "... and removes its download" tmp_empty

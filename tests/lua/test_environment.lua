@@ -70,11 +70,28 @@ t.test("sslmode: an unknown value is an error, never a weaker mode", function()
   t.contains(err.hint, "verify-full")
 end)
 
+-- The database settings of a JDBC URL ending in `query`.
+local function db(query)
+  return assert(environment.database_settings({ ["database-jdbc-url"] = "jdbc:postgresql://h/d" .. query,
+    ["database-username"] = "u", ["database-password"] = "p" }, "S"))
+end
+
+t.test("a server without TLS: the hint names who asked for TLS", function()
+  local d = db("?sslmode=prefer")
+  t.ok(environment.request_sslmode(d, "require", "--db-sslmode"))
+  t.eq(environment.no_tls_hint(d), "the server does not offer TLS, but --db-sslmode require asks for it "
+    .. "(the environment asks for prefer): leave --db-sslmode out")
+  d = db("")
+  t.ok(environment.request_sslmode(d, "verify-ca", "PGSSLMODE"))
+  t.contains(environment.no_tls_hint(d), "PGSSLMODE verify-ca asks for it")
+  t.contains(environment.no_tls_hint(d), "unset PGSSLMODE")
+  d = db("?ssl=true")
+  t.ok(environment.request_sslmode(d, "verify-full", "--db-sslmode"), "as strong as asked: the URL asked first")
+  t.eq(environment.no_tls_hint(d), "the server does not offer TLS, but the environment's JDBC URL asks for it "
+    .. "(sslmode verify-full): correct the URL in the storage plan, or turn TLS on at the server")
+end)
+
 t.test("--db-sslmode and PGSSLMODE raise the mode, never lower it", function()
-  local function db(query)
-    return assert(environment.database_settings({ ["database-jdbc-url"] = "jdbc:postgresql://h/d" .. query,
-      ["database-username"] = "u", ["database-password"] = "p" }, "S"))
-  end
   local d = db("?sslmode=prefer")
   t.ok(environment.request_sslmode(d, "VERIFY-full", "--db-sslmode"))
   t.eq(d.sslmode, "verify-full")

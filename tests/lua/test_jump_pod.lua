@@ -58,7 +58,7 @@ end)
 local objects = jp.manifests { namespace = "mendix", environment = "demo-app", name = "jp", image = "img:15",
   rules = jp.rules { stop_app = true } }
 
-t.test("four objects in creation order, the pod running as the bitnami user", function()
+t.test("four objects in creation order, the pod running as a non-root user", function()
   local kinds = {}
   for _, o in ipairs(objects) do kinds[#kinds + 1] = o.kind end
   t.eq(table.concat(kinds, " "), "ServiceAccount Role RoleBinding Pod")
@@ -119,6 +119,54 @@ t.test("--role-arn (IRSA): the ServiceAccount is annotated; only IAM role ARNs a
   t.eq(jp.pod_role_arn { spec = { containers = { { env = { { name = "X", value = "1" },
     { name = "AWS_ROLE_ARN", value = "arn:aws:iam::123456789012:role/r" } } } } } }, "arn:aws:iam::123456789012:role/r")
   t.eq(jp.pod_role_arn { spec = { containers = { {} } } }, nil)
+end)
+
+
+t.test("the default image: the official postgres image, fully qualified", function()
+  t.eq(jp.IMAGE_REPOSITORY, "docker.io/library/postgres")
+end)
+
+local function pending(status)
+  return { metadata = { name = "jp", namespace = "mendix" }, status = status }
+end
+
+t.test("a pod that will not start: the reason the cluster gives, and what to do", function()
+  t.eq(jp.pod_problem(pending { phase = "Pending" }), nil, "merely not started yet")
+  t.eq(jp.pod_problem(pending { phase = "Pending", containerStatuses = { { state = { waiting = {
+    reason = "ContainerCreating" } } } } }), nil, "still being created")
+  local e = jp.pod_problem(pending { phase = "Pending", containerStatuses = { { image = "x.invalid/pg:15",
+    state = { waiting = { reason = "ImagePullBackOff", message = "Back-off pulling image" } } } } })
+  t.eq(e.code, "pod")
+  t.contains(e.message, "pod jp will not start: ImagePullBackOff: Back-off pulling image")
+  t.contains(e.hint, "cannot pull x.invalid/pg:15")
+  t.contains(e.hint, "--image")
+  t.contains(e.hint, "--delete")
+  e = jp.pod_problem(pending { phase = "Pending", containerStatuses = { { state = { waiting = {
+    reason = "ErrImagePull", message = "not found" } } } } })
+  t.contains(e.message, "ErrImagePull: not found")
+  e = jp.pod_problem(pending { phase = "Pending", containerStatuses = { { state = { waiting = {
+    reason = "CreateContainerConfigError", message = 'secret "s" not found' } } } } })
+  t.contains(e.message, 'CreateContainerConfigError: secret "s" not found')
+  t.contains(e.hint, "kubectl -n mendix describe pod jp")
+  e = jp.pod_problem(pending { phase = "Pending", conditions = { { type = "PodScheduled", status = "False",
+    reason = "Unschedulable", message = "0/3 nodes are available: 3 Insufficient memory." } } })
+  t.contains(e.message, "pod jp cannot be scheduled: 0/3 nodes are available: 3 Insufficient memory.")
+  t.contains(e.hint, "no node can take it")
+end)
+
+t.test("next steps name the real package, and copy this very package when run from one", function()
+  local name = jp.package_name()
+  t.ok(name:match("^mxpc%-data%-migration%-%d+%.%d+%.%d+%-linux%-%w+$"), name)
+  local text = jp.next_steps { namespace = "mendix", environment = "demo-app", name = "mxpc-jump-demo-app",
+    package_dir = "/opt/my tools/" .. name }
+  t.contains(text, "tar -C '/opt/my tools' -czf - " .. name .. " | kubectl -n mendix exec -i mxpc-jump-demo-app -- tar -xzf - -C /tmp\n")
+  t.contains(text, "exec mxpc-jump-demo-app -- /tmp/" .. name .. "/mxpc-data-migration backup -n mendix -e demo-app")
+  t.eq(text:find("VERSION", 1, true), nil)
+  t.eq(text:find("ARCH", 1, true), nil)
+  text = jp.next_steps { namespace = "mendix", environment = "demo-app", name = "jp", custom_name = true }
+  t.contains(text, "kubectl -n mendix exec -i jp -- tar -xzf - -C /tmp < " .. name .. ".tar.gz")
+  t.contains(text, "--delete --name jp")
+  t.eq(jp.package_dir(), nil, "a build directory is no package")
 end)
 
 return t.run()

@@ -141,6 +141,24 @@ t.test("restricted user: get works, list pods and patch are forbidden with the R
   t.eq(err.status, 403)
 end)
 
+t.test("a refusal in a namespace that may not exist says to check the namespace first", function()
+  local c = connect(env.MXPC_KUBECONFIG_RESTRICTED)
+  local err = expect_error("forbidden", c:get("mendixapps", "demo-app", "mendixx"))
+  t.contains(err.hint, 'check the namespace "mendixx" first (one that does not exist is refused the same way); '
+    .. 'if it is right, the user of context')
+  t.contains(err.hint, 'needs a Role in namespace "mendixx"')
+  t.contains(err.hint, "docs/jump-pod.md#permissions")
+  -- where a request worked, the namespace exists: the rule alone
+  t.ok(c:get("mendixapps", "demo-app", "mendix"))
+  err = expect_error("forbidden", c:list("pods", { namespace = "mendix" }))
+  t.eq(err.hint:find("check the namespace", 1, true), nil, err.hint)
+  -- a user who may read namespaces learns that it does not exist
+  local admin = connect(env.MXPC_KUBECONFIG)
+  t.eq(require("mxpc.k8s_api").namespace_doubt(admin, "mendixx"),
+    'namespace "mendixx" does not exist: check -n (kubectl get namespaces lists them)')
+  t.eq(require("mxpc.k8s_api").namespace_doubt(admin, "mendix"), nil)
+end)
+
 t.test("can_i asks the server (SelfSubjectAccessReview) and agrees with kubectl auth can-i", function()
   local cases = {
     { env.MXPC_KUBECONFIG_RESTRICTED, "get", "secrets", true },

@@ -55,10 +55,17 @@ t.test("a replaced object, a redirect, an existing bucket, anything else", funct
 end)
 
 t.test("transport failures: TLS says how to trust the server, a connection where to look", function()
-  local code, message, hint = api.describe(facts { kind = "tls", transport = "certificate verify failed" })
+  local code, message, hint = api.describe(facts { kind = "tls", transport = "certificate verify failed",
+    ca = "/etc/ssl/certs/ca-certificates.crt" })
   t.eq(code, "connect")
   t.eq(message, "TLS to https://s3.example failed (s3://b/k): certificate verify failed")
-  t.contains(hint, "SSL_CERT_FILE")
+  t.ok(hint:find("SSL_CERT_FILE", 1, true) < hint:find("ca_file", 1, true), "the variables first: " .. hint)
+  -- no CA bundle at all: said so, not the path the TLS library tried
+  code, message, hint = api.describe(facts { kind = "tls", ca = "",
+    transport = "error setting certificate file: /etc/ssl/certs/ca-certificates.crt" })
+  t.eq(code, "connect")
+  t.eq(message, "TLS to https://s3.example failed (s3://b/k): no CA bundle found; set SSL_CERT_FILE")
+  t.contains(hint, "SSL_CERT_DIR")
   t.same(said { kind = "connect", transport = "Connection refused" }, { "connect",
     "S3 GET s3://b/k at https://s3.example: Connection refused", "check the endpoint and that the server is reachable" })
 end)

@@ -67,7 +67,17 @@ if [ -z "$inner" ]; then
            share/zsh/site-functions/_mxpc-data-migration; do
     [ -s "$root/opt/$pkgname/$f" ] && ok "the package has $f" || bad "the package has no $f"
   done
+  # the docs that messages and --help name are in the package
+  docs_missing=
+  for doc in $(grep -rhoE 'docs/[a-z0-9-]+\.md' "$src/lua" "$src/src" "$src/scripts" | sort -u); do
+    [ -s "$root/opt/$pkgname/share/doc/mxpc-data-migration/$doc" ] || docs_missing="$docs_missing $doc"
+  done
+  [ -z "$docs_missing" ] && ok "the package has the docs the program names" || bad "the package lacks$docs_missing"
   need=$(tar -xzOf "$pkg" "$pkgname/share/doc/mxpc-data-migration/REQUIRES" | awk '{print $2}')
+  # the README says which systems it runs on: the glibc it names is the one the package needs
+  readme=$(grep -o 'glibc [0-9][0-9.]* or newer' "$src/README.md" | head -1 | awk '{print $2}')
+  [ "$readme" = "$need" ] && ok "the README names the glibc the package needs ($need)" ||
+    bad "the README names glibc '${readme:-none}', the package needs $need"
   have=$(ldd --version | sed -n '1s/.* //p')
   [ -n "$need" ] && [ "$(printf '%s\n%s\n' "$need" "$have" | sort -V | tail -1)" = "$have" ] &&
     ok "it needs glibc $need, this one is $have" || bad "it needs glibc '$need', this one is $have"
@@ -150,10 +160,20 @@ if MXPC_SCRIPTS= MXPC_DATADIR= "$host_bin" run "$src/tests/e2e/proof.lua" "$MXPC
   ok "demo-copy holds demo-app's tables, sequences and files"
 else bad "the proof after the restore"; fi
 
+# jump-pod --apply from the package: the next steps copy this very package into the pod
+if jail "$P" jump-pod -n mendix -e demo-app --name mxpc-pkg-jump --apply; then
+  check "jump-pod --apply from the package: the one command that copies it into the pod" \
+    err_has "^  tar -C /opt -czf - $pkgname \| kubectl -n mendix exec -i mxpc-pkg-jump -- tar -xzf - -C /tmp\$"
+  check "... and runs it there" err_has "exec mxpc-pkg-jump -- /tmp/$pkgname/mxpc-data-migration backup -n mendix -e demo-app"
+else bad "jump-pod --apply from the package"; fi
+jail "$P" jump-pod -n mendix -e demo-app --name mxpc-pkg-jump --delete >/dev/null 2>&1
+
 # https to S3: demo-https keeps its files behind the stack's private CA
 backup_https() { jail "$@" "$P" backup -n mendix -e demo-https -f /tmp/https.tar.gz --force; }
 if backup_https; then bad "https without any CA bundle fails"; else
-  check "https without any CA bundle fails, naming SSL_CERT_FILE" err_has 'SSL_CERT_FILE'
+  check "https without any CA bundle fails: no CA bundle found, set SSL_CERT_FILE" \
+    err_has 'no CA bundle found; set SSL_CERT_FILE$'
+  check "... naming no bundle path" bash -c '! grep -q "ca-certificates.crt\|ca-bundle" "$0"' "$work/err"
 fi
 check "https with SSL_CERT_FILE" backup_https SSL_CERT_FILE=/tmp/s3-ca.crt
 for place in /etc/ssl/certs/ca-certificates.crt /etc/pki/tls/certs/ca-bundle.crt /etc/ssl/cert.pem; do

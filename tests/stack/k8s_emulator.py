@@ -1642,7 +1642,7 @@ class Operator(threading.Thread):
                     self.store.remove(PODS, pod)
             elif not owners and pod.get("status", {}).get("phase", "Pending") == "Pending" and \
                     now >= parse_rfc3339(meta["creationTimestamp"]) + self.delay:
-                self.start_pod(pod, now)
+                self.start_pod(pod, now, parse_rfc3339(meta["creationTimestamp"]))
         for uid, app in apps.items():
             self.reconcile_app(app, now)
         for uid in list(self.pending):
@@ -1673,9 +1673,64 @@ class Operator(threading.Thread):
         for pod in surplus:
             self.store.mark_terminating(pod, self.delay, now)
 
-    def start_pod(self, pod, now):
-        """A pod created directly (not by an app) is scheduled and its containers start."""
+    # The one node: its labels, for a pod's nodeSelector.
+    NODE = "mxpc-stack-node"
+    NODE_LABELS = {"kubernetes.io/hostname": NODE, "kubernetes.io/os": "linux",
+                   "kubernetes.io/arch": "amd64"}
+
+    def why_not_started(self, pod, now, created):
+        """What keeps a pod Pending, as the scheduler and the kubelet report it: a
+        nodeSelector no node matches (PodScheduled=False, Unschedulable); an image
+        whose registry host ends in .invalid (RFC 2606: never resolves), which is
+        how a test marks an image as unpullable (ErrImagePull, then
+        ImagePullBackOff); an env var from a missing Secret
+        (CreateContainerConfigError). None when it can start."""
+        spec = pod["spec"]
+        selector = spec.get("nodeSelector") or {}
+        if any(self.NODE_LABELS.get(k) != v for k, v in selector.items()):
+            return {"phase": "Pending", "conditions": [{
+                "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                "lastTransitionTime": now_rfc3339(created),
+                "message": "0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector. "
+                           "preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling."}]}
+        waiting = {}
+        for c in spec["containers"]:
+            host = c["image"].split("/")[0] if "/" in c["image"] else ""
+            if host.split(":")[0].endswith(".invalid"):
+                if now < created + 2 * self.delay:
+                    waiting[c["name"]] = ("ErrImagePull",
+                        f'failed to pull and unpack image "{c["image"]}": failed to resolve reference '
+                        f'"{c["image"]}": dial tcp: lookup {host.split(":")[0]}: no such host')
+                else:
+                    waiting[c["name"]] = ("ImagePullBackOff", f'Back-off pulling image "{c["image"]}"')
+                continue
+            for e in c.get("env") or []:
+                ref = (e.get("valueFrom") or {}).get("secretKeyRef")
+                if ref and not ref.get("optional") and \
+                        not self.store.get(SECRETS, pod["metadata"]["namespace"], ref.get("name")):
+                    waiting[c["name"]] = ("CreateContainerConfigError", f'secret "{ref.get("name")}" not found')
+        if not waiting:
+            return None
+        return {"phase": "Pending",
+                "conditions": [{"type": "PodScheduled", "status": "True"},
+                               {"type": "Ready", "status": "False", "reason": "ContainersNotReady"}],
+                "containerStatuses": [
+                    {"name": c["name"], "image": c["image"], "ready": False, "restartCount": 0,
+                     "started": False,
+                     "state": {"waiting": {"reason": waiting[c["name"]][0], "message": waiting[c["name"]][1]}}
+                     if c["name"] in waiting else {"running": {"startedAt": now_rfc3339(created)}}}
+                    for c in spec["containers"]]}
+
+    def start_pod(self, pod, now, created):
+        """A pod created directly (not by an app) is scheduled and its containers
+        start, unless something keeps it Pending (why_not_started)."""
         pod = copy.deepcopy(pod)
+        pending = self.why_not_started(pod, now, created)
+        if pending:
+            if pod.get("status") != pending:
+                pod["status"] = pending
+                self.store.put(PODS, pod)
+            return
         pod["spec"].setdefault("nodeName", "mxpc-stack-node")
         pod["status"] = {"phase": "Running", "podIP": "10.244.1." + str(random.randint(2, 254)),
                          "startTime": now_rfc3339(now),
