@@ -411,6 +411,13 @@ int mxpc_archive_reader_next(struct mxpc_archive_reader *r, struct mxpc_archive_
         return r->status;
     if (r->state == R_END)
         return MXPC_ARCHIVE_END;
+    /* the rest of the current entry's data is skipped here, not by
+     * libarchive's next header, so that a failure in it names the entry */
+    if (r->state == R_ENTRY && r->entry_done < r->entry_size) {
+        int rc = mxpc_archive_reader_skip(r);
+        if (rc != MXPC_ARCHIVE_OK)
+            return rc;
+    }
     if (r->entry_name) {
         free(r->prev_name);
         r->prev_name = r->entry_name;
