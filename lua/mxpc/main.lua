@@ -161,6 +161,23 @@ local selection_options = {
     help = "only files of this FileDocument specialization (Module.Entity; repeatable)" },
 }
 
+-- The retention policy (docs/schedule.md#prune): restic's forget options.
+local function check_keep(v)
+  if v == "unlimited" then return true end
+  local n = math.tointeger(tonumber(v))
+  return n ~= nil and n >= 0 and v:match("^%d+$") ~= nil, "a whole number or 'unlimited'"
+end
+local keep_options = {}
+for _, k in ipairs { "last", "hourly", "daily", "weekly", "monthly", "yearly" } do
+  keep_options[#keep_options + 1] = { long = "keep-" .. k, value = "N", check = check_keep,
+    help = k == "last" and "keep the newest N archives ('unlimited': all)"
+      or ("keep the newest archive of each of the last N %s that have one"):format(
+        ({ hourly = "hours", daily = "days", weekly = "ISO weeks", monthly = "months", yearly = "years" })[k]) }
+end
+keep_options[#keep_options + 1] = { long = "keep-within", value = "DURATION",
+  check = function(v) return require("mxpc.retention").parse_duration(v) ~= nil, "a duration such as 7d, 2w, 1y6m" end,
+  help = "keep every archive within DURATION (e.g. 1y2m3d4h) of the environment's newest archive" }
+
 local commands = {}
 local order = {}
 local function command(def)
@@ -194,8 +211,18 @@ command {
     transfer_options[1], transfer_options[2],
     env_options[3], env_options[4], env_options[5],
     archive_options[1], archive_options[2], archive_options[3],
+    keep_options[1], keep_options[2], keep_options[3], keep_options[4], keep_options[5], keep_options[6],
+    keep_options[7],
   },
   run = function(opts)
+    local scheduled = opts.file:match("^s3://[^/]+/.*/$") or opts.file:match("^s3://[^/]+/$")
+    if not scheduled and require("mxpc.backup_store").policy_of(opts) then
+      args.usage_error("--keep-* options prune a schedule's archives: they need -f s3://BUCKET/PREFIX/ (ending in /)")
+    end
+    if scheduled and (opts.database_only or opts.dry_run or opts.force) then
+      args.usage_error("-f s3://BUCKET/PREFIX/ writes a new archive of the schedule; --database-only, --dry-run and " ..
+        "--force do not apply")
+    end
     -- (a selection that contradicts itself is a usage error too)
     if hooks.selection_options(opts) and opts.database_only then
       args.usage_error("--files-* options select files; a database-only backup has none")
@@ -210,6 +237,7 @@ command {
       end
       opts.compression_level = n
     end
+    if scheduled then return require("mxpc.backup_store").scheduled_backup(opts, workflow("backup")) end
     return workflow("backup")(opts)
   end,
 }
@@ -239,12 +267,25 @@ command {
       "fails, nothing is restored" },
     { long = "delete-extra-files", help = "after the restore, delete the environment's files in storage that the " ..
       "archive does not hold (needs s3:ListBucket)" },
+    { long = "at", value = "TIME", check = check_with(hooks.parse_time),
+      help = "with -f s3://BUCKET/PREFIX/NS/ENV/: the newest archive at or before TIME (default: the newest)" },
     hooks_option,
     transfer_options[1], transfer_options[2],
     env_options[3], env_options[4], env_options[5],
     archive_options[1], archive_options[2], archive_options[3],
   },
   run = function(opts)
+    if opts.file:match("^s3://[^/]+/.*/$") then -- a schedule's environment: which archive
+      local store = assert(require("mxpc.workflow").archive_store(opts))
+      local url, a = require("mxpc.backup_store").pick(store, opts.file, opts.at and hooks.parse_time(opts.at))
+      if not url then error(a, 0) end
+      log.info("restoring the scheduled archive", { event = "picked", archive = url,
+        time = os.date("!%Y-%m-%dT%H:%M:%SZ", a.time), at = opts.at })
+      io.stderr:write(("restoring %s (of %s)\n"):format(url, os.date("!%Y-%m-%dT%H:%M:%SZ", a.time)))
+      opts.file = url
+    elseif opts.at then
+      args.usage_error("--at picks an archive of a schedule: it needs -f s3://BUCKET/PREFIX/NS/ENV/ (ending in /)")
+    end
     if opts.database_only and opts.files_only then
       args.usage_error("--database-only and --files-only exclude each other")
     end
@@ -328,38 +369,84 @@ archive_command("verify", "check that a backup archive would restore (no cluster
 
 -- list LOCATION: dispatches on the location's scheme (only mendix-cloud:// so far).
 local LIST_SCHEMES = { ["mendix-cloud"] = function(opts, location)
+  if opts.max_age then args.usage_error("--max-age applies to s3:// locations") end
   return require("mxpc.mendix_cloud").list_command(opts, location)
+end, s3 = function(opts, location)
+  return require("mxpc.backup_store").list_command(opts, location)
 end }
 
 command {
   name = "list",
-  summary = "list the snapshots of a Mendix Cloud environment",
-  usage = "list mendix-cloud://APP/ENVIRONMENT [--json] [--mendix-credentials FILE]",
+  summary = "list the snapshots of a Mendix Cloud environment, or a schedule's archives in S3",
+  usage = "list mendix-cloud://APP/ENVIRONMENT | s3://BUCKET/PREFIX[/NS/ENV] [--json] [--max-age DURATION] [options]",
   description = "Lists the backup snapshots of a Mendix Cloud environment, newest first: id,\n" ..
       "creation time, model version, state, expiry and comment, through Mendix's\n" ..
       "Backups API (docs/mendix-cloud.md). APP is the app's project id (or its Deploy\n" ..
       "API AppId), ENVIRONMENT the environment's id or its name (Production,\n" ..
       "Acceptance, ...). The credentials come from MENDIX_USERNAME and MENDIX_API_KEY\n" ..
       "(or --mendix-credentials FILE); the user needs the environment's permissions\n" ..
-      "'API Rights' and 'Access to Backups'. Other locations (s3://...) are not\n" ..
-      "supported yet.",
+      "'API Rights' and 'Access to Backups'.\n" ..
+      "s3://BUCKET/PREFIX[/NS/ENV] lists the archives scheduled backups wrote there\n" ..
+      "(docs/schedule.md), newest first, from the small index object beside each\n" ..
+      "archive: time, environment, size, files, database size, model version and\n" ..
+      "whether Mendix Cloud restores it. --max-age exits 1 naming every environment\n" ..
+      "whose newest archive is older.",
   options = {
     { long = "json", help = "print the result as one JSON object on stdout" },
+    { long = "max-age", value = "DURATION",
+      check = function(v) return require("mxpc.retention").parse_duration(v) ~= nil, "a duration such as 26h, 2d" end,
+      help = "s3://: exit 1 naming each environment whose newest archive is older than DURATION (e.g. 26h)" },
+    archive_options[1], archive_options[2], archive_options[3],
     { long = "mendix-credentials", value = "FILE",
       help = "file with MENDIX_USERNAME=... and MENDIX_API_KEY=... lines (default: those environment variables)" },
   },
   positional = "LOCATION",
   run = function(opts, positional)
     local location = positional[1]
-    if not location then args.usage_error("missing LOCATION (mendix-cloud://APP/ENVIRONMENT)") end
+    if not location then args.usage_error("missing LOCATION (mendix-cloud://APP/ENVIRONMENT or s3://BUCKET/PREFIX)") end
     if #positional > 1 then args.usage_error("unexpected argument %q", positional[2]) end
     local scheme = location:match("^([%a][%w+.-]*)://")
     local list = LIST_SCHEMES[scheme or ""]
     if not list then
-      args.usage_error("list supports mendix-cloud://APP/ENVIRONMENT locations only; %s is not supported yet",
+      args.usage_error("list supports mendix-cloud://APP/ENVIRONMENT and s3://BUCKET/PREFIX locations; %s is not one",
         scheme and (scheme .. "://") or ("%q"):format(location))
     end
     return list(opts, location)
+  end,
+}
+
+command {
+  name = "prune",
+  summary = "delete a schedule's archives that the --keep-* policy does not keep",
+  usage = "prune s3://BUCKET/PREFIX[/NS/ENV] --keep-... [--dry-run] [options]",
+  description = "Applies restic's 'forget' policy to the archives scheduled backups wrote\n" ..
+      "under the location, each environment on its own (docs/schedule.md#prune), and\n" ..
+      "deletes the others with their index objects, 1,000 keys a request. It never\n" ..
+      "deletes an environment's newest archive, and never touches an object whose\n" ..
+      "index does not say that a scheduled backup wrote it. --dry-run says what it\n" ..
+      "would delete and changes nothing.",
+  options = {
+    keep_options[1], keep_options[2], keep_options[3], keep_options[4], keep_options[5], keep_options[6],
+    keep_options[7],
+    { long = "dry-run", help = "say what would be kept and deleted; delete nothing" },
+    archive_options[1], archive_options[2], archive_options[3],
+  },
+  positional = "LOCATION",
+  run = function(opts, positional)
+    local location = positional[1]
+    if not location then args.usage_error("missing LOCATION (s3://BUCKET/PREFIX)") end
+    if #positional > 1 then args.usage_error("unexpected argument %q", positional[2]) end
+    local store_mod = require "mxpc.backup_store"
+    local loc, err = store_mod.parse_location(location)
+    if not loc then args.usage_error("%s", err.message) end
+    local policy = store_mod.policy_of(opts)
+    if not policy then
+      args.usage_error("give the policy: --keep-last, --keep-daily, ..., --keep-within (prune without one would keep " ..
+        "everything)")
+    end
+    local store = assert(require("mxpc.workflow").archive_store(opts))
+    store_mod.prune(store, loc, policy, opts.dry_run)
+    return 0
   end,
 }
 
