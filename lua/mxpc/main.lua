@@ -416,6 +416,50 @@ command {
 }
 
 command {
+  name = "schedule",
+  summary = "print, create or delete CronJobs that back up environments into S3 every night",
+  usage = "schedule -n NAMESPACE (-e ENVIRONMENT | --all) --to s3://BUCKET/PREFIX --cron SCHEDULE [--keep-...] " ..
+    "[--apply | --delete] [options]",
+  description = "Prints the manifests of scheduled backups: a ServiceAccount, a Role with exactly\n" ..
+      "a backup's permissions (limited to the environments' objects by name), its\n" ..
+      "RoleBinding, and one CronJob per environment (--all: every MendixApp of the\n" ..
+      "namespace, their start times 5 minutes apart). Each run writes\n" ..
+      "s3://BUCKET/PREFIX/NS/ENV/<UTC time>.tar.gz with its index, then prunes that\n" ..
+      "environment's archives by the --keep-* policy, logging JSON lines. The pods\n" ..
+      "run the tool's image (tools/image) as uid 1001 with a read-only root.\n" ..
+      "--apply creates the objects, --delete removes them. See docs/schedule.md.",
+  options = {
+    env_options[1],
+    { short = "e", long = "environment", value = "ENVIRONMENT", check = args.check_subdomain,
+      help = "the environment to back up (its MendixApp)" },
+    { long = "all", help = "every MendixApp of the namespace" },
+    { long = "to", value = "s3://BUCKET/PREFIX", required = true, help = "where the archives go",
+      check = function(v) return v:match("^s3://[^/]+") ~= nil and not v:find("//", 6, true), "expected s3://BUCKET/PREFIX" end },
+    { long = "cron", value = "SCHEDULE", required = true,
+      help = "when, as a CronJob's schedule (minute hour day month weekday), e.g. \"0 2 * * *\"" },
+    { long = "timezone", value = "TZ", help = "the schedule's time zone (e.g. Europe/Amsterdam; default: the " ..
+      "cluster's, usually UTC)",
+      check = function(v) return v:match("^[%a_][%w_+-]*(/[%w_+-]+)*$") ~= nil, "expected a tz name, e.g. Etc/UTC" end },
+    keep_options[1], keep_options[2], keep_options[3], keep_options[4], keep_options[5], keep_options[6],
+    keep_options[7],
+    { long = "image", value = "IMAGE", help = "the jobs' image (default: mxpc-data-migration:VERSION-pg15, tools/image)" },
+    { long = "role-arn", value = "ARN", help = "AWS IAM role for the ServiceAccount (IRSA): the jobs' S3 access",
+      check = function(v) return require("mxpc.jump_pod").valid_role_arn(v), "expected arn:aws:iam::ACCOUNT:role/NAME" end },
+    archive_options[1], archive_options[2],
+    { short = "o", long = "output", value = "FORMAT", help = "yaml (default) or json (a v1 List)",
+      check = function(v) return v == "yaml" or v == "json", "expected yaml or json" end },
+    { long = "apply", help = "create the objects through the Kubernetes API (or bring them up to date)" },
+    { long = "delete", help = "delete the CronJobs (with --all also the ServiceAccount, Role and RoleBinding)" },
+    env_options[3], env_options[4],
+  },
+  run = function(opts)
+    if (opts.environment ~= nil) == (opts.all ~= nil) then args.usage_error("give either -e ENVIRONMENT or --all") end
+    if opts.apply and opts.delete then args.usage_error("--apply and --delete exclude each other") end
+    return require("mxpc.schedule").command(opts)
+  end,
+}
+
+command {
   name = "prune",
   summary = "delete a schedule's archives that the --keep-* policy does not keep",
   usage = "prune s3://BUCKET/PREFIX[/NS/ENV] --keep-... [--dry-run] [options]",
