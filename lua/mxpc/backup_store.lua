@@ -378,7 +378,8 @@ function M.scheduled_backup(opts, run)
     mendix_cloud = info.mendix_cloud })
   if policy then
     M.prune(store, { bucket = loc.bucket, prefix = M.archive_key(loc.prefix, opts.namespace, opts.environment, t)
-      :match("^(.*)/[^/]+$"), spec = loc.spec }, policy, false, io.stderr)
+      :match("^(.*)/[^/]+$"), spec = loc.spec }, policy, false,
+      log.format() ~= "json" and io.stderr or { write = function() end }) -- (JSON logs: the events say it)
   end
   return 0
 end
