@@ -439,7 +439,11 @@ command {
       help = "when, as a CronJob's schedule (minute hour day month weekday), e.g. \"0 2 * * *\"" },
     { long = "timezone", value = "TZ", help = "the schedule's time zone (e.g. Europe/Amsterdam; default: the " ..
       "cluster's, usually UTC)",
-      check = function(v) return v:match("^[%a_][%w_+-]*(/[%w_+-]+)*$") ~= nil, "expected a tz name, e.g. Etc/UTC" end },
+      check = function(v)
+        local ok = v:match("^[%a_]") ~= nil
+        for part in (v .. "/"):gmatch("([^/]*)/") do ok = ok and part:match("^[%w_+-]+$") ~= nil end
+        return ok, "expected a time zone name, e.g. Europe/Amsterdam or Etc/UTC"
+      end },
     keep_options[1], keep_options[2], keep_options[3], keep_options[4], keep_options[5], keep_options[6],
     keep_options[7],
     { long = "image", value = "IMAGE", help = "the jobs' image (default: mxpc-data-migration:VERSION-pg15, tools/image)" },
