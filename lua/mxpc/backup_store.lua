@@ -220,6 +220,10 @@ function M.pick(store, location, at)
       for _, a in ipairs(g.archives) do
         if a.index and (not at or a.time <= at) then return ("s3://%s/%s"):format(loc.bucket, a.key), a end
       end
+      if not at then
+        return nil, errors.new { code = "not_found", message = ("%s has no complete archive (none has its index)")
+          :format(location), hint = "list them with: list " .. location }
+      end
       return nil, errors.new { code = "not_found", message = ("%s has no archive at or before %s (the oldest is from %s)")
         :format(location, iso(at), iso(g.archives[#g.archives].time)), hint = "give a later --at" }
     end
