@@ -2,8 +2,9 @@
 # End to end on the local stack: `schedule` and the CronJob it makes, run by Kubernetes
 # (the stack's emulator). Every variant's manifests pass `kubectl apply --dry-run=server`
 # (strict validation); --apply creates them; `kubectl create job --from=cronjob/NAME`
-# runs the pod's command as a kubelet would (its env, its service account's token, EKS's
-# web identity for --role-arn, uid 1001), so the archive lands in the bucket, shows in
+# runs the pod's command as a kubelet would (in the image's root, read-only: the program,
+# the PostgreSQL client tools and their libraries; its env, its service account's token,
+# EKS's web identity for --role-arn, uid 1001), so the archive lands in the bucket, shows in
 # `list`, and restores into demo-copy with the proof. The Role lets the job read what a
 # backup reads and nothing else (kubectl auth can-i with the service account's token).
 # Needs MXPC_STACK_ENV; reseeds the namespace before and after.
@@ -69,15 +70,34 @@ r["roles"][arn] = {"uid": "mxpc-irsa", "duration": 3600, "rds_users": [], "trust
 json.dump(r, open(path + ".new", "w"))
 PY
 mv "$roles.new" "$roles"
-# The image: the program (a wrapper that says who runs it) and the image's environment
-mkdir -p "$work/image/bin"
-printf '#!/bin/sh\necho "running as uid $(id -u) gid $(id -g)" >&2\nexec %s "$@"\n' "$(readlink -f "$bin")" \
-  > "$work/image/bin/mxpc-data-migration"
-chmod 755 "$work/image" "$work/image/bin" "$work/image/bin/mxpc-data-migration"
-cat > "$kubelet" <<EOF
-{"images": {"$image": {"path": ["$work/image/bin"], "env": {"PGSSLROOTCERT": "$MXPC_PG_CA",
- "MXPC_PG_BINDIR": "$MXPC_PG_BINDIR", "AWS_ENDPOINT_URL_STS": "$MXPC_STS_ENDPOINT", "AWS_REGION": "us-east-1"}}}}
-EOF
+# The image: a root filesystem with the program (behind a wrapper that says who runs it
+# and whether the root is writable), pg_dump, pg_restore, psql, sh and their libraries,
+# the mount points a runtime needs; its environment; the database's CA as a file
+root=$work/image
+mkdir -p "$root"/{bin,usr/bin,tmp,proc,dev,etc,opt/mxpc,var/run/secrets/kubernetes.io/serviceaccount}
+copy_elf() {   # FILE DEST: FILE at DEST in the root, with every library the loader resolves for it
+  install -D -m 0755 "$(readlink -f "$1")" "$root$2"
+  ldd "$1" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }' | while read -r lib; do
+    [ -e "$root$lib" ] || install -D -m 0755 "$(readlink -f "$lib")" "$root$lib"
+  done
+}
+copy_elf /bin/sh /bin/sh
+for t in pg_dump pg_restore psql; do copy_elf "$MXPC_PG_BINDIR/$t" "/usr/bin/$t"; done
+copy_elf "$bin" /opt/mxpc/mxpc-data-migration.bin
+cat > "$root/opt/mxpc/mxpc-data-migration" <<'SH'
+#!/bin/sh
+while read -r k v rest; do case $k in Uid:|Gid:) echo "running with $k $v" >&2 ;; esac; done < /proc/self/status
+if (echo x > /opt/x) 2>/dev/null; then echo "the root is writable" >&2; else echo "the root is read-only" >&2; fi
+exec /opt/mxpc/mxpc-data-migration.bin "$@"
+SH
+chmod 755 "$root/opt/mxpc/mxpc-data-migration"
+chmod -R go+rX "$work"
+cat > "$kubelet" <<JSON
+{"images": {"$image": {"root": "$root", "path": ["/opt/mxpc", "/usr/bin", "/bin"],
+  "env": {"PGSSLROOTCERT": "/tmp/pg-ca.crt", "MXPC_PG_BINDIR": "/usr/bin", "AWS_ENDPOINT_URL_STS": "$MXPC_STS_ENDPOINT",
+          "AWS_REGION": "us-east-1"},
+  "files": {"/tmp/pg-ca.crt": "$MXPC_PG_CA"}}}}
+JSON
 
 sched=(schedule -n mendix --to "s3://$bucket/nightly" --cron "0 2 * * *" --image "$image" "${ep[@]}")
 
@@ -124,7 +144,9 @@ poll() { for _ in $(seq 1 "$2"); do eval "$1" 2>/dev/null && return 0; sleep 1; 
 succeeded() { [ "$(kubectl -n mendix get job e2e-run -o jsonpath='{.status.succeeded}' 2>/dev/null)" = 1 ]; }
 if poll succeeded 90; then ok "... the job succeeds"; else bad "... the job succeeds"; kubectl -n mendix logs job/e2e-run | tail -5; fi
 kubectl -n mendix logs job/e2e-run > "$work/log" 2>&1
-check "... its pod runs as uid 1001" 'grep -q "^running as uid 1001 gid 1001$" "$work/log"'
+check "... its pod runs in the image's root as uid 1001, gid 1001" \
+  'grep -q "^running with Uid: 1001$" "$work/log" && grep -q "^running with Gid: 1001$" "$work/log"'
+check "... with the root read-only" 'grep -q "^the root is read-only$" "$work/log"'
 check "... in the cluster with its service account" 'grep -q "in-cluster service account" "$work/log"'
 check "... with the role's web identity (EKS's, for --role-arn)" \
   'grep -q "AssumeRoleWithWebIdentity role=$role " "$MXPC_STS_DIR/access.log"'

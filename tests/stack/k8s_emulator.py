@@ -1875,6 +1875,9 @@ class Operator(threading.Thread):
 # Jobs: the Job controller, and a kubelet that runs their pods' containers
 # --------------------------------------------------------------------------
 
+SA_MOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"   # where pods see their token
+
+
 class Kubelet:
     """Runs a Job pod's first container as a kubelet would, on this host: its command
     and args, its env, the service account's token in a directory the program is
@@ -1885,9 +1888,12 @@ class Kubelet:
     when this runs as root. What an image holds comes from DIR/kubelet.json, which
     tests write:
 
-        {"images": {"IMAGE": {"path": [DIR, ...], "env": {NAME: VALUE}}}}
+        {"images": {"IMAGE": {"path": [DIR, ...], "env": {NAME: VALUE},
+                              "root": DIR, "files": {PATH: HOST_FILE}}}}
 
     path: where the image's programs are (its PATH); env: the image's environment.
+    root (optional): the image's root filesystem; the container then runs in it
+    (run_in_root), with the token at SA_MOUNT, and files copied into its volumes.
     An image not listed cannot be pulled: the pod waits (ErrImagePull)."""
 
     logs = {}   # pod uid -> log file
@@ -1947,8 +1953,12 @@ class Kubelet:
             files["ca.crt"] = f.read()
         env = dict(image.get("env") or {})
         env["PATH"] = ":".join(list(image.get("path") or []) + ["/usr/bin", "/bin"])
+        image_root = image.get("root")   # the image's root filesystem: run in it (needs root)
+        seen_sa_dir = SA_MOUNT if image_root else sa_dir   # where the pod sees the token
         env.update({"HOSTNAME": pod["metadata"]["name"], "KUBERNETES_SERVICE_HOST": "127.0.0.1",
-                    "KUBERNETES_SERVICE_PORT": str(self.port), "MXPC_K8S_SA_DIR": sa_dir})
+                    "KUBERNETES_SERVICE_PORT": str(self.port)})
+        if not image_root:
+            env["MXPC_K8S_SA_DIR"] = sa_dir
         account = store.get(SERVICEACCOUNTS, ns, sa_name) or {}
         role_arn = ((account.get("metadata") or {}).get("annotations") or {}).get(
             "eks.amazonaws.com/role-arn")
@@ -1957,7 +1967,7 @@ class Kubelet:
                 self.api.oidc_key, "https://" + self.api.address, ns, sa_name,
                 "sts.amazonaws.com", 86400)
             env.update({"AWS_ROLE_ARN": role_arn,
-                        "AWS_WEB_IDENTITY_TOKEN_FILE": os.path.join(sa_dir, "eks-token"),
+                        "AWS_WEB_IDENTITY_TOKEN_FILE": os.path.join(seen_sa_dir, "eks-token"),
                         "AWS_STS_REGIONAL_ENDPOINTS": "regional"})
         for e in c.get("env") or []:
             if "value" in e:
@@ -1973,17 +1983,20 @@ class Kubelet:
         log_path = os.path.join(pod_dir, "log")
         Kubelet.logs[uid] = log_path
         argv = list(c.get("command") or []) + list(c.get("args") or [])
-        program = shutil.which(argv[0], path=env["PATH"]) if argv else None
-        workdir = c.get("workingDir") if os.path.isdir(c.get("workingDir") or "") else "/"
         log = open(log_path, "wb")
         try:
-            if not program:
-                raise FileNotFoundError(f"exec: {argv[:1]}: executable file not found in $PATH")
-            proc = subprocess.Popen([program] + argv[1:], env=env, cwd=workdir, stdin=subprocess.DEVNULL,
-                                    stdout=log, stderr=subprocess.STDOUT,
-                                    user=run_as if as_root and run_as else None,
-                                    group=gid if as_root and run_as else None,
-                                    extra_groups=[] if as_root and run_as else None)
+            if image_root:
+                proc = self.run_in_root(image_root, image, c, spec, sa_dir, env, argv, run_as, gid, log)
+            else:
+                program = shutil.which(argv[0], path=env["PATH"]) if argv else None
+                workdir = c.get("workingDir") if os.path.isdir(c.get("workingDir") or "") else "/"
+                if not program:
+                    raise FileNotFoundError(f"exec: {argv[:1]}: executable file not found in $PATH")
+                proc = subprocess.Popen([program] + argv[1:], env=env, cwd=workdir,
+                                        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                        user=run_as if as_root and run_as else None,
+                                        group=gid if as_root and run_as else None,
+                                        extra_groups=[] if as_root and run_as else None)
         except OSError as e:
             log.write(str(e).encode() + b"\n")
             log.close()
@@ -1999,6 +2012,51 @@ class Kubelet:
                                                 "ready": True, "restartCount": 0, "started": True,
                                                 "state": {"running": {"startedAt": started}}}]}
         return store.put(PODS, pod, created=True)
+
+    def run_in_root(self, root, image, c, spec, sa_dir, env, argv, uid, gid, log):
+        """The container in the image's root, as a container runtime would: a private
+        mount namespace, the root bind-mounted (read-only with readOnlyRootFilesystem),
+        an emptyDir volume as a tmpfs at its mountPath, /proc, /dev/null, /dev/zero,
+        /dev/random and /dev/urandom, the service account's
+        directory at SA_MOUNT, the image's "files" copied into a volume (like a
+        ConfigMap), then chroot as the pod's user."""
+        if os.geteuid() != 0:
+            raise PermissionError("an image root needs the emulator to run as root")
+        sec = c.get("securityContext") or {}
+        empty = {v["name"] for v in spec.get("volumes") or [] if "emptyDir" in v}
+        tmpfs = [m["mountPath"] for m in c.get("volumeMounts") or [] if m.get("name") in empty]
+        script = r"""
+set -e
+root=$1 sa=$2 ro=$3
+shift 3
+mount --bind "$root" "$root"
+[ "$ro" = 1 ] && mount -o remount,bind,ro "$root"
+mount -t proc proc "$root/proc"
+mount -t tmpfs -o mode=755,size=64k tmpfs "$root/dev"   # the devices every container has
+for d in null zero random urandom; do touch "$root/dev/$d"; mount --bind "/dev/$d" "$root/dev/$d"; done
+mount --bind "$sa" "$root/""" + SA_MOUNT.lstrip("/") + r""""
+mount -o remount,bind,ro "$root/""" + SA_MOUNT.lstrip("/") + r""""
+while [ "$1" != -- ]; do
+  case $1 in
+    tmpfs=*) mount -t tmpfs -o mode=1777,size=1g tmpfs "$root${1#tmpfs=}" ;;
+    file=*) spec=${1#file=}; cp "${spec#*:}" "$root${spec%%:*}"; chmod 0644 "$root${spec%%:*}" ;;
+  esac
+  shift
+done
+shift
+exec "$@"
+"""
+        chroot = shutil.which("chroot") or "/usr/sbin/chroot"
+        workdir = c.get("workingDir") or "/"
+        user = f"--userspec={uid}:{gid}" if uid else "--userspec=0:0"
+        args = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "kubelet",
+                root, sa_dir, "1" if sec.get("readOnlyRootFilesystem") else "0"]
+        args += [f"tmpfs={m}" for m in tmpfs]
+        args += [f"file={dst}:{src}" for dst, src in (image.get("files") or {}).items()]
+        # chroot, then the working directory and the program by the image's PATH
+        args += ["--", "/usr/bin/env", "-i"] + [f"{k}={v}" for k, v in env.items()] + [
+            chroot, user, root, "/bin/sh", "-c", 'cd "$0" && exec "$@"', workdir] + argv
+        return subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
 
     def finished(self, store, pod):
         """Called with the store locked: the pod's status once its process ended, else None."""
