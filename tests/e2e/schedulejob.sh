@@ -41,9 +41,34 @@ end
 return 0
 LUA
 }
+# s3main ACTION ARGS...: the other bucket, as the stack's main S3 user (not the role's)
+s3main() {
+  env -u AWS_ROLE_ARN -u AWS_WEB_IDENTITY_TOKEN_FILE AWS_ACCESS_KEY_ID="$MXPC_S3_ACCESS_KEY" \
+    AWS_SECRET_ACCESS_KEY="$MXPC_S3_SECRET_KEY" "$bin" run /dev/stdin "$bucket-other" "$@" <<'LUA'
+local s3 = require "mxpc.s3"
+local store = require "mxpc.backup_store"
+local bucket, action, a, b = ...
+local c = assert(s3.client { endpoint = os.getenv("MXPC_S3_ENDPOINT") })
+if action == "create" then assert(c:create_bucket(bucket))
+elseif action == "keys" then for _, o in ipairs(assert(c:list(bucket, ""))) do print(o.key) end
+elseif action == "uploads" then print(#assert(c:list_multipart_uploads(bucket)))
+elseif action == "seed" then -- FILE KEY: an archive of the schedule, with its index
+  local head = assert(c:put(bucket, b, { path = a }))
+  assert(store.write_index(c, bucket, b, head, { namespace = "mendix", environment = "demo-app",
+    time = store.parse_stamp(b:match("(%w+)%.tar%.gz$")), files = 20 }))
+elseif action == "drop" then
+  for _, u in ipairs(c:list_multipart_uploads(bucket) or {}) do c:abort_multipart(bucket, u.key, u.upload_id) end
+  local keys = {}
+  for _, o in ipairs(c:list(bucket, "") or {}) do keys[#keys + 1] = o.key end
+  if #keys > 0 then c:delete_many(bucket, keys) end
+  assert(c:delete_bucket(bucket))
+end
+return 0
+LUA
+}
 k8s_clean() {
   kubectl -n mendix delete cronjob -l app.kubernetes.io/component=schedule --ignore-not-found >/dev/null 2>&1
-  kubectl -n mendix delete job e2e-run e2e-pull --ignore-not-found >/dev/null 2>&1
+  kubectl -n mendix delete job e2e-run e2e-pull e2e-fail --ignore-not-found >/dev/null 2>&1
   kubectl -n mendix delete sa,role,rolebinding mxpc-backup --ignore-not-found >/dev/null 2>&1
 }
 cleanup() {
@@ -51,6 +76,7 @@ cleanup() {
   cp "$work/roles.json.orig" "$roles"
   rm -f "$kubelet"
   s3 drop >/dev/null 2>&1
+  s3main drop >/dev/null 2>&1
   rm -rf "$work"
   "$src/tests/stack/seed" --env-file "$MXPC_STACK_ENV" >/dev/null
 }
@@ -163,6 +189,31 @@ if proof; then ok "demo-copy holds demo-app's tables, sequences and files"; else
 kubectl -n mendix create job e2e-pull --image=nowhere/none:1 -- true >/dev/null 2>&1
 reason() { [ "$(kubectl -n mendix get pods -l job-name=e2e-pull -o jsonpath='{.items[0].status.containerStatuses[0].state.waiting.reason}')" = ErrImagePull ]; }
 check "a job whose image cannot be pulled waits (ErrImagePull)" 'poll reason 20'
+
+# --- a run that fails: a bucket the job's role may not write ---------------------------------
+# (the other bucket belongs to the main S3 user; it holds an archive of June 2025)
+"$bin" run /dev/stdin "$bucket" "$key" "$work/archive.tar.gz" <<'LUA' && s3main create && s3main seed "$work/archive.tar.gz" nightly/mendix/demo-app/20250601T020000Z.tar.gz || bad "seeding $bucket-other"
+local s3 = require "mxpc.s3"
+local bucket, key, file = ...
+assert(assert(s3.client { endpoint = os.getenv("MXPC_S3_ENDPOINT") }):get(bucket, key, file))
+return 0
+LUA
+run "schedule --apply to another bucket" 0 schedule -n mendix -e demo-app --to "s3://$bucket-other/nightly" \
+  --cron "0 2 * * *" --image "$image" "${ep[@]}" --keep-last 1 --role-arn "$role" --apply
+kubectl -n mendix create job --from=cronjob/mxpc-backup-demo-app e2e-fail >/dev/null 2>"$work/err"
+failed_job() { [ "$(kubectl -n mendix get job e2e-fail -o jsonpath='{.status.conditions[0].reason}' 2>/dev/null)" = BackoffLimitExceeded ]; }
+if poll failed_job 60; then ok "the job fails, after backoffLimit + 1 attempts"; else bad "the job fails"; fi
+check "... three pods" '[ "$(kubectl -n mendix get pods -l job-name=e2e-fail -o name | wc -l)" = 3 ]'
+kubectl -n mendix logs "$(kubectl -n mendix get pods -l job-name=e2e-fail -o name | head -1)" > "$work/log" 2>&1
+check "... its log names the permission" 'grep -q "access denied.*the role needs s3:PutObject" "$work/log"'
+check "... it leaves no object" '[ "$(s3main keys | tr "\n" " ")" = "nightly/mendix/demo-app/20250601T020000Z.json nightly/mendix/demo-app/20250601T020000Z.tar.gz " ]'
+check "... and no unfinished upload" '[ "$(s3main uploads)" = 0 ]'
+env -u AWS_ROLE_ARN -u AWS_WEB_IDENTITY_TOKEN_FILE AWS_ACCESS_KEY_ID="$MXPC_S3_ACCESS_KEY" \
+  AWS_SECRET_ACCESS_KEY="$MXPC_S3_SECRET_KEY" "$bin" list "s3://$bucket-other/nightly" --max-age 26h "${ep[@]}" \
+  >"$work/out" 2>"$work/err"
+rc=$?
+check "list --max-age then exits 1 naming the environment" \
+  '[ $rc = 1 ] && grep -q "^stale: mendix/demo-app: the newest archive is from 2025-06-01T02:00:00Z" "$work/err"'
 
 # --- the Role: what a backup reads, nothing else -----------------------------------------
 token=$(kubectl -n mendix create token mxpc-backup)
