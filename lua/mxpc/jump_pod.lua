@@ -3,9 +3,9 @@
 -- need, and the PostgreSQL client tools (the official postgres image) of the database
 -- server's major version. `jump-pod` prints the manifests, creates them
 -- (--apply) or deletes them (--delete). See docs/jump-pod.md.
-local cjson = require "cjson"
 local errors = require "mxpc.error"
 local log = require "mxpc.log"
+local manifest = require "mxpc.k8s_manifest"
 local runtime = require "mxpc.runtime"
 
 local M = {}
@@ -107,22 +107,16 @@ function M.manifests(p)
   local labels = { ["app.kubernetes.io/name"] = "mxpc-data-migration", ["app.kubernetes.io/component"] = "jump-pod",
     ["mxpc-data-migration/environment"] = p.environment }
   local function meta() return { name = p.name, namespace = p.namespace, labels = labels } end
-  local account = meta()
-  if p.role_arn then account.annotations = { ["eks.amazonaws.com/role-arn"] = p.role_arn } end
-  return {
-    { apiVersion = "v1", kind = "ServiceAccount", metadata = account },
-    { apiVersion = "rbac.authorization.k8s.io/v1", kind = "Role", metadata = meta(), rules = p.rules },
-    { apiVersion = "rbac.authorization.k8s.io/v1", kind = "RoleBinding", metadata = meta(),
-      roleRef = { apiGroup = "rbac.authorization.k8s.io", kind = "Role", name = p.name },
-      subjects = { { kind = "ServiceAccount", name = p.name, namespace = p.namespace } } },
+  local objects = manifest.access { name = p.name, namespace = p.namespace, labels = labels, rules = p.rules,
+    role_arn = p.role_arn }
+  objects[4] =
     { apiVersion = "v1", kind = "Pod", metadata = meta(),
       spec = {
         serviceAccountName = p.name,
         automountServiceAccountToken = true,
         restartPolicy = "Never",
         terminationGracePeriodSeconds = 0,
-        securityContext = { runAsNonRoot = true, runAsUser = M.UID, runAsGroup = M.UID, fsGroup = M.UID,
-          seccompProfile = { type = "RuntimeDefault" } },
+        securityContext = manifest.pod_security(M.UID),
         containers = { {
           name = "pgtools",
           image = p.image,
@@ -130,97 +124,17 @@ function M.manifests(p)
           command = { "sleep", "infinity" },
           workingDir = "/tmp",
           env = { { name = "HOME", value = "/tmp" }, { name = "TMPDIR", value = "/tmp" } },
-          securityContext = { allowPrivilegeEscalation = false, readOnlyRootFilesystem = true,
-            capabilities = { drop = { "ALL" } } },
+          securityContext = manifest.container_security(),
           volumeMounts = { { name = "tmp", mountPath = "/tmp" } },
         } },
         -- the only writable place: the tool, and restore's copy of a piped archive
         volumes = { { name = "tmp", emptyDir = {} } },
-      } },
-  }
-end
-
--- --- output: kubectl-appliable YAML or JSON, keys in a stable order ------------
-
-local FIRST = { apiVersion = 1, kind = 2, metadata = 3, name = 4, namespace = 5, labels = 6 }
-local function keys_of(t)
-  local keys = {}
-  for k in pairs(t) do keys[#keys + 1] = k end
-  table.sort(keys, function(a, b)
-    local fa, fb = FIRST[a] or 100, FIRST[b] or 100
-    if fa ~= fb then return fa < fb end
-    return a < b
-  end)
-  return keys
-end
-
-local function is_array(t) return #t > 0 end -- an empty table is an empty map ({})
-
--- cjson writes "/" as "\/"; Kubernetes objects are full of slashes
-local function encode(v)
-  local s = cjson.encode(v)
-  if type(v) == "string" and not v:find("\\", 1, true) then s = s:gsub("\\/", "/") end
-  return s
-end
-
-local function json(v, indent)
-  if type(v) ~= "table" then return encode(v) end
-  local pad, inner = ("  "):rep(indent), ("  "):rep(indent + 1)
-  local parts = {}
-  if is_array(v) then
-    for _, x in ipairs(v) do parts[#parts + 1] = inner .. json(x, indent + 1) end
-    return #parts == 0 and "[]" or ("[\n" .. table.concat(parts, ",\n") .. "\n" .. pad .. "]")
-  end
-  for _, k in ipairs(keys_of(v)) do parts[#parts + 1] = inner .. encode(k) .. ": " .. json(v[k], indent + 1) end
-  return #parts == 0 and "{}" or ("{\n" .. table.concat(parts, ",\n") .. "\n" .. pad .. "}")
-end
-
--- A YAML scalar: plain when YAML reads it back as the same string, else quoted.
-local function scalar(v)
-  if type(v) ~= "string" then return tostring(v) end
-  if v:match("^[%w_/][%w_./:-]*$") and not v:match("^[%d.+-]+$") and not v:match("^[:-]")
-      and not ({ ["true"] = 1, ["false"] = 1, yes = 1, no = 1, on = 1, off = 1, null = 1, y = 1, n = 1 })[v:lower()] then
-    return v
-  end
-  return encode(v)
-end
-
-local function yaml(v, indent, out)
-  local pad = ("  "):rep(indent)
-  if is_array(v) then
-    for _, x in ipairs(v) do
-      if type(x) == "table" and not is_array(x) and next(x) then
-        local sub = {}
-        yaml(x, indent + 1, sub)
-        sub[1] = pad .. "- " .. sub[1]:sub(#pad + 3)
-        for _, line in ipairs(sub) do out[#out + 1] = line end
-      else
-        out[#out + 1] = pad .. "- " .. (type(x) == "table" and "{}" or scalar(x))
-      end
-    end
-    return out
-  end
-  for _, k in ipairs(keys_of(v)) do
-    local x = v[k]
-    if type(x) == "table" and next(x) then
-      out[#out + 1] = pad .. scalar(k) .. ":"
-      yaml(x, is_array(x) and indent or indent + 1, out)
-    else
-      out[#out + 1] = pad .. scalar(k) .. ": " .. (type(x) == "table" and "{}" or scalar(x))
-    end
-  end
-  return out
+      } }
+  return objects
 end
 
 -- The manifests as text: YAML documents, or one JSON List.
-function M.render(objects, format)
-  if format == "json" then
-    return json({ apiVersion = "v1", kind = "List", items = objects }, 0) .. "\n"
-  end
-  local docs = {}
-  for _, o in ipairs(objects) do docs[#docs + 1] = table.concat(yaml(o, 0, {}), "\n") .. "\n" end
-  return table.concat(docs, "---\n")
-end
+M.render = manifest.render
 
 -- --- the database server's version -------------------------------------------
 
@@ -267,11 +181,8 @@ end
 
 -- --- apply and delete -----------------------------------------------------------
 
-local RESOURCE = { ServiceAccount = "serviceaccounts", Role = "roles", RoleBinding = "rolebindings", Pod = "pods" }
-
-local function created(kind, name, what)
-  io.stdout:write(("%s/%s %s\n"):format(RESOURCE[kind]:gsub("s$", ""), name, what))
-end
+local RESOURCE = manifest.RESOURCE
+local created = manifest.say
 
 -- The AWS_ROLE_ARN that EKS put into a pod's first container (IRSA), or nil.
 function M.pod_role_arn(pod)
@@ -389,20 +300,7 @@ function M.apply(client, objects, timeout)
 end
 
 -- Deletes the objects (the pod first); missing ones are fine.
-function M.delete(client, objects)
-  for i = #objects, 1, -1 do
-    local o = objects[i]
-    local ok, err = client:delete(RESOURCE[o.kind], o.metadata.name, { namespace = o.metadata.namespace })
-    if ok then
-      created(o.kind, o.metadata.name, "deleted")
-    elseif errors.is(err, "not_found") then
-      created(o.kind, o.metadata.name, "not found")
-    else
-      return nil, err
-    end
-  end
-  return true
-end
+M.delete = manifest.delete
 
 -- --- the package, for the next steps ------------------------------------------
 

@@ -24,6 +24,8 @@ api.resources = {
   storageinstances = {
     group = MENDIX, version = "v1alpha1", kind = "StorageInstance", singular = "storageinstance", namespaced = true,
   },
+  cronjobs = { group = "batch", version = "v1", kind = "CronJob", singular = "cronjob", short = "cj", namespaced = true },
+  jobs = { group = "batch", version = "v1", kind = "Job", singular = "job", namespaced = true },
 }
 
 local by_name = {}

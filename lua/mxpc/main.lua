@@ -161,6 +161,23 @@ local selection_options = {
     help = "only files of this FileDocument specialization (Module.Entity; repeatable)" },
 }
 
+-- The retention policy (docs/schedule.md#prune): restic's forget options.
+local function check_keep(v)
+  if v == "unlimited" then return true end
+  local n = math.tointeger(tonumber(v))
+  return n ~= nil and n >= 0 and v:match("^%d+$") ~= nil, "a whole number or 'unlimited'"
+end
+local keep_options = {}
+for _, k in ipairs { "last", "hourly", "daily", "weekly", "monthly", "yearly" } do
+  keep_options[#keep_options + 1] = { long = "keep-" .. k, value = "N", check = check_keep,
+    help = k == "last" and "keep the newest N archives ('unlimited': all)"
+      or ("keep the newest archive of each of the last N %s that have one"):format(
+        ({ hourly = "hours", daily = "days", weekly = "ISO weeks", monthly = "months", yearly = "years" })[k]) }
+end
+keep_options[#keep_options + 1] = { long = "keep-within", value = "DURATION",
+  check = function(v) return require("mxpc.retention").parse_duration(v) ~= nil, "a duration such as 7d, 2w, 1y6m" end,
+  help = "keep every archive within DURATION (e.g. 1y2m3d4h) of the environment's newest archive" }
+
 local commands = {}
 local order = {}
 local function command(def)
@@ -196,8 +213,18 @@ command {
     transfer_options[1], transfer_options[2],
     env_options[3], env_options[4], env_options[5],
     archive_options[1], archive_options[2], archive_options[3],
+    keep_options[1], keep_options[2], keep_options[3], keep_options[4], keep_options[5], keep_options[6],
+    keep_options[7],
   },
   run = function(opts)
+    local scheduled = opts.file:match("^s3://[^/]+/.*/$") or opts.file:match("^s3://[^/]+/$")
+    if not scheduled and require("mxpc.backup_store").policy_of(opts) then
+      args.usage_error("--keep-* options prune a schedule's archives: they need -f s3://BUCKET/PREFIX/ (ending in /)")
+    end
+    if scheduled and (opts.database_only or opts.dry_run or opts.force) then
+      args.usage_error("-f s3://BUCKET/PREFIX/ writes a new archive of the schedule; --database-only, --dry-run and " ..
+        "--force do not apply")
+    end
     -- (a selection that contradicts itself is a usage error too)
     if hooks.selection_options(opts) and opts.database_only then
       args.usage_error("--files-* options select files; a database-only backup has none")
@@ -215,6 +242,7 @@ command {
       end
       opts.compression_level = n
     end
+    if scheduled then return require("mxpc.backup_store").scheduled_backup(opts, workflow("backup")) end
     return workflow("backup")(opts)
   end,
 }
@@ -244,12 +272,25 @@ command {
       "fails, nothing is restored" },
     { long = "delete-extra-files", help = "after the restore, delete the environment's files in storage that the " ..
       "archive does not hold (needs s3:ListBucket)" },
+    { long = "at", value = "TIME", check = check_with(hooks.parse_time),
+      help = "with -f s3://BUCKET/PREFIX/NS/ENV/: the newest archive at or before TIME (default: the newest)" },
     hooks_option,
     transfer_options[1], transfer_options[2],
     env_options[3], env_options[4], env_options[5],
     archive_options[1], archive_options[2], archive_options[3],
   },
   run = function(opts)
+    if opts.file:match("^s3://[^/]+/.*/$") then -- a schedule's environment: which archive
+      local store = assert(require("mxpc.workflow").archive_store(opts))
+      local url, a = require("mxpc.backup_store").pick(store, opts.file, opts.at and hooks.parse_time(opts.at))
+      if not url then error(a, 0) end
+      log.info("restoring the scheduled archive", { event = "picked", archive = url,
+        time = os.date("!%Y-%m-%dT%H:%M:%SZ", a.time), at = opts.at })
+      io.stderr:write(("restoring %s (of %s)\n"):format(url, os.date("!%Y-%m-%dT%H:%M:%SZ", a.time)))
+      opts.file = url
+    elseif opts.at then
+      args.usage_error("--at picks an archive of a schedule: it needs -f s3://BUCKET/PREFIX/NS/ENV/ (ending in /)")
+    end
     if opts.database_only and opts.files_only then
       args.usage_error("--database-only and --files-only exclude each other")
     end
@@ -342,38 +383,132 @@ archive_command("verify", "check that a backup archive would restore (no cluster
 
 -- list LOCATION: dispatches on the location's scheme (only mendix-cloud:// so far).
 local LIST_SCHEMES = { ["mendix-cloud"] = function(opts, location)
+  if opts.max_age then args.usage_error("--max-age applies to s3:// locations") end
   return require("mxpc.mendix_cloud").list_command(opts, location)
+end, s3 = function(opts, location)
+  return require("mxpc.backup_store").list_command(opts, location)
 end }
 
 command {
   name = "list",
-  summary = "list the snapshots of a Mendix Cloud environment",
-  usage = "list mendix-cloud://APP/ENVIRONMENT [--json] [--mendix-credentials FILE]",
+  summary = "list the snapshots of a Mendix Cloud environment, or a schedule's archives in S3",
+  usage = "list mendix-cloud://APP/ENVIRONMENT | s3://BUCKET/PREFIX[/NS/ENV] [--json] [--max-age DURATION] [options]",
   description = "Lists the backup snapshots of a Mendix Cloud environment, newest first: id,\n" ..
       "creation time, model version, state, expiry and comment, through Mendix's\n" ..
       "Backups API (docs/mendix-cloud.md). APP is the app's project id (or its Deploy\n" ..
       "API AppId), ENVIRONMENT the environment's id or its name (Production,\n" ..
       "Acceptance, ...). The credentials come from MENDIX_USERNAME and MENDIX_API_KEY\n" ..
       "(or --mendix-credentials FILE); the user needs the environment's permissions\n" ..
-      "'API Rights' and 'Access to Backups'. Other locations (s3://...) are not\n" ..
-      "supported yet.",
+      "'API Rights' and 'Access to Backups'.\n" ..
+      "s3://BUCKET/PREFIX[/NS/ENV] lists the archives scheduled backups wrote there\n" ..
+      "(docs/schedule.md), newest first, from the small index object beside each\n" ..
+      "archive: time, environment, size, files, database size, model version and\n" ..
+      "whether Mendix Cloud restores it. --max-age exits 1 naming every environment\n" ..
+      "whose newest archive is older.",
   options = {
     { long = "json", help = "print the result as one JSON object on stdout" },
+    { long = "max-age", value = "DURATION",
+      check = function(v) return require("mxpc.retention").parse_duration(v) ~= nil, "a duration such as 26h, 2d" end,
+      help = "s3://: exit 1 naming each environment whose newest archive is older than DURATION (e.g. 26h)" },
+    archive_options[1], archive_options[2], archive_options[3],
     { long = "mendix-credentials", value = "FILE",
       help = "file with MENDIX_USERNAME=... and MENDIX_API_KEY=... lines (default: those environment variables)" },
   },
   positional = "LOCATION",
   run = function(opts, positional)
     local location = positional[1]
-    if not location then args.usage_error("missing LOCATION (mendix-cloud://APP/ENVIRONMENT)") end
+    if not location then args.usage_error("missing LOCATION (mendix-cloud://APP/ENVIRONMENT or s3://BUCKET/PREFIX)") end
     if #positional > 1 then args.usage_error("unexpected argument %q", positional[2]) end
     local scheme = location:match("^([%a][%w+.-]*)://")
     local list = LIST_SCHEMES[scheme or ""]
     if not list then
-      args.usage_error("list supports mendix-cloud://APP/ENVIRONMENT locations only; %s is not supported yet",
+      args.usage_error("list supports mendix-cloud://APP/ENVIRONMENT and s3://BUCKET/PREFIX locations; %s is not one",
         scheme and (scheme .. "://") or ("%q"):format(location))
     end
     return list(opts, location)
+  end,
+}
+
+command {
+  name = "schedule",
+  summary = "print, create or delete CronJobs that back up environments into S3 every night",
+  usage = "schedule -n NAMESPACE (-e ENVIRONMENT | --all) --to s3://BUCKET/PREFIX --cron SCHEDULE [--keep-...] " ..
+    "[--apply | --delete] [options]",
+  description = "Prints the manifests of scheduled backups: a ServiceAccount, a Role with exactly\n" ..
+      "a backup's permissions (limited to the environments' objects by name), its\n" ..
+      "RoleBinding, and one CronJob per environment (--all: every MendixApp of the\n" ..
+      "namespace, their start times 5 minutes apart). Each run writes\n" ..
+      "s3://BUCKET/PREFIX/NS/ENV/<UTC time>.tar.gz with its index, then prunes that\n" ..
+      "environment's archives by the --keep-* policy, logging JSON lines. The pods\n" ..
+      "run the tool's image (tools/image) as uid 1001 with a read-only root.\n" ..
+      "--apply creates the objects, --delete removes them. See docs/schedule.md.",
+  options = {
+    env_options[1],
+    { short = "e", long = "environment", value = "ENVIRONMENT", check = args.check_subdomain,
+      help = "the environment to back up (its MendixApp)" },
+    { long = "all", help = "every MendixApp of the namespace" },
+    { long = "to", value = "s3://BUCKET/PREFIX", required = true, help = "where the archives go",
+      check = function(v) return v:match("^s3://[^/]+") ~= nil and not v:find("//", 6, true), "expected s3://BUCKET/PREFIX" end },
+    { long = "cron", value = "SCHEDULE", required = true,
+      help = "when, as a CronJob's schedule (minute hour day month weekday), e.g. \"0 2 * * *\"" },
+    { long = "timezone", value = "TZ", help = "the schedule's time zone (e.g. Europe/Amsterdam; default: the " ..
+      "cluster's, usually UTC)",
+      check = function(v)
+        local ok = v:match("^[%a_]") ~= nil
+        for part in (v .. "/"):gmatch("([^/]*)/") do ok = ok and part:match("^[%w_+-]+$") ~= nil end
+        return ok, "expected a time zone name, e.g. Europe/Amsterdam or Etc/UTC"
+      end },
+    keep_options[1], keep_options[2], keep_options[3], keep_options[4], keep_options[5], keep_options[6],
+    keep_options[7],
+    { long = "image", value = "IMAGE", help = "the jobs' image (default: mxpc-data-migration:VERSION-pg15, tools/image)" },
+    { long = "role-arn", value = "ARN", help = "AWS IAM role for the ServiceAccount (IRSA): the jobs' S3 access",
+      check = function(v) return require("mxpc.jump_pod").valid_role_arn(v), "expected arn:aws:iam::ACCOUNT:role/NAME" end },
+    archive_options[1], archive_options[2],
+    { short = "o", long = "output", value = "FORMAT", help = "yaml (default) or json (a v1 List)",
+      check = function(v) return v == "yaml" or v == "json", "expected yaml or json" end },
+    { long = "apply", help = "create the objects through the Kubernetes API (or bring them up to date)" },
+    { long = "delete", help = "delete the CronJobs (with --all also the ServiceAccount, Role and RoleBinding)" },
+    env_options[3], env_options[4],
+  },
+  run = function(opts)
+    if (opts.environment ~= nil) == (opts.all ~= nil) then args.usage_error("give either -e ENVIRONMENT or --all") end
+    if opts.apply and opts.delete then args.usage_error("--apply and --delete exclude each other") end
+    return require("mxpc.schedule").command(opts)
+  end,
+}
+
+command {
+  name = "prune",
+  summary = "delete a schedule's archives that the --keep-* policy does not keep",
+  usage = "prune s3://BUCKET/PREFIX[/NS/ENV] --keep-... [--dry-run] [options]",
+  description = "Applies restic's 'forget' policy to the archives scheduled backups wrote\n" ..
+      "under the location, each environment on its own (docs/schedule.md#prune), and\n" ..
+      "deletes the others with their index objects, 1,000 keys a request. It never\n" ..
+      "deletes an environment's newest archive, and never touches an object whose\n" ..
+      "index does not say that a scheduled backup wrote it. --dry-run says what it\n" ..
+      "would delete and changes nothing.",
+  options = {
+    keep_options[1], keep_options[2], keep_options[3], keep_options[4], keep_options[5], keep_options[6],
+    keep_options[7],
+    { long = "dry-run", help = "say what would be kept and deleted; delete nothing" },
+    archive_options[1], archive_options[2], archive_options[3],
+  },
+  positional = "LOCATION",
+  run = function(opts, positional)
+    local location = positional[1]
+    if not location then args.usage_error("missing LOCATION (s3://BUCKET/PREFIX)") end
+    if #positional > 1 then args.usage_error("unexpected argument %q", positional[2]) end
+    local store_mod = require "mxpc.backup_store"
+    local loc, err = store_mod.parse_location(location)
+    if not loc then args.usage_error("%s", err.message) end
+    local policy = store_mod.policy_of(opts)
+    if not policy then
+      args.usage_error("give the policy: --keep-last, --keep-daily, ..., --keep-within (prune without one would keep " ..
+        "everything)")
+    end
+    local store = assert(require("mxpc.workflow").archive_store(opts))
+    store_mod.prune(store, loc, policy, opts.dry_run)
+    return 0
   end,
 }
 

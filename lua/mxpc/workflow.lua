@@ -776,6 +776,7 @@ local function archive_store(opts)
     profile = opts.archive_profile, ca_file = nonempty(os.getenv("SSL_CERT_FILE")),
     ca_dir = nonempty(os.getenv("SSL_CERT_DIR")) }
 end
+M.archive_store = archive_store
 
 -- Checks, before any work, that the backup can be written where `-f` says:
 -- a file (see check_output), standard output that is not a terminal, or an

@@ -191,3 +191,60 @@ $ backup -n mendix -e demo-app -f x.tar.gz --files-larger-than 2M --files-smalle
 $ restore -n mendix -e demo-app -f x.tar.gz --hooks /nonexistent/hooks.lua
 ? 2
 !~ ^error: invalid --hooks "/nonexistent/hooks.lua": no such file$
+
+# schedule, prune, list s3:// and restore --at (docs/schedule.md)
+$ schedule -n mendix --to s3://bk/nightly --cron "0 2 * * *"
+? 2
+!~ ^error: give either -e ENVIRONMENT or --all$
+
+$ schedule -n mendix -e demo-app --all --to s3://bk/nightly --cron "0 2 * * *"
+? 2
+!~ ^error: give either -e ENVIRONMENT or --all$
+
+$ schedule -n mendix -e demo-app --to /backups --cron "0 2 * * *"
+? 2
+!~ ^error: invalid --to "/backups": expected s3://BUCKET/PREFIX$
+
+$ schedule -n mendix -e demo-app --to s3://bk/nightly --cron "0 2 * *"
+? 2
+!~ ^error: --cron: "0 2 \* \*" has 4 fields; a schedule has five
+
+$ schedule -n mendix -e demo-app --to s3://bk/nightly --cron "0 2 * * *" --timezone "../etc/passwd"
+? 2
+!~ ^error: invalid --timezone "../etc/passwd": expected a time zone name
+
+$ schedule -n mendix -e demo-app --to s3://bk/nightly --cron "0 2 * * *" --keep-daily 0
+? 2
+!~ ^error: no --keep-\* option keeps anything
+
+$ prune s3://bk/nightly
+? 2
+!~ ^error: give the policy: --keep-last, --keep-daily
+
+$ prune s3://bk/nightly --keep-daily seven
+? 2
+!~ ^error: invalid --keep-daily "seven": a whole number or 'unlimited'$
+
+$ prune s3://bk/nightly --keep-within 3x
+? 2
+!~ ^error: invalid --keep-within "3x"
+
+$ backup -n mendix -e demo-app -f x.tar.gz --keep-last 2
+? 2
+!~ ^error: --keep-\* options prune a schedule's archives: they need -f s3://BUCKET/PREFIX/
+
+$ restore -n mendix -e demo-app -f x.tar.gz --at 2026-01-01
+? 2
+!~ ^error: --at picks an archive of a schedule
+
+$ restore -n mendix -e demo-app -f s3://bk/nightly/mendix/demo-app/ --at yesterday
+? 2
+!~ ^error: invalid --at "yesterday"
+
+$ list s3://bk/nightly --max-age soon
+? 2
+!~ ^error: invalid --max-age "soon": a duration such as 26h, 2d$
+
+$ list mendix-cloud://app/Production --max-age 26h
+? 2
+!~ ^error: --max-age applies to s3:// locations$

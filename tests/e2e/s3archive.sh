@@ -88,7 +88,8 @@ AWS_SHARED_CREDENTIALS_FILE=$work/credentials env -u AWS_ACCESS_KEY_ID -u AWS_SE
   "$bin" backup -n mendix -e demo-app -f "s3://$bucket/none.tar.gz" "${ep[@]}" --archive-profile nosuch \
   >"$work/out" 2>"$work/err"
 check "an unknown profile is refused, naming it" '[ $? = 1 ] && grep -q "nosuch" "$work/err"'
-run "a malformed s3:// location is a usage error" 2 backup -n mendix -e demo-app -f "s3://$bucket/" "${ep[@]}"
+# (s3://BUCKET/ with its slash is a schedule's place: docs/schedule.md, e2e.scheduled)
+run "a malformed s3:// location is a usage error" 2 backup -n mendix -e demo-app -f "s3://$bucket" "${ep[@]}"
 check "... saying how to write it" 'grep -q "s3://BUCKET/KEY" "$work/err"'
 
 # --- damaged objects change nothing ---------------------------------------------------

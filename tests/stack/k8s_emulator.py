@@ -38,8 +38,10 @@ import random
 import re
 import secrets
 import shlex
+import shutil
 import socket
 import ssl
+import subprocess
 import sys
 import threading
 import time
@@ -112,8 +114,11 @@ SELFSUBJECTREVIEWS = ResourceType("authentication.k8s.io", "v1", "selfsubjectrev
 SELFSUBJECTACCESSREVIEWS = ResourceType("authorization.k8s.io", "v1",
                                         "selfsubjectaccessreviews", "",
                                         "SelfSubjectAccessReview", False, review=True)
+# Scheduled backups: CronJobs, and the Jobs they (or kubectl create job --from) make.
+CRONJOBS = ResourceType("batch", "v1", "cronjobs", "cronjob", "CronJob", True, ("cj",))
+JOBS = ResourceType("batch", "v1", "jobs", "job", "Job")
 RESOURCES = [NAMESPACES, SECRETS, PODS, SERVICEACCOUNTS, ROLES, ROLEBINDINGS, MENDIXAPPS,
-             STORAGEINSTANCES, SELFSUBJECTREVIEWS, SELFSUBJECTACCESSREVIEWS]
+             STORAGEINSTANCES, SELFSUBJECTREVIEWS, SELFSUBJECTACCESSREVIEWS, CRONJOBS, JOBS]
 BY_KIND = {(rt.api_version, rt.kind): rt for rt in RESOURCES}
 
 
@@ -172,6 +177,17 @@ _METADATA = {"name": STR, "generateName": STR, "namespace": STR, "labels": STRMA
              "creationTimestamp": ANY, "deletionTimestamp": ANY,
              "deletionGracePeriodSeconds": INT, "ownerReferences": ANY, "finalizers": [STR],
              "managedFields": ANY}
+# batch/v1: a Job's spec around a pod template, a CronJob's around a Job template
+_TEMPLATE_META = {"name": STR, "labels": STRMAP, "annotations": STRMAP, "creationTimestamp": ANY}
+_JOB_SPEC = {"backoffLimit": INT, "activeDeadlineSeconds": INT, "ttlSecondsAfterFinished": INT,
+             "completions": INT, "parallelism": INT, "completionMode": STR, "suspend": BOOL,
+             "manualSelector": BOOL, "selector": ANY, "podFailurePolicy": ANY,
+             "template": {"metadata": _TEMPLATE_META, "spec": SCHEMAS["Pod"]["spec"]}}
+SCHEMAS["Job"] = {"spec": _JOB_SPEC, "status": ANY}
+SCHEMAS["CronJob"] = {"spec": {
+    "schedule": STR, "timeZone": STR, "concurrencyPolicy": STR, "startingDeadlineSeconds": INT,
+    "suspend": BOOL, "successfulJobsHistoryLimit": INT, "failedJobsHistoryLimit": INT,
+    "jobTemplate": {"metadata": _TEMPLATE_META, "spec": _JOB_SPEC}}, "status": ANY}
 
 
 def strict_check(schema, value, path):
@@ -615,6 +631,8 @@ def decode_protobuf(body):
             obj["data"] = {k: base64.b64encode(v).decode() for k, v in _proto_map(data).items()}
         if string_data:
             obj["stringData"] = {k: v.decode() for k, v in _proto_map(string_data).items()}
+    elif (api_version, kind) == ("batch/v1", "Job"):   # kubectl create job --from=cronjob/NAME
+        obj.update(_proto_message(unknown.get(2, b""), _JOB_PROTO))
     elif kind in ("SelfSubjectReview", "SelfSubjectAccessReview"):
         for number, value in fields:
             if number == 2 and kind == "SelfSubjectAccessReview":
@@ -622,6 +640,86 @@ def decode_protobuf(body):
     else:
         raise LookupError(f"{api_version}/{kind}")
     return obj
+
+
+# Field numbers of the k8s.io/api generated.proto messages a Job is made of, as far
+# as the tool's manifests use them: number -> (JSON name, type[, "repeated" | "ptr"]).
+# Types: "str", "int", "bool", "map" (of strings), or a message's table. Non-pointer
+# fields are written even when empty (proto2); they are dropped when zero, as JSON's
+# omitempty does, pointer fields ("ptr") are kept.
+_P_TIME = {1: ("seconds", "int"), 2: ("nanos", "int")}
+_P_OWNER = {1: ("kind", "str"), 3: ("name", "str"), 4: ("uid", "str"), 5: ("apiVersion", "str"),
+            6: ("controller", "bool", "ptr"), 7: ("blockOwnerDeletion", "bool", "ptr")}
+_P_META = {1: ("name", "str"), 2: ("generateName", "str"), 3: ("namespace", "str"),
+           5: ("uid", "str"), 6: ("resourceVersion", "str"), 7: ("generation", "int"),
+           11: ("labels", "map"), 12: ("annotations", "map"),
+           13: ("ownerReferences", _P_OWNER, "repeated"), 14: ("finalizers", "str", "repeated")}
+_P_SECCOMP = {1: ("type", "str"), 2: ("localhostProfile", "str", "ptr")}
+_P_CAPS = {1: ("add", "str", "repeated"), 2: ("drop", "str", "repeated")}
+_P_CSEC = {1: ("capabilities", _P_CAPS), 2: ("privileged", "bool", "ptr"), 4: ("runAsUser", "int", "ptr"),
+           5: ("runAsNonRoot", "bool", "ptr"), 6: ("readOnlyRootFilesystem", "bool", "ptr"),
+           7: ("allowPrivilegeEscalation", "bool", "ptr"), 8: ("runAsGroup", "int", "ptr"),
+           11: ("seccompProfile", _P_SECCOMP)}
+_P_PSEC = {2: ("runAsUser", "int", "ptr"), 3: ("runAsNonRoot", "bool", "ptr"),
+           4: ("supplementalGroups", "int", "repeated"), 5: ("fsGroup", "int", "ptr"),
+           6: ("runAsGroup", "int", "ptr"), 9: ("fsGroupChangePolicy", "str", "ptr"),
+           10: ("seccompProfile", _P_SECCOMP)}
+_P_ENV = {1: ("name", "str"), 2: ("value", "str")}
+_P_MOUNT = {1: ("name", "str"), 2: ("readOnly", "bool"), 3: ("mountPath", "str"), 4: ("subPath", "str")}
+_P_CONTAINER = {1: ("name", "str"), 2: ("image", "str"), 3: ("command", "str", "repeated"),
+                4: ("args", "str", "repeated"), 5: ("workingDir", "str"),
+                7: ("env", _P_ENV, "repeated"), 9: ("volumeMounts", _P_MOUNT, "repeated"),
+                13: ("terminationMessagePath", "str"), 14: ("imagePullPolicy", "str"),
+                15: ("securityContext", _P_CSEC), 16: ("stdin", "bool"), 18: ("tty", "bool"),
+                20: ("terminationMessagePolicy", "str")}
+_P_EMPTYDIR = {1: ("medium", "str")}
+_P_VOLUME = {1: ("name", "str"), 2: (None, {2: ("emptyDir", _P_EMPTYDIR)})}   # VolumeSource, inline
+_P_PODSPEC = {1: ("volumes", _P_VOLUME, "repeated"), 2: ("containers", _P_CONTAINER, "repeated"),
+              3: ("restartPolicy", "str"), 4: ("terminationGracePeriodSeconds", "int", "ptr"),
+              5: ("activeDeadlineSeconds", "int", "ptr"), 6: ("dnsPolicy", "str"),
+              7: ("nodeSelector", "map"), 8: ("serviceAccountName", "str"), 9: ("serviceAccount", "str"),
+              10: ("nodeName", "str"), 14: ("securityContext", _P_PSEC), 16: ("hostname", "str"),
+              19: ("schedulerName", "str"), 20: ("initContainers", _P_CONTAINER, "repeated"),
+              21: ("automountServiceAccountToken", "bool", "ptr"), 24: ("priorityClassName", "str"),
+              30: ("enableServiceLinks", "bool", "ptr")}
+_P_TEMPLATE = {1: ("metadata", _P_META), 2: ("spec", _P_PODSPEC)}
+_P_SELECTOR = {1: ("matchLabels", "map")}
+_P_JOBSPEC = {1: ("parallelism", "int", "ptr"), 2: ("completions", "int", "ptr"),
+              3: ("activeDeadlineSeconds", "int", "ptr"), 4: ("selector", _P_SELECTOR),
+              5: ("manualSelector", "bool", "ptr"), 6: ("template", _P_TEMPLATE),
+              7: ("backoffLimit", "int", "ptr"), 8: ("ttlSecondsAfterFinished", "int", "ptr"),
+              9: ("completionMode", "str", "ptr"), 10: ("suspend", "bool", "ptr")}
+_JOB_PROTO = {1: ("metadata", _P_META), 2: ("spec", _P_JOBSPEC)}
+
+
+def _proto_message(data, table):
+    """A protobuf message -> its JSON form, by a table of field numbers (above)."""
+    out = {}
+    for number, value in _proto_fields(data):
+        entry = table.get(number)
+        if entry is None:
+            continue
+        name, kind, flag = entry[0], entry[1], (entry[2] if len(entry) > 2 else None)
+        if kind == "map":
+            out.setdefault(name, {}).update(
+                {k: v.decode() for k, v in _proto_map([value]).items()})
+            continue
+        if kind == "str":
+            v = value.decode()
+        elif kind == "int":
+            v = value - (1 << 64) if value >= 1 << 63 else value
+        elif kind == "bool":
+            v = bool(value)
+        else:
+            v = _proto_message(value, kind)
+            if name is None:   # an inline message: its fields are the parent's
+                out.update(v)
+                continue
+        if flag == "repeated":
+            out.setdefault(name, []).append(v)
+        elif flag == "ptr" or not isinstance(kind, str) or v not in ("", 0, False):
+            out[name] = v
+    return out
 
 
 def _proto_access_review_spec(data):
@@ -1134,7 +1232,8 @@ class Api:
             return None
         name = rest[1] if len(rest) > 1 else None
         subresource = rest[2] if len(rest) > 2 else None
-        if subresource and not (subresource == "status" and rt.status_subresource):
+        if subresource and not (subresource == "status" and rt.status_subresource) and \
+                not (rt is PODS and subresource == "log"):
             return None
         if rt.namespaced and namespace is None and name is not None:
             return None   # a namespaced object needs its namespace in the path
@@ -1167,6 +1266,10 @@ class Api:
         if subresource == "token":
             with self.store.cond:
                 return 201, self.token_request(req, namespace, name), "application/json"
+        if subresource == "log":
+            with self.store.cond:
+                pod = self.must_get(rt, namespace, name)
+            return 200, Kubelet.log_of(pod), "text/plain"
         if verb == "watch":
             return self.watch(req, rt, namespace)   # streams; takes the lock per event
         dry_run = _query(req, "dryRun") == "All"
@@ -1260,8 +1363,9 @@ class Api:
             if attrs:
                 resource = attrs.get("resource", "") + \
                     (f"/{attrs['subresource']}" if attrs.get("subresource") else "")
-                allowed = self.auth.allowed(user, attrs.get("verb", ""), attrs.get("group", ""),
-                                            resource, attrs.get("namespace") or None)
+                allowed = self.allowed(user, attrs.get("verb", ""), attrs.get("group", ""),
+                                       resource, attrs.get("namespace") or None,
+                                       attrs.get("name") or None)
             else:   # non-resource URLs: discovery and health for everyone, the rest for admins
                 path = spec.get("nonResourceAttributes", {}).get("path", "")
                 allowed = path.startswith(("/api", "/apis", "/version", "/openapi", "/healthz",
@@ -1442,6 +1546,10 @@ class Api:
                     if not isinstance(c.get(field), str) or not c.get(field):
                         raise invalid(rt, name, f"spec.containers[{i}].{field}", c.get(field),
                                       "Required value")
+        if rt is CRONJOBS:
+            self.validate_cronjob(rt, name, obj)
+        if rt is JOBS:
+            self.validate_job_spec(rt, name, obj.get("spec"), "spec")
         if rt is MENDIXAPPS and "replicas" in obj.get("spec", {}):
             replicas = obj["spec"]["replicas"]
             if isinstance(replicas, bool) or not isinstance(replicas, int):
@@ -1450,6 +1558,57 @@ class Api:
             if replicas < 0:
                 raise invalid(rt, name, "spec.replicas", replicas,
                               "spec.replicas in body should be greater than or equal to 0")
+
+    def validate_job_spec(self, rt, name, spec, path):
+        """What the API server checks of a Job spec (also a CronJob's jobTemplate)."""
+        if not isinstance(spec, dict):
+            raise invalid(rt, name, path, spec, "Required value")
+        for field in ("backoffLimit", "activeDeadlineSeconds", "ttlSecondsAfterFinished"):
+            value = spec.get(field)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                      or value < (1 if field == "activeDeadlineSeconds" else 0)):
+                raise invalid(rt, name, f"{path}.{field}", value,
+                              "must be greater than or equal to "
+                              f"{1 if field == 'activeDeadlineSeconds' else 0}")
+        pod = (spec.get("template") or {}).get("spec")
+        containers = (pod or {}).get("containers")
+        if not isinstance(containers, list) or not containers:
+            raise invalid(rt, name, f"{path}.template.spec.containers", containers, "Required value")
+        for i, c in enumerate(containers):
+            for field in ("name", "image"):
+                if not isinstance(c.get(field), str) or not c.get(field):
+                    raise invalid(rt, name, f"{path}.template.spec.containers[{i}].{field}",
+                                  c.get(field), "Required value")
+        if pod.get("restartPolicy") not in ("Never", "OnFailure"):
+            raise invalid(rt, name, f"{path}.template.spec.restartPolicy", pod.get("restartPolicy"),
+                          'Unsupported value: supported values: "OnFailure", "Never"')
+
+    def validate_cronjob(self, rt, name, obj):
+        if len(name) > 52:
+            raise invalid(rt, name, "metadata.name", name, "must be no more than 52 characters")
+        spec = obj.get("spec") or {}
+        schedule = spec.get("schedule")
+        fields = schedule.split() if isinstance(schedule, str) else []
+        if not (len(fields) == 5 or (len(fields) == 1 and fields[0].startswith("@"))) or \
+                not all(re.match(r"^[A-Za-z0-9*/,?@-]+$", f) for f in fields):
+            raise invalid(rt, name, "spec.schedule", schedule, "unparseable cron schedule")
+        tz = spec.get("timeZone")
+        if tz is not None and (not re.match(r"^[A-Za-z_][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$", tz)
+                               or not os.path.isfile(os.path.join("/usr/share/zoneinfo", tz))):
+            raise invalid(rt, name, "spec.timeZone", tz, "unknown time zone " + str(tz))
+        policy = spec.get("concurrencyPolicy", "Allow")
+        if policy not in ("Allow", "Forbid", "Replace"):
+            raise invalid(rt, name, "spec.concurrencyPolicy", policy,
+                          'Unsupported value: supported values: "Allow", "Forbid", "Replace"')
+        for field in ("startingDeadlineSeconds", "successfulJobsHistoryLimit",
+                      "failedJobsHistoryLimit"):
+            value = spec.get(field)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                      or value < 0):
+                raise invalid(rt, name, f"spec.{field}", value,
+                              "must be greater than or equal to 0")
+        self.validate_job_spec(rt, name, (spec.get("jobTemplate") or {}).get("spec"),
+                               "spec.jobTemplate.spec")
 
     @staticmethod
     def normalise(rt, obj):
@@ -1640,7 +1799,8 @@ class Operator(threading.Thread):
                     parse_rfc3339(meta["deletionTimestamp"])   # after a restart
                 if now >= due:
                     self.store.remove(PODS, pod)
-            elif not owners and pod.get("status", {}).get("phase", "Pending") == "Pending" and \
+            elif not owners and "job-name" not in meta.get("labels", {}) and \
+                    pod.get("status", {}).get("phase", "Pending") == "Pending" and \
                     now >= parse_rfc3339(meta["creationTimestamp"]) + self.delay:
                 self.start_pod(pod, now, parse_rfc3339(meta["creationTimestamp"]))
         for uid, app in apps.items():
@@ -1765,6 +1925,332 @@ class Operator(threading.Thread):
                        "conditions": [{"type": "Ready", "status": "True"}],
                        "containerStatuses": [{"name": "mendix", "ready": True,
                                               "restartCount": 0, "started": True}]},
+        }
+
+
+# --------------------------------------------------------------------------
+# Jobs: the Job controller, and a kubelet that runs their pods' containers
+# --------------------------------------------------------------------------
+
+SA_MOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"   # where pods see their token
+
+
+class Kubelet:
+    """Runs a Job pod's first container as a kubelet would, on this host: its command
+    and args, its env, the service account's token in a directory the program is
+    told of (MXPC_K8S_SA_DIR; in an image it is /var/run/secrets/kubernetes.io/
+    serviceaccount), the API server as KUBERNETES_SERVICE_HOST/PORT, EKS's web
+    identity (AWS_ROLE_ARN, AWS_WEB_IDENTITY_TOKEN_FILE) when the service account
+    is annotated with eks.amazonaws.com/role-arn, as the pod's user (runAsUser)
+    when this runs as root. What an image holds comes from DIR/kubelet.json, which
+    tests write:
+
+        {"images": {"IMAGE": {"path": [DIR, ...], "env": {NAME: VALUE},
+                              "root": DIR, "files": {PATH: HOST_FILE}}}}
+
+    path: where the image's programs are (its PATH); env: the image's environment.
+    root (optional): the image's root filesystem; the container then runs in it
+    (run_in_root), with the token at SA_MOUNT, and files copied into its volumes.
+    An image not listed cannot be pulled: the pod waits (ErrImagePull)."""
+
+    logs = {}   # pod uid -> log file
+
+    def __init__(self, state_dir, conf, api):
+        self.dir = os.path.join(state_dir, "kubelet")
+        self.conf_path = os.path.join(state_dir, "kubelet.json")
+        self.port = conf["port"]
+        self.ca = conf["client_ca"]
+        self.api = api
+        self.procs = {}   # pod uid -> Popen
+
+    @classmethod
+    def log_of(cls, pod):
+        path = cls.logs.get(pod["metadata"]["uid"])
+        if not path or not os.path.exists(path):
+            return b""
+        with open(path, "rb") as f:
+            return f.read()
+
+    def image(self, name):
+        try:
+            with open(self.conf_path) as f:
+                return json.load(f).get("images", {}).get(name)
+        except (OSError, ValueError):
+            return None
+
+    def start(self, store, pod):
+        """Called with the store locked: starts the container, or leaves the pod waiting."""
+        spec = pod["spec"]
+        c = spec["containers"][0]
+        image = self.image(c["image"])
+        if image is None:
+            pod["status"] = {"phase": "Pending", "containerStatuses": [{
+                "name": c["name"], "image": c["image"], "ready": False, "restartCount": 0,
+                "state": {"waiting": {"reason": "ErrImagePull",
+                                      "message": f"image {c['image']} not found"}}}]}
+            return store.put(PODS, pod, created=True)
+        ns, uid = pod["metadata"]["namespace"], pod["metadata"]["uid"]
+        sa_name = spec.get("serviceAccountName") or "default"
+        sec = dict(spec.get("securityContext") or {}, **(c.get("securityContext") or {}))
+        run_as = sec.get("runAsUser")
+        if sec.get("runAsNonRoot") and not run_as:
+            pod["status"] = {"phase": "Pending", "containerStatuses": [{
+                "name": c["name"], "ready": False, "restartCount": 0, "state": {"waiting": {
+                    "reason": "CreateContainerConfigError",
+                    "message": "container has runAsNonRoot and image will run as root"}}}]}
+            return store.put(PODS, pod, created=True)
+        pod_dir = os.path.join(self.dir, uid)
+        sa_dir = os.path.join(pod_dir, "serviceaccount")
+        os.makedirs(sa_dir, exist_ok=True)
+        token = secrets.token_hex(24)
+        self.api.auth.sa_tokens[token] = User(f"system:serviceaccount:{ns}:{sa_name}", (
+            "system:serviceaccounts", f"system:serviceaccounts:{ns}"))
+        files = {"token": token, "namespace": ns}
+        with open(self.ca) as f:
+            files["ca.crt"] = f.read()
+        env = dict(image.get("env") or {})
+        env["PATH"] = ":".join(list(image.get("path") or []) + ["/usr/bin", "/bin"])
+        image_root = image.get("root")   # the image's root filesystem: run in it (needs root)
+        seen_sa_dir = SA_MOUNT if image_root else sa_dir   # where the pod sees the token
+        env.update({"HOSTNAME": pod["metadata"]["name"], "KUBERNETES_SERVICE_HOST": "127.0.0.1",
+                    "KUBERNETES_SERVICE_PORT": str(self.port)})
+        if not image_root:
+            env["MXPC_K8S_SA_DIR"] = sa_dir
+        account = store.get(SERVICEACCOUNTS, ns, sa_name) or {}
+        role_arn = ((account.get("metadata") or {}).get("annotations") or {}).get(
+            "eks.amazonaws.com/role-arn")
+        if role_arn:   # what EKS's pod identity webhook adds
+            files["eks-token"] = oidc.service_account_token(
+                self.api.oidc_key, "https://" + self.api.address, ns, sa_name,
+                "sts.amazonaws.com", 86400)
+            env.update({"AWS_ROLE_ARN": role_arn,
+                        "AWS_WEB_IDENTITY_TOKEN_FILE": os.path.join(seen_sa_dir, "eks-token"),
+                        "AWS_STS_REGIONAL_ENDPOINTS": "regional"})
+        for e in c.get("env") or []:
+            if "value" in e:
+                env[e["name"]] = e["value"]
+        for name, text in files.items():
+            with open(os.path.join(sa_dir, name), "w") as f:
+                f.write(text)
+        as_root = os.geteuid() == 0
+        gid = sec.get("runAsGroup", run_as)
+        if as_root and run_as:
+            for path in [pod_dir, sa_dir] + [os.path.join(sa_dir, n) for n in files]:
+                os.chown(path, run_as, gid or 0)
+        log_path = os.path.join(pod_dir, "log")
+        Kubelet.logs[uid] = log_path
+        argv = list(c.get("command") or []) + list(c.get("args") or [])
+        log = open(log_path, "wb")
+        try:
+            if image_root:
+                proc = self.run_in_root(image_root, image, c, spec, sa_dir, env, argv, run_as, gid, log)
+            else:
+                program = shutil.which(argv[0], path=env["PATH"]) if argv else None
+                workdir = c.get("workingDir") if os.path.isdir(c.get("workingDir") or "") else "/"
+                if not program:
+                    raise FileNotFoundError(f"exec: {argv[:1]}: executable file not found in $PATH")
+                proc = subprocess.Popen([program] + argv[1:], env=env, cwd=workdir,
+                                        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                        user=run_as if as_root and run_as else None,
+                                        group=gid if as_root and run_as else None,
+                                        extra_groups=[] if as_root and run_as else None)
+        except OSError as e:
+            log.write(str(e).encode() + b"\n")
+            log.close()
+            pod["status"] = {"phase": "Failed", "containerStatuses": [{
+                "name": c["name"], "ready": False, "restartCount": 0, "state": {"terminated": {
+                    "exitCode": 128, "reason": "StartError", "message": str(e)}}}]}
+            return store.put(PODS, pod, created=True)
+        log.close()
+        self.procs[uid] = proc
+        started = now_rfc3339()
+        pod["status"] = {"phase": "Running", "startTime": started, "podIP": "10.244.2.7",
+                         "containerStatuses": [{"name": c["name"], "image": c["image"],
+                                                "ready": True, "restartCount": 0, "started": True,
+                                                "state": {"running": {"startedAt": started}}}]}
+        return store.put(PODS, pod, created=True)
+
+    def run_in_root(self, root, image, c, spec, sa_dir, env, argv, uid, gid, log):
+        """The container in the image's root, as a container runtime would: a private
+        mount namespace, the root bind-mounted (read-only with readOnlyRootFilesystem),
+        an emptyDir volume as a tmpfs at its mountPath, /proc, /dev/null, /dev/zero,
+        /dev/random and /dev/urandom, the service account's
+        directory at SA_MOUNT, the image's "files" copied into a volume (like a
+        ConfigMap), then chroot as the pod's user."""
+        if os.geteuid() != 0:
+            raise PermissionError("an image root needs the emulator to run as root")
+        sec = c.get("securityContext") or {}
+        empty = {v["name"] for v in spec.get("volumes") or [] if "emptyDir" in v}
+        tmpfs = [m["mountPath"] for m in c.get("volumeMounts") or [] if m.get("name") in empty]
+        script = r"""
+set -e
+root=$1 sa=$2 ro=$3
+shift 3
+mount --bind "$root" "$root"
+[ "$ro" = 1 ] && mount -o remount,bind,ro "$root"
+mount -t proc proc "$root/proc"
+mount -t tmpfs -o mode=755,size=64k tmpfs "$root/dev"   # the devices every container has
+for d in null zero random urandom; do touch "$root/dev/$d"; mount --bind "/dev/$d" "$root/dev/$d"; done
+mount --bind "$sa" "$root/""" + SA_MOUNT.lstrip("/") + r""""
+mount -o remount,bind,ro "$root/""" + SA_MOUNT.lstrip("/") + r""""
+while [ "$1" != -- ]; do
+  case $1 in
+    tmpfs=*) mount -t tmpfs -o mode=1777,size=1g tmpfs "$root${1#tmpfs=}" ;;
+    file=*) spec=${1#file=}; cp "${spec#*:}" "$root${spec%%:*}"; chmod 0644 "$root${spec%%:*}" ;;
+  esac
+  shift
+done
+shift
+exec "$@"
+"""
+        chroot = shutil.which("chroot") or "/usr/sbin/chroot"
+        workdir = c.get("workingDir") or "/"
+        user = f"--userspec={uid}:{gid}" if uid else "--userspec=0:0"
+        args = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "kubelet",
+                root, sa_dir, "1" if sec.get("readOnlyRootFilesystem") else "0"]
+        args += [f"tmpfs={m}" for m in tmpfs]
+        args += [f"file={dst}:{src}" for dst, src in (image.get("files") or {}).items()]
+        # chroot, then the working directory and the program by the image's PATH
+        args += ["--", "/usr/bin/env", "-i"] + [f"{k}={v}" for k, v in env.items()] + [
+            chroot, user, root, "/bin/sh", "-c", 'cd "$0" && exec "$@"', workdir] + argv
+        return subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+
+    def finished(self, store, pod):
+        """Called with the store locked: the pod's status once its process ended, else None."""
+        proc = self.procs.get(pod["metadata"]["uid"])
+        if proc is None or proc.poll() is None:
+            return None
+        del self.procs[pod["metadata"]["uid"]]
+        code = proc.returncode if proc.returncode >= 0 else 128 - proc.returncode
+        c = pod["spec"]["containers"][0]
+        pod = copy.deepcopy(pod)
+        pod["status"] = dict(pod["status"], phase="Succeeded" if code == 0 else "Failed")
+        pod["status"]["containerStatuses"] = [{
+            "name": c["name"], "image": c["image"], "ready": False, "restartCount": 0,
+            "started": False, "state": {"terminated": {
+                "exitCode": code, "reason": "Completed" if code == 0 else "Error",
+                "finishedAt": now_rfc3339()}}}]
+        return store.put(PODS, pod)
+
+    def kill(self, pod):
+        proc = self.procs.get(pod["metadata"]["uid"])
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+
+
+class JobController(threading.Thread):
+    """Jobs (batch/v1) as the Job controller runs them: one pod at a time from the
+    template, a new one after a failure until backoffLimit (default 6) failures,
+    activeDeadlineSeconds, the Complete or Failed condition, and the Job deleted
+    ttlSecondsAfterFinished after it finished."""
+
+    def __init__(self, store, kubelet):
+        super().__init__(daemon=True)
+        self.store = store
+        self.kubelet = kubelet
+
+    def run(self):
+        while True:
+            time.sleep(0.1)
+            try:
+                with self.store.cond:
+                    self.reconcile(time.time())
+            except Exception as e:   # keep the loop alive
+                print(f"jobs: {e!r}", file=sys.stderr, flush=True)
+                traceback.print_exc()
+
+    def pods_of(self, job):
+        uid = job["metadata"]["uid"]
+        return [p for p in self.store.items(PODS, job["metadata"]["namespace"])
+                if any(o.get("uid") == uid for o in p["metadata"].get("ownerReferences", []))]
+
+    def reconcile(self, now):
+        # garbage collection: Jobs of a deleted CronJob, pods of a deleted Job
+        cronjobs = {c["metadata"]["uid"] for c in self.store.items(CRONJOBS)}
+        for job in self.store.items(JOBS):
+            owners = [o["uid"] for o in job["metadata"].get("ownerReferences", [])
+                      if o.get("kind") == "CronJob"]
+            if owners and owners[0] not in cronjobs:
+                self.store.remove(JOBS, job)
+        jobs = {j["metadata"]["uid"] for j in self.store.items(JOBS)}
+        for pod in self.store.items(PODS):
+            owners = [o["uid"] for o in pod["metadata"].get("ownerReferences", [])
+                      if o.get("kind") == "Job"]
+            if owners and owners[0] not in jobs:
+                self.kubelet.kill(pod)
+                self.store.remove(PODS, pod)
+        for job in self.store.items(JOBS):
+            self.reconcile_job(job, now)
+
+    def reconcile_job(self, job, now):
+        meta, spec = job["metadata"], job.get("spec") or {}
+        status = copy.deepcopy(job.get("status") or {})
+        done = [c for c in status.get("conditions", []) if c.get("type") in ("Complete", "Failed")]
+        pods = self.pods_of(job)
+        for pod in pods:
+            if pod["status"].get("phase") == "Running":
+                self.kubelet.finished(self.store, pod)
+        pods = self.pods_of(job)
+        if done:
+            ttl = spec.get("ttlSecondsAfterFinished")
+            if ttl is not None and now >= parse_rfc3339(status["completionTime"]) + ttl:
+                for pod in pods:
+                    self.store.remove(PODS, pod)
+                self.store.remove(JOBS, job)
+            return
+        if "selector" not in spec:   # what the API server sets on create
+            job = copy.deepcopy(job)
+            labels = {"batch.kubernetes.io/controller-uid": meta["uid"],
+                      "controller-uid": meta["uid"], "job-name": meta["name"],
+                      "batch.kubernetes.io/job-name": meta["name"]}
+            job["spec"]["selector"] = {"matchLabels": {"batch.kubernetes.io/controller-uid":
+                                                       meta["uid"]}}
+            tmeta = job["spec"]["template"].setdefault("metadata", {})
+            tmeta["labels"] = dict(tmeta.get("labels") or {}, **labels)
+            self.store.put(JOBS, job)
+            return
+        phases = [p["status"].get("phase") for p in pods]
+        active = [p for p in pods if p["status"].get("phase") in ("Pending", "Running")]
+        status.update({"active": len(active), "succeeded": phases.count("Succeeded"),
+                       "failed": phases.count("Failed")})
+        status.setdefault("startTime", now_rfc3339(now))
+        condition = None
+        if status["succeeded"]:
+            condition = ("Complete", "Completed", "")
+        elif status["failed"] > spec.get("backoffLimit", 6):
+            condition = ("Failed", "BackoffLimitExceeded", "Job has reached the specified backoff limit")
+        elif spec.get("activeDeadlineSeconds") is not None and \
+                now >= parse_rfc3339(status["startTime"]) + spec["activeDeadlineSeconds"]:
+            for pod in active:
+                self.kubelet.kill(pod)
+                self.store.remove(PODS, pod)
+            condition = ("Failed", "DeadlineExceeded", "Job was active longer than specified deadline")
+        elif not active:
+            self.kubelet.start(self.store, self.new_pod(job, now))
+            status["active"] = 1
+        if condition:
+            status["active"] = 0
+            status["completionTime"] = now_rfc3339(now)
+            status["conditions"] = [{"type": condition[0], "status": "True", "reason": condition[1],
+                                     "message": condition[2], "lastTransitionTime": now_rfc3339(now)}]
+        if status != job.get("status"):
+            job = copy.deepcopy(job)
+            job["status"] = status
+            self.store.put(JOBS, job)
+
+    def new_pod(self, job, now):
+        meta, template = job["metadata"], job["spec"]["template"]
+        return {
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {
+                "name": f"{meta['name']}-{random_suffix()}", "namespace": meta["namespace"],
+                "uid": str(uuid.uuid4()), "creationTimestamp": now_rfc3339(now),
+                "labels": dict((template.get("metadata") or {}).get("labels") or {}),
+                "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": meta["name"],
+                                     "uid": meta["uid"], "controller": True,
+                                     "blockOwnerDeletion": True}]},
+            "spec": dict(copy.deepcopy(template["spec"]), nodeName="mxpc-stack-node"),
+            "status": {"phase": "Pending"},
         }
 
 
@@ -1960,6 +2446,7 @@ def serve(state_dir):
     context.load_verify_locations(conf["client_ca"])
     context.verify_mode = ssl.CERT_OPTIONAL   # client certificates are one way to log in
     Operator(store, conf["operator_delay"]).start()
+    JobController(store, Kubelet(state_dir, conf, api)).start()
     server = TLSServer(("127.0.0.1", conf["port"]), context, api, auth,
                        os.path.join(state_dir, "access.log"))
     server.log(f"- listening on https://{address}")

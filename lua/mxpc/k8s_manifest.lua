@@ -1,0 +1,161 @@
+-- Kubernetes manifests the tool writes (jump-pod, schedule): the hardened
+-- security of their pods, the ServiceAccount + Role + RoleBinding that give a
+-- pod exactly its operations' permissions, output as kubectl-appliable YAML
+-- or JSON, and creating or deleting them (--apply, --delete).
+local cjson = require "cjson"
+local errors = require "mxpc.error"
+
+local M = {}
+
+-- The pod's securityContext: not root (uid), the runtime's seccomp profile.
+function M.pod_security(uid)
+  return { runAsNonRoot = true, runAsUser = uid, runAsGroup = uid, fsGroup = uid,
+    seccompProfile = { type = "RuntimeDefault" } }
+end
+
+-- A container's securityContext: no privilege escalation, a read-only root,
+-- no capabilities.
+function M.container_security()
+  return { allowPrivilegeEscalation = false, readOnlyRootFilesystem = true, capabilities = { drop = { "ALL" } } }
+end
+
+-- ServiceAccount, Role and RoleBinding named p.name in p.namespace, with
+-- p.labels, p.rules, and p.role_arn (AWS IRSA: annotates the ServiceAccount,
+-- so that EKS gives its pods the role's web identity).
+function M.access(p)
+  local function meta() return { name = p.name, namespace = p.namespace, labels = p.labels } end
+  local account = meta()
+  if p.role_arn then account.annotations = { ["eks.amazonaws.com/role-arn"] = p.role_arn } end
+  return {
+    { apiVersion = "v1", kind = "ServiceAccount", metadata = account },
+    { apiVersion = "rbac.authorization.k8s.io/v1", kind = "Role", metadata = meta(), rules = p.rules },
+    { apiVersion = "rbac.authorization.k8s.io/v1", kind = "RoleBinding", metadata = meta(),
+      roleRef = { apiGroup = "rbac.authorization.k8s.io", kind = "Role", name = p.name },
+      subjects = { { kind = "ServiceAccount", name = p.name, namespace = p.namespace } } },
+  }
+end
+
+-- --- output: kubectl-appliable YAML or JSON, keys in a stable order ------------
+
+local FIRST = { apiVersion = 1, kind = 2, metadata = 3, name = 4, namespace = 5, labels = 6 }
+local function keys_of(t)
+  local keys = {}
+  for k in pairs(t) do keys[#keys + 1] = k end
+  table.sort(keys, function(a, b)
+    local fa, fb = FIRST[a] or 100, FIRST[b] or 100
+    if fa ~= fb then return fa < fb end
+    return a < b
+  end)
+  return keys
+end
+
+local function is_array(t) return #t > 0 end -- an empty table is an empty map ({})
+
+-- cjson writes "/" as "\/"; Kubernetes objects are full of slashes
+local function encode(v)
+  local s = cjson.encode(v)
+  if type(v) == "string" and not v:find("\\", 1, true) then s = s:gsub("\\/", "/") end
+  return s
+end
+
+local function json(v, indent)
+  if type(v) ~= "table" then return encode(v) end
+  local pad, inner = ("  "):rep(indent), ("  "):rep(indent + 1)
+  local parts = {}
+  if is_array(v) then
+    for _, x in ipairs(v) do parts[#parts + 1] = inner .. json(x, indent + 1) end
+    return #parts == 0 and "[]" or ("[\n" .. table.concat(parts, ",\n") .. "\n" .. pad .. "]")
+  end
+  for _, k in ipairs(keys_of(v)) do parts[#parts + 1] = inner .. encode(k) .. ": " .. json(v[k], indent + 1) end
+  return #parts == 0 and "{}" or ("{\n" .. table.concat(parts, ",\n") .. "\n" .. pad .. "}")
+end
+
+-- A YAML scalar: plain when YAML reads it back as the same string, else quoted.
+local function scalar(v)
+  if type(v) ~= "string" then return tostring(v) end
+  if v:match("^[%w_/][%w_./:-]*$") and not v:match("^[%d.+-]+$") and not v:match("^[:-]")
+      and not ({ ["true"] = 1, ["false"] = 1, yes = 1, no = 1, on = 1, off = 1, null = 1, y = 1, n = 1 })[v:lower()] then
+    return v
+  end
+  return encode(v)
+end
+
+local function yaml(v, indent, out)
+  local pad = ("  "):rep(indent)
+  if is_array(v) then
+    for _, x in ipairs(v) do
+      if type(x) == "table" and not is_array(x) and next(x) then
+        local sub = {}
+        yaml(x, indent + 1, sub)
+        sub[1] = pad .. "- " .. sub[1]:sub(#pad + 3)
+        for _, line in ipairs(sub) do out[#out + 1] = line end
+      else
+        out[#out + 1] = pad .. "- " .. (type(x) == "table" and "{}" or scalar(x))
+      end
+    end
+    return out
+  end
+  for _, k in ipairs(keys_of(v)) do
+    local x = v[k]
+    if type(x) == "table" and next(x) then
+      out[#out + 1] = pad .. scalar(k) .. ":"
+      yaml(x, is_array(x) and indent or indent + 1, out)
+    else
+      out[#out + 1] = pad .. scalar(k) .. ": " .. (type(x) == "table" and "{}" or scalar(x))
+    end
+  end
+  return out
+end
+
+-- The manifests as text: YAML documents, or one JSON List.
+function M.render(objects, format)
+  if format == "json" then
+    return json({ apiVersion = "v1", kind = "List", items = objects }, 0) .. "\n"
+  end
+  local docs = {}
+  for _, o in ipairs(objects) do docs[#docs + 1] = table.concat(yaml(o, 0, {}), "\n") .. "\n" end
+  return table.concat(docs, "---\n")
+end
+
+-- --- apply and delete ------------------------------------------------------------
+
+M.RESOURCE = { ServiceAccount = "serviceaccounts", Role = "roles", RoleBinding = "rolebindings", Pod = "pods",
+  CronJob = "cronjobs", Job = "jobs" }
+
+-- "serviceaccount/NAME created" on stdout, as kubectl says it.
+function M.say(kind, name, what)
+  io.stdout:write(("%s/%s %s\n"):format(M.RESOURCE[kind]:gsub("s$", ""), name, what))
+end
+
+-- Creates an object, or brings an existing one up to date (a merge patch of
+-- its labels, annotations and `fields`). Returns "created" or "configured",
+-- or nil, err.
+function M.create_or_update(client, o, fields)
+  local resource, name = M.RESOURCE[o.kind], o.metadata.name
+  local ok, err = client:create(resource, o)
+  if ok then return "created" end
+  if not errors.is(err, "exists") then return nil, err end
+  local patch = { metadata = { labels = o.metadata.labels, annotations = o.metadata.annotations } }
+  for _, f in ipairs(fields) do patch[f] = o[f] end
+  local pok, perr = client:patch(resource, name, patch, { namespace = o.metadata.namespace })
+  if not pok then return nil, perr end
+  return "configured"
+end
+
+-- Deletes the objects, last first; missing ones are fine.
+function M.delete(client, objects)
+  for i = #objects, 1, -1 do
+    local o = objects[i]
+    local ok, err = client:delete(M.RESOURCE[o.kind], o.metadata.name, { namespace = o.metadata.namespace })
+    if ok then
+      M.say(o.kind, o.metadata.name, "deleted")
+    elseif errors.is(err, "not_found") then
+      M.say(o.kind, o.metadata.name, "not found")
+    else
+      return nil, err
+    end
+  end
+  return true
+end
+
+return M

@@ -1,0 +1,78 @@
+-- mxpc.schedule without a cluster: cron checks, staggered start times, the
+-- Role's rules limited by name, and the CronJob's limits and pod security.
+local t = require "t"
+local schedule = require "mxpc.schedule"
+
+t.test("cron schedules: five fields or a macro", function()
+  t.eq(schedule.check_cron("0 2 * * *"), true)
+  t.eq(schedule.check_cron("*/15 1-5 * * MON-FRI"), true)
+  t.eq(schedule.check_cron("@daily"), true)
+  local ok, why = schedule.check_cron("0 2 * *")
+  t.eq(ok, nil)
+  t.ok(why:find("has 4 fields", 1, true), why)
+  t.eq(schedule.check_cron("0 2 * * * ; rm"), nil)
+end)
+
+t.test("--all staggers start times five minutes apart, wrapping at midnight", function()
+  t.eq(schedule.stagger("0 2 * * *", 0), "0 2 * * *")
+  t.eq(schedule.stagger("0 2 * * *", 1), "5 2 * * *")
+  t.eq(schedule.stagger("55 23 * * 1", 2), "5 0 * * 1")
+  t.eq(schedule.stagger("50 * * * *", 3), "5 * * * *")
+  t.eq(schedule.stagger("@daily", 3), "@daily")
+end)
+
+t.test("CronJob names fit the controller's 52 characters", function()
+  t.eq(schedule.cronjob_name("demo-app"), "mxpc-backup-demo-app")
+  local long = schedule.cronjob_name(("a"):rep(60))
+  t.eq(#long, 52)
+end)
+
+local objects = schedule.manifests { namespace = "mendix", envs = { "a", "b" }, cron = "0 2 * * *", image = "img:1",
+  to = "s3://bk/nightly/", keep = { keep_daily = "7", keep_within = "2d" }, timezone = "Europe/Amsterdam",
+  names = { mendixapps = { "a", "b" }, storageinstances = { "a-database", "a-file", "b-database", "b-file" },
+    secrets = { "sa", "sb" } } }
+
+t.test("one ServiceAccount, Role and RoleBinding; a CronJob per environment", function()
+  local kinds = {}
+  for _, o in ipairs(objects) do kinds[#kinds + 1] = o.kind .. "/" .. o.metadata.name end
+  t.eq(table.concat(kinds, " "), "ServiceAccount/mxpc-backup Role/mxpc-backup RoleBinding/mxpc-backup " ..
+    "CronJob/mxpc-backup-a CronJob/mxpc-backup-b")
+  t.eq(objects[5].spec.schedule, "5 2 * * *")
+end)
+
+t.test("the Role: a backup's verbs only, on the environments' objects by name", function()
+  local rules = objects[2].rules
+  local seen = {}
+  for _, r in ipairs(rules) do
+    for _, res in ipairs(r.resources) do
+      seen[#seen + 1] = res .. ":" .. table.concat(r.verbs, ",") .. ":" .. table.concat(r.resourceNames or { "*" }, ",")
+    end
+  end
+  table.sort(seen)
+  t.eq(table.concat(seen, " "), "mendixapps:get:a,a-database,a-file,b,b-database,b-file " ..
+    "secrets:get:sa,sb storageinstances:get:a,a-database,a-file,b,b-database,b-file")
+end)
+
+t.test("the CronJob: one run at a time, bounded, hardened, backing up then pruning", function()
+  local cj = objects[4]
+  t.eq(cj.apiVersion, "batch/v1")
+  t.eq(cj.spec.concurrencyPolicy, "Forbid")
+  t.eq(cj.spec.timeZone, "Europe/Amsterdam")
+  t.ok(cj.spec.startingDeadlineSeconds > 0)
+  t.ok(cj.spec.successfulJobsHistoryLimit > 0 and cj.spec.failedJobsHistoryLimit > 0)
+  local job = cj.spec.jobTemplate.spec
+  t.ok(job.backoffLimit >= 0 and job.backoffLimit <= 3)
+  t.ok(job.activeDeadlineSeconds > 0 and job.ttlSecondsAfterFinished > 0)
+  local pod = job.template.spec
+  t.eq(pod.restartPolicy, "Never")
+  t.eq(pod.serviceAccountName, "mxpc-backup")
+  t.eq(pod.securityContext.runAsUser, 1001)
+  t.eq(pod.securityContext.runAsNonRoot, true)
+  local c = pod.containers[1]
+  t.eq(c.securityContext.readOnlyRootFilesystem, true)
+  t.eq(c.securityContext.allowPrivilegeEscalation, false)
+  t.eq(table.concat(c.command, " ") .. " " .. table.concat(c.args, " "),
+    "mxpc-data-migration backup -n mendix -e a -f s3://bk/nightly/ --log-format json --keep-daily 7 --keep-within 2d")
+end)
+
+return t.run()
