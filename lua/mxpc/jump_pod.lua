@@ -20,14 +20,14 @@ M.UID = 1001 -- non-root; the image needs no user of its own for the client tool
 -- The Role's rules for the operations: a backup reads the MendixApp, its
 -- StorageInstances and their Secrets; a restore also lists the app's pods (to
 -- refuse a running app); --stop-app also patches the MendixApp's replicas.
--- names = {app =, storage_instances = {...}, secrets = {...}} (see
+-- names = {apps = {...}, storage_instances = {...}, secrets = {...}} (see
 -- role_names) limits each rule to those objects (resourceNames); a list
 -- missing there leaves its rule to every object of the kind in the namespace.
 -- Listing pods is not limited: Kubernetes checks resourceNames only for
 -- requests that name one object (get, patch), never for list or watch.
 function M.rules(ops, names)
   names = names or {}
-  local app = names.app and { names.app } or nil
+  local app = names.apps
   local rules = {
     { apiGroups = { "" }, resources = { "secrets" }, verbs = { "get" }, resourceNames = names.secrets },
     { apiGroups = { MENDIX }, resources = { "mendixapps" }, verbs = { "get" }, resourceNames = app },
@@ -51,7 +51,7 @@ end
 -- the secrets rule names none: it then allows every Secret of the namespace.
 function M.role_names(opts)
   local env = opts.environment
-  local names = { app = env, storage_instances = { env .. "-database", env .. "-file" } }
+  local names = { apps = { env }, storage_instances = { env .. "-database", env .. "-file" } }
   local secrets, err = {}, nil
   local ok, client = pcall(function()
     return assert(require("mxpc.k8s").connect { kubeconfig = opts.kubeconfig, context = opts.context,

@@ -58,21 +58,17 @@ function M.cronjob_name(environment)
 end
 
 -- The Role's rules: those of a backup (jump_pod.rules), each limited to the
--- objects the environments' backups read where their names are known.
+-- objects the environments' backups read where their names are known
+-- (names as resource_names gives them).
 function M.rules(names)
-  local rules = require("mxpc.jump_pod").rules {}
-  for _, r in ipairs(rules) do
-    local allowed = {}
-    for _, res in ipairs(r.resources) do
-      for _, n in ipairs(names[res] or {}) do allowed[#allowed + 1] = n end
-      if not names[res] then allowed = nil; break end
-    end
-    if allowed and #allowed > 0 then
-      table.sort(allowed)
-      r.resourceNames = allowed
-    end
+  local function sorted(list)
+    if not list or #list == 0 then return nil end
+    list = { table.unpack(list) }
+    table.sort(list)
+    return list
   end
-  return rules
+  return require("mxpc.jump_pod").rules({}, { apps = sorted(names.mendixapps),
+    storage_instances = sorted(names.storageinstances), secrets = sorted(names.secrets) })
 end
 
 -- The names a backup of the environments reads: their MendixApps, the

@@ -32,7 +32,7 @@ t.test("the Role allows exactly what the operations need", function()
 end)
 
 t.test("the Role names the environment's objects; listing pods cannot be limited by name", function()
-  local names = { app = "demo-app", storage_instances = { "demo-app-database", "demo-app-file" },
+  local names = { apps = { "demo-app" }, storage_instances = { "demo-app-database", "demo-app-file" },
     secrets = { "db-creds", "file-creds" } }
   local by = {}
   for _, r in ipairs(jp.rules({ stop_app = true }, names)) do
