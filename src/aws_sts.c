@@ -14,7 +14,7 @@
 #include "mxpc/aws.h"
 #include "mxpc/http.h"
 #include "mxpc/log.h"
-#include "mxpc/runtime.h"
+#include "mxpc/interrupt.h"
 #include "mxpc/sigv4.h"
 
 static char *xstrdup(const char *s)

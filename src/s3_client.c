@@ -26,8 +26,7 @@
 #include "mxpc/buf.h"
 #include "mxpc/http.h"
 #include "mxpc/log.h"
-#include "mxpc/runtime.h"
-#include "mxpc/ca_bundle.h"
+#include "mxpc/interrupt.h"
 #include "mxpc/s3.h"
 #include "mxpc/sigv4.h"
 
@@ -49,8 +48,6 @@ struct mxpc_s3 {
     int64_t part_size, threshold;
     int max_retries;
     int64_t max_send_speed;
-    int ignore_interrupt; /* while aborting a multipart upload after an interruption */
-    long long interrupt_seen_ms; /* when a signal was first seen, or 0 */
     struct mxpc_aws_credentials creds;
 };
 
@@ -333,15 +330,6 @@ static int on_seek(void *ud, curl_off_t offset, int origin)
     return CURL_SEEKFUNC_OK;
 }
 
-static int interrupt_stops(struct mxpc_s3 *s3);
-
-static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
-{
-    (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
-    struct request *r = ud;
-    return interrupt_stops(r->s3);
-}
-
 static struct curl_slist *add_header(struct curl_slist *list, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
@@ -390,25 +378,6 @@ static long long now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* How long requests that clean up after a signal (ignore_interrupt) may
- * take: a server that does not answer must not keep the program from
- * ending. */
-#define CLEANUP_GRACE_MS 10000
-
-/* Whether a signal stops the client's requests now: at once, or while
- * cleaning up, once CLEANUP_GRACE_MS have passed since it was seen. */
-static int interrupt_stops(struct mxpc_s3 *s3)
-{
-    if (!mxpc_interrupted()) {
-        s3->interrupt_seen_ms = 0;
-        return 0;
-    }
-    long long now = now_ms();
-    if (!s3->interrupt_seen_ms)
-        s3->interrupt_seen_ms = now;
-    return !s3->ignore_interrupt || now - s3->interrupt_seen_ms >= CLEANUP_GRACE_MS;
 }
 
 static void attempt_end(struct mxpc_s3 *s3, struct request *r, CURLcode code);
@@ -492,24 +461,15 @@ static void attempt_start(struct mxpc_s3 *s3, struct request *r)
         fail = CURLE_FAILED_INIT;
         goto out;
     }
-    int ok = 1;
+    int ok = mxpc_http_defaults(s3->http, c, r->curl_err) == 0;
     MXPC_HTTP_SET(ok, c, CURLOPT_PRIVATE, (void *)r);
     MXPC_HTTP_SET(ok, c, CURLOPT_URL, r->url.data);
     MXPC_HTTP_SET(ok, c, CURLOPT_PATH_AS_IS, 1L); /* keys may contain "//" or "/./" */
     MXPC_HTTP_SET(ok, c, CURLOPT_HTTPHEADER, r->headers);
-    MXPC_HTTP_SET(ok, c, CURLOPT_USERAGENT, "mxpc-data-migration");
-    MXPC_HTTP_SET(ok, c, CURLOPT_ERRORBUFFER, r->curl_err);
-    MXPC_HTTP_SET(ok, c, CURLOPT_NOSIGNAL, 1L);
-    MXPC_HTTP_SET(ok, c, CURLOPT_CONNECTTIMEOUT, 30L);
-    MXPC_HTTP_SET(ok, c, CURLOPT_LOW_SPEED_LIMIT, 1L); /* a stalled transfer fails after two minutes */
-    MXPC_HTTP_SET(ok, c, CURLOPT_LOW_SPEED_TIME, 120L);
     MXPC_HTTP_SET(ok, c, CURLOPT_WRITEFUNCTION, on_write);
     MXPC_HTTP_SET(ok, c, CURLOPT_WRITEDATA, (void *)r);
     MXPC_HTTP_SET(ok, c, CURLOPT_HEADERFUNCTION, on_header);
     MXPC_HTTP_SET(ok, c, CURLOPT_HEADERDATA, (void *)r);
-    MXPC_HTTP_SET(ok, c, CURLOPT_NOPROGRESS, 0L);
-    MXPC_HTTP_SET(ok, c, CURLOPT_XFERINFOFUNCTION, on_progress);
-    MXPC_HTTP_SET(ok, c, CURLOPT_XFERINFODATA, (void *)r);
     if (mxpc_ca_apply(c, s3->ca_file, s3->ca_dir) != 0)
         ok = 0;
     if (s3->max_send_speed > 0)
@@ -547,27 +507,6 @@ out:
     mxpc_buf_free(&path);
     if (fail != CURLE_OK)
         attempt_end(s3, r, fail);
-}
-
-static int transient(CURLcode code)
-{
-    switch (code) {
-    case CURLE_COULDNT_CONNECT:
-    case CURLE_SEND_ERROR:
-    case CURLE_RECV_ERROR:
-    case CURLE_GOT_NOTHING:
-    case CURLE_PARTIAL_FILE:
-    case CURLE_OPERATION_TIMEDOUT:
-    case CURLE_HTTP2:
-    case CURLE_HTTP2_STREAM: return 1;
-    default: return 0;
-    }
-}
-
-static int tls_problem(CURLcode code)
-{
-    return code == CURLE_PEER_FAILED_VERIFICATION || code == CURLE_SSL_CACERT_BADFILE ||
-           code == CURLE_SSL_CONNECT_ERROR || code == CURLE_SSL_CERTPROBLEM || code == CURLE_SSL_ISSUER_ERROR;
 }
 
 /* The IAM action a request needs, for messages. */
@@ -646,7 +585,7 @@ static void finish(struct mxpc_s3 *s3, struct request *r, CURLcode code)
     else if (code != CURLE_OK) {
         const char *why = r->curl_err[0] ? r->curl_err : curl_easy_strerror(code);
         set_error(e, "connect", NULL, "S3 %s %s at %s: %s", r->method, what, s3->endpoint, why);
-        set_facts(s3, r, e, tls_problem(code) ? "tls" : "connect");
+        set_facts(s3, r, e, mxpc_http_tls_problem(code) ? "tls" : "connect");
         snprintf(e->facts.transport, sizeof e->facts.transport, "%s", why);
     } else if (r->status >= 300)
         http_error(s3, r, e);
@@ -654,12 +593,6 @@ static void finish(struct mxpc_s3 *s3, struct request *r, CURLcode code)
         r->rc = 0;
     if (r->on_done)
         r->on_done(s3, r);
-}
-
-/* Backoff before attempt n+1: 200 ms doubling, at most 6.4 s. */
-static long backoff_ms(int attempt)
-{
-    return 200L << (attempt < 5 ? attempt : 5);
 }
 
 static void attempt_end(struct mxpc_s3 *s3, struct request *r, CURLcode code)
@@ -682,12 +615,8 @@ static void attempt_end(struct mxpc_s3 *s3, struct request *r, CURLcode code)
     r->headers = NULL;
     if (r->sink && r->range_from == r->offset && r->etag[0])
         snprintf(r->if_match_buf, sizeof r->if_match_buf, "%s", r->etag); /* the object a resume must come from */
-    if (code == CURLE_OK && r->status < 500 && r->status != 429) {
-        finish(s3, r, code);
-        return;
-    }
     int retry = r->idempotent && r->attempt < s3->max_retries && !r->sink_failed && !r->size_mismatch &&
-                code != CURLE_ABORTED_BY_CALLBACK && (code == CURLE_OK || transient(code));
+                mxpc_http_retryable(code, r->status);
     if (!retry) {
         finish(s3, r, code);
         return;
@@ -697,7 +626,7 @@ static void attempt_end(struct mxpc_s3 *s3, struct request *r, CURLcode code)
              code ? (r->curl_err[0] ? r->curl_err : curl_easy_strerror(code))
                   : (r->status == 429 ? "HTTP 429" : "HTTP 5xx"),
              r->attempt + 1, s3->max_retries);
-    r->retry_at = now_ms() + backoff_ms(r->attempt);
+    r->retry_at = now_ms() + mxpc_http_backoff_ms(r->attempt);
     r->attempt++;
     r->state = REQ_WAITING;
     r->next_wait = s3->waiting;
@@ -732,7 +661,7 @@ static void unwait(struct mxpc_s3 *s3, struct request *r)
 static void pump(struct mxpc_s3 *s3, int timeout_ms)
 {
     long long now = now_ms();
-    int stop = interrupt_stops(s3);
+    int stop = mxpc_http_interrupted(s3->http);
     for (struct request *r = s3->waiting, *next; r; r = next) {
         next = r->next_wait;
         if (stop || r->retry_at <= now) {
@@ -1980,7 +1909,7 @@ static void up_stop(struct mxpc_s3_uploader *up)
     up->in_flight = 0;
     up->reserved = 0;
     up_tidy(up);
-    up->s3->ignore_interrupt = 1;
+    int cleaning = mxpc_http_cleanup(up->s3->http, 1);
     for (struct upjob *j = up->jobs; j; j = j->next) {
         if (j->done)
             continue;
@@ -1996,7 +1925,7 @@ static void up_stop(struct mxpc_s3_uploader *up)
             mxpc_log(MXPC_LOG_DEBUG, "aborted the multipart upload of s3://%s/%s", j->bucket, j->key);
         j->done = 1;
     }
-    up->s3->ignore_interrupt = 0;
+    mxpc_http_cleanup(up->s3->http, cleaning);
     up_tidy(up);
 }
 
@@ -2089,10 +2018,9 @@ static struct upjob *job_begin(struct mxpc_s3_uploader *up, const char *bucket, 
     /* Once S3 has made the upload, only its id in the answer lets us abort
      * it: a signal does not cut this short (the answer is small), and stops
      * everything right after (the next up_pump), aborting the upload. */
-    int ignoring = up->s3->ignore_interrupt;
-    up->s3->ignore_interrupt = 1;
+    int cleaning = mxpc_http_cleanup(up->s3->http, 1);
     int rc = execute(up->s3, &r, 0, e);
-    up->s3->ignore_interrupt = ignoring;
+    mxpc_http_cleanup(up->s3->http, cleaning);
     struct upjob *j = calloc(1, sizeof *j);
     if (!j)
         abort();
