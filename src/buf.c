@@ -90,3 +90,13 @@ void mxpc_buf_free(struct mxpc_buf *b)
     b->data = NULL;
     b->len = b->cap = 0;
 }
+
+char *mxpc_strdup(const char *s)
+{
+    if (!s)
+        return NULL;
+    char *d = strdup(s);
+    if (!d)
+        abort();
+    return d;
+}
