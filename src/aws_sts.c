@@ -53,9 +53,7 @@ char *mxpc_sts_endpoint(void)
         e = env("AWS_ENDPOINT_URL");
     if (e)
         return mxpc_strdup(e);
-    const char *region = env("AWS_REGION");
-    if (!region)
-        region = env("AWS_DEFAULT_REGION");
+    const char *region = mxpc_aws_region(NULL, NULL);
     struct mxpc_buf b = MXPC_BUF_INIT;
     if (region)
         mxpc_buf_printf(&b, "https://sts.%s.amazonaws.com", region);
@@ -575,4 +573,16 @@ char *mxpc_rds_auth_token(const struct mxpc_aws_credentials *c, const char *host
     mxpc_buf_free(&authority);
     mxpc_buf_free(&query);
     return token;
+}
+
+/* --- region ------------------------------------------------------------------ */
+
+const char *mxpc_aws_region(const char *given, const char *fallback)
+{
+    if (given && *given)
+        return given;
+    const char *r = env("AWS_REGION");
+    if (!r)
+        r = env("AWS_DEFAULT_REGION");
+    return r ? r : fallback;
 }

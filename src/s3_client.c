@@ -180,11 +180,7 @@ struct mxpc_s3 *mxpc_s3_new(const struct mxpc_s3_config *cfg, struct mxpc_s3_err
         return NULL;
     }
 
-    char *region = env_or(cfg->region, "AWS_REGION");
-    if (!region)
-        region = env_or(NULL, "AWS_DEFAULT_REGION");
-    if (!region)
-        region = mxpc_strdup("us-east-1");
+    char *region = mxpc_strdup(mxpc_aws_region(cfg->region, "us-east-1"));
     struct mxpc_buf ep = MXPC_BUF_INIT;
     if (cfg->endpoint && *cfg->endpoint)
         mxpc_buf_puts(&ep, cfg->endpoint);

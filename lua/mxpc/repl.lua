@@ -18,7 +18,8 @@ local runtime = require "mxpc.runtime"
 local repl = {}
 
 -- Modules ready to use at the prompt, by short name (those this build has).
-local MODULES = { archive = "archive", backup_archive = "backup_archive", errors = "error", fs = "fs", k8s = "k8s",
+local MODULES = { archive = "archive", aws = "aws", backup_archive = "backup_archive", errors = "error", fs = "fs",
+  k8s = "k8s",
   fileset = "fileset", log = "log", pg = "pg", process = "process", runtime = "runtime", s3 = "s3", wf = "workflow" }
 
 -- A Secret object (kind Secret, or an item of a SecretList, which has no

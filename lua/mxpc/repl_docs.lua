@@ -112,9 +112,16 @@ docs.modules = {
     functions = {
       { "client{endpoint=, region=, access_key=, secret_key=, path_style=, ca_file=, ...}",
         "a client (s3.client), or nil, err" },
+      { "credentials{access_key=, secret_key=, profile=}", "the same as aws.credentials (kept for scripts)" },
+      { "sign{method=, path=, query=, headers=, region=, ...}", "the same as aws.sign (kept for scripts)" },
+      { "rds_token{host=, port=, user=, region=}", "the same as aws.rds_token (kept for scripts)" },
+    } },
+  { name = "aws", module = "mxpc.aws", summary = "AWS: the credential chain, RDS IAM tokens, SigV4, the region",
+    functions = {
       { "credentials{access_key=, secret_key=, profile=}", "the AWS credentials the chain finds: {source=, role=, ...}, or nil, err" },
       { "sign{method=, path=, query=, headers=, region=, ...}", "a SigV4 signature: {authorization=, signature=, ...}" },
       { "rds_token{host=, port=, user=, region=}", "an RDS IAM authentication token" },
+      { "region([given])", "the region: given, else AWS_REGION, AWS_DEFAULT_REGION, else us-east-1" },
     } },
   { name = "wf", module = "mxpc.workflow", summary = "the steps of the backup and restore workflows",
     functions = {
