@@ -207,13 +207,22 @@ static int l_rds_token(lua_State *L)
     return 2;
 }
 
-/* aws.region([given]) -> the region: given, else AWS_REGION, else
- * AWS_DEFAULT_REGION, else "us-east-1" (the one resolver, aws.h) */
+/* aws.region([given [, default]]) -> the region: given, else AWS_REGION,
+ * else AWS_DEFAULT_REGION, else default ("us-east-1"; false: nil). The one
+ * resolver (aws.h). */
 static int l_region(lua_State *L)
 {
-    lua_settop(L, 1);
+    lua_settop(L, 2);
     const int keep = mxpc_args_keep(L);
-    lua_pushstring(L, mxpc_aws_region(mxpc_args_string(L, 1, keep, NULL, "the region"), "us-east-1"));
+    const char *fallback = lua_isnil(L, 2) ? "us-east-1"
+                           : lua_isboolean(L, 2) && !lua_toboolean(L, 2)
+                               ? NULL
+                               : mxpc_args_string(L, 2, keep, NULL, "the default region");
+    const char *region = mxpc_aws_region(mxpc_args_string(L, 1, keep, NULL, "the region"), fallback);
+    if (region)
+        lua_pushstring(L, region);
+    else
+        lua_pushnil(L);
     return 1;
 }
 

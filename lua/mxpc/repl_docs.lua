@@ -121,7 +121,7 @@ docs.modules = {
       { "credentials{access_key=, secret_key=, profile=}", "the AWS credentials the chain finds: {source=, role=, ...}, or nil, err" },
       { "sign{method=, path=, query=, headers=, region=, ...}", "a SigV4 signature: {authorization=, signature=, ...}" },
       { "rds_token{host=, port=, user=, region=}", "an RDS IAM authentication token" },
-      { "region([given])", "the region: given, else AWS_REGION, AWS_DEFAULT_REGION, else us-east-1" },
+      { "region([given [, default]])", "the region: given, else AWS_REGION, AWS_DEFAULT_REGION, else default (us-east-1; false: nil)" },
     } },
   { name = "wf", module = "mxpc.workflow", summary = "the steps of the backup and restore workflows",
     functions = {

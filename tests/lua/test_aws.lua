@@ -35,13 +35,13 @@ local aws = require "mxpc.aws"
 local s3 = require "mxpc.s3"
 local c = assert(s3.client { endpoint = "http://127.0.0.1:1", access_key = "AKIDEXAMPLE", secret_key = "secret" })
 local token = assert(aws.rds_token { host = "db", user = "u", access_key = "AKIDEXAMPLE", secret_key = "secret" })
-print(aws.region(), aws.region("ap-south-1"), c:presign("GET", "b", "k"):match("%%2F([%w-]+)%%2Fs3%%2F"),
-  token:match("%%2F([%w-]+)%%2Frds%-db%%2F"))
+print(aws.region(), aws.region("ap-south-1"), aws.region(nil, false),
+  c:presign("GET", "b", "k"):match("%%2F([%w-]+)%%2Fs3%%2F"), token:match("%%2F([%w-]+)%%2Frds%-db%%2F"))
 ]]
-  t.eq(child("", show), "us-east-1\tap-south-1\tus-east-1\tus-east-1\n")
-  t.eq(child("AWS_DEFAULT_REGION=eu-north-1", show), "eu-north-1\tap-south-1\teu-north-1\teu-north-1\n")
+  t.eq(child("", show), "us-east-1\tap-south-1\tnil\tus-east-1\tus-east-1\n")
+  t.eq(child("AWS_DEFAULT_REGION=eu-north-1", show), "eu-north-1\tap-south-1\teu-north-1\teu-north-1\teu-north-1\n")
   t.eq(child("AWS_DEFAULT_REGION=eu-north-1 AWS_REGION=eu-central-1", show),
-    "eu-central-1\tap-south-1\teu-central-1\teu-central-1\n")
+    "eu-central-1\tap-south-1\teu-central-1\teu-central-1\teu-central-1\n")
 end)
 
 return t.run()
