@@ -142,22 +142,10 @@ lua_State *mxpc_runtime_new(const struct mxpc_runtime_options *opts)
     return L;
 }
 
-/* Message handler: turn any error into an error object with a traceback. */
-static int traceback_handler(lua_State *L)
-{
-    mxpc_error_normalize(L, 1);
-    if (mxpc_error_field(L, 1, "traceback"))
-        return 1; /* already recorded where it was first raised */
-    const char *msg = mxpc_error_field(L, 1, "message");
-    luaL_traceback(L, L, msg, 1);
-    lua_setfield(L, 1, "traceback");
-    return 1;
-}
-
 int mxpc_runtime_pcall(lua_State *L, int nargs, int nresults)
 {
     int base = lua_gettop(L) - nargs;
-    lua_pushcfunction(L, traceback_handler);
+    lua_pushcfunction(L, mxpc_error_traceback);
     lua_insert(L, base);
     int status = lua_pcall(L, nargs, nresults, base);
     lua_remove(L, base);

@@ -121,8 +121,7 @@ local function workflow(name)
     local chunk = scripts.load(name)
     local run_hooks <close> = hooks.for_run(opts, name)
     local ok, result = xpcall(chunk, function(e)
-      e = errors.normalize(e)
-      if not e.traceback then e.traceback = debug.traceback(e.message, 2) end
+      e = errors.traceback(e, 2)
       run_hooks:failed(e)
       return e
     end, opts)
@@ -549,13 +548,9 @@ local function print_usage_error(err, def)
   return 2
 end
 
--- Keeps the traceback of where an error was raised, since it is re-raised
--- after the usage check below.
-local function keep_traceback(e)
-  e = errors.normalize(e)
-  if not e.traceback then e.traceback = debug.traceback(e.message, 2) end
-  return e
-end
+-- errors.traceback keeps the traceback of where an error was raised, since
+-- it is re-raised after the usage check below.
+local keep_traceback = errors.traceback
 
 local function apply_logging(opts)
   local level = 2 + (opts.verbose or 0) - (opts.quiet or 0) -- 2 = info

@@ -160,11 +160,7 @@ local function compile(src, env)
   return nil, err, err:find("<eof>$") ~= nil
 end
 
-local function traceback(e)
-  e = errors.normalize(e)
-  if not e.traceback then e.traceback = debug.traceback(e.message, 2) end
-  return e
-end
+local traceback = errors.traceback
 
 -- The globals of the prompt: the modules by short name, help, env, show,
 -- print, then Lua's. Returns the table and the names of the modules loaded.

@@ -41,6 +41,7 @@ docs.modules = {
       { "raise(code, message [, hint])", "raises a new error object" },
       { "is(v, code)", "whether v is an error object (with this code)" },
       { "normalize(e)", "any error value as an error object" },
+      { "traceback(e [, level])", "the message handler: e as an error object with its traceback (xpcall(f, errors.traceback))" },
     } },
   { name = "fs", module = "mxpc.fs", summary = "files: atomic writers, stat, directories",
     functions = {
