@@ -530,6 +530,18 @@ function main.command_help(def)
   return table.concat(out, "\n") .. "\n"
 end
 
+-- The C modules report what happened by code; what to do on the command
+-- line is said here, where the command's options are known: an output that
+-- exists can be replaced where the command has --force.
+local function word_hint(err, def)
+  if errors.is(err, "exists") and not err.hint then
+    local force = false
+    for _, o in ipairs(def.spec) do force = force or o.long == "force" end
+    err.hint = force and "choose another file name, or use --force to replace it" or "choose another file name"
+  end
+  return err
+end
+
 local function print_usage_error(err, def)
   if log.format() == "json" then
     local usage = PROGRAM .. " " .. (def and def.usage or "COMMAND [options]")
@@ -649,7 +661,7 @@ function main.run(argv)
   ok, result = xpcall(def.run, keep_traceback, parsed, positional, argv, i)
   if not ok then
     if errors.is(result, "usage") then return print_usage_error(result, def) end
-    error(result, 0)
+    error(word_hint(result, def), 0)
   end
   return result or 0
 end
