@@ -1,7 +1,7 @@
 /* What the Lua module mxpc.s3 shares between its files and nothing else:
- * the client handle and its errors (mod_s3.c), Lua functions as sinks and
- * sources (mod_s3.c), many requests at once and the uploaders
- * (mod_s3_many.c), and the credentials of an options table (mod_aws.c). */
+ * the client handle, its errors and Lua functions as sinks and sources
+ * (mod_s3_client.c), used by the module's many requests and uploaders
+ * (mod_s3.c), and the credentials of an options table (mod_aws.c). */
 #ifndef MXPC_MOD_S3_H
 #define MXPC_MOD_S3_H
 
@@ -64,13 +64,10 @@ struct s3lua_mem_source {
 };
 ssize_t s3lua_mem_source(void *ud, void *buf, size_t cap, char *err, size_t errlen);
 
-/* mod_s3_many.c: the client's methods head_many, get_many, uploader and
- * upload, and the metatables of uploaders and uploads. */
-int s3lua_head_many(lua_State *L);
-int s3lua_get_many(lua_State *L);
-int s3lua_uploader(lua_State *L);
-int s3lua_upload(lua_State *L);
-void s3lua_register_uploads(lua_State *L);
+/* s3.client{...} -> client | nil, err; the client's metatable with the
+ * methods of single requests (mod_s3.c adds the others). */
+int s3lua_client(lua_State *L);
+void s3lua_register_client(lua_State *L);
 
 /* mod_aws.c: the options table (argument 1, nil = {}) alone at index 1,
  * and the table keeping its strings alive (lua_args.h) pushed at index 2,
