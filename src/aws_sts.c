@@ -1,5 +1,6 @@
-/* Temporary AWS credentials from STS (web identity) and from the container
- * credentials endpoint, and the RDS IAM token. See include/mxpc/aws.h. */
+/* Temporary AWS credentials from STS (web identity), the container
+ * credentials endpoint and the EC2 instance metadata service, the RDS IAM
+ * token, and the one region resolver. See include/mxpc/aws.h. */
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>

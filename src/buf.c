@@ -1,3 +1,4 @@
+/* The growable buffer and strdup. See include/mxpc/buf.h. */
 #include "mxpc/buf.h"
 
 #include <errno.h>

@@ -236,8 +236,8 @@ typedef int (*mxpc_s3_list_fn)(void *ud, const struct mxpc_s3_listed *o, struct 
 /* The objects whose keys begin with `prefix` (NULL or "" = all), in key
  * order: ListObjectsV2, page after page (max_keys per page, 0 = the
  * server's default of 1000) with continuation tokens; fn is called for each
- * object as its page arrives. A refusal is "forbidden" naming
- * s3:ListBucket and the bucket's ARN. */
+ * object as its page arrives. A refusal carries the facts of a listing
+ * (kind "list": the prefix, s3:ListBucket), which lua/mxpc/s3_api.lua words. */
 int mxpc_s3_list(struct mxpc_s3 *s3, const char *bucket, const char *prefix, int max_keys, mxpc_s3_list_fn fn,
                  void *ud, struct mxpc_s3_error *e);
 
