@@ -18,6 +18,13 @@ docs.modules = {
       { "quote(name)", "an entry name made printable, for messages" },
       { "name_problem(name)", "why an entry name would be refused (absolute, .., ...), or nil" },
     } },
+  { name = "aws", module = "mxpc.aws", summary = "AWS: the credential chain, RDS IAM tokens, SigV4, the region",
+    functions = {
+      { "credentials{access_key=, secret_key=, profile=}", "the AWS credentials the chain finds: {source=, role=, ...}, or nil, err" },
+      { "sign{method=, path=, query=, headers=, region=, ...}", "a SigV4 signature: {authorization=, signature=, ...}" },
+      { "rds_token{host=, port=, user=, region=}", "an RDS IAM authentication token" },
+      { "region([given [, default]])", "the region: given, else AWS_REGION, AWS_DEFAULT_REGION, else default (us-east-1; false: nil)" },
+    } },
   { name = "backup_archive", module = "mxpc.backup_archive",
     summary = "the Mendix Cloud backup format: metadata, layout, dump header, validation",
     functions = {
@@ -116,13 +123,6 @@ docs.modules = {
       { "credentials{access_key=, secret_key=, profile=}", "the same as aws.credentials (kept for scripts)" },
       { "sign{method=, path=, query=, headers=, region=, ...}", "the same as aws.sign (kept for scripts)" },
       { "rds_token{host=, port=, user=, region=}", "the same as aws.rds_token (kept for scripts)" },
-    } },
-  { name = "aws", module = "mxpc.aws", summary = "AWS: the credential chain, RDS IAM tokens, SigV4, the region",
-    functions = {
-      { "credentials{access_key=, secret_key=, profile=}", "the AWS credentials the chain finds: {source=, role=, ...}, or nil, err" },
-      { "sign{method=, path=, query=, headers=, region=, ...}", "a SigV4 signature: {authorization=, signature=, ...}" },
-      { "rds_token{host=, port=, user=, region=}", "an RDS IAM authentication token" },
-      { "region([given [, default]])", "the region: given, else AWS_REGION, AWS_DEFAULT_REGION, else default (us-east-1; false: nil)" },
     } },
   { name = "wf", module = "mxpc.workflow", summary = "the steps of the backup and restore workflows",
     functions = {
