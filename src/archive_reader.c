@@ -20,7 +20,7 @@
 #include "mxpc/archive.h"
 #include "mxpc/buf.h"
 #include "mxpc/log.h"
-#include "mxpc/runtime.h"
+#include "mxpc/interrupt.h"
 
 #define IN_SIZE (64 * 1024)
 #define OUT_SIZE (64 * 1024)

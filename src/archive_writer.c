@@ -20,7 +20,7 @@
 #include "mxpc/atomic_file.h"
 #include "mxpc/buf.h"
 #include "mxpc/pgz.h"
-#include "mxpc/runtime.h"
+#include "mxpc/interrupt.h"
 
 /* Big writes are cut into pieces this size so that an interruption is
  * noticed soon. */

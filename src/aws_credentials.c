@@ -1,4 +1,4 @@
-/* The AWS credential provider chain. See include/mxpc/s3.h.
+/* The AWS credential provider chain. See include/mxpc/aws.h.
  *
  * Temporary credentials (web identity, container) live in one process-wide
  * cache guarded by a mutex: whoever finds them expiring fetches new ones

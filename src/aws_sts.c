@@ -1,5 +1,6 @@
-/* Temporary AWS credentials from STS (web identity) and from the container
- * credentials endpoint, and the RDS IAM token. See include/mxpc/aws.h. */
+/* Temporary AWS credentials from STS (web identity), the container
+ * credentials endpoint and the EC2 instance metadata service, the RDS IAM
+ * token, and the one region resolver. See include/mxpc/aws.h. */
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
@@ -8,22 +9,11 @@
 #include <strings.h>
 #include <time.h>
 
-#include <curl/curl.h>
-#include <expat.h>
-
 #include "mxpc/aws.h"
 #include "mxpc/http.h"
 #include "mxpc/log.h"
-#include "mxpc/runtime.h"
 #include "mxpc/sigv4.h"
-
-static char *xstrdup(const char *s)
-{
-    char *d = strdup(s ? s : "");
-    if (!d)
-        abort();
-    return d;
-}
+#include "mxpc/xml.h"
 
 static const char *env(const char *name)
 {
@@ -63,10 +53,8 @@ char *mxpc_sts_endpoint(void)
     if (!e)
         e = env("AWS_ENDPOINT_URL");
     if (e)
-        return xstrdup(e);
-    const char *region = env("AWS_REGION");
-    if (!region)
-        region = env("AWS_DEFAULT_REGION");
+        return mxpc_strdup(e);
+    const char *region = mxpc_aws_region(NULL, NULL);
     struct mxpc_buf b = MXPC_BUF_INIT;
     if (region)
         mxpc_buf_printf(&b, "https://sts.%s.amazonaws.com", region);
@@ -75,35 +63,22 @@ char *mxpc_sts_endpoint(void)
     return mxpc_buf_take(&b);
 }
 
-/* --- STS answer (expat) ---------------------------------------------------- */
+/* --- STS answer (xml.c) ------------------------------------------------------ */
 
 struct sts_answer {
-    struct mxpc_buf text;
     char *access_key, *secret_key, *token, *expiration, *role_arn;
     char code[128], message[512];
-    int in_assumed_role;
 };
-
-static void XMLCALL sts_start(void *ud, const XML_Char *name, const XML_Char **attrs)
-{
-    (void)attrs;
-    struct sts_answer *a = ud;
-    a->text.len = 0;
-    mxpc_buf_puts(&a->text, "");
-    if (strcmp(name, "AssumedRoleUser") == 0)
-        a->in_assumed_role = 1;
-}
 
 static void keep(char **slot, const char *text)
 {
     free(*slot);
-    *slot = xstrdup(text);
+    *slot = mxpc_strdup(text);
 }
 
-static void XMLCALL sts_end(void *ud, const XML_Char *name)
+static void sts_element(void *ud, const char *name, const char *parent, const char *t)
 {
     struct sts_answer *a = ud;
-    const char *t = a->text.data ? a->text.data : "";
     if (strcmp(name, "AccessKeyId") == 0)
         keep(&a->access_key, t);
     else if (strcmp(name, "SecretAccessKey") == 0)
@@ -112,23 +87,12 @@ static void XMLCALL sts_end(void *ud, const XML_Char *name)
         keep(&a->token, t);
     else if (strcmp(name, "Expiration") == 0)
         keep(&a->expiration, t);
-    else if (strcmp(name, "Arn") == 0 && a->in_assumed_role)
+    else if (strcmp(name, "Arn") == 0 && strcmp(parent, "AssumedRoleUser") == 0)
         keep(&a->role_arn, t);
-    else if (strcmp(name, "AssumedRoleUser") == 0)
-        a->in_assumed_role = 0;
     else if (strcmp(name, "Code") == 0)
         snprintf(a->code, sizeof a->code, "%s", t);
     else if (strcmp(name, "Message") == 0)
         snprintf(a->message, sizeof a->message, "%s", t);
-    a->text.len = 0;
-    if (a->text.data)
-        a->text.data[0] = '\0';
-}
-
-static void XMLCALL sts_chars(void *ud, const XML_Char *s, int len)
-{
-    struct sts_answer *a = ud;
-    mxpc_buf_append(&a->text, s, (size_t)len);
 }
 
 int mxpc_sts_parse_response(const char *xml, size_t len, struct mxpc_aws_credentials *out, char *code,
@@ -136,14 +100,7 @@ int mxpc_sts_parse_response(const char *xml, size_t len, struct mxpc_aws_credent
 {
     struct sts_answer a;
     memset(&a, 0, sizeof a);
-    XML_Parser p = XML_ParserCreate(NULL);
-    if (!p)
-        abort();
-    XML_SetUserData(p, &a);
-    XML_SetElementHandler(p, sts_start, sts_end);
-    XML_SetCharacterDataHandler(p, sts_chars);
-    int ok = XML_Parse(p, xml, (int)len, 1) == XML_STATUS_OK;
-    XML_ParserFree(p);
+    int ok = mxpc_xml_each(xml, len, sts_element, &a) == 0;
     int rc = -1;
     time_t exp = 0;
     if (ok && a.access_key && a.secret_key && a.expiration && mxpc_aws_parse_time(a.expiration, &exp) == 0) {
@@ -169,7 +126,6 @@ int mxpc_sts_parse_response(const char *xml, size_t len, struct mxpc_aws_credent
     free(a.token);
     free(a.expiration);
     free(a.role_arn);
-    mxpc_buf_free(&a.text);
     return rc;
 }
 
@@ -311,9 +267,9 @@ int mxpc_aws_parse_container_json(const char *json, struct mxpc_aws_credentials 
         snprintf(err, errlen, "the answer's Expiration '%s' is not a time", exp);
         return -1;
     }
-    out->access_key = xstrdup(ak);
-    out->secret_key = xstrdup(sk);
-    out->session_token = have_token && token[0] ? xstrdup(token) : NULL;
+    out->access_key = mxpc_strdup(ak);
+    out->secret_key = mxpc_strdup(sk);
+    out->session_token = have_token && token[0] ? mxpc_strdup(token) : NULL;
     memset(sk, 0, sizeof sk);
     memset(token, 0, sizeof token);
     return 0;
@@ -619,4 +575,16 @@ char *mxpc_rds_auth_token(const struct mxpc_aws_credentials *c, const char *host
     mxpc_buf_free(&authority);
     mxpc_buf_free(&query);
     return token;
+}
+
+/* --- region ------------------------------------------------------------------ */
+
+const char *mxpc_aws_region(const char *given, const char *fallback)
+{
+    if (given && *given)
+        return given;
+    const char *r = env("AWS_REGION");
+    if (!r)
+        r = env("AWS_DEFAULT_REGION");
+    return r ? r : fallback;
 }

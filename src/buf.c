@@ -1,3 +1,4 @@
+/* The growable buffer and strdup. See include/mxpc/buf.h. */
 #include "mxpc/buf.h"
 
 #include <errno.h>
@@ -136,4 +137,14 @@ void mxpc_buf_free(struct mxpc_buf *b)
     free(b->data);
     b->data = NULL;
     b->len = b->cap = 0;
+}
+
+char *mxpc_strdup(const char *s)
+{
+    if (!s)
+        return NULL;
+    char *d = strdup(s);
+    if (!d)
+        abort();
+    return d;
 }

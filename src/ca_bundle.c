@@ -2,10 +2,6 @@
 #include <stddef.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
-
-#include "mxpc/http.h"
-
 #include "mxpc/ca_bundle.h"
 
 static const char *const ca_files[] = {
@@ -25,16 +21,4 @@ const char *mxpc_system_ca_file(void)
             return *f;
     }
     return NULL;
-}
-
-int mxpc_ca_apply(void *curl, const char *file, const char *dir)
-{
-    int ok = 1;
-    if (!file && !dir)
-        file = mxpc_system_ca_file();
-    if (file)
-        MXPC_HTTP_SET(ok, curl, CURLOPT_CAINFO, file);
-    if (dir)
-        MXPC_HTTP_SET(ok, curl, CURLOPT_CAPATH, dir);
-    return ok ? 0 : -1;
 }

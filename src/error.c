@@ -237,10 +237,28 @@ static int l_normalize(lua_State *L)
     return 1;
 }
 
+int mxpc_error_traceback(lua_State *L)
+{
+    int level = (int)luaL_optinteger(L, 2, 1);
+    lua_settop(L, 1);
+    mxpc_error_normalize(L, 1);
+    if (mxpc_error_field(L, 1, "traceback"))
+        return 1; /* already recorded where it was first raised */
+    const char *msg = mxpc_error_field(L, 1, "message");
+    luaL_traceback(L, L, msg, level);
+    lua_setfield(L, 1, "traceback");
+    return 1;
+}
+
 int luaopen_mxpc_error(lua_State *L)
 {
     static const luaL_Reg fns[] = {
-        {"new", l_new}, {"raise", l_raise}, {"is", l_is}, {"normalize", l_normalize}, {NULL, NULL},
+        {"new", l_new},
+        {"raise", l_raise},
+        {"is", l_is},
+        {"normalize", l_normalize},
+        {"traceback", mxpc_error_traceback},
+        {NULL, NULL},
     };
     luaL_newlib(L, fns);
     push_meta(L);

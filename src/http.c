@@ -1,4 +1,7 @@
-/* The HTTP transport on libcurl's multi interface. See include/mxpc/http.h. */
+/* The HTTP transport on libcurl's multi interface, and the policy every
+ * client shares: per-transfer defaults, CA certificates, what a signal stops,
+ * which failures are transient, and the retry backoff. See
+ * include/mxpc/http.h. */
 #include "mxpc/http.h"
 
 #include <pthread.h>
@@ -6,10 +9,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "mxpc/buf.h"
 #include "mxpc/ca_bundle.h"
-#include "mxpc/runtime.h"
+#include "mxpc/interrupt.h"
+#include "mxpc/version.h"
 
 #define POOL_MAX 64
 
@@ -24,6 +29,8 @@ struct mxpc_http {
         CURLcode result;
     } *done; /* finished, not yet taken: done[first..ndone) */
     size_t first, ndone, capdone;
+    int cleanup;          /* mxpc_http_cleanup: a signal waits for the grace period */
+    double interrupt_seen; /* when a signal was first seen, or 0 */
 };
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
@@ -220,6 +227,115 @@ CURLcode mxpc_http_perform(struct mxpc_http *h, CURL *easy)
     }
 }
 
+/* --- the policy every client shares ----------------------------------------- */
+
+int mxpc_ca_apply(CURL *curl, const char *file, const char *dir)
+{
+    int ok = 1;
+    if (!file && !dir)
+        file = mxpc_system_ca_file();
+    if (file)
+        MXPC_HTTP_SET(ok, curl, CURLOPT_CAINFO, file);
+    if (dir)
+        MXPC_HTTP_SET(ok, curl, CURLOPT_CAPATH, dir);
+    return ok ? 0 : -1;
+}
+
+int mxpc_http_cleanup(struct mxpc_http *h, int on)
+{
+    int was = h->cleanup;
+    h->cleanup = on;
+    return was;
+}
+
+int mxpc_http_interrupted(struct mxpc_http *h)
+{
+    if (!mxpc_interrupted()) {
+        h->interrupt_seen = 0;
+        return 0;
+    }
+    double now = mxpc_monotonic();
+    if (!h->interrupt_seen)
+        h->interrupt_seen = now;
+    return !h->cleanup || (now - h->interrupt_seen) * 1000 >= MXPC_HTTP_CLEANUP_GRACE_MS;
+}
+
+static int on_progress(void *ud, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)
+{
+    (void)a, (void)b, (void)c, (void)d;
+    return mxpc_http_interrupted(ud);
+}
+
+int mxpc_http_defaults(struct mxpc_http *h, CURL *c, char *errbuf)
+{
+    int ok = 1;
+    MXPC_HTTP_SET(ok, c, CURLOPT_USERAGENT, MXPC_HTTP_USER_AGENT);
+    MXPC_HTTP_SET(ok, c, CURLOPT_ERRORBUFFER, errbuf);
+    MXPC_HTTP_SET(ok, c, CURLOPT_NOSIGNAL, 1L);
+    MXPC_HTTP_SET(ok, c, CURLOPT_CONNECTTIMEOUT, 30L);
+    MXPC_HTTP_SET(ok, c, CURLOPT_LOW_SPEED_LIMIT, 1L); /* a stalled transfer fails after two minutes */
+    MXPC_HTTP_SET(ok, c, CURLOPT_LOW_SPEED_TIME, 120L);
+    MXPC_HTTP_SET(ok, c, CURLOPT_NOPROGRESS, 0L);
+    MXPC_HTTP_SET(ok, c, CURLOPT_XFERINFOFUNCTION, on_progress);
+    MXPC_HTTP_SET(ok, c, CURLOPT_XFERINFODATA, (void *)h);
+    return ok ? 0 : -1;
+}
+
+int mxpc_http_transient(CURLcode code)
+{
+    switch (code) {
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_SEND_ERROR:
+    case CURLE_RECV_ERROR:
+    case CURLE_GOT_NOTHING:
+    case CURLE_PARTIAL_FILE:
+    case CURLE_OPERATION_TIMEDOUT:
+    case CURLE_HTTP2:
+    case CURLE_HTTP2_STREAM: return 1;
+    default: return 0;
+    }
+}
+
+int mxpc_http_tls_problem(CURLcode code)
+{
+    return code == CURLE_PEER_FAILED_VERIFICATION || code == CURLE_SSL_CACERT_BADFILE ||
+           code == CURLE_SSL_CONNECT_ERROR || code == CURLE_SSL_CERTPROBLEM || code == CURLE_SSL_ISSUER_ERROR;
+}
+
+int mxpc_http_retryable(CURLcode code, long status)
+{
+    if (code == CURLE_OK)
+        return status >= 500 || status == 429;
+    return mxpc_http_transient(code);
+}
+
+long mxpc_http_backoff_ms(int attempt)
+{
+    static unsigned seed;
+    if (!seed)
+        seed = (unsigned)time(NULL) ^ ((unsigned)getpid() << 16);
+    long cap = MXPC_HTTP_BACKOFF_MS << (attempt < 5 ? attempt : 5);
+    /* equal jitter: half the step, and up to the other half at random, so
+     * that clients that failed together do not come back together */
+    return cap / 2 + (long)(rand_r(&seed) % (unsigned)(cap / 2 + 1));
+}
+
+int mxpc_http_sleep_ms(long ms)
+{
+    double end = mxpc_monotonic() + (double)ms / 1000;
+    for (;;) {
+        if (mxpc_interrupted())
+            return -1;
+        double left = end - mxpc_monotonic();
+        if (left <= 0)
+            return 0;
+        if (left > 0.1)
+            left = 0.1;
+        struct timespec ts = {0, (long)(left * 1e9)};
+        nanosleep(&ts, NULL);
+    }
+}
+
 /* --- one exchange ------------------------------------------------------------ */
 
 struct exchange {
@@ -237,12 +353,6 @@ static size_t on_body(char *data, size_t size, size_t n, void *ud)
     }
     mxpc_buf_append(x->body, data, size * n);
     return size * n;
-}
-
-static int on_progress(void *ud, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)
-{
-    (void)ud, (void)a, (void)b, (void)c, (void)d;
-    return mxpc_interrupted() ? 1 : 0;
 }
 
 static const char *nonempty_env(const char *name)
@@ -274,11 +384,7 @@ int mxpc_http_request(const struct mxpc_http_request *r, struct mxpc_buf *respon
     int rc = -1;
     int attempts = r->attempts > 0 ? r->attempts : 1;
     for (int attempt = 0; attempt < attempts; attempt++) {
-        if (attempt) {
-            struct timespec ts = {0, 300 * 1000000L * attempt};
-            nanosleep(&ts, NULL);
-        }
-        if (mxpc_interrupted()) {
+        if ((attempt && mxpc_http_sleep_ms(mxpc_http_backoff_ms(attempt - 1)) != 0) || mxpc_interrupted()) {
             snprintf(err, errlen, "interrupted: %s %s", method, url);
             rc = -1;
             break;
@@ -287,19 +393,14 @@ int mxpc_http_request(const struct mxpc_http_request *r, struct mxpc_buf *respon
         curl_err[0] = '\0';
         struct exchange x = {response, r->max_response ? r->max_response : 1024 * 1024, 0};
         curl_easy_reset(c);
-        int ok = 1;
+        int ok = mxpc_http_defaults(hp, c, curl_err) == 0;
         MXPC_HTTP_SET(ok, c, CURLOPT_URL, url);
         MXPC_HTTP_SET(ok, c, CURLOPT_CUSTOMREQUEST, method);
         MXPC_HTTP_SET(ok, c, CURLOPT_HTTPHEADER, list);
-        MXPC_HTTP_SET(ok, c, CURLOPT_USERAGENT, "mxpc-data-migration");
-        MXPC_HTTP_SET(ok, c, CURLOPT_ERRORBUFFER, curl_err);
-        MXPC_HTTP_SET(ok, c, CURLOPT_NOSIGNAL, 1L);
         MXPC_HTTP_SET(ok, c, CURLOPT_CONNECTTIMEOUT, r->connect_timeout);
         MXPC_HTTP_SET(ok, c, CURLOPT_TIMEOUT, r->timeout);
         MXPC_HTTP_SET(ok, c, CURLOPT_WRITEFUNCTION, on_body);
         MXPC_HTTP_SET(ok, c, CURLOPT_WRITEDATA, (void *)&x);
-        MXPC_HTTP_SET(ok, c, CURLOPT_NOPROGRESS, 0L);
-        MXPC_HTTP_SET(ok, c, CURLOPT_XFERINFOFUNCTION, on_progress);
         if (mxpc_ca_apply(c, nonempty_env("SSL_CERT_FILE"), nonempty_env("SSL_CERT_DIR")) != 0)
             ok = 0;
         if (r->body) {
@@ -313,24 +414,22 @@ int mxpc_http_request(const struct mxpc_http_request *r, struct mxpc_buf *respon
         }
         code = mxpc_http_perform(hp, c);
         mxpc_buf_puts(response, "");
+        *status = 0;
         if (code == CURLE_OK) {
             curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
             rc = 0;
-            if (*status < 500)
-                break;
-            continue;
-        }
-        rc = -1;
-        if (code == CURLE_ABORTED_BY_CALLBACK && !x.too_big) {
+        } else if (code == CURLE_ABORTED_BY_CALLBACK && !x.too_big) {
             snprintf(err, errlen, "interrupted: %s %s", method, url);
+            rc = -1;
             break;
+        } else {
+            rc = -1;
+            if (x.too_big)
+                snprintf(err, errlen, "%s %s: the answer is larger than %zu bytes", method, url, x.max);
+            else
+                snprintf(err, errlen, "%s %s: %s", method, url, curl_err[0] ? curl_err : curl_easy_strerror(code));
         }
-        if (x.too_big)
-            snprintf(err, errlen, "%s %s: the answer is larger than %zu bytes", method, url, x.max);
-        else
-            snprintf(err, errlen, "%s %s: %s", method, url, curl_err[0] ? curl_err : curl_easy_strerror(code));
-        if (x.too_big || code == CURLE_PEER_FAILED_VERIFICATION || code == CURLE_SSL_CACERT_BADFILE ||
-            code == CURLE_URL_MALFORMAT || code == CURLE_UNSUPPORTED_PROTOCOL)
+        if (x.too_big || !mxpc_http_retryable(code, *status))
             break;
     }
     curl_slist_free_all(list);

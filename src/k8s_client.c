@@ -1,7 +1,8 @@
 /* HTTPS requests to the Kubernetes API with libcurl. See include/mxpc/k8s.h.
  *
- * Inline certificates and keys go to libcurl as blobs, never to files. A
- * request stops when mxpc_interrupted() reports a signal. */
+ * Inline certificates and keys go to libcurl as blobs, never to files. The
+ * transport's policy (http.h) applies: its defaults, a signal stops a
+ * request, and reads are retried (writes never). */
 #include "mxpc/k8s.h"
 
 #include <stdio.h>
@@ -13,9 +14,7 @@
 #include "mxpc/http.h"
 
 #include "mxpc/log.h"
-#include "mxpc/runtime.h"
-#include "mxpc/ca_bundle.h"
-#include "mxpc/version.h"
+#include "mxpc/interrupt.h"
 
 #define DEFAULT_CONNECT_TIMEOUT_MS 10000L
 #define DEFAULT_TIMEOUT_MS 60000L
@@ -149,12 +148,6 @@ static size_t on_body(char *data, size_t size, size_t n, void *userdata)
     return size * n;
 }
 
-static int on_progress(void *userdata, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
-{
-    (void)userdata, (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
-    return mxpc_interrupted() ? 1 : 0;
-}
-
 #define SET(opt, val) MXPC_HTTP_SET(ok, h, opt, val)
 
 static int set_blob(CURL *h, CURLoption opt, const struct mxpc_k8s_blob *b)
@@ -228,51 +221,33 @@ static void transfer_error(struct mxpc_k8s_client *c, CURLcode rc, const char *e
             return;
         }
         break;
-    case CURLE_PEER_FAILED_VERIFICATION:
-    case CURLE_SSL_CACERT_BADFILE:
-    case CURLE_SSL_CONNECT_ERROR:
-        hint = "check the cluster's certificate-authority(-data) in the kubeconfig: it must be the CA that signed the "
-               "API server's certificate (and the client certificate and key, if used)";
-        break;
-    case CURLE_SSL_CERTPROBLEM:
-        hint = "check the user's client-certificate and client-key in the kubeconfig";
-        break;
     default:
         break;
     }
+    if (rc == CURLE_SSL_CERTPROBLEM)
+        hint = "check the user's client-certificate and client-key in the kubeconfig";
+    else if (mxpc_http_tls_problem(rc))
+        hint = "check the cluster's certificate-authority(-data) in the kubeconfig: it must be the CA that signed the "
+               "API server's certificate (and the client certificate and key, if used)";
     mxpc_k8s_set_error(err, "connect", hint, "cannot talk to the Kubernetes API at %s: %s", where, detail);
 }
 
-int mxpc_k8s_request(struct mxpc_k8s_client *c, const char *method, const char *path, const char *content_type,
-                     const char *body, size_t body_len, struct mxpc_k8s_response *resp, struct mxpc_k8s_error *err)
+/* One attempt: the options, the transfer; the libcurl result. */
+static CURLcode attempt(struct mxpc_k8s_client *c, const char *method, const char *url, const char *body,
+                        size_t body_len, struct curl_slist **headers, struct mxpc_buf *out, char *errbuf)
 {
-    memset(resp, 0, sizeof *resp);
-    memset(err, 0, sizeof *err);
-    refresh_token(c);
     CURL *h = c->curl;
     curl_easy_reset(h); /* keeps the open connections */
-    struct mxpc_buf url = MXPC_BUF_INIT;
-    mxpc_buf_printf(&url, "%s%s", c->base, path);
-    struct curl_slist *headers = curl_slist_append(NULL, "Accept: application/json");
-    char ctype[160];
-    if (body) {
-        snprintf(ctype, sizeof ctype, "Content-Type: %s", content_type ? content_type : "application/json");
-        headers = curl_slist_append(headers, ctype);
-    }
-    char errbuf[CURL_ERROR_SIZE] = "";
-    int ok = 1;
-    SET(CURLOPT_URL, url.data);
+    errbuf[0] = '\0';
+    out->len = 0;
+    int ok = mxpc_http_defaults(c->http, h, errbuf) == 0;
+    SET(CURLOPT_URL, url);
     SET(CURLOPT_PROTOCOLS_STR, "https,http");
-    SET(CURLOPT_NOSIGNAL, 1L);
-    SET(CURLOPT_ERRORBUFFER, errbuf);
-    SET(CURLOPT_USERAGENT, "mxpc-data-migration/" MXPC_VERSION);
     SET(CURLOPT_CONNECTTIMEOUT_MS, c->opts.connect_timeout_ms);
     if (c->opts.timeout_ms > 0)
         SET(CURLOPT_TIMEOUT_MS, c->opts.timeout_ms);
-    SET(CURLOPT_NOPROGRESS, 0L);
-    SET(CURLOPT_XFERINFOFUNCTION, on_progress);
     SET(CURLOPT_WRITEFUNCTION, on_body);
-    SET(CURLOPT_WRITEDATA, &resp->body);
+    SET(CURLOPT_WRITEDATA, out);
     if (strcmp(method, "GET") == 0) {
         SET(CURLOPT_HTTPGET, 1L);
     } else {
@@ -282,9 +257,56 @@ int mxpc_k8s_request(struct mxpc_k8s_client *c, const char *method, const char *
             SET(CURLOPT_POSTFIELDS, body);
         }
     }
-    ok &= set_tls_and_auth(c, &headers);
-    SET(CURLOPT_HTTPHEADER, headers);
-    CURLcode rc = ok ? mxpc_http_perform(c->http, h) : CURLE_BAD_FUNCTION_ARGUMENT;
+    ok &= set_tls_and_auth(c, headers);
+    SET(CURLOPT_HTTPHEADER, *headers);
+    return ok ? mxpc_http_perform(c->http, h) : CURLE_BAD_FUNCTION_ARGUMENT;
+}
+
+/* Reads (GET, LIST) are retried as the transport's policy says, except a
+ * timeout of the whole request (the caller chose how long to wait); writes
+ * never are: a PATCH that reached the server must not be sent twice. */
+#define READ_ATTEMPTS 3
+
+int mxpc_k8s_request(struct mxpc_k8s_client *c, const char *method, const char *path, const char *content_type,
+                     const char *body, size_t body_len, struct mxpc_k8s_response *resp, struct mxpc_k8s_error *err)
+{
+    memset(resp, 0, sizeof *resp);
+    memset(err, 0, sizeof *err);
+    refresh_token(c);
+    CURL *h = c->curl;
+    struct mxpc_buf url = MXPC_BUF_INIT;
+    mxpc_buf_printf(&url, "%s%s", c->base, path);
+    char errbuf[CURL_ERROR_SIZE] = "";
+    int attempts = strcmp(method, "GET") == 0 ? READ_ATTEMPTS : 1;
+    CURLcode rc = CURLE_OK;
+    struct curl_slist *headers = NULL;
+    for (int n = 0; n < attempts; n++) {
+        if (n > 0) {
+            mxpc_log(MXPC_LOG_WARN, "k8s: %s %s: %s; retrying (%d of %d)", method, path,
+                     rc != CURLE_OK ? (errbuf[0] ? errbuf : curl_easy_strerror(rc)) : "HTTP 5xx", n,
+                     attempts - 1);
+            if (mxpc_http_sleep_ms(mxpc_http_backoff_ms(n - 1)) != 0) {
+                rc = CURLE_ABORTED_BY_CALLBACK;
+                break;
+            }
+        }
+        /* the Authorization header is in the list: wipe it before freeing */
+        for (struct curl_slist *l = headers; l; l = l->next)
+            memset(l->data, 0, strlen(l->data));
+        curl_slist_free_all(headers);
+        headers = curl_slist_append(NULL, "Accept: application/json");
+        if (body) {
+            char ctype[160];
+            snprintf(ctype, sizeof ctype, "Content-Type: %s", content_type ? content_type : "application/json");
+            headers = curl_slist_append(headers, ctype);
+        }
+        rc = attempt(c, method, url.data, body, body_len, &headers, &resp->body, errbuf);
+        resp->status = 0;
+        if (rc == CURLE_OK)
+            curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
+        if (rc == CURLE_OPERATION_TIMEDOUT || !mxpc_http_retryable(rc, resp->status))
+            break;
+    }
     int result = 0;
     if (rc != CURLE_OK) {
         transfer_error(c, rc, errbuf, err);
@@ -292,18 +314,16 @@ int mxpc_k8s_request(struct mxpc_k8s_client *c, const char *method, const char *
         mxpc_buf_free(&resp->body);
         result = -1;
     } else {
-        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
         char *ct = NULL;
         if (curl_easy_getinfo(h, CURLINFO_CONTENT_TYPE, &ct) == CURLE_OK && ct)
             snprintf(resp->content_type, sizeof resp->content_type, "%s", ct);
         mxpc_buf_append(&resp->body, "", 0);
         mxpc_log(MXPC_LOG_DEBUG, "k8s: %s %s: HTTP %ld, %zu bytes", method, path, resp->status, resp->body.len);
     }
-    /* the Authorization header is in the list: wipe it before freeing */
-    for (struct curl_slist *s = headers; s; s = s->next)
-        memset(s->data, 0, strlen(s->data));
+    for (struct curl_slist *l = headers; l; l = l->next)
+        memset(l->data, 0, strlen(l->data));
     curl_slist_free_all(headers);
-    ok = 1;
+    int ok = 1;
     SET(CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
     if (!ok)
         mxpc_log(MXPC_LOG_DEBUG, "k8s: cannot clear the request headers");

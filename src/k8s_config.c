@@ -32,23 +32,11 @@ void mxpc_k8s_set_error(struct mxpc_k8s_error *err, const char *code, const char
     va_end(ap);
 }
 
-static char *xstrdup(const char *s)
-{
-    if (!s)
-        return NULL;
-    char *p = strdup(s);
-    if (!p) {
-        fputs("error: out of memory\n", stderr);
-        abort();
-    }
-    return p;
-}
-
 /* `rel` relative to `dir` (the kubeconfig's directory), as kubectl resolves paths. */
 static char *resolve_path(const char *dir, const char *rel)
 {
     if (rel[0] == '/' || !dir || !*dir)
-        return xstrdup(rel);
+        return mxpc_strdup(rel);
     struct mxpc_buf b = MXPC_BUF_INIT;
     mxpc_buf_printf(&b, "%s/%s", dir, rel);
     return mxpc_buf_take(&b);
@@ -270,7 +258,7 @@ static void list_names(struct kc_set *s, const char *section, char *out, size_t 
  * (as kubectl does for $KUBECONFIG), unless `must_exist`. */
 static int kc_open(struct kc_set *s, const char *list, int must_exist, struct mxpc_k8s_error *err)
 {
-    char *copy = xstrdup(list);
+    char *copy = mxpc_strdup(list);
     struct mxpc_buf src = MXPC_BUF_INIT;
     int rc = 0;
     char *save = NULL;
@@ -288,13 +276,13 @@ static int kc_open(struct kc_set *s, const char *list, int must_exist, struct mx
             break;
         }
         s->n++;
-        f->path = xstrdup(p);
+        f->path = mxpc_strdup(p);
         const char *slash = strrchr(p, '/');
-        f->dir = slash ? strndup(p, (size_t)(slash - p == 0 ? 1 : slash - p)) : xstrdup(".");
+        f->dir = slash ? strndup(p, (size_t)(slash - p == 0 ? 1 : slash - p)) : mxpc_strdup(".");
         mxpc_buf_printf(&src, "%s%s", src.len ? ":" : "", p);
     }
     free(copy);
-    s->source = src.len ? mxpc_buf_take(&src) : xstrdup(list);
+    s->source = src.len ? mxpc_buf_take(&src) : mxpc_strdup(list);
     mxpc_buf_free(&src);
     return rc;
 }
@@ -361,7 +349,7 @@ static int load_user(yaml_node_t *user, struct kc_file *from, struct mxpc_k8s_co
         }
         cfg->auth = "token file";
     } else if (token) {
-        cfg->token = xstrdup(token);
+        cfg->token = mxpc_strdup(token);
         cfg->auth = "token";
     }
     mxpc_redact_add(cfg->token);
@@ -369,8 +357,8 @@ static int load_user(yaml_node_t *user, struct kc_file *from, struct mxpc_k8s_co
     const char *username = map_str(doc, user, "username");
     const char *password = map_str(doc, user, "password");
     if (username && password && !cfg->token) {
-        cfg->username = xstrdup(username);
-        cfg->password = xstrdup(password);
+        cfg->username = mxpc_strdup(username);
+        cfg->password = mxpc_strdup(password);
         mxpc_redact_add(cfg->password);
         cfg->auth = "basic";
     }
@@ -403,7 +391,7 @@ static int load_cluster(yaml_node_t *cluster, struct kc_file *from, struct mxpc_
     if (file_or_data(doc, cluster, "certificate-authority", from->dir, &cfg->ca_file, &cfg->ca_data, where, err))
         return -1;
     cfg->insecure = truthy(map_str(doc, cluster, "insecure-skip-tls-verify"));
-    cfg->tls_server_name = xstrdup(map_str(doc, cluster, "tls-server-name"));
+    cfg->tls_server_name = mxpc_strdup(map_str(doc, cluster, "tls-server-name"));
     if (map_str(doc, cluster, "proxy-url"))
         mxpc_log(MXPC_LOG_WARN, "%s: proxy-url is not supported; set HTTPS_PROXY instead", where);
     return 0;
@@ -438,8 +426,8 @@ static int load_kubeconfig(struct kc_set *s, const char *context, struct mxpc_k8
             return -1;
         }
     }
-    cfg->source = xstrdup(s->source);
-    cfg->context = xstrdup(context);
+    cfg->source = mxpc_strdup(s->source);
+    cfg->context = mxpc_strdup(context);
     struct kc_file *from = NULL;
     yaml_node_t *ctx = find_named(s, "contexts", "context", context, &from);
     if (!ctx) {
@@ -451,19 +439,19 @@ static int load_kubeconfig(struct kc_set *s, const char *context, struct mxpc_k8
     }
     const char *cluster = map_str(&from->doc, ctx, "cluster");
     const char *user = map_str(&from->doc, ctx, "user");
-    cfg->namespace = xstrdup(map_str(&from->doc, ctx, "namespace"));
+    cfg->namespace = mxpc_strdup(map_str(&from->doc, ctx, "namespace"));
     if (!cluster) {
         mxpc_k8s_set_error(err, "config", NULL, "context \"%s\" in kubeconfig %s names no cluster", context, from->path);
         return -1;
     }
-    cfg->cluster = xstrdup(cluster);
+    cfg->cluster = mxpc_strdup(cluster);
     yaml_node_t *cl = find_ref(s, "cluster", cluster, context, &from, err);
     if (!cl || load_cluster(cl, from, cfg, err) != 0)
         return -1;
     cfg->auth = "none";
     if (!user)
         return 0;
-    cfg->user = xstrdup(user);
+    cfg->user = mxpc_strdup(user);
     yaml_node_t *us = find_ref(s, "user", user, context, &from, err);
     return us ? load_user(us, from, cfg, err) : -1;
 }
@@ -544,13 +532,13 @@ static int parse_exec_output(const struct mxpc_buf *out, struct mxpc_k8s_config 
         return -1;
     }
     if (token) {
-        cfg->token = xstrdup(token);
+        cfg->token = mxpc_strdup(token);
         mxpc_redact_add(token);
     }
     if (cert && key) {
-        cfg->cert_data.data = (unsigned char *)xstrdup(cert);
+        cfg->cert_data.data = (unsigned char *)mxpc_strdup(cert);
         cfg->cert_data.len = strlen(cert);
-        cfg->key_data.data = (unsigned char *)xstrdup(key);
+        cfg->key_data.data = (unsigned char *)mxpc_strdup(key);
         cfg->key_data.len = strlen(key);
         mxpc_redact_add(key);
     }
@@ -592,7 +580,7 @@ static int run_exec(yaml_document_t *doc, yaml_node_t *exec, const char *dir, st
     size_t nargs = seq_len(args), nenv = seq_len(env);
 
     /* a relative command with a '/' is relative to the kubeconfig's directory */
-    char *cmd = strchr(command, '/') ? resolve_path(dir, command) : xstrdup(command);
+    char *cmd = strchr(command, '/') ? resolve_path(dir, command) : mxpc_strdup(command);
     char **argv = calloc(nargs + 2, sizeof *argv);
     char **envs = calloc(nenv + 2, sizeof *envs);
     if (!argv || !envs)

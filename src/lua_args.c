@@ -71,3 +71,45 @@ const char **mxpc_args_string_array(lua_State *L, int idx, int keep, size_t *cou
     *count = (size_t)n;
     return a;
 }
+
+lua_Integer mxpc_args_opt_integer(lua_State *L, int opts, const char *key, lua_Integer def)
+{
+    lua_getfield(L, opts, key);
+    lua_Integer v = def;
+    if (!lua_isnil(L, -1)) {
+        int ok;
+        v = lua_tointegerx(L, -1, &ok);
+        if (!ok)
+            luaL_error(L, "option '%s' must be an integer", key);
+    }
+    lua_pop(L, 1);
+    return v;
+}
+
+int mxpc_args_opt_bool(lua_State *L, int opts, const char *key, int def)
+{
+    lua_getfield(L, opts, key);
+    int v = lua_isnil(L, -1) ? def : lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    return v;
+}
+
+void mxpc_field_string(lua_State *L, const char *key, const char *value)
+{
+    if (!value)
+        return;
+    lua_pushstring(L, value);
+    lua_setfield(L, -2, key);
+}
+
+void mxpc_field_integer(lua_State *L, const char *key, lua_Integer value)
+{
+    lua_pushinteger(L, value);
+    lua_setfield(L, -2, key);
+}
+
+void mxpc_field_boolean(lua_State *L, const char *key, int value)
+{
+    lua_pushboolean(L, value);
+    lua_setfield(L, -2, key);
+}

@@ -70,9 +70,8 @@ static int push_failure(lua_State *L, struct mxpc_callback_failure *f, int rc, c
     if (rc == MXPC_ARCHIVE_ESTATE)
         return luaL_error(L, "%s", msg);
     const char *code = f && f->code[0] ? f->code : status_code(rc);
-    const char *hint = rc == MXPC_ARCHIVE_EEXIST ? "choose another file name, or use --force to replace it" : NULL;
-    lua_pushnil(L);
-    mxpc_error_push(L, code, hint, "%s", msg);
+    lua_pushnil(L); /* code "exists": the caller says how to replace it (force = true, --force) */
+    mxpc_error_push(L, code, NULL, "%s", msg);
     return 2;
 }
 

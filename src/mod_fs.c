@@ -82,9 +82,7 @@ static int l_atomic_writer(lua_State *L)
     w->f = mxpc_atomic_open(path, force, (mode_t)mode, err, sizeof err);
     if (!w->f) {
         int e = errno;
-        if (e == EEXIST)
-            return mxpc_error_fail(L, "exists", "choose another file name, or use --force to replace it", "%s",
-                                   err);
+        /* "exists": the caller says how to replace it (force = true, --force) */
         return mxpc_error_fail(L, code_of(e), NULL, "%s", err);
     }
     return 1;

@@ -8,8 +8,9 @@
  *
  * Options: method (default GET, POST with a body), url (http or https),
  * headers (name -> value), body, timeout (seconds, default 30),
- * connect_timeout (default 10), attempts (default 1: connection failures and
- * 5xx are tried again up to that many times), max_response (bytes, default
+ * connect_timeout (default 10), attempts (default 1: transient connection
+ * failures, 5xx and 429 are tried again up to that many times, with the
+ * transport's jittered backoff), max_response (bytes, default
  * 1 MiB). Failures to connect return nil, err (code "http"); Ctrl-C raises
  * the usual interruption. */
 #include <string.h>

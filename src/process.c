@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "mxpc/buf.h"
-#include "mxpc/runtime.h"
+#include "mxpc/interrupt.h"
 
 extern char **environ;
 

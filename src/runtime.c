@@ -3,6 +3,7 @@
 #include "mxpc/ca_bundle.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -29,6 +30,7 @@ static const luaL_Reg c_modules[] = {
     {"mxpc.k8s", luaopen_mxpc_k8s},
     {"mxpc.fileset", luaopen_mxpc_fileset},
     {"mxpc.s3", luaopen_mxpc_s3},
+    {"mxpc.aws", luaopen_mxpc_aws},
     {"mxpc.http", luaopen_mxpc_http},
     {"mxpc.runtime", luaopen_mxpc_runtime},
     {"cjson", luaopen_cjson},
@@ -141,41 +143,19 @@ lua_State *mxpc_runtime_new(const struct mxpc_runtime_options *opts)
     return L;
 }
 
-/* Message handler: turn any error into an error object with a traceback. */
-static int traceback_handler(lua_State *L)
-{
-    mxpc_error_normalize(L, 1);
-    if (mxpc_error_field(L, 1, "traceback"))
-        return 1; /* already recorded where it was first raised */
-    const char *msg = mxpc_error_field(L, 1, "message");
-    luaL_traceback(L, L, msg, 1);
-    lua_setfield(L, 1, "traceback");
-    return 1;
-}
-
 int mxpc_runtime_pcall(lua_State *L, int nargs, int nresults)
 {
     int base = lua_gettop(L) - nargs;
-    lua_pushcfunction(L, traceback_handler);
+    lua_pushcfunction(L, mxpc_error_traceback);
     lua_insert(L, base);
     int status = lua_pcall(L, nargs, nresults, base);
     lua_remove(L, base);
     return status;
 }
 
-/* --- interruption --------------------------------------------------------- */
+/* --- interruption: the flag is in interrupt.c; this makes Lua code see it - */
 
-static volatile sig_atomic_t pending_signal;
-/* while deferring (runtime.defer_interrupts), a signal is only recorded here */
-static volatile sig_atomic_t deferring, deferred_signal;
 static lua_State *signal_state;
-
-int mxpc_interrupted(void) { return pending_signal; }
-void mxpc_interrupt_reset(void)
-{
-    pending_signal = 0;
-    deferred_signal = 0;
-}
 
 static void push_interrupt_error(lua_State *L, int signo)
 {
@@ -186,7 +166,7 @@ static void push_interrupt_error(lua_State *L, int signo)
 
 void mxpc_check_interrupt(lua_State *L)
 {
-    int signo = pending_signal;
+    int signo = mxpc_interrupted();
     if (signo) {
         /* raised here: the hook must not raise it a second time, in a pcall's
          * return or in a __close that runs while this error unwinds */
@@ -203,35 +183,20 @@ static void interrupt_hook(lua_State *L, lua_Debug *ar)
     mxpc_check_interrupt(L);
 }
 
-void mxpc_interrupt_raise(int signo)
+/* Told by interrupt.c, in the signal handler: lua_sethook is safe to call
+ * there (see lua.c). */
+static void on_interrupt(int signo)
 {
-    if (deferring) {
-        deferred_signal = signo;
-        return;
-    }
-    pending_signal = signo;
-    /* lua_sethook is safe to call from a signal handler (see lua.c) */
+    (void)signo;
     if (signal_state)
         lua_sethook(signal_state, interrupt_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
-}
-
-static void on_signal(int signo)
-{
-    /* a second signal while cleaning up ends the process at once */
-    signal(signo, SIG_DFL);
-    mxpc_interrupt_raise(signo);
 }
 
 void mxpc_runtime_install_signal_handlers(lua_State *L)
 {
     signal_state = L;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    mxpc_interrupt_set_notify(on_interrupt);
+    mxpc_interrupt_install();
 }
 
 /* --- Lua module mxpc.runtime ---------------------------------------------- */
@@ -289,7 +254,7 @@ static int l_check_interrupt(lua_State *L)
 /* runtime.interrupted() -> "SIGINT", "SIGTERM" or false; a deferred signal counts */
 static int l_interrupted(lua_State *L)
 {
-    int signo = pending_signal ? pending_signal : deferred_signal;
+    int signo = mxpc_interrupt_signal();
     if (!signo)
         lua_pushboolean(L, 0);
     else
@@ -304,27 +269,13 @@ static int l_interrupted(lua_State *L)
 static int l_defer_interrupts(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TBOOLEAN);
-    int was = deferring;
-    lua_pushboolean(L, was);
-    if (lua_toboolean(L, 1)) {
+    int on = lua_toboolean(L, 1);
+    if (on)
         mxpc_check_interrupt(L);
-        deferring = 1;
-    } else {
-        deferring = 0;
-        if (deferred_signal) {
-            pending_signal = deferred_signal;
-            deferred_signal = 0;
-        }
+    lua_pushboolean(L, mxpc_interrupt_defer(on));
+    if (!on)
         mxpc_check_interrupt(L);
-    }
     return 1;
-}
-
-static double monotonic_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /* runtime.sleep(seconds): waits, raising `interrupted` as soon as a signal
@@ -333,10 +284,10 @@ static int l_sleep(lua_State *L)
 {
     lua_Number seconds = luaL_checknumber(L, 1);
     luaL_argcheck(L, seconds >= 0 && seconds <= 86400, 1, "seconds must be between 0 and 86400");
-    double end = monotonic_seconds() + (double)seconds;
+    double end = mxpc_monotonic() + (double)seconds;
     for (;;) {
         mxpc_check_interrupt(L);
-        double left = end - monotonic_seconds();
+        double left = end - mxpc_monotonic();
         if (left <= 0)
             break;
         if (left > 0.1) /* a signal between the check and the sleep waits at most this long */
@@ -351,47 +302,36 @@ static int l_sleep(lua_State *L)
 /* runtime.monotonic() -> seconds on a clock that never goes back, for deadlines */
 static int l_monotonic(lua_State *L)
 {
-    lua_pushnumber(L, monotonic_seconds());
+    lua_pushnumber(L, mxpc_monotonic());
     return 1;
 }
 
-/* --- the ticker ----------------------------------------------------------- */
+/* --- the ticker: runtime.set_ticker's function, called by mxpc_tick ------- */
 
-static lua_State *tick_state;
 static int tick_ref = LUA_NOREF;
-static int tick_busy;
-static double tick_next;
 
-void mxpc_tick(void)
+static void lua_tick(void *ud)
 {
-    if (tick_ref == LUA_NOREF || tick_busy || pending_signal)
-        return;
-    double now = monotonic_seconds();
-    if (now < tick_next)
-        return;
-    tick_next = now + MXPC_TICK_SECONDS;
-    lua_State *L = tick_state;
+    lua_State *L = ud;
     if (!lua_checkstack(L, 4))
         return;
-    tick_busy = 1;
     int top = lua_gettop(L);
     lua_rawgeti(L, LUA_REGISTRYINDEX, tick_ref);
     if (lua_pcall(L, 0, 0, 0) != LUA_OK) {
-        if (pending_signal) {
+        if (mxpc_interrupted()) {
             /* the hook raised the signal in here: the loop reports it, and
              * Lua code must still see it */
-            lua_sethook(signal_state ? signal_state : L, interrupt_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT,
-                        1);
+            on_interrupt(mxpc_interrupted());
         } else {
             mxpc_error_normalize(L, -1);
             const char *msg = mxpc_error_field(L, -1, "message");
             mxpc_log(MXPC_LOG_WARN, "progress display stopped: %s", msg ? msg : "error");
             luaL_unref(L, LUA_REGISTRYINDEX, tick_ref);
             tick_ref = LUA_NOREF;
+            mxpc_tick_set(NULL, NULL);
         }
     }
     lua_settop(L, top);
-    tick_busy = 0;
 }
 
 /* runtime.set_ticker(fn | nil): fn() is called from long C loops at most
@@ -403,14 +343,15 @@ static int l_set_ticker(lua_State *L)
     if (tick_ref != LUA_NOREF)
         luaL_unref(L, LUA_REGISTRYINDEX, tick_ref);
     tick_ref = LUA_NOREF;
+    mxpc_tick_set(NULL, NULL);
     if (lua_isnoneornil(L, 1))
         return 0;
     lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
-    tick_state = lua_tothread(L, -1);
+    lua_State *main_thread = lua_tothread(L, -1);
     lua_pop(L, 1);
     lua_pushvalue(L, 1);
     tick_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    tick_next = 0;
+    mxpc_tick_set(lua_tick, main_thread);
     return 0;
 }
 

@@ -1,6 +1,9 @@
-/* Temporary AWS credentials: STS AssumeRoleWithWebIdentity (IRSA), the
- * container credentials endpoint (EKS Pod Identity, ECS), and the RDS IAM
- * authentication token. The chain that uses them is in s3.h.
+/* AWS beyond one service: the region, the credential chain and its cache
+ * (aws_credentials.c), the temporary credentials it gets from STS
+ * AssumeRoleWithWebIdentity (IRSA), the container credentials endpoint (EKS
+ * Pod Identity, ECS) and the EC2 instance metadata service, and the RDS IAM
+ * authentication token (aws_sts.c). The S3 client (s3.h) and the Lua module
+ * mxpc.aws (mod_aws.c) use them.
  *
  * The pieces that build requests and read answers are pure functions, so
  * they are tested without a server; the HTTP exchange is one small function
@@ -12,7 +15,63 @@
 #include <time.h>
 
 #include "mxpc/buf.h"
-#include "mxpc/s3.h"
+
+/* --- region ------------------------------------------------------------------ */
+
+/* The one region resolver (aws_sts.c): `given` when it is not NULL or "", else
+ * AWS_REGION, else AWS_DEFAULT_REGION, else `fallback` (may be NULL). */
+const char *mxpc_aws_region(const char *given, const char *fallback);
+
+/* --- credentials (aws_credentials.c) ----------------------------------------------------------- */
+
+enum mxpc_aws_source {
+    MXPC_AWS_STATIC = 0,       /* explicit, environment, shared file: never expire */
+    MXPC_AWS_WEB_IDENTITY = 1, /* STS AssumeRoleWithWebIdentity */
+    MXPC_AWS_CONTAINER = 2,    /* the container credentials endpoint */
+    MXPC_AWS_IMDS = 3,         /* the EC2 instance metadata service */
+};
+
+struct mxpc_aws_credentials {
+    char *access_key;
+    char *secret_key;
+    char *session_token; /* NULL without temporary credentials */
+    /* "explicit", "environment", "shared file (profile P)",
+     * "web identity (role R)", "container credentials (URL)" */
+    char source[320];
+    char role_arn[256];  /* web identity: the role assumed, else "" */
+    enum mxpc_aws_source kind;
+    time_t expiration;   /* 0 = does not expire */
+    time_t fetched;      /* when temporary credentials were obtained */
+};
+
+/* One link of the chain: 1 = found (out filled), 0 = not configured here,
+ * -1 = configured but failed (message in err). */
+typedef int (*mxpc_aws_credentials_provider_fn)(struct mxpc_aws_credentials *out, const char *profile, char *err,
+                                                size_t errlen);
+
+/* The chain, in the AWS SDKs' order: `explicit_creds` when it has an access
+ * key (then the secret is required); AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/
+ * AWS_SESSION_TOKEN; web identity (AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN,
+ * STS AssumeRoleWithWebIdentity); container credentials
+ * (AWS_CONTAINER_CREDENTIALS_FULL_URI / _RELATIVE_URI); the shared
+ * credentials file (AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials,
+ * section `profile` or AWS_PROFILE or "default"); the EC2 instance metadata service
+ * (IMDSv2). Temporary credentials are
+ * cached for the whole process and fetched again shortly before they expire.
+ * Registers the secret key and the session token for redaction. Returns 0, or
+ * -1 with "message" or "message\nhint" in err. */
+int mxpc_aws_credentials_resolve(const struct mxpc_aws_credentials *explicit_creds, const char *profile,
+                                 struct mxpc_aws_credentials *out, char *err, size_t errlen);
+/* Temporary credentials close to their expiry (or past it) are replaced by
+ * fresh ones from the same source; every holder shares one fetch. 0 (nothing
+ * to do, or refreshed), -1 with a message as above. */
+int mxpc_aws_credentials_refresh(struct mxpc_aws_credentials *c, char *err, size_t errlen);
+/* Seconds before the expiry at which credentials count as expiring: a quarter
+ * of their lifetime, at most 5 minutes. */
+long mxpc_aws_credentials_margin(const struct mxpc_aws_credentials *c);
+void mxpc_aws_credentials_copy(struct mxpc_aws_credentials *dst, const struct mxpc_aws_credentials *src);
+void mxpc_aws_credentials_clear(struct mxpc_aws_credentials *c);
+
 
 /* --- STS AssumeRoleWithWebIdentity ---------------------------------------- */
 

@@ -1,5 +1,5 @@
-/* A growable byte buffer, always NUL-terminated. Allocation failure aborts:
- * the program cannot do anything useful without memory. */
+/* A growable byte buffer, always NUL-terminated, and strdup. Allocation
+ * failure aborts: the program cannot do anything useful without memory. */
 #ifndef MXPC_BUF_H
 #define MXPC_BUF_H
 
@@ -31,5 +31,8 @@ int mxpc_buf_read_file(struct mxpc_buf *b, const char *path, size_t max, char *w
 /* Hands the data over to the caller (who frees it) and resets the buffer. */
 char *mxpc_buf_take(struct mxpc_buf *b);
 void mxpc_buf_free(struct mxpc_buf *b);
+
+/* strdup that aborts when out of memory; NULL gives NULL. */
+char *mxpc_strdup(const char *s);
 
 #endif

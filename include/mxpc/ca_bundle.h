@@ -8,9 +8,4 @@
  * given no CA file or directory (nor SSL_CERT_FILE/SSL_CERT_DIR) use this. */
 const char *mxpc_system_ca_file(void);
 
-/* Sets the CA certificates a libcurl handle trusts: file and/or dir when
- * given (either may be NULL), else the system's bundle when one is found,
- * else libcurl's default. 0, or -1 if libcurl refused an option. */
-int mxpc_ca_apply(void *curl, const char *file, const char *dir);
-
 #endif

@@ -45,6 +45,12 @@ void mxpc_error_normalize(lua_State *L, int idx);
  * pointer stays valid while the object is on the stack. */
 const char *mxpc_error_field(lua_State *L, int idx, const char *name);
 
+/* The one message handler (error.traceback in Lua): the error at 1 as an
+ * error object with a `traceback` field (kept if it has one: where it was
+ * first raised), from `level` (argument 2, default 1: the function that
+ * raised; 2 when called from a Lua handler). Returns 1. */
+int mxpc_error_traceback(lua_State *L);
+
 /* The exit code an error object maps to (usage -> 2, interrupted -> 130/143). */
 int mxpc_error_exit_code(lua_State *L, int idx);
 

@@ -1,5 +1,8 @@
 /* The one HTTP transport (http.c): libcurl's multi interface, shared by the
- * S3 client (s3_client.c) and the Kubernetes client (k8s_client.c).
+ * S3 client (s3_request.c), the Kubernetes client (k8s_client.c) and the
+ * one-exchange requests of the AWS providers and mxpc.http; and the one
+ * policy they share (per-transfer defaults, CA certificates, what a signal
+ * stops, transient failures, retry backoff).
  *
  * libcurl is initialised once per process (mxpc_http_global_init; cleaned up
  * at exit). A transport is one multi handle: every transfer added to it
@@ -14,6 +17,8 @@
 #define MXPC_HTTP_H
 
 #include <curl/curl.h>
+
+#include "mxpc/version.h"
 
 /* curl_global_init, once per process; 0 or -1. */
 int mxpc_http_global_init(void);
@@ -53,6 +58,54 @@ CURL *mxpc_http_done(struct mxpc_http *h, CURLcode *result);
  * it move along meanwhile); returns its result. */
 CURLcode mxpc_http_perform(struct mxpc_http *h, CURL *easy);
 
+/* --- the policy every client shares ------------------------------------------ */
+
+#define MXPC_HTTP_USER_AGENT "mxpc-data-migration/" MXPC_VERSION
+
+/* The options every transfer starts from: the user agent, errbuf
+ * (CURL_ERROR_SIZE) for libcurl's messages, no signals, 30 s to connect, a
+ * stalled transfer (under 1 byte/s for 2 minutes) fails, and a signal stops
+ * it (mxpc_http_interrupted, through the progress callback). A client sets
+ * what it needs on top (timeouts, callbacks, TLS). 0, or -1 if libcurl
+ * refused an option. */
+int mxpc_http_defaults(struct mxpc_http *h, CURL *c, char *errbuf);
+
+/* Sets the CA certificates a libcurl handle trusts: file and/or dir when
+ * given (either may be NULL), else the system's bundle (ca_bundle.h) when
+ * one is found, else libcurl's default. 0, or -1 if libcurl refused an
+ * option. */
+int mxpc_ca_apply(CURL *curl, const char *file, const char *dir);
+
+/* What a signal stops. Normally every transfer of the transport, at once.
+ * Cleaning up after a failure or a signal (aborting a multipart upload,
+ * learning the id that lets one be aborted) is different: while cleanup is
+ * on, a signal lets the transport's transfers run on for
+ * MXPC_HTTP_CLEANUP_GRACE_MS after it was first seen, so the cleanup can
+ * finish but a server that does not answer cannot keep the program from
+ * ending. mxpc_http_cleanup returns the previous setting (restore it to
+ * nest); mxpc_http_interrupted says whether a signal stops the transport's
+ * transfers now. */
+#define MXPC_HTTP_CLEANUP_GRACE_MS 10000
+int mxpc_http_cleanup(struct mxpc_http *h, int on);
+int mxpc_http_interrupted(struct mxpc_http *h);
+
+/* Failures worth another attempt: a connection refused, reset or cut off, a
+ * timeout, an HTTP/2 stream error. */
+int mxpc_http_transient(CURLcode code);
+/* Failures of TLS: the peer's certificate, the CA bundle, the handshake, the
+ * client certificate. */
+int mxpc_http_tls_problem(CURLcode code);
+/* The retry policy: another attempt after a transient failure, a 5xx or a
+ * 429 answer. Only for requests that can be repeated (GET, HEAD, PUT of the
+ * same bytes, ...): a caller never retries a write that is not idempotent. */
+int mxpc_http_retryable(CURLcode code, long status);
+/* The wait before attempt n+1 (n from 0): MXPC_HTTP_BACKOFF_MS doubling,
+ * at most 32 times that, with equal jitter (half of it fixed, half random). */
+#define MXPC_HTTP_BACKOFF_MS 200L
+long mxpc_http_backoff_ms(int attempt);
+/* Sleeps ms, in steps, returning -1 as soon as a signal arrives, else 0. */
+int mxpc_http_sleep_ms(long ms);
+
 /* One HTTP exchange run to its end on a transport of its own: what the AWS
  * credential providers and the mxpc.http Lua module send. */
 struct mxpc_buf;
@@ -61,7 +114,7 @@ struct mxpc_http_request {
     const char *const *headers; /* NULL-terminated "Name: value" lines, or NULL */
     const char *body;           /* NULL: none */
     size_t body_len;
-    int attempts;               /* connection failures and 5xx are retried (at least 1) */
+    int attempts;               /* retried as mxpc_http_retryable says (at least 1) */
     long connect_timeout;       /* seconds */
     long timeout;               /* seconds, for the whole exchange */
     size_t max_response;        /* 0: 1 MiB */

@@ -1,4 +1,5 @@
-/* Strings from Lua arguments, option tables and arrays, for the C modules.
+/* Strings, numbers and flags from Lua arguments, option tables and arrays,
+ * for the C modules, and the fields of the tables they return.
  *
  * Strings and numbers are accepted; numbers are converted as tostring() does.
  * Lua keeps a string alive only while something references it, and a number
@@ -41,5 +42,18 @@ const char *mxpc_args_opt_string(lua_State *L, int opts, const char *key, int ke
  * like the strings); n in *count. Another element type raises an argument
  * error on idx with `what`. */
 const char **mxpc_args_string_array(lua_State *L, int idx, int keep, size_t *count, const char *what);
+
+/* Field `key` of the options table at opts as an integer (a whole number),
+ * or def when it is nil; another value raises "option 'KEY' must be an
+ * integer". */
+lua_Integer mxpc_args_opt_integer(lua_State *L, int opts, const char *key, lua_Integer def);
+/* Field `key` of the options table at opts: def when nil, else its truth. */
+int mxpc_args_opt_bool(lua_State *L, int opts, const char *key, int def);
+
+/* Fields of the table on top of the stack, for the runs of push/setfield
+ * that build a result: t[key] = value. A NULL string sets nothing. */
+void mxpc_field_string(lua_State *L, const char *key, const char *value);
+void mxpc_field_integer(lua_State *L, const char *key, lua_Integer value);
+void mxpc_field_boolean(lua_State *L, const char *key, int value);
 
 #endif

@@ -15,8 +15,9 @@
  * (level 0: written as stored deflate blocks without zlib), the others get
  * the configured level.
  *
- * Memory is bounded: a fixed number of blocks (twice the threads) are in
- * flight; write() waits for the oldest to be done when all are taken.
+ * Memory is bounded: a fixed number of blocks (twice the threads, and the
+ * one being filled) are in flight; write() waits for the oldest to be done
+ * when all are taken.
  * Output is handed to `out` only on the thread that calls write() and
  * finish(), in order; the worker threads touch nothing but their blocks.
  * The output is the same whatever the number of threads. */

@@ -1,12 +1,13 @@
 /* The Lua runtime: state creation, module registry, script search order,
- * protected calls and interruption. */
+ * protected calls, and Lua's side of interruption and the ticker. */
 #ifndef MXPC_RUNTIME_H
 #define MXPC_RUNTIME_H
 
-#include <signal.h>
 #include <stddef.h>
 
 #include <lua.h>
+
+#include "mxpc/interrupt.h"
 
 struct mxpc_runtime_options {
     const char *scripts_dir; /* --scripts DIR or $MXPC_SCRIPTS; may be NULL */
@@ -33,27 +34,16 @@ lua_State *mxpc_runtime_new(const struct mxpc_runtime_options *opts);
  * stack and returns its status; otherwise like lua_pcall with nresults. */
 int mxpc_runtime_pcall(lua_State *L, int nargs, int nresults);
 
-/* Interruption: signal handlers record the signal and make the running Lua
- * code raise an "interrupted" error at its next instruction; long C loops
- * poll mxpc_interrupted(). */
+/* Interruption (the flag itself is in interrupt.h): the signal handlers
+ * also make the running Lua code raise an "interrupted" error at its next
+ * instruction. */
 void mxpc_runtime_install_signal_handlers(lua_State *L);
-int mxpc_interrupted(void); /* 0 or the signal number */
-/* For tests and the REPL (which clears a handled Ctrl-C). */
-void mxpc_interrupt_reset(void);
-void mxpc_interrupt_raise(int signo);
 
-/* Raises the interruption error if a signal arrived; for C loops. */
+/* Raises the interruption error if a signal arrived; for C functions called
+ * from Lua. */
 void mxpc_check_interrupt(lua_State *L);
 
-/* The ticker: long C loops (S3 transfers, archive reading and writing,
- * waiting for a child, a query) call mxpc_tick() as they go round; at most
- * every MXPC_TICK_SECONDS it calls the Lua function set with
- * runtime.set_ticker(fn), on the main thread, so progress can be shown while
- * C works. The function must only look (counters, sizes) and print: it runs
- * in the middle of the C call. An error in it stops the ticker (with a
- * warning); a signal is left to the loop to report. */
-#define MXPC_TICK_SECONDS 0.1
-void mxpc_tick(void);
+/* runtime.set_ticker(fn) plugs fn into mxpc_tick (interrupt.h). */
 
 int luaopen_mxpc_runtime(lua_State *L);
 

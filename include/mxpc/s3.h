@@ -1,5 +1,5 @@
-/* An S3 client on libcurl (AWS S3, MinIO, Ceph RGW), and the AWS credential
- * provider chain.
+/* An S3 client on libcurl (AWS S3, MinIO, Ceph RGW). Its credentials come
+ * from the AWS credential chain (aws.h).
  *
  * Objects are streamed: a download hands its bytes to a sink callback as they
  * arrive, an upload pulls them from a source callback given the exact size.
@@ -10,7 +10,7 @@
  * Memory: an upload holds one part (part_size, 16 MiB by default) in memory,
  * never the whole object. Buffering the part is what makes it retryable and
  * lets it be signed with its real SHA-256 where the transport does not
- * protect it (plain http); see the comment at put_part in s3_client.c.
+ * protect it (plain http); see the comment at the top of s3_upload.c.
  *
  * Every function that can fail returns 0 or -1 with `e` filled: a code to
  * branch on (below), a one-line message naming the bucket and key, and
@@ -23,61 +23,13 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include "mxpc/aws.h"
+
 #define MXPC_S3_MIB ((int64_t)1024 * 1024)
 #define MXPC_S3_DEFAULT_PART_SIZE (16 * MXPC_S3_MIB)
 #define MXPC_S3_MIN_PART_SIZE (5 * MXPC_S3_MIB) /* S3's minimum for all parts but the last */
 #define MXPC_S3_MAX_PART_SIZE (5 * 1024 * MXPC_S3_MIB)
 #define MXPC_S3_MAX_PARTS 10000
-
-/* --- credentials ----------------------------------------------------------- */
-
-enum mxpc_aws_source {
-    MXPC_AWS_STATIC = 0,       /* explicit, environment, shared file: never expire */
-    MXPC_AWS_WEB_IDENTITY = 1, /* STS AssumeRoleWithWebIdentity */
-    MXPC_AWS_CONTAINER = 2,    /* the container credentials endpoint */
-    MXPC_AWS_IMDS = 3,         /* the EC2 instance metadata service */
-};
-
-struct mxpc_aws_credentials {
-    char *access_key;
-    char *secret_key;
-    char *session_token; /* NULL without temporary credentials */
-    /* "explicit", "environment", "shared file (profile P)",
-     * "web identity (role R)", "container credentials (URL)" */
-    char source[320];
-    char role_arn[256];  /* web identity: the role assumed, else "" */
-    enum mxpc_aws_source kind;
-    time_t expiration;   /* 0 = does not expire */
-    time_t fetched;      /* when temporary credentials were obtained */
-};
-
-/* One link of the chain: 1 = found (out filled), 0 = not configured here,
- * -1 = configured but failed (message in err). */
-typedef int (*mxpc_aws_credentials_provider_fn)(struct mxpc_aws_credentials *out, const char *profile, char *err,
-                                                size_t errlen);
-
-/* The chain, in the AWS SDKs' order: `explicit_creds` when it has an access
- * key (then the secret is required); AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/
- * AWS_SESSION_TOKEN; web identity (AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN,
- * STS AssumeRoleWithWebIdentity); container credentials
- * (AWS_CONTAINER_CREDENTIALS_FULL_URI / _RELATIVE_URI); the shared
- * credentials file (AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials,
- * section `profile` or AWS_PROFILE or "default"); the EC2 instance metadata service
- * (IMDSv2). Temporary credentials are
- * cached for the whole process and fetched again shortly before they expire.
- * Registers the secret key and the session token for redaction. Returns 0, or
- * -1 with "message" or "message\nhint" in err. */
-int mxpc_aws_credentials_resolve(const struct mxpc_aws_credentials *explicit_creds, const char *profile,
-                                 struct mxpc_aws_credentials *out, char *err, size_t errlen);
-/* Temporary credentials close to their expiry (or past it) are replaced by
- * fresh ones from the same source; every holder shares one fetch. 0 (nothing
- * to do, or refreshed), -1 with a message as above. */
-int mxpc_aws_credentials_refresh(struct mxpc_aws_credentials *c, char *err, size_t errlen);
-/* Seconds before the expiry at which credentials count as expiring: a quarter
- * of their lifetime, at most 5 minutes. */
-long mxpc_aws_credentials_margin(const struct mxpc_aws_credentials *c);
-void mxpc_aws_credentials_copy(struct mxpc_aws_credentials *dst, const struct mxpc_aws_credentials *src);
-void mxpc_aws_credentials_clear(struct mxpc_aws_credentials *c);
 
 /* --- client ---------------------------------------------------------------- */
 
@@ -112,7 +64,7 @@ struct mxpc_s3_error {
 
 struct mxpc_s3_config {
     const char *endpoint; /* "http(s)://host[:port][/path]"; NULL = https://s3.<region>.amazonaws.com */
-    const char *region;   /* NULL = AWS_REGION, AWS_DEFAULT_REGION, "us-east-1" */
+    const char *region;   /* NULL = mxpc_aws_region's: AWS_REGION, AWS_DEFAULT_REGION, "us-east-1" */
     const struct mxpc_aws_credentials *credentials; /* copied */
     int path_style;       /* 1 path style, 0 virtual host, -1 = path style unless the endpoint is AWS */
     const char *ca_file;  /* NULL = $SSL_CERT_FILE (if set); neither = the system's (ca_bundle.h) */
@@ -284,8 +236,8 @@ typedef int (*mxpc_s3_list_fn)(void *ud, const struct mxpc_s3_listed *o, struct 
 /* The objects whose keys begin with `prefix` (NULL or "" = all), in key
  * order: ListObjectsV2, page after page (max_keys per page, 0 = the
  * server's default of 1000) with continuation tokens; fn is called for each
- * object as its page arrives. A refusal is "forbidden" naming
- * s3:ListBucket and the bucket's ARN. */
+ * object as its page arrives. A refusal carries the facts of a listing
+ * (kind "list": the prefix, s3:ListBucket), which lua/mxpc/s3_api.lua words. */
 int mxpc_s3_list(struct mxpc_s3 *s3, const char *bucket, const char *prefix, int max_keys, mxpc_s3_list_fn fn,
                  void *ud, struct mxpc_s3_error *e);
 

@@ -224,11 +224,7 @@ end
 -- else AWS_REGION / AWS_DEFAULT_REGION, else nil.
 function M.rds_region(host)
   local region = type(host) == "string" and host:match("%.([%w-]+)%.rds%.amazonaws%.com%.?$")
-  if region then return region end
-  for _, name in ipairs { "AWS_REGION", "AWS_DEFAULT_REGION" } do
-    local v = os.getenv(name)
-    if v and v ~= "" then return v end
-  end
+  return region or require("mxpc.aws").region(nil, false)
 end
 
 function M.database_settings(values, where, si)

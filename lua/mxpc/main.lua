@@ -123,8 +123,7 @@ local function workflow(name)
     local chunk = scripts.load(name)
     local run_hooks <close> = hooks.for_run(opts, name)
     local ok, result = xpcall(chunk, function(e)
-      e = errors.normalize(e)
-      if not e.traceback then e.traceback = debug.traceback(e.message, 2) end
+      e = errors.traceback(e, 2)
       run_hooks:failed(e)
       return e
     end, opts)
@@ -724,6 +723,18 @@ function main.command_help(def)
   return table.concat(out, "\n") .. "\n"
 end
 
+-- The C modules report what happened by code; what to do on the command
+-- line is said here, where the command's options are known: an output that
+-- exists can be replaced where the command has --force.
+local function word_hint(err, def)
+  if errors.is(err, "exists") and not err.hint then
+    local force = false
+    for _, o in ipairs(def.spec) do force = force or o.long == "force" end
+    err.hint = force and "choose another file name, or use --force to replace it" or "choose another file name"
+  end
+  return err
+end
+
 local function print_usage_error(err, def)
   if log.format() == "json" then
     local usage = PROGRAM .. " " .. (def and def.usage or "COMMAND [options]")
@@ -742,13 +753,9 @@ local function print_usage_error(err, def)
   return 2
 end
 
--- Keeps the traceback of where an error was raised, since it is re-raised
--- after the usage check below.
-local function keep_traceback(e)
-  e = errors.normalize(e)
-  if not e.traceback then e.traceback = debug.traceback(e.message, 2) end
-  return e
-end
+-- errors.traceback keeps the traceback of where an error was raised, since
+-- it is re-raised after the usage check below.
+local keep_traceback = errors.traceback
 
 local function apply_logging(opts)
   local level = 2 + (opts.verbose or 0) - (opts.quiet or 0) -- 2 = info
@@ -847,7 +854,7 @@ function main.run(argv)
   ok, result = xpcall(def.run, keep_traceback, parsed, positional, argv, i)
   if not ok then
     if errors.is(result, "usage") then return print_usage_error(result, def) end
-    error(result, 0)
+    error(word_hint(result, def), 0)
   end
   return result or 0
 end

@@ -18,7 +18,8 @@ local runtime = require "mxpc.runtime"
 local repl = {}
 
 -- Modules ready to use at the prompt, by short name (those this build has).
-local MODULES = { archive = "archive", backup_archive = "backup_archive", errors = "error", fs = "fs", k8s = "k8s",
+local MODULES = { archive = "archive", aws = "aws", backup_archive = "backup_archive", errors = "error", fs = "fs",
+  k8s = "k8s",
   fileset = "fileset", log = "log", pg = "pg", process = "process", runtime = "runtime", s3 = "s3", wf = "workflow" }
 
 -- A Secret object (kind Secret, or an item of a SecretList, which has no
@@ -159,11 +160,7 @@ local function compile(src, env)
   return nil, err, err:find("<eof>$") ~= nil
 end
 
-local function traceback(e)
-  e = errors.normalize(e)
-  if not e.traceback then e.traceback = debug.traceback(e.message, 2) end
-  return e
-end
+local traceback = errors.traceback
 
 -- The globals of the prompt: the modules by short name, help, env, show,
 -- print, then Lua's. Returns the table and the names of the modules loaded.

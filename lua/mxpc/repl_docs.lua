@@ -18,6 +18,13 @@ docs.modules = {
       { "quote(name)", "an entry name made printable, for messages" },
       { "name_problem(name)", "why an entry name would be refused (absolute, .., ...), or nil" },
     } },
+  { name = "aws", module = "mxpc.aws", summary = "AWS: the credential chain, RDS IAM tokens, SigV4, the region",
+    functions = {
+      { "credentials{access_key=, secret_key=, profile=}", "the AWS credentials the chain finds: {source=, role=, ...}, or nil, err" },
+      { "sign{method=, path=, query=, headers=, region=, ...}", "a SigV4 signature: {authorization=, signature=, ...}" },
+      { "rds_token{host=, port=, user=, region=}", "an RDS IAM authentication token" },
+      { "region([given [, default]])", "the region: given, else AWS_REGION, AWS_DEFAULT_REGION, else default (us-east-1; false: nil)" },
+    } },
   { name = "backup_archive", module = "mxpc.backup_archive",
     summary = "the Mendix Cloud backup format: metadata, layout, dump header, validation",
     functions = {
@@ -41,6 +48,7 @@ docs.modules = {
       { "raise(code, message [, hint])", "raises a new error object" },
       { "is(v, code)", "whether v is an error object (with this code)" },
       { "normalize(e)", "any error value as an error object" },
+      { "traceback(e [, level])", "the message handler: e as an error object with its traceback (xpcall(f, errors.traceback))" },
     } },
   { name = "fs", module = "mxpc.fs", summary = "files: atomic writers, stat, directories",
     functions = {
@@ -114,9 +122,9 @@ docs.modules = {
     functions = {
       { "client{endpoint=, region=, access_key=, secret_key=, path_style=, ca_file=, ...}",
         "a client (s3.client), or nil, err" },
-      { "credentials{access_key=, secret_key=, profile=}", "the AWS credentials the chain finds: {source=, role=, ...}, or nil, err" },
-      { "sign{method=, path=, query=, headers=, region=, ...}", "a SigV4 signature: {authorization=, signature=, ...}" },
-      { "rds_token{host=, port=, user=, region=}", "an RDS IAM authentication token" },
+      { "credentials{access_key=, secret_key=, profile=}", "the same as aws.credentials (kept for scripts)" },
+      { "sign{method=, path=, query=, headers=, region=, ...}", "the same as aws.sign (kept for scripts)" },
+      { "rds_token{host=, port=, user=, region=}", "the same as aws.rds_token (kept for scripts)" },
     } },
   { name = "wf", module = "mxpc.workflow", summary = "the steps of the backup and restore workflows",
     functions = {

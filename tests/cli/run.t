@@ -38,6 +38,14 @@ $ --log-format json run obj.lua
 ? 1
 !~ ^\{"time":"[^"]+","level":"error","msg":"cannot reach the database","code":"conn","event":"error","exit":1,"hint":"check the host"\}$
 
+# C reports an existing output by its code; the command line words the hint
+# (only a command with --force offers it)
+% printf 'local fs = require "mxpc.fs"\nassert(fs.atomic_writer(arg[0]))\n' > {tmp}/exists.lua
+$ run exists.lua
+? 1
+! error: exists.lua already exists
+! hint: choose another file name
+
 $ run no-such-file.lua
 ? 1
 !~ ^error: cannot open no-such-file.lua

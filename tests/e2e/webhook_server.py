@@ -6,7 +6,7 @@
 Listens on 127.0.0.1 (a free port, written to DIR/port once it listens), and
 appends each request as one JSON line {method, path, headers, body} to
 DIR/requests.jsonl. It answers GET /missing with 404, GET /big with 2 MiB,
-GET /fail with 503, and anything else with 200 and the request as JSON."""
+GET /fail (any query) with 503, and anything else with 200 and the request as JSON."""
 import http.server
 import json
 import os
@@ -27,14 +27,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
             status, out = 404, b"no such hook"
         elif self.path == "/big":
             out = b"x" * (2 * 1024 * 1024)
-        elif self.path == "/fail":
+        elif self.path.split("?")[0] == "/fail":
             status, out = 503, b"down"
         self.send_response(status)
         self.send_header("Content-Length", str(len(out)))
         self.end_headers()
         self.wfile.write(out)
 
-    do_GET = do_POST = do_PUT = answer
+    do_GET = do_POST = do_PUT = do_PATCH = answer
 
     def log_message(self, *args):
         pass

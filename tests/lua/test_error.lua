@@ -32,4 +32,19 @@ t.test("normalize turns strings and plain tables into error objects", function()
   t.eq(errors.is("string"), false)
 end)
 
+t.test("error.traceback: the one message handler, from the function that raised", function()
+  local errors = require "mxpc.error"
+  local function raiser() errors.raise("io", "disk gone") end
+  local ok, e = xpcall(raiser, errors.traceback)
+  t.eq(ok, false)
+  t.ok(errors.is(e, "io"), "an error object")
+  t.contains(e.traceback, "disk gone\nstack traceback:\n\t[C]: in function 'mxpc.error.raise'\n")
+  local first = e.traceback
+  local _, again = xpcall(function() error(e) end, errors.traceback)
+  t.eq(again.traceback, first, "kept from where it was first raised")
+  local _, plain = xpcall(function() error("text", 0) end, function(x) return errors.traceback(x, 2) end)
+  t.eq(plain.message, "text")
+  t.ok(not plain.traceback:find("in function <%[C%]>", 1), "no frame of the Lua handler's call")
+end)
+
 return t.run()

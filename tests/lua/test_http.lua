@@ -23,7 +23,7 @@ t.test("GET: status and body", function()
   local echo = cjson.decode(res.body)
   t.eq(echo.method, "GET")
   t.eq(echo.path, "/hello")
-  t.eq(echo.headers["User-Agent"], "mxpc-data-migration")
+  t.eq(echo.headers["User-Agent"], "mxpc-data-migration/" .. require("mxpc.runtime").version)
 end)
 
 t.test("POST with headers and a body (binary-safe); POST is the default with a body", function()
@@ -57,6 +57,52 @@ t.test("failures: refused connection, an answer too large", function()
   t.contains(big.message, "the answer is larger than 1048576 bytes")
   local ok = assert(http.request { url = base .. "/big", max_response = 4 * 1024 * 1024 })
   t.eq(#ok.body, 2 * 1024 * 1024)
+end)
+
+local function requests_to(path)
+  local n = 0
+  for line in io.lines(dir .. "/requests.jsonl") do
+    local r = cjson.decode(line)
+    if r.path == path then n = n + 1 end
+  end
+  return n
+end
+
+t.test("the one retry policy: a Kubernetes read is retried, a write never", function()
+  local k8s = require "mxpc.k8s"
+  local kubeconfig = dir .. "/kubeconfig"
+  local f = assert(io.open(kubeconfig, "w"))
+  f:write(([[
+apiVersion: v1
+kind: Config
+current-context: local
+clusters:
+- name: local
+  cluster:
+    server: %s
+contexts:
+- name: local
+  context:
+    cluster: local
+    user: me
+    namespace: default
+users:
+- name: me
+  user:
+    token: not-a-real-token
+]]):format(base))
+  f:close()
+  local c = assert(k8s.connect { kubeconfig = kubeconfig })
+  local before = requests_to("/fail")
+  local res, err = c:request("GET", "/fail")
+  t.eq(res, nil)
+  t.eq(err.status, 503)
+  t.eq(requests_to("/fail") - before, 3, "GET /fail: the first attempt and two retries")
+  local wres, werr = c:request("PATCH", "/fail?write", { spec = {} })
+  t.eq(wres, nil)
+  t.eq(werr.status, 503)
+  t.eq(requests_to("/fail?write"), 1, "PATCH: sent once")
+  c:close()
 end)
 
 t.test("misuse raises", function()

@@ -18,7 +18,7 @@
 
 #include "mxpc/archive.h"
 #include "mxpc/buf.h"
-#include "mxpc/runtime.h"
+#include "mxpc/interrupt.h"
 
 struct dir {
     char path[64];
