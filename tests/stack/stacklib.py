@@ -1,6 +1,6 @@
 """Helpers shared by the stack's seed tool and its Python tests (standard library only):
 reading env.sh, a Kubernetes API client, an S3 client with AWS Signature V4, an Azure
-Blob Storage client with Shared Key, psql, and the tests' pass/fail bookkeeping."""
+Blob Storage client with Shared Key, a Vault KV v2 client, psql, and the tests' pass/fail bookkeeping."""
 
 import argparse
 import base64
@@ -399,6 +399,36 @@ def azure_blob_name(url):
     """The container and blob of a blob URL on a path-style endpoint, unencoded."""
     parts = urlsplit(url).path.strip("/").split("/", 2)
     return unquote(parts[1]), unquote(parts[2]) if len(parts) > 2 else ""
+
+
+# --------------------------------------------------------------------------
+# HashiCorp Vault (the stand-in's KV v2)
+# --------------------------------------------------------------------------
+
+class Vault:
+    """KV v2 writes and reads with a Vault token, over HTTPS."""
+
+    def __init__(self, address, ca_file, token):
+        self.address, self.token = address.rstrip("/"), token
+        self.context = ssl.create_default_context(cafile=ca_file)
+
+    def request(self, method, path, body=None):
+        parts = urlsplit(self.address)
+        conn = http.client.HTTPSConnection(parts.hostname, parts.port or 443,
+                                           context=self.context, timeout=30)
+        try:
+            conn.request(method, "/v1/" + path, json.dumps(body) if body is not None else None,
+                         {"X-Vault-Token": self.token, "Content-Type": "application/json"})
+            resp = conn.getresponse()
+            data = resp.read()
+        finally:
+            conn.close()
+        if resp.status >= 300:
+            raise RuntimeError(f"Vault {method} {path}: HTTP {resp.status} {data[:200]!r}")
+        return json.loads(data) if data else None
+
+    def kv_put(self, mount, path, data):
+        return self.request("POST", f"{mount}/data/{path}", {"data": data})
 
 
 # --------------------------------------------------------------------------

@@ -24,17 +24,17 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Twelve free ports (the OSD picks its own).
-read -r P1 P2 P3 P4 P5 P6 P7 P8 P9 P10 P11 P12 < <(python3 -c '
+# Fifteen free ports (the OSD picks its own).
+read -r P1 P2 P3 P4 P5 P6 P7 P8 P9 P10 P11 P12 P13 P14 P15 < <(python3 -c '
 import socket
-socks = [socket.socket() for _ in range(12)]
+socks = [socket.socket() for _ in range(15)]
 for s in socks: s.bind(("127.0.0.1", 0))
 print(*[s.getsockname()[1] for s in socks])')
 ports() {
   env -u MXPC_STACK_DIR MXPC_PG_TLS_PORT=$P1 MXPC_PG_PLAIN_PORT=$P2 MXPC_PG_WRONGHOST_PORT=$P3 \
     MXPC_S3_PORT=$P4 MXPC_S3_HTTPS_PORT=$P5 MXPC_CEPH_MON_PORT=$P6 MXPC_K8S_PORT=$P7 \
     MXPC_STS_PORT=$P8 MXPC_RDS_PORT=$P9 MXPC_AZURITE_PORT=$P10 MXPC_ENTRA_PORT=$P11 \
-    MXPC_ENTRA_PG_PORT=$P12 "$@"
+    MXPC_ENTRA_PG_PORT=$P12 MXPC_SM_PORT=$P13 MXPC_VAULT_PORT=$P14 MXPC_KEYVAULT_PORT=$P15 "$@"
 }
 
 # stack_pids DIR: every live process in the process groups the stack recorded.
@@ -113,7 +113,8 @@ for v in MXPC_STACK_DIR MXPC_PG_TLS_PORT MXPC_PG_PLAIN_PORT MXPC_PG_WRONGHOST_PO
          MXPC_IRSA_TOKEN_FILE MXPC_STS_ENDPOINT MXPC_STS_DIR MXPC_IRSA_ROLE_ARN MXPC_RDS_PORT \
          MXPC_AZURE_BLOB_ENDPOINT MXPC_AZURE_ACCOUNT_NAME MXPC_AZURE_ACCOUNT_KEY MXPC_AZURE_CA \
          MXPC_AZURE_CA_BUNDLE MXPC_AZURE_AUTHORITY_HOST MXPC_AZURE_TENANT_ID MXPC_AZURE_CLIENT_ID \
-         MXPC_AZURE_WI_CLIENT_ID MXPC_AZURE_FEDERATED_TOKEN_FILE MXPC_ENTRA_CA MXPC_ENTRA_PG_PORT; do
+         MXPC_AZURE_WI_CLIENT_ID MXPC_AZURE_FEDERATED_TOKEN_FILE MXPC_ENTRA_CA MXPC_ENTRA_PG_PORT \
+         MXPC_SM_ENDPOINT MXPC_SM_ACCESS_KEY MXPC_VAULT_ADDR MXPC_VAULT_CA MXPC_KEYVAULT_URL; do
   (. "$DIR/env.sh" && [ -n "${!v:-}" ]) || missing+=("$v")
 done
 expect "env.sh exports every documented variable" [ ${#missing[@]} = 0 ]
