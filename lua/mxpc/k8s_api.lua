@@ -24,6 +24,10 @@ api.resources = {
   storageinstances = {
     group = MENDIX, version = "v1alpha1", kind = "StorageInstance", singular = "storageinstance", namespaced = true,
   },
+  secretproviderclasses = {
+    group = "secrets-store.csi.x-k8s.io", version = "v1", kind = "SecretProviderClass",
+    singular = "secretproviderclass", namespaced = true,
+  },
 }
 
 local by_name = {}
@@ -72,9 +76,10 @@ end
 
 -- What a request is about, for messages: `mendixapps.privatecloud.mendix.com
 -- "demo-app" in namespace "mendix"`.
-local function describe(r, name, namespace)
+local function describe(r, name, namespace, subresource)
   local s = r.display
   if name then s = s .. (' "%s"'):format(name) end
+  if subresource then s = s .. " (" .. subresource .. ")" end
   if r.namespaced then s = s .. (' in namespace "%s"'):format(namespace) end
   return s
 end
@@ -90,8 +95,10 @@ local function rbac_hint(info, target)
   end
   local r = target.resource
   local scope = r.namespaced and ('a Role in namespace "%s"'):format(target.namespace) or "a ClusterRole"
-  return ('%s needs %s with the rule {apiGroups: ["%s"], resources: ["%s"], verbs: ["%s"]}, bound to it by a '
-    .. "RoleBinding (see docs/k8s.md for the whole Role)"):format(who, scope, r.group, r.plural, target.verb)
+  local resource = r.plural .. (target.subresource and ("/" .. target.subresource) or "")
+  local names = target.subresource and target.name and (', resourceNames: ["%s"]'):format(target.name) or ""
+  return ('%s needs %s with the rule {apiGroups: ["%s"], resources: ["%s"]%s, verbs: ["%s"]}, bound to it by a '
+    .. "RoleBinding (see docs/k8s.md for the whole Role)"):format(who, scope, r.group, resource, names, target.verb)
 end
 
 local function http_error(client, target, status, body)
@@ -102,7 +109,7 @@ local function http_error(client, target, status, body)
   local code = status == 401 and "unauthorized" or status == 403 and "forbidden" or status == 404 and "not_found"
     or status == 409 and (st.reason == "AlreadyExists" and "exists" or "conflict") or status == 422 and "invalid"
     or "k8s"
-  local what = target.resource and describe(target.resource, target.name, target.namespace)
+  local what = target.resource and describe(target.resource, target.name, target.namespace, target.subresource)
     or (target.method .. " " .. target.path)
   local info = client:info()
   local message, hint
@@ -306,6 +313,30 @@ local function install(M, methods)
     local ns = opts.namespace or self:namespace()
     return call(self, { method = "DELETE", path = api.path(r, ns, name) .. query { dryRun = opts.dry_run and "All" or nil },
       verb = "delete", resource = r, name = name, namespace = ns })
+  end
+
+  -- client:create_token(serviceaccount [, {namespace=, audiences=, expiration=}])
+  --   -> token, expiration (seconds since the epoch) | nil, err
+  -- A short-lived token of the ServiceAccount (TokenRequest, as `kubectl create
+  -- token`), registered for redaction. Needs create on serviceaccounts/token
+  -- for that name.
+  function methods:create_token(sa, opts)
+    local r = api.resource("serviceaccounts")
+    assert(type(sa) == "string" and sa ~= "", "serviceaccount must be a non-empty string")
+    opts = opts or {}
+    local ns = opts.namespace or self:namespace()
+    local answer, err = call(self, { method = "POST", path = api.path(r, ns, sa) .. "/token", verb = "create",
+      resource = r, name = sa, namespace = ns, subresource = "token" }, {
+      apiVersion = "authentication.k8s.io/v1", kind = "TokenRequest",
+      spec = { audiences = opts.audiences, expirationSeconds = opts.expiration or 600 } })
+    if not answer then return nil, err end
+    local token = type(answer) == "table" and type(answer.status) == "table" and answer.status.token
+    if type(token) ~= "string" or token == "" then
+      return nil, errors.new { code = "k8s", message = ('the TokenRequest for ServiceAccount "%s" in namespace "%s" '
+        .. "returned no token"):format(sa, ns) }
+    end
+    log.secret(token)
+    return token, os.time() + (opts.expiration or 600)
   end
 
   -- client:can_i(verb, resource [, {namespace=, name=}]) -> allowed, reason | nil, err

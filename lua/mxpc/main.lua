@@ -95,6 +95,11 @@ local env_options = {
     end },
   { long = "db-iam", help = "log in to the database with RDS IAM tokens (AWS credentials) even if the Secret " ..
     "has a password" },
+  { long = "identity", value = "WHO", choices = { "environment", "tool" },
+    help = "who reads a secret store (SecretProviderClass): environment = the environment's ServiceAccount " ..
+    "(a short-lived token; needs create on serviceaccounts/token), tool = the tool's own credentials " ..
+    "(default: environment)",
+    check = function(v) return v == "environment" or v == "tool", "expected environment or tool" end },
 }
 
 -- Where an archive is kept when -f is s3://BUCKET/KEY.
