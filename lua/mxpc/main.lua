@@ -195,7 +195,7 @@ command {
       "what would be written; write nothing (exit 1 with the reasons if the backup would not start)" },
     selection_options[1], selection_options[2], selection_options[3], selection_options[4], hooks_option,
     transfer_options[1], transfer_options[2],
-    env_options[3], env_options[4], env_options[5],
+    env_options[3], env_options[4], env_options[5], env_options[7],
     archive_options[1], archive_options[2], archive_options[3],
   },
   run = function(opts)
@@ -244,7 +244,7 @@ command {
       "archive does not hold (needs s3:ListBucket)" },
     hooks_option,
     transfer_options[1], transfer_options[2],
-    env_options[3], env_options[4], env_options[5],
+    env_options[3], env_options[4], env_options[5], env_options[7],
     archive_options[1], archive_options[2], archive_options[3],
   },
   run = function(opts)
