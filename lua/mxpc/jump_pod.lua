@@ -17,6 +17,7 @@ M.UID = 1001 -- the bitnami images' user
 -- The Role's rules for the operations: a backup reads the MendixApp, its
 -- StorageInstances and their Secrets; a restore also lists the app's pods (to
 -- refuse a running app); --stop-app also patches the MendixApp's replicas.
+-- With ops.environment, the rules a secret store needs, for that name only.
 function M.rules(ops)
   local rules = {
     { apiGroups = { "" }, resources = { "secrets" }, verbs = { "get" } },
@@ -27,6 +28,18 @@ function M.rules(ops)
   end
   if ops.stop_app then
     rules[#rules + 1] = { apiGroups = { MENDIX }, resources = { "mendixapps" }, verbs = { "patch" } }
+  end
+  if ops.environment then
+    -- credentials in a secret store: the environment's SecretProviderClass, and
+    -- the environment's own identity (its ServiceAccount's annotations and a
+    -- short-lived token of it), for that one name only
+    local names = { ops.environment }
+    rules[#rules + 1] = { apiGroups = { "secrets-store.csi.x-k8s.io" }, resources = { "secretproviderclasses" },
+      resourceNames = names, verbs = { "get" } }
+    rules[#rules + 1] = { apiGroups = { "" }, resources = { "serviceaccounts" }, resourceNames = names,
+      verbs = { "get" } }
+    rules[#rules + 1] = { apiGroups = { "" }, resources = { "serviceaccounts/token" }, resourceNames = names,
+      verbs = { "create" } }
   end
   return rules
 end
@@ -316,7 +329,7 @@ end
 -- The jump-pod command.
 function M.command(opts)
   local name = opts.name or M.default_name(opts.environment)
-  local ops = { restore = opts.restore, stop_app = opts.stop_app }
+  local ops = { restore = opts.restore, stop_app = opts.stop_app, environment = opts.environment }
   local image = opts.image
   if not image and not opts.delete then
     local version = assert(M.pg_version(opts))

@@ -67,12 +67,14 @@ for variant in "" --restore --stop-app; do
   kubectl apply --dry-run=server -f "$work/$variant.json" >"$work/kubectl.out" 2>&1
   check "-o json ${variant:-(backup)}: a List kubectl accepts" '[ "$(grep -c "created (server dry run)" "$work/kubectl.out")" = 4 ]'
 done
-check "backup's Role: get secrets, mendixapps, storageinstances" \
-  '[ "$(rules <"$work/.json")" = "core secrets get privatecloud.mendix.com mendixapps get privatecloud.mendix.com storageinstances get " ]'
+check "backup's Role: get secrets, mendixapps, storageinstances; the secret store's SecretProviderClass, ServiceAccount and token" \
+  '[ "$(rules <"$work/.json")" = "core secrets get core serviceaccounts get core serviceaccounts/token create privatecloud.mendix.com mendixapps get privatecloud.mendix.com storageinstances get secrets-store.csi.x-k8s.io secretproviderclasses get " ]'
+check "... those three for the environment's name only" \
+  '[ "$(python3 -c "import json,sys; print(sum(r.get(\"resourceNames\") == [\"demo-app\"] for o in json.load(sys.stdin)[\"items\"] if o[\"kind\"] == \"Role\" for r in o[\"rules\"]))" <"$work/.json")" = 3 ]'
 check "--restore adds list on pods" \
-  '[ "$(rules <"$work/--restore.json")" = "core pods list core secrets get privatecloud.mendix.com mendixapps get privatecloud.mendix.com storageinstances get " ]'
+  '[ "$(rules <"$work/--restore.json")" = "core pods list core secrets get core serviceaccounts get core serviceaccounts/token create privatecloud.mendix.com mendixapps get privatecloud.mendix.com storageinstances get secrets-store.csi.x-k8s.io secretproviderclasses get " ]'
 check "--stop-app adds patch on mendixapps" \
-  '[ "$(rules <"$work/--stop-app.json")" = "core pods list core secrets get privatecloud.mendix.com mendixapps get privatecloud.mendix.com mendixapps patch privatecloud.mendix.com storageinstances get " ]'
+  '[ "$(rules <"$work/--stop-app.json")" = "core pods list core secrets get core serviceaccounts get core serviceaccounts/token create privatecloud.mendix.com mendixapps get privatecloud.mendix.com mendixapps patch privatecloud.mendix.com storageinstances get secrets-store.csi.x-k8s.io secretproviderclasses get " ]'
 
 # the server cannot be asked (this user may read nothing): --pg-version, or a clear error
 run "without a reachable server nor --pg-version: exit 1" 1 jump-pod -n mendix -e demo-app --kubeconfig "$MXPC_KUBECONFIG_NOBODY"
