@@ -28,7 +28,6 @@ import http.server
 import json
 import os
 import secrets
-import ssl
 import sys
 import threading
 import time
@@ -50,24 +49,13 @@ class KvError(Exception):
         self.status, self.code, self.message, self.inner = status, code, message, inner
 
 
-def write_json(path, doc):
-    tmp = path + ".tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(doc, f, indent=1)
-    os.replace(tmp, path)
-
-
 class KeyVault:
     def __init__(self, directory, url):
-        self.dir, self.url = directory, url
+        self.url = url
         self.lock = threading.Lock()
-        self.conf_mtime, self.conf = None, {}
+        self.conf = stacklib.JsonFile(os.path.join(directory, "config.json"), {})
         self.issuer_keys = oidc.IssuerKeys()
-        self.path = os.path.join(directory, "secrets.json")
-        if not os.path.exists(self.path):
-            write_json(self.path, {})
-        self.secrets_mtime, self.secrets = None, {}
+        self.secrets = stacklib.JsonFile(os.path.join(directory, "secrets.json"), {})
         self.log_file = open(os.path.join(directory, "access.log"), "a", buffering=1)
 
     def log(self, line):
@@ -75,22 +63,7 @@ class KeyVault:
         self.log_file.write(f"{stamp} {line}\n")
 
     def config(self):
-        path = os.path.join(self.dir, "config.json")
-        mtime = os.stat(path).st_mtime_ns
-        with self.lock:
-            if mtime != self.conf_mtime:
-                with open(path) as f:
-                    self.conf = json.load(f)
-                self.conf_mtime = mtime
-            return self.conf
-
-    def load_secrets(self):
-        mtime = os.stat(self.path).st_mtime_ns
-        with self.lock:
-            if mtime != self.secrets_mtime:
-                with open(self.path) as f:
-                    self.secrets = json.load(f)
-                self.secrets_mtime = mtime
+        return self.conf.get()
 
     def challenge(self, vault):
         conf = self.config()
@@ -168,10 +141,8 @@ class KeyVault:
         action = "getSecret" if method == "GET" else "setSecret"
         self.authorize(vault_name, vault, claims, action, name)
         key = f"{vault_name}/{name}"
-        self.load_secrets()
         if method == "GET":
-            with self.lock:
-                versions = self.secrets.get(key, {})
+            versions = self.secrets.get().get(key, {})
             version = parts[3] if len(parts) == 4 else max(
                 versions, key=lambda v: versions[v]["created"], default=None)
             if version not in versions:
@@ -193,9 +164,9 @@ class KeyVault:
         version = secrets.token_hex(16)
         entry = {"value": value, "created": int(time.time() * 1000) / 1000}
         with self.lock:
-            self.secrets.setdefault(key, {})[version] = entry
-            write_json(self.path, self.secrets)
-            self.secrets_mtime = os.stat(self.path).st_mtime_ns
+            doc = dict(self.secrets.get())
+            doc[key] = dict(doc.get(key, {}), **{version: entry})
+            self.secrets.put(doc)
         self.log(f"setSecret {key} by oid={claims.get('oid')}")
         return self.secret_doc(vault_name, name, version, entry)
 
@@ -247,16 +218,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
 def main():
     opts = stacklib.daemon_options(__doc__, ("--cert", {"required": True}),
                                    ("--key", {"required": True}))
-    directory = os.path.abspath(opts.dir)
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", opts.port), Handler)
-    server.daemon_threads = True
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(opts.cert, opts.key)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    server.kv = KeyVault(directory, f"https://127.0.0.1:{opts.port}")
-    server.kv.log(f"listening on {server.kv.url}")
-    sys.stdout.flush()
-    server.serve_forever()
+    kv = KeyVault(os.path.abspath(opts.dir), f"https://127.0.0.1:{opts.port}")
+    kv.log(f"listening on {kv.url}")
+    stacklib.serve(Handler, opts.port, "kv", kv, opts.cert, opts.key)
 
 
 if __name__ == "__main__":

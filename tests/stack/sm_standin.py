@@ -27,7 +27,6 @@ import json
 import os
 import secrets
 import sys
-import threading
 import time
 from urllib.parse import quote
 
@@ -44,31 +43,6 @@ class SmError(Exception):
         self.status, self.code, self.message = status, code, message
 
 
-class Files:
-    """JSON files read again when they change."""
-
-    def __init__(self, directory):
-        self.dir = directory
-        self.cache = {}
-        self.lock = threading.Lock()
-
-    def get(self, path):
-        path = os.path.join(self.dir, path)
-        try:
-            mtime = os.stat(path).st_mtime_ns
-        except FileNotFoundError:
-            return {}
-        with self.lock:
-            cached = self.cache.get(path)
-            if cached and cached[0] == mtime:
-                return cached[1]
-        with open(path) as f:
-            doc = json.load(f)
-        with self.lock:
-            self.cache[path] = (mtime, doc)
-        return doc
-
-
 def canonical_headers(headers, names):
     return "".join(f"{n}:{' '.join(str(headers.get(n, '')).split())}\n" for n in names)
 
@@ -82,8 +56,10 @@ def signing_key(secret, date, region, service):
 
 class SecretsManager:
     def __init__(self, directory, sts_dir, region):
-        self.files = Files(directory)
-        self.sts = Files(sts_dir)
+        self.users = stacklib.JsonFile(os.path.join(directory, "users.json"), {})
+        self.policies = stacklib.JsonFile(os.path.join(directory, "policies.json"), {})
+        self.secrets = stacklib.JsonFile(os.path.join(directory, "secrets.json"), {})
+        self.sessions = stacklib.JsonFile(os.path.join(sts_dir, "sessions.json"), {})
         self.region = region
         self.log_file = open(os.path.join(directory, "access.log"), "a", buffering=1)
 
@@ -126,8 +102,8 @@ class SecretsManager:
             raise SmError(400, "InvalidSignatureException",
                           f"Signature expired: {amz_date} is now earlier or later than "
                           "5 minutes from the current time")
-        users = self.files.get("users.json")
-        sessions = self.sts.get("sessions.json")
+        users = self.users.get()
+        sessions = self.sessions.get()
         if access_key in users:
             secret, arn = users[access_key]["secret"], users[access_key]["arn"]
         elif access_key in sessions:
@@ -157,14 +133,14 @@ class SecretsManager:
         return arn
 
     def find(self, secret_id):
-        for name, s in self.files.get("secrets.json").items():
+        for name, s in self.secrets.get().items():
             if secret_id in (name, s["arn"]):
                 return name, s
         raise SmError(400, "ResourceNotFoundException",
                       "Secrets Manager can't find the specified secret.")
 
     def authorize(self, arn, action, name, secret):
-        for stmt in self.files.get("policies.json").get(arn, []):
+        for stmt in self.policies.get().get(arn, []):
             if action in stmt["actions"] and \
                     {"*", name, secret["arn"]} & set(stmt["resources"]):
                 return
@@ -240,11 +216,9 @@ def main():
                                    ("--region", {"default": "us-east-1"}))
     directory = os.path.abspath(args.dir)
     os.makedirs(directory, exist_ok=True)
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
-    server.daemon_threads = True
-    server.sm = SecretsManager(directory, os.path.abspath(args.sts_dir), args.region)
-    server.sm.log(f"listening on http://127.0.0.1:{args.port}")
-    server.serve_forever()
+    sm = SecretsManager(directory, os.path.abspath(args.sts_dir), args.region)
+    sm.log(f"listening on http://127.0.0.1:{args.port}")
+    stacklib.serve(Handler, args.port, "sm", sm)
 
 
 if __name__ == "__main__":

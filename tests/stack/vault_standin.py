@@ -35,7 +35,6 @@ import http.server
 import json
 import os
 import secrets
-import ssl
 import sys
 import threading
 import time
@@ -62,41 +61,21 @@ def iso(t):
         "%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def write_json(path, doc):
-    tmp = path + ".tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(doc, f, indent=1)
-    os.replace(tmp, path)
-
-
 class Vault:
     def __init__(self, directory):
-        self.dir = directory
         self.lock = threading.Lock()
-        self.conf_mtime = None
-        self.conf = {}
+        self.conf = stacklib.JsonFile(os.path.join(directory, "config.json"), {})
         self.issued = {}   # tokens from logins: token -> {"policies", "expires", ...}
         self.issuer_keys = oidc.IssuerKeys()
-        self.kv_path = os.path.join(directory, "kv.json")
-        if not os.path.exists(self.kv_path):
-            write_json(self.kv_path, {})
-        with open(self.kv_path) as f:
-            self.kv = json.load(f)
+        self.kv_file = stacklib.JsonFile(os.path.join(directory, "kv.json"), {})
+        self.kv = dict(self.kv_file.get())
         self.log_file = open(os.path.join(directory, "access.log"), "a", buffering=1)
 
     def log(self, line):
         self.log_file.write(f"{iso(time.time())} {line}\n")
 
     def config(self):
-        path = os.path.join(self.dir, "config.json")
-        mtime = os.stat(path).st_mtime_ns
-        with self.lock:
-            if mtime != self.conf_mtime:
-                with open(path) as f:
-                    self.conf = json.load(f)
-                self.conf_mtime = mtime
-            return self.conf
+        return self.conf.get()
 
     # --- auth -----------------------------------------------------------------------
 
@@ -213,7 +192,7 @@ class Vault:
             entry = self.kv.setdefault(key, {"versions": []})
             entry["versions"].append({"data": data, "created_time": now})
             version = len(entry["versions"])
-            write_json(self.kv_path, self.kv)
+            self.kv_file.put(self.kv)
         self.log(f"write {mount}/data/{path} version={version} by {info['display_name']}")
         return {"request_id": str(uuid.uuid4()), "lease_id": "", "renewable": False,
                 "lease_duration": 0, "wrap_info": None, "warnings": None, "auth": None,
@@ -295,15 +274,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
 def main():
     args = stacklib.daemon_options(__doc__, ("--cert", {"required": True}),
                                    ("--key", {"required": True}))
-    directory = os.path.abspath(args.dir)
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
-    server.daemon_threads = True
-    server.vault = Vault(directory)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(args.cert, args.key)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    server.vault.log(f"listening on https://127.0.0.1:{args.port}")
-    server.serve_forever()
+    vault = Vault(os.path.abspath(args.dir))
+    vault.log(f"listening on https://127.0.0.1:{args.port}")
+    stacklib.serve(Handler, args.port, "vault", vault, args.cert, args.key)
 
 
 if __name__ == "__main__":
