@@ -40,6 +40,7 @@ local function credentials(ctx)
       err.message = "Secrets Manager as the tool's own identity: " .. err.message
       return nil, err
     end
+    c.source = ("the tool's AWS credentials (%s)"):format(c.source)
     return c
   end
   local sa, err = store.service_account(ctx)

@@ -107,7 +107,7 @@ check "Key Vault was never asked for mx-admin-password or constants" \
 run "a store that denies (an IAM user without a policy) fails" 1 env AWS_ACCESS_KEY_ID="$MXPC_SM_NOTHING_ACCESS_KEY" \
   AWS_SECRET_ACCESS_KEY="$MXPC_SM_NOTHING_SECRET_KEY" "$bin" backup -n mendix -e demo-sm -f "$work/no.tar.gz" --identity tool
 expect_err "... names the refusal, the secret and the permission" \
-  "refused GetSecretValue of $MXPC_SM_SECRET_NAME as environment: AccessDeniedException"
+  "refused GetSecretValue of $MXPC_SM_SECRET_NAME as the tool's AWS credentials \(environment\): AccessDeniedException"
 expect_err "... and says which IAM actions to allow" "secretsmanager:GetSecretValue and secretsmanager:DescribeSecret"
 check "... and writes no archive" '[ ! -e "$work/no.tar.gz" ]'
 

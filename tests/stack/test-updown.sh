@@ -123,12 +123,12 @@ run bash -c ". '$DIR/env.sh' && [ \"\$MXPC_PG_TLS_PORT\" = $P1 ] && [ \"\$MXPC_K
 expect "env.sh carries the chosen ports" succeeded
 run "$STACK_HERE/status" "$DIR"
 expect "status: every daemon running" succeeded
-expect "status lists the daemons" [ "$(grep -c ' running ' <<<"$OUT")" = 12 ]
+expect "status lists the daemons" [ "$(grep -c ' running ' <<<"$OUT")" = 15 ]
 
 pids=$(stack_pids "$DIR" | tr '\n' ' ')
 socks=$(listening $pids)
-expect "the stack listens on its twelve ports" \
-  [ "$(grep -cE ":($P1|$P2|$P3|$P4|$P5|$P6|$P7|$P8|$P9|$P10|$P11|$P12)\$" <<<"$socks")" = 12 ]
+expect "the stack listens on its fifteen ports" \
+  [ "$(grep -cE ":($P1|$P2|$P3|$P4|$P5|$P6|$P7|$P8|$P9|$P10|$P11|$P12|$P13|$P14|$P15)\$" <<<"$socks")" = 15 ]
 expect "every listening socket of the stack is on 127.0.0.1 ($(wc -l <<<"$socks") sockets)" \
   [ -z "$(grep -v '^127\.0\.0\.1:' <<<"$socks")" ]
 run env PGPASSWORD="$(. "$DIR/env.sh"; echo "$MXPC_PG_SUPERPASS")" \
