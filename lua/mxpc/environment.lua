@@ -361,7 +361,13 @@ function M.resolve(client, ns, name, decode, opts)
   for _, part in ipairs { "database", "file" } do
     local si_name = name .. "-" .. part
     local si, serr = get(client, "storageinstances", si_name, ns, "StorageInstance")
-    if not si then return nil, serr end
+    if not si then
+      if unseen and errors.is(serr, "not_found") then
+        serr.hint = ("if the environment keeps its credentials in a secret store, the tool must be allowed to read "
+          .. "its SecretProviderClass: %s"):format(unseen.hint or unseen.message)
+      end
+      return nil, serr
+    end
     local secret_name = M.secret_name(si)
     local secret, cerr = get(client, "secrets", secret_name, ns, "credentials Secret")
     if not secret then

@@ -253,7 +253,7 @@ function M.read(spc, ctx)
   if not values then return nil, sources end
   for _, e in ipairs(entries) do
     if values[e.key] == nil then
-      return fail("environment", ("%s: %s: the store has no value for %s"):format(where, e.where, e.key),
+      return fail("environment", ("%s: the store has no value for %s"):format(e.where, e.key),
         "add it to the store, or correct the SecretProviderClass's mapping")
     end
     log.debug("secret store value", { key = e.key, from = sources[e.key] })

@@ -124,8 +124,8 @@ function M.fetch(entries, ctx)
     if e.path then
       local ok, json = pcall(cjson.decode, text)
       if not ok or type(json) ~= "table" then
-        return store.fail("environment", ("%s: %s: secret %s is not a JSON object, so jmesPath cannot read it"):format(
-          ctx.where, e.where, e.secret))
+        return store.fail("environment", ("%s: secret %s is not a JSON object, so jmesPath cannot read it"):format(
+          e.where, e.secret))
       end
       store.register(json)
       local v = json[store.jmes_key(e.path)]

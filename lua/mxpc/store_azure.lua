@@ -110,7 +110,7 @@ function M.fetch(entries, ctx)
         who, text), 'the identity needs the role "Key Vault Secrets User" on the vault (or an access policy '
         .. "allowing secret get); see docs/environment.md")
     elseif status == 404 then
-      return store.fail("not_found", ("%s: %s: Key Vault %s has no secret %s"):format(ctx.where, e.where, name, e.name),
+      return store.fail("not_found", ("%s: Key Vault %s has no secret %s"):format(e.where, name, e.name),
         "add it to the vault, or correct the SecretProviderClass's objectName")
     elseif status ~= 200 or type(doc.value) ~= "string" then
       return store.fail(status == 401 and "unauthorized" or "store", ("%s: Key Vault %s: secret %s: HTTP %d %s%s"):format(

@@ -74,7 +74,7 @@ function M.fetch(entries, ctx)
           errors_text(doc)), ('the token\'s policy needs: path "%s" { capabilities = ["read"] }; an expired token '
           .. "is refused the same way"):format(e.path))
       elseif status == 404 then
-        return store.fail("not_found", ("%s: %s: Vault has no secret at %s"):format(ctx.where, e.where, e.path),
+        return store.fail("not_found", ("%s: Vault has no secret at %s"):format(e.where, e.path),
           "check secretPath (KV version 2 paths read MOUNT/data/NAME)")
       elseif status ~= 200 or type(doc.data) ~= "table" then
         return store.fail("store", ("%s: reading %s from Vault: HTTP %d: %s"):format(ctx.where, e.path, status,

@@ -165,7 +165,8 @@ local w = assert(http.request { method = "POST", url = "$MXPC_VAULT_ADDR/v1/secr
 assert(w.status == 200, "write: HTTP " .. w.status)
 EOF
 r "a key missing in the store fails" 1 backup -n mendix -e demo-vault -f "$work/no.tar.gz"
-expect_err "... names the key and the mapping" "SecretProviderClass mendix/demo-vault: .*objects\[[0-9]+\]: the store has no value for database-password"
+expect_err "... names the key and the mapping" "SecretProviderClass mendix/demo-vault objects\[[0-9]+\]: the store has no value for database-password"
+reseed >/dev/null 2>&1 || bad "reseeding"
 
 spc_patch() { kubectl -n mendix patch secretproviderclass "$1" --type merge -p "$2" >/dev/null; }
 objects=$(kubectl -n mendix get secretproviderclass demo-sm -o jsonpath='{.spec.parameters.objects}')
@@ -196,6 +197,18 @@ r "a ServiceAccount token the tool may not request fails" 1 backup --kubeconfig 
 expect_err "... names the permission" 'cannot create serviceaccounts "demo-vault" \(token\)'
 expect_err "... and the Role rule, for that one name" 'resources: \["serviceaccounts/token"\], resourceNames: \["demo-vault"\], verbs: \["create"\]'
 expect_err "... and the other way" "--identity tool"
+# with the rules `jump-pod` grants, for demo-vault only
+kubectl -n mendix delete role mxpc-stores-test >/dev/null
+"$bin" -q jump-pod -n mendix -e demo-vault -o json --pg-version 15 | python3 -c '
+import json, sys
+role = next(o for o in json.load(sys.stdin)["items"] if o["kind"] == "Role")
+print(json.dumps({"apiVersion": role["apiVersion"], "kind": "Role", "metadata": {"name": "mxpc-stores-test"},
+                  "rules": role["rules"]}))' | kubectl -n mendix create -f - >/dev/null
+r "with the jump pod's Role, the restricted user backs up demo-vault as the environment" 0 backup \
+  --kubeconfig "$MXPC_KUBECONFIG_RESTRICTED" -n mendix -e demo-vault -f "$work/jp.tar.gz" --database-only
+r "... but not demo-sm (the token of another ServiceAccount)" 1 backup --kubeconfig "$MXPC_KUBECONFIG_RESTRICTED" \
+  -n mendix -e demo-sm -f "$work/no.tar.gz"
+expect_err "... and the hint names the SecretProviderClass permission" 'must be allowed to read its SecretProviderClass: .*resources: \["secretproviderclasses"\]'
 
 # ---- no value from a store anywhere ------------------------------------------------------------
 before_run
