@@ -79,6 +79,19 @@ array:
   t.same({ entries[2].key, entries[2].name }, { "storage-secret-access-key", "storage-secret" })
 end)
 
+t.test("aws: the region from the parameters, else the secret's ARN", function()
+  local aws = require "mxpc.store_aws"
+  t.eq(aws.region({ region = "eu-west-1" }, { { secret = "arn:aws:secretsmanager:us-east-2:1:secret:x" } }), "eu-west-1")
+  t.eq(aws.region({}, { { secret = "n" }, { secret = "arn:aws:secretsmanager:us-east-2:1:secret:x-AbCdEf" } }),
+    "us-east-2")
+  if not os.getenv("AWS_ENDPOINT_URL_SECRETS_MANAGER") and not os.getenv("AWS_ENDPOINT_URL") then
+    t.eq(aws.endpoint("eu-central-1"), "https://secretsmanager.eu-central-1.amazonaws.com")
+  end
+  if not os.getenv("MXPC_KEYVAULT_ENDPOINT") then
+    t.eq(require("mxpc.store_azure").vault_url("demo-kv"), "https://demo-kv.vault.azure.net")
+  end
+end)
+
 t.test("mapping errors name the SecretProviderClass and what to do", function()
   local _, err = store.entries(spc("gcp", "[]"), "SPC ns/app")
   t.ok(errors.is(err, "unsupported"))
