@@ -103,6 +103,12 @@ grep -q "getSecret demo-kv/database-password by oid=$MXPC_AZURE_PRINCIPAL_ID" "$
 check "Key Vault was never asked for mx-admin-password or constants" \
   '! tail -n +$((kv_log_start + 1)) "$MXPC_KEYVAULT_DIR/access.log" | grep -q "mx-admin-password\|mx-debugger\|mx-const"'
 
+r "a dry run of demo-vault reads the store and checks its permissions" 0 backup -n mendix -e demo-vault \
+  -f "$work/dry.tar.gz" --dry-run
+check "... the SecretProviderClass's, not the Secrets'" \
+  'grep -q "may get mendixapps, get secretproviderclasses\$" "$work/out" && ! grep -q "get secrets" "$work/out"'
+check "... and writes nothing" '[ ! -e "$work/dry.tar.gz" ]'
+
 # ---- refusals -------------------------------------------------------------------------------
 run "a store that denies (an IAM user without a policy) fails" 1 env AWS_ACCESS_KEY_ID="$MXPC_SM_NOTHING_ACCESS_KEY" \
   AWS_SECRET_ACCESS_KEY="$MXPC_SM_NOTHING_SECRET_KEY" "$bin" backup -n mendix -e demo-sm -f "$work/no.tar.gz" --identity tool
