@@ -230,7 +230,8 @@ function M.request(what, req)
   local res, err = require("mxpc.http").request(req)
   if not res then
     err.message = ("%s: cannot reach %s: %s"):format(what, req.url:match("^(https?://[^/?]+)") or req.url, err.message)
-    err.hint = err.hint or "check the address, and that its CA is trusted (SSL_CERT_FILE or SSL_CERT_DIR)"
+    err.hint = err.hint or ("check the address, and that its CA is trusted (%s)"):format(
+      req.ca_file and ("the CA file " .. req.ca_file) or "SSL_CERT_FILE or SSL_CERT_DIR")
     return nil, err
   end
   local ok, doc = pcall(cjson.decode, res.body)

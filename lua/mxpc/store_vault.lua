@@ -3,7 +3,8 @@
 -- roleName with a short-lived token of its ServiceAccount (for the
 -- SecretProviderClass's `audience`, else the API server's); as the tool:
 -- VAULT_TOKEN. Then a read of each secretPath (KV v2: secret/data/NAME; KV v1
--- paths work too). The CA: SSL_CERT_FILE / SSL_CERT_DIR.
+-- paths work too). The CA: VAULT_CACERT (as for the vault CLI), else
+-- SSL_CERT_FILE / SSL_CERT_DIR, else the system's.
 local cjson = require "cjson"
 local log = require "mxpc.log"
 local store = require "mxpc.secret_store"
@@ -28,6 +29,7 @@ local function login(ctx, addr)
   local jwt, err = store.sa_token(ctx, audience and audience ~= "" and { audience } or nil)
   if not jwt then return nil, err end
   local status, doc = store.request(ctx.where, { method = "POST", url = ("%s/v1/auth/%s/login"):format(addr, mount),
+    ca_file = ctx.ca_file,
     headers = { ["Content-Type"] = "application/json" }, body = cjson.encode { role = role, jwt = jwt } })
   if not status then return nil, doc end
   local auth = type(doc.auth) == "table" and doc.auth or {}
@@ -49,6 +51,8 @@ function M.fetch(entries, ctx)
     return store.fail("environment", ctx.where .. ": parameters.vaultAddress is not an http(s) URL")
   end
   addr = addr:gsub("/+$", "")
+  local ca = os.getenv("VAULT_CACERT")
+  ctx.ca_file = ca ~= "" and ca or nil
   local token, who
   if ctx.identity == "tool" then
     token, who = os.getenv("VAULT_TOKEN"), "VAULT_TOKEN"
@@ -66,7 +70,7 @@ function M.fetch(entries, ctx)
   local values, sources, docs = {}, {}, {}
   for _, e in ipairs(entries) do
     if not docs[e.path] then
-      local status, doc = store.request(ctx.where, { url = ("%s/v1/%s"):format(addr, e.path),
+      local status, doc = store.request(ctx.where, { url = ("%s/v1/%s"):format(addr, e.path), ca_file = ctx.ca_file,
         headers = { ["X-Vault-Token"] = token } })
       if not status then return nil, doc end
       if status == 403 then

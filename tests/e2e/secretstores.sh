@@ -31,9 +31,8 @@ unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_PROFILE AWS_
 export HOME=$work AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true AWS_SHARED_CREDENTIALS_FILE=$work/none
 export AWS_ENDPOINT_URL_STS=$MXPC_STS_ENDPOINT AWS_ENDPOINT_URL_SECRETS_MANAGER=$MXPC_SM_ENDPOINT
 export AZURE_AUTHORITY_HOST=$MXPC_AZURE_AUTHORITY_HOST MXPC_KEYVAULT_ENDPOINT=$MXPC_KEYVAULT_URL
-# one CA file for the stores' https (Vault's CA, Entra's and Key Vault's)
-cat "$MXPC_VAULT_CA" "$MXPC_AZURE_CA_BUNDLE" >"$work/ca.crt"
-export SSL_CERT_FILE=$work/ca.crt
+# Vault's CA as for the vault CLI; Entra's and Key Vault's as for any https
+export VAULT_CACERT=$MXPC_VAULT_CA SSL_CERT_FILE=$MXPC_AZURE_CA_BUNDLE
 
 # pg_dump, pg_restore and psql through a wrapper that records how they were started
 mkdir "$work/bin"
@@ -117,6 +116,10 @@ expect_err "... names the refusal, the secret and the permission" \
 expect_err "... and says which IAM actions to allow" "secretsmanager:GetSecretValue and secretsmanager:DescribeSecret"
 check "... and writes no archive" '[ ! -e "$work/no.tar.gz" ]'
 
+run "Vault with another CA than its own fails" 1 env VAULT_CACERT="$MXPC_AZURE_CA_BUNDLE" "$bin" backup -n mendix \
+  -e demo-vault -f "$work/no.tar.gz"
+expect_err "... naming the address" "cannot reach https://127.0.0.1:$MXPC_VAULT_PORT: .*certificate"
+expect_err "... and the CA file" "the CA file $MXPC_AZURE_CA_BUNDLE"
 run "a Vault token whose policy does not cover the path fails" 1 env VAULT_TOKEN="$MXPC_VAULT_NOTHING_TOKEN" \
   "$bin" backup -n mendix -e demo-vault -f "$work/no.tar.gz" --identity tool
 expect_err "... names the path and the policy it needs" 'Vault denied reading secret/data/demo-vault as VAULT_TOKEN.*'
@@ -162,10 +165,11 @@ EOF
 "$bin" run /dev/stdin >/dev/null 2>"$work/err" <<EOF || bad "writing a Vault version without database-password"
 local http = require "mxpc.http"
 local cjson = require "cjson"
-local res = assert(http.request { url = "$MXPC_VAULT_ADDR/v1/secret/data/demo-vault", headers = { ["X-Vault-Token"] = "$MXPC_VAULT_ROOT_TOKEN" } })
+local res = assert(http.request { url = "$MXPC_VAULT_ADDR/v1/secret/data/demo-vault", ca_file = "$MXPC_VAULT_CA",
+  headers = { ["X-Vault-Token"] = "$MXPC_VAULT_ROOT_TOKEN" } })
 local data = cjson.decode(res.body).data.data
 data["database-password"] = nil
-local w = assert(http.request { method = "POST", url = "$MXPC_VAULT_ADDR/v1/secret/data/demo-vault",
+local w = assert(http.request { method = "POST", url = "$MXPC_VAULT_ADDR/v1/secret/data/demo-vault", ca_file = "$MXPC_VAULT_CA",
   headers = { ["X-Vault-Token"] = "$MXPC_VAULT_ROOT_TOKEN", ["Content-Type"] = "application/json" },
   body = cjson.encode { data = data } })
 assert(w.status == 200, "write: HTTP " .. w.status)
