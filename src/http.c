@@ -401,7 +401,8 @@ int mxpc_http_request(const struct mxpc_http_request *r, struct mxpc_buf *respon
         MXPC_HTTP_SET(ok, c, CURLOPT_TIMEOUT, r->timeout);
         MXPC_HTTP_SET(ok, c, CURLOPT_WRITEFUNCTION, on_body);
         MXPC_HTTP_SET(ok, c, CURLOPT_WRITEDATA, (void *)&x);
-        if (mxpc_ca_apply(c, nonempty_env("SSL_CERT_FILE"), nonempty_env("SSL_CERT_DIR")) != 0)
+        if (mxpc_ca_apply(c, r->ca_file ? r->ca_file : nonempty_env("SSL_CERT_FILE"),
+                          r->ca_file ? NULL : nonempty_env("SSL_CERT_DIR")) != 0)
             ok = 0;
         if (r->body) {
             MXPC_HTTP_SET(ok, c, CURLOPT_POSTFIELDS, r->body);

@@ -11,7 +11,8 @@
  * connect_timeout (default 10), attempts (default 1: transient connection
  * failures, 5xx and 429 are tried again up to that many times, with the
  * transport's jittered backoff), max_response (bytes, default
- * 1 MiB). Failures to connect return nil, err (code "http"); Ctrl-C raises
+ * 1 MiB), ca_file (a PEM file of the CAs to trust instead of SSL_CERT_FILE /
+ * SSL_CERT_DIR). Failures to connect return nil, err (code "http"); Ctrl-C raises
  * the usual interruption. */
 #include <string.h>
 
@@ -77,6 +78,7 @@ static int l_request(lua_State *L)
         r.body = mxpc_args_string(L, -1, keep, &r.body_len, "option 'body'");
     lua_pop(L, 1);
     r.method = mxpc_args_opt_string(L, 1, "method", keep);
+    r.ca_file = mxpc_args_opt_string(L, 1, "ca_file", keep);
     if (!r.method)
         r.method = r.body ? "POST" : "GET";
     luaL_argcheck(L, *r.method && strspn(r.method, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") == strlen(r.method), 1,

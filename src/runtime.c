@@ -32,6 +32,8 @@ static const luaL_Reg c_modules[] = {
     {"mxpc.s3", luaopen_mxpc_s3},
     {"mxpc.aws", luaopen_mxpc_aws},
     {"mxpc.http", luaopen_mxpc_http},
+    {"mxpc.sigv4", luaopen_mxpc_sigv4},
+    {"mxpc.yaml", luaopen_mxpc_yaml},
     {"mxpc.runtime", luaopen_mxpc_runtime},
     {"cjson", luaopen_cjson},
     {NULL, NULL},

@@ -118,6 +118,7 @@ struct mxpc_http_request {
     long connect_timeout;       /* seconds */
     long timeout;               /* seconds, for the whole exchange */
     size_t max_response;        /* 0: 1 MiB */
+    const char *ca_file;        /* the CAs to trust instead of SSL_CERT_FILE / SSL_CERT_DIR; NULL: those */
 };
 /* CA from SSL_CERT_FILE / SSL_CERT_DIR, else the system's bundle; stops at a
  * signal (mxpc_interrupted; then err starts with "interrupted"). Returns 0

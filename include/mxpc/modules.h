@@ -18,6 +18,8 @@ int luaopen_mxpc_fileset(lua_State *L);
 int luaopen_mxpc_s3(lua_State *L);
 int luaopen_mxpc_aws(lua_State *L);
 int luaopen_mxpc_http(lua_State *L);
+int luaopen_mxpc_sigv4(lua_State *L);
+int luaopen_mxpc_yaml(lua_State *L);
 int luaopen_mxpc_runtime(lua_State *L);
 
 /* Pushes {status = exit code | signal = n, stderr = text} for a child that

@@ -17,6 +17,9 @@ local M = {}
 -- reads its MendixApp, StorageInstances and Secrets; --stop-app patches the
 -- MendixApp and lists its pods.
 M.RESOLVE_VERBS = { { "get", "mendixapps" }, { "get", "storageinstances" }, { "get", "secrets" } }
+-- ... or, when its credentials are in a secret store, the MendixApp and its
+-- SecretProviderClass (the store itself was read while resolving).
+M.STORE_VERBS = { { "get", "mendixapps" }, { "get", "secretproviderclasses" } }
 M.STOP_VERBS = { { "patch", "mendixapps" }, { "list", "pods" } }
 
 -- The plan: lines that say what would happen, and the reasons the run would
@@ -99,8 +102,9 @@ end
 local function resolve(plan, opts)
   local client, err = wf.connect_cluster(opts)
   if not client then return plan:refuse(err) end
-  check_access(plan, client, opts.namespace, M.RESOLVE_VERBS, "to read the environment's settings")
   local env, rerr = wf.resolve(opts, client)
+  check_access(plan, client, opts.namespace, env and env.store and M.STORE_VERBS or M.RESOLVE_VERBS,
+    "to read the environment's settings")
   if not env then return plan:refuse(rerr) end
   plan:say("environment %s/%s: database %s:%s/%s, files %s/%s/%s", env.namespace, env.name, env.database.host,
     env.database.port, env.database.dbname, env.storage.endpoint, env.storage.bucket, env.storage.prefix)

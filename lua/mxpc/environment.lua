@@ -5,11 +5,15 @@
 --                        a Secret with the StorageInstance's own name)
 --   Secret           ->  key per value (database-host, ...), or a `config`
 --                        key holding the runtime settings as JSON
+--   or, before all that, a SecretProviderClass named after the MendixApp
+--   (Secrets Store CSI Driver): the same keys read from a secret store
+--   (mxpc.secret_store); it wins over Secrets, as it does for the app.
 -- Everything that is inferred rather than documented is decided here, in one
 -- small function each, so it can be corrected in one place.
 local cjson = require "cjson"
 local errors = require "mxpc.error"
 local log = require "mxpc.log"
+local secret_store = require "mxpc.secret_store"
 
 local M = {}
 
@@ -332,10 +336,27 @@ local function get(client, resource, name, ns, what)
   return nil, err
 end
 
+-- The settings from a secret store (the SecretProviderClass `spc`).
+local function from_store(env, client, spc, identity)
+  local values, where = secret_store.read(spc, { client = client, namespace = env.namespace, name = env.name,
+    identity = identity or "environment" })
+  if not values then return nil, where end
+  local db, derr = M.database_settings(values, where)
+  if not db then return nil, derr end
+  local storage, serr = M.storage_settings(values, where)
+  if not storage then return nil, serr end
+  db.layout, storage.layout = "store", "store"
+  db.store, storage.store = where, where
+  env.database, env.storage, env.store = db, storage, where
+  log.info("credentials from a secret store", { store = where, identity = identity or "environment" })
+  return env
+end
+
 -- Resolves namespace/name into {namespace, name, replicas, database = {...},
 -- storage = {...}}. Credentials are registered for redaction. `decode` turns
--- a Secret object into its decoded data (k8s.secret_data).
-function M.resolve(client, ns, name, decode)
+-- a Secret object into its decoded data (k8s.secret_data). opts.identity:
+-- who reads a secret store ("environment", the default, or "tool").
+function M.resolve(client, ns, name, decode, opts)
   local app, err = get(client, "mendixapps", name, ns, "environment (MendixApp)")
   if not app then
     if errors.is(err, "not_found") then
@@ -344,18 +365,31 @@ function M.resolve(client, ns, name, decode)
     return nil, err
   end
   local env = { namespace = ns, name = name, replicas = (app.spec or {}).replicas }
+  app.metadata = app.metadata or {}
+  app.metadata.namespace, app.metadata.name = app.metadata.namespace or ns, app.metadata.name or name
+  local spc, ferr, unseen = secret_store.find(client, app)
+  if ferr then return nil, ferr end
+  if spc then return from_store(env, client, spc, opts and opts.identity) end
+  if unseen then log.debug("cannot look for a SecretProviderClass", { error = unseen.message }) end
   for _, part in ipairs { "database", "file" } do
     local si_name = name .. "-" .. part
     local si, serr = get(client, "storageinstances", si_name, ns, "StorageInstance")
-    if not si then return nil, serr end
+    if not si then
+      if unseen and errors.is(serr, "not_found") then
+        serr.hint = ("if the environment keeps its credentials in a secret store, the tool must be allowed to read "
+          .. "its SecretProviderClass: %s"):format(unseen.hint or unseen.message)
+      end
+      return nil, serr
+    end
     local secret_name = M.secret_name(si)
     local secret, cerr = get(client, "secrets", secret_name, ns, "credentials Secret")
     if not secret then
       if errors.is(cerr, "not_found") then
         cerr.hint = ("check that it exists: kubectl -n %s get secret %s. If the environment keeps its %s "
-          .. "credentials in a CSI secret store (Secrets Store CSI Driver, SecretProviderClass), they are not "
-          .. "in a Kubernetes Secret: that is not supported; see docs/environment.md"):format(ns, secret_name,
-          part == "database" and "database" or "file storage")
+          .. "credentials in a secret store, the tool reads them through the SecretProviderClass named after the "
+          .. "MendixApp%s; see docs/environment.md"):format(ns, secret_name,
+          part == "database" and "database" or "file storage",
+          unseen and " (which it may not read: it needs get on secretproviderclasses)" or " (there is none)")
       end
       return nil, cerr
     end

@@ -25,6 +25,7 @@ M.UID = 1001 -- non-root; the image needs no user of its own for the client tool
 -- missing there leaves its rule to every object of the kind in the namespace.
 -- Listing pods is not limited: Kubernetes checks resourceNames only for
 -- requests that name one object (get, patch), never for list or watch.
+-- With ops.environment, the rules a secret store needs, for that name only.
 function M.rules(ops, names)
   names = names or {}
   local app = names.apps
@@ -40,6 +41,18 @@ function M.rules(ops, names)
   if ops.stop_app then
     rules[#rules + 1] = { apiGroups = { MENDIX }, resources = { "mendixapps" }, verbs = { "patch" },
       resourceNames = app }
+  end
+  if ops.environment then
+    -- credentials in a secret store: the environment's SecretProviderClass, and
+    -- the environment's own identity (its ServiceAccount's annotations and a
+    -- short-lived token of it), for that one name only
+    local names = { ops.environment }
+    rules[#rules + 1] = { apiGroups = { "secrets-store.csi.x-k8s.io" }, resources = { "secretproviderclasses" },
+      resourceNames = names, verbs = { "get" } }
+    rules[#rules + 1] = { apiGroups = { "" }, resources = { "serviceaccounts" }, resourceNames = names,
+      verbs = { "get" } }
+    rules[#rules + 1] = { apiGroups = { "" }, resources = { "serviceaccounts/token" }, resourceNames = names,
+      verbs = { "create" } }
   end
   return rules
 end
@@ -352,7 +365,7 @@ end
 -- The jump-pod command.
 function M.command(opts)
   local name = opts.name or M.default_name(opts.environment)
-  local ops = { restore = opts.restore, stop_app = opts.stop_app }
+  local ops = { restore = opts.restore, stop_app = opts.stop_app, environment = opts.environment }
   local image = opts.image
   if not image and not opts.delete then
     local version = assert(M.pg_version(opts))

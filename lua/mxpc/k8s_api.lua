@@ -26,6 +26,10 @@ api.resources = {
   },
   cronjobs = { group = "batch", version = "v1", kind = "CronJob", singular = "cronjob", short = "cj", namespaced = true },
   jobs = { group = "batch", version = "v1", kind = "Job", singular = "job", namespaced = true },
+  secretproviderclasses = {
+    group = "secrets-store.csi.x-k8s.io", version = "v1", kind = "SecretProviderClass",
+    singular = "secretproviderclass", namespaced = true,
+  },
 }
 
 local by_name = {}
@@ -74,9 +78,10 @@ end
 
 -- What a request is about, for messages: `mendixapps.privatecloud.mendix.com
 -- "demo-app" in namespace "mendix"`.
-local function describe(r, name, namespace)
+local function describe(r, name, namespace, subresource)
   local s = r.display
   if name then s = s .. (' "%s"'):format(name) end
+  if subresource then s = s .. " (" .. subresource .. ")" end
   if r.namespaced then s = s .. (' in namespace "%s"'):format(namespace) end
   return s
 end
@@ -117,10 +122,12 @@ function api.namespace_doubt(client, ns)
 end
 
 -- The RBAC rule a refused request needs, as a hint (the whole Role: docs/jump-pod.md#permissions).
-function api.rule_hint(who, namespace, r, verb)
+function api.rule_hint(who, namespace, r, verb, subresource, name)
   local scope = r.namespaced and ('a Role in namespace "%s"'):format(namespace) or "a ClusterRole"
-  return ('%s needs %s with the rule {apiGroups: ["%s"], resources: ["%s"], verbs: ["%s"]}, bound to it by a '
-    .. "RoleBinding (the whole Role: docs/jump-pod.md#permissions)"):format(who, scope, r.group, r.plural, verb)
+  local resource = r.plural .. (subresource and ("/" .. subresource) or "")
+  local names = subresource and name and (', resourceNames: ["%s"]'):format(name) or ""
+  return ('%s needs %s with the rule {apiGroups: ["%s"], resources: ["%s"]%s, verbs: ["%s"]}, bound to it by a '
+    .. "RoleBinding (the whole Role: docs/jump-pod.md#permissions)"):format(who, scope, r.group, resource, names, verb)
 end
 
 local function rbac_hint(client, info, target)
@@ -130,7 +137,8 @@ local function rbac_hint(client, info, target)
     return ("%s lacks the permission for %s %s; ask a cluster administrator for an RBAC Role that allows it"):format(
       who, target.method, target.path)
   end
-  local hint = api.rule_hint(who, target.namespace, target.resource, target.verb)
+  local hint = api.rule_hint(who, target.namespace, target.resource, target.verb, target.subresource,
+    target.name)
   if not target.resource.namespaced then return hint end
   local doubt, missing = api.namespace_doubt(client, target.namespace)
   if missing then return doubt end
@@ -145,7 +153,7 @@ local function http_error(client, target, status, body)
   local code = status == 401 and "unauthorized" or status == 403 and "forbidden" or status == 404 and "not_found"
     or status == 409 and (st.reason == "AlreadyExists" and "exists" or "conflict") or status == 422 and "invalid"
     or "k8s"
-  local what = target.resource and describe(target.resource, target.name, target.namespace)
+  local what = target.resource and describe(target.resource, target.name, target.namespace, target.subresource)
     or (target.method .. " " .. target.path)
   local info = client:info()
   local message, hint
@@ -350,6 +358,30 @@ local function install(M, methods)
     local ns = opts.namespace or self:namespace()
     return call(self, { method = "DELETE", path = api.path(r, ns, name) .. query { dryRun = opts.dry_run and "All" or nil },
       verb = "delete", resource = r, name = name, namespace = ns })
+  end
+
+  -- client:create_token(serviceaccount [, {namespace=, audiences=, expiration=}])
+  --   -> token, expiration (seconds since the epoch) | nil, err
+  -- A short-lived token of the ServiceAccount (TokenRequest, as `kubectl create
+  -- token`), registered for redaction. Needs create on serviceaccounts/token
+  -- for that name.
+  function methods:create_token(sa, opts)
+    local r = api.resource("serviceaccounts")
+    assert(type(sa) == "string" and sa ~= "", "serviceaccount must be a non-empty string")
+    opts = opts or {}
+    local ns = opts.namespace or self:namespace()
+    local answer, err = call(self, { method = "POST", path = api.path(r, ns, sa) .. "/token", verb = "create",
+      resource = r, name = sa, namespace = ns, subresource = "token" }, {
+      apiVersion = "authentication.k8s.io/v1", kind = "TokenRequest",
+      spec = { audiences = opts.audiences, expirationSeconds = opts.expiration or 600 } })
+    if not answer then return nil, err end
+    local token = type(answer) == "table" and type(answer.status) == "table" and answer.status.token
+    if type(token) ~= "string" or token == "" then
+      return nil, errors.new { code = "k8s", message = ('the TokenRequest for ServiceAccount "%s" in namespace "%s" '
+        .. "returned no token"):format(sa, ns) }
+    end
+    log.secret(token)
+    return token, os.time() + (opts.expiration or 600)
   end
 
   -- client:can_i(verb, resource [, {namespace=, name=}]) -> allowed, reason | nil, err

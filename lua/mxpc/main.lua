@@ -97,6 +97,11 @@ local env_options = {
     end },
   { long = "db-iam", help = "log in to the database with RDS IAM tokens (AWS credentials) even if the Secret " ..
     "has a password" },
+  { long = "identity", value = "WHO", choices = { "environment", "tool" },
+    help = "who reads a secret store (SecretProviderClass): environment = the environment's ServiceAccount " ..
+    "(a short-lived token; needs create on serviceaccounts/token), tool = the tool's own credentials " ..
+    "(default: environment)",
+    check = function(v) return v == "environment" or v == "tool", "expected environment or tool" end },
 }
 
 -- Where an archive is kept when -f is s3://BUCKET/KEY.
@@ -210,7 +215,7 @@ command {
       "from storage, instead of skipping it" },
     selection_options[1], selection_options[2], selection_options[3], selection_options[4], hooks_option,
     transfer_options[1], transfer_options[2],
-    env_options[3], env_options[4], env_options[5],
+    env_options[3], env_options[4], env_options[5], env_options[7],
     archive_options[1], archive_options[2], archive_options[3],
     keep_options[1], keep_options[2], keep_options[3], keep_options[4], keep_options[5], keep_options[6],
     keep_options[7],
@@ -275,7 +280,7 @@ command {
       help = "with -f s3://BUCKET/PREFIX/NS/ENV/: the newest archive at or before TIME (default: the newest)" },
     hooks_option,
     transfer_options[1], transfer_options[2],
-    env_options[3], env_options[4], env_options[5],
+    env_options[3], env_options[4], env_options[5], env_options[7],
     archive_options[1], archive_options[2], archive_options[3],
   },
   run = function(opts)

@@ -229,6 +229,8 @@ docs.classes = {
       { "create(resource, object [, {namespace=, dry_run=}])", "the created object" },
       { "delete(resource, name [, {namespace=, dry_run=}])", "the server's answer" },
       { "can_i(verb, resource [, {namespace=, name=}])", "whether the user may (SelfSubjectAccessReview), reason" },
+      { "create_token(serviceaccount [, {namespace=, audiences=, expiration=}])",
+        "a short-lived token of the ServiceAccount (TokenRequest), its expiry" },
       { "request(method, path [, body [, {content_type=}]])", "decoded JSON (or text), status" },
       { "info()", "{server=, context=, cluster=, user=, namespace=, auth=}: never a credential" },
       { "namespace()", "the default namespace" },

@@ -31,7 +31,8 @@ function M.resolve(opts, client)
   if not client then return nil, err end
   log.info("resolving environment", { namespace = opts.namespace, environment = opts.environment,
     cluster = tostring(client) })
-  local env, rerr = environment.resolve(client, opts.namespace, opts.environment, k8s.secret_data)
+  local env, rerr = environment.resolve(client, opts.namespace, opts.environment, k8s.secret_data,
+    { identity = opts.identity })
   if not env then return nil, rerr end
   -- --db-sslmode, else PGSSLMODE, may ask for stronger TLS than the environment
   local sslmode, source = opts.db_sslmode, "--db-sslmode"

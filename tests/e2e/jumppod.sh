@@ -69,13 +69,15 @@ for variant in "" --restore --stop-app; do
   check "-o json ${variant:-(backup)}: a List kubectl accepts" '[ "$(grep -c "created (server dry run)" "$work/kubectl.out")" = 4 ]'
 done
 backup_rules="core secrets get demo-app-database-credentials,demo-app-file-credentials \
-privatecloud.mendix.com mendixapps get demo-app privatecloud.mendix.com storageinstances get demo-app-database,demo-app-file "
-check "backup's Role: get the environment's credential Secrets, its MendixApp and StorageInstances, by name" \
+core serviceaccounts get demo-app core serviceaccounts/token create demo-app \
+privatecloud.mendix.com mendixapps get demo-app privatecloud.mendix.com storageinstances get demo-app-database,demo-app-file \
+secrets-store.csi.x-k8s.io secretproviderclasses get demo-app "
+check "backup's Role: get the environment's credential Secrets, its MendixApp and StorageInstances, its secret store's SecretProviderClass, ServiceAccount and token, by name" \
   '[ "$(rules <"$work/.json")" = "$backup_rules" ]'
 check "--restore adds list on pods (list cannot be limited by name)" \
   '[ "$(rules <"$work/--restore.json")" = "core pods list * $backup_rules" ]'
 check "--stop-app adds patch on the MendixApp" \
-  '[ "$(rules <"$work/--stop-app.json")" = "core pods list * ${backup_rules/get demo-app /get demo-app privatecloud.mendix.com mendixapps patch demo-app }" ]'
+  '[ "$(rules <"$work/--stop-app.json")" = "core pods list * ${backup_rules/mendixapps get demo-app /mendixapps get demo-app privatecloud.mendix.com mendixapps patch demo-app }" ]'
 
 # the server cannot be asked (this user may read nothing): --pg-version, or a clear error
 run "without a reachable server nor --pg-version: exit 1" 1 jump-pod -n mendix -e demo-app --kubeconfig "$MXPC_KUBECONFIG_NOBODY"

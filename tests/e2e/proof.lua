@@ -12,7 +12,9 @@ local fs = require "mxpc.fs"
 
 local seed_file, source, target = arg[1], arg[2], arg[3]
 local seed = cjson.decode(assert(fs.read(seed_file)))
-local function described(name) return seed.environments[name] or (seed.irsa_environments or {})[name] end
+local function described(name)
+  return seed.environments[name] or (seed.irsa_environments or {})[name] or (seed.store_environments or {})[name]
+end
 local src, dst = described(source), described(target)
 assert(src and dst, "no such environments in " .. seed_file)
 local function env(name) return assert(os.getenv(name), name .. " is not set: source the stack's env.sh") end

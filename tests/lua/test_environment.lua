@@ -252,7 +252,7 @@ t.test("resolve: what is missing is named", function()
   t.eq(err2.message, 'StorageInstance "app-database" not found in namespace "ns"')
 end)
 
-t.test("resolve: a missing credentials Secret names the CSI secret store case", function()
+t.test("resolve: a missing credentials Secret names the secret store case", function()
   local client = fake_client {
     mendixapps = { app = { spec = {} } },
     storageinstances = { ["app-database"] = { status = { secretName = "app-db-creds" } } },
@@ -260,8 +260,7 @@ t.test("resolve: a missing credentials Secret names the CSI secret store case", 
   local _, err = environment.resolve(client, "ns", "app", identity)
   t.ok(errors.is(err, "not_found"))
   t.eq(err.message, 'credentials Secret "app-db-creds" not found in namespace "ns"')
-  t.contains(err.hint, "CSI secret store")
-  t.contains(err.hint, "not supported")
+  t.contains(err.hint, "SecretProviderClass named after the MendixApp (there is none)")
   t.contains(err.hint, "kubectl -n ns get secret app-db-creds")
 end)
 

@@ -48,6 +48,17 @@ t.test("the Role names the environment's objects; listing pods cannot be limited
   end
 end)
 
+t.test("secret stores: the SecretProviderClass, the ServiceAccount and its token, for that one name", function()
+  local rules = jp.rules { environment = "demo-sm" }
+  t.eq(verbs(rules), "mendixapps:get secretproviderclasses:get secrets:get serviceaccounts/token:create "
+    .. "serviceaccounts:get storageinstances:get")
+  for _, r in ipairs(rules) do
+    if r.resources[1]:find("^se[rc][vr]") and r.resources[1] ~= "secrets" then
+      t.same(r.resourceNames, { "demo-sm" }, r.resources[1])
+    end
+  end
+end)
+
 t.test("default names are valid object names", function()
   t.eq(jp.default_name("demo-app"), "mxpc-jump-demo-app")
   local long = jp.default_name(("a"):rep(52) .. "-bcd")

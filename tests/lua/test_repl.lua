@@ -99,8 +99,8 @@ t.test("completion: globals, fields, methods, strings", function()
   scope.nested = { inner = { value = 1, fn = function() end } }
   local function c(word) return complete.candidates(scope, word) end
   t.same(c("c:g"), { "c:get" })
-  t.same(c("c:"), { "c:can_i", "c:close", "c:create", "c:delete", "c:get", "c:info", "c:list", "c:namespace",
-    "c:patch", "c:request" })
+  t.same(c("c:"), { "c:can_i", "c:close", "c:create", "c:create_token", "c:delete", "c:get", "c:info", "c:list",
+    "c:namespace", "c:patch", "c:request" })
   t.same(c("string.fo"), { "string.format" })
   t.same(c("pri"), { "print" })
   t.same(c("wf.reso"), { "wf.resolve" })

@@ -23,7 +23,8 @@ This stand-in is that AZURE_AUTHORITY_HOST, over HTTPS:
 
 Resources: https://storage.azure.com (Blob Storage; Azurite checks the issuer's prefix
 and the audience only) and https://ossrdbms-aad.database.windows.net (Azure Database
-for PostgreSQL; the stack's Entra PostgreSQL front checks the signature too).
+for PostgreSQL; the stack's Entra PostgreSQL front checks the signature too) and
+https://vault.azure.net (Key Vault; the Key Vault stand-in checks the signature too).
 
 DIR/config.json (written by `up`, read again when it changes, so tests can shorten the
 token lifetime or change a federated credential):
@@ -61,6 +62,7 @@ EXCHANGE_AUDIENCE = "api://AzureADTokenExchange"
 RESOURCES = {
     "https://storage.azure.com": "https://storage.azure.com",
     "https://ossrdbms-aad.database.windows.net": "https://ossrdbms-aad.database.windows.net",
+    "https://vault.azure.net": "https://vault.azure.net",
 }
 
 

@@ -3,8 +3,8 @@
 
 It serves, over HTTPS, the part of the Kubernetes API that a Mendix for Private
 Cloud tool touches: namespaces, secrets, pods, service accounts, RBAC roles and
-role bindings, and the privatecloud.mendix.com MendixApp / StorageInstance
-custom resources. Requests are authenticated (bearer token, client certificate,
+role bindings, the privatecloud.mendix.com MendixApp / StorageInstance custom
+resources and the Secrets Store CSI Driver's SecretProviderClass (strictly validated). Requests are authenticated (bearer token, client certificate,
 or a service account token from the TokenRequest API), authorised against a
 small RBAC table and the Roles bound in a namespace, and errors come back as
 real `Status` objects. Writes take `dryRun=All`. State lives in one JSON file.
@@ -57,6 +57,7 @@ SERVER_VERSION = {"major": "1", "minor": "32", "gitVersion": "v1.32.0",
                   "gitTreeState": "clean", "buildDate": "2024-12-11T00:00:00Z",
                   "goVersion": "go1.23.3", "compiler": "gc", "platform": "linux/amd64"}
 MENDIX_GROUP = "privatecloud.mendix.com"
+CSI_GROUP = "secrets-store.csi.x-k8s.io"
 APP_LABEL = MENDIX_GROUP + "/app"
 VERBS = ["create", "delete", "get", "list", "patch", "update", "watch"]
 DISCOVERY_V2 = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
@@ -89,7 +90,7 @@ class ResourceType:
 
     @property
     def is_custom(self):
-        return self.group == MENDIX_GROUP
+        return self.group in (MENDIX_GROUP, CSI_GROUP)
 
     @property
     def verbs(self):
@@ -117,8 +118,12 @@ SELFSUBJECTACCESSREVIEWS = ResourceType("authorization.k8s.io", "v1",
 # Scheduled backups: CronJobs, and the Jobs they (or kubectl create job --from) make.
 CRONJOBS = ResourceType("batch", "v1", "cronjobs", "cronjob", "CronJob", True, ("cj",))
 JOBS = ResourceType("batch", "v1", "jobs", "job", "Job")
+# The Secrets Store CSI Driver's CRD (secrets-store.csi.x-k8s.io/v1).
+SECRETPROVIDERCLASSES = ResourceType(CSI_GROUP, "v1", "secretproviderclasses",
+                                     "secretproviderclass", "SecretProviderClass")
 RESOURCES = [NAMESPACES, SECRETS, PODS, SERVICEACCOUNTS, ROLES, ROLEBINDINGS, MENDIXAPPS,
-             STORAGEINSTANCES, SELFSUBJECTREVIEWS, SELFSUBJECTACCESSREVIEWS, CRONJOBS, JOBS]
+             STORAGEINSTANCES, SECRETPROVIDERCLASSES, SELFSUBJECTREVIEWS,
+             SELFSUBJECTACCESSREVIEWS, CRONJOBS, JOBS]
 BY_KIND = {(rt.api_version, rt.kind): rt for rt in RESOURCES}
 
 
@@ -153,6 +158,12 @@ _CONTAINER = {
     "readinessProbe": ANY, "startupProbe": ANY, "terminationMessagePath": STR,
     "terminationMessagePolicy": STR}
 SCHEMAS = {
+    # The CRD's structural schema: validated on every write, not only with Strict
+    "SecretProviderClass": {"spec": {"provider": STR, "parameters": STRMAP,
+                                     "secretObjects": [{"secretName": STR, "type": STR,
+                                                        "labels": STRMAP, "annotations": STRMAP,
+                                                        "data": [{"objectName": STR,
+                                                                  "key": STR}]}]}},
     "ServiceAccount": {"secrets": ANY, "imagePullSecrets": ANY,
                        "automountServiceAccountToken": BOOL},
     "Role": {"rules": [{"apiGroups": [STR], "resources": [STR], "verbs": [STR],
@@ -902,8 +913,9 @@ class Auth:
             return None
         raise ApiError(401, "Unauthorized")
 
-    def allowed(self, user, verb, group, resource, namespace):
-        """resource is "plural" or "plural/subresource"; namespace None = cluster scope."""
+    def allowed(self, user, verb, group, resource, namespace, name=None):
+        """resource is "plural" or "plural/subresource"; namespace None = cluster scope;
+        a rule with resourceNames allows only those names."""
         subjects = {"user:" + user.name} | {"group:" + g for g in user.groups}
         for rule in self.rules:
             if not subjects & set(rule["subjects"]):
@@ -914,6 +926,8 @@ class Auth:
             if not {"*", group} & set(rule.get("apiGroups", ["*"])):
                 continue
             if not {"*", resource} & set(rule["resources"]):
+                continue
+            if rule.get("resourceNames") and name not in rule["resourceNames"]:
                 continue
             if {"*", verb} & set(rule["verbs"]):
                 return True
@@ -1297,7 +1311,7 @@ class Api:
         """The static rules of auth.json, then the Roles bound in the namespace. A
         rule with resourceNames allows only requests for one of those objects by
         name, as in Kubernetes: never a list, watch or create (they name none)."""
-        if self.auth.allowed(user, verb, group, resource, namespace):
+        if self.auth.allowed(user, verb, group, resource, namespace, name):
             return True
         if namespace is None:
             return False
@@ -1317,24 +1331,42 @@ class Api:
         return False
 
     def token_request(self, req, namespace, name):
-        """POST .../serviceaccounts/NAME/token: a token that authenticates as the
-        service account (kubectl create token)."""
+        """POST .../serviceaccounts/NAME/token: a service account token, an RS256 JWT of
+        the cluster's OIDC issuer for spec.audiences (default: the API server, whose
+        tokens also log in here) valid spec.expirationSeconds (600 s to 2^32 s, default
+        an hour), as `kubectl create token` and EKS/AKS workloads get them."""
         self.must_get(SERVICEACCOUNTS, namespace, name)
-        try:   # kubectl sends protobuf: only a JSON body's expirationSeconds is read
+        try:   # kubectl sends protobuf: only a JSON body's spec is read
             body = json.loads(req.body) if req.body.strip() else {}
         except ValueError:
             body = {}
-        seconds = ((body if isinstance(body, dict) else {}).get("spec") or {}).get(
-            "expirationSeconds") or 3600
-        token = secrets.token_hex(24)
-        self.auth.sa_tokens[token] = User(f"system:serviceaccount:{namespace}:{name}",
-                                          ("system:serviceaccounts",
-                                           f"system:serviceaccounts:{namespace}"))
+        spec = (body if isinstance(body, dict) else {}).get("spec") or {}
+        seconds = spec.get("expirationSeconds")
+        seconds = 3600 if seconds is None else seconds
+        if isinstance(seconds, bool) or not isinstance(seconds, int) or \
+                not 600 <= seconds <= 2 ** 32:
+            raise ApiError(422, f'TokenRequest.authentication.k8s.io "{name}" is invalid: '
+                                f"spec.expirationSeconds: Invalid value: {seconds}: may not "
+                                "specify a duration less than 10 minutes",
+                           reason="Invalid")
+        issuer = "https://" + self.address
+        audiences = spec.get("audiences") or [issuer]
+        if not isinstance(audiences, list) or not all(isinstance(a, str) and a
+                                                      for a in audiences):
+            raise ApiError(400, "spec.audiences: expected a list of strings")
+        now = int(time.time())
+        token = oidc.sign(self.oidc_key, {
+            "aud": audiences, "exp": now + seconds, "iat": now, "nbf": now, "iss": issuer,
+            "sub": f"system:serviceaccount:{namespace}:{name}",
+            "kubernetes.io": {"namespace": namespace, "serviceaccount": {"name": name}}})
+        if issuer in audiences:   # only tokens for the API server log in to it
+            self.auth.sa_tokens[token] = User(f"system:serviceaccount:{namespace}:{name}",
+                                              ("system:serviceaccounts",
+                                               f"system:serviceaccounts:{namespace}"))
         return {"kind": "TokenRequest", "apiVersion": "authentication.k8s.io/v1",
                 "metadata": {"name": name, "namespace": namespace,
                              "creationTimestamp": now_rfc3339()},
-                "spec": {"audiences": ["https://kubernetes.default.svc"],
-                         "expirationSeconds": seconds},
+                "spec": {"audiences": audiences, "expirationSeconds": seconds},
                 "status": {"token": token,
                            "expirationTimestamp": now_rfc3339(time.time() + seconds)}}
 
@@ -1558,6 +1590,13 @@ class Api:
             if replicas < 0:
                 raise invalid(rt, name, "spec.replicas", replicas,
                               "spec.replicas in body should be greater than or equal to 0")
+        if rt is SECRETPROVIDERCLASSES:
+            strict_check(dict(SCHEMAS[rt.kind], apiVersion=STR, kind=STR, metadata=_METADATA),
+                         obj, "")
+            provider = (obj.get("spec") or {}).get("provider")
+            if provider not in ("aws", "azure", "gcp", "vault"):
+                raise invalid(rt, name, "spec.provider", provider,
+                              'supported values: "aws", "azure", "gcp", "vault"')
 
     def validate_job_spec(self, rt, name, spec, path):
         """What the API server checks of a Job spec (also a CronJob's jobTemplate)."""
@@ -1750,7 +1789,7 @@ class Api:
                 del self.auth.sa_tokens[token]
         if rt is NAMESPACES:
             for other in (SECRETS, PODS, SERVICEACCOUNTS, ROLES, ROLEBINDINGS, MENDIXAPPS,
-                          STORAGEINSTANCES):
+                          STORAGEINSTANCES, SECRETPROVIDERCLASSES):
                 for child in self.store.items(other, name):
                     self.store.remove(other, child)
         return self.store.remove(rt, obj)

@@ -1,6 +1,7 @@
 """Helpers shared by the stack's seed tool and its Python tests (standard library only):
 reading env.sh, a Kubernetes API client, an S3 client with AWS Signature V4, an Azure
-Blob Storage client with Shared Key, psql, and the tests' pass/fail bookkeeping."""
+Blob Storage client with Shared Key, a Vault KV v2 client, psql, the tests' pass/fail
+bookkeeping, and what the stand-in daemons share (their JSON files, their server)."""
 
 import argparse
 import base64
@@ -8,6 +9,7 @@ import datetime
 import hashlib
 import hmac
 import http.client
+import http.server
 import json
 import os
 import shlex
@@ -428,6 +430,36 @@ def azure_blob_name(url):
 
 
 # --------------------------------------------------------------------------
+# HashiCorp Vault (the stand-in's KV v2)
+# --------------------------------------------------------------------------
+
+class Vault:
+    """KV v2 writes and reads with a Vault token, over HTTPS."""
+
+    def __init__(self, address, ca_file, token):
+        self.address, self.token = address.rstrip("/"), token
+        self.context = ssl.create_default_context(cafile=ca_file)
+
+    def request(self, method, path, body=None):
+        parts = urlsplit(self.address)
+        conn = http.client.HTTPSConnection(parts.hostname, parts.port or 443,
+                                           context=self.context, timeout=30)
+        try:
+            conn.request(method, "/v1/" + path, json.dumps(body) if body is not None else None,
+                         {"X-Vault-Token": self.token, "Content-Type": "application/json"})
+            resp = conn.getresponse()
+            data = resp.read()
+        finally:
+            conn.close()
+        if resp.status >= 300:
+            raise RuntimeError(f"Vault {method} {path}: HTTP {resp.status} {data[:200]!r}")
+        return json.loads(data) if data else None
+
+    def kv_put(self, mount, path, data):
+        return self.request("POST", f"{mount}/data/{path}", {"data": data})
+
+
+# --------------------------------------------------------------------------
 # PostgreSQL through psql
 # --------------------------------------------------------------------------
 
@@ -488,6 +520,60 @@ def stack_env_or_fail(checks):
     if not os.path.exists(path):
         checks.abort(f"MXPC_STACK_ENV={path} exists")
     return load_env(path)
+
+
+# --------------------------------------------------------------------------
+# Stand-in daemons: their files and their HTTP(S) server
+# --------------------------------------------------------------------------
+
+def write_json(path, doc):
+    """Replaces the file with `doc` as JSON, readable by the owner only."""
+    tmp = path + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(doc, f, indent=1)
+    os.replace(tmp, path)
+
+
+class JsonFile:
+    """A JSON file read again whenever it changes (tests edit a running stand-in's
+    configuration); `default` while it does not exist."""
+
+    def __init__(self, path, default=None):
+        self.path, self.default = path, default
+        self.mtime, self.doc = None, default
+        self.lock = threading.Lock()
+
+    def get(self):
+        try:
+            mtime = os.stat(self.path).st_mtime_ns
+        except FileNotFoundError:
+            return self.default
+        with self.lock:
+            if mtime != self.mtime:
+                with open(self.path) as f:
+                    self.doc = json.load(f)
+                self.mtime = mtime
+            return self.doc
+
+    def put(self, doc):
+        with self.lock:
+            write_json(self.path, doc)
+            self.doc, self.mtime = doc, os.stat(self.path).st_mtime_ns
+
+
+def serve(handler, port, attribute, value, cert=None, key=None):
+    """Runs a stand-in until it is killed: a threading HTTP server on 127.0.0.1:port
+    (HTTPS with cert and key) whose handlers find `value` as server.<attribute>."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+    server.daemon_threads = True
+    if cert:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert, key)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+    setattr(server, attribute, value)
+    sys.stdout.flush()
+    server.serve_forever()
 
 
 def daemon_options(doc, *options):

@@ -56,14 +56,6 @@ def iso(t):
     return datetime.datetime.fromtimestamp(t, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def write_json(path, doc):
-    tmp = path + ".tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(doc, f, indent=1)
-    os.replace(tmp, path)
-
-
 class Sts:
     def __init__(self, directory, ceph_conf):
         self.dir = directory
@@ -73,7 +65,7 @@ class Sts:
         self.issuer_keys = oidc.IssuerKeys()
         self.sessions_path = os.path.join(directory, "sessions.json")
         self.sessions = {}
-        write_json(self.sessions_path, self.sessions)
+        stacklib.write_json(self.sessions_path, self.sessions)
         self.log_file = open(os.path.join(directory, "access.log"), "a", buffering=1)
 
     def log(self, line):
@@ -180,7 +172,7 @@ class Sts:
                                          "expiration": expires, "role": role_arn,
                                          "uid": role["uid"], "session": session,
                                          "sub": claims.get("sub")}
-            write_json(self.sessions_path, self.sessions)
+            stacklib.write_json(self.sessions_path, self.sessions)
         self.log(f"{what} role={role_arn} session={session} "
                  f"sub={claims.get('sub')} token_iat={claims.get('iat')} key={access_key} "
                  f"duration={duration}")
@@ -221,7 +213,7 @@ class Sts:
                     self.log(f"cannot remove key={key}: {e}")
                 with self.lock:
                     self.sessions.pop(key, None)
-                    write_json(self.sessions_path, self.sessions)
+                    stacklib.write_json(self.sessions_path, self.sessions)
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -313,7 +305,7 @@ def main():
     args = stacklib.daemon_options(__doc__, ("--ceph-conf", {"required": True}))
     directory = os.path.abspath(args.dir)
     if not os.path.exists(os.path.join(directory, "roles.json")):
-        write_json(os.path.join(directory, "roles.json"), {"providers": {}, "roles": {}})
+        stacklib.write_json(os.path.join(directory, "roles.json"), {"providers": {}, "roles": {}})
     sts = Sts(directory, args.ceph_conf)
     threading.Thread(target=sts.reap, daemon=True).start()
     server = http.server.ThreadingHTTPServer(("127.0.0.1", args.port), Handler)

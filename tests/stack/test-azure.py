@@ -204,7 +204,8 @@ t.check("a token file with a trailing newline is a malformed JWT: AADSTS50027",
 status, doc = exchange(sa_token("mendix-backup-restore"), client_id=str(uuid.uuid4()))
 t.check("an unknown client id: AADSTS700016",
         status == 400 and "AADSTS700016" in doc.get("error_description", ""), doc)
-status, doc = exchange(sa_token("mendix-backup-restore"), scope="https://vault.azure.net/.default")
+status, doc = exchange(sa_token("mendix-backup-restore"),
+                       scope="https://management.azure.com/.default")
 t.check("a resource the stand-in does not know: AADSTS500011",
         status == 400 and "AADSTS500011" in doc.get("error_description", ""), doc)
 status, doc = exchange(sa_token("mendix-backup-restore"), scope="https://storage.azure.com/user")
