@@ -87,7 +87,7 @@ check "... its image" 'grep -q "\"image\": \"docker.io/library/postgres:13\"" "$
 check "... the Secrets cannot be named: a warning says the Role may read every Secret" \
   'grep -q "^warn: the Role may read every Secret in namespace mendix: the credential Secrets of demo-app could not be learned" "$work/err"'
 check "... and the other rules still name their objects" \
-  '[ "$(rules <"$work/out")" = "core secrets get * privatecloud.mendix.com mendixapps get demo-app privatecloud.mendix.com storageinstances get demo-app-database,demo-app-file " ]'
+  '[ "$(rules <"$work/out")" = "core secrets get * core serviceaccounts get demo-app core serviceaccounts/token create demo-app privatecloud.mendix.com mendixapps get demo-app privatecloud.mendix.com storageinstances get demo-app-database,demo-app-file secrets-store.csi.x-k8s.io secretproviderclasses get demo-app " ]'
 run "--pg-version that differs from the server's" 0 jump-pod -n mendix -e demo-app --pg-version 12
 check "... the server's version wins, with a warning" 'grep -q "postgres:$major$" "$work/out" && grep -q "pg-version 12 ignored" "$work/err"'
 run "--pg-version must be a number" 2 jump-pod -n mendix -e demo-app --pg-version latest
