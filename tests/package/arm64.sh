@@ -25,12 +25,8 @@ else
   src=$1 pkgbuild=$2 host_bin=$3
 fi
 
-passed=0 failed=0
-ok() { passed=$((passed + 1)); echo "ok   $1"; }
-bad() { failed=$((failed + 1)); echo "FAIL $1"; [ -s "$work/err" ] && sed 's/^/  /' "$work/err" | tail -8; }
-check() { local name=$1; shift; if "$@"; then ok "$name"; else bad "$name"; fi; }
-finish() { echo "$passed passed, $failed failed"; [ "$failed" = 0 ]; exit $?; }
-fatal() { echo "FAIL $*"; failed=$((failed + 1)); finish; }
+# shellcheck source=tests/package/lib.sh
+. "$(dirname "$0")/lib.sh"
 pgtools=/opt/mxpc/arm64-postgresql-client-15/usr/lib/postgresql/15/bin
 
 # --- outside: the package and the root --------------------------------------
@@ -104,27 +100,7 @@ if [ -z "$inner" ]; then
 fi
 
 # --- inside a mount namespace: read-only root, uid 1001 ----------------------
-passed=$passed_outer failed=$failed_outer
-# shellcheck disable=SC1090
-. "$MXPC_STACK_ENV"
-mount --bind "$root" "$root" && mount -o remount,bind,ro "$root" || fatal "cannot make the root read-only"
-mount -t tmpfs -o mode=1777,size=256m tmpfs "$root/tmp" || fatal "cannot mount /tmp"
-mount -t proc proc "$root/proc" || fatal "cannot mount /proc"
-mount --bind /dev/null "$root/dev/null" || fatal "cannot bind /dev/null"
-install -m 0644 "$MXPC_KUBECONFIG" "$root/tmp/kubeconfig"
-install -m 0644 "$MXPC_PG_CA" "$root/tmp/pg-ca.crt"
-P=/opt/$pkgname/mxpc-data-migration
-chroot=$(command -v chroot)
-
-# jail [VAR=VALUE...] COMMAND ARGS...: in the root as 1001:1001, with only these
-# variables; stdout to $work/out, stderr to $work/err; returns the exit code
-jail() {
-  local vars=()
-  while [[ ${1:-} == *=* ]]; do vars+=("$1"); shift; done
-  env -i HOME=/tmp PATH=/usr/bin:/bin TMPDIR=/tmp KUBECONFIG=/tmp/kubeconfig PGSSLROOTCERT=/tmp/pg-ca.crt "${vars[@]}" \
-    "$chroot" --userspec=1001:1001 "$root" "$@" >"$work/out" 2>"$work/err"
-}
-out_has() { grep -qE "$1" "$work/out"; }
+enter_root
 
 check "version runs (arm64, emulated)" jail "$P" version
 check "... and prints the version" out_has '^mxpc-data-migration [0-9]+\.[0-9]+\.[0-9]+$'
@@ -141,13 +117,6 @@ check "... glibc from the root's /lib/aarch64-linux-gnu" grep -qx "/lib/aarch64-
 
 # backup, verify, restore against the (amd64) stack
 t0=$(date +%s)
-check "backup of demo-app" jail "$P" backup -n mendix -e demo-app -f /tmp/demo.tar.gz
-check "... its 20 files" out_has "20 files"
-check "... the archive belongs to uid 1001" test "$(stat -c %u "$root/tmp/demo.tar.gz")" = 1001
-check "verify the archive" jail "$P" verify /tmp/demo.tar.gz
-check "restore into demo-copy" jail "$P" restore -n mendix -e demo-copy -f /tmp/demo.tar.gz --stop-app
-echo "     (backup, verify and restore under emulation: $(($(date +%s) - t0)) s)"
-if MXPC_SCRIPTS= MXPC_DATADIR= "$host_bin" run "$src/tests/e2e/proof.lua" "$MXPC_STACK_DIR/seed.json" demo-app demo-copy >"$work/err" 2>&1; then
-  ok "demo-copy holds demo-app's tables, sequences and files"
-else bad "the proof after the restore"; fi
+backup_restore
+echo "     (backup, verify, restore and the proof under emulation: $(($(date +%s) - t0)) s)"
 finish
