@@ -18,15 +18,8 @@
 # Needs root (binfmt_misc, mount namespace, chroot) and the stack (MXPC_STACK_ENV).
 set -uo pipefail
 
-if [ "${1:-}" = --inner ]; then
-  inner=1
-else
-  inner=
-  src=$1 pkgbuild=$2 host_bin=$3
-fi
-
 # shellcheck source=tests/package/lib.sh
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib.sh" "$@"
 pgtools=/opt/mxpc/arm64-postgresql-client-15/usr/lib/postgresql/15/bin
 
 # --- outside: the package and the root --------------------------------------

@@ -13,15 +13,8 @@
 # Needs root (mount namespace, chroot) and the stack (MXPC_STACK_ENV).
 set -uo pipefail
 
-if [ "${1:-}" = --inner ]; then
-  inner=1
-else
-  inner=
-  src=$1 pkgbuild=$2 host_bin=$3
-fi
-
 # shellcheck source=tests/package/lib.sh
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib.sh" "$@"
 
 # --- outside: the package and the root --------------------------------------
 if [ -z "$inner" ]; then

@@ -1,6 +1,14 @@
 # Shared by the package tests (chroot.sh, arm64.sh): reporting, and inside their
-# mount namespace the read-only root run as uid 1001. Sourced; the caller sets
-# work, root, pkgname, src, host_bin (and passed_outer, failed_outer inside).
+# mount namespace the read-only root run as uid 1001. Sourced with the script's
+# arguments (SOURCE_DIR PACKAGE_BUILD_DIR PROGRAM, or --inner in the namespace);
+# the caller sets work, root, pkgname (exported with passed_outer, failed_outer
+# for --inner).
+if [ "${1:-}" = --inner ]; then
+  inner=1
+else
+  inner=
+  src=$1 pkgbuild=$2 host_bin=$3
+fi
 passed=0 failed=0
 ok() { passed=$((passed + 1)); echo "ok   $1"; }
 bad() { failed=$((failed + 1)); echo "FAIL $1"; [ -s "$work/err" ] && sed 's/^/  /' "$work/err" | tail -8; }
