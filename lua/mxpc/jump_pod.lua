@@ -113,18 +113,23 @@ function M.valid_role_arn(arn)
 end
 
 -- The four objects, in the order they are created: ServiceAccount, Role,
--- RoleBinding, Pod. p = {namespace, environment, name, image, rules, role_arn}.
+-- RoleBinding, Pod. p = {namespace, environment, name, image, rules, role_arn, arch}.
 -- role_arn (AWS IRSA) annotates the ServiceAccount, so that EKS gives the pod
--- the role's web identity when it is created.
+-- the role's web identity when it is created. arch (amd64, arm64) pins the pod
+-- to nodes of that architecture (nodeSelector kubernetes.io/arch), and its
+-- annotation mxpc-data-migration/package names the package that runs there.
 function M.manifests(p)
   local labels = { ["app.kubernetes.io/name"] = "mxpc-data-migration", ["app.kubernetes.io/component"] = "jump-pod",
     ["mxpc-data-migration/environment"] = p.environment }
   local function meta() return { name = p.name, namespace = p.namespace, labels = labels } end
   local objects = manifest.access { name = p.name, namespace = p.namespace, labels = labels, rules = p.rules,
     role_arn = p.role_arn }
+  local pod_meta = meta()
+  if p.arch then pod_meta.annotations = { ["mxpc-data-migration/package"] = M.package_name(p.arch) } end
   objects[4] =
-    { apiVersion = "v1", kind = "Pod", metadata = meta(),
+    { apiVersion = "v1", kind = "Pod", metadata = pod_meta,
       spec = {
+        nodeSelector = manifest.node_selector(p.arch),
         serviceAccountName = p.name,
         automountServiceAccountToken = true,
         restartPolicy = "Never",
@@ -317,10 +322,8 @@ M.delete = manifest.delete
 
 -- --- the package, for the next steps ------------------------------------------
 
--- The package's name for this program (tools/package).
-function M.package_name()
-  return ("%s-%s-linux-%s"):format(runtime.program, runtime.version, runtime.arch)
-end
+-- The package's name for this program, or for arch (tools/package).
+M.package_name = manifest.package_name
 
 -- The directory of the package this program runs from, or nil: a directory
 -- named as the package, holding the program and share/doc/.../REQUIRES
@@ -341,10 +344,12 @@ local function sh(word)
 end
 
 -- What to do once the pod runs: copy this very package in (from its own
--- directory, or the .tar.gz tools/package makes), run, delete.
+-- directory, or the .tar.gz tools/package makes), run, delete. p.arch: the
+-- nodes' architecture (another one than this program's: the package of that one).
 function M.next_steps(p)
-  local pkg, ns, pod = M.package_name(), sh(p.namespace), sh(p.name)
+  local pkg, ns, pod = M.package_name(p.arch), sh(p.namespace), sh(p.name)
   local dir = p.package_dir
+  if p.arch and p.arch ~= runtime.arch then dir = nil end -- this very package does not fit the node
   local copy
   if dir then
     local parent = dir:match("^(.*)/[^/]+$")
@@ -353,12 +358,13 @@ function M.next_steps(p)
   else
     copy = ("kubectl -n %s exec -i %s -- tar -xzf - -C /tmp < %s.tar.gz    # made by tools/package"):format(ns, pod, pkg)
   end
+  local on = p.arch and (" on an %s node (the package for it: %s.tar.gz)"):format(p.arch, pkg) or ""
   return ([[
-the jump pod %s runs in namespace %s. Next (see docs/jump-pod.md):
+the jump pod %s runs in namespace %s%s. Next (see docs/jump-pod.md):
   %s
   kubectl -n %s exec %s -- /tmp/%s/%s backup -n %s -e %s -f - > backup.tar.gz
 and when done: %s jump-pod -n %s -e %s --delete%s
-]]):format(p.name, p.namespace, copy, ns, pod, pkg, runtime.program, ns, sh(p.environment), runtime.program, ns,
+]]):format(p.name, p.namespace, on, copy, ns, pod, pkg, runtime.program, ns, sh(p.environment), runtime.program, ns,
     sh(p.environment), p.custom_name and (" --name " .. pod) or "")
 end
 
@@ -371,8 +377,10 @@ function M.command(opts)
     local version = assert(M.pg_version(opts))
     image = M.IMAGE_REPOSITORY .. ":" .. version
   end
+  local arch = opts.arch or manifest.default_arch()
   local objects = M.manifests { namespace = opts.namespace, environment = opts.environment, name = name,
-    image = image or "", rules = M.rules(ops, not opts.delete and M.role_names(opts) or nil), role_arn = opts.role_arn }
+    image = image or "", rules = M.rules(ops, not opts.delete and M.role_names(opts) or nil), role_arn = opts.role_arn,
+    arch = arch }
   if not opts.apply and not opts.delete then
     io.stdout:write(M.render(objects, opts.output or "yaml"))
     return 0
@@ -386,7 +394,7 @@ function M.command(opts)
   end
   assert(M.apply(client, objects, tonumber(opts.timeout)))
   io.stderr:write(M.next_steps { namespace = opts.namespace, environment = opts.environment, name = name,
-    custom_name = opts.name ~= nil, package_dir = M.package_dir() })
+    custom_name = opts.name ~= nil, package_dir = M.package_dir(), arch = arch })
   return 0
 end
 

@@ -4,8 +4,25 @@
 -- or JSON, and creating or deleting them (--apply, --delete).
 local cjson = require "cjson"
 local errors = require "mxpc.error"
+local runtime = require "mxpc.runtime"
 
 local M = {}
+
+-- The architectures the package and the image are built for (tools/package --arch).
+M.ARCHES = { amd64 = true, arm64 = true }
+
+-- The architecture a pod is pinned to without --arch: this program's, so that
+-- the package the user copies in (this one) fits the node; nil when it is
+-- neither amd64 nor arm64.
+function M.default_arch() return M.ARCHES[runtime.arch] and runtime.arch or nil end
+
+-- The pod spec's nodeSelector for nodes of arch (the label every kubelet sets), or nil.
+function M.node_selector(arch) return arch and { ["kubernetes.io/arch"] = arch } or nil end
+
+-- The name of the package for arch (tools/package), which the pod's node can run.
+function M.package_name(arch)
+  return ("%s-%s-linux-%s"):format(runtime.program, runtime.version, arch or runtime.arch)
+end
 
 -- The pod's securityContext: not root (uid), the runtime's seccomp profile.
 function M.pod_security(uid)

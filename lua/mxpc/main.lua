@@ -330,6 +330,9 @@ command {
     { long = "role-arn", value = "ARN",
       help = "AWS IRSA: the IAM role of the pod's ServiceAccount (annotation eks.amazonaws.com/role-arn)",
       check = function(v) return require("mxpc.jump_pod").valid_role_arn(v), "expected arn:aws:iam::ACCOUNT:role/NAME" end },
+    { long = "arch", value = "ARCH", help = "pin the pod to amd64 or arm64 nodes (nodeSelector kubernetes.io/arch; " ..
+      "default: this program's architecture, so that its package fits)",
+      check = function(v) return require("mxpc.k8s_manifest").ARCHES[v] ~= nil, "expected amd64 or arm64" end },
     { long = "name", value = "NAME", help = "name of the objects (default: mxpc-jump-ENVIRONMENT)",
       check = args.check_subdomain },
     { short = "o", long = "output", value = "FORMAT", help = "yaml (default) or json (a v1 List)",
@@ -465,6 +468,9 @@ command {
     keep_options[1], keep_options[2], keep_options[3], keep_options[4], keep_options[5], keep_options[6],
     keep_options[7],
     { long = "image", value = "IMAGE", help = "the jobs' image (default: mxpc-data-migration:VERSION-pg15, tools/image)" },
+    { long = "arch", value = "ARCH", help = "pin the jobs' pods to amd64 or arm64 nodes (nodeSelector kubernetes.io/arch; " ..
+      "default: this program's architecture, the image holds both)",
+      check = function(v) return require("mxpc.k8s_manifest").ARCHES[v] ~= nil, "expected amd64 or arm64" end },
     { long = "role-arn", value = "ARN", help = "AWS IAM role for the ServiceAccount (IRSA): the jobs' S3 access",
       check = function(v) return require("mxpc.jump_pod").valid_role_arn(v), "expected arn:aws:iam::ACCOUNT:role/NAME" end },
     archive_options[1], archive_options[2],

@@ -107,7 +107,10 @@ function M.job_args(p, env)
 end
 
 -- Every object, in creation order. p = {namespace, envs, to, cron, image,
--- timezone, role_arn, keep, archive_endpoint, archive_region, names}.
+-- timezone, role_arn, keep, archive_endpoint, archive_region, names, arch}.
+-- arch (amd64, arm64) pins the jobs' pods to nodes of that architecture
+-- (nodeSelector kubernetes.io/arch); the CronJob's annotation
+-- mxpc-data-migration/package names the package of the image that runs there.
 function M.manifests(p)
   local labels = { ["app.kubernetes.io/name"] = "mxpc-data-migration", ["app.kubernetes.io/component"] = "schedule" }
   local objects = manifest.access { name = M.NAME, namespace = p.namespace, labels = labels,
@@ -118,7 +121,8 @@ function M.manifests(p)
       ["app.kubernetes.io/component"] = "schedule", ["mxpc-data-migration/environment"] = env }
     objects[#objects + 1] = {
       apiVersion = "batch/v1", kind = "CronJob",
-      metadata = { name = M.cronjob_name(env), namespace = p.namespace, labels = env_labels },
+      metadata = { name = M.cronjob_name(env), namespace = p.namespace, labels = env_labels,
+        annotations = p.arch and { ["mxpc-data-migration/package"] = manifest.package_name(p.arch) } or nil },
       spec = {
         schedule = M.stagger(p.cron, i - 1), timeZone = p.timezone,
         concurrencyPolicy = "Forbid", startingDeadlineSeconds = L.starting_deadline,
@@ -130,6 +134,7 @@ function M.manifests(p)
             template = {
               metadata = { labels = env_labels },
               spec = {
+                nodeSelector = manifest.node_selector(p.arch),
                 serviceAccountName = M.NAME, automountServiceAccountToken = true, restartPolicy = "Never",
                 securityContext = manifest.pod_security(M.UID),
                 containers = { {
@@ -201,6 +206,7 @@ function M.command(opts)
     or M.default_image(), timezone = opts.timezone, role_arn = opts.role_arn, keep = keep,
     to = ("s3://%s/%s"):format(loc.bucket, loc.prefix ~= "" and (loc.prefix .. "/") or ""),
     archive_endpoint = opts.archive_endpoint, archive_region = opts.archive_region,
+    arch = opts.arch or manifest.default_arch(),
     names = not opts.delete and M.resource_names(connect(), opts.namespace, envs) or nil }
   if opts.delete then
     -- the namespace's ServiceAccount, Role and RoleBinding serve every schedule: removed with --all only
@@ -217,9 +223,10 @@ function M.command(opts)
     return 0
   end
   assert(M.apply(connect(), objects))
-  io.stderr:write(("%d CronJob%s in namespace %s back up to %s. To run one now:\n" ..
+  local arch = opts.arch or manifest.default_arch()
+  io.stderr:write(("%d CronJob%s in namespace %s back up to %s%s. To run one now:\n" ..
     "  kubectl -n %s create job --from=cronjob/%s %s-now\n"):format(#envs, #envs == 1 and "" or "s",
-    opts.namespace, opts.to, opts.namespace, M.cronjob_name(envs[1]), M.cronjob_name(envs[1]):sub(1, 48)))
+    opts.namespace, opts.to, arch and (" on %s nodes (the image's %s)"):format(arch, manifest.package_name(arch)) or "", opts.namespace, M.cronjob_name(envs[1]), M.cronjob_name(envs[1]):sub(1, 48)))
   return 0
 end
 

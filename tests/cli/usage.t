@@ -193,6 +193,14 @@ $ restore -n mendix -e demo-app -f x.tar.gz --hooks /nonexistent/hooks.lua
 !~ ^error: invalid --hooks "/nonexistent/hooks.lua": no such file$
 
 # schedule, prune, list s3:// and restore --at (docs/schedule.md)
+$ schedule -n mendix -e demo-app --to s3://bk/nightly --cron "0 2 * * *" --arch x86_64
+? 2
+!~ ^error: invalid --arch "x86_64": expected amd64 or arm64$
+
+$ jump-pod -n mendix -e demo-app --pg-version 15 --arch aarch64
+? 2
+!~ ^error: invalid --arch "aarch64": expected amd64 or arm64$
+
 $ schedule -n mendix --to s3://bk/nightly --cron "0 2 * * *"
 ? 2
 !~ ^error: give either -e ENVIRONMENT or --all$

@@ -180,4 +180,30 @@ t.test("next steps name the real package, and copy this very package when run fr
   t.eq(jp.package_dir(), nil, "a build directory is no package")
 end)
 
+t.test("--arch pins the pod to the nodes its package runs on, and names that package", function()
+  local runtime = require "mxpc.runtime"
+  local arm = jp.manifests { namespace = "mendix", environment = "demo-app", name = "jp", image = "img:15",
+    rules = jp.rules {}, arch = "arm64" }
+  local pod = arm[4]
+  t.eq(pod.spec.nodeSelector["kubernetes.io/arch"], "arm64")
+  t.eq(pod.metadata.annotations["mxpc-data-migration/package"],
+    ("mxpc-data-migration-%s-linux-arm64"):format(runtime.version))
+  t.contains(jp.render(arm, "yaml"), "\n    kubernetes.io/arch: arm64\n")
+  t.eq(objects[4].spec.nodeSelector, nil, "no arch, no selector")
+  t.eq(objects[4].metadata.annotations, nil)
+  -- the default is this program's architecture (its package fits those nodes)
+  local k8s_manifest = require "mxpc.k8s_manifest"
+  t.eq(k8s_manifest.default_arch(), (runtime.arch == "amd64" or runtime.arch == "arm64") and runtime.arch or nil)
+  -- a node of another architecture: the package of that one, never this very directory
+  local other = runtime.arch == "arm64" and "amd64" or "arm64"
+  local name = jp.package_name(other)
+  t.eq(name, ("mxpc-data-migration-%s-linux-%s"):format(runtime.version, other))
+  local text = jp.next_steps { namespace = "mendix", environment = "demo-app", name = "jp", arch = other,
+    package_dir = "/opt/" .. jp.package_name() }
+  t.contains(text, ("runs in namespace mendix on an %s node (the package for it: %s.tar.gz)"):format(other, name))
+  t.contains(text, "kubectl -n mendix exec -i jp -- tar -xzf - -C /tmp < " .. name .. ".tar.gz")
+  t.contains(text, "exec jp -- /tmp/" .. name .. "/mxpc-data-migration backup")
+  t.eq(text:find("tar -C /opt", 1, true), nil)
+end)
+
 return t.run()

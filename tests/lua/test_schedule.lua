@@ -75,4 +75,15 @@ t.test("the CronJob: one run at a time, bounded, hardened, backing up then pruni
     "mxpc-data-migration backup -n mendix -e a -f s3://bk/nightly/ --log-format json --keep-daily 7 --keep-within 2d")
 end)
 
+t.test("--arch pins the jobs' pods to the nodes of the image's package, and names it", function()
+  local runtime = require "mxpc.runtime"
+  local arm = schedule.manifests { namespace = "mendix", envs = { "a" }, cron = "0 2 * * *", image = "img:1",
+    to = "s3://bk/nightly/", keep = { keep_daily = "7" }, arch = "arm64" }
+  local cj = arm[4]
+  t.eq(cj.spec.jobTemplate.spec.template.spec.nodeSelector["kubernetes.io/arch"], "arm64")
+  t.eq(cj.metadata.annotations["mxpc-data-migration/package"],
+    ("mxpc-data-migration-%s-linux-arm64"):format(runtime.version))
+  t.eq(objects[4].spec.jobTemplate.spec.template.spec.nodeSelector, nil, "no arch, no selector")
+end)
+
 return t.run()

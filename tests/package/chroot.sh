@@ -13,19 +13,8 @@
 # Needs root (mount namespace, chroot) and the stack (MXPC_STACK_ENV).
 set -uo pipefail
 
-if [ "${1:-}" = --inner ]; then
-  inner=1
-else
-  inner=
-  src=$1 pkgbuild=$2 host_bin=$3
-fi
-
-passed=0 failed=0
-ok() { passed=$((passed + 1)); echo "ok   $1"; }
-bad() { failed=$((failed + 1)); echo "FAIL $1"; [ -s "$work/err" ] && sed 's/^/  /' "$work/err" | tail -8; }
-check() { local name=$1; shift; if "$@"; then ok "$name"; else bad "$name"; fi; }
-finish() { echo "$passed passed, $failed failed"; [ "$failed" = 0 ]; exit $?; }
-fatal() { echo "FAIL $*"; failed=$((failed + 1)); finish; }
+# shellcheck source=tests/package/lib.sh
+. "$(dirname "$0")/lib.sh" "$@"
 
 # --- outside: the package and the root --------------------------------------
 if [ -z "$inner" ]; then
@@ -99,29 +88,7 @@ if [ -z "$inner" ]; then
 fi
 
 # --- inside a mount namespace: read-only root, uid 1001 ----------------------
-passed=$passed_outer failed=$failed_outer
-# shellcheck disable=SC1090
-. "$MXPC_STACK_ENV"
-mount --bind "$root" "$root" && mount -o remount,bind,ro "$root" || fatal "cannot make the root read-only"
-mount -t tmpfs -o mode=1777,size=256m tmpfs "$root/tmp" || fatal "cannot mount /tmp"
-mount -t proc proc "$root/proc" || fatal "cannot mount /proc"
-mount --bind /dev/null "$root/dev/null" || fatal "cannot bind /dev/null"
-install -m 0644 "$MXPC_KUBECONFIG" "$root/tmp/kubeconfig"
-install -m 0644 "$MXPC_PG_CA" "$root/tmp/pg-ca.crt"
-install -m 0644 "$MXPC_S3_CA" "$root/tmp/s3-ca.crt"
-P=/opt/$pkgname/mxpc-data-migration
-chroot=$(command -v chroot)
-
-# jail [VAR=VALUE...] COMMAND ARGS...: in the root as 1001:1001, with only these
-# variables; stdout to $work/out, stderr to $work/err; returns the exit code
-jail() {
-  local vars=()
-  while [[ ${1:-} == *=* ]]; do vars+=("$1"); shift; done
-  env -i HOME=/tmp PATH=/usr/bin:/bin TMPDIR=/tmp KUBECONFIG=/tmp/kubeconfig PGSSLROOTCERT=/tmp/pg-ca.crt "${vars[@]}" \
-    "$chroot" --userspec=1001:1001 "$root" "$@" >"$work/out" 2>"$work/err"
-}
-out_has() { grep -qE "$1" "$work/out"; }
-err_has() { grep -qE "$1" "$work/err"; }
+enter_root
 
 jail /bin/sh -c 'while read -r k v; do case $k in Uid:|Gid:|Groups:) echo "$k $v" ;; esac; done < /proc/self/status'
 ids=$(tr -s '\t ' '  ' < "$work/out" | sed 's/ *$//' | tr '\n' ';')
@@ -151,14 +118,7 @@ if jail /tmp/lonely version; then bad "the binary needs its lib/"; else
 fi
 
 # backup, verify, restore against the stack
-check "backup of demo-app" jail "$P" backup -n mendix -e demo-app -f /tmp/demo.tar.gz
-check "... its 20 files" out_has "20 files"
-check "... the archive belongs to uid 1001" test "$(stat -c %u "$root/tmp/demo.tar.gz")" = 1001
-check "verify the archive" jail "$P" verify /tmp/demo.tar.gz
-check "restore into demo-copy" jail "$P" restore -n mendix -e demo-copy -f /tmp/demo.tar.gz --stop-app
-if MXPC_SCRIPTS= MXPC_DATADIR= "$host_bin" run "$src/tests/e2e/proof.lua" "$MXPC_STACK_DIR/seed.json" demo-app demo-copy >"$work/err" 2>&1; then
-  ok "demo-copy holds demo-app's tables, sequences and files"
-else bad "the proof after the restore"; fi
+backup_restore
 
 # jump-pod --apply from the package: the next steps copy this very package into the pod
 if jail "$P" jump-pod -n mendix -e demo-app --name mxpc-pkg-jump --apply; then
