@@ -370,8 +370,13 @@ static void attempt_end(struct mxpc_s3 *s3, struct request *r, CURLcode code)
         finish(s3, r, code);
         return;
     }
-    mxpc_log(MXPC_LOG_WARN, "s3 %s %s/%s: %s; retrying (%d of %d)", r->method, r->bucket ? r->bucket : "",
-             r->key ? r->key : "",
+    char what[1024];
+    if (r->bucket || r->key) /* an S3 request, else a URL's (url_reader.c): without its query */
+        snprintf(what, sizeof what, "s3 %s %s/%s", r->method, r->bucket ? r->bucket : "", r->key ? r->key : "");
+    else
+        snprintf(what, sizeof what, "%s %.*s", r->method, (int)strcspn(r->url.data ? r->url.data : "", "?"),
+                 r->url.data ? r->url.data : "");
+    mxpc_log(MXPC_LOG_WARN, "%s: %s; retrying (%d of %d)", what,
              code ? (r->curl_err[0] ? r->curl_err : curl_easy_strerror(code))
                   : (r->status == 429 ? "HTTP 429" : "HTTP 5xx"),
              r->attempt + 1, s3->max_retries);

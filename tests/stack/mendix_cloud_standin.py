@@ -28,7 +28,8 @@ Test knobs, only through /_admin/ with the token in DIR/admin-token:
                                  "url_seconds", "download_rate", "drop_at": number}
 (/_download/ answers Range requests with 206 and Content-Range, sends an ETag, honours
 If-Match with 412, and, with download_rate / drop_at, is slow or cuts an answer off.)
-  POST /_admin/snapshot/ENV     a snapshot to add ({"archive": PATH, "db_archive": PATH, ...})
+  POST /_admin/snapshot/ENV     a snapshot to add ({"archive": PATH, "db_archive": PATH, ...}; a
+                                new snapshot holds what the newest one holds)
   POST /_admin/reset            back to cloud.json
   GET  /_admin/requests         the requests seen: method, path, header names
 
@@ -359,9 +360,11 @@ class Cloud:
         except ValueError:
             raise ApiError(400, "INVALID_PARAMETERS", "the body is not JSON")
         snap = self.new_job(knobs)
+        # the environment's data as it is now: that of its newest snapshot
+        newest = max(env["snapshots"], key=lambda x: x["created_at"], default=env)
         snap.update(snapshot_id=str(uuid.uuid4()), model_version=None, comment=doc.get("comment"),
-                    expires_at=iso(time.time() + 90 * 86400), archive=env["archive"],
-                    db_archive=env["db_archive"])
+                    expires_at=iso(time.time() + 90 * 86400), archive=newest["archive"],
+                    db_archive=newest["db_archive"])
         env["snapshots"].append(snap)
         view = {k: snap.get(k) for k in SNAPSHOT_FIELDS}
         snap["model_version"] = env["ModelVersion"]   # known once it runs
