@@ -23,17 +23,6 @@ admin reset || { echo "FAIL: the Mendix Cloud stand-in does not answer ($MXPC_ME
 : >"$work/all"
 # every output of the program is kept, to look for the key at the end
 before_run() { cat "$work/out" "$work/err" >>"$work/all" 2>/dev/null || true; }
-# run_env NAME EXPECTED_EXIT VAR=VALUE|-uVAR... -- ARGS: run with a changed environment
-run_env() {
-  local name=$1 want=$2 envs=()
-  shift 2
-  while [ "$1" != -- ]; do envs+=("$1"); shift; done
-  shift
-  before_run
-  env "${envs[@]}" "$bin" "$@" >"$work/out" 2>"$work/err"
-  local got=$?
-  if [ "$got" = "$want" ]; then ok "$name"; else bad "$name (exit $got, expected $want)"; fi
-}
 
 # --- list ------------------------------------------------------------------------------
 run "list mendix-cloud://PROJECT/Production" 0 list "$app/Production"

@@ -107,16 +107,6 @@ check "... no working directory left" '[ -z "$(ls -A "$TMPDIR")" ]'
 
 # --- every error code on the restore path: exit 1, worded, nothing changed -------------------
 before=$(state)
-run_env() {  # run_env NAME EXIT VAR=VALUE... -- ARGS
-  local name=$1 want=$2 envs=()
-  shift 2
-  while [ "$1" != -- ]; do envs+=("$1"); shift; done
-  shift
-  before_run
-  env "${envs[@]}" "$bin" "$@" >"$work/out" 2>"$work/err"
-  local got=$?
-  if [ "$got" = "$want" ]; then ok "$name"; else bad "$name (exit $got, expected $want)"; fi
-}
 restore=(restore -n mendix -e demo-copy --stop-app -f)
 run_env "a wrong API key" 1 MENDIX_API_KEY=wrong-key-0123456789 -- "${restore[@]}" "$app/Production"
 expect_err "... rejected credentials" "Mendix Cloud rejected the API credentials"
@@ -187,25 +177,25 @@ unchanged "an expired URL that is not renewed"
 admin reset >/dev/null
 
 # --- Ctrl-C while polling and while reading -------------------------------------------------
+# interrupted NAME WHEN ARGS...: the restore, Ctrl-C once stderr matches WHEN (and a second more)
+interrupted() {
+  local name=$1 when=$2 pid code start took
+  shift 2
+  before_run
+  "$bin" "${restore[@]}" "$@" >"$work/out" 2>"$work/err" & pid=$!
+  wait_for 'grep -q "$when" "$work/err"' 20 || bad "$name: /$when/ never came"
+  sleep 1
+  start=$EPOCHREALTIME; kill -INT $pid; wait $pid; code=$?
+  took=$(( (${EPOCHREALTIME/./} - ${start/./}) / 1000 ))
+  check "$name: exit 130 at once ($took ms)" '[ $code = 130 ] && [ $took -lt 2000 ] && grep -q "^error: interrupted by SIGINT$" "$work/err"'
+  unchanged "$name"
+}
 admin "environment/$prod" '{"never_finish": true}' >/dev/null
-before_run
-"$bin" "${restore[@]}" "$app/Production" >"$work/out" 2>"$work/err" & pid=$!
-wait_for 'grep -q "the archive of snapshot .*: running" "$work/err"' 20
-start=$EPOCHREALTIME; kill -INT $pid; wait $pid; code=$?
-took=$(( (${EPOCHREALTIME/./} - ${start/./}) / 1000 ))
-check "Ctrl-C while polling: exit 130 at once ($took ms)" '[ $code = 130 ] && [ $took -lt 2000 ]'
-unchanged "Ctrl-C while polling"
+interrupted "Ctrl-C while polling" "the archive of snapshot .*: running" "$app/Production"
 admin reset >/dev/null
 ours=$(snapshot "{\"archive\": \"$work/demo.tar.gz\", \"db_archive\": \"$work/demo.backup\"}")
 admin "environment/$prod" "{\"local_downloads\": true, \"download_rate\": $((size / 10))}" >/dev/null
-before_run
-"$bin" "${restore[@]}" "$app/Production/$ours" >"$work/out" 2>"$work/err" & pid=$!
-wait_for 'grep -q "checking the archive" "$work/err"' 20
-sleep 1
-start=$EPOCHREALTIME; kill -INT $pid; wait $pid; code=$?
-took=$(( (${EPOCHREALTIME/./} - ${start/./}) / 1000 ))
-check "Ctrl-C while reading: exit 130 at once ($took ms)" '[ $code = 130 ] && [ $took -lt 2000 ]'
-unchanged "Ctrl-C while reading"
+interrupted "Ctrl-C while reading" "checking the archive" "$app/Production/$ours"
 admin reset >/dev/null
 
 # --- the API key is nowhere ------------------------------------------------------------------
