@@ -60,12 +60,12 @@ function M.mendix_cloud(input, opts, work)
   local function prepare(o)
     local meter <close>, on_state = waiting()
     local got, perr = client:prepare_archive(where, { data_type = data_type, new_snapshot = o.new_snapshot,
-      target = target, timeout = o.timeout, on_state = on_state(o.what) })
+      target = target, on_state = on_state(o.what) })
     meter:finish(not got)
     return got, perr
   end
   local got
-  got, err = prepare { new_snapshot = opts.new_snapshot, what = "the archive", timeout = opts.mendix_timeout }
+  got, err = prepare { new_snapshot = opts.new_snapshot, what = "the archive" }
   if not got then return nil, err end
   local snapshot = got.snapshot.snapshot_id
   where.snapshot = snapshot -- a fresh URL is of the same snapshot
@@ -77,7 +77,7 @@ function M.mendix_cloud(input, opts, work)
   -- gives a fresh one (the reader goes on from the same offset)
   local function renew(rerr)
     log.warn("the archive's download URL was refused; asking Mendix Cloud for a fresh one", { reason = rerr.message })
-    local again, aerr = prepare { what = "a fresh archive URL", timeout = opts.mendix_timeout }
+    local again, aerr = prepare { what = "a fresh archive URL" }
     if not again then return nil, aerr end
     url = again.url
     return url

@@ -388,7 +388,7 @@ local function archive_command(name, summary, description)
       "The archive is a file, - (standard input, copied into $TMPDIR first),\n" ..
       "s3://BUCKET/KEY or a Mendix Cloud snapshot, as for restore -f.",
     options = { { long = "json", help = "print the result as one JSON object on stdout" },
-      archive_options[1], archive_options[2], archive_options[3], mendix_options[1], mendix_options[2] },
+      archive_options[1], archive_options[2], archive_options[3], mendix_options[1] },
     positional = "FILE",
     complete = "files",
     run = function(opts, positional)
