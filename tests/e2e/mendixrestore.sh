@@ -138,6 +138,9 @@ for spec in "not_supported:NOT_SUPPORTED:is not in Mendix Cloud" \
   unchanged "$code"
 done
 admin reset >/dev/null
+run "restore --dry-run of a Mendix Cloud snapshot" 0 "${restore[@]}" "$app/Production" --dry-run
+check "... says what it would do" 'grep -qi "would" "$work/out"'
+unchanged "--dry-run"
 run "backup -f mendix-cloud://: exit 2, the Portal" 2 backup -n mendix -e demo-app -f "$app/Production"
 expect_err "... how to upload" "only through the Mendix Portal"
 
