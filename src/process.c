@@ -22,9 +22,9 @@ extern char **environ;
 #define POLL_MS 200 /* how often a wait looks at mxpc_interrupted() */
 
 struct mxpc_process {
-    pid_t pid; /* 0 once reaped */
+    pid_t pid;                /* 0 once reaped */
     struct timespec deadline; /* CLOCK_MONOTONIC; tv_sec 0 = none */
-    int in, out, err; /* our ends, -1 when closed */
+    int in, out, err;         /* our ends, -1 when closed */
     struct mxpc_buf errtext;
     size_t errmax;
     int errcut;
@@ -37,7 +37,20 @@ static void close_fd(int *fd)
     *fd = -1;
 }
 
-/* environ with the entries of add set (replacing same-named ones). */
+/* Secrets the program reads from its own environment and no child needs:
+ * never passed on (a child's environment can be read in /proc by its user). */
+static const char *const withheld[] = {"MENDIX_API_KEY=", NULL};
+
+static int is_withheld(const char *entry)
+{
+    for (size_t i = 0; withheld[i]; i++)
+        if (strncmp(entry, withheld[i], strlen(withheld[i])) == 0)
+            return 1;
+    return 0;
+}
+
+/* environ with the entries of add set (replacing same-named ones), without
+ * the withheld ones. */
 static char **merged_environment(const char *const *add)
 {
     size_t n = 0, k = 0;
@@ -55,7 +68,7 @@ static char **merged_environment(const char *const *add)
             size_t len = strcspn(add[j], "=");
             replaced = strncmp(environ[i], add[j], len) == 0 && environ[i][len] == '=';
         }
-        if (!replaced)
+        if (!replaced && !is_withheld(environ[i]))
             env[m++] = environ[i];
     }
     for (size_t j = 0; j < k; j++)
@@ -64,8 +77,8 @@ static char **merged_environment(const char *const *add)
 }
 
 /* Sets up one of the child's standard streams; our end of a pipe goes to *ours. */
-static int plan_stream(posix_spawn_file_actions_t *fa, int child_fd, enum mxpc_process_stream mode, int fd,
-                       int *ours, int *theirs)
+static int plan_stream(posix_spawn_file_actions_t *fa, int child_fd, enum mxpc_process_stream mode, int fd, int *ours,
+                       int *theirs)
 {
     *ours = *theirs = -1;
     if (mode == MXPC_PROCESS_NULL)
@@ -147,8 +160,7 @@ static int past_deadline(const struct mxpc_process *p)
         return 0;
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
-    return now.tv_sec > p->deadline.tv_sec ||
-           (now.tv_sec == p->deadline.tv_sec && now.tv_nsec >= p->deadline.tv_nsec);
+    return now.tv_sec > p->deadline.tv_sec || (now.tv_sec == p->deadline.tv_sec && now.tv_nsec >= p->deadline.tv_nsec);
 }
 
 static void drain_stderr(struct mxpc_process *p)
@@ -227,7 +239,10 @@ int mxpc_process_write(struct mxpc_process *p, const void *data, size_t len)
     return 0;
 }
 
-void mxpc_process_close_stdin(struct mxpc_process *p) { close_fd(&p->in); }
+void mxpc_process_close_stdin(struct mxpc_process *p)
+{
+    close_fd(&p->in);
+}
 
 ssize_t mxpc_process_read(struct mxpc_process *p, void *buf, size_t cap)
 {
@@ -314,8 +329,14 @@ const char *mxpc_process_stderr(const struct mxpc_process *p, int *cut)
     return p->errtext.data ? p->errtext.data : "";
 }
 
-pid_t mxpc_process_pid(const struct mxpc_process *p) { return p->pid; }
-int mxpc_process_running(const struct mxpc_process *p) { return p->pid > 0; }
+pid_t mxpc_process_pid(const struct mxpc_process *p)
+{
+    return p->pid;
+}
+int mxpc_process_running(const struct mxpc_process *p)
+{
+    return p->pid > 0;
+}
 
 void mxpc_process_kill(struct mxpc_process *p)
 {

@@ -135,6 +135,15 @@ static size_t on_header(char *data, size_t size, size_t n, void *ud)
     size_t len = size * n;
     if (len >= 5 && strncmp(data, "HTTP/", 5) == 0) {
         r->etag[0] = '\0'; /* a new response (after 100 Continue or a redirect) */
+        r->total_size = -1;
+    } else if (len > 14 && strncasecmp(data, "Content-Range:", 14) == 0) {
+        const char *slash = memchr(data, '/', len), *end = data + len;
+        int64_t total = 0;
+        const char *d = slash ? slash + 1 : end;
+        for (; d < end && *d >= '0' && *d <= '9' && total < INT64_MAX / 16; d++)
+            total = total * 10 + (*d - '0');
+        if (slash && d > slash + 1)
+            r->total_size = total;
     } else if (len > 5 && strncasecmp(data, "ETag:", 5) == 0) {
         const char *v = data + 5;
         size_t vlen = len - 5;
@@ -255,8 +264,9 @@ static const char *s3_action(const struct request *r)
 {
     const char *q = r->query ? r->query : "";
     if (strcmp(r->method, "GET") == 0 || strcmp(r->method, "HEAD") == 0)
-        return !r->key ? (strstr(q, "uploads") ? "s3:ListBucketMultipartUploads" : "s3:ListBucket")
-                       : strstr(q, "uploadId") ? "s3:ListMultipartUploadParts" : "s3:GetObject";
+        return !r->key                 ? (strstr(q, "uploads") ? "s3:ListBucketMultipartUploads" : "s3:ListBucket")
+               : strstr(q, "uploadId") ? "s3:ListMultipartUploadParts"
+                                       : "s3:GetObject";
     if (strcmp(r->method, "DELETE") == 0)
         return !r->key ? "s3:DeleteBucket" : strstr(q, "uploadId") ? "s3:AbortMultipartUpload" : "s3:DeleteObject";
     if (strcmp(r->method, "POST") == 0 && !r->key && strcmp(q, "delete") == 0)
@@ -347,8 +357,8 @@ static void attempt_end(struct mxpc_s3 *s3, struct request *r, CURLcode code)
         struct timespec t1;
         clock_gettime(CLOCK_MONOTONIC, &t1);
         double ms = (double)(t1.tv_sec - r->t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - r->t0.tv_nsec) / 1e6;
-        mxpc_log(MXPC_LOG_DEBUG, "s3 %s %s -> %ld (%.0f ms)%s%s", r->method, r->url.data ? r->url.data : "",
-                 r->status, ms, code ? ": " : "", code ? (r->curl_err[0] ? r->curl_err : curl_easy_strerror(code)) : "");
+        mxpc_log(MXPC_LOG_DEBUG, "s3 %s %s -> %ld (%.0f ms)%s%s", r->method, r->url.data ? r->url.data : "", r->status,
+                 ms, code ? ": " : "", code ? (r->curl_err[0] ? r->curl_err : curl_easy_strerror(code)) : "");
     }
     curl_slist_free_all(r->headers);
     r->headers = NULL;
@@ -360,8 +370,13 @@ static void attempt_end(struct mxpc_s3 *s3, struct request *r, CURLcode code)
         finish(s3, r, code);
         return;
     }
-    mxpc_log(MXPC_LOG_WARN, "s3 %s %s/%s: %s; retrying (%d of %d)", r->method, r->bucket ? r->bucket : "",
-             r->key ? r->key : "",
+    char what[1024];
+    if (r->bucket || r->key) /* an S3 request, else a URL's (url_reader.c): without its query */
+        snprintf(what, sizeof what, "s3 %s %s/%s", r->method, r->bucket ? r->bucket : "", r->key ? r->key : "");
+    else
+        snprintf(what, sizeof what, "%s %.*s", r->method, (int)strcspn(r->url.data ? r->url.data : "", "?"),
+                 r->url.data ? r->url.data : "");
+    mxpc_log(MXPC_LOG_WARN, "%s: %s; retrying (%d of %d)", what,
              code ? (r->curl_err[0] ? r->curl_err : curl_easy_strerror(code))
                   : (r->status == 429 ? "HTTP 429" : "HTTP 5xx"),
              r->attempt + 1, s3->max_retries);

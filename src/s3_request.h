@@ -81,6 +81,7 @@ struct request {
     struct mxpc_buf response;
     char etag[128];
     int64_t content_length;
+    int64_t total_size; /* of a 206 answer's Content-Range ("bytes a-b/TOTAL"), else -1 */
     int64_t delivered; /* to the sink, over all attempts */
     char sink_error[512];
     int sink_failed;

@@ -113,6 +113,25 @@ local archive_options = {
     help = "profile of the AWS shared credentials file (default: $AWS_PROFILE, default)" },
 }
 
+-- -f mendix-cloud://APP/ENVIRONMENT[/SNAPSHOT] (restore, inspect, verify; docs/mendix-cloud.md)
+local mendix_options = {
+  { long = "mendix-credentials", value = "FILE",
+    help = "file with MENDIX_USERNAME=... and MENDIX_API_KEY=... lines (default: those environment variables)" },
+  { long = "new-snapshot", help = "with -f mendix-cloud://APP/ENVIRONMENT: make a new snapshot first and read it" },
+}
+local function check_mendix_options(opts, file)
+  local cloud = file and file:sub(1, 15) == "mendix-cloud://"
+  if opts.new_snapshot and not cloud then
+    args.usage_error("--new-snapshot makes a snapshot in Mendix Cloud: it needs -f mendix-cloud://APP/ENVIRONMENT")
+  end
+  if opts.mendix_credentials and not cloud then
+    args.usage_error("--mendix-credentials is for mendix-cloud:// locations")
+  end
+  if opts.new_snapshot and file:match("^mendix%-cloud://[^/]+/[^/]+/[^/]+") then
+    args.usage_error("--new-snapshot and a SNAPSHOT in %s exclude each other", file)
+  end
+end
+
 local function with_globals(spec)
   local all = {}
   for _, o in ipairs(spec) do all[#all + 1] = o end
@@ -200,7 +219,14 @@ command {
       "to stderr); if the backup fails, the output ends without the archive's end, so\n" ..
       "whatever reads it sees a broken archive. -f s3://BUCKET/KEY uploads it as it\n" ..
       "is written (credentials: the AWS chain, AWS_* below, e.g. the jump pod's IAM\n" ..
-      "role); a failed backup leaves no object and no unfinished upload.",
+      "role); a failed backup leaves no object and no unfinished upload.\n" ..
+      "To Mendix Cloud: its API takes no uploads, so the archive goes in by hand.\n" ..
+      "Back up to a file (with pg_dump 12-15: Mendix Cloud restores dump archive\n" ..
+      "versions up to 1.14; inspect FILE says whether it can), then in the Mendix\n" ..
+      "Portal: Apps > the app > Backups > the environment > Upload Archive, choose\n" ..
+      "the file; select the uploaded backup, Restore Backup, confirm\n" ..
+      "(docs/mendix-cloud.md). The way in is one command: restore -f\n" ..
+      "mendix-cloud://APP/ENVIRONMENT.",
   options = {
     env_options[1], env_options[2],
     { short = "f", long = "file", value = "FILE", required = true,
@@ -254,7 +280,7 @@ command {
 command {
   name = "restore",
   summary = "restore a backup archive into an environment",
-  usage = "restore -n NAMESPACE -e ENVIRONMENT -f FILE|-|s3://BUCKET/KEY [options]",
+  usage = "restore -n NAMESPACE -e ENVIRONMENT -f FILE|-|s3://BUCKET/KEY|mendix-cloud://APP/ENV[/SNAPSHOT] [options]",
   description = "Restores a Mendix Cloud backup archive (or a database-only .backup file)\n" ..
       "into the environment's database and file storage. The whole archive is checked\n" ..
       "before anything is changed, so it is read twice. -f - reads it from standard\n" ..
@@ -262,13 +288,21 @@ command {
       "/tmp), which needs room for the archive and its database dump (64 MiB are kept\n" ..
       "free, MXPC_MIN_FREE bytes if set); the copy is removed when the restore ends,\n" ..
       "also after a failure or Ctrl-C. -f s3://BUCKET/KEY reads the object twice\n" ..
-      "(a check, then the restore), pinned to the same version.",
+      "(a check, then the restore), pinned to the same version.\n" ..
+      "-f mendix-cloud://APP/ENVIRONMENT[/SNAPSHOT] restores a Mendix Cloud snapshot\n" ..
+      "(the newest completed one, the one given, or with --new-snapshot a new one)\n" ..
+      "through Mendix's Backups API: an archive of it is requested (database_only with\n" ..
+      "--database-only), waited for (at most 2 hours) and read from its download URL\n" ..
+      "twice like s3://, never stored (a database-only one is kept in $TMPDIR until\n" ..
+      "the restore ends). Credentials: MENDIX_USERNAME and MENDIX_API_KEY, or\n" ..
+      "--mendix-credentials FILE; they go to the Mendix API only (docs/mendix-cloud.md).",
   options = {
     env_options[1], env_options[2],
     { short = "f", long = "file", value = "FILE", required = true,
-      help = "the archive to restore: a file, - (stdin) or s3://BUCKET/KEY" },
+      help = "the archive to restore: a file, - (stdin), s3://BUCKET/KEY or mendix-cloud://APP/ENVIRONMENT[/SNAPSHOT]" },
     { long = "stop-app", help = "scale the app to 0 for the restore and back afterwards (needs patch on mendixapps)" },
-    { long = "database-only", help = "restore only the database, leave the files as they are" },
+    { long = "database-only", help = "restore only the database, leave the files as they are (mendix-cloud://: " ..
+      "a database_only archive)" },
     { long = "files-only", help = "restore only the files, leave the database as it is" },
     { long = "dry-run", help = "check the archive, the cluster permissions, the database and the storage and say " ..
       "what would change; change nothing (exit 1 with the reasons if the restore would not start)" },
@@ -281,9 +315,10 @@ command {
     hooks_option,
     transfer_options[1], transfer_options[2],
     env_options[3], env_options[4], env_options[5], env_options[7],
-    archive_options[1], archive_options[2], archive_options[3],
+    archive_options[1], archive_options[2], archive_options[3], mendix_options[1], mendix_options[2],
   },
   run = function(opts)
+    check_mendix_options(opts, opts.file)
     if opts.file:match("^s3://[^/]+/.*/$") then -- a schedule's environment: which archive
       local store = assert(require("mxpc.workflow").archive_store(opts))
       local url, a = require("mxpc.backup_store").pick(store, opts.file, opts.at and hooks.parse_time(opts.at))
@@ -356,17 +391,18 @@ local function archive_command(name, summary, description)
   command {
     name = name,
     summary = summary,
-    usage = name .. " FILE|-|s3://BUCKET/KEY [--json]",
+    usage = name .. " FILE|-|s3://BUCKET/KEY|mendix-cloud://APP/ENV[/SNAPSHOT] [--json]",
     description = description .. "\n" ..
-      "The archive is a file, - (standard input, copied into $TMPDIR first) or\n" ..
-      "s3://BUCKET/KEY, as for restore -f.",
+      "The archive is a file, - (standard input, copied into $TMPDIR first),\n" ..
+      "s3://BUCKET/KEY or a Mendix Cloud snapshot, as for restore -f.",
     options = { { long = "json", help = "print the result as one JSON object on stdout" },
-      archive_options[1], archive_options[2], archive_options[3] },
+      archive_options[1], archive_options[2], archive_options[3], mendix_options[1] },
     positional = "FILE",
     complete = "files",
     run = function(opts, positional)
       if not positional[1] then args.usage_error("missing FILE") end
       if #positional > 1 then args.usage_error("unexpected argument %q", positional[2]) end
+      check_mendix_options(opts, positional[1])
       -- the archive from where restore -f reads it (workflow.archive_input)
       local wf = require "mxpc.workflow"
       opts.file = positional[1]
@@ -417,9 +453,7 @@ command {
     { long = "max-age", value = "DURATION",
       check = function(v) return require("mxpc.retention").parse_duration(v) ~= nil, "a duration such as 26h, 2d" end,
       help = "s3://: exit 1 naming each environment whose newest archive is older than DURATION (e.g. 26h)" },
-    archive_options[1], archive_options[2], archive_options[3],
-    { long = "mendix-credentials", value = "FILE",
-      help = "file with MENDIX_USERNAME=... and MENDIX_API_KEY=... lines (default: those environment variables)" },
+    archive_options[1], archive_options[2], archive_options[3], mendix_options[1],
   },
   positional = "LOCATION",
   run = function(opts, positional)

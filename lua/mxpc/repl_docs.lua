@@ -161,7 +161,7 @@ docs.modules = {
       { "deliver_file(target, path)", "puts a finished file (a database-only dump) where the target says" },
       { "stdout_to_stderr()", "fd 1 goes to stderr: print, io.write, child processes (stdout carries the archive)" },
       { "check_space(dir, bytes, what)", "true if bytes more fit in dir, keeping MXPC_MIN_FREE free" },
-      { "archive_input(opts, work)", "the restore's archive (a file, stdin spooled into work, S3): input:validate(), input:reader()" },
+      { "archive_input(opts, work)", "the restore's archive (a file, stdin spooled into work, S3, a Mendix Cloud snapshot): input:validate(), input:reader()" },
       { "compare_storage(store, env, summary)",
         "the environment's objects against an archive: {present=, extra={{key=, size=}, ...}, listed=}" },
       { "delete_objects(store, env, extra)", "deletes them; how many" },

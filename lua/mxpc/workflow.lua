@@ -758,6 +758,7 @@ end
 -- or raises a usage error.
 function M.location(spec)
   if spec == "-" then return { kind = "stdio", spec = spec } end
+  if spec:sub(1, 15) == "mendix-cloud://" then return { kind = "mendix_cloud", spec = spec } end
   if spec:sub(1, 5) == "s3://" then
     local bucket, key = spec:match("^s3://([^/]+)/(.+)$")
     if not bucket or key:sub(-1) == "/" then
@@ -796,6 +797,8 @@ function M.check_target(opts)
     end
     loc.name = "standard output"
     M.stdout_to_stderr()
+  elseif loc.kind == "mendix_cloud" then
+    return nil, require("mxpc.archive_source").no_upload(loc.spec)
   else
     local store, err = archive_store(opts)
     if not store then return nil, err end
@@ -1047,6 +1050,9 @@ function M.archive_input(opts, work)
     input.path = work.path .. "/archive"
     local size, err = spool_stdin(input.path)
     if not size then return nil, err end
+  elseif loc.kind == "mendix_cloud" then -- read from its download URL (mxpc.archive_source)
+    local ok, err = require("mxpc.archive_source").mendix_cloud(input, opts, work)
+    if not ok then return nil, err end
   else
     local store, err = archive_store(opts)
     if not store then return nil, err end
@@ -1069,6 +1075,7 @@ function M.archive_input(opts, work)
   function input:reader()
     local archive = require "mxpc.archive"
     if self.path then return archive.reader(self.path, { name = self.name }) end
+    if self.source then return archive.reader(self:source(), { name = self.name }) end
     return archive.reader(s3_source(self.store, self.loc, self.size, self.etag), { name = self.name })
   end
   function input:validate(vopts)
@@ -1193,7 +1200,7 @@ end
 function M.workdir(near)
   local parent = near:match("^(.*)/[^/]*$") or "."
   if parent == "" then parent = "/" end
-  if near == "-" or near:sub(1, 5) == "s3://" then -- no local output: the temporary directory
+  if near == "-" or near:find("^[%w-]+://") then -- no local output (s3://, mendix-cloud://): the temporary directory
     local tmp = os.getenv("TMPDIR")
     parent = (tmp and tmp ~= "") and tmp or "/tmp"
   end

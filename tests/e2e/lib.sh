@@ -7,6 +7,7 @@
 #   expect_err NAME REGEX         ok if $work/err matches the extended regular expression
 #   run NAME EXPECTED_EXIT ARGS   the program, stdout to $work/out, stderr to $work/err
 #                                 (after before_run, which a test may define)
+#   run_env NAME EXIT VAR=VALUE|-uVAR... -- ARGS   the same with a changed environment
 #   wait_for CONDITION [SECONDS]  polls for up to SECONDS (default 30)
 #   proof                         does demo-copy hold demo-app's data? ($work/proof)
 #   replicas, orders              demo-copy's spec.replicas, and its order rows
@@ -32,6 +33,16 @@ run() {
   shift 2
   before_run
   "$bin" "$@" >"$work/out" 2>"$work/err"
+  local got=$?
+  if [ "$got" = "$want" ]; then ok "$name"; else bad "$name (exit $got, expected $want)"; fi
+}
+run_env() {
+  local name=$1 want=$2 envs=()
+  shift 2
+  while [ "$1" != -- ]; do envs+=("$1"); shift; done
+  shift
+  before_run
+  env "${envs[@]}" "$bin" "$@" >"$work/out" 2>"$work/err"
   local got=$?
   if [ "$got" = "$want" ]; then ok "$name"; else bad "$name (exit $got, expected $want)"; fi
 }

@@ -23,17 +23,6 @@ admin reset || { echo "FAIL: the Mendix Cloud stand-in does not answer ($MXPC_ME
 : >"$work/all"
 # every output of the program is kept, to look for the key at the end
 before_run() { cat "$work/out" "$work/err" >>"$work/all" 2>/dev/null || true; }
-# run_env NAME EXPECTED_EXIT VAR=VALUE|-uVAR... -- ARGS: run with a changed environment
-run_env() {
-  local name=$1 want=$2 envs=()
-  shift 2
-  while [ "$1" != -- ]; do envs+=("$1"); shift; done
-  shift
-  before_run
-  env "${envs[@]}" "$bin" "$@" >"$work/out" 2>"$work/err"
-  local got=$?
-  if [ "$got" = "$want" ]; then ok "$name"; else bad "$name (exit $got, expected $want)"; fi
-}
 
 # --- list ------------------------------------------------------------------------------
 run "list mendix-cloud://PROJECT/Production" 0 list "$app/Production"
@@ -63,8 +52,8 @@ check "... (no warning)" '! grep -q "read by others" "$work/err"'
 run_env "list without credentials" 1 -u MENDIX_API_KEY -- list "$app/Production"
 expect_err "... says which variable is missing and where to put it" "MENDIX_API_KEY is not set in the environment"
 expect_err "... never on the command line" "never on the command line"
-run "list gs://... is not supported" 2 list gs://bucket/key
-expect_err "... says so" "list supports mendix-cloud://APP/ENVIRONMENT and s3://BUCKET/PREFIX locations; gs:// is not one"
+run "list of another scheme" 2 list ftp://host/path
+expect_err "... says which it supports" "list supports mendix-cloud://APP/ENVIRONMENT and s3://BUCKET/PREFIX locations; ftp:// is not one"
 run "list with a snapshot id" 2 list "$app/Production/51dc7872-771e-4c3e-853b-352359444db6"
 expect_err "... says how to write it" "without a snapshot"
 run "list of a malformed location" 2 list mendix-cloud://only-an-app
@@ -100,7 +89,7 @@ for spec in "not_supported:NOT_SUPPORTED:is not in Mendix Cloud.*backup -n NAMES
 done
 admin reset
 
-# --- snapshots and archives through the module (restore -f mendix-cloud:// comes later) ---
+# --- snapshots and archives through the module (restore: e2e.mendix-restore) ---
 "$bin" -q backup -n mendix -e demo-app -f "$work/demo.tar.gz" >/dev/null 2>"$work/err"
 check "a backup of demo-app to serve as a Mendix Cloud snapshot" '[ -s "$work/demo.tar.gz" ]'
 admin "snapshot/$prod" "{\"archive\": \"$work/demo.tar.gz\", \"comment\": \"our own backup of demo-app\"}"

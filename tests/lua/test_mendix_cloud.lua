@@ -274,6 +274,127 @@ t.test("the credentials go to the API's URL only", function()
   t.eq(c.url, base)
 end)
 
+-- --- http.reader over an archive's url ----------------------------------------------
+
+local function file_bytes(path)
+  local fh = assert(io.open(path, "rb"))
+  local data = fh:read("a")
+  fh:close()
+  return data
+end
+local FULL = file_bytes(dir .. "/archives/sample.tar.gz")
+
+local function fresh_url()
+  return assert(client:prepare_archive(where, { timeout = 30, interval = 0.05 })).url
+end
+local function read_all(r)
+  local parts = {}
+  while true do
+    local chunk, err = r:read()
+    if err then return nil, err, table.concat(parts) end
+    if not chunk then return table.concat(parts) end
+    parts[#parts + 1] = chunk
+  end
+end
+local function downloads()
+  local res = assert(http.request { url = base .. "/_admin/requests", headers = { ["X-Admin-Token"] = admin_token } })
+  local seen = {}
+  for _, q in ipairs(cjson.decode(res.body)) do
+    if q.path:find("^/_download/") then seen[#seen + 1] = q end
+  end
+  return seen
+end
+
+t.test("http.reader: the archive in ranges, nothing but Range and If-Match sent", function()
+  knobs { queued_seconds = 0, running_seconds = 0 }
+  local r <close> = assert(http.reader(fresh_url(), { range = 256 }))
+  t.eq(r:size(), nil)
+  t.ok(#FULL > 1000, "an archive of several ranges")
+  local got = assert(read_all(r))
+  t.eq(#got, #FULL)
+  t.ok(got == FULL, "the bytes of the archive")
+  t.eq(r:size(), #FULL)
+  t.eq(r:offset(), #FULL)
+  t.eq(r:read(), nil, "the end stays the end")
+  local seen = downloads()
+  t.eq(#seen, math.ceil(#FULL / 256), "one GET per range")
+  for _, q in ipairs(seen) do
+    for _, h in ipairs(q.headers) do
+      t.ok(not h:lower():find("mendix") and h ~= "Authorization", "no credential header: " .. h)
+    end
+  end
+  t.ok(not tostring(r):find("signature", 1, true), "named without the signature")
+end)
+
+t.test("http.reader: a connection cut off mid-range resumes from the byte reached", function()
+  knobs { queued_seconds = 0, running_seconds = 0, drop_at = 500 }
+  local r <close> = assert(http.reader(fresh_url(), { range = 384 }))
+  local got = assert(read_all(r))
+  t.ok(got == FULL, "the same bytes")
+  local seen = downloads()
+  t.eq(#seen, math.ceil(#FULL / 384) + 1, "one more GET: the resume")
+end)
+
+t.test("http.reader: a URL that expires mid-read, renewed or not", function()
+  knobs { queued_seconds = 0, running_seconds = 0, url_seconds = 1 }
+  local asked = 0
+  local r <close> = assert(http.reader(fresh_url(), { range = 256, on_expired = function(err)
+    asked = asked + 1
+    t.eq(err.code, "expired")
+    t.eq(err.status, 403)
+    return fresh_url()
+  end }))
+  local first = assert(r:read())
+  t.eq(#first, 256)
+  runtime.sleep(2.1)
+  local rest = assert(read_all(r))
+  t.ok(first .. rest == FULL, "the same bytes, continued from the same offset")
+  t.ok(asked >= 1, "a fresh url was asked for")
+
+  -- without a callback, or when the callback has none: a clean failure at that offset
+  local r2 <close> = assert(http.reader(fresh_url(), { range = 256 }))
+  assert(r2:read())
+  runtime.sleep(2.1)
+  local chunk, err = r2:read()
+  t.eq(chunk, nil)
+  t.eq(err.code, "expired")
+  t.contains(err.message, "(bytes 256-511)")
+  t.contains(err.message, "expired")
+  t.ok(not err.message:find("signature=", 1, true), "no signature in the message")
+  t.eq(r2:offset(), 256)
+  local r3 <close> = assert(http.reader(fresh_url(), { range = 256, on_expired = function()
+    return nil, require("mxpc.error").new { code = "failed", message = "no fresh archive" } end }))
+  assert(r3:read())
+  runtime.sleep(2.1)
+  chunk, err = r3:read()
+  t.eq(chunk, nil)
+  t.eq(err.code, "failed")
+  t.eq(err.message, "no fresh archive")
+  -- a fresh URL of other bytes: the read stops (If-Match) rather than mix two archives
+  local r4 <close> = assert(http.reader(fresh_url(), { range = 256, on_expired = function()
+    return assert(client:prepare_archive(where, { data_type = "database_only", interval = 0.05 })).url end }))
+  assert(r4:read())
+  runtime.sleep(2.1)
+  chunk, err = r4:read()
+  t.eq(chunk, nil)
+  t.eq(err.code, "changed")
+  t.eq(err.status, 412)
+  t.contains(err.message, "no longer the one read so far")
+end)
+
+t.test("http.reader: bad URLs; a server without ranges", function()
+  for _, u in ipairs { "ftp://x/y", "https://", "http://user:pw@host/x", "http://h/a b" } do
+    local r, err = http.reader(u)
+    t.eq(r, nil, u)
+    t.eq(err.code, "usage")
+  end
+  local r <close> = assert(http.reader(base .. "/api/1/apps"))
+  local chunk, err = r:read()
+  t.eq(chunk, nil)
+  t.eq(err.code, "http")
+  t.eq(err.status, 401)
+end)
+
 local code = t.run()
 os.execute("kill " .. pid)
 return code

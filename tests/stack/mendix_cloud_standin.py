@@ -23,9 +23,13 @@ its job completes), or, without S3 (the Lua tests' own instance), a link to
 State: DIR/cloud.json (apps, environments with their snapshots, users), read at start.
 Test knobs, only through /_admin/ with the token in DIR/admin-token:
   POST /_admin/environment/ENV  {"busy", "maintenance", "not_supported", "unavailable",
-                                 "listing_fails", "fail_jobs", "never_finish": bool,
-                                 "queued_seconds", "running_seconds", "url_seconds": number}
-  POST /_admin/snapshot/ENV     a snapshot to add ({"archive": PATH, "db_archive": PATH, ...})
+                                 "listing_fails", "fail_jobs", "never_finish",
+                                 "local_downloads": bool, "queued_seconds", "running_seconds",
+                                 "url_seconds", "download_rate", "drop_at": number}
+(/_download/ answers Range requests with 206 and Content-Range, sends an ETag, honours
+If-Match with 412, and, with download_rate / drop_at, is slow or cuts an answer off.)
+  POST /_admin/snapshot/ENV     a snapshot to add ({"archive": PATH, "db_archive": PATH, ...}; a
+                                new snapshot holds what the newest one holds)
   POST /_admin/reset            back to cloud.json
   GET  /_admin/requests         the requests seen: method, path, header names
 
@@ -144,7 +148,10 @@ ARCHIVE_FIELDS = ("archive_id", "status_message", "finished_at", "updated_at", "
                   "created_at", "state", "url")
 KNOB_DEFAULTS = {"busy": False, "maintenance": False, "not_supported": False, "unavailable": False,
                  "listing_fails": False, "fail_jobs": False, "never_finish": False,
-                 "queued_seconds": 0.3, "running_seconds": 0.6, "url_seconds": EIGHT_HOURS}
+                 "queued_seconds": 0.3, "running_seconds": 0.6, "url_seconds": EIGHT_HOURS,
+                 # downloads from this server even with S3 (/_download/), slowed to download_rate
+                 # bytes/s (0: not), the first answer that reaches byte drop_at cut off there (-1: none)
+                 "local_downloads": False, "download_rate": 0, "drop_at": -1}
 
 
 class Cloud:
@@ -254,13 +261,13 @@ class Cloud:
         path = snap["db_archive"] if job["data_type"] == "database_only" else snap["archive"]
         expires = max(1, int(self.knobs_of(env["EnvironmentId"])["url_seconds"]))
         name = f"{job['archive_id']}.{'backup' if job['data_type'] == 'database_only' else 'tar.gz'}"
-        if self.s3conf:
+        if self.s3conf and not self.knobs_of(env["EnvironmentId"])["local_downloads"]:
             bucket, key = self.s3conf["bucket"], f"{env['EnvironmentId']}/{name}"
             with open(path, "rb") as f:
                 self.s3.put(bucket, key, f.read())
             return stacklib.presign_url(self.s3conf["endpoint"], bucket, key, self.s3conf["access_key"],
                                         self.s3conf["secret_key"], self.s3conf["region"], expires)
-        self.downloads[job["archive_id"]] = path
+        self.downloads[job["archive_id"]] = (path, env["EnvironmentId"])
         until = int(time.time()) + expires
         sig = hmac.new(self.url_key, f"{job['archive_id']}:{until}".encode(), hashlib.sha256).hexdigest()
         return f"http://127.0.0.1:{self.port}/_download/{name}?expires={until}&signature={sig}"
@@ -353,9 +360,11 @@ class Cloud:
         except ValueError:
             raise ApiError(400, "INVALID_PARAMETERS", "the body is not JSON")
         snap = self.new_job(knobs)
+        # the environment's data as it is now: that of its newest snapshot
+        newest = max(env["snapshots"], key=lambda x: x["created_at"], default=env)
         snap.update(snapshot_id=str(uuid.uuid4()), model_version=None, comment=doc.get("comment"),
-                    expires_at=iso(time.time() + 90 * 86400), archive=env["archive"],
-                    db_archive=env["db_archive"])
+                    expires_at=iso(time.time() + 90 * 86400), archive=newest["archive"],
+                    db_archive=newest["db_archive"])
         env["snapshots"].append(snap)
         view = {k: snap.get(k) for k in SNAPSHOT_FIELDS}
         snap["model_version"] = env["ModelVersion"]   # known once it runs
@@ -424,14 +433,57 @@ class Handler(http.server.BaseHTTPRequestHandler):
         q = parse_qs(parts.query)
         until = q.get("expires", ["0"])[0]
         want = hmac.new(cloud.url_key, f"{archive_id}:{until}".encode(), hashlib.sha256).hexdigest()
-        path = cloud.downloads.get(archive_id)
+        path, env_id = cloud.downloads.get(archive_id, (None, None))
         if not path or not hmac.compare_digest(q.get("signature", [""])[0], want):
             return self.answer(403, None, b"<Error><Code>SignatureDoesNotMatch</Code></Error>")
         if time.time() > int(until):
             return self.answer(403, None, b"<Error><Code>AccessDenied</Code><Message>Request has expired"
                                b"</Message></Error>")
+        knobs = cloud.knobs_of(env_id)
         with open(path, "rb") as f:
-            self.answer(200, None, f.read(), "application/octet-stream")
+            data = f.read()
+        etag = '"' + hashlib.md5(data).hexdigest() + '"'
+        if self.headers.get("If-Match") not in (None, etag):
+            return self.answer(412, None, b"<Error><Code>PreconditionFailed</Code></Error>")
+        start, end, status = 0, len(data), 200
+        m = re.fullmatch(r"bytes=(\d+)-(\d*)", self.headers.get("Range", ""))
+        if m:
+            start = int(m.group(1))
+            end = min(len(data), int(m.group(2)) + 1) if m.group(2) else len(data)
+            if start >= len(data):
+                return self.answer(416, None, b"<Error><Code>InvalidRange</Code></Error>")
+            status = 206
+        drop = int(knobs["drop_at"])
+        cut = start <= drop < end
+        if cut:   # once
+            cloud.knobs.setdefault(env_id, {})["drop_at"] = -1
+        # outside the lock: a slow answer does not hold up the API
+        cloud.lock.release()
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(end - start))
+            self.send_header("ETag", etag)
+            if status == 206:
+                self.send_header("Content-Range", f"bytes {start}-{end - 1}/{len(data)}")
+            self.end_headers()
+            rate = float(knobs["download_rate"])
+            pos, step = start, 64 * 1024 if rate <= 0 else max(1, int(rate / 20))
+            while pos < end:
+                n = min(step, end - pos, drop - pos if cut else end)
+                self.wfile.write(data[pos:pos + n])
+                pos += n
+                if cut and pos >= drop:
+                    self.wfile.flush()
+                    self.close_connection = True
+                    self.connection.shutdown(2)
+                    return
+                if rate > 0:
+                    time.sleep(n / rate)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+        finally:
+            cloud.lock.acquire()
 
     def answer(self, status, doc, raw=None, ctype="application/xml"):
         data = raw if raw is not None else (b"" if doc is None else json.dumps(doc).encode())
