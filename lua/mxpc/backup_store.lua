@@ -31,7 +31,7 @@ function M.stamp(t) return os.date("!%Y%m%dT%H%M%SZ", t) end
 function M.parse_stamp(s)
   local y, mo, d, h, mi, sec = tostring(s):match("^(%d%d%d%d)(%d%d)(%d%d)T(%d%d)(%d%d)(%d%d)Z$")
   if not y then return nil end
-  return require("mxpc.hooks").parse_time(("%s-%s-%sT%s:%s:%sZ"):format(y, mo, d, h, mi, sec))
+  return require("mxpc.selection").parse_time(("%s-%s-%sT%s:%s:%sZ"):format(y, mo, d, h, mi, sec))
 end
 
 local function join(...)

@@ -11,6 +11,7 @@ local pg_programs = require "mxpc.pg_programs"
 local process = require "mxpc.process"
 local progress = require "mxpc.progress"
 local runtime = require "mxpc.runtime"
+local selection = require "mxpc.selection"
 
 local M = {}
 
@@ -699,7 +700,7 @@ function M.files_to_copy(db, store, env, hooks, opts, transfer)
   if twice > 0 then log.warn("FileDocument rows with the same UUID: the file is copied once", { rows = twice }) end
   local selected
   if selects then
-    selected = ("%s of %s files selected"):format(h.thousands(#files), h.thousands(in_use))
+    selected = ("%s of %s files selected"):format(selection.thousands(#files), selection.thousands(in_use))
     log.info(selected)
   end
   return { files = files, in_use = in_use, missing = missing, selected = selected }
