@@ -218,7 +218,7 @@ function M.use_iam(env)
     db.sslmode_source = "iam"
   end
   db.region = environment.rds_region(db.host) or env.storage.region or "us-east-1"
-  local creds, err = require("mxpc.s3").credentials {}
+  local creds, err = require("mxpc.aws").credentials {}
   if not creds then
     err.message = "the database uses IAM authentication, but " .. err.message
     return nil, err
@@ -233,7 +233,7 @@ end
 -- now, or the Secret's password.
 local function db_password(db)
   if not db.iam then return db.password end
-  return require("mxpc.s3").rds_token { host = db.host, port = db.port, user = db.user, region = db.region }
+  return require("mxpc.aws").rds_token { host = db.host, port = db.port, user = db.user, region = db.region }
 end
 
 -- A refused IAM login, explained: what the role needs.

@@ -29,7 +29,7 @@ end)
 
 local objects = schedule.manifests { namespace = "mendix", envs = { "a", "b" }, cron = "0 2 * * *", image = "img:1",
   to = "s3://bk/nightly/", keep = { keep_daily = "7", keep_within = "2d" }, timezone = "Europe/Amsterdam",
-  names = { mendixapps = { "a", "b" }, storageinstances = { "a-database", "a-file", "b-database", "b-file" },
+  names = { apps = { "a", "b" }, storage_instances = { "a-database", "a-file", "b-database", "b-file" },
     secrets = { "sa", "sb" } } }
 
 t.test("one ServiceAccount, Role and RoleBinding; a CronJob per environment", function()
