@@ -149,7 +149,7 @@ function M.list_command(opts, location, now)
     max_age, why = retention.parse_duration(opts.max_age)
     if not max_age then error(errors.new { code = "usage", message = "--max-age: " .. why }, 0) end
   end
-  local store = assert(require("mxpc.workflow").archive_store(opts))
+  local store = assert(require("mxpc.archive_io").archive_store(opts))
   local groups = assert(M.scan(store, loc))
   local rows = {}
   for _, g in ipairs(groups) do
@@ -363,7 +363,7 @@ function M.scheduled_backup(opts, run)
   end
   local result = run(opts)
   if result ~= 0 then return result end
-  local store = assert(require("mxpc.workflow").archive_store(opts))
+  local store = assert(require("mxpc.archive_io").archive_store(opts))
   local head = assert(store:head(loc.bucket, key))
   local info, err = M.read_head(store, loc.bucket, key, head)
   local ok

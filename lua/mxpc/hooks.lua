@@ -109,12 +109,13 @@ local Hooks = {}
 Hooks.__index = Hooks
 
 -- The context every hook gets. ctx.db, when the run has not given one (or
--- closed its own), connects on first use; such connections close with the run.
+-- closed its own), connects on first use with the run's `connect` (env ->
+-- connection; see for_run); such connections close with the run.
 local function new_context(self, opts, workflow)
   local ctx = { workflow = workflow, options = opts, log = log }
   return setmetatable(ctx, { __index = function(t, k)
-    if k ~= "db" or not rawget(t, "env") then return nil end
-    local conn = assert(require("mxpc.workflow").connect_database(t.env))
+    if k ~= "db" or not rawget(t, "env") or not self.connect then return nil end
+    local conn = assert(self.connect(t.env))
     self.owned[#self.owned + 1] = conn
     rawset(t, "db", conn)
     return conn
@@ -125,11 +126,13 @@ local runs = setmetatable({}, { __mode = "k" })
 
 -- The hooks of the run with these options (loaded once per run: the command
 -- line loads them before the workflow starts, the workflow finds them again).
--- Raises if the hooks file is bad.
-function M.for_run(opts, workflow)
+-- `connect(env)`: how ctx.db connects when the run has not given one (the
+-- workflow hands over its connect_database). Raises if the hooks file is bad.
+function M.for_run(opts, workflow, connect)
   local self = runs[opts]
   if self then
     if workflow and not self.ctx.workflow then self.ctx.workflow = workflow end
+    self.connect = connect or self.connect
     return self
   end
   local path = M.locate(opts)
@@ -142,7 +145,7 @@ function M.for_run(opts, workflow)
       return #names > 0 and table.concat(names, ",") or "none"
     end)() })
   end
-  self = setmetatable({ path = path, fns = fns, owned = {} }, Hooks)
+  self = setmetatable({ path = path, fns = fns, owned = {}, connect = connect }, Hooks)
   self.ctx = new_context(self, opts, workflow)
   runs[opts] = self
   return self

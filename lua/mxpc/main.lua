@@ -281,7 +281,7 @@ command {
   },
   run = function(opts)
     if opts.file:match("^s3://[^/]+/.*/$") then -- a schedule's environment: which archive
-      local store = assert(require("mxpc.workflow").archive_store(opts))
+      local store = assert(require("mxpc.archive_io").archive_store(opts))
       local url, a = require("mxpc.backup_store").pick(store, opts.file, opts.at and selection.parse_time(opts.at))
       if not url then error(a, 0) end
       log.info("restoring the scheduled archive", { event = "picked", archive = url,
@@ -506,7 +506,7 @@ command {
       args.usage_error("give the policy: --keep-last, --keep-daily, ..., --keep-within (prune without one would keep " ..
         "everything)")
     end
-    local store = assert(require("mxpc.workflow").archive_store(opts))
+    local store = assert(require("mxpc.archive_io").archive_store(opts))
     store_mod.prune(store, loc, policy, opts.dry_run)
     return 0
   end,
