@@ -157,6 +157,13 @@ function Hooks:set(fields)
   return self
 end
 
+-- Takes a field out of the context again (forget("db"): the run closed its
+-- connection; a hook that uses ctx.db then connects anew).
+function Hooks:forget(key)
+  rawset(self.ctx, key, nil)
+  return self
+end
+
 function Hooks:has(name) return self.fns[name] ~= nil end
 
 -- The error a raising hook becomes: its own code and hint if it raised an

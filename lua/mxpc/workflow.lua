@@ -10,6 +10,7 @@
 --   mxpc.workdir     the private working directory and its free space
 -- Here: the cluster and the environment, the run's hooks, signals, progress,
 -- the safety backup before a restore.
+local backup_archive = require "mxpc.backup_archive"
 local errors = require "mxpc.error"
 local log = require "mxpc.log"
 local pg_programs = require "mxpc.pg_programs"
@@ -145,6 +146,107 @@ function M.safety_backup(opts)
   if errors.is(err, "interrupted") then error(err, 0) end
   return nil, errors.new { code = err.code, message = "the safety backup failed, nothing was restored: " .. err.message,
     hint = err.hint }
+end
+
+-- --- the archive, written and unpacked ----------------------------------------------------
+
+-- Writes the backup archive to a checked target (archive_writer): .metadata
+-- and the dump as soon as pg_dump is done, then each file as its download
+-- finishes (many at a time; files that do not fit the memory window wait in
+-- the working directory), then commits it; from the commit on a signal comes
+-- too late (see too_late). a = {target =, level =, env =, store =, files =
+-- (the fileset of files_to_copy), missing = (its list, extended with files
+-- gone since), dump = (start_dump's), facts = (database_facts), started =,
+-- transfer =, work =, strict =}. Returns {dump_bytes =, files =, bytes =,
+-- bytes_out =}; raises on failure.
+function M.write_archive(a)
+  local out <close> = assert(M.archive_writer(a.target, { force = a.target.force, level = a.level }))
+  local files_size = a.files:bytes()
+  local dump_size
+  local function add_database(must) -- (the many GETs ask whether it is ready, and make it so at their end)
+    if not must and not a.dump.ended() then return false end
+    dump_size = assert(a.dump.finish())
+    assert(out:add_metadata {
+      duration = os.time() - a.started, dumpSize = dump_size, modelVersion = a.facts.model_version,
+      databaseSize = a.facts.size, filesSize = files_size,
+    })
+    assert(out:add_dump(a.dump.path))
+    return true
+  end
+  local meter <close> = M.progress("copying files", #a.files, { phase = "copy", bytes = files_size })
+  local copied, copied_bytes = 0, 0
+  assert(out:add_files_from(a.store, a.env.storage.bucket, a.files, {
+    concurrency = a.transfer.concurrency, window = a.transfer.window, spill_dir = a.work.path, ready = add_database,
+    key = function(uuid) return M.object_key(a.env, uuid) end,
+    on_item = function(f, res, err)
+      if res then
+        copied, copied_bytes = copied + 1, copied_bytes + res.size
+        meter.step(res.size)
+        return true
+      end
+      if not errors.is(err, "not_found") then return false end
+      if a.strict then error(M.missing_file(f.uuid, f.key), 0) end -- a complete archive or none
+      -- deleted since it was listed: reported, not fatal
+      a.missing[#a.missing + 1] = f.uuid
+      log.warn("file not found in storage, skipped", { uuid = f.uuid, key = f.key })
+      return true
+    end,
+  }))
+  if not dump_size then add_database(true) end
+  runtime.defer_interrupts(true) -- from the commit on, a signal comes too late
+  assert(out:commit())
+  return { dump_bytes = dump_size, files = copied, bytes = copied_bytes, bytes_out = out:stats().bytes_out }
+end
+
+-- Reads the checked archive `a.input` (archive_input; `a.summary` its
+-- validate summary) once more: the dump into `a.dump` (a path in the working
+-- directory) when `a.with_db`, each file uploaded to where `a.env` keeps it
+-- (`a.store`) when `a.with_files`. Many uploads run at once, fed from this
+-- one read in bounded memory; the first failure stops them all (and aborts
+-- unfinished multipart uploads). Every file is in place when it returns.
+-- A database-only backup is not unpacked: its dump is the input's file.
+-- Returns {dump = the dump's path, files =, bytes =}; raises on failure.
+function M.unpack_archive(a)
+  local summary, input = a.summary, a.input
+  local result = { dump = a.dump, files = 0, bytes = 0 }
+  if summary.kind == "dump" then
+    result.dump = input.path
+    return result
+  end
+  if not a.with_db and not a.with_files then return result end
+  if a.with_db then assert(M.check_space(a.work.path, summary.dump.size, "the database dump")) end
+  local uploads <close> = a.with_files and a.store:uploader(a.transfer) or nil
+  local r <close> = assert(input:reader())
+  local meter <close> = M.progress(a.with_files and "uploading files" or "reading the dump",
+    a.with_files and summary.files or nil, { phase = "upload", bytes = summary.compressed_bytes,
+      poll = function() return r:info().bytes_in end })
+  for entry in r:entries() do
+    local place = backup_archive.classify(entry.name, entry.type)
+    if place and place.kind == "dump" and a.with_db then
+      local f <close> = assert(io.open(a.dump, "wb"))
+      for chunk in entry:chunks() do assert(f:write(chunk)) end
+      assert(f:close())
+    elseif place and place.kind == "file" and a.with_files then
+      assert(uploads:put(a.env.storage.bucket, M.object_key(a.env, place.uuid), entry))
+      result.files, result.bytes = result.files + 1, result.bytes + entry.size
+      meter.step(entry.size)
+    end
+  end
+  if uploads then assert(uploads:finish()) end
+  return result
+end
+
+-- Replaces the database's contents with the dump at `a.dump`, in one
+-- transaction that also runs the restore_sql hook's SQL (a.hooks) after the
+-- data is loaded (restore_database). The run's connection `a.db` is closed
+-- first (the restore runs in its own session) and taken from the hooks'
+-- context: a later hook that uses ctx.db gets a new connection. Raises on
+-- failure.
+function M.replace_database(a)
+  local sql = a.hooks:restore_sql()
+  if a.db then a.db:close() end
+  a.hooks:forget("db")
+  assert(M.restore_database(a.env, a.dump, sql))
 end
 
 -- --- the facade ------------------------------------------------------------------------
