@@ -164,4 +164,12 @@ t.test("selector: each option, combined, and with select_file", function()
     ") must return true or false, not nil")
 end)
 
+t.test("options: contradictions are usage errors", function()
+  local err = t.raises(function()
+    require("mxpc.selection").options(parse_backup { "--files-larger-than", "10M", "--files-smaller-than", "1M" })
+  end, "select no file")
+  t.eq(err.code, "usage")
+  t.eq(require("mxpc.selection").options({}), nil)
+end)
+
 return t.run()

@@ -1,7 +1,6 @@
 -- The selection options of a backup and their parsers, without servers.
 local t = require "t"
 local selection = require "mxpc.selection"
-local args = require "mxpc.args"
 
 t.test("parse_size: bytes, decimal and binary units, bad values", function()
   t.eq(selection.parse_size("4096"), 4096)
@@ -65,23 +64,6 @@ t.test("thousands", function()
   t.eq(selection.thousands(999), "999")
   t.eq(selection.thousands(1204), "1,204")
   t.eq(selection.thousands(3000000), "3,000,000")
-end)
-
-local function parse_backup(argv)
-  local spec = {}
-  for _, o in ipairs { { long = "files-larger-than", value = "SIZE" }, { long = "files-smaller-than", value = "SIZE" },
-    { long = "files-changed-since", value = "DATE" }, { long = "files-of", value = "ENTITY", list = true } } do
-    spec[#spec + 1] = o
-  end
-  return (args.parse(spec, argv, 1))
-end
-
-t.test("options: contradictions are usage errors", function()
-  local err = t.raises(function()
-    selection.options(parse_backup { "--files-larger-than", "10M", "--files-smaller-than", "1M" })
-  end, "select no file")
-  t.eq(err.code, "usage")
-  t.eq(selection.options({}), nil)
 end)
 
 return t.run()
