@@ -1,7 +1,9 @@
 -- The steps the backup and restore workflows (scripts/) are made of, as the
 -- one wf.* facade the scripts, hooks files and the REPL use. Each step does
 -- one thing a person would name, logs what it did, and returns nil, err (an
--- error object naming what and where) when the outside world fails. The
+-- error object naming what and where) when the outside world fails; the
+-- steps of a whole phase (write_archive, unpack_archive, replace_database)
+-- raise it instead, as the scripts' assert would. The
 -- steps live in modules named for what they act on, re-exported here:
 --   mxpc.app         the app: running pods, stop and start again
 --   mxpc.database    connect (RDS IAM too), list files, dump, restore
