@@ -172,4 +172,28 @@ t.test("options: contradictions are usage errors", function()
   t.eq(require("mxpc.selection").options({}), nil)
 end)
 
+t.test("ctx.db: the run's connection, else the run's connect on first use; forget drops it", function()
+  local opened, closed = {}, 0
+  local function connect(env)
+    local conn = { env = env, close = function() closed = closed + 1 end }
+    opened[#opened + 1] = conn
+    return conn
+  end
+  local opts = { hooks = hooks_file("return { before_restore = function(ctx) return ctx.db end }") }
+  local h <close> = hooks.for_run(opts, "restore", connect)
+  local own = { name = "the run's" }
+  h:set { env = { name = "demo-app" }, db = own }
+  t.eq(h:call("before_restore"), own, "the run's own connection")
+  t.eq(#opened, 0)
+  h:forget("db")
+  local conn = h:call("before_restore")
+  t.eq(#opened, 1, "connected on first use")
+  t.eq(conn.env.name, "demo-app")
+  t.eq(h:call("before_restore"), conn, "once")
+  h:__close()
+  t.eq(closed, 1, "closed with the run")
+  local bare = hooks.for_run({ hooks = false }, "backup"):set { env = { name = "x" } }
+  t.eq(bare.ctx.db, nil, "without a connect function, no connection")
+end)
+
 return t.run()
