@@ -6,10 +6,8 @@
 -- `file` is a path, "-" (standard output) or "s3://BUCKET/KEY".
 -- Hooks (docs/hooks.md) change it without editing; or edit a copy
 -- (mxpc-data-migration scripts export DIR) and run it with --scripts DIR.
-local errors = require "mxpc.error"
 local log = require "mxpc.log"
 local pg_programs = require "mxpc.pg_programs"
-local runtime = require "mxpc.runtime"
 local wf = require "mxpc.workflow"
 
 local opts = ...
@@ -61,54 +59,23 @@ local dump <close> = assert(wf.start_dump(env, work.path .. "/db.backup"))
 local facts = wf.database_facts(db)
 local chosen = assert(wf.files_to_copy(db, store, env, hooks, opts, transfer))
 local files, missing, selected = chosen.files, chosen.missing, chosen.selected
-local files_size = files:bytes()
 
 -- 4. Write the archive: .metadata and the dump as soon as pg_dump is done,
 --    then each file as its download finishes (many at a time; files that
 --    do not fit the memory window wait in the working directory). Nothing
 --    valid appears before the commit: a file is renamed into place, an S3
 --    upload is completed, standard output gets the archive's end.
-local out <close> = assert(wf.archive_writer(target, { force = opts.force, level = opts.compression_level }))
-local dump_size
-local function add_database(must)
-  if not must and not dump.ended() then return false end
-  dump_size = assert(dump.finish())
-  assert(out:add_metadata {
-    duration = os.time() - started, dumpSize = dump_size, modelVersion = facts.model_version,
-    databaseSize = facts.size, filesSize = files_size,
-  })
-  assert(out:add_dump(dump.path))
-  return true
-end
-local progress <close> = wf.progress("copying files", #files, { phase = "copy", bytes = files_size })
-local copied, copied_bytes = 0, 0
-assert(out:add_files_from(store, env.storage.bucket, files, {
-  concurrency = transfer.concurrency, window = transfer.window, spill_dir = work.path, ready = add_database,
-  key = function(uuid) return wf.object_key(env, uuid) end,
-  on_item = function(f, res, err)
-    if res then
-      copied, copied_bytes = copied + 1, copied_bytes + res.size
-      progress.step(res.size)
-      return true
-    end
-    if not errors.is(err, "not_found") then return false end
-    if opts.strict then error(wf.missing_file(f.uuid, f.key), 0) end -- a complete archive or none
-    -- deleted since it was listed: reported, not fatal
-    missing[#missing + 1] = f.uuid
-    log.warn("file not found in storage, skipped", { uuid = f.uuid, key = f.key })
-    return true
-  end,
-}))
-if not dump_size then add_database(true) end
-runtime.defer_interrupts(true) -- from the commit on, a signal comes too late
-assert(out:commit())
+local written = wf.write_archive { target = target, level = opts.compression_level, env = env, store = store,
+  files = files, missing = missing, dump = dump, facts = facts, started = started, transfer = transfer, work = work,
+  strict = opts.strict }
+local dump_size, copied, copied_bytes = written.dump_bytes, written.files, written.bytes
 
 -- 5. Say what was done.
 wf.too_late("the backup was written")
 hooks:call("after_backup", { file = opts.file, database_bytes = dump_size, files = copied, bytes = copied_bytes,
   missing = #missing, selected = #files, total = chosen.in_use, seconds = os.time() - started })
 log.info("backup written", { event = "summary", file = target.name or opts.file, files = copied, missing = #missing,
-  selected = selected and #files or nil, in_use = selected and chosen.in_use or nil, bytes = out:stats().bytes_out,
+  selected = selected and #files or nil, in_use = selected and chosen.in_use or nil, bytes = written.bytes_out,
   seconds = os.time() - started })
 report:write(("backup of %s/%s written to %s: database %d bytes, %d files (%d bytes)%s%s\n"):format(
   env.namespace, env.name, target.name or opts.file, dump_size, copied, copied_bytes,

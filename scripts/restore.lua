@@ -11,7 +11,6 @@
 -- A signal (Ctrl-C, SIGTERM) before the commit ends the run with 130/143 and
 -- the database as it was; once psql has its whole input it comes too late,
 -- and the run finishes (docs/workflows.md).
-local backup_archive = require "mxpc.backup_archive"
 local errors = require "mxpc.error"
 local log = require "mxpc.log"
 local pg_programs = require "mxpc.pg_programs"
@@ -57,42 +56,13 @@ hooks:call("before_restore")
 --    upload each file to where the environment keeps it. Many uploads run
 --    at once, fed from this one read of the archive in bounded memory; the
 --    first failure stops them all (and aborts unfinished multipart uploads).
-local dump = work.path .. "/db.backup"
-local uploaded, bytes = 0, 0
-if summary.kind == "dump" then
-  dump = input.path
-elseif with_db or with_files then
-  if with_db then assert(wf.check_space(work.path, summary.dump.size, "the database dump")) end
-  local transfer = wf.transfer_options(opts)
-  local uploads <close> = with_files and store:uploader(transfer) or nil
-  local r <close> = assert(input:reader())
-  local progress <close> = wf.progress(with_files and "uploading files" or "reading the dump",
-    with_files and summary.files or nil, { phase = "upload", bytes = summary.compressed_bytes,
-      poll = function() return r:info().bytes_in end })
-  for entry in r:entries() do
-    local place = backup_archive.classify(entry.name, entry.type)
-    if place and place.kind == "dump" and with_db then
-      local f <close> = assert(io.open(dump, "wb"))
-      for chunk in entry:chunks() do assert(f:write(chunk)) end
-      assert(f:close())
-    elseif place and place.kind == "file" and with_files then
-      assert(uploads:put(env.storage.bucket, wf.object_key(env, place.uuid), entry))
-      uploaded, bytes = uploaded + 1, bytes + entry.size
-      progress.step(entry.size)
-    end
-  end
-  -- every file is in place before the database is touched
-  if uploads then assert(uploads:finish()) end
-end
+local unpacked = wf.unpack_archive { input = input, summary = summary, dump = work.path .. "/db.backup", work = work,
+  env = env, store = store, with_db = with_db, with_files = with_files, transfer = wf.transfer_options(opts) }
+local uploaded, bytes = unpacked.files, unpacked.bytes
 
 -- 5. Replace the database's contents in one transaction, which also runs the
 --    restore_sql hook's SQL after the data is loaded.
-if with_db then
-  local sql = hooks:restore_sql()
-  db:close() -- the restore runs in its own session
-  hooks.ctx.db = nil -- (a later hook that uses ctx.db gets a new connection)
-  assert(wf.restore_database(env, dump, sql))
-end
+if with_db then wf.replace_database { env = env, db = db, dump = unpacked.dump, hooks = hooks } end
 
 -- 6. --delete-extra-files: only now that every file and the database are restored
 local deleted = extra and assert(wf.delete_objects(store, env, extra))

@@ -31,7 +31,7 @@ function M.stamp(t) return os.date("!%Y%m%dT%H%M%SZ", t) end
 function M.parse_stamp(s)
   local y, mo, d, h, mi, sec = tostring(s):match("^(%d%d%d%d)(%d%d)(%d%d)T(%d%d)(%d%d)(%d%d)Z$")
   if not y then return nil end
-  return require("mxpc.hooks").parse_time(("%s-%s-%sT%s:%s:%sZ"):format(y, mo, d, h, mi, sec))
+  return require("mxpc.selection").parse_time(("%s-%s-%sT%s:%s:%sZ"):format(y, mo, d, h, mi, sec))
 end
 
 local function join(...)
@@ -149,7 +149,7 @@ function M.list_command(opts, location, now)
     max_age, why = retention.parse_duration(opts.max_age)
     if not max_age then error(errors.new { code = "usage", message = "--max-age: " .. why }, 0) end
   end
-  local store = assert(require("mxpc.workflow").archive_store(opts))
+  local store = assert(require("mxpc.archive_io").archive_store(opts))
   local groups = assert(M.scan(store, loc))
   local rows = {}
   for _, g in ipairs(groups) do
@@ -363,7 +363,7 @@ function M.scheduled_backup(opts, run)
   end
   local result = run(opts)
   if result ~= 0 then return result end
-  local store = assert(require("mxpc.workflow").archive_store(opts))
+  local store = assert(require("mxpc.archive_io").archive_store(opts))
   local head = assert(store:head(loc.bucket, key))
   local info, err = M.read_head(store, loc.bucket, key, head)
   local ok

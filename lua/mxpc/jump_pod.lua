@@ -25,7 +25,8 @@ M.UID = 1001 -- non-root; the image needs no user of its own for the client tool
 -- missing there leaves its rule to every object of the kind in the namespace.
 -- Listing pods is not limited: Kubernetes checks resourceNames only for
 -- requests that name one object (get, patch), never for list or watch.
--- With ops.environment, the rules a secret store needs, for that name only.
+-- With ops.environment (or ops.environments, a list), the rules a secret store
+-- needs, for those names only.
 function M.rules(ops, names)
   names = names or {}
   local app = names.apps
@@ -42,11 +43,12 @@ function M.rules(ops, names)
     rules[#rules + 1] = { apiGroups = { MENDIX }, resources = { "mendixapps" }, verbs = { "patch" },
       resourceNames = app }
   end
-  if ops.environment then
+  local store_names = ops.environments or (ops.environment and { ops.environment })
+  if store_names then
     -- credentials in a secret store: the environment's SecretProviderClass, and
     -- the environment's own identity (its ServiceAccount's annotations and a
-    -- short-lived token of it), for that one name only
-    local names = { ops.environment }
+    -- short-lived token of it), for those names only
+    local names = store_names
     rules[#rules + 1] = { apiGroups = { "secrets-store.csi.x-k8s.io" }, resources = { "secretproviderclasses" },
       resourceNames = names, verbs = { "get" } }
     rules[#rules + 1] = { apiGroups = { "" }, resources = { "serviceaccounts" }, resourceNames = names,
@@ -57,38 +59,50 @@ function M.rules(ops, names)
   return rules
 end
 
--- The objects the Role names: the environment's MendixApp, its
--- StorageInstances <env>-database and <env>-file (known from the name), and
--- their credential Secrets, read from the StorageInstances now. When these
--- cannot be read (no cluster, no right to read them), a warning says so and
--- the secrets rule names none: it then allows every Secret of the namespace.
+-- The objects a Role names for environments `envs` of `namespace`: their
+-- MendixApps, their StorageInstances <env>-database and <env>-file (known
+-- from the names), and the credential Secrets those name, read with `client`
+-- now. When these cannot be read (no client, no right to read them; `why`
+-- says why there is no client), a warning says so and the secrets rule
+-- names none: it then allows every Secret of the namespace.
+function M.resource_names(client, namespace, envs, why)
+  local names = { apps = {}, storage_instances = {} }
+  local secrets, err = {}, why
+  for _, env in ipairs(envs) do
+    names.apps[#names.apps + 1] = env
+    for _, part in ipairs { "database", "file" } do
+      local si_name = env .. "-" .. part
+      names.storage_instances[#names.storage_instances + 1] = si_name
+      if not err then
+        local si, gerr = client:get("storageinstances", si_name, namespace)
+        if not si then
+          err = gerr or errors.new { message = ("StorageInstance %s/%s could not be read"):format(namespace, si_name) }
+        else
+          local secret = require("mxpc.environment").secret_name(si)
+          if secret ~= secrets[#secrets] then secrets[#secrets + 1] = secret end
+        end
+      end
+    end
+  end
+  if err then
+    log.warn(("the Role may read every Secret in namespace %s: the credential Secrets of %s could not be learned "
+      .. "from its StorageInstances (%s); name them in the secrets rule's resourceNames, or make the manifests "
+      .. "where the cluster answers"):format(namespace, table.concat(envs, ", "), errors.normalize(err).message))
+  else
+    names.secrets = secrets
+  end
+  return names
+end
+
+-- The objects the Role of one environment's jump pod names (resource_names).
 function M.role_names(opts)
-  local env = opts.environment
-  local names = { apps = { env }, storage_instances = { env .. "-database", env .. "-file" } }
-  local secrets, err = {}, nil
   local ok, client = pcall(function()
     return assert(require("mxpc.k8s").connect { kubeconfig = opts.kubeconfig, context = opts.context,
       namespace = opts.namespace })
   end)
-  if not ok then err = errors.normalize(client) end
-  for _, si_name in ipairs(names.storage_instances) do
-    if err then break end
-    local si, gerr = client:get("storageinstances", si_name, opts.namespace)
-    if not si then
-      err = gerr
-    else
-      local secret = require("mxpc.environment").secret_name(si)
-      if secret ~= secrets[#secrets] then secrets[#secrets + 1] = secret end
-    end
-  end
+  local names = M.resource_names(ok and client or nil, opts.namespace, { opts.environment },
+    not ok and client or nil)
   if ok then client:close() end
-  if err then
-    log.warn(("the Role may read every Secret in namespace %s: the credential Secrets of %s could not be learned "
-      .. "from its StorageInstances (%s); name them in the secrets rule's resourceNames, or make the manifests "
-      .. "where the cluster answers"):format(opts.namespace, env, errors.normalize(err).message))
-  else
-    names.secrets = secrets
-  end
   return names
 end
 

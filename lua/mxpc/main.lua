@@ -8,6 +8,7 @@ local fs = require "mxpc.fs"
 local hooks = require "mxpc.hooks"
 local log = require "mxpc.log"
 local runtime = require "mxpc.runtime"
+local selection = require "mxpc.selection"
 local scripts = require "mxpc.scripts"
 
 local PROGRAM = runtime.program
@@ -173,11 +174,11 @@ local function check_with(parse)
   end
 end
 local selection_options = {
-  { long = "files-larger-than", value = "SIZE", check = check_with(hooks.parse_size),
+  { long = "files-larger-than", value = "SIZE", check = check_with(selection.parse_size),
     help = "only files larger than SIZE (bytes, or 512k, 10MB, 10MiB)" },
-  { long = "files-smaller-than", value = "SIZE", check = check_with(hooks.parse_size),
+  { long = "files-smaller-than", value = "SIZE", check = check_with(selection.parse_size),
     help = "only files smaller than SIZE" },
-  { long = "files-changed-since", value = "DATE", check = check_with(hooks.parse_time),
+  { long = "files-changed-since", value = "DATE", check = check_with(selection.parse_time),
     help = "only files changed at or after DATE (YYYY-MM-DD or an ISO 8601 time; UTC unless it says)" },
   { long = "files-of", value = "ENTITY", list = true,
     check = function(v) return v:match("^[%a_][%w_]*%.[%a_][%w_]*$") ~= nil, "expected Module.Entity, e.g. System.Image" end,
@@ -256,7 +257,7 @@ command {
         "--force do not apply")
     end
     -- (a selection that contradicts itself is a usage error too)
-    if hooks.selection_options(opts) and opts.database_only then
+    if selection.options(opts) and opts.database_only then
       args.usage_error("--files-* options select files; a database-only backup has none")
     end
     if opts.strict and opts.database_only then
@@ -310,7 +311,7 @@ command {
       "fails, nothing is restored" },
     { long = "delete-extra-files", help = "after the restore, delete the environment's files in storage that the " ..
       "archive does not hold (needs s3:ListBucket)" },
-    { long = "at", value = "TIME", check = check_with(hooks.parse_time),
+    { long = "at", value = "TIME", check = check_with(selection.parse_time),
       help = "with -f s3://BUCKET/PREFIX/NS/ENV/: the newest archive at or before TIME (default: the newest)" },
     hooks_option,
     transfer_options[1], transfer_options[2],
@@ -320,8 +321,8 @@ command {
   run = function(opts)
     check_mendix_options(opts, opts.file)
     if opts.file:match("^s3://[^/]+/.*/$") then -- a schedule's environment: which archive
-      local store = assert(require("mxpc.workflow").archive_store(opts))
-      local url, a = require("mxpc.backup_store").pick(store, opts.file, opts.at and hooks.parse_time(opts.at))
+      local store = assert(require("mxpc.archive_io").archive_store(opts))
+      local url, a = require("mxpc.backup_store").pick(store, opts.file, opts.at and selection.parse_time(opts.at))
       if not url then error(a, 0) end
       log.info("restoring the scheduled archive", { event = "picked", archive = url,
         time = os.date("!%Y-%m-%dT%H:%M:%SZ", a.time), at = opts.at })
@@ -550,7 +551,7 @@ command {
       args.usage_error("give the policy: --keep-last, --keep-daily, ..., --keep-within (prune without one would keep " ..
         "everything)")
     end
-    local store = assert(require("mxpc.workflow").archive_store(opts))
+    local store = assert(require("mxpc.archive_io").archive_store(opts))
     store_mod.prune(store, loc, policy, opts.dry_run)
     return 0
   end,

@@ -59,7 +59,7 @@ end
 
 -- The Role's rules: those of a backup (jump_pod.rules), each limited to the
 -- objects the environments' backups read where their names are known
--- (names as resource_names gives them).
+-- (names as jump_pod.resource_names gives them).
 function M.rules(names)
   local function sorted(list)
     if not list or #list == 0 then return nil end
@@ -67,31 +67,8 @@ function M.rules(names)
     table.sort(list)
     return list
   end
-  return require("mxpc.jump_pod").rules({}, { apps = sorted(names.mendixapps),
-    storage_instances = sorted(names.storageinstances), secrets = sorted(names.secrets) })
-end
-
--- The names a backup of the environments reads: their MendixApps, the
--- StorageInstances <env>-database and <env>-file, and the Secrets those name
--- (read from the cluster; without it, the Secrets are not limited by name).
-function M.resource_names(client, namespace, envs)
-  local names = { mendixapps = {}, storageinstances = {}, secrets = {} }
-  for _, env in ipairs(envs) do
-    names.mendixapps[#names.mendixapps + 1] = env
-    for _, part in ipairs { "database", "file" } do
-      local si_name = env .. "-" .. part
-      names.storageinstances[#names.storageinstances + 1] = si_name
-      local si = client and client:get("storageinstances", si_name, namespace)
-      if names.secrets and si then
-        names.secrets[#names.secrets + 1] = require("mxpc.environment").secret_name(si)
-      elseif names.secrets then
-        log.warn("the Role allows reading every Secret of the namespace: the StorageInstance could not be read to " ..
-          "learn its Secret's name", { storageinstance = namespace .. "/" .. si_name })
-        names.secrets = nil
-      end
-    end
-  end
-  return names
+  return require("mxpc.jump_pod").rules({ environments = sorted(names.apps) }, { apps = sorted(names.apps),
+    storage_instances = sorted(names.storage_instances), secrets = sorted(names.secrets) })
 end
 
 -- The container's arguments: a backup to the schedule's location, then the prune.
@@ -202,12 +179,17 @@ function M.command(opts)
     return client or nil
   end
   local envs = opts.all and assert(all_environments(connect(), opts.namespace)) or { opts.environment }
+  local function role_names()
+    local c = connect()
+    return require("mxpc.jump_pod").resource_names(c, opts.namespace, envs, not c and "the cluster cannot be reached"
+      or nil)
+  end
   local objects = M.manifests { namespace = opts.namespace, envs = envs, cron = opts.cron, image = opts.image
     or M.default_image(), timezone = opts.timezone, role_arn = opts.role_arn, keep = keep,
     to = ("s3://%s/%s"):format(loc.bucket, loc.prefix ~= "" and (loc.prefix .. "/") or ""),
     archive_endpoint = opts.archive_endpoint, archive_region = opts.archive_region,
     arch = opts.arch or manifest.default_arch(),
-    names = not opts.delete and M.resource_names(connect(), opts.namespace, envs) or nil }
+    names = not opts.delete and role_names() or nil }
   if opts.delete then
     -- the namespace's ServiceAccount, Role and RoleBinding serve every schedule: removed with --all only
     if not opts.all then

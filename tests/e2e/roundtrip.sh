@@ -216,6 +216,6 @@ expect_err "... with a hint" "^hint: write it as https://host"
 grep -qE "\.lua:[0-9]+:|hunter22" "$work/err" && bad "... no source position, no password" || ok "... no source position, no password"
 [ -e "$work/userinfo.tar.gz" ] && bad "... and no archive" || ok "... and no archive"
 run "--debug shows where" 1 --debug backup -n mendix -e demo-app -f "$work/userinfo.tar.gz"
-expect_err "... in a traceback" "workflow\.lua:[0-9]+: in"
+expect_err "... in a traceback" "storage\.lua:[0-9]+: in"
 
 finish

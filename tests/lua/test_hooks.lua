@@ -1,71 +1,7 @@
--- Hooks files and the file selection options, without servers.
+-- Hooks files, and the select_file hook with the selection options, without servers.
 local t = require "t"
 local hooks = require "mxpc.hooks"
 local args = require "mxpc.args"
-
-t.test("parse_size: bytes, decimal and binary units, bad values", function()
-  t.eq(hooks.parse_size("4096"), 4096)
-  t.eq(hooks.parse_size("512k"), 512 * 1024)
-  t.eq(hooks.parse_size("512K"), 512 * 1024)
-  t.eq(hooks.parse_size("10MB"), 10 * 1000 * 1000)
-  t.eq(hooks.parse_size("10MiB"), 10 * 1024 * 1024)
-  t.eq(hooks.parse_size("10M"), 10 * 1024 * 1024)
-  t.eq(hooks.parse_size("10 mb"), 10 * 1000 * 1000)
-  t.eq(hooks.parse_size("1.5G"), 3 * 512 * 1024 * 1024)
-  t.eq(hooks.parse_size("0"), 0)
-  t.eq(math.type(hooks.parse_size("1.5k")), "integer")
-  t.eq(hooks.parse_size("8PiB"), nil)
-  t.eq(hooks.parse_size("8192TiB"), 2 ^ 53 // 1)
-  for _, bad in ipairs { "", "ten", "10XB", "-5", "10 M B", "1e6", "0x10", "M", "1.", "1.k", ".5k", "+5",
-    "9999999999999999999999", "8193TiB", "inf", "nan" } do
-    local n, why = hooks.parse_size(bad)
-    t.eq(n, nil, bad)
-    t.contains(why, "expected a size")
-  end
-end)
-
-t.test("parse_time: dates, ISO times, zones; impossible days refused", function()
-  t.eq(hooks.parse_time("1970-01-01"), 0)
-  t.eq(hooks.parse_time("2024-03-01"), 1709251200)
-  t.eq(hooks.parse_time("2024-03-01T09:00"), 1709251200 + 9 * 3600)
-  t.eq(hooks.parse_time("2024-03-01 09:00:00"), 1709251200 + 9 * 3600)
-  t.eq(hooks.parse_time("2024-03-01T09:00:00Z"), 1709251200 + 9 * 3600)
-  t.eq(hooks.parse_time("2024-03-01T11:00:00+02:00"), 1709251200 + 9 * 3600)
-  t.eq(hooks.parse_time("2024-03-01T04:00:00-0500"), 1709251200 + 9 * 3600)
-  t.eq(hooks.parse_time("2024-03-01T09:00:00+00"), 1709251200 + 9 * 3600)
-  t.eq(hooks.parse_time("2024-03-01T09:00:00.5Z"), 1709251200 + 9 * 3600 + 0.5)
-  t.eq(hooks.parse_time("2024-02-29"), 1709251200 - 86400)
-  t.eq(hooks.parse_time("2024-03-01T09:00:00,5Z"), 1709251200 + 9 * 3600 + 0.5)
-  t.eq(hooks.parse_time("2024-03-01T23:00:00+14:00"), 1709251200 + 9 * 3600)
-  t.eq(hooks.parse_time("2024-02-29T20:00:00-13:00"), 1709251200 + 9 * 3600)
-  t.eq(hooks.parse_time("2024-03-01T14:29:00+05:29"), 1709251200 + 9 * 3600)
-  for _, bad in ipairs { "2023-02-29", "2024-13-01", "2024-04-31", "2024-3-1", "yesterday", "2024-03-01T25:00",
-    "2024-03-01T09:00:00 CET", "2024-03-01x", "" } do
-    t.eq(hooks.parse_time(bad), nil, bad)
-  end
-  -- parts out of range, each on its own
-  for _, bad in ipairs { "2024-00-10", "2024-03-00", "2024-03-32", "2024-03-01T24:00", "2024-03-01T09:60",
-    "2024-03-01T09:00:61", "2024-03-01T09:00:00.", "2024-03-01T09:00:00.Z", "2024-03-01T09:00:00,Z",
-    "2024-03-01T9:00", "2024-03-01T09:00:0", "2024-03-01T" } do
-    t.eq(hooks.parse_time(bad), nil, bad)
-  end
-  -- impossible offsets: ISO 8601's run from -14:00 to +14:00, minutes below 60
-  for _, bad in ipairs { "+99:00", "-14:61", "+15:00", "+14:01", "-14:30", "+00:60", "+0560", "+24", "+1",
-    "+01:0", "+01:", "+01:00:00", "+1:00" } do
-    local v, why = hooks.parse_time("2024-03-01T09:00:00" .. bad)
-    t.eq(v, nil, bad)
-    t.ok(why, bad)
-  end
-  local _, why = hooks.parse_time("2024-03-01T09:00+99:00")
-  t.contains(why, "no such time-zone offset +99:00")
-end)
-
-t.test("thousands", function()
-  t.eq(hooks.thousands(0), "0")
-  t.eq(hooks.thousands(999), "999")
-  t.eq(hooks.thousands(1204), "1,204")
-  t.eq(hooks.thousands(3000000), "3,000,000")
-end)
 
 local function hooks_file(text)
   local path = t.tmpdir() .. "/hooks.lua"
@@ -228,12 +164,36 @@ t.test("selector: each option, combined, and with select_file", function()
     ") must return true or false, not nil")
 end)
 
-t.test("selection_options: contradictions are usage errors", function()
+t.test("options: contradictions are usage errors", function()
   local err = t.raises(function()
-    hooks.selection_options(parse_backup { "--files-larger-than", "10M", "--files-smaller-than", "1M" })
+    require("mxpc.selection").options(parse_backup { "--files-larger-than", "10M", "--files-smaller-than", "1M" })
   end, "select no file")
   t.eq(err.code, "usage")
-  t.eq(hooks.selection_options({}), nil)
+  t.eq(require("mxpc.selection").options({}), nil)
+end)
+
+t.test("ctx.db: the run's connection, else the run's connect on first use; forget drops it", function()
+  local opened, closed = {}, 0
+  local function connect(env)
+    local conn = { env = env, close = function() closed = closed + 1 end }
+    opened[#opened + 1] = conn
+    return conn
+  end
+  local opts = { hooks = hooks_file("return { before_restore = function(ctx) return ctx.db end }") }
+  local h <close> = hooks.for_run(opts, "restore", connect)
+  local own = { name = "the run's" }
+  h:set { env = { name = "demo-app" }, db = own }
+  t.eq(h:call("before_restore"), own, "the run's own connection")
+  t.eq(#opened, 0)
+  h:forget("db")
+  local conn = h:call("before_restore")
+  t.eq(#opened, 1, "connected on first use")
+  t.eq(conn.env.name, "demo-app")
+  t.eq(h:call("before_restore"), conn, "once")
+  h:__close()
+  t.eq(closed, 1, "closed with the run")
+  local bare = hooks.for_run({ hooks = false }, "backup"):set { env = { name = "x" } }
+  t.eq(bare.ctx.db, nil, "without a connect function, no connection")
 end)
 
 return t.run()

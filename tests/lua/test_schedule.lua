@@ -29,7 +29,7 @@ end)
 
 local objects = schedule.manifests { namespace = "mendix", envs = { "a", "b" }, cron = "0 2 * * *", image = "img:1",
   to = "s3://bk/nightly/", keep = { keep_daily = "7", keep_within = "2d" }, timezone = "Europe/Amsterdam",
-  names = { mendixapps = { "a", "b" }, storageinstances = { "a-database", "a-file", "b-database", "b-file" },
+  names = { apps = { "a", "b" }, storage_instances = { "a-database", "a-file", "b-database", "b-file" },
     secrets = { "sa", "sb" } } }
 
 t.test("one ServiceAccount, Role and RoleBinding; a CronJob per environment", function()
@@ -40,7 +40,7 @@ t.test("one ServiceAccount, Role and RoleBinding; a CronJob per environment", fu
   t.eq(objects[5].spec.schedule, "5 2 * * *")
 end)
 
-t.test("the Role: a backup's verbs only, on the environments' objects by name", function()
+t.test("the Role: a backup's verbs only, on the environments' objects by name (a secret store's too)", function()
   local rules = objects[2].rules
   local seen = {}
   for _, r in ipairs(rules) do
@@ -49,8 +49,8 @@ t.test("the Role: a backup's verbs only, on the environments' objects by name", 
     end
   end
   table.sort(seen)
-  t.eq(table.concat(seen, " "), "mendixapps:get:a,b secrets:get:sa,sb " ..
-    "storageinstances:get:a-database,a-file,b-database,b-file")
+  t.eq(table.concat(seen, " "), "mendixapps:get:a,b secretproviderclasses:get:a,b secrets:get:sa,sb " ..
+    "serviceaccounts/token:create:a,b serviceaccounts:get:a,b storageinstances:get:a-database,a-file,b-database,b-file")
 end)
 
 t.test("the CronJob: one run at a time, bounded, hardened, backing up then pruning", function()

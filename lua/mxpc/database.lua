@@ -1,0 +1,404 @@
+-- The environment's database: connecting (with RDS IAM tokens when the
+-- environment uses them), the files it lists (FileDocument rows), its facts
+-- for the archive's .metadata, pg_dump, and the restore in one transaction.
+-- Reached through the wf.* facade (mxpc.workflow).
+local backup_archive = require "mxpc.backup_archive"
+local environment = require "mxpc.environment"
+local errors = require "mxpc.error"
+local fs = require "mxpc.fs"
+local log = require "mxpc.log"
+local pg_programs = require "mxpc.pg_programs"
+local process = require "mxpc.process"
+local progress = require "mxpc.progress"
+local runtime = require "mxpc.runtime"
+
+local M = {}
+
+-- RDS IAM authentication: TLS at least `require` (`verify-full` when
+-- PGSSLROOTCERT names the CA bundle), the region, and which AWS credentials
+-- sign the tokens (found now, so a missing role fails before any work).
+function M.use_iam(env)
+  local db = env.database
+  if db.sslmode ~= "verify-full" and db.sslmode ~= "verify-ca" then
+    local root = os.getenv("PGSSLROOTCERT")
+    db.sslmode = (root and root ~= "" and root ~= "system") and "verify-full" or "require"
+    db.sslmode_source = "iam"
+  end
+  db.region = environment.rds_region(db.host) or env.storage.region or "us-east-1"
+  local creds, err = require("mxpc.aws").credentials {}
+  if not creds then
+    err.message = "the database uses IAM authentication, but " .. err.message
+    return nil, err
+  end
+  db.aws = creds
+  log.info("database login with RDS IAM tokens", { because = db.iam_reason, credentials = creds.source,
+    region = db.region, sslmode = db.sslmode })
+  return true
+end
+
+-- The password for one new connection: an RDS IAM token (15 minutes) signed
+-- now, or the Secret's password.
+local function db_password(db)
+  if not db.iam then return db.password end
+  return require("mxpc.aws").rds_token { host = db.host, port = db.port, user = db.user, region = db.region }
+end
+
+-- A refused IAM login, explained: what the role needs.
+local function iam_refusal(db, err)
+  local text = tostring(err)
+  if not (text:find("PAM authentication failed", 1, true) or text:find("password authentication failed", 1, true)) then
+    return err
+  end
+  local role = db.aws and db.aws.role
+  local account = role and role:match("^arn:aws[%w-]*:iam::(%d*):") or "<account_id>"
+  return errors.new { code = "forbidden",
+    message = ("the database %s:%s refused the RDS IAM token of user %s (signed with credentials from %s): %s"):format(
+      db.host, db.port, db.user, db.aws and db.aws.source or "?", text:gsub("\n.*", "")),
+    hint = ("the %s needs rds-db:connect on arn:aws:rds-db:%s:%s:dbuser:<DbiResourceId>/%s, and the database user " ..
+      "needs the rds_iam role (GRANT rds_iam TO %s)"):format(role and ("role " .. role) or "IAM identity",
+      db.region or "<region>", account, db.user, db.user) }
+end
+
+local function pg_params(db)
+  local password, err = db_password(db)
+  if not password then return nil, err end
+  return { host = db.host, port = db.port, dbname = db.dbname, user = db.user, password = password,
+    sslmode = db.sslmode }
+end
+
+-- opts.connect_timeout: seconds to wait for the server (default: libpq's)
+function M.connect_database(env, opts)
+  local pg = require "mxpc.pg"
+  local params, perr = pg_params(env.database)
+  if not params then return nil, perr end
+  params.connect_timeout = opts and opts.connect_timeout and tostring(opts.connect_timeout) or nil
+  local conn, err = pg.connect(params)
+  if not conn and err.message:find("does not support SSL", 1, true) then
+    err.hint = environment.no_tls_hint(env.database) -- (libpq does not know who asked for TLS)
+  end
+  if not conn then return nil, env.database.iam and iam_refusal(env.database, err) or err end
+  local info = conn:info()
+  log.info("connected to the database", { server = info.server_version, tls = info.ssl and info.ssl.protocol or "no" })
+  return conn
+end
+
+-- The environment variables pg_dump, pg_restore and psql take the connection
+-- from: the password never appears on a command line.
+local function pg_env(db)
+  local env = { PGHOST = db.host, PGPORT = tostring(db.port), PGDATABASE = db.dbname, PGUSER = db.user,
+    PGSSLMODE = db.sslmode, PGAPPNAME = "mxpc-data-migration", PGCONNECT_TIMEOUT = "15",
+    PGOPTIONS = "-c client_min_messages=warning" }
+  local password, err = db_password(db)
+  if db.iam and not password then return nil, err end
+  if password then env.PGPASSWORD = password end
+  return env
+end
+
+-- Why a child failed, for a message: "pg_dump failed (exit status 1): <its
+-- stderr>", "psql was killed by signal 9 (SIGKILL)". Its stderr may hold
+-- several lines (ERROR, DETAIL, HINT): the error gets `lines = true`, and is
+-- printed as lines.
+local function child_failure(name, r)
+  local text = r.stderr:gsub("%s+$", "")
+  return (r.signal and (name .. " was " .. r.reason) or (name .. " failed (" .. r.reason .. ")"))
+    .. (text ~= "" and (": " .. text) or "")
+end
+
+local FILES_TABLE, UUID_COLUMN = "system$filedocument", "__uuid__"
+
+-- Optional columns of the FileDocument table -> the field of a file they give.
+local FILE_FACTS = { { "size", "size" }, { "name", "name" }, { "changeddate", "changed" },
+  { "submetaobjectname", "entity" } }
+
+-- Rows the listing of files holds at a time, whatever the number of files.
+M.LIST_BATCH = 2000
+local cursors = 0
+
+-- The files the environment uses: FileDocument rows with contents and a UUID,
+-- as {uuid =, size =, name =, changed =, entity =, has_contents = true}, from
+-- the columns the table has: size (nil when absent or unusable), name,
+-- changed ("YYYY-MM-DD HH:MM:SS", UTC), entity (the FileDocument
+-- specialization, e.g. "MyFirstModule.Attachment"). each(f) is called for
+-- every file in turn, and the number of files returned: the rows come from
+-- a cursor (one snapshot), M.LIST_BATCH at a time, so that a million files
+-- never are in memory at once. Without `each`, the list of the files.
+function M.list_files(conn, each)
+  if not each then
+    local files = {}
+    local n, err = M.list_files(conn, function(f) files[#files + 1] = f end)
+    if not n then return nil, err end
+    return files
+  end
+  local cols, err = conn:query(
+    "select column_name from information_schema.columns where table_schema = 'public' and table_name = $1",
+    FILES_TABLE)
+  if not cols then return nil, err end
+  local have = {}
+  for _, r in ipairs(cols) do have[r.column_name] = true end
+  if not next(have) then
+    log.warn("no " .. FILES_TABLE .. " table: the environment has no files")
+    return 0
+  end
+  for _, c in ipairs { UUID_COLUMN, "hascontents" } do
+    if not have[c] then
+      return nil, errors.new { code = "schema",
+        message = ("table public.%s has no column %s"):format(FILES_TABLE, c),
+        hint = "this is not a Mendix database this tool knows; see docs/environment.md" }
+    end
+  end
+  local select = { UUID_COLUMN .. " as uuid" }
+  for _, c in ipairs(FILE_FACTS) do
+    if have[c[1]] then
+      select[#select + 1] = c[1] == "changeddate" and "to_char(changeddate, 'YYYY-MM-DD HH24:MI:SS') as changed"
+        or ('"%s" as %s'):format(c[1], c[2])
+    end
+  end
+  -- WITH HOLD: the rows are kept for the cursor outside a transaction, so a
+  -- hook's own queries on the connection (select_file) do not disturb it
+  cursors = cursors + 1
+  local cursor = "mxpc_files_" .. cursors
+  local ok, derr = conn:exec(("declare %s no scroll cursor with hold for select %s from public.%s " ..
+    "where hascontents and %s is not null order by 1"):format(cursor, table.concat(select, ", "),
+      '"' .. FILES_TABLE .. '"', UUID_COLUMN))
+  if not ok then return nil, derr end
+  -- (a hook may have closed the connection: the error that ends the listing is the one to see)
+  local _ <close> = setmetatable({}, { __close = function() pcall(conn.exec, conn, "close " .. cursor) end })
+  local n, skipped, fetched = 0, 0, 0
+  repeat
+    local rows, qerr = conn:query(("fetch forward %d from %s"):format(M.LIST_BATCH, cursor))
+    if not rows then return nil, qerr end
+    fetched = #rows
+    for i, r in ipairs(rows) do
+      rows[i] = nil
+      if backup_archive.is_uuid(r.uuid) then
+        r.size = math.type(r.size) == "integer" and r.size >= 0 and r.size or nil
+        r.entity = r.entity or "System.FileDocument"
+        r.has_contents = true
+        n = n + 1
+        each(r)
+      else
+        skipped = skipped + 1
+      end
+    end
+  until fetched < M.LIST_BATCH
+  if skipped > 0 then log.warn("FileDocument rows with an invalid UUID skipped", { rows = skipped }) end
+  log.info("files in use", { files = n })
+  return n
+end
+
+-- The FileDocument specializations the database's files are of
+-- (submetaobjectname; Module.Entity names, sorted).
+function M.file_entities(conn)
+  local names = { ["System.FileDocument"] = true }
+  local cols, err = conn:query(
+    "select 1 from information_schema.columns where table_schema = 'public' and table_name = $1 " ..
+    "and column_name = 'submetaobjectname'", FILES_TABLE)
+  if not cols then return nil, err end
+  if #cols > 0 then
+    local rows, qerr = conn:query(('select distinct submetaobjectname as name from public."%s" ' ..
+      "where submetaobjectname is not null"):format(FILES_TABLE))
+    if not rows then return nil, qerr end
+    for _, r in ipairs(rows) do names[r.name] = true end
+  end
+  local list = {}
+  for n in pairs(names) do list[#list + 1] = n end
+  table.sort(list)
+  return list
+end
+
+-- --files-of names no file of the database is of (a misspelt entity would
+-- select nothing): a usage error (exit 2) naming the entities its files are
+-- of, with the one that differs only in case (or by a typo) as "did you mean".
+function M.check_files_of(conn, wanted)
+  if not wanted or #wanted == 0 then return true end
+  local known, err = M.file_entities(conn)
+  if not known then return nil, err end
+  local set = {}
+  for _, n in ipairs(known) do set[n] = true end
+  for _, w in ipairs(wanted) do
+    if not set[w] then
+      local suggestion
+      for _, n in ipairs(known) do
+        if n:lower() == w:lower() then suggestion = (" (did you mean %s?)"):format(n) end
+      end
+      suggestion = suggestion or require("mxpc.args").did_you_mean(w, known)
+      return nil, errors.new { code = "usage",
+        message = ("invalid --files-of %q: no file of the database is of that entity%s; its files are of %s")
+          :format(w, suggestion, table.concat(known, ", ")) }
+    end
+  end
+  return true
+end
+
+-- Size and model version for the archive's .metadata.
+function M.database_facts(conn)
+  local size = assert(conn:query("select pg_database_size(current_database()) as n"))[1].n
+  local version = "unknown"
+  local t = conn:query("select to_regclass('public.\"mendixsystem$version\"') is not null as present")
+  if t and t[1].present then
+    local cols = conn:query("select column_name from information_schema.columns where table_schema = 'public' " ..
+      "and table_name = 'mendixsystem$version' and column_name = 'modelversion'")
+    if cols and #cols == 1 then
+      local v = conn:query('select modelversion from public."mendixsystem$version" limit 1')
+      if v and v[1] and v[1].modelversion then version = v[1].modelversion end
+    end
+  end
+  return { size = size, model_version = version }
+end
+
+-- Starts pg_dump -O -x -Fc into `path` and returns at once; the dump runs
+-- while other work goes on. dump:ended() says whether it is over,
+-- dump:finish() waits for it and returns its size (or nil, err). Closing the
+-- dump stops a pg_dump that still runs.
+function M.start_dump(env, path)
+  local pg_dump, perr = pg_programs.find("pg_dump")
+  if not pg_dump then return nil, perr end
+  log.info("dumping the database", { program = pg_dump })
+  -- stdout to a file we create: mode 0600 from the start
+  local penv, eerr = pg_env(env.database)
+  if not penv then return nil, eerr end
+  local p, err = process.spawn({ pg_dump, "-O", "-x", "-Fc", "--no-password" },
+    { env = penv, stdout = { file = path } })
+  if not p then return nil, err end
+  local dump = { path = path }
+  local meter = progress.start("dump", { label = "dumping the database",
+    poll = function() local st = fs.stat(path); return st and st.size end })
+  function dump.ended() return p:poll() end
+  function dump.finish()
+    local r = p:wait()
+    p:close()
+    meter:finish(r.status ~= 0)
+    if r.status ~= 0 then
+      return nil, errors.new { code = "pg_dump", message = child_failure("pg_dump", r), lines = true,
+        hint = r.stderr:find("server version mismatch") and "install a pg_dump at least as new as the server" or nil }
+    end
+    local size = fs.stat(path).size
+    log.info("database dumped", { bytes = size })
+    -- Mendix Cloud restores dumps up to archive version 1.14 (pg_dump 12-15)
+    local f = io.open(path, "rb")
+    local header = backup_archive.parse_dump_header(f and f:read(4096) or "")
+    if f then f:close() end
+    if header then
+      local verdict = backup_archive.compatibility { kind = "dump", dump = header }
+      for _, reason in ipairs(verdict.reasons or {}) do
+        log.warn(reason .. ": the archive restores with this tool but not in Mendix Cloud",
+          { hint = "use a pg_dump of version 15 or older (MXPC_PG_BINDIR) for Mendix Cloud" })
+      end
+    end
+    return size
+  end
+  return setmetatable(dump, { __close = function()
+    p:close()
+    meter:finish(true)
+  end })
+end
+
+-- pg_dump -O -x -Fc into `path`; returns its size.
+function M.dump_database(env, path)
+  local dump <close>, err = M.start_dump(env, path)
+  if not dump then return nil, err end
+  return dump.finish()
+end
+
+-- Empties schema public and restores the dump, all in one transaction: a
+-- failure leaves the database as it was.
+local EMPTY_PUBLIC = [[
+DO $$DECLARE r record; BEGIN
+  FOR r IN SELECT c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+           WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
+             AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype IN ('a', 'i', 'e'))
+  LOOP
+    EXECUTE format('DROP %s IF EXISTS public.%I CASCADE',
+      CASE r.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'S' THEN 'SEQUENCE'
+                     WHEN 'f' THEN 'FOREIGN TABLE' ELSE 'TABLE' END, r.relname);
+  END LOOP;
+END$$;]]
+
+-- What the database restore's progress counts: the bytes of the dump
+-- pg_restore has read (rchar in /proc/PID/io, against the dump's size) or,
+-- where that cannot be read, the bytes of SQL passed to psql, of no known
+-- total (meter:add).
+local function restore_meter(restore, dump_path)
+  local opts = { label = "restoring the database" }
+  local size = (fs.stat(dump_path) or {}).size
+  local io_file = "/proc/" .. restore:pid() .. "/io"
+  local function dump_read()
+    local f = io.open(io_file, "r")
+    local text = f and f:read("a")
+    if f then f:close() end
+    local n = text and tonumber(text:match("rchar:%s*(%d+)"))
+    return n and math.min(n, size)
+  end
+  if size and dump_read() then opts.bytes, opts.poll = size, dump_read end
+  return opts
+end
+
+-- Once psql has read all of its input, PostgreSQL alone decides between
+-- commit and rollback, and a signal cannot change that any more: from then on
+-- signals are deferred (runtime.defer_interrupts). If the restore failed, a
+-- signal that came meanwhile is raised; after a commit they stay deferred, so
+-- the run can finish (start the app, report success) and say the interruption
+-- came too late.
+-- `extra_sql` (the restore_sql hook's) runs in the same transaction after the
+-- data is loaded, with the search_path reset (pg_restore's SQL empties it).
+function M.restore_database(env, dump_path, extra_sql)
+  local bin, berr = pg_programs.find_all { "pg_restore", "psql" }
+  if not bin then return nil, berr end
+  log.info("restoring the database in one transaction", { database = env.database.dbname })
+  -- pg_restore writes SQL, psql runs it in one transaction. We pass the SQL
+  -- along ourselves rather than piping one into the other: if pg_restore fails
+  -- halfway, psql must not see a clean end of input (it would commit what it
+  -- got), so it is killed instead, and the transaction rolls back.
+  -- both are closed (killed if still running) when this function is left
+  -- in any way, also by a signal, before the caller starts the app again
+  local restore <close>, err = process.spawn({ bin.pg_restore, "-O", "-x", "-f", "-", dump_path },
+    { stdout = "pipe" })
+  if not restore then return nil, err end
+  local penv, eerr = pg_env(env.database)
+  if not penv then
+    restore:close()
+    return nil, eerr
+  end
+  local psql <close>, perr = process.spawn({ bin.psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction",
+    "--no-password", "-c", EMPTY_PUBLIC, "-f", "-" }, { stdin = "pipe", env = penv })
+  if not psql then
+    restore:close()
+    return nil, perr
+  end
+  local psql_open = true
+  local meter <close> = progress.start("restore", restore_meter(restore, dump_path))
+  while true do
+    local chunk = restore:read()
+    if not chunk then break end
+    if psql_open and psql:write(chunk) == false then psql_open = false end -- psql stopped: it failed
+    meter:add(0, #chunk)
+  end
+  local rr = restore:wait()
+  restore:close()
+  if meter.poll then meter.poll, meter.bytes = nil, meter.total_bytes end -- all of it was read
+  if rr.status ~= 0 then
+    meter:finish(true)
+    psql:close() -- kills it before its input ends: nothing is committed
+    return nil, errors.new { code = "pg_restore", message = child_failure("pg_restore", rr), lines = true,
+      hint = "the database was left as it was" }
+  end
+  if extra_sql and psql_open then
+    log.info("adding the restore_sql hook's SQL to the transaction", { bytes = #extra_sql })
+    psql:write("\nRESET search_path;\n" .. extra_sql .. "\n;\n")
+  end
+  local was = runtime.defer_interrupts(true) -- a signal before this line still rolls back
+  psql:close_stdin()
+  local rp = psql:wait()
+  psql:close()
+  meter:finish(rp.status ~= 0)
+  if rp.status ~= 0 or rp.stderr:find("ERROR") then
+    runtime.defer_interrupts(was) -- raises a signal that came meanwhile: the database is as it was
+    return nil, errors.new { code = "restore", message = "restoring the database failed: " .. child_failure("psql", rp),
+      lines = true,
+      hint = "the restore ran in one transaction, so the database was left as it was" }
+  end
+  log.info("database restored")
+  return true
+end
+
+return M
