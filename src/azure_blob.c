@@ -316,7 +316,7 @@ struct mxpc_s3 *mxpc_azure_new(const struct mxpc_azure_config *cfg, struct mxpc_
     else
         mxpc_buf_printf(&ep, "https://%s.blob.core.windows.net", cfg->account);
     /* The engine's client, with placeholder AWS credentials it never uses. */
-    struct mxpc_aws_credentials none = {.access_key = (char *)cfg->account, .secret_key = (char *)"-"};
+    struct mxpc_aws_credentials none = {.access_key = (char *)cfg->account, .secret_key = (char *)"\x01"};
     snprintf(none.source, sizeof none.source, "azure");
     struct mxpc_s3_config sc = {
         .endpoint = ep.data,
