@@ -11,17 +11,20 @@
  *
  * See docs/azure.md. */
 #include <string.h>
+#include <time.h>
 
 #include <lauxlib.h>
 
 #include "mxpc/azure.h"
+#include "mxpc/azure_identity.h"
+#include "mxpc/error.h"
 #include "mxpc/lua_args.h"
 #include "mxpc/modules.h"
 
 #include "mod_s3.h"
 
 /* azure.client{endpoint=, account=, key=, sas=, bearer=, ca_file=, ca_dir=,
- * identity=, block_size=, threshold=, retries=, max_send_speed=} -> client | nil, err */
+ * workload_identity=, identity=, block_size=, threshold=, retries=, max_send_speed=} -> client | nil, err */
 static int client(lua_State *L)
 {
     const int keep = s3lua_options(L);
@@ -39,6 +42,19 @@ static int client(lua_State *L)
         .max_retries = (int)mxpc_args_opt_integer(L, 1, "retries", -1),
         .max_send_speed = mxpc_args_opt_integer(L, 1, "max_send_speed", 0),
     };
+    lua_getfield(L, 1, "workload_identity");
+    int wi = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    if (wi) {
+        cfg.token = mxpc_azure_storage_token;
+        char err[256];
+        if (!mxpc_azure_wi_configured(err, sizeof err)) {
+            lua_pushnil(L);
+            mxpc_error_push(L, "credentials", "run in a pod whose ServiceAccount is annotated with "
+                            "azure.workload.identity/client-id (docs/jump-pod.md)", "%s", err);
+            return 2;
+        }
+    }
     struct client *c = lua_newuserdatauv(L, sizeof *c, 0);
     memset(c, 0, sizeof *c);
     luaL_setmetatable(L, CLIENT_META);
@@ -47,6 +63,26 @@ static int client(lua_State *L)
     if (!c->s3)
         return s3lua_push_error(L, &e);
     return 1;
+}
+
+/* azure.token(scope) -> token, expires (epoch seconds) | nil, err: an Entra
+ * token by Workload Identity, cached and renewed before it expires. */
+static int token(lua_State *L)
+{
+    const char *scope = luaL_checkstring(L, 1);
+    char tok[8192], err[2048];
+    time_t expires = 0;
+    if (mxpc_azure_token(scope, tok, sizeof tok, &expires, err, sizeof err) != 0) {
+        char *nl = strchr(err, '\n');
+        if (nl)
+            *nl = '\0';
+        lua_pushnil(L);
+        mxpc_error_push(L, "credentials", nl ? nl + 1 : NULL, "%s", err);
+        return 2;
+    }
+    lua_pushstring(L, tok);
+    lua_pushinteger(L, (lua_Integer)expires);
+    return 2;
 }
 
 /* c:copy_from_url(container, blob, source_url) -> true | nil, err */
@@ -88,6 +124,7 @@ int luaopen_mxpc_azure(lua_State *L)
     lua_pop(L, 2);
     static const luaL_Reg functions[] = {
         {"client", client},
+        {"token", token},
         {NULL, NULL},
     };
     luaL_newlib(L, functions);

@@ -114,7 +114,7 @@ function M.connect(st)
         .. "AZURE_FEDERATED_TOKEN_FILE are not all set",
         "run in a pod whose ServiceAccount is annotated with azure.workload.identity/client-id (docs/jump-pod.md)")
     end
-    o.workload_identity = wi
+    o.workload_identity = true
     o.identity = "managed identity " .. wi.client_id
   end
   local client, err = azure.client(o)
