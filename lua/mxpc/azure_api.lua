@@ -46,7 +46,7 @@ local HTTP = {
   end },
   { function(f) return f.s3_code == "ContainerNotFound" or (f.status == 404 and f.key == "") end, function(f)
     return "not_found", ("no such container: %s in the storage account %s (%s)"):format(f.bucket, f.access_key,
-      f.endpoint), "check storage-azure-container (and the account's blob endpoint)"
+      f.endpoint), "check the container's name (an environment's: storage-azure-container) and the account's blob endpoint"
   end },
   { function(f) return f.s3_code == "BlobNotFound" or f.status == 404 end, function(f)
     return "not_found", ("no such blob: %s%s"):format(f.object,

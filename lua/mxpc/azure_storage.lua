@@ -125,4 +125,38 @@ function M.connect(st)
   return client
 end
 
+-- --- archives in Azure Blob Storage: -f azblob://ACCOUNT/CONTAINER/BLOB --------------
+
+function M.location(spec)
+  local account, container, blob = spec:match("^azblob://([^/]+)/([^/]+)/(.+)$")
+  if not account or blob:sub(-1) == "/" then
+    errors.raise("usage", ("%s is not an Azure blob: write azblob://ACCOUNT/CONTAINER/BLOB, "
+      .. "e.g. azblob://mystorage/backups/app.tar.gz"):format(spec))
+  end
+  return { kind = "s3", service = "azure", spec = spec, account = account, bucket = container, key = blob }
+end
+
+-- The client of an archive's account: --archive-endpoint (default
+-- https://ACCOUNT.blob.core.windows.net), and the credentials the Azure CLI
+-- takes from the environment: AZURE_STORAGE_KEY, else AZURE_STORAGE_SAS_TOKEN,
+-- else Workload Identity (AZURE_FEDERATED_TOKEN_FILE, ...).
+function M.archive_client(loc, opts)
+  local key, sas = nonempty(os.getenv("AZURE_STORAGE_KEY")), nonempty(os.getenv("AZURE_STORAGE_SAS_TOKEN"))
+  log.secret(key)
+  log.secret(sas)
+  local o = { endpoint = opts.archive_endpoint or ("https://%s.blob.core.windows.net"):format(loc.account),
+    account = loc.account, key = key, sas = not key and sas or nil,
+    ca_file = nonempty(os.getenv("SSL_CERT_FILE")), ca_dir = nonempty(os.getenv("SSL_CERT_DIR")) }
+  if not key and not sas then
+    local wi = M.workload_identity()
+    if not (wi.client_id and wi.tenant_id and wi.token_file) then
+      return fail("credentials", ("no credentials for the storage account %s of %s"):format(loc.account, loc.spec),
+        "set AZURE_STORAGE_KEY (the account key) or AZURE_STORAGE_SAS_TOKEN, or run with Azure Workload Identity")
+    end
+    o.workload_identity = true
+    o.identity = "managed identity " .. wi.client_id
+  end
+  return require("mxpc.azure").client(o)
+end
+
 return M

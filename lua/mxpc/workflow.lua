@@ -758,7 +758,8 @@ end
 -- --- where the archive is --------------------------------------------------------------
 
 -- `-f` names a file, "-" (standard output for a backup, standard input for a
--- restore) or "s3://BUCKET/KEY". Returns {kind = "file" | "stdio" | "s3", ...}
+-- restore), "s3://BUCKET/KEY" or "azblob://ACCOUNT/CONTAINER/BLOB" (kind "s3"
+-- with service "azure": the Azure client has the S3 client's methods). Returns {kind = "file" | "stdio" | "s3", ...}
 -- or raises a usage error.
 function M.location(spec)
   if spec == "-" then return { kind = "stdio", spec = spec } end
@@ -769,13 +770,15 @@ function M.location(spec)
     end
     return { kind = "s3", spec = spec, bucket = bucket, key = key }
   end
+  if spec:sub(1, 9) == "azblob://" then return require("mxpc.azure_storage").location(spec) end
   return { kind = "file", spec = spec, path = spec }
 end
 
 -- An S3 client for the archive's bucket: the usual AWS credential chain
 -- (AWS_ACCESS_KEY_ID..., the shared credentials file with --archive-profile
 -- or AWS_PROFILE), --archive-endpoint and --archive-region.
-local function archive_store(opts)
+local function archive_store(opts, loc)
+  if loc and loc.service == "azure" then return require("mxpc.azure_storage").archive_client(loc, opts) end
   local s3 = require "mxpc.s3"
   return s3.client { endpoint = opts.archive_endpoint, region = opts.archive_region,
     profile = opts.archive_profile, ca_file = nonempty(os.getenv("SSL_CERT_FILE")),
@@ -801,9 +804,10 @@ function M.check_target(opts)
     loc.name = "standard output"
     M.stdout_to_stderr()
   else
-    local store, err = archive_store(opts)
+    local store, err = archive_store(opts, loc)
     if not store then return nil, err end
     local head, herr = store:head(loc.bucket, loc.key)
+    if not head and herr.s3_code == "ContainerNotFound" then return nil, herr end
     if head and not opts.force then
       return nil, errors.new { code = "exists", message = loc.spec .. " already exists",
         hint = "choose another key, or use --force to replace it" }
@@ -1052,7 +1056,7 @@ function M.archive_input(opts, work)
     local size, err = spool_stdin(input.path)
     if not size then return nil, err end
   else
-    local store, err = archive_store(opts)
+    local store, err = archive_store(opts, loc)
     if not store then return nil, err end
     local head, herr = store:head(loc.bucket, loc.key)
     if not head then return nil, herr end
@@ -1197,7 +1201,7 @@ end
 function M.workdir(near)
   local parent = near:match("^(.*)/[^/]*$") or "."
   if parent == "" then parent = "/" end
-  if near == "-" or near:sub(1, 5) == "s3://" then -- no local output: the temporary directory
+  if near == "-" or near:sub(1, 5) == "s3://" or near:sub(1, 9) == "azblob://" then -- no local output: the temporary directory
     local tmp = os.getenv("TMPDIR")
     parent = (tmp and tmp ~= "") and tmp or "/tmp"
   end

@@ -57,6 +57,31 @@ run "restore --stop-app --delete-extra-files into demo-azure" 0 restore -n mendi
 check "... proved: every table, every blob byte for byte" proof_azure
 check "... the extra blob is deleted" '! blobs | grep -q "^0e0e0e0e-0000-4000-8000-00000000beef"'
 
+# ---- archives in Azure Blob Storage: -f azblob://ACCOUNT/CONTAINER/BLOB --------------
+"$bin" run /dev/stdin <<'LUA' >/dev/null 2>&1
+local c = assert(require("mxpc.azure").client{endpoint = os.getenv("MXPC_AZURE_BLOB_ENDPOINT"),
+  account = os.getenv("MXPC_AZURE_ACCOUNT_NAME"), key = os.getenv("MXPC_AZURE_ACCOUNT_KEY"), ca_file = os.getenv("MXPC_AZURE_CA")})
+c:create_bucket("archives")
+for _, o in ipairs(assert(c:list("archives", "e2e/"))) do assert(c:delete("archives", o.key)) end
+LUA
+arch=azblob://$MXPC_AZURE_ACCOUNT_NAME/archives/e2e/demo-azure.tar.gz
+ae=(--archive-endpoint "$MXPC_AZURE_BLOB_ENDPOINT")
+AZURE_STORAGE_KEY= run "-f azblob:// without credentials" 1 backup -n mendix -e demo-azure -f "$arch" "${ae[@]}"
+expect_err "... says which to give" "no credentials for the storage account $MXPC_AZURE_ACCOUNT_NAME.*|AZURE_STORAGE_KEY"
+export AZURE_STORAGE_KEY=$MXPC_AZURE_ACCOUNT_KEY
+run "backup -f azblob://ACCOUNT/CONTAINER/BLOB" 0 backup -n mendix -e demo-azure -f "$arch" "${ae[@]}"
+run "... refuses to overwrite it" 1 backup -n mendix -e demo-azure -f "$arch" "${ae[@]}"
+expect_err "... saying so" "$arch already exists"
+sql 'delete from "myfirstmodule$order"' >/dev/null
+run "restore --stop-app from azblob://" 0 restore -n mendix -e demo-azure -f "$arch" "${ae[@]}" --stop-app
+check "... proved" proof_azure
+run "backup --database-only -f azblob://" 0 backup -n mendix -e demo-azure -f "${arch%.tar.gz}.backup" --database-only "${ae[@]}"
+run "... and restore it" 0 restore -n mendix -e demo-azure -f "${arch%.tar.gz}.backup" "${ae[@]}" --stop-app
+run "a malformed azblob:// location" 2 backup -n mendix -e demo-azure -f "azblob://$MXPC_AZURE_ACCOUNT_NAME/archives"
+run "backup into a missing archive container" 1 backup -n mendix -e demo-azure -f "azblob://$MXPC_AZURE_ACCOUNT_NAME/no-such-container/x.tar.gz" "${ae[@]}"
+expect_err "... names it" "no such container: no-such-container"
+unset AZURE_STORAGE_KEY
+
 # a restore that cannot reach its container writes nothing
 sql 'delete from "myfirstmodule$order" where id in (select id from "myfirstmodule$order" limit 1)'
 sql 'select count(*) from "myfirstmodule$order"' >"$work/rows.before"
