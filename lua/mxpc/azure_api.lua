@@ -60,6 +60,12 @@ local HTTP = {
     return "signature", ("Azure Storage did not accept the %s of the storage account %s for %s (%s)%s"):format(
       f.creds_source, f.access_key, what(f), f.s3_code, detail(f)), auth_hint(f)
   end },
+  { function(f) return f.status == 403 and f.creds_source == "SAS token" end, function(f)
+    return "forbidden", ("access denied: %s (%s)%s; the SAS token does not allow it"):format(what(f),
+      f.s3_code ~= "" and f.s3_code or "HTTP 403", detail(f)),
+      "use a SAS token whose permissions (sp=) allow it: read and list (rl) to back up, also write, delete and "
+        .. "create (rwdlc) to restore"
+  end },
   { function(f)
       return f.s3_code == "AuthorizationPermissionMismatch" or f.s3_code == "AuthorizationFailure"
         or f.s3_code == "AuthorizationResourceTypeMismatch" or f.status == 403

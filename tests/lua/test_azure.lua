@@ -152,6 +152,32 @@ t.test("errors: a missing blob, a missing container, a wrong key", function()
   t.contains(kerr.hint, "storage-azure-account-key")
 end)
 
+t.test("a SAS token: what it allows works, the rest is refused, saying so", function()
+  assert(client:put(container, "sas/a", "readable"))
+  local out, code = t.sh((". \"$MXPC_STACK_ENV\" && /usr/bin/python3 -c %s %s"):format(quote([[
+import datetime, os, sys
+from azure.storage.blob import generate_container_sas, ContainerSasPermissions
+print(generate_container_sas(os.environ["MXPC_AZURE_ACCOUNT_NAME"], sys.argv[1],
+    account_key=os.environ["MXPC_AZURE_ACCOUNT_KEY"], permission=ContainerSasPermissions(read=True, list=True),
+    expiry=datetime.datetime.utcnow() + datetime.timedelta(hours=1)))
+]]), container))
+  t.eq(code, 0, out)
+  local o = opts{ sas = out:match("^%s*(.-)%s*$") }
+  o.key = nil
+  local sas = assert(azure.client(o))
+  t.eq(sas:azure().auth, "SAS token")
+  t.eq(assert(sas:get_string(container, "sas/a")), "readable")
+  local n = 0
+  assert(sas:list(container, "sas/", { on_item = function() n = n + 1 end }))
+  t.eq(n, 1)
+  local ok, err = sas:put(container, "sas/b", "x")
+  t.eq(ok, nil)
+  t.eq(err.code, "forbidden")
+  t.eq(err.s3_code, "AuthorizationPermissionMismatch")
+  t.contains(tostring(err), "the SAS token does not allow it")
+  t.contains(err.hint, "rwdlc")
+end)
+
 t.test("bad configurations are refused", function()
   t.raises(function() assert(azure.client{ account = "a" }) end, "without credentials")
   t.raises(function() assert(azure.client{ account = "a", key = "k", sas = "s" }) end, "one kind")
