@@ -10,7 +10,6 @@
 #include "mxpc/aws.h" /* mxpc_aws_http, mxpc_json_string_field, mxpc_jwt_claims */
 #include "mxpc/buf.h"
 #include "mxpc/log.h"
-#include "mxpc/sigv4.h"
 
 static const char *env(const char *name)
 {
@@ -27,15 +26,6 @@ int mxpc_azure_wi_configured(char *err, size_t errlen)
     if (missing)
         snprintf(err, errlen, "Azure Workload Identity is not configured: %s is not set", missing);
     return missing == NULL;
-}
-
-static void form_field(struct mxpc_buf *out, const char *name, const char *value)
-{
-    if (out->len)
-        mxpc_buf_putc(out, '&');
-    mxpc_buf_puts(out, name);
-    mxpc_buf_putc(out, '=');
-    mxpc_sigv4_uri_encode(out, value, strlen(value), 0);
 }
 
 /* "expires_in": 3599 (a number, or a string in Entra's v1 answers); 0 if absent. */
@@ -84,11 +74,11 @@ static int fetch(const char *scope, struct mxpc_buf *token, time_t *expires, cha
     size_t alen = strlen(authority);
     mxpc_buf_printf(&url, "%.*s/%s/oauth2/v2.0/token", (int)(alen && authority[alen - 1] == '/' ? alen - 1 : alen),
                     authority, tenant);
-    form_field(&body, "grant_type", "client_credentials");
-    form_field(&body, "client_id", client);
-    form_field(&body, "scope", scope);
-    form_field(&body, "client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer");
-    form_field(&body, "client_assertion", assertion.data);
+    mxpc_form_field(&body, "grant_type", "client_credentials");
+    mxpc_form_field(&body, "client_id", client);
+    mxpc_form_field(&body, "scope", scope);
+    mxpc_form_field(&body, "client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer");
+    mxpc_form_field(&body, "client_assertion", assertion.data);
     mxpc_redact_add(body.data);
     const char *headers[] = {"Content-Type: application/x-www-form-urlencoded", "Accept: application/json", NULL};
     long status = 0;
