@@ -18,6 +18,7 @@
 
 #include "mxpc/azure_sharedkey.h"
 #include "mxpc/buf.h"
+#include "mxpc/http.h"
 #include "mxpc/k8s.h"
 #include "mxpc/log.h"
 #include "mxpc/sigv4.h"
@@ -234,17 +235,39 @@ static int blocks_abort(struct mxpc_s3 *s3, const char *bucket, const char *key,
     }
     if (e->http_status != 404)
         return -1;
-    /* an empty block list commits an empty blob, discarding every uncommitted block */
+    /* An empty block list commits an empty blob, discarding every uncommitted
+     * block; the Delete then removes it. A Put Block cut off by the stop may
+     * still land on the server after that: Get Block List says whether blocks
+     * came back, and the discard is repeated (a few times, a moment apart). */
     static const char empty[] = "<?xml version=\"1.0\" encoding=\"utf-8\"?><BlockList></BlockList>";
-    struct request r = {.method = "PUT", .bucket = bucket, .key = key, .query = "comp=blocklist", .body = empty,
-                        .body_len = sizeof empty - 1, .content_type = "application/xml", .if_none_match = "*",
-                        .idempotent = 1, .expected_size = -1};
-    int rc = s3_execute(s3, &r, 0, e);
-    s3_request_free(&r);
-    if (rc == 0)
-        rc = mxpc_s3_delete(s3, bucket, key, e);
-    else if (e->http_status == 409 || e->http_status == 412)
-        rc = 0, s3_clear_error(e); /* someone else made the blob meanwhile: theirs stays */
+    int rc = 0;
+    for (int round = 0; round < 4; round++) {
+        struct request r = {.method = "PUT", .bucket = bucket, .key = key, .query = "comp=blocklist", .body = empty,
+                            .body_len = sizeof empty - 1, .content_type = "application/xml", .if_none_match = "*",
+                            .idempotent = 1, .expected_size = -1};
+        rc = s3_execute(s3, &r, 0, e);
+        s3_request_free(&r);
+        if (rc != 0) {
+            if (e->http_status == 409 || e->http_status == 412)
+                rc = 0, s3_clear_error(e); /* someone else made the blob meanwhile: theirs stays */
+            return rc;
+        }
+        if (mxpc_s3_delete(s3, bucket, key, e) != 0)
+            return -1;
+        mxpc_http_sleep_ms(200);
+        struct request g = {.method = "GET", .bucket = bucket, .key = key,
+                            .query = "comp=blocklist&blocklisttype=uncommitted", .idempotent = 1, .expected_size = -1};
+        struct mxpc_s3_error ge;
+        int left = 0;
+        if (s3_execute(s3, &g, 0, &ge) == 0) {
+            mxpc_buf_puts(&g.response, "");
+            left = strstr(g.response.data, "<Block>") != NULL;
+        }
+        s3_request_free(&g);
+        if (!left)
+            return 0;
+        mxpc_log(MXPC_LOG_DEBUG, "azblob://%s/%s: blocks arrived after the discard; discarding again", bucket, key);
+    }
     return rc;
 }
 

@@ -28,6 +28,23 @@ assert(client:create_bucket(container))
 
 local function quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
 
+-- How many blobs named `name` exist with uncommitted blocks only: List Blobs with
+-- include=uncommittedblobs, by the stack's own client (stacklib).
+local function uncommitted(name)
+  local out, code = t.sh((". \"$MXPC_STACK_ENV\" && python3 -c %s %s %s"):format(quote([[
+import os, sys, xml.etree.ElementTree as ET
+sys.path.insert(0, os.environ["MXPC_SOURCE_DIR"] + "/tests/stack")
+from stacklib import AzureBlob
+b = AzureBlob(os.environ["MXPC_AZURE_BLOB_ENDPOINT"], os.environ["MXPC_AZURE_ACCOUNT_NAME"],
+              os.environ["MXPC_AZURE_ACCOUNT_KEY"], os.environ["MXPC_AZURE_CA"])
+q = [("restype", "container"), ("comp", "list"), ("include", "uncommittedblobs"), ("prefix", sys.argv[2])]
+root = ET.fromstring(b.request("GET", sys.argv[1], query=q)[1])
+print(len(list(root.iter("Blob"))))
+]]), container, name))
+  t.eq(code, 0, out)
+  return tonumber(out:match("%d+"))
+end
+
 local function bytes(n, seed)
   local parts, x = {}, seed
   for i = 1, n // 4096 + 1 do
@@ -115,19 +132,45 @@ t.test("a block upload that fails leaves no blob and no uncommitted blocks", fun
   local h, herr = client:head(container, "failed.bin")
   t.eq(h, nil)
   t.eq(herr.status, 404)
-  -- the blocks that went up are gone: List Blobs with include=uncommittedblobs (stacklib)
-  local out, code = t.sh((". \"$MXPC_STACK_ENV\" && python3 -c %s %s %s"):format(quote([[
-import os, sys, xml.etree.ElementTree as ET
-sys.path.insert(0, os.environ["MXPC_SOURCE_DIR"] + "/tests/stack")
-from stacklib import AzureBlob
-b = AzureBlob(os.environ["MXPC_AZURE_BLOB_ENDPOINT"], os.environ["MXPC_AZURE_ACCOUNT_NAME"],
-              os.environ["MXPC_AZURE_ACCOUNT_KEY"], os.environ["MXPC_AZURE_CA"])
-q = [("restype", "container"), ("comp", "list"), ("include", "uncommittedblobs"), ("prefix", sys.argv[2])]
-root = ET.fromstring(b.request("GET", sys.argv[1], query=q)[1])
-print(len(list(root.iter("Blob"))))
-]]), container, "failed.bin"))
-  t.eq(code, 0, out)
-  t.eq(out:match("%d+"), "0", "uncommitted blobs")
+  t.eq(uncommitted("failed.bin"), 0, "uncommitted blobs")
+end)
+
+t.test("SIGINT during a block upload: exit 130, no blob and no uncommitted blocks", function()
+  local dir = t.tmpdir()
+  local big = dir .. "/big.bin"
+  t.eq(select(2, t.sh(("head -c %d /dev/urandom > %s"):format(60 * MiB, quote(big)))), 0)
+  local script = dir .. "/interrupt.lua"
+  local f = assert(io.open(script, "w"))
+  f:write(([[
+local c = assert(require("mxpc.azure").client{endpoint = %q, account = %q, key = %q, ca_file = %q,
+  block_size = 5 * 1024 * 1024, max_send_speed = 20 * 1024 * 1024})
+assert(c:put(%q, "interrupt/big.bin", { path = %q }))
+print("finished")
+]]):format(env.MXPC_AZURE_BLOB_ENDPOINT, env.MXPC_AZURE_ACCOUNT_NAME, env.MXPC_AZURE_ACCOUNT_KEY,
+    env.MXPC_AZURE_CA, container, big))
+  f:close()
+  local pidfile, rcfile = dir .. "/pid", dir .. "/rc"
+  t.sh(("(%s -v run %s > %s.out 2> %s.err & echo $! > %s; wait $!; echo $? > %s) > /dev/null 2>&1 &"):format(
+    quote(t.program()), quote(script), quote(script), quote(script), quote(pidfile), quote(rcfile)))
+  local started = false
+  for _ = 1, 100 do
+    if uncommitted("interrupt/big.bin") > 0 then started = true break end
+    os.execute("sleep 0.1")
+  end
+  t.ok(started, "blocks went up")
+  local pid = assert(io.open(pidfile)):read("a"):match("%d+")
+  os.execute("kill -INT " .. pid)
+  local rc
+  for _ = 1, 300 do
+    local rf = io.open(rcfile)
+    if rf then rc = rf:read("n"); rf:close(); if rc then break end end
+    os.execute("sleep 0.05")
+  end
+  t.eq(rc, 130, "exit code after SIGINT")
+  local err = assert(io.open(script .. ".err")):read("a")
+  t.contains(err, "interrupted")
+  t.eq((client:head(container, "interrupt/big.bin")), nil, "no blob")
+  t.eq(uncommitted("interrupt/big.bin"), 0, "no uncommitted blocks: " .. err:sub(-1500))
 end)
 
 t.test("errors: a missing blob, a missing container, a wrong key", function()
