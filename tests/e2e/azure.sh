@@ -82,6 +82,15 @@ run "backup into a missing archive container" 1 backup -n mendix -e demo-azure -
 expect_err "... names it" "no such container: no-such-container"
 unset AZURE_STORAGE_KEY
 
+# ---- a blob that is gone ---------------------------------------------------------------
+gone=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["azure_environments"]["demo-azure"]["files"][0]["uuid"])' "$seed_json")
+blob delete "$gone"
+run "backup with a blob gone" 0 backup -n mendix -e demo-azure -f "$work/gone.tar.gz"
+expect_err "... reports it, skipped" "file not found in storage, skipped.*$gone|$gone.*not found"
+run "backup --strict with a blob gone" 1 backup -n mendix -e demo-azure -f "$work/strict.tar.gz" --strict
+expect_err "... fails naming it" "file $gone is missing from storage"
+check "... writing no archive" '[ ! -e "$work/strict.tar.gz" ]'
+
 # a restore that cannot reach its container writes nothing
 sql 'delete from "myfirstmodule$order" where id in (select id from "myfirstmodule$order" limit 1)'
 sql 'select count(*) from "myfirstmodule$order"' >"$work/rows.before"
