@@ -252,15 +252,15 @@ static void up_stop(struct mxpc_s3_uploader *up)
         if (j->done)
             continue;
         struct mxpc_s3_error ae;
+        char what[1200];
+        s3_client_object_name(up->s3, what, sizeof what, j->bucket, j->key);
         int rc = up->s3->dialect->parts_abort(up->s3, j->bucket, j->key, j->upload_id, &ae);
         if (rc != 0 && j->completing && ae.http_status == 404)
-            mxpc_log(MXPC_LOG_DEBUG, "the multipart upload of s3://%s/%s was completed before it could be aborted",
-                     j->bucket, j->key);
+            mxpc_log(MXPC_LOG_DEBUG, "the upload in parts of %s was completed before it could be aborted", what);
         else if (rc != 0)
-            mxpc_log(MXPC_LOG_WARN, "could not abort the multipart upload %s of s3://%s/%s: %s", j->upload_id,
-                     j->bucket, j->key, ae.message);
+            mxpc_log(MXPC_LOG_WARN, "could not abort the upload in parts %s of %s: %s", j->upload_id, what, ae.message);
         else
-            mxpc_log(MXPC_LOG_DEBUG, "aborted the multipart upload of s3://%s/%s", j->bucket, j->key);
+            mxpc_log(MXPC_LOG_DEBUG, "aborted the upload in parts of %s", what);
         j->done = 1;
     }
     mxpc_http_cleanup(up->s3->http, cleaning);

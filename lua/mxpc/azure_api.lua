@@ -76,6 +76,11 @@ local HTTP = {
       ("assign %s to the identity (az role assignment create --role \"%s\" --assignee <client id> "
         .. "--scope <the storage account's id>)"):format(role(f), role(f))
   end },
+  { function(f) return f.s3_code == "LeaseIdMissing" or f.s3_code == "LeaseIdMismatchWithBlobOperation"
+      or f.s3_code == "LeaseIdMismatchWithContainerOperation" end, function(f)
+    return "conflict", ("%s is leased by another program: %s was refused (%s)"):format(f.object, f.method, f.s3_code),
+      "wait until the lease is released, or break it (az storage blob lease break) if nothing uses it"
+  end },
   { function(f) return f.s3_code == "ContainerAlreadyExists" end, function(f)
     return "exists", ("container %s already exists"):format(f.bucket)
   end },

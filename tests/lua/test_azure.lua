@@ -135,6 +135,34 @@ t.test("a block upload that fails leaves no blob and no uncommitted blocks", fun
   t.eq(uncommitted("failed.bin"), 0, "uncommitted blobs")
 end)
 
+t.test("a block upload refused over an existing (leased) blob leaves it as it was", function()
+  assert(client:put(container, "leased.bin", "original"))
+  local out, code = t.sh((". \"$MXPC_STACK_ENV\" && python3 -c %s %s"):format(quote([[
+import os, sys
+sys.path.insert(0, os.environ["MXPC_SOURCE_DIR"] + "/tests/stack")
+from stacklib import AzureBlob
+b = AzureBlob(os.environ["MXPC_AZURE_BLOB_ENDPOINT"], os.environ["MXPC_AZURE_ACCOUNT_NAME"],
+              os.environ["MXPC_AZURE_ACCOUNT_KEY"], os.environ["MXPC_AZURE_CA"])
+b.request("PUT", sys.argv[1], "leased.bin", query=[("comp", "lease")],
+          headers={"x-ms-lease-action": "acquire", "x-ms-lease-duration": "-1"})
+]]), container))
+  t.eq(code, 0, out)
+  local ok, err = client:put(container, "leased.bin", bytes(11 * MiB, 5))
+  t.eq(ok, nil)
+  t.eq(err.code, "conflict")
+  t.contains(tostring(err), "azblob://" .. container .. "/leased.bin is leased by another program")
+  t.eq(assert(client:get_string(container, "leased.bin")), "original")
+  t.sh((". \"$MXPC_STACK_ENV\" && python3 -c %s %s"):format(quote([[
+import os, sys
+sys.path.insert(0, os.environ["MXPC_SOURCE_DIR"] + "/tests/stack")
+from stacklib import AzureBlob
+b = AzureBlob(os.environ["MXPC_AZURE_BLOB_ENDPOINT"], os.environ["MXPC_AZURE_ACCOUNT_NAME"],
+              os.environ["MXPC_AZURE_ACCOUNT_KEY"], os.environ["MXPC_AZURE_CA"])
+b.request("PUT", sys.argv[1], "leased.bin", query=[("comp", "lease")],
+          headers={"x-ms-lease-action": "break", "x-ms-lease-break-period": "0"})
+]]), container))
+end)
+
 t.test("SIGINT during a block upload: exit 130, no blob and no uncommitted blocks", function()
   local dir = t.tmpdir()
   local big = dir .. "/big.bin"
