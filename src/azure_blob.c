@@ -6,6 +6,7 @@
  * "/ACCOUNT") then "/container/blob", percent-encoded as S3's are. */
 #include "mxpc/azure.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -237,38 +238,46 @@ static int blocks_abort(struct mxpc_s3 *s3, const char *bucket, const char *key,
         return -1;
     /* An empty block list commits an empty blob, discarding every uncommitted
      * block; the Delete then removes it. A Put Block cut off by the stop may
-     * still land on the server after that: Get Block List says whether blocks
-     * came back, and the discard is repeated (a few times, a moment apart). */
+     * still land on the server after that: Get Block List is asked a few
+     * times over about 3 s whether blocks came back, and they are discarded
+     * again. (The waits are plain sleeps: a signal has often come already.) */
     static const char empty[] = "<?xml version=\"1.0\" encoding=\"utf-8\"?><BlockList></BlockList>";
-    int rc = 0;
-    for (int round = 0; round < 4; round++) {
-        struct request r = {.method = "PUT", .bucket = bucket, .key = key, .query = "comp=blocklist", .body = empty,
-                            .body_len = sizeof empty - 1, .content_type = "application/xml", .if_none_match = "*",
-                            .idempotent = 1, .expected_size = -1};
-        rc = s3_execute(s3, &r, 0, e);
-        s3_request_free(&r);
-        if (rc != 0) {
-            if (e->http_status == 409 || e->http_status == 412)
-                rc = 0, s3_clear_error(e); /* someone else made the blob meanwhile: theirs stays */
-            return rc;
+    static const long waits_ms[] = {200, 400, 800, 1600};
+    int discard = 1;
+    for (size_t check = 0; check <= sizeof waits_ms / sizeof waits_ms[0]; check++) {
+        if (discard) {
+            struct request r = {.method = "PUT", .bucket = bucket, .key = key, .query = "comp=blocklist",
+                                .body = empty, .body_len = sizeof empty - 1, .content_type = "application/xml",
+                                .if_none_match = "*", .idempotent = 1, .expected_size = -1};
+            int rc = s3_execute(s3, &r, 0, e);
+            s3_request_free(&r);
+            if (rc != 0) {
+                if (e->http_status == 409 || e->http_status == 412)
+                    rc = 0, s3_clear_error(e); /* someone else made the blob meanwhile: theirs stays */
+                return rc;
+            }
+            if (mxpc_s3_delete(s3, bucket, key, e) != 0)
+                return -1;
         }
-        if (mxpc_s3_delete(s3, bucket, key, e) != 0)
-            return -1;
-        mxpc_http_sleep_ms(200);
+        if (check == sizeof waits_ms / sizeof waits_ms[0])
+            break;
+        struct timespec ts = {waits_ms[check] / 1000, (waits_ms[check] % 1000) * 1000000L};
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+        }
         struct request g = {.method = "GET", .bucket = bucket, .key = key,
                             .query = "comp=blocklist&blocklisttype=uncommitted", .idempotent = 1, .expected_size = -1};
         struct mxpc_s3_error ge;
-        int left = 0;
+        discard = 0;
         if (s3_execute(s3, &g, 0, &ge) == 0) {
             mxpc_buf_puts(&g.response, "");
-            left = strstr(g.response.data, "<Block>") != NULL;
+            discard = strstr(g.response.data, "<Block>") != NULL;
         }
         s3_request_free(&g);
-        if (!left)
-            return 0;
-        mxpc_log(MXPC_LOG_DEBUG, "azblob://%s/%s: blocks arrived after the discard; discarding again", bucket, key);
+        if (discard)
+            mxpc_log(MXPC_LOG_DEBUG, "azblob://%s/%s: blocks arrived after the discard; discarding again", bucket,
+                     key);
     }
-    return rc;
+    return 0;
 }
 
 /* One Delete Blob after the other; every key is tried, e names the first

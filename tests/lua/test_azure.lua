@@ -45,6 +45,21 @@ print(len(list(root.iter("Blob"))))
   return tonumber(out:match("%d+"))
 end
 
+-- Acquires (forever) or breaks (at once) the lease of a blob, by the stack's own client.
+local function lease(name, action)
+  local out, code = t.sh((". \"$MXPC_STACK_ENV\" && python3 -c %s %s %s %s"):format(quote([[
+import os, sys
+sys.path.insert(0, os.environ["MXPC_SOURCE_DIR"] + "/tests/stack")
+from stacklib import AzureBlob
+b = AzureBlob(os.environ["MXPC_AZURE_BLOB_ENDPOINT"], os.environ["MXPC_AZURE_ACCOUNT_NAME"],
+              os.environ["MXPC_AZURE_ACCOUNT_KEY"], os.environ["MXPC_AZURE_CA"])
+h = {"x-ms-lease-action": sys.argv[3]}
+h.update({"x-ms-lease-duration": "-1"} if sys.argv[3] == "acquire" else {"x-ms-lease-break-period": "0"})
+b.request("PUT", sys.argv[1], sys.argv[2], query=[("comp", "lease")], headers=h)
+]]), container, name, action))
+  t.eq(code, 0, out)
+end
+
 local function bytes(n, seed)
   local parts, x = {}, seed
   for i = 1, n // 4096 + 1 do
@@ -137,30 +152,13 @@ end)
 
 t.test("a block upload refused over an existing (leased) blob leaves it as it was", function()
   assert(client:put(container, "leased.bin", "original"))
-  local out, code = t.sh((". \"$MXPC_STACK_ENV\" && python3 -c %s %s"):format(quote([[
-import os, sys
-sys.path.insert(0, os.environ["MXPC_SOURCE_DIR"] + "/tests/stack")
-from stacklib import AzureBlob
-b = AzureBlob(os.environ["MXPC_AZURE_BLOB_ENDPOINT"], os.environ["MXPC_AZURE_ACCOUNT_NAME"],
-              os.environ["MXPC_AZURE_ACCOUNT_KEY"], os.environ["MXPC_AZURE_CA"])
-b.request("PUT", sys.argv[1], "leased.bin", query=[("comp", "lease")],
-          headers={"x-ms-lease-action": "acquire", "x-ms-lease-duration": "-1"})
-]]), container))
-  t.eq(code, 0, out)
+  lease("leased.bin", "acquire")
   local ok, err = client:put(container, "leased.bin", bytes(11 * MiB, 5))
   t.eq(ok, nil)
   t.eq(err.code, "conflict")
   t.contains(tostring(err), "azblob://" .. container .. "/leased.bin is leased by another program")
   t.eq(assert(client:get_string(container, "leased.bin")), "original")
-  t.sh((". \"$MXPC_STACK_ENV\" && python3 -c %s %s"):format(quote([[
-import os, sys
-sys.path.insert(0, os.environ["MXPC_SOURCE_DIR"] + "/tests/stack")
-from stacklib import AzureBlob
-b = AzureBlob(os.environ["MXPC_AZURE_BLOB_ENDPOINT"], os.environ["MXPC_AZURE_ACCOUNT_NAME"],
-              os.environ["MXPC_AZURE_ACCOUNT_KEY"], os.environ["MXPC_AZURE_CA"])
-b.request("PUT", sys.argv[1], "leased.bin", query=[("comp", "lease")],
-          headers={"x-ms-lease-action": "break", "x-ms-lease-break-period": "0"})
-]]), container))
+  lease("leased.bin", "break")
 end)
 
 t.test("SIGINT during a block upload: exit 130, no blob and no uncommitted blocks", function()
