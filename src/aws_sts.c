@@ -23,7 +23,7 @@ static const char *env(const char *name)
 
 /* --- STS request ---------------------------------------------------------- */
 
-static void form_field(struct mxpc_buf *out, const char *name, const char *value)
+void mxpc_form_field(struct mxpc_buf *out, const char *name, const char *value)
 {
     if (out->len)
         mxpc_buf_putc(out, '&');
@@ -35,15 +35,15 @@ static void form_field(struct mxpc_buf *out, const char *name, const char *value
 void mxpc_sts_web_identity_body(struct mxpc_buf *out, const char *role_arn, const char *session_name,
                                 const char *token, long duration_seconds)
 {
-    form_field(out, "Action", "AssumeRoleWithWebIdentity");
-    form_field(out, "Version", "2011-06-15");
-    form_field(out, "RoleArn", role_arn);
-    form_field(out, "RoleSessionName", session_name);
-    form_field(out, "WebIdentityToken", token);
+    mxpc_form_field(out, "Action", "AssumeRoleWithWebIdentity");
+    mxpc_form_field(out, "Version", "2011-06-15");
+    mxpc_form_field(out, "RoleArn", role_arn);
+    mxpc_form_field(out, "RoleSessionName", session_name);
+    mxpc_form_field(out, "WebIdentityToken", token);
     if (duration_seconds > 0) {
         char d[32];
         snprintf(d, sizeof d, "%ld", duration_seconds);
-        form_field(out, "DurationSeconds", d);
+        mxpc_form_field(out, "DurationSeconds", d);
     }
 }
 

@@ -53,13 +53,16 @@ static int describe(lua_State *L)
     const struct mxpc_s3_error *e = lua_touserdata(L, 1);
     const struct mxpc_s3_facts *f = &e->facts;
     lua_getglobal(L, "require");
-    lua_pushliteral(L, "mxpc.s3_api");
+    if (strcmp(f->service, "azure") == 0)
+        lua_pushliteral(L, "mxpc.azure_api");
+    else
+        lua_pushliteral(L, "mxpc.s3_api");
     lua_call(L, 1, 1);
     lua_getfield(L, -1, "describe");
     lua_createtable(L, 0, 24);
     FACT_S(kind), FACT_S(s3_message), FACT_S(method), FACT_S(action), FACT_S(object), FACT_S(bucket), FACT_S(key);
     FACT_S(endpoint), FACT_S(prefix), FACT_S(transport), FACT_S(creds_source), FACT_S(role_arn), FACT_S(access_key);
-    FACT_S(if_match), FACT_I(resume_at), FACT_I(count), FACT_I(total);
+    FACT_S(if_match), FACT_S(service), FACT_I(resume_at), FACT_I(count), FACT_I(total);
     mxpc_field_boolean(L, "resumed", f->resumed);
     mxpc_field_integer(L, "status", e->http_status);
     mxpc_field_string(L, "s3_code", e->s3_code);

@@ -30,6 +30,7 @@ static const luaL_Reg c_modules[] = {
     {"mxpc.k8s", luaopen_mxpc_k8s},
     {"mxpc.fileset", luaopen_mxpc_fileset},
     {"mxpc.s3", luaopen_mxpc_s3},
+    {"mxpc.azure", luaopen_mxpc_azure},
     {"mxpc.aws", luaopen_mxpc_aws},
     {"mxpc.http", luaopen_mxpc_http},
     {"mxpc.sigv4", luaopen_mxpc_sigv4},

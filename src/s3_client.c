@@ -219,6 +219,7 @@ struct mxpc_s3 *mxpc_s3_new(const struct mxpc_s3_config *cfg, struct mxpc_s3_err
     if (!s3)
         abort();
     s3->sign = sign;
+    s3->dialect = &s3_dialect_s3;
     s3->http = mxpc_http_new();
     if (!s3->http) {
         free(s3);
@@ -258,6 +259,8 @@ void mxpc_s3_free(struct mxpc_s3 *s3)
     if (!s3)
         return;
     mxpc_http_free(s3->http);
+    if (s3->dialect_free)
+        s3->dialect_free(s3->dialect_ud);
     free(s3->endpoint);
     free(s3->scheme);
     free(s3->authority);
@@ -364,7 +367,11 @@ int mxpc_s3_delete(struct mxpc_s3 *s3, const char *bucket, const char *key, stru
 {
     if (s3_check_names(bucket, key, 1, e))
         return -1;
-    return simple(s3, "DELETE", bucket, key, NULL, NULL, e);
+    int rc = simple(s3, "DELETE", bucket, key, NULL, NULL, e);
+    if (rc != 0 && e->http_status == 404 && strcmp(s3->dialect->service, "azure") == 0 &&
+        strcmp(e->s3_code, "BlobNotFound") == 0)
+        rc = 0, s3_clear_error(e); /* as S3 answers: a missing key is deleted */
+    return rc;
 }
 
 /* The <Error> elements of a DeleteObjects answer: the current one as it is
@@ -399,6 +406,8 @@ int mxpc_s3_delete_objects(struct mxpc_s3 *s3, const char *bucket, const char *c
     }
     if (s3_check_names(bucket, NULL, 0, e))
         return -1;
+    if (s3->dialect->delete_many)
+        return s3->dialect->delete_many(s3, bucket, keys, n, refused, e);
     struct mxpc_buf body = MXPC_BUF_INIT;
     mxpc_buf_puts(&body, "<Delete xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Quiet>true</Quiet>");
     for (size_t i = 0; i < n; i++) {
@@ -572,25 +581,27 @@ static void list_element(void *ud, const char *name, const char *parent, const c
 {
     (void)parent;
     struct list_page *p = ud;
-    if (strcmp(name, "Key") == 0) {
+    if (strcmp(name, "Key") == 0 || (strcmp(name, "Name") == 0 && strcmp(parent, "Blob") == 0)) {
         p->key.len = 0;
         mxpc_buf_puts(&p->key, text);
-    } else if (strcmp(name, "Size") == 0) {
+    } else if (strcmp(name, "Size") == 0 || strcmp(name, "Content-Length") == 0) {
         char *end;
         long long v = strtoll(text, &end, 10);
         if (end == text || *end || v < 0)
             p->bad = 1;
         p->size = v;
-    } else if (strcmp(name, "ETag") == 0) {
+    } else if (strcmp(name, "ETag") == 0 || strcmp(name, "Etag") == 0) {
         snprintf(p->etag, sizeof p->etag, "%s", text);
-    } else if (strcmp(name, "LastModified") == 0) {
+    } else if (strcmp(name, "LastModified") == 0 || strcmp(name, "Last-Modified") == 0) {
         snprintf(p->modified, sizeof p->modified, "%s", text);
     } else if (strcmp(name, "IsTruncated") == 0) {
         p->truncated = strcmp(text, "true") == 0;
-    } else if (strcmp(name, "NextContinuationToken") == 0) {
+    } else if (strcmp(name, "NextContinuationToken") == 0 || strcmp(name, "NextMarker") == 0) {
         p->token.len = 0;
         mxpc_buf_puts(&p->token, text);
-    } else if (strcmp(name, "Contents") == 0) {
+        if (name[4] == 'M') /* Azure: a marker means more */
+            p->truncated = p->token.len > 0;
+    } else if (strcmp(name, "Contents") == 0 || strcmp(name, "Blob") == 0) {
         if (p->n == p->cap) {
             p->cap = p->cap ? p->cap * 2 : 64;
             p->objects = realloc(p->objects, p->cap * sizeof *p->objects);
@@ -625,6 +636,30 @@ static void list_page_free(struct list_page *p)
 }
 
 
+static void s3_list_query(struct mxpc_buf *q, const char *prefix, const char *token, int max_keys)
+{
+    mxpc_buf_puts(q, "list-type=2");
+    if (*token) {
+        mxpc_buf_puts(q, "&continuation-token=");
+        mxpc_sigv4_uri_encode(q, token, strlen(token), 0);
+    }
+    if (max_keys > 0)
+        mxpc_buf_printf(q, "&max-keys=%d", max_keys);
+    mxpc_buf_puts(q, "&prefix=");
+    mxpc_sigv4_uri_encode(q, prefix, strlen(prefix), 0);
+}
+
+const struct s3_dialect s3_dialect_s3 = {
+    .service = "s3",
+    .scheme = "s3",
+    .part_etags = 1,
+    .list_query = s3_list_query,
+    .parts_begin = s3_multipart_begin,
+    .part_query = s3_multipart_part_query,
+    .complete = s3_multipart_complete,
+    .parts_abort = mxpc_s3_abort_multipart,
+};
+
 int mxpc_s3_list(struct mxpc_s3 *s3, const char *bucket, const char *prefix, int max_keys, mxpc_s3_list_fn fn,
                  void *ud, struct mxpc_s3_error *e)
 {
@@ -638,15 +673,7 @@ int mxpc_s3_list(struct mxpc_s3 *s3, const char *bucket, const char *prefix, int
     int rc = 0;
     do {
         q.len = 0;
-        mxpc_buf_puts(&q, "list-type=2");
-        if (p.token.len) {
-            mxpc_buf_puts(&q, "&continuation-token=");
-            mxpc_sigv4_uri_encode(&q, p.token.data, p.token.len, 0);
-        }
-        if (max_keys > 0)
-            mxpc_buf_printf(&q, "&max-keys=%d", max_keys);
-        mxpc_buf_puts(&q, "&prefix=");
-        mxpc_sigv4_uri_encode(&q, prefix, strlen(prefix), 0);
+        s3->dialect->list_query(&q, prefix, p.token.data ? p.token.data : "", max_keys);
         struct request r = {
             .method = "GET", .bucket = bucket, .query = q.data, .idempotent = 1, .expected_size = -1};
         rc = s3_execute(s3, &r, 0, e);
@@ -657,8 +684,9 @@ int mxpc_s3_list(struct mxpc_s3 *s3, const char *bucket, const char *prefix, int
         list_page_reset(&p);
         if (rc == 0 && (mxpc_xml_each(r.response.data, r.response.len, list_element, &p) != 0 || p.bad ||
                         (p.truncated && !p.token.len))) {
-            s3_set_error(e, "s3", NULL, "cannot parse the object list of s3://%s/%s",
-                         bucket && *bucket ? bucket : "(endpoint)", prefix);
+            char what[1024];
+            s3_client_object_name(s3, what, sizeof what, bucket, prefix);
+            s3_set_error(e, "s3", NULL, "cannot parse the object list of %s", what);
             rc = -1;
         }
         s3_request_free(&r);

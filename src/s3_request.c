@@ -40,6 +40,13 @@ void s3_object_name(char *out, size_t len, const char *bucket, const char *key)
     snprintf(out, len, "s3://%s%s%s", bucket && *bucket ? bucket : "(endpoint)", key ? "/" : "", key ? key : "");
 }
 
+void s3_client_object_name(const struct mxpc_s3 *s3, char *out, size_t len, const char *bucket, const char *key)
+{
+    const char *scheme = s3 && s3->dialect ? s3->dialect->scheme : "s3";
+    snprintf(out, len, "%s://%s%s%s", scheme, bucket && *bucket ? bucket : "(endpoint)", key ? "/" : "",
+             key ? key : "");
+}
+
 int s3_check_names(const char *bucket, const char *key, int need_key, struct mxpc_s3_error *e)
 {
     s3_clear_error(e);
@@ -134,7 +141,7 @@ static size_t on_header(char *data, size_t size, size_t n, void *ud)
     struct request *r = ud;
     size_t len = size * n;
     if (len >= 5 && strncmp(data, "HTTP/", 5) == 0) {
-        r->etag[0] = '\0'; /* a new response (after 100 Continue or a redirect) */
+        r->etag[0] = r->ms_error_code[0] = '\0'; /* a new response (after 100 Continue or a redirect) */
         r->total_size = -1;
     } else if (len > 14 && strncasecmp(data, "Content-Range:", 14) == 0) {
         const char *slash = memchr(data, '/', len), *end = data + len;
@@ -144,6 +151,14 @@ static size_t on_header(char *data, size_t size, size_t n, void *ud)
             total = total * 10 + (*d - '0');
         if (slash && d > slash + 1)
             r->total_size = total;
+    } else if (len > 16 && strncasecmp(data, "x-ms-error-code:", 16) == 0) {
+        const char *v = data + 16;
+        size_t vlen = len - 16;
+        while (vlen && (*v == ' ' || *v == '\t'))
+            v++, vlen--;
+        while (vlen && (v[vlen - 1] == '\r' || v[vlen - 1] == '\n' || v[vlen - 1] == ' '))
+            vlen--;
+        snprintf(r->ms_error_code, sizeof r->ms_error_code, "%.*s", (int)vlen, v);
     } else if (len > 5 && strncasecmp(data, "ETag:", 5) == 0) {
         const char *v = data + 5;
         size_t vlen = len - 5;
@@ -279,9 +294,10 @@ void s3_set_facts(struct mxpc_s3 *s3, const struct request *r, struct mxpc_s3_er
     struct mxpc_s3_facts *f = &e->facts;
     memset(f, 0, sizeof *f);
     snprintf(f->kind, sizeof f->kind, "%s", kind);
+    snprintf(f->service, sizeof f->service, "%s", s3->dialect ? s3->dialect->service : "s3");
     snprintf(f->method, sizeof f->method, "%s", r->method);
     snprintf(f->action, sizeof f->action, "%s", s3_action(r));
-    s3_object_name(f->object, sizeof f->object, r->bucket, r->key);
+    s3_client_object_name(s3, f->object, sizeof f->object, r->bucket, r->key);
     snprintf(f->bucket, sizeof f->bucket, "%s", r->bucket ? r->bucket : "");
     snprintf(f->key, sizeof f->key, "%s", r->key ? r->key : "");
     snprintf(f->endpoint, sizeof f->endpoint, "%s", s3->endpoint);
@@ -293,6 +309,11 @@ void s3_set_facts(struct mxpc_s3 *s3, const struct request *r, struct mxpc_s3_er
     f->resume_at = r->range_from;
 }
 
+static const char *s3_service_label(const struct mxpc_s3 *s3)
+{
+    return s3->dialect && strcmp(s3->dialect->service, "azure") == 0 ? "Azure Blob" : "S3";
+}
+
 /* A response >= 300: its status, <Code> and <Message> as facts (worded in
  * Lua), with a plain message. */
 static void http_error(struct mxpc_s3 *s3, struct request *r, struct mxpc_s3_error *e)
@@ -300,9 +321,11 @@ static void http_error(struct mxpc_s3 *s3, struct request *r, struct mxpc_s3_err
     struct s3_xml_error x;
     memset(&x, 0, sizeof x);
     s3_parse_error(&r->response, &x);
+    if (!x.code[0] && r->ms_error_code[0])
+        snprintf(x.code, sizeof x.code, "%s", r->ms_error_code);
     char what[1024];
-    s3_object_name(what, sizeof what, r->bucket, r->key);
-    s3_set_error(e, "s3", NULL, "S3 %s %s failed: HTTP %ld%s%s%s%s", r->method, what, r->status, x.code[0] ? " " : "",
+    s3_client_object_name(s3, what, sizeof what, r->bucket, r->key);
+    s3_set_error(e, "s3", NULL, "%s %s %s failed: HTTP %ld%s%s%s%s", s3_service_label(s3), r->method, what, r->status, x.code[0] ? " " : "",
                  x.code, x.message[0] ? ": " : "", x.message);
     e->http_status = r->status;
     snprintf(e->s3_code, sizeof e->s3_code, "%s", x.code);
@@ -320,7 +343,7 @@ static void finish(struct mxpc_s3 *s3, struct request *r, CURLcode code)
     if (r->if_match == r->if_match_buf)
         r->if_match = NULL;
     char what[1024];
-    s3_object_name(what, sizeof what, r->bucket, r->key);
+    s3_client_object_name(s3, what, sizeof what, r->bucket, r->key);
     if (code == CURLE_ABORTED_BY_CALLBACK)
         s3_set_error(e, "interrupted", NULL, "interrupted: S3 %s %s", r->method, what);
     else if (r->sink_failed)
@@ -329,7 +352,8 @@ static void finish(struct mxpc_s3 *s3, struct request *r, CURLcode code)
         s3_set_error(e, "size", NULL, "%s has %lld bytes, expected %lld", what, (long long)r->content_length,
                      (long long)r->expected_size);
     else if (code == CURLE_LOGIN_DENIED)
-        s3_set_error(e, "credentials", NULL, "S3 %s %s: cannot renew the AWS credentials: %s", r->method, what,
+        s3_set_error(e, "credentials", NULL, "%s %s %s: cannot renew the %s credentials: %s", s3_service_label(s3),
+                     r->method, what, s3->dialect && strcmp(s3->dialect->service, "azure") == 0 ? "Azure" : "AWS",
                      r->curl_err[0] ? r->curl_err : curl_easy_strerror(code));
     else if (code != CURLE_OK) {
         const char *why = r->curl_err[0] ? r->curl_err : curl_easy_strerror(code);
@@ -442,7 +466,7 @@ void s3_request_cancel(struct mxpc_s3 *s3, struct request *r, const char *code)
         unwait(s3, r);
     if (r->state == REQ_RUNNING || r->state == REQ_WAITING) {
         char what[1024];
-        s3_object_name(what, sizeof what, r->bucket, r->key);
+        s3_client_object_name(s3, what, sizeof what, r->bucket, r->key);
         s3_set_error(&r->err, code, NULL, "S3 %s %s: stopped", r->method, what);
         r->rc = -1;
         r->state = REQ_DONE;

@@ -39,6 +39,33 @@ struct request;
  * be renewed) / CURLE_BAD_FUNCTION_ARGUMENT with r->curl_err filled. */
 typedef CURLcode (*s3_sign_fn)(struct mxpc_s3 *s3, struct request *r);
 
+/* What differs between the services on the engine (S3, Azure Blob): the
+ * listing's query and the steps of an upload in parts (S3's multipart
+ * upload; Azure's blocks and block list). The S3 client's is s3_dialect_s3
+ * (s3_client.c, s3_upload.c); Azure's is in azure_blob.c. */
+struct s3_dialect {
+    const char *service; /* "s3" or "azure": which Lua module words errors */
+    const char *scheme;  /* of object names in messages: "s3" or "azblob" */
+    int part_etags;      /* parts are answered with ETags that the completion names */
+    /* the query of a listing page (token: the last page's, "" at first) */
+    void (*list_query)(struct mxpc_buf *q, const char *prefix, const char *token, int max_keys);
+    /* begins an upload in parts: its id in id (cleanup mode is on) */
+    int (*parts_begin)(struct mxpc_s3 *s3, const char *bucket, const char *key, char *id, size_t idlen,
+                       struct mxpc_s3_error *e);
+    /* the query of part `part` (1-based) of upload id (already URI-encoded: enc_id) */
+    void (*part_query)(struct mxpc_buf *q, const char *id, const char *enc_id, int64_t part);
+    /* the request that completes it: method, query and body (the parts' ETags) */
+    const char *(*complete)(struct mxpc_buf *query, struct mxpc_buf *body, const char *id, const char *enc_id,
+                            int64_t nparts, char (*etags)[128]);
+    /* deletes keys (mxpc_s3_delete_objects), NULL = S3's DeleteObjects */
+    int (*delete_many)(struct mxpc_s3 *s3, const char *bucket, const char *const *keys, size_t n, size_t *refused,
+                       struct mxpc_s3_error *e);
+    /* discards an unfinished upload in parts; 0 or -1 with e filled */
+    int (*parts_abort)(struct mxpc_s3 *s3, const char *bucket, const char *key, const char *id,
+                       struct mxpc_s3_error *e);
+};
+extern const struct s3_dialect s3_dialect_s3;
+
 struct mxpc_s3 {
     struct mxpc_http *http;
     struct request *waiting; /* requests waiting for a retry */
@@ -56,6 +83,9 @@ struct mxpc_s3 {
     int max_retries;
     int64_t max_send_speed;
     struct mxpc_aws_credentials creds;
+    const struct s3_dialect *dialect;
+    void *dialect_ud; /* the dialect's state (Azure: the credentials), freed with dialect_free */
+    void (*dialect_free)(void *ud);
 };
 
 struct request {
@@ -65,6 +95,8 @@ struct request {
     const char *key;   /* NULL for bucket operations */
     const char *query; /* as sent, or NULL */
     const char *if_match;
+    const char *if_none_match; /* Azure's signing step only */
+    const char *copy_source;   /* Azure: x-ms-copy-source (Copy Blob from URL) */
     const char *content_type;
     const char *content_md5; /* base64, signed and sent when set */
     const char *body; /* NULL: no body */
@@ -80,6 +112,7 @@ struct request {
     long status;
     struct mxpc_buf response;
     char etag[128];
+    char ms_error_code[64]; /* Azure's x-ms-error-code header (HEAD answers have no body) */
     int64_t content_length;
     int64_t total_size; /* of a 206 answer's Content-Range ("bytes a-b/TOTAL"), else -1 */
     int64_t delivered; /* to the sink, over all attempts */
@@ -121,6 +154,14 @@ void s3_set_error(struct mxpc_s3_error *e, const char *code, const char *hint, c
 void s3_clear_error(struct mxpc_s3_error *e);
 /* "s3://bucket/key" for messages (the endpoint's bucket when bucket is empty). */
 void s3_object_name(char *out, size_t len, const char *bucket, const char *key);
+/* The same for a client: "azblob://container/blob" for Azure's. */
+void s3_client_object_name(const struct mxpc_s3 *s3, char *out, size_t len, const char *bucket, const char *key);
+/* The S3 client's steps of a multipart upload (s3_upload.c). */
+int s3_multipart_begin(struct mxpc_s3 *s3, const char *bucket, const char *key, char *id, size_t idlen,
+                       struct mxpc_s3_error *e);
+void s3_multipart_part_query(struct mxpc_buf *q, const char *id, const char *enc_id, int64_t part);
+const char *s3_multipart_complete(struct mxpc_buf *query, struct mxpc_buf *body, const char *id, const char *enc_id,
+                                  int64_t nparts, char (*etags)[128]);
 /* A bucket name without '/', a key when need_key; 0, or -1 with e filled. */
 int s3_check_names(const char *bucket, const char *key, int need_key, struct mxpc_s3_error *e);
 /* The facts of a failed request for the Lua half that words the error

@@ -126,7 +126,6 @@ static void up_fail(struct mxpc_s3_uploader *up, const struct mxpc_s3_error *e)
 
 static void task_done(struct mxpc_s3 *s3, struct request *r)
 {
-    (void)s3;
     struct uptask *t = r->owner;
     struct mxpc_s3_uploader *up = t->up;
     up->in_flight--;
@@ -139,7 +138,7 @@ static void task_done(struct mxpc_s3 *s3, struct request *r)
         return;
     }
     if (t->job) {
-        if (!r->etag[0]) {
+        if (!r->etag[0] && s3->dialect->part_etags) {
             struct mxpc_s3_error e;
             s3_set_error(&e, "s3", NULL, "S3 returned no ETag for part %lld of s3://%s/%s", (long long)t->part,
                          t->job->bucket, t->job->key);
@@ -176,7 +175,7 @@ static void complete_done(struct mxpc_s3 *s3, struct request *r)
     }
     j->done = 1;
     up->objects++;
-    snprintf(up->last_etag, sizeof up->last_etag, "%s", res.etag);
+    snprintf(up->last_etag, sizeof up->last_etag, "%s", res.etag[0] ? res.etag : r->etag);
 }
 
 /* Frees finished tasks, and starts the completion of multipart uploads
@@ -213,13 +212,9 @@ static void up_tidy(struct mxpc_s3_uploader *up)
         }
         if (!up->failed && j->all_read && !j->completing && j->parts_done == j->nparts) {
             j->completing = 1;
-            mxpc_buf_puts(&j->xml, "<CompleteMultipartUpload>");
-            for (int64_t n = 1; n <= j->nparts; n++)
-                mxpc_buf_printf(&j->xml, "<Part><PartNumber>%lld</PartNumber><ETag>%s</ETag></Part>", (long long)n,
-                                j->etags[n - 1]);
-            mxpc_buf_puts(&j->xml, "</CompleteMultipartUpload>");
-            mxpc_buf_printf(&j->query, "uploadId=%s", j->enc_id.data);
-            j->complete = (struct request){.method = "POST",
+            const char *method = up->s3->dialect->complete(&j->query, &j->xml, j->upload_id, j->enc_id.data,
+                                                           j->nparts, j->etags);
+            j->complete = (struct request){.method = method,
                                            .bucket = j->bucket,
                                            .key = j->key,
                                            .query = j->query.data,
@@ -257,15 +252,15 @@ static void up_stop(struct mxpc_s3_uploader *up)
         if (j->done)
             continue;
         struct mxpc_s3_error ae;
-        int rc = mxpc_s3_abort_multipart(up->s3, j->bucket, j->key, j->upload_id, &ae);
+        char what[1200];
+        s3_client_object_name(up->s3, what, sizeof what, j->bucket, j->key);
+        int rc = up->s3->dialect->parts_abort(up->s3, j->bucket, j->key, j->upload_id, &ae);
         if (rc != 0 && j->completing && ae.http_status == 404)
-            mxpc_log(MXPC_LOG_DEBUG, "the multipart upload of s3://%s/%s was completed before it could be aborted",
-                     j->bucket, j->key);
+            mxpc_log(MXPC_LOG_DEBUG, "the upload in parts of %s was completed before it could be aborted", what);
         else if (rc != 0)
-            mxpc_log(MXPC_LOG_WARN, "could not abort the multipart upload %s of s3://%s/%s: %s", j->upload_id,
-                     j->bucket, j->key, ae.message);
+            mxpc_log(MXPC_LOG_WARN, "could not abort the upload in parts %s of %s: %s", j->upload_id, what, ae.message);
         else
-            mxpc_log(MXPC_LOG_DEBUG, "aborted the multipart upload of s3://%s/%s", j->bucket, j->key);
+            mxpc_log(MXPC_LOG_DEBUG, "aborted the upload in parts of %s", what);
         j->done = 1;
     }
     mxpc_http_cleanup(up->s3->http, cleaning);
@@ -317,7 +312,7 @@ static struct uptask *up_send(struct mxpc_s3_uploader *up, const char *bucket, c
     t->job = job;
     t->part = part;
     if (job)
-        mxpc_buf_printf(&t->query, "partNumber=%lld&uploadId=%s", (long long)part, job->enc_id.data);
+        up->s3->dialect->part_query(&t->query, job->upload_id, job->enc_id.data, part);
     t->r = (struct request){.method = "PUT",
                             .bucket = job ? job->bucket : bucket,
                             .key = job ? job->key : key,
@@ -351,29 +346,58 @@ static int up_abandon(struct mxpc_s3_uploader *up, struct mxpc_s3_error *e)
     return -1;
 }
 
+/* S3's steps of a multipart upload (s3_dialect_s3). */
+int s3_multipart_begin(struct mxpc_s3 *s3, const char *bucket, const char *key, char *id, size_t idlen,
+                       struct mxpc_s3_error *e)
+{
+    struct request r = {.method = "POST", .bucket = bucket, .key = key, .query = "uploads", .expected_size = -1};
+    int rc = s3_execute(s3, &r, 0, e);
+    id[0] = '\0';
+    struct mxpc_xml_capture cap = {{"UploadId"}, {id}, {idlen}, NULL, NULL, NULL, 0};
+    if (rc == 0 && (mxpc_xml_each(r.response.data, r.response.len, mxpc_xml_capture_element, &cap) != 0 || !id[0])) {
+        char what[1024];
+        s3_object_name(what, sizeof what, bucket, key);
+        s3_set_error(e, "s3", NULL, "S3 did not return an upload id for %s", what);
+        rc = -1;
+    }
+    s3_request_free(&r);
+    return rc;
+}
+
+void s3_multipart_part_query(struct mxpc_buf *q, const char *id, const char *enc_id, int64_t part)
+{
+    (void)id;
+    mxpc_buf_printf(q, "partNumber=%lld&uploadId=%s", (long long)part, enc_id);
+}
+
+const char *s3_multipart_complete(struct mxpc_buf *query, struct mxpc_buf *body, const char *id, const char *enc_id,
+                                  int64_t nparts, char (*etags)[128])
+{
+    (void)id;
+    mxpc_buf_puts(body, "<CompleteMultipartUpload>");
+    for (int64_t n = 1; n <= nparts; n++)
+        mxpc_buf_printf(body, "<Part><PartNumber>%lld</PartNumber><ETag>%s</ETag></Part>", (long long)n, etags[n - 1]);
+    mxpc_buf_puts(body, "</CompleteMultipartUpload>");
+    mxpc_buf_printf(query, "uploadId=%s", enc_id);
+    return "POST";
+}
+
 /* Creates a multipart upload whose parts are then sent with job_part; it is
  * completed once all_read is set and its parts are in. NULL with e filled
  * (and the uploader stopped) on failure. */
 static struct upjob *job_begin(struct mxpc_s3_uploader *up, const char *bucket, const char *key, const char *what,
                                struct mxpc_s3_error *e)
 {
-    struct request r = {.method = "POST", .bucket = bucket, .key = key, .query = "uploads", .expected_size = -1};
     /* Once S3 has made the upload, only its id in the answer lets us abort
      * it: a signal does not cut this short (the answer is small), and stops
      * everything right after (the next up_pump), aborting the upload. */
     int cleaning = mxpc_http_cleanup(up->s3->http, 1);
-    int rc = s3_execute(up->s3, &r, 0, e);
-    mxpc_http_cleanup(up->s3->http, cleaning);
     struct upjob *j = calloc(1, sizeof *j);
     if (!j)
         abort();
-    struct mxpc_xml_capture cap = {{"UploadId"}, {j->upload_id}, {sizeof j->upload_id}, NULL, NULL, NULL, 0};
-    if (rc == 0 &&
-        (mxpc_xml_each(r.response.data, r.response.len, mxpc_xml_capture_element, &cap) != 0 || !j->upload_id[0])) {
-        s3_set_error(e, "s3", NULL, "S3 did not return an upload id for %s", what);
-        rc = -1;
-    }
-    s3_request_free(&r);
+    int rc = up->s3->dialect->parts_begin(up->s3, bucket, key, j->upload_id, sizeof j->upload_id, e);
+    mxpc_http_cleanup(up->s3->http, cleaning);
+    (void)what;
     if (rc != 0) {
         free(j);
         up_abandon(up, e);
@@ -421,7 +445,7 @@ int mxpc_s3_uploader_put(struct mxpc_s3_uploader *up, const char *bucket, const 
     if (s3_check_names(bucket, key, 1, e))
         return -1;
     char what[1024];
-    s3_object_name(what, sizeof what, bucket, key);
+    s3_client_object_name(up->s3, what, sizeof what, bucket, key);
     if (size < 0) {
         s3_set_error(e, "usage", NULL, "upload of %s: negative size", what);
         return -1;
@@ -559,7 +583,7 @@ struct mxpc_s3_upload *mxpc_s3_upload_begin(struct mxpc_s3 *s3, const char *buck
     u->up = mxpc_s3_uploader_new(s3, o ? o : &dflt);
     u->bucket = mxpc_strdup(bucket);
     u->key = mxpc_strdup(key);
-    s3_object_name(u->what, sizeof u->what, bucket, key);
+    s3_client_object_name(s3, u->what, sizeof u->what, bucket, key);
     u->part = (size_t)s3->part_size;
     u->buf = malloc(u->part);
     if (!u->buf)

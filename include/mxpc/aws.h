@@ -101,6 +101,10 @@ int mxpc_aws_parse_time(const char *s, time_t *out);
  * array value). 1 found, 0 not. */
 int mxpc_json_string_field(const char *json, const char *key, char *out, size_t outlen);
 
+/* Appends "name=value" (value percent-encoded) to a form body, '&' between fields. */
+struct mxpc_buf;
+void mxpc_form_field(struct mxpc_buf *out, const char *name, const char *value);
+
 /* The claims of a JWT that matter in messages: iss, aud (first), sub. Empty
  * strings when the token cannot be read. Never verifies anything. */
 struct mxpc_jwt_claims {

@@ -17,6 +17,7 @@ int luaopen_mxpc_k8s(lua_State *L);
 int luaopen_mxpc_fileset(lua_State *L);
 int luaopen_mxpc_s3(lua_State *L);
 int luaopen_mxpc_aws(lua_State *L);
+int luaopen_mxpc_azure(lua_State *L);
 int luaopen_mxpc_http(lua_State *L);
 int luaopen_mxpc_sigv4(lua_State *L);
 int luaopen_mxpc_yaml(lua_State *L);

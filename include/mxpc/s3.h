@@ -48,6 +48,7 @@ struct mxpc_s3_error {
      * refused keys). */
     struct mxpc_s3_facts {
         char kind[16];
+        char service[8]; /* "s3", or "azure" (lua/mxpc/azure_api.lua words it) */
         char s3_message[256]; /* <Message> */
         char method[8];
         char action[48]; /* the IAM action the request needs */

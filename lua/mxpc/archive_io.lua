@@ -42,8 +42,10 @@ end
 -- --- where the archive is --------------------------------------------------------------
 
 -- `-f` names a file, "-" (standard output for a backup, standard input for a
--- restore) or "s3://BUCKET/KEY". Returns {kind = "file" | "stdio" | "s3", ...}
--- or raises a usage error.
+-- restore), "s3://BUCKET/KEY", "azblob://ACCOUNT/CONTAINER/BLOB" (kind "s3"
+-- with service "azure": the Azure client has the S3 client's methods) or
+-- "mendix-cloud://APP/ENVIRONMENT[/SNAPSHOT]" (a restore's source). Returns
+-- {kind = "file" | "stdio" | "s3" | "mendix_cloud", ...} or raises a usage error.
 function M.location(spec)
   if spec == "-" then return { kind = "stdio", spec = spec } end
   if spec:sub(1, 15) == "mendix-cloud://" then return { kind = "mendix_cloud", spec = spec } end
@@ -54,13 +56,16 @@ function M.location(spec)
     end
     return { kind = "s3", spec = spec, bucket = bucket, key = key }
   end
+  if spec:sub(1, 9) == "azblob://" then return require("mxpc.azure_storage").location(spec) end
   return { kind = "file", spec = spec, path = spec }
 end
 
 -- An S3 client for the archive's bucket: the usual AWS credential chain
 -- (AWS_ACCESS_KEY_ID..., the shared credentials file with --archive-profile
--- or AWS_PROFILE), --archive-endpoint and --archive-region.
-local function archive_store(opts)
+-- or AWS_PROFILE), --archive-endpoint and --archive-region; for an azblob://
+-- location (loc), an Azure client (mxpc.azure_storage).
+local function archive_store(opts, loc)
+  if loc and loc.service == "azure" then return require("mxpc.azure_storage").archive_client(loc, opts) end
   local s3 = require "mxpc.s3"
   return s3.client { endpoint = opts.archive_endpoint, region = opts.archive_region,
     profile = opts.archive_profile, ca_file = nonempty(os.getenv("SSL_CERT_FILE")),
@@ -88,9 +93,10 @@ function M.check_target(opts)
   elseif loc.kind == "mendix_cloud" then
     return nil, require("mxpc.archive_source").no_upload(loc.spec)
   else
-    local store, err = archive_store(opts)
+    local store, err = archive_store(opts, loc)
     if not store then return nil, err end
     local head, herr = store:head(loc.bucket, loc.key)
+    if not head and herr.s3_code == "ContainerNotFound" then return nil, herr end
     if head and not opts.force then
       return nil, errors.new { code = "exists", message = loc.spec .. " already exists",
         hint = "choose another key, or use --force to replace it" }
@@ -322,7 +328,7 @@ function M.archive_input(opts, work)
     local ok, err = require("mxpc.archive_source").mendix_cloud(input, opts, work)
     if not ok then return nil, err end
   else
-    local store, err = archive_store(opts)
+    local store, err = archive_store(opts, loc)
     if not store then return nil, err end
     local head, herr = store:head(loc.bucket, loc.key)
     if not head then return nil, herr end

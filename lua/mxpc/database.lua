@@ -24,6 +24,8 @@ function M.use_iam(env)
     db.sslmode = (root and root ~= "" and root ~= "system") and "verify-full" or "require"
     db.sslmode_source = "iam"
   end
+  local entra = require("mxpc.azure_db").reason(env)
+  if entra then return require("mxpc.azure_db").use(env, entra) end
   db.region = environment.rds_region(db.host) or env.storage.region or "us-east-1"
   local creds, err = require("mxpc.aws").credentials {}
   if not creds then
@@ -40,6 +42,7 @@ end
 -- now, or the Secret's password.
 local function db_password(db)
   if not db.iam then return db.password end
+  if db.entra then return require("mxpc.azure_db").password() end
   return require("mxpc.aws").rds_token { host = db.host, port = db.port, user = db.user, region = db.region }
 end
 
@@ -76,6 +79,7 @@ function M.connect_database(env, opts)
   if not conn and err.message:find("does not support SSL", 1, true) then
     err.hint = environment.no_tls_hint(env.database) -- (libpq does not know who asked for TLS)
   end
+  if not conn and env.database.entra then return nil, require("mxpc.azure_db").refusal(env.database, err) end
   if not conn then return nil, env.database.iam and iam_refusal(env.database, err) or err end
   local info = conn:info()
   log.info("connected to the database", { server = info.server_version, tls = info.ssl and info.ssl.protocol or "no" })

@@ -61,6 +61,7 @@ local CONFIG_KEYS = {
   ["com.mendix.storage.s3.Region"] = "storage-region",
   ["com.mendix.storage.s3.UseCACertificates"] = "storage-use-ca-certificates",
 }
+for k, v in pairs(require("mxpc.azure_storage").CONFIG_KEYS) do CONFIG_KEYS[k] = v end
 
 -- Decoded Secret data (either layout) -> one flat table in key-per-value names,
 -- plus the layout's name. `where` names the Secret in messages.
@@ -299,12 +300,17 @@ function M.storage_location(values)
 end
 
 -- The object key of a file.
-function M.object_key(storage, uuid) return storage.prefix .. uuid end
+function M.object_key(storage, uuid)
+  if storage.service == "azure" then return require("mxpc.azure_storage").blob_name(storage, uuid) end
+  return storage.prefix .. uuid
+end
 
 function M.storage_settings(values, where)
   local service = values["storage-service-name"] or "com.mendix.storage.s3"
+  if service == "com.mendix.storage.azure" then return require("mxpc.azure_storage").settings(values, where) end
   if service ~= "com.mendix.storage.s3" then
-    return fail("unsupported", ("%s: the file storage is %s; only S3 and MinIO are supported"):format(where, service))
+    return fail("unsupported", ("%s: the file storage is %s; only S3, MinIO and Azure Blob Storage are supported")
+      :format(where, service))
   end
   if not values["storage-bucket-name"] or values["storage-bucket-name"] == "" then
     return fail("environment", where .. ": no storage-bucket-name",

@@ -156,7 +156,7 @@ docs.modules = {
       { "workdir(near)", "a working directory near a path (or TMPDIR)" },
       { "location(spec)", "where -f points: {kind = \"file\" | \"stdio\" | \"s3\", ...}" },
       { "check_target(opts)", "the backup's checked target (a file, stdout, an S3 key), or nil, err" },
-      { "archive_store(opts)", "an S3 client for -f s3://... (--archive-endpoint, --archive-region, --archive-profile)" },
+      { "archive_store(opts, loc)", "the client of -f s3://... (--archive-endpoint, --archive-region, --archive-profile), or of -f azblob://... (loc = location(spec))" },
       { "archive_writer(target, opts)", "the backup archive writer for a checked target" },
       { "deliver_file(target, path)", "puts a finished file (a database-only dump) where the target says" },
       { "stdout_to_stderr()", "fd 1 goes to stderr: print, io.write, child processes (stdout carries the archive)" },

@@ -20,6 +20,7 @@ function M.object_key(env, uuid) return environment.object_key(env.storage, uuid
 function M.connect_storage(env)
   local s3 = require "mxpc.s3"
   local st = env.storage
+  if st.service == "azure" then return require("mxpc.azure_storage").connect(st) end
   local client, err = s3.client { endpoint = st.endpoint, region = st.region or "us-east-1",
     access_key = st.access_key, secret_key = st.secret_key, path_style = not st.virtual_host,
     ca_file = nonempty(os.getenv("SSL_CERT_FILE")), ca_dir = nonempty(os.getenv("SSL_CERT_DIR")) }

@@ -14,6 +14,7 @@ local seed_file, source, target = arg[1], arg[2], arg[3]
 local seed = cjson.decode(assert(fs.read(seed_file)))
 local function described(name)
   return seed.environments[name] or (seed.irsa_environments or {})[name] or (seed.store_environments or {})[name]
+    or (seed.azure_environments or {})[name]
 end
 local src, dst = described(source), described(target)
 assert(src and dst, "no such environments in " .. seed_file)
@@ -53,8 +54,12 @@ for seq, value in pairs(src.database.sequences) do
 end
 
 -- the files, in the target's bucket, under the target's key layout
-local store <close> = assert(s3.client { endpoint = env("MXPC_S3_ENDPOINT"), access_key = env("MXPC_S3_ACCESS_KEY"),
-  secret_key = env("MXPC_S3_SECRET_KEY"), region = "us-east-1", path_style = true })
+-- (Azure: the target's container in the stack's account, read with its key)
+local store <close> = (seed.azure_environments or {})[target] and assert(require("mxpc.azure").client {
+    endpoint = env("MXPC_AZURE_BLOB_ENDPOINT"), account = env("MXPC_AZURE_ACCOUNT_NAME"),
+    key = env("MXPC_AZURE_ACCOUNT_KEY"), ca_file = env("MXPC_AZURE_CA") })
+  or assert(s3.client { endpoint = env("MXPC_S3_ENDPOINT"), access_key = env("MXPC_S3_ACCESS_KEY"),
+    secret_key = env("MXPC_S3_SECRET_KEY"), region = "us-east-1", path_style = true })
 local function sha256(s)
   local p <close> = assert(process.spawn({ "sha256sum" }, { stdin = "pipe", stdout = "pipe" }))
   p:write(s)

@@ -201,9 +201,46 @@ t.test("storage settings: S3 only, keys or IRSA, TLS from the scheme", function(
   t.eq(require("mxpc.log").redact("sk-abcdef"), "***")
   local irsa = assert(environment.storage_settings({ ["storage-bucket-name"] = "b" }, "S"))
   t.eq(irsa.irsa, true)
-  local _, err = environment.storage_settings({ ["storage-service-name"] = "com.mendix.storage.azure" }, "Secret ns/f")
+  local _, err = environment.storage_settings({ ["storage-service-name"] = "com.mendix.storage.gcs" }, "Secret ns/f")
   t.ok(errors.is(err, "unsupported"))
-  t.contains(err.message, "only S3 and MinIO are supported")
+  t.contains(err.message, "only S3, MinIO and Azure Blob Storage are supported")
+end)
+
+t.test("storage settings: Azure Blob Storage with an account key, a SAS or Workload Identity", function()
+  local az = "com.mendix.storage.azure"
+  local s = assert(environment.storage_settings({ ["storage-service-name"] = az,
+    ["storage-azure-account-name"] = "acct", ["storage-azure-account-key"] = "a2V5LWFiY2RlZg==",
+    ["storage-azure-container"] = "files" }, "S"))
+  t.eq(s.service, "azure")
+  t.eq(s.endpoint, "https://acct.blob.core.windows.net")
+  t.eq(s.bucket, "files")
+  t.eq(s.account_key, "a2V5LWFiY2RlZg==")
+  t.eq(require("mxpc.log").redact("a2V5LWFiY2RlZg=="), "***")
+  t.eq(environment.object_key(s, "0a1b-uuid"), "0a1b-uuid")
+  -- Workload Identity: the account from the endpoint (Azure's, or Azurite's path)
+  local wi = assert(environment.storage_settings({ ["storage-service-name"] = az,
+    ["storage-azure-blob-endpoint"] = "https://other.blob.core.windows.net/", ["storage-azure-container"] = "c",
+    ["storage-azure-use-default-azure-credential"] = "true" }, "S"))
+  t.eq(wi.account, "other")
+  t.eq(wi.workload_identity, true)
+  t.eq(wi.endpoint, "https://other.blob.core.windows.net")
+  local azurite = assert(environment.storage_settings({ ["storage-service-name"] = az,
+    ["storage-azure-blob-endpoint"] = "https://127.0.0.1:27510/mxpcstack", ["storage-azure-container"] = "c",
+    ["storage-azure-shared-access-signature"] = "sv=2021&sig=abc" }, "S"))
+  t.eq(azurite.account, "mxpcstack")
+  t.eq(azurite.sas, "sv=2021&sig=abc")
+  -- the config layout: runtime settings
+  local values = assert(environment.flatten_secret({ config = require("cjson").encode {
+    ["com.mendix.core.StorageService"] = az, ["com.mendix.storage.azure.AccountName"] = "acct",
+    ["com.mendix.storage.azure.AccountKey"] = "a2V5", ["com.mendix.storage.azure.Container"] = "cfg" } }, "S"))
+  local c = assert(environment.storage_settings(values, "S"))
+  t.eq(c.bucket, "cfg")
+  t.eq(c.account, "acct")
+  local _, nerr = environment.storage_settings({ ["storage-service-name"] = az, ["storage-azure-account-name"] = "a" }, "S")
+  t.contains(nerr.message, "no storage-azure-container")
+  local _, kerr = environment.storage_settings({ ["storage-service-name"] = az, ["storage-azure-account-name"] = "a",
+    ["storage-azure-container"] = "c" }, "S")
+  t.contains(kerr.message, "no storage-azure-account-key")
 end)
 
 -- A stand-in for mxpc.k8s's client: objects by resource and name.

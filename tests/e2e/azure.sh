@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# End to end with Azure Blob Storage on the local stack (Azurite over https, the
+# account key of a key-per-value Secret): demo-azure is backed up, its files and
+# database are then changed (a blob deleted, one replaced, one added, rows
+# deleted), and a restore --stop-app brings it back, proved by proof.lua (every
+# table, every blob byte for byte); --delete-extra-files removes the added blob,
+# --dry-run changes nothing, and a missing container fails clearly with nothing
+# written. Needs MXPC_STACK_ENV; reseeds before and after.
+. "$(dirname "$0")/lib.sh" "$@"
+trap 'rm -rf "$work"; reseed >/dev/null' EXIT
+export SSL_CERT_FILE=$MXPC_AZURE_CA_BUNDLE
+container=demo-azure-files
+
+blobs() {   # the container's blobs: name size, sorted
+  "$bin" run /dev/stdin "$container" <<'LUA'
+local c = assert(require("mxpc.azure").client{endpoint = os.getenv("MXPC_AZURE_BLOB_ENDPOINT"),
+  account = os.getenv("MXPC_AZURE_ACCOUNT_NAME"), key = os.getenv("MXPC_AZURE_ACCOUNT_KEY"), ca_file = os.getenv("MXPC_AZURE_CA")})
+for _, o in ipairs(assert(c:list(arg[1], ""))) do print(o.key, o.size) end
+LUA
+}
+blob() {   # blob put|delete NAME [DATA]
+  "$bin" run /dev/stdin "$container" "$@" <<'LUA'
+local c = assert(require("mxpc.azure").client{endpoint = os.getenv("MXPC_AZURE_BLOB_ENDPOINT"),
+  account = os.getenv("MXPC_AZURE_ACCOUNT_NAME"), key = os.getenv("MXPC_AZURE_ACCOUNT_KEY"), ca_file = os.getenv("MXPC_AZURE_CA")})
+if arg[2] == "put" then assert(c:put(arg[1], arg[3], arg[4])) else assert(c:delete(arg[1], arg[3])) end
+LUA
+}
+sql() { PGPASSWORD=$MXPC_PG_SUPERPASS "$MXPC_PG_BINDIR/psql" -Atq -h 127.0.0.1 -p "$MXPC_PG_TLS_PORT" \
+  -U "$MXPC_PG_SUPERUSER" -d demo_azure -c "$1"; }
+proof_azure() { "$bin" run "$src/tests/e2e/proof.lua" "$seed_json" demo-azure demo-azure >"$work/proof" 2>&1; }
+
+reseed >"$work/seed.log" 2>&1 || { echo "FAIL: seeding"; tail -20 "$work/seed.log"; echo "0 passed, 1 failed"; exit 1; }
+check "the seeded demo-azure passes the proof" proof_azure
+run "backup demo-azure" 0 backup -n mendix -e demo-azure -f "$work/azure.tar.gz"
+nfiles=$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["azure_environments"]["demo-azure"]["files"]))' "$seed_json")
+check "the archive holds the $nfiles files" '[ "$(tar -tzf "$work/azure.tar.gz" | grep -c "^tree/")" -ge "$nfiles" ]'
+
+# change the environment: a blob gone, one replaced, one added, rows gone
+first=$(blobs | head -1 | cut -f1)
+second=$(blobs | sed -n 2p | cut -f1)
+blob delete "$first"
+blob put "$second" "not the seeded bytes"
+blob put "0e0e0e0e-0000-4000-8000-00000000beef" "extra"
+sql 'delete from "myfirstmodule$order"' >/dev/null
+check "... rows deleted" '[ "$(sql '"'"'select count(*) from "myfirstmodule$order"'"'"')" = 0 ]'
+check "the changed demo-azure fails the proof" '! proof_azure'
+
+blobs >"$work/before.dry"
+run "restore --dry-run" 0 restore -n mendix -e demo-azure -f "$work/azure.tar.gz" --stop-app --delete-extra-files --dry-run
+blobs >"$work/after.dry"
+check "... changes no blob" 'cmp -s "$work/before.dry" "$work/after.dry"'
+check "... says it would delete the blobs the archive lacks" \
+  'grep -qE "^  [0-9]+ files in storage are not in the archive: --delete-extra-files would delete them" "$work/out"'
+
+run "restore --stop-app --delete-extra-files into demo-azure" 0 restore -n mendix -e demo-azure -f "$work/azure.tar.gz" \
+  --stop-app --delete-extra-files
+check "... proved: every table, every blob byte for byte" proof_azure
+check "... the extra blob is deleted" '! blobs | grep -q "^0e0e0e0e-0000-4000-8000-00000000beef"'
+
+# ---- archives in Azure Blob Storage: -f azblob://ACCOUNT/CONTAINER/BLOB --------------
+"$bin" run /dev/stdin <<'LUA' >/dev/null 2>&1
+local c = assert(require("mxpc.azure").client{endpoint = os.getenv("MXPC_AZURE_BLOB_ENDPOINT"),
+  account = os.getenv("MXPC_AZURE_ACCOUNT_NAME"), key = os.getenv("MXPC_AZURE_ACCOUNT_KEY"), ca_file = os.getenv("MXPC_AZURE_CA")})
+c:create_bucket("archives")
+for _, o in ipairs(assert(c:list("archives", "e2e/"))) do assert(c:delete("archives", o.key)) end
+LUA
+arch=azblob://$MXPC_AZURE_ACCOUNT_NAME/archives/e2e/demo-azure.tar.gz
+ae=(--archive-endpoint "$MXPC_AZURE_BLOB_ENDPOINT")
+AZURE_STORAGE_KEY= run "-f azblob:// without credentials" 1 backup -n mendix -e demo-azure -f "$arch" "${ae[@]}"
+expect_err "... says which to give" "no credentials for the storage account $MXPC_AZURE_ACCOUNT_NAME.*|AZURE_STORAGE_KEY"
+export AZURE_STORAGE_KEY=$MXPC_AZURE_ACCOUNT_KEY
+run "backup -f azblob://ACCOUNT/CONTAINER/BLOB" 0 backup -n mendix -e demo-azure -f "$arch" "${ae[@]}"
+run "... refuses to overwrite it" 1 backup -n mendix -e demo-azure -f "$arch" "${ae[@]}"
+expect_err "... saying so" "$arch already exists"
+sql 'delete from "myfirstmodule$order"' >/dev/null
+run "restore --stop-app from azblob://" 0 restore -n mendix -e demo-azure -f "$arch" "${ae[@]}" --stop-app
+check "... proved" proof_azure
+run "backup --database-only -f azblob://" 0 backup -n mendix -e demo-azure -f "${arch%.tar.gz}.backup" --database-only "${ae[@]}"
+run "... and restore it" 0 restore -n mendix -e demo-azure -f "${arch%.tar.gz}.backup" "${ae[@]}" --stop-app
+run "a malformed azblob:// location" 2 backup -n mendix -e demo-azure -f "azblob://$MXPC_AZURE_ACCOUNT_NAME/archives"
+run "backup into a missing archive container" 1 backup -n mendix -e demo-azure -f "azblob://$MXPC_AZURE_ACCOUNT_NAME/no-such-container/x.tar.gz" "${ae[@]}"
+expect_err "... names it" "no such container: no-such-container"
+unset AZURE_STORAGE_KEY
+
+# ---- a blob that is gone ---------------------------------------------------------------
+gone=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["azure_environments"]["demo-azure"]["files"][0]["uuid"])' "$seed_json")
+blob delete "$gone"
+run "backup with a blob gone" 0 backup -n mendix -e demo-azure -f "$work/gone.tar.gz"
+expect_err "... reports it, skipped" "file not found in storage, skipped.*$gone|$gone.*not found"
+run "backup --strict with a blob gone" 1 backup -n mendix -e demo-azure -f "$work/strict.tar.gz" --strict
+expect_err "... fails naming it" "file $gone is missing from storage"
+check "... writing no archive" '[ ! -e "$work/strict.tar.gz" ]'
+
+# a restore that cannot reach its container writes nothing
+sql 'delete from "myfirstmodule$order" where id in (select id from "myfirstmodule$order" limit 1)'
+sql 'select count(*) from "myfirstmodule$order"' >"$work/rows.before"
+"$bin" run /dev/stdin <<'LUA' >/dev/null 2>&1
+local c = assert(require("mxpc.azure").client{endpoint = os.getenv("MXPC_AZURE_BLOB_ENDPOINT"),
+  account = os.getenv("MXPC_AZURE_ACCOUNT_NAME"), key = os.getenv("MXPC_AZURE_ACCOUNT_KEY"), ca_file = os.getenv("MXPC_AZURE_CA")})
+for _, o in ipairs(assert(c:list("demo-azure-files", ""))) do assert(c:delete("demo-azure-files", o.key)) end
+assert(c:delete_bucket("demo-azure-files"))
+LUA
+run "restore into a missing container fails" 1 restore -n mendix -e demo-azure -f "$work/azure.tar.gz" --stop-app
+expect_err "... naming the container" "no such container: demo-azure-files in the storage account $MXPC_AZURE_ACCOUNT_NAME"
+sql 'select count(*) from "myfirstmodule$order"' >"$work/rows.after"
+check "... before the database was touched" 'cmp -s "$work/rows.before" "$work/rows.after"'
+run "backup from a missing container fails" 1 backup -n mendix -e demo-azure -f "$work/none.tar.gz"
+check "... writing no archive" '[ ! -e "$work/none.tar.gz" ]'
+finish
