@@ -340,7 +340,7 @@ t.test("SIGTERM, and S3 never answers the abort of the multipart upload: the pro
   t.eq(r.status, 143, r.stderr)
   t.eq(deletes, 1, "the abort was not waited out")
   t.eq(#left, 1)
-  t.contains(r.stderr, "could not abort the multipart upload " .. tostring(left[1]))
+  t.contains(r.stderr, "could not abort the upload in parts " .. tostring(left[1]))
 end)
 
 t.test("cleanup", function()
