@@ -128,9 +128,58 @@ def lua_seeds():
                            '{"config":"{\\"DatabaseType\\":\\"PostgreSQL\\",\\"DatabaseJdbcUrl\\":'
                            '\\"jdbc:postgresql://h/d\\",\\"com.mendix.storage.s3.BucketName\\":\\"b\\"}"}']):
         write("environment", "%d" % i, s)
+    for i, s in enumerate(["backup\n-n\nns\n--files-larger-than\n10MiB\n--files-of\nSystem.FileDocument\nenv",
+                           "verify\n--json\nbackup.tar.gz", "restore\n-n=ns\n--dry-run\n--\n-x",
+                           "prune\n--keep-daily\n7\n--keep-within\n1y2m\ns3://b/p",
+                           "backup\n-vv\n--files-changed-since\n2026-01-01T00:00:00Z\n--files-smaller-than\n1G"]):
+        write("args", "%d" % i, s)
+    for i, (head, lines) in enumerate([(b"\x00\x01\x93", ["NoSuchKey", "The specified key does not exist.", "s3://b/k"]),
+                                       (b"\x00\x01\x9c", ["PreconditionFailed", "", "s3://b/k", "b", "", "\"e\""]),
+                                       (b"\x08\x01\x9c", ["", "", "s3://b/k", "b", "", "\"e\""]),
+                                       (b"\x03\x01\x93", ["AccessDenied", "Access Denied", "s3://b/p", "b", "p/", "",
+                                                           "", "arn:aws:iam::1:role/r"]),
+                                       (b"\x04\x00\xc8", ["AccessDenied", "x", "s3://b/k"]),
+                                       (b"\x01\x00\x00", ["", "", "s3://b/k", "", "", "", "certificate verify failed"]),
+                                       (b"\x11\x00\x00", ["", "", "s3://b/k"]),
+                                       (b"\x02\x00\x00", ["", "", "s3://b/k", "", "", "", "Connection refused"])]):
+        write("s3_api", "%d" % i, head + "\n".join(lines).encode())
+    status = '{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":%s,"reason":"%s",' \
+        '"details":{"name":"app","kind":"secrets"},"code":%d}'
+    for i, (code, pick, body) in enumerate([
+            (404, 0, status % ('"secrets \\"app\\" not found"', "NotFound", 404)),
+            (403, 1, status % ('"forbidden: User \\"u\\" cannot get"', "Forbidden", 403)),
+            (409, 2, status % ('"exists"', "AlreadyExists", 409)),
+            (401, 3, '{"kind":"Status","message":"Unauthorized","code":401}'),
+            (422, 2, status % ('"invalid"', "Invalid", 422)),
+            (500, 0, "<html>oops</html>"),
+            (200, 0, '{"kind":"Secret","data":{"password":"cw==","host":"aA=="},"type":"Opaque"}'),
+            (200, 3, '{"kind":"List","items":[{"spec":{"replicas":3,"port":5432.0}}]}')]):
+        s = (code - 100) % 500
+        write("k8s_api", "%d" % i, bytes([s // 256, s % 256, pick]) + body.encode())
+
+
+
+def k8s_config_seeds():
+    # kubeconfigs (even first byte) and exec plugins' answers (odd)
+    base = os.path.join(ROOT, "tests/k8s/fixtures")
+    for f in sorted(os.listdir(base)):
+        if f.endswith(".yaml"):
+            data = open(os.path.join(base, f), "rb").read()
+            if b"exec" not in data:
+                write("k8s_config", f, b"\x00" + data)
+    write("k8s_config", "token.yaml", b"\x00apiVersion: v1\nkind: Config\ncurrent-context: c\ncontexts:\n"
+          b"- name: c\n  context: {cluster: k, user: u, namespace: ns}\nclusters:\n- name: k\n  cluster:\n"
+          b"    server: https://127.0.0.1:6443/\n    certificate-authority-data: aGVsbG8=\n"
+          b"    tls-server-name: kubernetes\nusers:\n- name: u\n  user:\n    token: t0k3n\n"
+          b"    client-certificate-data: aGVsbG8=\n    client-key-data: aGVsbG8=\n")
+    write("k8s_config", "exec-token", b'\x01{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential",'
+          b'"status":{"token":"t0k3n","expirationTimestamp":"2026-12-01T05:00:00Z"}}')
+    write("k8s_config", "exec-cert", b'\x01kind: ExecCredential\nstatus:\n  clientCertificateData: "-----BEGIN'
+          b' CERTIFICATE-----"\n  clientKeyData: k\n')
 
 
 archive_seeds()
+k8s_config_seeds()
 pgz_seeds()
 xml_seeds()
 sigv4_seeds()
