@@ -21,6 +21,7 @@
 #include <lua.h>
 
 #include "mxpc/error.h"
+#include "mxpc/log.h"
 #include "mxpc/runtime.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -82,5 +83,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* what the input left behind is garbage: collected now, so that
      * libFuzzer's leak check (mallocs against frees) holds per input */
     lua_gc(L, LUA_GCCOLLECT);
+    mxpc_redact_clear(); /* the secrets an input registered (k8s_api: a Secret's data) */
     return 0;
 }
