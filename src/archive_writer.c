@@ -47,7 +47,7 @@ struct mxpc_archive_writer {
     char err[1024];
 };
 
-static void set_errv(struct mxpc_archive_writer *w, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static void set_errv(struct mxpc_archive_writer *w, const char *fmt, va_list ap)
 {
     struct mxpc_buf b = MXPC_BUF_INIT;
     mxpc_buf_printf(&b, "%s: ", w->name);

@@ -29,7 +29,7 @@ static void push_meta(lua_State *L)
     }
 }
 
-static void push_v(lua_State *L, const char *code, const char *hint, const char *fmt, va_list ap)
+__attribute__((format(printf, 4, 0))) static void push_v(lua_State *L, const char *code, const char *hint, const char *fmt, va_list ap)
 {
     char msg[1024];
     vsnprintf(msg, sizeof msg, fmt, ap);

@@ -311,6 +311,10 @@ local function install(M, methods)
         namespace = ns }
       local page, err = call(self, target)
       if not page then return nil, err end
+      if type(page) ~= "table" or page[1] ~= nil or (page.items ~= nil and type(page.items) ~= "table") then
+        return nil, errors.new { code = "k8s", message = ("GET %s: the server's answer is not a list (an object "
+          .. "with an items array)"):format(target.path) }
+      end
       if result then
         table.move(page.items or {}, 1, #(page.items or {}), #result.items + 1, result.items)
       else

@@ -670,7 +670,8 @@ local function unknown_command(name)
   return ("unknown command %q%s"):format(name, args.did_you_mean(name, order))
 end
 
--- The command table, for the manual page and the completion scripts.
+-- The command table, for the manual page, the completion scripts and the
+-- fuzz target of the option parsing (tests/fuzz/lua/args.lua).
 local function cli()
   return {
     program = PROGRAM, version = runtime.version, tagline = tagline, description = description,
@@ -678,6 +679,7 @@ local function cli()
     environment = environment, exit_status = exit_status, docs = DOCS,
   }
 end
+main.cli = cli
 
 command {
   name = "help",

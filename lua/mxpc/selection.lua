@@ -19,7 +19,7 @@ function M.parse_size(text)
   local number, unit = tostring(text):match("^%s*(%d+%.?%d*)%s*(%a*)%s*$")
   local factor = unit and UNITS[unit:lower()]
   if not number or not factor or number:sub(-1) == "." then return nil, why end
-  local bytes = tonumber(number) * factor
+  local bytes = tonumber(number) * 1.0 * factor -- (in floats: an integer product could wrap around)
   if bytes > MAX_SIZE then return nil, "too large: " .. why .. " (at most 8 PiB)" end
   return math.tointeger(math.floor(bytes))
 end

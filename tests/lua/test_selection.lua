@@ -16,7 +16,9 @@ t.test("parse_size: bytes, decimal and binary units, bad values", function()
   t.eq(selection.parse_size("8PiB"), nil)
   t.eq(selection.parse_size("8192TiB"), 2 ^ 53 // 1)
   for _, bad in ipairs { "", "ten", "10XB", "-5", "10 M B", "1e6", "0x10", "M", "1.", "1.k", ".5k", "+5",
-    "9999999999999999999999", "8193TiB", "inf", "nan" } do
+    "9999999999999999999999", "8193TiB", "inf", "nan",
+    -- integers whose product with the unit wraps around (found by fuzzing: a negative size)
+    "9007199254740992k", "9007199254740992\nk", "36028797018963968MiB", "18014398509481985TiB" } do
     local n, why = selection.parse_size(bad)
     t.eq(n, nil, bad)
     t.contains(why, "expected a size")

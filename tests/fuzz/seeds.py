@@ -1,0 +1,186 @@
+#!/usr/bin/env python3
+"""Writes the seed corpora of the fuzz targets (tests/fuzz/corpus/NAME/seed-*)
+from the project's test data: the archive fixture and the malformed-archive
+corpus (tests/archive), the SigV4 vectors (tests/unit/sigv4-vectors), the STS
+answer of the AWS reference (tests/unit/test_aws.c) and S3's answers as the
+stack's stand-ins write them. Regression inputs (crash-*) are kept as found.
+
+usage: seeds.py   (from the source directory; rerun when the test data change)
+"""
+import gzip
+import io
+import os
+import re
+import subprocess
+import sys
+import tarfile
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+OUT = os.path.join(ROOT, "tests", "fuzz", "corpus")
+MAX = 16 * 1024
+UUID = "0d3e301f-5551-46f8-ad44-8de2be084c95"
+
+
+def write(target, name, data):
+    d = os.path.join(OUT, target)
+    os.makedirs(d, exist_ok=True)
+    if isinstance(data, str):
+        data = data.encode()
+    with open(os.path.join(d, "seed-" + name), "wb") as f:
+        f.write(data[:MAX])
+
+
+def archive_seeds():
+    sample = open(os.path.join(ROOT, "tests/archive/fixtures/sample.backup"), "rb").read()
+    tar = io.BytesIO()
+    with tarfile.open(fileobj=tar, mode="w", format=tarfile.USTAR_FORMAT) as t:
+        for name, data in ((".metadata", b'{"duration":"0","dumpSize":"2387","modelVersion":"1.0.0.40",'
+                            b'"databaseSize":"9730584","filesSize":"5"}'),
+                           ("db/db.backup", sample), ("tree/0d/3e/" + UUID, b"hello")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            t.addfile(info, io.BytesIO(data))
+    write("archive", "backup.tar", tar.getvalue())
+    write("archive", "backup.tar.gz", gzip.compress(tar.getvalue(), mtime=0))
+    with tempfile.TemporaryDirectory() as d:
+        subprocess.run([sys.executable, os.path.join(ROOT, "tests/archive/corpus.py"), "/bin/true", ROOT,
+                        "--keep", d], check=True, stdout=subprocess.DEVNULL)
+        for f in sorted(os.listdir(d)):
+            data = open(os.path.join(d, f), "rb").read()
+            if len(data) <= MAX:
+                write("archive", f, data)
+    # the layout checks and the headers: first byte picks classify (0 directory, 4 file),
+    # parse_metadata (1) or parse_dump_header (2)
+    for i, name in enumerate(["tree/0d", "tree/0d/3e", "db", "tree/0d/3e/" + UUID, "db/db.backup", ".metadata",
+                              "./tree/0D/3E/" + UUID.upper(), "tree/" + UUID]):
+        write("backup_archive", "name-%d" % i, (b"\x04" if "/3e/" in name.lower() or "." in name else b"\x00")
+              + name.encode())
+    write("backup_archive", "metadata", b"\x01" + tar.getvalue()[512:512 + 104])
+    write("backup_archive", "dump-header", b"\x02" + sample[:400])
+
+
+def pgz_seeds():
+    write("pgz", "text", b"\x06" + open(os.path.join(ROOT, "README.md"), "rb").read()[:6000])
+    write("pgz", "zeros", b"\x19" + bytes(5000))
+    write("pgz", "dump", b"\x01" + open(os.path.join(ROOT, "tests/archive/fixtures/sample.backup"), "rb").read())
+
+
+def xml_seeds():
+    src = open(os.path.join(ROOT, "tests/unit/test_aws.c")).read()
+    m = re.search(r'sts_answer\[\] =\n(.*?);\n', src, re.S)
+    sts = "".join(re.findall(r'"((?:[^"\\]|\\.)*)"', m.group(1))).encode().decode("unicode_escape")
+    write("xml", "sts", "\x01" + sts)
+    write("xml", "sts-error", '\x01<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error>'
+          '<Type>Sender</Type><Code>AccessDenied</Code><Message>Not authorized</Message></Error>'
+          '<RequestId>x</RequestId></ErrorResponse>')
+    x = '<?xml version="1.0" encoding="UTF-8"?>'
+    write("xml", "s3-error", '\x00' + x + '<Error><Code>NoSuchKey</Code><Message>The specified key does not '
+          'exist.</Message><Key>a&amp;b</Key><RequestId>tx</RequestId></Error>')
+    write("xml", "s3-list", '\x00' + x + '<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+          '<Name>b</Name><Prefix>p/</Prefix><KeyCount>2</KeyCount><MaxKeys>1000</MaxKeys>'
+          '<IsTruncated>true</IsTruncated><NextContinuationToken>t</NextContinuationToken>'
+          '<Contents><Key>p/' + UUID + '</Key><LastModified>2026-12-01T05:00:00.000Z</LastModified>'
+          '<ETag>&quot;x&quot;</ETag><Size>5</Size><StorageClass>STANDARD</StorageClass></Contents>'
+          '<Contents><Key>p/b</Key><Size>0</Size></Contents></ListBucketResult>')
+    write("xml", "s3-initiate", '\x00' + x + '<InitiateMultipartUploadResult><Bucket>b</Bucket><Key>k</Key>'
+          '<UploadId>VXBsb2FkIElE</UploadId></InitiateMultipartUploadResult>')
+    write("xml", "s3-complete", '\x00' + x + '<CompleteMultipartUploadResult><Location>l</Location>'
+          '<Bucket>b</Bucket><Key>k</Key><ETag>"e-2"</ETag></CompleteMultipartUploadResult>')
+    write("xml", "s3-delete", '\x00' + x + '<DeleteResult><Deleted><Key>a</Key></Deleted><Error><Key>b</Key>'
+          '<Code>AccessDenied</Code><Message>Access Denied</Message></Error></DeleteResult>')
+    write("xml", "container", '\x02{"AccessKeyId":"ASIAX","SecretAccessKey":"s/k","Token":"t\\u0041",'
+          '"Expiration":"2026-12-01T05:00:00Z"}')
+    write("xml", "container-error", '\x02{"code":"AccessDenied","message":"no association"}')
+    write("xml", "imds", '\x02{"Code":"Success","LastUpdated":"2026-12-01T04:00:00Z","Type":"AWS-HMAC",'
+          '"AccessKeyId":"ASIAX","SecretAccessKey":"s","Token":"t","Expiration":"2026-12-01T10:00:00.5+02:00"}')
+
+
+def sigv4_seeds():
+    base = os.path.join(ROOT, "tests/unit/sigv4-vectors")
+    for v in sorted(os.listdir(base)):
+        path = os.path.join(base, v, "request.txt")
+        if not os.path.exists(path):
+            continue
+        lines = open(path, "rb").read().decode("utf-8", "replace").split("\n")
+        method, target = lines[0].split(" ")[0], lines[0].split(" ")[1] if " " in lines[0] else "/"
+        p, _, q = target.partition("?")
+        fields = [method, p, q]
+        for h in lines[1:]:
+            if ":" in h:
+                k, _, val = h.partition(":")
+                fields += [k, val]
+        write("sigv4", v, bytes([len(v) % 16]) + "\n".join(fields).encode())
+
+
+def lua_seeds():
+    for i, s in enumerate(["10MiB\n1GB\n2024-01-01T00:00:00Z\nSystem.FileDocument", "4096\n\n\n",
+                           "1.5G", "\n512k\n2026-12-01\n", "3,000", "2026-02-29T23:59:60+01:00",
+                           "10MB\n10MiB"]):
+        write("selection", "%d" % i, s)
+    for i, s in enumerate(["jdbc:postgresql://db.example.com:5432/app?sslmode=verify-full&ssl",
+                           "jdbc:postgresql://[::1]:5433/app%20x?sslMode=require",
+                           "jdbc:postgresql://x.abc.eu-west-1.rds.amazonaws.com/db",
+                           '{"database-type":"PostgreSQL","database-jdbc-url":"jdbc:postgresql://h:5432/d",'
+                           '"database-username":"u","database-password":"p","storage-service-name":'
+                           '"com.mendix.storage.s3","storage-bucket-name":"b","storage-endpoint":'
+                           '"https://s3.example.com","storage-access-key-id":"a","storage-secret-access-key":"s"}',
+                           '{"config":"{\\"DatabaseType\\":\\"PostgreSQL\\",\\"DatabaseJdbcUrl\\":'
+                           '\\"jdbc:postgresql://h/d\\",\\"com.mendix.storage.s3.BucketName\\":\\"b\\"}"}']):
+        write("environment", "%d" % i, s)
+    for i, s in enumerate(["backup\n-n\nns\n--files-larger-than\n10MiB\n--files-of\nSystem.FileDocument\nenv",
+                           "verify\n--json\nbackup.tar.gz", "restore\n-n=ns\n--dry-run\n--\n-x",
+                           "prune\n--keep-daily\n7\n--keep-within\n1y2m\ns3://b/p",
+                           "backup\n-vv\n--files-changed-since\n2026-01-01T00:00:00Z\n--files-smaller-than\n1G"]):
+        write("args", "%d" % i, s)
+    for i, (head, lines) in enumerate([(b"\x00\x01\x93", ["NoSuchKey", "The specified key does not exist.", "s3://b/k"]),
+                                       (b"\x00\x01\x9c", ["PreconditionFailed", "", "s3://b/k", "b", "", "\"e\""]),
+                                       (b"\x08\x01\x9c", ["", "", "s3://b/k", "b", "", "\"e\""]),
+                                       (b"\x03\x01\x93", ["AccessDenied", "Access Denied", "s3://b/p", "b", "p/", "",
+                                                           "", "arn:aws:iam::1:role/r"]),
+                                       (b"\x04\x00\xc8", ["AccessDenied", "x", "s3://b/k"]),
+                                       (b"\x01\x00\x00", ["", "", "s3://b/k", "", "", "", "certificate verify failed"]),
+                                       (b"\x11\x00\x00", ["", "", "s3://b/k"]),
+                                       (b"\x02\x00\x00", ["", "", "s3://b/k", "", "", "", "Connection refused"])]):
+        write("s3_api", "%d" % i, head + "\n".join(lines).encode())
+    status = '{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":%s,"reason":"%s",' \
+        '"details":{"name":"app","kind":"secrets"},"code":%d}'
+    for i, (code, pick, body) in enumerate([
+            (404, 0, status % ('"secrets \\"app\\" not found"', "NotFound", 404)),
+            (403, 1, status % ('"forbidden: User \\"u\\" cannot get"', "Forbidden", 403)),
+            (409, 2, status % ('"exists"', "AlreadyExists", 409)),
+            (401, 3, '{"kind":"Status","message":"Unauthorized","code":401}'),
+            (422, 2, status % ('"invalid"', "Invalid", 422)),
+            (500, 0, "<html>oops</html>"),
+            (200, 0, '{"kind":"Secret","data":{"password":"cw==","host":"aA=="},"type":"Opaque"}'),
+            (200, 3, '{"kind":"List","items":[{"spec":{"replicas":3,"port":5432.0}}]}')]):
+        s = (code - 100) % 500
+        write("k8s_api", "%d" % i, bytes([s // 256, s % 256, pick]) + body.encode())
+
+
+
+def k8s_config_seeds():
+    # kubeconfigs (even first byte) and exec plugins' answers (odd)
+    base = os.path.join(ROOT, "tests/k8s/fixtures")
+    for f in sorted(os.listdir(base)):
+        if f.endswith(".yaml"):
+            data = open(os.path.join(base, f), "rb").read()
+            if b"exec" not in data:
+                write("k8s_config", f, b"\x00" + data)
+    write("k8s_config", "token.yaml", b"\x00apiVersion: v1\nkind: Config\ncurrent-context: c\ncontexts:\n"
+          b"- name: c\n  context: {cluster: k, user: u, namespace: ns}\nclusters:\n- name: k\n  cluster:\n"
+          b"    server: https://127.0.0.1:6443/\n    certificate-authority-data: aGVsbG8=\n"
+          b"    tls-server-name: kubernetes\nusers:\n- name: u\n  user:\n    token: t0k3n\n"
+          b"    client-certificate-data: aGVsbG8=\n    client-key-data: aGVsbG8=\n")
+    write("k8s_config", "exec-token", b'\x01{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential",'
+          b'"status":{"token":"t0k3n","expirationTimestamp":"2026-12-01T05:00:00Z"}}')
+    write("k8s_config", "exec-cert", b'\x01kind: ExecCredential\nstatus:\n  clientCertificateData: "-----BEGIN'
+          b' CERTIFICATE-----"\n  clientKeyData: k\n')
+
+
+archive_seeds()
+k8s_config_seeds()
+pgz_seeds()
+xml_seeds()
+sigv4_seeds()
+lua_seeds()
