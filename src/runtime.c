@@ -254,6 +254,24 @@ static int l_check_interrupt(lua_State *L)
     return 0;
 }
 
+/* runtime.pcall(f, ...): pcall, except that a signal which came meanwhile is
+ * raised, not returned: the interrupt hook may fire inside f (at a call), and
+ * a caller that turns f's failure into "invalid input" must not swallow it. */
+static int l_pcall(lua_State *L)
+{
+    luaL_checkany(L, 1);
+    int status = lua_pcall(L, lua_gettop(L) - 1, LUA_MULTRET, 0);
+    if (status != LUA_OK) {
+        mxpc_check_interrupt(L);
+        lua_pushboolean(L, 0);
+        lua_insert(L, -2);
+        return 2;
+    }
+    lua_pushboolean(L, 1);
+    lua_insert(L, 1);
+    return lua_gettop(L);
+}
+
 /* runtime.interrupted() -> "SIGINT", "SIGTERM" or false; a deferred signal counts */
 static int l_interrupted(lua_State *L)
 {
@@ -403,6 +421,7 @@ int luaopen_mxpc_runtime(lua_State *L)
         {"scripts_dir", l_scripts_dir},
         {"data_dir", l_data_dir},
         {"check_interrupt", l_check_interrupt},
+        {"pcall", l_pcall},
         {"clear_interrupt", l_clear_interrupt},
         {"interrupted", l_interrupted},
         {"defer_interrupts", l_defer_interrupts},

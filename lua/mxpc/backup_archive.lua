@@ -18,6 +18,7 @@ local log = require "mxpc.log"
 local pg_programs = require "mxpc.pg_programs"
 local process = require "mxpc.process"
 local progress = require "mxpc.progress"
+local runtime = require "mxpc.runtime"
 
 local M = {}
 
@@ -138,7 +139,7 @@ end
 
 -- JSON text -> table of strings, plus a list of warnings; or nil, why.
 function M.parse_metadata(text)
-  local ok, meta = pcall(cjson.decode, text)
+  local ok, meta = runtime.pcall(cjson.decode, text)
   if not ok then return nil, "not valid JSON (" .. tostring(meta):gsub("^.-: ", "") .. ")" end
   if type(meta) ~= "table" or (#meta > 0) then return nil, "not a JSON object" end
   for k, v in pairs(meta) do

@@ -95,7 +95,7 @@ function M.read_index(store, bucket, a)
   if not a.index then return nil, "no index object beside it" end
   local text, err = store:get_string(bucket, a.index)
   if not text then return nil, err end
-  local ok, idx = pcall(cjson.decode, text)
+  local ok, idx = runtime.pcall(cjson.decode, text)
   if not ok or type(idx) ~= "table" or idx.written_by ~= M.WRITER then return nil, "its index is not ours" end
   if idx.key ~= a.key or idx.size ~= a.size or strip_quotes(idx.etag) ~= strip_quotes(a.etag) then
     return nil, "its index describes another object (replaced since it was written?)"

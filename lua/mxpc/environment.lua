@@ -14,6 +14,7 @@ local cjson = require "cjson"
 local errors = require "mxpc.error"
 local log = require "mxpc.log"
 local secret_store = require "mxpc.secret_store"
+local runtime = require "mxpc.runtime"
 
 local M = {}
 
@@ -67,7 +68,7 @@ for k, v in pairs(require("mxpc.azure_storage").CONFIG_KEYS) do CONFIG_KEYS[k] =
 -- plus the layout's name. `where` names the Secret in messages.
 function M.flatten_secret(data, where)
   if data.config == nil then return data, "keys" end
-  local ok, config = pcall(cjson.decode, data.config)
+  local ok, config = runtime.pcall(cjson.decode, data.config)
   if not ok or type(config) ~= "table" then
     return fail("environment", where .. ": key 'config' is not a JSON object")
   end

@@ -4,6 +4,7 @@
 local cjson = require "cjson"
 local errors = require "mxpc.error"
 local log = require "mxpc.log"
+local runtime = require "mxpc.runtime"
 
 local api = {}
 
@@ -146,7 +147,7 @@ local function rbac_hint(client, info, target)
 end
 
 local function http_error(client, target, status, body)
-  local ok, decoded = pcall(cjson.decode, body)
+  local ok, decoded = runtime.pcall(cjson.decode, body)
   local st = ok and type(decoded) == "table" and decoded.kind == "Status" and decoded or {}
   local server_msg = type(st.message) == "string" and st.message or (body ~= "" and body:sub(1, 200)) or "no details"
   local reason = type(st.reason) == "string" and (" " .. st.reason) or ""
@@ -221,7 +222,7 @@ local function register_credentials(values, encoded)
       register(v)
       register(type(encoded) == "table" and encoded[k] or nil)
     end
-    local ok, doc = pcall(cjson.decode, v)
+    local ok, doc = runtime.pcall(cjson.decode, v)
     if ok and type(doc) == "table" then
       for name, field in pairs(doc) do
         if type(field) == "string" and type(name) == "string" and is_credential(name) then register(field) end
@@ -264,7 +265,7 @@ local function call(client, target, body, content_type)
   if status >= 400 then return http_error(client, target, status, text) end
   if target.resource and target.resource.namespaced then api.saw_namespace(client, target.namespace) end
   if not ctype:find("json", 1, true) then return text, status end
-  local ok, decoded = pcall(cjson.decode, text)
+  local ok, decoded = runtime.pcall(cjson.decode, text)
   if not ok then
     return nil, errors.new { code = "k8s", message = ("%s %s: the server sent invalid JSON: %s"):format(
       target.method, target.path, tostring(decoded)) }

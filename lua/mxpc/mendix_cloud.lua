@@ -175,7 +175,7 @@ local CODES = {
 -- describe(status, body, ctx) -> error object. ctx: username, source, app,
 -- environment, environment_name, snapshot, archive, data_type, what (the request).
 function M.describe(status, body, ctx)
-  local ok, doc = pcall(cjson.decode, body or "")
+  local ok, doc = runtime.pcall(cjson.decode, body or "")
   doc = ok and type(doc) == "table" and doc or {}
   local api_code = type(doc.errorCode) == "string" and doc.errorCode or nil
   local api_message = type(doc.errorMessage) == "string" and doc.errorMessage or nil
@@ -229,7 +229,7 @@ function Client:call(method, path, ctx, body)
   log.debug("Mendix Cloud answer", { method = method, url = url, status = res.status })
   if res.status < 200 or res.status > 299 then return nil, M.describe(res.status, res.body, ctx) end
   if res.body == "" then return {} end
-  local ok, doc = pcall(cjson.decode, res.body)
+  local ok, doc = runtime.pcall(cjson.decode, res.body)
   if not ok or type(doc) ~= "table" then
     return nil, errors.new { code = "mendix_cloud", message = ("Mendix Cloud answered %s with something other "
       .. "than JSON (HTTP %d)"):format(ctx.what, res.status) }

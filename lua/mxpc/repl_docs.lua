@@ -104,6 +104,7 @@ docs.modules = {
       { "scripts_dir()", "the --scripts directory, or nil" },
       { "data_dir()", "the installed data directory, or nil" },
       { "check_interrupt()", "raises `interrupted` if a signal came" },
+      { "pcall(f, ...)", "pcall, but a signal that came while f ran is raised, not returned" },
       { "clear_interrupt()", "forgets a handled signal" },
       { "interrupted()", "\"SIGINT\", \"SIGTERM\" or false" },
       { "defer_interrupts(on)", "defers signals (past a point of no return); returns the previous setting" },

@@ -12,6 +12,7 @@
 local errors = require "mxpc.error"
 local log = require "mxpc.log"
 local yaml = require "mxpc.yaml"
+local runtime = require "mxpc.runtime"
 
 local M = {}
 
@@ -234,7 +235,7 @@ function M.request(what, req)
       req.ca_file and ("the CA file " .. req.ca_file) or "SSL_CERT_FILE or SSL_CERT_DIR")
     return nil, err
   end
-  local ok, doc = pcall(cjson.decode, res.body)
+  local ok, doc = runtime.pcall(cjson.decode, res.body)
   return res.status, ok and type(doc) == "table" and doc or {}
 end
 

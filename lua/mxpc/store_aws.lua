@@ -7,6 +7,7 @@ local cjson = require "cjson"
 local errors = require "mxpc.error"
 local sigv4 = require "mxpc.sigv4"
 local store = require "mxpc.secret_store"
+local runtime = require "mxpc.runtime"
 
 local M = { NAME = "AWS Secrets Manager" }
 
@@ -122,7 +123,7 @@ function M.fetch(entries, ctx)
     end
     local text = docs[e.secret]
     if e.path then
-      local ok, json = pcall(cjson.decode, text)
+      local ok, json = runtime.pcall(cjson.decode, text)
       if not ok or type(json) ~= "table" then
         return store.fail("environment", ("%s: secret %s is not a JSON object, so jmesPath cannot read it"):format(
           e.where, e.secret))

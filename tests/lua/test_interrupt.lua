@@ -155,4 +155,30 @@ t.test("Ctrl-C in the repl stops the running chunk, not the prompt", function()
   t.eq(fs.read(dir .. "/out"), 'error: interrupted by SIGINT\n"still here"\n')
 end)
 
+
+t.test("runtime.pcall raises a signal that came while f ran; pcall would swallow it", function()
+  for _, fn in ipairs { "runtime.pcall", "pcall" } do
+    local dir = t.tmpdir()
+    -- f fails as a decoder does on bad input; the caller takes a failure for
+    -- "invalid input" and goes on: only a raised interruption ends the loop
+    t.write(dir .. "/loop.lua", ([[
+      local runtime = require "mxpc.runtime"
+      io.open("%s/ready", "w"):close()
+      local started = runtime.monotonic()
+      while runtime.monotonic() - started < 3 do
+        local ok = %s(function() for _ = 1, 100 do math.abs(1) end error("not JSON") end)
+        assert(not ok)
+      end
+      io.stdout:write("the signal was swallowed")
+    ]]):format(dir, fn))
+    local err, exit, out = interrupt(dir, dir .. "/loop.lua", "INT")
+    if fn == "runtime.pcall" then
+      t.eq(exit, 130, err)
+      t.eq(err, "error: interrupted by SIGINT\n")
+    else
+      t.eq(out, "the signal was swallowed", "plain pcall is the case runtime.pcall exists for")
+    end
+  end
+end)
+
 return t.run()
