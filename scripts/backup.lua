@@ -12,26 +12,33 @@ local wf = require "mxpc.workflow"
 
 local opts = ...
 local started = os.time()
--- --dry-run: check what the backup needs and say what it would write, write nothing
-if opts.dry_run then return require("mxpc.dry_run").backup(opts) end
+-- The run's checks go through its plan: they raise in a real run; a dry run
+-- (--dry-run) makes them all, says what the backup would write, and stops
+-- before it writes anything (mxpc.plan).
+local plan <close> = wf.plan(opts, ("backup of %s/%s into %s"):format(opts.namespace, opts.environment, opts.file))
 -- what the run says goes to stderr when the archive itself goes to stdout
 local report = opts.file == "-" and io.stderr or io.stdout
 
 -- 1. Check that pg_dump is there and the archive can be written (a file, standard
 --    output, an S3 key), find the environment, and check that its database
 --    and storage answer, before any long work.
-assert(pg_programs.find("pg_dump"))
-local target = assert(wf.check_target(opts))
-local env = assert(wf.resolve(opts))
-local db <close> = assert(wf.connect_database(env))
-assert(wf.check_files_of(db, opts.files_of))
-local store <close> = not opts.database_only and assert(wf.connect_storage(env)) or nil
+plan:check(pg_programs.find("pg_dump"))
+local target = plan:check(wf.check_target(opts))
+local env = plan:check(wf.resolve(opts))
+if not env then return plan:finish() end
+local db <close> = plan:check(wf.connect_database(env))
+if db then assert(wf.check_files_of(db, opts.files_of)) end -- a usage error, also in a dry run
+local store <close> = not opts.database_only and plan:check(wf.connect_storage(env)) or nil
 local hooks = wf.hooks(opts, "backup"):set { env = env, db = db, storage = store }
 hooks:call("before_backup")
 
 -- --database-only: the bare custom-format dump Mendix Cloud calls a
 -- database-only backup, written under a temporary name and then renamed.
 if opts.database_only then
+  if plan.dry then
+    if db then plan:say("would write the database only, as a pg_dump -Fc file") end
+    return plan:finish()
+  end
   local work <close> = assert(wf.workdir(opts.file))
   local dump_size = assert(wf.dump_database(env, work.path .. "/db.backup"))
   assert(wf.deliver_file(target, work.path .. "/db.backup")) -- from its end on, a signal comes too late
@@ -44,21 +51,29 @@ if opts.database_only then
     env.namespace, env.name, target.name or opts.file, dump_size))
   return 0
 end
+if not (db and store) then return plan:finish() end -- (only a dry run gets here)
 
 local transfer = wf.transfer_options(opts)
 
 -- 2. Dump the database into a private working directory beside the output
 --    (in TMPDIR for standard output or S3);
---    pg_dump runs while the files are listed and copied.
-local work <close> = assert(wf.workdir(opts.file))
-local dump <close> = assert(wf.start_dump(env, work.path .. "/db.backup"))
+--    pg_dump runs while the files are listed and copied (a dry run starts neither).
+local work <close> = not plan.dry and assert(wf.workdir(opts.file)) or nil
+local dump <close> = work and assert(wf.start_dump(env, work.path .. "/db.backup")) or nil
 
 -- 3. Which files are in use (FileDocument rows with contents), and their
 --    sizes: from the database, else asked of the storage; then those that
 --    --files-* and the select_file hook take.
 local facts = wf.database_facts(db)
-local chosen = assert(wf.files_to_copy(db, store, env, hooks, opts, transfer))
+local chosen = plan:check(wf.files_to_copy(db, store, env, hooks, opts, transfer))
+if not chosen then return plan:finish() end
 local files, missing, selected = chosen.files, chosen.missing, chosen.selected
+if plan.dry then
+  plan:say("would write the database and %d files (%d bytes)%s%s", #files, files:bytes(),
+    #missing > 0 and (", skipping %d files missing from storage"):format(#missing) or "",
+    selected and (" (%s)"):format(selected) or "")
+  return plan:finish()
+end
 
 -- 4. Write the archive: .metadata and the dump as soon as pg_dump is done,
 --    then each file as its download finishes (many at a time; files that

@@ -32,21 +32,53 @@ log.info("archive is good", { files = summary.files or 0, dump_bytes = summary.d
 if opts.files_only and summary.kind == "dump" then
   errors.raise("usage", input.name .. " is a database-only backup: it has no files to restore")
 end
--- --dry-run: check what the restore needs and say what it would do, change nothing
-if opts.dry_run then return require("mxpc.dry_run").restore(opts, summary) end
-assert(wf.check_safety_backup(opts))
+-- The run's checks go through its plan: they raise in a real run; a dry run
+-- (--dry-run) makes them all, says what the restore would do, and stops
+-- before it changes anything (mxpc.plan).
+local plan <close> = wf.plan(opts, ("restore of %s into %s/%s"):format(opts.file, opts.namespace, opts.environment))
+plan:say("archive: checked, %s%d files (%d bytes)", summary.dump and ("database dump of %d bytes, "):format(
+  summary.dump.size) or "", summary.files or 0, summary.files_bytes or 0)
+if plan:check(wf.check_safety_backup(opts)) and opts.safety_backup then
+  plan:say("would first write a safety backup to %s", opts.safety_backup)
+end
+local with_db, with_files = not opts.files_only, not opts.database_only and summary.kind ~= "dump"
+if opts.delete_extra_files and not with_files then
+  plan:refuse(errors.new { code = "usage", message = "--delete-extra-files: the restore leaves the files as they are "
+    .. "(a database-only backup, or --database-only)" })
+end
 
 -- 2. Find the environment; it must be stopped (or stopped for us).
-local env = assert(wf.resolve(opts))
+local env = plan:check(wf.resolve(opts))
+if not env then return plan:finish() end
 local app <close> = wf.app_control(env) -- starts the app again when closed, if it was stopped
-assert(app:ensure_stopped(opts.stop_app))
+plan:check(app:ensure_stopped(opts.stop_app))
 
--- 3. Check that the database and the storage answer before changing anything.
-local with_db, with_files = not opts.files_only, not opts.database_only and summary.kind ~= "dump"
-local db <close> = with_db and assert(wf.connect_database(env)) or nil
-local store <close> = with_files and assert(wf.connect_storage(env)) or nil
--- --delete-extra-files: the objects the archive lacks, listed now (s3:ListBucket)
-local extra = opts.delete_extra_files and assert(wf.compare_storage(store, env, summary)).extra or nil
+-- 3. Check that the database and the storage answer, and that the database's
+--    contents can be replaced, before changing anything.
+local db <close> = with_db and plan:check(wf.connect_database(env)) or nil
+if db and plan:check(wf.check_restorable(db)) then
+  plan:say("would replace the database's contents with the archive's dump, in one transaction")
+end
+local store <close> = with_files and plan:check(wf.connect_storage(env)) or nil
+-- --delete-extra-files: the objects the archive lacks, listed now (s3:ListBucket);
+-- a dry run lists them anyway, to say what the restore would overwrite
+local extra
+if store and (opts.delete_extra_files or plan.dry) then
+  local cmp, cerr = wf.compare_storage(store, env, summary)
+  if cmp then
+    extra = opts.delete_extra_files and cmp.extra or nil
+    plan:say("would upload %d files (%d bytes): %d overwrite objects there, %d are new", summary.files or 0,
+      summary.files_bytes or 0, cmp.present, (summary.files or 0) - cmp.present)
+    plan:say("%d files in storage are not in the archive: %s", #cmp.extra, opts.delete_extra_files
+      and "--delete-extra-files would delete them after the restore" or "they would stay (--delete-extra-files deletes them)")
+  elseif opts.delete_extra_files or not errors.is(cerr, "forbidden") then
+    plan:refuse(cerr)
+  else
+    plan:say("would upload %d files (%d bytes); how many overwrite objects is unknown: %s", summary.files or 0,
+      summary.files_bytes or 0, cerr.message)
+  end
+end
+if plan.dry then return plan:finish() end
 -- --safety-backup FILE: the environment as it is now, with the backup workflow
 assert(wf.safety_backup(opts))
 local hooks = wf.hooks(opts, "restore"):set { env = env, db = db, storage = store }

@@ -61,18 +61,30 @@ end
 -- Makes sure the app does not run. With `stop`, scales it to 0 and waits for
 -- its pods to go (at most `timeout` seconds, default 300); without, a running
 -- app is an error. true or nil, err; after a failure or a signal the app is
--- started again before this returns.
+-- started again before this returns. A dry run (mxpc.plan) stops nothing: it
+-- asks whether the user may, and says what it would do.
 function App:ensure_stopped(stop, timeout)
   local env, replicas = self.env, self.replicas
   local pods, perr = M.running_pods(env)
   if not pods and not errors.is(perr, "forbidden") then return nil, perr end
-  if replicas == 0 and (pods or 0) == 0 then return true end
+  local dry = require("mxpc.plan").dry()
+  if replicas == 0 and (pods or 0) == 0 then
+    if dry then dry:say("the app is stopped") end
+    return true
+  end
   if not stop then
     return nil, errors.new { code = "running",
       message = ("environment %s/%s is running (%d replicas%s); restoring into a running app can break it"):format(
         env.namespace, env.name, replicas, pods and (", %d pods"):format(pods) or ""),
       hint = ("stop it first (%s), or use --stop-app to stop it for the restore and start it again afterwards"):format(
         scale_command(env, 0)) }
+  end
+  if dry then -- (a stopped app is left alone: no patch, no pod list)
+    local plan = require "mxpc.plan"
+    dry:may(env.client, env.namespace, plan.STOP_VERBS, "--stop-app")
+    dry:say("would stop the app (%d replicas%s) and start it again afterwards", replicas,
+      pods and (", %d pods"):format(pods) or "")
+    return true
   end
   log.info("stopping the app", { replicas = replicas })
   local function stop_and_wait()

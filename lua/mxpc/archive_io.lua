@@ -80,6 +80,11 @@ M.archive_store = archive_store
 function M.check_target(opts)
   local loc = M.location(opts.file)
   loc.force = opts.force
+  local dry = require("mxpc.plan").dry()
+  if loc.kind == "stdio" and dry then -- (the plan itself goes to standard output)
+    dry:say("archive: would go to standard output")
+    return loc
+  end
   if loc.kind == "file" then
     local ok, err = M.check_output(loc.path, opts.force)
     if not ok then return nil, err end
@@ -103,6 +108,10 @@ function M.check_target(opts)
     end
     if not head and not errors.is(herr, "not_found") and not errors.is(herr, "forbidden") then return nil, herr end
     loc.store, loc.name = store, loc.spec
+  end
+  if dry then
+    dry:say("archive: %s can be written%s", opts.file,
+      loc.kind == "file" and fs.stat(opts.file) and " (it exists: --force replaces it)" or "")
   end
   return loc
 end

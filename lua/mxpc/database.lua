@@ -83,7 +83,35 @@ function M.connect_database(env, opts)
   if not conn then return nil, env.database.iam and iam_refusal(env.database, err) or err end
   local info = conn:info()
   log.info("connected to the database", { server = info.server_version, tls = info.ssl and info.ssl.protocol or "no" })
+  local dry = require("mxpc.plan").dry()
+  if dry then
+    local facts = M.database_facts(conn)
+    dry:say("database: answers, %d bytes, model version %s", facts.size, facts.model_version)
+  end
   return conn
+end
+
+-- Whether a restore can replace the contents of schema public: CREATE on it,
+-- and every relation there owned by a role of the user (else it could not
+-- drop them). true, or nil, err; checked before anything changes.
+function M.check_restorable(conn)
+  local rows, err = conn:query([[
+select has_schema_privilege('public', 'CREATE') as can_create,
+       (select count(*) from pg_class c join pg_namespace n on n.oid = c.relnamespace
+         where n.nspname = 'public' and c.relkind in ('r', 'p', 'v', 'm', 'S', 'f')
+           and not pg_has_role(c.relowner, 'USAGE')) as not_owned]])
+  if not rows then return nil, err end
+  local r = rows[1]
+  if not r.can_create then
+    return nil, errors.new { code = "forbidden", message = "the database user may not create tables in schema public",
+      hint = "GRANT CREATE ON SCHEMA public TO the user" }
+  end
+  if r.not_owned > 0 then
+    return nil, errors.new { code = "forbidden", message = ("%d tables, views or sequences in schema public belong to "
+      .. "another role: the restore could not drop them"):format(r.not_owned),
+      hint = "restore as the role that owns them (the environment's database user)" }
+  end
+  return true
 end
 
 -- The environment variables pg_dump, pg_restore and psql take the connection

@@ -192,9 +192,11 @@ local function invoke(self, name, ...)
 end
 
 -- Calls hook `name` with the context and `...`, if it is defined.
+-- A dry run (mxpc.plan) calls none: it changes nothing, and only
+-- select_file (see selector) chooses the files as in the real run.
 function Hooks:call(name, ...)
   assert(KNOWN[name], "unknown hook point " .. tostring(name))
-  if not self.fns[name] then return nil end
+  if not self.fns[name] or require("mxpc.plan").dry() then return nil end
   return invoke(self, name, self.ctx, ...)
 end
 

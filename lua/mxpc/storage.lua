@@ -20,7 +20,12 @@ function M.object_key(env, uuid) return environment.object_key(env.storage, uuid
 function M.connect_storage(env)
   local s3 = require "mxpc.s3"
   local st = env.storage
-  if st.service == "azure" then return require("mxpc.azure_storage").connect(st) end
+  if st.service == "azure" then
+    local client, err = require("mxpc.azure_storage").connect(st)
+    local dry = client and require("mxpc.plan").dry()
+    if dry then dry:say("storage: answers") end
+    return client, err
+  end
   local client, err = s3.client { endpoint = st.endpoint, region = st.region or "us-east-1",
     access_key = st.access_key, secret_key = st.secret_key, path_style = not st.virtual_host,
     ca_file = nonempty(os.getenv("SSL_CERT_FILE")), ca_dir = nonempty(os.getenv("SSL_CERT_DIR")) }
@@ -29,6 +34,8 @@ function M.connect_storage(env)
   -- long work; without ListBucket a missing key may answer 403, which is fine
   local _, perr = client:head(st.bucket, st.prefix .. ".mxpc-probe")
   if perr and not errors.is(perr, "not_found") and not errors.is(perr, "forbidden") then return nil, perr end
+  local dry = require("mxpc.plan").dry()
+  if dry then dry:say("storage: answers") end
   return client
 end
 

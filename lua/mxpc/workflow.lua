@@ -16,6 +16,7 @@ local backup_archive = require "mxpc.backup_archive"
 local errors = require "mxpc.error"
 local log = require "mxpc.log"
 local pg_programs = require "mxpc.pg_programs"
+local plan = require "mxpc.plan"
 local progress = require "mxpc.progress"
 local runtime = require "mxpc.runtime"
 
@@ -44,6 +45,12 @@ function M.resolve(opts, client)
     cluster = tostring(client) })
   local env, rerr = environment.resolve(client, opts.namespace, opts.environment, k8s.secret_data,
     { identity = opts.identity })
+  -- a dry run asks whether the user may read what resolving reads, also to say why it failed
+  local dry = plan.dry()
+  if dry then
+    dry:may(client, opts.namespace, env and env.store and plan.STORE_VERBS or plan.RESOLVE_VERBS,
+      "to read the environment's settings")
+  end
   if not env then return nil, rerr end
   -- --db-sslmode, else PGSSLMODE, may ask for stronger TLS than the environment
   local sslmode, source = opts.db_sslmode, "--db-sslmode"
@@ -59,8 +66,18 @@ function M.resolve(opts, client)
     local ok, err = M.use_iam(env)
     if not ok then return nil, err end
   end
+  if dry then
+    dry:say("environment %s/%s: database %s:%s/%s, files %s/%s/%s", env.namespace, env.name, env.database.host,
+      env.database.port, env.database.dbname, env.storage.endpoint, env.storage.bucket, env.storage.prefix)
+  end
   return env
 end
+
+-- --- the run's plan ----------------------------------------------------------------------
+
+-- The plan of a run (mxpc.plan): its checks raise in a real run and are
+-- recorded in a dry run (--dry-run), which says what the run would do.
+function M.plan(opts, what) return plan.new(opts, what) end
 
 -- --- hooks -----------------------------------------------------------------------------
 

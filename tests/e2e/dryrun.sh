@@ -203,6 +203,39 @@ bucket_policy allow
 if "$bin" run "$src/tests/e2e/proof.lua" "$MXPC_STACK_DIR/seed.json" demo-app demo-copy >"$work/proof" 2>&1; then
   ok "... and the restore holds"; else bad "proof after a refused delete"; cat "$work/proof"; fi
 
+# a check added to an edited script is part of its dry run (the dry run is the script)
+"$bin" scripts export "$work/edited" >/dev/null 2>&1 || bad "scripts export"
+python3 - "$work/edited/scripts/backup.lua" <<'PY' || bad "editing the exported backup.lua"
+import sys
+p = sys.argv[1]; s = open(p).read()
+anchor = "local env = plan:check(wf.resolve(opts))\n"
+assert anchor in s, "backup.lua has no resolve line"
+s = s.replace(anchor, anchor + 'plan:check(nil, "the site check of this copy refuses it")\n')
+open(p, "w").write(s)
+PY
+run "backup --dry-run with an edited script's own check: exit 1" 1 --scripts "$work/edited" backup -n mendix -e demo-app \
+  -f "$work/edited.tar.gz" --dry-run
+expect_out "... gives that reason" "^  - the site check of this copy refuses it$"
+expect_out "... and still makes the others" "would write the database and 20 files"
+run "the real backup with that script: exit 1" 1 --scripts "$work/edited" backup -n mendix -e demo-app \
+  -f "$work/edited.tar.gz"
+expect_err "... raises it" "error: the site check of this copy refuses it"
+[ ! -e "$work/edited.tar.gz" ] && ok "... and writes nothing" || bad "... and writes nothing"
+
+# a table the database user does not own: the restore could not drop it, so the
+# real run refuses before it stops the app or uploads anything (as the dry run says)
+"$src/tests/stack/seed" --env-file "$MXPC_STACK_ENV" >"$work/seed.log" 2>&1 || bad "reseeding"
+sql "create table public.not_yours (id int); alter table public.not_yours owner to $MXPC_PG_SUPERUSER" >/dev/null
+state >"$work/state.before"
+run "restore --dry-run into a database with a table of another role: exit 1" 1 restore -n mendix -e demo-copy \
+  -f "$work/demo.tar.gz" --dry-run --stop-app
+expect_out "... names it" "^  - 1 tables, views or sequences in schema public belong to another role"
+run "restore into it: exit 1" 1 restore -n mendix -e demo-copy -f "$work/demo.tar.gz" --stop-app
+expect_err "... with the same reason" "error: 1 tables, views or sequences in schema public belong to another role"
+grep -q "uploading" "$work/err" && bad "... before any upload" || ok "... before any upload"
+unchanged "a restore refused for a table of another role"
+sql "drop table public.not_yours" >/dev/null
+
 # without ListBucket (the IRSA role's policy) --delete-extra-files is refused before anything changes
 AWS_WEB_IDENTITY_TOKEN_FILE=$MXPC_IRSA_TOKEN_FILE AWS_ROLE_ARN=$MXPC_IRSA_ROLE_ARN AWS_ENDPOINT_URL_STS=$MXPC_STS_ENDPOINT \
   AWS_EC2_METADATA_DISABLED=true run "restore --dry-run --delete-extra-files without s3:ListBucket: exit 1" 1 \
