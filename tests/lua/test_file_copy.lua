@@ -119,12 +119,13 @@ local function quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
 
 -- Runs a Lua script in a child process; returns exit code, stdout, stderr.
 local script_n = 0
-local function run_script(source)
+local function run_script(source, flags)
   script_n = script_n + 1
   local script = ("%s/script%d.lua"):format(dir, script_n)
   t.write(script, source)
   local out, err = script .. ".out", script .. ".err"
-  local rc = t.sh(("%s run %s > %s 2> %s; echo $?"):format(quote(program), quote(script), quote(out), quote(err)))
+  local rc = t.sh(("%s %s run %s > %s 2> %s; echo $?"):format(quote(program), flags or "", quote(script), quote(out),
+    quote(err)))
   local function slurp(p) local f = io.open(p, "rb"); local s = f and f:read("a") or ""; if f then f:close() end; return s end
   return tonumber(rc:match("(%d+)%s*$")), slurp(out), slurp(err)
 end
@@ -284,34 +285,43 @@ t.test("stream: a PUT refused mid-copy fails the copy; no upload left", function
   no_uploads(b)
 end)
 
--- Ctrl-C in a child once the first file is copied, while an object in parts is on its way.
+-- Ctrl-C in a child while an object in parts is on its way: server-side,
+-- once the first (small) file is copied, while the 30 MiB object's
+-- UploadPartCopy parts run; streamed, half a second in, while the 30 MiB
+-- object goes up in parts at 10 MiB/s. The debug log shows the abort.
 local function interrupt(mode)
   local a, b = new_bucket("int" .. mode), new_bucket("intdst" .. mode)
-  local files = fileset.new()
   local small, big = uuid_of(1), uuid_of(2)
   assert(admin:put(a, small, "x"))
   assert(admin:put(a, big, random_bytes(30 * MiB)))
   local rc, out, err = run_script(([[
 local s3 = require "mxpc.s3"
+local process = require "mxpc.process"
 local fileset = require "mxpc.fileset"
 local file_copy = require "mxpc.file_copy"
+local mode = %q
 local o = { endpoint = %q, region = %q, access_key = %q, secret_key = %q, part_size = 5 * 1048576,
   multipart_threshold = 5 * 1048576 }
-local c, d = assert(s3.client(o)), assert(s3.client(o))
+local c = assert(s3.client(o))
+if mode == "stream" then o.max_send_speed = 10 * 1048576 end
+local d = assert(s3.client(o))
 local files = fileset.new()
 files:add(%q, 1)
 files:add(%q, 30 * 1048576)
 file_copy.PART_THRESHOLD, file_copy.PART_SIZE = 6 * 1048576, 5 * 1048576
 local function e(b) return { storage = { service = "s3", endpoint = o.endpoint, region = o.region, bucket = b, prefix = "" } } end
 local pid = io.open("/proc/self/stat"):read("l"):match("^(%%d+)")
+local killer = mode == "stream" and process.spawn { "sh", "-c", "sleep 0.5; kill -INT " .. pid }
 local r, err = file_copy.copy { from = { store = c, env = e(%q) }, to = { store = d, env = e(%q) }, files = files,
-  mode = %q, transfer = { concurrency = 2, window = 64 * 1048576 },
-  on_file = function(u) if u == %q then require("mxpc.process").spawn { "kill", "-INT", pid }:wait() end end }
+  mode = mode, transfer = { concurrency = 2, window = 64 * 1048576 },
+  on_file = function(u) if mode == "server" and u == %q then process.spawn { "kill", "-INT", pid }:wait() end end }
 print("not interrupted", r and r.files, err)
-]]):format(env.MXPC_S3_ENDPOINT, env.MXPC_S3_REGION, env.MXPC_S3_ACCESS_KEY, env.MXPC_S3_SECRET_KEY, small, big, a, b,
-    mode, small))
+]]):format(mode, env.MXPC_S3_ENDPOINT, env.MXPC_S3_REGION, env.MXPC_S3_ACCESS_KEY, env.MXPC_S3_SECRET_KEY, small, big,
+    a, b, small), "-vv")
   t.eq(rc, 130, out .. err)
-  t.contains(err, "interrupted")
+  t.contains(err, "interrupted by SIGINT")
+  t.contains(err, mode == "server" and "aborted the multipart upload of s3://" .. b .. "/" .. big
+    or "aborted the upload in parts of s3://" .. b .. "/" .. big)
   no_uploads(b)
 end
 
