@@ -254,6 +254,56 @@ t.test("stream: S3 to Azure Blob Storage (Azurite), byte for byte, a large blob 
   assert(az:delete_bucket(container))
 end)
 
+t.test("server: Azure to Azure with the source's SAS, by Copy Blob from URL; no byte through the tool", function()
+  local key_opts = { endpoint = env.MXPC_AZURE_BLOB_ENDPOINT, account = env.MXPC_AZURE_ACCOUNT_NAME,
+    key = env.MXPC_AZURE_ACCOUNT_KEY, ca_file = env.MXPC_AZURE_CA }
+  local az = assert(azure.client(key_opts))
+  local from, to = "mxpc-fc-azsrc-" .. run_id, "mxpc-fc-azdst-" .. run_id
+  assert(az:create_bucket(from))
+  assert(az:create_bucket(to))
+  local files, data = fileset.new(), {}
+  for i = 1, 6 do
+    local u, s = uuid_of(i), random_bytes(i * 1111)
+    assert(az:put(from, u, s))
+    files:add(u, #s)
+    data[u] = s
+  end
+  local out, code = t.sh((". \"$MXPC_STACK_ENV\" && /usr/bin/python3 -c %s %s"):format(quote([[
+import datetime, os, sys
+from azure.storage.blob import generate_container_sas, ContainerSasPermissions
+print(generate_container_sas(os.environ["MXPC_AZURE_ACCOUNT_NAME"], sys.argv[1],
+    account_key=os.environ["MXPC_AZURE_ACCOUNT_KEY"], permission=ContainerSasPermissions(read=True),
+    expiry=datetime.datetime.utcnow() + datetime.timedelta(hours=1)))
+]]), from))
+  t.eq(code, 0, out)
+  local sas = out:match("^%s*(.-)%s*$")
+  local src = assert(azure.client { endpoint = key_opts.endpoint, account = key_opts.account, sas = sas,
+    ca_file = key_opts.ca_file })
+  local dst = assert(azure.client(key_opts))
+  local function aenv(c, with_sas)
+    return { storage = { service = "azure", endpoint = env.MXPC_AZURE_BLOB_ENDPOINT, bucket = c, prefix = "",
+      sas = with_sas and sas or nil } }
+  end
+  local r = assert(file_copy.copy { from = { store = src, env = aenv(from, true) }, to = { store = dst, env = aenv(to) },
+    files = files, transfer = transfer })
+  t.eq(r.mode, "server")
+  t.contains(r.why, "Copy Blob from URL")
+  t.eq(r.files, 6)
+  same_objects(az, to, "", data)
+  local din, dout = delta(dst, { bytes_in = 0, bytes_out = 0 })
+  t.eq(dout, 0, "bytes the target's client sent")
+  t.ok(din < 6 * 1024, ("the target's client received %d bytes"):format(din))
+  -- without the SAS the source's blobs are streamed
+  r = assert(file_copy.copy { from = { store = src, env = aenv(from) }, to = { store = dst, env = aenv(to) },
+    files = files, transfer = transfer })
+  t.eq(r.mode, "stream")
+  same_objects(az, to, "", data)
+  for _, c in ipairs { from, to } do
+    for _, o in ipairs(assert(az:list(c, ""))) do assert(az:delete(c, o.key)) end
+    assert(az:delete_bucket(c))
+  end
+end)
+
 t.test("server: a CopyObject refused mid-copy names the target's identity and s3:GetObject; no upload left", function()
   local a, b = new_bucket("deny"), new_bucket("denydst")
   local files = fill(a, "", 12, function(i) return i == 6 and 11 * MiB or 500 + i end)
