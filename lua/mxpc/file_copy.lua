@@ -85,6 +85,11 @@ function M.decide(a)
   end
   if mode == "stream" then return "stream", "--copy-mode stream: streamed as asked" end
   local ok, why = can_server()
+  if mode == "server" and not ok and (ss ~= ds or ss == "azure") then
+    -- nothing on the server side could do it
+    return nil, errors.new { code = "usage", message = "--copy-mode server is not possible: " .. why,
+      hint = "use --copy-mode stream, or auto" }
+  end
   if mode == "server" then
     return "server", ok and ("--copy-mode server: " .. why) or ("--copy-mode server, although " .. why)
   end
@@ -156,7 +161,7 @@ local function copy_stream(a, result, files)
   -- half the window for the GETs in flight, half for the uploads; an object
   -- larger than a quarter of the GETs' half is streamed on its own (it would
   -- be spilled to disk otherwise)
-  local half = math.max(1, a.transfer.window // 2)
+  local half = math.max(1, math.floor(a.transfer.window / 2))
   local small, large = require("mxpc.fileset").new(), {}
   for i = 1, #files do
     local uuid, size = files:get(i)

@@ -230,6 +230,13 @@ t.test("decide: S3 and Azure, Azure with and without a SAS, another region", fun
   m, why = file_copy.decide { from = { env = az_sas }, to = { env = az } }
   t.eq(m, "server")
   t.contains(why, "Copy Blob from URL")
+  local none, err = file_copy.decide { from = { env = s }, to = { env = az }, mode = "server" }
+  t.eq(none, nil)
+  t.eq(err.code, "usage")
+  t.eq(err.message, "--copy-mode server is not possible: the source is in S3 and the target in Azure Blob Storage")
+  none, err = file_copy.decide { from = { env = az }, to = { env = az_sas }, mode = "server" }
+  t.eq(none, nil)
+  t.contains(err.message, "--copy-mode server is not possible: the source is reached with an account key")
   local other = s3_env("b", "")
   other.storage.region = "eu-west-9"
   m, why = file_copy.decide { from = { env = s }, to = { env = other } }
