@@ -115,24 +115,29 @@ local function copy_server_s3(a, result)
   return result
 end
 
--- Azure: Copy Blob from URL, one blob after another (each is one request
--- the service finishes); blobs above AZURE_COPY_MAX are streamed.
+-- Azure: Copy Blob from URL of ENDPOINT/CONTAINER/BLOB?SAS, many at once
+-- (each is one request the service completes); blobs above AZURE_COPY_MAX
+-- (its limit) are left in `large`, to be streamed.
 local function copy_server_azure(a, result, large)
   local src, dst = a.from.env.storage, a.to.env.storage
-  local sas = src.sas:gsub("^%?", "")
+  local blob_name = require("mxpc.azure_storage").blob_name
+  local files = require("mxpc.fileset").new()
   for i = 1, #a.files do
     local uuid, size = a.files:get(i)
-    if size and size > M.AZURE_COPY_MAX then
-      large[#large + 1] = { uuid = uuid, size = size }
-    else
-      local name = require("mxpc.azure_storage").blob_name(src, uuid)
-      local url = ("%s/%s/%s?%s"):format(src.endpoint, src.bucket, name, sas)
-      local ok, err = a.to.store:copy_from_url(dst.bucket, storage.object_key(a.to.env, uuid), url)
-      if not ok then return nil, err end
-      result.files, result.bytes = result.files + 1, result.bytes + (size or 0)
-      if a.on_file then a.on_file(uuid, size or 0) end
-    end
+    if size and size > M.AZURE_COPY_MAX then large[#large + 1] = { uuid = uuid, size = size } else files:add(uuid, size) end
   end
+  local ok, err = a.to.store:copy_many(src.bucket, files, {
+    to_bucket = dst.bucket, concurrency = a.transfer.concurrency,
+    source_url = src.endpoint, source_query = (src.sas:gsub("^%?", "")),
+    key = function(uuid) return blob_name(src, uuid) end,
+    to_key = function(uuid) return storage.object_key(a.to.env, uuid) end,
+    on_item = function(item, res)
+      if not res then return false end
+      result.files, result.bytes = result.files + 1, result.bytes + (item.size or 0)
+      if a.on_file then a.on_file(item.uuid, item.size or 0) end
+      return true
+    end })
+  if not ok then return nil, err end
   return result
 end
 
