@@ -42,9 +42,10 @@ local function first_file(files)
 end
 
 -- Which way a run copies, without writing anything: "server" or "stream",
--- and a sentence naming the check that decided. opts: mode ("auto",
--- "server", "stream"), files (to probe the first source object with the
--- target's credentials).
+-- and a sentence naming the check that decided; or nil, err (a bad mode, a
+-- server copy no server could do). a: from, to, mode ("auto", "server",
+-- "stream"), files (the first file's source object is probed with a HEAD
+-- with the target's credentials; without files that is not checked).
 function M.decide(a)
   local mode = a.mode or "auto"
   if not MODES[mode] then
@@ -72,7 +73,8 @@ function M.decide(a)
     end
     local uuid = first_file(a.files)
     if not uuid then
-      return true, ("both are on %s (%s); there is no file to probe"):format(src.endpoint, src.region or "us-east-1")
+      return true, ("both are on %s (%s); with no file to probe, the target's read access to the source is not "
+        .. "checked"):format(src.endpoint, src.region or "us-east-1")
     end
     local key = storage.object_key(a.from.env, uuid)
     local _, err = a.to.store:head(src.bucket, key)
@@ -102,7 +104,7 @@ local function copy_server_s3(a, result)
   local src, dst = a.from.env.storage, a.to.env.storage
   local ok, err = a.to.store:copy_many(src.bucket, a.files, {
     to_bucket = dst.bucket, concurrency = a.transfer.concurrency,
-    part_threshold = M.PART_THRESHOLD, part_size = M.PART_SIZE,
+    part_threshold = a.part_threshold or M.PART_THRESHOLD, part_size = a.part_size or M.PART_SIZE,
     key = function(uuid) return storage.object_key(a.from.env, uuid) end,
     to_key = function(uuid) return storage.object_key(a.to.env, uuid) end,
     on_item = function(item, res, e)
@@ -199,7 +201,10 @@ end
 
 -- Copies the files (a fileset of uuid, size: storage.files_to_copy's) from
 -- a.from to a.to. a.mode: "auto" (default), "server", "stream"; a.transfer:
--- wf.transfer_options(opts); a.on_file(uuid, bytes) after each file.
+-- wf.transfer_options(opts); a.on_file(uuid, bytes) after each file (when
+-- streamed: once its bytes are handed to the upload; every upload is
+-- finished before copy returns); a.part_threshold, a.part_size: of
+-- UploadPartCopy (default PART_THRESHOLD, PART_SIZE).
 -- Returns {files =, bytes =, mode =, why =}, or nil, err. A failure or a
 -- signal stops everything in flight and leaves no unfinished upload in
 -- parts; the files copied before it stay (a signal is raised).

@@ -155,11 +155,9 @@ end)
 t.test("server: an object above the threshold is copied in UploadPartCopy parts, in parallel", function()
   local a, b = new_bucket("big"), new_bucket("bigdst")
   local files, data = fill(a, "", 3, function(i) return i == 2 and 12 * MiB + 3 or 1000 * i end)
-  file_copy.PART_THRESHOLD, file_copy.PART_SIZE = 6 * MiB, 5 * MiB
   local dst = assert(s3.client(opts()))
   local r = assert(file_copy.copy { from = { store = admin, env = s3_env(a, "") }, to = { store = dst, env = s3_env(b, "x/") },
-    files = files, mode = "server", transfer = transfer })
-  file_copy.PART_THRESHOLD, file_copy.PART_SIZE = 5 * 1024 * MiB, 512 * MiB
+    files = files, mode = "server", transfer = transfer, part_threshold = 6 * MiB, part_size = 5 * MiB })
   t.eq(r.mode, "server")
   t.eq(r.files, 3)
   same_objects(admin, b, "x/", data)
