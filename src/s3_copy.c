@@ -213,8 +213,8 @@ static void obj_complete(struct copier *c, struct cobj *o)
         if (x.is_error) {
             char what[1200];
             s3_client_object_name(c->s3, what, sizeof what, o->bucket, o->key);
-            s3_set_error(&e, "s3", NULL, "S3 could not complete the multipart copy of %s to %s: %s: %s",
-                         o->source_name, what, x.code, x.message);
+            s3_set_error(&e, "s3", NULL, "S3 could not complete the multipart copy of %s to %s: %s: %s", o->source_name,
+                         what, x.code, x.message);
             obj_fail(o, &e);
         } else {
             snprintf(o->etag, sizeof o->etag, "%s", x.etag[0] ? x.etag : r.etag);
@@ -325,8 +325,7 @@ static int hand_over(struct copier *c, mxpc_s3_fetched_fn fn, void *ud, struct m
 }
 
 /* Starts requests in the free slots: parts first, then the next items. */
-static int start_tasks(struct copier *c, const struct mxpc_s3_copy_items *items, size_t *next,
-                       struct mxpc_s3_error *e)
+static int start_tasks(struct copier *c, const struct mxpc_s3_copy_items *items, size_t *next, struct mxpc_s3_error *e)
 {
     for (int k = 0; k < c->conc; k++) {
         struct ctask *t = &c->tasks[k];
