@@ -309,6 +309,31 @@ print(generate_container_sas(os.environ["MXPC_AZURE_ACCOUNT_NAME"], sys.argv[1],
   end
 end)
 
+t.test("a source file deleted since it was listed is skipped and reported; strict makes it an error", function()
+  local a, b = new_bucket("gone"), new_bucket("gonedst")
+  local files, data = fill(a, "", 6, function(i) return i == 4 and 9 * MiB or i * 10 end)
+  local small, big = (files:get(2)), (files:get(4))
+  assert(admin:delete(a, small))
+  assert(admin:delete(a, big))
+  data[small], data[big] = nil, nil
+  for _, mode in ipairs { "server", "stream" } do
+    local r = assert(file_copy.copy { from = { store = admin, env = s3_env(a, "") }, to = { store = admin, env = s3_env(b, mode) },
+      files = files, mode = mode, transfer = transfer })
+    t.eq(r.files, 4, mode)
+    table.sort(r.missing)
+    local want = { small, big }
+    table.sort(want)
+    t.same(r.missing, want, mode)
+    same_objects(admin, b, mode, data)
+    local none, err = file_copy.copy { from = { store = admin, env = s3_env(a, "") }, to = { store = admin, env = s3_env(b, mode) },
+      files = files, mode = mode, transfer = transfer, strict = true }
+    t.eq(none, nil)
+    t.eq(err.code, "not_found")
+    t.contains(err.message, "is missing from storage")
+  end
+  no_uploads(b)
+end)
+
 t.test("server: a CopyObject refused mid-copy names the target's identity and s3:GetObject; no upload left", function()
   local a, b = new_bucket("deny"), new_bucket("denydst")
   local files = fill(a, "", 12, function(i) return i == 6 and 11 * MiB or 500 + i end)
