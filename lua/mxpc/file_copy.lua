@@ -135,35 +135,31 @@ end
 
 -- --- server-side ----------------------------------------------------------------------
 
-local function copy_server_s3(a, result)
-  local src, dst, failure = a.from.env.storage, a.to.env.storage, {}
-  local ok, err = a.to.store:copy_many(src.bucket, a.files, {
-    to_bucket = dst.bucket, concurrency = a.transfer.concurrency,
-    part_threshold = a.part_threshold or M.PART_THRESHOLD, part_size = a.part_size or M.PART_SIZE,
-    key = function(uuid) return storage.object_key(a.from.env, uuid) end,
-    to_key = function(uuid) return storage.object_key(a.to.env, uuid) end,
-    on_item = on_item(a, result, failure) })
-  if not ok then return nil, failure.err or err end
-  return result
+-- The files up to `limit` bytes, and the larger ones (two filesets).
+local function split(files, limit)
+  local fileset = require "mxpc.fileset"
+  local small, large = fileset.new(), fileset.new()
+  for _, uuid, size in files:entries() do
+    if size and size > limit then large:add(uuid, size) else small:add(uuid, size) end
+  end
+  return small, large
 end
 
--- Azure: Copy Blob from URL of ENDPOINT/CONTAINER/BLOB?SAS, many at once
--- (each is one request the service completes); blobs above AZURE_COPY_MAX
--- (its limit) are left in `large`, to be streamed.
-local function copy_server_azure(a, result, large)
+-- c:copy_many on the target's client: S3's CopyObject (UploadPartCopy parts
+-- above the threshold), or Azure's Copy Blob from URL of
+-- ENDPOINT/CONTAINER/BLOB?SAS, many at once.
+local function copy_server(a, result, files)
   local src, dst, failure = a.from.env.storage, a.to.env.storage, {}
-  local blob_name = require("mxpc.azure_storage").blob_name
-  local files = require("mxpc.fileset").new()
-  for i = 1, #a.files do
-    local uuid, size = a.files:get(i)
-    if size and size > M.AZURE_COPY_MAX then large[#large + 1] = { uuid = uuid, size = size } else files:add(uuid, size) end
-  end
-  local ok, err = a.to.store:copy_many(src.bucket, files, {
-    to_bucket = dst.bucket, concurrency = a.transfer.concurrency,
-    source_url = src.endpoint, source_query = (src.sas:gsub("^%?", "")),
-    key = function(uuid) return blob_name(src, uuid) end,
+  local o = { to_bucket = dst.bucket, concurrency = a.transfer.concurrency,
+    key = function(uuid) return storage.object_key(a.from.env, uuid) end,
     to_key = function(uuid) return storage.object_key(a.to.env, uuid) end,
-    on_item = on_item(a, result, failure) })
+    on_item = on_item(a, result, failure) }
+  if service(src) == "azure" then
+    o.source_url, o.source_query = src.endpoint, (src.sas:gsub("^%?", ""))
+  else
+    o.part_threshold, o.part_size = a.part_threshold or M.PART_THRESHOLD, a.part_size or M.PART_SIZE
+  end
+  local ok, err = a.to.store:copy_many(src.bucket, files, o)
   if not ok then return nil, failure.err or err end
   return result
 end
@@ -194,11 +190,7 @@ local function copy_stream(a, result, files)
   -- larger than a quarter of the GETs' half is streamed on its own (it would
   -- be spilled to disk otherwise)
   local half = math.max(1, math.floor(a.transfer.window / 2))
-  local small, large = require("mxpc.fileset").new(), {}
-  for i = 1, #files do
-    local uuid, size = files:get(i)
-    if size and size > half // 4 then large[#large + 1] = { uuid = uuid, size = size } else small:add(uuid, size) end
-  end
+  local small, large = split(files, half // 4)
   if #small > 0 then
     local up <close> = a.to.store:uploader { concurrency = a.transfer.concurrency, window = half }
     local ok, err = a.from.store:get_many(src.bucket, small, up, {
@@ -210,17 +202,16 @@ local function copy_stream(a, result, files)
     ok, err = up:finish()
     if not ok then return nil, err end
   end
-  for _, f in ipairs(large) do
-    local n, err = stream_one(a, f.uuid, f.size)
-    if not n and gone(err) then
-      local ok, merr = missing(a, result, f.uuid)
-      if not ok then return nil, merr end
-    elseif not n then
-      return nil, err
-    end
+  for _, uuid, size in large:entries() do
+    local n, err = stream_one(a, uuid, size)
     if n then
       result.files, result.bytes = result.files + 1, result.bytes + n
-      if a.on_file then a.on_file(f.uuid, n) end
+      if a.on_file then a.on_file(uuid, n) end
+    elseif gone(err) then
+      local ok, merr = missing(a, result, uuid)
+      if not ok then return nil, merr end
+    else
+      return nil, err
     end
   end
   return result
@@ -234,9 +225,10 @@ end
 -- UploadPartCopy (default PART_THRESHOLD, PART_SIZE). A source object that
 -- is gone (deleted since it was listed) is reported and skipped (its UUID
 -- in result.missing), or with a.strict an error (storage.missing_file).
--- Returns {files =, bytes =, mode =, why =, missing = {uuid, ...}}, or nil, err. A failure or a
--- signal stops everything in flight and leaves no unfinished upload in
--- parts; the files copied before it stay (a signal is raised).
+-- Returns {files =, bytes =, mode =, why =, missing = {uuid, ...}}, or
+-- nil, err. A failure or a signal stops everything in flight and leaves no
+-- unfinished upload in parts; the files copied before it stay (a signal is
+-- raised).
 function M.copy(a)
   assert(a.from and a.to and a.files, "file_copy.copy needs from, to and files")
   a.transfer = a.transfer or { concurrency = 16, window = 32 * 1024 * 1024 }
@@ -247,15 +239,12 @@ function M.copy(a)
   local result = { files = 0, bytes = 0, mode = mode, why = why, missing = {} }
   local ok, r, err = pcall(function()
     if mode == "stream" then return copy_stream(a, result, a.files) end
-    if service(a.to.env.storage) == "azure" then
-      local large = {}
-      local res, e = copy_server_azure(a, result, large)
-      if not res or #large == 0 then return res, e end
-      local rest = require("mxpc.fileset").new()
-      for _, f in ipairs(large) do rest:add(f.uuid, f.size) end
-      return copy_stream(a, result, rest)
-    end
-    return copy_server_s3(a, result)
+    if service(a.to.env.storage) ~= "azure" then return copy_server(a, result, a.files) end
+    -- Copy Blob from URL takes blobs up to AZURE_COPY_MAX: larger ones are streamed
+    local small, large = split(a.files, M.AZURE_COPY_MAX)
+    local res, e = copy_server(a, result, small)
+    if not res or #large == 0 then return res, e end
+    return copy_stream(a, result, large)
   end)
   if not ok then
     if errors.is(r, "interrupted") or not errors.is(r) then error(r, 0) end
