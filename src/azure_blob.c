@@ -302,6 +302,29 @@ static int delete_many(struct mxpc_s3 *s3, const char *bucket, const char *const
     return bad ? -1 : 0;
 }
 
+/* The Blob service operation a request is (as Azure's documentation names
+ * them), for messages. */
+static const char *azure_action(const struct request *r)
+{
+    const char *q = r->query ? r->query : "";
+    int get = strcmp(r->method, "GET") == 0, head = strcmp(r->method, "HEAD") == 0;
+    if (!r->key)
+        return get ? "List Blobs" : strcmp(r->method, "DELETE") == 0 ? "Delete Container" : "Create Container";
+    if (strstr(q, "comp=blocklist"))
+        return get ? "Get Block List" : "Put Block List";
+    if (strstr(q, "comp=block"))
+        return "Put Block";
+    if (strstr(q, "comp=lease"))
+        return "Lease Blob";
+    if (get)
+        return "Get Blob";
+    if (head)
+        return "Get Blob Properties";
+    if (strcmp(r->method, "DELETE") == 0)
+        return "Delete Blob";
+    return r->copy_source ? "Copy Blob From URL" : "Put Blob";
+}
+
 static const struct s3_dialect azure_dialect = {
     .service = "azure",
     .scheme = "azblob",
@@ -312,6 +335,7 @@ static const struct s3_dialect azure_dialect = {
     .complete = block_list,
     .delete_many = delete_many,
     .parts_abort = blocks_abort,
+    .action = azure_action,
 };
 
 /* --- the client ------------------------------------------------------------- */

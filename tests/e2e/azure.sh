@@ -57,6 +57,46 @@ run "restore --stop-app --delete-extra-files into demo-azure" 0 restore -n mendi
 check "... proved: every table, every blob byte for byte" proof_azure
 check "... the extra blob is deleted" '! blobs | grep -q "^0e0e0e0e-0000-4000-8000-00000000beef"'
 
+# ---- a refused role: Azurite checks no RBAC roles, but it refuses what a SAS token
+# does not permit. The file Secret gets a SAS token instead of the account key.
+use_sas() {   # use_sas PERMISSIONS (e.g. rl): a container SAS made by the Azure SDK
+  local sas
+  sas=$(/usr/bin/python3 -c '
+import datetime, os, sys
+from azure.storage.blob import generate_container_sas
+print(generate_container_sas(os.environ["MXPC_AZURE_ACCOUNT_NAME"], sys.argv[1],
+    account_key=os.environ["MXPC_AZURE_ACCOUNT_KEY"], permission=sys.argv[2],
+    expiry=datetime.datetime.utcnow() + datetime.timedelta(hours=1)))' "$container" "$1") || return 1
+  kubectl -n mendix patch secret demo-azure-file-credentials --type merge -p "{\"data\":{\"storage-azure-account-key\":null,
+    \"storage-azure-shared-access-signature\":\"$(printf %s "$sas" | base64 -w0)\"}}" >/dev/null
+}
+check "the file Secret holds a read and list SAS token instead of the key" 'use_sas rl'
+run "backup with a read-only SAS token (a backup only reads)" 0 backup -n mendix -e demo-azure -f "$work/sas.tar.gz"
+check "... the archive holds the $nfiles files" '[ "$(tar -tzf "$work/sas.tar.gz" | grep -c "^tree/")" -ge "$nfiles" ]'
+blob delete "$first"
+sql 'delete from "myfirstmodule$order"' >/dev/null
+blobs >"$work/before.sas"
+run "restore with a read-only SAS token is refused" 1 restore -n mendix -e demo-azure -f "$work/azure.tar.gz" --stop-app
+expect_err "... naming the operation, the identity in use and what it needs" \
+  "access denied: Put Blob azblob://$container/[^ ]+ \(AuthorizationPermissionMismatch\).*the SAS token in use does not allow it: it needs the permission w \(write\) \(an identity would need the role Storage Blob Data Contributor\)"
+expect_err "... and which SAS token would do" "rwdlc"
+blobs >"$work/after.sas"
+check "... no blob changed" 'cmp -s "$work/before.sas" "$work/after.sas"'
+check "... the database untouched" '[ "$(sql '"'"'select count(*) from "myfirstmodule$order"'"'"')" = 0 ]'
+check "the file Secret holds a SAS token without list (rwd)" 'use_sas rwd'
+run "restore --delete-extra-files without list permission is refused" 1 restore -n mendix -e demo-azure \
+  -f "$work/azure.tar.gz" --stop-app --delete-extra-files
+expect_err "... naming the listing and what it needs" \
+  "listing azblob://$container/ was refused \(AuthorizationPermissionMismatch\): the SAS token in use does not allow it: it needs the permission l \(list\) \(an identity would need the role Storage Blob Data Reader\)"
+blobs >"$work/after.sas"
+check "... before any blob changed" 'cmp -s "$work/before.sas" "$work/after.sas"'
+check "... and the database untouched" '[ "$(sql '"'"'select count(*) from "myfirstmodule$order"'"'"')" = 0 ]'
+check "the file Secret holds a SAS token that allows a restore (rwdl)" 'use_sas rwdl'
+run "restore --stop-app --delete-extra-files with it" 0 restore -n mendix -e demo-azure -f "$work/azure.tar.gz" \
+  --stop-app --delete-extra-files
+check "... proved" proof_azure
+reseed >"$work/seed.log" 2>&1 || bad "reseeding"
+
 # ---- archives in Azure Blob Storage: -f azblob://ACCOUNT/CONTAINER/BLOB --------------
 "$bin" run /dev/stdin <<'LUA' >/dev/null 2>&1
 local c = assert(require("mxpc.azure").client{endpoint = os.getenv("MXPC_AZURE_BLOB_ENDPOINT"),
