@@ -186,7 +186,7 @@ function M.command(opts)
   end
   local objects = M.manifests { namespace = opts.namespace, envs = envs, cron = opts.cron, image = opts.image
     or M.default_image(), timezone = opts.timezone, role_arn = opts.role_arn, keep = keep,
-    to = ("s3://%s/%s"):format(loc.bucket, loc.prefix ~= "" and (loc.prefix .. "/") or ""),
+    to = require("mxpc.backup_store").place(loc),
     archive_endpoint = opts.archive_endpoint, archive_region = opts.archive_region,
     arch = opts.arch or manifest.default_arch(),
     names = not opts.delete and role_names() or nil }

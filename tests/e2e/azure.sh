@@ -87,7 +87,7 @@ check "the file Secret holds a SAS token without list (rwd)" 'use_sas rwd'
 run "restore --delete-extra-files without list permission is refused" 1 restore -n mendix -e demo-azure \
   -f "$work/azure.tar.gz" --stop-app --delete-extra-files
 expect_err "... naming the listing and what it needs" \
-  "listing azblob://$container/ was refused \(AuthorizationPermissionMismatch\): the SAS token in use does not allow it: it needs the permission l \(list\) \(an identity would need the role Storage Blob Data Reader\)"
+  "listing azblob://$container/? was refused \(AuthorizationPermissionMismatch\): the SAS token in use does not allow it: it needs the permission l \(list\) \(an identity would need the role Storage Blob Data Reader\)"
 blobs >"$work/after.sas"
 check "... before any blob changed" 'cmp -s "$work/before.sas" "$work/after.sas"'
 check "... and the database untouched" '[ "$(sql '"'"'select count(*) from "myfirstmodule$order"'"'"')" = 0 ]'
