@@ -380,6 +380,15 @@ command {
     { long = "role-arn", value = "ARN",
       help = "AWS IRSA: the IAM role of the pod's ServiceAccount (annotation eks.amazonaws.com/role-arn)",
       check = function(v) return require("mxpc.jump_pod").valid_role_arn(v), "expected arn:aws:iam::ACCOUNT:role/NAME" end },
+    { long = "azure-client-id", value = "ID",
+      help = "Azure Workload Identity: the managed identity of the pod's ServiceAccount (annotation " ..
+        "azure.workload.identity/client-id; implies --workload-identity)",
+      check = function(v) return require("mxpc.k8s_manifest").valid_client_id(v), "expected a client id (a GUID)" end },
+    { long = "service-account", value = "NAME", check = args.check_subdomain,
+      help = "run the pod under this existing ServiceAccount (e.g. the environment's own, named after it) instead " ..
+        "of its own; the Role is bound to it, and it is neither made nor deleted" },
+    { long = "workload-identity", help = "label the pod azure.workload.identity/use: \"true\" (Azure Workload " ..
+      "Identity: the webhook gives it its ServiceAccount's managed identity)" },
     { long = "arch", value = "ARCH", help = "pin the pod to amd64 or arm64 nodes (nodeSelector kubernetes.io/arch; " ..
       "default: this program's architecture, so that its package fits)",
       check = function(v) return require("mxpc.k8s_manifest").ARCHES[v] ~= nil, "expected amd64 or arm64" end },
@@ -398,6 +407,11 @@ command {
     if opts.output and (opts.apply or opts.delete) then
       args.usage_error("--output is for printing the manifests, not with --apply or --delete")
     end
+    if opts.service_account and (opts.role_arn or opts.azure_client_id) then
+      args.usage_error("--service-account runs the pod under an existing ServiceAccount: annotate that one instead " ..
+        "of giving %s", opts.role_arn and "--role-arn" or "--azure-client-id")
+    end
+    if opts.azure_client_id then opts.workload_identity = true end
     return require("mxpc.jump_pod").command(opts)
   end,
 }
@@ -536,6 +550,10 @@ command {
       check = function(v) return require("mxpc.k8s_manifest").ARCHES[v] ~= nil, "expected amd64 or arm64" end },
     { long = "role-arn", value = "ARN", help = "AWS IAM role for the ServiceAccount (IRSA): the jobs' S3 access",
       check = function(v) return require("mxpc.jump_pod").valid_role_arn(v), "expected arn:aws:iam::ACCOUNT:role/NAME" end },
+    { long = "azure-client-id", value = "ID", help = "Azure Workload Identity: the managed identity of the " ..
+      "ServiceAccount (annotation azure.workload.identity/client-id; the pods are labelled for it): the jobs' " ..
+      "azblob:// access",
+      check = function(v) return require("mxpc.k8s_manifest").valid_client_id(v), "expected a client id (a GUID)" end },
     archive_options[1], archive_options[2],
     { short = "o", long = "output", value = "FORMAT", help = "yaml (default) or json (a v1 List)",
       check = function(v) return v == "yaml" or v == "json", "expected yaml or json" end },

@@ -133,6 +133,37 @@ t.test("--role-arn (IRSA): the ServiceAccount is annotated; only IAM role ARNs a
 end)
 
 
+t.test("--azure-client-id (Workload Identity): the ServiceAccount annotated, the pod labelled for the webhook", function()
+  local id = "5d9d1455-dfd6-4d76-8976-2eb959b82d37"
+  local with = jp.manifests { namespace = "mendix", environment = "demo-azure-wi", name = "jp", image = "img:15",
+    rules = jp.rules {}, azure_client_id = id }
+  t.eq(with[1].kind, "ServiceAccount")
+  t.same(with[1].metadata.annotations, { ["azure.workload.identity/client-id"] = id })
+  t.eq(with[4].metadata.labels["azure.workload.identity/use"], "true")
+  t.eq(with[4].metadata.labels["app.kubernetes.io/component"], "jump-pod")
+  t.eq(with[1].metadata.labels["azure.workload.identity/use"], nil, "only the pod carries the label")
+  t.eq(objects[4].metadata.labels["azure.workload.identity/use"], nil, "no label without it")
+  local yaml = jp.render(with, "yaml")
+  t.contains(yaml, "  annotations:\n    azure.workload.identity/client-id: " .. id .. "\n")
+  t.contains(yaml, '    azure.workload.identity/use: "true"\n')
+  local m = require "mxpc.k8s_manifest"
+  t.ok(m.valid_client_id(id))
+  t.ok(m.valid_client_id(id:upper()))
+  for _, bad in ipairs { "", "x", id .. "0", id:sub(2), id:gsub("-", "") } do t.ok(not m.valid_client_id(bad), bad) end
+end)
+
+t.test("--service-account: the pod runs under an existing ServiceAccount, which is not made; the Role is bound to it",
+  function()
+  local with = jp.manifests { namespace = "mendix", environment = "demo-azure-wi", name = "jp", image = "img:15",
+    rules = jp.rules {}, service_account = "demo-azure-wi", workload_identity = true }
+  local kinds = {}
+  for _, o in ipairs(with) do kinds[#kinds + 1] = o.kind end
+  t.eq(table.concat(kinds, " "), "Role RoleBinding Pod")
+  t.same(with[2].subjects, { { kind = "ServiceAccount", name = "demo-azure-wi", namespace = "mendix" } })
+  t.eq(with[3].spec.serviceAccountName, "demo-azure-wi")
+  t.eq(with[3].metadata.labels["azure.workload.identity/use"], "true")
+end)
+
 t.test("the default image: the official postgres image, fully qualified", function()
   t.eq(jp.IMAGE_REPOSITORY, "docker.io/library/postgres")
 end)
