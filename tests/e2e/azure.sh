@@ -5,7 +5,11 @@
 # deleted), and a restore --stop-app brings it back, proved by proof.lua (every
 # table, every blob byte for byte); --delete-extra-files removes the added blob,
 # --dry-run changes nothing, and a missing container fails clearly with nothing
-# written. Needs MXPC_STACK_ENV; reseeds before and after.
+# written. A SAS token in place of the key shows the refusals (a read-only one
+# for a restore, one without list for --delete-extra-files) and their wording.
+# Archives: -f azblob://ACCOUNT/CONTAINER/BLOB, and a schedule's place there
+# (backup -f azblob://.../PREFIX/, list, prune, restore --at).
+# Needs MXPC_STACK_ENV; reseeds before and after.
 . "$(dirname "$0")/lib.sh" "$@"
 trap 'rm -rf "$work"; reseed >/dev/null' EXIT
 export SSL_CERT_FILE=$MXPC_AZURE_CA_BUNDLE
@@ -102,7 +106,9 @@ reseed >"$work/seed.log" 2>&1 || bad "reseeding"
 local c = assert(require("mxpc.azure").client{endpoint = os.getenv("MXPC_AZURE_BLOB_ENDPOINT"),
   account = os.getenv("MXPC_AZURE_ACCOUNT_NAME"), key = os.getenv("MXPC_AZURE_ACCOUNT_KEY"), ca_file = os.getenv("MXPC_AZURE_CA")})
 c:create_bucket("archives")
-for _, o in ipairs(assert(c:list("archives", "e2e/"))) do assert(c:delete("archives", o.key)) end
+for _, p in ipairs { "e2e/", "nightly/" } do
+  for _, o in ipairs(assert(c:list("archives", p))) do assert(c:delete("archives", o.key)) end
+end
 LUA
 arch=azblob://$MXPC_AZURE_ACCOUNT_NAME/archives/e2e/demo-azure.tar.gz
 ae=(--archive-endpoint "$MXPC_AZURE_BLOB_ENDPOINT")
@@ -117,6 +123,52 @@ run "restore --stop-app from azblob://" 0 restore -n mendix -e demo-azure -f "$a
 check "... proved" proof_azure
 run "backup --database-only -f azblob://" 0 backup -n mendix -e demo-azure -f "${arch%.tar.gz}.backup" --database-only "${ae[@]}"
 run "... and restore it" 0 restore -n mendix -e demo-azure -f "${arch%.tar.gz}.backup" "${ae[@]}" --stop-app
+# ---- a schedule's place in Azure: backup -f azblob://ACCOUNT/CONTAINER/PREFIX/, list, prune, restore --at
+place=azblob://$MXPC_AZURE_ACCOUNT_NAME/archives/nightly
+sched() {   # sched keys | copy SRC DST: the schedule's blobs, or a copy of an archive with its index
+  "$bin" run /dev/stdin "$@" <<'LUA'
+local store = require "mxpc.backup_store"
+local c = assert(require("mxpc.azure").client{endpoint = os.getenv("MXPC_AZURE_BLOB_ENDPOINT"),
+  account = os.getenv("MXPC_AZURE_ACCOUNT_NAME"), key = os.getenv("MXPC_AZURE_ACCOUNT_KEY"), ca_file = os.getenv("MXPC_AZURE_CA")})
+if arg[1] == "keys" then
+  for _, o in ipairs(assert(c:list("archives", "nightly/"))) do print(o.key) end
+else
+  local head = assert(c:put("archives", arg[3], assert(c:get_string("archives", arg[2]))))
+  local ns, env, stamp = arg[3]:match("([^/]+)/([^/]+)/(%w+)%.tar%.gz$")
+  assert(store.write_index(c, "archives", arg[3], head, { namespace = ns, environment = env,
+    time = store.parse_stamp(stamp), files = 3, model_version = "1.0.0.44", mendix_cloud = true }))
+end
+LUA
+}
+run "backup -f azblob://ACCOUNT/CONTAINER/PREFIX/ (a schedule's place)" 0 backup -n mendix -e demo-azure \
+  -f "$place/" "${ae[@]}" --log-format json
+new=$(sched keys | grep '\.tar\.gz$')
+check "... writes nightly/mendix/demo-azure/<UTC time>.tar.gz" '[[ $new =~ ^nightly/mendix/demo-azure/[0-9]{8}T[0-9]{6}Z\.tar\.gz$ ]]'
+check "... and its index beside it" 'sched keys | grep -qx "${new%.tar.gz}.json"'
+for d in 01 02 03; do sched copy "$new" "nightly/mendix/demo-azure/202601${d}T020000Z.tar.gz"; done
+run "list azblob://ACCOUNT/CONTAINER/PREFIX" 0 list "$place" "${ae[@]}"
+check "... one line per archive and a heading, newest first" \
+  '[ $(wc -l < "$work/out") = 5 ] && sed -n 3p "$work/out" | grep -qE "^2026-01-03T02:00:00Z +mendix/demo-azure +"'
+run "list --json" 0 list "$place/mendix/demo-azure" --json "${ae[@]}"
+check "... names each archive by its azblob:// URL" \
+  'python3 -c "import json,sys; a=json.load(open(sys.argv[1]))[\"archives\"]; assert len(a)==4 and a[1][\"url\"]==\"$place/mendix/demo-azure/20260103T020000Z.tar.gz\", a" "$work/out"'
+run "list --max-age 26h of a fresh environment" 0 list "$place" --max-age 26h "${ae[@]}"
+sql 'delete from "myfirstmodule$order"' >/dev/null
+run "restore -f azblob://.../NS/ENV/ --at TIME" 0 restore -n mendix -e demo-azure -f "$place/mendix/demo-azure/" \
+  --at 2026-01-02T12:00:00Z --stop-app "${ae[@]}"
+expect_err "... picks the newest archive at or before TIME" \
+  "restoring $place/mendix/demo-azure/20260102T020000Z.tar.gz \(of 2026-01-02T02:00:00Z\)"
+check "... proved" proof_azure
+before=$(sched keys)
+run "prune --keep-last 2 --dry-run" 0 prune "$place" --keep-last 2 --dry-run "${ae[@]}"
+check "... deletes nothing" '[ "$(sched keys)" = "$before" ] && [ $(grep -c "^would delete" "$work/out") = 2 ]'
+run "prune --keep-last 2" 0 prune "$place" --keep-last 2 "${ae[@]}"
+check "... keeps the two newest with their indexes" \
+  '[ "$(sched keys | sort)" = "$(printf "%s\n" "$new" "${new%.tar.gz}.json" nightly/mendix/demo-azure/20260103T020000Z.json nightly/mendix/demo-azure/20260103T020000Z.tar.gz | sort)" ]'
+run "a scheduled backup with --keep-last 1 prunes after it" 0 backup -n mendix -e demo-azure -f "$place/" --keep-last 1 \
+  "${ae[@]}"
+check "... one archive and its index are left" '[ $(sched keys | wc -l) = 2 ] && ! sched keys | grep -q 20260103T020000Z'
+
 run "a malformed azblob:// location" 2 backup -n mendix -e demo-azure -f "azblob://$MXPC_AZURE_ACCOUNT_NAME/archives"
 run "backup into a missing archive container" 1 backup -n mendix -e demo-azure -f "azblob://$MXPC_AZURE_ACCOUNT_NAME/no-such-container/x.tar.gz" "${ae[@]}"
 expect_err "... names it" "no such container: no-such-container"

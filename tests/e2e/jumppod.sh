@@ -200,8 +200,9 @@ check "... binds the Role to that ServiceAccount and makes none of its own" \
    ! kubectl -n mendix get serviceaccount mxpc-envsa >/dev/null 2>&1'
 "$bin" -q jump-pod -n mendix -e demo-azure-wi --name mxpc-envsa --service-account demo-azure-wi --delete >/dev/null 2>&1
 check "... and --delete leaves the environment's ServiceAccount" \
-  'kubectl -n mendix get serviceaccount demo-azure-wi >/dev/null 2>&1 && ! kubectl -n mendix get pod mxpc-envsa >/dev/null 2>&1'
-kubectl -n mendix create serviceaccount mxpc-plain-sa >/dev/null 2>&1
+  'kubectl -n mendix get serviceaccount demo-azure-wi >/dev/null 2>&1 && ! kubectl -n mendix get rolebinding mxpc-envsa >/dev/null 2>&1'
+echo '{"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "mxpc-plain-sa", "namespace": "mendix"}}' |
+  kubectl apply -f - >/dev/null
 run "--service-account without the client-id annotation and --workload-identity is refused" 1 jump-pod -n mendix \
   -e demo-azure-wi --name mxpc-envsa --service-account mxpc-plain-sa --workload-identity "${img[@]}" --apply
 check "... naming the annotation and how to add it" \
