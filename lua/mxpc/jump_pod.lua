@@ -26,7 +26,9 @@ M.UID = 1001 -- non-root; the image needs no user of its own for the client tool
 -- Listing pods is not limited: Kubernetes checks resourceNames only for
 -- requests that name one object (get, patch), never for list or watch.
 -- With ops.environment (or ops.environments, a list), the rules a secret store
--- needs, for those names only.
+-- needs, for those names only; names.stores (when the cluster could be asked:
+-- the environments that have a SecretProviderClass) narrows them to those,
+-- and an empty list means none.
 function M.rules(ops, names)
   names = names or {}
   local app = names.apps
@@ -44,6 +46,7 @@ function M.rules(ops, names)
       resourceNames = app }
   end
   local store_names = ops.environments or (ops.environment and { ops.environment })
+  if names.stores then store_names = #names.stores > 0 and names.stores or nil end
   if store_names then
     -- credentials in a secret store: the environment's SecretProviderClass, and
     -- the environment's own identity (its ServiceAccount's annotations and a
@@ -64,12 +67,25 @@ end
 -- from the names), and the credential Secrets those name, read with `client`
 -- now. When these cannot be read (no client, no right to read them; `why`
 -- says why there is no client), a warning says so and the secrets rule
--- names none: it then allows every Secret of the namespace.
+-- names none: it then allows every Secret of the namespace. `stores`: the
+-- environments with a SecretProviderClass (named after the MendixApp), nil
+-- when that cannot be learned (the secret-store rules are then kept).
 function M.resource_names(client, namespace, envs, why)
   local names = { apps = {}, storage_instances = {} }
   local secrets, err = {}, why
+  local stores = client and {} or nil
   for _, env in ipairs(envs) do
     names.apps[#names.apps + 1] = env
+    if stores then
+      local spc, serr = client:get("secretproviderclasses", env, namespace)
+      if spc then
+        stores[#stores + 1] = env
+      elseif not errors.is(serr, "not_found") then
+        log.debug("whether the environment keeps its credentials in a secret store is not known; the Role keeps "
+          .. "the secret-store rules", { environment = env, reason = errors.normalize(serr).message })
+        stores = nil
+      end
+    end
     for _, part in ipairs { "database", "file" } do
       local si_name = env .. "-" .. part
       names.storage_instances[#names.storage_instances + 1] = si_name
@@ -84,6 +100,7 @@ function M.resource_names(client, namespace, envs, why)
       end
     end
   end
+  names.stores = stores
   if err then
     log.warn(("the Role may read every Secret in namespace %s: the credential Secrets of %s could not be learned "
       .. "from its StorageInstances (%s); name them in the secrets rule's resourceNames, or make the manifests "

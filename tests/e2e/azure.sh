@@ -31,7 +31,7 @@ LUA
 }
 sql() { PGPASSWORD=$MXPC_PG_SUPERPASS "$MXPC_PG_BINDIR/psql" -Atq -h 127.0.0.1 -p "$MXPC_PG_TLS_PORT" \
   -U "$MXPC_PG_SUPERUSER" -d demo_azure -c "$1"; }
-proof_azure() { "$bin" run "$src/tests/e2e/proof.lua" "$seed_json" demo-azure demo-azure >"$work/proof" 2>&1; }
+proof_azure() { "$bin" run "$src/tests/e2e/proof.lua" "$seed_json" demo-azure demo-azure >"$work/proof" 2>&1 || { tail -5 "$work/proof"; false; }; }
 
 reseed >"$work/seed.log" 2>&1 || { echo "FAIL: seeding"; tail -20 "$work/seed.log"; echo "0 passed, 1 failed"; exit 1; }
 check "the seeded demo-azure passes the proof" proof_azure

@@ -69,11 +69,12 @@ for variant in "" --restore --stop-app; do
   check "-o json ${variant:-(backup)}: a List kubectl accepts" '[ "$(grep -c "created (server dry run)" "$work/kubectl.out")" = 4 ]'
 done
 backup_rules="core secrets get demo-app-database-credentials,demo-app-file-credentials \
-core serviceaccounts get demo-app core serviceaccounts/token create demo-app \
-privatecloud.mendix.com mendixapps get demo-app privatecloud.mendix.com storageinstances get demo-app-database,demo-app-file \
-secrets-store.csi.x-k8s.io secretproviderclasses get demo-app "
-check "backup's Role: get the environment's credential Secrets, its MendixApp and StorageInstances, its secret store's SecretProviderClass, ServiceAccount and token, by name" \
+privatecloud.mendix.com mendixapps get demo-app privatecloud.mendix.com storageinstances get demo-app-database,demo-app-file "
+check "backup's Role: get the environment's credential Secrets, its MendixApp and StorageInstances, by name (no secret store: none of its rules)" \
   '[ "$(rules <"$work/.json")" = "$backup_rules" ]'
+"$bin" -q jump-pod -n mendix -e demo-sm --pg-version 15 -o json >"$work/sm.json" 2>"$work/err"
+check "an environment with a secret store: its SecretProviderClass, ServiceAccount and token, by name" \
+  'rules <"$work/sm.json" | grep -q "core serviceaccounts get demo-sm core serviceaccounts/token create demo-sm .*secrets-store.csi.x-k8s.io secretproviderclasses get demo-sm $"'
 check "--restore adds list on pods (list cannot be limited by name)" \
   '[ "$(rules <"$work/--restore.json")" = "core pods list * $backup_rules" ]'
 check "--stop-app adds patch on the MendixApp" \

@@ -3,6 +3,7 @@
 local t = require "t"
 local cjson = require "cjson"
 local jp = require "mxpc.jump_pod"
+local errors = require "mxpc.error"
 
 t.test("major version from server_version_num", function()
   t.eq(jp.major_version("150018"), "15")
@@ -57,6 +58,31 @@ t.test("secret stores: the SecretProviderClass, the ServiceAccount and its token
       t.same(r.resourceNames, { "demo-sm" }, r.resources[1])
     end
   end
+end)
+
+t.test("secret stores: their rules only for the environments that have a SecretProviderClass, once known", function()
+  local none = jp.rules({ environment = "demo-app" }, { apps = { "demo-app" }, stores = {} })
+  t.eq(verbs(none), "mendixapps:get secrets:get storageinstances:get")
+  local some = jp.rules({ environments = { "a", "b" } }, { apps = { "a", "b" }, stores = { "b" } })
+  for _, r in ipairs(some) do
+    if r.resources[1]:find("^se[rc][vr]") and r.resources[1] ~= "secrets" then
+      t.same(r.resourceNames, { "b" }, r.resources[1])
+    end
+  end
+  t.eq(verbs(jp.rules({ environment = "demo-sm" }, { apps = { "demo-sm" } })), verbs(jp.rules { environment = "demo-sm" }),
+    "not known: kept")
+  -- learned from the cluster: a SecretProviderClass found, not found, or not readable
+  local function client(answers)
+    return { get = function(_, resource, name)
+      if resource ~= "secretproviderclasses" then return { spec = { secretName = name .. "-creds" } } end
+      local a = answers[name]
+      if a == "yes" then return { metadata = { name = name } } end
+      return nil, errors.new { code = a == "no" and "not_found" or "forbidden", message = a }
+    end }
+  end
+  t.same(jp.resource_names(client { x = "yes", y = "no" }, "ns", { "x", "y" }).stores, { "x" })
+  t.eq(jp.resource_names(client { x = "yes", y = "forbidden" }, "ns", { "x", "y" }).stores, nil)
+  t.eq(jp.resource_names(nil, "ns", { "x" }, "no cluster").stores, nil)
 end)
 
 t.test("default names are valid object names", function()
