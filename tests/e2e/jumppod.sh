@@ -74,7 +74,7 @@ check "backup's Role: get the environment's credential Secrets, its MendixApp an
   '[ "$(rules <"$work/.json")" = "$backup_rules" ]'
 "$bin" -q jump-pod -n mendix -e demo-sm --pg-version 15 -o json >"$work/sm.json" 2>"$work/err"
 check "an environment with a secret store: its SecretProviderClass, ServiceAccount and token, by name" \
-  'rules <"$work/sm.json" | grep -q "core serviceaccounts get demo-sm core serviceaccounts/token create demo-sm .*secrets-store.csi.x-k8s.io secretproviderclasses get demo-sm $"'
+  'rules <"$work/sm.json" >"$work/sm.rules" && grep -q "core serviceaccounts get demo-sm core serviceaccounts/token create demo-sm .*secrets-store.csi.x-k8s.io secretproviderclasses get demo-sm $" "$work/sm.rules"'
 check "--restore adds list on pods (list cannot be limited by name)" \
   '[ "$(rules <"$work/--restore.json")" = "core pods list * $backup_rules" ]'
 check "--stop-app adds patch on the MendixApp" \
@@ -193,9 +193,10 @@ check "... (the webhook leaves it alone)" '[ -z "$(wi_env mxpc-nowi)" ]'
 # the environment's own ServiceAccount (annotated with its managed identity): --service-account
 run "--service-account demo-azure-wi --workload-identity --apply" 0 jump-pod -n mendix -e demo-azure-wi \
   --name mxpc-envsa --service-account demo-azure-wi --workload-identity "${img[@]}" --apply
+wi_env mxpc-envsa >"$work/wi.env"
 check "... runs the pod as the environment's identity" \
   '[ "$(pod_json mxpc-envsa | python3 -c "import json,sys; print(json.load(sys.stdin)[\"spec\"][\"serviceAccountName\"])")" = demo-azure-wi ] &&
-   wi_env mxpc-envsa | grep -qx "AZURE_CLIENT_ID=$MXPC_AZURE_WI_CLIENT_ID"'
+   grep -qx "AZURE_CLIENT_ID=$MXPC_AZURE_WI_CLIENT_ID" "$work/wi.env" || { cat "$work/wi.env"; false; }'
 check "... binds the Role to that ServiceAccount and makes none of its own" \
   '[ "$(kubectl -n mendix get rolebinding mxpc-envsa -o jsonpath="{.subjects[0].name}")" = demo-azure-wi ] &&
    ! kubectl -n mendix get serviceaccount mxpc-envsa >/dev/null 2>&1'
