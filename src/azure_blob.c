@@ -280,26 +280,89 @@ static int blocks_abort(struct mxpc_s3 *s3, const char *bucket, const char *key,
     return 0;
 }
 
-/* One Delete Blob after the other; every key is tried, e names the first
- * refusal. */
+/* A missing blob counts as deleted (as S3 answers). */
+static int delete_refused(const struct request *r)
+{
+    return r->rc != 0 && !(r->err.http_status == 404 && strcmp(r->err.s3_code, "BlobNotFound") == 0);
+}
+
+/* Delete Blob for every key (the Blob service deletes one blob a request;
+ * its Blob Batch is not used), MXPC_S3_DEFAULT_CONCURRENCY requests at once
+ * on the client's engine. Every key is tried; e names the first refusal.
+ * A signal stops what is in flight: -1 with the interruption. */
 static int delete_many(struct mxpc_s3 *s3, const char *bucket, const char *const *keys, size_t n, size_t *refused,
                        struct mxpc_s3_error *e)
 {
-    struct mxpc_s3_error one;
-    size_t bad = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (mxpc_s3_delete(s3, bucket, keys[i], &one) != 0) {
-            if (strcmp(one.code, "interrupted") == 0) {
-                memcpy(e, &one, sizeof one);
-                return -1;
+    size_t conc = n < MXPC_S3_DEFAULT_CONCURRENCY ? n : MXPC_S3_DEFAULT_CONCURRENCY;
+    struct request *slots = calloc(conc ? conc : 1, sizeof *slots);
+    if (!slots)
+        abort();
+    size_t next = 0, bad = 0, running = 0;
+    int interrupted = 0;
+    s3_clear_error(e);
+    for (;;) {
+        for (size_t i = 0; i < conc && !interrupted && next < n; i++) {
+            if (slots[i].method)
+                continue;
+            struct mxpc_s3_error one;
+            const char *key = keys[next++];
+            if (s3_check_names(bucket, key, 1, &one) != 0) {
+                if (bad++ == 0)
+                    memcpy(e, &one, sizeof one);
+                continue;
             }
-            if (bad++ == 0)
-                memcpy(e, &one, sizeof one);
+            slots[i] = (struct request){.method = "DELETE", .bucket = bucket, .key = key, .idempotent = 1,
+                                        .expected_size = -1};
+            s3_request_begin(s3, &slots[i], 0);
+            running++;
+        }
+        if (running == 0 && (interrupted || next >= n))
+            break;
+        if (running > 0)
+            s3_pump(s3, 100);
+        for (size_t i = 0; i < conc; i++) {
+            struct request *r = &slots[i];
+            if (!r->method || r->state != REQ_DONE)
+                continue;
+            if (r->rc != 0 && strcmp(r->err.code, "interrupted") == 0) {
+                if (!interrupted)
+                    memcpy(e, &r->err, sizeof *e);
+                interrupted = 1;
+            } else if (delete_refused(r) && bad++ == 0 && !interrupted) {
+                memcpy(e, &r->err, sizeof *e);
+            }
+            s3_request_free(r);
+            memset(r, 0, sizeof *r);
+            running--;
         }
     }
+    free(slots);
     if (refused)
         *refused = bad;
-    return bad ? -1 : 0;
+    return interrupted || bad ? -1 : 0;
+}
+
+/* The Blob service operation a request is (as Azure's documentation names
+ * them), for messages. */
+static const char *azure_action(const struct request *r)
+{
+    const char *q = r->query ? r->query : "";
+    int get = strcmp(r->method, "GET") == 0, head = strcmp(r->method, "HEAD") == 0;
+    if (!r->key)
+        return get ? "List Blobs" : strcmp(r->method, "DELETE") == 0 ? "Delete Container" : "Create Container";
+    if (strstr(q, "comp=blocklist"))
+        return get ? "Get Block List" : "Put Block List";
+    if (strstr(q, "comp=block"))
+        return "Put Block";
+    if (strstr(q, "comp=lease"))
+        return "Lease Blob";
+    if (get)
+        return "Get Blob";
+    if (head)
+        return "Get Blob Properties";
+    if (strcmp(r->method, "DELETE") == 0)
+        return "Delete Blob";
+    return r->copy_source ? "Copy Blob From URL" : "Put Blob";
 }
 
 static const struct s3_dialect azure_dialect = {
@@ -312,6 +375,7 @@ static const struct s3_dialect azure_dialect = {
     .complete = block_list,
     .delete_many = delete_many,
     .parts_abort = blocks_abort,
+    .action = azure_action,
 };
 
 /* --- the client ------------------------------------------------------------- */

@@ -365,7 +365,7 @@ static int run_many(lua_State *L, struct client *c, struct many_ctx *x, int opts
 {
     x->bucket = s3lua_opt_bucket(L, 2);
     int keep = mxpc_args_keep(L); /* strings of options given as numbers stay alive */
-    struct mxpc_s3_many_options o = {MXPC_S3_DEFAULT_CONCURRENCY, MXPC_S3_DEFAULT_WINDOW, NULL, NULL};
+    struct mxpc_s3_many_options o = {MXPC_S3_DEFAULT_CONCURRENCY, MXPC_S3_DEFAULT_WINDOW, NULL, NULL, 0};
     x->L = L;
     x->items = 3;
     x->failure = (struct mxpc_callback_failure)MXPC_CALLBACK_FAILURE_INIT;
@@ -484,7 +484,7 @@ static struct luploader *check_uploader(lua_State *L)
     return u;
 }
 
-/* {concurrency=, window=} at idx (optional) into o, which holds the defaults. */
+/* {concurrency=, window=, no_overwrite=} at idx (optional) into o, which holds the defaults. */
 static void upload_options(lua_State *L, int idx, struct mxpc_s3_many_options *o)
 {
     if (lua_isnoneornil(L, idx))
@@ -494,13 +494,14 @@ static void upload_options(lua_State *L, int idx, struct mxpc_s3_many_options *o
     luaL_argcheck(L, o->concurrency >= 1 && o->concurrency <= 256, idx, "concurrency must be 1..256");
     o->window = mxpc_args_opt_integer(L, idx, "window", o->window);
     luaL_argcheck(L, o->window >= 1, idx, "window must be positive");
+    o->no_overwrite = mxpc_args_opt_bool(L, idx, "no_overwrite", o->no_overwrite);
 }
 
 /* c:uploader{concurrency=, window=} -> uploader (keeps the client alive) */
 static int s3lua_uploader(lua_State *L)
 {
     struct client *c = s3lua_check_client(L);
-    struct mxpc_s3_many_options o = {MXPC_S3_DEFAULT_CONCURRENCY, MXPC_S3_DEFAULT_WINDOW, NULL, NULL};
+    struct mxpc_s3_many_options o = {MXPC_S3_DEFAULT_CONCURRENCY, MXPC_S3_DEFAULT_WINDOW, NULL, NULL, 0};
     upload_options(L, 2, &o);
     struct luploader *u = lua_newuserdatauv(L, sizeof *u, 1);
     u->up = NULL;
@@ -627,14 +628,14 @@ static int s_close(lua_State *L)
     return 0;
 }
 
-/* c:upload(bucket, key [, {concurrency=, window=}]) -> upload: u:write(chunk...),
+/* c:upload(bucket, key [, {concurrency=, window=, no_overwrite=}]) -> upload: u:write(chunk...),
  * u:commit() -> {size=, etag=}, u:abort() */
 static int s3lua_upload(lua_State *L)
 {
     struct client *c = s3lua_check_client(L);
     const char *bucket = s3lua_opt_bucket(L, 2), *key = luaL_checkstring(L, 3);
     struct mxpc_s3_many_options o = {MXPC_S3_UPLOAD_CONCURRENCY, MXPC_S3_UPLOAD_CONCURRENCY * MXPC_S3_DEFAULT_PART_SIZE,
-                                     NULL, NULL};
+                                     NULL, NULL, 0};
     int with_options = !lua_isnoneornil(L, 4);
     upload_options(L, 4, &o);
     struct stream *u = lua_newuserdatauv(L, sizeof *u, 1);

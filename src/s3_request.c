@@ -296,7 +296,8 @@ void s3_set_facts(struct mxpc_s3 *s3, const struct request *r, struct mxpc_s3_er
     snprintf(f->kind, sizeof f->kind, "%s", kind);
     snprintf(f->service, sizeof f->service, "%s", s3->dialect ? s3->dialect->service : "s3");
     snprintf(f->method, sizeof f->method, "%s", r->method);
-    snprintf(f->action, sizeof f->action, "%s", s3_action(r));
+    snprintf(f->action, sizeof f->action, "%s",
+             s3->dialect && s3->dialect->action ? s3->dialect->action(r) : s3_action(r));
     s3_client_object_name(s3, f->object, sizeof f->object, r->bucket, r->key);
     snprintf(f->bucket, sizeof f->bucket, "%s", r->bucket ? r->bucket : "");
     snprintf(f->key, sizeof f->key, "%s", r->key ? r->key : "");

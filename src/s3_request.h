@@ -63,6 +63,8 @@ struct s3_dialect {
     /* discards an unfinished upload in parts; 0 or -1 with e filled */
     int (*parts_abort)(struct mxpc_s3 *s3, const char *bucket, const char *key, const char *id,
                        struct mxpc_s3_error *e);
+    /* the operation a request is, for messages (facts.action); NULL = S3's IAM action */
+    const char *(*action)(const struct request *r);
 };
 extern const struct s3_dialect s3_dialect_s3;
 

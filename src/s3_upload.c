@@ -111,6 +111,7 @@ struct mxpc_s3_uploader {
     struct uptask *tasks; /* started, finished or not */
     struct upjob *jobs;   /* multipart uploads not yet completed or aborted */
     int failed, stopped;
+    int no_overwrite; /* the commits carry If-None-Match: * (Azure's signing step only) */
     struct mxpc_s3_error err;
     int64_t objects, bytes;
     char last_etag[128]; /* of the object finished last */
@@ -221,6 +222,7 @@ static void up_tidy(struct mxpc_s3_uploader *up)
                                            .body = j->xml.data,
                                            .body_len = j->xml.len,
                                            .content_type = "application/xml",
+                                           .if_none_match = up->no_overwrite ? "*" : NULL,
                                            .expected_size = -1,
                                            .on_done = complete_done,
                                            .owner = j};
@@ -328,6 +330,7 @@ static struct uptask *up_send(struct mxpc_s3_uploader *up, const char *bucket, c
         t->key = mxpc_strdup(key);
         t->r.bucket = t->bucket;
         t->r.key = t->key;
+        t->r.if_none_match = up->no_overwrite ? "*" : NULL;
     }
     t->next = up->tasks;
     up->tasks = t;
@@ -435,6 +438,7 @@ struct mxpc_s3_uploader *mxpc_s3_uploader_new(struct mxpc_s3 *s3, const struct m
     up->s3 = s3;
     up->concurrency = o && o->concurrency > 0 ? o->concurrency : MXPC_S3_DEFAULT_CONCURRENCY;
     up->window = o && o->window > 0 ? o->window : MXPC_S3_DEFAULT_WINDOW;
+    up->no_overwrite = o && o->no_overwrite;
     return up;
 }
 
@@ -542,7 +546,7 @@ static void uploaded_object(struct mxpc_s3_uploader *up, const char *bucket, con
 int mxpc_s3_put(struct mxpc_s3 *s3, const char *bucket, const char *key, int64_t size, mxpc_s3_source_fn source,
                 void *ud, struct mxpc_s3_object *out, struct mxpc_s3_error *e)
 {
-    struct mxpc_s3_many_options o = {1, s3->part_size, NULL, NULL};
+    struct mxpc_s3_many_options o = {1, s3->part_size, NULL, NULL, 0};
     struct mxpc_s3_uploader *up = mxpc_s3_uploader_new(s3, &o);
     int rc = mxpc_s3_uploader_put(up, bucket, key, size, source, ud, e);
     if (rc == 0)
@@ -576,7 +580,7 @@ struct mxpc_s3_upload *mxpc_s3_upload_begin(struct mxpc_s3 *s3, const char *buck
 {
     if (s3_check_names(bucket, key, 1, e))
         return NULL;
-    struct mxpc_s3_many_options dflt = {MXPC_S3_UPLOAD_CONCURRENCY, MXPC_S3_UPLOAD_CONCURRENCY * s3->part_size, NULL, NULL};
+    struct mxpc_s3_many_options dflt = {MXPC_S3_UPLOAD_CONCURRENCY, MXPC_S3_UPLOAD_CONCURRENCY * s3->part_size, NULL, NULL, 0};
     struct mxpc_s3_upload *u = calloc(1, sizeof *u);
     if (!u)
         abort();

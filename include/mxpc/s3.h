@@ -161,6 +161,8 @@ struct mxpc_s3_many_options {
     int64_t window;        /* bytes of objects kept in memory; objects larger than a quarter go to files */
     const char *spill_dir; /* where those files are made (unnamed: nothing stays behind); NULL = /tmp */
     struct mxpc_s3 *also;  /* another client to move along while waiting (its uploads take the GETs' bytes) */
+    int no_overwrite;      /* uploads: the commit refuses to replace an object that exists by then (Azure:
+                              If-None-Match: * on Put Blob and Put Block List; S3 ignores it) */
 };
 
 /* A finished item. A GET's bytes are in data (size bytes), or in the file fd

@@ -148,7 +148,8 @@ function M.archive_writer(loc, opts)
     sink = function(chunk) return stdout_write(chunk) end
     on_commit = function() return stdout_write() end
   else
-    local upload, err = loc.store:upload(loc.bucket, loc.key)
+    -- without --force, an object that appears meanwhile is not replaced (Azure: If-None-Match on the commit)
+    local upload, err = loc.store:upload(loc.bucket, loc.key, not loc.force and { no_overwrite = true } or nil)
     if not upload then return nil, err end
     log.info("uploading the archive", { to = loc.spec })
     sink = function(chunk) return upload:write(chunk) end

@@ -8,6 +8,8 @@
 --   s3_code       the answer's x-ms-error-code (or <Code>): AuthenticationFailed,
 --                 AuthorizationPermissionMismatch, ContainerNotFound, BlobNotFound, ...
 --   object        "azblob://container/blob"; bucket = the container, key = the blob
+--   action        the Blob operation: "Put Blob", "Put Block", "Put Block List", "Get Blob",
+--                 "List Blobs", "Delete Blob", ... (src/azure_blob.c)
 --   creds_source  the identity in use: "account key", "SAS token", "bearer token", or
 --                 what the caller named (e.g. "managed identity <client id>")
 --   access_key    the storage account
@@ -22,12 +24,23 @@ local function role(f)
   return "Storage Blob Data Contributor"
 end
 
+-- the SAS permission (sp=) an operation needs
+local function sas_permission(f)
+  local a = f.action or ""
+  if a == "List Blobs" then return "l (list)" end
+  if a == "Delete Blob" then return "d (delete)" end
+  if a == "Create Container" or a == "Delete Container" then return "c (create) on an account SAS" end
+  if f.method == "GET" or f.method == "HEAD" then return "r (read)" end
+  return "w (write)"
+end
+
 local function detail(f)
   local m = (f.s3_message or ""):match("^[^\n]*") or ""
   return m ~= "" and (": " .. m) or ""
 end
 
 local function what(f)
+  if f.action and f.action ~= "" then return ("%s %s"):format(f.action, f.object) end
   return ("%s %s"):format(f.method, f.object)
 end
 
@@ -68,8 +81,9 @@ local HTTP = {
       f.creds_source, f.access_key, what(f), f.s3_code, detail(f)), auth_hint(f)
   end },
   { function(f) return f.status == 403 and f.creds_source == "SAS token" end, function(f)
-    return "forbidden", ("access denied: %s (%s)%s; the SAS token does not allow it"):format(what(f),
-      f.s3_code ~= "" and f.s3_code or "HTTP 403", detail(f)),
+    return "forbidden", ("access denied: %s (%s)%s; the SAS token in use does not allow it: it needs the "
+      .. "permission %s (an identity would need the role %s)"):format(what(f),
+      f.s3_code ~= "" and f.s3_code or "HTTP 403", detail(f), sas_permission(f), role(f)),
       "use a SAS token whose permissions (sp=) allow it: read and list (rl) to back up, also write, delete and "
         .. "create (rwdlc) to restore"
   end },
@@ -88,6 +102,15 @@ local HTTP = {
     return "conflict", ("%s is leased by another program: %s was refused (%s)"):format(f.object, f.method, f.s3_code),
       "wait until the lease is released, or break it (az storage blob lease break) if nothing uses it"
   end },
+  -- the commit of a no_overwrite upload (If-None-Match: *) found a blob made meanwhile
+  { function(f)
+      return f.method == "PUT" and (f.s3_code == "BlobAlreadyExists" or f.s3_code == "ConditionNotMet")
+        and f.key ~= ""
+    end, function(f)
+    return "exists", ("%s appeared while it was being uploaded (another program wrote it): %s was refused (%s), "
+      .. "so nothing of this upload was written and that blob is unchanged"):format(f.object, f.action, f.s3_code),
+      "choose another name, or use --force to replace it"
+  end },
   { function(f) return f.s3_code == "ContainerAlreadyExists" end, function(f)
     return "exists", ("container %s already exists"):format(f.bucket)
   end },
@@ -97,17 +120,33 @@ local HTTP = {
   end },
 }
 
+-- A refused Put Block List commits nothing: the blob stays as it was (or
+-- absent); the blocks sent are discarded where no blob of the name exists,
+-- and otherwise stay uncommitted beside it until Azure drops them.
+local function commit_note(f, code, msg, hint)
+  if f.action ~= "Put Block List" then return code, msg, hint end
+  return code, msg .. "; the block list was not committed: nothing of the upload was written, the blob is as it was",
+    (hint and (hint .. ". ") or "") .. "Blocks already sent are discarded; beside an existing blob they stay "
+      .. "uncommitted (invisible, not billed as a blob) until Azure discards them after 7 days"
+end
+
 local function http(f)
   for _, case in ipairs(HTTP) do
-    if case[1](f) then return case[2](f) end
+    if case[1](f) then return commit_note(f, case[2](f)) end
   end
-  return "s3", ("Azure Blob %s failed: HTTP %d%s%s"):format(what(f), f.status,
-    f.s3_code ~= "" and (" " .. f.s3_code) or "", detail(f))
+  return commit_note(f, "s3", ("Azure Blob %s failed: HTTP %d%s%s"):format(what(f), f.status,
+    f.s3_code ~= "" and (" " .. f.s3_code) or "", detail(f)))
 end
 
 local KINDS = {
   http = http,
   list = function(f)
+    if f.status == 403 and f.creds_source == "SAS token" then
+      return "forbidden", ("listing %s was refused (%s): the SAS token in use does not allow it: it needs the "
+        .. "permission l (list) (an identity would need the role Storage Blob Data Reader)"):format(f.object,
+          f.s3_code ~= "" and f.s3_code or "HTTP 403"),
+        "use a SAS token whose permissions (sp=) include l (list): rl to back up, rwdlc to restore"
+    end
     if f.status == 403 and f.s3_code ~= "AuthenticationFailed" then
       return "forbidden", ("listing %s was refused (%s): the identity in use (%s) needs the role "
         .. "Storage Blob Data Reader on the storage account %s or the container %s"):format(f.object,

@@ -1,8 +1,10 @@
--- Scheduled archives in a bucket (docs/schedule.md): where a scheduled
--- backup writes (PREFIX/NS/ENV/<UTC time>.tar.gz), the index object written
--- beside each archive once it is complete (PREFIX/NS/ENV/<UTC time>.json: what
--- `list` shows, and the marker that the archive is ours), `list s3://...`,
--- `prune`, and the archive `restore -f s3://.../NS/ENV/ --at TIME` picks.
+-- Scheduled archives in a bucket or an Azure container (docs/schedule.md):
+-- where a scheduled backup writes (PREFIX/NS/ENV/<UTC time>.tar.gz), the
+-- index object written beside each archive once it is complete
+-- (PREFIX/NS/ENV/<UTC time>.json: what `list` shows, and the marker that the
+-- archive is ours), `list s3://...` (or azblob://...), `prune`, and the
+-- archive `restore -f s3://.../NS/ENV/ --at TIME` picks. The store is an S3
+-- or an Azure client: both have the same methods.
 local cjson = require "cjson"
 local errors = require "mxpc.error"
 local log = require "mxpc.log"
@@ -15,14 +17,49 @@ M.WRITER = "mxpc-data-migration" -- the index's marker: written_by
 M.FORMAT = 1
 local STAMP = "%d%d%d%d%d%d%d%dT%d%d%d%d%d%dZ"
 
--- s3://BUCKET[/PREFIX] -> {bucket, prefix ("" or without slashes at its ends)}.
+-- s3://BUCKET[/PREFIX] -> {bucket, prefix ("" or without slashes at its ends)};
+-- azblob://ACCOUNT/CONTAINER[/PREFIX] -> the same with service = "azure" and
+-- account (the container is the bucket).
 function M.parse_location(spec)
-  local bucket, rest = tostring(spec):match("^s3://([^/]+)/?(.*)$")
+  spec = tostring(spec)
+  if spec:sub(1, 9) == "azblob://" then
+    local account, container, rest = spec:match("^azblob://([^/]+)/([^/]+)/?(.*)$")
+    if not account or rest:find("//", 1, true) then
+      return nil, errors.new { code = "usage", message = ("%s is not an Azure Blob location"):format(spec),
+        hint = "write azblob://ACCOUNT/CONTAINER/PREFIX, e.g. azblob://mystorage/backups/mxpc" }
+    end
+    return { service = "azure", account = account, bucket = container, prefix = (rest:gsub("/+$", "")), spec = spec }
+  end
+  local bucket, rest = spec:match("^s3://([^/]+)/?(.*)$")
   if not bucket or rest:find("//", 1, true) then
     return nil, errors.new { code = "usage", message = ("%s is not an S3 location"):format(spec),
-      hint = "write s3://BUCKET/PREFIX, e.g. s3://backups/mxpc" }
+      hint = "write s3://BUCKET/PREFIX, e.g. s3://backups/mxpc, or azblob://ACCOUNT/CONTAINER/PREFIX" }
   end
   return { bucket = bucket, prefix = (rest:gsub("/+$", "")), spec = spec }
+end
+
+-- Whether `spec` names a schedule's place (an s3:// or azblob:// location
+-- ending in "/"), as backup -f and restore -f take it.
+function M.is_schedule_place(spec)
+  spec = tostring(spec)
+  return spec:match("^s3://[^/]+/.*/$") ~= nil or spec:match("^s3://[^/]+/$") ~= nil
+    or spec:match("^azblob://[^/]+/[^/]+/.*/$") ~= nil or spec:match("^azblob://[^/]+/[^/]+/$") ~= nil
+end
+
+-- The URL of an object of the location: s3://BUCKET/KEY or azblob://ACCOUNT/CONTAINER/KEY.
+function M.url(loc, key)
+  if loc.service == "azure" then return ("azblob://%s/%s/%s"):format(loc.account, loc.bucket, key) end
+  return ("s3://%s/%s"):format(loc.bucket, key)
+end
+
+-- The location itself as a URL ending in "/" (a schedule's place).
+function M.place(loc)
+  return M.url(loc, loc.prefix ~= "" and (loc.prefix .. "/") or "")
+end
+
+-- The client of the location's bucket or container (archive_io.archive_store).
+function M.store(opts, loc)
+  return require("mxpc.archive_io").archive_store(opts, loc.service == "azure" and loc or nil)
 end
 
 function M.stamp(t) return os.date("!%Y%m%dT%H%M%SZ", t) end
@@ -149,7 +186,7 @@ function M.list_command(opts, location, now)
     max_age, why = retention.parse_duration(opts.max_age)
     if not max_age then error(errors.new { code = "usage", message = "--max-age: " .. why }, 0) end
   end
-  local store = assert(require("mxpc.archive_io").archive_store(opts))
+  local store = assert(M.store(opts, loc))
   local groups = assert(M.scan(store, loc))
   local rows = {}
   for _, g in ipairs(groups) do
@@ -169,7 +206,7 @@ function M.list_command(opts, location, now)
     local out = {}
     for i, r in ipairs(rows) do
       out[i] = cjson.encode { time = iso(r.time), namespace = r.namespace, environment = r.environment,
-        url = ("s3://%s/%s"):format(loc.bucket, r.key), size = r.size, files = r.files, database_size = r.database_size,
+        url = M.url(loc, r.key), size = r.size, files = r.files, database_size = r.database_size,
         model_version = r.model_version, mendix_cloud = r.mendix_cloud, indexed = r.indexed }
     end
     -- (cjson writes "/" as "\/", valid JSON but unreadable in URLs)
@@ -208,8 +245,9 @@ end
 
 -- --- restore from a schedule -----------------------------------------------------------------
 
--- s3://BUCKET/PREFIX/NS/ENV/ and --at TIME -> "s3://BUCKET/KEY" of the newest
--- archive at or before TIME (without TIME: the newest), or nil, err.
+-- s3://BUCKET/PREFIX/NS/ENV/ (or azblob://ACCOUNT/CONTAINER/PREFIX/NS/ENV/) and
+-- --at TIME -> the URL of the newest archive at or before TIME (without TIME:
+-- the newest), or nil, err.
 function M.pick(store, location, at)
   local loc = assert(M.parse_location(location))
   local groups, err = M.scan(store, loc)
@@ -218,7 +256,7 @@ function M.pick(store, location, at)
   for _, g in ipairs(groups) do
     if g.name == want then
       for _, a in ipairs(g.archives) do
-        if a.index and (not at or a.time <= at) then return ("s3://%s/%s"):format(loc.bucket, a.key), a end
+        if a.index and (not at or a.time <= at) then return M.url(loc, a.key), a end
       end
       if not at then
         return nil, errors.new { code = "not_found", message = ("%s has no complete archive (none has its index)")
@@ -229,7 +267,7 @@ function M.pick(store, location, at)
     end
   end
   return nil, errors.new { code = "not_found", message = ("%s holds no scheduled archive"):format(location),
-    hint = "list the archives there with: list s3://" .. loc.bucket .. (loc.prefix ~= "" and ("/" .. loc.prefix) or "") }
+    hint = "list the archives there with: list " .. M.place(loc):gsub("/$", "") }
 end
 
 -- --- prune ---------------------------------------------------------------------------------
@@ -290,7 +328,7 @@ function M.prune(store, loc, policy, dry_run, out)
       out:write(("%s  %s  %s\n"):format(dry_run and "would delete" or "delete ", p.name, iso(a.time)))
     end
     for _, a in ipairs(p.foreign) do
-      out:write(("skip    %s  s3://%s/%s: %s\n"):format(p.name, loc.bucket, a.key, a.why))
+      out:write(("skip    %s  %s: %s\n"):format(p.name, M.url(loc, a.key), a.why))
     end
     kept, removed = kept + #p.keep, removed + #p.remove
     log.info("prune plan", { event = "prune_plan", environment = p.name, keep = #p.keep, delete = #p.remove,
@@ -309,7 +347,7 @@ end
 -- (no more than the .metadata entry and the start of the dump, pinned to
 -- the ETag): {model_version, database_size, files_size, dump_size, mendix_cloud}.
 local HEAD_RANGE = 256 * 1024
-function M.read_head(store, bucket, key, head)
+function M.read_head(store, bucket, key, head, name)
   local backup_archive = require "mxpc.backup_archive"
   local pos = 0
   local source = function()
@@ -322,7 +360,7 @@ function M.read_head(store, bucket, key, head)
     pos = pos + n
     return table.concat(parts)
   end
-  local r <close>, err = require("mxpc.archive").reader(source, { name = "s3://" .. bucket .. "/" .. key })
+  local r <close>, err = require("mxpc.archive").reader(source, { name = name or ("s3://" .. bucket .. "/" .. key) })
   if not r then return nil, err end
   local meta, dump
   while not (meta and dump) do
@@ -340,7 +378,7 @@ function M.read_head(store, bucket, key, head)
     mendix_cloud = compat.mendix_cloud }
 end
 
--- backup -f s3://BUCKET/PREFIX/ (a location ending in "/"): the archive goes
+-- backup -f s3://BUCKET/PREFIX/ (or azblob://ACCOUNT/CONTAINER/PREFIX/; ending in "/"): the archive goes
 -- to PREFIX/NS/ENV/<UTC time>.tar.gz, its index beside it once it is
 -- complete (without the index the archive is deleted again: a run either
 -- leaves both or neither), then the --keep-* policy prunes that
@@ -350,7 +388,7 @@ function M.scheduled_backup(opts, run)
   local policy = M.policy_of(opts)
   local t = os.time()
   local key = M.archive_key(loc.prefix, opts.namespace, opts.environment, t)
-  opts.file = ("s3://%s/%s"):format(loc.bucket, key)
+  opts.file = M.url(loc, key)
   log.info("scheduled backup", { event = "scheduled_backup", to = opts.file, namespace = opts.namespace,
     environment = opts.environment })
   -- what the backup reports at its end (after_backup), kept for the index
@@ -363,9 +401,9 @@ function M.scheduled_backup(opts, run)
   end
   local result = run(opts)
   if result ~= 0 then return result end
-  local store = assert(require("mxpc.archive_io").archive_store(opts))
+  local store = assert(M.store(opts, loc))
   local head = assert(store:head(loc.bucket, key))
-  local info, err = M.read_head(store, loc.bucket, key, head)
+  local info, err = M.read_head(store, loc.bucket, key, head, opts.file)
   local ok
   if info then
     info.namespace, info.environment, info.time = opts.namespace, opts.environment, t
@@ -381,8 +419,9 @@ function M.scheduled_backup(opts, run)
     files = info.files, database_size = info.database_size, model_version = info.model_version,
     mendix_cloud = info.mendix_cloud })
   if policy then
-    M.prune(store, { bucket = loc.bucket, prefix = M.archive_key(loc.prefix, opts.namespace, opts.environment, t)
-      :match("^(.*)/[^/]+$"), spec = loc.spec }, policy, false,
+    M.prune(store, { service = loc.service, account = loc.account, bucket = loc.bucket,
+      prefix = M.archive_key(loc.prefix, opts.namespace, opts.environment, t):match("^(.*)/[^/]+$"), spec = loc.spec },
+      policy, false,
       log.format() ~= "json" and io.stderr or { write = function() end }) -- (JSON logs: the events say it)
   end
   return 0

@@ -74,6 +74,12 @@ local function paragraph(text)
   return roff((text:gsub("\n", " ")))
 end
 
+-- A usage line: it may break after each "|" of a list of alternatives
+-- (groff's \: is a break point that prints nothing).
+local function usage(text)
+  return (roff(text):gsub("|", "|\\:"))
+end
+
 function cli_docs.man(cli)
   local P = cli.program
   local out = {
@@ -88,7 +94,7 @@ function cli_docs.man(cli)
   for k, name in ipairs(cli.order) do
     if k > 1 then out[#out + 1] = ".br" end
     out[#out + 1] = ".B " .. roff(P)
-    out[#out + 1] = roff(cli.commands[name].usage)
+    out[#out + 1] = usage(cli.commands[name].usage)
   end
   add(out,
     ".SH DESCRIPTION",
@@ -99,7 +105,7 @@ function cli_docs.man(cli)
     add(out,
       ".SS " .. roff(name),
       ".B " .. roff(P),
-      roff(def.usage),
+      usage(def.usage),
       ".PP",
       paragraph(def.summary:sub(1, 1):upper() .. def.summary:sub(2) .. "."))
     if def.description then

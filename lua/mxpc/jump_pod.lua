@@ -26,7 +26,9 @@ M.UID = 1001 -- non-root; the image needs no user of its own for the client tool
 -- Listing pods is not limited: Kubernetes checks resourceNames only for
 -- requests that name one object (get, patch), never for list or watch.
 -- With ops.environment (or ops.environments, a list), the rules a secret store
--- needs, for those names only.
+-- needs, for those names only; names.stores (when the cluster could be asked:
+-- the environments that have a SecretProviderClass) narrows them to those,
+-- and an empty list means none.
 function M.rules(ops, names)
   names = names or {}
   local app = names.apps
@@ -44,6 +46,7 @@ function M.rules(ops, names)
       resourceNames = app }
   end
   local store_names = ops.environments or (ops.environment and { ops.environment })
+  if names.stores then store_names = #names.stores > 0 and names.stores or nil end
   if store_names then
     -- credentials in a secret store: the environment's SecretProviderClass, and
     -- the environment's own identity (its ServiceAccount's annotations and a
@@ -64,12 +67,25 @@ end
 -- from the names), and the credential Secrets those name, read with `client`
 -- now. When these cannot be read (no client, no right to read them; `why`
 -- says why there is no client), a warning says so and the secrets rule
--- names none: it then allows every Secret of the namespace.
+-- names none: it then allows every Secret of the namespace. `stores`: the
+-- environments with a SecretProviderClass (named after the MendixApp), nil
+-- when that cannot be learned (the secret-store rules are then kept).
 function M.resource_names(client, namespace, envs, why)
   local names = { apps = {}, storage_instances = {} }
   local secrets, err = {}, why
+  local stores = client and {} or nil
   for _, env in ipairs(envs) do
     names.apps[#names.apps + 1] = env
+    if stores then
+      local spc, serr = client:get("secretproviderclasses", env, namespace)
+      if spc then
+        stores[#stores + 1] = env
+      elseif not errors.is(serr, "not_found") then
+        log.debug("whether the environment keeps its credentials in a secret store is not known; the Role keeps "
+          .. "the secret-store rules", { environment = env, reason = errors.normalize(serr).message })
+        stores = nil
+      end
+    end
     for _, part in ipairs { "database", "file" } do
       local si_name = env .. "-" .. part
       names.storage_instances[#names.storage_instances + 1] = si_name
@@ -84,6 +100,7 @@ function M.resource_names(client, namespace, envs, why)
       end
     end
   end
+  names.stores = stores
   if err then
     log.warn(("the Role may read every Secret in namespace %s: the credential Secrets of %s could not be learned "
       .. "from its StorageInstances (%s); name them in the secrets rule's resourceNames, or make the manifests "
@@ -126,25 +143,33 @@ function M.valid_role_arn(arn)
   return partition ~= nil and #account == 12 and not name:find("//", 1, true) and name:sub(-1) ~= "/"
 end
 
--- The four objects, in the order they are created: ServiceAccount, Role,
--- RoleBinding, Pod. p = {namespace, environment, name, image, rules, role_arn, arch}.
+-- The objects, in the order they are created: ServiceAccount, Role,
+-- RoleBinding, Pod. p = {namespace, environment, name, image, rules, role_arn,
+-- azure_client_id, service_account, workload_identity, arch}.
 -- role_arn (AWS IRSA) annotates the ServiceAccount, so that EKS gives the pod
--- the role's web identity when it is created. arch (amd64, arm64) pins the pod
+-- the role's web identity when it is created; azure_client_id (Azure Workload
+-- Identity) annotates it with the managed identity's client id
+-- (azure.workload.identity/client-id). service_account: the pod runs under
+-- that existing ServiceAccount (e.g. the environment's own, named after it),
+-- which is neither made nor deleted; the Role is bound to it.
+-- workload_identity (implied by azure_client_id) labels the pod
+-- azure.workload.identity/use: "true", so that the webhook gives it the
+-- ServiceAccount's managed identity. arch (amd64, arm64) pins the pod
 -- to nodes of that architecture (nodeSelector kubernetes.io/arch), and its
 -- annotation mxpc-data-migration/package names the package that runs there.
 function M.manifests(p)
   local labels = { ["app.kubernetes.io/name"] = "mxpc-data-migration", ["app.kubernetes.io/component"] = "jump-pod",
     ["mxpc-data-migration/environment"] = p.environment }
-  local function meta() return { name = p.name, namespace = p.namespace, labels = labels } end
   local objects = manifest.access { name = p.name, namespace = p.namespace, labels = labels, rules = p.rules,
-    role_arn = p.role_arn }
-  local pod_meta = meta()
+    role_arn = p.role_arn, azure_client_id = p.azure_client_id, service_account = p.service_account }
+  local pod_meta = { name = p.name, namespace = p.namespace,
+    labels = manifest.pod_labels(labels, p.workload_identity or p.azure_client_id ~= nil) }
   if p.arch then pod_meta.annotations = { ["mxpc-data-migration/package"] = M.package_name(p.arch) } end
-  objects[4] =
+  objects[#objects + 1] =
     { apiVersion = "v1", kind = "Pod", metadata = pod_meta,
       spec = {
         nodeSelector = manifest.node_selector(p.arch),
-        serviceAccountName = p.name,
+        serviceAccountName = p.service_account or p.name,
         automountServiceAccountToken = true,
         restartPolicy = "Never",
         terminationGracePeriodSeconds = 0,
@@ -216,14 +241,17 @@ end
 local RESOURCE = manifest.RESOURCE
 local created = manifest.say
 
--- The AWS_ROLE_ARN that EKS put into a pod's first container (IRSA), or nil.
-function M.pod_role_arn(pod)
+-- A pod's environment variable (first container), or nil.
+local function pod_env(pod, name)
   local c = pod.spec and pod.spec.containers and pod.spec.containers[1]
   for _, e in ipairs(c and c.env or {}) do
-    if e.name == "AWS_ROLE_ARN" then return e.value end
+    if e.name == name then return e.value end
   end
   return nil
 end
+
+-- The AWS_ROLE_ARN that EKS put into a pod's first container (IRSA), or nil.
+function M.pod_role_arn(pod) return pod_env(pod, "AWS_ROLE_ARN") end
 
 -- Waiting reasons of a container that will not start by waiting longer.
 local STUCK = {
@@ -266,12 +294,37 @@ function M.pod_problem(pod)
   return nil
 end
 
+-- Checks that an existing ServiceAccount the pod is to run under is there
+-- and, for Workload Identity, names a managed identity: its client id, or nil, err.
+function M.check_service_account(client, namespace, name, workload_identity)
+  local sa, err = client:get("serviceaccounts", name, namespace)
+  if not sa then
+    if errors.is(err, "not_found") then
+      err.message = ("ServiceAccount %s/%s does not exist"):format(namespace, name)
+      err.hint = ("name an existing one with --service-account (kubectl -n %s get serviceaccounts), or leave it out "
+        .. "to have the jump pod's own made"):format(namespace)
+    end
+    return nil, err
+  end
+  local id = ((sa.metadata or {}).annotations or {})[manifest.AZURE_CLIENT_ID]
+  if workload_identity and not id then
+    return nil, errors.new { code = "environment",
+      message = ("ServiceAccount %s/%s has no annotation %s: Azure Workload Identity's webhook would give the pod "
+        .. "no managed identity"):format(namespace, name, manifest.AZURE_CLIENT_ID),
+      hint = ("annotate it (kubectl -n %s annotate serviceaccount %s %s=<client id>), or give the jump pod its own "
+        .. "with --azure-client-id"):format(namespace, name, manifest.AZURE_CLIENT_ID) }
+  end
+  return id or true
+end
+
 -- Creates the objects; an existing ServiceAccount, Role or RoleBinding is
 -- brought up to date, an existing Pod is kept if it runs the same image.
 -- Then waits until the pod runs.
 function M.apply(client, objects, timeout)
   local pod
-  local role_arn = objects[1].metadata.annotations and objects[1].metadata.annotations["eks.amazonaws.com/role-arn"]
+  local annotations = objects[1].kind == "ServiceAccount" and objects[1].metadata.annotations or {}
+  local role_arn = annotations["eks.amazonaws.com/role-arn"]
+  local client_id = annotations[manifest.AZURE_CLIENT_ID]
   for _, o in ipairs(objects) do
     local resource, name = RESOURCE[o.kind], o.metadata.name
     local ok, err = client:create(resource, o)
@@ -295,6 +348,14 @@ function M.apply(client, objects, timeout)
           message = ("pod %s exists already without the role %s (%s)"):format(name, role_arn,
             role and ("it has " .. role) or "no AWS_ROLE_ARN in its environment"),
           hint = "EKS gives a pod its role when it is created: delete it (jump-pod --delete) and --apply again" }
+      end
+      local id = client_id and pod_env(have, "AZURE_CLIENT_ID")
+      if client_id and id ~= client_id then
+        return nil, errors.new { code = "exists",
+          message = ("pod %s exists already without the managed identity %s (%s)"):format(name, client_id,
+            id and ("it has " .. id) or "no AZURE_CLIENT_ID in its environment"),
+          hint = "Azure Workload Identity's webhook sets up a pod when it is created: delete it (jump-pod --delete) "
+            .. "and --apply again" }
       end
       created(o.kind, name, "unchanged")
     else
@@ -394,7 +455,8 @@ function M.command(opts)
   local arch = opts.arch or manifest.default_arch()
   local objects = M.manifests { namespace = opts.namespace, environment = opts.environment, name = name,
     image = image or "", rules = M.rules(ops, not opts.delete and M.role_names(opts) or nil), role_arn = opts.role_arn,
-    arch = arch }
+    azure_client_id = opts.azure_client_id, service_account = opts.service_account,
+    workload_identity = opts.workload_identity, arch = arch }
   if not opts.apply and not opts.delete then
     io.stdout:write(M.render(objects, opts.output or "yaml"))
     return 0
@@ -405,6 +467,9 @@ function M.command(opts)
   if opts.delete then
     assert(M.delete(client, objects))
     return 0
+  end
+  if opts.service_account then
+    assert(M.check_service_account(client, opts.namespace, opts.service_account, opts.workload_identity))
   end
   assert(M.apply(client, objects, tonumber(opts.timeout)))
   io.stderr:write(M.next_steps { namespace = opts.namespace, environment = opts.environment, name = name,

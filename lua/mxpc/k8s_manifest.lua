@@ -36,20 +36,47 @@ function M.container_security()
   return { allowPrivilegeEscalation = false, readOnlyRootFilesystem = true, capabilities = { drop = { "ALL" } } }
 end
 
+-- Azure Workload Identity: the ServiceAccount's annotation naming the managed
+-- identity, and the pod label that has the webhook inject AZURE_CLIENT_ID,
+-- AZURE_TENANT_ID, AZURE_FEDERATED_TOKEN_FILE and AZURE_AUTHORITY_HOST.
+M.AZURE_CLIENT_ID = "azure.workload.identity/client-id"
+M.AZURE_USE = "azure.workload.identity/use"
+
+-- A managed identity's client id as Azure writes it (a GUID).
+function M.valid_client_id(id)
+  return tostring(id):match("^%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$") ~= nil
+end
+
+-- The labels of a pod: `labels` and, with Workload Identity, azure.workload.identity/use.
+function M.pod_labels(labels, workload_identity)
+  if not workload_identity then return labels end
+  local out = { [M.AZURE_USE] = "true" }
+  for k, v in pairs(labels) do out[k] = v end
+  return out
+end
+
 -- ServiceAccount, Role and RoleBinding named p.name in p.namespace, with
--- p.labels, p.rules, and p.role_arn (AWS IRSA: annotates the ServiceAccount,
--- so that EKS gives its pods the role's web identity).
+-- p.labels, p.rules, p.role_arn (AWS IRSA: annotates the ServiceAccount,
+-- so that EKS gives its pods the role's web identity) and p.azure_client_id
+-- (Azure Workload Identity: annotates it with the managed identity's client
+-- id). With p.service_account, an existing ServiceAccount is used instead:
+-- no ServiceAccount is made, and the RoleBinding binds the Role to that one.
 function M.access(p)
   local function meta() return { name = p.name, namespace = p.namespace, labels = p.labels } end
-  local account = meta()
-  if p.role_arn then account.annotations = { ["eks.amazonaws.com/role-arn"] = p.role_arn } end
-  return {
-    { apiVersion = "v1", kind = "ServiceAccount", metadata = account },
-    { apiVersion = "rbac.authorization.k8s.io/v1", kind = "Role", metadata = meta(), rules = p.rules },
-    { apiVersion = "rbac.authorization.k8s.io/v1", kind = "RoleBinding", metadata = meta(),
-      roleRef = { apiGroup = "rbac.authorization.k8s.io", kind = "Role", name = p.name },
-      subjects = { { kind = "ServiceAccount", name = p.name, namespace = p.namespace } } },
-  }
+  local objects = {}
+  if not p.service_account then
+    local account = meta()
+    if p.role_arn or p.azure_client_id then
+      account.annotations = { ["eks.amazonaws.com/role-arn"] = p.role_arn, [M.AZURE_CLIENT_ID] = p.azure_client_id }
+    end
+    objects[1] = { apiVersion = "v1", kind = "ServiceAccount", metadata = account }
+  end
+  objects[#objects + 1] = { apiVersion = "rbac.authorization.k8s.io/v1", kind = "Role", metadata = meta(),
+    rules = p.rules }
+  objects[#objects + 1] = { apiVersion = "rbac.authorization.k8s.io/v1", kind = "RoleBinding", metadata = meta(),
+    roleRef = { apiGroup = "rbac.authorization.k8s.io", kind = "Role", name = p.name },
+    subjects = { { kind = "ServiceAccount", name = p.service_account or p.name, namespace = p.namespace } } }
+  return objects
 end
 
 -- --- output: kubectl-appliable YAML or JSON, keys in a stable order ------------

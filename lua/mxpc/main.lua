@@ -57,12 +57,14 @@ local environment = {
   { "PGSSLROOTCERT", "CA certificate for a database with strict TLS (verify-ca, verify-full)" },
   { "AWS_*", "AWS credentials for IRSA environments and s3:// archives, as the AWS CLI reads them (AWS_ACCESS_KEY_ID," ..
     " AWS_PROFILE, AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN, AWS_CONTAINER_CREDENTIALS_FULL_URI, AWS_REGION, ...)" },
+  { "AZURE_STORAGE_KEY", "account key for azblob:// archives (else AZURE_STORAGE_SAS_TOKEN, else Workload Identity: " ..
+    "AZURE_CLIENT_ID, AZURE_TENANT_ID, AZURE_FEDERATED_TOKEN_FILE, AZURE_AUTHORITY_HOST); never printed" },
   { "PGSSLMODE", "as --db-sslmode MODE: stronger database TLS than the environment asks for, never weaker" },
   { "MENDIX_USERNAME", "Mendix login name for mendix-cloud:// (Mendix's Deploy and Backups APIs)" },
   { "MENDIX_API_KEY", "its Mendix API key (Mendix Profile > API Keys); never printed" },
   { "MXPC_SCRIPTS", "as --scripts DIR" },
   { "MXPC_DATADIR", "where the installed stock Lua files are (lua/, scripts/)" },
-  { "TMPDIR", "working directory for -f - and s3://, and when the output's directory is not writable" },
+  { "TMPDIR", "working directory for -f -, s3:// and azblob://, and when the output's directory is not writable" },
   { "MXPC_PROGRESS_INTERVAL", "seconds between progress lines when stderr is not a terminal (default 5)" },
 }
 
@@ -105,10 +107,11 @@ local env_options = {
     check = function(v) return v == "environment" or v == "tool", "expected environment or tool" end },
 }
 
--- Where an archive is kept when -f is s3://BUCKET/KEY.
+-- Where an archive is kept when -f is s3://BUCKET/KEY or azblob://ACCOUNT/CONTAINER/BLOB.
 local archive_options = {
   { long = "archive-endpoint", value = "URL",
-    help = "S3 endpoint of -f s3://... (default: AWS S3 of the region)" },
+    help = "S3 endpoint of -f s3://... (default: AWS S3 of the region), or the blob endpoint of -f azblob://... " ..
+      "(default: https://ACCOUNT.blob.core.windows.net)" },
   { long = "archive-region", value = "REGION", help = "its region (default: $AWS_REGION, us-east-1)" },
   { long = "archive-profile", value = "NAME",
     help = "profile of the AWS shared credentials file (default: $AWS_PROFILE, default)" },
@@ -213,7 +216,7 @@ end
 command {
   name = "backup",
   summary = "back up an environment's database and files into a backup archive",
-  usage = "backup -n NAMESPACE -e ENVIRONMENT -f FILE|-|s3://BUCKET/KEY [options]",
+  usage = "backup -n NAMESPACE -e ENVIRONMENT -f FILE|-|s3://BUCKET/KEY|azblob://ACCOUNT/CONTAINER/BLOB [options]",
   description = "Writes a Mendix Cloud compatible archive (.tar.gz) with the environment's\n" ..
       "PostgreSQL database and the files its System.FileDocument rows reference.\n" ..
       "-f - writes the archive to standard output (never to a terminal; messages go\n" ..
@@ -221,6 +224,10 @@ command {
       "whatever reads it sees a broken archive. -f s3://BUCKET/KEY uploads it as it\n" ..
       "is written (credentials: the AWS chain, AWS_* below, e.g. the jump pod's IAM\n" ..
       "role); a failed backup leaves no object and no unfinished upload.\n" ..
+      "-f azblob://ACCOUNT/CONTAINER/BLOB does the same in Azure Blob Storage\n" ..
+      "(credentials: AZURE_STORAGE_KEY, AZURE_STORAGE_SAS_TOKEN or Workload Identity;\n" ..
+      "docs/azure.md). -f s3://BUCKET/PREFIX/ or azblob://ACCOUNT/CONTAINER/PREFIX/\n" ..
+      "(ending in /) is a schedule's place (docs/schedule.md).\n" ..
       "To Mendix Cloud: its API takes no uploads, so the archive goes in by hand.\n" ..
       "Back up to a file (with pg_dump 12-15: Mendix Cloud restores dump archive\n" ..
       "versions up to 1.14; inspect FILE says whether it can), then in the Mendix\n" ..
@@ -231,7 +238,7 @@ command {
   options = {
     env_options[1], env_options[2],
     { short = "f", long = "file", value = "FILE", required = true,
-      help = "the archive to write (.tar.gz): a file, - (stdout) or s3://BUCKET/KEY" },
+      help = "the archive to write (.tar.gz): a file, - (stdout), s3://BUCKET/KEY or azblob://ACCOUNT/CONTAINER/BLOB" },
     { long = "force", help = "replace FILE if it exists" },
     { long = "database-only", help = "write only the database, as a bare pg_dump -Fc file (.backup)" },
     { long = "compression-level", value = "N",
@@ -248,13 +255,14 @@ command {
     keep_options[7],
   },
   run = function(opts)
-    local scheduled = opts.file:match("^s3://[^/]+/.*/$") or opts.file:match("^s3://[^/]+/$")
+    local scheduled = require("mxpc.backup_store").is_schedule_place(opts.file)
     if not scheduled and require("mxpc.backup_store").policy_of(opts) then
-      args.usage_error("--keep-* options prune a schedule's archives: they need -f s3://BUCKET/PREFIX/ (ending in /)")
+      args.usage_error("--keep-* options prune a schedule's archives: they need -f s3://BUCKET/PREFIX/ or " ..
+        "azblob://ACCOUNT/CONTAINER/PREFIX/ (ending in /)")
     end
     if scheduled and (opts.database_only or opts.dry_run or opts.force) then
-      args.usage_error("-f s3://BUCKET/PREFIX/ writes a new archive of the schedule; --database-only, --dry-run and " ..
-        "--force do not apply")
+      args.usage_error("-f %s writes a new archive of the schedule; --database-only, --dry-run and " ..
+        "--force do not apply", opts.file)
     end
     -- (a selection that contradicts itself is a usage error too)
     if selection.options(opts) and opts.database_only then
@@ -281,7 +289,8 @@ command {
 command {
   name = "restore",
   summary = "restore a backup archive into an environment",
-  usage = "restore -n NAMESPACE -e ENVIRONMENT -f FILE|-|s3://BUCKET/KEY|mendix-cloud://APP/ENV[/SNAPSHOT] [options]",
+  usage = "restore -n NAMESPACE -e ENVIRONMENT -f FILE|-|s3://BUCKET/KEY|azblob://ACCOUNT/CONTAINER/BLOB|" ..
+    "mendix-cloud://APP/ENV[/SNAPSHOT] [options]",
   description = "Restores a Mendix Cloud backup archive (or a database-only .backup file)\n" ..
       "into the environment's database and file storage. The whole archive is checked\n" ..
       "before anything is changed, so it is read twice. -f - reads it from standard\n" ..
@@ -289,7 +298,8 @@ command {
       "/tmp), which needs room for the archive and its database dump (64 MiB are kept\n" ..
       "free, MXPC_MIN_FREE bytes if set); the copy is removed when the restore ends,\n" ..
       "also after a failure or Ctrl-C. -f s3://BUCKET/KEY reads the object twice\n" ..
-      "(a check, then the restore), pinned to the same version.\n" ..
+      "(a check, then the restore), pinned to the same version; so does\n" ..
+      "-f azblob://ACCOUNT/CONTAINER/BLOB (pinned to its ETag).\n" ..
       "-f mendix-cloud://APP/ENVIRONMENT[/SNAPSHOT] restores a Mendix Cloud snapshot\n" ..
       "(the newest completed one, the one given, or with --new-snapshot a new one)\n" ..
       "through Mendix's Backups API: an archive of it is requested (database_only with\n" ..
@@ -300,7 +310,8 @@ command {
   options = {
     env_options[1], env_options[2],
     { short = "f", long = "file", value = "FILE", required = true,
-      help = "the archive to restore: a file, - (stdin), s3://BUCKET/KEY or mendix-cloud://APP/ENVIRONMENT[/SNAPSHOT]" },
+      help = "the archive to restore: a file, - (stdin), s3://BUCKET/KEY, azblob://ACCOUNT/CONTAINER/BLOB or " ..
+        "mendix-cloud://APP/ENVIRONMENT[/SNAPSHOT]" },
     { long = "stop-app", help = "scale the app to 0 for the restore and back afterwards (needs patch on mendixapps)" },
     { long = "database-only", help = "restore only the database, leave the files as they are (mendix-cloud://: " ..
       "a database_only archive)" },
@@ -312,7 +323,8 @@ command {
     { long = "delete-extra-files", help = "after the restore, delete the environment's files in storage that the " ..
       "archive does not hold (needs s3:ListBucket)" },
     { long = "at", value = "TIME", check = check_with(selection.parse_time),
-      help = "with -f s3://BUCKET/PREFIX/NS/ENV/: the newest archive at or before TIME (default: the newest)" },
+      help = "with -f s3://BUCKET/PREFIX/NS/ENV/ (or azblob://ACCOUNT/CONTAINER/PREFIX/NS/ENV/): the newest " ..
+        "archive at or before TIME (default: the newest)" },
     hooks_option,
     transfer_options[1], transfer_options[2],
     env_options[3], env_options[4], env_options[5], env_options[7],
@@ -320,16 +332,18 @@ command {
   },
   run = function(opts)
     check_mendix_options(opts, opts.file)
-    if opts.file:match("^s3://[^/]+/.*/$") then -- a schedule's environment: which archive
-      local store = assert(require("mxpc.archive_io").archive_store(opts))
-      local url, a = require("mxpc.backup_store").pick(store, opts.file, opts.at and selection.parse_time(opts.at))
+    local backup_store = require "mxpc.backup_store"
+    if backup_store.is_schedule_place(opts.file) then -- a schedule's environment: which archive
+      local store = assert(backup_store.store(opts, assert(backup_store.parse_location(opts.file))))
+      local url, a = backup_store.pick(store, opts.file, opts.at and selection.parse_time(opts.at))
       if not url then error(a, 0) end
       log.info("restoring the scheduled archive", { event = "picked", archive = url,
         time = os.date("!%Y-%m-%dT%H:%M:%SZ", a.time), at = opts.at })
       io.stderr:write(("restoring %s (of %s)\n"):format(url, os.date("!%Y-%m-%dT%H:%M:%SZ", a.time)))
       opts.file = url
     elseif opts.at then
-      args.usage_error("--at picks an archive of a schedule: it needs -f s3://BUCKET/PREFIX/NS/ENV/ (ending in /)")
+      args.usage_error("--at picks an archive of a schedule: it needs -f s3://BUCKET/PREFIX/NS/ENV/ or " ..
+        "azblob://ACCOUNT/CONTAINER/PREFIX/NS/ENV/ (ending in /)")
     end
     if opts.database_only and opts.files_only then
       args.usage_error("--database-only and --files-only exclude each other")
@@ -366,6 +380,15 @@ command {
     { long = "role-arn", value = "ARN",
       help = "AWS IRSA: the IAM role of the pod's ServiceAccount (annotation eks.amazonaws.com/role-arn)",
       check = function(v) return require("mxpc.jump_pod").valid_role_arn(v), "expected arn:aws:iam::ACCOUNT:role/NAME" end },
+    { long = "azure-client-id", value = "ID",
+      help = "Azure Workload Identity: the managed identity of the pod's ServiceAccount (annotation " ..
+        "azure.workload.identity/client-id; implies --workload-identity)",
+      check = function(v) return require("mxpc.k8s_manifest").valid_client_id(v), "expected a client id (a GUID)" end },
+    { long = "service-account", value = "NAME", check = args.check_subdomain,
+      help = "run the pod under this existing ServiceAccount (e.g. the environment's own, named after it) instead " ..
+        "of its own; the Role is bound to it, and it is neither made nor deleted" },
+    { long = "workload-identity", help = "label the pod azure.workload.identity/use: \"true\" (Azure Workload " ..
+      "Identity: the webhook gives it its ServiceAccount's managed identity)" },
     { long = "arch", value = "ARCH", help = "pin the pod to amd64 or arm64 nodes (nodeSelector kubernetes.io/arch; " ..
       "default: this program's architecture, so that its package fits)",
       check = function(v) return require("mxpc.k8s_manifest").ARCHES[v] ~= nil, "expected amd64 or arm64" end },
@@ -384,6 +407,11 @@ command {
     if opts.output and (opts.apply or opts.delete) then
       args.usage_error("--output is for printing the manifests, not with --apply or --delete")
     end
+    if opts.service_account and (opts.role_arn or opts.azure_client_id) then
+      args.usage_error("--service-account runs the pod under an existing ServiceAccount: annotate that one instead " ..
+        "of giving %s", opts.role_arn and "--role-arn" or "--azure-client-id")
+    end
+    if opts.azure_client_id then opts.workload_identity = true end
     return require("mxpc.jump_pod").command(opts)
   end,
 }
@@ -392,10 +420,11 @@ local function archive_command(name, summary, description)
   command {
     name = name,
     summary = summary,
-    usage = name .. " FILE|-|s3://BUCKET/KEY|mendix-cloud://APP/ENV[/SNAPSHOT] [--json]",
+    usage = name .. " FILE|-|s3://BUCKET/KEY|azblob://ACCOUNT/CONTAINER/BLOB|mendix-cloud://APP/ENV[/SNAPSHOT] [--json]",
     description = description .. "\n" ..
       "The archive is a file, - (standard input, copied into $TMPDIR first),\n" ..
-      "s3://BUCKET/KEY or a Mendix Cloud snapshot, as for restore -f.",
+      "s3://BUCKET/KEY, azblob://ACCOUNT/CONTAINER/BLOB or a Mendix Cloud snapshot,\n" ..
+      "as for restore -f.",
     options = { { long = "json", help = "print the result as one JSON object on stdout" },
       archive_options[1], archive_options[2], archive_options[3], mendix_options[1] },
     positional = "FILE",
@@ -427,16 +456,18 @@ archive_command("verify", "check that a backup archive would restore (no cluster
 
 -- list LOCATION: dispatches on the location's scheme (only mendix-cloud:// so far).
 local LIST_SCHEMES = { ["mendix-cloud"] = function(opts, location)
-  if opts.max_age then args.usage_error("--max-age applies to s3:// locations") end
+  if opts.max_age then args.usage_error("--max-age applies to s3:// and azblob:// locations") end
   return require("mxpc.mendix_cloud").list_command(opts, location)
 end, s3 = function(opts, location)
   return require("mxpc.backup_store").list_command(opts, location)
 end }
+LIST_SCHEMES.azblob = LIST_SCHEMES.s3
 
 command {
   name = "list",
-  summary = "list the snapshots of a Mendix Cloud environment, or a schedule's archives in S3",
-  usage = "list mendix-cloud://APP/ENVIRONMENT | s3://BUCKET/PREFIX[/NS/ENV] [--json] [--max-age DURATION] [options]",
+  summary = "list the snapshots of a Mendix Cloud environment, or a schedule's archives in S3 or Azure",
+  usage = "list mendix-cloud://APP/ENVIRONMENT | s3://BUCKET/PREFIX[/NS/ENV] | " ..
+    "azblob://ACCOUNT/CONTAINER/PREFIX[/NS/ENV] [--json] [--max-age DURATION] [options]",
   description = "Lists the backup snapshots of a Mendix Cloud environment, newest first: id,\n" ..
       "creation time, model version, state, expiry and comment, through Mendix's\n" ..
       "Backups API (docs/mendix-cloud.md). APP is the app's project id (or its Deploy\n" ..
@@ -444,7 +475,8 @@ command {
       "Acceptance, ...). The credentials come from MENDIX_USERNAME and MENDIX_API_KEY\n" ..
       "(or --mendix-credentials FILE); the user needs the environment's permissions\n" ..
       "'API Rights' and 'Access to Backups'.\n" ..
-      "s3://BUCKET/PREFIX[/NS/ENV] lists the archives scheduled backups wrote there\n" ..
+      "s3://BUCKET/PREFIX[/NS/ENV] (or azblob://ACCOUNT/CONTAINER/PREFIX[/NS/ENV])\n" ..
+      "lists the archives scheduled backups wrote there\n" ..
       "(docs/schedule.md), newest first, from the small index object beside each\n" ..
       "archive: time, environment, size, files, database size, model version and\n" ..
       "whether Mendix Cloud restores it. --max-age exits 1 naming every environment\n" ..
@@ -453,18 +485,22 @@ command {
     { long = "json", help = "print the result as one JSON object on stdout" },
     { long = "max-age", value = "DURATION",
       check = function(v) return require("mxpc.retention").parse_duration(v) ~= nil, "a duration such as 26h, 2d" end,
-      help = "s3://: exit 1 naming each environment whose newest archive is older than DURATION (e.g. 26h)" },
+      help = "s3://, azblob://: exit 1 naming each environment whose newest archive is older than DURATION (e.g. 26h)" },
     archive_options[1], archive_options[2], archive_options[3], mendix_options[1],
   },
   positional = "LOCATION",
   run = function(opts, positional)
     local location = positional[1]
-    if not location then args.usage_error("missing LOCATION (mendix-cloud://APP/ENVIRONMENT or s3://BUCKET/PREFIX)") end
+    if not location then
+      args.usage_error("missing LOCATION (mendix-cloud://APP/ENVIRONMENT, s3://BUCKET/PREFIX or " ..
+        "azblob://ACCOUNT/CONTAINER/PREFIX)")
+    end
     if #positional > 1 then args.usage_error("unexpected argument %q", positional[2]) end
     local scheme = location:match("^([%a][%w+.-]*)://")
     local list = LIST_SCHEMES[scheme or ""]
     if not list then
-      args.usage_error("list supports mendix-cloud://APP/ENVIRONMENT and s3://BUCKET/PREFIX locations; %s is not one",
+      args.usage_error("list supports mendix-cloud://APP/ENVIRONMENT, s3://BUCKET/PREFIX and " ..
+        "azblob://ACCOUNT/CONTAINER/PREFIX locations; %s is not one",
         scheme and (scheme .. "://") or ("%q"):format(location))
     end
     return list(opts, location)
@@ -473,14 +509,16 @@ command {
 
 command {
   name = "schedule",
-  summary = "print, create or delete CronJobs that back up environments into S3 every night",
-  usage = "schedule -n NAMESPACE (-e ENVIRONMENT | --all) --to s3://BUCKET/PREFIX --cron SCHEDULE [--keep-...] " ..
+  summary = "print, create or delete CronJobs that back up environments into S3 or Azure every night",
+  usage = "schedule -n NAMESPACE (-e ENVIRONMENT | --all) --to s3://BUCKET/PREFIX|azblob://ACCOUNT/CONTAINER/PREFIX " ..
+    "--cron SCHEDULE [--keep-...] " ..
     "[--apply | --delete] [options]",
   description = "Prints the manifests of scheduled backups: a ServiceAccount, a Role with exactly\n" ..
       "a backup's permissions (limited to the environments' objects by name), its\n" ..
       "RoleBinding, and one CronJob per environment (--all: every MendixApp of the\n" ..
       "namespace, their start times 5 minutes apart). Each run writes\n" ..
-      "s3://BUCKET/PREFIX/NS/ENV/<UTC time>.tar.gz with its index, then prunes that\n" ..
+      "s3://BUCKET/PREFIX/NS/ENV/<UTC time>.tar.gz (or azblob://ACCOUNT/CONTAINER/...)\n" ..
+      "with its index, then prunes that\n" ..
       "environment's archives by the --keep-* policy, logging JSON lines. The pods\n" ..
       "run the tool's image (tools/image) as uid 1001 with a read-only root.\n" ..
       "--apply creates the objects, --delete removes them. See docs/schedule.md.",
@@ -489,8 +527,12 @@ command {
     { short = "e", long = "environment", value = "ENVIRONMENT", check = args.check_subdomain,
       help = "the environment to back up (its MendixApp)" },
     { long = "all", help = "every MendixApp of the namespace" },
-    { long = "to", value = "s3://BUCKET/PREFIX", required = true, help = "where the archives go",
-      check = function(v) return v:match("^s3://[^/]+") ~= nil and not v:find("//", 6, true), "expected s3://BUCKET/PREFIX" end },
+    { long = "to", value = "s3://BUCKET/PREFIX|azblob://ACCOUNT/CONTAINER/PREFIX", required = true,
+      help = "where the archives go",
+      check = function(v)
+        return require("mxpc.backup_store").parse_location(v) ~= nil,
+          "expected s3://BUCKET/PREFIX or azblob://ACCOUNT/CONTAINER/PREFIX"
+      end },
     { long = "cron", value = "SCHEDULE", required = true,
       help = "when, as a CronJob's schedule (minute hour day month weekday), e.g. \"0 2 * * *\"" },
     { long = "timezone", value = "TZ", help = "the schedule's time zone (e.g. Europe/Amsterdam; default: the " ..
@@ -508,6 +550,10 @@ command {
       check = function(v) return require("mxpc.k8s_manifest").ARCHES[v] ~= nil, "expected amd64 or arm64" end },
     { long = "role-arn", value = "ARN", help = "AWS IAM role for the ServiceAccount (IRSA): the jobs' S3 access",
       check = function(v) return require("mxpc.jump_pod").valid_role_arn(v), "expected arn:aws:iam::ACCOUNT:role/NAME" end },
+    { long = "azure-client-id", value = "ID", help = "Azure Workload Identity: the managed identity of the " ..
+      "ServiceAccount (annotation azure.workload.identity/client-id; the pods are labelled for it): the jobs' " ..
+      "azblob:// access",
+      check = function(v) return require("mxpc.k8s_manifest").valid_client_id(v), "expected a client id (a GUID)" end },
     archive_options[1], archive_options[2],
     { short = "o", long = "output", value = "FORMAT", help = "yaml (default) or json (a v1 List)",
       check = function(v) return v == "yaml" or v == "json", "expected yaml or json" end },
@@ -525,10 +571,11 @@ command {
 command {
   name = "prune",
   summary = "delete a schedule's archives that the --keep-* policy does not keep",
-  usage = "prune s3://BUCKET/PREFIX[/NS/ENV] --keep-... [--dry-run] [options]",
+  usage = "prune s3://BUCKET/PREFIX[/NS/ENV]|azblob://ACCOUNT/CONTAINER/PREFIX[/NS/ENV] --keep-... [--dry-run] [options]",
   description = "Applies restic's 'forget' policy to the archives scheduled backups wrote\n" ..
       "under the location, each environment on its own (docs/schedule.md#prune), and\n" ..
-      "deletes the others with their index objects, 1,000 keys a request. It never\n" ..
+      "deletes the others with their index objects (S3: 1,000 keys a request; Azure:\n" ..
+      "one Delete Blob each, many at once). It never\n" ..
       "deletes an environment's newest archive, and never touches an object whose\n" ..
       "index does not say that a scheduled backup wrote it. --dry-run says what it\n" ..
       "would delete and changes nothing.",
@@ -541,7 +588,7 @@ command {
   positional = "LOCATION",
   run = function(opts, positional)
     local location = positional[1]
-    if not location then args.usage_error("missing LOCATION (s3://BUCKET/PREFIX)") end
+    if not location then args.usage_error("missing LOCATION (s3://BUCKET/PREFIX or azblob://ACCOUNT/CONTAINER/PREFIX)") end
     if #positional > 1 then args.usage_error("unexpected argument %q", positional[2]) end
     local store_mod = require "mxpc.backup_store"
     local loc, err = store_mod.parse_location(location)
@@ -551,7 +598,7 @@ command {
       args.usage_error("give the policy: --keep-last, --keep-daily, ..., --keep-within (prune without one would keep " ..
         "everything)")
     end
-    local store = assert(require("mxpc.archive_io").archive_store(opts))
+    local store = assert(store_mod.store(opts, loc))
     store_mod.prune(store, loc, policy, opts.dry_run)
     return 0
   end,

@@ -84,14 +84,16 @@ function M.job_args(p, env)
 end
 
 -- Every object, in creation order. p = {namespace, envs, to, cron, image,
--- timezone, role_arn, keep, archive_endpoint, archive_region, names, arch}.
+-- timezone, role_arn, azure_client_id, keep, archive_endpoint, archive_region, names, arch}.
+-- azure_client_id (Azure Workload Identity, for azblob:// places) annotates
+-- the ServiceAccount and labels the jobs' pods azure.workload.identity/use.
 -- arch (amd64, arm64) pins the jobs' pods to nodes of that architecture
 -- (nodeSelector kubernetes.io/arch); the CronJob's annotation
 -- mxpc-data-migration/package names the package of the image that runs there.
 function M.manifests(p)
   local labels = { ["app.kubernetes.io/name"] = "mxpc-data-migration", ["app.kubernetes.io/component"] = "schedule" }
   local objects = manifest.access { name = M.NAME, namespace = p.namespace, labels = labels,
-    rules = M.rules(p.names or {}), role_arn = p.role_arn }
+    rules = M.rules(p.names or {}), role_arn = p.role_arn, azure_client_id = p.azure_client_id }
   local L = M.LIMITS
   for i, env in ipairs(p.envs) do
     local env_labels = { ["app.kubernetes.io/name"] = "mxpc-data-migration",
@@ -109,7 +111,7 @@ function M.manifests(p)
           spec = {
             backoffLimit = L.backoff, activeDeadlineSeconds = L.active_deadline, ttlSecondsAfterFinished = L.ttl,
             template = {
-              metadata = { labels = env_labels },
+              metadata = { labels = manifest.pod_labels(env_labels, p.azure_client_id ~= nil) },
               spec = {
                 nodeSelector = manifest.node_selector(p.arch),
                 serviceAccountName = M.NAME, automountServiceAccountToken = true, restartPolicy = "Never",
@@ -162,6 +164,11 @@ end
 -- The schedule command.
 function M.command(opts)
   local loc = assert(require("mxpc.backup_store").parse_location(opts.to))
+  if loc.service == "azure" and not opts.azure_client_id and not opts.delete then
+    error(errors.new { code = "usage", message = ("the jobs cannot reach %s: a job's pod has no Azure credentials of "
+      .. "its own"):format(opts.to), hint = "give --azure-client-id ID: the managed identity (Azure Workload Identity) "
+      .. "the jobs' ServiceAccount is annotated with; it needs Storage Blob Data Contributor on the container" }, 0)
+  end
   local ok, why = M.check_cron(opts.cron)
   if not ok then error(errors.new { code = "usage", message = "--cron: " .. why }, 0) end
   local keep = {}
@@ -185,8 +192,9 @@ function M.command(opts)
       or nil)
   end
   local objects = M.manifests { namespace = opts.namespace, envs = envs, cron = opts.cron, image = opts.image
-    or M.default_image(), timezone = opts.timezone, role_arn = opts.role_arn, keep = keep,
-    to = ("s3://%s/%s"):format(loc.bucket, loc.prefix ~= "" and (loc.prefix .. "/") or ""),
+    or M.default_image(), timezone = opts.timezone, role_arn = opts.role_arn, azure_client_id = opts.azure_client_id,
+    keep = keep,
+    to = require("mxpc.backup_store").place(loc),
     archive_endpoint = opts.archive_endpoint, archive_region = opts.archive_region,
     arch = opts.arch or manifest.default_arch(),
     names = not opts.delete and role_names() or nil }

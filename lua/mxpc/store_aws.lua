@@ -1,11 +1,11 @@
 -- The aws provider's store: AWS Secrets Manager, GetSecretValue over SigV4
--- (mxpc.sigv4), JSON secrets read with the provider's jmesPath mapping.
+-- (mxpc.aws), JSON secrets read with the provider's jmesPath mapping.
 -- Where: AWS_ENDPOINT_URL_SECRETS_MANAGER, else AWS_ENDPOINT_URL, else the
 -- regional endpoint of the SecretProviderClass's region (or the secret ARN's,
 -- AWS_REGION, AWS_DEFAULT_REGION).
 local cjson = require "cjson"
 local errors = require "mxpc.error"
-local sigv4 = require "mxpc.sigv4"
+local aws = require "mxpc.aws"
 local store = require "mxpc.secret_store"
 local runtime = require "mxpc.runtime"
 
@@ -36,7 +36,7 @@ end
 -- The credentials to sign with, and who they are (for messages).
 local function credentials(ctx)
   if ctx.identity == "tool" then
-    local c, err = sigv4.credentials()
+    local c, err = aws.signing_credentials()
     if not c then
       err.message = "Secrets Manager as the tool's own identity: " .. err.message
       return nil, err
@@ -54,7 +54,7 @@ local function credentials(ctx)
   end
   local token, terr = store.sa_token(ctx, { "sts.amazonaws.com" })
   if not token then return nil, terr end
-  local c, serr = sigv4.web_identity { role_arn = role, token = token, session_name = "mxpc-" .. ctx.name }
+  local c, serr = aws.web_identity { role_arn = role, token = token, session_name = "mxpc-" .. ctx.name }
   if not c then
     serr.hint = ("the role's trust policy must allow sts:AssumeRoleWithWebIdentity to "
       .. "system:serviceaccount:%s:%s with audience sts.amazonaws.com"):format(ctx.namespace, ctx.name)
@@ -107,7 +107,7 @@ function M.fetch(entries, ctx)
       local body = cjson.encode { SecretId = e.secret }
       local headers = { ["Content-Type"] = "application/x-amz-json-1.1",
         ["X-Amz-Target"] = "secretsmanager.GetSecretValue" }
-      local add, serr = sigv4.sign { method = "POST", url = url, service = "secretsmanager", region = region,
+      local add, serr = aws.sign_request { method = "POST", url = url, service = "secretsmanager", region = region,
         headers = headers, body = body, credentials = c }
       if not add then return nil, serr end
       for k, v in pairs(add) do headers[k] = v end

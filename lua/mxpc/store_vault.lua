@@ -3,8 +3,10 @@
 -- roleName with a short-lived token of its ServiceAccount (for the
 -- SecretProviderClass's `audience`, else the API server's); as the tool:
 -- VAULT_TOKEN. Then a read of each secretPath (KV v2: secret/data/NAME; KV v1
--- paths work too). The CA: VAULT_CACERT (as for the vault CLI), else
--- SSL_CERT_FILE / SSL_CERT_DIR, else the system's.
+-- paths work too). The CA: VAULT_CACERT (as for the vault CLI), else the
+-- SecretProviderClass's vaultCACertPath where that file is on this machine
+-- (the driver reads it on the node), else SSL_CERT_FILE / SSL_CERT_DIR,
+-- else the system's.
 local cjson = require "cjson"
 local log = require "mxpc.log"
 local store = require "mxpc.secret_store"
@@ -45,14 +47,36 @@ local function login(ctx, addr)
   return auth.client_token, ("role %s (ServiceAccount %s/%s)"):format(role, ctx.namespace, ctx.name)
 end
 
+-- The CA file Vault's certificate is checked against: VAULT_CACERT
+-- (`env_cacert`), else parameters.vaultCACertPath when it can be read here;
+-- nil for SSL_CERT_FILE / SSL_CERT_DIR or the system's. Returns the file and
+-- where it came from, or nil and why vaultCACertPath was not used.
+function M.ca_file(params, env_cacert)
+  if env_cacert and env_cacert ~= "" then return env_cacert, "VAULT_CACERT" end
+  local path = params.vaultCACertPath
+  if type(path) ~= "string" or path == "" then return nil end
+  local f = io.open(path, "r")
+  if not f then
+    return nil, ("vaultCACertPath %s is not on this machine (the driver reads it on the node); set VAULT_CACERT "
+      .. "to that CA here"):format(path)
+  end
+  f:close()
+  return path, "vaultCACertPath"
+end
+
 function M.fetch(entries, ctx)
   local addr = ctx.params.vaultAddress
   if type(addr) ~= "string" or not addr:match("^https?://") then
     return store.fail("environment", ctx.where .. ": parameters.vaultAddress is not an http(s) URL")
   end
   addr = addr:gsub("/+$", "")
-  local ca = os.getenv("VAULT_CACERT")
-  ctx.ca_file = ca ~= "" and ca or nil
+  local ca, from = M.ca_file(ctx.params, os.getenv("VAULT_CACERT"))
+  ctx.ca_file = ca
+  if ca then
+    log.debug("Vault's CA", { file = ca, from = from })
+  elseif from then
+    log.info(from .. ": trusting SSL_CERT_FILE, SSL_CERT_DIR or the system's CAs instead")
+  end
   local token, who
   if ctx.identity == "tool" then
     token, who = os.getenv("VAULT_TOKEN"), "VAULT_TOKEN"

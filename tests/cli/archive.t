@@ -89,7 +89,7 @@ $ inspect s3://bucket
 $ verify
 ? 2
 ! error: missing FILE
-! usage: mxpc-data-migration verify FILE|-|s3://BUCKET/KEY|mendix-cloud://APP/ENV[/SNAPSHOT] [--json]
+! usage: mxpc-data-migration verify FILE|-|s3://BUCKET/KEY|azblob://ACCOUNT/CONTAINER/BLOB|mendix-cloud://APP/ENV[/SNAPSHOT] [--json]
 ! Try 'mxpc-data-migration verify --help' for more information.
 
 $ inspect a.tar.gz b.tar.gz

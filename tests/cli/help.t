@@ -9,10 +9,10 @@ $ help
 >~ ^commands:$
 
 $ help backup
->~ ^usage: mxpc-data-migration backup -n NAMESPACE -e ENVIRONMENT -f FILE\|-\|s3://BUCKET/KEY \[options\]$
+>~ ^usage: mxpc-data-migration backup -n NAMESPACE -e ENVIRONMENT -f FILE\|-\|s3://BUCKET/KEY\|azblob://ACCOUNT/CONTAINER/BLOB \[options\]$
 
 $ backup --help
->~ ^usage: mxpc-data-migration backup -n NAMESPACE -e ENVIRONMENT -f FILE\|-\|s3://BUCKET/KEY \[options\]$
+>~ ^usage: mxpc-data-migration backup -n NAMESPACE -e ENVIRONMENT -f FILE\|-\|s3://BUCKET/KEY\|azblob://ACCOUNT/CONTAINER/BLOB \[options\]$
 >~ ^  -n, --namespace NAMESPACE
 >~ ^  -e, --environment ENVIRONMENT
 >~ ^  -f, --file FILE
@@ -24,9 +24,9 @@ $ backup --help
 >~ ^  -h, --help
 
 $ restore -h
->~ ^usage: mxpc-data-migration restore -n NAMESPACE -e ENVIRONMENT -f FILE\|-\|s3://BUCKET/KEY\|mendix-cloud://APP/ENV\[/SNAPSHOT\] \[options\]$
+>~ ^usage: mxpc-data-migration restore -n NAMESPACE -e ENVIRONMENT -f FILE\|-\|s3://BUCKET/KEY\|azblob://ACCOUNT/CONTAINER/BLOB\|mendix-cloud://APP/ENV\[/SNAPSHOT\] \[options\]$
 >~ input: it is first copied into a private working directory in \$TMPDIR
->~ ^  -f, --file FILE +the archive to restore: a file, - \(stdin\), s3://BUCKET/KEY or mendix-cloud://APP/ENVIRONMENT\[/SNAPSHOT\]$
+>~ ^  -f, --file FILE +the archive to restore: a file, - \(stdin\), s3://BUCKET/KEY, azblob://ACCOUNT/CONTAINER/BLOB or mendix-cloud://APP/ENVIRONMENT\[/SNAPSHOT\]$
 
 $ jump-pod --help
 >~ ^usage: mxpc-data-migration jump-pod -n NAMESPACE -e ENVIRONMENT \[--restore\] \[--stop-app\] \[--apply \| --delete\] \[options\]$
@@ -55,7 +55,7 @@ $ version
 >~ ^  libpq      15
 
 $ inspect --help
->~ ^usage: mxpc-data-migration inspect FILE\|-\|s3://BUCKET/KEY\|mendix-cloud://APP/ENV\[/SNAPSHOT\] \[--json\]$
+>~ ^usage: mxpc-data-migration inspect FILE\|-\|s3://BUCKET/KEY\|azblob://ACCOUNT/CONTAINER/BLOB\|mendix-cloud://APP/ENV\[/SNAPSHOT\] \[--json\]$
 
 $ verify --help
->~ ^usage: mxpc-data-migration verify FILE\|-\|s3://BUCKET/KEY\|mendix-cloud://APP/ENV\[/SNAPSHOT\] \[--json\]$
+>~ ^usage: mxpc-data-migration verify FILE\|-\|s3://BUCKET/KEY\|azblob://ACCOUNT/CONTAINER/BLOB\|mendix-cloud://APP/ENV\[/SNAPSHOT\] \[--json\]$

@@ -22,7 +22,8 @@ $ help backup --man
 >~ ^MXPC-DATA-MIGRATION\(1\)\s+User Commands
 >~ ^NAME$
 >~ ^ +mxpc-data-migration - back up and restore Mendix for Private Cloud environments$
->~ ^ +mxpc-data-migration backup -n NAMESPACE -e ENVIRONMENT -f FILE\|-\|s3://BUCKET/KEY \[options\]$
+>~ ^ +mxpc-data-migration backup -n NAMESPACE -e ENVIRONMENT -f FILE\|-\|s3://BUCKET/KEY\|$
+>~ ^ +azblob://ACCOUNT/CONTAINER/BLOB \[options\]$
 >~ ^ +-n, --namespace NAMESPACE$
 >~ ^ +--log-format FORMAT$
 >~ ^ +SSL_CERT_FILE$

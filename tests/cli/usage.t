@@ -14,7 +14,7 @@ $ frobnicate
 $ backup -n mendix -e demo-app
 ? 2
 ! error: missing required option -f/--file FILE
-! usage: mxpc-data-migration backup -n NAMESPACE -e ENVIRONMENT -f FILE|-|s3://BUCKET/KEY [options]
+! usage: mxpc-data-migration backup -n NAMESPACE -e ENVIRONMENT -f FILE|-|s3://BUCKET/KEY|azblob://ACCOUNT/CONTAINER/BLOB [options]
 ! Try 'mxpc-data-migration backup --help' for more information.
 
 $ backup -e demo-app -f x.tar.gz
@@ -126,43 +126,43 @@ $ KUBECONFIG=/nonexistent/kubeconfig backup -n mendix -e demo-app -f exists.tar.
 $ restore -n mendix -e demo-copy -f x.tar.gz --new-snapshot
 ? 2
 ! error: --new-snapshot makes a snapshot in Mendix Cloud: it needs -f mendix-cloud://APP/ENVIRONMENT
-! usage: mxpc-data-migration restore -n NAMESPACE -e ENVIRONMENT -f FILE|-|s3://BUCKET/KEY|mendix-cloud://APP/ENV[/SNAPSHOT] [options]
+! usage: mxpc-data-migration restore -n NAMESPACE -e ENVIRONMENT -f FILE|-|s3://BUCKET/KEY|azblob://ACCOUNT/CONTAINER/BLOB|mendix-cloud://APP/ENV[/SNAPSHOT] [options]
 ! Try 'mxpc-data-migration restore --help' for more information.
 
 $ restore -n mendix -e demo-copy -f x.tar.gz --mendix-credentials creds
 ? 2
 ! error: --mendix-credentials is for mendix-cloud:// locations
-! usage: mxpc-data-migration restore -n NAMESPACE -e ENVIRONMENT -f FILE|-|s3://BUCKET/KEY|mendix-cloud://APP/ENV[/SNAPSHOT] [options]
+! usage: mxpc-data-migration restore -n NAMESPACE -e ENVIRONMENT -f FILE|-|s3://BUCKET/KEY|azblob://ACCOUNT/CONTAINER/BLOB|mendix-cloud://APP/ENV[/SNAPSHOT] [options]
 ! Try 'mxpc-data-migration restore --help' for more information.
 
 $ restore -n mendix -e demo-copy -f mendix-cloud://app/Production/51dc7872-771e-4c3e-853b-352359444db6 --new-snapshot
 ? 2
 ! error: --new-snapshot and a SNAPSHOT in mendix-cloud://app/Production/51dc7872-771e-4c3e-853b-352359444db6 exclude each other
-! usage: mxpc-data-migration restore -n NAMESPACE -e ENVIRONMENT -f FILE|-|s3://BUCKET/KEY|mendix-cloud://APP/ENV[/SNAPSHOT] [options]
+! usage: mxpc-data-migration restore -n NAMESPACE -e ENVIRONMENT -f FILE|-|s3://BUCKET/KEY|azblob://ACCOUNT/CONTAINER/BLOB|mendix-cloud://APP/ENV[/SNAPSHOT] [options]
 ! Try 'mxpc-data-migration restore --help' for more information.
 
 $ KUBECONFIG=/nonexistent/kubeconfig backup -n mendix -e demo-app -f mendix-cloud://app/Production
 ? 2
 ! error: cannot back up to mendix-cloud://app/Production: Mendix Cloud takes archives only through the Mendix Portal, not through its API: back up to a file and upload that (backup --help says how)
-! usage: mxpc-data-migration backup -n NAMESPACE -e ENVIRONMENT -f FILE|-|s3://BUCKET/KEY [options]
+! usage: mxpc-data-migration backup -n NAMESPACE -e ENVIRONMENT -f FILE|-|s3://BUCKET/KEY|azblob://ACCOUNT/CONTAINER/BLOB [options]
 ! Try 'mxpc-data-migration backup --help' for more information.
 
 $ restore -n mendix -e demo-copy -f x.tar.gz --database-only --files-only
 ? 2
 ! error: --database-only and --files-only exclude each other
-! usage: mxpc-data-migration restore -n NAMESPACE -e ENVIRONMENT -f FILE|-|s3://BUCKET/KEY|mendix-cloud://APP/ENV[/SNAPSHOT] [options]
+! usage: mxpc-data-migration restore -n NAMESPACE -e ENVIRONMENT -f FILE|-|s3://BUCKET/KEY|azblob://ACCOUNT/CONTAINER/BLOB|mendix-cloud://APP/ENV[/SNAPSHOT] [options]
 ! Try 'mxpc-data-migration restore --help' for more information.
 
 $ restore -n mendix -e demo-copy -f x.tar.gz --database-only --delete-extra-files
 ? 2
 ! error: --delete-extra-files and --database-only exclude each other: the files are left as they are
-! usage: mxpc-data-migration restore -n NAMESPACE -e ENVIRONMENT -f FILE|-|s3://BUCKET/KEY|mendix-cloud://APP/ENV[/SNAPSHOT] [options]
+! usage: mxpc-data-migration restore -n NAMESPACE -e ENVIRONMENT -f FILE|-|s3://BUCKET/KEY|azblob://ACCOUNT/CONTAINER/BLOB|mendix-cloud://APP/ENV[/SNAPSHOT] [options]
 ! Try 'mxpc-data-migration restore --help' for more information.
 
 $ restore -n mendix -e demo-copy -f x.tar.gz --safety-backup x.tar.gz
 ? 2
 ! error: --safety-backup must not be the archive to restore (x.tar.gz)
-! usage: mxpc-data-migration restore -n NAMESPACE -e ENVIRONMENT -f FILE|-|s3://BUCKET/KEY|mendix-cloud://APP/ENV[/SNAPSHOT] [options]
+! usage: mxpc-data-migration restore -n NAMESPACE -e ENVIRONMENT -f FILE|-|s3://BUCKET/KEY|azblob://ACCOUNT/CONTAINER/BLOB|mendix-cloud://APP/ENV[/SNAPSHOT] [options]
 ! Try 'mxpc-data-migration restore --help' for more information.
 
 $ restore --namespace=mendix --environment demo-copy --file x.tar.gz
@@ -235,7 +235,7 @@ $ schedule -n mendix -e demo-app --all --to s3://bk/nightly --cron "0 2 * * *"
 
 $ schedule -n mendix -e demo-app --to /backups --cron "0 2 * * *"
 ? 2
-!~ ^error: invalid --to "/backups": expected s3://BUCKET/PREFIX$
+!~ ^error: invalid --to "/backups": expected s3://BUCKET/PREFIX or azblob://ACCOUNT/CONTAINER/PREFIX$
 
 $ schedule -n mendix -e demo-app --to s3://bk/nightly --cron "0 2 * *"
 ? 2
@@ -279,4 +279,4 @@ $ list s3://bk/nightly --max-age soon
 
 $ list mendix-cloud://app/Production --max-age 26h
 ? 2
-!~ ^error: --max-age applies to s3:// locations$
+!~ ^error: --max-age applies to s3:// and azblob:// locations$

@@ -69,11 +69,12 @@ for variant in "" --restore --stop-app; do
   check "-o json ${variant:-(backup)}: a List kubectl accepts" '[ "$(grep -c "created (server dry run)" "$work/kubectl.out")" = 4 ]'
 done
 backup_rules="core secrets get demo-app-database-credentials,demo-app-file-credentials \
-core serviceaccounts get demo-app core serviceaccounts/token create demo-app \
-privatecloud.mendix.com mendixapps get demo-app privatecloud.mendix.com storageinstances get demo-app-database,demo-app-file \
-secrets-store.csi.x-k8s.io secretproviderclasses get demo-app "
-check "backup's Role: get the environment's credential Secrets, its MendixApp and StorageInstances, its secret store's SecretProviderClass, ServiceAccount and token, by name" \
+privatecloud.mendix.com mendixapps get demo-app privatecloud.mendix.com storageinstances get demo-app-database,demo-app-file "
+check "backup's Role: get the environment's credential Secrets, its MendixApp and StorageInstances, by name (no secret store: none of its rules)" \
   '[ "$(rules <"$work/.json")" = "$backup_rules" ]'
+"$bin" -q jump-pod -n mendix -e demo-sm --pg-version 15 -o json >"$work/sm.json" 2>"$work/err"
+check "an environment with a secret store: its SecretProviderClass, ServiceAccount and token, by name" \
+  'rules <"$work/sm.json" >"$work/sm.rules" && grep -q "core serviceaccounts get demo-sm core serviceaccounts/token create demo-sm .*secrets-store.csi.x-k8s.io secretproviderclasses get demo-sm $" "$work/sm.rules"'
 check "--restore adds list on pods (list cannot be limited by name)" \
   '[ "$(rules <"$work/--restore.json")" = "core pods list * $backup_rules" ]'
 check "--stop-app adds patch on the MendixApp" \
@@ -151,6 +152,71 @@ check "... says what is expected" 'grep -q "arn:aws:iam::ACCOUNT:role/NAME" "$wo
 run "--apply --role-arn while the pod exists without the role is refused" 1 jump-pod -n mendix -e demo-app --apply \
   --role-arn arn:aws:iam::123456789012:role/mxpc-backup
 check "... saying to create the pod again" 'grep -q "exists already without the role" "$work/err" && grep -q -- "--delete" "$work/err"'
+
+# Azure Workload Identity: --azure-client-id annotates the jump pod's ServiceAccount and labels the
+# pod; the emulator's webhook then sets the pod up as AKS's does (AZURE_* and the token volume)
+wi_id=0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9
+img=(--image docker.io/library/postgres:15)
+pod_json() { kubectl -n mendix get pod "$1" -o json; }
+# "NAME=VALUE" of the pod's AZURE_* variables and its token volume's audience, one a line
+wi_env() {
+  pod_json "$1" | python3 -c '
+import json, sys
+p = json.load(sys.stdin)
+for e in p["spec"]["containers"][0].get("env", []):
+    if e["name"].startswith("AZURE_"): print(e["name"] + "=" + e["value"])
+for v in p["spec"].get("volumes", []):
+    for src in v.get("projected", {}).get("sources", []):
+        print("audience=" + src["serviceAccountToken"]["audience"])'
+}
+run "--azure-client-id: the ServiceAccount names the managed identity" 0 jump-pod -n mendix -e demo-azure-wi \
+  --name mxpc-wi --azure-client-id "$wi_id" "${img[@]}"
+check "... in the annotation the webhook reads" \
+  'grep -q "^    azure.workload.identity/client-id: $wi_id$" "$work/out" && grep -q "^    azure.workload.identity/use: \"true\"$" "$work/out"'
+kubectl apply --dry-run=server -f "$work/out" >"$work/kubectl.out" 2>&1
+check "... and kubectl apply --dry-run=server accepts it" '[ $? = 0 ] && [ "$(grep -c "created (server dry run)" "$work/kubectl.out")" = 4 ]'
+run "--apply --azure-client-id" 0 jump-pod -n mendix -e demo-azure-wi --name mxpc-wi --azure-client-id "$wi_id" \
+  "${img[@]}" --apply
+wi_env mxpc-wi >"$work/wi.env"
+check "... the pod gets the identity from the webhook (AZURE_CLIENT_ID, AZURE_TENANT_ID, the token file, the authority)" \
+  'grep -qx "AZURE_CLIENT_ID=$wi_id" "$work/wi.env" && grep -qx "AZURE_TENANT_ID=$MXPC_AZURE_TENANT_ID" "$work/wi.env" &&
+   grep -qx "AZURE_FEDERATED_TOKEN_FILE=/var/run/secrets/azure/tokens/azure-identity-token" "$work/wi.env" &&
+   grep -qx "AZURE_AUTHORITY_HOST=$MXPC_AZURE_AUTHORITY_HOST" "$work/wi.env" && grep -qx "audience=api://AzureADTokenExchange" "$work/wi.env"'
+run "--apply with another client id while the pod exists is refused" 1 jump-pod -n mendix -e demo-azure-wi \
+  --name mxpc-wi --azure-client-id 0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0fa "${img[@]}" --apply
+check "... saying to create the pod again" 'grep -q "exists already without the managed identity" "$work/err" && grep -q -- "--delete" "$work/err"'
+"$bin" -q jump-pod -n mendix -e demo-azure-wi --name mxpc-wi --delete >/dev/null 2>&1
+check "... --delete removes its ServiceAccount" '! kubectl -n mendix get serviceaccount mxpc-wi >/dev/null 2>&1'
+run "a pod without the label gets no identity" 0 jump-pod -n mendix -e demo-app --name mxpc-nowi "${img[@]}" --apply
+check "... (the webhook leaves it alone)" '[ -z "$(wi_env mxpc-nowi)" ]'
+"$bin" -q jump-pod -n mendix -e demo-app --name mxpc-nowi --delete >/dev/null 2>&1
+# the environment's own ServiceAccount (annotated with its managed identity): --service-account
+run "--service-account demo-azure-wi --workload-identity --apply" 0 jump-pod -n mendix -e demo-azure-wi \
+  --name mxpc-envsa --service-account demo-azure-wi --workload-identity "${img[@]}" --apply
+wi_env mxpc-envsa >"$work/wi.env"
+check "... runs the pod as the environment's identity" \
+  '[ "$(pod_json mxpc-envsa | python3 -c "import json,sys; print(json.load(sys.stdin)[\"spec\"][\"serviceAccountName\"])")" = demo-azure-wi ] &&
+   grep -qx "AZURE_CLIENT_ID=$MXPC_AZURE_WI_CLIENT_ID" "$work/wi.env" || { cat "$work/wi.env"; false; }'
+check "... binds the Role to that ServiceAccount and makes none of its own" \
+  '[ "$(kubectl -n mendix get rolebinding mxpc-envsa -o jsonpath="{.subjects[0].name}")" = demo-azure-wi ] &&
+   ! kubectl -n mendix get serviceaccount mxpc-envsa >/dev/null 2>&1'
+"$bin" -q jump-pod -n mendix -e demo-azure-wi --name mxpc-envsa --service-account demo-azure-wi --delete >/dev/null 2>&1
+check "... and --delete leaves the environment's ServiceAccount" \
+  'kubectl -n mendix get serviceaccount demo-azure-wi >/dev/null 2>&1 && ! kubectl -n mendix get rolebinding mxpc-envsa >/dev/null 2>&1'
+echo '{"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "mxpc-plain-sa", "namespace": "mendix"}}' |
+  kubectl apply -f - >/dev/null
+run "--service-account without the client-id annotation and --workload-identity is refused" 1 jump-pod -n mendix \
+  -e demo-azure-wi --name mxpc-envsa --service-account mxpc-plain-sa --workload-identity "${img[@]}" --apply
+check "... naming the annotation and how to add it" \
+  'grep -q "ServiceAccount mendix/mxpc-plain-sa has no annotation azure.workload.identity/client-id" "$work/err" &&
+   grep -q "kubectl -n mendix annotate serviceaccount mxpc-plain-sa" "$work/err"'
+check "... before making anything" '! kubectl -n mendix get role mxpc-envsa >/dev/null 2>&1'
+kubectl -n mendix delete serviceaccount mxpc-plain-sa >/dev/null 2>&1
+run "--service-account that does not exist is refused" 1 jump-pod -n mendix -e demo-azure-wi --name mxpc-envsa \
+  --service-account no-such-sa "${img[@]}" --apply
+check "... saying so" 'grep -q "ServiceAccount mendix/no-such-sa does not exist" "$work/err"'
+run "--service-account with --azure-client-id is a usage error" 2 jump-pod -n mendix -e demo-azure-wi \
+  --service-account demo-azure-wi --azure-client-id "$wi_id"
 
 # the service account's token is enough for a backup, and exactly that
 as_sa mxpc-jump-demo-app backup -n mendix -e demo-app -f - >"$work/sa.tar.gz" 2>"$work/err"

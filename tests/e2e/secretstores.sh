@@ -120,6 +120,20 @@ run "Vault with another CA than its own fails" 1 env VAULT_CACERT="$MXPC_AZURE_C
   -e demo-vault -f "$work/no.tar.gz"
 expect_err "... naming the address" "cannot reach https://127.0.0.1:$MXPC_VAULT_PORT: .*certificate"
 expect_err "... and the CA file" "the CA file $MXPC_AZURE_CA_BUNDLE"
+# the SecretProviderClass's vaultCACertPath, when the file is on this machine (else SSL_CERT_FILE)
+run "Vault without VAULT_CACERT or vaultCACertPath: SSL_CERT_FILE, which lacks Vault's CA, fails" 1 \
+  env -u VAULT_CACERT "$bin" backup -n mendix -e demo-vault -f "$work/no.tar.gz"
+kubectl -n mendix patch secretproviderclass demo-vault --type merge \
+  -p "{\"spec\":{\"parameters\":{\"vaultCACertPath\":\"$MXPC_VAULT_CA\"}}}" >/dev/null
+run "Vault's CA from the SecretProviderClass's vaultCACertPath" 0 env -u VAULT_CACERT "$bin" backup -n mendix \
+  -e demo-vault -f "$work/ca.tar.gz"
+kubectl -n mendix patch secretproviderclass demo-vault --type merge \
+  -p '{"spec":{"parameters":{"vaultCACertPath":"/etc/no-such-dir/vault-ca.pem"}}}' >/dev/null
+run "a vaultCACertPath that is not on this machine" 1 env -u VAULT_CACERT "$bin" backup -n mendix -e demo-vault \
+  -f "$work/no.tar.gz"
+expect_err "... is said, and VAULT_CACERT named" "vaultCACertPath /etc/no-such-dir/vault-ca.pem is not on this machine.*VAULT_CACERT"
+kubectl -n mendix patch secretproviderclass demo-vault --type merge -p '{"spec":{"parameters":{"vaultCACertPath":null}}}' \
+  >/dev/null
 run "a Vault token whose policy does not cover the path fails" 1 env VAULT_TOKEN="$MXPC_VAULT_NOTHING_TOKEN" \
   "$bin" backup -n mendix -e demo-vault -f "$work/no.tar.gz" --identity tool
 expect_err "... names the path and the policy it needs" 'Vault denied reading secret/data/demo-vault as VAULT_TOKEN.*'

@@ -45,6 +45,24 @@ print(len(list(root.iter("Blob"))))
   return tonumber(out:match("%d+"))
 end
 
+-- How many uncommitted blocks the blob `name` of container `ct` has (Get Block List), by the stack's own client.
+local function blocks(ct, name)
+  local out, code = t.sh((". \"$MXPC_STACK_ENV\" && python3 -c %s %s %s"):format(quote([[
+import os, sys, xml.etree.ElementTree as ET
+sys.path.insert(0, os.environ["MXPC_SOURCE_DIR"] + "/tests/stack")
+from stacklib import AzureBlob, AzureError
+b = AzureBlob(os.environ["MXPC_AZURE_BLOB_ENDPOINT"], os.environ["MXPC_AZURE_ACCOUNT_NAME"],
+              os.environ["MXPC_AZURE_ACCOUNT_KEY"], os.environ["MXPC_AZURE_CA"])
+q = [("comp", "blocklist"), ("blocklisttype", "uncommitted")]
+try:
+    print(len(list(ET.fromstring(b.request("GET", sys.argv[1], sys.argv[2], query=q)[1]).iter("Block"))))
+except AzureError:  # no block yet: no blob
+    print(0)
+]]), ct, name))
+  t.eq(code, 0, out)
+  return tonumber(out:match("%d+"))
+end
+
 -- Acquires (forever) or breaks (at once) the lease of a blob, by the stack's own client.
 local function lease(name, action)
   local out, code = t.sh((". \"$MXPC_STACK_ENV\" && python3 -c %s %s %s %s"):format(quote([[
@@ -127,6 +145,30 @@ t.test("delete and delete_many: missing blobs count as deleted", function()
   t.eq(n, 0)
 end)
 
+t.test("delete_many sends its Delete Blobs at once: 32 blobs 200 ms away take well under 32 round trips", function()
+  local process = require "mxpc.process"
+  local runtime = require "mxpc.runtime"
+  local names = {}
+  for i = 1, 32 do
+    names[i] = ("delmany/%02d"):format(i)
+    assert(client:put(container, names[i], "x"))
+  end
+  local target = assert(env.MXPC_AZURE_BLOB_ENDPOINT:match("^https://([^/]+)"))
+  local proxy <close> = assert(process.spawn({ "python3", os.getenv("MXPC_SOURCE_DIR") .. "/bench/latency_proxy.py",
+    "--target", target, "--delay", "100" }, { stdout = "pipe" }))
+  local banner = ""
+  while not banner:find("\n") do banner = banner .. assert(proxy:read(256), "the proxy did not start") end
+  local port = assert(banner:match("listening on 127%.0%.0%.1:(%d+)"), banner)
+  local far = assert(azure.client(opts{ endpoint = env.MXPC_AZURE_BLOB_ENDPOINT:gsub(":%d+/", ":" .. port .. "/") }))
+  local t0 = runtime.monotonic()
+  assert(far:delete_many(container, names))
+  local took = runtime.monotonic() - t0
+  t.ok(took < 3.2, ("32 deletes took %.2f s: one after the other they take 6.4 s or more"):format(took))
+  local left = {}
+  assert(client:list(container, "delmany/", { on_item = function(o) left[#left + 1] = o.key end }))
+  t.eq(#left, 0, "every blob deleted: " .. table.concat(left, " "))
+end)
+
 t.test("copy from URL within the account", function()
   assert(client:put(container, "copy/src", "copied bytes"))
   local url = env.MXPC_AZURE_BLOB_ENDPOINT .. "/" .. container .. "/copy/src"
@@ -159,6 +201,54 @@ t.test("a block upload refused over an existing (leased) blob leaves it as it wa
   t.contains(tostring(err), "azblob://" .. container .. "/leased.bin is leased by another program")
   t.eq(assert(client:get_string(container, "leased.bin")), "original")
   lease("leased.bin", "break")
+end)
+
+t.test("a refused Put Block List (a blob made meanwhile): nothing written, the error says so", function()
+  local u = assert(client:upload(container, "race.bin", { no_overwrite = true }))
+  local data = bytes(MiB, 7)
+  for _ = 1, 12 do assert(u:write(data)) end -- two blocks of 5 MiB on their way, the rest goes at the commit
+  assert(client:put(container, "race.bin", "theirs"))
+  local ok, err = u:commit()
+  t.eq(ok, nil)
+  t.eq(err.status, 409)
+  t.eq(err.s3_code, "BlobAlreadyExists")
+  t.eq(err.code, "exists")
+  t.contains(tostring(err), "azblob://" .. container .. "/race.bin appeared while it was being uploaded")
+  t.contains(tostring(err), "Put Block List was refused (BlobAlreadyExists), so nothing of this upload was written")
+  t.contains(tostring(err), "the block list was not committed")
+  t.contains(err.hint, "--force")
+  t.contains(err.hint, "uncommitted (invisible, not billed as a blob) until Azure discards them after 7 days")
+  t.eq(assert(client:get_string(container, "race.bin")), "theirs", "the other blob stays as it was")
+  -- and a small one (one Put Blob at the commit) likewise
+  local small = assert(client:upload(container, "race-small.bin", { no_overwrite = true }))
+  assert(small:write("ours"))
+  assert(client:put(container, "race-small.bin", "theirs"))
+  local sok, serr = small:commit()
+  t.eq(sok, nil)
+  t.eq(serr.code, "exists")
+  t.contains(tostring(serr), "Put Blob was refused (BlobAlreadyExists)")
+  t.eq(assert(client:get_string(container, "race-small.bin")), "theirs")
+end)
+
+t.test("a Put Block List refused because the container is gone: a clear error, no blob", function()
+  local other = container .. "-gone"
+  assert(client:create_bucket(other))
+  local u = assert(client:upload(other, "big.bin"))
+  local data = bytes(MiB, 9)
+  for _ = 1, 10 do assert(u:write(data)) end -- two full blocks: nothing is left to send at the commit
+  for _ = 1, 100 do -- the blocks land (an empty write moves the transfers on)
+    assert(u:write(""))
+    if blocks(other, "big.bin") == 2 then break end
+    os.execute("sleep 0.05")
+  end
+  t.eq(blocks(other, "big.bin"), 2, "both blocks are in")
+  assert(client:delete_bucket(other))
+  local ok, err = u:commit()
+  t.eq(ok, nil)
+  t.eq(err.s3_code, "ContainerNotFound")
+  t.contains(tostring(err), "no such container: " .. other)
+  t.contains(tostring(err), "the block list was not committed: nothing of the upload was written")
+  t.contains(err.hint, "after 7 days")
 end)
 
 t.test("SIGINT during a block upload: exit 130, no blob and no uncommitted blocks", function()
@@ -243,8 +333,14 @@ print(generate_container_sas(os.environ["MXPC_AZURE_ACCOUNT_NAME"], sys.argv[1],
   t.eq(ok, nil)
   t.eq(err.code, "forbidden")
   t.eq(err.s3_code, "AuthorizationPermissionMismatch")
-  t.contains(tostring(err), "the SAS token does not allow it")
+  t.contains(tostring(err), "access denied: Put Blob azblob://" .. container .. "/sas/b (AuthorizationPermissionMismatch)")
+  t.contains(tostring(err), "the SAS token in use does not allow it: it needs the permission w (write) "
+    .. "(an identity would need the role Storage Blob Data Contributor)")
   t.contains(err.hint, "rwdlc")
+  local _, derr = sas:delete(container, "sas/a")
+  t.eq(derr.code, "forbidden")
+  t.contains(tostring(derr), "Delete Blob azblob://" .. container .. "/sas/a")
+  t.contains(tostring(derr), "it needs the permission d (delete)")
 end)
 
 t.test("bad configurations are refused", function()
@@ -260,4 +356,4 @@ t.test("cleanup", function()
   assert(client:delete_bucket(container))
 end)
 
-t.run()
+return t.run()

@@ -3,6 +3,7 @@
 local t = require "t"
 local cjson = require "cjson"
 local jp = require "mxpc.jump_pod"
+local errors = require "mxpc.error"
 
 t.test("major version from server_version_num", function()
   t.eq(jp.major_version("150018"), "15")
@@ -57,6 +58,31 @@ t.test("secret stores: the SecretProviderClass, the ServiceAccount and its token
       t.same(r.resourceNames, { "demo-sm" }, r.resources[1])
     end
   end
+end)
+
+t.test("secret stores: their rules only for the environments that have a SecretProviderClass, once known", function()
+  local none = jp.rules({ environment = "demo-app" }, { apps = { "demo-app" }, stores = {} })
+  t.eq(verbs(none), "mendixapps:get secrets:get storageinstances:get")
+  local some = jp.rules({ environments = { "a", "b" } }, { apps = { "a", "b" }, stores = { "b" } })
+  for _, r in ipairs(some) do
+    if r.resources[1]:find("^se[rc][vr]") and r.resources[1] ~= "secrets" then
+      t.same(r.resourceNames, { "b" }, r.resources[1])
+    end
+  end
+  t.eq(verbs(jp.rules({ environment = "demo-sm" }, { apps = { "demo-sm" } })), verbs(jp.rules { environment = "demo-sm" }),
+    "not known: kept")
+  -- learned from the cluster: a SecretProviderClass found, not found, or not readable
+  local function client(answers)
+    return { get = function(_, resource, name)
+      if resource ~= "secretproviderclasses" then return { spec = { secretName = name .. "-creds" } } end
+      local a = answers[name]
+      if a == "yes" then return { metadata = { name = name } } end
+      return nil, errors.new { code = a == "no" and "not_found" or "forbidden", message = a }
+    end }
+  end
+  t.same(jp.resource_names(client { x = "yes", y = "no" }, "ns", { "x", "y" }).stores, { "x" })
+  t.eq(jp.resource_names(client { x = "yes", y = "forbidden" }, "ns", { "x", "y" }).stores, nil)
+  t.eq(jp.resource_names(nil, "ns", { "x" }, "no cluster").stores, nil)
 end)
 
 t.test("default names are valid object names", function()
@@ -132,6 +158,37 @@ t.test("--role-arn (IRSA): the ServiceAccount is annotated; only IAM role ARNs a
   t.eq(jp.pod_role_arn { spec = { containers = { {} } } }, nil)
 end)
 
+
+t.test("--azure-client-id (Workload Identity): the ServiceAccount annotated, the pod labelled for the webhook", function()
+  local id = "5d9d1455-dfd6-4d76-8976-2eb959b82d37"
+  local with = jp.manifests { namespace = "mendix", environment = "demo-azure-wi", name = "jp", image = "img:15",
+    rules = jp.rules {}, azure_client_id = id }
+  t.eq(with[1].kind, "ServiceAccount")
+  t.same(with[1].metadata.annotations, { ["azure.workload.identity/client-id"] = id })
+  t.eq(with[4].metadata.labels["azure.workload.identity/use"], "true")
+  t.eq(with[4].metadata.labels["app.kubernetes.io/component"], "jump-pod")
+  t.eq(with[1].metadata.labels["azure.workload.identity/use"], nil, "only the pod carries the label")
+  t.eq(objects[4].metadata.labels["azure.workload.identity/use"], nil, "no label without it")
+  local yaml = jp.render(with, "yaml")
+  t.contains(yaml, "  annotations:\n    azure.workload.identity/client-id: " .. id .. "\n")
+  t.contains(yaml, '    azure.workload.identity/use: "true"\n')
+  local m = require "mxpc.k8s_manifest"
+  t.ok(m.valid_client_id(id))
+  t.ok(m.valid_client_id(id:upper()))
+  for _, bad in ipairs { "", "x", id .. "0", id:sub(2), id:gsub("-", "") } do t.ok(not m.valid_client_id(bad), bad) end
+end)
+
+t.test("--service-account: the pod runs under an existing ServiceAccount, which is not made; the Role is bound to it",
+  function()
+  local with = jp.manifests { namespace = "mendix", environment = "demo-azure-wi", name = "jp", image = "img:15",
+    rules = jp.rules {}, service_account = "demo-azure-wi", workload_identity = true }
+  local kinds = {}
+  for _, o in ipairs(with) do kinds[#kinds + 1] = o.kind end
+  t.eq(table.concat(kinds, " "), "Role RoleBinding Pod")
+  t.same(with[2].subjects, { { kind = "ServiceAccount", name = "demo-azure-wi", namespace = "mendix" } })
+  t.eq(with[3].spec.serviceAccountName, "demo-azure-wi")
+  t.eq(with[3].metadata.labels["azure.workload.identity/use"], "true")
+end)
 
 t.test("the default image: the official postgres image, fully qualified", function()
   t.eq(jp.IMAGE_REPOSITORY, "docker.io/library/postgres")

@@ -114,4 +114,56 @@ t.test("an unknown kind is a bug, raised", function()
   t.raises(function() api.describe(facts { kind = "weather" }) end, "unknown kind of S3 error: weather")
 end)
 
+-- Azure's words (lua/mxpc/azure_api.lua): Azurite checks no RBAC roles, so a refused role
+-- is worded here from the facts Azure's answer gives.
+local azure_api = require "mxpc.azure_api"
+local function azure(over)
+  local f = facts { service = "azure", object = "azblob://c/b", bucket = "c", key = "b",
+    endpoint = "https://acct.blob.core.windows.net", access_key = "acct", s3_code = "AuthorizationPermissionMismatch",
+    s3_message = "This request is not authorized to perform this operation using this permission.",
+    creds_source = "managed identity 5d9d1455-dfd6-4d76-8976-2eb959b82d37" }
+  for k, v in pairs(over or {}) do f[k] = v end
+  return { azure_api.describe(f) }
+end
+
+t.test("azure: a refused role names the operation, the identity in use and the role it needs", function()
+  local got = azure { method = "PUT", action = "Put Blob" }
+  t.eq(got[1], "forbidden")
+  t.eq(got[2], "access denied: Put Blob azblob://c/b (AuthorizationPermissionMismatch): This request is not "
+    .. "authorized to perform this operation using this permission.; the identity in use (managed identity "
+    .. "5d9d1455-dfd6-4d76-8976-2eb959b82d37) needs the role Storage Blob Data Contributor on the storage account "
+    .. "acct or the container c")
+  t.contains(got[3], 'az role assignment create --role "Storage Blob Data Contributor"')
+  local read = azure { method = "GET", action = "Get Blob" }
+  t.contains(read[2], "needs the role Storage Blob Data Reader")
+  local list = azure { kind = "list", method = "GET", action = "List Blobs", key = "", object = "azblob://c" }
+  t.eq(list[1], "forbidden")
+  t.contains(list[2], "listing azblob://c was refused (AuthorizationPermissionMismatch): the identity in use "
+    .. "(managed identity 5d9d1455-dfd6-4d76-8976-2eb959b82d37) needs the role Storage Blob Data Reader")
+end)
+
+t.test("azure: a SAS token's refusal names the permission it lacks and the role an identity would need", function()
+  local got = azure { method = "DELETE", action = "Delete Blob", creds_source = "SAS token" }
+  t.eq(got[1], "forbidden")
+  t.contains(got[2], "access denied: Delete Blob azblob://c/b (AuthorizationPermissionMismatch)")
+  t.contains(got[2], "the SAS token in use does not allow it: it needs the permission d (delete) (an identity would "
+    .. "need the role Storage Blob Data Contributor)")
+  t.contains(got[3], "rwdlc")
+end)
+
+t.test("azure: a refused Put Block List says that nothing was written and that blocks expire", function()
+  local got = azure { method = "PUT", action = "Put Block List", status = 400, s3_code = "InvalidBlockList",
+    s3_message = "The specified block list is invalid." }
+  t.eq(got[1], "s3")
+  t.contains(got[2], "Azure Storage refused the block list of azblob://c/b: The specified block list is invalid.; "
+    .. "the block list was not committed: nothing of the upload was written, the blob is as it was")
+  t.contains(got[3], "until Azure discards them after 7 days")
+  local other = azure { method = "PUT", action = "Put Block List", status = 500, s3_code = "InternalError",
+    s3_message = "oops" }
+  t.contains(other[2], "Azure Blob Put Block List azblob://c/b failed: HTTP 500 InternalError: oops; the block list "
+    .. "was not committed")
+  local put = azure { method = "PUT", action = "Put Blob", status = 500, s3_code = "InternalError", s3_message = "oops" }
+  t.eq(put[2], "Azure Blob Put Blob azblob://c/b failed: HTTP 500 InternalError: oops", "no note for other requests")
+end)
+
 return t.run()

@@ -86,4 +86,28 @@ t.test("--arch pins the jobs' pods to the nodes of the image's package, and name
   t.eq(objects[4].spec.jobTemplate.spec.template.spec.nodeSelector, nil, "no arch, no selector")
 end)
 
+t.test("azblob:// places: --azure-client-id annotates the ServiceAccount and labels the jobs' pods", function()
+  local id = "5d9d1455-dfd6-4d76-8976-2eb959b82d37"
+  local az = schedule.manifests { namespace = "mendix", envs = { "a" }, cron = "0 2 * * *", image = "img:1",
+    to = "azblob://acct/backups/nightly/", keep = { keep_last = "3" }, azure_client_id = id,
+    archive_endpoint = "https://acct.blob.core.windows.net" }
+  t.same(az[1].metadata.annotations, { ["azure.workload.identity/client-id"] = id })
+  local template = az[4].spec.jobTemplate.spec.template
+  t.eq(template.metadata.labels["azure.workload.identity/use"], "true")
+  t.eq(template.metadata.labels["mxpc-data-migration/environment"], "a")
+  t.eq(az[4].metadata.labels["azure.workload.identity/use"], nil, "the pods only")
+  t.eq(table.concat(template.spec.containers[1].args, " "), "backup -n mendix -e a -f azblob://acct/backups/nightly/ "
+    .. "--log-format json --keep-last 3 --archive-endpoint https://acct.blob.core.windows.net")
+  t.eq(objects[4].spec.jobTemplate.spec.template.metadata.labels["azure.workload.identity/use"], nil)
+end)
+
+t.test("schedule --to azblob:// without --azure-client-id is refused: the jobs would have no credentials", function()
+  local ok, err = pcall(schedule.command, { namespace = "mendix", environment = "a", cron = "0 2 * * *",
+    to = "azblob://acct/backups/nightly" })
+  t.eq(ok, false)
+  t.eq(err.code, "usage")
+  t.contains(err.message, "the jobs cannot reach azblob://acct/backups/nightly")
+  t.contains(err.hint, "--azure-client-id")
+end)
+
 return t.run()

@@ -1,5 +1,5 @@
 -- Secret stores: mxpc.yaml, the SecretProviderClass's mapping (the pure part
--- of mxpc.secret_store), mxpc.sigv4's signature and the discovery rules. The
+-- of mxpc.secret_store), mxpc.aws's request signature and the discovery rules. The
 -- stores themselves are exercised by e2e.secretstores against the stack.
 local t = require "t"
 local yaml = require "mxpc.yaml"
@@ -122,10 +122,10 @@ t.test("discovery: the annotation or the MendixApp's switch; else ignored", func
   t.eq(warn.code, "forbidden")
 end)
 
-t.test("sigv4.sign: the AWS example request (secretsmanager-like service)", function()
+t.test("aws.sign_request: the AWS example request (secretsmanager-like service)", function()
   -- AWS's SigV4 test suite "get-vanilla": same key, date and region; the time is
   -- now, so check the form and that the session token is sent
-  local h = assert(sigv4.sign { method = "POST", url = "https://secretsmanager.eu-west-1.amazonaws.com/",
+  local h = assert(require("mxpc.aws").sign_request { method = "POST", url = "https://secretsmanager.eu-west-1.amazonaws.com/",
     service = "secretsmanager", region = "eu-west-1", headers = { ["X-Amz-Target"] = "secretsmanager.GetSecretValue" },
     body = "{}", credentials = { access_key = "AKIDEXAMPLE", secret_key = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
       session_token = "tok" } })
@@ -133,6 +133,28 @@ t.test("sigv4.sign: the AWS example request (secretsmanager-like service)", func
     .. "SignedHeaders=host;x%-amz%-date;x%-amz%-security%-token;x%-amz%-target, Signature=%x+$"), h.Authorization)
   t.eq(h["X-Amz-Security-Token"], "tok")
   t.ok(h["X-Amz-Date"]:match("^%d+T%d+Z$"))
+end)
+
+t.test("mxpc.sigv4 is mxpc.aws's signing_credentials, web_identity and sign_request by its first names", function()
+  local aws = require "mxpc.aws"
+  t.eq(sigv4.credentials, aws.signing_credentials)
+  t.eq(sigv4.web_identity, aws.web_identity)
+  t.eq(sigv4.sign, aws.sign_request)
+  t.eq(type(aws.sign), "function", "aws.sign (the canonical parts) is still its own")
+  t.ok(aws.sign ~= aws.sign_request)
+end)
+
+t.test("vault: the CA is VAULT_CACERT, else vaultCACertPath when it is on this machine", function()
+  local vault = require "mxpc.store_vault"
+  local here = os.tmpname()
+  t.same({ vault.ca_file({ vaultCACertPath = here }, nil) }, { here, "vaultCACertPath" })
+  t.same({ vault.ca_file({ vaultCACertPath = here }, "") }, { here, "vaultCACertPath" })
+  t.same({ vault.ca_file({ vaultCACertPath = here }, "/etc/vault-ca.pem") }, { "/etc/vault-ca.pem", "VAULT_CACERT" })
+  t.same({ vault.ca_file({}, nil) }, {})
+  local none, why = vault.ca_file({ vaultCACertPath = "/no/such/vault-ca.pem" }, nil)
+  t.eq(none, nil)
+  t.contains(why, "vaultCACertPath /no/such/vault-ca.pem is not on this machine")
+  os.remove(here)
 end)
 
 t.test("register: what a store hands over is redacted, names and hosts stay readable", function()

@@ -1698,9 +1698,50 @@ class Api:
         meta["creationTimestamp"] = now_rfc3339()
         if rt.is_custom:
             meta["generation"] = 1
+        if rt is PODS:
+            self.azure_workload_identity(obj)
         if dry_run:
             return obj
         return self.store.put(rt, obj, created=True)
+
+    def azure_workload_identity(self, pod):
+        """What Azure Workload Identity's mutating webhook does to a pod created with the
+        label azure.workload.identity/use: "true" whose ServiceAccount is annotated
+        azure.workload.identity/client-id: each container gets AZURE_CLIENT_ID,
+        AZURE_TENANT_ID (the annotation azure.workload.identity/tenant-id, else the
+        webhook's own, from STATE_DIR/azure-webhook.json), AZURE_FEDERATED_TOKEN_FILE
+        and AZURE_AUTHORITY_HOST (likewise), and the projected token volume they name (audience
+        api://AzureADTokenExchange, an hour). A pod without the label, or whose
+        ServiceAccount has no client id, is left as it is, as the webhook leaves it."""
+        meta, spec = pod["metadata"], pod.get("spec") or {}
+        if (meta.get("labels") or {}).get("azure.workload.identity/use") != "true":
+            return
+        account = self.store.get(SERVICEACCOUNTS, meta["namespace"],
+                                 spec.get("serviceAccountName") or "default") or {}
+        annotations = (account.get("metadata") or {}).get("annotations") or {}
+        client_id = annotations.get("azure.workload.identity/client-id")
+        if not client_id:
+            return
+        try:   # the webhook's own settings, written by tests/stack/up once the tenant is made
+            with open(self.azure_webhook_conf) as f:
+                conf = json.load(f)
+        except (AttributeError, OSError, ValueError):
+            conf = {}
+        tenant = annotations.get("azure.workload.identity/tenant-id") or conf.get("tenant_id", "")
+        token_dir = "/var/run/secrets/azure/tokens"
+        env = [{"name": "AZURE_CLIENT_ID", "value": client_id},
+               {"name": "AZURE_TENANT_ID", "value": tenant},
+               {"name": "AZURE_FEDERATED_TOKEN_FILE", "value": token_dir + "/azure-identity-token"},
+               {"name": "AZURE_AUTHORITY_HOST",
+                "value": conf.get("authority_host", "https://login.microsoftonline.com/")}]
+        for c in spec.get("containers") or []:
+            names = {e.get("name") for e in c.get("env") or []}
+            c["env"] = list(c.get("env") or []) + [e for e in env if e["name"] not in names]
+            c["volumeMounts"] = list(c.get("volumeMounts") or []) + [
+                {"name": "azure-identity-token", "mountPath": token_dir, "readOnly": True}]
+        spec["volumes"] = list(spec.get("volumes") or []) + [{"name": "azure-identity-token", "projected": {
+            "defaultMode": 420, "sources": [{"serviceAccountToken": {
+                "audience": AZURE_AUDIENCE, "expirationSeconds": 3600, "path": "azure-identity-token"}}]}}]
 
     def apply_write(self, rt, old, new, subresource, dry_run):
         """Shared tail of update and patch: identity fields, optimistic concurrency,
@@ -2475,6 +2516,7 @@ def serve(state_dir):
     address = f"127.0.0.1:{conf['port']}"
     api = Api(store, auth, address, conf["operator_delay"])
     api.oidc_key = oidc.load_key(state_dir)
+    api.azure_webhook_conf = os.path.join(state_dir, "azure-webhook.json")
     with store.cond:
         for ns in ("default", "kube-system"):   # every cluster has these
             if store.get(NAMESPACES, None, ns) is None:
