@@ -56,13 +56,14 @@ local transfer = wf.transfer_options(opts)
 --    server cannot share one (a standby, no right to pg_export_snapshot),
 --    they are read at slightly different times, with a warning.
 local work <close> = assert(wf.workdir(opts.file))
-assert(wf.check_dump_space(db, work.path))
+assert(wf.check_dump_space(db, work.path, wf.DUMP_LEVEL))
 local snapshot <close>, serr = wf.export_snapshot(env)
 if not snapshot then
   if serr.code ~= "snapshot" then error(serr, 0) end
   log.warn(serr.message, { hint = serr.hint })
 end
-local dump <close> = assert(wf.start_dump(env, work.path .. "/db.backup", { snapshot = snapshot and snapshot.id }))
+local dump <close> = assert(wf.start_dump(env, work.path .. "/db.backup",
+  { snapshot = snapshot and snapshot.id, level = wf.DUMP_LEVEL }))
 
 -- 3. Which files are in use (FileDocument rows with contents), and their
 --    sizes: from the database (the snapshot's), else asked of the storage;
