@@ -16,6 +16,7 @@
 
 #define CHUNK (1024 * 1024) /* bytes one splice moves at most */
 #define POLL_MS 200         /* how often a wait looks at mxpc_interrupted() */
+#define PIPE_SIZE (1024 * 1024)
 
 struct mxpc_relay {
     int in;          /* the producer's stdout: ours */
@@ -153,6 +154,10 @@ int mxpc_relay_start(struct mxpc_relay **out, struct mxpc_process *producer, str
     if (!e && (r->in = mxpc_process_take_stdout(producer)) < 0)
         e = EINVAL;
     if (!e) {
+        /* larger pipes: fewer wake-ups of the three of us per megabyte (a
+         * refusal, over the system's limit, keeps the default 64 KiB) */
+        (void)fcntl(r->in, F_SETPIPE_SZ, PIPE_SIZE);
+        (void)fcntl(r->out, F_SETPIPE_SZ, PIPE_SIZE);
         /* signals are for the main thread, which polls for them */
         sigset_t all, old;
         sigfillset(&all);

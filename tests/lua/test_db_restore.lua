@@ -94,6 +94,14 @@ local function run_with_bindir(bindir, code)
   return t.sh(("MXPC_PG_BINDIR=%s %s run %s/s.lua"):format(bindir, t.program(), dir))
 end
 
+-- A child run printed `wanted` (the error) and the hint, and the database is as it was.
+local function failed_unchanged(out, code, wanted)
+  t.eq(code, 0, out)
+  t.contains(out, wanted)
+  t.contains(out, "left as it was")
+  t.eq(fingerprint("mxpc_relay_dst"), BEFORE)
+end
+
 t.test("a restore from a dump replaces the contents, hook SQL in the same transaction", function()
   local h <close> = assert(wf.start_restore(db_env("mxpc_relay_dst"), { dump = DUMP }))
   assert(h:loaded())
@@ -118,10 +126,7 @@ t.test("pg_restore killed half-way: psql never commits, the database is unchange
     print(ok, err.code, err.message, err.hint)
     print(h:commit("select 1;"))
   ]]):format(DUMP))
-  t.eq(code, 0, out)
-  t.contains(out, "nil\tpg_restore\tpg_restore was killed by signal 9 (SIGKILL)")
-  t.contains(out, "left as it was")
-  t.eq(fingerprint("mxpc_relay_dst"), BEFORE)
+  failed_unchanged(out, code, "nil\tpg_restore\tpg_restore was killed by signal 9 (SIGKILL)")
 end)
 
 t.test("psql killed half-way: an error, the database is unchanged", function()
@@ -138,10 +143,7 @@ t.test("psql killed half-way: an error, the database is unchanged", function()
     local ok, err = h:commit()
     print(ok, err.code, err.message, err.hint)
   ]]):format(DUMP, bin .. "/psql.pid"))
-  t.eq(code, 0, out)
-  t.contains(out, "nil\trestore\trestoring the database failed: psql was killed by signal 9 (SIGKILL)")
-  t.contains(out, "left as it was")
-  t.eq(fingerprint("mxpc_relay_dst"), BEFORE)
+  failed_unchanged(out, code, "nil\trestore\trestoring the database failed: psql was killed by signal 9 (SIGKILL)")
 end)
 
 t.test("a restore_sql hook that fails rolls back the whole restore", function()

@@ -221,8 +221,7 @@ end)
 
 t.test("SIGINT while waiting for a relay: exit 130, both children killed", function()
   local dir = t.tmpdir()
-  local f = assert(io.open(dir .. "/w.lua", "w"))
-  f:write(([[
+  t.write(dir .. "/w.lua", ([[
     local process = require "mxpc.process"
     local a <close> = assert(process.spawn({"sh", "-c", "echo $$ > %s/a; exec sleep 30"}, {stdout = "pipe"}))
     local b <close> = assert(process.spawn({"sh", "-c", "echo $$ > %s/b; exec cat"}, {stdin = "pipe"}))
@@ -230,7 +229,6 @@ t.test("SIGINT while waiting for a relay: exit 130, both children killed", funct
     io.open("%s/ready", "w"):close()
     r:wait()
   ]]):format(dir, dir, dir))
-  f:close()
   local out = t.sh(([[
     %s run %s/w.lua 2>%s/err & pid=$!
     for i in $(seq 1 200); do [ -s %s/a ] && [ -s %s/b ] && [ -e %s/ready ] && break; sleep 0.05; done
