@@ -420,7 +420,9 @@ end
 
 -- The program that writes the SQL of a restore, as a command: pg_restore of
 -- a dump file, or pg_dump (plain format: psql reads it as it comes, nothing
--- is compressed only to be uncompressed) of another environment's database,
+-- is compressed only to be uncompressed; measured on 1.2 GB, the same 965 MB
+-- of SQL came in 7.5-9.9 s, through -Fc -Z0 | pg_restore in 6.9-9.2 s and
+-- through -Fc -Z1 | pg_restore in 17.4 s) of another environment's database,
 -- from `snapshot` (export_snapshot's id) when given. Its environment
 -- variables (the source's login) and its name.
 local function restore_source(source, bin)
