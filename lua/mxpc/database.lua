@@ -487,7 +487,11 @@ function M.start_restore(env, source)
     h:__close()
     return nil, err
   end
-  h.relay = process.relay(h.producer, h.psql)
+  h.relay, err = process.relay(h.producer, h.psql)
+  if not h.relay then
+    h:__close()
+    return nil, err
+  end
   h.meter = progress.start("restore", restore_meter(h.producer, h.relay, source.dump))
   return h
 end
