@@ -301,7 +301,7 @@ command {
     env_options[1], env_options[2],
     { short = "f", long = "file", value = "FILE", required = true,
       help = "the archive to restore: a file, - (stdin), s3://BUCKET/KEY or mendix-cloud://APP/ENVIRONMENT[/SNAPSHOT]" },
-    { long = "stop-app", help = "scale the app to 0 for the restore and back afterwards (needs patch on mendixapps)" },
+    { long = "stop-app", help = "scale the app to 0 for the database phase of the restore and back afterwards (needs patch on mendixapps)" },
     { long = "database-only", help = "restore only the database, leave the files as they are (mendix-cloud://: " ..
       "a database_only archive)" },
     { long = "files-only", help = "restore only the files, leave the database as it is" },
