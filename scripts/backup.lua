@@ -40,6 +40,7 @@ if opts.database_only then
     return plan:finish()
   end
   local work <close> = assert(wf.workdir(opts.file))
+  assert(wf.check_dump_space(db, work.path))
   local dump_size = assert(wf.dump_database(env, work.path .. "/db.backup"))
   assert(wf.deliver_file(target, work.path .. "/db.backup")) -- from its end on, a signal comes too late
   wf.too_late("the backup was written")
@@ -58,14 +59,27 @@ local transfer = wf.transfer_options(opts)
 -- 2. Dump the database into a private working directory beside the output
 --    (in TMPDIR for standard output or S3);
 --    pg_dump runs while the files are listed and copied (a dry run starts neither).
+--    The dump and the list of files read one snapshot of the database
+--    (export_snapshot): a file added meanwhile is in neither. Where the
+--    server cannot share one (a standby, no right to pg_export_snapshot),
+--    they are read at slightly different times, with a warning.
 local work <close> = not plan.dry and assert(wf.workdir(opts.file)) or nil
-local dump <close> = work and assert(wf.start_dump(env, work.path .. "/db.backup")) or nil
+if work then assert(wf.check_dump_space(db, work.path, wf.DUMP_LEVEL)) end
+local function shared_snapshot()
+  local snap, err = wf.export_snapshot(env)
+  if snap then return snap end
+  if err.code ~= "snapshot" then error(err, 0) end
+  log.warn(err.message, { hint = err.hint })
+end
+local snapshot <close> = work and shared_snapshot() or nil
+local dump <close> = work and assert(wf.start_dump(env, work.path .. "/db.backup",
+  { snapshot = snapshot and snapshot.id, level = wf.DUMP_LEVEL })) or nil
 
 -- 3. Which files are in use (FileDocument rows with contents), and their
---    sizes: from the database, else asked of the storage; then those that
---    --files-* and the select_file hook take.
+--    sizes: from the database (the snapshot's), else asked of the storage;
+--    then those that --files-* and the select_file hook take.
 local facts = wf.database_facts(db)
-local chosen = plan:check(wf.files_to_copy(db, store, env, hooks, opts, transfer))
+local chosen = plan:check(wf.files_to_copy(snapshot and snapshot.conn or db, store, env, hooks, opts, transfer))
 if not chosen then return plan:finish() end
 local files, missing, selected = chosen.files, chosen.missing, chosen.selected
 if plan.dry then

@@ -47,11 +47,18 @@ if opts.delete_extra_files and not with_files then
     .. "(a database-only backup, or --database-only)" })
 end
 
--- 2. Find the environment; it must be stopped (or stopped for us).
+-- 2. Find the environment; it must be stopped, or --stop-app given. The app
+--    is stopped for the database phase only (step 5): it runs on while the
+--    files are uploaded and the dump unpacked. With --safety-backup (so that
+--    the backup is consistent) or --files-only it is stopped now.
 local env = plan:check(wf.resolve(opts))
 if not env then return plan:finish() end
 local app <close> = wf.app_control(env) -- starts the app again when closed, if it was stopped
-plan:check(app:ensure_stopped(opts.stop_app))
+if opts.safety_backup or not with_db then
+  plan:check(app:ensure_stopped(opts.stop_app))
+else
+  plan:check(app:check(opts.stop_app))
+end
 
 -- 3. Check that the database and the storage answer, and that the database's
 --    contents can be replaced, before changing anything.
@@ -92,9 +99,13 @@ local unpacked = wf.unpack_archive { input = input, summary = summary, dump = wo
   env = env, store = store, with_db = with_db, with_files = with_files, transfer = wf.transfer_options(opts) }
 local uploaded, bytes = unpacked.files, unpacked.bytes
 
--- 5. Replace the database's contents in one transaction, which also runs the
---    restore_sql hook's SQL after the data is loaded.
-if with_db then wf.replace_database { env = env, db = db, dump = unpacked.dump, hooks = hooks } end
+-- 5. Stop the app (--stop-app) and replace the database's contents in one
+--    transaction, which also runs the restore_sql hook's SQL after the data
+--    is loaded.
+if with_db then
+  assert(app:ensure_stopped(opts.stop_app))
+  wf.replace_database { env = env, db = db, dump = unpacked.dump, hooks = hooks }
+end
 
 -- 6. --delete-extra-files: only now that every file and the database are restored
 local deleted = extra and assert(wf.delete_objects(store, env, extra))

@@ -312,7 +312,8 @@ command {
     { short = "f", long = "file", value = "FILE", required = true,
       help = "the archive to restore: a file, - (stdin), s3://BUCKET/KEY, azblob://ACCOUNT/CONTAINER/BLOB or " ..
         "mendix-cloud://APP/ENVIRONMENT[/SNAPSHOT]" },
-    { long = "stop-app", help = "scale the app to 0 for the restore and back afterwards (needs patch on mendixapps)" },
+    { long = "stop-app", help = "scale the app to 0 for the database phase of the restore and back afterwards " ..
+      "(needs patch on mendixapps)" },
     { long = "database-only", help = "restore only the database, leave the files as they are (mendix-cloud://: " ..
       "a database_only archive)" },
     { long = "files-only", help = "restore only the files, leave the database as it is" },

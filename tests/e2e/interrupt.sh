@@ -24,13 +24,25 @@ check "... and leaves nothing in the output directory" '[ -z "$(ls -A "$work/out
 check "a full backup for the restore" '[ -s "$work/full.tar.gz" ]'
 before=$(orders)
 
-# restore: interrupt while the files are uploaded, with the app stopped for us
+# restore: interrupt while the files are uploaded; --stop-app stops the app
+# only for the database phase, so it runs on meanwhile
 "$bin" restore -n mendix -e demo-copy -f "$work/full.tar.gz" --stop-app 2>"$work/err" & pid=$!
 wait_for 'grep -q "connected to the database" "$work/err"' || bad "restore reached the upload"
 kill -INT $pid; wait $pid; code=$?
 check "interrupted restore exits 130" '[ $code = 130 ]'
-check "... starts the app again" '[ "$(replicas)" = 1 ] && grep -q "starting the app again" "$work/err"'
+check "... the app ran on, never stopped" '[ "$(replicas)" = 1 ] && ! grep -q "stopping the app" "$work/err"'
 check "... and leaves the database untouched" '[ "$(orders)" = "$before" ]'
 check "... and no working directory" '[ -z "$(ls -A "$work" | grep "^\.mxpc-work")" ]'
+
+# with --safety-backup the app is stopped first (a consistent safety backup),
+# and started again when the run is interrupted
+"$bin" restore -n mendix -e demo-copy -f "$work/full.tar.gz" --stop-app --safety-backup "$work/safety.tar.gz" \
+  2>"$work/err" & pid=$!
+wait_for 'grep -q "connected to the database" "$work/err"' || bad "restore reached the safety backup"
+kill -INT $pid; wait $pid; code=$?
+check "interrupted restore --safety-backup exits 130" '[ $code = 130 ]'
+check "... had stopped the app and starts it again" \
+  'grep -q "app stopped" "$work/err" && [ "$(replicas)" = 1 ] && grep -q "starting the app again" "$work/err"'
+check "... and leaves the database untouched" '[ "$(orders)" = "$before" ]'
 
 finish

@@ -194,7 +194,8 @@ kill $(jobs -p) 2>/dev/null
 wait_for 'grep -q "connected to the database" "$work/r.err"' 180 || bad "the restore reached the upload"
 kill -INT $rpid; wait $rpid; rcode=$?
 check "restore -f - interrupted while restoring exits 130" '[ $rcode = 130 ]'
-check "... starts the app again" '[ "$(replicas)" = 1 ] && grep -q "starting the app again" "$work/r.err"'
+check "... the app ran on (--stop-app stops it only for the database phase)" \
+  '[ "$(replicas)" = 1 ] && ! grep -q "stopping the app" "$work/r.err"'
 check "... leaves the database untouched" '[ "$(orders)" = "$before" ]'
 check "... and removes the spool file" tmp_empty
 
