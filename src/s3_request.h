@@ -177,6 +177,13 @@ struct s3_xml_error {
 };
 void s3_parse_error(const struct mxpc_buf *body, struct s3_xml_error *x);
 
+/* One line of a response's header as the transport hands it over (the
+ * status line, or "Name: value" with its CRLF): keeps what the engine needs
+ * (ETag, x-ms-error-code, the total of a Content-Range; a status line
+ * starts a new response). The header callback's work, and the fuzz
+ * target's entry point (tests/fuzz/fuzz_http_header.c). */
+void s3_response_header(struct request *r, const char *data, size_t len);
+
 /* --- the engine ---------------------------------------------------------------- */
 
 /* Starts a request (it runs as the client is pumped); unsigned_ok: its body

@@ -96,6 +96,25 @@ def xml_seeds():
           '"AccessKeyId":"ASIAX","SecretAccessKey":"s","Token":"t","Expiration":"2026-12-01T10:00:00.5+02:00"}')
 
 
+def http_header_seeds():
+    # header blocks as S3, MinIO and Azurite answer (tests/stack's servers)
+    crlf = "\r\n"
+    for name, lines in [
+            ("s3-get", ["HTTP/1.1 200 OK", "Accept-Ranges: bytes", "Content-Length: 5",
+                        'ETag: "5d41402abc4b2a76b9719d911017c592"', "Last-Modified: Tue, 01 Dec 2026 05:00:00 GMT",
+                        "Server: MinIO", ""]),
+            ("s3-range", ["HTTP/1.1 206 Partial Content", "Content-Range: bytes 0-1048575/52428800",
+                          'ETag: "9b2cf535f27731c974343645a3985328-10"', "Content-Length: 1048576", ""]),
+            ("s3-416", ["HTTP/1.1 416 Requested Range Not Satisfiable", "Content-Range: bytes */0", ""]),
+            ("continue", ["HTTP/1.1 100 Continue", "", "HTTP/1.1 200 OK", 'etag: "e"', ""]),
+            ("azure-404", ["HTTP/1.1 404 The specified blob does not exist.", "Content-Length: 215",
+                           "x-ms-error-code: BlobNotFound", "x-ms-version: 2021-08-06", ""]),
+            ("azure-put", ["HTTP/1.1 201 Created", 'ETag: "0x8DC1234567890AB"', "Content-MD5: XrY7u+Ae7tCTyyK7j1rNww==",
+                           "x-ms-request-server-encrypted: true", ""]),
+            ("http2", ["HTTP/2 206", "content-range: bytes 10-19/20", "etag: W/\"w\"", ""])]:
+        write("http_header", name, crlf.join(lines) + crlf)
+
+
 def sigv4_seeds():
     base = os.path.join(ROOT, "tests/unit/sigv4-vectors")
     for v in sorted(os.listdir(base)):
@@ -182,5 +201,6 @@ archive_seeds()
 k8s_config_seeds()
 pgz_seeds()
 xml_seeds()
+http_header_seeds()
 sigv4_seeds()
 lua_seeds()
