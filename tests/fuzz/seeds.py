@@ -58,6 +58,14 @@ def archive_seeds():
               + name.encode())
     write("backup_archive", "metadata", b"\x01" + tar.getvalue()[512:512 + 104])
     write("backup_archive", "dump-header", b"\x02" + sample[:400])
+    # whole archives through validate (pick 3 modulo 4; the pick also sets the pieces' size)
+    write("backup_archive", "archive.tar", b"\x03" + tar.getvalue())
+    write("backup_archive", "archive.tar.gz", b"\xff" + gzip.compress(tar.getvalue(), mtime=0))
+    for f in ("seed-duplicate-uuid.tar.gz", "seed-metadata-not-json.tar.gz", "seed-outside.tar.gz",
+              "seed-no-dump.tar.gz", "seed-tar-format-dump.tar.gz"):
+        path = os.path.join(OUT, "archive", f)
+        if os.path.exists(path):
+            write("backup_archive", "archive-" + f[5:], b"\x07" + open(path, "rb").read())
 
 
 def pgz_seeds():
@@ -176,6 +184,76 @@ def lua_seeds():
         s = (code - 100) % 500
         write("k8s_api", "%d" % i, bytes([s // 256, s % 256, pick]) + body.encode())
 
+    for i, (head, lines) in enumerate([(b"\x00\x01\x94", ["BlobNotFound", "The specified blob does not exist.",
+                                                           "azblob://c/b", "c", "b"]),
+                                       (b"\x03\x01\x93", ["AuthorizationPermissionMismatch", "", "azblob://c/", "c",
+                                                           "", "", "", "acct"]),
+                                       (b"\x08\x01\x93", ["AuthenticationFailed", "Server failed to authenticate"
+                                                           "\nthe request", "azblob://c/b", "c", "b", "", "", "acct"]),
+                                       (b"\x24\x01\x9c", ["ConditionNotMet", "", "azblob://c/b", "c", "b", "\"0x8D\""]),
+                                       (b"\x02\x00\x00", ["", "", "azblob://c/b", "c", "b", "", "Connection refused"])]):
+        write("azure_api", "%d" % i, head + "\n".join(lines).encode())
+
+
+def answers(*pairs):
+    """lib/answers.lua's form: "STATUS\\nBODY" each, separated by 0x1E."""
+    return "\x1e".join("%d\n%s" % (status, body) for status, body in pairs)
+
+
+def mendix_cloud_seeds():
+    project = "5b6a8c1e-8e8d-4c52-9f3a-4a3e8f0b2a11"
+    env = "7c2e0f4a-3b1d-4e5f-8a9b-0c1d2e3f4a5b"
+    snap = '{"snapshot_id":"%s","model_version":"1.0.0.40","comment":"nightly","expires_at":' \
+        '"2027-01-01T00:00:00Z","created_at":"2026-12-01T03:00:00Z","finished_at":"2026-12-01T03:01:00Z",' \
+        '"updated_at":"2026-12-01T03:01:00Z","state":"%s","status_message":null}'
+    job = '{"archive_id":"a1","snapshot_id":"%s","data_type":"files_and_database","state":"%s",' \
+        '"status_message":%s,"url":%s,"created_at":"2026-12-01T04:00:00Z","finished_at":null}'
+    apps = '[{"AppId":"myapp","ProjectId":"%s","Name":"Demo Shop","Url":"https://myapp.mendixcloud.com"}]' % project
+    envs = '[{"EnvironmentId":"%s","Mode":"Production","Status":"Running","Url":"https://myapp.mendixcloud.com"}]' % env
+    page = '{"limit":100,"offset":0,"total":2,"snapshots":[%s,%s]}' % (snap % (UUID, "completed"),
+                                                                       snap % (env, "failed"))
+    done = job % (UUID, "completed", "null", '"https://s3.example.com/a.tar.gz?X-Amz-Signature=abc"')
+    for name, pick, data in [
+            ("newest", 0, answers((200, apps), (200, envs), (200, page), (202, job % (UUID, "queued", "null", "null")),
+                                  (200, done))),
+            ("snapshot", 1, answers((200, snap % (UUID, "completed")), (202, job % (UUID, "running", "null", "null")),
+                                    (200, done))),
+            ("new-snapshot", 4, answers((200, apps), (200, envs), (201, snap % (UUID, "queued")),
+                                        (200, snap % (UUID, "completed")), (202, done), (200, done))),
+            ("failed", 3, answers((200, '{"AppId":"myapp","ProjectId":"%s"}' % project), (200, page),
+                                  (202, job % (UUID, "queued", "null", "null")),
+                                  (200, job % (UUID, "failed", '"the disk is full"', "null")))),
+            ("no-access", 0, answers((403, '{"errorCode":"NO_ACCESS","errorMessage":"no access"}'))),
+            ("unauthorized", 1, answers((401, ""))),
+            ("busy", 1, answers((409, '{"errorCode":"ENVIRONMENT_BUSY","errorMessage":"busy"}'))),
+            ("html", 2, answers((502, "<html>Bad Gateway</html>"))),
+            ("location", 16, "mendix-cloud://myapp/Production/" + UUID)]:
+        write("mendix_cloud", name, bytes([pick]) + data.encode())
+
+
+def secret_stores_seeds():
+    aws_db = '{"ARN":"arn:aws:secretsmanager:eu-west-1:111122223333:secret:app-db","Name":"app-db",' \
+        '"SecretString":"{\\"database-host\\":\\"db.example.com\\",\\"password\\":\\"pw\\"}",' \
+        '"VersionId":"v1","CreatedDate":1.7e9}'
+    aws_storage = '{"Name":"app-storage","SecretString":"s3cr3t","VersionId":"v1"}'
+    login = '{"auth":{"client_token":"hvs.x","accessor":"a","policies":["app"],"lease_duration":3600,' \
+        '"renewable":true}}'
+    kv2 = '{"data":{"data":{"host":"db.example.com","password":"pw"},"metadata":{"version":1}}}'
+    kv1 = '{"data":{"key":"s3cr3t"},"lease_duration":2764800}'
+    token = '{"token_type":"Bearer","expires_in":3599,"ext_expires_in":3599,"access_token":"eyJ0.eyJ1.c2ln"}'
+    secret = '{"value":"%s","id":"https://kv-app.vault.azure.net/secrets/x/1","attributes":{"enabled":true}}'
+    for name, pick, data in [
+            ("aws", 0, answers((200, aws_db), (200, aws_storage))),
+            ("aws-denied", 0, answers((400, '{"__type":"AccessDeniedException","Message":"User is not authorized"}'))),
+            ("aws-binary", 0, answers((200, '{"Name":"app-db","SecretBinary":"AAEC"}'))),
+            ("vault", 1, answers((200, login), (200, kv2), (200, kv1))),
+            ("vault-denied", 1, answers((403, '{"errors":["permission denied"]}'))),
+            ("vault-login", 1, answers((400, '{"errors":["invalid role name \\"app\\""]}'))),
+            ("azure", 2, answers((200, token), (200, secret % "db.example.com"), (200, secret % "pw"))),
+            ("azure-entra", 2, answers((400, '{"error":"invalid_client","error_description":"AADSTS700016: no app\\r\\nTrace"}'))),
+            ("azure-denied", 2, answers((200, token), (403, '{"error":{"code":"Forbidden","message":"Caller is not '
+                                                             'authorized","innererror":{"code":"ForbiddenByRbac"}}}')))]:
+        write("secret_stores", name, bytes([pick]) + data.encode())
 
 
 def k8s_config_seeds():
@@ -204,3 +282,5 @@ xml_seeds()
 http_header_seeds()
 sigv4_seeds()
 lua_seeds()
+mendix_cloud_seeds()
+secret_stores_seeds()
