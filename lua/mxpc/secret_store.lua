@@ -54,6 +54,13 @@ function M.register(doc)
   end
 end
 
+-- A JSON value of a store as the text the app sees: a whole number without
+-- the ".0" cjson's floats carry (a port 5432, not "5432.0").
+function M.text(v)
+  if math.type(v) == "float" and v == math.floor(v) and math.abs(v) < 2 ^ 53 then return ("%d"):format(v) end
+  return type(v) == "string" and v or tostring(v)
+end
+
 local function fail(code, message, hint)
   return nil, errors.new { code = code, message = message, hint = hint }
 end
