@@ -97,6 +97,25 @@ def xml_seeds():
           '<Bucket>b</Bucket><Key>k</Key><ETag>"e-2"</ETag></CompleteMultipartUploadResult>')
     write("xml", "s3-delete", '\x00' + x + '<DeleteResult><Deleted><Key>a</Key></Deleted><Error><Key>b</Key>'
           '<Code>AccessDenied</Code><Message>Access Denied</Message></Error></DeleteResult>')
+    # the listing page's parser (3), DeleteObjects' (4), Entra ID's token answer (5)
+    write("xml", "list-page", '\x03' + x + '<ListBucketResult><IsTruncated>true</IsTruncated>'
+          '<NextContinuationToken>1ueGcxLPRx1Tr/XYExHnhbYLgveDs2J/wm36Hy4vbOwM=</NextContinuationToken>'
+          '<Contents><Key>p/' + UUID + '</Key><LastModified>2026-12-01T05:00:00.000Z</LastModified>'
+          '<ETag>"x"</ETag><Size>5</Size></Contents><Contents><Key>p/b</Key><Size>0</Size></Contents>'
+          '</ListBucketResult>')
+    write("xml", "list-blobs", '\x03\ufeff' + x + '<EnumerationResults ServiceEndpoint="https://a.blob.core.windows.net/"'
+          ' ContainerName="c"><Prefix>p/</Prefix><Blobs><Blob><Name>p/' + UUID + '</Name><Properties>'
+          '<Last-Modified>Tue, 01 Dec 2026 05:00:00 GMT</Last-Modified><Etag>0x8DC1234567890AB</Etag>'
+          '<Content-Length>5</Content-Length><BlobType>BlockBlob</BlobType></Properties></Blob></Blobs>'
+          '<NextMarker>2!80!MDAwMDE2</NextMarker></EnumerationResults>')
+    write("xml", "delete-result", '\x04' + x + '<DeleteResult><Deleted><Key>a</Key></Deleted><Error><Key>b</Key>'
+          '<Code>AccessDenied</Code><Message>Access Denied</Message></Error><Error><Key>c</Key>'
+          '<Code>InternalError</Code></Error></DeleteResult>')
+    write("xml", "entra-token", '\x05{"token_type":"Bearer","expires_in":3599,"ext_expires_in":3599,'
+          '"access_token":"eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJodHRwczovL3N0b3JhZ2UuYXp1cmUuY29tIiwi'
+          'aXNzIjoiaHR0cHM6Ly9zdHMud2luZG93cy5uZXQvdCIsInN1YiI6InMiLCJleHAiOjE3MDAwMDM2MDB9.c2ln"}')
+    write("xml", "entra-error", '\x05{"error":"invalid_client","error_description":"AADSTS700213: No matching '
+          'federated identity record found\\r\\nTrace ID: x","error_codes":[700213],"timestamp":"2026-12-01"}')
     write("xml", "container", '\x02{"AccessKeyId":"ASIAX","SecretAccessKey":"s/k","Token":"t\\u0041",'
           '"Expiration":"2026-12-01T05:00:00Z"}')
     write("xml", "container-error", '\x02{"code":"AccessDenied","message":"no association"}')
