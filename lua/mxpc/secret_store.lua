@@ -79,8 +79,10 @@ function M.find(client, app)
     if errors.is(err, "forbidden") then return nil, nil, err end
     return nil, err
   end
-  local annotations = type(spc.metadata.annotations) == "table" and spc.metadata.annotations or {}
-  if annotations[M.ENV_CLASS] ~= "true" and (app.spec or {})[M.OVERRIDE] ~= true then
+  local meta = type(spc.metadata) == "table" and spc.metadata or {}
+  local annotations = type(meta.annotations) == "table" and meta.annotations or {}
+  local spec = type(app.spec) == "table" and app.spec or {}
+  if annotations[M.ENV_CLASS] ~= "true" and spec[M.OVERRIDE] ~= true then
     log.debug("SecretProviderClass ignored: neither annotated " .. M.ENV_CLASS .. ' "true" nor allowed by the '
       .. "MendixApp's spec." .. M.OVERRIDE, { namespace = ns, name = name })
     return nil

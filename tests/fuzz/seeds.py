@@ -250,6 +250,49 @@ def mendix_cloud_seeds():
         write("mendix_cloud", name, bytes([pick]) + data.encode())
 
 
+def environment_resolve_seeds():
+    import base64
+    import json
+
+    def secret(name, data):
+        return json.dumps({"kind": "Secret", "apiVersion": "v1", "metadata": {"name": name, "namespace": "ns"},
+                           "type": "Opaque", "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}})
+
+    app = json.dumps({"apiVersion": "privatecloud.mendix.com/v1alpha1", "kind": "MendixApp",
+                      "metadata": {"name": "app", "namespace": "ns"}, "spec": {"replicas": 1, "mendixRuntimeVersion":
+                      "10.6.0"}})
+    not_found = json.dumps({"kind": "Status", "apiVersion": "v1", "status": "Failure", "message":
+                            'secretproviderclasses "app" not found', "reason": "NotFound", "code": 404})
+
+    def si(name, secret_name):
+        return json.dumps({"apiVersion": "privatecloud.mendix.com/v1alpha1", "kind": "StorageInstance",
+                           "metadata": {"name": name, "namespace": "ns"}, "spec": {"type": "database"},
+                           "status": {"state": "Ready", "secretName": secret_name}})
+    db = secret("app-database", {"database-type": "PostgreSQL", "database-jdbc-url":
+                                 "jdbc:postgresql://db.example.com:5432/app?sslmode=verify-full",
+                                 "database-username": "u", "database-password": "p", "database-host":
+                                 "db.example.com:5432", "database-name": "app"})
+    files = secret("app-file", {"storage-service-name": "com.mendix.storage.s3", "storage-endpoint":
+                                "https://s3.example.com", "storage-bucket-name": "b", "storage-access-key-id": "a",
+                                "storage-secret-access-key": "s", "storage-resource-name-prefix": "app/"})
+    config = secret("app-database", {"config": json.dumps({"DatabaseType": "PostgreSQL", "DatabaseJdbcUrl":
+                                     "jdbc:postgresql://h/d", "DatabaseUserName": "u", "DatabasePassword": "p"})})
+    spc = json.dumps({"kind": "SecretProviderClass", "metadata": {"name": "app", "namespace": "ns", "annotations":
+                      {"privatecloud.mendix.com/environment-class": "true"}}, "spec": {"provider": "vault",
+                      "parameters": {"vaultAddress": "https://vault.example.com", "roleName": "app", "objects":
+                                     "- objectName: database-host\n  secretPath: secret/data/app\n  secretKey: host\n"}}})
+    for name, data in [
+            ("keys", answers((200, app), (404, not_found), (200, si("app-database", "app-database")), (200, db),
+                             (200, si("app-file", "app-file")), (200, files))),
+            ("config", answers((200, app), (404, not_found), (200, si("app-database", "app-database")),
+                               (200, config), (200, si("app-file", "app-file")), (200, files))),
+            ("store", answers((200, app), (200, spc), (201, '{"status":{"token":"jwt"}}'),
+                              (200, '{"auth":{"client_token":"t"}}'), (200, '{"data":{"data":{"host":"h"},"metadata":{"version":1}}}'))),
+            ("no-app", answers((404, not_found))),
+            ("forbidden", answers((200, app), (403, not_found.replace("404", "403"))))]:
+        write("environment_resolve", name, data)
+
+
 def secret_stores_seeds():
     aws_db = '{"ARN":"arn:aws:secretsmanager:eu-west-1:111122223333:secret:app-db","Name":"app-db",' \
         '"SecretString":"{\\"database-host\\":\\"db.example.com\\",\\"password\\":\\"pw\\"}",' \
@@ -303,3 +346,4 @@ sigv4_seeds()
 lua_seeds()
 mendix_cloud_seeds()
 secret_stores_seeds()
+environment_resolve_seeds()

@@ -1,8 +1,10 @@
 -- For the Lua targets whose code asks servers over mxpc.http (the Mendix
--- Cloud API, the secret stores): the input is the servers' answers, in the
--- order the requests are made, each "STATUS\nBODY", separated by the byte
--- 0x1E. http.request is replaced: it answers each request with the next
--- answer (nothing goes out), and fails to connect once they are used up.
+-- Cloud API, the secret stores) or the Kubernetes client: the input is the
+-- servers' answers, in the order the requests are made, each
+-- "STATUS\nBODY", separated by the byte 0x1E. http.request is replaced: it
+-- answers each request with the next answer (nothing goes out), and fails
+-- to connect once they are used up; a target's Kubernetes transport takes
+-- them with next().
 -- Not a target (tools/fuzz and CMake take tests/fuzz/lua/*.lua only).
 local errors = require "mxpc.error"
 local http = require "mxpc.http"
@@ -18,10 +20,16 @@ function M.set(data)
   end
 end
 
-function http.request(req)
-  assert(type(req) == "table" and type(req.url) == "string", "http.request without a url")
+-- The next answer, or nil once they are used up.
+function M.next()
   local a = queue[at]
   at = at + 1
+  return a
+end
+
+function http.request(req)
+  assert(type(req) == "table" and type(req.url) == "string", "http.request without a url")
+  local a = M.next()
   if not a then return nil, errors.new { code = "http", message = "connection refused" } end
   return { status = a.status, body = a.body }
 end
