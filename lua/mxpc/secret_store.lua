@@ -179,6 +179,17 @@ end
 
 local PROVIDERS = { aws = "mxpc.store_aws", vault = "mxpc.store_vault", azure = "mxpc.store_azure" }
 
+-- The SecretProviderClass's parameters: a map of strings (as its CRD has
+-- them); anything else in the object is left out.
+function M.parameters(spc)
+  local params = type(spc.spec) == "table" and type(spc.spec.parameters) == "table" and spc.spec.parameters or {}
+  local out = {}
+  for k, v in pairs(params) do
+    if type(k) == "string" and type(v) == "string" then out[k] = v end
+  end
+  return out
+end
+
 -- The entries of the keys the tool needs (the others are dropped unread).
 function M.entries(spc, where)
   local spec = type(spc.spec) == "table" and spc.spec or {}
@@ -187,7 +198,7 @@ function M.entries(spc, where)
     return fail("unsupported", ('%s: provider "%s" is not supported'):format(where, tostring(spec.provider)),
       "the tool reads the aws, vault and azure providers' stores")
   end
-  local doc, err = parse((spec.parameters or {}).objects, where)
+  local doc, err = parse(M.parameters(spc).objects, where)
   if err then return nil, err end
   local all, perr = parse_entries(doc, where)
   if not all then return nil, perr end
@@ -258,7 +269,7 @@ function M.read(spc, ctx)
   local entries, err = M.entries(spc, where)
   if not entries then return nil, err end
   local provider = require(PROVIDERS[spc.spec.provider])
-  ctx.params = spc.spec.parameters or {}
+  ctx.params = M.parameters(spc)
   ctx.where = where
   local values, sources = provider.fetch(entries, ctx)
   if not values then return nil, sources end

@@ -66,4 +66,19 @@ t.test("a Secret with a value that is not base64 is an error naming the key (was
   t.contains(err.message, 'key "database-host" of Secret "db" is not base64')
 end)
 
+t.test("a SecretProviderClass whose parameters are not a map of strings is read without them (found by fuzzing)",
+  function()
+  local class = { kind = "SecretProviderClass", metadata = { name = "app", namespace = "ns",
+    annotations = { ["privatecloud.mendix.com/environment-class"] = "true" } },
+    spec = { provider = "vault", parameters = 0 } }
+  local _, err = resolve { { 200, APP }, { 200, class } }
+  t.eq(err.code, "environment")
+  t.contains(err.message, "SecretProviderClass ns/app: no parameters.objects")
+  class.spec.parameters = { objects = "- objectName: database-host\n  secretPath: p\n  secretKey: k\n",
+    vaultAddress = { "x" }, roleName = 5 }
+  _, err = resolve { { 200, APP }, { 200, class } }
+  t.eq(err.code, "environment")
+  t.contains(err.message, "parameters.vaultAddress is not an http(s) URL")
+end)
+
 return t.run()
