@@ -184,7 +184,13 @@ int mxpc_json_string_field(const char *json, const char *key, char *out, size_t 
             char c = *v;
             if (c == '\\' && v[1]) {
                 v++;
-                c = *v == 'n' ? '\n' : *v == 't' ? '\t' : *v == 'u' ? '?' : *v;
+                c = *v == 'n'   ? '\n'
+                    : *v == 't' ? '\t'
+                    : *v == 'r' ? '\r'
+                    : *v == 'b' ? '\b'
+                    : *v == 'f' ? '\f'
+                    : *v == 'u' ? '?'
+                                : *v;
                 if (*v == 'u')
                     for (int i = 0; i < 4 && isxdigit((unsigned char)v[1]); i++)
                         v++;

@@ -42,6 +42,25 @@ static long json_seconds(const char *json, const char *key)
     return strtol(p, NULL, 10);
 }
 
+int mxpc_azure_token_answer(const char *json, time_t asked, struct mxpc_buf *token, time_t *expires, char *code,
+                            size_t codelen, char *desc, size_t desclen)
+{
+    char access[8192] = "";
+    code[0] = desc[0] = '\0';
+    if (mxpc_json_string_field(json, "access_token", access, sizeof access) == 1 && access[0]) {
+        long life = json_seconds(json, "expires_in");
+        /* Entra's tokens live an hour or so, at most a day: a longer life is none */
+        *expires = asked + (life > 0 && life <= MXPC_AZURE_TOKEN_LIFE_MAX ? life : 300);
+        mxpc_buf_puts(token, access);
+        explicit_bzero(access, sizeof access);
+        return 1;
+    }
+    mxpc_json_string_field(json, "error", code, codelen);
+    mxpc_json_string_field(json, "error_description", desc, desclen);
+    desc[strcspn(desc, "\r\n")] = '\0';
+    return 0;
+}
+
 /* One exchange: 0 with the token, or -1 with err. */
 static int fetch(const char *scope, struct mxpc_buf *token, time_t *expires, char *err, size_t errlen)
 {
@@ -91,20 +110,17 @@ static int fetch(const char *scope, struct mxpc_buf *token, time_t *expires, cha
         goto out;
     }
     mxpc_buf_puts(&response, "");
-    char access[8192] = "";
-    if (status == 200 && mxpc_json_string_field(response.data, "access_token", access, sizeof access) == 1 &&
-        access[0]) {
-        long life = json_seconds(response.data, "expires_in");
-        *expires = asked + (life > 0 ? life : 300);
-        mxpc_buf_puts(token, access);
-        mxpc_redact_add(token->data);
-        rc = 0;
-        goto out;
-    }
     char code[128] = "", desc[512] = "";
-    mxpc_json_string_field(response.data, "error", code, sizeof code);
-    mxpc_json_string_field(response.data, "error_description", desc, sizeof desc);
-    desc[strcspn(desc, "\r\n")] = '\0';
+    size_t had = token->len;
+    if (mxpc_azure_token_answer(response.data, asked, token, expires, code, sizeof code, desc, sizeof desc)) {
+        if (status == 200) {
+            mxpc_redact_add(token->data);
+            rc = 0;
+            goto out;
+        }
+        explicit_bzero(token->data + had, token->len - had); /* a token in a refusal is not taken */
+        token->len = had;
+    }
     struct mxpc_jwt_claims cl;
     mxpc_jwt_claims(assertion.data, &cl);
     snprintf(err, errlen,

@@ -389,13 +389,6 @@ int mxpc_s3_delete(struct mxpc_s3 *s3, const char *bucket, const char *key, stru
     return rc;
 }
 
-/* The <Error> elements of a DeleteObjects answer: the current one as it is
- * read (xml_capture), and the first. */
-struct delete_errors {
-    char key[1024], code[64], message[256];
-    char first_key[1024], first_code[64], first_message[256];
-};
-
 static void delete_error_end(struct mxpc_xml_capture *c)
 {
     struct delete_errors *d = c->ud;
@@ -405,6 +398,21 @@ static void delete_error_end(struct mxpc_xml_capture *c)
         memcpy(d->first_message, d->message, sizeof d->message);
     }
     d->key[0] = d->code[0] = d->message[0] = '\0';
+}
+
+long s3_delete_result_parse(struct delete_errors *d, const char *xml, size_t len)
+{
+    memset(d, 0, sizeof *d);
+    struct mxpc_xml_capture c = {{"Key", "Code", "Message"},
+                                 {d->key, d->code, d->message},
+                                 {sizeof d->key, sizeof d->code, sizeof d->message},
+                                 "Error",
+                                 delete_error_end,
+                                 d,
+                                 0};
+    if (mxpc_xml_each(xml ? xml : "", len, mxpc_xml_capture_element, &c) != 0)
+        return -1;
+    return c.records;
 }
 
 int mxpc_s3_delete_objects(struct mxpc_s3 *s3, const char *bucket, const char *const *keys, size_t n,
@@ -465,20 +473,13 @@ int mxpc_s3_delete_objects(struct mxpc_s3 *s3, const char *bucket, const char *c
     int rc = s3_execute(s3, &r, 0, e);
     if (rc == 0) {
         struct delete_errors d;
-        memset(&d, 0, sizeof d);
-        struct mxpc_xml_capture c = {{"Key", "Code", "Message"},
-                                     {d.key, d.code, d.message},
-                                     {sizeof d.key, sizeof d.code, sizeof d.message},
-                                     "Error",
-                                     delete_error_end,
-                                     &d,
-                                     0};
-        if (mxpc_xml_each(r.response.data ? r.response.data : "", r.response.len, mxpc_xml_capture_element, &c) != 0) {
+        long records = s3_delete_result_parse(&d, r.response.data, r.response.len);
+        if (records < 0) {
             s3_set_error(e, "io", NULL, "deleting %zu objects in s3://%s: the answer is not the XML S3 sends", n,
                          bucket && *bucket ? bucket : "(endpoint)");
             rc = -1;
-        } else if (c.records > 0) {
-            size_t refused_n = (size_t)c.records;
+        } else if (records > 0) {
+            size_t refused_n = (size_t)records;
             char what[sizeof d.first_key + 128];
             s3_object_name(what, sizeof what, bucket, d.first_key);
             s3_set_error(e, "s3", NULL, "%zu of %zu objects were not deleted; the first, %s: %s%s%s", refused_n, n,
@@ -567,23 +568,6 @@ int mxpc_s3_list_multipart_uploads(struct mxpc_s3 *s3, const char *bucket, mxpc_
     return rc;
 }
 
-/* One page of ListObjectsV2: the objects (the strings of each in `strings`,
- * at the offsets recorded), whether more follow, and the token for them. */
-struct list_page {
-    struct mxpc_buf strings;
-    struct listed {
-        size_t key, etag, modified; /* offsets into strings */
-        int64_t size;
-    } *objects;
-    size_t n, cap;
-    /* the <Contents> being read */
-    struct mxpc_buf key;
-    char etag[128], modified[64];
-    int64_t size;
-    int truncated, bad;
-    struct mxpc_buf token;
-};
-
 static size_t page_string(struct list_page *p, const char *s, size_t len)
 {
     size_t at = p->strings.len;
@@ -634,15 +618,16 @@ static void list_element(void *ud, const char *name, const char *parent, const c
     }
 }
 
-static void list_page_reset(struct list_page *p)
+int s3_list_page_parse(struct list_page *p, const char *xml, size_t len)
 {
     p->strings.len = 0;
     p->n = 0;
     p->truncated = p->bad = 0;
     p->token.len = 0;
+    return mxpc_xml_each(xml, len, list_element, p) != 0 || p->bad || (p->truncated && !p->token.len) ? -1 : 0;
 }
 
-static void list_page_free(struct list_page *p)
+void s3_list_page_free(struct list_page *p)
 {
     mxpc_buf_free(&p->strings);
     mxpc_buf_free(&p->key);
@@ -696,9 +681,7 @@ int mxpc_s3_list(struct mxpc_s3 *s3, const char *bucket, const char *prefix, int
             snprintf(e->facts.kind, sizeof e->facts.kind, "list");
             snprintf(e->facts.prefix, sizeof e->facts.prefix, "%s", prefix);
         }
-        list_page_reset(&p);
-        if (rc == 0 && (mxpc_xml_each(r.response.data, r.response.len, list_element, &p) != 0 || p.bad ||
-                        (p.truncated && !p.token.len))) {
+        if (rc == 0 && s3_list_page_parse(&p, r.response.data, r.response.len) != 0) {
             char what[1024];
             s3_client_object_name(s3, what, sizeof what, bucket, prefix);
             s3_set_error(e, "s3", NULL, "cannot parse the object list of %s", what);
@@ -713,7 +696,7 @@ int mxpc_s3_list(struct mxpc_s3 *s3, const char *bucket, const char *prefix, int
                 rc = -1;
         }
     } while (rc == 0 && p.truncated);
-    list_page_free(&p);
+    s3_list_page_free(&p);
     mxpc_buf_free(&q);
     return rc;
 }

@@ -136,39 +136,63 @@ static size_t on_write(char *data, size_t size, size_t n, void *ud)
     return len;
 }
 
-static size_t on_header(char *data, size_t size, size_t n, void *ud)
+/* A header's value: after "Name:", without the blanks around it, or NULL
+ * (vlen 0) when it holds a control character (a value split by a bare CR,
+ * a NUL): such a value is no ETag or error code to send back or show. */
+static const char *header_value(const char *data, size_t len, size_t name_len, size_t *vlen)
 {
-    struct request *r = ud;
-    size_t len = size * n;
+    const char *v = data + name_len;
+    size_t n = len - name_len;
+    while (n && (*v == ' ' || *v == '\t'))
+        v++, n--;
+    while (n && (v[n - 1] == '\r' || v[n - 1] == '\n' || v[n - 1] == ' ' || v[n - 1] == '\t'))
+        n--;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)v[i] < 0x20 || v[i] == 0x7f) {
+            *vlen = 0;
+            return NULL;
+        }
+    *vlen = n;
+    return v;
+}
+
+void s3_response_header(struct request *r, const char *data, size_t len)
+{
+    size_t vlen;
+    const char *v;
     if (len >= 5 && strncmp(data, "HTTP/", 5) == 0) {
         r->etag[0] = r->ms_error_code[0] = '\0'; /* a new response (after 100 Continue or a redirect) */
         r->total_size = -1;
     } else if (len > 14 && strncasecmp(data, "Content-Range:", 14) == 0) {
-        const char *slash = memchr(data, '/', len), *end = data + len;
+        /* "bytes FIRST-LAST/TOTAL": TOTAL digits that fit int64, else unknown (-1) */
+        r->total_size = -1;
+        v = header_value(data, len, 14, &vlen);
+        const char *slash = v ? memchr(v, '/', vlen) : NULL;
+        if (!slash || slash + 1 == v + vlen)
+            return;
         int64_t total = 0;
-        const char *d = slash ? slash + 1 : end;
-        for (; d < end && *d >= '0' && *d <= '9' && total < INT64_MAX / 16; d++)
+        for (const char *d = slash + 1; d < v + vlen; d++) {
+            if (*d < '0' || *d > '9' || total > (INT64_MAX - (*d - '0')) / 10)
+                return; /* not a number, or past int64: unknown */
             total = total * 10 + (*d - '0');
-        if (slash && d > slash + 1)
-            r->total_size = total;
+        }
+        r->total_size = total;
     } else if (len > 16 && strncasecmp(data, "x-ms-error-code:", 16) == 0) {
-        const char *v = data + 16;
-        size_t vlen = len - 16;
-        while (vlen && (*v == ' ' || *v == '\t'))
-            v++, vlen--;
-        while (vlen && (v[vlen - 1] == '\r' || v[vlen - 1] == '\n' || v[vlen - 1] == ' '))
-            vlen--;
-        snprintf(r->ms_error_code, sizeof r->ms_error_code, "%.*s", (int)vlen, v);
+        v = header_value(data, len, 16, &vlen);
+        snprintf(r->ms_error_code, sizeof r->ms_error_code, "%.*s", (int)vlen, v ? v : "");
     } else if (len > 5 && strncasecmp(data, "ETag:", 5) == 0) {
-        const char *v = data + 5;
-        size_t vlen = len - 5;
-        while (vlen && (*v == ' ' || *v == '\t'))
-            v++, vlen--;
-        while (vlen && (v[vlen - 1] == '\r' || v[vlen - 1] == '\n' || v[vlen - 1] == ' '))
-            vlen--;
-        snprintf(r->etag, sizeof r->etag, "%.*s", (int)vlen, v);
+        v = header_value(data, len, 5, &vlen);
+        /* one that does not fit is no ETag: cut, it would name another object */
+        if (vlen >= sizeof r->etag)
+            vlen = 0;
+        snprintf(r->etag, sizeof r->etag, "%.*s", (int)vlen, v ? v : "");
     }
-    return len;
+}
+
+static size_t on_header(char *data, size_t size, size_t n, void *ud)
+{
+    s3_response_header(ud, data, size * n);
+    return size * n;
 }
 
 static size_t on_read(char *buf, size_t size, size_t n, void *ud)

@@ -181,6 +181,48 @@ struct s3_xml_error {
 };
 void s3_parse_error(const struct mxpc_buf *body, struct s3_xml_error *x);
 
+/* One line of a response's header as the transport hands it over (the
+ * status line, or "Name: value" with its CRLF): keeps what the engine needs
+ * (ETag, x-ms-error-code, the total of a Content-Range; a status line
+ * starts a new response). The header callback's work, and the fuzz
+ * target's entry point (tests/fuzz/fuzz_http_header.c). */
+void s3_response_header(struct request *r, const char *data, size_t len);
+
+/* One page of a listing (S3's ListObjectsV2, Azure's List Blobs): the
+ * objects (the strings of each in `strings`, at the offsets recorded),
+ * whether more follow, and the token for them. Zeroed before the first
+ * page; s3_list_page_free after the last. */
+struct list_page {
+    struct mxpc_buf strings;
+    struct listed {
+        size_t key, etag, modified; /* offsets into strings */
+        int64_t size;
+    } *objects;
+    size_t n, cap;
+    /* the <Contents> (<Blob>) being read */
+    struct mxpc_buf key;
+    char etag[128], modified[64];
+    int64_t size;
+    int truncated, bad;
+    struct mxpc_buf token;
+};
+/* Reads a page's XML into p (its last page's objects forgotten): 0, or -1
+ * when it is not the XML of a listing (a size that is no whole number, more
+ * pages announced without a token). */
+int s3_list_page_parse(struct list_page *p, const char *xml, size_t len);
+void s3_list_page_free(struct list_page *p);
+
+/* The <Error> elements of a DeleteObjects answer: the current one as it is
+ * read (xml_capture), and the first. */
+struct delete_errors {
+    char key[1024], code[64], message[256];
+    char first_key[1024], first_code[64], first_message[256];
+};
+/* Reads a DeleteObjects answer (xml may be NULL when len is 0): the number
+ * of keys refused (<Error> elements; the first's in d), or -1 when it is
+ * not XML. */
+long s3_delete_result_parse(struct delete_errors *d, const char *xml, size_t len);
+
 /* --- the engine ---------------------------------------------------------------- */
 
 /* Starts a request (it runs as the client is pumped); unsigned_ok: its body

@@ -24,6 +24,19 @@ int mxpc_azure_wi_configured(char *err, size_t errlen);
  * NULL), or -1 with a message (first line: what failed; then what to check). */
 int mxpc_azure_token(const char *scope, char *out, size_t outlen, time_t *expires, char *err, size_t errlen);
 
+/* The longest life of a token taken from an answer (seconds). */
+#define MXPC_AZURE_TOKEN_LIFE_MAX (24 * 3600)
+
+struct mxpc_buf;
+
+/* Entra ID's answer to a token request (JSON): 1 with the access token
+ * appended to token and *expires = asked + expires_in (300 s when it is
+ * absent, not positive or longer than MXPC_AZURE_TOKEN_LIFE_MAX); else 0
+ * with Entra's error and error_description (its first line) in code and
+ * desc, "" when absent. */
+int mxpc_azure_token_answer(const char *json, time_t asked, struct mxpc_buf *token, time_t *expires, char *code,
+                            size_t codelen, char *desc, size_t desclen);
+
 /* mxpc_azure_token_fn for Blob Storage (ud unused). */
 int mxpc_azure_storage_token(void *ud, char *out, size_t outlen, char *err, size_t errlen);
 

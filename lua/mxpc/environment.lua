@@ -25,7 +25,8 @@ end
 -- --- where the credentials Secret is named ------------------------------------
 
 -- The Secret's name: a string field named like "secretName" in status, then in
--- spec (searched one level deep), else the StorageInstance's own name.
+-- spec (searched one level deep), else the StorageInstance's own name; nil
+-- when there is none of them (an object the API server would not send).
 function M.secret_name(si)
   local function search(t)
     if type(t) ~= "table" then return nil end
@@ -40,7 +41,8 @@ function M.secret_name(si)
       if type(v) == "table" and type(v.name) == "string" and v.kind == "Secret" then return v.name end
     end
   end
-  return search(si.status) or search(si.spec) or si.metadata.name
+  local meta = type(si.metadata) == "table" and si.metadata or {}
+  return search(si.status) or search(si.spec) or (type(meta.name) == "string" and meta.name ~= "" and meta.name or nil)
 end
 
 -- --- the two Secret layouts -------------------------------------------------------
@@ -371,9 +373,10 @@ function M.resolve(client, ns, name, decode, opts)
     end
     return nil, err
   end
-  local env = { namespace = ns, name = name, replicas = (app.spec or {}).replicas }
-  app.metadata = app.metadata or {}
-  app.metadata.namespace, app.metadata.name = app.metadata.namespace or ns, app.metadata.name or name
+  local spec = type(app.spec) == "table" and app.spec or {}
+  local env = { namespace = ns, name = name, replicas = spec.replicas }
+  if type(app.metadata) ~= "table" then app.metadata = {} end
+  app.metadata.namespace, app.metadata.name = ns, name -- the ones asked for, whatever the answer says
   local spc, ferr, unseen = secret_store.find(client, app)
   if ferr then return nil, ferr end
   if spc then return from_store(env, client, spc, opts and opts.identity) end
@@ -389,6 +392,11 @@ function M.resolve(client, ns, name, decode, opts)
       return nil, serr
     end
     local secret_name = M.secret_name(si)
+    if not secret_name then
+      return nil, errors.new { code = "k8s", message = ("StorageInstance %q in namespace %q names no credentials "
+        .. "Secret (status or spec secretName) and the answer has no metadata.name"):format(si_name, ns),
+        hint = "check it: kubectl -n " .. ns .. " get storageinstance " .. si_name .. " -o yaml" }
+    end
     local secret, cerr = get(client, "secrets", secret_name, ns, "credentials Secret")
     if not secret then
       if errors.is(cerr, "not_found") then
@@ -401,7 +409,9 @@ function M.resolve(client, ns, name, decode, opts)
       return nil, cerr
     end
     local where = ("Secret %s/%s"):format(ns, secret_name)
-    local values, layout = M.flatten_secret(decode(secret), where)
+    local data, derr = decode(secret)
+    if not data then return nil, derr end
+    local values, layout = M.flatten_secret(data, where)
     if not values then return nil, layout end
     local settings, perr
     if part == "database" then

@@ -296,8 +296,14 @@ local function install(M, methods)
     local r = api.resource(resource)
     assert(type(name) == "string" and name ~= "", "name must be a non-empty string")
     local ns = namespace or self:namespace()
-    return call(self, { method = "GET", path = api.path(r, ns, name), verb = "get", resource = r, name = name,
-      namespace = ns })
+    local target = { method = "GET", path = api.path(r, ns, name), verb = "get", resource = r, name = name,
+      namespace = ns }
+    local obj, err = call(self, target)
+    if obj ~= nil and (type(obj) ~= "table" or obj[1] ~= nil) then
+      return nil, errors.new { code = "k8s", message = ("GET %s: the server's answer is not an object"):format(
+        target.path) }
+    end
+    return obj, err
   end
 
   -- client:list(resource [, {namespace=, labelSelector=, fieldSelector=, limit=}]) -> list (all pages) | nil, err

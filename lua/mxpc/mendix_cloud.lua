@@ -248,13 +248,25 @@ local function ctx_of(where, extra)
   return c
 end
 
+-- An answer that is JSON but not what the API documents (a field missing or
+-- of another type): the request (`what`) and what was wrong.
+local function malformed(what, why)
+  return errors.new { code = "mendix_cloud", message = ("Mendix Cloud answered %s with %s"):format(what, why),
+    hint = "try again; if it persists, contact Mendix Support" }
+end
+
 -- Deploy API v1: the AppId (subdomain) of a project id, and the reverse.
 function Client:app_of(app)
   if is_uuid(app) then
     local apps, err = self:call("GET", "/api/1/apps", { app = app, what = "the list of apps" })
     if not apps then return nil, err end
     for _, a in ipairs(apps) do
-      if a.ProjectId == app then return { project = app, app_id = a.AppId } end
+      if type(a) == "table" and a.ProjectId == app then
+        if type(a.AppId) ~= "string" or a.AppId == "" then
+          return nil, malformed("the list of apps", "app " .. app .. " without an AppId")
+        end
+        return { project = app, app_id = a.AppId }
+      end
     end
     return nil, errors.new { code = "not_found", message = ("Mendix Cloud has no app with project id %s that %s "
       .. "can see"):format(app, self.creds.username),
@@ -263,7 +275,10 @@ function Client:app_of(app)
   end
   local a, err = self:call("GET", "/api/1/apps/" .. escape(app), { app = app, app_id = app })
   if not a then return nil, err end
-  return { project = a.ProjectId, app_id = a.AppId or app }
+  if type(a.ProjectId) ~= "string" or not is_uuid(a.ProjectId) then
+    return nil, malformed("app " .. app, "no ProjectId (a UUID)")
+  end
+  return { project = a.ProjectId, app_id = type(a.AppId) == "string" and a.AppId ~= "" and a.AppId or app }
 end
 
 -- Environment name (the Deploy API's Mode: Production, Acceptance, Test or a
@@ -274,8 +289,15 @@ function Client:environment_id(app_id, name, app)
   if not envs then return nil, err end
   local names = {}
   for _, e in ipairs(envs) do
-    if type(e.Mode) == "string" and e.Mode:lower() == name:lower() then return e.EnvironmentId, e.Mode end
-    names[#names + 1] = tostring(e.Mode)
+    if type(e) == "table" and type(e.Mode) == "string" then
+      if e.Mode:lower() == name:lower() then
+        if type(e.EnvironmentId) ~= "string" or e.EnvironmentId == "" then
+          return nil, malformed("the list of environments", "environment " .. e.Mode .. " without an EnvironmentId")
+        end
+        return e.EnvironmentId, e.Mode
+      end
+      names[#names + 1] = e.Mode
+    end
   end
   return nil, errors.new { code = "not_found", message = ("app %s has no environment named %s (it has: %s)"):format(
     app or app_id, name, #names > 0 and table.concat(names, ", ") or "none"),
@@ -310,7 +332,9 @@ function Client:list_snapshots(where)
       ctx_of(where, { what = "the list of snapshots" }))
     if not page then return nil, err end
     local snaps = type(page.snapshots) == "table" and page.snapshots or {}
-    for _, s in ipairs(snaps) do all[#all + 1] = s end
+    for _, s in ipairs(snaps) do
+      if type(s) == "table" then all[#all + 1] = s end -- (an entry that is no object is not a snapshot)
+    end
     offset = offset + #snaps
   until #snaps == 0 or offset >= (tonumber(page.total) or 0)
   table.sort(all, function(a, b) return tostring(a.created_at or "") > tostring(b.created_at or "") end)
@@ -398,6 +422,10 @@ end
 -- (the url's query, which holds its signature, becomes a secret: whoever has
 -- it can read the archive for hours)
 function Client:wait_archive(where, job, o)
+  if type(job.snapshot_id) ~= "string" or job.snapshot_id == "" or type(job.archive_id) ~= "string"
+      or job.archive_id == "" then
+    return nil, malformed("the archive request", "a job without a snapshot_id and an archive_id")
+  end
   local done, err = wait(function() return self:archive(where, job.snapshot_id, job.archive_id) end,
     ("the archive of snapshot %s"):format(job.snapshot_id), o)
   if done and type(done.url) == "string" and done.url:find("?", 1, true) then
@@ -407,6 +435,9 @@ function Client:wait_archive(where, job, o)
 end
 
 function Client:wait_snapshot(where, snap, o)
+  if type(snap.snapshot_id) ~= "string" or snap.snapshot_id == "" then
+    return nil, malformed("the creation of a snapshot", "a snapshot without a snapshot_id")
+  end
   return wait(function() return self:snapshot(where, snap.snapshot_id) end,
     ("snapshot %s"):format(snap.snapshot_id), o)
 end
@@ -445,6 +476,9 @@ function Client:prepare_archive(where, o)
       return nil, errors.new { code = "not_found", message = ("environment%s%s has no completed snapshot"):format(
         env_name(where), app_name(where)), hint = "make one with --new-snapshot, or in the Mendix Portal (Backups)" }
     end
+  end
+  if type(snap.snapshot_id) ~= "string" or snap.snapshot_id == "" then
+    return nil, malformed("the snapshot", "a snapshot without a snapshot_id")
   end
   local data_type = o.data_type or "files_and_database"
   log.info("requesting an archive", { snapshot = snap.snapshot_id, created = snap.created_at, data_type = data_type })

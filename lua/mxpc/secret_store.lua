@@ -54,6 +54,13 @@ function M.register(doc)
   end
 end
 
+-- A JSON value of a store as the text the app sees: a whole number without
+-- the ".0" cjson's floats carry (a port 5432, not "5432.0").
+function M.text(v)
+  if math.type(v) == "float" and v == math.floor(v) and math.abs(v) < 2 ^ 53 then return ("%d"):format(v) end
+  return type(v) == "string" and v or tostring(v)
+end
+
 local function fail(code, message, hint)
   return nil, errors.new { code = code, message = message, hint = hint }
 end
@@ -72,8 +79,10 @@ function M.find(client, app)
     if errors.is(err, "forbidden") then return nil, nil, err end
     return nil, err
   end
-  local annotations = type(spc.metadata.annotations) == "table" and spc.metadata.annotations or {}
-  if annotations[M.ENV_CLASS] ~= "true" and (app.spec or {})[M.OVERRIDE] ~= true then
+  local meta = type(spc.metadata) == "table" and spc.metadata or {}
+  local annotations = type(meta.annotations) == "table" and meta.annotations or {}
+  local spec = type(app.spec) == "table" and app.spec or {}
+  if annotations[M.ENV_CLASS] ~= "true" and spec[M.OVERRIDE] ~= true then
     log.debug("SecretProviderClass ignored: neither annotated " .. M.ENV_CLASS .. ' "true" nor allowed by the '
       .. "MendixApp's spec." .. M.OVERRIDE, { namespace = ns, name = name })
     return nil
@@ -170,6 +179,17 @@ end
 
 local PROVIDERS = { aws = "mxpc.store_aws", vault = "mxpc.store_vault", azure = "mxpc.store_azure" }
 
+-- The SecretProviderClass's parameters: a map of strings (as its CRD has
+-- them); anything else in the object is left out.
+function M.parameters(spc)
+  local params = type(spc.spec) == "table" and type(spc.spec.parameters) == "table" and spc.spec.parameters or {}
+  local out = {}
+  for k, v in pairs(params) do
+    if type(k) == "string" and type(v) == "string" then out[k] = v end
+  end
+  return out
+end
+
 -- The entries of the keys the tool needs (the others are dropped unread).
 function M.entries(spc, where)
   local spec = type(spc.spec) == "table" and spc.spec or {}
@@ -178,7 +198,7 @@ function M.entries(spc, where)
     return fail("unsupported", ('%s: provider "%s" is not supported'):format(where, tostring(spec.provider)),
       "the tool reads the aws, vault and azure providers' stores")
   end
-  local doc, err = parse((spec.parameters or {}).objects, where)
+  local doc, err = parse(M.parameters(spc).objects, where)
   if err then return nil, err end
   local all, perr = parse_entries(doc, where)
   if not all then return nil, perr end
@@ -249,7 +269,7 @@ function M.read(spc, ctx)
   local entries, err = M.entries(spc, where)
   if not entries then return nil, err end
   local provider = require(PROVIDERS[spc.spec.provider])
-  ctx.params = spc.spec.parameters or {}
+  ctx.params = M.parameters(spc)
   ctx.where = where
   local values, sources = provider.fetch(entries, ctx)
   if not values then return nil, sources end

@@ -64,8 +64,9 @@ local function credentials(ctx)
 end
 
 local function refusal(what, secret, c, status, doc)
-  local kind = tostring(doc.__type or ("HTTP " .. status)):gsub("^.*#", "")
-  local msg = doc.message or doc.Message or ""
+  local kind = (type(doc.__type) == "string" and doc.__type or ("HTTP " .. status)):gsub("^.*#", "")
+  local msg = doc.message or doc.Message
+  msg = type(msg) == "string" and msg or ""
   local who = c.source or "?"
   local text = ("%s: Secrets Manager refused GetSecretValue of %s as %s: %s%s"):format(what, secret, who, kind,
     msg ~= "" and (": " .. msg) or "")
@@ -130,8 +131,11 @@ function M.fetch(entries, ctx)
       end
       store.register(json)
       local v = json[store.jmes_key(e.path)]
-      if v ~= nil and v ~= cjson.null then
-        values[e.key] = type(v) == "string" and v or tostring(v)
+      if type(v) == "table" then
+        return store.fail("environment", ("%s: secret %s, jmesPath %s: an object or a list, not a value"):format(
+          e.where, e.secret, e.path))
+      elseif v ~= nil and v ~= cjson.null then
+        values[e.key] = store.text(v)
         sources[e.key] = ("Secrets Manager secret %s, jmesPath %s"):format(e.secret, e.path)
       end
     else

@@ -114,8 +114,11 @@ function M.fetch(entries, ctx)
       docs[e.path] = data
     end
     local v = docs[e.path][e.field]
-    if v ~= nil and v ~= cjson.null then
-      values[e.key] = type(v) == "string" and v or tostring(v)
+    if type(v) == "table" then
+      return store.fail("environment", ("%s: Vault %s, key %s: an object or a list, not a value"):format(e.where,
+        e.path, e.field))
+    elseif v ~= nil and v ~= cjson.null then
+      values[e.key] = store.text(v)
       sources[e.key] = ("Vault %s, key %s"):format(e.path, e.field)
     end
   end

@@ -58,6 +58,14 @@ def archive_seeds():
               + name.encode())
     write("backup_archive", "metadata", b"\x01" + tar.getvalue()[512:512 + 104])
     write("backup_archive", "dump-header", b"\x02" + sample[:400])
+    # whole archives through validate (pick 3 modulo 4; the pick also sets the pieces' size)
+    write("backup_archive", "archive.tar", b"\x03" + tar.getvalue())
+    write("backup_archive", "archive.tar.gz", b"\xff" + gzip.compress(tar.getvalue(), mtime=0))
+    for f in ("seed-duplicate-uuid.tar.gz", "seed-metadata-not-json.tar.gz", "seed-outside.tar.gz",
+              "seed-no-dump.tar.gz", "seed-tar-format-dump.tar.gz"):
+        path = os.path.join(OUT, "archive", f)
+        if os.path.exists(path):
+            write("backup_archive", "archive-" + f[5:], b"\x07" + open(path, "rb").read())
 
 
 def pgz_seeds():
@@ -89,11 +97,49 @@ def xml_seeds():
           '<Bucket>b</Bucket><Key>k</Key><ETag>"e-2"</ETag></CompleteMultipartUploadResult>')
     write("xml", "s3-delete", '\x00' + x + '<DeleteResult><Deleted><Key>a</Key></Deleted><Error><Key>b</Key>'
           '<Code>AccessDenied</Code><Message>Access Denied</Message></Error></DeleteResult>')
+    # the listing page's parser (3), DeleteObjects' (4), Entra ID's token answer (5)
+    write("xml", "list-page", '\x03' + x + '<ListBucketResult><IsTruncated>true</IsTruncated>'
+          '<NextContinuationToken>1ueGcxLPRx1Tr/XYExHnhbYLgveDs2J/wm36Hy4vbOwM=</NextContinuationToken>'
+          '<Contents><Key>p/' + UUID + '</Key><LastModified>2026-12-01T05:00:00.000Z</LastModified>'
+          '<ETag>"x"</ETag><Size>5</Size></Contents><Contents><Key>p/b</Key><Size>0</Size></Contents>'
+          '</ListBucketResult>')
+    write("xml", "list-blobs", '\x03\ufeff' + x + '<EnumerationResults ServiceEndpoint="https://a.blob.core.windows.net/"'
+          ' ContainerName="c"><Prefix>p/</Prefix><Blobs><Blob><Name>p/' + UUID + '</Name><Properties>'
+          '<Last-Modified>Tue, 01 Dec 2026 05:00:00 GMT</Last-Modified><Etag>0x8DC1234567890AB</Etag>'
+          '<Content-Length>5</Content-Length><BlobType>BlockBlob</BlobType></Properties></Blob></Blobs>'
+          '<NextMarker>2!80!MDAwMDE2</NextMarker></EnumerationResults>')
+    write("xml", "delete-result", '\x04' + x + '<DeleteResult><Deleted><Key>a</Key></Deleted><Error><Key>b</Key>'
+          '<Code>AccessDenied</Code><Message>Access Denied</Message></Error><Error><Key>c</Key>'
+          '<Code>InternalError</Code></Error></DeleteResult>')
+    write("xml", "entra-token", '\x05{"token_type":"Bearer","expires_in":3599,"ext_expires_in":3599,'
+          '"access_token":"eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJodHRwczovL3N0b3JhZ2UuYXp1cmUuY29tIiwi'
+          'aXNzIjoiaHR0cHM6Ly9zdHMud2luZG93cy5uZXQvdCIsInN1YiI6InMiLCJleHAiOjE3MDAwMDM2MDB9.c2ln"}')
+    write("xml", "entra-error", '\x05{"error":"invalid_client","error_description":"AADSTS700213: No matching '
+          'federated identity record found\\r\\nTrace ID: x","error_codes":[700213],"timestamp":"2026-12-01"}')
     write("xml", "container", '\x02{"AccessKeyId":"ASIAX","SecretAccessKey":"s/k","Token":"t\\u0041",'
           '"Expiration":"2026-12-01T05:00:00Z"}')
     write("xml", "container-error", '\x02{"code":"AccessDenied","message":"no association"}')
     write("xml", "imds", '\x02{"Code":"Success","LastUpdated":"2026-12-01T04:00:00Z","Type":"AWS-HMAC",'
           '"AccessKeyId":"ASIAX","SecretAccessKey":"s","Token":"t","Expiration":"2026-12-01T10:00:00.5+02:00"}')
+
+
+def http_header_seeds():
+    # header blocks as S3, MinIO and Azurite answer (tests/stack's servers)
+    crlf = "\r\n"
+    for name, lines in [
+            ("s3-get", ["HTTP/1.1 200 OK", "Accept-Ranges: bytes", "Content-Length: 5",
+                        'ETag: "5d41402abc4b2a76b9719d911017c592"', "Last-Modified: Tue, 01 Dec 2026 05:00:00 GMT",
+                        "Server: MinIO", ""]),
+            ("s3-range", ["HTTP/1.1 206 Partial Content", "Content-Range: bytes 0-1048575/52428800",
+                          'ETag: "9b2cf535f27731c974343645a3985328-10"', "Content-Length: 1048576", ""]),
+            ("s3-416", ["HTTP/1.1 416 Requested Range Not Satisfiable", "Content-Range: bytes */0", ""]),
+            ("continue", ["HTTP/1.1 100 Continue", "", "HTTP/1.1 200 OK", 'etag: "e"', ""]),
+            ("azure-404", ["HTTP/1.1 404 The specified blob does not exist.", "Content-Length: 215",
+                           "x-ms-error-code: BlobNotFound", "x-ms-version: 2021-08-06", ""]),
+            ("azure-put", ["HTTP/1.1 201 Created", 'ETag: "0x8DC1234567890AB"', "Content-MD5: XrY7u+Ae7tCTyyK7j1rNww==",
+                           "x-ms-request-server-encrypted: true", ""]),
+            ("http2", ["HTTP/2 206", "content-range: bytes 10-19/20", "etag: W/\"w\"", ""])]:
+        write("http_header", name, crlf.join(lines) + crlf)
 
 
 def sigv4_seeds():
@@ -157,6 +203,119 @@ def lua_seeds():
         s = (code - 100) % 500
         write("k8s_api", "%d" % i, bytes([s // 256, s % 256, pick]) + body.encode())
 
+    for i, (head, lines) in enumerate([(b"\x00\x01\x94", ["BlobNotFound", "The specified blob does not exist.",
+                                                           "azblob://c/b", "c", "b"]),
+                                       (b"\x03\x01\x93", ["AuthorizationPermissionMismatch", "", "azblob://c/", "c",
+                                                           "", "", "", "acct"]),
+                                       (b"\x08\x01\x93", ["AuthenticationFailed", "Server failed to authenticate"
+                                                           "\nthe request", "azblob://c/b", "c", "b", "", "", "acct"]),
+                                       (b"\x24\x01\x9c", ["ConditionNotMet", "", "azblob://c/b", "c", "b", "\"0x8D\""]),
+                                       (b"\x02\x00\x00", ["", "", "azblob://c/b", "c", "b", "", "Connection refused"])]):
+        write("azure_api", "%d" % i, head + "\n".join(lines).encode())
+
+
+def answers(*pairs):
+    """lib/answers.lua's form: "STATUS\\nBODY" each, separated by 0x1E."""
+    return "\x1e".join("%d\n%s" % (status, body) for status, body in pairs)
+
+
+def mendix_cloud_seeds():
+    project = "5b6a8c1e-8e8d-4c52-9f3a-4a3e8f0b2a11"
+    env = "7c2e0f4a-3b1d-4e5f-8a9b-0c1d2e3f4a5b"
+    snap = '{"snapshot_id":"%s","model_version":"1.0.0.40","comment":"nightly","expires_at":' \
+        '"2027-01-01T00:00:00Z","created_at":"2026-12-01T03:00:00Z","finished_at":"2026-12-01T03:01:00Z",' \
+        '"updated_at":"2026-12-01T03:01:00Z","state":"%s","status_message":null}'
+    job = '{"archive_id":"a1","snapshot_id":"%s","data_type":"files_and_database","state":"%s",' \
+        '"status_message":%s,"url":%s,"created_at":"2026-12-01T04:00:00Z","finished_at":null}'
+    apps = '[{"AppId":"myapp","ProjectId":"%s","Name":"Demo Shop","Url":"https://myapp.mendixcloud.com"}]' % project
+    envs = '[{"EnvironmentId":"%s","Mode":"Production","Status":"Running","Url":"https://myapp.mendixcloud.com"}]' % env
+    page = '{"limit":100,"offset":0,"total":2,"snapshots":[%s,%s]}' % (snap % (UUID, "completed"),
+                                                                       snap % (env, "failed"))
+    done = job % (UUID, "completed", "null", '"https://s3.example.com/a.tar.gz?X-Amz-Signature=abc"')
+    for name, pick, data in [
+            ("newest", 0, answers((200, apps), (200, envs), (200, page), (202, job % (UUID, "queued", "null", "null")),
+                                  (200, done))),
+            ("snapshot", 1, answers((200, snap % (UUID, "completed")), (202, job % (UUID, "running", "null", "null")),
+                                    (200, done))),
+            ("new-snapshot", 4, answers((200, apps), (200, envs), (201, snap % (UUID, "queued")),
+                                        (200, snap % (UUID, "completed")), (202, done), (200, done))),
+            ("failed", 3, answers((200, '{"AppId":"myapp","ProjectId":"%s"}' % project), (200, page),
+                                  (202, job % (UUID, "queued", "null", "null")),
+                                  (200, job % (UUID, "failed", '"the disk is full"', "null")))),
+            ("no-access", 0, answers((403, '{"errorCode":"NO_ACCESS","errorMessage":"no access"}'))),
+            ("unauthorized", 1, answers((401, ""))),
+            ("busy", 1, answers((409, '{"errorCode":"ENVIRONMENT_BUSY","errorMessage":"busy"}'))),
+            ("html", 2, answers((502, "<html>Bad Gateway</html>"))),
+            ("location", 16, "mendix-cloud://myapp/Production/" + UUID)]:
+        write("mendix_cloud", name, bytes([pick]) + data.encode())
+
+
+def environment_resolve_seeds():
+    import base64
+    import json
+
+    def secret(name, data):
+        return json.dumps({"kind": "Secret", "apiVersion": "v1", "metadata": {"name": name, "namespace": "ns"},
+                           "type": "Opaque", "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}})
+
+    app = json.dumps({"apiVersion": "privatecloud.mendix.com/v1alpha1", "kind": "MendixApp",
+                      "metadata": {"name": "app", "namespace": "ns"}, "spec": {"replicas": 1, "mendixRuntimeVersion":
+                      "10.6.0"}})
+    not_found = json.dumps({"kind": "Status", "apiVersion": "v1", "status": "Failure", "message":
+                            'secretproviderclasses "app" not found', "reason": "NotFound", "code": 404})
+
+    def si(name, secret_name):
+        return json.dumps({"apiVersion": "privatecloud.mendix.com/v1alpha1", "kind": "StorageInstance",
+                           "metadata": {"name": name, "namespace": "ns"}, "spec": {"type": "database"},
+                           "status": {"state": "Ready", "secretName": secret_name}})
+    db = secret("app-database", {"database-type": "PostgreSQL", "database-jdbc-url":
+                                 "jdbc:postgresql://db.example.com:5432/app?sslmode=verify-full",
+                                 "database-username": "u", "database-password": "p", "database-host":
+                                 "db.example.com:5432", "database-name": "app"})
+    files = secret("app-file", {"storage-service-name": "com.mendix.storage.s3", "storage-endpoint":
+                                "https://s3.example.com", "storage-bucket-name": "b", "storage-access-key-id": "a",
+                                "storage-secret-access-key": "s", "storage-resource-name-prefix": "app/"})
+    config = secret("app-database", {"config": json.dumps({"DatabaseType": "PostgreSQL", "DatabaseJdbcUrl":
+                                     "jdbc:postgresql://h/d", "DatabaseUserName": "u", "DatabasePassword": "p"})})
+    spc = json.dumps({"kind": "SecretProviderClass", "metadata": {"name": "app", "namespace": "ns", "annotations":
+                      {"privatecloud.mendix.com/environment-class": "true"}}, "spec": {"provider": "vault",
+                      "parameters": {"vaultAddress": "https://vault.example.com", "roleName": "app", "objects":
+                                     "- objectName: database-host\n  secretPath: secret/data/app\n  secretKey: host\n"}}})
+    for name, data in [
+            ("keys", answers((200, app), (404, not_found), (200, si("app-database", "app-database")), (200, db),
+                             (200, si("app-file", "app-file")), (200, files))),
+            ("config", answers((200, app), (404, not_found), (200, si("app-database", "app-database")),
+                               (200, config), (200, si("app-file", "app-file")), (200, files))),
+            ("store", answers((200, app), (200, spc), (201, '{"status":{"token":"jwt"}}'),
+                              (200, '{"auth":{"client_token":"t"}}'), (200, '{"data":{"data":{"host":"h"},"metadata":{"version":1}}}'))),
+            ("no-app", answers((404, not_found))),
+            ("forbidden", answers((200, app), (403, not_found.replace("404", "403"))))]:
+        write("environment_resolve", name, data)
+
+
+def secret_stores_seeds():
+    aws_db = '{"ARN":"arn:aws:secretsmanager:eu-west-1:111122223333:secret:app-db","Name":"app-db",' \
+        '"SecretString":"{\\"database-host\\":\\"db.example.com\\",\\"password\\":\\"pw\\"}",' \
+        '"VersionId":"v1","CreatedDate":1.7e9}'
+    aws_storage = '{"Name":"app-storage","SecretString":"s3cr3t","VersionId":"v1"}'
+    login = '{"auth":{"client_token":"hvs.x","accessor":"a","policies":["app"],"lease_duration":3600,' \
+        '"renewable":true}}'
+    kv2 = '{"data":{"data":{"host":"db.example.com","password":"pw"},"metadata":{"version":1}}}'
+    kv1 = '{"data":{"key":"s3cr3t"},"lease_duration":2764800}'
+    token = '{"token_type":"Bearer","expires_in":3599,"ext_expires_in":3599,"access_token":"eyJ0.eyJ1.c2ln"}'
+    secret = '{"value":"%s","id":"https://kv-app.vault.azure.net/secrets/x/1","attributes":{"enabled":true}}'
+    for name, pick, data in [
+            ("aws", 0, answers((200, aws_db), (200, aws_storage))),
+            ("aws-denied", 0, answers((400, '{"__type":"AccessDeniedException","Message":"User is not authorized"}'))),
+            ("aws-binary", 0, answers((200, '{"Name":"app-db","SecretBinary":"AAEC"}'))),
+            ("vault", 1, answers((200, login), (200, kv2), (200, kv1))),
+            ("vault-denied", 1, answers((403, '{"errors":["permission denied"]}'))),
+            ("vault-login", 1, answers((400, '{"errors":["invalid role name \\"app\\""]}'))),
+            ("azure", 2, answers((200, token), (200, secret % "db.example.com"), (200, secret % "pw"))),
+            ("azure-entra", 2, answers((400, '{"error":"invalid_client","error_description":"AADSTS700016: no app\\r\\nTrace"}'))),
+            ("azure-denied", 2, answers((200, token), (403, '{"error":{"code":"Forbidden","message":"Caller is not '
+                                                             'authorized","innererror":{"code":"ForbiddenByRbac"}}}')))]:
+        write("secret_stores", name, bytes([pick]) + data.encode())
 
 
 def k8s_config_seeds():
@@ -182,5 +341,9 @@ archive_seeds()
 k8s_config_seeds()
 pgz_seeds()
 xml_seeds()
+http_header_seeds()
 sigv4_seeds()
 lua_seeds()
+mendix_cloud_seeds()
+secret_stores_seeds()
+environment_resolve_seeds()
