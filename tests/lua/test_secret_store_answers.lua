@@ -5,11 +5,11 @@
 -- credentials and the ServiceAccount's token are stand-ins.
 local t = require "t"
 local http = require "mxpc.http"
-local sigv4 = require "mxpc.sigv4"
+local aws = require "mxpc.aws"
 local store = require "mxpc.secret_store"
 
 local queue
-local real_request, real_credentials = http.request, sigv4.credentials
+local real_request, real_credentials = http.request, aws.signing_credentials
 local function read(provider, params, answers)
   queue = answers
   http.request = function()
@@ -17,12 +17,12 @@ local function read(provider, params, answers)
     if not a then return nil, { code = "http", message = "no more answers" } end
     return { status = a[1], body = a[2] }
   end
-  sigv4.credentials = function() return { access_key = "AKIDEXAMPLE", secret_key = "s", source = "test" } end
+  aws.signing_credentials = function() return { access_key = "AKIDEXAMPLE", secret_key = "s", source = "test" } end
   local client = { create_token = function() return "jwt" end }
   local ok, values, err = pcall(store.read, { metadata = { name = "app" },
     spec = { provider = provider, parameters = params } },
     { client = client, namespace = "ns", name = "app", identity = provider == "aws" and "tool" or "environment" })
-  http.request, sigv4.credentials = real_request, real_credentials
+  http.request, aws.signing_credentials = real_request, real_credentials
   assert(ok, values)
   return values, err
 end

@@ -8,9 +8,9 @@
 local dir = debug.getinfo(1, "S").source:match("^@(.*/)")
 local answers = dofile(dir .. "lib/answers.lua")
 local store = require "mxpc.secret_store"
-local sigv4 = require "mxpc.sigv4"
+local aws = require "mxpc.aws"
 
-function sigv4.credentials() return { access_key = "AKIDEXAMPLE", secret_key = "fuzz-secret", source = "fuzz" } end
+function aws.signing_credentials() return { access_key = "AKIDEXAMPLE", secret_key = "fuzz-secret", source = "fuzz" } end
 
 local SPCS = {
   { provider = "aws", identity = "tool", parameters = { region = "eu-west-1", objects = [[
