@@ -234,4 +234,73 @@ function M.restore(opts, summary)
   return plan:finish()
 end
 
+-- The copy's dry run: both environments resolved and checked as the real run
+-- would use them (the source as a backup reads it, the target as a restore
+-- writes it), and what would be copied and how.
+function M.copy(opts)
+  local plan = new_plan(("copy of %s into %s"):format(opts.from, opts.to))
+  local with_db, with_files = not opts.files_only, not opts.database_only
+  local fo, to = wf.side_options(opts, "from"), wf.side_options(opts, "to")
+  if opts.safety_backup then
+    local ok, err = wf.check_safety_backup { safety_backup = opts.safety_backup }
+    if plan:check(ok, err) then plan:say("would first write a safety backup of the target to %s", opts.safety_backup) end
+  end
+  plan:say("source:")
+  local from = resolve(plan, fo)
+  plan:say("target:")
+  local target = resolve(plan, to)
+  if not from or not target then return plan:finish() end
+  local same_ok, same_err = wf.check_not_same(from, target, opts)
+  if not same_ok then error(same_err, 0) end -- a usage error, as in the real run
+  local src_db <close>, facts = database(plan, from)
+  if src_db then assert(wf.check_files_of(src_db, opts.files_of)) end
+  local src_store, serr
+  if with_files then
+    src_store, serr = wf.connect_storage(from)
+    if plan:check(src_store, serr) then plan:say("source storage: answers") end
+  end
+  local _ <close> = src_store
+  -- the target's app, as restore's dry run sees it
+  local pods = wf.running_pods(target)
+  local running = (target.replicas or 0) > 0 or (pods or 0) > 0
+  if running and not opts.stop_app then
+    plan:check(wf.app_control(target):ensure_stopped(false))
+  elseif running then
+    check_access(plan, target.client, target.namespace, M.STOP_VERBS, "--stop-app")
+    plan:say("would stop the target's app (%d replicas) and start it again afterwards", target.replicas or 0)
+  else
+    plan:say("the target's app is stopped")
+  end
+  if with_db then
+    local dst_db <close> = database(plan, target)
+    if dst_db then
+      database_writable(plan, dst_db)
+      if facts then
+        plan:say("would replace the target's database with the source's (%d bytes), in one transaction", facts.size)
+      end
+    end
+  end
+  if with_files then
+    local dst_store <close>, derr = wf.connect_storage(target)
+    if plan:check(dst_store, derr) then plan:say("target storage: answers") end
+    if src_db and src_store and dst_store then
+      local hooks = wf.hooks(opts, "copy"):set { env = from, db = src_db, storage = src_store }
+      local chosen, cerr = wf.files_to_copy(src_db, src_store, from, hooks, opts, wf.transfer_options(opts))
+      if plan:check(chosen, cerr) then
+        local mode, why = wf.copy_mode({ env = from, store = src_store }, { env = target, store = dst_store },
+          opts.copy_mode)
+        plan:say("would copy %d files (%d bytes)%s, %s (%s)", #chosen.files, chosen.files:bytes(),
+          chosen.selected and (" (%s)"):format(chosen.selected) or "", mode, why)
+        if opts.delete_extra_files then
+          local cmp, xerr = wf.compare_storage(dst_store, target, { uuids = chosen.files })
+          if plan:check(cmp, xerr) then
+            plan:say("--delete-extra-files would delete %d files the source lacks", #cmp.extra)
+          end
+        end
+      end
+    end
+  end
+  return plan:finish()
+end
+
 return M

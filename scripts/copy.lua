@@ -1,0 +1,108 @@
+-- The copy workflow: one environment's database and files straight into
+-- another environment, with no archive in between. Called with:
+--   { from = "NS/ENV", to = "NS/ENV", from_kubeconfig =, from_context =, to_kubeconfig =, to_context =,
+--     copy_mode = "auto"|"server"|"stream", stop_app =, database_only =, files_only =, dry_run =,
+--     safety_backup =, delete_extra_files =, files_larger_than =, files_smaller_than =,
+--     files_changed_since =, files_of =, hooks = }
+-- Everything restore offers applies to the target. The backup hooks
+-- (before_backup, select_file, after_backup) see the source, the restore
+-- hooks (before_restore, restore_sql, after_restore) the target.
+-- The target's files are copied before its database is committed, and its
+-- database is replaced in one transaction: a failure or a signal (Ctrl-C,
+-- SIGTERM) before the commit leaves it as it was, and the app is started
+-- again (docs/copy.md).
+local log = require "mxpc.log"
+local pg_programs = require "mxpc.pg_programs"
+local wf = require "mxpc.workflow"
+
+local opts = ...
+local started = os.time()
+local with_db, with_files = not opts.files_only, not opts.database_only
+
+-- 1. Check both sides before changing anything: the PostgreSQL programs,
+--    both environments (refusing a copy onto itself), their databases and
+--    their storage.
+assert(pg_programs.find_all(with_db and { "pg_dump", "pg_restore", "psql" } or {}))
+-- --dry-run: check what the copy needs on both sides and say what it would do, change nothing
+if opts.dry_run then return require("mxpc.dry_run").copy(opts) end
+local target_opts = wf.side_options(opts, "to")
+target_opts.safety_backup, target_opts.database_only = opts.safety_backup, opts.database_only
+assert(wf.check_safety_backup(target_opts))
+local from, to = assert(wf.resolve_pair(opts))
+local src_db <close> = assert(wf.connect_database(from))
+assert(wf.check_files_of(src_db, opts.files_of))
+local src_store <close> = with_files and assert(wf.connect_storage(from)) or nil
+local dst_db <close> = with_db and assert(wf.connect_database(to)) or nil
+local dst_store <close> = with_files and assert(wf.connect_storage(to)) or nil
+local transfer = wf.transfer_options(opts)
+local mode, why = wf.copy_mode({ env = from, store = src_store }, { env = to, store = dst_store }, opts.copy_mode)
+if with_files then log.info("files will be copied: " .. mode, { mode = mode, because = why }) end
+
+-- 2. The target's app must be stopped (or is stopped for us, and started
+--    again however the run ends); --safety-backup FILE backs the target up first.
+local app <close> = wf.app_control(to)
+assert(app:ensure_stopped(opts.stop_app))
+assert(wf.safety_backup(target_opts))
+local hooks = wf.hooks(opts, "copy")
+local function sees(env, db, store) return hooks:set { env = env, db = db, storage = store } end
+sees(from, src_db, src_store):call("before_backup")
+
+-- 3. One point in time of the source: the files listed from the snapshot
+--    its database is dumped from; then those --files-* and select_file take.
+local work <close> = assert(wf.workdir("-"))
+local snapshot <close> = assert(wf.source_snapshot(from, src_db))
+local chosen = with_files and assert(wf.files_to_copy(snapshot.db, src_store, from, hooks, opts, transfer)) or nil
+-- --delete-extra-files: the target's objects the source lacks, listed now
+local extra = opts.delete_extra_files and assert(wf.compare_storage(dst_store, to, { uuids = chosen.files })).extra
+  or nil
+sees(to, dst_db, dst_store):call("before_restore")
+
+-- 4. Stream the source's database into the target's, in one transaction
+--    that is not committed yet.
+local restore <close> = with_db and assert(wf.copy_database { from = from, to = to, snapshot = snapshot, work = work })
+  or nil
+
+-- 5. Copy the files: server-side where the target can read the source's
+--    objects on the same endpoint, else streamed GET -> PUT in memory.
+local copied = { files = 0, bytes = 0, missing = {} }
+if with_files then
+  local meter <close> = wf.progress("copying files", #chosen.files, { phase = "copy", bytes = chosen.files:bytes() })
+  copied = assert(wf.copy_files { from = { store = src_store, env = from }, to = { store = dst_store, env = to },
+    files = chosen.files, mode = opts.copy_mode or "auto", transfer = transfer,
+    on_file = function(_, bytes) meter.step(bytes) end })
+  log.info("files copied", { files = copied.files, bytes = copied.bytes, mode = copied.mode, because = copied.why })
+end
+if restore then assert(restore:loaded()) end
+sees(from, src_db, src_store):call("after_backup", { files = copied.files, bytes = copied.bytes,
+  missing = #(copied.missing or {}), selected = chosen and #chosen.files or 0, total = chosen and chosen.in_use or 0,
+  seconds = os.time() - started })
+
+-- 6. Every file is in place: commit the target's database, with the
+--    restore_sql hook's SQL inside the same transaction.
+if restore then
+  local sql = sees(to, dst_db, dst_store):restore_sql()
+  dst_db:close()
+  hooks:forget("db")
+  assert(restore:commit(sql))
+end
+
+-- 7. --delete-extra-files: only now that the files and the database are in place
+local deleted = extra and assert(wf.delete_objects(dst_store, to, extra))
+
+-- 8. Start the app again if it was stopped for the copy.
+assert(app:start_again())
+
+-- 9. Say what was done.
+wf.too_late("the target's database had committed")
+sees(to, nil, dst_store):call("after_restore", { from = opts.from, database = with_db, files = copied.files,
+  bytes = copied.bytes, seconds = os.time() - started })
+log.info("copy finished", { event = "summary", from = opts.from, to = opts.to, database = with_db,
+  files = copied.files, bytes = copied.bytes, mode = with_files and copied.mode or nil,
+  deleted = deleted or nil, seconds = os.time() - started })
+io.stdout:write(("copied %s/%s into %s/%s: %s%d files (%d bytes%s)%s%s%s\n"):format(
+  from.namespace, from.name, to.namespace, to.name, with_db and "database, " or "", copied.files, copied.bytes,
+  with_files and (", " .. copied.mode) or "",
+  #(copied.missing or {}) > 0 and (", %d missing files skipped"):format(#copied.missing) or "",
+  deleted and (", %d files the source lacks deleted"):format(deleted) or "",
+  opts.safety_backup and ("; safety backup in %s"):format(opts.safety_backup) or ""))
+return 0
