@@ -33,6 +33,12 @@
 
 /* --- many objects at once ------------------------------------------------------ */
 
+struct luploader {
+    struct mxpc_s3_uploader *up;
+    struct client *c;
+};
+
+
 struct many_ctx {
     lua_State *L;
     int items;                  /* stack index of the items table or fileset */
@@ -43,9 +49,19 @@ struct many_ctx {
     int ready;           /* stack index of the function, or 0 */
     int ready_done;
     int head;
+    int copy; /* copy_many */
+    struct mxpc_s3_copy_options copy_o;
+    struct mxpc_s3 *up_client; /* the uploader's, pumped while the GETs run */
     struct mxpc_archive_writer *w;
     long long mtime;
+    /* get_many into an uploader (of another client), and copy_many: the
+     * target's bucket and the function uuid -> its key (a list's items
+     * have the field to_key) */
+    struct mxpc_s3_uploader *up;
+    const char *to_bucket;
+    int to_key_fn;
     struct mxpc_buf key; /* the key get_item gave last */
+    struct mxpc_buf to_key; /* the target's key, of the item given last */
     char misuse[256];    /* raised once the requests are stopped */
     struct mxpc_callback_failure failure;
 };
@@ -249,6 +265,56 @@ static int write_entry(struct many_ctx *x, const struct mxpc_s3_fetched *f, stru
     return 0;
 }
 
+/* The target's key of item i into x->to_key: 0, or -1 with e filled. */
+static int get_to_key(struct many_ctx *x, size_t i, struct mxpc_s3_error *e)
+{
+    if (push_item_string(x, i, "to_key", x->to_key_fn, e) != 0)
+        return -1;
+    x->to_key.len = 0;
+    mxpc_buf_puts(&x->to_key, lua_tostring(x->L, -1));
+    lua_pop(x->L, 1);
+    return 0;
+}
+
+static ssize_t fd_source(void *ud, void *buf, size_t cap, char *err, size_t errlen)
+{
+    int fd = *(int *)ud;
+    for (;;) {
+        ssize_t n = read(fd, buf, cap);
+        if (n < 0 && errno == EINTR && !mxpc_interrupted())
+            continue;
+        if (n < 0)
+            snprintf(err, errlen, "cannot read back a downloaded file: %s", strerror(errno));
+        return n;
+    }
+}
+
+/* Hands a finished GET to the uploader, under the target's key: its bytes
+ * are copied into the uploader's window, so the item is released after. */
+static int put_object(struct many_ctx *x, const struct mxpc_s3_fetched *f, struct mxpc_s3_error *e)
+{
+    if (get_to_key(x, f->index, e) != 0)
+        return -1;
+    if (f->data) {
+        struct s3lua_mem_source m = {f->data, (size_t)f->size, 0};
+        return mxpc_s3_uploader_put(x->up, x->to_bucket, x->to_key.data, f->size, s3lua_mem_source, &m, e);
+    }
+    int fd = f->fd;
+    return mxpc_s3_uploader_put(x->up, x->to_bucket, x->to_key.data, f->size, fd_source, &fd, e);
+}
+
+/* mxpc_s3_copy_items.get: the source of item i as get_item gives it, the
+ * target from to_bucket and to_key */
+static int get_copy_item(void *ud, size_t i, struct mxpc_s3_copy_item *it, struct mxpc_s3_error *e)
+{
+    struct many_ctx *x = ud;
+    struct mxpc_s3_item src = {NULL, NULL, -1};
+    if (get_item(x, i, &src, e) != 0 || get_to_key(x, i, e) != 0)
+        return -1;
+    *it = (struct mxpc_s3_copy_item){src.bucket, src.key, x->to_bucket, x->to_key.data, src.size};
+    return 0;
+}
+
 /* ready(must): may the entries be written now? */
 static int call_ready(struct many_ctx *x, int must, struct mxpc_s3_error *e)
 {
@@ -286,6 +352,8 @@ static int many_item(void *ud, const struct mxpc_s3_fetched *f, int must, struct
         if (write_entry(x, f, e) != 0)
             return -1;
     }
+    if (x->up && put_object(x, f, e) != 0)
+        return -1;
     if (x->on_item && call_on_item(x, f, e) < 0)
         return -1;
     return 0;
@@ -297,7 +365,7 @@ static int run_many(lua_State *L, struct client *c, struct many_ctx *x, int opts
 {
     x->bucket = s3lua_opt_bucket(L, 2);
     int keep = mxpc_args_keep(L); /* strings of options given as numbers stay alive */
-    struct mxpc_s3_many_options o = {MXPC_S3_DEFAULT_CONCURRENCY, MXPC_S3_DEFAULT_WINDOW, NULL};
+    struct mxpc_s3_many_options o = {MXPC_S3_DEFAULT_CONCURRENCY, MXPC_S3_DEFAULT_WINDOW, NULL, NULL};
     x->L = L;
     x->items = 3;
     x->failure = (struct mxpc_callback_failure)MXPC_CALLBACK_FAILURE_INIT;
@@ -312,9 +380,17 @@ static int run_many(lua_State *L, struct client *c, struct many_ctx *x, int opts
         o.window = mxpc_args_opt_integer(L, opts_idx, "window", MXPC_S3_DEFAULT_WINDOW);
         luaL_argcheck(L, o.window >= 0, opts_idx, "window must not be negative");
         o.spill_dir = mxpc_args_opt_string(L, opts_idx, "spill_dir", keep);
-        const char *fns[] = {"on_item", "ready", "key", "name"};
-        int *at[] = {&x->on_item, &x->ready, &x->key_fn, &x->name_fn};
-        for (int k = 0; k < 4; k++) {
+        const char *fns[] = {"on_item", "ready", "key", "name", "to_key"};
+        int *at[] = {&x->on_item, &x->ready, &x->key_fn, &x->name_fn, &x->to_key_fn};
+        x->to_bucket = mxpc_args_opt_string(L, opts_idx, "to_bucket", keep);
+        if (x->copy) {
+            x->copy_o.concurrency = o.concurrency;
+            x->copy_o.part_threshold = mxpc_args_opt_integer(L, opts_idx, "part_threshold", 0);
+            x->copy_o.part_size = mxpc_args_opt_integer(L, opts_idx, "part_size", 0);
+            luaL_argcheck(L, x->copy_o.part_threshold >= 0 && x->copy_o.part_size >= 0, opts_idx,
+                          "part_threshold and part_size must not be negative");
+        }
+        for (int k = 0; k < 5; k++) {
             if (lua_getfield(L, opts_idx, fns[k]) != LUA_TNIL) {
                 if (lua_type(L, -1) != LUA_TFUNCTION)
                     return luaL_error(L, "option '%s' must be a function", fns[k]);
@@ -328,10 +404,22 @@ static int run_many(lua_State *L, struct client *c, struct many_ctx *x, int opts
         return luaL_error(L, "a fileset needs the option 'key': a function uuid -> the object's key");
     if (x->files && x->w && !x->name_fn)
         return luaL_error(L, "a fileset needs the option 'name': a function uuid -> the archive entry's name");
-    struct mxpc_s3_items items = {x->files ? mxpc_fileset_count(x->files) : (size_t)luaL_len(L, 3), get_item, x};
+    if ((x->up || x->copy) && (!x->to_bucket || (x->files && !x->to_key_fn)))
+        return luaL_error(L, "copying needs the option 'to_bucket' (and for a fileset 'to_key': a function uuid -> "
+                             "the target's key)");
+    size_t n = x->files ? mxpc_fileset_count(x->files) : (size_t)luaL_len(L, 3);
+    struct mxpc_s3_items items = {n, get_item, x};
     struct mxpc_s3_error e;
-    int rc = mxpc_s3_many(c->s3, x->head, &items, &o, many_item, x, &e);
+    int rc;
+    if (x->copy) {
+        struct mxpc_s3_copy_items copies = {n, get_copy_item, x};
+        rc = mxpc_s3_copy_many(c->s3, &copies, &x->copy_o, many_item, x, &e);
+    } else {
+        o.also = x->up ? x->up_client : NULL;
+        rc = mxpc_s3_many(c->s3, x->head, &items, &o, many_item, x, &e);
+    }
     mxpc_buf_free(&x->key);
+    mxpc_buf_free(&x->to_key);
     mxpc_callback_reraise(L, &x->failure);
     if (x->misuse[0])
         return luaL_error(L, "%s", x->misuse);
@@ -360,16 +448,31 @@ static int s3lua_get_many(lua_State *L)
 {
     struct client *c = s3lua_check_client(L);
     struct many_ctx x = {0};
-    x.w = mxpc_lua_archive_writer(L, 4, &x.mtime);
+    struct luploader *u = luaL_testudata(L, 4, UPLOADER_META);
+    if (u) {
+        luaL_argcheck(L, u->up != NULL, 4, "the uploader is closed");
+        x.up = u->up;
+        x.up_client = u->c->s3;
+    } else {
+        x.w = mxpc_lua_archive_writer(L, 4, &x.mtime);
+    }
     return run_many(L, c, &x, 5);
 }
 
-/* --- uploads, many at once -------------------------------------------------------- */
+/* c:copy_many(bucket, items, {to_bucket=, to_key=, key=, concurrency=,
+ * part_threshold=, part_size=, on_item=}) -> true | nil, err
+ * Server-side copies (CopyObject; UploadPartCopy parts above
+ * part_threshold) of the items of `bucket` into to_bucket, with this
+ * client's credentials; see docs/s3.md. */
+static int s3lua_copy_many(lua_State *L)
+{
+    struct client *c = s3lua_check_client(L);
+    struct many_ctx x = {0};
+    x.copy = 1;
+    return run_many(L, c, &x, 4);
+}
 
-struct luploader {
-    struct mxpc_s3_uploader *up;
-    struct client *c;
-};
+/* --- uploads, many at once -------------------------------------------------------- */
 
 static struct luploader *check_uploader(lua_State *L)
 {
@@ -395,7 +498,7 @@ static void upload_options(lua_State *L, int idx, struct mxpc_s3_many_options *o
 static int s3lua_uploader(lua_State *L)
 {
     struct client *c = s3lua_check_client(L);
-    struct mxpc_s3_many_options o = {MXPC_S3_DEFAULT_CONCURRENCY, MXPC_S3_DEFAULT_WINDOW, NULL};
+    struct mxpc_s3_many_options o = {MXPC_S3_DEFAULT_CONCURRENCY, MXPC_S3_DEFAULT_WINDOW, NULL, NULL};
     upload_options(L, 2, &o);
     struct luploader *u = lua_newuserdatauv(L, sizeof *u, 1);
     u->up = NULL;
@@ -529,7 +632,7 @@ static int s3lua_upload(lua_State *L)
     struct client *c = s3lua_check_client(L);
     const char *bucket = s3lua_opt_bucket(L, 2), *key = luaL_checkstring(L, 3);
     struct mxpc_s3_many_options o = {MXPC_S3_UPLOAD_CONCURRENCY, MXPC_S3_UPLOAD_CONCURRENCY * MXPC_S3_DEFAULT_PART_SIZE,
-                                     NULL};
+                                     NULL, NULL};
     int with_options = !lua_isnoneornil(L, 4);
     upload_options(L, 4, &o);
     struct stream *u = lua_newuserdatauv(L, sizeof *u, 1);
@@ -612,6 +715,7 @@ int luaopen_mxpc_s3(lua_State *L)
     static const luaL_Reg many_methods[] = {
         {"head_many", s3lua_head_many},
         {"get_many", s3lua_get_many},
+        {"copy_many", s3lua_copy_many},
         {"uploader", s3lua_uploader},
         {"upload", s3lua_upload},
         {NULL, NULL},

@@ -62,7 +62,7 @@ static int describe(lua_State *L)
     lua_createtable(L, 0, 24);
     FACT_S(kind), FACT_S(s3_message), FACT_S(method), FACT_S(action), FACT_S(object), FACT_S(bucket), FACT_S(key);
     FACT_S(endpoint), FACT_S(prefix), FACT_S(transport), FACT_S(creds_source), FACT_S(role_arn), FACT_S(access_key);
-    FACT_S(if_match), FACT_S(service), FACT_I(resume_at), FACT_I(count), FACT_I(total);
+    FACT_S(if_match), FACT_S(copy_source), FACT_S(service), FACT_I(resume_at), FACT_I(count), FACT_I(total);
     mxpc_field_boolean(L, "resumed", f->resumed);
     mxpc_field_integer(L, "status", e->http_status);
     mxpc_field_string(L, "s3_code", e->s3_code);
@@ -163,6 +163,20 @@ void s3lua_client_release(struct client *c)
         mxpc_s3_free(c->s3);
         c->s3 = NULL;
     }
+}
+
+/* c:stats() -> {bytes_in =, bytes_out =, requests =}: the bodies' bytes
+ * received and sent, and the requests answered (each attempt) */
+static int c_stats(lua_State *L)
+{
+    struct client *c = s3lua_check_client(L);
+    int64_t in, out, requests;
+    mxpc_s3_stats(c->s3, &in, &out, &requests);
+    lua_createtable(L, 0, 3);
+    mxpc_field_integer(L, "bytes_in", in);
+    mxpc_field_integer(L, "bytes_out", out);
+    mxpc_field_integer(L, "requests", requests);
+    return 1;
 }
 
 static int c_close(lua_State *L)
@@ -631,6 +645,7 @@ void s3lua_register_client(lua_State *L)
         {"list_multipart_uploads", c_list_multipart_uploads},
         {"abort_multipart", c_abort_multipart},
         {"presign", c_presign},
+        {"stats", c_stats},
         {"close", c_close},
         {NULL, NULL},
     };

@@ -98,7 +98,7 @@ static CURLcode sign(struct mxpc_s3 *s3, struct request *r)
     mxpc_buf_printf(&r->url, "%s://%s%s%s%s", s3->scheme, host.data, path.data, r->query ? "?" : "",
                     r->query ? r->query : "");
     const char *range = r->range;
-    struct mxpc_sigv4_header signed_headers[5];
+    struct mxpc_sigv4_header signed_headers[7];
     size_t nsigned = 0;
     if (r->content_md5)
         signed_headers[nsigned++] = (struct mxpc_sigv4_header){"content-md5", r->content_md5};
@@ -107,6 +107,10 @@ static CURLcode sign(struct mxpc_s3 *s3, struct request *r)
         signed_headers[nsigned++] = (struct mxpc_sigv4_header){"range", range};
     if (r->if_match)
         signed_headers[nsigned++] = (struct mxpc_sigv4_header){"if-match", r->if_match};
+    if (r->copy_source)
+        signed_headers[nsigned++] = (struct mxpc_sigv4_header){"x-amz-copy-source", r->copy_source};
+    if (r->copy_range)
+        signed_headers[nsigned++] = (struct mxpc_sigv4_header){"x-amz-copy-source-range", r->copy_range};
     struct mxpc_sigv4_request sreq = {r->method, path.data, r->query, signed_headers, nsigned, r->payload_hash};
     struct mxpc_sigv4_result sig = MXPC_SIGV4_RESULT_INIT;
     CURLcode rc = CURLE_OK;
@@ -139,6 +143,10 @@ static CURLcode sign(struct mxpc_s3 *s3, struct request *r)
         r->headers = add_header(r->headers, "Range: %s", range);
     if (r->if_match)
         r->headers = add_header(r->headers, "If-Match: %s", r->if_match);
+    if (r->copy_source)
+        r->headers = add_header(r->headers, "x-amz-copy-source: %s", r->copy_source);
+    if (r->copy_range)
+        r->headers = add_header(r->headers, "x-amz-copy-source-range: %s", r->copy_range);
     r->headers = add_header(r->headers, "Content-Type: %s", r->content_type ? r->content_type : "");
     if (r->content_md5)
         r->headers = add_header(r->headers, "Content-MD5: %s", r->content_md5);
@@ -275,6 +283,13 @@ void mxpc_s3_free(struct mxpc_s3 *s3)
 const char *mxpc_s3_endpoint(const struct mxpc_s3 *s3) { return s3->endpoint; }
 const char *mxpc_s3_access_key(const struct mxpc_s3 *s3) { return s3->creds.access_key; }
 const char *mxpc_s3_region(const struct mxpc_s3 *s3) { return s3->region; }
+
+void mxpc_s3_stats(const struct mxpc_s3 *s3, int64_t *bytes_in, int64_t *bytes_out, int64_t *requests)
+{
+    *bytes_in = s3->bytes_in;
+    *bytes_out = s3->bytes_out;
+    *requests = s3->requests;
+}
 
 /* --- operations ----------------------------------------------------------- */
 

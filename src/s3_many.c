@@ -371,8 +371,12 @@ int mxpc_s3_many(struct mxpc_s3 *s3, int head, const struct mxpc_s3_items *src,
             break;
         if (running == 0 && next >= n && !held.first)
             break;
-        if (running > 0)
+        if (running > 0 && o->also) {
+            s3_pump(s3, 5);
+            s3_pump(o->also, 0);
+        } else if (running > 0) {
             s3_pump(s3, 100);
+        }
         mxpc_tick();
     }
     /* stop what is still in flight: nothing of it is kept */

@@ -305,6 +305,8 @@ void s3_set_facts(struct mxpc_s3 *s3, const struct request *r, struct mxpc_s3_er
     snprintf(f->role_arn, sizeof f->role_arn, "%s", s3->creds.role_arn);
     snprintf(f->access_key, sizeof f->access_key, "%s", s3->creds.access_key ? s3->creds.access_key : "");
     snprintf(f->if_match, sizeof f->if_match, "%s", r->if_match ? r->if_match : "");
+    if (r->copy_source && strcmp(f->service, "s3") == 0) /* "/bucket/key" (encoded) -> "s3://bucket/key" */
+        snprintf(f->copy_source, sizeof f->copy_source, "s3:/%s", r->copy_source);
     f->resumed = r->delivered > 0;
     f->resume_at = r->range_from;
 }
@@ -374,6 +376,12 @@ static void attempt_end(struct mxpc_s3 *s3, struct request *r, CURLcode code)
     r->status = 0;
     if (c && code != CURLE_BAD_FUNCTION_ARGUMENT && code != CURLE_FAILED_INIT && code != CURLE_LOGIN_DENIED) {
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+        curl_off_t down = 0, up = 0;
+        curl_easy_getinfo(c, CURLINFO_SIZE_DOWNLOAD_T, &down);
+        curl_easy_getinfo(c, CURLINFO_SIZE_UPLOAD_T, &up);
+        s3->bytes_in += down;
+        s3->bytes_out += up;
+        s3->requests++;
         curl_off_t cl = -1;
         curl_easy_getinfo(c, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
         if (!r->size_mismatch)

@@ -82,6 +82,7 @@ struct mxpc_s3 {
     int64_t part_size, threshold;
     int max_retries;
     int64_t max_send_speed;
+    int64_t bytes_in, bytes_out, requests; /* bodies received and sent, attempts answered (mxpc_s3_stats) */
     struct mxpc_aws_credentials creds;
     const struct s3_dialect *dialect;
     void *dialect_ud; /* the dialect's state (Azure: the credentials), freed with dialect_free */
@@ -96,7 +97,8 @@ struct request {
     const char *query; /* as sent, or NULL */
     const char *if_match;
     const char *if_none_match; /* Azure's signing step only */
-    const char *copy_source;   /* Azure: x-ms-copy-source (Copy Blob from URL) */
+    const char *copy_source;   /* S3: x-amz-copy-source ("/bucket/key", encoded); Azure: x-ms-copy-source (a URL) */
+    const char *copy_range;    /* S3: x-amz-copy-source-range of an UploadPartCopy ("bytes=a-b") */
     const char *content_type;
     const char *content_md5; /* base64, signed and sent when set */
     const char *body; /* NULL: no body */

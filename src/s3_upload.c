@@ -542,7 +542,7 @@ static void uploaded_object(struct mxpc_s3_uploader *up, const char *bucket, con
 int mxpc_s3_put(struct mxpc_s3 *s3, const char *bucket, const char *key, int64_t size, mxpc_s3_source_fn source,
                 void *ud, struct mxpc_s3_object *out, struct mxpc_s3_error *e)
 {
-    struct mxpc_s3_many_options o = {1, s3->part_size, NULL};
+    struct mxpc_s3_many_options o = {1, s3->part_size, NULL, NULL};
     struct mxpc_s3_uploader *up = mxpc_s3_uploader_new(s3, &o);
     int rc = mxpc_s3_uploader_put(up, bucket, key, size, source, ud, e);
     if (rc == 0)
@@ -576,7 +576,7 @@ struct mxpc_s3_upload *mxpc_s3_upload_begin(struct mxpc_s3 *s3, const char *buck
 {
     if (s3_check_names(bucket, key, 1, e))
         return NULL;
-    struct mxpc_s3_many_options dflt = {MXPC_S3_UPLOAD_CONCURRENCY, MXPC_S3_UPLOAD_CONCURRENCY * s3->part_size, NULL};
+    struct mxpc_s3_many_options dflt = {MXPC_S3_UPLOAD_CONCURRENCY, MXPC_S3_UPLOAD_CONCURRENCY * s3->part_size, NULL, NULL};
     struct mxpc_s3_upload *u = calloc(1, sizeof *u);
     if (!u)
         abort();

@@ -57,6 +57,7 @@ struct mxpc_s3_error {
         char transport[256]; /* the transport's error */
         char creds_source[320], role_arn[256], access_key[128];
         char if_match[128];
+        char copy_source[1200]; /* a server-side copy's source object, "s3://bucket/key" */
         int resumed;
         long long resume_at;
         long long count, total;
@@ -95,6 +96,9 @@ void mxpc_s3_free(struct mxpc_s3 *s3); /* NULL is fine */
 const char *mxpc_s3_endpoint(const struct mxpc_s3 *s3);
 const char *mxpc_s3_access_key(const struct mxpc_s3 *s3);
 const char *mxpc_s3_region(const struct mxpc_s3 *s3);
+/* The bytes of bodies received and sent, and the requests answered (each
+ * attempt), since the client was made. */
+void mxpc_s3_stats(const struct mxpc_s3 *s3, int64_t *bytes_in, int64_t *bytes_out, int64_t *requests);
 
 /* `bucket` may be NULL or "" when the endpoint already names the bucket
  * (path https://host/bucket, or virtual host https://bucket.s3...). */
@@ -156,6 +160,7 @@ struct mxpc_s3_many_options {
     int concurrency;       /* requests in flight; 0 = MXPC_S3_DEFAULT_CONCURRENCY */
     int64_t window;        /* bytes of objects kept in memory; objects larger than a quarter go to files */
     const char *spill_dir; /* where those files are made (unnamed: nothing stays behind); NULL = /tmp */
+    struct mxpc_s3 *also;  /* another client to move along while waiting (its uploads take the GETs' bytes) */
 };
 
 /* A finished item. A GET's bytes are in data (size bytes), or in the file fd
@@ -183,6 +188,40 @@ typedef int (*mxpc_s3_fetched_fn)(void *ud, const struct mxpc_s3_fetched *f, int
  * cancelled and every spilled file closed. */
 int mxpc_s3_many(struct mxpc_s3 *s3, int head, const struct mxpc_s3_items *items,
                  const struct mxpc_s3_many_options *o, mxpc_s3_fetched_fn fn, void *ud, struct mxpc_s3_error *e);
+
+/* Server-side copies, many at once: each item's source object is copied
+ * into its target by the server (CopyObject, signed with this client's
+ * credentials, which must be able to read the source); no byte of the
+ * objects passes through the client. An object larger than part_threshold
+ * is copied in parts (a multipart upload of UploadPartCopy parts of
+ * part_size, in parallel), aborted on any failure, a signal included. A
+ * CopyObject answered 200 with an <Error> body is a failure (retried when
+ * S3 says so: InternalError, SlowDown, ServiceUnavailable). fn gets each
+ * finished item as mxpc_s3_many's does (key: the target's; size: the bytes
+ * copied; etag: the new object's) and returns 0, or -1 to stop everything
+ * (1 counts as 0: nothing is held). Returns 0 when every item was handed to
+ * fn, or -1 with e filled; then nothing is left running and every
+ * unfinished multipart upload is aborted. */
+#define MXPC_S3_COPY_THRESHOLD (5 * 1024 * MXPC_S3_MIB) /* CopyObject's limit */
+#define MXPC_S3_COPY_PART_SIZE (512 * MXPC_S3_MIB)
+struct mxpc_s3_copy_item {
+    const char *src_bucket, *src_key; /* the source, on the same endpoint */
+    const char *bucket, *key;         /* the target */
+    int64_t size;                     /* the source's size (it decides CopyObject or parts), or -1 */
+};
+struct mxpc_s3_copy_items {
+    size_t n;
+    /* fills *it with item i; the strings need to live only until it returns */
+    int (*get)(void *ud, size_t i, struct mxpc_s3_copy_item *it, struct mxpc_s3_error *e);
+    void *ud;
+};
+struct mxpc_s3_copy_options {
+    int concurrency;         /* requests in flight (copies and parts); 0 = MXPC_S3_DEFAULT_CONCURRENCY */
+    int64_t part_threshold;  /* 0 = MXPC_S3_COPY_THRESHOLD */
+    int64_t part_size;       /* 0 = MXPC_S3_COPY_PART_SIZE (grown to stay within 10,000 parts) */
+};
+int mxpc_s3_copy_many(struct mxpc_s3 *s3, const struct mxpc_s3_copy_items *items, const struct mxpc_s3_copy_options *o,
+                      mxpc_s3_fetched_fn fn, void *ud, struct mxpc_s3_error *e);
 
 /* Uploads, many at once: put() reads the object from its source into memory
  * (a part at a time for a multipart upload, whose parts then go in

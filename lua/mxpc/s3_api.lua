@@ -12,6 +12,7 @@
 --   bucket, key, endpoint, prefix
 --   creds_source, role_arn, access_key   the credentials in use
 --   if_match, resumed, resume_at  a download pinned to an ETag; whether it was resuming, at which byte
+--   copy_source                   a server-side copy's source ("s3://bucket/key"; CopyObject, UploadPartCopy)
 --   transport                     the transport's error (tls, connect)
 --   count, total                  delete: keys refused, keys asked
 --   ca            (tls; not from C) the CA bundle in use: SSL_CERT_FILE, SSL_CERT_DIR or
@@ -57,6 +58,20 @@ local HTTP = {
   { function(f) return f.status == 412 and f.if_match ~= "" end, function(f)
     return "changed", ("%s changed while it was being read (at byte %d, its ETag is no longer %s)"):format(
       f.object, f.resume_at, f.if_match), "run it again: the object was replaced while it was read"
+  end },
+  -- a server-side copy: the target's credentials must read the source
+  { function(f) return f.copy_source ~= nil and f.copy_source ~= "" and f.status == 403
+      and f.s3_code ~= "InvalidAccessKeyId" and f.s3_code ~= "SignatureDoesNotMatch" end, function(f)
+    local src_bucket = f.copy_source:match("^s3://([^/]*)/") or "?"
+    local id = f.role_arn ~= "" and ("role " .. f.role_arn) or ("access key " .. f.access_key)
+    return "forbidden", ("access denied: copying %s into %s server-side%s; the target's %s (%s, credentials from %s) "
+      .. "needs s3:GetObject on the source bucket %s and s3:PutObject on the target"):format(f.copy_source, f.object,
+        detail(f), who(f), id, f.creds_source, src_bucket),
+      ("allow s3:GetObject on arn:aws:s3:::%s/* for the target's %s (its IAM policy or the source bucket's policy), "
+      .. "or copy with --copy-mode stream (each side with its own credentials)"):format(src_bucket, who(f))
+  end },
+  { function(f) return f.copy_source ~= nil and f.copy_source ~= "" and f.s3_code == "NoSuchKey" end, function(f)
+    return "not_found", ("the source of a server-side copy is gone: %s (copying into %s)"):format(f.copy_source, f.object)
   end },
   { function(f) return f.s3_code == "NoSuchBucket" end, function(f)
     return "not_found", ("no such bucket: %s (%s)"):format(bucket_name(f), f.endpoint)
