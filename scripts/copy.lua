@@ -35,8 +35,6 @@ local src_store <close> = with_files and assert(wf.connect_storage(from)) or nil
 local dst_db <close> = with_db and assert(wf.connect_database(to)) or nil
 local dst_store <close> = with_files and assert(wf.connect_storage(to)) or nil
 local transfer = wf.transfer_options(opts)
-local mode, why = wf.copy_mode({ env = from, store = src_store }, { env = to, store = dst_store }, opts.copy_mode)
-if with_files then log.info("files will be copied: " .. mode, { mode = mode, because = why }) end
 
 -- 2. The target's app must be stopped (or is stopped for us, and started
 --    again however the run ends); --safety-backup FILE backs the target up first.
@@ -64,17 +62,21 @@ local restore <close> = with_db and assert(wf.copy_database { from = from, to = 
 
 -- 5. Copy the files: server-side where the target can read the source's
 --    objects on the same endpoint, else streamed GET -> PUT in memory.
-local copied = { files = 0, bytes = 0, missing = {} }
+local copied = { files = 0, bytes = 0 }
 if with_files then
   local meter <close> = wf.progress("copying files", #chosen.files, { phase = "copy", bytes = chosen.files:bytes() })
   copied = assert(wf.copy_files { from = { store = src_store, env = from }, to = { store = dst_store, env = to },
     files = chosen.files, mode = opts.copy_mode or "auto", transfer = transfer,
     on_file = function(_, bytes) meter.step(bytes) end })
-  log.info("files copied", { files = copied.files, bytes = copied.bytes, mode = copied.mode, because = copied.why })
+  -- the bytes of storage answers that passed through the tool: the files' when streamed, next to none server-side
+  local function received(store) return store.stats and store:stats().bytes_in or 0 end
+  copied.received = received(src_store) + received(dst_store)
+  log.info("files copied", { files = copied.files, bytes = copied.bytes, mode = copied.mode, because = copied.why,
+    received = copied.received })
 end
 if restore then assert(restore:loaded()) end
 sees(from, src_db, src_store):call("after_backup", { files = copied.files, bytes = copied.bytes,
-  missing = #(copied.missing or {}), selected = chosen and #chosen.files or 0, total = chosen and chosen.in_use or 0,
+  selected = chosen and #chosen.files or 0, total = chosen and chosen.in_use or 0,
   seconds = os.time() - started })
 
 -- 6. Every file is in place: commit the target's database, with the
@@ -97,12 +99,11 @@ wf.too_late("the target's database had committed")
 sees(to, nil, dst_store):call("after_restore", { from = opts.from, database = with_db, files = copied.files,
   bytes = copied.bytes, seconds = os.time() - started })
 log.info("copy finished", { event = "summary", from = opts.from, to = opts.to, database = with_db,
-  files = copied.files, bytes = copied.bytes, mode = with_files and copied.mode or nil,
+  files = copied.files, bytes = copied.bytes, mode = with_files and copied.mode or nil, received = copied.received,
   deleted = deleted or nil, seconds = os.time() - started })
-io.stdout:write(("copied %s/%s into %s/%s: %s%d files (%d bytes%s)%s%s%s\n"):format(
+io.stdout:write(("copied %s/%s into %s/%s: %s%d files (%d bytes%s)%s%s\n"):format(
   from.namespace, from.name, to.namespace, to.name, with_db and "database, " or "", copied.files, copied.bytes,
   with_files and (", " .. copied.mode) or "",
-  #(copied.missing or {}) > 0 and (", %d missing files skipped"):format(#copied.missing) or "",
   deleted and (", %d files the source lacks deleted"):format(deleted) or "",
   opts.safety_backup and ("; safety backup in %s"):format(opts.safety_backup) or ""))
 return 0

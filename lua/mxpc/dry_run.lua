@@ -288,7 +288,7 @@ function M.copy(opts)
       local chosen, cerr = wf.files_to_copy(src_db, src_store, from, hooks, opts, wf.transfer_options(opts))
       if plan:check(chosen, cerr) then
         local mode, why = wf.copy_mode({ env = from, store = src_store }, { env = target, store = dst_store },
-          opts.copy_mode)
+          opts.copy_mode, chosen.files)
         plan:say("would copy %d files (%d bytes)%s, %s (%s)", #chosen.files, chosen.files:bytes(),
           chosen.selected and (" (%s)"):format(chosen.selected) or "", mode, why)
         if opts.delete_extra_files then

@@ -4,8 +4,6 @@
 -- target's in one transaction that commits only when asked.
 -- Reached through the wf.* facade (mxpc.workflow).
 local errors = require "mxpc.error"
-local log = require "mxpc.log"
-local storage = require "mxpc.storage"
 
 local M = {}
 
@@ -82,45 +80,15 @@ end
 -- --- the files -----------------------------------------------------------------------------
 
 -- Copies the files of `a.files` (a fileset) from the source's storage into
--- the target's: a = {from = {store =, env =}, to = {store =, env =}, files =,
--- mode = "auto"|"server"|"stream", transfer =, on_file = fn(uuid, bytes)}.
--- Returns {files =, bytes =, mode =, why =, missing = {uuid, ...}} or nil, err.
-function M.copy_files(a)
-  local ok, file_copy = pcall(require, "mxpc.file_copy")
-  if ok then return file_copy.copy(a) end
-  -- without server-side copies: each object read whole, then uploaded (many at once)
-  if a.mode == "server" then
-    return nil, errors.new { code = "usage", message = "--copy-mode server: this build copies files by streaming only",
-      hint = "use --copy-mode auto or stream" }
-  end
-  local src_bucket, dst_bucket = a.from.env.storage.bucket, a.to.env.storage.bucket
-  local up <close> = a.to.store:uploader(a.transfer)
-  local n, bytes, missing = 0, 0, {}
-  for _, uuid in a.files:entries() do
-    local key = storage.object_key(a.from.env, uuid)
-    local body, err = a.from.store:get_string(src_bucket, key)
-    if not body and errors.is(err, "not_found") then
-      missing[#missing + 1] = uuid
-      log.warn("file not found in the source's storage, skipped", { uuid = uuid, key = key })
-    elseif not body then
-      return nil, err
-    else
-      local put, perr = up:put(dst_bucket, storage.object_key(a.to.env, uuid), body)
-      if not put then return nil, perr end
-      n, bytes = n + 1, bytes + #body
-      if a.on_file then a.on_file(uuid, #body) end
-    end
-  end
-  local done, ferr = up:finish()
-  if not done then return nil, ferr end
-  return { files = n, bytes = bytes, mode = "stream", why = "this build streams every file", missing = missing }
-end
+-- the target's (mxpc.file_copy): a = {from = {store =, env =}, to = {store =,
+-- env =}, files =, mode = "auto"|"server"|"stream", transfer =, on_file =
+-- fn(uuid, bytes)}. Returns {files =, bytes =, mode =, why =} or nil, err.
+function M.copy_files(a) return require("mxpc.file_copy").copy(a) end
 
--- How the files would be copied: mode, why (for --dry-run and -v).
-function M.copy_mode(from, to, wanted)
-  local ok, file_copy = pcall(require, "mxpc.file_copy")
-  if ok then return file_copy.decide { from = from, to = to, mode = wanted } end
-  return "stream", "this build streams every file"
+-- How the files would be copied: mode, why (for -v and --dry-run); `files`
+-- lets it probe the first source object with the target's credentials.
+function M.copy_mode(from, to, wanted, files)
+  return require("mxpc.file_copy").decide { from = from, to = to, mode = wanted, files = files }
 end
 
 -- --- the database ----------------------------------------------------------------------------

@@ -85,14 +85,23 @@ run "copy demo-app into demo-copy" 0 -v copy --from mendix/demo-app --to mendix/
 if prove demo-app demo-copy; then ok "... proved: tables, sequences and every file"; else bad "proof"; cat "$work/proof"; fi
 check "... the app runs again" '[ "$(replicas)" = 1 ]'
 check "... a JSON summary event" 'grep -q "\"event\":\"summary\".*\"files\":20" "$work/err"'
-grep -o '"mode":"[a-z]*"' "$work/err" | tail -1 >"$work/mode"
-check "... which says how the files went ($(cat "$work/mode"))" '[ -s "$work/mode" ]'
+summary=$(grep '"event":"summary"' "$work/err")
+received=$(sed -n 's/.*"received":\([0-9]*\).*/\1/p' <<<"$summary")
+check "... server-side: the same endpoint, and the target's keys read the source" 'grep -q "\"mode\":\"server\"" <<<"$summary"'
+check "... -v names the check that decided" 'grep -q "target.s credentials can read the source.s objects (HEAD s3://mendix-shared/demo-app/" "$work/err"'
+check "... and no file's bytes passed through the tool ($received bytes of answers for 1595222 of files)" \
+  '[ -n "$received" ] && [ "$received" -lt 65536 ]'
 check "... no working directory left" '[ -z "$(ls -A "${TMPDIR:-/tmp}" 2>/dev/null | grep "^\.mxpc-work-" | while read -r d; do
   [ "$(stat -c %Y "${TMPDIR:-/tmp}/$d")" -ge "$(date -d "-1 min" +%s)" ] && echo "$d"; done)" ]'
 
 # --- demo-app into demo-https: another endpoint, over https --------------------------------------------
 run "copy demo-app into demo-https (stopped) over https" 0 copy --from mendix/demo-app --to mendix/demo-https
 grep -q "stream" "$work/out" && ok "... streamed" || bad "... streamed: $(cat "$work/out")"
+run "--copy-mode stream on one endpoint streams" 0 --log-format json copy --from mendix/demo-app --to mendix/demo-copy \
+  --stop-app --copy-mode stream
+received=$(sed -n 's/.*"event":"summary".*"received":\([0-9]*\).*/\1/p' "$work/err")
+check "... every byte through the tool ($received received)" '[ -n "$received" ] && [ "$received" -ge 1595222 ]'
+if prove demo-app demo-copy; then ok "... proved"; else bad "proof stream"; cat "$work/proof"; fi
 if prove demo-app demo-https; then ok "... proved"; else bad "proof demo-https"; cat "$work/proof"; fi
 SSL_CERT_FILE= SSL_CERT_DIR= run "without the CA for https the copy fails before any change" 1 \
   copy --from mendix/demo-app --to mendix/demo-https
