@@ -21,7 +21,7 @@ local progress = require "mxpc.progress"
 local runtime = require "mxpc.runtime"
 
 local PARTS = { require "mxpc.app", require "mxpc.database", require "mxpc.archive_io", require "mxpc.storage",
-  require "mxpc.workdir", require "mxpc.env_copy" }
+  require "mxpc.workdir", (require "mxpc.env_copy") }
 
 local M = {}
 
