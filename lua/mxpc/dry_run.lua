@@ -112,11 +112,11 @@ local function resolve(plan, opts)
 end
 
 -- The database: connected, and its size; the connection or nil.
-local function database(plan, env)
+local function database(plan, env, label)
   local db, err = wf.connect_database(env)
   if not db then return plan:refuse(err) end
   local facts = wf.database_facts(db)
-  plan:say("database: answers, %d bytes, model version %s", facts.size, facts.model_version)
+  plan:say("%s: answers, %d bytes, model version %s", label or "database", facts.size, facts.model_version)
   return db, facts
 end
 
@@ -156,6 +156,23 @@ function M.backup(opts)
   return plan:finish()
 end
 
+-- The app of the environment written to: a real run refuses a running one
+-- without --stop-app, and stops it with it (a stopped app is left alone: no
+-- patch, no pod list).
+local function app_stopped(plan, env, stop, what)
+  local pods = wf.running_pods(env)
+  local running = (env.replicas or 0) > 0 or (pods or 0) > 0
+  if running and not stop then
+    plan:check(wf.app_control(env):ensure_stopped(false))
+  elseif running then
+    check_access(plan, env.client, env.namespace, M.STOP_VERBS, "--stop-app")
+    plan:say("would stop %s (%d replicas%s) and start it again afterwards", what, env.replicas or 0,
+      pods and (", %d pods"):format(pods) or "")
+  else
+    plan:say("%s is stopped", what)
+  end
+end
+
 -- Whether the restore can replace the contents of schema public: CREATE on
 -- it, and every relation there owned by a role of the user.
 local function database_writable(plan, db)
@@ -191,19 +208,7 @@ function M.restore(opts, summary)
   local env = resolve(plan, opts)
   if not env then return plan:finish() end
 
-  -- the app: a real run refuses a running one without --stop-app, and stops
-  -- it with it (a stopped app is left alone: no patch, no pod list)
-  local pods = wf.running_pods(env)
-  local running = (env.replicas or 0) > 0 or (pods or 0) > 0
-  if running and not opts.stop_app then
-    plan:check(wf.app_control(env):ensure_stopped(false))
-  elseif running then
-    check_access(plan, env.client, env.namespace, M.STOP_VERBS, "--stop-app")
-    plan:say("would stop the app (%d replicas%s) and start it again afterwards", env.replicas or 0,
-      pods and (", %d pods"):format(pods) or "")
-  else
-    plan:say("the app is stopped")
-  end
+  app_stopped(plan, env, opts.stop_app, "the app")
 
   if with_db then
     local db <close> = database(plan, env)
@@ -252,7 +257,7 @@ function M.copy(opts)
   if not from or not target then return plan:finish() end
   local same_ok, same_err = wf.check_not_same(from, target, opts)
   if not same_ok then error(same_err, 0) end -- a usage error, as in the real run
-  local src_db <close>, facts = database(plan, from)
+  local src_db <close>, facts = database(plan, from, "source database")
   if src_db then assert(wf.check_files_of(src_db, opts.files_of)) end
   local src_store, serr
   if with_files then
@@ -261,18 +266,9 @@ function M.copy(opts)
   end
   local _ <close> = src_store
   -- the target's app, as restore's dry run sees it
-  local pods = wf.running_pods(target)
-  local running = (target.replicas or 0) > 0 or (pods or 0) > 0
-  if running and not opts.stop_app then
-    plan:check(wf.app_control(target):ensure_stopped(false))
-  elseif running then
-    check_access(plan, target.client, target.namespace, M.STOP_VERBS, "--stop-app")
-    plan:say("would stop the target's app (%d replicas) and start it again afterwards", target.replicas or 0)
-  else
-    plan:say("the target's app is stopped")
-  end
+  app_stopped(plan, target, opts.stop_app, "the target's app")
   if with_db then
-    local dst_db <close> = database(plan, target)
+    local dst_db <close> = database(plan, target, "target database")
     if dst_db then
       database_writable(plan, dst_db)
       if facts then
