@@ -79,6 +79,10 @@ run "--dry-run checks both sides" 0 copy --from mendix/demo-app --to mendix/demo
 grep -q "environment mendix/demo-app" "$work/out" && grep -q "environment mendix/demo-copy" "$work/out" \
   && grep -q "would copy 20 files" "$work/out" && ok "... and says what it would copy" || bad "dry run plan: $(cat "$work/out")"
 check "... changing nothing" '[ "$(fingerprint)" = "$before" ] && [ "$(replicas)" = 1 ]'
+touch "$work/exists.tar.gz"
+run "--dry-run with a --safety-backup file that exists says it would not start" 1 copy --from mendix/demo-app \
+  --to mendix/demo-copy --stop-app --dry-run --safety-backup "$work/exists.tar.gz"
+grep -q "safety-backup: .*already exists" "$work/out" && ok "... naming the file" || bad "... naming the file: $(cat "$work/out")"
 
 # --- demo-app into demo-copy: one endpoint ----------------------------------------------------------
 run "copy demo-app into demo-copy" 0 -v copy --from mendix/demo-app --to mendix/demo-copy --stop-app --log-format json
@@ -131,9 +135,11 @@ watch_target() {
 }
 rm -f "$work/done"
 watch_target & watcher=$!
-run "copy with scripts/examples/anonymise_emails.lua" 0 copy --from mendix/demo-app --to mendix/demo-copy --stop-app \
-  --hooks "$src/scripts/examples/anonymise_emails.lua"
+run "copy with scripts/examples/anonymise_emails.lua (and --safety-backup)" 0 copy --from mendix/demo-app \
+  --to mendix/demo-copy --stop-app --hooks "$src/scripts/examples/anonymise_emails.lua" --safety-backup "$work/safety.tar.gz"
 touch "$work/done"; wait $watcher
+"$bin" inspect "$work/safety.tar.gz" >"$work/inspect" 2>&1
+check "... the safety backup holds the target as it was (model 1.0.0.41)" 'grep -q "modelVersion=1.0.0.41" "$work/inspect"'
 check "... the target was read while it ran ($(wc -l <"$work/seen") rows seen)" '[ "$(wc -l <"$work/seen")" -gt 100 ]'
 check "... some addresses differ from the target's own ($(wc -l <"$work/clear"))" '[ "$(wc -l <"$work/clear")" -ge 10 ]'
 check "... and never showed one of the $(wc -l <"$work/clear") clear addresses" '! grep -qxFf "$work/clear" "$work/seen"'
@@ -146,12 +152,15 @@ before=$(fingerprint)
 key=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["environments"]["demo-app"]["files"][9]["key"])' "$seed_json")
 policy mendix-shared "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Deny\",\"Principal\":\"*\",
   \"Action\":[\"s3:GetObject\"],\"Resource\":[\"arn:aws:s3:::mendix-shared/$key\"]}]}"
-run "the source refusing a GET mid-copy fails the copy" 1 copy --from mendix/demo-app --to mendix/demo-copy --stop-app
+for mode in server stream; do
+  run "the source refusing its 10th object fails the copy ($mode: a ${mode/server/CopyObject}${mode/stream/ GET} refused)" 1 \
+    copy --from mendix/demo-app --to mendix/demo-copy --stop-app --copy-mode $mode
+  expect_err "... naming the refusal" "error: .*(403|forbidden|denied|Denied)"
+  check "... the target's database as it was" '[ "$(fingerprint)" = "$before" ]'
+  check "... the app runs" '[ "$(replicas)" = 1 ]'
+  check "... no unfinished upload" '[ "$(uploads)" = 0 ]'
+done
 policy mendix-shared -
-expect_err "... naming the refusal" "error: .*(403|forbidden|denied|Denied)"
-check "... the target's database as it was" '[ "$(fingerprint)" = "$before" ]'
-check "... the app runs" '[ "$(replicas)" = 1 ]'
-check "... no unfinished upload" '[ "$(uploads)" = 0 ]'
 
 policy demo-copy-files '{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Principal":"*",
   "Action":["s3:PutObject"],"Resource":["arn:aws:s3:::demo-copy-files/*"]}]}'
