@@ -322,6 +322,11 @@ int mxpc_process_take_stdout(struct mxpc_process *p)
     return fd;
 }
 
+int mxpc_process_stdin_fd(const struct mxpc_process *p)
+{
+    return p->in;
+}
+
 const char *mxpc_process_stderr(const struct mxpc_process *p, int *cut)
 {
     if (cut)

@@ -57,6 +57,9 @@ int mxpc_process_poll(struct mxpc_process *p);
  * child's stdin, for a pipeline); returns -1 if there is none. */
 int mxpc_process_take_stdout(struct mxpc_process *p);
 
+/* Our end of the child's stdin pipe (non-blocking), still ours: -1 if none. */
+int mxpc_process_stdin_fd(const struct mxpc_process *p);
+
 /* What the child wrote to stderr so far (NUL-terminated), whether it was cut. */
 const char *mxpc_process_stderr(const struct mxpc_process *p, int *cut);
 pid_t mxpc_process_pid(const struct mxpc_process *p);

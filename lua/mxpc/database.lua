@@ -234,6 +234,51 @@ function M.check_files_of(conn, wanted)
   return true
 end
 
+-- A snapshot of the database that other sessions share: a REPEATABLE READ
+-- transaction kept open on `conn_or_env` (a connection, or an environment
+-- to connect to), whose pg_export_snapshot() id pg_dump --snapshot dumps
+-- from. snap:list_files(each) lists the files from that same snapshot, so
+-- that a backup's files are those of its dump: a row inserted later is in
+-- neither. Closing it ends the transaction (and the connection it opened).
+-- nil, err (code "snapshot") where the server refuses (a standby that
+-- cannot export one, a user without the right to pg_export_snapshot).
+local Snapshot = {}
+Snapshot.__index = Snapshot
+
+function Snapshot:list_files(each) return M.list_files(self.conn, each) end
+
+function Snapshot:close()
+  local conn = self.conn
+  if not conn then return end
+  self.conn = nil
+  pcall(conn.exec, conn, "rollback")
+  if self.own then conn:close() end
+end
+Snapshot.__close = Snapshot.close
+
+function M.export_snapshot(conn_or_env)
+  local conn, own = conn_or_env, false
+  if type(conn_or_env) == "table" and conn_or_env.database then
+    local err
+    conn, err = M.connect_database(conn_or_env)
+    if not conn then return nil, err end
+    own = true
+  end
+  local snap = setmetatable({ conn = conn, own = own }, Snapshot)
+  local ok, err = conn:exec("begin transaction isolation level repeatable read, read only")
+  local rows
+  if ok then rows, err = conn:query("select pg_export_snapshot() as id") end
+  if not rows then
+    snap:close()
+    return nil, errors.new { code = "snapshot", message = "the database cannot share a snapshot: " ..
+      tostring(err and err.message or err):gsub("\n.*", ""),
+      hint = "the dump and the list of files are then read at slightly different times" }
+  end
+  snap.id = rows[1].id
+  log.info("database snapshot exported", { snapshot = snap.id })
+  return snap
+end
+
 -- Size and model version for the archive's .metadata.
 function M.database_facts(conn)
   local size = assert(conn:query("select pg_database_size(current_database()) as n"))[1].n
@@ -251,18 +296,21 @@ function M.database_facts(conn)
 end
 
 -- Starts pg_dump -O -x -Fc into `path` and returns at once; the dump runs
--- while other work goes on. dump:ended() says whether it is over,
+-- while other work goes on. opts.snapshot: the id of a snapshot to dump
+-- (export_snapshot's, --snapshot); opts.level: pg_dump's -Z. dump:ended() says whether it is over,
 -- dump:finish() waits for it and returns its size (or nil, err). Closing the
 -- dump stops a pg_dump that still runs.
-function M.start_dump(env, path)
+function M.start_dump(env, path, opts)
   local pg_dump, perr = pg_programs.find("pg_dump")
   if not pg_dump then return nil, perr end
   log.info("dumping the database", { program = pg_dump })
   -- stdout to a file we create: mode 0600 from the start
   local penv, eerr = pg_env(env.database)
   if not penv then return nil, eerr end
-  local p, err = process.spawn({ pg_dump, "-O", "-x", "-Fc", "--no-password" },
-    { env = penv, stdout = { file = path } })
+  local argv = { pg_dump, "-O", "-x", "-Fc", "--no-password" }
+  if opts and opts.snapshot then argv[#argv + 1] = "--snapshot=" .. opts.snapshot end
+  if opts and opts.level then argv[#argv + 1] = "-Z" .. opts.level end
+  local p, err = process.spawn(argv, { env = penv, stdout = { file = path } })
   if not p then return nil, err end
   local dump = { path = path }
   local meter = progress.start("dump", { label = "dumping the database",
@@ -320,12 +368,12 @@ END$$;]]
 
 -- What the database restore's progress counts: the bytes of the dump
 -- pg_restore has read (rchar in /proc/PID/io, against the dump's size) or,
--- where that cannot be read, the bytes of SQL passed to psql, of no known
--- total (meter:add).
-local function restore_meter(restore, dump_path)
-  local opts = { label = "restoring the database" }
-  local size = (fs.stat(dump_path) or {}).size
-  local io_file = "/proc/" .. restore:pid() .. "/io"
+-- where that cannot be read (or the SQL comes from pg_dump), the bytes of SQL
+-- the relay passed to psql, of no known total.
+local function restore_meter(producer, relay, dump_path)
+  local opts = { label = "restoring the database", poll = function() return relay:bytes() end }
+  local size = dump_path and (fs.stat(dump_path) or {}).size
+  local io_file = "/proc/" .. producer:pid() .. "/io"
   local function dump_read()
     local f = io.open(io_file, "r")
     local text = f and f:read("a")
@@ -337,72 +385,127 @@ local function restore_meter(restore, dump_path)
   return opts
 end
 
--- Once psql has read all of its input, PostgreSQL alone decides between
--- commit and rollback, and a signal cannot change that any more: from then on
--- signals are deferred (runtime.defer_interrupts). If the restore failed, a
--- signal that came meanwhile is raised; after a commit they stay deferred, so
--- the run can finish (start the app, report success) and say the interruption
--- came too late.
--- `extra_sql` (the restore_sql hook's) runs in the same transaction after the
--- data is loaded, with the search_path reset (pg_restore's SQL empties it).
-function M.restore_database(env, dump_path, extra_sql)
-  local bin, berr = pg_programs.find_all { "pg_restore", "psql" }
+-- The program that writes the SQL of a restore, as a command: pg_restore of
+-- a dump file, or pg_dump (plain format: psql reads it as it comes, nothing
+-- is compressed only to be uncompressed) of another environment's database,
+-- from `snapshot` (export_snapshot's id) when given. Its environment
+-- variables (the source's login) and its name.
+local function restore_source(source, bin)
+  if source.dump then
+    return { bin.pg_restore, "-O", "-x", "-f", "-", source.dump }, nil, "pg_restore"
+  end
+  local penv, err = pg_env(source.from_env.database)
+  if not penv then return nil, err end
+  local argv = { bin.pg_dump, "-O", "-x", "--no-password" }
+  if source.snapshot then argv[#argv + 1] = "--snapshot=" .. source.snapshot end
+  return argv, penv, "pg_dump"
+end
+
+-- Starts replacing the database's contents in one transaction and returns
+-- at once: psql runs the SQL that `source` gives, relayed to it by a thread
+-- (process.relay), while the caller does other work. `source` is
+-- {dump = PATH} (pg_restore of a custom-format dump) or {from_env = ENV,
+-- snapshot = ID} (pg_dump of another environment's database, streamed, no
+-- file). The handle:
+--   h:loaded()       waits until all of the SQL is in psql's input and checks
+--                    the program that wrote it: true, or nil, err (psql is
+--                    killed: nothing is committed)
+--   h:commit([sql])  adds `sql` (the restore_sql hook's) to the transaction,
+--                    ends psql's input and waits: true, or nil, err
+--   closing it       before the commit kills both: the database is as it was
+-- psql only sees the end of its input from commit(): a producer that fails
+-- half-way never lets it commit what it got. Once psql has read all of its
+-- input, PostgreSQL alone decides between commit and rollback, and a signal
+-- cannot change that any more: from then on signals are deferred
+-- (runtime.defer_interrupts). If the restore failed, a signal that came
+-- meanwhile is raised; after a commit they stay deferred, so the run can
+-- finish (start the app, report success) and say the interruption came too
+-- late.
+local Restore = {}
+Restore.__index = Restore
+
+-- Kills whatever still runs: before the commit, the database is as it was.
+function Restore:__close()
+  if self.psql then self.psql:close() end -- killed before its input ends: nothing is committed
+  if self.relay then self.relay:close() end
+  if self.producer then self.producer:close() end
+  if self.meter then self.meter:finish(not self.committed) end
+end
+
+function M.start_restore(env, source)
+  local from = source.dump and "pg_restore" or "pg_dump"
+  local bin, berr = pg_programs.find_all { from, "psql" }
   if not bin then return nil, berr end
-  log.info("restoring the database in one transaction", { database = env.database.dbname })
-  -- pg_restore writes SQL, psql runs it in one transaction. We pass the SQL
-  -- along ourselves rather than piping one into the other: if pg_restore fails
-  -- halfway, psql must not see a clean end of input (it would commit what it
-  -- got), so it is killed instead, and the transaction rolls back.
-  -- both are closed (killed if still running) when this function is left
-  -- in any way, also by a signal, before the caller starts the app again
-  local restore <close>, err = process.spawn({ bin.pg_restore, "-O", "-x", "-f", "-", dump_path },
-    { stdout = "pipe" })
-  if not restore then return nil, err end
+  local argv, source_env, name = restore_source(source, bin)
+  if not argv then return nil, source_env end
   local penv, eerr = pg_env(env.database)
-  if not penv then
-    restore:close()
-    return nil, eerr
-  end
-  local psql <close>, perr = process.spawn({ bin.psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction",
+  if not penv then return nil, eerr end
+  log.info("restoring the database in one transaction", { database = env.database.dbname,
+    from = source.dump and "dump" or source.from_env.database.dbname, snapshot = source.snapshot })
+  local h = setmetatable({ name = name }, Restore)
+  local err
+  h.producer, err = process.spawn(argv, { stdout = "pipe", env = source_env })
+  if not h.producer then return nil, err end
+  h.psql, err = process.spawn({ bin.psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction",
     "--no-password", "-c", EMPTY_PUBLIC, "-f", "-" }, { stdin = "pipe", env = penv })
-  if not psql then
-    restore:close()
-    return nil, perr
+  if not h.psql then
+    h:__close()
+    return nil, err
   end
-  local psql_open = true
-  local meter <close> = progress.start("restore", restore_meter(restore, dump_path))
-  while true do
-    local chunk = restore:read()
-    if not chunk then break end
-    if psql_open and psql:write(chunk) == false then psql_open = false end -- psql stopped: it failed
-    meter:add(0, #chunk)
-  end
-  local rr = restore:wait()
-  restore:close()
-  if meter.poll then meter.poll, meter.bytes = nil, meter.total_bytes end -- all of it was read
-  if rr.status ~= 0 then
+  h.relay = process.relay(h.producer, h.psql)
+  h.meter = progress.start("restore", restore_meter(h.producer, h.relay, source.dump))
+  return h
+end
+
+function Restore:loaded()
+  if self.load_done then return self.load_ok, self.load_err end
+  local bytes, gone_or_err = self.relay:wait()
+  local rr = self.producer:wait()
+  self.load_done, self.consumer_gone = true, bytes and gone_or_err
+  local meter = self.meter
+  meter.poll, meter.bytes = nil, meter.total_bytes or self.relay:bytes() -- all of it was read
+  if not bytes or rr.status ~= 0 then
     meter:finish(true)
-    psql:close() -- kills it before its input ends: nothing is committed
-    return nil, errors.new { code = "pg_restore", message = child_failure("pg_restore", rr), lines = true,
-      hint = "the database was left as it was" }
+    self.psql:close() -- killed before its input ends: nothing is committed
+    self.load_err = not bytes and gone_or_err or errors.new { code = self.name,
+      message = child_failure(self.name, rr), lines = true, hint = "the database was left as it was" }
+    return nil, self.load_err
   end
-  if extra_sql and psql_open then
+  self.load_ok = true
+  return true
+end
+
+function Restore:commit(extra_sql)
+  local ok, lerr = self:loaded()
+  if not ok then return nil, lerr end
+  if extra_sql and not self.consumer_gone then
     log.info("adding the restore_sql hook's SQL to the transaction", { bytes = #extra_sql })
-    psql:write("\nRESET search_path;\n" .. extra_sql .. "\n;\n")
+    self.psql:write("\nRESET search_path;\n" .. extra_sql .. "\n;\n")
   end
   local was = runtime.defer_interrupts(true) -- a signal before this line still rolls back
-  psql:close_stdin()
-  local rp = psql:wait()
-  psql:close()
-  meter:finish(rp.status ~= 0)
-  if rp.status ~= 0 or rp.stderr:find("ERROR") then
+  self.psql:close_stdin()
+  local rp = self.psql:wait()
+  self.psql:close()
+  self.committed = rp.status == 0 and not rp.stderr:find("ERROR")
+  self.meter:finish(not self.committed)
+  if not self.committed then
     runtime.defer_interrupts(was) -- raises a signal that came meanwhile: the database is as it was
-    return nil, errors.new { code = "restore", message = "restoring the database failed: " .. child_failure("psql", rp),
-      lines = true,
+    return nil, errors.new { code = "restore", message = "restoring the database failed: " ..
+      child_failure("psql", rp), lines = true,
       hint = "the restore ran in one transaction, so the database was left as it was" }
   end
   log.info("database restored")
   return true
+end
+
+-- Empties schema public and restores the dump at `dump_path` in one
+-- transaction (start_restore), then `extra_sql` (the restore_sql hook's)
+-- with the search_path reset (pg_restore's SQL empties it): a failure leaves
+-- the database as it was.
+function M.restore_database(env, dump_path, extra_sql)
+  local h <close>, err = M.start_restore(env, { dump = dump_path })
+  if not h then return nil, err end
+  return h:commit(extra_sql)
 end
 
 return M

@@ -81,6 +81,9 @@ function t.tmpdir()
 end
 
 -- Runs a shell command, returning its stdout, exit code.
+-- Runs fn when the tests are done (in reverse order), as t.tmpdir's removal.
+function t.cleanup(fn) cleanups[#cleanups + 1] = fn end
+
 function t.sh(cmd)
   local p = io.popen("(" .. cmd .. ") 2>&1")
   local out = p:read("a")

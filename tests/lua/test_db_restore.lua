@@ -1,0 +1,256 @@
+-- The database restore (database.start_restore: pg_restore or pg_dump ->
+-- process.relay -> psql in one transaction) and export_snapshot, against the
+-- local stack's PostgreSQL: every way it can fail leaves the database as it
+-- was.
+local t = require "t"
+local pg = require "mxpc.pg"
+local wf = require "mxpc.workflow"
+
+local env = t.stack_env()
+local BIN = env.MXPC_PG_BINDIR
+
+local function db_env(dbname, port, sslmode)
+  return { namespace = "test", name = dbname, database = { host = "127.0.0.1", port = tonumber(port or env.MXPC_PG_PLAIN_PORT),
+    dbname = dbname, user = env.MXPC_PG_SUPERUSER, password = env.MXPC_PG_SUPERPASS, sslmode = sslmode or "disable" } }
+end
+
+local function connect(dbname, port, sslmode)
+  local e = db_env(dbname, port, sslmode).database
+  return assert(pg.connect { host = e.host, port = e.port, dbname = dbname, user = e.user, password = e.password,
+    sslmode = e.sslmode, connect_timeout = 5 })
+end
+
+-- What a database holds: its tables in schema public, each with its rows' md5.
+local function fingerprint(dbname, port, sslmode)
+  local db <close> = connect(dbname, port, sslmode)
+  local out = {}
+  for _, r in ipairs(assert(db:query("select tablename from pg_tables where schemaname = 'public' order by 1"))) do
+    local q = ('select count(*) as n, md5(coalesce(string_agg(t::text, \',\' order by t::text), \'\')) as h ' ..
+      'from public.%s t'):format(pg.quote_ident(r.tablename))
+    local row = assert(db:query(q))[1]
+    out[#out + 1] = ("%s %d %s"):format(r.tablename, row.n, row.h)
+  end
+  return table.concat(out, "\n")
+end
+
+local admin = connect("postgres")
+assert(admin:exec("set client_min_messages = warning"))
+local function recreate(name)
+  assert(admin:exec(("drop database if exists %s with (force)"):format(name)))
+  assert(admin:exec(("create database %s"):format(name)))
+  t.cleanup(function() admin:exec(("drop database if exists %s with (force)"):format(name)) end)
+end
+
+-- The source: a Mendix-like database, a few MB of SQL so that a failure
+-- half-way is half-way. The target: other contents a failed restore must keep.
+recreate("mxpc_relay_src")
+recreate("mxpc_relay_dst")
+do
+  local src <close> = connect("mxpc_relay_src")
+  assert(src:exec([[
+    create table "system$filedocument" (id bigint primary key, "__uuid__" text, hascontents boolean, size bigint,
+      name text);
+    insert into "system$filedocument"
+      select i, md5(i::text)::uuid::text, true, i * 10, 'file ' || i from generate_series(1, 20) i;
+    create table "myfirstmodule$log" (id bigint primary key, at timestamp, level text, message text, payload bytea);
+    insert into "myfirstmodule$log" select i, timestamp '2026-01-01' + i * interval '1 second', 'INFO',
+      repeat(md5(i::text), 8), decode(md5(i::text), 'hex') from generate_series(1, 40000) i;
+    create index on "myfirstmodule$log" (at);
+  ]]))
+  local dst <close> = connect("mxpc_relay_dst")
+  assert(dst:exec([[create table kept (id int primary key, note text);
+    insert into kept values (1, 'the database as it was'), (2, 'before the restore');]]))
+end
+local DUMP = t.tmpdir() .. "/src.backup"
+assert(wf.dump_database(db_env("mxpc_relay_src"), DUMP))
+local BEFORE = fingerprint("mxpc_relay_dst")
+local SOURCE = fingerprint("mxpc_relay_src")
+
+-- A directory of PostgreSQL programs where `name` is a script (`body`, with
+-- $REAL the real program), the others the real ones.
+local function bindir_with(name, body)
+  local dir = t.tmpdir()
+  for _, p in ipairs { "pg_dump", "pg_restore", "psql" } do
+    if p == name then
+      t.write(dir .. "/" .. p, ("#!/bin/sh\nREAL=%s/%s\n%s\n"):format(BIN, p, body))
+      t.sh("chmod 755 " .. dir .. "/" .. p)
+    else
+      t.sh(("ln -s %s/%s %s/%s"):format(BIN, p, dir, p))
+    end
+  end
+  return dir
+end
+
+-- Runs Lua code in a child program with MXPC_PG_BINDIR=bindir: its output and exit code.
+local function run_with_bindir(bindir, code)
+  local dir = t.tmpdir()
+  t.write(dir .. "/s.lua", ([[
+    local wf = require "mxpc.workflow"
+    local function db_env(dbname)
+      return { namespace = "test", database = { host = "127.0.0.1", port = %s, dbname = dbname, user = %q,
+        password = %q, sslmode = "disable" } }
+    end
+  ]]):format(env.MXPC_PG_PLAIN_PORT, env.MXPC_PG_SUPERUSER, env.MXPC_PG_SUPERPASS) .. code)
+  return t.sh(("MXPC_PG_BINDIR=%s %s run %s/s.lua"):format(bindir, t.program(), dir))
+end
+
+t.test("a restore from a dump replaces the contents, hook SQL in the same transaction", function()
+  local h <close> = assert(wf.start_restore(db_env("mxpc_relay_dst"), { dump = DUMP }))
+  assert(h:loaded())
+  assert(h:commit([[create table hooked as select count(*) as n from "myfirstmodule$log";]]))
+  local got = fingerprint("mxpc_relay_dst")
+  t.contains(got, "myfirstmodule$log 40000")
+  t.contains(got, "hooked 1")
+  t.ok(not got:find("kept", 1, true), "the old table is gone")
+  -- back to the state the other tests start from
+  local dst <close> = connect("mxpc_relay_dst")
+  assert(dst:exec([[drop table "myfirstmodule$log", "system$filedocument", hooked;
+    create table kept (id int primary key, note text);
+    insert into kept values (1, 'the database as it was'), (2, 'before the restore');]]))
+  t.eq(fingerprint("mxpc_relay_dst"), BEFORE)
+end)
+
+t.test("pg_restore killed half-way: psql never commits, the database is unchanged", function()
+  local bin = bindir_with("pg_restore", [["$REAL" "$@" | head -c 300000; kill -9 $$]])
+  local out, code = run_with_bindir(bin, ([[
+    local h <close> = assert(wf.start_restore(db_env("mxpc_relay_dst"), { dump = %q }))
+    local ok, err = h:loaded()
+    print(ok, err.code, err.message, err.hint)
+    print(h:commit("select 1;"))
+  ]]):format(DUMP))
+  t.eq(code, 0, out)
+  t.contains(out, "nil\tpg_restore\tpg_restore was killed by signal 9 (SIGKILL)")
+  t.contains(out, "left as it was")
+  t.eq(fingerprint("mxpc_relay_dst"), BEFORE)
+end)
+
+t.test("psql killed half-way: an error, the database is unchanged", function()
+  local bin = bindir_with("psql", [[echo $$ > "$(dirname "$0")/psql.pid"; exec "$REAL" "$@"]])
+  local out, code = run_with_bindir(bin, ([[
+    local h <close> = assert(wf.start_restore(db_env("mxpc_relay_dst"), { dump = %q }))
+    -- once psql has some of the data
+    local pidfile = %q
+    repeat local f = io.open(pidfile) until f and f:close()
+    while h.relay:bytes() < 200000 do require("mxpc.runtime").sleep(0.01) end
+    local f = io.open(pidfile); local pid = f:read("l"); f:close()
+    require("mxpc.process").spawn({ "kill", "-9", pid }):wait()
+    print(h:loaded())
+    local ok, err = h:commit()
+    print(ok, err.code, err.message, err.hint)
+  ]]):format(DUMP, bin .. "/psql.pid"))
+  t.eq(code, 0, out)
+  t.contains(out, "nil\trestore\trestoring the database failed: psql was killed by signal 9 (SIGKILL)")
+  t.contains(out, "left as it was")
+  t.eq(fingerprint("mxpc_relay_dst"), BEFORE)
+end)
+
+t.test("a restore_sql hook that fails rolls back the whole restore", function()
+  local h <close> = assert(wf.start_restore(db_env("mxpc_relay_dst"), { dump = DUMP }))
+  assert(h:loaded())
+  local ok, err = h:commit("select 1/0;")
+  t.eq(ok, nil)
+  t.eq(err.code, "restore")
+  t.contains(err.message, "division by zero")
+  t.eq(fingerprint("mxpc_relay_dst"), BEFORE)
+end)
+
+t.test("restore_database: a failing hook SQL and a bad dump leave the database unchanged", function()
+  local ok, err = wf.restore_database(db_env("mxpc_relay_dst"), DUMP, "select no_such_column from kept;")
+  t.eq(ok, nil)
+  t.contains(err.message, "no_such_column")
+  t.eq(fingerprint("mxpc_relay_dst"), BEFORE)
+  local bad = t.tmpdir() .. "/bad.backup"
+  t.write(bad, "PGDMP not really")
+  local ok2, err2 = wf.restore_database(db_env("mxpc_relay_dst"), bad)
+  t.eq(ok2, nil)
+  t.eq(err2.code, "pg_restore")
+  t.eq(fingerprint("mxpc_relay_dst"), BEFORE)
+end)
+
+t.test("Ctrl-C while the relay runs: exit 130, both children gone, the database unchanged", function()
+  local bin = bindir_with("pg_restore", [[echo $$ > "$(dirname "$0")/producer.pid"; "$REAL" "$@"; exec sleep 30]])
+  local dir = t.tmpdir()
+  local out = t.sh(([[
+    cat > %s/s.lua <<'EOF'
+    local wf = require "mxpc.workflow"
+    local h <close> = assert(wf.start_restore({ database = { host = "127.0.0.1", port = %s, dbname = "mxpc_relay_dst",
+      user = %q, password = %q, sslmode = "disable" } }, { dump = %q }))
+    io.open(%q, "w"):close()
+    h:loaded()
+    print("not reached")
+EOF
+    MXPC_PG_BINDIR=%s %s run %s/s.lua 2>%s/err & pid=$!
+    for i in $(seq 1 400); do [ -e %s/ready ] && [ -s %s/producer.pid ] && break; sleep 0.05; done
+    sleep 1
+    kill -INT $pid; wait $pid; echo "exit=$?"
+    kill -0 $(cat %s/producer.pid) 2>/dev/null && echo producer-alive || echo producer-gone
+  ]]):format(dir, env.MXPC_PG_PLAIN_PORT, env.MXPC_PG_SUPERUSER, env.MXPC_PG_SUPERPASS, DUMP, dir .. "/ready",
+    bin, t.program(), dir, dir, dir, bin, bin))
+  t.contains(out, "exit=130")
+  t.contains(out, "producer-gone")
+  t.ok(not out:find("not reached", 1, true), out)
+  t.eq(fingerprint("mxpc_relay_dst"), BEFORE)
+end)
+
+t.test("environment to environment: the demo database streamed from pg_dump into psql, no file", function()
+  recreate("mxpc_relay_copy")
+  local source = db_env("demo_app", env.MXPC_PG_TLS_PORT, "require")
+  local h <close> = assert(wf.start_restore(db_env("mxpc_relay_copy"), { from_env = source }))
+  assert(h:loaded())
+  assert(h:commit())
+  local want = fingerprint("demo_app", env.MXPC_PG_TLS_PORT, "require")
+  t.contains(want, "system$filedocument")
+  t.eq(fingerprint("mxpc_relay_copy"), want)
+end)
+
+t.test("a failing pg_dump of the source: nothing committed", function()
+  local source = db_env("mxpc_no_such_database")
+  local h <close> = assert(wf.start_restore(db_env("mxpc_relay_dst"), { from_env = source }))
+  local ok, err = h:loaded()
+  t.eq(ok, nil)
+  t.eq(err.code, "pg_dump")
+  t.contains(err.message, "mxpc_no_such_database")
+  t.eq(fingerprint("mxpc_relay_dst"), BEFORE)
+end)
+
+t.test("export_snapshot: rows added after it are neither dumped nor listed", function()
+  local snap <close> = assert(wf.export_snapshot(db_env("mxpc_relay_src")))
+  t.ok(snap.id:match("^%x+%-%x+%-%d+$"), snap.id)
+  local src <close> = connect("mxpc_relay_src")
+  assert(src:exec([[insert into "system$filedocument" values (21, md5('21')::uuid::text, true, 210, 'late');
+    insert into "myfirstmodule$log" (id) values (40001);]]))
+  local dump = t.tmpdir() .. "/snap.backup"
+  local d <close> = assert(wf.start_dump(db_env("mxpc_relay_src"), dump, { snapshot = snap.id }))
+  assert(d.finish())
+  local files = assert(snap:list_files())
+  t.eq(#files, 20, "the file added later is not listed")
+  recreate("mxpc_relay_snap")
+  assert(wf.restore_database(db_env("mxpc_relay_snap"), dump))
+  t.eq(fingerprint("mxpc_relay_snap"), SOURCE, "the rows added later are not in the dump")
+  snap:close()
+  snap:close()
+  assert(src:exec([[delete from "system$filedocument" where id = 21; delete from "myfirstmodule$log" where id = 40001]]))
+end)
+
+t.test("export_snapshot: where the server refuses, nil and an error of code snapshot", function()
+  -- (functions are per database: revoked in the source's)
+  local src <close> = connect("mxpc_relay_src")
+  assert(src:exec("revoke execute on function pg_export_snapshot() from public"))
+  assert(admin:exec("drop role if exists mxpc_relay_user"))
+  assert(admin:exec("create role mxpc_relay_user login password 'relay-user-pw'"))
+  t.cleanup(function() admin:exec("drop role if exists mxpc_relay_user") end)
+  assert(src:exec("grant connect on database mxpc_relay_src to mxpc_relay_user"))
+  local e = db_env("mxpc_relay_src")
+  e.database.user, e.database.password = "mxpc_relay_user", "relay-user-pw"
+  local snap, err = wf.export_snapshot(e)
+  t.eq(snap, nil)
+  t.eq(err.code, "snapshot")
+  t.contains(err.message, "permission denied")
+  -- on a connection the caller gave: it is left usable, outside a transaction
+  local conn <close> = assert(wf.connect_database(e))
+  t.eq(wf.export_snapshot(conn), nil)
+  t.eq(assert(conn:query("select 1 as one"))[1].one, 1)
+  assert(src:exec("grant execute on function pg_export_snapshot() to public"))
+end)
+
+return t.run()
