@@ -22,7 +22,7 @@ local with_db, with_files = not opts.files_only, not opts.database_only
 -- 1. Check both sides before changing anything: the PostgreSQL programs,
 --    both environments (refusing a copy onto itself), their databases and
 --    their storage.
-assert(pg_programs.find_all(with_db and { "pg_dump", "pg_restore", "psql" } or {}))
+assert(pg_programs.find_all(with_db and { "pg_dump", "psql" } or {}))
 -- --dry-run: check what the copy needs on both sides and say what it would do, change nothing
 if opts.dry_run then return require("mxpc.dry_run").copy(opts) end
 local target_opts = wf.side_options(opts, "to")
@@ -47,7 +47,6 @@ sees(from, src_db, src_store):call("before_backup")
 
 -- 3. One point in time of the source: the files listed from the snapshot
 --    its database is dumped from; then those --files-* and select_file take.
-local work <close> = assert(wf.workdir("-"))
 local snapshot <close> = assert(wf.source_snapshot(from, src_db))
 local chosen = with_files and assert(wf.files_to_copy(snapshot.db, src_store, from, hooks, opts, transfer)) or nil
 -- --delete-extra-files: the target's objects the source lacks, listed now
@@ -55,10 +54,9 @@ local extra = opts.delete_extra_files and assert(wf.compare_storage(dst_store, t
   or nil
 sees(to, dst_db, dst_store):call("before_restore")
 
--- 4. Stream the source's database into the target's, in one transaction
---    that is not committed yet.
-local restore <close> = with_db and assert(wf.copy_database { from = from, to = to, snapshot = snapshot, work = work })
-  or nil
+-- 4. Stream the source's database (pg_dump of the snapshot, no file) into
+--    the target's, in one transaction that is not committed yet.
+local restore <close> = with_db and assert(wf.copy_database { from = from, to = to, snapshot = snapshot }) or nil
 
 -- 5. Copy the files: server-side where the target can read the source's
 --    objects on the same endpoint, else streamed GET -> PUT in memory.

@@ -4,6 +4,7 @@
 -- target's in one transaction that commits only when asked.
 -- Reached through the wf.* facade (mxpc.workflow).
 local errors = require "mxpc.error"
+local log = require "mxpc.log"
 
 local M = {}
 
@@ -93,39 +94,34 @@ end
 
 -- --- the database ----------------------------------------------------------------------------
 
--- The source's database at one point in time: s.db (a connection whose
--- listing of files sees that point) and s.id (the snapshot pg_dump reads,
--- nil where none could be exported). Closing it ends the snapshot.
+-- The source's database at one point in time: snap.id, the snapshot the
+-- streamed pg_dump reads (database.export_snapshot, on a connection of its
+-- own), and snap.db, a connection whose listing of files sees that same
+-- point. Where the server refuses to share a snapshot (a standby, old
+-- permissions): a warning, snap.id nil and snap.db the run's connection
+-- `db`, so that the files are listed a moment apart from the dump. Closing
+-- it ends the snapshot.
 function M.source_snapshot(env, db)
-  return setmetatable({ db = db, id = nil, env = env }, { __close = function() end })
+  local database = require "mxpc.database"
+  local snap, err = database.export_snapshot(env)
+  if snap then
+    snap.db = snap.conn
+    return snap
+  end
+  if not errors.is(err, "snapshot") then return nil, err end
+  log.warn(err.message .. ": the files are listed apart from the dump", { hint = err.hint })
+  return setmetatable({ db = db }, { __close = function() end })
 end
 
--- Starts streaming the source's database into the target's, in one
--- transaction that commits only at h:commit(extra_sql): a = {from = env, to =
--- env, snapshot = (source_snapshot's), work = (a workdir)}. h:loaded() waits
--- until the source is read (true or nil, err); h:commit(sql) commits with the
--- restore_sql hook's SQL inside (true or nil, err); closing it without a
--- commit leaves the target's database as it was.
+-- Starts streaming the source's database (pg_dump of a.snapshot, no file)
+-- into the target's, in one transaction that commits only at
+-- h:commit(extra_sql): a = {from = env, to = env, snapshot =
+-- (source_snapshot's)}. h:loaded() waits until the source is read (true or
+-- nil, err); h:commit(sql) commits with the restore_sql hook's SQL inside
+-- (true or nil, err); closing it without a commit leaves the target's
+-- database as it was (database.start_restore).
 function M.copy_database(a)
-  local database = require "mxpc.database"
-  local path = a.work.path .. "/db.backup"
-  local dump, err = database.start_dump(a.from, path)
-  if not dump then return nil, err end
-  local h = {}
-  function h.loaded()
-    if h.ok == nil then
-      local size, derr = dump.finish()
-      h.ok, h.err, h.bytes = size ~= nil, derr, size
-    end
-    if h.ok then return true end
-    return nil, h.err
-  end
-  function h.commit(self, extra_sql)
-    local ok, lerr = self:loaded()
-    if not ok then return nil, lerr end
-    return database.restore_database(a.to, path, extra_sql)
-  end
-  return setmetatable(h, { __close = function() getmetatable(dump).__close(dump) end })
+  return require("mxpc.database").start_restore(a.to, { from_env = a.from, snapshot = a.snapshot and a.snapshot.id })
 end
 
 return M

@@ -175,7 +175,7 @@ mkdir "$work/bin"
 real=$(command -v pg_dump)
 printf '#!/bin/sh\n%s "$@" | head -c 3000\necho "pg_dump: error: simulated: the source went away" >&2\nexit 1\n' "$real" >"$work/bin/pg_dump"
 chmod +x "$work/bin/pg_dump"
-for p in pg_restore psql; do ln -s "$(command -v $p)" "$work/bin/$p"; done
+for p in psql; do ln -s "$(command -v $p)" "$work/bin/$p"; done
 MXPC_PG_BINDIR=$work/bin run "pg_dump failing mid-copy fails the copy" 1 copy --from mendix/demo-app \
   --to mendix/demo-copy --stop-app
 expect_err "... with pg_dump's message" "simulated: the source went away"
@@ -214,6 +214,22 @@ for at in before_backup select_file before_restore after_backup restore_sql; do
     expect_err "... one error line" "^error: interrupted by SIG$sig"
   done
 done
+
+# --- one point in time: a file added to the source after the listing is not in the copied database --------
+late=00000000-0000-4000-8000-00000000c0de
+cat >"$work/late.lua" <<'EOF'
+-- after the files were listed, before the database is read: a new file in the source
+return { before_restore = function() assert(os.execute(os.getenv("ADD_ROW"))) end }
+EOF
+ADD_ROW="PGOPTIONS='-c client_min_messages=warning' PGPASSWORD=$MXPC_PG_SUPERPASS psql -Atq -h 127.0.0.1 \
+  -p $MXPC_PG_TLS_PORT -U $MXPC_PG_SUPERUSER -d demo_app -c \"create temp table x as select * from \\\"system\\\$filedocument\\\"
+  order by id limit 1; update x set id = id + 987654321, fileid = fileid + 987654321, __uuid__ = '$late'; insert into \\\"system\\\$filedocument\\\"
+  select * from x\"" run "copy while a file is added to the source" 0 copy --from mendix/demo-app --to mendix/demo-copy \
+  --stop-app --hooks "$work/late.lua"
+check "... (it was added)" '[ "$(sql_app "select count(*) from \"system\$filedocument\" where __uuid__ = '"'$late'"'")" = 1 ]'
+check "... the copied database lists the files copied, not the new one" \
+  '[ "$(sql_copy "select count(*) from \"system\$filedocument\" where __uuid__ = '"'$late'"'")" = 0 ]'
+grep -q "database snapshot exported" "$work/err" && ok "... from the snapshot it exported" || bad "... snapshot"
 
 # --- IRSA on either side ----------------------------------------------------------------------------------
 reseed >/dev/null
