@@ -50,14 +50,23 @@ local transfer = wf.transfer_options(opts)
 -- 2. Dump the database into a private working directory beside the output
 --    (in TMPDIR for standard output or S3);
 --    pg_dump runs while the files are listed and copied.
+--    The dump and the list of files read one snapshot of the database
+--    (export_snapshot): a file added meanwhile is in neither. Where the
+--    server cannot share one (a standby, no right to pg_export_snapshot),
+--    they are read at slightly different times, with a warning.
 local work <close> = assert(wf.workdir(opts.file))
-local dump <close> = assert(wf.start_dump(env, work.path .. "/db.backup"))
+local snapshot <close>, serr = wf.export_snapshot(env)
+if not snapshot then
+  if serr.code ~= "snapshot" then error(serr, 0) end
+  log.warn(serr.message, { hint = serr.hint })
+end
+local dump <close> = assert(wf.start_dump(env, work.path .. "/db.backup", { snapshot = snapshot and snapshot.id }))
 
 -- 3. Which files are in use (FileDocument rows with contents), and their
---    sizes: from the database, else asked of the storage; then those that
---    --files-* and the select_file hook take.
+--    sizes: from the database (the snapshot's), else asked of the storage;
+--    then those that --files-* and the select_file hook take.
 local facts = wf.database_facts(db)
-local chosen = assert(wf.files_to_copy(db, store, env, hooks, opts, transfer))
+local chosen = assert(wf.files_to_copy(snapshot and snapshot.conn or db, store, env, hooks, opts, transfer))
 local files, missing, selected = chosen.files, chosen.missing, chosen.selected
 
 -- 4. Write the archive: .metadata and the dump as soon as pg_dump is done,

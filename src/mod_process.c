@@ -322,6 +322,19 @@ static struct mxpc_relay *live_relay(lua_State *L)
     return lr->r;
 }
 
+/* Reads what the relay's children (its uservalues) have on stderr: a chatty
+ * child must not block on a full stderr pipe while the relay runs. */
+static void drain_children(lua_State *L)
+{
+    for (int i = 1; i <= 2; i++) {
+        lua_getiuservalue(L, 1, i);
+        struct lprocess *lp = lua_touserdata(L, -1);
+        if (lp && lp->p)
+            mxpc_process_drain_stderr(lp->p);
+        lua_pop(L, 1);
+    }
+}
+
 /* process.relay(producer, consumer) -> relay: the producer's stdout (spawned
  * with stdout = "pipe") into the consumer's stdin (stdin = "pipe"), by a
  * thread, until the producer's output ends. The consumer's stdin is not
@@ -332,8 +345,13 @@ static int l_relay(lua_State *L)
     struct lprocess *from = luaL_checkudata(L, 1, PROCESS_META);
     struct lprocess *to = luaL_checkudata(L, 2, PROCESS_META);
     luaL_argcheck(L, from->p && to->p, from->p ? 2 : 1, "the process is closed");
-    struct lrelay *lr = lua_newuserdatauv(L, sizeof *lr, 0);
+    struct lrelay *lr = lua_newuserdatauv(L, sizeof *lr, 2);
     lr->r = NULL;
+    /* the children, whose stderr the waits keep reading */
+    lua_pushvalue(L, 1);
+    lua_setiuservalue(L, -2, 1);
+    lua_pushvalue(L, 2);
+    lua_setiuservalue(L, -2, 2);
     luaL_setmetatable(L, RELAY_META);
     int e = mxpc_relay_start(&lr->r, from->p, to->p);
     if (e == EINVAL)
@@ -349,7 +367,13 @@ static int l_relay(lua_State *L)
 static int r_wait(lua_State *L)
 {
     struct mxpc_relay *r = live_relay(L);
-    raise_if_interrupted(L, mxpc_relay_wait(r));
+    for (;;) {
+        int rc = mxpc_relay_wait(r, 100);
+        raise_if_interrupted(L, rc);
+        drain_children(L);
+        if (rc == 1)
+            break;
+    }
     int gone = 0;
     int e = mxpc_relay_result(r, &gone);
     if (e)
@@ -362,7 +386,9 @@ static int r_wait(lua_State *L)
 /* r:poll() -> true once the producer's output has ended */
 static int r_poll(lua_State *L)
 {
-    lua_pushboolean(L, mxpc_relay_poll(live_relay(L)));
+    struct mxpc_relay *r = live_relay(L);
+    drain_children(L);
+    lua_pushboolean(L, mxpc_relay_poll(r));
     return 1;
 }
 

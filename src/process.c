@@ -322,6 +322,16 @@ int mxpc_process_take_stdout(struct mxpc_process *p)
     return fd;
 }
 
+void mxpc_process_drain_stderr(struct mxpc_process *p)
+{
+    for (int i = 0; i < 64 && p->err >= 0; i++) {
+        struct pollfd f = {p->err, POLLIN, 0};
+        if (poll(&f, 1, 0) <= 0)
+            return;
+        drain_stderr(p);
+    }
+}
+
 int mxpc_process_stdin_fd(const struct mxpc_process *p)
 {
     return p->in;

@@ -174,16 +174,21 @@ int mxpc_relay_poll(struct mxpc_relay *r)
     return atomic_load(&r->finished);
 }
 
-int mxpc_relay_wait(struct mxpc_relay *r)
+int mxpc_relay_wait(struct mxpc_relay *r, long ms)
 {
+    double until = ms >= 0 ? mxpc_monotonic() + (double)ms / 1000 : 0;
     while (!atomic_load(&r->finished)) {
         mxpc_tick();
         if (mxpc_interrupted())
             return MXPC_PROCESS_EINTERRUPTED;
+        double left = until - mxpc_monotonic();
+        if (ms >= 0 && left <= 0)
+            return 0;
+        int wait = ms >= 0 && left * 1000 < POLL_MS ? (int)(left * 1000) + 1 : POLL_MS;
         struct pollfd pf = {r->done[0], POLLIN, 0};
-        poll(&pf, 1, POLL_MS);
+        poll(&pf, 1, wait);
     }
-    return 0;
+    return 1;
 }
 
 uint64_t mxpc_relay_bytes(const struct mxpc_relay *r)

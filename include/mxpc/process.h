@@ -57,6 +57,10 @@ int mxpc_process_poll(struct mxpc_process *p);
  * child's stdin, for a pipeline); returns -1 if there is none. */
 int mxpc_process_take_stdout(struct mxpc_process *p);
 
+/* Reads whatever the child's stderr holds now, without waiting (so that a
+ * child whose other streams someone else moves cannot block on it). */
+void mxpc_process_drain_stderr(struct mxpc_process *p);
+
 /* Our end of the child's stdin pipe (non-blocking), still ours: -1 if none. */
 int mxpc_process_stdin_fd(const struct mxpc_process *p);
 

@@ -29,10 +29,11 @@ int mxpc_relay_start(struct mxpc_relay **out, struct mxpc_process *producer, str
 /* 1 once the producer's output has ended (or the relay failed), else 0. */
 int mxpc_relay_poll(struct mxpc_relay *r);
 
-/* Waits until the relay is done, polling mxpc_interrupted() and calling
- * mxpc_tick(): 0, or MXPC_PROCESS_EINTERRUPTED (the relay still runs; free
+/* Waits up to `ms` milliseconds (-1: until done) for the relay to be done,
+ * polling mxpc_interrupted() and calling mxpc_tick(): 1 when done, 0 when
+ * the time is up, or MXPC_PROCESS_EINTERRUPTED (the relay still runs; free
  * it). */
-int mxpc_relay_wait(struct mxpc_relay *r);
+int mxpc_relay_wait(struct mxpc_relay *r, long ms);
 
 /* Bytes written into the consumer so far (readable at any time). */
 uint64_t mxpc_relay_bytes(const struct mxpc_relay *r);

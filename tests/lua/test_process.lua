@@ -170,6 +170,17 @@ t.test("relay: every byte arrives, the consumer's stdin stays open for more unti
   t.eq(b:wait().status, 0)
 end)
 
+t.test("relay: children that write much to stderr meanwhile do not block it", function()
+  local a <close> = assert(process.spawn({ "sh", "-c", "head -c 2000000 /dev/zero | tee /dev/stderr" },
+    { stdout = "pipe", stderr_max = 10 }))
+  local b <close> = assert(process.spawn({ "sh", "-c", "tee /dev/stderr > /dev/null" }, { stdin = "pipe" }))
+  local r <close> = assert(process.relay(a, b))
+  t.eq(r:wait(), 2000000)
+  t.eq(a:wait().status, 0)
+  b:close_stdin()
+  t.eq(b:wait().status, 0)
+end)
+
 t.test("relay: a producer that dies half-way never ends the consumer's input", function()
   local dir = t.tmpdir()
   local mark = dir .. "/input-ended"
