@@ -387,6 +387,8 @@ static int run_many(lua_State *L, struct client *c, struct many_ctx *x, int opts
             x->copy_o.concurrency = o.concurrency;
             x->copy_o.part_threshold = mxpc_args_opt_integer(L, opts_idx, "part_threshold", 0);
             x->copy_o.part_size = mxpc_args_opt_integer(L, opts_idx, "part_size", 0);
+            x->copy_o.source_url = mxpc_args_opt_string(L, opts_idx, "source_url", keep);
+            x->copy_o.source_query = mxpc_args_opt_string(L, opts_idx, "source_query", keep);
             luaL_argcheck(L, x->copy_o.part_threshold >= 0 && x->copy_o.part_size >= 0, opts_idx,
                           "part_threshold and part_size must not be negative");
         }

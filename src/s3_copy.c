@@ -54,6 +54,7 @@ struct copier {
     int conc, running;
     struct cobj *objs; /* begun, not yet handed on */
     int64_t threshold, part_size;
+    const char *source_url, *source_query; /* Azure's Copy Blob from URL */
 };
 
 static void obj_fail(struct cobj *o, const struct mxpc_s3_error *e)
@@ -149,14 +150,14 @@ static void task_end(struct copier *c, struct ctask *t)
     if (x.is_error) {
         struct mxpc_s3_error e;
         char what[1200];
-        s3_object_name(what, sizeof what, o->bucket, o->key);
+        s3_client_object_name(c->s3, what, sizeof what, o->bucket, o->key);
         s3_set_error(&e, "s3", NULL, "S3 could not copy %s to %s: %s: %s", o->source_name, what, x.code, x.message);
         s3_set_facts(c->s3, r, &e, "http");
         e.http_status = r->status;
         snprintf(e.s3_code, sizeof e.s3_code, "%s", x.code);
         snprintf(e.facts.s3_message, sizeof e.facts.s3_message, "%s", x.message);
         obj_fail(o, &e);
-    } else if (!x.etag[0]) {
+    } else if (!x.etag[0] && !r->etag[0]) {
         struct mxpc_s3_error e;
         s3_set_error(&e, "s3", NULL, "S3 returned no ETag for the copy of %s%s", o->source_name,
                      t->part ? " (a part)" : "");
@@ -164,8 +165,8 @@ static void task_end(struct copier *c, struct ctask *t)
     } else if (t->part) {
         snprintf(o->etags[t->part - 1], sizeof o->etags[0], "%s", x.etag);
         o->parts_done++;
-    } else {
-        snprintf(o->etag, sizeof o->etag, "%s", x.etag);
+    } else { /* S3 answers the new ETag in the body, Azure in a header */
+        snprintf(o->etag, sizeof o->etag, "%s", x.etag[0] ? x.etag : r->etag);
         o->done = 1;
     }
     task_clear(c, t);
@@ -180,7 +181,7 @@ static void obj_abort(struct copier *c, struct cobj *o)
     int cleaning = mxpc_http_cleanup(c->s3->http, 1);
     struct mxpc_s3_error ae;
     char what[1200];
-    s3_object_name(what, sizeof what, o->bucket, o->key);
+    s3_client_object_name(c->s3, what, sizeof what, o->bucket, o->key);
     if (c->s3->dialect->parts_abort(c->s3, o->bucket, o->key, o->upload_id, &ae) != 0)
         mxpc_log(MXPC_LOG_WARN, "could not abort the multipart upload %s of %s: %s", o->upload_id, what, ae.message);
     else
@@ -211,9 +212,9 @@ static void obj_complete(struct copier *c, struct cobj *o)
         s3_parse_error(&r.response, &x);
         if (x.is_error) {
             char what[1200];
-            s3_object_name(what, sizeof what, o->bucket, o->key);
-            s3_set_error(&e, "s3", NULL, "S3 could not complete the multipart copy of %s to %s: %s: %s",
-                         o->source_name, what, x.code, x.message);
+            s3_client_object_name(c->s3, what, sizeof what, o->bucket, o->key);
+            s3_set_error(&e, "s3", NULL, "S3 could not complete the multipart copy of %s to %s: %s: %s", o->source_name,
+                         what, x.code, x.message);
             obj_fail(o, &e);
         } else {
             snprintf(o->etag, sizeof o->etag, "%s", x.etag[0] ? x.etag : r.etag);
@@ -252,7 +253,7 @@ static int obj_begin_parts(struct copier *c, struct cobj *o)
     return 0;
 }
 
-static struct cobj *obj_new(const struct mxpc_s3_copy_item *it, size_t index)
+static struct cobj *obj_new(const struct copier *c, const struct mxpc_s3_copy_item *it, size_t index)
 {
     struct cobj *o = calloc(1, sizeof *o);
     if (!o)
@@ -261,9 +262,17 @@ static struct cobj *obj_new(const struct mxpc_s3_copy_item *it, size_t index)
     o->bucket = mxpc_strdup(it->bucket);
     o->key = mxpc_strdup(it->key);
     o->size = it->size;
-    mxpc_buf_printf(&o->source, "/%s/", it->src_bucket);
-    mxpc_sigv4_uri_encode(&o->source, it->src_key, strlen(it->src_key), 1);
-    s3_object_name(o->source_name, sizeof o->source_name, it->src_bucket, it->src_key);
+    if (c->source_url) { /* Azure: a URL; messages show it without its query (a SAS) */
+        mxpc_buf_printf(&o->source, "%s/%s/", c->source_url, it->src_bucket);
+        mxpc_sigv4_uri_encode(&o->source, it->src_key, strlen(it->src_key), 1);
+        snprintf(o->source_name, sizeof o->source_name, "%s", o->source.data);
+        if (c->source_query && *c->source_query)
+            mxpc_buf_printf(&o->source, "?%s", c->source_query);
+    } else {
+        mxpc_buf_printf(&o->source, "/%s/", it->src_bucket);
+        mxpc_sigv4_uri_encode(&o->source, it->src_key, strlen(it->src_key), 1);
+        s3_object_name(o->source_name, sizeof o->source_name, it->src_bucket, it->src_key);
+    }
     return o;
 }
 
@@ -316,8 +325,7 @@ static int hand_over(struct copier *c, mxpc_s3_fetched_fn fn, void *ud, struct m
 }
 
 /* Starts requests in the free slots: parts first, then the next items. */
-static int start_tasks(struct copier *c, const struct mxpc_s3_copy_items *items, size_t *next,
-                       struct mxpc_s3_error *e)
+static int start_tasks(struct copier *c, const struct mxpc_s3_copy_items *items, size_t *next, struct mxpc_s3_error *e)
 {
     for (int k = 0; k < c->conc; k++) {
         struct ctask *t = &c->tasks[k];
@@ -335,11 +343,11 @@ static int start_tasks(struct copier *c, const struct mxpc_s3_copy_items *items,
             return -1;
         if (s3_check_names(it.src_bucket, it.src_key, 1, e) || s3_check_names(it.bucket, it.key, 1, e))
             return -1;
-        o = obj_new(&it, *next);
+        o = obj_new(c, &it, *next);
         (*next)++;
         o->next = c->objs;
         c->objs = o;
-        if (o->size > c->threshold) {
+        if (o->size > c->threshold && !c->source_url) {
             if (obj_begin_parts(c, o) == 0)
                 task_start(c, t, o, o->next_part++);
         } else {
@@ -361,6 +369,8 @@ int mxpc_s3_copy_many(struct mxpc_s3 *s3, const struct mxpc_s3_copy_items *items
         c.part_size = MXPC_S3_MIN_PART_SIZE;
     if (c.part_size > MXPC_S3_MAX_PART_SIZE)
         c.part_size = MXPC_S3_MAX_PART_SIZE;
+    c.source_url = o ? o->source_url : NULL;
+    c.source_query = o ? o->source_query : NULL;
     c.tasks = calloc((size_t)c.conc, sizeof *c.tasks);
     if (!c.tasks)
         abort();

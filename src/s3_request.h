@@ -1,8 +1,8 @@
 /* The S3 client's internals, shared by its files and by nothing else: the
  * client (s3_client.c: configuration, signing, the single operations), the
  * request and the engine that runs requests on the transport
- * (s3_request.c), many GETs at once (s3_many.c) and the uploaders
- * (s3_upload.c).
+ * (s3_request.c), many GETs at once (s3_many.c), the uploaders
+ * (s3_upload.c) and server-side copies (s3_copy.c).
  *
  * The engine knows requests, attempts, retries and the transport; what
  * makes a request S3's (its URL, SigV4 and the headers signed with it) is

@@ -191,7 +191,8 @@ int mxpc_s3_many(struct mxpc_s3 *s3, int head, const struct mxpc_s3_items *items
 
 /* Server-side copies, many at once: each item's source object is copied
  * into its target by the server (CopyObject, signed with this client's
- * credentials, which must be able to read the source); no byte of the
+ * credentials, which must be able to read the source; on an Azure client
+ * Copy Blob from URL, see source_url below); no byte of the
  * objects passes through the client. An object larger than part_threshold
  * is copied in parts (a multipart upload of UploadPartCopy parts of
  * part_size, in parallel), aborted on any failure, a signal included. A
@@ -219,6 +220,9 @@ struct mxpc_s3_copy_options {
     int concurrency;         /* requests in flight (copies and parts); 0 = MXPC_S3_DEFAULT_CONCURRENCY */
     int64_t part_threshold;  /* 0 = MXPC_S3_COPY_THRESHOLD */
     int64_t part_size;       /* 0 = MXPC_S3_COPY_PART_SIZE (grown to stay within 10,000 parts) */
+    /* Azure's Copy Blob from URL: the source is source_url/src_bucket/src_key?source_query
+     * (source_url: the account's endpoint; source_query: a SAS, may be NULL); never in parts */
+    const char *source_url, *source_query;
 };
 int mxpc_s3_copy_many(struct mxpc_s3 *s3, const struct mxpc_s3_copy_items *items, const struct mxpc_s3_copy_options *o,
                       mxpc_s3_fetched_fn fn, void *ud, struct mxpc_s3_error *e);

@@ -11,6 +11,7 @@
 --   creds_source  the identity in use: "account key", "SAS token", "bearer token", or
 --                 what the caller named (e.g. "managed identity <client id>")
 --   access_key    the storage account
+--   copy_source   a server-side copy's source URL (without its SAS)
 local M = {}
 
 local s3_api = require "mxpc.s3_api"
@@ -40,6 +41,12 @@ local function auth_hint(f)
 end
 
 local HTTP = {
+  -- a server-side copy (Copy Blob from URL) whose source the service could not read
+  { function(f) return (f.copy_source or "") ~= "" and f.s3_code == "CannotVerifyCopySource" end, function(f)
+    return "forbidden", ("Azure Storage could not read the source of a server-side copy: %s into %s%s"):format(
+      f.copy_source, f.object, detail(f)),
+      "the source's SAS must allow reading its blobs (sp=r) and be valid now; or copy with --copy-mode stream"
+  end },
   { function(f) return f.status == 412 and f.if_match ~= "" end, function(f)
     return "changed", ("%s changed while it was being read (at byte %d, its ETag is no longer %s)"):format(
       f.object, f.resume_at, f.if_match), "run it again: the blob was replaced while it was read"

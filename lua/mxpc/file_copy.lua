@@ -42,9 +42,10 @@ local function first_file(files)
 end
 
 -- Which way a run copies, without writing anything: "server" or "stream",
--- and a sentence naming the check that decided. opts: mode ("auto",
--- "server", "stream"), files (to probe the first source object with the
--- target's credentials).
+-- and a sentence naming the check that decided; or nil, err (a bad mode, a
+-- server copy no server could do). a: from, to, mode ("auto", "server",
+-- "stream"), files (the first file's source object is probed with a HEAD
+-- with the target's credentials; without files that is not checked).
 function M.decide(a)
   local mode = a.mode or "auto"
   if not MODES[mode] then
@@ -72,7 +73,8 @@ function M.decide(a)
     end
     local uuid = first_file(a.files)
     if not uuid then
-      return true, ("both are on %s (%s); there is no file to probe"):format(src.endpoint, src.region or "us-east-1")
+      return true, ("both are on %s (%s); with no file to probe, the target's read access to the source is not "
+        .. "checked"):format(src.endpoint, src.region or "us-east-1")
     end
     local key = storage.object_key(a.from.env, uuid)
     local _, err = a.to.store:head(src.bucket, key)
@@ -85,49 +87,84 @@ function M.decide(a)
   end
   if mode == "stream" then return "stream", "--copy-mode stream: streamed as asked" end
   local ok, why = can_server()
+  if mode == "server" and not ok and (ss ~= ds or ss == "azure") then
+    -- nothing on the server side could do it
+    return nil, errors.new { code = "usage", message = "--copy-mode server is not possible: " .. why,
+      hint = "use --copy-mode stream, or auto" }
+  end
   if mode == "server" then
     return "server", ok and ("--copy-mode server: " .. why) or ("--copy-mode server, although " .. why)
   end
   return ok and "server" or "stream", why
 end
 
+-- Whether a failed copy says the source object is gone (a file deleted
+-- since it was listed: reported and skipped, as backup does, unless strict).
+local function gone(e)
+  return e and (e.s3_code == "NoSuchKey" or e.s3_code == "BlobNotFound"
+    or (e.s3_code == "CannotVerifyCopySource" and e.status == 404))
+end
+
+-- A source object that is gone: an error with a.strict, else recorded in
+-- result.missing and reported. Returns true to go on, or nil, err.
+local function missing(a, result, uuid)
+  local key = storage.object_key(a.from.env, uuid)
+  if a.strict then return nil, storage.missing_file(uuid, key) end
+  result.missing[#result.missing + 1] = uuid
+  log.warn("file not found in the source's storage, skipped", { uuid = uuid, key = key })
+  return true
+end
+
+-- The on_item of the engines: counts and reports each file copied (size:
+-- the item's, else what the engine says), skips a source object that is
+-- gone; any other failure stops the copy.
+local function on_item(a, result, failure)
+  return function(item, res, e)
+    if not res then
+      if not gone(e) then return false end
+      local ok, err = missing(a, result, item.uuid)
+      if not ok then failure.err = err end
+      return ok or false
+    end
+    local n = item.size or res.size or 0
+    result.files, result.bytes = result.files + 1, result.bytes + n
+    if a.on_file then a.on_file(item.uuid, n) end
+    return true
+  end
+end
+
 -- --- server-side ----------------------------------------------------------------------
 
 local function copy_server_s3(a, result)
-  local src, dst = a.from.env.storage, a.to.env.storage
+  local src, dst, failure = a.from.env.storage, a.to.env.storage, {}
   local ok, err = a.to.store:copy_many(src.bucket, a.files, {
     to_bucket = dst.bucket, concurrency = a.transfer.concurrency,
-    part_threshold = M.PART_THRESHOLD, part_size = M.PART_SIZE,
+    part_threshold = a.part_threshold or M.PART_THRESHOLD, part_size = a.part_size or M.PART_SIZE,
     key = function(uuid) return storage.object_key(a.from.env, uuid) end,
     to_key = function(uuid) return storage.object_key(a.to.env, uuid) end,
-    on_item = function(item, res, e)
-      if not res then return false end
-      result.files, result.bytes = result.files + 1, result.bytes + (item.size or res.size or 0)
-      if a.on_file then a.on_file(item.uuid, item.size or res.size or 0) end
-      return true
-    end })
-  if not ok then return nil, err end
+    on_item = on_item(a, result, failure) })
+  if not ok then return nil, failure.err or err end
   return result
 end
 
--- Azure: Copy Blob from URL, one blob after another (each is one request
--- the service finishes); blobs above AZURE_COPY_MAX are streamed.
+-- Azure: Copy Blob from URL of ENDPOINT/CONTAINER/BLOB?SAS, many at once
+-- (each is one request the service completes); blobs above AZURE_COPY_MAX
+-- (its limit) are left in `large`, to be streamed.
 local function copy_server_azure(a, result, large)
-  local src, dst = a.from.env.storage, a.to.env.storage
-  local sas = src.sas:gsub("^%?", "")
+  local src, dst, failure = a.from.env.storage, a.to.env.storage, {}
+  local blob_name = require("mxpc.azure_storage").blob_name
+  local files = require("mxpc.fileset").new()
   for i = 1, #a.files do
     local uuid, size = a.files:get(i)
-    if size and size > M.AZURE_COPY_MAX then
-      large[#large + 1] = { uuid = uuid, size = size }
-    else
-      local name = require("mxpc.azure_storage").blob_name(src, uuid)
-      local url = ("%s/%s/%s?%s"):format(src.endpoint, src.bucket, name, sas)
-      local ok, err = a.to.store:copy_from_url(dst.bucket, storage.object_key(a.to.env, uuid), url)
-      if not ok then return nil, err end
-      result.files, result.bytes = result.files + 1, result.bytes + (size or 0)
-      if a.on_file then a.on_file(uuid, size or 0) end
-    end
+    if size and size > M.AZURE_COPY_MAX then large[#large + 1] = { uuid = uuid, size = size } else files:add(uuid, size) end
   end
+  local ok, err = a.to.store:copy_many(src.bucket, files, {
+    to_bucket = dst.bucket, concurrency = a.transfer.concurrency,
+    source_url = src.endpoint, source_query = (src.sas:gsub("^%?", "")),
+    key = function(uuid) return blob_name(src, uuid) end,
+    to_key = function(uuid) return storage.object_key(a.to.env, uuid) end,
+    on_item = on_item(a, result, failure) })
+  if not ok then return nil, failure.err or err end
   return result
 end
 
@@ -152,11 +189,11 @@ local function stream_one(a, uuid, size)
 end
 
 local function copy_stream(a, result, files)
-  local src, dst = a.from.env.storage, a.to.env.storage
+  local src, dst, failure = a.from.env.storage, a.to.env.storage, {}
   -- half the window for the GETs in flight, half for the uploads; an object
   -- larger than a quarter of the GETs' half is streamed on its own (it would
   -- be spilled to disk otherwise)
-  local half = math.max(1, a.transfer.window // 2)
+  local half = math.max(1, math.floor(a.transfer.window / 2))
   local small, large = require("mxpc.fileset").new(), {}
   for i = 1, #files do
     local uuid, size = files:get(i)
@@ -168,29 +205,36 @@ local function copy_stream(a, result, files)
       concurrency = a.transfer.concurrency, window = half, to_bucket = dst.bucket,
       key = function(uuid) return storage.object_key(a.from.env, uuid) end,
       to_key = function(uuid) return storage.object_key(a.to.env, uuid) end,
-      on_item = function(item, res, e)
-        if not res then return false end
-        result.files, result.bytes = result.files + 1, result.bytes + res.size
-        if a.on_file then a.on_file(item.uuid, res.size) end
-        return true
-      end })
-    if not ok then return nil, err end
+      on_item = on_item(a, result, failure) })
+    if not ok then return nil, failure.err or err end
     ok, err = up:finish()
     if not ok then return nil, err end
   end
   for _, f in ipairs(large) do
     local n, err = stream_one(a, f.uuid, f.size)
-    if not n then return nil, err end
-    result.files, result.bytes = result.files + 1, result.bytes + n
-    if a.on_file then a.on_file(f.uuid, n) end
+    if not n and gone(err) then
+      local ok, merr = missing(a, result, f.uuid)
+      if not ok then return nil, merr end
+    elseif not n then
+      return nil, err
+    end
+    if n then
+      result.files, result.bytes = result.files + 1, result.bytes + n
+      if a.on_file then a.on_file(f.uuid, n) end
+    end
   end
   return result
 end
 
 -- Copies the files (a fileset of uuid, size: storage.files_to_copy's) from
 -- a.from to a.to. a.mode: "auto" (default), "server", "stream"; a.transfer:
--- wf.transfer_options(opts); a.on_file(uuid, bytes) after each file.
--- Returns {files =, bytes =, mode =, why =}, or nil, err. A failure or a
+-- wf.transfer_options(opts); a.on_file(uuid, bytes) after each file (when
+-- streamed: once its bytes are handed to the upload; every upload is
+-- finished before copy returns); a.part_threshold, a.part_size: of
+-- UploadPartCopy (default PART_THRESHOLD, PART_SIZE). A source object that
+-- is gone (deleted since it was listed) is reported and skipped (its UUID
+-- in result.missing), or with a.strict an error (storage.missing_file).
+-- Returns {files =, bytes =, mode =, why =, missing = {uuid, ...}}, or nil, err. A failure or a
 -- signal stops everything in flight and leaves no unfinished upload in
 -- parts; the files copied before it stay (a signal is raised).
 function M.copy(a)
@@ -200,7 +244,7 @@ function M.copy(a)
   if not mode then return nil, why end
   log.info("copying files", { files = #a.files, mode = mode, from = where(a.from), to = where(a.to) })
   log.debug("copy mode: " .. why)
-  local result = { files = 0, bytes = 0, mode = mode, why = why }
+  local result = { files = 0, bytes = 0, mode = mode, why = why, missing = {} }
   local ok, r, err = pcall(function()
     if mode == "stream" then return copy_stream(a, result, a.files) end
     if service(a.to.env.storage) == "azure" then

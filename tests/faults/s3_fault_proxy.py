@@ -12,8 +12,10 @@ FILE (--rules) holds a JSON list of rules, read again whenever its content
 changes (then every rule's count starts over); a missing file means no rules.
 A request takes the first rule that matches it and still has uses left:
   {"method": "GET", "key": "part-of-the-path", "times": 1, "action": ...}
-  action "status": answer {"status": 503} (an S3 XML error) without asking
-                   the server;
+  action "status": answer {"status": 503} (an S3 XML error, its <Code>
+                   {"code": ...}, default InternalError for 500 and 200,
+                   else SlowDown) without asking the server; status 200
+                   is what CopyObject answers when it fails after it began;
   action "cut":    forward, but close the connection after {"after": N} bytes
                    of the answer's body ({"hold": seconds} later: default 0);
   action "slow":   forward, sending the body in pieces of {"piece": N} bytes
@@ -131,7 +133,7 @@ def build_head(first, headers):
 def answer_status(client, status, reason):
     body = (f"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{reason}</Code>"
             f"<Message>injected by the test proxy</Message></Error>").encode()
-    names = {500: "Internal Server Error", 503: "Service Unavailable"}
+    names = {200: "OK", 500: "Internal Server Error", 503: "Service Unavailable"}
     client.sendall((f"HTTP/1.1 {status} {names.get(status, 'Error')}\r\nContent-Type: application/xml\r\n"
                     f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode() + body)
 
@@ -190,8 +192,8 @@ def serve(client, target, rules, log):
                     rest += data
             entry["status"] = rule.get("status", 503)
             log_once()
-            answer_status(client, rule.get("status", 503),
-                          "InternalError" if rule.get("status", 503) == 500 else "SlowDown")
+            status = rule.get("status", 503)
+            answer_status(client, status, rule.get("code") or ("InternalError" if status in (200, 500) else "SlowDown"))
             return
         upstream = socket.create_connection(target)
         upstream.sendall(build_head(first, headers) + rest)

@@ -119,12 +119,13 @@ local function quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
 
 -- Runs a Lua script in a child process; returns exit code, stdout, stderr.
 local script_n = 0
-local function run_script(source)
+local function run_script(source, flags)
   script_n = script_n + 1
   local script = ("%s/script%d.lua"):format(dir, script_n)
   t.write(script, source)
   local out, err = script .. ".out", script .. ".err"
-  local rc = t.sh(("%s run %s > %s 2> %s; echo $?"):format(quote(program), quote(script), quote(out), quote(err)))
+  local rc = t.sh(("%s %s run %s > %s 2> %s; echo $?"):format(quote(program), flags or "", quote(script), quote(out),
+    quote(err)))
   local function slurp(p) local f = io.open(p, "rb"); local s = f and f:read("a") or ""; if f then f:close() end; return s end
   return tonumber(rc:match("(%d+)%s*$")), slurp(out), slurp(err)
 end
@@ -154,11 +155,9 @@ end)
 t.test("server: an object above the threshold is copied in UploadPartCopy parts, in parallel", function()
   local a, b = new_bucket("big"), new_bucket("bigdst")
   local files, data = fill(a, "", 3, function(i) return i == 2 and 12 * MiB + 3 or 1000 * i end)
-  file_copy.PART_THRESHOLD, file_copy.PART_SIZE = 6 * MiB, 5 * MiB
   local dst = assert(s3.client(opts()))
   local r = assert(file_copy.copy { from = { store = admin, env = s3_env(a, "") }, to = { store = dst, env = s3_env(b, "x/") },
-    files = files, mode = "server", transfer = transfer })
-  file_copy.PART_THRESHOLD, file_copy.PART_SIZE = 5 * 1024 * MiB, 512 * MiB
+    files = files, mode = "server", transfer = transfer, part_threshold = 6 * MiB, part_size = 5 * MiB })
   t.eq(r.mode, "server")
   t.eq(r.files, 3)
   same_objects(admin, b, "x/", data)
@@ -229,6 +228,13 @@ t.test("decide: S3 and Azure, Azure with and without a SAS, another region", fun
   m, why = file_copy.decide { from = { env = az_sas }, to = { env = az } }
   t.eq(m, "server")
   t.contains(why, "Copy Blob from URL")
+  local none, err = file_copy.decide { from = { env = s }, to = { env = az }, mode = "server" }
+  t.eq(none, nil)
+  t.eq(err.code, "usage")
+  t.eq(err.message, "--copy-mode server is not possible: the source is in S3 and the target in Azure Blob Storage")
+  none, err = file_copy.decide { from = { env = az }, to = { env = az_sas }, mode = "server" }
+  t.eq(none, nil)
+  t.contains(err.message, "--copy-mode server is not possible: the source is reached with an account key")
   local other = s3_env("b", "")
   other.storage.region = "eu-west-9"
   m, why = file_copy.decide { from = { env = s }, to = { env = other } }
@@ -251,6 +257,81 @@ t.test("stream: S3 to Azure Blob Storage (Azurite), byte for byte, a large blob 
   same_objects(az, container, "", data)
   for _, o in ipairs(assert(az:list(container, ""))) do assert(az:delete(container, o.key)) end
   assert(az:delete_bucket(container))
+end)
+
+t.test("server: Azure to Azure with the source's SAS, by Copy Blob from URL; no byte through the tool", function()
+  local key_opts = { endpoint = env.MXPC_AZURE_BLOB_ENDPOINT, account = env.MXPC_AZURE_ACCOUNT_NAME,
+    key = env.MXPC_AZURE_ACCOUNT_KEY, ca_file = env.MXPC_AZURE_CA }
+  local az = assert(azure.client(key_opts))
+  local from, to = "mxpc-fc-azsrc-" .. run_id, "mxpc-fc-azdst-" .. run_id
+  assert(az:create_bucket(from))
+  assert(az:create_bucket(to))
+  local files, data = fileset.new(), {}
+  for i = 1, 6 do
+    local u, s = uuid_of(i), random_bytes(i * 1111)
+    assert(az:put(from, u, s))
+    files:add(u, #s)
+    data[u] = s
+  end
+  local out, code = t.sh((". \"$MXPC_STACK_ENV\" && /usr/bin/python3 -c %s %s"):format(quote([[
+import datetime, os, sys
+from azure.storage.blob import generate_container_sas, ContainerSasPermissions
+print(generate_container_sas(os.environ["MXPC_AZURE_ACCOUNT_NAME"], sys.argv[1],
+    account_key=os.environ["MXPC_AZURE_ACCOUNT_KEY"], permission=ContainerSasPermissions(read=True),
+    expiry=datetime.datetime.utcnow() + datetime.timedelta(hours=1)))
+]]), from))
+  t.eq(code, 0, out)
+  local sas = out:match("^%s*(.-)%s*$")
+  local src = assert(azure.client { endpoint = key_opts.endpoint, account = key_opts.account, sas = sas,
+    ca_file = key_opts.ca_file })
+  local dst = assert(azure.client(key_opts))
+  local function aenv(c, with_sas)
+    return { storage = { service = "azure", endpoint = env.MXPC_AZURE_BLOB_ENDPOINT, bucket = c, prefix = "",
+      sas = with_sas and sas or nil } }
+  end
+  local r = assert(file_copy.copy { from = { store = src, env = aenv(from, true) }, to = { store = dst, env = aenv(to) },
+    files = files, transfer = transfer })
+  t.eq(r.mode, "server")
+  t.contains(r.why, "Copy Blob from URL")
+  t.eq(r.files, 6)
+  same_objects(az, to, "", data)
+  local din, dout = delta(dst, { bytes_in = 0, bytes_out = 0 })
+  t.eq(dout, 0, "bytes the target's client sent")
+  t.ok(din < 6 * 1024, ("the target's client received %d bytes"):format(din))
+  -- without the SAS the source's blobs are streamed
+  r = assert(file_copy.copy { from = { store = src, env = aenv(from) }, to = { store = dst, env = aenv(to) },
+    files = files, transfer = transfer })
+  t.eq(r.mode, "stream")
+  same_objects(az, to, "", data)
+  for _, c in ipairs { from, to } do
+    for _, o in ipairs(assert(az:list(c, ""))) do assert(az:delete(c, o.key)) end
+    assert(az:delete_bucket(c))
+  end
+end)
+
+t.test("a source file deleted since it was listed is skipped and reported; strict makes it an error", function()
+  local a, b = new_bucket("gone"), new_bucket("gonedst")
+  local files, data = fill(a, "", 6, function(i) return i == 4 and 9 * MiB or i * 10 end)
+  local small, big = (files:get(2)), (files:get(4))
+  assert(admin:delete(a, small))
+  assert(admin:delete(a, big))
+  data[small], data[big] = nil, nil
+  for _, mode in ipairs { "server", "stream" } do
+    local r = assert(file_copy.copy { from = { store = admin, env = s3_env(a, "") }, to = { store = admin, env = s3_env(b, mode) },
+      files = files, mode = mode, transfer = transfer })
+    t.eq(r.files, 4, mode)
+    table.sort(r.missing)
+    local want = { small, big }
+    table.sort(want)
+    t.same(r.missing, want, mode)
+    same_objects(admin, b, mode, data)
+    local none, err = file_copy.copy { from = { store = admin, env = s3_env(a, "") }, to = { store = admin, env = s3_env(b, mode) },
+      files = files, mode = mode, transfer = transfer, strict = true }
+    t.eq(none, nil)
+    t.eq(err.code, "not_found")
+    t.contains(err.message, "is missing from storage")
+  end
+  no_uploads(b)
 end)
 
 t.test("server: a CopyObject refused mid-copy names the target's identity and s3:GetObject; no upload left", function()
@@ -284,34 +365,43 @@ t.test("stream: a PUT refused mid-copy fails the copy; no upload left", function
   no_uploads(b)
 end)
 
--- Ctrl-C in a child once the first file is copied, while an object in parts is on its way.
+-- Ctrl-C in a child while an object in parts is on its way: server-side,
+-- once the first (small) file is copied, while the 30 MiB object's
+-- UploadPartCopy parts run; streamed, half a second in, while the 30 MiB
+-- object goes up in parts at 10 MiB/s. The debug log shows the abort.
 local function interrupt(mode)
   local a, b = new_bucket("int" .. mode), new_bucket("intdst" .. mode)
-  local files = fileset.new()
   local small, big = uuid_of(1), uuid_of(2)
   assert(admin:put(a, small, "x"))
   assert(admin:put(a, big, random_bytes(30 * MiB)))
   local rc, out, err = run_script(([[
 local s3 = require "mxpc.s3"
+local process = require "mxpc.process"
 local fileset = require "mxpc.fileset"
 local file_copy = require "mxpc.file_copy"
+local mode = %q
 local o = { endpoint = %q, region = %q, access_key = %q, secret_key = %q, part_size = 5 * 1048576,
   multipart_threshold = 5 * 1048576 }
-local c, d = assert(s3.client(o)), assert(s3.client(o))
+local c = assert(s3.client(o))
+if mode == "stream" then o.max_send_speed = 10 * 1048576 end
+local d = assert(s3.client(o))
 local files = fileset.new()
 files:add(%q, 1)
 files:add(%q, 30 * 1048576)
 file_copy.PART_THRESHOLD, file_copy.PART_SIZE = 6 * 1048576, 5 * 1048576
 local function e(b) return { storage = { service = "s3", endpoint = o.endpoint, region = o.region, bucket = b, prefix = "" } } end
 local pid = io.open("/proc/self/stat"):read("l"):match("^(%%d+)")
+local killer = mode == "stream" and process.spawn { "sh", "-c", "sleep 0.5; kill -INT " .. pid }
 local r, err = file_copy.copy { from = { store = c, env = e(%q) }, to = { store = d, env = e(%q) }, files = files,
-  mode = %q, transfer = { concurrency = 2, window = 64 * 1048576 },
-  on_file = function(u) if u == %q then require("mxpc.process").spawn { "kill", "-INT", pid }:wait() end end }
+  mode = mode, transfer = { concurrency = 2, window = 64 * 1048576 },
+  on_file = function(u) if mode == "server" and u == %q then process.spawn { "kill", "-INT", pid }:wait() end end }
 print("not interrupted", r and r.files, err)
-]]):format(env.MXPC_S3_ENDPOINT, env.MXPC_S3_REGION, env.MXPC_S3_ACCESS_KEY, env.MXPC_S3_SECRET_KEY, small, big, a, b,
-    mode, small))
+]]):format(mode, env.MXPC_S3_ENDPOINT, env.MXPC_S3_REGION, env.MXPC_S3_ACCESS_KEY, env.MXPC_S3_SECRET_KEY, small, big,
+    a, b, small), "-vv")
   t.eq(rc, 130, out .. err)
-  t.contains(err, "interrupted")
+  t.contains(err, "interrupted by SIGINT")
+  t.contains(err, mode == "server" and "aborted the multipart upload of s3://" .. b .. "/" .. big
+    or "aborted the upload in parts of s3://" .. b .. "/" .. big)
   no_uploads(b)
 end
 

@@ -89,6 +89,27 @@ t.test("refused deletes count them and name the first", function()
     { "s3", "1 of 1 objects were not deleted; the first, s3://b/k: InternalError: busy" })
 end)
 
+t.test("a refused server-side copy names the source, the target's identity and s3:GetObject on the source", function()
+  local copy = { method = "PUT", action = "s3:PutObject", object = "s3://acc/k", bucket = "acc",
+    copy_source = "s3://prod/app/k", creds_source = "explicit" }
+  t.same(said(copy), { "forbidden", "access denied: copying s3://prod/app/k into s3://acc/k server-side: AccessDenied; "
+    .. "the target's user (access key AKIAEXAMPLE, credentials from explicit) needs s3:GetObject on the source "
+    .. "bucket prod and s3:PutObject on the target", "allow s3:GetObject on arn:aws:s3:::prod/* for the target's "
+    .. "user (its IAM policy or the source bucket's policy), or copy with --copy-mode stream (each side with its "
+    .. "own credentials)" })
+  copy.role_arn = "arn:aws:iam::1:role/r"
+  t.contains(said(copy)[2], "the target's role (role arn:aws:iam::1:role/r, credentials from explicit)")
+  copy.role_arn, copy.status, copy.s3_code = "", 404, "NoSuchKey"
+  t.same(said(copy), { "not_found", "the source of a server-side copy is gone: s3://prod/app/k (copying into s3://acc/k)" })
+  -- Azure: the service could not read the source of Copy Blob from URL
+  local code, message = require("mxpc.azure_api").describe(facts { service = "azure", method = "PUT",
+    s3_code = "CannotVerifyCopySource", s3_message = "This request is not authorized", object = "azblob://d/u",
+    copy_source = "https://a.blob.core.windows.net/c/u", creds_source = "account key" })
+  t.eq(code, "forbidden")
+  t.eq(message, "Azure Storage could not read the source of a server-side copy: https://a.blob.core.windows.net/c/u "
+    .. "into azblob://d/u: This request is not authorized")
+end)
+
 t.test("an unknown kind is a bug, raised", function()
   t.raises(function() api.describe(facts { kind = "weather" }) end, "unknown kind of S3 error: weather")
 end)

@@ -343,6 +343,29 @@ t.test("SIGTERM, and S3 never answers the abort of the multipart upload: the pro
   t.contains(r.stderr, "could not abort the upload in parts " .. tostring(left[1]))
 end)
 
+t.test("copy_many: a CopyObject answered 200 with an <Error> is tried again when S3 says so, else a failure", function()
+  local body = random_bytes(3000)
+  assert(direct:put(bucket, "copy-src", body))
+  local items = { { key = "copy-src", to_key = "copy-dst-1" } }
+  faults { { method = "PUT", key = "copy-dst-1", action = "status", status = 200, code = "InternalError" } }
+  assert(proxied:copy_many(bucket, items, { to_bucket = bucket }))
+  t.eq(direct:get_string(bucket, "copy-dst-1"), body)
+  local r = requests("copy-dst-1")
+  t.eq(#r, 2, "the copy was tried again")
+  t.same({ r[1].status, r[2].status }, { 200, 200 })
+  t.same({ r[1].action, r[2].action }, { "status", "pass" })
+  items[1].to_key = "copy-dst-2"
+  faults { { method = "PUT", key = "copy-dst-2", action = "status", status = 200, code = "AccessDenied" } }
+  local none, err = proxied:copy_many(bucket, items, { to_bucket = bucket })
+  t.eq(none, nil)
+  t.contains(err.message, "AccessDenied")
+  t.contains(err.message, "copy-dst-2")
+  t.eq(#requests("copy-dst-2"), 1, "a refusal inside a 200 is not tried again")
+  t.eq(direct:head(bucket, "copy-dst-2"), nil)
+  faults {}
+  for _, k in ipairs { "copy-src", "copy-dst-1" } do direct:delete(bucket, k) end
+end)
+
 t.test("cleanup", function()
   faults {}
   for i = 1, n do
