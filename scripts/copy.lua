@@ -3,7 +3,7 @@
 --   { from = "NS/ENV", to = "NS/ENV", from_kubeconfig =, from_context =, to_kubeconfig =, to_context =,
 --     copy_mode = "auto"|"server"|"stream", stop_app =, database_only =, files_only =, dry_run =,
 --     safety_backup =, delete_extra_files =, files_larger_than =, files_smaller_than =,
---     files_changed_since =, files_of =, hooks = }
+--     files_changed_since =, files_of =, strict =, hooks = }
 -- Everything restore offers applies to the target. The backup hooks
 -- (before_backup, select_file, after_backup) see the source, the restore
 -- hooks (before_restore, restore_sql, after_restore) the target.
@@ -60,12 +60,13 @@ local restore <close> = with_db and assert(wf.copy_database { from = from, to = 
 
 -- 5. Copy the files: server-side where the target can read the source's
 --    objects on the same endpoint, else streamed GET -> PUT in memory.
-local copied = { files = 0, bytes = 0 }
+local copied = { files = 0, bytes = 0, missing = {} }
 if with_files then
   local meter <close> = wf.progress("copying files", #chosen.files, { phase = "copy", bytes = chosen.files:bytes() })
   copied = assert(wf.copy_files { from = { store = src_store, env = from }, to = { store = dst_store, env = to },
-    files = chosen.files, mode = opts.copy_mode or "auto", transfer = transfer,
+    files = chosen.files, mode = opts.copy_mode or "auto", transfer = transfer, strict = opts.strict,
     on_file = function(_, bytes) meter.step(bytes) end })
+  for _, uuid in ipairs(chosen.missing) do copied.missing[#copied.missing + 1] = uuid end -- (gone when sized)
   -- the bytes of storage answers that passed through the tool: the files' when streamed, next to none server-side
   local function received(store) return store.stats and store:stats().bytes_in or 0 end
   copied.received = received(src_store) + received(dst_store)
@@ -74,7 +75,7 @@ if with_files then
 end
 if restore then assert(restore:loaded()) end
 sees(from, src_db, src_store):call("after_backup", { files = copied.files, bytes = copied.bytes,
-  selected = chosen and #chosen.files or 0, total = chosen and chosen.in_use or 0,
+  missing = #copied.missing, selected = chosen and #chosen.files or 0, total = chosen and chosen.in_use or 0,
   seconds = os.time() - started })
 
 -- 6. Every file is in place: commit the target's database, with the
@@ -98,10 +99,12 @@ sees(to, nil, dst_store):call("after_restore", { from = opts.from, database = wi
   bytes = copied.bytes, seconds = os.time() - started })
 log.info("copy finished", { event = "summary", from = opts.from, to = opts.to, database = with_db,
   files = copied.files, bytes = copied.bytes, mode = with_files and copied.mode or nil, received = copied.received,
+  missing = #copied.missing > 0 and #copied.missing or nil,
   deleted = deleted or nil, seconds = os.time() - started })
-io.stdout:write(("copied %s/%s into %s/%s: %s%d files (%d bytes%s)%s%s\n"):format(
+io.stdout:write(("copied %s/%s into %s/%s: %s%d files (%d bytes%s)%s%s%s\n"):format(
   from.namespace, from.name, to.namespace, to.name, with_db and "database, " or "", copied.files, copied.bytes,
   with_files and (", " .. copied.mode) or "",
+  #copied.missing > 0 and (", %d files missing from the source's storage skipped"):format(#copied.missing) or "",
   deleted and (", %d files the source lacks deleted"):format(deleted) or "",
   opts.safety_backup and ("; safety backup in %s"):format(opts.safety_backup) or ""))
 return 0

@@ -426,10 +426,12 @@ Restore.__index = Restore
 
 -- Kills whatever still runs: before the commit, the database is as it was.
 function Restore:__close()
+  -- the meter first: it polls the relay, which must not be asked once closed
+  -- (that error would take the place of the one that unwinds the run)
+  if self.meter then self.meter:finish(not self.committed) end
   if self.psql then self.psql:close() end -- killed before its input ends: nothing is committed
   if self.relay then self.relay:close() end
   if self.producer then self.producer:close() end
-  if self.meter then self.meter:finish(not self.committed) end
 end
 
 function M.start_restore(env, source)

@@ -382,6 +382,8 @@ command {
       "nothing is copied" },
     { long = "delete-extra-files", help = "after the copy, delete the target's files in storage that the source " ..
       "did not copy (needs s3:ListBucket)" },
+    { long = "strict", help = "fail (exit 1, the target's database unchanged) when a file the source's database " ..
+      "references is missing from its storage, instead of skipping it" },
     selection_options[1], selection_options[2], selection_options[3], selection_options[4], hooks_option,
     transfer_options[1], transfer_options[2],
     { long = "from-kubeconfig", value = "FILE", help = "kubeconfig of the source's cluster (default: as --kubeconfig " ..
@@ -401,6 +403,9 @@ command {
     end
     if selection.options(opts) and opts.database_only then
       args.usage_error("--files-* options select files; --database-only copies none")
+    end
+    if opts.strict and opts.database_only then
+      args.usage_error("--strict is about the files; --database-only copies none")
     end
     if opts.copy_mode and opts.database_only then
       args.usage_error("--copy-mode is about the files; --database-only copies none")

@@ -182,6 +182,24 @@ expect_err "... with pg_dump's message" "simulated: the source went away"
 check "... the target's database as it was" '[ "$(fingerprint)" = "$before" ]'
 check "... the app runs" '[ "$(replicas)" = 1 ]'
 
+# a file the source's database references but its storage lacks: skipped and said, or with --strict an error
+cat >"$work/delete.lua" <<'EOF'
+local s3 = require "mxpc.s3"
+local c = assert(s3.client { endpoint = os.getenv("MXPC_S3_ENDPOINT"), access_key = os.getenv("MXPC_S3_ACCESS_KEY"),
+  secret_key = os.getenv("MXPC_S3_SECRET_KEY"), region = "us-east-1", path_style = true })
+assert(c:delete(arg[1], arg[2]))
+EOF
+"$bin" run "$work/delete.lua" mendix-shared "$key"
+run "copy --strict with a file missing from the source's storage fails" 1 copy --from mendix/demo-app \
+  --to mendix/demo-copy --stop-app --strict
+expect_err "... naming the file" "is missing from storage"
+check "... the target's database as it was" '[ "$(fingerprint)" = "$before" ]'
+check "... the app runs" '[ "$(replicas)" = 1 ]'
+run "without --strict it is skipped" 0 copy --from mendix/demo-app --to mendix/demo-copy --stop-app
+grep -q "19 files .*1 files missing from the source's storage skipped" "$work/out" && ok "... and said" \
+  || bad "... and said: $(cat "$work/out")"
+before=$(fingerprint)
+
 # --- signals at every phase ---------------------------------------------------------------------------------
 cat >"$work/pause.lua" <<'EOF'
 -- waits at the hook point COPY_PAUSE_AT (after touching COPY_MARKER) until a signal comes
