@@ -28,7 +28,7 @@ if opts.dry_run then return require("mxpc.dry_run").copy(opts) end
 local target_opts = wf.side_options(opts, "to")
 target_opts.safety_backup, target_opts.database_only = opts.safety_backup, opts.database_only
 assert(wf.check_safety_backup(target_opts))
-local from, to = assert(wf.resolve_pair(opts))
+local from, to = assert(wf.both_environments(opts))
 local src_db <close> = assert(wf.connect_database(from))
 assert(wf.check_files_of(src_db, opts.files_of))
 local src_store <close> = with_files and assert(wf.connect_storage(from)) or nil

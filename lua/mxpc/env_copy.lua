@@ -64,7 +64,7 @@ end
 -- Finds both environments (each in its own cluster: --from-kubeconfig,
 -- --to-context, ...) and refuses a copy onto itself. Returns from, to (the
 -- environments of wf.resolve) or nil, err.
-function M.resolve_pair(opts)
+function M.both_environments(opts)
   local wf = require "mxpc.workflow"
   local fo, to = M.side_options(opts, "from"), M.side_options(opts, "to")
   local from_env, err = wf.resolve(fo)
