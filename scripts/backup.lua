@@ -33,6 +33,7 @@ hooks:call("before_backup")
 -- database-only backup, written under a temporary name and then renamed.
 if opts.database_only then
   local work <close> = assert(wf.workdir(opts.file))
+  assert(wf.check_dump_space(db, work.path))
   local dump_size = assert(wf.dump_database(env, work.path .. "/db.backup"))
   assert(wf.deliver_file(target, work.path .. "/db.backup")) -- from its end on, a signal comes too late
   wf.too_late("the backup was written")
@@ -55,6 +56,7 @@ local transfer = wf.transfer_options(opts)
 --    server cannot share one (a standby, no right to pg_export_snapshot),
 --    they are read at slightly different times, with a warning.
 local work <close> = assert(wf.workdir(opts.file))
+assert(wf.check_dump_space(db, work.path))
 local snapshot <close>, serr = wf.export_snapshot(env)
 if not snapshot then
   if serr.code ~= "snapshot" then error(serr, 0) end

@@ -36,13 +36,20 @@ end
 if opts.dry_run then return require("mxpc.dry_run").restore(opts, summary) end
 assert(wf.check_safety_backup(opts))
 
--- 2. Find the environment; it must be stopped (or stopped for us).
+-- 2. Find the environment; it must be stopped, or --stop-app given. The app
+--    is stopped for the database phase only (step 5): it runs on while the
+--    files are uploaded and the dump unpacked. With --safety-backup (so that
+--    the backup is consistent) or --files-only it is stopped now.
 local env = assert(wf.resolve(opts))
+local with_db, with_files = not opts.files_only, not opts.database_only and summary.kind ~= "dump"
 local app <close> = wf.app_control(env) -- starts the app again when closed, if it was stopped
-assert(app:ensure_stopped(opts.stop_app))
+if opts.safety_backup or not with_db then
+  assert(app:ensure_stopped(opts.stop_app))
+else
+  assert(app:check(opts.stop_app))
+end
 
 -- 3. Check that the database and the storage answer before changing anything.
-local with_db, with_files = not opts.files_only, not opts.database_only and summary.kind ~= "dump"
 local db <close> = with_db and assert(wf.connect_database(env)) or nil
 local store <close> = with_files and assert(wf.connect_storage(env)) or nil
 -- --delete-extra-files: the objects the archive lacks, listed now (s3:ListBucket)
@@ -60,9 +67,13 @@ local unpacked = wf.unpack_archive { input = input, summary = summary, dump = wo
   env = env, store = store, with_db = with_db, with_files = with_files, transfer = wf.transfer_options(opts) }
 local uploaded, bytes = unpacked.files, unpacked.bytes
 
--- 5. Replace the database's contents in one transaction, which also runs the
---    restore_sql hook's SQL after the data is loaded.
-if with_db then wf.replace_database { env = env, db = db, dump = unpacked.dump, hooks = hooks } end
+-- 5. Stop the app (--stop-app) and replace the database's contents in one
+--    transaction, which also runs the restore_sql hook's SQL after the data
+--    is loaded.
+if with_db then
+  assert(app:ensure_stopped(opts.stop_app))
+  wf.replace_database { env = env, db = db, dump = unpacked.dump, hooks = hooks }
+end
 
 -- 6. --delete-extra-files: only now that every file and the database are restored
 local deleted = extra and assert(wf.delete_objects(store, env, extra))

@@ -26,6 +26,9 @@ end
 -- How long starting the app again is retried while the Kubernetes API is down
 -- or answers 5xx/429, in seconds.
 M.START_RETRY_SECONDS = 30
+-- How often the stopping app's pods are counted, in seconds (the app is down
+-- from the stop on: a long pause would be downtime).
+M.POD_POLL_SECONDS = 0.2
 
 local RETRY_STATUS = { [408] = true, [409] = true, [429] = true }
 
@@ -58,22 +61,35 @@ function M.app_control(env)
   return setmetatable({ env = env, replicas = env.replicas or 0, stopped = false }, App)
 end
 
--- Makes sure the app does not run. With `stop`, scales it to 0 and waits for
--- its pods to go (at most `timeout` seconds, default 300); without, a running
--- app is an error. true or nil, err; after a failure or a signal the app is
--- started again before this returns.
-function App:ensure_stopped(stop, timeout)
+-- Whether the app may be restored into: true if it is stopped (then
+-- self.running = false) or `stop` says to stop it (self.running = true);
+-- a running app without `stop` is an error. Changes nothing, so a restore
+-- can check first and stop the app only for its database phase.
+function App:check(stop)
   local env, replicas = self.env, self.replicas
   local pods, perr = M.running_pods(env)
   if not pods and not errors.is(perr, "forbidden") then return nil, perr end
-  if replicas == 0 and (pods or 0) == 0 then return true end
-  if not stop then
+  self.running = not (replicas == 0 and (pods or 0) == 0)
+  if self.running and not stop then
     return nil, errors.new { code = "running",
       message = ("environment %s/%s is running (%d replicas%s); restoring into a running app can break it"):format(
         env.namespace, env.name, replicas, pods and (", %d pods"):format(pods) or ""),
       hint = ("stop it first (%s), or use --stop-app to stop it for the restore and start it again afterwards"):format(
         scale_command(env, 0)) }
   end
+  return true
+end
+
+-- Makes sure the app does not run. With `stop`, scales it to 0 and waits for
+-- its pods to go (at most `timeout` seconds, default 300); without, a running
+-- app is an error. true or nil, err; after a failure or a signal the app is
+-- started again before this returns.
+function App:ensure_stopped(stop, timeout)
+  local env, replicas = self.env, self.replicas
+  if self.stopped then return true end
+  local ok, cerr = self:check(stop)
+  if not ok then return nil, cerr end
+  if not self.running then return true end
   log.info("stopping the app", { replicas = replicas })
   local function stop_and_wait()
     self.stopped = true -- from the request on, even if it is interrupted
@@ -96,13 +112,13 @@ function App:ensure_stopped(stop, timeout)
         return nil, errors.new { code = "timeout", message = ("%d pods of %s/%s still run after %d seconds"):format(
           n, env.namespace, env.name, timeout or 300) }
       end
-      runtime.sleep(1)
+      runtime.sleep(M.POD_POLL_SECONDS)
     end
   end
-  local ran, ok, err = pcall(stop_and_wait)
-  if not ran or not ok then
-    self:__close(not ran and ok or nil)
-    if not ran then error(ok, 0) end
+  local ran, ok2, err = pcall(stop_and_wait)
+  if not ran or not ok2 then
+    self:__close(not ran and ok2 or nil)
+    if not ran then error(ok2, 0) end
     return nil, err
   end
   log.info("app stopped")

@@ -345,6 +345,32 @@ function M.start_dump(env, path, opts)
   end })
 end
 
+-- How much space pg_dump's custom-format file of the database needs, at
+-- most: the size of its tables' data (heap and TOAST, without indexes,
+-- which a dump holds as CREATE INDEX only), as compressed as such data
+-- (text, numbers, bytea) at least gets, DUMP_SHRINK; with -Z0 (`level` 0)
+-- all of it. Bytes, or nil, err.
+M.DUMP_SHRINK = 0.5
+function M.dump_space(conn, level)
+  local rows, err = conn:query("select coalesce(sum(pg_table_size(c.oid)), 0)::bigint as n from pg_class c " ..
+    "join pg_namespace s on s.oid = c.relnamespace where c.relkind in ('r', 'm', 'p') " ..
+    "and s.nspname not in ('pg_catalog', 'information_schema') and s.nspname not like 'pg_toast%'")
+  if not rows then return nil, err end
+  local n = math.tointeger(rows[1].n) or 0
+  return level == 0 and n or math.ceil(n * M.DUMP_SHRINK)
+end
+
+-- Before a dump into the working directory `dir`: says how much space it
+-- needs (dump_space) and fails early, with that number, when it is not free.
+function M.check_dump_space(conn, dir, level)
+  local need, err = M.dump_space(conn, level)
+  if not need then return nil, err end
+  log.info("space the dump needs", { bytes = need, directory = dir })
+  return require("mxpc.workdir").check_space(dir, need, "the database dump",
+    "free that much there, or write the archive where there is room (the dump goes beside it; " ..
+    "into TMPDIR for -f - and s3://)")
+end
+
 -- pg_dump -O -x -Fc into `path`; returns its size.
 function M.dump_database(env, path)
   local dump <close>, err = M.start_dump(env, path)

@@ -11,18 +11,19 @@ local function min_free()
   return math.tointeger(tonumber(os.getenv("MXPC_MIN_FREE") or "")) or 64 * 1024 * 1024
 end
 
-local function no_room(dir, wanted, free)
+local function no_room(dir, wanted, bytes, free, hint)
   return nil, errors.new { code = "space",
-    message = ("not enough space in %s for %s: %d bytes free, %d bytes kept free"):format(dir, wanted, free,
-      min_free()),
-    hint = "point TMPDIR at a larger file system, or restore from a file or from s3://BUCKET/KEY instead" }
+    message = ("not enough space in %s for %s: it needs %d bytes more, %d bytes are free, %d bytes are kept free"):format(
+      dir, wanted, bytes, free, min_free()),
+    hint = hint or "point TMPDIR at a larger file system, or restore from a file or from s3://BUCKET/KEY instead" }
 end
 
--- Checks that `bytes` more fit in the working directory, keeping MXPC_MIN_FREE.
-function M.check_space(dir, bytes, what)
+-- Checks that `bytes` more fit in the working directory, keeping MXPC_MIN_FREE;
+-- `hint` says what to do when they do not.
+function M.check_space(dir, bytes, what, hint)
   local free, err = fs.free_space(dir)
   if not free then return nil, err end
-  if free - bytes < min_free() then return no_room(dir, what, free) end
+  if free - bytes < min_free() then return no_room(dir, what, bytes, free, hint) end
   return true
 end
 

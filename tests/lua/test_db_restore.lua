@@ -253,4 +253,27 @@ t.test("export_snapshot: where the server refuses, nil and an error of code snap
   assert(src:exec("grant execute on function pg_export_snapshot() to public"))
 end)
 
+t.test("check_dump_space: the space the dump needs, and an early error with that number", function()
+  local conn <close> = connect("mxpc_relay_src")
+  local need = assert(wf.dump_space(conn))
+  local all = assert(wf.dump_space(conn, 0))
+  t.ok(all > 4000000 and all < 40000000, "the tables' data: " .. all)
+  t.eq(need, math.ceil(all * wf.DUMP_SHRINK))
+  t.ok(wf.check_dump_space(conn, t.tmpdir()))
+  local script = t.tmpdir() .. "/space.lua"
+  t.write(script, ([[
+    local pg, wf = require "mxpc.pg", require "mxpc.workflow"
+    local c = assert(pg.connect { host = "127.0.0.1", port = %s, dbname = "mxpc_relay_src", user = %q, password = %q })
+    local ok, err = wf.check_dump_space(c, "/tmp")
+    print(ok, err.code, err.message, err.hint)
+  ]]):format(env.MXPC_PG_PLAIN_PORT, env.MXPC_PG_SUPERUSER, env.MXPC_PG_SUPERPASS))
+  local out, code = t.sh(("MXPC_MIN_FREE=%d %s run %s"):format(1 << 60, t.program(), script))
+  t.eq(code, 0, out)
+  t.contains(out, ("nil\tspace\tnot enough space in /tmp for the database dump: it needs %d bytes more"):format(need))
+  t.contains(out, "write the archive where there is room")
+  -- a dump of the database is indeed smaller than the bound
+  local dump = t.tmpdir() .. "/d.backup"
+  t.ok(assert(wf.dump_database(db_env("mxpc_relay_src"), dump)) <= need, "the dump fits the estimate")
+end)
+
 return t.run()
