@@ -278,6 +278,16 @@ command {
   end,
 }
 
+-- What a restore or a copy writes: the database, the files, or both.
+local function check_parts(opts)
+  if opts.database_only and opts.files_only then
+    args.usage_error("--database-only and --files-only exclude each other")
+  end
+  if opts.delete_extra_files and opts.database_only then
+    args.usage_error("--delete-extra-files and --database-only exclude each other: the files are left as they are")
+  end
+end
+
 command {
   name = "restore",
   summary = "restore a backup archive into an environment",
@@ -331,12 +341,7 @@ command {
     elseif opts.at then
       args.usage_error("--at picks an archive of a schedule: it needs -f s3://BUCKET/PREFIX/NS/ENV/ (ending in /)")
     end
-    if opts.database_only and opts.files_only then
-      args.usage_error("--database-only and --files-only exclude each other")
-    end
-    if opts.delete_extra_files and opts.database_only then
-      args.usage_error("--delete-extra-files and --database-only exclude each other: the files are left as they are")
-    end
+    check_parts(opts)
     if opts.safety_backup and opts.safety_backup == opts.file then
       args.usage_error("--safety-backup must not be the archive to restore (%s)", opts.file)
     end
@@ -395,12 +400,7 @@ command {
     env_options[5], env_options[7],
   },
   run = function(opts)
-    if opts.database_only and opts.files_only then
-      args.usage_error("--database-only and --files-only exclude each other")
-    end
-    if opts.delete_extra_files and opts.database_only then
-      args.usage_error("--delete-extra-files and --database-only exclude each other: the files are left as they are")
-    end
+    check_parts(opts)
     if selection.options(opts) and opts.database_only then
       args.usage_error("--files-* options select files; --database-only copies none")
     end
