@@ -65,21 +65,15 @@ local transfer = wf.transfer_options(opts)
 --    they are read at slightly different times, with a warning.
 local work <close> = not plan.dry and assert(wf.workdir(opts.file)) or nil
 if work then assert(wf.check_dump_space(db, work.path, wf.DUMP_LEVEL)) end
-local function shared_snapshot()
-  local snap, err = wf.export_snapshot(env)
-  if snap then return snap end
-  if err.code ~= "snapshot" then error(err, 0) end
-  log.warn(err.message, { hint = err.hint })
-end
-local snapshot <close> = work and shared_snapshot() or nil
+local snapshot <close> = work and assert(wf.source_snapshot(env, db)) or nil
 local dump <close> = work and assert(wf.start_dump(env, work.path .. "/db.backup",
-  { snapshot = snapshot and snapshot.id, level = wf.DUMP_LEVEL })) or nil
+  { snapshot = snapshot.id, level = wf.DUMP_LEVEL })) or nil
 
 -- 3. Which files are in use (FileDocument rows with contents), and their
 --    sizes: from the database (the snapshot's), else asked of the storage;
 --    then those that --files-* and the select_file hook take.
 local facts = wf.database_facts(db)
-local chosen = plan:check(wf.files_to_copy(snapshot and snapshot.conn or db, store, env, hooks, opts, transfer))
+local chosen = plan:check(wf.files_to_copy(snapshot and snapshot.db or db, store, env, hooks, opts, transfer))
 if not chosen then return plan:finish() end
 local files, missing, selected = chosen.files, chosen.missing, chosen.selected
 if plan.dry then

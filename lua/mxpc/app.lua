@@ -73,8 +73,9 @@ function App:check(stop)
   if not pods and not errors.is(perr, "forbidden") then return nil, perr end
   self.running = not (replicas == 0 and (pods or 0) == 0)
   local dry = require("mxpc.plan").dry()
+  local what = env.role == "target" and "the target's app" or "the app"
   if not self.running then
-    if dry then dry:say("the app is stopped") end
+    if dry then dry:say("%s is stopped", what) end
     return true
   end
   if not stop then
@@ -87,7 +88,7 @@ function App:check(stop)
   if dry then -- (a stopped app is left alone: no patch, no pod list)
     local plan = require "mxpc.plan"
     dry:may(env.client, env.namespace, plan.STOP_VERBS, "--stop-app")
-    dry:say("would stop the app (%d replicas%s) and start it again afterwards", replicas,
+    dry:say("would stop %s (%d replicas%s) and start it again afterwards", what, replicas,
       pods and (", %d pods"):format(pods) or "")
   end
   return true

@@ -86,7 +86,8 @@ function M.connect_database(env, opts)
   local dry = require("mxpc.plan").dry()
   if dry then
     local facts = M.database_facts(conn)
-    dry:say("database: answers, %d bytes, model version %s", facts.size, facts.model_version)
+    dry:say("%s: answers, %d bytes, model version %s", env.role and (env.role .. " database") or "database",
+      facts.size, facts.model_version)
   end
   return conn
 end
@@ -489,10 +490,12 @@ Restore.__index = Restore
 
 -- Kills whatever still runs: before the commit, the database is as it was.
 function Restore:__close()
+  -- the meter first: it polls the relay, which must not be asked once closed
+  -- (that error would take the place of the one that unwinds the run)
+  if self.meter then self.meter:finish(not self.committed) end
   if self.psql then self.psql:close() end -- killed before its input ends: nothing is committed
   if self.relay then self.relay:close() end
   if self.producer then self.producer:close() end
-  if self.meter then self.meter:finish(not self.committed) end
 end
 
 function M.start_restore(env, source)
@@ -573,6 +576,24 @@ function M.restore_database(env, dump_path, extra_sql)
   local h <close>, err = M.start_restore(env, { dump = dump_path })
   if not h then return nil, err end
   return h:commit(extra_sql)
+end
+
+-- The database of the environment read (a backup's, a copy's source) at
+-- one point in time: snap.id, the snapshot pg_dump reads (export_snapshot,
+-- on a connection of its own), and snap.db, a connection whose listing of files sees that same
+-- point. Where the server refuses to share a snapshot (a standby, old
+-- permissions): a warning, snap.id nil and snap.db the run's connection
+-- `db`, so that the files are listed a moment apart from the dump. Closing
+-- it ends the snapshot.
+function M.source_snapshot(env, db)
+  local snap, err = M.export_snapshot(env)
+  if snap then
+    snap.db = snap.conn
+    return snap
+  end
+  if not errors.is(err, "snapshot") then return nil, err end
+  log.warn(err.message .. ": the files are listed apart from the dump", { hint = err.hint })
+  return setmetatable({ db = db }, { __close = function() end })
 end
 
 return M

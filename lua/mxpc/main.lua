@@ -286,6 +286,16 @@ command {
   end,
 }
 
+-- What a restore or a copy writes: the database, the files, or both.
+local function check_parts(opts)
+  if opts.database_only and opts.files_only then
+    args.usage_error("--database-only and --files-only exclude each other")
+  end
+  if opts.delete_extra_files and opts.database_only then
+    args.usage_error("--delete-extra-files and --database-only exclude each other: the files are left as they are")
+  end
+end
+
 command {
   name = "restore",
   summary = "restore a backup archive into an environment",
@@ -346,16 +356,79 @@ command {
       args.usage_error("--at picks an archive of a schedule: it needs -f s3://BUCKET/PREFIX/NS/ENV/ or " ..
         "azblob://ACCOUNT/CONTAINER/PREFIX/NS/ENV/ (ending in /)")
     end
-    if opts.database_only and opts.files_only then
-      args.usage_error("--database-only and --files-only exclude each other")
-    end
-    if opts.delete_extra_files and opts.database_only then
-      args.usage_error("--delete-extra-files and --database-only exclude each other: the files are left as they are")
-    end
+    check_parts(opts)
     if opts.safety_backup and opts.safety_backup == opts.file then
       args.usage_error("--safety-backup must not be the archive to restore (%s)", opts.file)
     end
     return workflow("restore")(opts)
+  end,
+}
+
+-- copy --from NS/ENV --to NS/ENV: each side in its own cluster if need be.
+local function check_env_ref(v)
+  local ok, why = require("mxpc.env_copy").parse_env_ref(v)
+  return ok ~= nil, why
+end
+
+command {
+  name = "copy",
+  summary = "copy one environment's database and files into another, with no archive in between",
+  usage = "copy --from NAMESPACE/ENVIRONMENT --to NAMESPACE/ENVIRONMENT [options]",
+  description = "Copies the source environment's PostgreSQL database and the files its\n" ..
+      "System.FileDocument rows reference into the target environment: pg_dump of the\n" ..
+      "source is restored into the target's database in one transaction, which\n" ..
+      "commits only after every file is in place in the target's storage. Files are\n" ..
+      "copied server-side where the target's credentials can read the source's\n" ..
+      "objects on the same S3 endpoint, else streamed (GET -> PUT in memory); -v says\n" ..
+      "which and why, --copy-mode forces one. No archive is written anywhere.\n" ..
+      "The restore's options apply to the target; the backup hooks see the source,\n" ..
+      "the restore hooks the target. A failure or Ctrl-C before the commit leaves\n" ..
+      "the target's database as it was and starts its app again (docs/copy.md).",
+  options = {
+    { long = "from", value = "NS/ENV", required = true, check = check_env_ref,
+      help = "the source environment: its namespace and internal name (MendixApp)" },
+    { long = "to", value = "NS/ENV", required = true, check = check_env_ref,
+      help = "the target environment, whose database and files are replaced" },
+    { long = "copy-mode", value = "MODE", choices = { "auto", "server", "stream" },
+      help = "how files are copied: auto (default), server (CopyObject on the same endpoint) or stream",
+      check = function(v) return v == "auto" or v == "server" or v == "stream", "expected auto, server or stream" end },
+    { long = "stop-app", help = "scale the target's app to 0 for the copy and back afterwards (needs patch on " ..
+      "mendixapps)" },
+    { long = "database-only", help = "copy only the database, leave the target's files as they are" },
+    { long = "files-only", help = "copy only the files, leave the target's database as it is" },
+    { long = "dry-run", help = "check both environments (cluster permissions, databases, storage) and say what " ..
+      "would change; change nothing anywhere (exit 1 with the reasons if the copy would not start)" },
+    { long = "safety-backup", value = "FILE", help = "first back up the target into FILE (kept); if that fails, " ..
+      "nothing is copied" },
+    { long = "delete-extra-files", help = "after the copy, delete the target's files in storage that the source " ..
+      "did not copy (needs s3:ListBucket)" },
+    { long = "strict", help = "fail (exit 1, the target's database unchanged) when a file the source's database " ..
+      "references is missing from its storage, instead of skipping it" },
+    selection_options[1], selection_options[2], selection_options[3], selection_options[4], hooks_option,
+    transfer_options[1], transfer_options[2],
+    { long = "from-kubeconfig", value = "FILE", help = "kubeconfig of the source's cluster (default: as --kubeconfig " ..
+      "of backup)" },
+    { long = "from-context", value = "NAME", help = "kubeconfig context of the source (default: the current one)" },
+    { long = "to-kubeconfig", value = "FILE", help = "kubeconfig of the target's cluster (default: as --kubeconfig " ..
+      "of restore)" },
+    { long = "to-context", value = "NAME", help = "kubeconfig context of the target (default: the current one)" },
+    env_options[5], env_options[7],
+  },
+  run = function(opts)
+    check_parts(opts)
+    if selection.options(opts) and opts.database_only then
+      args.usage_error("--files-* options select files; --database-only copies none")
+    end
+    if opts.strict and opts.database_only then
+      args.usage_error("--strict is about the files; --database-only copies none")
+    end
+    if opts.copy_mode and opts.database_only then
+      args.usage_error("--copy-mode is about the files; --database-only copies none")
+    end
+    if opts.from == opts.to and opts.from_kubeconfig == opts.to_kubeconfig and opts.from_context == opts.to_context then
+      args.usage_error("--from and --to are the same environment (%s): copy into another environment", opts.from)
+    end
+    return workflow("copy")(opts)
   end,
 }
 

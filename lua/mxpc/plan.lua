@@ -52,9 +52,13 @@ function Plan:say(fmt, ...)
 end
 
 -- A reason the run cannot start (an error object, or a message and a hint):
--- raised in a real run, recorded in a dry run. Returns nil.
+-- raised in a real run, recorded in a dry run. A usage error (code "usage":
+-- the command line itself is wrong) is raised in a dry run too, so that it
+-- exits 2 as the real run would. Returns nil.
 function Plan:refuse(err, hint)
-  if not self.dry then error(err ~= nil and err or "a check of the run failed", 0) end
+  if not self.dry or (type(err) == "table" and err.code == "usage") then
+    error(err ~= nil and err or "a check of the run failed", 0)
+  end
   err = type(err) == "table" and err or { message = tostring(err), hint = hint }
   self.reasons[#self.reasons + 1] = err
   return nil

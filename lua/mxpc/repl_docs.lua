@@ -132,7 +132,7 @@ docs.modules = {
       { "sign{method=, path=, query=, headers=, region=, ...}", "the same as aws.sign (kept for scripts)" },
       { "rds_token{host=, port=, user=, region=}", "the same as aws.rds_token (kept for scripts)" },
     } },
-  { name = "wf", module = "mxpc.workflow", summary = "the steps of the backup and restore workflows",
+  { name = "wf", module = "mxpc.workflow", summary = "the steps of the backup, restore and copy workflows",
     functions = {
       { "connect_cluster{kubeconfig=, context=}", "a k8s client, as kubectl finds the cluster" },
       { "resolve{namespace=, environment=, kubeconfig=, context=}",
@@ -186,6 +186,16 @@ docs.modules = {
       { "plan(opts, what)", "the run's plan (to-be-closed): plan:check(ok, err) raises, or in a --dry-run records; plan:say(fmt, ...), plan:finish()" },
       { "check_safety_backup(opts)", "whether --safety-backup FILE can be written" },
       { "safety_backup(opts)", "backs up the environment into opts.safety_backup (the backup workflow)" },
+      { "parse_env_ref(\"NS/ENV\")", "copy's --from/--to: namespace, environment; or nil, why" },
+      { "side_options(opts, \"from\" | \"to\")", "the options resolve takes for one side of a copy" },
+      { "both_environments(opts)", "copy's source and target, resolved (each in its cluster): from, to; or nil, err" },
+      { "check_not_same(from, to [, {database_only=, files_only=}])",
+        "true, or a usage error: the same environment, database or place in storage" },
+      { "source_snapshot(env, db)", "the source at one point: snap.id (pg_dump --snapshot), snap.db lists its files" },
+      { "copy_database{from=, to=, snapshot=}", "the source's pg_dump streamed into the target's restore: h:loaded(), h:commit([sql])" },
+      { "copy_files{from=, to=, files=, mode=, transfer=, strict=, on_file=}",
+        "files copied server-side or streamed (mxpc.file_copy): {files=, bytes=, mode=, why=, missing=}" },
+      { "copy_mode(from, to [, mode [, files]])", "how copy_files would copy: \"server\" | \"stream\", and why" },
     } },
 }
 

@@ -23,7 +23,7 @@ function M.connect_storage(env)
   if st.service == "azure" then
     local client, err = require("mxpc.azure_storage").connect(st)
     local dry = client and require("mxpc.plan").dry()
-    if dry then dry:say("storage: answers") end
+    if dry then dry:say("%s: answers", env.role and (env.role .. " storage") or "storage") end
     return client, err
   end
   local client, err = s3.client { endpoint = st.endpoint, region = st.region or "us-east-1",
@@ -35,7 +35,7 @@ function M.connect_storage(env)
   local _, perr = client:head(st.bucket, st.prefix .. ".mxpc-probe")
   if perr and not errors.is(perr, "not_found") and not errors.is(perr, "forbidden") then return nil, perr end
   local dry = require("mxpc.plan").dry()
-  if dry then dry:say("storage: answers") end
+  if dry then dry:say("%s: answers", env.role and (env.role .. " storage") or "storage") end
   return client
 end
 

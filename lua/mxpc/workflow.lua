@@ -10,6 +10,7 @@
 --   mxpc.archive_io  where the archive is: file, stdout/stdin, s3://
 --   mxpc.storage     the environment's files: connect, choose, compare, delete
 --   mxpc.workdir     the private working directory and its free space
+--   mxpc.env_copy    copy: both environments, their files and database copied
 -- Here: the cluster and the environment, the run's hooks, signals, progress,
 -- the safety backup before a restore.
 local backup_archive = require "mxpc.backup_archive"
@@ -21,7 +22,7 @@ local progress = require "mxpc.progress"
 local runtime = require "mxpc.runtime"
 
 local PARTS = { require "mxpc.app", require "mxpc.database", require "mxpc.archive_io", require "mxpc.storage",
-  require "mxpc.workdir" }
+  require "mxpc.workdir", (require "mxpc.env_copy") }
 
 local M = {}
 

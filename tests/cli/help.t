@@ -59,3 +59,8 @@ $ inspect --help
 
 $ verify --help
 >~ ^usage: mxpc-data-migration verify FILE\|-\|s3://BUCKET/KEY\|azblob://ACCOUNT/CONTAINER/BLOB\|mendix-cloud://APP/ENV\[/SNAPSHOT\] \[--json\]$
+
+$ copy --help
+>~ ^usage: mxpc-data-migration copy --from NAMESPACE/ENVIRONMENT --to NAMESPACE/ENVIRONMENT \[options\]$
+>~ ^ +--copy-mode MODE +how files are copied: auto \(default\), server \(CopyObject on the same endpoint\) or stream$
+>~ ^ +--to-context NAME

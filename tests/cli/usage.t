@@ -280,3 +280,34 @@ $ list s3://bk/nightly --max-age soon
 $ list mendix-cloud://app/Production --max-age 26h
 ? 2
 !~ ^error: --max-age applies to s3:// and azblob:// locations$
+
+# copy: --from and --to are NAMESPACE/ENVIRONMENT, never the same environment
+$ copy --from mendix/demo-app
+? 2
+! error: missing required option --to NS/ENV
+! usage: mxpc-data-migration copy --from NAMESPACE/ENVIRONMENT --to NAMESPACE/ENVIRONMENT [options]
+! Try 'mxpc-data-migration copy --help' for more information.
+
+$ copy --from demo-app --to mendix/demo-copy
+? 2
+!~ ^error: invalid --from "demo-app": expected NAMESPACE/ENVIRONMENT, e.g. mendix/my-app-prod$
+
+$ copy --from mendix/demo-app --to Mendix/demo-copy
+? 2
+!~ ^error: invalid --to "Mendix/demo-copy": namespace "Mendix": use lowercase letters
+
+$ copy --from mendix/demo-app --to mendix/demo-app
+? 2
+!~ ^error: --from and --to are the same environment \(mendix/demo-app\): copy into another environment$
+
+$ copy --from mendix/demo-app --to mendix/demo-copy --copy-mode fast
+? 2
+!~ ^error: invalid --copy-mode "fast"
+
+$ copy --from mendix/demo-app --to mendix/demo-copy --database-only --files-only
+? 2
+!~ ^error: --database-only and --files-only exclude each other$
+
+$ copy --from mendix/demo-app --to mendix/demo-copy --database-only --files-of System.Image
+? 2
+!~ ^error: --files-\* options select files; --database-only copies none$

@@ -7,7 +7,7 @@ $ repl
 < help.txt
 >~ ^modules \(help\(name\) lists the functions\):$
 >~ ^  pg +PostgreSQL on libpq$
->~ ^  wf +the steps of the backup and restore workflows$
+>~ ^  wf +the steps of the backup, restore and copy workflows$
 >~ ^  env\(name\) \| env\(namespace, name\)  an environment from the cluster: e:db\(\), e:store\(\), e:app\(\)$
 >~ ^  pg\.quote_ident\(name\) +name as a quoted SQL identifier$
 >~ ^wf\.resolve\{namespace=, environment=, kubeconfig=, context=\}$
