@@ -59,7 +59,7 @@ database_secret() {
 files_secret
 pglog=$MXPC_STACK_DIR/log/pg-wronghost.log
 # (in what the server logged during the last run)
-probe_seen() { tail -c +$((log_mark + 1)) "$pglog" | grep -q "$probe"; }
+probe_seen() { tail -c +$((log_mark + 1)) "$pglog" | grep "$probe" >/dev/null; } # (grep -q would end the pipe early: tail, killed by SIGPIPE, fails it under pipefail)
 backup() {
   local name=$1 want=$2
   shift 2

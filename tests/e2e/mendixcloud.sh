@@ -53,7 +53,7 @@ run_env "list without credentials" 1 -u MENDIX_API_KEY -- list "$app/Production"
 expect_err "... says which variable is missing and where to put it" "MENDIX_API_KEY is not set in the environment"
 expect_err "... never on the command line" "never on the command line"
 run "list of another scheme" 2 list ftp://host/path
-expect_err "... says which it supports" "list supports mendix-cloud://APP/ENVIRONMENT and s3://BUCKET/PREFIX locations; ftp:// is not one"
+expect_err "... says which it supports" "list supports mendix-cloud://APP/ENVIRONMENT, s3://BUCKET/PREFIX and azblob://ACCOUNT/CONTAINER/PREFIX locations; ftp:// is not one"
 run "list with a snapshot id" 2 list "$app/Production/51dc7872-771e-4c3e-853b-352359444db6"
 expect_err "... says how to write it" "without a snapshot"
 run "list of a malformed location" 2 list mendix-cloud://only-an-app
