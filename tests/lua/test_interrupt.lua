@@ -159,18 +159,21 @@ end)
 t.test("runtime.pcall raises a signal that came while f ran; pcall would swallow it", function()
   for _, fn in ipairs { "runtime.pcall", "pcall" } do
     local dir = t.tmpdir()
-    -- f fails as a decoder does on bad input; the caller takes a failure for
-    -- "invalid input" and goes on: only a raised interruption ends the loop
+    -- f fails as a decoder does on bad input, and the caller takes a failure
+    -- for "invalid input" and goes on: only a raised interruption ends the
+    -- run. The signal is sent once f has started (it writes "ready") and
+    -- comes while f still runs, so that plain pcall surely catches it.
     t.write(dir .. "/loop.lua", ([[
       local runtime = require "mxpc.runtime"
-      io.open("%s/ready", "w"):close()
-      local started = runtime.monotonic()
-      while runtime.monotonic() - started < 3 do
-        local ok = %s(function() for _ = 1, 100 do math.abs(1) end error("not JSON") end)
-        assert(not ok)
-      end
+      local ok = %s(function()
+        io.open("%s/ready", "w"):close()
+        local started = runtime.monotonic()
+        while runtime.monotonic() - started < 3 do math.abs(1) end
+        error("not JSON")
+      end)
+      assert(not ok)
       io.stdout:write("the signal was swallowed")
-    ]]):format(dir, fn))
+    ]]):format(fn, dir))
     local err, exit, out = interrupt(dir, dir .. "/loop.lua", "INT")
     if fn == "runtime.pcall" then
       t.eq(exit, 130, err)
