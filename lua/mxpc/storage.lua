@@ -17,16 +17,10 @@ local function nonempty(s) return s ~= "" and s or nil end
 
 function M.object_key(env, uuid) return environment.object_key(env.storage, uuid) end
 
-function M.connect_storage(env)
-  local s3 = require "mxpc.s3"
-  local st = env.storage
-  if st.service == "azure" then
-    local client, err = require("mxpc.azure_storage").connect(st)
-    local dry = client and require("mxpc.plan").dry()
-    if dry then dry:say("%s: answers", env.role and (env.role .. " storage") or "storage") end
-    return client, err
-  end
-  local client, err = s3.client { endpoint = st.endpoint, region = st.region or "us-east-1",
+-- A client for the storage's service, checked with one cheap request.
+local function connect(st)
+  if st.service == "azure" then return require("mxpc.azure_storage").connect(st) end
+  local client, err = require("mxpc.s3").client { endpoint = st.endpoint, region = st.region or "us-east-1",
     access_key = st.access_key, secret_key = st.secret_key, path_style = not st.virtual_host,
     ca_file = nonempty(os.getenv("SSL_CERT_FILE")), ca_dir = nonempty(os.getenv("SSL_CERT_DIR")) }
   if not client then return nil, err end
@@ -34,6 +28,12 @@ function M.connect_storage(env)
   -- long work; without ListBucket a missing key may answer 403, which is fine
   local _, perr = client:head(st.bucket, st.prefix .. ".mxpc-probe")
   if perr and not errors.is(perr, "not_found") and not errors.is(perr, "forbidden") then return nil, perr end
+  return client
+end
+
+function M.connect_storage(env)
+  local client, err = connect(env.storage)
+  if not client then return nil, err end
   local dry = require("mxpc.plan").dry()
   if dry then dry:say("%s: answers", env.role and (env.role .. " storage") or "storage") end
   return client
