@@ -17,6 +17,8 @@
  *   local bytes, gone = r:wait()   -- gone: b stopped reading before the end
  *
  * Environment values are passed to the child only, never on its command line.
+ * process.withhold("NAME") keeps a variable of our own environment (a secret
+ * read from it) from every child started after.
  * A handle that is closed or collected while the child runs kills it. */
 #define _GNU_SOURCE /* sigabbrev_np */
 #include <errno.h>
@@ -101,6 +103,21 @@ static int stream_option(lua_State *L, int opts, int keep, const char *key, int 
     }
     lua_pop(L, 1);
     return mode;
+}
+
+/* process.withhold(name): true, or nil and a message */
+static int l_withhold(lua_State *L)
+{
+    const char *name = luaL_checkstring(L, 1);
+    int e = mxpc_process_withhold(name);
+    if (e == 0) {
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    lua_pushnil(L);
+    lua_pushfstring(L, "cannot withhold %s from child processes: %s", name,
+                    e == EINVAL ? "not a variable name" : strerror(e));
+    return 2;
 }
 
 /* process.spawn(argv, {env = {NAME = value}, stdin =, stdout =, stderr_max =}) */
@@ -422,7 +439,7 @@ int luaopen_mxpc_process(lua_State *L)
     static const luaL_Reg meta[] = {
         {"__gc", p_close}, {"__close", p_close}, {"__tostring", p_tostring}, {NULL, NULL},
     };
-    static const luaL_Reg fns[] = {{"spawn", l_spawn}, {"relay", l_relay}, {NULL, NULL}};
+    static const luaL_Reg fns[] = {{"spawn", l_spawn}, {"relay", l_relay}, {"withhold", l_withhold}, {NULL, NULL}};
     mxpc_lua_class(L, PROCESS_META, methods, meta);
     luaL_newlib(L, fns);
     return 1;

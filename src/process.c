@@ -37,13 +37,35 @@ static void close_fd(int *fd)
     *fd = -1;
 }
 
-/* Secrets the program reads from its own environment and no child needs:
- * never passed on (a child's environment can be read in /proc by its user). */
-static const char *const withheld[] = {"MENDIX_API_KEY=", NULL};
+/* Variables of the program's own environment that no child gets (a child's
+ * environment can be read in /proc by its user). Which ones is Lua's
+ * decision (mxpc.main: the secrets it reads from its environment). */
+#define MAX_WITHHELD 16
+static char *withheld[MAX_WITHHELD]; /* "NAME=" */
+
+int mxpc_process_withhold(const char *name)
+{
+    size_t len = strlen(name);
+    if (len == 0 || strchr(name, '='))
+        return EINVAL;
+    size_t i = 0;
+    for (; i < MAX_WITHHELD && withheld[i]; i++)
+        if (strncmp(withheld[i], name, len) == 0 && withheld[i][len] == '=')
+            return 0;
+    if (i == MAX_WITHHELD)
+        return ENOSPC;
+    char *entry = malloc(len + 2);
+    if (!entry)
+        return ENOMEM;
+    memcpy(entry, name, len);
+    memcpy(entry + len, "=", 2);
+    withheld[i] = entry;
+    return 0;
+}
 
 static int is_withheld(const char *entry)
 {
-    for (size_t i = 0; withheld[i]; i++)
+    for (size_t i = 0; i < MAX_WITHHELD && withheld[i]; i++)
         if (strncmp(entry, withheld[i], strlen(withheld[i])) == 0)
             return 1;
     return 0;

@@ -32,6 +32,10 @@ struct mxpc_process_options {
 
 struct mxpc_process;
 
+/* From now on, no child gets the variable NAME of the program's environment
+ * (a secret read from it). Returns 0, EINVAL, ENOSPC (16 names) or ENOMEM. */
+int mxpc_process_withhold(const char *name);
+
 /* Returns 0 with *out set, or an errno value (ENOENT: no such command). */
 int mxpc_process_spawn(struct mxpc_process **out, const struct mxpc_process_options *opts);
 

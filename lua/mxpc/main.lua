@@ -7,6 +7,7 @@ local errors = require "mxpc.error"
 local fs = require "mxpc.fs"
 local hooks = require "mxpc.hooks"
 local log = require "mxpc.log"
+local process = require "mxpc.process"
 local runtime = require "mxpc.runtime"
 local selection = require "mxpc.selection"
 local scripts = require "mxpc.scripts"
@@ -36,6 +37,9 @@ local description =
   "environment. Credentials are found through the Kubernetes API. The workflows\n" ..
   "are Lua scripts that can be exported, edited and run."
 
+-- The variables the program reads; `withhold`: secrets no child process gets
+-- (pg_dump, psql, a kubeconfig's exec plugin: an AWS or Entra plugin may need
+-- AWS_* or AZURE_CLIENT_*, none needs these).
 local environment = {
   { "KUBECONFIG", "kubeconfig files to use, as kubectl does (default ~/.kube/config; in a pod, its service account)" },
   { "SSL_CERT_FILE", "CA bundle for S3/MinIO over https (default: the system's bundle)" },
@@ -44,10 +48,11 @@ local environment = {
   { "AWS_*", "AWS credentials for IRSA environments and s3:// archives, as the AWS CLI reads them (AWS_ACCESS_KEY_ID," ..
     " AWS_PROFILE, AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN, AWS_CONTAINER_CREDENTIALS_FULL_URI, AWS_REGION, ...)" },
   { "AZURE_STORAGE_KEY", "account key for azblob:// archives (else AZURE_STORAGE_SAS_TOKEN, else Workload Identity: " ..
-    "AZURE_CLIENT_ID, AZURE_TENANT_ID, AZURE_FEDERATED_TOKEN_FILE, AZURE_AUTHORITY_HOST); never printed" },
+    "AZURE_CLIENT_ID, AZURE_TENANT_ID, AZURE_FEDERATED_TOKEN_FILE, AZURE_AUTHORITY_HOST); never printed",
+    withhold = { "AZURE_STORAGE_KEY", "AZURE_STORAGE_SAS_TOKEN" } },
   { "PGSSLMODE", "as --db-sslmode MODE: stronger database TLS than the environment asks for, never weaker" },
   { "MENDIX_USERNAME", "Mendix login name for mendix-cloud:// (Mendix's Deploy and Backups APIs)" },
-  { "MENDIX_API_KEY", "its Mendix API key (Mendix Profile > API Keys); never printed" },
+  { "MENDIX_API_KEY", "its Mendix API key (Mendix Profile > API Keys); never printed", withhold = { "MENDIX_API_KEY" } },
   { "MXPC_SCRIPTS", "as --scripts DIR" },
   { "MXPC_DATADIR", "where the installed stock Lua files are (lua/, scripts/)" },
   { "TMPDIR", "working directory for -f -, s3:// and azblob://, and when the output's directory is not writable" },
@@ -848,6 +853,9 @@ local function wants_json(argv)
 end
 
 function main.run(argv)
+  for _, v in ipairs(environment) do
+    for _, name in ipairs(v.withhold or {}) do assert(process.withhold(name)) end
+  end
   if wants_json(argv) then log.set_format("json") end
   local bad_scripts = scripts_dir_problem(argv)
   if bad_scripts then return print_usage_error(bad_scripts) end

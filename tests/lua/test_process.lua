@@ -52,6 +52,47 @@ t.test("environment additions reach the child, not its command line", function()
   t.eq(p:wait().status, 0)
 end)
 
+t.test("withheld variables of our own environment reach no child; the program withholds its secrets", function()
+  local dir = t.tmpdir()
+  local script = dir .. "/child.lua"
+  local f = assert(io.open(script, "w"))
+  f:write([[
+local process = require "mxpc.process"
+local function child_sees()
+  local p <close> = assert(process.spawn({ "sh", "-c", 'printf "%s,%s" "${MXPC_TEST_KEPT-unset}" "${MXPC_TEST_HIDDEN-unset}"' },
+    { stdout = "pipe" }))
+  local out = p:read(100) or ""
+  p:wait()
+  return out
+end
+local before = child_sees()
+assert(process.withhold("MXPC_TEST_HIDDEN"))
+assert(process.withhold("MXPC_TEST_HIDDEN")) -- twice is fine
+local bad, msg = process.withhold("A=B")
+io.write(before, " ", child_sees(), " ", tostring(bad), " ", msg, "\n")
+]])
+  f:close()
+  local p <close> = assert(process.spawn({ t.program(), "run", script },
+    { env = { MXPC_TEST_KEPT = "k", MXPC_TEST_HIDDEN = "h" }, stdout = "pipe" }))
+  local out = read_all(p)
+  t.eq(p:wait().status, 0)
+  t.eq(out, "k,h k,unset nil cannot withhold A=B from child processes: not a variable name\n")
+  -- the program itself (main.run) withholds the secrets it reads from its environment
+  local fake = dir .. "/pg_dump"
+  local g = assert(io.open(fake, "w"))
+  g:write('#!/bin/sh\nprintf "%s" "${MENDIX_API_KEY-unset},${AZURE_STORAGE_KEY-unset},${AZURE_STORAGE_SAS_TOKEN-unset}" >"$0.seen"\n')
+  g:close()
+  assert(os.execute("chmod +x " .. fake))
+  local main_script = dir .. "/main.lua"
+  g = assert(io.open(main_script, "w"))
+  g:write("require('mxpc.main').run({'version'}); local p <close> = assert(require('mxpc.process').spawn({arg[1]})); p:wait()\n")
+  g:close()
+  local q <close> = assert(process.spawn({ t.program(), "run", main_script, fake },
+    { env = { MENDIX_API_KEY = "mk", AZURE_STORAGE_KEY = "ak", AZURE_STORAGE_SAS_TOKEN = "sv" }, stdout = "null" }))
+  t.eq(q:wait().status, 0)
+  t.eq(fs.read(fake .. ".seen"), "unset,unset,unset")
+end)
+
 t.test("stdout to a file (mode 0600) and stdin from a file", function()
   local dir = t.tmpdir()
   local p <close> = assert(process.spawn({ "printf", "data" }, { stdout = { file = dir .. "/out" } }))
