@@ -198,33 +198,46 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 context=ssl.create_default_context(cafile=conf["upstream_ca"]))
         return self.upstream
 
-    def forward(self, has_body):
-        length = int(self.headers.get("Content-Length") or 0)
+    def send_upstream(self, has_body):
+        """The upstream's response to this request, its body streamed from the client."""
         conn = self.connect()
-        try:
-            conn.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
-            for k, v in self.headers.items():
-                if k.lower() not in HOP:
-                    conn.putheader(k, v)
-            conn.endheaders()
-            if self.headers.get("Expect", "").lower() == "100-continue" and has_body:
-                self.send_response_only(100)
-                self.end_headers()
-            left = length
-            while left > 0:
-                got = self.rfile.read(min(CHUNK, left))
-                if not got:
-                    raise ConnectionError("the client closed the request body early")
-                conn.send(got)
-                left -= len(got)
-            resp = conn.getresponse()
-        except (OSError, http.client.HTTPException) as e:
-            conn.close()
+        conn.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
+        for k, v in self.headers.items():
+            if k.lower() not in HOP:
+                conn.putheader(k, v)
+        conn.endheaders()
+        if self.headers.get("Expect", "").lower() == "100-continue" and has_body:
+            self.send_response_only(100)
+            self.end_headers()
+        left = int(self.headers.get("Content-Length") or 0)
+        while left > 0:
+            got = self.rfile.read(min(CHUNK, left))
+            if not got:
+                raise ConnectionError("the client closed the request body early")
+            conn.send(got)
+            left -= len(got)
+        return conn.getresponse()
+
+    def forward(self, has_body):
+        if has_body and self.upstream is not None:
+            # a kept-alive connection Azurite closed meanwhile would lose the body
+            self.upstream.close()
             self.upstream = None
-            self.server.front.log(f"upstream error {self.command} {self.path}: {e!r}")
-            self.close_connection = True
-            self.send_error(502, "Azurite does not answer")
-            return
+        for attempt in (1, 2):
+            reused = self.upstream is not None
+            try:
+                resp = self.send_upstream(has_body)
+                break
+            except (OSError, http.client.HTTPException) as e:
+                self.upstream.close()
+                self.upstream = None
+                if reused and not has_body and attempt == 1:
+                    continue   # Azurite closed the idle connection: once more on a new one
+                self.server.front.log(f"upstream error {self.command} {self.path}: {e!r}")
+                self.close_connection = True
+                self.send_error(502, "Azurite does not answer")
+                return
+        conn = self.upstream
         self.send_response_only(resp.status, resp.reason)
         chunked = resp.getheader("Content-Length") is None and self.command != "HEAD" \
             and resp.status not in (204, 304)
@@ -235,7 +248,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
         while True:
-            data = resp.read(CHUNK) if self.command != "HEAD" else b""
+            data = resp.read(CHUNK)   # b"" at once for HEAD, which ends the response
             if not data:
                 break
             if chunked:
