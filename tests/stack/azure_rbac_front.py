@@ -70,7 +70,7 @@ class Refusal(Exception):
 
 
 def needs(method, query):
-    """"read" or "write": the data action an operation needs."""
+    """The data action an operation needs: "read" or "write"."""
     if method in ("GET", "HEAD"):
         return "read"
     # Get User Delegation Key is a POST that Reader may make

@@ -2232,7 +2232,8 @@ exec "$@"
         args = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "kubelet",
                 root, sa_dir, "1" if sec.get("readOnlyRootFilesystem") else "0"]
         args += [f"tmpfs={m}" for m in tmpfs]
-        for mount_path, host_dir in (projected or {}).items():   # its mount point, as a runtime makes it
+        for mount_path, host_dir in (projected or {}).items():
+            # its mount point, made in the root as a container runtime makes it
             os.makedirs(os.path.join(root, mount_path.lstrip("/")), exist_ok=True)
             args.append(f"bind={mount_path}:{host_dir}")
         args += [f"file={dst}:{src}" for dst, src in (image.get("files") or {}).items()]
