@@ -39,6 +39,14 @@ local function detail(f)
   return m ~= "" and (": " .. m) or ""
 end
 
+-- How to give the identity in use a role: `az role assignment create` for the
+-- managed identity's own client id, where the identity is known by it.
+local function assign_hint(f, role_name)
+  local client_id = (f.creds_source or ""):match("^managed identity (%S+)$")
+  return ('assign %s to the identity (az role assignment create --role "%s" --assignee %s '
+    .. "--scope <the storage account's id>)"):format(role_name, role_name, client_id or "<the identity's client id>")
+end
+
 local function what(f)
   if f.action and f.action ~= "" then return ("%s %s"):format(f.action, f.object) end
   return ("%s %s"):format(f.method, f.object)
@@ -94,8 +102,7 @@ local HTTP = {
     return "forbidden", ("access denied: %s (%s)%s; the identity in use (%s) needs the role %s on the "
       .. "storage account %s or the container %s"):format(what(f), f.s3_code ~= "" and f.s3_code or "HTTP 403",
         detail(f), f.creds_source, role(f), f.access_key, f.bucket),
-      ("assign %s to the identity (az role assignment create --role \"%s\" --assignee <client id> "
-        .. "--scope <the storage account's id>)"):format(role(f), role(f))
+      assign_hint(f, role(f))
   end },
   { function(f) return f.s3_code == "LeaseIdMissing" or f.s3_code == "LeaseIdMismatchWithBlobOperation"
       or f.s3_code == "LeaseIdMismatchWithContainerOperation" end, function(f)
@@ -151,7 +158,7 @@ local KINDS = {
       return "forbidden", ("listing %s was refused (%s): the identity in use (%s) needs the role "
         .. "Storage Blob Data Reader on the storage account %s or the container %s"):format(f.object,
           f.s3_code ~= "" and f.s3_code or "HTTP 403", f.creds_source, f.access_key, f.bucket),
-        "assign Storage Blob Data Reader (or Contributor, to write) to the identity"
+        assign_hint(f, "Storage Blob Data Reader") .. "; Storage Blob Data Contributor also lets it write"
     end
     return http(f)
   end,

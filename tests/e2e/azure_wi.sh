@@ -7,11 +7,16 @@
 # and restore --stop-app with the proof; tokens that expire mid-run are fetched again;
 # no Workload Identity, an identity without a federated credential for the token, and
 # an identity the database does not map fail with errors that say what to check.
+# A refused role (the stack's Azure RBAC front): demo-azure-reader's identity holds only
+# Storage Blob Data Reader, so its backup works and a restore is refused before
+# anything is written, naming the identity and the role; without a role even the
+# backup is refused, naming Storage Blob Data Reader.
 # Needs MXPC_STACK_ENV; reseeds before and after.
 . "$(dirname "$0")/lib.sh" "$@"
-config=$MXPC_ENTRA_DIR/config.json
+config=$MXPC_ENTRA_DIR/config.json rbac=$MXPC_AZURE_RBAC_DIR/config.json
 cp "$config" "$work/config.json.orig"
-cleanup() { cp "$work/config.json.orig" "$config"; rm -rf "$work"; reseed >/dev/null; }
+cp "$rbac" "$work/rbac.json.orig"
+cleanup() { cp "$work/config.json.orig" "$config"; cp "$work/rbac.json.orig" "$rbac"; rm -rf "$work"; reseed >/dev/null; }
 trap cleanup EXIT
 export SSL_CERT_FILE=$MXPC_AZURE_CA_BUNDLE
 unset AWS_WEB_IDENTITY_TOKEN_FILE AWS_ROLE_ARN AZURE_CLIENT_SECRET
@@ -85,4 +90,55 @@ AZURE_CLIENT_ID=$MXPC_AZURE_CLIENT_ID AZURE_FEDERATED_TOKEN_FILE=$MXPC_AZURE_FED
 expect_err "... the database refusal names the identity" "refused the Entra ID token of the managed identity $MXPC_AZURE_CLIENT_ID for user demo_azure_wi"
 expect_err "... and how to map the role" "pgaadauth"
 check "... writing no archive" '[ ! -e "$work/no.tar.gz" ]'
+
+# ---- a refused role -------------------------------------------------------------------
+# demo-azure-reader's blob endpoint is the RBAC front, where its identity is a Reader.
+reader=(AZURE_CLIENT_ID="$MXPC_AZURE_READER_CLIENT_ID" AZURE_FEDERATED_TOKEN_FILE="$work/reader-token")
+python3 "$src/tests/stack/k8s_emulator.py" token "$MXPC_STACK_DIR/k8s" --sa demo-azure-reader \
+  --aud api://AzureADTokenExchange >"$work/reader-token"
+reader_blobs() {   # the container's blobs (name size), read with the account key at Azurite
+  "$bin" run /dev/stdin <<'LUA'
+local c = assert(require("mxpc.azure").client{endpoint = os.getenv("MXPC_AZURE_BLOB_ENDPOINT"),
+  account = os.getenv("MXPC_AZURE_ACCOUNT_NAME"), key = os.getenv("MXPC_AZURE_ACCOUNT_KEY"), ca_file = os.getenv("MXPC_AZURE_CA")})
+if arg[1] then assert(c:delete("demo-azure-reader-files", arg[1])) end
+for _, o in ipairs(assert(c:list("demo-azure-reader-files", ""))) do print(o.key, o.size) end
+LUA
+}
+reader_orders() { PGPASSWORD=$MXPC_PG_SUPERPASS "$MXPC_PG_BINDIR/psql" -Atq -h 127.0.0.1 -p "$MXPC_PG_PLAIN_PORT" \
+  -U "$MXPC_PG_SUPERUSER" -d demo_azure_reader -c "$1"; }
+set_roles() {   # set_roles PRINCIPAL ROLE|-: the RBAC front's role assignment
+  python3 - "$rbac" "$1" "$2" <<'PY'
+import json, os, sys
+path, oid, role = sys.argv[1:]
+with open(path) as f:
+    doc = json.load(f)
+doc["roles"].pop(oid, None) if role == "-" else doc["roles"].__setitem__(oid, role)
+with open(path + ".tmp", "w") as f:
+    json.dump(doc, f)
+os.replace(path + ".tmp", path)
+PY
+}
+run_env "backup demo-azure-reader as its identity, a Storage Blob Data Reader" 0 "${reader[@]}" -- \
+  backup -n mendix -e demo-azure-reader -f "$work/reader.tar.gz"
+"$bin" verify "$work/reader.tar.gz" >/dev/null 2>&1 && ok "... the archive verifies" || bad "the reader's archive verifies"
+first=$(reader_blobs | head -1 | cut -f1)
+reader_blobs "$first" >"$work/reader.before"
+reader_orders 'delete from "myfirstmodule$order"' >/dev/null
+run_env "restore into it is refused: its identity may not write" 1 "${reader[@]}" -- \
+  restore -n mendix -e demo-azure-reader -f "$work/reader.tar.gz" --stop-app
+expect_err "... naming the operation, the identity in use and the role it needs" \
+  "access denied: Put Blob azblob://demo-azure-reader-files/[^ ]+ \(AuthorizationPermissionMismatch\).*the identity in use \(managed identity $MXPC_AZURE_READER_CLIENT_ID\) needs the role Storage Blob Data Contributor on the storage account $MXPC_AZURE_ACCOUNT_NAME"
+expect_err "... and how to assign it to that identity" \
+  "az role assignment create --role \"Storage Blob Data Contributor\" --assignee $MXPC_AZURE_READER_CLIENT_ID"
+check "... Azure's refusal came from the RBAC front" 'grep -q "refused PUT /$MXPC_AZURE_ACCOUNT_NAME/demo-azure-reader-files/.*role=Storage Blob Data Reader" "$MXPC_AZURE_RBAC_DIR/access.log"'
+check "... no blob written" 'reader_blobs >"$work/reader.after" && cmp -s "$work/reader.before" "$work/reader.after"'
+check "... the database unchanged" '[ "$(reader_orders '"'"'select count(*) from "myfirstmodule$order"'"'"')" = 0 ]'
+check "... the app still running" '[ "$(kubectl -n mendix get mendixapp demo-azure-reader -o jsonpath={.spec.replicas})" = 1 ]'
+set_roles "$MXPC_AZURE_READER_PRINCIPAL_ID" -
+run_env "without a role on the account even its backup is refused" 1 "${reader[@]}" -- \
+  backup -n mendix -e demo-azure-reader -f "$work/none.tar.gz"
+expect_err "... naming the identity and Storage Blob Data Reader" \
+  "\(AuthorizationPermissionMismatch\).*the identity in use \(managed identity $MXPC_AZURE_READER_CLIENT_ID\) needs the role Storage Blob Data Reader"
+check "... writing no archive" '[ ! -e "$work/none.tar.gz" ]'
+set_roles "$MXPC_AZURE_READER_PRINCIPAL_ID" "Storage Blob Data Reader"
 finish

@@ -7,6 +7,10 @@
 # EKS's web identity for --role-arn, uid 1001), so the archive lands in the bucket, shows in
 # `list`, and restores into demo-copy with the proof. The Role lets the job read what a
 # backup reads and nothing else (kubectl auth can-i with the service account's token).
+# In Azure: --to azblob:// --azure-client-id: demo-azure-wi's managed identity, which
+# the emulator's Workload Identity webhook gives the job's pod (its variables and the
+# projected token), backs up to a container; the archive lists and restores into
+# demo-azure-wi with the proof.
 # Needs MXPC_STACK_ENV; reseeds the namespace before and after.
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh" "$@"
@@ -18,7 +22,10 @@ image=mxpc-data-migration:e2e
 role=arn:aws:iam::000000000000:role/mxpc-schedule-e2e
 roles=$MXPC_STS_DIR/roles.json
 kubelet=$MXPC_STACK_DIR/k8s/kubelet.json
+entra=$MXPC_ENTRA_DIR/config.json
+container=mxpc-schedule-$$-$RANDOM
 cp "$roles" "$work/roles.json.orig"
+cp "$entra" "$work/entra.json.orig"
 # The test's own S3 access: the stack's IRSA role (its web identity token), the same RGW
 # user the job's role maps to, so the bucket is theirs.
 export AWS_ROLE_ARN=$MXPC_IRSA_ROLE_ARN AWS_WEB_IDENTITY_TOKEN_FILE=$MXPC_IRSA_TOKEN_FILE AWS_REGION=us-east-1
@@ -66,14 +73,32 @@ end
 return 0
 LUA
 }
+# azure ACTION: the archives' container, with the account key (Azurite)
+azure() {
+  "$bin" run /dev/stdin "$container" "$@" <<'LUA'
+local container, action = ...
+local c = assert(require("mxpc.azure").client { endpoint = os.getenv("MXPC_AZURE_BLOB_ENDPOINT"),
+  account = os.getenv("MXPC_AZURE_ACCOUNT_NAME"), key = os.getenv("MXPC_AZURE_ACCOUNT_KEY"),
+  ca_file = os.getenv("MXPC_AZURE_CA") })
+if action == "create" then assert(c:create_bucket(container))
+elseif action == "keys" then for _, o in ipairs(assert(c:list(container, ""))) do print(o.key) end
+elseif action == "drop" then
+  for _, o in ipairs(c:list(container, "") or {}) do c:delete(container, o.key) end
+  assert(c:delete_bucket(container))
+end
+return 0
+LUA
+}
 k8s_clean() {
   kubectl -n mendix delete cronjob -l app.kubernetes.io/component=schedule --ignore-not-found >/dev/null 2>&1
-  kubectl -n mendix delete job e2e-run e2e-pull e2e-fail --ignore-not-found >/dev/null 2>&1
+  kubectl -n mendix delete job e2e-run e2e-pull e2e-fail e2e-azure --ignore-not-found >/dev/null 2>&1
   kubectl -n mendix delete sa,role,rolebinding mxpc-backup --ignore-not-found >/dev/null 2>&1
 }
 cleanup() {
   k8s_clean
   cp "$work/roles.json.orig" "$roles"
+  cp "$work/entra.json.orig" "$entra"
+  azure drop >/dev/null 2>&1
   rm -f "$kubelet"
   s3 drop >/dev/null 2>&1
   s3main drop >/dev/null 2>&1
@@ -118,11 +143,16 @@ exec /opt/mxpc/mxpc-data-migration.bin "$@"
 SH
 chmod 755 "$root/opt/mxpc/mxpc-data-migration"
 chmod -R go+rX "$work"
+# the same image, trusting the stack's Azure CAs (Azurite's, Entra's) as an image for
+# Azure would trust Microsoft's
 cat > "$kubelet" <<JSON
 {"images": {"$image": {"root": "$root", "path": ["/opt/mxpc", "/usr/bin", "/bin"],
   "env": {"PGSSLROOTCERT": "/tmp/pg-ca.crt", "MXPC_PG_BINDIR": "/usr/bin", "AWS_ENDPOINT_URL_STS": "$MXPC_STS_ENDPOINT",
           "AWS_REGION": "us-east-1"},
-  "files": {"/tmp/pg-ca.crt": "$MXPC_PG_CA"}}}}
+  "files": {"/tmp/pg-ca.crt": "$MXPC_PG_CA"}},
+ "$image-azure": {"root": "$root", "path": ["/opt/mxpc", "/usr/bin", "/bin"],
+  "env": {"MXPC_PG_BINDIR": "/usr/bin", "SSL_CERT_FILE": "/tmp/azure-ca.crt"},
+  "files": {"/tmp/azure-ca.crt": "$MXPC_AZURE_CA_BUNDLE"}}}}
 JSON
 
 sched=(schedule -n mendix --to "s3://$bucket/nightly" --cron "0 2 * * *" --image "$image" "${ep[@]}")
@@ -236,5 +266,58 @@ gone() { ! kubectl -n mendix get job e2e-run >/dev/null 2>&1; }
 check "... and its jobs with it" 'poll gone 10'
 run "schedule --all --delete removes the rest" 0 "${sched[@]}" --all --delete
 check "... the ServiceAccount, Role and RoleBinding" '! kubectl -n mendix get sa mxpc-backup >/dev/null 2>&1'
+
+# --- Azure: a job as demo-azure-wi's managed identity, to azblob:// ---------------------------
+# The identity trusts the schedule's ServiceAccount (a federated credential for it), as
+# docs/schedule.md asks; the archives go to a container of the stack's account.
+python3 - "$entra" "$MXPC_AZURE_WI_CLIENT_ID" <<'PY'
+import json, os, sys
+path, client = sys.argv[1:]
+doc = json.load(open(path))
+fed = doc["applications"][client]["federated"]
+fed.append(dict(fed[0], subject="system:serviceaccount:mendix:mxpc-backup"))
+json.dump(doc, open(path + ".new", "w"))
+os.replace(path + ".new", path)
+PY
+azure create || bad "creating the container $container"
+azsched=(schedule -n mendix -e demo-azure-wi --to "azblob://$MXPC_AZURE_ACCOUNT_NAME/$container/nightly" --cron "0 2 * * *"
+  --image "$image-azure" --archive-endpoint "$MXPC_AZURE_BLOB_ENDPOINT" --azure-client-id "$MXPC_AZURE_WI_CLIENT_ID"
+  --keep-last 2)
+run "schedule --to azblob:// --azure-client-id --apply" 0 "${azsched[@]}" --apply
+kubectl -n mendix create job --from=cronjob/mxpc-backup-demo-azure-wi e2e-azure >/dev/null 2>"$work/err"
+azure_done() { [ "$(kubectl -n mendix get job e2e-azure -o jsonpath='{.status.succeeded}' 2>/dev/null)" = 1 ]; }
+if poll azure_done 60; then ok "... the job succeeds"; else bad "... the job succeeds"; kubectl -n mendix logs job/e2e-azure | tail -5; fi
+pod=$(kubectl -n mendix get pods -l job-name=e2e-azure -o json)
+check "... its pod got the Workload Identity webhook's variables and projected token" \
+  'python3 -c "
+import json, sys
+p = json.loads(sys.argv[1])[\"items\"][0]
+env = {e[\"name\"]: e.get(\"value\") for e in p[\"spec\"][\"containers\"][0][\"env\"]}
+vol = [v for v in p[\"spec\"][\"volumes\"] if v[\"name\"] == \"azure-identity-token\"][0]
+assert env[\"AZURE_CLIENT_ID\"] == sys.argv[2] and env[\"AZURE_TENANT_ID\"] == sys.argv[3]
+assert env[\"AZURE_FEDERATED_TOKEN_FILE\"] == \"/var/run/secrets/azure/tokens/azure-identity-token\"
+assert env[\"AZURE_AUTHORITY_HOST\"] == sys.argv[4]
+assert vol[\"projected\"][\"sources\"][0][\"serviceAccountToken\"][\"audience\"] == \"api://AzureADTokenExchange\"
+" "$pod" "$MXPC_AZURE_WI_CLIENT_ID" "$MXPC_AZURE_TENANT_ID" "$MXPC_AZURE_AUTHORITY_HOST"'
+check "... and exchanged the token at Entra as demo-azure-wi, subject the schedule's ServiceAccount" \
+  'grep -q "issued app=demo-azure-wi .*sub=system:serviceaccount:mendix:mxpc-backup" "$MXPC_ENTRA_DIR/access.log"'
+azkey=$(azure keys | grep '\.tar\.gz$')
+check "the archive lands in the container" '[[ $azkey =~ ^nightly/mendix/demo-azure-wi/[0-9]{8}T[0-9]{6}Z\.tar\.gz$ ]]'
+run_env "... shows in list azblob://" 0 AZURE_STORAGE_KEY="$MXPC_AZURE_ACCOUNT_KEY" SSL_CERT_FILE="$MXPC_AZURE_CA_BUNDLE" -- \
+  list "azblob://$MXPC_AZURE_ACCOUNT_NAME/$container/nightly" --archive-endpoint "$MXPC_AZURE_BLOB_ENDPOINT"
+check "... (mendix/demo-azure-wi)" 'grep -qE "mendix/demo-azure-wi +[0-9.]+ [KM]iB +[0-9]+ " "$work/out"'
+PGPASSWORD=$MXPC_PG_SUPERPASS "$MXPC_PG_BINDIR/psql" -Atq -h 127.0.0.1 -p "$MXPC_PG_PLAIN_PORT" -U "$MXPC_PG_SUPERUSER" \
+  -d demo_azure_wi -c 'delete from "myfirstmodule$order"' >/dev/null
+python3 "$src/tests/stack/k8s_emulator.py" token "$MXPC_STACK_DIR/k8s" --sa demo-azure-wi \
+  --aud api://AzureADTokenExchange >"$work/wi-token"
+run_env "... and restores into demo-azure-wi (its identity)" 0 SSL_CERT_FILE="$MXPC_AZURE_CA_BUNDLE" \
+  AZURE_CLIENT_ID="$MXPC_AZURE_WI_CLIENT_ID" AZURE_TENANT_ID="$MXPC_AZURE_TENANT_ID" \
+  AZURE_AUTHORITY_HOST="$MXPC_AZURE_AUTHORITY_HOST" AZURE_FEDERATED_TOKEN_FILE="$work/wi-token" -- \
+  restore -n mendix -e demo-azure-wi -f "azblob://$MXPC_AZURE_ACCOUNT_NAME/$container/nightly/mendix/demo-azure-wi/" \
+  --archive-endpoint "$MXPC_AZURE_BLOB_ENDPOINT" --stop-app
+if "$bin" run "$src/tests/e2e/proof.lua" "$seed_json" demo-azure-wi demo-azure-wi >"$work/proof" 2>&1; then
+  ok "demo-azure-wi holds its seeded tables, sequences and files again"
+else bad "proof of demo-azure-wi"; tail -5 "$work/proof"; fi
+run "schedule --delete" 0 "${azsched[@]}" --delete
 
 finish

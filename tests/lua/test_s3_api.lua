@@ -133,13 +133,18 @@ t.test("azure: a refused role names the operation, the identity in use and the r
     .. "authorized to perform this operation using this permission.; the identity in use (managed identity "
     .. "5d9d1455-dfd6-4d76-8976-2eb959b82d37) needs the role Storage Blob Data Contributor on the storage account "
     .. "acct or the container c")
-  t.contains(got[3], 'az role assignment create --role "Storage Blob Data Contributor"')
+  t.contains(got[3], 'az role assignment create --role "Storage Blob Data Contributor" '
+    .. "--assignee 5d9d1455-dfd6-4d76-8976-2eb959b82d37 --scope <the storage account's id>", "the identity's own id")
   local read = azure { method = "GET", action = "Get Blob" }
   t.contains(read[2], "needs the role Storage Blob Data Reader")
   local list = azure { kind = "list", method = "GET", action = "List Blobs", key = "", object = "azblob://c" }
   t.eq(list[1], "forbidden")
   t.contains(list[2], "listing azblob://c was refused (AuthorizationPermissionMismatch): the identity in use "
     .. "(managed identity 5d9d1455-dfd6-4d76-8976-2eb959b82d37) needs the role Storage Blob Data Reader")
+  t.contains(list[3], 'az role assignment create --role "Storage Blob Data Reader" '
+    .. "--assignee 5d9d1455-dfd6-4d76-8976-2eb959b82d37", "a listing's hint says how too")
+  local token = azure { method = "PUT", action = "Put Blob", creds_source = "bearer token" }
+  t.contains(token[3], "--assignee <the identity's client id>", "an identity not known by name")
 end)
 
 t.test("azure: a SAS token's refusal names the permission it lacks and the role an identity would need", function()

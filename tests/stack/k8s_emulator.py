@@ -1706,7 +1706,8 @@ class Api:
 
     def azure_workload_identity(self, pod):
         """What Azure Workload Identity's mutating webhook does to a pod created with the
-        label azure.workload.identity/use: "true" whose ServiceAccount is annotated
+        label azure.workload.identity/use: "true" (through the API, or by the Job
+        controller or the operator: the webhook sees every pod) whose ServiceAccount is annotated
         azure.workload.identity/client-id: each container gets AZURE_CLIENT_ID,
         AZURE_TENANT_ID (the annotation azure.workload.identity/tenant-id, else the
         webhook's own, from STATE_DIR/azure-webhook.json), AZURE_FEDERATED_TOKEN_FILE
@@ -1851,10 +1852,11 @@ class Operator(threading.Thread):
     Terminating for `delay` seconds and then disappear. Pods whose MendixApp is gone
     are garbage-collected at once (ownerReferences)."""
 
-    def __init__(self, store, delay):
+    def __init__(self, store, delay, admit=lambda pod: None):
         super().__init__(daemon=True)
         self.store = store
         self.delay = delay
+        self.admit = admit   # the pods' mutating webhook
         self.pending = {}   # app uid -> (desired replicas, time to act)
 
     def run(self):
@@ -1906,7 +1908,9 @@ class Operator(threading.Thread):
             return
         del self.pending[uid]
         for _ in range(desired - len(pods)):
-            self.store.put(PODS, self.new_pod(app, now), created=True)
+            pod = self.new_pod(app, now)
+            self.admit(pod)
+            self.store.put(PODS, pod, created=True)
         # Scale down newest first, as a ReplicaSet does among equally ready pods.
         surplus = sorted(pods, key=lambda p: p["metadata"]["creationTimestamp"],
                          reverse=True)[:max(0, len(pods) - desired)]
@@ -2021,9 +2025,11 @@ class Kubelet:
     told of (MXPC_K8S_SA_DIR; in an image it is /var/run/secrets/kubernetes.io/
     serviceaccount), the API server as KUBERNETES_SERVICE_HOST/PORT, EKS's web
     identity (AWS_ROLE_ARN, AWS_WEB_IDENTITY_TOKEN_FILE) when the service account
-    is annotated with eks.amazonaws.com/role-arn, as the pod's user (runAsUser)
-    when this runs as root. What an image holds comes from DIR/kubelet.json, which
-    tests write:
+    is annotated with eks.amazonaws.com/role-arn, projected service account token
+    volumes (the one Azure Workload Identity's webhook adds: the token at the
+    container's mountPath, and in host runs its variables pointing at the host's
+    copy), as the pod's user (runAsUser) when this runs as root. What an image holds
+    comes from DIR/kubelet.json, which tests write:
 
         {"images": {"IMAGE": {"path": [DIR, ...], "env": {NAME: VALUE},
                               "root": DIR, "files": {PATH: HOST_FILE}}}}
@@ -2109,6 +2115,12 @@ class Kubelet:
         for e in c.get("env") or []:
             if "value" in e:
                 env[e["name"]] = e["value"]
+        projected = self.projected_tokens(spec, c, ns, sa_name, pod_dir)
+        if not image_root:   # no mount namespace: the variables name the host's copy
+            for k, v in env.items():
+                for mount_path, host_dir in projected.items():
+                    if v == mount_path or v.startswith(mount_path.rstrip("/") + "/"):
+                        env[k] = host_dir + v[len(mount_path.rstrip("/")):]
         for name, text in files.items():
             with open(os.path.join(sa_dir, name), "w") as f:
                 f.write(text)
@@ -2117,13 +2129,18 @@ class Kubelet:
         if as_root and run_as:
             for path in [pod_dir, sa_dir] + [os.path.join(sa_dir, n) for n in files]:
                 os.chown(path, run_as, gid or 0)
+            for host_dir in projected.values():
+                for path in [os.path.dirname(host_dir), host_dir] + [
+                        os.path.join(host_dir, n) for n in os.listdir(host_dir)]:
+                    os.chown(path, run_as, gid or 0)
         log_path = os.path.join(pod_dir, "log")
         Kubelet.logs[uid] = log_path
         argv = list(c.get("command") or []) + list(c.get("args") or [])
         log = open(log_path, "wb")
         try:
             if image_root:
-                proc = self.run_in_root(image_root, image, c, spec, sa_dir, env, argv, run_as, gid, log)
+                proc = self.run_in_root(image_root, image, c, spec, sa_dir, env, argv, run_as, gid,
+                                        log, projected)
             else:
                 program = shutil.which(argv[0], path=env["PATH"]) if argv else None
                 workdir = c.get("workingDir") if os.path.isdir(c.get("workingDir") or "") else "/"
@@ -2150,13 +2167,37 @@ class Kubelet:
                                                 "state": {"running": {"startedAt": started}}}]}
         return store.put(PODS, pod, created=True)
 
-    def run_in_root(self, root, image, c, spec, sa_dir, env, argv, uid, gid, log):
+    def projected_tokens(self, spec, c, ns, sa_name, pod_dir):
+        """The container's projected volumes of service account tokens, each token
+        written (RS256 by the issuer, the source's audience and expirationSeconds) into
+        a directory of the pod's: {mountPath: that directory}. (A kubelet renews them
+        at 80% of their lifetime; a job here ends long before.)"""
+        volumes = {v["name"]: v["projected"] for v in spec.get("volumes") or [] if "projected" in v}
+        mounts = {}
+        for m in c.get("volumeMounts") or []:
+            projected = volumes.get(m.get("name"))
+            if projected is None:
+                continue
+            host_dir = os.path.join(pod_dir, "volumes", m["name"])
+            os.makedirs(host_dir, exist_ok=True)
+            for source in projected.get("sources") or []:
+                t = source.get("serviceAccountToken")
+                if t:
+                    write_private(os.path.join(host_dir, t["path"]), oidc.service_account_token(
+                        self.api.oidc_key, "https://" + self.api.address, ns, sa_name,
+                        t.get("audience") or "https://kubernetes.default.svc",
+                        t.get("expirationSeconds", 3600)))
+            mounts[m["mountPath"]] = host_dir
+        return mounts
+
+    def run_in_root(self, root, image, c, spec, sa_dir, env, argv, uid, gid, log, projected=None):
         """The container in the image's root, as a container runtime would: a private
         mount namespace, the root bind-mounted (read-only with readOnlyRootFilesystem),
         an emptyDir volume as a tmpfs at its mountPath, /proc, /dev/null, /dev/zero,
         /dev/random and /dev/urandom, the service account's
-        directory at SA_MOUNT, the image's "files" copied into a volume (like a
-        ConfigMap), then chroot as the pod's user."""
+        directory at SA_MOUNT, projected token volumes (read-only) at their mountPath,
+        the image's "files" copied into a volume (like a ConfigMap), then chroot as the
+        pod's user."""
         if os.geteuid() != 0:
             raise PermissionError("an image root needs the emulator to run as root")
         sec = c.get("securityContext") or {}
@@ -2176,6 +2217,8 @@ mount -o remount,bind,ro "$root/""" + SA_MOUNT.lstrip("/") + r""""
 while [ "$1" != -- ]; do
   case $1 in
     tmpfs=*) mount -t tmpfs -o mode=1777,size=1g tmpfs "$root${1#tmpfs=}" ;;
+    bind=*) spec=${1#bind=}; mount --bind "${spec#*:}" "$root${spec%%:*}"
+      mount -o remount,bind,ro "$root${spec%%:*}" ;;
     file=*) spec=${1#file=}; cp "${spec#*:}" "$root${spec%%:*}"; chmod 0644 "$root${spec%%:*}" ;;
   esac
   shift
@@ -2189,6 +2232,10 @@ exec "$@"
         args = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "kubelet",
                 root, sa_dir, "1" if sec.get("readOnlyRootFilesystem") else "0"]
         args += [f"tmpfs={m}" for m in tmpfs]
+        for mount_path, host_dir in (projected or {}).items():
+            # its mount point, made in the root as a container runtime makes it
+            os.makedirs(os.path.join(root, mount_path.lstrip("/")), exist_ok=True)
+            args.append(f"bind={mount_path}:{host_dir}")
         args += [f"file={dst}:{src}" for dst, src in (image.get("files") or {}).items()]
         # chroot, then the working directory and the program by the image's PATH
         args += ["--", "/usr/bin/env", "-i"] + [f"{k}={v}" for k, v in env.items()] + [
@@ -2228,6 +2275,7 @@ class JobController(threading.Thread):
         super().__init__(daemon=True)
         self.store = store
         self.kubelet = kubelet
+        self.admit = kubelet.api.azure_workload_identity   # the pods' mutating webhook
 
     def run(self):
         while True:
@@ -2306,7 +2354,9 @@ class JobController(threading.Thread):
                 self.store.remove(PODS, pod)
             condition = ("Failed", "DeadlineExceeded", "Job was active longer than specified deadline")
         elif not active:
-            self.kubelet.start(self.store, self.new_pod(job, now))
+            pod = self.new_pod(job, now)
+            self.admit(pod)
+            self.kubelet.start(self.store, pod)
             status["active"] = 1
         if condition:
             status["active"] = 0
@@ -2526,7 +2576,7 @@ def serve(state_dir):
     context.load_cert_chain(conf["cert"], conf["key"])
     context.load_verify_locations(conf["client_ca"])
     context.verify_mode = ssl.CERT_OPTIONAL   # client certificates are one way to log in
-    Operator(store, conf["operator_delay"]).start()
+    Operator(store, conf["operator_delay"], api.azure_workload_identity).start()
     JobController(store, Kubelet(state_dir, conf, api)).start()
     server = TLSServer(("127.0.0.1", conf["port"]), context, api, auth,
                        os.path.join(state_dir, "access.log"))

@@ -11,7 +11,7 @@ STACK_MARKER=.mxpc-stack
 
 # Daemons in start order; `down` stops them in reverse.
 STACK_DAEMONS=(pg-tls pg-plain pg-wronghost ceph-mon ceph-osd radosgw k8s sts rds mendix-cloud
-  azurite entra entra-pg sm vault keyvault)
+  azurite entra entra-pg azure-rbac sm vault keyvault)
 
 stack_dir() {
   local d=${1:-${MXPC_STACK_DIR:-/tmp/mxpc-stack}}
@@ -40,6 +40,7 @@ STACK_PORTS=(
   SM_PORT:MXPC_SM_PORT:27530
   VAULT_PORT:MXPC_VAULT_PORT:27540
   KEYVAULT_PORT:MXPC_KEYVAULT_PORT:27550
+  AZURE_RBAC_PORT:MXPC_AZURE_RBAC_PORT:27610
 )
 
 # Sets each NAME of STACK_PORTS from its variable or its default.

@@ -12,6 +12,11 @@ packages (python3-azure: azure-identity, msal, azure-storage-blob; azure-cli's `
     check refuses (expired token, foreign issuer or audience) and what it does not
     (the signature); an expiring token refreshed by the SDK; stacklib's Shared Key
     signer agrees;
+  - the Azure RBAC front of Azurite: a Storage Blob Data Reader downloads and lists but
+    its upload, delete and block list get Azure's 403 AuthorizationPermissionMismatch
+    (headers and XML body as Azure's), a Contributor writes (blocks and their list),
+    an identity without a role is refused a listing, a forged token is refused,
+    Shared Key passes untouched;
   - the Entra PostgreSQL front: psql logs in with an Entra token for
     ossrdbms-aad as demo-azure-wi's identity; a Storage token, another identity's,
     an expired one, garbage and a connection without TLS are refused.
@@ -266,6 +271,87 @@ t.check("stacklib's Shared Key signer: what it writes the SDK reads",
         key_container.download_blob("stacklib/x y+ü%.bin").readall() == b"from stacklib")
 t.check("... and it lists what the SDK wrote", ours.list(CONTAINER, "key/") == {"key/a b.bin": 1000})
 
+# ---- Azure RBAC: the front of Azurite checks the token and the identity's role
+RBAC = env["MXPC_AZURE_RBAC_ENDPOINT"]
+workload_identity(env["MXPC_AZURE_READER_CLIENT_ID"],
+                  token_file("demo-azure-reader", sa_token("demo-azure-reader")))
+reader = BlobServiceClient(RBAC, credential=azure.identity.ManagedIdentityCredential(),
+                           max_single_put_size=256 * 1024, max_block_size=256 * 1024
+                           ).get_container_client(CONTAINER)
+
+
+def refusal(call):
+    """The HttpResponseError of call(), or None when it succeeds."""
+    try:
+        call()
+        return None
+    except HttpResponseError as e:
+        return e
+
+
+try:
+    t.check("Storage Blob Data Reader downloads through the RBAC front",
+            reader.download_blob("key/a b.bin").readall() == payload[:1000])
+    t.check("... and lists", [b.name for b in reader.list_blobs(name_starts_with="key/")] ==
+            ["key/a b.bin"])
+except HttpResponseError as e:
+    t.check("Storage Blob Data Reader downloads and lists", False, str(e)[:300])
+e = refusal(lambda: reader.upload_blob("rbac/reader.bin", b"not allowed"))
+t.check("... its upload: HttpResponseError, 403 AuthorizationPermissionMismatch",
+        e is not None and e.status_code == 403 and
+        e.error_code == "AuthorizationPermissionMismatch", e and (e.status_code, e.error_code))
+if e is not None:
+    body = e.response.text()
+    t.check("... as Azure answers: x-ms-error-code, x-ms-request-id, the XML <Error> whose "
+            "Message names the permission, the request id and the time",
+            e.response.headers.get("x-ms-error-code") == "AuthorizationPermissionMismatch" and
+            e.response.headers.get("x-ms-request-id") and
+            "<Error><Code>AuthorizationPermissionMismatch</Code><Message>This request is not "
+            "authorized to perform this operation using this permission.\nRequestId:" in body
+            and "\nTime:" in body and e.response.headers.get("Content-Type") == "application/xml",
+            (dict(e.response.headers), body[:300]))
+e = refusal(lambda: reader.upload_blob("rbac/reader-blocks.bin", payload))
+t.check("... a block upload (Put Block) is refused too",
+        e is not None and e.error_code == "AuthorizationPermissionMismatch", e and e.error_code)
+key_container.get_blob_client("rbac/staged.bin").stage_block("block-1", b"staged with the key")
+e = refusal(lambda: reader.get_blob_client("rbac/staged.bin").commit_block_list(["block-1"]))
+t.check("... and Put Block List of blocks staged with the key",
+        e is not None and e.error_code == "AuthorizationPermissionMismatch", e and e.error_code)
+e = refusal(lambda: reader.delete_blob("key/a b.bin"))
+t.check("... and a delete", e is not None and e.error_code == "AuthorizationPermissionMismatch",
+        e and e.error_code)
+listed = sorted(b.name for b in key_container.list_blobs())
+t.check("... none of them wrote or deleted a blob",
+        "key/a b.bin" in listed and not any(n.startswith("rbac/") for n in listed), listed)
+workload_identity(env["MXPC_AZURE_CLIENT_ID"], jump_token)
+writer = BlobServiceClient(RBAC, credential=azure.identity.ManagedIdentityCredential(),
+                           max_single_put_size=256 * 1024, max_block_size=256 * 1024
+                           ).get_container_client(CONTAINER)
+try:
+    writer.upload_blob("rbac/contributor.bin", payload)
+    t.check("Storage Blob Data Contributor uploads blocks and their list through the front, "
+            "streamed both ways", writer.download_blob("rbac/contributor.bin").readall() ==
+            payload and key_container.download_blob("rbac/contributor.bin").readall() == payload)
+    writer.delete_blob("rbac/contributor.bin")
+except HttpResponseError as e:
+    t.check("Storage Blob Data Contributor writes through the front", False, str(e)[:300])
+workload_identity(env["MXPC_AZURE_KV_CLIENT_ID"], token_file("demo-kv", sa_token("demo-kv")))
+nobody = BlobServiceClient(RBAC, credential=azure.identity.ManagedIdentityCredential()
+                           ).get_container_client(CONTAINER)
+e = refusal(lambda: list(nobody.list_blobs()))
+t.check("an identity without a role on the account is refused a listing "
+        "(AuthorizationPermissionMismatch)",
+        e is not None and e.status_code == 403 and
+        e.error_code == "AuthorizationPermissionMismatch", e and (e.status_code, e.error_code))
+e = refusal(lambda: nobody.get_blob_client("key/a b.bin").get_blob_properties())
+t.check("... and a HEAD (no body: the code in x-ms-error-code)",
+        e is not None and e.status_code == 403 and
+        e.error_code == "AuthorizationPermissionMismatch", e and (e.status_code, e.error_code))
+rbac_key = BlobServiceClient(RBAC, credential={"account_name": ACCOUNT, "account_key": KEY})
+t.check("Shared Key passes the front untouched (RBAC governs tokens only)",
+        rbac_key.get_container_client(CONTAINER).download_blob("key/a b.bin").readall() ==
+        payload[:1000])
+
 # ---- what Azurite's OAuth check looks at (--oauth basic)
 def bearer_status(token):
     try:
@@ -293,6 +379,15 @@ t.check("Azurite refuses a token for another audience",
 other_key = dict(oidc.make_key(work), kid=entra_key["kid"])
 t.check("known limit: Azurite does not check the signature (a token signed by any key passes)",
         bearer_status(oidc.sign(other_key, base_claims)) == (200, ""))
+try:
+    AzureBlob(RBAC, ACCOUNT, ca_file=env["MXPC_AZURE_CA"],
+              token=oidc.sign(other_key, dict(base_claims, oid=env["MXPC_AZURE_PRINCIPAL_ID"]))
+              ).list(CONTAINER)
+    forged_status = (200, "")
+except AzureError as e:
+    forged_status = (e.status, e.code)
+t.check("... the RBAC front does: 403 AuthenticationFailed", forged_status ==
+        (403, "AuthenticationFailed"), forged_status)
 
 # ---- an expiring token: Azurite refuses it, the SDK's credential gets a new one
 set_lifetime(3)

@@ -203,20 +203,25 @@ twin = [o for o in foreign if o["key"].split("/", 1)[1] in {f["uuid"] for f in s
 t.check("one of them has a demo-app file's uuid but other bytes",
         len(twin) == 1 and twin[0]["sha256"] not in {f["sha256"] for f in source["files"]})
 
-# ---- Azure: demo-azure (account key) and demo-azure-wi (Workload Identity)
+# ---- Azure: demo-azure (account key), demo-azure-wi and demo-azure-reader (Workload
+# Identity; the reader's endpoint is the RBAC front)
 azure_envs = report.get("azure_environments", {})
-t.check("seed.json describes demo-azure and demo-azure-wi under azure_environments",
-        set(azure_envs) == {"demo-azure", "demo-azure-wi"}, set(azure_envs))
+t.check("seed.json describes demo-azure, demo-azure-wi and demo-azure-reader under "
+        "azure_environments",
+        set(azure_envs) == {"demo-azure", "demo-azure-wi", "demo-azure-reader"}, set(azure_envs))
+IDENTITY = {"demo-azure-wi": "WI", "demo-azure-reader": "READER"}
 store = AzureBlob(env["MXPC_AZURE_BLOB_ENDPOINT"], env["MXPC_AZURE_ACCOUNT_NAME"],
                   env["MXPC_AZURE_ACCOUNT_KEY"], env["MXPC_AZURE_CA"])
 for name, e in azure_envs.items():
     _, _, db_values = secret_settings(f"{name}-database")
     _, _, st = secret_settings(f"{name}-file")
-    wi = name == "demo-azure-wi"
+    wi = name in IDENTITY
+    endpoint = env["MXPC_AZURE_RBAC_ENDPOINT" if name == "demo-azure-reader" else
+                   "MXPC_AZURE_BLOB_ENDPOINT"]
     t.check(f"{name}: file Secret as Mendix documents Azure Blob Storage",
             st["storage-service-name"] == "com.mendix.storage.azure" and
             st["storage-azure-container"] == e["storage"]["bucket"] and
-            st["storage-azure-blob-endpoint"] == env["MXPC_AZURE_BLOB_ENDPOINT"] and
+            st["storage-azure-blob-endpoint"] == endpoint and
             st["storage-azure-use-https"] == "true", st)
     if wi:
         t.check(f"{name}: no account key, use-default-azure-credential; no database password",
@@ -228,7 +233,7 @@ for name, e in azure_envs.items():
         sa = admin.call("GET", core_path(NS, "serviceaccounts", name))
         t.check(f"{name}: its ServiceAccount carries the managed identity's client id",
                 sa["metadata"]["annotations"].get("azure.workload.identity/client-id") ==
-                env["MXPC_AZURE_WI_CLIENT_ID"], sa["metadata"].get("annotations"))
+                env[f"MXPC_AZURE_{IDENTITY[name]}_CLIENT_ID"], sa["metadata"].get("annotations"))
     else:
         t.check(f"{name}: account name and key in the Secret",
                 (st["storage-azure-account-name"], st["storage-azure-account-key"]) ==
