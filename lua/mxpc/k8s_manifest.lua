@@ -41,6 +41,8 @@ end
 -- AZURE_TENANT_ID, AZURE_FEDERATED_TOKEN_FILE and AZURE_AUTHORITY_HOST.
 M.AZURE_CLIENT_ID = "azure.workload.identity/client-id"
 M.AZURE_USE = "azure.workload.identity/use"
+-- AWS IRSA: the ServiceAccount's annotation naming the role its pods assume.
+M.AWS_ROLE_ARN = "eks.amazonaws.com/role-arn"
 
 -- A managed identity's client id as Azure writes it (a GUID).
 function M.valid_client_id(id)
@@ -67,7 +69,7 @@ function M.access(p)
   if not p.service_account then
     local account = meta()
     if p.role_arn or p.azure_client_id then
-      account.annotations = { ["eks.amazonaws.com/role-arn"] = p.role_arn, [M.AZURE_CLIENT_ID] = p.azure_client_id }
+      account.annotations = { [M.AWS_ROLE_ARN] = p.role_arn, [M.AZURE_CLIENT_ID] = p.azure_client_id }
     end
     objects[1] = { apiVersion = "v1", kind = "ServiceAccount", metadata = account }
   end
@@ -180,6 +182,17 @@ function M.create_or_update(client, o, fields)
   if ok then return "created" end
   if not errors.is(err, "exists") then return nil, err end
   local patch = { metadata = { labels = o.metadata.labels, annotations = o.metadata.annotations } }
+  if o.kind == "ServiceAccount" then
+    -- the identity it acts as is ours to say: one it no longer has goes
+    -- (null in a merge patch), so that a switch from IRSA to Workload
+    -- Identity, or to neither, leaves no stale role behind
+    local annotations = {}
+    for k, v in pairs(o.metadata.annotations or {}) do annotations[k] = v end
+    for _, k in ipairs { M.AWS_ROLE_ARN, M.AZURE_CLIENT_ID } do
+      if annotations[k] == nil then annotations[k] = require("cjson").null end
+    end
+    patch.metadata.annotations = annotations
+  end
   for _, f in ipairs(fields) do patch[f] = o[f] end
   local pok, perr = client:patch(resource, name, patch, { namespace = o.metadata.namespace })
   if not pok then return nil, perr end

@@ -193,6 +193,11 @@ check "... creates the ServiceAccount, Role, RoleBinding and CronJob" \
   'grep -q "^serviceaccount/mxpc-backup created" "$work/out" && grep -q "^cronjob/mxpc-backup-demo-app created" "$work/out"'
 run "schedule --apply again brings them up to date" 0 "${sched[@]}" -e demo-app --keep-last 2 --role-arn "$role" --apply
 check "... (configured)" 'grep -q "^cronjob/mxpc-backup-demo-app configured" "$work/out"'
+sa_role() { kubectl -n mendix get sa mxpc-backup -o jsonpath='{.metadata.annotations.eks\.amazonaws\.com/role-arn}'; }
+run "schedule --apply without --role-arn" 0 "${sched[@]}" -e demo-app --keep-last 2 --apply
+check "... takes the role's annotation off the ServiceAccount" '[ -z "$(sa_role)" ]'
+run "schedule --apply with it again" 0 "${sched[@]}" -e demo-app --keep-last 2 --role-arn "$role" --apply
+check "... puts it back" '[ "$(sa_role)" = "$role" ]'
 kubectl -n mendix create job --from=cronjob/mxpc-backup-demo-app e2e-run >"$work/out" 2>"$work/err"
 check "kubectl create job --from=cronjob/mxpc-backup-demo-app" 'grep -q "job.batch/e2e-run created" "$work/out"'
 # poll ($1: a condition) once a second for up to $2 seconds

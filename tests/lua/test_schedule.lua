@@ -101,6 +101,33 @@ t.test("azblob:// places: --azure-client-id annotates the ServiceAccount and lab
   t.eq(objects[4].spec.jobTemplate.spec.template.metadata.labels["azure.workload.identity/use"], nil)
 end)
 
+t.test("applying again over the other identity: the ServiceAccount loses the annotation it no longer has", function()
+  local manifest = require "mxpc.k8s_manifest"
+  local errors = require "mxpc.error"
+  local cjson = require "cjson"
+  local patches = {}
+  local client = {
+    create = function() return nil, errors.new { code = "exists", message = "exists" } end,
+    patch = function(_, resource, name, body) patches[#patches + 1] = { resource, name, cjson.encode(body) } return true end,
+  }
+  local azure = schedule.manifests { namespace = "mendix", envs = { "a" }, cron = "0 2 * * *", image = "img:1",
+    to = "azblob://acct/bk/", keep = {}, names = { apps = { "a" } }, azure_client_id = "11111111-2222-3333-4444-555555555555" }
+  t.eq(manifest.create_or_update(client, azure[1], {}), "configured")
+  local body = cjson.decode(patches[1][3])
+  t.eq(patches[1][1], "serviceaccounts")
+  t.eq(body.metadata.annotations["azure.workload.identity/client-id"], "11111111-2222-3333-4444-555555555555")
+  t.eq(body.metadata.annotations["eks.amazonaws.com/role-arn"], cjson.null, "a merge patch's null removes it")
+  local plain = schedule.manifests { namespace = "mendix", envs = { "a" }, cron = "0 2 * * *", image = "img:1",
+    to = "s3://bk/nightly/", keep = {}, names = { apps = { "a" } } }
+  manifest.create_or_update(client, plain[1], {})
+  body = cjson.decode(patches[2][3])
+  t.eq(body.metadata.annotations["azure.workload.identity/client-id"], cjson.null)
+  t.eq(body.metadata.annotations["eks.amazonaws.com/role-arn"], cjson.null)
+  -- other kinds are patched as they are
+  manifest.create_or_update(client, plain[2], { "rules" })
+  t.eq(cjson.decode(patches[3][3]).metadata.annotations, nil)
+end)
+
 t.test("schedule --to azblob:// without --azure-client-id is refused: the jobs would have no credentials", function()
   local ok, err = pcall(schedule.command, { namespace = "mendix", environment = "a", cron = "0 2 * * *",
     to = "azblob://acct/backups/nightly" })
