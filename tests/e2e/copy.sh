@@ -4,8 +4,10 @@
 # demo-irsa on either side; each proved table by table and object by object. The
 # anonymisation example with copy, watched from another connection; refusals (self-copy,
 # bad values); failures (the source refuses a GET or its pg_dump fails mid-copy, the
-# target refuses a PUT) and SIGINT/SIGTERM at every phase: the target's database as it
-# was, no unfinished multipart upload, the app running, a clear error.
+# target refuses a PUT) and SIGINT/SIGTERM at every phase, also while the files are
+# copied (through bench/latency_proxy.py, server-side and streamed, with a multipart
+# upload open): the target's database as it was, no unfinished multipart upload, the app
+# running, a clear error, the source untouched.
 # Needs MXPC_STACK_ENV; reseeds the namespace before and after.
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh" "$@"
@@ -23,7 +25,9 @@ else:
 PY
 }
 export SRC=$src
-trap 'policy demo-copy-files - 2>/dev/null; policy mendix-shared - 2>/dev/null; rm -rf "$work"; reseed >/dev/null' EXIT
+proxy_pid=
+trap '[ -n "$proxy_pid" ] && kill "$proxy_pid" 2>/dev/null; policy demo-copy-files - 2>/dev/null
+  policy mendix-shared - 2>/dev/null; rm -rf "$work"; reseed >/dev/null' EXIT
 export SSL_CERT_FILE=$MXPC_S3_CA
 
 reseed >"$work/seed.log" 2>&1 || { echo "FAIL: seeding"; tail -20 "$work/seed.log"; echo "0 passed, 1 failed"; exit 1; }
@@ -261,5 +265,90 @@ if prove demo-irsa demo-copy; then ok "... proved"; else bad "proof irsa -> copy
 irsa copy --from mendix/demo-app --to mendix/demo-irsa; code=$?
 check "copy from demo-app (static keys) into demo-irsa (web identity, RDS IAM)" '[ $code = 0 ]'
 if prove demo-app demo-irsa; then ok "... proved"; else bad "proof app -> irsa"; cat "$work/proof"; fi
+
+# --- signals while the files are copied ------------------------------------------------------------------------
+# Both environments reach S3 through bench/latency_proxy.py (150 ms each way), so the
+# files take seconds to copy and a signal lands while requests are in flight. The last
+# file the copy takes (the highest UUID) becomes 24 MiB: copied in parts, server-side
+# (UploadPartCopy; the hooks file lowers file_copy's 5 GiB threshold for the test, as
+# tests/lua/test_file_copy.lua does) and streamed (a multipart upload of 16 MiB parts).
+# "objects": the signal comes once the JSON progress shows files done (CopyObject, or
+# GET -> PUT, of the small files in flight, two at a time); "parts": once the target's
+# bucket holds an unfinished multipart upload (only the large file is selected).
+python3 "$src/bench/latency_proxy.py" --target "${MXPC_S3_ENDPOINT#http://}" --delay 150 >"$work/proxy.out" &
+proxy_pid=$!
+wait_for 'grep -q listening "$work/proxy.out"' 10
+proxy=$(sed -n 's/^listening on //p' "$work/proxy.out")
+sed "s|^export MXPC_S3_ENDPOINT=.*|export MXPC_S3_ENDPOINT=http://$proxy|" "$MXPC_STACK_ENV" >"$work/slow.env"
+"$src/tests/stack/seed" --env-file "$work/slow.env" --out "$work/slow.json" >"$work/seed.log" 2>&1 \
+  || bad "seeding through the latency proxy: $(tail -3 "$work/seed.log")"
+big=$(sql_app 'select __uuid__ from "system$filedocument" where hascontents and __uuid__ is not null order by 1 desc limit 1')
+sql_app "update \"system\$filedocument\" set size = 25165824 where __uuid__ = '$big'" >/dev/null
+cat >"$work/big.lua" <<'LUA'
+local s3 = require "mxpc.s3"
+local c = assert(s3.client { endpoint = os.getenv("MXPC_S3_ENDPOINT"), access_key = os.getenv("MXPC_S3_ACCESS_KEY"),
+  secret_key = os.getenv("MXPC_S3_SECRET_KEY"), region = "us-east-1", path_style = true })
+assert(c:put("mendix-shared", "demo-app/" .. arg[1], ("0123456789abcdef"):rep(1572864)))
+LUA
+"$bin" run "$work/big.lua" "$big" || bad "the large source object"
+cat >"$work/parts.lua" <<'LUA'
+-- (test only) objects above 6 MiB are copied server-side in parts of 5 MiB
+local file_copy = require "mxpc.file_copy"
+file_copy.PART_THRESHOLD, file_copy.PART_SIZE = 6 * 1048576, 5 * 1048576
+return {}
+LUA
+cat >"$work/source.lua" <<'LUA'
+local s3 = require "mxpc.s3"
+local c = assert(s3.client { endpoint = os.getenv("MXPC_S3_ENDPOINT"), access_key = os.getenv("MXPC_S3_ACCESS_KEY"),
+  secret_key = os.getenv("MXPC_S3_SECRET_KEY"), region = "us-east-1", path_style = true })
+for _, o in ipairs(assert(c:list("mendix-shared", "demo-app/"))) do print(o.key, o.size, o.etag) end
+LUA
+# the source: every table of demo_app with the md5 of its rows, and its objects with their ETags
+source_state() {
+  local t
+  for t in $(sql_app "select tablename from pg_tables where schemaname = 'public' order by 1"); do
+    printf '%s %s\n' "$t" "$(sql_app "select count(*) || ':' || coalesce(md5(string_agg(x::text, ',' order by x::text)), '') from public.\"$t\" x")"
+  done
+  "$bin" run "$work/source.lua"
+}
+customers() { sql_copy 'select count(*) || md5(string_agg(name || email, $$,$$ order by id)) from "myfirstmodule$customer"'; }
+# the highest "done" of the JSON progress events of the copy phase so far
+copied_so_far() { jq -r 'select(.event == "progress" and .phase == "copy") | .done' "$work/err" 2>/dev/null | sort -n | tail -1; }
+before=$(fingerprint) source_before=$(source_state) customers_before=$(customers)
+check "(the large file is in the source: $big)" '[ "$("$bin" run "$work/head.lua" mendix-shared "demo-app/$big")" = present ]'
+# each mode gets both signals, and a signal both while small files and while parts are copied
+for run in server:objects:INT server:parts:TERM stream:objects:TERM stream:parts:INT; do
+  IFS=: read -r mode when sig <<<"$run"
+  rm -f "$work/done"
+  ( : >"$work/seen"; while [ ! -e "$work/done" ]; do customers >>"$work/seen" 2>/dev/null; done ) & watcher=$!
+  sel=(); [ "$when" = parts ] && sel=(--files-larger-than 8M)
+  MXPC_PROGRESS_INTERVAL=0.1 "$bin" -vv --log-format json copy --from mendix/demo-app --to mendix/demo-copy \
+    --stop-app --copy-mode "$mode" --concurrency 2 --hooks "$work/parts.lua" "${sel[@]}" >"$work/out" 2>"$work/err" &
+  pid=$!
+  if [ "$when" = objects ]; then
+    wait_for '[ "$(copied_so_far)" -ge 1 ] 2>/dev/null' 60 || bad "$mode: no file was copied"
+  else
+    wait_for '[ "$(uploads)" -ge 1 ]' 60 || bad "$mode: no multipart upload began"
+  fi
+  kill -"$sig" "$pid"; wait "$pid"; code=$?
+  touch "$work/done"; wait "$watcher"
+  want=$([ "$sig" = INT ] && echo 130 || echo 143)
+  check "SIG$sig while the files are copied ($mode, $when): exit $want ($code)" '[ "$code" = "$want" ]'
+  if [ "$when" = objects ]; then
+    done_files=$(copied_so_far)
+    check "... mid-copy: $done_files of 20 files done" '[ "$done_files" -ge 1 ] && [ "$done_files" -lt 19 ]'
+  else
+    check "... mid-copy: the upload of the large file in parts was open, and aborted" \
+      'grep -qE "aborted the (multipart upload|upload in parts) of s3://demo-copy-files/$big" "$work/err"'
+  fi
+  errors=$(jq -r 'select(.level == "error") | .msg' "$work/err")
+  check "... one error line: $errors" '[ "$(wc -l <<<"$errors")" = 1 ] && [ "$errors" = "interrupted by SIG$sig" ]'
+  check "... the target's database as it was" '[ "$(fingerprint)" = "$before" ]'
+  check "... and never committed otherwise ($(wc -l <"$work/seen") reads from another connection)" \
+    '[ -s "$work/seen" ] && [ "$(sort -u "$work/seen")" = "$customers_before" ]'
+  check "... no unfinished upload" '[ "$(uploads)" = 0 ]'
+  check "... the app runs again" '[ "$(replicas)" = 1 ]'
+  check "... the source untouched" '[ "$(source_state)" = "$source_before" ]'
+done
 
 finish

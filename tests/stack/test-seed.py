@@ -255,12 +255,17 @@ for name, e in azure_envs.items():
 proc, again = seed()
 t.check("seeding again gives an identical seed.json", proc.returncode == 0 and again == report,
         proc.stderr[-300:])
-proc, small = seed("--seed", "2", "--files", "6", "--rows", "3", "--file-size-dist", "10:1")
+proc, small = seed("--seed", "2", "--files", "6", "--other-files", "3", "--rows", "3", "--file-size-dist", "10:1")
 ok = proc.returncode == 0 and small is not None
-t.check("seed --seed 2 --files 6 --rows 3 --file-size-dist 10:1", ok, proc.stderr[-300:])
+t.check("seed --seed 2 --files 6 --other-files 3 --rows 3 --file-size-dist 10:1", ok, proc.stderr[-300:])
 if ok:
     files = small["environments"]["demo-app"]["files"]
     t.check("--files: 6 files in use in demo-app", len(files) == 6)
+    others = {name: len(e["files"]) for section in ("environments", "irsa_environments", "azure_environments",
+                                                    "store_environments")
+              for name, e in small[section].items() if name != "demo-app"}
+    t.check("--other-files 3: 3 files in use in each other environment", len(others) == 8 and
+            set(others.values()) == {3}, others)
     t.check("--file-size-dist 10:1: sizes between 5 and 10 (one empty file on purpose)",
             sorted(f["size"] for f in files)[1:] == sorted(f["size"] for f in files if f["size"])
             and all(5 <= f["size"] <= 10 for f in files if f["size"]))
@@ -279,4 +284,8 @@ proc = subprocess.run([os.path.join(HERE, "seed"), "--env-file", ENV_FILE, "--fi
                       capture_output=True, text=True)
 t.check("bad options are refused with a message", proc.returncode != 0 and
         "--files" in proc.stderr, proc.stderr)
+proc = subprocess.run([os.path.join(HERE, "seed"), "--env-file", ENV_FILE, "--other-files", "1"],
+                      capture_output=True, text=True)
+t.check("--other-files 1 is refused with a message", proc.returncode != 0 and
+        "--other-files" in proc.stderr, proc.stderr)
 t.finish()
