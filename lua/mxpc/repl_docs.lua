@@ -102,6 +102,7 @@ docs.modules = {
       { "spawn(argv [, {env=, stdin=, stdout=, stderr_max=}])", "a process (process), or nil, err" },
       { "relay(producer, consumer)",
         "a relay (process.relay): a thread splices producer's stdout into consumer's stdin, which stays open" },
+      { "withhold(name)", "no child started from now on gets the variable name of our environment (a secret)" },
     } },
   { name = "runtime", module = "mxpc.runtime", summary = "the program: version, scripts, signals, clocks",
     functions = {
