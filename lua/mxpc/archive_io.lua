@@ -183,10 +183,11 @@ function M.archive_writer(loc, opts)
     on_commit = on_commit, on_close = on_close })
 end
 
--- Delivers a finished file (a database-only dump) to the target. Once it is
--- there (renamed into place, the upload completed, standard output written
--- and flushed), signals are deferred: they come too late (see too_late).
--- Before that a signal stops it, and an upload leaves nothing behind.
+-- Delivers a finished file (a database-only dump) to the target. From its
+-- point of no return on (the rename into place, the upload's completion once
+-- its parts are in, standard output written and flushed), signals are
+-- deferred: they come too late (see too_late). Before that a signal stops
+-- it, and an upload leaves nothing behind.
 function M.deliver_file(loc, path)
   if loc.kind == "file" then
     runtime.defer_interrupts(true)

@@ -68,18 +68,6 @@ python3 "$src/tests/stack/k8s_emulator.py" token "$MXPC_STACK_DIR/k8s" --sa demo
   --aud api://AzureADTokenExchange >"$work/token"
 wi=(env AZURE_AUTHORITY_HOST="https://127.0.0.1:$entra_port" AZURE_TENANT_ID="$MXPC_AZURE_TENANT_ID"
   AZURE_CLIENT_ID="$MXPC_AZURE_WI_CLIENT_ID" AZURE_FEDERATED_TOKEN_FILE="$work/token")
-lifetime() { # lifetime SECONDS: the Entra stand-in's token lifetime
-  python3 - "$config" "$1" <<'PY'
-import json, os, sys
-path, seconds = sys.argv[1], int(sys.argv[2])
-with open(path) as f:
-    doc = json.load(f)
-doc["token_lifetime"] = seconds
-with open(path + ".tmp", "w") as f:
-    json.dump(doc, f)
-os.replace(path + ".tmp", path)
-PY
-}
 
 # pg_restore through a wrapper that, with RELAY_PAUSE set, passes the first 4 KiB of the
 # SQL it writes to psql (the relay), touches RELAY_PAUSE and waits there
@@ -298,7 +286,7 @@ for sig in INT TERM; do
 
   # tokens of 4 s, renewed in their last second: before_restore waits 3 s, then the next
   # request renews the storage token, and that exchange is held
-  lifetime 4
+  entra_lifetime 4
   cat >"$work/wait.lua" <<EOF
 return { before_restore = function()
   io.open("$work/paused", "w"):close()
@@ -311,7 +299,7 @@ EOF
     "${wi[@]}" "$bin" -v restore -n mendix -e demo-azure-wi -f "$work/wi.tar.gz" --stop-app --hooks "$work/wait.lua"
   expect_err "... (a renewal: the storage token was fetched before)" "Azure token for https://storage.azure.com/.default obtained"
   unchanged demo-azure-wi
-  lifetime 3600
+  entra_lifetime 3600
 
   # --- restore -f azblob://: while the archive is read (its second read, the restore's) -------------
   rules blob '[{"method": "GET", "key": "archives/signals/a.tar.gz", "action": "pass"},
