@@ -3,14 +3,15 @@
 # demo-azure (the account key) and demo-azure-wi (Workload Identity: Entra
 # tokens for Blob Storage and the database). Azurite and the Entra ID stand-in
 # are reached through tests/faults/s3_fault_proxy.py (https), which holds one
-# chosen request without forwarding it: the run is then at that step, and the
-# signal comes. Steps: a backup's Get Blob, a backup's upload of
+# chosen request (not forwarded), or its answer once the server took it: the
+# run is then at that step, and the signal comes. Steps: a backup's Get Blob, a backup's upload of
 # -f azblob://... (its blocks sent, the block list never); a restore's token
 # exchange and token renewal, Put Blob, Put Block, the point between the last
 # Put Block and the Put Block List (over an existing blob and a new one), the
 # database phase (the relay from pg_restore to psql, paused by a wrapper),
 # reading -f azblob://...; a copy from demo-azure into demo-azure-wi and into
-# demo-copy (S3), during its file copy. Each run: exit 130/143 with one error
+# demo-copy (S3), during its file copy. A restore's steps get SIGINT in one
+# environment and SIGTERM in the other, the rest both signals. Each run: exit 130/143 with one error
 # line naming the signal, nothing on stdout, no working directory left, the
 # database as it was (every table's rows), the app's replicas as they were, no
 # archive (no file, no blob, no uncommitted blocks at an azblob:// target), and
