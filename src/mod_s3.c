@@ -629,7 +629,7 @@ static int s_close(lua_State *L)
 }
 
 /* c:upload(bucket, key [, {concurrency=, window=, no_overwrite=}]) -> upload: u:write(chunk...),
- * u:commit() -> {size=, etag=}, u:abort() */
+ * u:prepare_commit(), u:commit() -> {size=, etag=}, u:abort() */
 static int s3lua_upload(lua_State *L)
 {
     struct client *c = s3lua_check_client(L);
@@ -667,6 +667,17 @@ static int s_write(lua_State *L)
     return 1;
 }
 
+/* u:prepare_commit() -> true | nil, err: every part sent and in; commit() then only commits */
+static int s_prepare_commit(lua_State *L)
+{
+    struct stream *u = check_stream(L);
+    struct mxpc_s3_error e;
+    if (mxpc_s3_upload_prepare_commit(u->u, &e) != 0)
+        return s3lua_push_error(L, &e);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 static int s_commit(lua_State *L)
 {
     struct stream *u = check_stream(L);
@@ -700,7 +711,7 @@ static void register_uploads(lua_State *L)
     };
     mxpc_lua_class(L, UPLOADER_META, up_methods, up_meta);
     static const luaL_Reg stream_methods[] = {
-        {"write", s_write}, {"commit", s_commit}, {"abort", s_close}, {"close", s_close}, {"size", s_size},
+        {"write", s_write}, {"prepare_commit", s_prepare_commit}, {"commit", s_commit}, {"abort", s_close}, {"close", s_close}, {"size", s_size},
         {NULL, NULL},
     };
     static const luaL_Reg stream_meta[] = {

@@ -572,7 +572,8 @@ struct mxpc_s3_upload {
     char *buf;
     size_t len, part; /* bytes gathered, size of the part being gathered */
     int64_t size;
-    int state; /* 0 open, 1 committed, 2 failed or aborted */
+    int state;    /* 0 open, 1 committed, 2 failed or aborted */
+    int prepared; /* every part is in: only the commit is left */
 };
 
 struct mxpc_s3_upload *mxpc_s3_upload_begin(struct mxpc_s3 *s3, const char *bucket, const char *key,
@@ -657,6 +658,10 @@ int mxpc_s3_upload_write(struct mxpc_s3_upload *u, const void *data, size_t len,
 {
     if (upload_usable(u, e) != 0)
         return -1;
+    if (u->prepared && len > 0) {
+        s3_set_error(e, "usage", NULL, "upload of %s: its parts are all sent, only the commit is left", u->what);
+        return -1;
+    }
     /* the parts in flight move on while the next one is gathered; a failure
      * or a signal stops the upload here */
     if (up_pump(u->up, u->up->in_flight > 0 ? 0 : -1, e) != 0)
@@ -675,25 +680,50 @@ int mxpc_s3_upload_write(struct mxpc_s3_upload *u, const void *data, size_t len,
     return 0;
 }
 
+/* Sends the bytes gathered: the object's one PUT when all of it fits one
+ * part (no multipart upload), else the last part (if any is left). */
+static int upload_send_rest(struct mxpc_s3_upload *u, struct mxpc_s3_error *e)
+{
+    if (!u->job || u->len > 0) {
+        if (up_room(u->up, (int64_t)u->len, e) != 0)
+            return upload_failed(u, e);
+        if (u->job)
+            job_part(u->up, u->job, u->buf, u->len);
+        else
+            up_send(u->up, u->bucket, u->key, u->buf, u->len, NULL, 0);
+    } else {
+        free(u->buf);
+    }
+    u->buf = NULL;
+    u->len = 0;
+    return 0;
+}
+
+int mxpc_s3_upload_prepare_commit(struct mxpc_s3_upload *u, struct mxpc_s3_error *e)
+{
+    if (upload_usable(u, e) != 0)
+        return -1;
+    if (up_pump(u->up, -1, e) != 0)
+        return upload_failed(u, e);
+    if (!u->job || u->prepared) /* an object of one part: its PUT is the commit */
+        return 0;
+    if (upload_send_rest(u, e) != 0)
+        return -1;
+    u->prepared = 1;
+    while (u->job->parts_done < u->job->nparts)
+        if (up_pump(u->up, 100, e) != 0)
+            return upload_failed(u, e);
+    return 0;
+}
+
 int mxpc_s3_upload_commit(struct mxpc_s3_upload *u, struct mxpc_s3_object *out, struct mxpc_s3_error *e)
 {
     if (upload_usable(u, e) != 0)
         return -1;
     if (up_pump(u->up, -1, e) != 0)
         return upload_failed(u, e);
-    if (!u->job) { /* all of it fits one part: one PUT, no multipart upload */
-        if (up_room(u->up, (int64_t)u->len, e) != 0)
-            return upload_failed(u, e);
-        up_send(u->up, u->bucket, u->key, u->buf, u->len, NULL, 0);
-    } else if (u->len > 0) {
-        if (up_room(u->up, (int64_t)u->len, e) != 0)
-            return upload_failed(u, e);
-        job_part(u->up, u->job, u->buf, u->len);
-    } else {
-        free(u->buf);
-    }
-    u->buf = NULL;
-    u->len = 0;
+    if (upload_send_rest(u, e) != 0)
+        return -1;
     if (u->job)
         u->job->all_read = 1;
     if (mxpc_s3_uploader_finish(u->up, e) != 0)

@@ -257,6 +257,12 @@ struct mxpc_s3_upload;
 struct mxpc_s3_upload *mxpc_s3_upload_begin(struct mxpc_s3 *s3, const char *bucket, const char *key,
                                             const struct mxpc_s3_many_options *o, struct mxpc_s3_error *e);
 int mxpc_s3_upload_write(struct mxpc_s3_upload *u, const void *data, size_t len, struct mxpc_s3_error *e);
+/* Sends what is gathered as the last part and waits until every part is in,
+ * a signal or failure stopping it (and aborting the upload): what is left for
+ * mxpc_s3_upload_commit is the commit alone (CompleteMultipartUpload, Azure's
+ * Put Block List; for an object of one part, its one PUT), so that a caller
+ * can defer signals from the point of no return only. No write after it. */
+int mxpc_s3_upload_prepare_commit(struct mxpc_s3_upload *u, struct mxpc_s3_error *e);
 int mxpc_s3_upload_commit(struct mxpc_s3_upload *u, struct mxpc_s3_object *out, struct mxpc_s3_error *e);
 int64_t mxpc_s3_upload_size(const struct mxpc_s3_upload *u);
 void mxpc_s3_upload_free(struct mxpc_s3_upload *u); /* aborts unless committed; NULL is fine */

@@ -137,42 +137,75 @@ local function stdout_write(data)
   return nil, errors.new { code = "io", message = "cannot write to standard output: " .. tostring(err) }
 end
 
+-- An upload to an object store's target (loc.kind "s3"): without --force, an
+-- object that appears meanwhile is not replaced (Azure: If-None-Match on the
+-- commit). Its commit sends the last parts and waits for them with signals
+-- still stopping it (the upload is then aborted: nothing is left), and defers
+-- signals only from the commit on (CompleteMultipartUpload, Put Block List,
+-- or the one PUT of a small object): a commit that was sent is never cut off,
+-- so the run ends with the object complete and says a signal came too late.
+local function target_upload(loc)
+  local upload, err = loc.store:upload(loc.bucket, loc.key, not loc.force and { no_overwrite = true } or nil)
+  if not upload then return nil, err end
+  local commit = function()
+    local ok, perr = upload:prepare_commit()
+    if not ok then return nil, perr end
+    runtime.defer_interrupts(true)
+    return upload:commit()
+  end
+  return upload, commit
+end
+
 -- The backup archive writer for a checked target. Nothing valid appears
 -- before commit: a file is renamed into place, an upload is completed; on
 -- standard output a failed archive ends without its gzip trailer and tar end
--- marker, so whatever reads it sees a broken archive.
+-- marker, so whatever reads it sees a broken archive. From the commit on a
+-- signal comes too late (see too_late): a file's or standard output's writer
+-- defers signals as its commit begins, an upload once its parts are in.
 function M.archive_writer(loc, opts)
-  if loc.kind == "file" then return backup_archive.writer(loc.path, opts) end
-  local sink, on_commit, on_close
+  local defer = function() runtime.defer_interrupts(true) end
+  if loc.kind == "file" then
+    return backup_archive.writer(loc.path, { level = opts.level, force = opts.force, before_commit = defer })
+  end
+  local sink, before_commit, on_commit, on_close
   if loc.kind == "stdio" then
     sink = function(chunk) return stdout_write(chunk) end
-    on_commit = function() return stdout_write() end
+    before_commit, on_commit = defer, function() return stdout_write() end
   else
-    -- without --force, an object that appears meanwhile is not replaced (Azure: If-None-Match on the commit)
-    local upload, err = loc.store:upload(loc.bucket, loc.key, not loc.force and { no_overwrite = true } or nil)
-    if not upload then return nil, err end
+    local upload, commit = target_upload(loc)
+    if not upload then return nil, commit end
     log.info("uploading the archive", { to = loc.spec })
     sink = function(chunk) return upload:write(chunk) end
-    on_commit = function() return upload:commit() end
+    on_commit = commit
     on_close = function() upload:close() end -- aborts the upload unless it was completed
   end
-  return backup_archive.writer(sink, { name = loc.name, level = opts.level, on_commit = on_commit,
-    on_close = on_close })
+  return backup_archive.writer(sink, { name = loc.name, level = opts.level, before_commit = before_commit,
+    on_commit = on_commit, on_close = on_close })
 end
 
--- Delivers a finished file (a database-only dump) to the target. Once it is
--- there (renamed into place, the upload completed, standard output written
--- and flushed), signals are deferred: they come too late (see too_late).
--- Before that a signal stops it, and an upload leaves nothing behind.
+-- Delivers a finished file (a database-only dump) to the target. From its
+-- point of no return on (the rename into place, the upload's completion once
+-- its parts are in, standard output written and flushed), signals are
+-- deferred: they come too late (see too_late). Before that a signal stops
+-- it, and an upload leaves nothing behind.
 function M.deliver_file(loc, path)
   if loc.kind == "file" then
     runtime.defer_interrupts(true)
     -- flushed and moved durably; an existing file is replaced only with --force
     return fs.commit_file(path, loc.path, { force = loc.force })
   elseif loc.kind == "s3" then
-    local ok, err = loc.store:put(loc.bucket, loc.key, { path = path })
-    if not ok then return nil, err end
-    runtime.defer_interrupts(true)
+    local upload <close>, commit = target_upload(loc)
+    if not upload then return nil, commit end
+    local f <close>, oerr = io.open(path, "rb")
+    if not f then return nil, errors.new { code = "io", message = oerr } end
+    while true do
+      local chunk = f:read(1024 * 1024)
+      if not chunk then break end
+      local ok, werr = upload:write(chunk)
+      if not ok then return nil, werr end
+    end
+    local ok, cerr = commit()
+    if not ok then return nil, cerr end
     return true
   end
   local f <close>, err = io.open(path, "rb")

@@ -497,16 +497,18 @@ Writer.__index = Writer
 Writer.__name = "backup_archive.writer"
 
 -- `target` is a path, or a sink function receiving the compressed bytes
--- (opts.name names it in messages). opts.on_commit() runs after the archive
--- ended (e.g. completing an upload) and may return nil, err; opts.on_close()
--- runs when the writer is closed, committed or not (e.g. aborting an upload).
+-- (opts.name names it in messages). opts.before_commit() runs first when the
+-- writer commits (e.g. deferring signals from there on); opts.on_commit()
+-- runs after the archive ended (e.g. completing an upload) and may return
+-- nil, err; opts.on_close() runs when the writer is closed, committed or not
+-- (e.g. aborting an upload).
 function M.writer(target, opts)
   opts = opts or {}
   local w, err = archive.writer(target, { force = opts.force, level = opts.level, threads = opts.threads,
     mtime = opts.mtime, name = opts.name })
   if not w then return nil, err end
   return setmetatable({ w = w, path = opts.name or target, stage = "metadata", uuids = {}, sets = {},
-    on_commit = opts.on_commit, on_close = opts.on_close }, Writer)
+    before_commit = opts.before_commit, on_commit = opts.on_commit, on_close = opts.on_close }, Writer)
 end
 
 function Writer:close()
@@ -622,6 +624,7 @@ end
 
 function Writer:commit()
   expect(self, "files", "the end of the archive")
+  if self.before_commit then self.before_commit() end
   local ok, err = self.w:commit()
   if ok and self.on_commit then ok, err = self.on_commit() end
   if ok then self.stage = "committed" end

@@ -335,6 +335,7 @@ docs.classes = {
   { name = "s3.upload", module = "mxpc.s3", meta = "mxpc.s3.upload", var = "up", summary = "an upload of unknown length",
     methods = {
       { "write(chunk, ...)", "adds bytes; true or nil, err" },
+      { "prepare_commit()", "sends the rest and waits until every part is in; commit() then only commits" },
       { "commit()", "completes the object: {size=, etag=}, or nil, err" },
       { "size()", "bytes written so far" },
       { "abort()", "aborts it unless committed" },

@@ -214,8 +214,7 @@ function M.write_archive(a)
     end,
   }))
   if not dump_size then add_database(true) end
-  runtime.defer_interrupts(true) -- from the commit on, a signal comes too late
-  assert(out:commit())
+  assert(out:commit()) -- from its point of no return on, a signal comes too late (archive_writer)
   return { dump_bytes = dump_size, files = copied, bytes = copied_bytes, bytes_out = out:stats().bytes_out }
 end
 

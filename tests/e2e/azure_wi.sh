@@ -24,18 +24,6 @@ export AZURE_AUTHORITY_HOST=$MXPC_AZURE_AUTHORITY_HOST AZURE_TENANT_ID=$MXPC_AZU
 export AZURE_CLIENT_ID=$MXPC_AZURE_WI_CLIENT_ID AZURE_FEDERATED_TOKEN_FILE=$work/token
 token() { python3 "$src/tests/stack/k8s_emulator.py" token "$MXPC_STACK_DIR/k8s" --sa demo-azure-wi --aud api://AzureADTokenExchange "$@"; }
 token >"$work/token"
-lifetime() {   # lifetime SECONDS: the Entra stand-in's token lifetime
-  python3 - "$config" "$1" <<'PY'
-import json, os, sys
-path, seconds = sys.argv[1], int(sys.argv[2])
-with open(path) as f:
-    doc = json.load(f)
-doc["token_lifetime"] = seconds
-with open(path + ".tmp", "w") as f:
-    json.dump(doc, f)
-os.replace(path + ".tmp", path)
-PY
-}
 issued() { grep -c " issued app=demo-azure-wi" "$MXPC_ENTRA_DIR/access.log"; }
 sql() { PGPASSWORD=$MXPC_PG_SUPERPASS "$MXPC_PG_BINDIR/psql" -Atq -h 127.0.0.1 -p "$MXPC_PG_PLAIN_PORT" \
   -U "$MXPC_PG_SUPERUSER" -d demo_azure_wi -c "$1"; }
@@ -67,7 +55,7 @@ check "... and never on a command line" '! grep "argv:" "$work/children" | grep 
 # refuse expired ones. An 8-second lock on system$filedocument (which the listing of
 # the files waits for) makes the files copied with tokens fetched after the first ones
 # expired.
-lifetime 6
+entra_lifetime 6
 sql 'begin; lock table "system$filedocument" in access exclusive mode; select pg_sleep(8); commit' >/dev/null & locker=$!
 sleep 0.5
 n0=$(issued)
@@ -76,7 +64,7 @@ wait "$locker"
 expect_err "... the storage token was renewed" "Azure token for https://storage.azure.com/.default refreshed"
 check "... with more tokens issued than one per scope" '[ $(( $(issued) - n0 )) -ge 3 ]'
 "$bin" verify "$work/wi2.tar.gz" >/dev/null 2>&1 && ok "... the archive verifies" || bad "the archive of the renewed run verifies"
-lifetime 3600
+entra_lifetime 3600
 
 # ---- failures ------------------------------------------------------------------------
 AZURE_FEDERATED_TOKEN_FILE= run "without Workload Identity" 1 backup -n mendix -e demo-azure-wi -f "$work/no.tar.gz"

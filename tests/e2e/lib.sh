@@ -12,6 +12,7 @@
 #   proof                         does demo-copy hold demo-app's data? ($work/proof)
 #   replicas, orders              demo-copy's spec.replicas, and its order rows
 #   reseed [ARGS]                 tests/stack/seed with ARGS
+#   entra_lifetime SECONDS        the lifetime of the Entra ID stand-in's tokens from now on
 #   finish                        prints the counts; its status is the result
 set -uo pipefail
 bin=$1
@@ -52,4 +53,16 @@ replicas() { kubectl -n mendix get mendixapp demo-copy -o jsonpath='{.spec.repli
 orders() { PGPASSWORD=$MXPC_PG_SUPERPASS psql -Atq -h 127.0.0.1 -p "$MXPC_PG_PLAIN_PORT" -U "$MXPC_PG_SUPERUSER" \
   -d demo_copy -c 'select count(*) from "myfirstmodule$order"'; }
 reseed() { "$src/tests/stack/seed" --env-file "$MXPC_STACK_ENV" "$@"; }
+entra_lifetime() {
+  python3 - "$MXPC_ENTRA_DIR/config.json" "$1" <<'PY'
+import json, os, sys
+path, seconds = sys.argv[1], int(sys.argv[2])
+with open(path) as f:
+    doc = json.load(f)
+doc["token_lifetime"] = seconds
+with open(path + ".tmp", "w") as f:
+    json.dump(doc, f)
+os.replace(path + ".tmp", path)
+PY
+}
 finish() { echo "$passed passed, $failed failed"; [ "$failed" = 0 ]; }

@@ -4,6 +4,7 @@ real server and, when a rule says so, answers an error itself, cuts the
 answer off in the middle of its body, or sends the body slowly.
 
   s3_fault_proxy.py --target HOST:PORT --rules FILE --log FILE [--port PORT]
+                    [--tls-cert CERT --tls-key KEY --target-ca CA]
 
 --port 0 (the default) picks a free port. Once listening it prints one line,
 "listening on 127.0.0.1:PORT", on stdout; it then runs until SIGTERM/SIGINT.
@@ -22,12 +23,23 @@ A request takes the first rule that matches it and still has uses left:
                    with {"delay": seconds} between them;
   action "hang":   never answer: keep the connection open for {"seconds": N}
                    (default 60) without asking the server, then close it.
+  action "hold":   forward, and once the server has answered (the request has
+                   taken effect there) hold the answer for {"seconds": N}
+                   (default 60) before passing it on.
 "method" and "key" are optional; "times" defaults to 1 (-1: always).
-Requests no rule takes are forwarded as they are.
+Requests no rule takes are forwarded as they are (so does a rule whose action
+is "pass": with "times" it lets the first N matching requests through).
+
+With --tls-cert and --tls-key it speaks https to its clients (a server
+certificate for 127.0.0.1 that they trust) and https to the target, checked
+against --target-ca: how a test puts it in front of Azurite or the Entra ID
+stand-in. Then a request's body is forwarded by its Content-Length, one
+connection at a time (an "Expect: 100-continue" is answered by the proxy).
 
 Every request is logged to FILE (--log) as one JSON line: method, path,
-range, if_match, action, status (the answer's HTTP status, null if none),
-body_bytes (for "cut": the body bytes sent before the cut). The line is
+range, if_match, length (the request body's Content-Length, null if none),
+action, status (the answer's HTTP status, null if none), body_bytes (for
+"cut": the body bytes sent before the cut). The line is
 written before the client can see the end of the answer, so a test that
 reads the log after a request finds that request there.
 
@@ -38,6 +50,7 @@ import argparse
 import json
 import os
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -154,7 +167,30 @@ def pump(src, dst):
         pass
 
 
-def serve(client, target, rules, log):
+def forward_body(client, upstream, first, headers, rest):
+    """Sends the request to upstream: its head, then exactly Content-Length
+    bytes of body read from the client (answering "Expect: 100-continue"
+    here). Nothing else runs on either socket meanwhile: an SSL socket must
+    not be read and written from two threads at once."""
+    if header(headers, "transfer-encoding"):
+        raise ValueError("a chunked request body is not supported over TLS")
+    length = int(header(headers, "content-length") or 0)
+    expect = (header(headers, "expect") or "").lower() == "100-continue"
+    kept = [(k, v) for k, v in headers if k.lower() != "expect"]
+    upstream.sendall(build_head(first, kept) + rest[:length])
+    if expect and len(rest) < length:
+        client.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+    left = length - min(len(rest), length)
+    while left > 0:
+        data = client.recv(min(PIECE, left))
+        if not data:
+            raise ValueError("the client closed the connection in the middle of the request body")
+        upstream.sendall(data)
+        left -= len(data)
+
+
+def serve(client, target, rules, log, tls=None):
+    """tls: None, or (server context for the client, client context towards the target)."""
     entry = {}
     logged = [False]
     upstream = None
@@ -167,13 +203,17 @@ def serve(client, target, rules, log):
             log.write(entry)
 
     try:
+        if tls:
+            client = tls[0].wrap_socket(client, server_side=True)
         head, rest = read_head(client, b"")
         if head is None:
             return
         first, headers = parse_head(head)
         method, path = first.split(" ")[:2]
+        length = header(headers, "content-length")
         entry = {"method": method, "path": path, "range": header(headers, "range"),
-                 "if_match": header(headers, "if-match"), "action": "pass", "status": None, "body_bytes": 0}
+                 "if_match": header(headers, "if-match"), "length": int(length) if length else None,
+                 "action": "pass", "status": None, "body_bytes": 0}
         rule = rules.take(method, path)
         action = rule["action"] if rule else "pass"
         entry["action"] = action
@@ -196,8 +236,12 @@ def serve(client, target, rules, log):
             answer_status(client, status, rule.get("code") or ("InternalError" if status in (200, 500) else "SlowDown"))
             return
         upstream = socket.create_connection(target)
-        upstream.sendall(build_head(first, headers) + rest)
-        threading.Thread(target=pump, args=(client, upstream), daemon=True).start()
+        if tls:
+            upstream = tls[1].wrap_socket(upstream, server_hostname=target[0])
+            forward_body(client, upstream, first, headers, rest)
+        else:
+            upstream.sendall(build_head(first, headers) + rest)
+            threading.Thread(target=pump, args=(client, upstream), daemon=True).start()
         buf = b""
         while True:
             rhead, buf = read_head(upstream, buf)
@@ -212,6 +256,8 @@ def serve(client, target, rules, log):
         entry["status"] = status
         if action != "cut":
             log_once()
+        if action == "hold":
+            time.sleep(rule.get("seconds", 60))
         client.sendall(build_head(rfirst, rheaders))
         limit = rule.get("after") if action == "cut" else None
         piece = rule.get("piece", PIECE) if action == "slow" else PIECE
@@ -235,7 +281,7 @@ def serve(client, target, rules, log):
             if delay:
                 time.sleep(delay)
         entry["body_bytes"] = sent
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError) as e:  # (ssl.SSLError is an OSError)
         entry["error"] = str(e)
     finally:
         for s in (client, upstream):
@@ -254,9 +300,19 @@ def main():
     p.add_argument("--rules", required=True, help="JSON file of fault rules")
     p.add_argument("--log", required=True, help="file the requests are logged to (JSON lines)")
     p.add_argument("--port", type=int, default=0, help="port to listen on (default: any free one)")
+    p.add_argument("--tls-cert", help="https towards the clients: the server certificate (PEM)")
+    p.add_argument("--tls-key", help="... and its key (PEM)")
+    p.add_argument("--target-ca", help="https towards the target: the CA its certificate is checked against")
     opts = p.parse_args()
+    if bool(opts.tls_cert) != bool(opts.tls_key) or bool(opts.tls_cert) != bool(opts.target_ca):
+        p.error("--tls-cert, --tls-key and --target-ca go together")
+    tls = None
+    if opts.tls_cert:
+        server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        server.load_cert_chain(opts.tls_cert, opts.tls_key)
+        tls = (server, ssl.create_default_context(cafile=opts.target_ca))
     rules, log = Rules(opts.rules), Log(opts.log)
-    serve_forever("s3_fault_proxy", opts.port, lambda client: serve(client, opts.target, rules, log))
+    serve_forever("s3_fault_proxy", opts.port, lambda client: serve(client, opts.target, rules, log, tls))
 
 if __name__ == "__main__":
     main()

@@ -251,6 +251,21 @@ t.test("a Put Block List refused because the container is gone: a clear error, n
   t.contains(err.hint, "after 7 days")
 end)
 
+t.test("prepare_commit: every block in and uncommitted, the commit then only commits", function()
+  local u = assert(client:upload(container, "prepared.bin"))
+  local data = bytes(MiB, 13)
+  for _ = 1, 7 do assert(u:write(data)) end -- one full block of 5 MiB, 2 MiB gathered
+  assert(u:prepare_commit())
+  t.eq(blocks(container, "prepared.bin"), 2, "both blocks are in")
+  t.eq((client:head(container, "prepared.bin")), nil, "no blob before the commit")
+  local ok, err = pcall(u.write, u, "more") -- a mistake of the caller: raised
+  t.eq(ok, false)
+  t.contains(tostring(err), "its parts are all sent, only the commit is left")
+  t.eq(assert(u:commit()).size, 7 * MiB)
+  t.eq(blocks(container, "prepared.bin"), 0, "the commit took them")
+  t.eq(assert(client:get_string(container, "prepared.bin")), data:rep(7))
+end)
+
 t.test("SIGINT during a block upload: exit 130, no blob and no uncommitted blocks", function()
   local dir = t.tmpdir()
   local big = dir .. "/big.bin"
