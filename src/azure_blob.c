@@ -228,7 +228,7 @@ static int blocks_abort(struct mxpc_s3 *s3, const char *bucket, const char *key,
     (void)id;
     struct mxpc_s3_object o;
     if (mxpc_s3_head(s3, bucket, key, &o, e) == 0) {
-        mxpc_log(MXPC_LOG_INFO,
+        mxpc_log(MXPC_LOG_WARN,
                  "azblob://%s/%s: the blocks of the failed upload stay uncommitted beside the existing blob; "
                  "Azure discards them after 7 days",
                  bucket, key);

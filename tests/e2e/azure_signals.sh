@@ -225,7 +225,7 @@ restore_point() {
     check "... the blob is the other one, this run's 2 blocks uncommitted beside it ($had before)" \
       'grep -qx "$big $(md5sum <"$work/other.bin" | cut -d" " -f1) $((had + 2))" <(az state "$ct" "$big")'
     expect_err "... and the run says they stay until Azure discards them after 7 days" \
-      "^info: azblob://$ct/$big: the blocks of the failed upload stay uncommitted beside the existing blob; Azure discards them after 7 days$"
+      "^warn: azblob://$ct/$big: the blocks of the failed upload stay uncommitted beside the existing blob; Azure discards them after 7 days$"
     unchanged "$e"
     az put "$ct" "$big" "$work/big.bin"
     az state "$ct" >"$work/$ct.now" ;;
