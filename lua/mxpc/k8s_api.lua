@@ -317,7 +317,7 @@ local function install(M, methods)
       local target = { method = "GET", path = api.path(r, ns) .. query(params), verb = "list", resource = r,
         namespace = ns }
       local page, err = call(self, target)
-      if not page then return nil, err end
+      if page == nil then return nil, err end
       if type(page) ~= "table" or page[1] ~= nil or (page.items ~= nil and type(page.items) ~= "table") then
         return nil, errors.new { code = "k8s", message = ("GET %s: the server's answer is not a list (an object "
           .. "with an items array)"):format(target.path) }

@@ -13,7 +13,7 @@ function methods:namespace() return "ns" end
 local client = setmetatable({}, { __index = methods })
 
 t.test("a list answered with JSON that is not a list object is an error, not a crash (found by fuzzing)", function()
-  for _, body in ipairs { "3", '"text"', "[1,2]", '{"items":"x"}', '{"items":5}', "null" } do
+  for _, body in ipairs { "3", '"text"', "[1,2]", '{"items":"x"}', '{"items":5}', "null", "false", "true" } do
     answer = { status = 200, body = body }
     local list, err = client:list("storageinstances")
     t.eq(list, nil, body)

@@ -264,7 +264,7 @@ if ok:
     others = {name: len(e["files"]) for section in ("environments", "irsa_environments", "azure_environments",
                                                     "store_environments")
               for name, e in small[section].items() if name != "demo-app"}
-    t.check("--other-files 3: 3 files in use in each other environment", len(others) == 8 and
+    t.check("--other-files 3: 3 files in use in each other environment", len(others) == 9 and
             set(others.values()) == {3}, others)
     t.check("--file-size-dist 10:1: sizes between 5 and 10 (one empty file on purpose)",
             sorted(f["size"] for f in files)[1:] == sorted(f["size"] for f in files if f["size"])
