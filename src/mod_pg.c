@@ -22,9 +22,12 @@
 #include "mxpc/log.h"
 #include "mxpc/lua_args.h"
 #include "mxpc/modules.h"
+#include "mxpc/process.h"
 #include "mxpc/runtime.h"
+#include "mxpc/sql_load.h"
 
 #define CONN_META "mxpc.pg.connection"
+#define LOAD_META "mxpc.pg.load"
 #define POLL_MS 200
 #define MAX_PARAMS 32
 
@@ -37,9 +40,17 @@
 #define FLOAT4OID 700
 #define FLOAT8OID 701
 
+struct lload;
+
 struct lconn {
     PGconn *conn;
-    char label[256]; /* user@host:port/dbname, for messages */
+    struct lload *load; /* a load that has the connection, or NULL */
+    char label[256];    /* user@host:port/dbname, for messages */
+};
+
+struct lload {
+    struct mxpc_sql_load *l;
+    struct lconn *c;
 };
 
 static struct lconn *check_conn(lua_State *L)
@@ -52,6 +63,8 @@ static PGconn *live_conn(lua_State *L)
     struct lconn *c = check_conn(L);
     if (!c->conn)
         luaL_error(L, "attempt to use a closed connection");
+    if (c->load)
+        luaL_error(L, "the connection is busy with a load (db:load): wait for it or close it first");
     return c->conn;
 }
 
@@ -145,6 +158,7 @@ static int l_connect(lua_State *L)
 
     struct lconn *c = lua_newuserdatauv(L, sizeof *c, 0);
     c->conn = NULL;
+    c->load = NULL;
     snprintf(c->label, sizeof c->label, "%s@%s:%s/%s", user ? user : "?", host ? host : "localhost",
              port ? port : "5432", dbname ? dbname : "?");
     luaL_setmetatable(L, CONN_META);
@@ -360,10 +374,21 @@ static int c_info(lua_State *L)
     return 1;
 }
 
+static void load_stop(struct lload *ld)
+{
+    mxpc_sql_load_free(ld->l);
+    ld->l = NULL;
+    if (ld->c)
+        ld->c->load = NULL;
+    ld->c = NULL;
+}
+
 /* close, __close, __gc: idempotent */
 static int c_close(lua_State *L)
 {
     struct lconn *c = check_conn(L);
+    if (c->load)
+        load_stop(c->load);
     if (c->conn)
         PQfinish(c->conn);
     c->conn = NULL;
@@ -379,6 +404,135 @@ static int c_tostring(lua_State *L)
         lua_pushfstring(L, "pg.connection (%s, %s)", c->label,
                         PQsslInUse(c->conn) ? PQsslAttribute(c->conn, "protocol") : "no TLS");
     return 1;
+}
+
+/* db:transaction() -> "idle", "active", "intrans" (in a transaction block),
+ * "inerror" (in a failed one) or "unknown" (PQtransactionStatus) */
+static int c_transaction(lua_State *L)
+{
+    static const char *const names[] = {"idle", "active", "intrans", "inerror", "unknown"};
+    PGTransactionStatusType st = PQtransactionStatus(live_conn(L));
+    lua_pushstring(L, names[st <= PQTRANS_UNKNOWN ? st : PQTRANS_UNKNOWN]);
+    return 1;
+}
+
+/* --- loads ------------------------------------------------------------- */
+
+/* db:load(producer) -> load: the SQL the child writes on its stdout (spawned
+ * with stdout = "pipe"; pg_restore -f -, pg_dump in plain format) run on this
+ * connection by a thread (sql_load.h), statements in batches, COPY data in
+ * large messages. The connection is the load's until it is waited for or
+ * closed; nothing is committed by it: begin a transaction before, and judge
+ * the child before committing. */
+static int c_load(lua_State *L)
+{
+    struct lconn *c = check_conn(L);
+    live_conn(L);
+    struct mxpc_process *p = mxpc_lua_process(L, 2);
+    luaL_argcheck(L, p != NULL, 2, "the process is closed");
+    struct lload *ld = lua_newuserdatauv(L, sizeof *ld, 2);
+    ld->l = NULL;
+    ld->c = NULL;
+    lua_pushvalue(L, 1); /* the connection, kept alive while the load has it */
+    lua_setiuservalue(L, -2, 1);
+    lua_pushvalue(L, 2); /* the child, whose stderr waits keep reading */
+    lua_setiuservalue(L, -2, 2);
+    luaL_setmetatable(L, LOAD_META);
+    int e = mxpc_sql_load_start(&ld->l, c->conn, p);
+    if (e == EINVAL)
+        return luaL_error(L, "db:load: spawn the producer with stdout = \"pipe\"");
+    if (e)
+        return mxpc_error_fail_errno(L, e, "cannot start loading SQL into PostgreSQL %s", c->label);
+    ld->c = c;
+    c->load = ld;
+    return 1;
+}
+
+static struct lload *live_load(lua_State *L)
+{
+    struct lload *ld = luaL_checkudata(L, 1, LOAD_META);
+    if (!ld->l)
+        luaL_error(L, "attempt to use a closed load");
+    return ld;
+}
+
+static void drain_producer(lua_State *L)
+{
+    lua_getiuservalue(L, 1, 2);
+    struct mxpc_process *p = lua_isnil(L, -1) ? NULL : mxpc_lua_process(L, -1);
+    if (p)
+        mxpc_process_drain_stderr(p);
+    lua_pop(L, 1);
+}
+
+/* load:wait() -> bytes of SQL read, once all of it ran; or nil, err (the
+ * server's refusal, with its SQLSTATE as err.sqlstate, and
+ * err.input_ended: whether the producer's output had ended, so that the
+ * failure may be the producer's; the connection is then in a failed
+ * transaction). Raises on a signal (the load still runs:
+ * close it). The connection is free again after it. */
+static int l_wait(lua_State *L)
+{
+    struct lload *ld = live_load(L);
+    for (;;) {
+        int rc = mxpc_sql_load_wait(ld->l, 100);
+        if (rc == MXPC_PROCESS_EINTERRUPTED)
+            mxpc_check_interrupt(L);
+        drain_producer(L);
+        if (rc == 1)
+            break;
+    }
+    const char *state;
+    const char *err = mxpc_sql_load_error(ld->l, &state);
+    lua_Integer bytes = (lua_Integer)mxpc_sql_load_bytes(ld->l);
+    int ended = mxpc_sql_load_input_ended(ld->l);
+    struct lconn *c = ld->c;
+    load_stop(ld);
+    if (!err) {
+        lua_pushinteger(L, bytes);
+        return 1;
+    }
+    char msg[1200];
+    snprintf(msg, sizeof msg, "%s", err);
+    if (PQstatus(c->conn) == CONNECTION_BAD)
+        mxpc_error_fail(L, "connect", NULL, "lost the connection to PostgreSQL %s: %s", c->label, msg);
+    else
+        mxpc_error_fail(L, "sql", NULL, "PostgreSQL %s: %s%s%s%s", c->label, msg, state[0] ? " (SQLSTATE " : "",
+                        state, state[0] ? ")" : "");
+    if (state[0]) {
+        lua_pushstring(L, state);
+        lua_setfield(L, -2, "sqlstate");
+    }
+    lua_pushboolean(L, ended);
+    lua_setfield(L, -2, "input_ended");
+    return 2;
+}
+
+/* load:poll() -> true once done */
+static int l_poll(lua_State *L)
+{
+    struct lload *ld = live_load(L);
+    drain_producer(L);
+    lua_pushboolean(L, mxpc_sql_load_poll(ld->l));
+    return 1;
+}
+
+/* load:bytes() -> bytes of SQL read so far */
+static int l_bytes(lua_State *L)
+{
+    lua_pushinteger(L, (lua_Integer)mxpc_sql_load_bytes(live_load(L)->l));
+    return 1;
+}
+
+/* close, __close, __gc: stops a load that still runs (its statement is
+ * cancelled and the connection's socket shut: the transaction cannot
+ * commit; close the connection); idempotent */
+static int l_close(lua_State *L)
+{
+    struct lload *ld = luaL_checkudata(L, 1, LOAD_META);
+    if (ld->l)
+        load_stop(ld);
+    return 0;
 }
 
 /* pg.quote_ident(name) -> "name" with quotes doubled */
@@ -402,13 +556,19 @@ static int l_quote_ident(lua_State *L)
 int luaopen_mxpc_pg(lua_State *L)
 {
     static const luaL_Reg methods[] = {
-        {"query", c_query}, {"exec", c_exec}, {"info", c_info}, {"close", c_close}, {NULL, NULL},
+        {"query", c_query}, {"exec", c_exec},   {"info", c_info},
+        {"load", c_load},   {"close", c_close}, {"transaction", c_transaction}, {NULL, NULL},
     };
+    static const luaL_Reg load_methods[] = {
+        {"wait", l_wait}, {"poll", l_poll}, {"bytes", l_bytes}, {"close", l_close}, {NULL, NULL},
+    };
+    static const luaL_Reg load_meta[] = {{"__gc", l_close}, {"__close", l_close}, {NULL, NULL}};
     static const luaL_Reg meta[] = {
         {"__gc", c_close}, {"__close", c_close}, {"__tostring", c_tostring}, {NULL, NULL},
     };
     static const luaL_Reg fns[] = {{"connect", l_connect}, {"quote_ident", l_quote_ident}, {NULL, NULL}};
     mxpc_lua_class(L, CONN_META, methods, meta);
+    mxpc_lua_class(L, LOAD_META, load_methods, load_meta);
     luaL_newlib(L, fns);
     return 1;
 }

@@ -325,6 +325,11 @@ static int p_tostring(lua_State *L)
     return 1;
 }
 
+struct mxpc_process *mxpc_lua_process(lua_State *L, int idx)
+{
+    return ((struct lprocess *)luaL_checkudata(L, idx, PROCESS_META))->p;
+}
+
 /* --- relays ------------------------------------------------------------ */
 
 struct lrelay {

@@ -46,6 +46,10 @@ struct mxpc_archive_reader;
 int mxpc_lua_is_archive_entry(lua_State *L, int idx);
 struct mxpc_archive_reader *mxpc_lua_archive_entry(lua_State *L, int idx);
 
+/* The child of the mxpc.process handle at idx (raises if it is not one), or
+ * NULL once it is closed (mod_process.c). */
+struct mxpc_process *mxpc_lua_process(lua_State *L, int idx);
+
 /* Pushes a table of linked library versions (versions.c). */
 int mxpc_push_library_versions(lua_State *L);
 

@@ -431,9 +431,9 @@ END$$;]]
 -- What the database restore's progress counts: the bytes of the dump
 -- pg_restore has read (rchar in /proc/PID/io, against the dump's size) or,
 -- where that cannot be read (or the SQL comes from pg_dump), the bytes of SQL
--- the relay passed to psql, of no known total.
-local function restore_meter(producer, relay, dump_path)
-  local opts = { label = "restoring the database", poll = function() return relay:bytes() end }
+-- loaded, of no known total.
+local function restore_meter(producer, load, dump_path)
+  local opts = { label = "restoring the database", poll = function() return load:bytes() end }
   local size = dump_path and (fs.stat(dump_path) or {}).size
   local io_file = "/proc/" .. producer:pid() .. "/io"
   local function dump_read()
@@ -448,12 +448,12 @@ local function restore_meter(producer, relay, dump_path)
 end
 
 -- The program that writes the SQL of a restore, as a command: pg_restore of
--- a dump file, or pg_dump (plain format: psql reads it as it comes, nothing
--- is compressed only to be uncompressed; measured on 1.2 GB, the same 965 MB
--- of SQL came in 7.5-9.9 s, through -Fc -Z0 | pg_restore in 6.9-9.2 s and
--- through -Fc -Z1 | pg_restore in 17.4 s) of another environment's database,
--- from `snapshot` (export_snapshot's id) when given. Its environment
--- variables (the source's login) and its name.
+-- a dump file, or pg_dump (plain format: its SQL is loaded as it comes,
+-- nothing is compressed only to be uncompressed; measured on 1.2 GB, the
+-- same 965 MB of SQL came in 7.5-9.9 s, through -Fc -Z0 | pg_restore in
+-- 6.9-9.2 s and through -Fc -Z1 | pg_restore in 17.4 s) of another
+-- environment's database, from `snapshot` (export_snapshot's id) when given.
+-- Its environment variables (the source's login) and its name.
 local function restore_source(source, bin)
   if source.dump then
     return { bin.pg_restore, "-O", "-x", "-f", "-", source.dump }, nil, "pg_restore"
@@ -465,81 +465,95 @@ local function restore_source(source, bin)
   return argv, penv, "pg_dump"
 end
 
+local ROLLED_BACK = "the restore ran in one transaction, so the database was left as it was"
+
 -- Starts replacing the database's contents in one transaction and returns
--- at once: psql runs the SQL that `source` gives, relayed to it by a thread
--- (process.relay), while the caller does other work. `source` is
--- {dump = PATH} (pg_restore of a custom-format dump) or {from_env = ENV,
--- snapshot = ID} (pg_dump of another environment's database, streamed, no
--- file). The handle:
---   h:loaded()       waits until all of the SQL is in psql's input and checks
---                    the program that wrote it: true, or nil, err (psql is
---                    killed: nothing is committed)
---   h:commit([sql])  adds `sql` (the restore_sql hook's) to the transaction,
---                    ends psql's input and waits: true, or nil, err
---   closing it       before the commit kills both: the database is as it was
--- psql only sees the end of its input from commit(): a producer that fails
--- half-way never lets it commit what it got. Once psql has read all of its
--- input, PostgreSQL alone decides between commit and rollback, and a signal
--- cannot change that any more: from then on signals are deferred
--- (runtime.defer_interrupts). If the restore failed, a signal that came
--- meanwhile is raised; after a commit they stay deferred, so the run can
--- finish (start the app, report success) and say the interruption came too
--- late.
+-- at once: a connection of ours opens the transaction, empties schema
+-- public, and a thread of ours runs on it the SQL that `source` gives
+-- (db:load: statements in batches, COPY data in large messages), while the
+-- caller does other work. `source` is {dump = PATH} (pg_restore of a
+-- custom-format dump) or {from_env = ENV, snapshot = ID} (pg_dump of
+-- another environment's database, streamed, no file). The handle:
+--   h:loaded()       waits until all of the SQL ran and checks the program
+--                    that wrote it: true, or nil, err (the connection is
+--                    closed: nothing is committed)
+--   h:commit([sql])  runs `sql` (the restore_sql hook's) in the transaction
+--                    and commits it: true, or nil, err
+--   closing it       before the commit stops both: the database is as it was
+-- Nothing commits before commit(), and commit() only once the program that
+-- wrote the SQL exited 0: one that fails half-way never has what it wrote
+-- committed. The COMMIT itself is past the point of no return: from then on
+-- signals are deferred (runtime.defer_interrupts). If the restore failed, a
+-- signal that came meanwhile is raised; after a commit they stay deferred,
+-- so the run can finish (start the app, report success) and say the
+-- interruption came too late.
 local Restore = {}
 Restore.__index = Restore
 
--- Kills whatever still runs: before the commit, the database is as it was.
+-- Stops whatever still runs: before the commit, the database is as it was.
 function Restore:__close()
-  -- the meter first: it polls the relay, which must not be asked once closed
+  -- the meter first: it polls the load, which must not be asked once closed
   -- (that error would take the place of the one that unwinds the run)
   if self.meter then self.meter:finish(not self.committed) end
-  if self.psql then self.psql:close() end -- killed before its input ends: nothing is committed
-  if self.relay then self.relay:close() end
+  if self.load then self.load:close() end -- its statement cancelled, its socket shut
   if self.producer then self.producer:close() end
+  if self.conn then self.conn:close() end -- a transaction not committed is rolled back
+end
+
+-- Fails the restore: the connection closed (its transaction rolled back).
+function Restore:fail(err)
+  if self.meter then self.meter:finish(true) end
+  self.conn:close()
+  self.load_ok, self.load_err = nil, err
+  return nil, err
 end
 
 function M.start_restore(env, source)
   local from = source.dump and "pg_restore" or "pg_dump"
-  local bin, berr = pg_programs.find_all { from, "psql" }
+  local bin, berr = pg_programs.find_all { from }
   if not bin then return nil, berr end
   local argv, source_env, name = restore_source(source, bin)
   if not argv then return nil, source_env end
-  local penv, eerr = pg_env(env.database)
-  if not penv then return nil, eerr end
   log.info("restoring the database in one transaction", { database = env.database.dbname,
     from = source.dump and "dump" or source.from_env.database.dbname, snapshot = source.snapshot })
   local h = setmetatable({ name = name }, Restore)
   local err
+  h.conn, err = M.connect_database(env)
+  if not h.conn then return nil, err end
+  local ok, eerr = h.conn:exec("SET client_min_messages = warning;\nBEGIN;\n" .. EMPTY_PUBLIC)
+  if not ok then
+    h:__close()
+    return nil, errors.new { code = "restore", message = "emptying schema public failed: " .. eerr.message,
+      hint = "nothing was changed" }
+  end
   h.producer, err = process.spawn(argv, { stdout = "pipe", env = source_env })
-  if not h.producer then return nil, err end
-  h.psql, err = process.spawn({ bin.psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction",
-    "--no-password", "-c", EMPTY_PUBLIC, "-f", "-" }, { stdin = "pipe", env = penv })
-  if not h.psql then
+  if not h.producer then
     h:__close()
     return nil, err
   end
-  h.relay, err = process.relay(h.producer, h.psql)
-  if not h.relay then
-    h:__close()
-    return nil, err
-  end
-  h.meter = progress.start("restore", restore_meter(h.producer, h.relay, source.dump))
+  h.load = h.conn:load(h.producer)
+  h.meter = progress.start("restore", restore_meter(h.producer, h.load, source.dump))
   return h
 end
 
 function Restore:loaded()
   if self.load_done then return self.load_ok, self.load_err end
-  local bytes, gone_or_err = self.relay:wait()
-  local rr = self.producer:wait()
-  self.load_done, self.consumer_gone = true, bytes and gone_or_err
+  self.load_done = true
+  local bytes, lerr = self.load:wait()
+  self.load = nil -- waited for: the connection is free again
   local meter = self.meter
-  meter.poll, meter.bytes = nil, meter.total_bytes or self.relay:bytes() -- all of it was read
-  if not bytes or rr.status ~= 0 then
-    meter:finish(true)
-    self.psql:close() -- killed before its input ends: nothing is committed
-    self.load_err = not bytes and gone_or_err or errors.new { code = self.name,
-      message = child_failure(self.name, rr), lines = true, hint = "the database was left as it was" }
-    return nil, self.load_err
+  meter.poll, meter.bytes = nil, meter.total_bytes or bytes or 0 -- (before the wait below ticks it)
+  if not bytes and not lerr.input_ended then
+    self.producer:close() -- stopped reading it: it would wait for us forever
+  end
+  local rr = self.producer:wait()
+  if rr.status ~= 0 then -- the producer's failure first: a load cut short follows from it
+    return self:fail(errors.new { code = self.name, message = child_failure(self.name, rr), lines = true,
+      hint = "the database was left as it was" })
+  end
+  if not bytes then
+    return self:fail(errors.new { code = "restore", message = "restoring the database failed: " .. lerr.message,
+      hint = ROLLED_BACK, sqlstate = lerr.sqlstate })
   end
   self.load_ok = true
   return true
@@ -548,22 +562,36 @@ end
 function Restore:commit(extra_sql)
   local ok, lerr = self:loaded()
   if not ok then return nil, lerr end
-  if extra_sql and not self.consumer_gone then
-    log.info("adding the restore_sql hook's SQL to the transaction", { bytes = #extra_sql })
-    self.psql:write("\nRESET search_path;\n" .. extra_sql .. "\n;\n")
+  if extra_sql then
+    log.info("running the restore_sql hook's SQL in the transaction", { bytes = #extra_sql })
+    local hok, herr = self.conn:exec("RESET search_path;\n" .. extra_sql)
+    if not hok then
+      return self:fail(errors.new { code = "restore", message = "restoring the database failed: the restore_sql " ..
+        "hook's SQL: " .. herr.message, hint = ROLLED_BACK })
+    end
   end
   local was = runtime.defer_interrupts(true) -- a signal before this line still rolls back
-  self.psql:close_stdin()
-  local rp = self.psql:wait()
-  self.psql:close()
-  self.committed = rp.status == 0 and not rp.stderr:find("ERROR")
+  local state = self.conn:transaction()
+  local cok, cerr
+  if state == "intrans" then
+    cok, cerr = self.conn:exec("COMMIT")
+  else
+    cerr = { message = "the transaction is " .. state .. ", not open" }
+  end
+  self.committed = cok and true or false
   self.meter:finish(not self.committed)
   if not self.committed then
+    self.conn:close()
+    if cerr.code == "connect" then -- the COMMIT went out; whether it took is the server's to say
+      return nil, errors.new { code = "restore", message = "the connection to the database was lost at the " ..
+        "restore's COMMIT: " .. cerr.message, hint = "whether it was committed is not known: look at the " ..
+        "database (its tables and the app's data) before running the app" }
+    end
     runtime.defer_interrupts(was) -- raises a signal that came meanwhile: the database is as it was
-    return nil, errors.new { code = "restore", message = "restoring the database failed: " ..
-      child_failure("psql", rp), lines = true,
-      hint = "the restore ran in one transaction, so the database was left as it was" }
+    return nil, errors.new { code = "restore", message = "restoring the database failed: " .. cerr.message,
+      hint = ROLLED_BACK }
   end
+  self.conn:close()
   log.info("database restored")
   return true
 end

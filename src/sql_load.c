@@ -1,0 +1,365 @@
+/* A child's SQL run on a connection of ours by a thread: see include/mxpc/sql_load.h. */
+#define _GNU_SOURCE
+#include "mxpc/sql_load.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "mxpc/interrupt.h"
+#include "mxpc/process.h"
+#include "mxpc/sql_split.h"
+
+#define BATCH (256 * 1024)      /* bytes of statements sent as one simple query */
+#define PIPE_SIZE (1024 * 1024) /* the producer's pipe: fewer wake-ups per megabyte */
+#define POLL_MS 200             /* how often a wait looks at mxpc_interrupted() */
+
+struct mxpc_sql_load {
+    PGconn *conn;
+    PGcancel *cancel;
+    PQnoticeProcessor notices; /* the connection's own (libpq's, whose argument is NULL), put back at the end */
+    int in;      /* the producer's stdout: ours */
+    int stop[2]; /* written by free: the thread ends */
+    int done[2]; /* written by the thread when it ends */
+    pthread_t thread;
+    int started;
+    struct mxpc_sql_split *split;
+    int in_copy; /* the server waits for COPY data */
+    int eof;     /* the producer's output ended */
+    _Atomic uint64_t bytes;
+    atomic_int finished;
+    atomic_int stopping;
+    char error[1024];
+    char sqlstate[8];
+};
+
+static void close_fd(int *fd)
+{
+    if (*fd >= 0)
+        close(*fd);
+    *fd = -1;
+}
+
+static void ignore_notice(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message; /* the dump's SQL asks for warnings only; a restore has no one to show them to */
+}
+
+/* libpq's messages end with a newline and may span lines: one line. */
+static void one_line(char *s)
+{
+    size_t n = strlen(s);
+    while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == ' '))
+        s[--n] = '\0';
+    for (char *p = s; *p; p++)
+        if (*p == '\n' || *p == '\t')
+            *p = ' ';
+}
+
+__attribute__((format(printf, 2, 3))) static void set_error(struct mxpc_sql_load *l, const char *fmt, ...)
+{
+    if (l->error[0])
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(l->error, sizeof l->error, fmt, ap);
+    va_end(ap);
+    one_line(l->error);
+}
+
+/* The line of `sql` that holds character `pos` (1-based, as the server counts
+ * in characters of UTF-8), cut to fit a message. */
+static void line_at(const char *sql, long pos, char *out, size_t cap)
+{
+    const char *p = sql, *line = sql;
+    for (long chars = 1; *p && chars < pos; p++) {
+        if ((*p & 0xC0) != 0x80)
+            chars++;
+        if (*p == '\n')
+            line = p + 1;
+    }
+    const char *end = strchr(line, '\n');
+    size_t n = end ? (size_t)(end - line) : strlen(line);
+    snprintf(out, cap, "%.*s%s", (int)(n > 120 ? 120 : n), line, n > 120 ? "..." : "");
+}
+
+/* The server refused: its message, and the statement it points at when it says. */
+static void server_error(struct mxpc_sql_load *l, PGresult *res, const char *sql)
+{
+    if (l->error[0])
+        return;
+    const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    const char *where = res ? PQresultErrorField(res, PG_DIAG_CONTEXT) : NULL;
+    const char *pos = res ? PQresultErrorField(res, PG_DIAG_STATEMENT_POSITION) : NULL;
+    char near[160] = "";
+    if (pos && sql)
+        line_at(sql, strtol(pos, NULL, 10), near, sizeof near);
+    snprintf(l->error, sizeof l->error, "%s%s%s%s%s%s", primary ? primary : PQerrorMessage(l->conn),
+             where ? " (" : "", where ? where : "", where ? ")" : "", near[0] ? ", at: " : "", near);
+    one_line(l->error);
+    snprintf(l->sqlstate, sizeof l->sqlstate, "%s", state ? state : "");
+}
+
+static void drain_results(PGconn *conn)
+{
+    PGresult *r;
+    while ((r = PQgetResult(conn)) != NULL)
+        PQclear(r);
+}
+
+/* Runs `sql` as one simple query: 0 when it ran, 1 when it is a COPY that
+ * waits for data (only where `copy` allows one), -1 on failure. */
+static int run_sql(struct mxpc_sql_load *l, const char *sql, int copy)
+{
+    PGresult *res = PQexec(l->conn, sql);
+    ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+    switch (st) {
+    case PGRES_COMMAND_OK:
+    case PGRES_TUPLES_OK:
+    case PGRES_EMPTY_QUERY: PQclear(res); return 0;
+    case PGRES_COPY_IN:
+        PQclear(res);
+        if (copy)
+            return 1;
+        PQputCopyEnd(l->conn, "a COPY FROM STDIN among other statements");
+        drain_results(l->conn);
+        set_error(l, "a COPY ... FROM stdin among other statements");
+        return -1;
+    case PGRES_COPY_OUT:
+    case PGRES_COPY_BOTH:
+        PQclear(res);
+        set_error(l, "a statement that sends data back (COPY ... TO STDOUT) is no restore");
+        return -1;
+    default: server_error(l, res, sql); PQclear(res); return -1;
+    }
+}
+
+static int end_copy(struct mxpc_sql_load *l, const char *failure)
+{
+    l->in_copy = 0;
+    if (PQputCopyEnd(l->conn, failure) != 1) {
+        set_error(l, "ending a COPY failed: %s", PQerrorMessage(l->conn));
+        return -1;
+    }
+    PGresult *res = PQgetResult(l->conn);
+    int ok = res && PQresultStatus(res) == PGRES_COMMAND_OK;
+    if (!ok)
+        server_error(l, res, NULL);
+    PQclear(res);
+    drain_results(l->conn);
+    return ok ? 0 : -1;
+}
+
+/* Waits for the producer's output: 1, or 0 when told to stop. */
+static int readable(struct mxpc_sql_load *l)
+{
+    for (;;) {
+        struct pollfd pf[2] = {{l->in, POLLIN, 0}, {l->stop[0], POLLIN, 0}};
+        int n = poll(pf, 2, -1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 || pf[1].revents)
+            return 0;
+        if (pf[0].revents)
+            return 1;
+    }
+}
+
+/* Reads more of the producer's output into the splitter: 0, or -1. */
+static int read_more(struct mxpc_sql_load *l)
+{
+    size_t room;
+    char *at = mxpc_sql_split_space(l->split, &room);
+    if (!at) {
+        set_error(l, "out of memory for a line of SQL");
+        return -1;
+    }
+    for (;;) {
+        if (!readable(l))
+            return -1;
+        ssize_t n = read(l->in, at, room);
+        if (n > 0) {
+            mxpc_sql_split_added(l->split, (size_t)n);
+            atomic_fetch_add(&l->bytes, (uint64_t)n);
+            return 0;
+        }
+        if (n == 0) {
+            l->eof = 1;
+            mxpc_sql_split_end(l->split);
+            return 0;
+        }
+        if (errno != EINTR && errno != EAGAIN) {
+            char why[128];
+            set_error(l, "reading the SQL failed: %s", strerror_r(errno, why, sizeof why));
+            return -1;
+        }
+    }
+}
+
+static int step(struct mxpc_sql_load *l)
+{
+    const char *p;
+    size_t n;
+    switch (mxpc_sql_split_next(l->split, &p, &n)) {
+    case MXPC_SQL_NEED: return read_more(l);
+    case MXPC_SQL_STATEMENTS: return run_sql(l, p, 0) == 0 ? 0 : -1;
+    case MXPC_SQL_COPY: {
+        int r = run_sql(l, p, 1);
+        if (r == 1) {
+            l->in_copy = 1;
+            mxpc_sql_split_copy_data(l->split);
+        }
+        return r < 0 ? -1 : 0;
+    }
+    case MXPC_SQL_DATA:
+        if (PQputCopyData(l->conn, p, (int)n) != 1) {
+            /* the server's error, if it sent one, says more than the write */
+            PGresult *res = PQgetResult(l->conn);
+            if (res && PQresultStatus(res) == PGRES_FATAL_ERROR)
+                server_error(l, res, NULL);
+            PQclear(res);
+            set_error(l, "sending COPY data failed: %s", PQerrorMessage(l->conn));
+            return -1;
+        }
+        return 0;
+    case MXPC_SQL_DATA_END: return end_copy(l, NULL);
+    case MXPC_SQL_DONE: return 1;
+    case MXPC_SQL_ERROR:
+    default:
+        set_error(l, "%s", mxpc_sql_split_error(l->split));
+        if (l->in_copy)
+            end_copy(l, "the input was cut short");
+        return -1;
+    }
+}
+
+static void *run(void *arg)
+{
+    struct mxpc_sql_load *l = arg;
+    int r;
+    do
+        r = atomic_load(&l->stopping) ? -1 : step(l);
+    while (r == 0);
+    if (r < 0 && !l->error[0])
+        set_error(l, "the load was stopped");
+    atomic_store(&l->finished, 1);
+    ssize_t w;
+    do
+        w = write(l->done[1], "x", 1);
+    while (w < 0 && errno == EINTR);
+    return NULL;
+}
+
+int mxpc_sql_load_start(struct mxpc_sql_load **out, PGconn *conn, struct mxpc_process *producer)
+{
+    *out = NULL;
+    struct mxpc_sql_load *l = calloc(1, sizeof *l);
+    if (!l)
+        return ENOMEM;
+    l->conn = conn;
+    l->in = -1;
+    l->stop[0] = l->stop[1] = l->done[0] = l->done[1] = -1;
+    int e = 0;
+    if (!(l->split = mxpc_sql_split_new(BATCH)) || !(l->cancel = PQgetCancel(conn)))
+        e = ENOMEM;
+    if (!e && (pipe2(l->stop, O_CLOEXEC) != 0 || pipe2(l->done, O_CLOEXEC) != 0))
+        e = errno;
+    if (!e && (l->in = mxpc_process_take_stdout(producer)) < 0)
+        e = EINVAL;
+    if (!e) {
+        (void)fcntl(l->in, F_SETPIPE_SZ, PIPE_SIZE); /* over the system's limit: the default stays */
+        l->notices = PQsetNoticeProcessor(conn, ignore_notice, NULL);
+        /* signals are for the main thread, which polls for them */
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        e = pthread_create(&l->thread, NULL, run, l);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        l->started = e == 0;
+    }
+    if (e) {
+        mxpc_sql_load_free(l);
+        return e;
+    }
+    *out = l;
+    return 0;
+}
+
+int mxpc_sql_load_poll(struct mxpc_sql_load *l)
+{
+    return atomic_load(&l->finished);
+}
+
+int mxpc_sql_load_wait(struct mxpc_sql_load *l, long ms)
+{
+    double until = ms >= 0 ? mxpc_monotonic() + (double)ms / 1000 : 0;
+    while (!atomic_load(&l->finished)) {
+        mxpc_tick();
+        if (mxpc_interrupted())
+            return MXPC_PROCESS_EINTERRUPTED;
+        double left = until - mxpc_monotonic();
+        if (ms >= 0 && left <= 0)
+            return 0;
+        int wait = ms >= 0 && left * 1000 < POLL_MS ? (int)(left * 1000) + 1 : POLL_MS;
+        struct pollfd pf = {l->done[0], POLLIN, 0};
+        poll(&pf, 1, wait);
+    }
+    return 1;
+}
+
+uint64_t mxpc_sql_load_bytes(const struct mxpc_sql_load *l)
+{
+    return atomic_load(&((struct mxpc_sql_load *)l)->bytes);
+}
+
+const char *mxpc_sql_load_error(const struct mxpc_sql_load *l, const char **sqlstate)
+{
+    if (sqlstate)
+        *sqlstate = l->sqlstate;
+    return l->error[0] ? l->error : NULL;
+}
+
+int mxpc_sql_load_input_ended(const struct mxpc_sql_load *l)
+{
+    return l->eof;
+}
+
+void mxpc_sql_load_free(struct mxpc_sql_load *l)
+{
+    if (!l)
+        return;
+    if (l->started) {
+        if (!atomic_load(&l->finished)) {
+            atomic_store(&l->stopping, 1);
+            ssize_t w;
+            do
+                w = write(l->stop[1], "x", 1);
+            while (w < 0 && errno == EINTR);
+            char buf[256];
+            PQcancel(l->cancel, buf, sizeof buf);
+            /* a thread blocked on a server that does not answer: its socket fails */
+            shutdown(PQsocket(l->conn), SHUT_RDWR);
+        }
+        pthread_join(l->thread, NULL);
+        PQsetNoticeProcessor(l->conn, l->notices, NULL);
+    }
+    PQfreeCancel(l->cancel);
+    mxpc_sql_split_free(l->split);
+    close_fd(&l->in);
+    for (int i = 0; i < 2; i++) {
+        close_fd(&l->stop[i]);
+        close_fd(&l->done[i]);
+    }
+    free(l);
+}

@@ -1,0 +1,425 @@
+/* The SQL of a plain-format dump, split as psql reads it: see include/mxpc/sql_split.h. */
+#define _GNU_SOURCE
+#include "mxpc/sql_split.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define READ_ROOM (1024 * 1024) /* what a read may fill: one pipe's worth */
+#define MIN_ROOM 4096
+#define TAG_MAX 64
+
+enum lex { NORMAL, SQUOTE, ESTRING, DQUOTE, DOLLAR, LINE_COMMENT, BLOCK_COMMENT };
+
+struct mxpc_sql_split {
+    char *in; /* the input: in[pos, end) not yet split */
+    size_t cap, pos, end;
+    int ended;
+
+    char *sql; /* the statements read and not yet given out; sql[len] is NUL at an event */
+    size_t len, cap_sql, batch;
+    size_t stmt_start; /* where the statement being read starts in sql */
+    size_t stmt_begin; /* its first character that is not space or comment */
+    int stmt_any;      /* it has one */
+    int batch_any;     /* sql[0, stmt_start) holds a statement */
+
+    enum lex lex;
+    int depth; /* of nested block comments */
+    char tag[TAG_MAX];
+    size_t taglen;
+
+    size_t lim; /* while inside a line: in[pos, lim) is the rest of it, its newline included */
+    int in_line;
+
+    size_t drop;   /* sql bytes given out by the last event, removed by the next call */
+    int saved;     /* the character the last event's NUL replaced, or -1 */
+    int copy_next; /* give out sql[stmt_start, len) as a COPY next */
+    int copy_wait; /* a COPY was given out: mxpc_sql_split_copy_data() may follow */
+
+    int data; /* in COPY data */
+    int at_line_start;
+    int done;
+    char err[256];
+};
+
+struct mxpc_sql_split *mxpc_sql_split_new(size_t batch)
+{
+    struct mxpc_sql_split *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->cap = READ_ROOM + MIN_ROOM;
+    s->cap_sql = 64 * 1024;
+    s->in = malloc(s->cap);
+    s->sql = malloc(s->cap_sql);
+    if (!s->in || !s->sql) {
+        mxpc_sql_split_free(s);
+        return NULL;
+    }
+    s->batch = batch ? batch : 1;
+    s->saved = -1;
+    return s;
+}
+
+void mxpc_sql_split_free(struct mxpc_sql_split *s)
+{
+    if (!s)
+        return;
+    free(s->in);
+    free(s->sql);
+    free(s);
+}
+
+char *mxpc_sql_split_space(struct mxpc_sql_split *s, size_t *room)
+{
+    if (s->pos > 0 && !s->in_line) {
+        memmove(s->in, s->in + s->pos, s->end - s->pos);
+        s->end -= s->pos;
+        s->pos = 0;
+    }
+    if (s->cap - s->end < MIN_ROOM) { /* a line longer than the buffer */
+        size_t cap = s->cap * 2;
+        char *in = realloc(s->in, cap);
+        if (!in) {
+            *room = 0;
+            return NULL;
+        }
+        s->in = in;
+        s->cap = cap;
+    }
+    *room = s->cap - s->end;
+    if (*room > READ_ROOM)
+        *room = READ_ROOM;
+    return s->in + s->end;
+}
+
+void mxpc_sql_split_added(struct mxpc_sql_split *s, size_t n)
+{
+    s->end += n;
+}
+
+void mxpc_sql_split_end(struct mxpc_sql_split *s)
+{
+    s->ended = 1;
+}
+
+const char *mxpc_sql_split_error(const struct mxpc_sql_split *s)
+{
+    return s->err;
+}
+
+__attribute__((format(printf, 2, 3))) static enum mxpc_sql_event fail(struct mxpc_sql_split *s, const char *fmt,
+                                                                       ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(s->err, sizeof s->err, fmt, ap);
+    va_end(ap);
+    return MXPC_SQL_ERROR;
+}
+
+static int add(struct mxpc_sql_split *s, const char *p, size_t n)
+{
+    if (s->len + n + 1 > s->cap_sql) {
+        size_t cap = s->cap_sql;
+        while (s->len + n + 1 > cap)
+            cap *= 2;
+        char *sql = realloc(s->sql, cap);
+        if (!sql)
+            return -1;
+        s->sql = sql;
+        s->cap_sql = cap;
+    }
+    memcpy(s->sql + s->len, p, n);
+    s->len += n;
+    return 0;
+}
+
+static int ident_char(int c)
+{
+    return isalnum(c) || c == '_' || c == '$' || c >= 0x80;
+}
+
+static int tag_char(int c, int first)
+{
+    return isalpha(c) || c == '_' || c >= 0x80 || (!first && isdigit(c));
+}
+
+/* Gives out sql[0, n) (NUL-terminated) as an event; removed at the next call. */
+static enum mxpc_sql_event give(struct mxpc_sql_split *s, enum mxpc_sql_event ev, size_t from, size_t n,
+                                const char **p, size_t *len)
+{
+    s->saved = (unsigned char)s->sql[from + n];
+    s->sql[from + n] = '\0';
+    s->drop = from + n;
+    *p = s->sql + from;
+    *len = n;
+    return ev;
+}
+
+/* Takes back what the last event gave out. */
+static void settle(struct mxpc_sql_split *s)
+{
+    if (s->saved >= 0)
+        s->sql[s->drop] = (char)s->saved;
+    s->saved = -1;
+    if (s->drop) {
+        memmove(s->sql, s->sql + s->drop, s->len - s->drop);
+        s->len -= s->drop;
+        s->stmt_start -= s->drop < s->stmt_start ? s->drop : s->stmt_start;
+        s->stmt_begin -= s->drop < s->stmt_begin ? s->drop : s->stmt_begin;
+        s->drop = 0;
+    }
+}
+
+static enum mxpc_sql_event next_data(struct mxpc_sql_split *s, const char **p, size_t *n)
+{
+    size_t avail = s->end - s->pos;
+    const char *at = s->in + s->pos;
+    if (s->at_line_start && avail >= 3 && memcmp(at, "\\.\n", 3) == 0) {
+        s->pos += 3;
+        s->data = 0;
+        return MXPC_SQL_DATA_END;
+    }
+    if (s->at_line_start && s->ended && avail == 2 && memcmp(at, "\\.", 2) == 0) {
+        s->pos += 2;
+        s->data = 0;
+        return MXPC_SQL_DATA_END;
+    }
+    const char *mark = avail >= 4 ? memmem(at, avail, "\n\\.\n", 4) : NULL;
+    size_t give_n = mark ? (size_t)(mark - at) + 1 : avail > 3 ? avail - 3 : 0;
+    if (!mark && s->ended)
+        give_n = avail; /* no end mark will come: all of it, then the error below */
+    if (give_n == 0) {
+        if (s->ended)
+            return fail(s, "the SQL ended in the middle of a table's COPY data");
+        return MXPC_SQL_NEED;
+    }
+    *p = at;
+    *n = give_n;
+    s->pos += give_n;
+    s->at_line_start = at[give_n - 1] == '\n';
+    return MXPC_SQL_DATA;
+}
+
+/* At the start of a line, before any statement: psql's backslash commands.
+ * 1: the line was one to drop; 0: not a command; -1: refused. */
+static int meta_line(struct mxpc_sql_split *s)
+{
+    size_t i = s->pos;
+    while (i < s->lim && (s->in[i] == ' ' || s->in[i] == '\t'))
+        i++;
+    if (i >= s->lim || s->in[i] != '\\')
+        return 0;
+    size_t w = i + 1, e = w;
+    while (e < s->lim && isalpha((unsigned char)s->in[e]))
+        e++;
+    if (((e - w == 8 && memcmp(s->in + w, "restrict", 8) == 0) ||
+         (e - w == 10 && memcmp(s->in + w, "unrestrict", 10) == 0)) &&
+        (e == s->lim || isspace((unsigned char)s->in[e]))) {
+        s->pos = s->lim;
+        s->in_line = 0;
+        return 1;
+    }
+    char word[32];
+    snprintf(word, sizeof word, "%.*s", (int)(e - w < 20 ? e - w : 20), s->in + w);
+    fail(s, "psql's \\%s command: only SQL, COPY data and \\restrict lines can be restored this way", word);
+    return -1;
+}
+
+/* A statement ended at a semicolon: 1 when it is an event to give out now. */
+static int statement_end(struct mxpc_sql_split *s)
+{
+    if (s->stmt_any && strncasecmp(s->sql + s->stmt_begin, "copy", 4) == 0 &&
+        isspace((unsigned char)s->sql[s->stmt_begin + 4])) {
+        s->copy_next = 1;
+        return 1;
+    }
+    if (s->stmt_any)
+        s->batch_any = 1;
+    s->stmt_any = 0;
+    s->stmt_start = s->len;
+    return s->batch_any && s->len >= s->batch;
+}
+
+/* Lexes in[pos, lim) into sql, up to the end of the line or a statement to give out. */
+static int lex_line(struct mxpc_sql_split *s)
+{
+    const char *in = s->in;
+    while (s->pos < s->lim) {
+        size_t i = s->pos;
+        int c = (unsigned char)in[i];
+        int c1 = i + 1 < s->lim ? (unsigned char)in[i + 1] : -1;
+        size_t take = 1;
+        switch (s->lex) {
+        case NORMAL:
+            if (c == '-' && c1 == '-') {
+                s->lex = LINE_COMMENT;
+                take = 2;
+                break;
+            }
+            if (c == '/' && c1 == '*') {
+                s->lex = BLOCK_COMMENT;
+                s->depth = 1;
+                take = 2;
+                break;
+            }
+            if (isspace(c))
+                break;
+            if (c == '\\') {
+                fail(s, "a backslash outside quotes (a psql command) in a statement");
+                return -1;
+            }
+            if (!s->stmt_any) {
+                s->stmt_any = 1;
+                s->stmt_begin = s->len;
+            }
+            if (c == '\'') {
+                int p1 = s->len > 0 ? (unsigned char)s->sql[s->len - 1] : ' ';
+                int p2 = s->len > 1 ? (unsigned char)s->sql[s->len - 2] : ' ';
+                s->lex = (p1 == 'E' || p1 == 'e') && !ident_char(p2) && s->stmt_begin < s->len ? ESTRING : SQUOTE;
+            } else if (c == '"') {
+                s->lex = DQUOTE;
+            } else if (c == '$' && !(s->len > s->stmt_begin && ident_char((unsigned char)s->sql[s->len - 1]))) {
+                size_t j = i + 1;
+                while (j < s->lim && tag_char((unsigned char)in[j], j == i + 1) && j - i - 1 < TAG_MAX)
+                    j++;
+                if (j < s->lim && in[j] == '$') {
+                    s->taglen = j - i - 1;
+                    memcpy(s->tag, in + i + 1, s->taglen);
+                    s->lex = DOLLAR;
+                    take = j - i + 1;
+                }
+            } else if (c == ';') {
+                if (add(s, in + i, 1) != 0)
+                    goto oom;
+                s->pos++;
+                if (statement_end(s))
+                    return 1;
+                continue;
+            }
+            break;
+        case SQUOTE:
+            if (c == '\'')
+                s->lex = NORMAL; /* a doubled quote opens it again */
+            break;
+        case ESTRING:
+            if (c == '\\' && c1 >= 0)
+                take = 2;
+            else if (c == '\'' && c1 == '\'')
+                take = 2;
+            else if (c == '\'')
+                s->lex = NORMAL;
+            break;
+        case DQUOTE:
+            if (c == '"')
+                s->lex = NORMAL;
+            break;
+        case DOLLAR:
+            if (c == '$' && i + 1 + s->taglen < s->lim && memcmp(in + i + 1, s->tag, s->taglen) == 0 &&
+                in[i + 1 + s->taglen] == '$') {
+                s->lex = NORMAL;
+                take = s->taglen + 2;
+            }
+            break;
+        case LINE_COMMENT:
+            if (c == '\n')
+                s->lex = NORMAL;
+            break;
+        case BLOCK_COMMENT:
+            if (c == '/' && c1 == '*') {
+                s->depth++;
+                take = 2;
+            } else if (c == '*' && c1 == '/') {
+                take = 2;
+                if (--s->depth == 0)
+                    s->lex = NORMAL;
+            }
+            break;
+        }
+        if (add(s, in + i, take) != 0)
+            goto oom;
+        s->pos += take;
+    }
+    s->in_line = 0;
+    return 0;
+oom:
+    fail(s, "out of memory for a statement");
+    return -1;
+}
+
+/* Gives out the COPY statement read last, alone. */
+static enum mxpc_sql_event give_copy(struct mxpc_sql_split *s, const char **p, size_t *n)
+{
+    s->copy_next = 0;
+    s->copy_wait = 1;
+    s->stmt_any = s->batch_any = 0;
+    enum mxpc_sql_event ev = give(s, MXPC_SQL_COPY, s->stmt_start, s->len - s->stmt_start, p, n);
+    s->stmt_start = s->len;
+    return ev;
+}
+
+enum mxpc_sql_event mxpc_sql_split_next(struct mxpc_sql_split *s, const char **p, size_t *n)
+{
+    *p = NULL;
+    *n = 0;
+    if (s->err[0])
+        return MXPC_SQL_ERROR;
+    settle(s);
+    s->copy_wait = 0;
+    if (s->copy_next) /* the statements before it went out: now the COPY */
+        return give_copy(s, p, n);
+    if (s->data)
+        return next_data(s, p, n);
+    if (s->done)
+        return MXPC_SQL_DONE;
+    for (;;) {
+        if (!s->in_line) {
+            const char *nl = memchr(s->in + s->pos, '\n', s->end - s->pos);
+            if (!nl && (!s->ended || s->pos == s->end)) {
+                if (!s->ended)
+                    return MXPC_SQL_NEED;
+                s->done = 1; /* the end: what is left goes out, as psql sends it */
+                if (s->batch_any || s->stmt_any)
+                    return give(s, MXPC_SQL_STATEMENTS, 0, s->len, p, n);
+                return MXPC_SQL_DONE;
+            }
+            s->lim = nl ? (size_t)(nl - s->in) + 1 : s->end;
+            s->in_line = 1;
+            if (s->lex == NORMAL && !s->stmt_any) {
+                int m = meta_line(s);
+                if (m < 0)
+                    return MXPC_SQL_ERROR;
+                if (m > 0)
+                    continue;
+            }
+        }
+        int r = lex_line(s);
+        if (r < 0)
+            return MXPC_SQL_ERROR;
+        if (r == 0)
+            continue;
+        if (s->copy_next) /* the statements before it first */
+            return s->batch_any ? give(s, MXPC_SQL_STATEMENTS, 0, s->stmt_start, p, n) : give_copy(s, p, n);
+        return give(s, MXPC_SQL_STATEMENTS, 0, s->len, p, n);
+    }
+}
+
+void mxpc_sql_split_copy_data(struct mxpc_sql_split *s)
+{
+    if (!s->copy_wait || s->err[0])
+        return;
+    s->copy_wait = 0;
+    /* the rest of the statement's line: nothing but space */
+    for (; s->in_line && s->pos < s->lim; s->pos++)
+        if (!isspace((unsigned char)s->in[s->pos])) {
+            fail(s, "text after a COPY ... FROM stdin statement, on its line");
+            return;
+        }
+    s->in_line = 0;
+    s->data = 1;
+    s->at_line_start = 1;
+}
