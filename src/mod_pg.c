@@ -25,6 +25,7 @@
 #include "mxpc/process.h"
 #include "mxpc/runtime.h"
 #include "mxpc/sql_load.h"
+#include "mxpc/sql_split.h"
 
 #define CONN_META "mxpc.pg.connection"
 #define LOAD_META "mxpc.pg.load"
@@ -259,7 +260,7 @@ static PGresult *run_query(lua_State *L, PGconn *conn, const char *sql, int npar
     return last;
 }
 
-static int fail_result(lua_State *L, struct lconn *c, PGresult *res)
+static int fail_result(lua_State *L, struct lconn *c, PGresult *res, const char *sql)
 {
     char msg[1024];
     const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
@@ -268,12 +269,17 @@ static int fail_result(lua_State *L, struct lconn *c, PGresult *res)
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     char sqlstate[8];
     snprintf(sqlstate, sizeof sqlstate, "%s", state ? state : "");
+    const char *pos = res ? PQresultErrorField(res, PG_DIAG_STATEMENT_POSITION) : NULL;
+    char near[160] = "";
+    if (pos && sql && strchr(sql, '\n')) /* a one-line statement is the caller's to show */
+        mxpc_sql_line_at(sql, strtol(pos, NULL, 10), near, sizeof near);
     PQclear(res);
     if (PQstatus(c->conn) == CONNECTION_BAD)
         mxpc_error_fail(L, "connect", NULL, "lost the connection to PostgreSQL %s: %s", c->label, msg);
     else
-        mxpc_error_fail(L, "sql", NULL, "PostgreSQL %s: %s%s%s%s", c->label, msg, sqlstate[0] ? " (SQLSTATE " : "",
-                        sqlstate, sqlstate[0] ? ")" : "");
+        mxpc_error_fail(L, "sql", NULL, "PostgreSQL %s: %s%s%s%s%s%s", c->label, msg,
+                        sqlstate[0] ? " (SQLSTATE " : "", sqlstate, sqlstate[0] ? ")" : "", near[0] ? ", at: " : "",
+                        near);
     if (sqlstate[0]) {
         lua_pushstring(L, sqlstate);
         lua_setfield(L, -2, "sqlstate");
@@ -305,7 +311,7 @@ static int c_query(lua_State *L)
     PGresult *res = run_query(L, conn, sql, nparams, params);
     ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
     if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK)
-        return fail_result(L, c, res);
+        return fail_result(L, c, res, sql);
     int nrows = PQntuples(res), ncols = PQnfields(res);
     lua_createtable(L, nrows, 1);
     lua_createtable(L, ncols, 0);
@@ -336,10 +342,11 @@ static int c_exec(lua_State *L)
 {
     struct lconn *c = check_conn(L);
     PGconn *conn = live_conn(L);
-    PGresult *res = run_query(L, conn, luaL_checkstring(L, 2), -1, NULL);
+    const char *sql = luaL_checkstring(L, 2);
+    PGresult *res = run_query(L, conn, sql, -1, NULL);
     ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
     if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK && st != PGRES_EMPTY_QUERY)
-        return fail_result(L, c, res);
+        return fail_result(L, c, res, sql);
     PQclear(res);
     lua_pushboolean(L, 1);
     return 1;
@@ -482,8 +489,12 @@ static int l_wait(lua_State *L)
         if (rc == 1)
             break;
     }
-    const char *state;
-    const char *err = mxpc_sql_load_error(ld->l, &state);
+    const char *state_at, *near_at;
+    const char *err = mxpc_sql_load_error(ld->l, &state_at, &near_at);
+    char msg[1200], state[8], near[160];
+    snprintf(msg, sizeof msg, "%s", err ? err : "");
+    snprintf(state, sizeof state, "%s", state_at);
+    snprintf(near, sizeof near, "%s", near_at);
     lua_Integer bytes = (lua_Integer)mxpc_sql_load_bytes(ld->l);
     int ended = mxpc_sql_load_input_ended(ld->l);
     struct lconn *c = ld->c;
@@ -492,13 +503,11 @@ static int l_wait(lua_State *L)
         lua_pushinteger(L, bytes);
         return 1;
     }
-    char msg[1200];
-    snprintf(msg, sizeof msg, "%s", err);
     if (PQstatus(c->conn) == CONNECTION_BAD)
         mxpc_error_fail(L, "connect", NULL, "lost the connection to PostgreSQL %s: %s", c->label, msg);
     else
-        mxpc_error_fail(L, "sql", NULL, "PostgreSQL %s: %s%s%s%s", c->label, msg, state[0] ? " (SQLSTATE " : "",
-                        state, state[0] ? ")" : "");
+        mxpc_error_fail(L, "sql", NULL, "PostgreSQL %s: %s%s%s%s%s%s", c->label, msg, state[0] ? " (SQLSTATE " : "",
+                        state, state[0] ? ")" : "", near[0] ? ", at: " : "", near);
     if (state[0]) {
         lua_pushstring(L, state);
         lua_setfield(L, -2, "sqlstate");

@@ -40,6 +40,7 @@ struct mxpc_sql_load {
     atomic_int stopping;
     char error[1024];
     char sqlstate[8];
+    char near[160]; /* the line of the statement the server's error points at */
 };
 
 static void close_fd(int *fd)
@@ -77,22 +78,6 @@ __attribute__((format(printf, 2, 3))) static void set_error(struct mxpc_sql_load
     one_line(l->error);
 }
 
-/* The line of `sql` that holds character `pos` (1-based, as the server counts
- * in characters of UTF-8), cut to fit a message. */
-static void line_at(const char *sql, long pos, char *out, size_t cap)
-{
-    const char *p = sql, *line = sql;
-    for (long chars = 1; *p && chars < pos; p++) {
-        if ((*p & 0xC0) != 0x80)
-            chars++;
-        if (*p == '\n')
-            line = p + 1;
-    }
-    const char *end = strchr(line, '\n');
-    size_t n = end ? (size_t)(end - line) : strlen(line);
-    snprintf(out, cap, "%.*s%s", (int)(n > 120 ? 120 : n), line, n > 120 ? "..." : "");
-}
-
 /* The server refused: its message, and the statement it points at when it says. */
 static void server_error(struct mxpc_sql_load *l, PGresult *res, const char *sql)
 {
@@ -102,11 +87,10 @@ static void server_error(struct mxpc_sql_load *l, PGresult *res, const char *sql
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     const char *where = res ? PQresultErrorField(res, PG_DIAG_CONTEXT) : NULL;
     const char *pos = res ? PQresultErrorField(res, PG_DIAG_STATEMENT_POSITION) : NULL;
-    char near[160] = "";
     if (pos && sql)
-        line_at(sql, strtol(pos, NULL, 10), near, sizeof near);
-    snprintf(l->error, sizeof l->error, "%s%s%s%s%s%s", primary ? primary : PQerrorMessage(l->conn),
-             where ? " (" : "", where ? where : "", where ? ")" : "", near[0] ? ", at: " : "", near);
+        mxpc_sql_line_at(sql, strtol(pos, NULL, 10), l->near, sizeof l->near);
+    snprintf(l->error, sizeof l->error, "%s%s%s%s", primary ? primary : PQerrorMessage(l->conn), where ? " (" : "",
+             where ? where : "", where ? ")" : "");
     one_line(l->error);
     snprintf(l->sqlstate, sizeof l->sqlstate, "%s", state ? state : "");
 }
@@ -323,10 +307,12 @@ uint64_t mxpc_sql_load_bytes(const struct mxpc_sql_load *l)
     return atomic_load(&((struct mxpc_sql_load *)l)->bytes);
 }
 
-const char *mxpc_sql_load_error(const struct mxpc_sql_load *l, const char **sqlstate)
+const char *mxpc_sql_load_error(const struct mxpc_sql_load *l, const char **sqlstate, const char **near)
 {
     if (sqlstate)
         *sqlstate = l->sqlstate;
+    if (near)
+        *near = l->near;
     return l->error[0] ? l->error : NULL;
 }
 

@@ -423,3 +423,21 @@ void mxpc_sql_split_copy_data(struct mxpc_sql_split *s)
     s->data = 1;
     s->at_line_start = 1;
 }
+
+void mxpc_sql_line_at(const char *sql, long pos, char *out, size_t cap)
+{
+    const char *p = sql, *line = sql;
+    for (long chars = 1; *p && chars < pos; p++) {
+        if ((*p & 0xC0) != 0x80)
+            chars++;
+        if (*p == '\n')
+            line = p + 1;
+    }
+    while (*line == ' ' || *line == '\t')
+        line++;
+    const char *end = strchr(line, '\n');
+    size_t n = end ? (size_t)(end - line) : strlen(line);
+    size_t room = cap > 4 ? cap - 4 : 0;
+    if (cap)
+        snprintf(out, cap, "%.*s%s", (int)(n > room ? room : n), line, n > room ? "..." : "");
+}

@@ -38,8 +38,10 @@ int mxpc_sql_load_wait(struct mxpc_sql_load *l, long ms);
 uint64_t mxpc_sql_load_bytes(const struct mxpc_sql_load *l);
 
 /* Once done: NULL when all of it ran, else what went wrong, one line; and
- * *sqlstate the server's SQLSTATE ("" when the server did not refuse). */
-const char *mxpc_sql_load_error(const struct mxpc_sql_load *l, const char **sqlstate);
+ * *sqlstate the server's SQLSTATE ("" when the server did not refuse), *near
+ * the line of SQL the server's error points at ("" when it does not).
+ * Valid until mxpc_sql_load_free. */
+const char *mxpc_sql_load_error(const struct mxpc_sql_load *l, const char **sqlstate, const char **near);
 
 /* Once done: whether the producer's output had ended (a failure then may
  * be the producer's: judge it first). */

@@ -64,4 +64,9 @@ void mxpc_sql_split_copy_data(struct mxpc_sql_split *s);
 /* After MXPC_SQL_ERROR: what was wrong, for a message. */
 const char *mxpc_sql_split_error(const struct mxpc_sql_split *s);
 
+/* The line of `sql` that holds character `pos` (1-based, counted in UTF-8
+ * characters, as PostgreSQL's error positions are), cut to fit `cap`, for
+ * messages. */
+void mxpc_sql_line_at(const char *sql, long pos, char *out, size_t cap);
+
 #endif

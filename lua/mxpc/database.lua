@@ -543,8 +543,10 @@ function Restore:loaded()
   self.load = nil -- waited for: the connection is free again
   local meter = self.meter
   meter.poll, meter.bytes = nil, meter.total_bytes or bytes or 0 -- (before the wait below ticks it)
-  if not bytes and not lerr.input_ended then
-    self.producer:close() -- stopped reading it: it would wait for us forever
+  if not bytes and not lerr.input_ended then -- the load failed first
+    self.producer:close() -- no longer read: it would wait for us forever (killed, its status is ours)
+    return self:fail(errors.new { code = "restore", message = "restoring the database failed: " .. lerr.message,
+      hint = ROLLED_BACK, sqlstate = lerr.sqlstate })
   end
   local rr = self.producer:wait()
   if rr.status ~= 0 then -- the producer's failure first: a load cut short follows from it

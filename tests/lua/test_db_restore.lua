@@ -1,7 +1,7 @@
 -- The database restore (database.start_restore: pg_restore or pg_dump ->
--- process.relay -> psql in one transaction) and export_snapshot, against the
--- local stack's PostgreSQL: every way it can fail leaves the database as it
--- was.
+-- db:load on a connection of ours, in one transaction) and export_snapshot,
+-- against the local stack's PostgreSQL: every way it can fail leaves the
+-- database as it was.
 local t = require "t"
 local pg = require "mxpc.pg"
 local wf = require "mxpc.workflow"
@@ -118,7 +118,20 @@ t.test("a restore from a dump replaces the contents, hook SQL in the same transa
   t.eq(fingerprint("mxpc_relay_dst"), BEFORE)
 end)
 
-t.test("pg_restore killed half-way: psql never commits, the database is unchanged", function()
+-- The backends of ours on the restore's target (the load's connection),
+-- once the server has seen its client gone (within 5 s).
+local function our_backends()
+  local n
+  for _ = 1, 100 do
+    n = #assert(admin:query("select pid from pg_stat_activity where datname = 'mxpc_relay_dst' " ..
+      "and application_name = 'mxpc-data-migration' and pid <> pg_backend_pid()"))
+    if n == 0 then break end
+    require("mxpc.runtime").sleep(0.05)
+  end
+  return n
+end
+
+t.test("pg_restore killed half-way: nothing is committed, the database is unchanged", function()
   local bin = bindir_with("pg_restore", [["$REAL" "$@" | head -c 300000; kill -9 $$]])
   local out, code = run_with_bindir(bin, ([[
     local h <close> = assert(wf.start_restore(db_env("mxpc_relay_dst"), { dump = %q }))
@@ -127,23 +140,59 @@ t.test("pg_restore killed half-way: psql never commits, the database is unchange
     print(h:commit("select 1;"))
   ]]):format(DUMP))
   failed_unchanged(out, code, "nil\tpg_restore\tpg_restore was killed by signal 9 (SIGKILL)")
+  t.eq(our_backends(), 0)
 end)
 
-t.test("psql killed half-way: an error, the database is unchanged", function()
-  local bin = bindir_with("psql", [[echo $$ > "$(dirname "$0")/psql.pid"; exec "$REAL" "$@"]])
+t.test("pg_restore ending after whole statements, but failing: judged by its status, nothing committed", function()
+  -- the SQL up to the first COPY's data: whole statements, so that it alone looks complete
+  local bin = bindir_with("pg_restore", [["$REAL" "$@" | sed '/FROM stdin;$/,$d'; exit 3]])
   local out, code = run_with_bindir(bin, ([[
     local h <close> = assert(wf.start_restore(db_env("mxpc_relay_dst"), { dump = %q }))
-    -- once psql has some of the data
-    local pidfile = %q
-    repeat local f = io.open(pidfile) until f and f:close()
-    while h.relay:bytes() < 200000 do require("mxpc.runtime").sleep(0.01) end
-    local f = io.open(pidfile); local pid = f:read("l"); f:close()
-    require("mxpc.process").spawn({ "kill", "-9", pid }):wait()
-    print(h:loaded())
-    local ok, err = h:commit()
+    local ok, err = h:loaded()
     print(ok, err.code, err.message, err.hint)
-  ]]):format(DUMP, bin .. "/psql.pid"))
-  failed_unchanged(out, code, "nil\trestore\trestoring the database failed: psql was killed by signal 9 (SIGKILL)")
+    print(h:commit("select 1;"))
+  ]]):format(DUMP))
+  failed_unchanged(out, code, "nil\tpg_restore\tpg_restore failed (exit status 3)")
+end)
+
+t.test("the database connection killed half-way: an error, the database is unchanged", function()
+  local h <close> = assert(wf.start_restore(db_env("mxpc_relay_dst"), { dump = DUMP }))
+  while h.load:bytes() < 200000 do require("mxpc.runtime").sleep(0.01) end
+  local killed = assert(admin:query("select pg_terminate_backend(pid) as ok from pg_stat_activity " ..
+    "where datname = 'mxpc_relay_dst' and application_name = 'mxpc-data-migration' and pid <> pg_backend_pid()"))
+  t.eq(#killed, 1)
+  local ok, err = h:loaded()
+  t.eq(ok, nil)
+  t.eq(err.code, "restore")
+  t.contains(err.message, "restoring the database failed: ")
+  t.contains(err.hint, "left as it was")
+  local ok2, err2 = h:commit()
+  t.eq(ok2, nil)
+  t.eq(err2, err)
+  t.eq(fingerprint("mxpc_relay_dst"), BEFORE)
+end)
+
+t.test("a statement the server refuses: its message and the statement, the database unchanged", function()
+  local bin = bindir_with("pg_restore", [["$REAL" "$@" | sed 's/^CREATE INDEX /CREATE INDEXX /']])
+  local out, code = run_with_bindir(bin, ([[
+    local h <close> = assert(wf.start_restore(db_env("mxpc_relay_dst"), { dump = %q }))
+    local ok, err = h:loaded()
+    print(ok, err.code, err.message, err.hint)
+  ]]):format(DUMP))
+  failed_unchanged(out, code, "nil\trestore\trestoring the database failed: PostgreSQL ")
+  t.contains(out, 'syntax error at or near "INDEXX" (SQLSTATE 42601)')
+  t.contains(out, "at: CREATE INDEXX ")
+  t.eq(our_backends(), 0)
+end)
+
+t.test("a psql command in the SQL other than \\restrict: refused, the database unchanged", function()
+  local bin = bindir_with("pg_restore", [["$REAL" "$@" | sed 's/^SET default_tablespace/\\connect other\nSET default_tablespace/']])
+  local out, code = run_with_bindir(bin, ([[
+    local h <close> = assert(wf.start_restore(db_env("mxpc_relay_dst"), { dump = %q }))
+    local ok, err = h:loaded()
+    print(ok, err.code, err.message, err.hint)
+  ]]):format(DUMP))
+  failed_unchanged(out, code, "psql's \\connect command: only SQL, COPY data and \\restrict lines can be restored")
 end)
 
 t.test("a restore_sql hook that fails rolls back the whole restore", function()
@@ -169,7 +218,7 @@ t.test("restore_database: a failing hook SQL and a bad dump leave the database u
   t.eq(fingerprint("mxpc_relay_dst"), BEFORE)
 end)
 
-t.test("Ctrl-C while the relay runs: exit 130, both children gone, the database unchanged", function()
+t.test("Ctrl-C while the load runs: exit 130, pg_restore and our backend gone, the database unchanged", function()
   local bin = bindir_with("pg_restore", [[echo $$ > "$(dirname "$0")/producer.pid"; "$REAL" "$@"; exec sleep 30]])
   local dir = t.tmpdir()
   local out = t.sh(([[
@@ -191,10 +240,48 @@ EOF
   t.contains(out, "exit=130")
   t.contains(out, "producer-gone")
   t.ok(not out:find("not reached", 1, true), out)
+  t.eq(our_backends(), 0)
   t.eq(fingerprint("mxpc_relay_dst"), BEFORE)
 end)
 
-t.test("environment to environment: the demo database streamed from pg_dump into psql, no file", function()
+t.test("Ctrl-C while the server runs a long statement of the load: cancelled at once, exit 130", function()
+  local bin = bindir_with("pg_restore", [["$REAL" "$@" | sed 's/^CREATE INDEX /SELECT pg_sleep(60);\nCREATE INDEX /']])
+  local dir = t.tmpdir()
+  t.write(dir .. "/s.lua", ([[
+    local wf = require "mxpc.workflow"
+    local h <close> = assert(wf.start_restore({ database = { host = "127.0.0.1", port = %s, dbname = "mxpc_relay_dst",
+      user = %q, password = %q, sslmode = "disable" } }, { dump = %q }))
+    h:loaded()
+    print("not reached")
+  ]]):format(env.MXPC_PG_PLAIN_PORT, env.MXPC_PG_SUPERUSER, env.MXPC_PG_SUPERPASS, DUMP))
+  t.sh(([[(MXPC_PG_BINDIR=%s sh -c 'echo $$ > %s/pid; exec "$0" "$@"' %s run %s/s.lua >%s/out 2>&1;
+    echo $? > %s/exit) >/dev/null 2>&1 &]]):format(bin, dir, t.program(), dir, dir, dir))
+  local runtime = require "mxpc.runtime"
+  local function read(name)
+    local f = io.open(dir .. "/" .. name)
+    local s = f and f:read("a")
+    if f then f:close() end
+    return s and s ~= "" and s or nil
+  end
+  local sleeping = "select count(*) as n from pg_stat_activity where state = 'active' " ..
+    "and query like '%SELECT pg_sleep(60);%' and pid <> pg_backend_pid()"
+  for _ = 1, 400 do
+    if assert(admin:query(sleeping))[1].n > 0 then break end
+    runtime.sleep(0.05)
+  end
+  t.eq(assert(admin:query(sleeping))[1].n, 1, "the long statement runs")
+  local start = runtime.monotonic()
+  t.sh("kill -INT " .. read("pid"):match("%d+"))
+  while not read("exit") and runtime.monotonic() - start < 30 do runtime.sleep(0.05) end
+  t.ok(runtime.monotonic() - start < 5, "the statement was cancelled, not waited for")
+  t.eq(read("exit"), "130\n", read("out"))
+  t.ok(not read("out"):find("not reached", 1, true), read("out"))
+  t.eq(assert(admin:query(sleeping))[1].n, 0)
+  t.eq(our_backends(), 0)
+  t.eq(fingerprint("mxpc_relay_dst"), BEFORE)
+end)
+
+t.test("environment to environment: the demo database streamed from pg_dump into the load, no file", function()
   recreate("mxpc_relay_copy")
   local source = db_env("demo_app", env.MXPC_PG_TLS_PORT, "require")
   local h <close> = assert(wf.start_restore(db_env("mxpc_relay_copy"), { from_env = source }))
