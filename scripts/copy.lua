@@ -26,7 +26,7 @@ local with_db, with_files = not opts.files_only, not opts.database_only
 --    (--dry-run) makes them all, says what the copy would do, and stops
 --    before it changes anything (mxpc.plan).
 local plan <close> = wf.plan(opts, ("copy of %s into %s"):format(opts.from, opts.to))
-plan:check(pg_programs.find_all(with_db and { "pg_dump", "psql" } or {}))
+plan:check(pg_programs.find_all(with_db and { "pg_dump" } or {}))
 local target_opts = wf.side_options(opts, "to")
 target_opts.safety_backup, target_opts.database_only = opts.safety_backup, opts.database_only
 if plan:check(wf.check_safety_backup(target_opts)) and opts.safety_backup then

@@ -9,7 +9,7 @@
 -- files are uploaded before the database is touched, and the database is
 -- emptied and restored in one transaction: a failure leaves it as it was.
 -- A signal (Ctrl-C, SIGTERM) before the commit ends the run with 130/143 and
--- the database as it was; once psql has its whole input it comes too late,
+-- the database as it was; once the COMMIT is sent it comes too late,
 -- and the run finishes (docs/workflows.md).
 local errors = require "mxpc.error"
 local log = require "mxpc.log"
@@ -22,7 +22,7 @@ local started = os.time()
 -- 1. Check the whole archive first: structure, layout, and pg_restore -l
 --    (the PostgreSQL programs must be there before anything is changed, and
 --    before standard input is read).
-assert(pg_programs.find_all(opts.files_only and { "pg_restore" } or { "pg_restore", "psql" }))
+assert(pg_programs.find_all(opts.files_only and { "pg_restore" } or { "pg_restore" }))
 local work <close> = assert(wf.workdir(opts.file))
 local input = assert(wf.archive_input(opts, work))
 log.info("checking the archive", { file = input.name })

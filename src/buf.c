@@ -148,3 +148,13 @@ char *mxpc_strdup(const char *s)
         abort();
     return d;
 }
+
+void mxpc_one_line(char *s)
+{
+    size_t n = strlen(s);
+    while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == ' '))
+        s[--n] = '\0';
+    for (char *p = s; *p; p++)
+        if (*p == '\n' || *p == '\t')
+            *p = ' ';
+}

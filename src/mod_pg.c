@@ -18,6 +18,7 @@
 #include <lauxlib.h>
 #include <libpq-fe.h>
 
+#include "mxpc/buf.h"
 #include "mxpc/error.h"
 #include "mxpc/log.h"
 #include "mxpc/lua_args.h"
@@ -67,17 +68,6 @@ static PGconn *live_conn(lua_State *L)
     if (c->load)
         luaL_error(L, "the connection is busy with a load (db:load): wait for it or close it first");
     return c->conn;
-}
-
-/* libpq messages end with a newline and may span lines: one line for a person. */
-static void one_line(char *s)
-{
-    size_t n = strlen(s);
-    while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == ' '))
-        s[--n] = '\0';
-    for (char *p = s; *p; p++)
-        if (*p == '\n')
-            *p = ' ';
 }
 
 /* A hint for the usual ways a connection fails. */
@@ -182,7 +172,7 @@ static int l_connect(lua_State *L)
     if (PQstatus(c->conn) != CONNECTION_OK) {
         char msg[1024];
         snprintf(msg, sizeof msg, "%s", PQerrorMessage(c->conn));
-        one_line(msg);
+        mxpc_one_line(msg);
         PQfinish(c->conn);
         c->conn = NULL;
         return mxpc_error_fail(L, "connect", connect_hint(msg, sslmode), "cannot connect to PostgreSQL %s: %s",
@@ -260,31 +250,38 @@ static PGresult *run_query(lua_State *L, PGconn *conn, const char *sql, int npar
     return last;
 }
 
-static int fail_result(lua_State *L, struct lconn *c, PGresult *res, const char *sql)
+/* Pushes nil and the error of a refusal or a lost connection: "PostgreSQL
+ * user@host:port/db: message (SQLSTATE x), at: the line of SQL it points
+ * at", then the server's DETAIL, HINT and CONTEXT on lines of their own, as
+ * psql shows them (err.lines); err.sqlstate. */
+static int push_failure(lua_State *L, struct lconn *c, const struct mxpc_sql_failure *f)
 {
-    char msg[1024];
-    const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
-    snprintf(msg, sizeof msg, "%s", primary ? primary : PQerrorMessage(c->conn));
-    one_line(msg);
-    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-    char sqlstate[8];
-    snprintf(sqlstate, sizeof sqlstate, "%s", state ? state : "");
-    const char *pos = res ? PQresultErrorField(res, PG_DIAG_STATEMENT_POSITION) : NULL;
-    char near[160] = "";
-    if (pos && sql && strchr(sql, '\n')) /* a one-line statement is the caller's to show */
-        mxpc_sql_line_at(sql, strtol(pos, NULL, 10), near, sizeof near);
-    PQclear(res);
+    const char *s = f->sqlstate;
     if (PQstatus(c->conn) == CONNECTION_BAD)
-        mxpc_error_fail(L, "connect", NULL, "lost the connection to PostgreSQL %s: %s", c->label, msg);
+        mxpc_error_fail(L, "connect", NULL, "lost the connection to PostgreSQL %s: %s", c->label, f->message);
     else
-        mxpc_error_fail(L, "sql", NULL, "PostgreSQL %s: %s%s%s%s%s%s", c->label, msg,
-                        sqlstate[0] ? " (SQLSTATE " : "", sqlstate, sqlstate[0] ? ")" : "", near[0] ? ", at: " : "",
-                        near);
-    if (sqlstate[0]) {
-        lua_pushstring(L, sqlstate);
+        mxpc_error_fail(L, "sql", NULL, "PostgreSQL %s: %s%s%s%s%s%s%s%s%s%s%s%s", c->label, f->message,
+                        s[0] ? " (SQLSTATE " : "", s, s[0] ? ")" : "", f->near[0] ? ", at: " : "", f->near,
+                        f->detail[0] ? "\nDETAIL:  " : "", f->detail, f->hint[0] ? "\nHINT:  " : "", f->hint,
+                        f->context[0] ? "\nCONTEXT:  " : "", f->context);
+    if (s[0]) {
+        lua_pushstring(L, s);
         lua_setfield(L, -2, "sqlstate");
     }
+    if (f->detail[0] || f->hint[0] || f->context[0]) {
+        lua_pushboolean(L, 1);
+        lua_setfield(L, -2, "lines");
+    }
     return 2;
+}
+
+static int fail_result(lua_State *L, struct lconn *c, PGresult *res, const char *sql)
+{
+    struct mxpc_sql_failure f;
+    /* a one-line statement is the caller's to show: no `near` */
+    mxpc_sql_failure_set(&f, res, c->conn, sql && strchr(sql, '\n') ? sql : NULL);
+    PQclear(res);
+    return push_failure(L, c, &f);
 }
 
 /* db:query(sql, ...) -> rows (array of {column = value}; rows.columns =
@@ -489,29 +486,19 @@ static int l_wait(lua_State *L)
         if (rc == 1)
             break;
     }
-    const char *state_at, *near_at;
-    const char *err = mxpc_sql_load_error(ld->l, &state_at, &near_at);
-    char msg[1200], state[8], near[160];
-    snprintf(msg, sizeof msg, "%s", err ? err : "");
-    snprintf(state, sizeof state, "%s", state_at);
-    snprintf(near, sizeof near, "%s", near_at);
+    const struct mxpc_sql_failure *fail = mxpc_sql_load_failure(ld->l);
+    struct mxpc_sql_failure f;
+    if (fail)
+        f = *fail; /* the load's is gone with it */
     lua_Integer bytes = (lua_Integer)mxpc_sql_load_bytes(ld->l);
     int ended = mxpc_sql_load_input_ended(ld->l);
     struct lconn *c = ld->c;
     load_stop(ld);
-    if (!err) {
+    if (!fail) {
         lua_pushinteger(L, bytes);
         return 1;
     }
-    if (PQstatus(c->conn) == CONNECTION_BAD)
-        mxpc_error_fail(L, "connect", NULL, "lost the connection to PostgreSQL %s: %s", c->label, msg);
-    else
-        mxpc_error_fail(L, "sql", NULL, "PostgreSQL %s: %s%s%s%s%s%s", c->label, msg, state[0] ? " (SQLSTATE " : "",
-                        state, state[0] ? ")" : "", near[0] ? ", at: " : "", near);
-    if (state[0]) {
-        lua_pushstring(L, state);
-        lua_setfield(L, -2, "sqlstate");
-    }
+    push_failure(L, c, &f);
     lua_pushboolean(L, ended);
     lua_setfield(L, -2, "input_ended");
     return 2;

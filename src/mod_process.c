@@ -8,13 +8,7 @@
  *   local a = process.spawn({"pg_restore", "-f", "-", dump}, {stdout = "pipe"})
  *   local b = process.spawn({"psql", "-f", "-"}, {stdin = a})
  *
- *   -- a relay: a thread of ours moves a's output into b's stdin (splice),
- *   -- and b's stdin stays open for more until b:close_stdin()
- *   local a = process.spawn({"pg_restore", "-f", "-", dump}, {stdout = "pipe"})
- *   local b = process.spawn({"psql", "-f", "-"}, {stdin = "pipe"})
- *   local r <close> = process.relay(a, b)
- *   ... other work ...; r:bytes(); r:poll()
- *   local bytes, gone = r:wait()   -- gone: b stopped reading before the end
+ *   -- a's output run on a PostgreSQL connection of ours: db:load(a) (mxpc.pg)
  *
  * Environment values are passed to the child only, never on its command line.
  * process.withhold("NAME") keeps a variable of our own environment (a secret
@@ -35,11 +29,9 @@
 #include "mxpc/lua_args.h"
 #include "mxpc/modules.h"
 #include "mxpc/process.h"
-#include "mxpc/relay.h"
 #include "mxpc/runtime.h"
 
 #define PROCESS_META "mxpc.process"
-#define RELAY_META "mxpc.process.relay"
 #define READ_MAX (1024 * 1024)
 
 struct lprocess {
@@ -330,113 +322,8 @@ struct mxpc_process *mxpc_lua_process(lua_State *L, int idx)
     return ((struct lprocess *)luaL_checkudata(L, idx, PROCESS_META))->p;
 }
 
-/* --- relays ------------------------------------------------------------ */
-
-struct lrelay {
-    struct mxpc_relay *r;
-};
-
-static struct mxpc_relay *live_relay(lua_State *L)
-{
-    struct lrelay *lr = luaL_checkudata(L, 1, RELAY_META);
-    if (!lr->r)
-        luaL_error(L, "attempt to use a closed relay");
-    return lr->r;
-}
-
-/* Reads what the relay's children (its uservalues) have on stderr: a chatty
- * child must not block on a full stderr pipe while the relay runs. */
-static void drain_children(lua_State *L)
-{
-    for (int i = 1; i <= 2; i++) {
-        lua_getiuservalue(L, 1, i);
-        struct lprocess *lp = lua_touserdata(L, -1);
-        if (lp && lp->p)
-            mxpc_process_drain_stderr(lp->p);
-        lua_pop(L, 1);
-    }
-}
-
-/* process.relay(producer, consumer) -> relay: the producer's stdout (spawned
- * with stdout = "pipe") into the consumer's stdin (stdin = "pipe"), by a
- * thread, until the producer's output ends. The consumer's stdin is not
- * closed by the relay: write more to it, then close_stdin(), or close the
- * consumer (killed: it never sees the end of its input). */
-static int l_relay(lua_State *L)
-{
-    struct lprocess *from = luaL_checkudata(L, 1, PROCESS_META);
-    struct lprocess *to = luaL_checkudata(L, 2, PROCESS_META);
-    luaL_argcheck(L, from->p && to->p, from->p ? 2 : 1, "the process is closed");
-    struct lrelay *lr = lua_newuserdatauv(L, sizeof *lr, 2);
-    lr->r = NULL;
-    /* the children, whose stderr the waits keep reading */
-    lua_pushvalue(L, 1);
-    lua_setiuservalue(L, -2, 1);
-    lua_pushvalue(L, 2);
-    lua_setiuservalue(L, -2, 2);
-    luaL_setmetatable(L, RELAY_META);
-    int e = mxpc_relay_start(&lr->r, from->p, to->p);
-    if (e == EINVAL)
-        return luaL_error(L, "process.relay: spawn the producer with stdout = \"pipe\" and the consumer with "
-                             "stdin = \"pipe\"");
-    if (e)
-        return mxpc_error_fail_errno(L, e, "cannot relay %s to %s", from->name, to->name);
-    return 1;
-}
-
-/* r:wait() -> bytes relayed, whether the consumer stopped reading before the
- * end; or nil, err when a read or write failed. Raises on a signal. */
-static int r_wait(lua_State *L)
-{
-    struct mxpc_relay *r = live_relay(L);
-    for (;;) {
-        int rc = mxpc_relay_wait(r, 100);
-        raise_if_interrupted(L, rc);
-        drain_children(L);
-        if (rc == 1)
-            break;
-    }
-    int gone = 0;
-    int e = mxpc_relay_result(r, &gone);
-    if (e)
-        return mxpc_error_fail_errno(L, e, "relaying a child's output failed");
-    lua_pushinteger(L, (lua_Integer)mxpc_relay_bytes(r));
-    lua_pushboolean(L, gone);
-    return 2;
-}
-
-/* r:poll() -> true once the producer's output has ended */
-static int r_poll(lua_State *L)
-{
-    struct mxpc_relay *r = live_relay(L);
-    drain_children(L);
-    lua_pushboolean(L, mxpc_relay_poll(r));
-    return 1;
-}
-
-/* r:bytes() -> bytes written into the consumer so far */
-static int r_bytes(lua_State *L)
-{
-    lua_pushinteger(L, (lua_Integer)mxpc_relay_bytes(live_relay(L)));
-    return 1;
-}
-
-/* close, __close, __gc: stops the thread; idempotent */
-static int r_close(lua_State *L)
-{
-    struct lrelay *lr = luaL_checkudata(L, 1, RELAY_META);
-    mxpc_relay_free(lr->r);
-    lr->r = NULL;
-    return 0;
-}
-
 int luaopen_mxpc_process(lua_State *L)
 {
-    static const luaL_Reg relay_methods[] = {
-        {"wait", r_wait}, {"poll", r_poll}, {"bytes", r_bytes}, {"close", r_close}, {NULL, NULL},
-    };
-    static const luaL_Reg relay_meta[] = {{"__gc", r_close}, {"__close", r_close}, {NULL, NULL}};
-    mxpc_lua_class(L, RELAY_META, relay_methods, relay_meta);
     static const luaL_Reg methods[] = {
         {"write", p_write}, {"close_stdin", p_close_stdin}, {"read", p_read}, {"wait", p_wait}, {"poll", p_poll},
         {"pid", p_pid},     {"kill", p_close},              {"close", p_close}, {NULL, NULL},
@@ -444,7 +331,7 @@ int luaopen_mxpc_process(lua_State *L)
     static const luaL_Reg meta[] = {
         {"__gc", p_close}, {"__close", p_close}, {"__tostring", p_tostring}, {NULL, NULL},
     };
-    static const luaL_Reg fns[] = {{"spawn", l_spawn}, {"relay", l_relay}, {"withhold", l_withhold}, {NULL, NULL}};
+    static const luaL_Reg fns[] = {{"spawn", l_spawn}, {"withhold", l_withhold}, {NULL, NULL}};
     mxpc_lua_class(L, PROCESS_META, methods, meta);
     luaL_newlib(L, fns);
     return 1;

@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "mxpc/buf.h"
 #include "mxpc/interrupt.h"
 #include "mxpc/process.h"
 #include "mxpc/sql_split.h"
@@ -38,9 +39,7 @@ struct mxpc_sql_load {
     _Atomic uint64_t bytes;
     atomic_int finished;
     atomic_int stopping;
-    char error[1024];
-    char sqlstate[8];
-    char near[160]; /* the line of the statement the server's error points at */
+    struct mxpc_sql_failure failure; /* failure.message[0]: failed */
 };
 
 static void close_fd(int *fd)
@@ -56,43 +55,46 @@ static void ignore_notice(void *arg, const char *message)
     (void)message; /* the dump's SQL asks for warnings only; a restore has no one to show them to */
 }
 
-/* libpq's messages end with a newline and may span lines: one line. */
-static void one_line(char *s)
-{
-    size_t n = strlen(s);
-    while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == ' '))
-        s[--n] = '\0';
-    for (char *p = s; *p; p++)
-        if (*p == '\n' || *p == '\t')
-            *p = ' ';
-}
-
 __attribute__((format(printf, 2, 3))) static void set_error(struct mxpc_sql_load *l, const char *fmt, ...)
 {
-    if (l->error[0])
+    if (l->failure.message[0])
         return;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(l->error, sizeof l->error, fmt, ap);
+    vsnprintf(l->failure.message, sizeof l->failure.message, fmt, ap);
     va_end(ap);
-    one_line(l->error);
+    mxpc_one_line(l->failure.message);
 }
 
-/* The server refused: its message, and the statement it points at when it says. */
-static void server_error(struct mxpc_sql_load *l, PGresult *res, const char *sql)
+static void copy_field(char *out, size_t cap, const PGresult *res, int field)
 {
-    if (l->error[0])
-        return;
-    const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
-    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-    const char *where = res ? PQresultErrorField(res, PG_DIAG_CONTEXT) : NULL;
+    const char *v = res ? PQresultErrorField(res, field) : NULL;
+    snprintf(out, cap, "%s", v ? v : "");
+}
+
+void mxpc_sql_failure_set(struct mxpc_sql_failure *f, const PGresult *res, PGconn *conn, const char *sql)
+{
+    memset(f, 0, sizeof *f);
+    copy_field(f->message, sizeof f->message, res, PG_DIAG_MESSAGE_PRIMARY);
+    if (!f->message[0])
+        snprintf(f->message, sizeof f->message, "%s", PQerrorMessage(conn));
+    if (!f->message[0])
+        snprintf(f->message, sizeof f->message, "the server's answer was lost");
+    mxpc_one_line(f->message);
+    copy_field(f->sqlstate, sizeof f->sqlstate, res, PG_DIAG_SQLSTATE);
+    copy_field(f->detail, sizeof f->detail, res, PG_DIAG_MESSAGE_DETAIL);
+    copy_field(f->hint, sizeof f->hint, res, PG_DIAG_MESSAGE_HINT);
+    copy_field(f->context, sizeof f->context, res, PG_DIAG_CONTEXT);
     const char *pos = res ? PQresultErrorField(res, PG_DIAG_STATEMENT_POSITION) : NULL;
     if (pos && sql)
-        mxpc_sql_line_at(sql, strtol(pos, NULL, 10), l->near, sizeof l->near);
-    snprintf(l->error, sizeof l->error, "%s%s%s%s", primary ? primary : PQerrorMessage(l->conn), where ? " (" : "",
-             where ? where : "", where ? ")" : "");
-    one_line(l->error);
-    snprintf(l->sqlstate, sizeof l->sqlstate, "%s", state ? state : "");
+        mxpc_sql_line_at(sql, strtol(pos, NULL, 10), f->near, sizeof f->near);
+}
+
+/* The server refused: its fields, and the statement it points at when it says. */
+static void server_error(struct mxpc_sql_load *l, PGresult *res, const char *sql)
+{
+    if (!l->failure.message[0])
+        mxpc_sql_failure_set(&l->failure, res, l->conn, sql);
 }
 
 static void drain_results(PGconn *conn)
@@ -235,7 +237,7 @@ static void *run(void *arg)
     do
         r = atomic_load(&l->stopping) ? -1 : step(l);
     while (r == 0);
-    if (r < 0 && !l->error[0])
+    if (r < 0 && !l->failure.message[0])
         set_error(l, "the load was stopped");
     atomic_store(&l->finished, 1);
     ssize_t w;
@@ -307,13 +309,9 @@ uint64_t mxpc_sql_load_bytes(const struct mxpc_sql_load *l)
     return atomic_load(&((struct mxpc_sql_load *)l)->bytes);
 }
 
-const char *mxpc_sql_load_error(const struct mxpc_sql_load *l, const char **sqlstate, const char **near)
+const struct mxpc_sql_failure *mxpc_sql_load_failure(const struct mxpc_sql_load *l)
 {
-    if (sqlstate)
-        *sqlstate = l->sqlstate;
-    if (near)
-        *near = l->near;
-    return l->error[0] ? l->error : NULL;
+    return l->failure.message[0] ? &l->failure : NULL;
 }
 
 int mxpc_sql_load_input_ended(const struct mxpc_sql_load *l)
@@ -332,10 +330,12 @@ void mxpc_sql_load_free(struct mxpc_sql_load *l)
             do
                 w = write(l->stop[1], "x", 1);
             while (w < 0 && errno == EINTR);
+            /* the thread's socket fails at once, even with a server that does not answer */
+            shutdown(PQsocket(l->conn), SHUT_RDWR);
+            /* and the server stops the statement (an index build would hold its locks
+             * until done, the app waiting for them) */
             char buf[256];
             PQcancel(l->cancel, buf, sizeof buf);
-            /* a thread blocked on a server that does not answer: its socket fails */
-            shutdown(PQsocket(l->conn), SHUT_RDWR);
         }
         pthread_join(l->thread, NULL);
         PQsetNoticeProcessor(l->conn, l->notices, NULL);

@@ -32,6 +32,11 @@ int mxpc_buf_read_file(struct mxpc_buf *b, const char *path, size_t max, char *w
 char *mxpc_buf_take(struct mxpc_buf *b);
 void mxpc_buf_free(struct mxpc_buf *b);
 
+/* A message of several lines (libpq's end with a newline and may span lines)
+ * made one line for a person, in place: the trailing newlines and spaces cut,
+ * the other newlines and tabs made spaces. */
+void mxpc_one_line(char *s);
+
 /* strdup that aborts when out of memory; NULL gives NULL. */
 char *mxpc_strdup(const char *s);
 

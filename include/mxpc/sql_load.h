@@ -37,11 +37,24 @@ int mxpc_sql_load_wait(struct mxpc_sql_load *l, long ms);
 /* Bytes of SQL read from the producer so far (readable at any time). */
 uint64_t mxpc_sql_load_bytes(const struct mxpc_sql_load *l);
 
-/* Once done: NULL when all of it ran, else what went wrong, one line; and
- * *sqlstate the server's SQLSTATE ("" when the server did not refuse), *near
- * the line of SQL the server's error points at ("" when it does not).
- * Valid until mxpc_sql_load_free. */
-const char *mxpc_sql_load_error(const struct mxpc_sql_load *l, const char **sqlstate, const char **near);
+/* What went wrong: the server's refusal (its fields), or ours (message
+ * only). Fields it lacks are "". */
+struct mxpc_sql_failure {
+    char message[1024]; /* one line */
+    char sqlstate[8];
+    char detail[512];
+    char hint[512];
+    char context[512];
+    char near[160]; /* the line of SQL the server's error points at */
+};
+
+/* Fills `f` from the server's error in `res` (NULL: the connection's error),
+ * `sql` the text it ran (for `near`; NULL when none). */
+void mxpc_sql_failure_set(struct mxpc_sql_failure *f, const PGresult *res, PGconn *conn, const char *sql);
+
+/* Once done: NULL when all of it ran, else what went wrong. Valid until
+ * mxpc_sql_load_free. */
+const struct mxpc_sql_failure *mxpc_sql_load_failure(const struct mxpc_sql_load *l);
 
 /* Once done: whether the producer's output had ended (a failure then may
  * be the producer's: judge it first). */

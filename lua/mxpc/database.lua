@@ -546,7 +546,7 @@ function Restore:loaded()
   if not bytes and not lerr.input_ended then -- the load failed first
     self.producer:close() -- no longer read: it would wait for us forever (killed, its status is ours)
     return self:fail(errors.new { code = "restore", message = "restoring the database failed: " .. lerr.message,
-      hint = ROLLED_BACK, sqlstate = lerr.sqlstate })
+      hint = ROLLED_BACK, sqlstate = lerr.sqlstate, lines = lerr.lines })
   end
   local rr = self.producer:wait()
   if rr.status ~= 0 then -- the producer's failure first: a load cut short follows from it
@@ -555,7 +555,7 @@ function Restore:loaded()
   end
   if not bytes then
     return self:fail(errors.new { code = "restore", message = "restoring the database failed: " .. lerr.message,
-      hint = ROLLED_BACK, sqlstate = lerr.sqlstate })
+      hint = ROLLED_BACK, sqlstate = lerr.sqlstate, lines = lerr.lines })
   end
   self.load_ok = true
   return true
@@ -569,7 +569,7 @@ function Restore:commit(extra_sql)
     local hok, herr = self.conn:exec("RESET search_path;\n" .. extra_sql)
     if not hok then
       return self:fail(errors.new { code = "restore", message = "restoring the database failed: the restore_sql " ..
-        "hook's SQL: " .. herr.message, hint = ROLLED_BACK })
+        "hook's SQL: " .. herr.message, hint = ROLLED_BACK, lines = herr.lines })
     end
   end
   local was = runtime.defer_interrupts(true) -- a signal before this line still rolls back
@@ -591,7 +591,7 @@ function Restore:commit(extra_sql)
     end
     runtime.defer_interrupts(was) -- raises a signal that came meanwhile: the database is as it was
     return nil, errors.new { code = "restore", message = "restoring the database failed: " .. cerr.message,
-      hint = ROLLED_BACK }
+      hint = ROLLED_BACK, lines = cerr.lines }
   end
   self.conn:close()
   log.info("database restored")

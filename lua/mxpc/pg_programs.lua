@@ -1,4 +1,4 @@
--- Where the PostgreSQL client programs (pg_dump, pg_restore, psql) come from,
+-- Where the PostgreSQL client programs (pg_dump, pg_restore) come from,
 -- for every step that runs one: the directory $MXPC_PG_BINDIR when it is set
 -- (and only there), else the PATH. A missing program is an error that says
 -- where it was looked for and how to get it.
@@ -8,8 +8,8 @@ local fs = require "mxpc.fs"
 local M = {}
 
 local HINT = "install the PostgreSQL client programs (Debian/Ubuntu: apt-get install postgresql-client; "
-  .. "RHEL: dnf install postgresql), or set MXPC_PG_BINDIR to the directory that holds pg_dump, "
-  .. "pg_restore and psql (e.g. /usr/lib/postgresql/15/bin)"
+  .. "RHEL: dnf install postgresql), or set MXPC_PG_BINDIR to the directory that holds pg_dump and "
+  .. "pg_restore (e.g. /usr/lib/postgresql/15/bin)"
 
 local function executable(path)
   local st = fs.stat(path, { follow = true })

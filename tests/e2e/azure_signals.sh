@@ -8,7 +8,7 @@
 # -f azblob://... (its blocks sent, the block list never); a restore's token
 # exchange and token renewal, Put Blob, Put Block, the point between the last
 # Put Block and the Put Block List (over an existing blob and a new one), the
-# database phase (the relay from pg_restore to psql, paused by a wrapper),
+# database phase (pg_restore's SQL loaded, paused by a wrapper),
 # reading -f azblob://...; a copy from demo-azure into demo-azure-wi and into
 # demo-copy (S3), during its file copy. A restore's steps get SIGINT in one
 # environment and SIGTERM in the other, the rest both signals. Each run: exit 130/143 with one error
@@ -71,7 +71,7 @@ wi=(env AZURE_AUTHORITY_HOST="https://127.0.0.1:$entra_port" AZURE_TENANT_ID="$M
   AZURE_CLIENT_ID="$MXPC_AZURE_WI_CLIENT_ID" AZURE_FEDERATED_TOKEN_FILE="$work/token")
 
 # pg_restore through a wrapper that, with RELAY_PAUSE set, passes the first 4 KiB of the
-# SQL it writes to psql (the relay), touches RELAY_PAUSE and waits there
+# SQL it writes (loaded by the tool), touches RELAY_PAUSE and waits there
 mkdir "$work/bin"
 ln -s "$MXPC_PG_BINDIR/psql" "$MXPC_PG_BINDIR/pg_dump" "$work/bin/"
 cat >"$work/bin/pg_restore" <<EOF
@@ -241,7 +241,7 @@ restore_point() {
     az put "$ct" "$big" "$work/big.bin"
     az state "$ct" >"$work/$ct.now" ;;
   4)
-    interrupt "restore $e: during the database phase (the relay to psql held)" "$sig" '[ -e "$work/paused" ]' -- \
+    interrupt "restore $e: during the database phase (pg_restore's SQL held)" "$sig" '[ -e "$work/paused" ]' -- \
       env RELAY_PAUSE="$work/paused" "${run[@]}" "${restore[@]}" --database-only
     check "... had stopped the app" 'grep -q "app stopped" "$work/err"'
     unchanged "$e" ;;

@@ -47,7 +47,7 @@ sql 'delete from "myfirstmodule$order"' >/dev/null
 run "restore --stop-app into demo-azure-wi" 0 restore -n mendix -e demo-azure-wi -f "$work/wi.tar.gz" --stop-app
 MXPC_PG_BINDIR=$real_bindir
 check "... proved: every table, every blob byte for byte" proof_wi
-check "... the children got the token in PGPASSWORD (a JWT)" 'grep -q "^pg_dump PGPASSWORD: eyJ" "$work/children" && grep -q "^psql PGPASSWORD: eyJ" "$work/children"'
+check "... pg_dump got the token in PGPASSWORD (a JWT)" 'grep -q "^pg_dump PGPASSWORD: eyJ" "$work/children"'
 check "... and never on a command line" '! grep "argv:" "$work/children" | grep -q "eyJ"'
 
 # ---- tokens that expire mid-run ---------------------------------------------------

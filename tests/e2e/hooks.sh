@@ -161,7 +161,7 @@ DO $$ BEGIN RAISE EXCEPTION 'refused with % customers loaded', (SELECT count(*) 
 LUA
 run "restore_sql whose SQL fails fails the restore" 1 restore -n mendix -e demo-copy -f "$work/all.tar.gz" --stop-app \
   --hooks "$work/badsql.lua"
-expect_err "... after the data was loaded" "refused with 50 customers loaded$"
+expect_err "... after the data was loaded" "refused with 50 customers loaded \(SQLSTATE P0001\)$"
 expect_err "... the server's HINT on a line of its own, not a literal \\n" "^  HINT:  load fewer$"
 expect_err "... and says the database was left as it was" "left as it was"
 check "... the database is unchanged" [ "$(fingerprint)" = "$before" ]

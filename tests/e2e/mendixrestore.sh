@@ -209,7 +209,7 @@ before_run
 check "the API key appears in no output or log of any run above" '! grep -qF "$key" "$work/all"'
 check "... which did talk to the API" 'grep -q "Mendix Cloud request" "$work/all"'
 n=$(find "$work" -maxdepth 1 -name "env.*" | wc -l)
-check "... nor in the environment of any of the $n pg_restore/psql/pg_dump children" \
-  '[ "$n" -gt 5 ] && ls "$work"/env.pg_restore.* "$work"/env.psql.* >/dev/null && ! grep -qF "$key" "$work"/env.* && ! grep -qa MENDIX_API_KEY "$work"/env.*'
+check "... nor in the environment of any of the $n pg_restore/pg_dump children" \
+  '[ "$n" -gt 5 ] && ls "$work"/env.pg_restore.* >/dev/null && ! grep -qF "$key" "$work"/env.* && ! grep -qa MENDIX_API_KEY "$work"/env.*'
 check "... (whose environment was read: PATH is there)" 'grep -qa "PATH=" "$work"/env.pg_restore.*'
 finish

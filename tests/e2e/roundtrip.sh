@@ -52,7 +52,7 @@ after=$(sql 'select count(*) from "myfirstmodule$order"')
 [ "$(replicas)" = 1 ] && ok "... and the app was started again" || bad "app started again after the failure"
 sql "drop event trigger refuse_restore; drop schema blocker cascade" >/dev/null
 
-# pg_restore dying halfway: psql must not commit the part it got
+# pg_restore dying halfway: nothing of what it wrote may be committed
 mkdir "$work/bin"
 real=$(command -v pg_restore)
 # (it stops before the third CREATE TABLE: what it wrote is complete SQL)
@@ -66,12 +66,12 @@ expect_err "... with pg_restore's message" "simulated failure"
 [ "$(sql 'select count(*) from "myfirstmodule$order"')" = "$before" ] && [ "$(sql "select count(*) from pg_tables where schemaname = 'public'")" = 8 ] \
   && ok "... and nothing of it was committed" || bad "partial restore committed"
 
-# a missing psql (or pg_dump) is found before anything is stopped, uploaded or written
+# a missing pg_restore (or pg_dump) is found before anything is stopped, uploaded or written
 mkdir "$work/nopsql"
-ln -s "$(command -v pg_restore)" "$work/nopsql/pg_restore"
-MXPC_PG_BINDIR=$work/nopsql run "restore without psql is refused" 1 \
+ln -s "$(command -v psql)" "$work/nopsql/psql"
+MXPC_PG_BINDIR=$work/nopsql run "restore without pg_restore is refused" 1 \
   restore -n mendix -e demo-copy -f "$work/demo.tar.gz" --stop-app
-expect_err "... naming psql and where it was looked for" "psql not found in MXPC_PG_BINDIR \($work/nopsql\)"
+expect_err "... naming pg_restore and where it was looked for" "pg_restore not found in MXPC_PG_BINDIR \($work/nopsql\)"
 expect_err "... with a hint" "postgresql-client"
 grep -qE "stopping the app|uploading|checking the archive" "$work/err" && bad "... before any change" || ok "... before any change"
 [ "$(replicas)" = 1 ] && ok "... the app still runs" || bad "... the app still runs"

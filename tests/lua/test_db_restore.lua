@@ -205,6 +205,18 @@ t.test("a restore_sql hook that fails rolls back the whole restore", function()
   t.eq(fingerprint("mxpc_relay_dst"), BEFORE)
 end)
 
+t.test("the server's DETAIL and HINT of a failing restore_sql: lines of their own", function()
+  local h <close> = assert(wf.start_restore(db_env("mxpc_relay_dst"), { dump = DUMP }))
+  assert(h:loaded())
+  local ok, err = h:commit([[DO $$ BEGIN RAISE EXCEPTION 'refused' USING DETAIL = 'too many rows',
+    HINT = 'load fewer'; END $$;]])
+  t.eq(ok, nil)
+  t.eq(err.lines, true)
+  t.ok(err.message:find("refused (SQLSTATE P0001)\nDETAIL:  too many rows\nHINT:  load fewer\nCONTEXT:  ", 1, true),
+    err.message)
+  t.eq(fingerprint("mxpc_relay_dst"), BEFORE)
+end)
+
 t.test("restore_database: a failing hook SQL and a bad dump leave the database unchanged", function()
   local ok, err = wf.restore_database(db_env("mxpc_relay_dst"), DUMP, "select no_such_column from kept;")
   t.eq(ok, nil)
@@ -269,7 +281,7 @@ t.test("Ctrl-C while the server runs a long statement of the load: cancelled at 
     if assert(admin:query(sleeping))[1].n > 0 then break end
     runtime.sleep(0.05)
   end
-  t.eq(assert(admin:query(sleeping))[1].n, 1, "the long statement runs")
+  t.ok(assert(admin:query(sleeping))[1].n >= 1, "the long statement runs")
   local start = runtime.monotonic()
   t.sh("kill -INT " .. read("pid"):match("%d+"))
   while not read("exit") and runtime.monotonic() - start < 30 do runtime.sleep(0.05) end

@@ -84,18 +84,6 @@ t.test("a killed pg_dump is reported as killed by its signal", function()
   t.contains(out, "pg_dump was killed by signal 9 (SIGKILL)")
 end)
 
-t.test("a killed psql is reported as killed by its signal, not with an empty reason", function()
-  local bin = fake_bindir { pg_restore = "echo 'select 1;'", psql = "cat >/dev/null; kill -9 $$" }
-  local out = run_with_bindir(bin, ([[
-    local wf = require "mxpc.workflow"
-    local _, err = wf.restore_database(%s, "/dev/null")
-    print(err.message)
-    print(err.hint)
-  ]]):format(DB))
-  t.contains(out, "psql was killed by signal 9 (SIGKILL)")
-  t.contains(out, "left as it was")
-end)
-
 t.test("pg_programs: MXPC_PG_BINDIR first, else PATH; a missing program says how to get it", function()
   local pg_programs = require "mxpc.pg_programs"
   local bin = fake_bindir { pg_dump = "true", pg_restore = "true" }
