@@ -115,7 +115,7 @@ select has_schema_privilege('public', 'CREATE') as can_create,
   return true
 end
 
--- The environment variables pg_dump, pg_restore and psql take the connection
+-- The environment variables pg_dump and pg_restore take the connection
 -- from: the password never appears on a command line.
 local function pg_env(db)
   local env = { PGHOST = db.host, PGPORT = tostring(db.port), PGDATABASE = db.dbname, PGUSER = db.user,
@@ -128,7 +128,7 @@ local function pg_env(db)
 end
 
 -- Why a child failed, for a message: "pg_dump failed (exit status 1): <its
--- stderr>", "psql was killed by signal 9 (SIGKILL)". Its stderr may hold
+-- stderr>", "pg_restore was killed by signal 9 (SIGKILL)". Its stderr may hold
 -- several lines (ERROR, DETAIL, HINT): the error gets `lines = true`, and is
 -- printed as lines.
 local function child_failure(name, r)

@@ -38,7 +38,7 @@ local description =
   "are Lua scripts that can be exported, edited and run."
 
 -- The variables the program reads; `withhold`: secrets no child process gets
--- (pg_dump, psql, a kubeconfig's exec plugin: an AWS or Entra plugin may need
+-- (pg_dump, pg_restore, a kubeconfig's exec plugin: an AWS or Entra plugin may need
 -- AWS_* or AZURE_CLIENT_*, none needs these).
 local environment = {
   { "KUBECONFIG", "kubeconfig files to use, as kubectl does (default ~/.kube/config; in a pod, its service account)" },
