@@ -404,6 +404,7 @@ enum mxpc_sql_event mxpc_sql_split_next(struct mxpc_sql_split *s, const char **p
             continue;
         if (s->copy_next) /* the statements before it first */
             return s->batch_any ? give(s, MXPC_SQL_STATEMENTS, 0, s->stmt_start, p, n) : give_copy(s, p, n);
+        s->batch_any = 0; /* it goes out whole: nothing is left to give out before a COPY or at the end */
         return give(s, MXPC_SQL_STATEMENTS, 0, s->len, p, n);
     }
 }
