@@ -184,15 +184,10 @@ static enum mxpc_sql_event next_data(struct mxpc_sql_split *s, const char **p, s
         s->data = 0;
         return MXPC_SQL_DATA_END;
     }
-    if (s->at_line_start && s->ended && avail == 2 && memcmp(at, "\\.", 2) == 0) {
-        s->pos += 2;
-        s->data = 0;
-        return MXPC_SQL_DATA_END;
-    }
     const char *mark = avail >= 4 ? memmem(at, avail, "\n\\.\n", 4) : NULL;
     size_t give_n = mark ? (size_t)(mark - at) + 1 : avail > 3 ? avail - 3 : 0;
-    if (!mark && s->ended)
-        give_n = avail; /* no end mark will come: all of it, then the error below */
+    if (!mark && s->ended) /* no end mark will come (one needs its newline, as in psql): all, then the error */
+        give_n = avail;
     if (give_n == 0) {
         if (s->ended)
             return fail(s, "the SQL ended in the middle of a table's COPY data");

@@ -131,6 +131,20 @@ static void assert_split_n(const char *in, size_t n, size_t batch, const char *e
 
 #define BIG (1024 * 1024)
 
+/* ---- COPY */
+
+/* "\\." needs its newline to end the data, as in psql (whose server answers
+ * "end-of-copy marker corrupt"), whether data came before it or not */
+static void test_copy_end_mark_at_end_of_input(void **state)
+{
+    (void)state;
+    assert_split("COPY t FROM stdin;\n\\.", BIG,
+                 "C{COPY t FROM stdin;}D{\\.}ERROR(the SQL ended in the middle of a table's COPY data)");
+    assert_split("COPY t FROM stdin;\na\n\\.", BIG,
+                 "C{COPY t FROM stdin;}D{a\n\\.}ERROR(the SQL ended in the middle of a table's COPY data)");
+    assert_split("COPY t FROM stdin;\na\n\\.\n", BIG, "C{COPY t FROM stdin;}D{a\n}E.");
+}
+
 /* ---- batches */
 
 /* a batch that went out is not given out again, empty, before a COPY or at the end */
@@ -145,6 +159,7 @@ static void test_no_empty_batches(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_copy_end_mark_at_end_of_input),
         cmocka_unit_test(test_no_empty_batches),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
