@@ -229,7 +229,7 @@ static int meta_line(struct mxpc_sql_split *s)
 static int statement_end(struct mxpc_sql_split *s)
 {
     if (s->stmt_any && strncasecmp(s->sql + s->stmt_begin, "copy", 4) == 0 &&
-        isspace((unsigned char)s->sql[s->stmt_begin + 4])) {
+        !ident_char((unsigned char)s->sql[s->stmt_begin + 4])) {
         s->copy_next = 1;
         return 1;
     }

@@ -145,6 +145,15 @@ static void test_copy_end_mark_at_end_of_input(void **state)
     assert_split("COPY t FROM stdin;\na\n\\.\n", BIG, "C{COPY t FROM stdin;}D{a\n}E.");
 }
 
+/* a COPY is known by its first word, whatever follows it */
+static void test_copy_first_word(void **state)
+{
+    (void)state;
+    assert_split("COPY/* t */t FROM stdin;\n1\n\\.\n", BIG, "C{COPY/* t */t FROM stdin;}D{1\n}E.");
+    assert_split("COPY\"t\" FROM stdin;\n1\n\\.\n", BIG, "C{COPY\"t\" FROM stdin;}D{1\n}E.");
+    assert_split("copyist;\nSELECT 1;", BIG, "S{copyist;\nSELECT 1;}.");
+}
+
 /* ---- batches */
 
 /* a batch that went out is not given out again, empty, before a COPY or at the end */
@@ -160,6 +169,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_copy_end_mark_at_end_of_input),
+        cmocka_unit_test(test_copy_first_word),
         cmocka_unit_test(test_no_empty_batches),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
