@@ -223,8 +223,9 @@ static void test_dump_statement_by_statement(void **state)
                                  "CECDE"
                                  "SSS.");
     assert_non_null(strstr(got, "SET statement_timeout = 0;}S{\nSET lock_timeout = 0;}"));
-    assert_non_null(strstr(got, "S{\n\n\n--\n-- Name: item item_pkey; Type: CONSTRAINT; Schema: public; Owner: postgres\n"
-                                "--\n\nALTER TABLE ONLY public.item\n    ADD CONSTRAINT item_pkey PRIMARY KEY (id);}"));
+    assert_non_null(strstr(got,
+                           "S{\n\n\n--\n-- Name: item item_pkey; Type: CONSTRAINT; Schema: public; Owner: postgres\n"
+                           "--\n\nALTER TABLE ONLY public.item\n    ADD CONSTRAINT item_pkey PRIMARY KEY (id);}"));
     /* the comment after the last statement holds none: dropped */
     const char *last = strstr(got, "CREATE INDEX item_name ON public.item USING btree (name);}.");
     assert_non_null(last);
@@ -316,8 +317,7 @@ static void test_copy_data_end_mark(void **state)
                  "\\.\\.\n"
                  "\\.\n"
                  "SELECT 1;\n",
-                 BIG,
-                 "C{COPY t (a) FROM stdin;}D{\\\\.\na\\.\n\\.x\n \\.\n\\.\\.\n}ES{SELECT 1;\n}.");
+                 BIG, "C{COPY t (a) FROM stdin;}D{\\\\.\na\\.\n\\.x\n \\.\n\\.\\.\n}ES{SELECT 1;\n}.");
 }
 
 static void test_copy_empty_and_first(void **state)
@@ -415,10 +415,12 @@ static void test_errors(void **state)
     (void)state;
     assert_split("SELECT 1;\n\\connect db\nSELECT 2;", BIG,
                  "ERROR(psql's \\connect command: only SQL, COPY data and \\restrict lines can be restored this way)");
-    assert_split("\\restrictx\n", BIG,
-                 "ERROR(psql's \\restrictx command: only SQL, COPY data and \\restrict lines can be restored this way)");
+    assert_split(
+        "\\restrictx\n", BIG,
+        "ERROR(psql's \\restrictx command: only SQL, COPY data and \\restrict lines can be restored this way)");
     assert_split("SELECT 1 \\g\n", BIG, "ERROR(a backslash outside quotes (a psql command) in a statement)");
-    assert_split("SELECT 1\n\\restrict abc\n;", BIG, "ERROR(a backslash outside quotes (a psql command) in a statement)");
+    assert_split("SELECT 1\n\\restrict abc\n;", BIG,
+                 "ERROR(a backslash outside quotes (a psql command) in a statement)");
     assert_split("COPY t FROM stdin;\n1\n2\n", BIG,
                  "C{COPY t FROM stdin;}D{1\n2\n}ERROR(the SQL ended in the middle of a table's COPY data)");
     assert_split("COPY t FROM stdin;", BIG,
