@@ -34,6 +34,7 @@ struct mxpc_sql_split {
 
     size_t lim; /* while inside a line: in[pos, lim) is the rest of it, its newline included */
     int in_line;
+    size_t scanned; /* between lines: in[pos, pos + scanned) holds no newline (not searched again) */
 
     size_t drop;   /* sql bytes given out by the last event, removed by the next call */
     int saved;     /* the character the last event's NUL replaced, or -1 */
@@ -373,8 +374,9 @@ enum mxpc_sql_event mxpc_sql_split_next(struct mxpc_sql_split *s, const char **p
         return MXPC_SQL_DONE;
     for (;;) {
         if (!s->in_line) {
-            const char *nl = memchr(s->in + s->pos, '\n', s->end - s->pos);
+            const char *nl = memchr(s->in + s->pos + s->scanned, '\n', s->end - s->pos - s->scanned);
             if (!nl && (!s->ended || s->pos == s->end)) {
+                s->scanned = s->end - s->pos;
                 if (!s->ended)
                     return MXPC_SQL_NEED;
                 s->done = 1; /* the end: what is left goes out, as psql sends it */
@@ -384,6 +386,7 @@ enum mxpc_sql_event mxpc_sql_split_next(struct mxpc_sql_split *s, const char **p
             }
             s->lim = nl ? (size_t)(nl - s->in) + 1 : s->end;
             s->in_line = 1;
+            s->scanned = 0;
             if (s->lex == NORMAL && !s->stmt_any) {
                 int m = meta_line(s);
                 if (m < 0)
