@@ -34,6 +34,7 @@ struct mxpc_sql_split {
 
     size_t lim; /* while inside a line: in[pos, lim) is the rest of it, its newline included */
     int in_line;
+    size_t scanned; /* between lines: in[pos, pos + scanned) holds no newline (not searched again) */
 
     size_t drop;   /* sql bytes given out by the last event, removed by the next call */
     int saved;     /* the character the last event's NUL replaced, or -1 */
@@ -184,15 +185,10 @@ static enum mxpc_sql_event next_data(struct mxpc_sql_split *s, const char **p, s
         s->data = 0;
         return MXPC_SQL_DATA_END;
     }
-    if (s->at_line_start && s->ended && avail == 2 && memcmp(at, "\\.", 2) == 0) {
-        s->pos += 2;
-        s->data = 0;
-        return MXPC_SQL_DATA_END;
-    }
     const char *mark = avail >= 4 ? memmem(at, avail, "\n\\.\n", 4) : NULL;
     size_t give_n = mark ? (size_t)(mark - at) + 1 : avail > 3 ? avail - 3 : 0;
-    if (!mark && s->ended)
-        give_n = avail; /* no end mark will come: all of it, then the error below */
+    if (!mark && s->ended) /* no end mark will come (one needs its newline, as in psql): all, then the error */
+        give_n = avail;
     if (give_n == 0) {
         if (s->ended)
             return fail(s, "the SQL ended in the middle of a table's COPY data");
@@ -234,7 +230,7 @@ static int meta_line(struct mxpc_sql_split *s)
 static int statement_end(struct mxpc_sql_split *s)
 {
     if (s->stmt_any && strncasecmp(s->sql + s->stmt_begin, "copy", 4) == 0 &&
-        isspace((unsigned char)s->sql[s->stmt_begin + 4])) {
+        !ident_char((unsigned char)s->sql[s->stmt_begin + 4])) {
         s->copy_next = 1;
         return 1;
     }
@@ -378,8 +374,9 @@ enum mxpc_sql_event mxpc_sql_split_next(struct mxpc_sql_split *s, const char **p
         return MXPC_SQL_DONE;
     for (;;) {
         if (!s->in_line) {
-            const char *nl = memchr(s->in + s->pos, '\n', s->end - s->pos);
+            const char *nl = memchr(s->in + s->pos + s->scanned, '\n', s->end - s->pos - s->scanned);
             if (!nl && (!s->ended || s->pos == s->end)) {
+                s->scanned = s->end - s->pos;
                 if (!s->ended)
                     return MXPC_SQL_NEED;
                 s->done = 1; /* the end: what is left goes out, as psql sends it */
@@ -389,6 +386,7 @@ enum mxpc_sql_event mxpc_sql_split_next(struct mxpc_sql_split *s, const char **p
             }
             s->lim = nl ? (size_t)(nl - s->in) + 1 : s->end;
             s->in_line = 1;
+            s->scanned = 0;
             if (s->lex == NORMAL && !s->stmt_any) {
                 int m = meta_line(s);
                 if (m < 0)
@@ -404,6 +402,7 @@ enum mxpc_sql_event mxpc_sql_split_next(struct mxpc_sql_split *s, const char **p
             continue;
         if (s->copy_next) /* the statements before it first */
             return s->batch_any ? give(s, MXPC_SQL_STATEMENTS, 0, s->stmt_start, p, n) : give_copy(s, p, n);
+        s->batch_any = 0; /* it goes out whole: nothing is left to give out before a COPY or at the end */
         return give(s, MXPC_SQL_STATEMENTS, 0, s->len, p, n);
     }
 }

@@ -2,8 +2,9 @@
 """Writes the seed corpora of the fuzz targets (tests/fuzz/corpus/NAME/seed-*)
 from the project's test data: the archive fixture and the malformed-archive
 corpus (tests/archive), the SigV4 vectors (tests/unit/sigv4-vectors), the STS
-answer of the AWS reference (tests/unit/test_aws.c) and S3's answers as the
-stack's stand-ins write them. Regression inputs (crash-*) are kept as found.
+answer of the AWS reference (tests/unit/test_aws.c), S3's answers as the
+stack's stand-ins write them, and pg_restore's SQL of a small database
+(tests/unit/sql_split_dump.sql). Regression inputs (crash-*) are kept as found.
 
 usage: seeds.py   (from the source directory; rerun when the test data change)
 """
@@ -337,6 +338,19 @@ def k8s_config_seeds():
           b' CERTIFICATE-----"\n  clientKeyData: k\n')
 
 
+def sql_split_seeds():
+    # the first byte chooses the reads' sizes, the second the batch size (fuzz_sql_split.c)
+    dump = open(os.path.join(ROOT, "tests/unit/sql_split_dump.sql"), "rb").read()
+    write("sql_split", "pg-restore-output", b"\x00\x01" + dump)
+    write("sql_split", "pg-restore-output-whole", b"\x05\x02" + dump)
+    write("sql_split", "quotes", b"\x03\x00CREATE FUNCTION f() RETURNS int AS $$\nBEGIN\n  COPY x FROM stdin;\n"
+          b"  RETURN 1;\nEND $$ LANGUAGE plpgsql;\nDO $body$ BEGIN PERFORM $q$;$q$; END $body$;\n"
+          b"SELECT E'it\\'s;', 'it''s;', \"a;b\", a$b, $1; /* c; /* d; */ */ -- e;\n")
+    write("sql_split", "copy-marks", b"\x02\x01COPY t FROM stdin;\n\\\\.\na\\.\n\\.x\n\\.\n"
+          b"COPY u (a) FROM stdin;  \n\\.\nSELECT 1")
+    write("sql_split", "connect", b"\x01\x03\\connect db\n")
+
+
 archive_seeds()
 k8s_config_seeds()
 pgz_seeds()
@@ -347,3 +361,4 @@ lua_seeds()
 mendix_cloud_seeds()
 secret_stores_seeds()
 environment_resolve_seeds()
+sql_split_seeds()
