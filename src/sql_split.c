@@ -250,6 +250,10 @@ static int lex_line(struct mxpc_sql_split *s)
         int c = (unsigned char)in[i];
         int c1 = i + 1 < s->lim ? (unsigned char)in[i + 1] : -1;
         size_t take = 1;
+        if (c == '\0') { /* the statements go out as a C string: the rest would be lost without a word */
+            fail(s, "a NUL byte in the SQL, where only text can be");
+            return -1;
+        }
         switch (s->lex) {
         case NORMAL:
             if (c == '-' && c1 == '-') {

@@ -430,6 +430,17 @@ static void test_errors(void **state)
                  "C{COPY t FROM stdin;}ERROR(text after a COPY ... FROM stdin statement, on its line)");
 }
 
+/* A NUL byte in SQL would end the statements' text early (PQexec takes a C
+ * string): the rest would be dropped without a word. Refused; in COPY data
+ * it is the server's to refuse. */
+static void test_nul_byte(void **state)
+{
+    (void)state;
+    assert_split_n("SELECT 1;\nSELECT '\0'; DROP TABLE t;\n", 33, BIG,
+                   "ERROR(a NUL byte in the SQL, where only text can be)");
+    assert_split_n("COPY t FROM stdin;\na\0b\n\\.\n", 27, BIG, "C{COPY t FROM stdin;}D{a\0b\n}E.");
+}
+
 /* ---- sizes and line ends */
 
 static void test_long_line(void **state)
@@ -512,6 +523,7 @@ int main(void)
         cmocka_unit_test(test_text_after_last_semicolon),
         cmocka_unit_test(test_restrict_lines_dropped),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_nul_byte),
         cmocka_unit_test(test_long_line),
         cmocka_unit_test(test_long_line_in_small_reads),
         cmocka_unit_test(test_crlf),
