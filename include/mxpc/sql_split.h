@@ -9,7 +9,8 @@
  * the last semicolon is a statement of its own at the end. psql's
  * \restrict and \unrestrict lines (the dump's guard against meta-commands)
  * are dropped; any other backslash command is refused. standard_conforming_
- * strings is taken to be on, as every dump since PostgreSQL 9.1 sets it.
+ * strings is taken to be on, as every dump since PostgreSQL 9.1 sets it. A
+ * NUL byte outside COPY data is refused.
  *
  * The caller reads into the splitter's buffer and asks for events:
  *
