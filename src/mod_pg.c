@@ -445,6 +445,8 @@ static int c_load(lua_State *L)
     int e = mxpc_sql_load_start(&ld->l, c->conn, p);
     if (e == EINVAL)
         return luaL_error(L, "db:load: spawn the producer with stdout = \"pipe\"");
+    if (e == EDEADLK)
+        return luaL_error(L, "db:load runs in the caller's transaction: BEGIN first");
     if (e)
         return mxpc_error_fail_errno(L, e, "cannot start loading SQL into PostgreSQL %s", c->label);
     ld->c = c;

@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include "mxpc/sql_load.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -12,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -23,6 +25,7 @@
 #define BATCH (256 * 1024)      /* bytes of statements sent as one simple query */
 #define PIPE_SIZE (1024 * 1024) /* the producer's pipe: fewer wake-ups per megabyte */
 #define POLL_MS 200             /* how often a wait looks at mxpc_interrupted() */
+#define CANCEL_WAIT_MS 3000     /* how long stopping a load waits for the server to take its cancel */
 
 struct mxpc_sql_load {
     PGconn *conn;
@@ -36,6 +39,7 @@ struct mxpc_sql_load {
     struct mxpc_sql_split *split;
     int in_copy; /* the server waits for COPY data */
     int eof;     /* the producer's output ended */
+    long transaction_statements; /* BEGIN and COMMIT dropped */
     _Atomic uint64_t bytes;
     atomic_int finished;
     atomic_int stopping;
@@ -113,7 +117,13 @@ static int run_sql(struct mxpc_sql_load *l, const char *sql, int copy)
     switch (st) {
     case PGRES_COMMAND_OK:
     case PGRES_TUPLES_OK:
-    case PGRES_EMPTY_QUERY: PQclear(res); return 0;
+    case PGRES_EMPTY_QUERY:
+        PQclear(res);
+        if (PQtransactionStatus(l->conn) != PQTRANS_INTRANS) { /* a safety net: the splitter gives such statements out alone */
+            set_error(l, "the SQL ended the restore's transaction");
+            return -1;
+        }
+        return 0;
     case PGRES_COPY_IN:
         PQclear(res);
         if (copy)
@@ -135,6 +145,12 @@ static int end_copy(struct mxpc_sql_load *l, const char *failure)
 {
     l->in_copy = 0;
     if (PQputCopyEnd(l->conn, failure) != 1) {
+        /* the server's error (a bad row), read while the data went out, says more */
+        PGresult *res = PQgetResult(l->conn);
+        if (res && PQresultStatus(res) == PGRES_FATAL_ERROR)
+            server_error(l, res, NULL);
+        PQclear(res);
+        drain_results(l->conn);
         set_error(l, "ending a COPY failed: %s", PQerrorMessage(l->conn));
         return -1;
     }
@@ -193,6 +209,37 @@ static int read_more(struct mxpc_sql_load *l)
     }
 }
 
+/* A statement that begins or ends a transaction, in SQL that runs inside
+ * ours: pg_restore -f (and pg_dump) write BEGIN; and COMMIT; around large
+ * objects, for a psql without --single-transaction. Those are dropped, ours
+ * goes on; a ROLLBACK, ABORT or PREPARE TRANSACTION is refused. */
+static int transaction_statement(struct mxpc_sql_load *l, const char *sql)
+{
+    while (*sql && (isspace((unsigned char)*sql) || *sql == '-' || *sql == '/')) {
+        if (sql[0] == '-' && sql[1] == '-')
+            sql += strcspn(sql, "\n");
+        else if (sql[0] == '/' && sql[1] == '*')
+            sql = strstr(sql, "*/") ? strstr(sql, "*/") + 2 : sql + strlen(sql);
+        else if (isspace((unsigned char)*sql))
+            sql++;
+        else
+            break;
+    }
+    static const char *const kept[] = {"begin", "start", "commit", "end", NULL};
+    for (int i = 0; kept[i]; i++) {
+        size_t n = strlen(kept[i]);
+        if (strncasecmp(sql, kept[i], n) == 0 && !isalnum((unsigned char)sql[n]) && sql[n] != '_' &&
+            !strcasestr(sql, "prepared")) {
+            l->transaction_statements++;
+            return 0;
+        }
+    }
+    char word[24];
+    snprintf(word, sizeof word, "%.*s", (int)strcspn(sql, " \t\r\n;"), sql);
+    set_error(l, "a %s statement in the SQL: the restore runs in one transaction, which only the tool ends", word);
+    return -1;
+}
+
 static int step(struct mxpc_sql_load *l)
 {
     const char *p;
@@ -200,6 +247,7 @@ static int step(struct mxpc_sql_load *l)
     switch (mxpc_sql_split_next(l->split, &p, &n)) {
     case MXPC_SQL_NEED: return read_more(l);
     case MXPC_SQL_STATEMENTS: return run_sql(l, p, 0) == 0 ? 0 : -1;
+    case MXPC_SQL_TRANSACTION: return transaction_statement(l, p);
     case MXPC_SQL_COPY: {
         int r = run_sql(l, p, 1);
         if (r == 1) {
@@ -247,9 +295,72 @@ static void *run(void *arg)
     return NULL;
 }
 
+struct cancel {
+    PGcancel *cancel;
+    int done[2];
+};
+
+static void *cancel_run(void *arg)
+{
+    struct cancel *c = arg;
+    char buf[256];
+    PQcancel(c->cancel, buf, sizeof buf);
+    ssize_t w;
+    do
+        w = write(c->done[1], "x", 1);
+    while (w < 0 && errno == EINTR);
+    return NULL;
+}
+
+/* PQcancel, waited for CANCEL_WAIT_MS at most: libpq's connects without a
+ * timeout, and a server that does not answer must not hold a Ctrl-C for
+ * minutes. A cancel that takes longer goes on in a thread of its own, left
+ * to the end of the process (with what it uses). Takes `cancel`. */
+static void cancel_bounded(PGcancel *cancel)
+{
+    if (!cancel)
+        return;
+    struct cancel *c = malloc(sizeof *c);
+    if (!c || pipe2(c->done, O_CLOEXEC) != 0) {
+        free(c);
+        PQfreeCancel(cancel);
+        return;
+    }
+    c->cancel = cancel;
+    pthread_t t;
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int e = pthread_create(&t, NULL, cancel_run, c);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (e) {
+        close(c->done[0]);
+        close(c->done[1]);
+        free(c);
+        PQfreeCancel(cancel);
+        return;
+    }
+    struct pollfd pf = {c->done[0], POLLIN, 0};
+    int n;
+    do
+        n = poll(&pf, 1, CANCEL_WAIT_MS);
+    while (n < 0 && errno == EINTR);
+    if (n <= 0) {
+        pthread_detach(t);
+        return;
+    }
+    pthread_join(t, NULL);
+    close(c->done[0]);
+    close(c->done[1]);
+    PQfreeCancel(c->cancel);
+    free(c);
+}
+
 int mxpc_sql_load_start(struct mxpc_sql_load **out, PGconn *conn, struct mxpc_process *producer)
 {
     *out = NULL;
+    if (PQtransactionStatus(conn) != PQTRANS_INTRANS)
+        return EDEADLK; /* (no transaction to run in) */
     struct mxpc_sql_load *l = calloc(1, sizeof *l);
     if (!l)
         return ENOMEM;
@@ -334,8 +445,8 @@ void mxpc_sql_load_free(struct mxpc_sql_load *l)
             shutdown(PQsocket(l->conn), SHUT_RDWR);
             /* and the server stops the statement (an index build would hold its locks
              * until done, the app waiting for them) */
-            char buf[256];
-            PQcancel(l->cancel, buf, sizeof buf);
+            cancel_bounded(l->cancel);
+            l->cancel = NULL; /* cancel_bounded's */
         }
         pthread_join(l->thread, NULL);
         PQsetNoticeProcessor(l->conn, l->notices, NULL);

@@ -11,7 +11,7 @@
 
 #define READ_ROOM (1024 * 1024) /* what a read may fill: one pipe's worth */
 #define MIN_ROOM 4096
-#define TAG_MAX 64
+#define TAG_MAX 256 /* a dollar quote's tag: pg_dump writes $$ and $_$ */
 
 enum lex { NORMAL, SQUOTE, ESTRING, DQUOTE, DOLLAR, LINE_COMMENT, BLOCK_COMMENT };
 
@@ -28,7 +28,13 @@ struct mxpc_sql_split {
     int batch_any;     /* sql[0, stmt_start) holds a statement */
 
     enum lex lex;
-    int depth; /* of nested block comments */
+    int depth;       /* of nested block comments */
+    int paren;       /* open parentheses of the statement: a semicolon inside is no end */
+    int begin_depth; /* BEGIN (ATOMIC) and CASE open in a CREATE FUNCTION or PROCEDURE, as psql counts */
+    int in_word;     /* sql[word, len) is a word being read */
+    size_t word;
+    int words;        /* the statement's words so far (up to 4 kept) */
+    char initials[4]; /* their first letters, lower case, as psql keeps them */
     char tag[TAG_MAX];
     size_t taglen;
 
@@ -38,7 +44,7 @@ struct mxpc_sql_split {
 
     size_t drop;   /* sql bytes given out by the last event, removed by the next call */
     int saved;     /* the character the last event's NUL replaced, or -1 */
-    int copy_next; /* give out sql[stmt_start, len) as a COPY next */
+    int alone;     /* give out sql[stmt_start, len) alone next: MXPC_SQL_COPY or _TRANSACTION, else 0 */
     int copy_wait; /* a COPY was given out: mxpc_sql_split_copy_data() may follow */
 
     int data; /* in COPY data */
@@ -226,14 +232,59 @@ static int meta_line(struct mxpc_sql_split *s)
     return -1;
 }
 
+/* Whether the statement's text at p starts with the word w (any case). */
+static int first_word(const char *p, const char *w)
+{
+    size_t n = strlen(w);
+    return strncasecmp(p, w, n) == 0 && !ident_char((unsigned char)p[n]);
+}
+
+/* The statements given out alone: COPY (data may follow), and those that
+ * begin or end a transaction (the loader's to judge: the restore runs in
+ * one). 0 for the others. */
+static int alone_kind(const char *p)
+{
+    if (first_word(p, "copy"))
+        return MXPC_SQL_COPY;
+    static const char *const tx[] = {"begin", "start", "commit", "end", "rollback", "abort", NULL};
+    for (int i = 0; tx[i]; i++)
+        if (first_word(p, tx[i]))
+            return MXPC_SQL_TRANSACTION;
+    if (first_word(p, "prepare")) {
+        p += 7;
+        while (isspace((unsigned char)*p))
+            p++;
+        if (first_word(p, "transaction"))
+            return MXPC_SQL_TRANSACTION;
+    }
+    return 0;
+}
+
+/* A word of the statement ended (psql's count of BEGIN ... END in routine
+ * bodies: CREATE [OR REPLACE] FUNCTION or PROCEDURE ... BEGIN ATOMIC). */
+static void word_end(struct mxpc_sql_split *s)
+{
+    s->in_word = 0;
+    const char *w = s->sql + s->word;
+    size_t n = s->len - s->word;
+    if (s->words < 4)
+        s->initials[s->words] = (char)tolower((unsigned char)w[0]);
+    s->words++;
+    const char *i = s->initials;
+    int routine = s->words > 2 && i[0] == 'c' &&
+                  (i[1] == 'f' || i[1] == 'p' || (s->words > 4 && i[1] == 'o' && i[2] == 'r' && (i[3] == 'f' || i[3] == 'p')));
+    if (((n == 5 && strncasecmp(w, "begin", 5) == 0) || (n == 4 && strncasecmp(w, "case", 4) == 0)) && routine)
+        s->begin_depth++;
+    else if (n == 3 && strncasecmp(w, "end", 3) == 0 && s->begin_depth > 0)
+        s->begin_depth--;
+}
+
 /* A statement ended at a semicolon: 1 when it is an event to give out now. */
 static int statement_end(struct mxpc_sql_split *s)
 {
-    if (s->stmt_any && strncasecmp(s->sql + s->stmt_begin, "copy", 4) == 0 &&
-        !ident_char((unsigned char)s->sql[s->stmt_begin + 4])) {
-        s->copy_next = 1;
+    s->paren = s->begin_depth = s->words = 0;
+    if (s->stmt_any && (s->alone = alone_kind(s->sql + s->stmt_begin)) != 0)
         return 1;
-    }
     if (s->stmt_any)
         s->batch_any = 1;
     s->stmt_any = 0;
@@ -254,6 +305,8 @@ static int lex_line(struct mxpc_sql_split *s)
             fail(s, "a NUL byte in the SQL, where only text can be");
             return -1;
         }
+        if (s->lex == NORMAL && s->in_word && !ident_char(c))
+            word_end(s);
         switch (s->lex) {
         case NORMAL:
             if (c == '-' && c1 == '-') {
@@ -277,7 +330,17 @@ static int lex_line(struct mxpc_sql_split *s)
                 s->stmt_any = 1;
                 s->stmt_begin = s->len;
             }
-            if (c == '\'') {
+            if (!s->in_word && (isalpha(c) || c == '_' || c >= 0x80) &&
+                !(s->len > s->stmt_begin && ident_char((unsigned char)s->sql[s->len - 1]))) {
+                s->in_word = 1;
+                s->word = s->len;
+            }
+            if (c == '(') {
+                s->paren++;
+            } else if (c == ')') {
+                if (s->paren > 0)
+                    s->paren--;
+            } else if (c == '\'') {
                 int p1 = s->len > 0 ? (unsigned char)s->sql[s->len - 1] : ' ';
                 int p2 = s->len > 1 ? (unsigned char)s->sql[s->len - 2] : ' ';
                 s->lex = (p1 == 'E' || p1 == 'e') && !ident_char(p2) && s->stmt_begin < s->len ? ESTRING : SQUOTE;
@@ -285,15 +348,19 @@ static int lex_line(struct mxpc_sql_split *s)
                 s->lex = DQUOTE;
             } else if (c == '$' && !(s->len > s->stmt_begin && ident_char((unsigned char)s->sql[s->len - 1]))) {
                 size_t j = i + 1;
-                while (j < s->lim && tag_char((unsigned char)in[j], j == i + 1) && j - i - 1 < TAG_MAX)
+                while (j < s->lim && tag_char((unsigned char)in[j], j == i + 1))
                     j++;
+                if (j < s->lim && in[j] == '$' && j - i - 1 > TAG_MAX) {
+                    fail(s, "a dollar quote's tag longer than %d characters", TAG_MAX);
+                    return -1;
+                }
                 if (j < s->lim && in[j] == '$') {
                     s->taglen = j - i - 1;
                     memcpy(s->tag, in + i + 1, s->taglen);
                     s->lex = DOLLAR;
                     take = j - i + 1;
                 }
-            } else if (c == ';') {
+            } else if (c == ';' && s->paren == 0 && s->begin_depth == 0) {
                 if (add(s, in + i, 1) != 0)
                     goto oom;
                 s->pos++;
@@ -351,13 +418,14 @@ oom:
     return -1;
 }
 
-/* Gives out the COPY statement read last, alone. */
-static enum mxpc_sql_event give_copy(struct mxpc_sql_split *s, const char **p, size_t *n)
+/* Gives out the statement read last alone: a COPY, or one that begins or ends a transaction. */
+static enum mxpc_sql_event give_alone(struct mxpc_sql_split *s, const char **p, size_t *n)
 {
-    s->copy_next = 0;
-    s->copy_wait = 1;
+    enum mxpc_sql_event ev = (enum mxpc_sql_event)s->alone;
+    s->alone = 0;
+    s->copy_wait = ev == MXPC_SQL_COPY;
     s->stmt_any = s->batch_any = 0;
-    enum mxpc_sql_event ev = give(s, MXPC_SQL_COPY, s->stmt_start, s->len - s->stmt_start, p, n);
+    ev = give(s, ev, s->stmt_start, s->len - s->stmt_start, p, n);
     s->stmt_start = s->len;
     return ev;
 }
@@ -370,8 +438,8 @@ enum mxpc_sql_event mxpc_sql_split_next(struct mxpc_sql_split *s, const char **p
         return MXPC_SQL_ERROR;
     settle(s);
     s->copy_wait = 0;
-    if (s->copy_next) /* the statements before it went out: now the COPY */
-        return give_copy(s, p, n);
+    if (s->alone) /* the statements before it went out: now the one alone */
+        return give_alone(s, p, n);
     if (s->data)
         return next_data(s, p, n);
     if (s->done)
@@ -404,8 +472,8 @@ enum mxpc_sql_event mxpc_sql_split_next(struct mxpc_sql_split *s, const char **p
             return MXPC_SQL_ERROR;
         if (r == 0)
             continue;
-        if (s->copy_next) /* the statements before it first */
-            return s->batch_any ? give(s, MXPC_SQL_STATEMENTS, 0, s->stmt_start, p, n) : give_copy(s, p, n);
+        if (s->alone) /* the statements before it first */
+            return s->batch_any ? give(s, MXPC_SQL_STATEMENTS, 0, s->stmt_start, p, n) : give_alone(s, p, n);
         s->batch_any = 0; /* it goes out whole: nothing is left to give out before a COPY or at the end */
         return give(s, MXPC_SQL_STATEMENTS, 0, s->len, p, n);
     }

@@ -23,7 +23,11 @@ struct mxpc_sql_load;
 
 /* Takes the producer's stdout (spawned with MXPC_PROCESS_PIPE) and starts
  * running it on `conn`, which is the load's until mxpc_sql_load_free.
- * Returns 0 or an errno value (EINVAL: the child has no such pipe). */
+ * It runs inside the connection's open transaction (EDEADLK when there is
+ * none), which it never ends: pg_restore's BEGIN; and COMMIT; (around large
+ * objects) are dropped, a ROLLBACK is refused, and a statement that left
+ * the transaction anyway fails the load. Returns 0 or an errno value
+ * (EINVAL: the child has no such pipe). */
 int mxpc_sql_load_start(struct mxpc_sql_load **out, PGconn *conn, struct mxpc_process *producer);
 
 /* 1 once done (the input ended, or the load failed), else 0. */

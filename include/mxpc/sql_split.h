@@ -5,7 +5,8 @@
  * it came in.
  *
  * Statements end at a semicolon outside quotes ('...', E'...', "...",
- * $tag$...$tag$) and comments (--, nested / * * /), as in psql; text after
+ * $tag$...$tag$), comments (--, nested / * * /), parentheses and the
+ * BEGIN ... END of a CREATE FUNCTION or PROCEDURE's body, as in psql; text after
  * the last semicolon is a statement of its own at the end. psql's
  * \restrict and \unrestrict lines (the dump's guard against meta-commands)
  * are dropped; any other backslash command is refused. standard_conforming_
@@ -19,6 +20,9 @@
  *   case MXPC_SQL_STATEMENTS: run p (NUL-terminated) as one simple query
  *   case MXPC_SQL_COPY:       run p alone; when it asks for data (COPY ... FROM
  *                             STDIN), call mxpc_sql_split_copy_data()
+ *   case MXPC_SQL_TRANSACTION: a statement that begins or ends a transaction
+ *                             (BEGIN, START, COMMIT, END, ROLLBACK, ABORT,
+ *                             PREPARE TRANSACTION), alone: the caller's to judge
  *   case MXPC_SQL_DATA:       send p[0..n) as COPY data
  *   case MXPC_SQL_DATA_END:   end the COPY
  *   case MXPC_SQL_DONE:       the input ended after whole statements
@@ -36,6 +40,7 @@ enum mxpc_sql_event {
     MXPC_SQL_NEED,
     MXPC_SQL_STATEMENTS,
     MXPC_SQL_COPY,
+    MXPC_SQL_TRANSACTION,
     MXPC_SQL_DATA,
     MXPC_SQL_DATA_END,
     MXPC_SQL_DONE,

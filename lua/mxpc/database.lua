@@ -520,7 +520,12 @@ function M.start_restore(env, source)
   local err
   h.conn, err = M.connect_database(env)
   if not h.conn then return nil, err end
-  local ok, eerr = h.conn:exec("SET client_min_messages = warning;\nBEGIN;\n" .. EMPTY_PUBLIC)
+  -- (from PostgreSQL 14 on, the server checks for a client gone every 10 s
+  -- while a statement runs: a restore whose cancel never arrived does not
+  -- hold its locks until an index build ends)
+  local check = (h.conn:info().server_version or 0) >= 140000 and "SET client_connection_check_interval = '10s';\n"
+    or ""
+  local ok, eerr = h.conn:exec("SET client_min_messages = warning;\n" .. check .. "BEGIN;\n" .. EMPTY_PUBLIC)
   if not ok then
     h:__close()
     return nil, errors.new { code = "restore", message = "emptying schema public failed: " .. eerr.message,
@@ -531,16 +536,19 @@ function M.start_restore(env, source)
     h:__close()
     return nil, err
   end
-  h.load = h.conn:load(h.producer)
+  h.load, err = h.conn:load(h.producer)
+  if not h.load then
+    h:__close()
+    return nil, err
+  end
   h.meter = progress.start("restore", restore_meter(h.producer, h.load, source.dump))
   return h
 end
 
 function Restore:loaded()
   if self.load_done then return self.load_ok, self.load_err end
-  self.load_done = true
-  local bytes, lerr = self.load:wait()
-  self.load = nil -- waited for: the connection is free again
+  local bytes, lerr = self.load:wait() -- (raises on a signal: closing the handle then rolls back)
+  self.load, self.load_done = nil, true -- waited for: the connection is free again
   local meter = self.meter
   meter.poll, meter.bytes = nil, meter.total_bytes or bytes or 0 -- (before the wait below ticks it)
   if not bytes and not lerr.input_ended then -- the load failed first
@@ -570,6 +578,13 @@ function Restore:commit(extra_sql)
     if not hok then
       return self:fail(errors.new { code = "restore", message = "restoring the database failed: the restore_sql " ..
         "hook's SQL: " .. herr.message, hint = ROLLED_BACK, lines = herr.lines })
+    end
+    local state = self.conn:transaction()
+    if state ~= "intrans" then -- a COMMIT or ROLLBACK in the hook's SQL
+      return self:fail(errors.new { code = "restore", message = "the restore_sql hook's SQL ended the restore's " ..
+        "transaction (a COMMIT, END or ROLLBACK in it): what it committed, if anything, is in the database",
+        hint = "leave the transaction to the tool: the hook's SQL runs inside it; look at the database before " ..
+          "running the app" })
     end
   end
   local was = runtime.defer_interrupts(true) -- a signal before this line still rolls back

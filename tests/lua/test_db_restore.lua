@@ -156,19 +156,98 @@ t.test("pg_restore ending after whole statements, but failing: judged by its sta
 end)
 
 t.test("the database connection killed half-way: an error, the database is unchanged", function()
+  -- pg_restore's SQL held after 300,000 bytes, so that the load is surely half-way when its backend goes
+  local bin = bindir_with("pg_restore", [["$REAL" "$@" | { head -c 300000; sleep 2; cat; }]])
+  local out, code = run_with_bindir(bin, ([[
+    local pg, runtime = require "mxpc.pg", require "mxpc.runtime"
+    local h <close> = assert(wf.start_restore(db_env("mxpc_relay_dst"), { dump = %q }))
+    local t0 = runtime.monotonic()
+    while h.load:bytes() < 300000 and runtime.monotonic() - t0 < 20 do runtime.sleep(0.01) end
+    local admin = assert(pg.connect { host = "127.0.0.1", port = %s, dbname = "postgres", user = %q, password = %q })
+    local killed = assert(admin:query("select pg_terminate_backend(pid) as ok from pg_stat_activity " ..
+      "where datname = 'mxpc_relay_dst' and application_name = 'mxpc-data-migration' and pid <> pg_backend_pid()"))
+    print("killed", #killed)
+    local ok, err = h:loaded()
+    print(ok, err.code, err.message, err.hint)
+    local ok2, err2 = h:commit()
+    print("commit", ok2, err2 == err)
+  ]]):format(DUMP, env.MXPC_PG_PLAIN_PORT, env.MXPC_PG_SUPERUSER, env.MXPC_PG_SUPERPASS))
+  t.contains(out, "killed\t1")
+  t.contains(out, "commit\tnil\ttrue")
+  failed_unchanged(out, code, "nil\trestore\trestoring the database failed: ")
+end)
+
+-- A source with a large object: pg_restore -f writes BEGIN; and COMMIT; around it (for a
+-- psql without --single-transaction), which must not end the restore's one transaction.
+recreate("mxpc_relay_lo")
+do
+  local lo <close> = connect("mxpc_relay_lo")
+  assert(lo:exec([[create table t (id int primary key, doc oid);
+    insert into t select 1, lo_from_bytea(0, 'the large object');]]))
+end
+local LO_DUMP = t.tmpdir() .. "/lo.backup"
+assert(wf.dump_database(db_env("mxpc_relay_lo"), LO_DUMP))
+
+local function large_objects()
+  local db <close> = connect("mxpc_relay_dst")
+  return assert(db:query("select count(*) as n from pg_largeobject_metadata"))[1].n
+end
+
+t.test("large objects: pg_restore's own BEGIN and COMMIT do not end the restore's transaction", function()
+  -- all of pg_restore's SQL, then a failure: nothing of it, the large object included, may be committed
+  local bin = bindir_with("pg_restore", [["$REAL" "$@"; exit 3]])
+  local out, code = run_with_bindir(bin, ([[
+    local h <close> = assert(wf.start_restore(db_env("mxpc_relay_dst"), { dump = %q }))
+    local ok, err = h:loaded()
+    print(ok, err.code, err.message, err.hint)
+  ]]):format(LO_DUMP))
+  failed_unchanged(out, code, "nil\tpg_restore\tpg_restore failed (exit status 3)")
+  t.eq(large_objects(), 0)
+  -- and a restore that succeeds has it
+  assert(wf.restore_database(db_env("mxpc_relay_dst"), LO_DUMP))
+  local dst <close> = connect("mxpc_relay_dst")
+  t.eq(assert(dst:query("select convert_from(lo_get(doc), 'UTF8') as s from t"))[1].s, "the large object")
+  assert(dst:exec([[select lo_unlink(doc) from t; drop table t;
+    create table kept (id int primary key, note text);
+    insert into kept values (1, 'the database as it was'), (2, 'before the restore');]]))
+  t.eq(fingerprint("mxpc_relay_dst"), BEFORE)
+  t.eq(large_objects(), 0)
+end)
+
+t.test("a ROLLBACK in pg_restore's SQL is refused, the database unchanged", function()
+  local bin = bindir_with("pg_restore", [["$REAL" "$@" | sed 's/^CREATE INDEX /ROLLBACK;\nCREATE INDEX /']])
+  local out, code = run_with_bindir(bin, ([[
+    local h <close> = assert(wf.start_restore(db_env("mxpc_relay_dst"), { dump = %q }))
+    local ok, err = h:loaded()
+    print(ok, err.code, err.message, err.hint)
+  ]]):format(DUMP))
+  failed_unchanged(out, code, "a ROLLBACK statement in the SQL: the restore runs in one transaction, which only the "
+    .. "tool ends")
+end)
+
+t.test("pg_restore's SQL ending inside a table's data, exit 0: an error, nothing committed", function()
+  local bin = bindir_with("pg_restore", [["$REAL" "$@" | head -c 300000]])
+  local out, code = run_with_bindir(bin, ([[
+    local h <close> = assert(wf.start_restore(db_env("mxpc_relay_dst"), { dump = %q }))
+    local ok, err = h:loaded()
+    print(ok, err.code, err.message, err.hint)
+  ]]):format(DUMP))
+  failed_unchanged(out, code, "nil\trestore\trestoring the database failed: PostgreSQL ")
+  t.contains(out, "the SQL ended in the middle of a table's COPY data")
+end)
+
+t.test("a restore_sql hook that ends the transaction: said, not taken for a rollback", function()
   local h <close> = assert(wf.start_restore(db_env("mxpc_relay_dst"), { dump = DUMP }))
-  while h.load:bytes() < 200000 do require("mxpc.runtime").sleep(0.01) end
-  local killed = assert(admin:query("select pg_terminate_backend(pid) as ok from pg_stat_activity " ..
-    "where datname = 'mxpc_relay_dst' and application_name = 'mxpc-data-migration' and pid <> pg_backend_pid()"))
-  t.eq(#killed, 1)
-  local ok, err = h:loaded()
+  assert(h:loaded())
+  local ok, err = h:commit("COMMIT;")
   t.eq(ok, nil)
-  t.eq(err.code, "restore")
-  t.contains(err.message, "restoring the database failed: ")
-  t.contains(err.hint, "left as it was")
-  local ok2, err2 = h:commit()
-  t.eq(ok2, nil)
-  t.eq(err2, err)
+  t.contains(err.message, "the restore_sql hook's SQL ended the restore's transaction")
+  t.ok(not err.hint:find("left as it was", 1, true), err.hint)
+  -- (it did commit: back to the state the other tests start from)
+  local dst <close> = connect("mxpc_relay_dst")
+  assert(dst:exec([[drop table "myfirstmodule$log", "system$filedocument";
+    create table kept (id int primary key, note text);
+    insert into kept values (1, 'the database as it was'), (2, 'before the restore');]]))
   t.eq(fingerprint("mxpc_relay_dst"), BEFORE)
 end)
 

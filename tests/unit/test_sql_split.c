@@ -79,11 +79,12 @@ static char *split(const char *in, size_t n, size_t chunk, size_t batch)
             break;
         }
         case MXPC_SQL_STATEMENTS:
+        case MXPC_SQL_TRANSACTION:
         case MXPC_SQL_COPY:
             assert_non_null(p);
             assert_true(len > 0);
             assert_int_equal(p[len], '\0');
-            puts_(&out, ev == MXPC_SQL_COPY ? "C{" : "S{");
+            puts_(&out, ev == MXPC_SQL_COPY ? "C{" : ev == MXPC_SQL_TRANSACTION ? "T{" : "S{");
             put(&out, p, len);
             puts_(&out, "}");
             if (ev == MXPC_SQL_COPY && (strstr(p, "stdin") || strstr(p, "STDIN")))
@@ -376,6 +377,55 @@ static void test_statements_before_copy(void **state)
                  "S{SELECT 1;\nSELECT 2;}C{\nCOPY t FROM stdin;}D{x\n}ES{SELECT 3;}.");
 }
 
+/* A semicolon inside parentheses (a rule's actions) or inside the BEGIN
+ * ATOMIC ... END of a routine's body ends no statement, as in psql: a batch
+ * cut there would send half a statement. */
+static void test_no_end_inside_parens_or_atomic_bodies(void **state)
+{
+    (void)state;
+    const char *rule = "CREATE RULE r AS ON INSERT TO t DO INSTEAD (INSERT INTO a VALUES (1); UPDATE b SET x = 1;);";
+    assert_split(rule, 20, "S{CREATE RULE r AS ON INSERT TO t DO INSTEAD (INSERT INTO a VALUES (1); UPDATE b SET x = 1;);}.");
+    const char *fn = "CREATE FUNCTION f() RETURNS int LANGUAGE sql\nBEGIN ATOMIC\n SELECT 1;\n SELECT CASE WHEN true THEN 1 "
+                     "ELSE 2 END;\nEND;\nSELECT 2;";
+    assert_split(fn, 20,
+                 "S{CREATE FUNCTION f() RETURNS int LANGUAGE sql\nBEGIN ATOMIC\n SELECT 1;\n SELECT CASE WHEN true THEN 1 "
+                 "ELSE 2 END;\nEND;}S{\nSELECT 2;}.");
+    assert_split("create or replace procedure p() begin atomic select 1; end; select 2;", 10,
+                 "S{create or replace procedure p() begin atomic select 1; end;}S{ select 2;}.");
+    /* outside a routine, CASE ... END counts nothing; BEGIN is a transaction's */
+    assert_split("SELECT CASE WHEN true THEN 1 END; SELECT 2;", 10, "S{SELECT CASE WHEN true THEN 1 END;}S{ SELECT 2;}.");
+}
+
+/* Statements that begin or end a transaction go out alone (pg_restore -f
+ * writes BEGIN; and COMMIT; around large objects), after the batch before them. */
+static void test_transaction_statements(void **state)
+{
+    (void)state;
+    assert_split("SELECT 1;\nBEGIN;\nSELECT pg_catalog.lo_create('16385');\nCOMMIT;\nSELECT 2;", BIG,
+                 "S{SELECT 1;}T{\nBEGIN;}S{\nSELECT pg_catalog.lo_create('16385');}T{\nCOMMIT;}S{\nSELECT 2;}.");
+    assert_split("start transaction; end; rollback; abort; prepare transaction 'x'; prepare q as select 1; "
+                 "begin_x();",
+                 BIG,
+                 "T{start transaction;}T{ end;}T{ rollback;}T{ abort;}T{ prepare transaction 'x';}"
+                 "S{ prepare q as select 1; begin_x();}.");
+}
+
+/* a dollar quote's tag up to 256 characters is one; a longer one is refused, not misread */
+static void test_long_dollar_tags(void **state)
+{
+    (void)state;
+    char tag[300], in[1000], want[1100];
+    memset(tag, 'a', 256);
+    tag[256] = '\0';
+    snprintf(in, sizeof in, "SELECT $%s$;$%s$;", tag, tag);
+    snprintf(want, sizeof want, "S{%s}.", in);
+    assert_split(in, BIG, want);
+    memset(tag, 'a', 257);
+    tag[257] = '\0';
+    snprintf(in, sizeof in, "SELECT $%s$;$%s$;", tag, tag);
+    assert_split(in, BIG, "ERROR(a dollar quote's tag longer than 256 characters)");
+}
+
 /* a batch that went out is not given out again, empty, before a COPY or at the end */
 static void test_no_empty_batches(void **state)
 {
@@ -523,6 +573,9 @@ int main(void)
         cmocka_unit_test(test_text_after_last_semicolon),
         cmocka_unit_test(test_restrict_lines_dropped),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_no_end_inside_parens_or_atomic_bodies),
+        cmocka_unit_test(test_transaction_statements),
+        cmocka_unit_test(test_long_dollar_tags),
         cmocka_unit_test(test_nul_byte),
         cmocka_unit_test(test_long_line),
         cmocka_unit_test(test_long_line_in_small_reads),
