@@ -267,7 +267,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             put(o, p, len);
             continue;
         }
-        if (ev != MXPC_SQL_STATEMENTS && ev != MXPC_SQL_COPY)
+        if (ev != MXPC_SQL_STATEMENTS && ev != MXPC_SQL_COPY && ev != MXPC_SQL_TRANSACTION)
             bad("an unknown event");
         if (in_data)
             bad("SQL inside COPY data");
