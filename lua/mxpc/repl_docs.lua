@@ -270,7 +270,7 @@ docs.classes = {
       { "exec(sql)", "runs statements; true or nil, err" },
       { "info()", "{server_version=, ssl=, ...}" },
       { "transaction()", "idle, active, intrans, inerror or unknown" },
-      { "load(producer)", "runs the SQL a child writes (stdout = \"pipe\"; pg_restore -f -, pg_dump) by a thread: a pg.load; commits nothing" },
+      { "load(producer)", "runs the SQL a child writes (stdout = \"pipe\"; pg_restore -f -, pg_dump) by a thread, in the open transaction (BEGIN first): a pg.load; never ends the transaction" },
       { "close()", "closes the connection" },
     } },
   { name = "pg.load", module = "mxpc.pg", meta = "mxpc.pg.load", var = "l",
