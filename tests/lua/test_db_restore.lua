@@ -94,6 +94,18 @@ local function run_with_bindir(bindir, code)
   return t.sh(("MXPC_PG_BINDIR=%s %s run %s/s.lua"):format(bindir, t.program(), dir))
 end
 
+-- A child run with `bin` as MXPC_PG_BINDIR that starts a restore of `dump`
+-- into mxpc_relay_dst, waits for the load and prints loaded()'s answer (and,
+-- so that a commit after a failure shows, commit()'s): its output and code.
+local function loaded_in_child(bin, dump)
+  return run_with_bindir(bin, ([[
+    local h <close> = assert(wf.start_restore(db_env("mxpc_relay_dst"), { dump = %q }))
+    local ok, err = h:loaded()
+    print(ok, err.code, err.message, err.hint)
+    print(h:commit("select 1;"))
+  ]]):format(dump))
+end
+
 -- A child run printed `wanted` (the error) and the hint, and the database is as it was.
 local function failed_unchanged(out, code, wanted)
   t.eq(code, 0, out)
@@ -133,12 +145,7 @@ end
 
 t.test("pg_restore killed half-way: nothing is committed, the database is unchanged", function()
   local bin = bindir_with("pg_restore", [["$REAL" "$@" | head -c 300000; kill -9 $$]])
-  local out, code = run_with_bindir(bin, ([[
-    local h <close> = assert(wf.start_restore(db_env("mxpc_relay_dst"), { dump = %q }))
-    local ok, err = h:loaded()
-    print(ok, err.code, err.message, err.hint)
-    print(h:commit("select 1;"))
-  ]]):format(DUMP))
+  local out, code = loaded_in_child(bin, DUMP)
   failed_unchanged(out, code, "nil\tpg_restore\tpg_restore was killed by signal 9 (SIGKILL)")
   t.eq(our_backends(), 0)
 end)
@@ -146,12 +153,7 @@ end)
 t.test("pg_restore ending after whole statements, but failing: judged by its status, nothing committed", function()
   -- the SQL up to the first COPY's data: whole statements, so that it alone looks complete
   local bin = bindir_with("pg_restore", [["$REAL" "$@" | sed '/FROM stdin;$/,$d'; exit 3]])
-  local out, code = run_with_bindir(bin, ([[
-    local h <close> = assert(wf.start_restore(db_env("mxpc_relay_dst"), { dump = %q }))
-    local ok, err = h:loaded()
-    print(ok, err.code, err.message, err.hint)
-    print(h:commit("select 1;"))
-  ]]):format(DUMP))
+  local out, code = loaded_in_child(bin, DUMP)
   failed_unchanged(out, code, "nil\tpg_restore\tpg_restore failed (exit status 3)")
 end)
 
@@ -196,11 +198,7 @@ end
 t.test("large objects: pg_restore's own BEGIN and COMMIT do not end the restore's transaction", function()
   -- all of pg_restore's SQL, then a failure: nothing of it, the large object included, may be committed
   local bin = bindir_with("pg_restore", [["$REAL" "$@"; exit 3]])
-  local out, code = run_with_bindir(bin, ([[
-    local h <close> = assert(wf.start_restore(db_env("mxpc_relay_dst"), { dump = %q }))
-    local ok, err = h:loaded()
-    print(ok, err.code, err.message, err.hint)
-  ]]):format(LO_DUMP))
+  local out, code = loaded_in_child(bin, LO_DUMP)
   failed_unchanged(out, code, "nil\tpg_restore\tpg_restore failed (exit status 3)")
   t.eq(large_objects(), 0)
   -- and a restore that succeeds has it
@@ -216,22 +214,14 @@ end)
 
 t.test("a ROLLBACK in pg_restore's SQL is refused, the database unchanged", function()
   local bin = bindir_with("pg_restore", [["$REAL" "$@" | sed 's/^CREATE INDEX /ROLLBACK;\nCREATE INDEX /']])
-  local out, code = run_with_bindir(bin, ([[
-    local h <close> = assert(wf.start_restore(db_env("mxpc_relay_dst"), { dump = %q }))
-    local ok, err = h:loaded()
-    print(ok, err.code, err.message, err.hint)
-  ]]):format(DUMP))
+  local out, code = loaded_in_child(bin, DUMP)
   failed_unchanged(out, code, "a ROLLBACK statement in the SQL: the restore runs in one transaction, which only the "
     .. "tool ends")
 end)
 
 t.test("pg_restore's SQL ending inside a table's data, exit 0: an error, nothing committed", function()
   local bin = bindir_with("pg_restore", [["$REAL" "$@" | head -c 300000]])
-  local out, code = run_with_bindir(bin, ([[
-    local h <close> = assert(wf.start_restore(db_env("mxpc_relay_dst"), { dump = %q }))
-    local ok, err = h:loaded()
-    print(ok, err.code, err.message, err.hint)
-  ]]):format(DUMP))
+  local out, code = loaded_in_child(bin, DUMP)
   failed_unchanged(out, code, "nil\trestore\trestoring the database failed: PostgreSQL ")
   t.contains(out, "the SQL ended in the middle of a table's COPY data")
 end)
@@ -253,11 +243,7 @@ end)
 
 t.test("a statement the server refuses: its message and the statement, the database unchanged", function()
   local bin = bindir_with("pg_restore", [["$REAL" "$@" | sed 's/^CREATE INDEX /CREATE INDEXX /']])
-  local out, code = run_with_bindir(bin, ([[
-    local h <close> = assert(wf.start_restore(db_env("mxpc_relay_dst"), { dump = %q }))
-    local ok, err = h:loaded()
-    print(ok, err.code, err.message, err.hint)
-  ]]):format(DUMP))
+  local out, code = loaded_in_child(bin, DUMP)
   failed_unchanged(out, code, "nil\trestore\trestoring the database failed: PostgreSQL ")
   t.contains(out, 'syntax error at or near "INDEXX" (SQLSTATE 42601)')
   t.contains(out, "at: CREATE INDEXX ")
@@ -266,11 +252,7 @@ end)
 
 t.test("a psql command in the SQL other than \\restrict: refused, the database unchanged", function()
   local bin = bindir_with("pg_restore", [["$REAL" "$@" | sed 's/^SET default_tablespace/\\connect other\nSET default_tablespace/']])
-  local out, code = run_with_bindir(bin, ([[
-    local h <close> = assert(wf.start_restore(db_env("mxpc_relay_dst"), { dump = %q }))
-    local ok, err = h:loaded()
-    print(ok, err.code, err.message, err.hint)
-  ]]):format(DUMP))
+  local out, code = loaded_in_child(bin, DUMP)
   failed_unchanged(out, code, "psql's \\connect command: only SQL, COPY data and \\restrict lines can be restored")
 end)
 
