@@ -22,7 +22,7 @@ local started = os.time()
 -- 1. Check the whole archive first: structure, layout, and pg_restore -l
 --    (the PostgreSQL programs must be there before anything is changed, and
 --    before standard input is read).
-assert(pg_programs.find_all(opts.files_only and { "pg_restore" } or { "pg_restore" }))
+assert(pg_programs.find_all { "pg_restore" })
 local work <close> = assert(wf.workdir(opts.file))
 local input = assert(wf.archive_input(opts, work))
 log.info("checking the archive", { file = input.name })
