@@ -39,7 +39,6 @@ struct mxpc_sql_load {
     struct mxpc_sql_split *split;
     int in_copy; /* the server waits for COPY data */
     int eof;     /* the producer's output ended */
-    long transaction_statements; /* BEGIN and COMMIT dropped */
     _Atomic uint64_t bytes;
     atomic_int finished;
     atomic_int stopping;
@@ -215,24 +214,12 @@ static int read_more(struct mxpc_sql_load *l)
  * goes on; a ROLLBACK, ABORT or PREPARE TRANSACTION is refused. */
 static int transaction_statement(struct mxpc_sql_load *l, const char *sql)
 {
-    while (*sql && (isspace((unsigned char)*sql) || *sql == '-' || *sql == '/')) {
-        if (sql[0] == '-' && sql[1] == '-')
-            sql += strcspn(sql, "\n");
-        else if (sql[0] == '/' && sql[1] == '*')
-            sql = strstr(sql, "*/") ? strstr(sql, "*/") + 2 : sql + strlen(sql);
-        else if (isspace((unsigned char)*sql))
-            sql++;
-        else
-            break;
-    }
     static const char *const kept[] = {"begin", "start", "commit", "end", NULL};
     for (int i = 0; kept[i]; i++) {
         size_t n = strlen(kept[i]);
         if (strncasecmp(sql, kept[i], n) == 0 && !isalnum((unsigned char)sql[n]) && sql[n] != '_' &&
-            !strcasestr(sql, "prepared")) {
-            l->transaction_statements++;
+            !strcasestr(sql, "prepared"))
             return 0;
-        }
     }
     char word[24];
     snprintf(word, sizeof word, "%.*s", (int)strcspn(sql, " \t\r\n;"), sql);
@@ -247,7 +234,7 @@ static int step(struct mxpc_sql_load *l)
     switch (mxpc_sql_split_next(l->split, &p, &n)) {
     case MXPC_SQL_NEED: return read_more(l);
     case MXPC_SQL_STATEMENTS: return run_sql(l, p, 0) == 0 ? 0 : -1;
-    case MXPC_SQL_TRANSACTION: return transaction_statement(l, p);
+    case MXPC_SQL_TRANSACTION: return transaction_statement(l, mxpc_sql_split_statement(l->split));
     case MXPC_SQL_COPY: {
         int r = run_sql(l, p, 1);
         if (r == 1) {

@@ -45,6 +45,7 @@ struct mxpc_sql_split {
     size_t drop;   /* sql bytes given out by the last event, removed by the next call */
     int saved;     /* the character the last event's NUL replaced, or -1 */
     int alone;     /* give out sql[stmt_start, len) alone next: MXPC_SQL_COPY or _TRANSACTION, else 0 */
+    size_t first;  /* where the statement given out alone last starts in sql, past space and comments */
     int copy_wait; /* a COPY was given out: mxpc_sql_split_copy_data() may follow */
 
     int data; /* in COPY data */
@@ -425,6 +426,7 @@ static enum mxpc_sql_event give_alone(struct mxpc_sql_split *s, const char **p, 
     s->alone = 0;
     s->copy_wait = ev == MXPC_SQL_COPY;
     s->stmt_any = s->batch_any = 0;
+    s->first = s->stmt_begin;
     ev = give(s, ev, s->stmt_start, s->len - s->stmt_start, p, n);
     s->stmt_start = s->len;
     return ev;
@@ -477,6 +479,11 @@ enum mxpc_sql_event mxpc_sql_split_next(struct mxpc_sql_split *s, const char **p
         s->batch_any = 0; /* it goes out whole: nothing is left to give out before a COPY or at the end */
         return give(s, MXPC_SQL_STATEMENTS, 0, s->len, p, n);
     }
+}
+
+const char *mxpc_sql_split_statement(const struct mxpc_sql_split *s)
+{
+    return s->sql + s->first;
 }
 
 void mxpc_sql_split_copy_data(struct mxpc_sql_split *s)

@@ -67,6 +67,11 @@ enum mxpc_sql_event mxpc_sql_split_next(struct mxpc_sql_split *s, const char **p
  * after the statement. */
 void mxpc_sql_split_copy_data(struct mxpc_sql_split *s);
 
+/* After MXPC_SQL_COPY or MXPC_SQL_TRANSACTION: the statement itself, from
+ * its first word (the event's text less the space and comments before it).
+ * Valid until the next call. */
+const char *mxpc_sql_split_statement(const struct mxpc_sql_split *s);
+
 /* After MXPC_SQL_ERROR: what was wrong, for a message. */
 const char *mxpc_sql_split_error(const struct mxpc_sql_split *s);
 

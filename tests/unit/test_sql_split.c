@@ -410,6 +410,29 @@ static void test_transaction_statements(void **state)
                  "S{ prepare q as select 1; begin_x();}.");
 }
 
+/* the statement given out alone, from its first word: what the loader judges */
+static void test_statement_from_its_first_word(void **state)
+{
+    (void)state;
+    struct mxpc_sql_split *s = mxpc_sql_split_new(BIG);
+    assert_non_null(s);
+    const char *in = "SELECT 1;\n-- large objects\n/* x */ COMMIT;\nCOPY t FROM stdin;\n\\.\n";
+    size_t room;
+    char *at = mxpc_sql_split_space(s, &room);
+    memcpy(at, in, strlen(in));
+    mxpc_sql_split_added(s, strlen(in));
+    mxpc_sql_split_end(s);
+    const char *p;
+    size_t n;
+    assert_int_equal(mxpc_sql_split_next(s, &p, &n), MXPC_SQL_STATEMENTS);
+    assert_int_equal(mxpc_sql_split_next(s, &p, &n), MXPC_SQL_TRANSACTION);
+    assert_string_equal(p, "\n-- large objects\n/* x */ COMMIT;");
+    assert_string_equal(mxpc_sql_split_statement(s), "COMMIT;");
+    assert_int_equal(mxpc_sql_split_next(s, &p, &n), MXPC_SQL_COPY);
+    assert_string_equal(mxpc_sql_split_statement(s), "COPY t FROM stdin;");
+    mxpc_sql_split_free(s);
+}
+
 /* a dollar quote's tag up to 256 characters is one; a longer one is refused, not misread */
 static void test_long_dollar_tags(void **state)
 {
@@ -575,6 +598,7 @@ int main(void)
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_no_end_inside_parens_or_atomic_bodies),
         cmocka_unit_test(test_transaction_statements),
+        cmocka_unit_test(test_statement_from_its_first_word),
         cmocka_unit_test(test_long_dollar_tags),
         cmocka_unit_test(test_nul_byte),
         cmocka_unit_test(test_long_line),
