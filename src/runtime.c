@@ -195,6 +195,12 @@ static void on_interrupt(int signo)
         lua_sethook(signal_state, interrupt_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
 }
 
+void mxpc_interrupt_rearm(void)
+{
+    if (mxpc_interrupted())
+        on_interrupt(mxpc_interrupted());
+}
+
 void mxpc_runtime_install_signal_handlers(lua_State *L)
 {
     signal_state = L;

@@ -113,7 +113,7 @@ end
 
 -- The objects the Role of one environment's jump pod names (resource_names).
 function M.role_names(opts)
-  local ok, client = pcall(function()
+  local ok, client = runtime.pcall(function()
     return assert(require("mxpc.k8s").connect { kubeconfig = opts.kubeconfig, context = opts.context,
       namespace = opts.namespace })
   end)

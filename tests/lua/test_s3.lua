@@ -658,6 +658,27 @@ print("finished")
   t.eq((client:head(bucket, key)), nil, "no object")
 end)
 
+t.test("SIGINT while an S3 error is being worded ends the run as interrupted", function()
+  -- the signal lands inside the Lua code that words a 404: the run must not
+  -- go on with the unworded error (a HEAD's 404 then no longer reads as
+  -- not_found), it stops with exit 130
+  local rc, out, err = run_script(child_prelude() .. [[
+local api = require "mxpc.s3_api"
+api.describe = function()
+  os.execute("(sleep 0.2; kill -INT $PPID) &") -- not while system() waits: it ignores SIGINT
+  for _ = 1, 1e9 do end
+  error("the signal never came")
+end
+local c = assert(s3.client{endpoint = E.endpoint, region = E.region, access_key = E.access_key,
+  secret_key = E.secret_key})
+local _, e = c:head(E.bucket, "no/such/object")
+print("went on with: " .. tostring(e and e.code))
+]])
+  t.eq(rc, 130, "exit code")
+  t.eq(out, "", "the run did not go on")
+  t.eq(err, "error: interrupted by SIGINT\n")
+end)
+
 -- --- many at once ---------------------------------------------------------------
 
 local archive = require "mxpc.archive"
