@@ -26,7 +26,11 @@ assert(pg_programs.find_all { "pg_restore" })
 local work <close> = assert(wf.workdir(opts.file))
 local input = assert(wf.archive_input(opts, work))
 log.info("checking the archive", { file = input.name })
-local summary = assert(input:validate { check_dump = true, uuids = true })
+-- what the check keeps in the working directory, so that the archive is read
+-- once: the dump, and the files while they are few and small
+local with_db, with_files = not opts.files_only, not opts.database_only
+local kept = wf.archive_keeper(work, with_db, with_files)
+local summary = assert(input:validate(setmetatable({ check_dump = true, uuids = true }, { __index = kept.options })))
 for _, w in ipairs(summary.warnings or {}) do log.warn(w) end
 log.info("archive is good", { files = summary.files or 0, dump_bytes = summary.dump and summary.dump.size })
 if opts.files_only and summary.kind == "dump" then
@@ -41,7 +45,7 @@ plan:say("archive: checked, %s%d files (%d bytes)", summary.dump and ("database 
 if plan:check(wf.check_safety_backup(opts)) and opts.safety_backup then
   plan:say("would first write a safety backup to %s", opts.safety_backup)
 end
-local with_db, with_files = not opts.files_only, not opts.database_only and summary.kind ~= "dump"
+with_files = with_files and summary.kind ~= "dump"
 if opts.delete_extra_files and not with_files then
   plan:refuse(errors.new { code = "usage", message = "--delete-extra-files: the restore leaves the files as they are "
     .. "(a database-only backup, or --database-only)" })
@@ -91,12 +95,14 @@ assert(wf.safety_backup(opts))
 local hooks = wf.hooks(opts, "restore"):set { env = env, db = db, storage = store }
 hooks:call("before_restore")
 
--- 4. Read the archive again: keep the dump in the private working directory,
---    upload each file to where the environment keeps it. Many uploads run
---    at once, fed from this one read of the archive in bounded memory; the
---    first failure stops them all (and aborts unfinished multipart uploads).
+-- 4. Upload each file to where the environment keeps it, from what the check
+--    kept, or else from a second read of the archive (which then keeps the
+--    dump too, if the check could not). Many uploads run at once in bounded
+--    memory; the first failure stops them all (and aborts unfinished
+--    multipart uploads).
 local unpacked = wf.unpack_archive { input = input, summary = summary, dump = work.path .. "/db.backup", work = work,
-  env = env, store = store, with_db = with_db, with_files = with_files, transfer = wf.transfer_options(opts) }
+  kept = kept, env = env, store = store, with_db = with_db, with_files = with_files,
+  transfer = wf.transfer_options(opts) }
 local uploaded, bytes = unpacked.files, unpacked.bytes
 
 -- 5. Stop the app (--stop-app) and replace the database's contents in one

@@ -747,13 +747,99 @@ static int re_tostring(lua_State *L)
     return 1;
 }
 
+/* --- keeping an entry in a file (e:save, pipe_to's keep) ------------------- */
+
+struct kept {
+    int fd;
+    const char *path;
+    int err; /* the first errno */
+};
+
+/* Creates the file, new (0600): 0, or -1 with k->err. */
+static int kept_open(struct kept *k, const char *path)
+{
+    k->path = path;
+    k->err = 0;
+    k->fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (k->fd < 0)
+        k->err = errno;
+    return k->fd < 0 ? -1 : 0;
+}
+
+static void kept_write(struct kept *k, const char *p, size_t len)
+{
+    while (len > 0 && !k->err) {
+        ssize_t w = write(k->fd, p, len);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0) {
+            k->err = errno;
+            break;
+        }
+        p += w;
+        len -= (size_t)w;
+    }
+}
+
+/* Closes the file, and removes it unless `ok` and every write went well;
+ * returns the first errno, or 0. */
+static int kept_close(struct kept *k, int ok)
+{
+    if (k->fd >= 0 && close(k->fd) != 0 && !k->err)
+        k->err = errno;
+    k->fd = -1;
+    if (!ok || k->err)
+        unlink(k->path);
+    return k->err;
+}
+
+static int kept_fail(lua_State *L, const struct kept *k)
+{
+    return mxpc_error_fail(L, k->err == ENOSPC ? "space" : "io", NULL, "cannot write %s: %s", k->path,
+                           strerror(k->err));
+}
+
+/* e:save(path) -> bytes, or nil, err: the rest of the entry into a new file
+ * (0600; an existing one is an error), read to the end and so checked. On
+ * failure no file is left. */
+static int re_save(lua_State *L)
+{
+    struct lreader *lr = entry_reader(L);
+    const char *path = luaL_checkstring(L, 2);
+    struct kept k;
+    if (kept_open(&k, path) != 0)
+        return kept_fail(L, &k);
+    char *buf = malloc(CHUNK);
+    ssize_t n = buf ? 1 : 0;
+    lua_Integer total = 0;
+    while (n > 0 && !k.err) {
+        n = mxpc_archive_reader_read(lr->r, buf, CHUNK);
+        if (n > 0) {
+            kept_write(&k, buf, (size_t)n);
+            total += n;
+        }
+    }
+    free(buf);
+    int werr = kept_close(&k, buf && n == 0);
+    if (!buf)
+        return luaL_error(L, "out of memory");
+    if (n < 0)
+        return reader_rc(L, lr, (int)n);
+    if (werr)
+        return kept_fail(L, &k);
+    lua_pushinteger(L, total);
+    return 1;
+}
+
 /* --- e:pipe_to(argv): stream an entry into a command ---------------------- */
 
-/* e:pipe_to({cmd, args...} [, {head = n}]) -> {status = exit code | nil,
- * signal = n | nil, stderr = text, head = the first n bytes}, or nil, err if
- * the command cannot be started. The whole entry is read (and so checked)
- * even if the command stops reading early; its stdout goes to /dev/null.
- * `head` spares a second pass to look at a header (the dump's). */
+/* e:pipe_to({cmd, args...} [, {head = n, keep = path}]) -> {status = exit
+ * code | nil, signal = n | nil, stderr = text, head = the first n bytes}, or
+ * nil, err if the command cannot be started or `keep` not written. The whole
+ * entry is read (and so checked) even if the command stops reading early; its
+ * stdout goes to /dev/null. `head` spares a second pass to look at a header
+ * (the dump's); `keep` writes the entry into a new file (as e:save) as well,
+ * which is left only when the command's result is returned. */
 static int re_pipe_to(lua_State *L)
 {
     struct lreader *lr = entry_reader(L);
@@ -765,31 +851,50 @@ static int re_pipe_to(lua_State *L)
     luaL_argcheck(L, argc >= 1, 2, "the command is empty");
     lua_Integer head_max = opt_field(L, 3, "head", LUA_TNUMBER) ? luaL_checkinteger(L, -1) : 0;
     luaL_argcheck(L, head_max >= 0 && head_max <= 1024 * 1024, 3, "head must be between 0 and 1 MiB");
+    const char *keep_path = opt_field(L, 3, "keep", LUA_TSTRING) ? lua_tostring(L, -1) : NULL;
+    struct kept k = {-1, NULL, 0};
+    if (keep_path && kept_open(&k, keep_path) != 0)
+        return kept_fail(L, &k);
     struct mxpc_buf head = MXPC_BUF_INIT;
     struct mxpc_process_options po = {.argv = argv, .in = MXPC_PROCESS_PIPE, .out = MXPC_PROCESS_NULL,
                                       .stderr_max = STDERR_MAX};
     struct mxpc_process *child;
     int e = mxpc_process_spawn(&child, &po);
-    if (e != 0)
+    if (e != 0) {
+        if (keep_path)
+            kept_close(&k, 0);
         return mxpc_error_fail(L, e == ENOENT ? "not_found" : "io", NULL, "cannot run %s: %s", argv[0], strerror(e));
+    }
     char *buf = malloc(CHUNK);
     int rc = buf ? 0 : MXPC_ARCHIVE_EIO;
-    for (ssize_t n = 1; rc == 0 && n > 0;) {
+    for (ssize_t n = 1; rc == 0 && n > 0 && !k.err;) {
         n = mxpc_archive_reader_read(lr->r, buf, CHUNK);
         if (n > 0 && head.len < (size_t)head_max)
             mxpc_buf_append(&head, buf, (size_t)n < head_max - head.len ? (size_t)n : head_max - head.len);
+        if (n > 0 && keep_path)
+            kept_write(&k, buf, (size_t)n);
         if (n < 0)
             rc = (int)n;
         else if (n > 0 && mxpc_process_write(child, buf, (size_t)n) < 0)
             rc = MXPC_ARCHIVE_EINTERRUPTED; /* a child that stops reading is judged by its status */
     }
     free(buf);
+    if (k.err) /* the child is not waited for: it is stopped and reaped by mxpc_process_free */
+        rc = rc ? rc : MXPC_ARCHIVE_EIO;
     int status = 0;
     if (rc == 0 && mxpc_process_wait(child, &status) != 0)
         rc = MXPC_ARCHIVE_EINTERRUPTED;
+    int werr = keep_path ? kept_close(&k, rc == 0) : 0;
+    if (rc == 0 && werr) {
+        mxpc_buf_free(&head);
+        mxpc_process_free(child);
+        return kept_fail(L, &k);
+    }
     if (rc != 0) {
         mxpc_buf_free(&head);
         mxpc_process_free(child);
+        if (werr && buf)
+            return kept_fail(L, &k);
         if (rc == MXPC_ARCHIVE_EINTERRUPTED)
             mxpc_check_interrupt(L);
         if (!buf)
@@ -850,7 +955,7 @@ int luaopen_mxpc_archive(lua_State *L)
         {"__gc", r_close}, {"__close", r_close}, {"__tostring", r_tostring}, {NULL, NULL},
     };
     static const luaL_Reg rentry_methods[] = {
-        {"read", re_read}, {"chunks", re_chunks}, {"skip", re_skip}, {"pipe_to", re_pipe_to},
+        {"read", re_read}, {"chunks", re_chunks}, {"skip", re_skip}, {"save", re_save}, {"pipe_to", re_pipe_to},
         {"close", re_close}, {NULL, NULL},
     };
     mxpc_lua_class(L, WRITER_META, writer_methods, writer_meta);

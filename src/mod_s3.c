@@ -525,10 +525,50 @@ static ssize_t entry_source(void *ud, void *buf, size_t cap, char *err, size_t e
     return n;
 }
 
+struct path_source {
+    int fd;
+    const char *path;
+};
+
+static ssize_t path_source(void *ud, void *buf, size_t cap, char *err, size_t errlen)
+{
+    const struct path_source *ps = ud;
+    for (;;) {
+        ssize_t n = read(ps->fd, buf, cap);
+        if (n < 0 && errno == EINTR && !mxpc_interrupted())
+            continue;
+        if (n < 0)
+            snprintf(err, errlen, "cannot read %s: %s", ps->path, strerror(errno));
+        return n;
+    }
+}
+
+/* Opens the file of the {path = file} source at idx: 0, or pushes nil, err
+ * and returns 2. */
+static int open_path_source(lua_State *L, int idx, struct path_source *ps, int64_t *size)
+{
+    lua_getfield(L, idx, "path");
+    ps->path = lua_tostring(L, -1); /* (kept alive by the table) */
+    luaL_argcheck(L, ps->path != NULL, idx, "a table source needs its path");
+    struct stat st;
+    ps->fd = open(ps->path, O_RDONLY | O_CLOEXEC);
+    if (ps->fd < 0 || fstat(ps->fd, &st) != 0) {
+        int err = errno;
+        if (ps->fd >= 0)
+            close(ps->fd);
+        return mxpc_error_fail(L, err == ENOENT ? "not_found" : "io", NULL, "cannot read %s: %s", ps->path,
+                               strerror(err));
+    }
+    lua_pop(L, 1);
+    *size = (int64_t)st.st_size;
+    return 0;
+}
+
 /* up:put(bucket, key, source [, size]) -> true | nil, err
- * source: an archive entry (read in C; size = the entry's), a string, or a
- * function returning chunks (size required). Returns once the object is on
- * its way; an error may also be one of an earlier object. */
+ * source: an archive entry (read in C; size = the entry's), {path = file}, a
+ * string, or a function returning chunks (size required). Returns once the
+ * object is on its way (the source read); an error may also be one of an
+ * earlier object. */
 static int u_put(lua_State *L)
 {
     struct luploader *u = check_uploader(L);
@@ -541,6 +581,14 @@ static int u_put(lua_State *L)
         lua_Integer size = luaL_optinteger(L, 5, lua_tointeger(L, -1));
         lua_pop(L, 1);
         rc = mxpc_s3_uploader_put(u->up, bucket, key, size, entry_source, r, &e);
+    } else if (lua_type(L, 4) == LUA_TTABLE) {
+        struct path_source ps = {-1, NULL};
+        int64_t size = 0;
+        int n = open_path_source(L, 4, &ps, &size);
+        if (n)
+            return n;
+        rc = mxpc_s3_uploader_put(u->up, bucket, key, size, path_source, &ps, &e);
+        close(ps.fd);
     } else if (lua_type(L, 4) == LUA_TSTRING) {
         struct s3lua_mem_source m = {NULL, 0, 0};
         m.data = lua_tolstring(L, 4, &m.len);

@@ -360,7 +360,12 @@ local function validate_reader(r, opts)
     elseif info.kind == "dump" then
       local head, result, rerr
       if opts.check_dump then
-        result, rerr = e:pipe_to({ pg_restore, "-l" }, { head = DUMP_HEAD })
+        local keep
+        if opts.keep_dump then
+          keep, rerr = opts.keep_dump(e.size)
+          if not keep then return nil, rerr end
+        end
+        result, rerr = e:pipe_to({ pg_restore, "-l" }, { head = DUMP_HEAD, keep = keep })
         if not result then return nil, rerr end
         head = result.head
       else
@@ -389,7 +394,9 @@ local function validate_reader(r, opts)
       s.files_bytes = s.files_bytes + e.size
       -- every byte is read: a corrupt file must be found now, not halfway
       -- through a restore
-      local ok, serr = e:skip()
+      local keep = opts.keep_file and opts.keep_file(info.uuid, e.size)
+      local ok, serr
+      if keep then ok, serr = e:save(keep) else ok, serr = e:skip() end
       if not ok then return nil, serr end
     else
       s.directories = s.directories + 1
@@ -441,7 +448,11 @@ end
 -- mxpc.archive reader) and checks its structure, layout, metadata and dump
 -- header; with opts.check_dump it also streams the dump through
 -- `pg_restore -l` (opts.pg_restore: the command; by default the one
--- mxpc.pg_programs finds). Writes nothing anywhere. Shows its progress
+-- mxpc.pg_programs finds). Writes nothing anywhere, except what the caller
+-- asks to keep so that the archive is read once: with opts.keep_dump(size)
+-- -> path | nil, err (with check_dump) the dump is also written to that path,
+-- and with opts.keep_file(uuid, size) -> path | nil a file is (a new file
+-- each; the caller removes them). Shows its progress
 -- (mxpc.progress, phase "check": bytes of the file read) unless
 -- opts.progress is false.
 -- Returns a summary (see docs/archive.md) or nil, err.

@@ -218,12 +218,67 @@ function M.write_archive(a)
   return { dump_bytes = dump_size, files = copied, bytes = copied_bytes, bytes_out = out:stats().bytes_out }
 end
 
+-- What the archive's check keeps in the working directory `work`, so that
+-- a restore reads the archive once: the dump when `with_db` (its space
+-- checked when its size is known), and the files when `with_files` while
+-- they are few and small (KEEP_FILES, KEEP_FILES_BYTES, and room for them);
+-- beyond that the kept files are removed and unpack_archive reads the
+-- archive again for the files. Returns the keeper, whose `options` go to
+-- input:validate and which unpack_archive takes as `a.kept`.
+M.KEEP_FILES, M.KEEP_FILES_BYTES = 1000, 256 * 1024 * 1024
+function M.archive_keeper(work, with_db, with_files)
+  local k = { files = with_files and {} or nil, bytes = 0, options = {} }
+  if with_db then
+    function k.options.keep_dump(size)
+      local ok, err = M.check_space(work.path, size, "the database dump")
+      if not ok then return nil, err end
+      k.dump = work.path .. "/db.backup"
+      return k.dump
+    end
+  end
+  local function give_up() -- the files are read again from the archive
+    for _, f in ipairs(k.files) do os.remove(f.path) end
+    k.files = nil
+  end
+  if with_files then
+    function k.options.keep_file(uuid, size)
+      if not k.files then return nil end
+      if #k.files == 0 and not M.check_space(work.path, M.KEEP_FILES_BYTES, "the files") then
+        k.files = nil
+        return nil
+      end
+      if #k.files >= M.KEEP_FILES or k.bytes + size > M.KEEP_FILES_BYTES then return give_up() end
+      local path = ("%s/file-%s"):format(work.path, uuid)
+      k.files[#k.files + 1] = { uuid = uuid, path = path, size = size }
+      k.bytes = k.bytes + size
+      return path
+    end
+  end
+  return k
+end
+
+-- Uploads the files the archive's check kept (archive_keeper), many at once.
+local function upload_kept(a, result)
+  local files = a.kept.files
+  local uploads <close> = a.store:uploader(a.transfer)
+  local meter <close> = M.progress("uploading files", #files, { phase = "upload", bytes = a.kept.bytes })
+  for _, f in ipairs(files) do
+    assert(uploads:put(a.env.storage.bucket, M.object_key(a.env, f.uuid), { path = f.path }))
+    result.files, result.bytes = result.files + 1, result.bytes + f.size
+    meter.step(f.size)
+  end
+  assert(uploads:finish())
+  return result
+end
+
 -- Reads the checked archive `a.input` (archive_input; `a.summary` its
 -- validate summary) once more: the dump into `a.dump` (a path in the working
 -- directory) when `a.with_db`, each file uploaded to where `a.env` keeps it
 -- (`a.store`) when `a.with_files`. Many uploads run at once, fed from this
 -- one read in bounded memory; the first failure stops them all (and aborts
 -- unfinished multipart uploads). Every file is in place when it returns.
+-- What the check kept (`a.kept`, archive_keeper's) is not read again: with
+-- the dump and every file kept, the archive is not read a second time.
 -- A database-only backup is not unpacked: its dump is the input's file.
 -- Returns {dump = the dump's path, files =, bytes =}; raises on failure.
 function M.unpack_archive(a)
@@ -233,8 +288,17 @@ function M.unpack_archive(a)
     result.dump = input.path
     return result
   end
-  if not a.with_db and not a.with_files then return result end
-  if a.with_db then assert(M.check_space(a.work.path, summary.dump.size, "the database dump")) end
+  local kept = a.kept or {}
+  local dump_wanted = a.with_db
+  if dump_wanted and kept.dump then
+    result.dump, dump_wanted = kept.dump, false
+  end
+  if a.with_files and kept.files then return upload_kept(a, result) end
+  if not dump_wanted and not a.with_files then return result end
+  log.info("reading the archive again", { files = a.with_files and summary.files or nil,
+    why = a.with_files and a.kept and ("more files than the check keeps (%d, %d bytes at most)"):format(
+      M.KEEP_FILES, M.KEEP_FILES_BYTES) or nil })
+  if dump_wanted then assert(M.check_space(a.work.path, summary.dump.size, "the database dump")) end
   local uploads <close> = a.with_files and a.store:uploader(a.transfer) or nil
   local r <close> = assert(input:reader())
   local meter <close> = M.progress(a.with_files and "uploading files" or "reading the dump",
@@ -242,7 +306,7 @@ function M.unpack_archive(a)
       poll = function() return r:info().bytes_in end })
   for entry in r:entries() do
     local place = backup_archive.classify(entry.name, entry.type)
-    if place and place.kind == "dump" and a.with_db then
+    if place and place.kind == "dump" and dump_wanted then
       local f <close> = assert(io.open(a.dump, "wb"))
       for chunk in entry:chunks() do assert(f:write(chunk)) end
       assert(f:close())

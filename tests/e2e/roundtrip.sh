@@ -81,6 +81,19 @@ grep -q "resolving" "$work/err" && bad "... before any work" || ok "... before a
 
 run "restore --stop-app into demo-copy" 0 restore -n mendix -e demo-copy -f "$work/demo.tar.gz" --stop-app
 [ "$(replicas)" = 1 ] && ok "the app runs again afterwards" || bad "the app runs again afterwards"
+grep -q "reading the archive again" "$work/err" && bad "... the archive read once (the check kept dump and files)" \
+  || ok "... the archive read once (the check kept dump and files)"
+if proof; then ok "... and demo-copy holds demo-app's data"; else bad "proof after the restore"; cat "$work/proof"; fi
+# more files than the check keeps (an edited script lowers the limit): the
+# files are read again from the archive, the dump kept by the check is used
+"$src/tests/stack/seed" --env-file "$MXPC_STACK_ENV" >/dev/null
+"$bin" scripts export "$work/few" >/dev/null
+sed -i '1i require("mxpc.workflow").KEEP_FILES = 5' "$work/few/scripts/restore.lua"
+run "restore with more files than the check keeps" 0 --scripts "$work/few" restore -n mendix -e demo-copy \
+  -f "$work/demo.tar.gz" --stop-app
+expect_err "... reads the archive again for them" "reading the archive again files=20 why=.more files than the check keeps \(5, "
+ls -A "$work" | grep -q "^\.mxpc-work" && bad "... no working directory left" || ok "... no working directory left"
+if proof; then ok "... and demo-copy holds demo-app's data"; else bad "proof after reading again"; cat "$work/proof"; fi
 
 # the Kubernetes API down when the app is to start again: a short outage is
 # waited out; after a long one the app is left stopped, and the error says so

@@ -300,6 +300,62 @@ t.test("pipe_to streams an entry into a command and reports status, stderr and h
   t.ok(errors.is(err, "not_found"), tostring(err))
 end)
 
+t.test("save and pipe_to's keep write an entry into a new file, and leave none on failure", function()
+  local dir = t.tmpdir()
+  local w = assert(archive.writer(dir .. "/k.tar.gz"))
+  local parts = {}
+  for i = 1, 40000 do parts[i] = string.pack("<I4I4I4I4", i, math.random(0, 0xffffffff), i * 7, math.random(0, 0xffff)) end
+  local body = table.concat(parts) -- 640,000 bytes that do not compress: several reads
+  assert(w:add_string("a", body))
+  assert(w:add_string("b", "bee"))
+  assert(w:add_string("c", body))
+  assert(w:commit())
+  w:close()
+  local function read(path)
+    local f <close> = assert(io.open(path, "rb"))
+    return f:read("a")
+  end
+  local r <close> = assert(archive.reader(dir .. "/k.tar.gz"))
+  t.eq(assert(assert(r:next()):save(dir .. "/a.out")), #body)
+  t.eq(read(dir .. "/a.out"), body)
+  t.eq(fs.stat(dir .. "/a.out").mode & 511, 384, "0600")
+  -- a file that exists is not overwritten
+  local none, err = assert(r:next()):save(dir .. "/a.out")
+  t.eq(none, nil)
+  t.contains(err.message, "cannot write " .. dir .. "/a.out: File exists")
+  t.eq(read(dir .. "/a.out"), body)
+  -- keep: the whole entry, also when the command reads none of it
+  local res = assert(assert(r:next()):pipe_to({ "true" }, { head = 4, keep = dir .. "/c.out" }))
+  t.eq(res.status, 0)
+  t.eq(res.head, body:sub(1, 4))
+  t.eq(read(dir .. "/c.out"), body)
+
+  local r2 <close> = assert(archive.reader(dir .. "/k.tar.gz"))
+  local e = assert(r2:next())
+  local n2, err2 = e:save(dir .. "/no/such/dir/a")
+  t.eq(n2, nil)
+  t.contains(err2.message, "cannot write " .. dir .. "/no/such/dir/a: No such file or directory")
+  local n3, err3 = e:pipe_to({ "true" }, { keep = dir .. "/no/such/dir/a" })
+  t.eq(n3, nil)
+  t.contains(err3.message, "No such file or directory")
+  -- a command that cannot start leaves no kept file
+  local n4, err4 = e:pipe_to({ "/nonexistent/command" }, { keep = dir .. "/a.kept" })
+  t.eq(n4, nil)
+  t.ok(errors.is(err4, "not_found"), tostring(err4))
+  t.eq(fs.stat(dir .. "/a.kept"), nil, "no kept file")
+  -- a damaged archive: the entry fails, and no file is left
+  local f <close> = assert(io.open(dir .. "/k.tar.gz", "rb"))
+  local whole = f:read("a")
+  local cut <close> = assert(io.open(dir .. "/cut.tar.gz", "wb"))
+  cut:write(whole:sub(1, 2000))
+  cut:close()
+  local r3 <close> = assert(archive.reader(dir .. "/cut.tar.gz"))
+  local n5, err5 = assert(r3:next()):save(dir .. "/cut.out")
+  t.eq(n5, nil)
+  t.contains(err5.message, "truncated gzip data")
+  t.eq(fs.stat(dir .. "/cut.out"), nil, "no partial file")
+end)
+
 t.test("quote and name_problem", function()
   t.eq(archive.quote('a"\n'), '"a\\"\\n"')
   t.eq(archive.name_problem("tree/a"), nil)

@@ -904,7 +904,12 @@ t.test("uploader: many PUTs at once, multipart parts in parallel, byte for byte,
     local key = ("up/%02d.bin"):format(i)
     bodies[key] = (i == 5 or i == 20) and read_file(random_file("up" .. i, 12 * MiB + i))
       or string.rep(string.char(97 + i % 26), i * 1013)
-    if i % 3 == 0 then
+    if i % 5 == 0 then
+      -- from a file ({path =}), i == 5 and 20 multipart
+      local path = ("%s/up-path-%d"):format(dir, i)
+      write_file(path, bodies[key])
+      assert(up:put(bucket, key, { path = path }))
+    elseif i % 3 == 0 then
       -- from a function in odd chunks
       local body, off = bodies[key], 0
       assert(up:put(bucket, key, function()
@@ -924,6 +929,13 @@ t.test("uploader: many PUTs at once, multipart parts in parallel, byte for byte,
     client:delete(bucket, key)
   end
   t.eq(#assert(client:list_multipart_uploads(bucket)), 0, "no unfinished multipart upload")
+  local up2 <close> = c5:uploader()
+  local none, err = up2:put(bucket, "up/none.bin", { path = dir .. "/no-such-file" })
+  t.eq(none, nil)
+  t.ok(errors.is(err, "not_found"), tostring(err))
+  t.contains(err.message, "cannot read " .. dir .. "/no-such-file: No such file or directory")
+  assert(up2:finish())
+  t.eq((client:head(bucket, "up/none.bin")), nil, "nothing uploaded")
 end)
 
 t.test("uploader: one of many in-flight PUTs fails: the others stop, multipart uploads aborted", function()
