@@ -4,7 +4,8 @@
 --     hooks =, dry_run =, safety_backup =, delete_extra_files =, kubeconfig =, context =,
 --     archive_endpoint =, archive_region =, archive_profile = }
 -- `file` is a path, "-" (standard input, copied into the private working
--- directory first) or "s3://BUCKET/KEY" (read twice: checked, then restored).
+-- directory first) or "s3://BUCKET/KEY" (read once: the check keeps the dump
+-- and a few files; with more files it is read again for them).
 -- Nothing is written anywhere before the whole archive has been checked, the
 -- files are uploaded before the database is touched, and the database is
 -- emptied and restored in one transaction: a failure leaves it as it was.

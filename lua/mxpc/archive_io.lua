@@ -345,8 +345,8 @@ end
 
 -- The archive to restore, from where `-f` says. A file is read where it is;
 -- standard input is first copied into the working directory `work` (it can
--- be read only once, and the archive is read twice: checked, then restored);
--- an S3 object is read twice, the same version both times (a database-only
+-- be read only once, and a restore may read the archive twice: checked, then
+-- the files); an S3 object is read the same version each time (a database-only
 -- dump is downloaded into `work`). Returns an input with `name`,
 -- `input:validate(opts)`, `input:reader()` and `input.path` (a local copy,
 -- when there is one), or nil, err.

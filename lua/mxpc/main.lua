@@ -191,12 +191,14 @@ command {
     "mendix-cloud://APP/ENV[/SNAPSHOT] [options]",
   description = "Restores a Mendix Cloud backup archive (or a database-only .backup file)\n" ..
       "into the environment's database and file storage. The whole archive is checked\n" ..
-      "before anything is changed, so it is read twice. -f - reads it from standard\n" ..
+      "before anything is changed; that check keeps the dump (and up to 1,000 files)\n" ..
+      "in a private working directory, else the files are read in a second pass.\n" ..
+      "-f - reads it from standard\n" ..
       "input: it is first copied into a private working directory in $TMPDIR (default\n" ..
       "/tmp), which needs room for the archive and its database dump (64 MiB are kept\n" ..
       "free, MXPC_MIN_FREE bytes if set); the copy is removed when the restore ends,\n" ..
-      "also after a failure or Ctrl-C. -f s3://BUCKET/KEY reads the object twice\n" ..
-      "(a check, then the restore), pinned to the same version; so does\n" ..
+      "also after a failure or Ctrl-C. -f s3://BUCKET/KEY reads the object (twice\n" ..
+      "when it needs a second pass) pinned to the same version; so does\n" ..
       "-f azblob://ACCOUNT/CONTAINER/BLOB (pinned to its ETag).\n" ..
       "-f mendix-cloud://APP/ENVIRONMENT[/SNAPSHOT] restores a Mendix Cloud snapshot\n" ..
       "(the newest completed one, the one given, or with --new-snapshot a new one)\n" ..
