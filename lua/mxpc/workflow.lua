@@ -220,34 +220,43 @@ end
 
 -- What the archive's check keeps in the working directory `work`, so that
 -- a restore reads the archive once: the dump when `with_db` (its space
--- checked when its size is known), and the files when `with_files` while
--- they are few and small (KEEP_FILES, KEEP_FILES_BYTES, and room for them);
--- beyond that the kept files are removed and unpack_archive reads the
--- archive again for the files. Returns the keeper, whose `options` go to
--- input:validate and which unpack_archive takes as `a.kept`.
-M.KEEP_FILES, M.KEEP_FILES_BYTES = 1000, 256 * 1024 * 1024
+-- checked when its size is known), and then the files when `with_files`,
+-- while they are few and small: at most KEEP_FILES of them, and bytes up to
+-- KEEP_FILES_BYTES and KEEP_FILES_SHARE of the dump's size (a second read
+-- costs mostly the dump's decompression: with a small dump it is cheap, and
+-- writing the files out would cost more). Beyond that the kept files are
+-- removed (k.why says why) and unpack_archive reads the archive again for
+-- the files.
+-- Returns the keeper, whose `options` go to input:validate and which
+-- unpack_archive takes as `a.kept`.
+M.KEEP_FILES, M.KEEP_FILES_BYTES, M.KEEP_FILES_SHARE = 1000, 256 * 1024 * 1024, 0.25
 function M.archive_keeper(work, with_db, with_files)
-  local k = { files = with_files and {} or nil, bytes = 0, options = {} }
+  local k = { bytes = 0, options = {} }
+  local budget -- bytes of files that may be kept; known with the dump's size
   if with_db then
     function k.options.keep_dump(size)
       local ok, err = M.check_space(work.path, size, "the database dump")
       if not ok then return nil, err end
       k.dump = work.path .. "/db.backup"
+      budget = math.min(M.KEEP_FILES_BYTES, math.floor(size * M.KEEP_FILES_SHARE))
+      if with_files then
+        if M.check_space(work.path, size + budget, "the files") then k.files = {} else k.why = "no room for them" end
+      end
       return k.dump
     end
   end
-  local function give_up() -- the files are read again from the archive
+  local function give_up(why) -- the files are read again from the archive
     for _, f in ipairs(k.files) do os.remove(f.path) end
-    k.files = nil
+    k.files, k.why = nil, why
   end
   if with_files then
     function k.options.keep_file(uuid, size)
       if not k.files then return nil end
-      if #k.files == 0 and not M.check_space(work.path, M.KEEP_FILES_BYTES, "the files") then
-        k.files = nil
-        return nil
+      if #k.files >= M.KEEP_FILES then return give_up(("more than %d files"):format(M.KEEP_FILES)) end
+      if k.bytes + size > budget then
+        return give_up(("more than %d bytes of files (%s)"):format(budget, budget < M.KEEP_FILES_BYTES
+          and ("%g of the dump's size"):format(M.KEEP_FILES_SHARE) or "at most"))
       end
-      if #k.files >= M.KEEP_FILES or k.bytes + size > M.KEEP_FILES_BYTES then return give_up() end
       local path = ("%s/file-%s"):format(work.path, uuid)
       k.files[#k.files + 1] = { uuid = uuid, path = path, size = size }
       k.bytes = k.bytes + size
@@ -296,8 +305,7 @@ function M.unpack_archive(a)
   if a.with_files and kept.files then return upload_kept(a, result) end
   if not dump_wanted and not a.with_files then return result end
   log.info("reading the archive again", { files = a.with_files and summary.files or nil,
-    why = a.with_files and a.kept and ("more files than the check keeps (%d, %d bytes at most)"):format(
-      M.KEEP_FILES, M.KEEP_FILES_BYTES) or nil })
+    why = a.with_files and kept.why or nil })
   if dump_wanted then assert(M.check_space(a.work.path, summary.dump.size, "the database dump")) end
   local uploads <close> = a.with_files and a.store:uploader(a.transfer) or nil
   local r <close> = assert(input:reader())
