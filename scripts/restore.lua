@@ -5,7 +5,8 @@
 --     archive_endpoint =, archive_region =, archive_profile = }
 -- `file` is a path, "-" (standard input, copied into the private working
 -- directory first) or "s3://BUCKET/KEY" (read once: the check keeps the dump
--- and a few files; with more files it is read again for them).
+-- and the files when they are few and small against it; else it is read
+-- again for the files).
 -- Nothing is written anywhere before the whole archive has been checked, the
 -- files are uploaded before the database is touched, and the database is
 -- emptied and restored in one transaction: a failure leaves it as it was.
@@ -28,9 +29,11 @@ local work <close> = assert(wf.workdir(opts.file))
 local input = assert(wf.archive_input(opts, work))
 log.info("checking the archive", { file = input.name })
 -- what the check keeps in the working directory, so that the archive is read
--- once: the dump, and the files while they are few and small
+-- once: the dump, and the files while they are few and small; not in a dry
+-- run (which writes nothing), nor before a safety backup (which needs the room)
 local with_db, with_files = not opts.files_only, not opts.database_only
-local kept = wf.archive_keeper(work, with_db, with_files)
+local keeps = not opts.dry_run and not opts.safety_backup
+local kept = wf.archive_keeper(work, keeps and with_db, keeps and with_files)
 local summary = assert(input:validate(setmetatable({ check_dump = true, uuids = true }, { __index = kept.options })))
 for _, w in ipairs(summary.warnings or {}) do log.warn(w) end
 log.info("archive is good", { files = summary.files or 0, dump_bytes = summary.dump and summary.dump.size })

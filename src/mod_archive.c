@@ -795,8 +795,13 @@ static int kept_close(struct kept *k, int ok)
 
 static int kept_fail(lua_State *L, const struct kept *k)
 {
-    return mxpc_error_fail(L, k->err == ENOSPC ? "space" : "io", NULL, "cannot write %s: %s", k->path,
-                           strerror(k->err));
+    int e = k->err;
+    const char *code = e == ENOSPC || e == EDQUOT                ? "space"
+                       : e == EEXIST                             ? "exists"
+                       : e == EACCES || e == EPERM || e == EROFS ? "permission"
+                       : e == ENOENT                             ? "not_found"
+                                                                 : "io";
+    return mxpc_error_fail(L, code, NULL, "cannot write %s: %s", k->path, strerror(e));
 }
 
 /* e:save(path) -> bytes, or nil, err: the rest of the entry into a new file

@@ -543,23 +543,23 @@ static ssize_t path_source(void *ud, void *buf, size_t cap, char *err, size_t er
     }
 }
 
-/* Opens the file of the {path = file} source at idx: 0, or pushes nil, err
- * and returns 2. */
+/* Opens the regular file of the {path = file} source at idx, leaving its
+ * path on the stack (popped by the caller after the put): 0, or pushes nil,
+ * err and returns 2. */
 static int open_path_source(lua_State *L, int idx, struct path_source *ps, int64_t *size)
 {
-    lua_getfield(L, idx, "path");
-    ps->path = lua_tostring(L, -1); /* (kept alive by the table) */
-    luaL_argcheck(L, ps->path != NULL, idx, "a table source needs its path");
+    luaL_argcheck(L, lua_getfield(L, idx, "path") == LUA_TSTRING, idx, "a table source needs its path (a string)");
+    ps->path = lua_tostring(L, -1);
     struct stat st;
-    ps->fd = open(ps->path, O_RDONLY | O_CLOEXEC);
-    if (ps->fd < 0 || fstat(ps->fd, &st) != 0) {
-        int err = errno;
+    ps->fd = open(ps->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* (a FIFO must not block here) */
+    int err = ps->fd < 0 || fstat(ps->fd, &st) != 0 ? errno : !S_ISREG(st.st_mode) ? EINVAL : 0;
+    if (err) {
         if (ps->fd >= 0)
             close(ps->fd);
-        return mxpc_error_fail(L, err == ENOENT ? "not_found" : "io", NULL, "cannot read %s: %s", ps->path,
-                               strerror(err));
+        const char *code = err == ENOENT ? "not_found" : err == EACCES || err == EPERM ? "permission" : "io";
+        return mxpc_error_fail(L, code, NULL, "cannot read %s: %s", ps->path,
+                               err == EINVAL ? "not a regular file" : strerror(err));
     }
-    lua_pop(L, 1);
     *size = (int64_t)st.st_size;
     return 0;
 }
@@ -589,6 +589,7 @@ static int u_put(lua_State *L)
             return n;
         rc = mxpc_s3_uploader_put(u->up, bucket, key, size, path_source, &ps, &e);
         close(ps.fd);
+        lua_pop(L, 1); /* the path */
     } else if (lua_type(L, 4) == LUA_TSTRING) {
         struct s3lua_mem_source m = {NULL, 0, 0};
         m.data = lua_tolstring(L, 4, &m.len);

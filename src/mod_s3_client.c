@@ -86,7 +86,9 @@ void s3lua_push_error_object(lua_State *L, const struct mxpc_s3_error *e)
             lua_replace(L, top + 1);
             worded = 1;
         } else {
-            mxpc_interrupt_rearm(); /* a signal that raised in there is not lost */
+            const char *code = rc != LUA_OK ? mxpc_error_field(L, -1, "code") : NULL;
+            if (code && strcmp(code, "interrupted") == 0)
+                mxpc_interrupt_rearm(); /* the signal that raised in there is not lost */
             mxpc_log(MXPC_LOG_DEBUG, "s3: the error could not be worded: %s",
                      rc != LUA_OK && lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "no code and message");
         }

@@ -43,10 +43,9 @@ void mxpc_runtime_install_signal_handlers(lua_State *L);
  * from Lua. */
 void mxpc_check_interrupt(lua_State *L);
 
-/* For C code whose lua_pcall failed and which does not raise the error: if a
- * signal arrived, the interrupt hook may have raised inside that call and been
- * swallowed with it; this makes the Lua code raise it again at its next
- * instruction. */
+/* For C code whose lua_pcall failed with the interruption error and which
+ * does not raise it: makes the Lua code raise it again at its next
+ * instruction (the hook that raised it inside that call is cleared). */
 void mxpc_interrupt_rearm(void);
 
 /* runtime.set_ticker(fn) plugs fn into mxpc_tick (interrupt.h). */

@@ -195,7 +195,7 @@ function M.list_files(conn, each)
       '"' .. FILES_TABLE .. '"', UUID_COLUMN))
   if not ok then return nil, derr end
   -- (a hook may have closed the connection: the error that ends the listing is the one to see)
-  local _ <close> = setmetatable({}, { __close = function() pcall(conn.exec, conn, "close " .. cursor) end })
+  local _ <close> = setmetatable({}, { __close = function() runtime.pcall(conn.exec, conn, "close " .. cursor) end })
   local n, skipped, fetched = 0, 0, 0
   repeat
     local rows, qerr = conn:query(("fetch forward %d from %s"):format(M.LIST_BATCH, cursor))
@@ -280,8 +280,9 @@ function Snapshot:close()
   local conn = self.conn
   if not conn then return end
   self.conn = nil
-  pcall(conn.exec, conn, "rollback")
+  local ok, err = pcall(conn.exec, conn, "rollback")
   if self.own then conn:close() end
+  if not ok and errors.is(err, "interrupted") then error(err, 0) end -- a signal, raised inside: not lost
 end
 Snapshot.__close = Snapshot.close
 

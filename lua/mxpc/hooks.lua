@@ -75,6 +75,7 @@ function M.read(path)
   local ok, t = res[1], res[2]
   if not ok then
     local e = errors.normalize(t)
+    if errors.is(e, "interrupted") then error(e, 0) end -- a signal, not the file's fault
     return nil, hooks_error(path, "it failed to load: " .. e.message, e.hint)
   end
   if type(t) ~= "table" then
@@ -214,7 +215,7 @@ end
 function Hooks:failed(err)
   if not self.fns.on_error or self.in_error then return end
   self.in_error = true
-  local ok, e = pcall(self.call, self, "on_error", errors.normalize(err))
+  local ok, e = runtime.pcall(self.call, self, "on_error", errors.normalize(err)) -- (a signal raises)
   if not ok then log.warn(errors.normalize(e).message) end
 end
 

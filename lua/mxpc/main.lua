@@ -191,8 +191,9 @@ command {
     "mendix-cloud://APP/ENV[/SNAPSHOT] [options]",
   description = "Restores a Mendix Cloud backup archive (or a database-only .backup file)\n" ..
       "into the environment's database and file storage. The whole archive is checked\n" ..
-      "before anything is changed; that check keeps the dump (and up to 1,000 files)\n" ..
-      "in a private working directory, else the files are read in a second pass.\n" ..
+      "before anything is changed; that check keeps the dump (and the files, if few\n" ..
+      "and small against it) in a private working directory, else the files are\n" ..
+      "read in a second pass.\n" ..
       "-f - reads it from standard\n" ..
       "input: it is first copied into a private working directory in $TMPDIR (default\n" ..
       "/tmp), which needs room for the archive and its database dump (64 MiB are kept\n" ..

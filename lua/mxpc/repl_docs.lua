@@ -179,7 +179,7 @@ docs.modules = {
       { "write_archive{target=, level=, env=, store=, files=, missing=, dump=, facts=, started=, transfer=, work=, strict=}",
         "writes and commits the backup archive: {dump_bytes=, files=, bytes=, bytes_out=}" },
       { "archive_keeper(work, with_db, with_files)",
-        "what the archive's check keeps in work (the dump; files while few, KEEP_FILES/KEEP_FILES_BYTES): k.options go to input:validate" },
+        "what the archive's check keeps in work (the dump; files while few and small, KEEP_FILES/_BYTES/_SHARE): k.options go to input:validate" },
       { "unpack_archive{input=, summary=, dump=, work=, kept=, env=, store=, with_db=, with_files=, transfer=}",
         "the files uploaded (from what the check kept, else read again) and the dump's path: {dump=, files=, bytes=}" },
       { "replace_database{env=, db=, dump=, hooks=}",

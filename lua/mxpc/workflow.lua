@@ -239,7 +239,7 @@ function M.archive_keeper(work, with_db, with_files)
       if not ok then return nil, err end
       k.dump = work.path .. "/db.backup"
       budget = math.min(M.KEEP_FILES_BYTES, math.floor(size * M.KEEP_FILES_SHARE))
-      if with_files then
+      if with_files and not k.why then
         if M.check_space(work.path, size + budget, "the files") then k.files = {} else k.why = "no room for them" end
       end
       return k.dump
@@ -249,8 +249,9 @@ function M.archive_keeper(work, with_db, with_files)
     for _, f in ipairs(k.files) do os.remove(f.path) end
     k.files, k.why = nil, why
   end
-  if with_files then
+  if with_db and with_files then
     function k.options.keep_file(uuid, size)
+      if not budget then k.why = "files before the dump in the archive" end -- (kept all, or none)
       if not k.files then return nil end
       if #k.files >= M.KEEP_FILES then return give_up(("more than %d files"):format(M.KEEP_FILES)) end
       if k.bytes + size > budget then
@@ -302,7 +303,10 @@ function M.unpack_archive(a)
   if dump_wanted and kept.dump then
     result.dump, dump_wanted = kept.dump, false
   end
-  if a.with_files and kept.files then return upload_kept(a, result) end
+  if a.with_files and kept.files then
+    assert(#kept.files == summary.files and not dump_wanted, "the check kept some of the files only")
+    return upload_kept(a, result)
+  end
   if not dump_wanted and not a.with_files then return result end
   log.info("reading the archive again", { files = a.with_files and summary.files or nil,
     why = a.with_files and kept.why or nil })
