@@ -40,7 +40,7 @@ docs.modules = {
       { "parse_dump_header(bytes)", "the header of a pg_dump -Fc file: version, sizes, server, ...; or nil, why" },
       { "compatibility(summary)", "{mendix_cloud=, verdict=, reasons=}: would Mendix Cloud restore it" },
       { "detect(path)", "\"archive\" or \"dump\", or nil, err" },
-      { "validate(path [, {check_dump=}])", "the summary of an archive or dump (as inspect), or nil, err" },
+      { "validate(path [, {check_dump=, keep_dump=, keep_file=}])", "the summary of an archive or dump (as inspect), or nil, err; keep_dump(size)/keep_file(uuid, size) -> path keep them while checking" },
       { "writer(path [, opts])", "a backup writer keeping the layout: metadata, dump, then files" },
       { "report(summary)", "the summary as lines for a person" },
       { "command(name, opts, file)", "runs inspect or verify on file; returns the exit code" },
@@ -329,7 +329,7 @@ docs.classes = {
     } },
   { name = "s3.uploader", module = "mxpc.s3", meta = "mxpc.s3.uploader", var = "u", summary = "PUTs of many objects at once",
     methods = {
-      { "put(bucket, key, source [, size])", "starts an upload; true or nil, err" },
+      { "put(bucket, key, source [, size])", "starts an upload (source: a string, a function, an archive entry or {path=}); true or nil, err" },
       { "finish()", "waits for every upload; true or nil, err" },
       { "stats()", "counts and bytes so far" },
       { "close()", "stops what still runs" },
