@@ -319,9 +319,7 @@ function M.unpack_archive(a)
   for entry in r:entries() do
     local place = backup_archive.classify(entry.name, entry.type)
     if place and place.kind == "dump" and dump_wanted then
-      local f <close> = assert(io.open(a.dump, "wb"))
-      for chunk in entry:chunks() do assert(f:write(chunk)) end
-      assert(f:close())
+      assert(entry:save(a.dump))
     elseif place and place.kind == "file" and a.with_files then
       assert(uploads:put(a.env.storage.bucket, M.object_key(a.env, place.uuid), entry))
       result.files, result.bytes = result.files + 1, result.bytes + entry.size
